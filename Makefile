@@ -1,0 +1,67 @@
+# cassette build. `make` builds build/cassette; `make test` installs what the
+# tests need, builds, and runs every test; `make demo` shows the main job.
+
+CC      ?= gcc
+PKGS    := libzstd libsodium jansson
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
+           -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
+INC     := -Isrc
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson) -lpthread
+
+# Two variants: release-ish (O2, the shipped binary, valgrind runs) and asan
+# (AddressSanitizer + UBSan, what the unit and integration tests run).
+BUILD   ?= build
+ifeq ($(VARIANT),asan)
+BUILD   := build/asan
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDOPT   := -fsanitize=address,undefined
+else
+OPT     := -O2 -g
+LDOPT   :=
+endif
+CFLAGS  += $(CSTD) $(WARN) $(INC) $(OPT)
+LDFLAGS += $(LDOPT)
+
+SRC      := $(shell find src -name '*.c' ! -path 'src/cli/main.c' | sort)
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/src/cli/main.o
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all asan unit test demo clean deps fuzz
+all: $(BUILD)/cassette
+
+$(BUILD)/libcassette.a: $(OBJ)
+	@mkdir -p $(@D)
+	ar rcs $@ $^
+
+$(BUILD)/cassette: $(MAIN_OBJ) $(BUILD)/libcassette.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcassette.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+asan:
+	$(MAKE) VARIANT=asan all unit
+
+deps:
+	./scripts/install-deps.sh
+
+test:
+	./tests/run.sh
+
+demo:
+	./scripts/demo.sh
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

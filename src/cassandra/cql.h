@@ -1,0 +1,77 @@
+/* cql.h - a native CQL protocol v4 client (the subset cassette needs).
+ *
+ * Owns: one TCP connection to a Cassandra node, the frame codec, STARTUP and
+ * PasswordAuthenticator (SASL PLAIN) authentication, QUERY with automatic
+ * paging, and the decoding of RESULT frames (Void, Rows, Set_keyspace,
+ * Schema_change) and ERROR frames into cs_err. Values are decoded into a
+ * small tree of cql_value with a text form for every scalar. Blocking I/O
+ * with a timeout on every read and write. One connection per thread.
+ * Must not: know what the queries mean (schema, topology are cassandra/). */
+#ifndef CS_CQL_H
+#define CS_CQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct cql_conn cql_conn;
+typedef struct cql_result cql_result;
+
+typedef struct cql_conn_opts {
+    const char *host;     /* name or address */
+    int port;             /* 9042 by default when 0 */
+    int timeout_ms;       /* connect and per-request; 10000 when 0 */
+    const char *username; /* NULL: no authentication offered */
+    const char *password; /* never logged */
+} cql_conn_opts;
+
+int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e);
+void cql_close(cql_conn *c); /* NULL is fine */
+
+/* Run one statement at consistency ONE (LOCAL_ONE is not needed for the
+ * local system tables we read); all pages are fetched and concatenated.
+ * DDL statements return an empty result. A server ERROR becomes cs_err with
+ * code CS_E_EXTERNAL and the server's message. */
+int cql_query(cql_conn *c, const char *cql, cql_result **out, cs_err *e);
+
+enum cql_value_kind {
+    CQL_NULL = 0,
+    CQL_SCALAR, /* text holds the value's text form */
+    CQL_LIST,   /* list, set or tuple: n items */
+    CQL_MAP,    /* map: n pairs, items[2i] key, items[2i+1] value */
+};
+
+typedef struct cql_value {
+    enum cql_value_kind kind;
+    /* Text form of a scalar: text/ascii/varchar as is; int, bigint, smallint,
+     * tinyint, counter, varint(<=64 bit) in decimal; boolean "true"/"false";
+     * uuid/timeuuid canonical lowercase 8-4-4-4-12; inet dotted quad or IPv6
+     * text; timestamp milliseconds since the epoch in decimal; double/float
+     * with %.17g/%.9g; blob and anything else "0x" + lowercase hex. */
+    char *text;
+    size_t n;
+    struct cql_value *items;
+} cql_value;
+
+size_t cql_result_rows(const cql_result *r);
+size_t cql_result_cols(const cql_result *r);
+const char *cql_result_colname(const cql_result *r, size_t col);
+/* Column index by name, or -1. */
+int cql_result_col(const cql_result *r, const char *name);
+/* Never NULL for a valid row/col; kind CQL_NULL for a null cell. */
+const cql_value *cql_result_value(const cql_result *r, size_t row, size_t col);
+/* Text of a scalar cell by column name, or NULL if null/absent/not scalar. */
+const char *cql_result_text(const cql_result *r, size_t row, const char *col);
+void cql_result_free(cql_result *r); /* NULL is fine */
+
+/* Pure decoding, exposed for unit tests and the fuzzer: parse the body of a
+ * RESULT frame (opcode 0x08, after the 9-byte header). For a Rows result,
+ * *paging_state (caller frees, may be NULL) receives the paging state if the
+ * has_more_pages flag is set. */
+int cql_decode_result(const uint8_t *body, size_t len, cql_result **out,
+                      uint8_t **paging_state, size_t *paging_len, cs_err *e);
+/* Parse the body of an ERROR frame into e (returns e->code). */
+int cql_decode_error(const uint8_t *body, size_t len, cs_err *e);
+
+#endif

@@ -1,0 +1,95 @@
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void cs_err_clear(cs_err *e)
+{
+    if (!e)
+        return;
+    e->code = CS_OK;
+    e->msg[0] = '\0';
+}
+
+static void format_into(char *dst, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(dst, cap, fmt, ap);
+    if (n < 0)
+        dst[0] = '\0';
+    /* Keep the message on one line whatever we were given. */
+    for (char *p = dst; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+int cs_err_set(cs_err *e, int code, const char *fmt, ...)
+{
+    if (!e)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    format_into(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->code = code;
+    return code;
+}
+
+int cs_err_sys(cs_err *e, int code, int errnum, const char *fmt, ...)
+{
+    if (!e)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    format_into(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(e->msg);
+    snprintf(e->msg + len, sizeof e->msg - len, ": %s", strerror(errnum));
+    e->code = code;
+    return code;
+}
+
+int cs_err_prefix(cs_err *e, const char *fmt, ...)
+{
+    if (!e)
+        return CS_E_INVAL;
+    char ctx[CS_ERR_MSG_MAX];
+    char old[CS_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    format_into(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    /* ctx + ": " + old, cut at the buffer's end. */
+    size_t n = strlen(ctx);
+    memcpy(e->msg, ctx, n + 1);
+    if (old[0] && n + 2 < sizeof e->msg) {
+        memcpy(e->msg + n, ": ", 3);
+        n += 2;
+        size_t rest = strlen(old);
+        if (rest > sizeof e->msg - n - 1)
+            rest = sizeof e->msg - n - 1;
+        memcpy(e->msg + n, old, rest);
+        e->msg[n + rest] = '\0';
+    }
+    if (e->code == CS_OK)
+        e->code = CS_E_INVAL;
+    return e->code;
+}
+
+const char *cs_err_name(int code)
+{
+    switch (code) {
+    case CS_OK: return "ok";
+    case CS_E_INVAL: return "invalid input";
+    case CS_E_NOMEM: return "out of memory";
+    case CS_E_IO: return "I/O error";
+    case CS_E_NOTFOUND: return "not found";
+    case CS_E_PROTO: return "protocol error";
+    case CS_E_CORRUPT: return "corrupt data";
+    case CS_E_EXTERNAL: return "external command failed";
+    case CS_E_EXISTS: return "already exists";
+    case CS_E_UNAVAIL: return "unavailable";
+    default: return "error";
+    }
+}

@@ -1,0 +1,53 @@
+/* err.h - the one error type and reporting path of cassette.
+ *
+ * Owns: cs_err, a caller-owned value holding an error class and one human
+ * sentence. Functions return 0 on success or a negative CS_E_* code and fill
+ * the cs_err they were given; callers add context on the way up with
+ * cs_err_prefix ("restore ks.t: object 3f2a: hash mismatch"). Only the CLI
+ * prints the final sentence, once, on one line.
+ * Must not: allocate, log, or exit. */
+#ifndef CS_ERR_H
+#define CS_ERR_H
+
+#include <stddef.h>
+
+enum cs_errcode {
+    CS_OK = 0,
+    CS_E_INVAL = -1,     /* bad input from the user or a caller */
+    CS_E_NOMEM = -2,     /* allocation failed */
+    CS_E_IO = -3,        /* file system or socket error */
+    CS_E_NOTFOUND = -4,  /* something named does not exist */
+    CS_E_PROTO = -5,     /* a peer spoke something we do not understand */
+    CS_E_CORRUPT = -6,   /* stored data failed a check */
+    CS_E_EXTERNAL = -7,  /* an external command or server reported failure */
+    CS_E_EXISTS = -8,    /* something that must not exist does */
+    CS_E_UNAVAIL = -9,   /* a server could not be reached */
+};
+
+#define CS_ERR_MSG_MAX 1024
+
+typedef struct cs_err {
+    int code;                  /* a CS_E_* value, or CS_OK */
+    char msg[CS_ERR_MSG_MAX];  /* one sentence, no trailing newline */
+} cs_err;
+
+/* Clear e (code CS_OK, empty message). */
+void cs_err_clear(cs_err *e);
+
+/* Set code and message; returns code so callers can `return cs_err_set(...)`.
+ * e may be NULL (the error is then only returned). */
+int cs_err_set(cs_err *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Like cs_err_set, appending ": strerror(errnum)". */
+int cs_err_sys(cs_err *e, int code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Prepend context: "ctx: <old message>". Returns e->code. */
+int cs_err_prefix(cs_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A short name for an error code ("I/O error", "not found", ...). */
+const char *cs_err_name(int code);
+
+#endif

@@ -1,0 +1,41 @@
+/* filters.h - the pipeline's transforming sinks.
+ *
+ * Owns: hash (BLAKE2b-256 through libsodium's crypto_generichash), byte
+ * count, and zstd compression/decompression (libzstd streaming API). Each
+ * filter takes ownership of `next` (also on failure: it frees next) and
+ * pushes its output there; close finishes its own work and then closes next.
+ * Results land in caller-owned structs when close succeeds. */
+#ifndef CS_IO_FILTERS_H
+#define CS_IO_FILTERS_H
+
+#include <stdint.h>
+
+#include "io/sink.h"
+
+#define CS_HASH_BYTES 32
+#define CS_HASH_HEX (CS_HASH_BYTES * 2 + 1)
+
+typedef struct cs_hash_result {
+    uint8_t digest[CS_HASH_BYTES];
+    char hex[CS_HASH_HEX]; /* lowercase hex of digest */
+    uint64_t bytes;        /* bytes that passed through */
+} cs_hash_result;
+
+/* Hash what passes through; out is filled when close succeeds. next may be
+ * NULL: then the filter is a terminal sink that only hashes. */
+cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out);
+
+/* Count what passes through into *count (updated as bytes pass). */
+cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count);
+
+/* zstd compress at level (1..19; 3 is the default). */
+cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e);
+
+/* zstd decompress; close fails with CS_E_CORRUPT when the input ends in the
+ * middle of a frame (a truncated object is an error, never a short file). */
+cs_sink *cs_zstd_decompress_new(cs_sink *next, cs_err *e);
+
+/* One-shot hash of a memory block, for small things (tests, manifests). */
+void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out);
+
+#endif

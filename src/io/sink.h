@@ -1,0 +1,57 @@
+/* sink.h - the streaming byte pipeline: one sink interface for every stage.
+ *
+ * Owns: cs_sink, a push-style byte consumer, and the generic sinks that are
+ * not filters (file, buffer, null) plus the pump that feeds a sink from a
+ * file descriptor. Filters (hash, count, zstd; later age, rate limit) are
+ * sinks that transform bytes and push them into the next sink, which they
+ * own. A chain is built from the end: storage writer <- zstd <- hash, and a
+ * source pushes into its head. Memory is bounded: no stage ever holds a
+ * whole file.
+ *
+ * Life cycle: write* then close (flushes, checks, commits, and closes the
+ * rest of the chain), then free. Free without a successful close aborts:
+ * a file sink removes its partial file, a storage writer discards the
+ * upload. Must not: know about repositories, Cassandra or storage drivers. */
+#ifndef CS_IO_SINK_H
+#define CS_IO_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+typedef struct cs_sink cs_sink;
+
+typedef struct cs_sink_ops {
+    int (*write)(cs_sink *s, const uint8_t *p, size_t n, cs_err *e);
+    int (*close)(cs_sink *s, cs_err *e);
+    void (*free)(cs_sink *s); /* frees s itself and the sink it owns */
+} cs_sink_ops;
+
+struct cs_sink {
+    const cs_sink_ops *ops;
+    int closed; /* set by cs_sink_close on success */
+};
+
+int cs_sink_write(cs_sink *s, const void *p, size_t n, cs_err *e);
+int cs_sink_close(cs_sink *s, cs_err *e);
+void cs_sink_free(cs_sink *s); /* NULL is fine */
+
+/* Feed everything readable from fd into s (does not close s). The byte count
+ * read is added to *nread when nread is not NULL. */
+int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e);
+
+/* Write to path atomically: bytes go to "<path>.partial"; close fsyncs and
+ * renames it over path (and fsyncs the directory); free without close
+ * unlinks the partial file. Fails if path's directory does not exist. */
+cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e);
+
+/* Append into a caller-owned cs_buf; fails with CS_E_INVAL past max bytes. */
+cs_sink *cs_buf_sink_new(cs_buf *dst, size_t max);
+
+/* Discard everything (verify reads through a chain into it). */
+cs_sink *cs_null_sink_new(void);
+
+#endif

@@ -1,0 +1,75 @@
+/* storage.h - the one storage interface used by every command.
+ *
+ * Owns: cs_storage, a driver-neutral handle on a flat key space of
+ * immutable objects ("objects/ab/abcd...", "backups/NAME/HOST.manifest"),
+ * and the helpers for small objects built on the driver operations.
+ * Keys are '/'-separated relative paths that pass cs_path_is_safe_relative.
+ * Drivers: posix (a local directory, the default), later s3.
+ * An object becomes visible only when its writer closes successfully; a
+ * writer freed without close leaves nothing behind. Must not: know about
+ * manifests, Cassandra or encryption. */
+#ifndef CS_STORAGE_H
+#define CS_STORAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "io/sink.h"
+
+typedef struct cs_storage cs_storage;
+
+typedef struct cs_storage_stat {
+    uint64_t size;
+    int64_t mtime; /* seconds since the epoch */
+} cs_storage_stat;
+
+/* Called once per key found by list; return non-zero to stop (that value is
+ * returned by list, with e untouched). */
+typedef int (*cs_storage_list_cb)(const char *key, const cs_storage_stat *st, void *arg);
+
+enum cs_put_flags {
+    CS_PUT_EXCLUSIVE = 1, /* fail with CS_E_EXISTS if the key exists (locks) */
+};
+
+typedef struct cs_storage_ops {
+    const char *name; /* "posix", "s3" */
+    int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
+    int (*get)(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
+    int (*stat)(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
+    int (*list)(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e);
+    int (*del)(cs_storage *st, const char *key, cs_err *e);
+    void (*free)(cs_storage *st);
+} cs_storage_ops;
+
+struct cs_storage {
+    const cs_storage_ops *ops;
+    char *location; /* human-readable, for messages; never holds secrets */
+};
+
+/* Open a storage location: a path or file:// URL -> posix. The directory
+ * must exist unless create is true (then it is created). */
+int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e);
+void cs_storage_free(cs_storage *st);
+
+/* Open a writer for key (see cs_put_flags). Close commits, free aborts. */
+int cs_storage_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
+/* Stream the object into dst (dst is written to, not closed). A missing key
+ * is CS_E_NOTFOUND. */
+int cs_storage_get(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
+int cs_storage_stat(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
+/* Every key that starts with prefix (recursively), in no particular order;
+ * temporary files of unfinished writers are never listed. */
+int cs_storage_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e);
+/* Delete key; a missing key is not an error. */
+int cs_storage_del(cs_storage *st, const char *key, cs_err *e);
+
+/* Small objects in one call: whole content in memory (at most max bytes). */
+int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e);
+int cs_storage_get_bytes(cs_storage *st, const char *key, size_t max, cs_buf *out, cs_err *e);
+
+/* Driver constructors (used by cs_storage_open). */
+int cs_posix_storage_new(const char *root, bool create, cs_storage **out, cs_err *e);
+
+#endif
