@@ -1,0 +1,33 @@
+/* nodetool.h - running nodetool against one node.
+ *
+ * Owns: the nodetool command template from the config (it may be
+ * "nodetool -h 127.0.0.1 -p 7199" or "docker exec cassandra nodetool"),
+ * and the calls cassette makes: snapshot, clearsnapshot, import. Output and
+ * exit status are checked; a failure becomes one sentence with nodetool's
+ * own last line of complaint.
+ * Must not: parse CQL or touch files. */
+#ifndef CS_NODETOOL_H
+#define CS_NODETOOL_H
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/proc.h"
+
+typedef struct cs_nodetool cs_nodetool;
+
+int cs_nodetool_new(const char *template_cmd, cs_nodetool **out, cs_err *e);
+void cs_nodetool_free(cs_nodetool *nt);
+
+/* Run "nodetool ARGS..." (args NULL-terminated); fails when the exit code is
+ * not 0. res may be NULL when the output is not needed. */
+int cs_nodetool_run(cs_nodetool *nt, const char *const *args, cs_proc_result *res, cs_err *e);
+
+/* nodetool snapshot -t TAG [KS...] (flushes first). */
+int cs_nodetool_snapshot(cs_nodetool *nt, const char *tag, const cs_strlist *keyspaces, cs_err *e);
+/* nodetool clearsnapshot -t TAG (all keyspaces). */
+int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, cs_err *e);
+/* nodetool import KS TABLE DIR; fails if nodetool reports directories that
+ * failed to import. */
+int cs_nodetool_import(cs_nodetool *nt, const char *ks, const char *table, const char *dir, cs_err *e);
+
+#endif

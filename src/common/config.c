@@ -1,0 +1,471 @@
+#include "common/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/fs.h"
+
+void cs_strlist_add(cs_strlist *l, const char *s)
+{
+    l->items = cs_realloc(l->items, (l->n + 1) * sizeof *l->items);
+    l->items[l->n++] = cs_strdup(s);
+}
+
+void cs_strlist_free(cs_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+bool cs_strlist_has(const cs_strlist *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i], s))
+            return true;
+    return false;
+}
+
+/* ---- the option table ---- */
+
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG };
+
+/* Which commands an option applies to: a space-separated list, "*" for all. */
+typedef struct opt_def {
+    const char *flag;     /* long flag without "--" */
+    char short_flag;      /* 0 if none */
+    enum opt_type type;
+    size_t offset;        /* into cs_config */
+    const char *section;  /* INI section, NULL if not in the file */
+    const char *key;      /* INI key */
+    const char *env;      /* environment variable, NULL if none */
+    const char *def;      /* default, NULL if none */
+    const char *commands;
+    const char *help;
+} opt_def;
+
+#define OFF(f) offsetof(cs_config, f)
+#define NODE "backup restore"
+static const opt_def options[] = {
+    { "config", 0, OPT_STR, OFF(config_file), NULL, NULL, "CASSETTE_CONFIG", NULL, "*",
+      "INI file with [repository], [cassandra] and [cassette] sections" },
+    { "repo", 0, OPT_STR, OFF(repo), "repository", "path", "CASSETTE_REPO", NULL,
+      "init backup list restore verify", "repository location (a local directory)" },
+    { "cql-host", 0, OPT_STR, OFF(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
+      "address of the node's CQL native transport" },
+    { "cql-port", 0, OPT_INT, OFF(cql_port), "cassandra", "port", "CASSETTE_CQL_PORT", "9042", NODE,
+      "CQL port" },
+    { "cql-user", 0, OPT_STR, OFF(cql_user), "cassandra", "username", "CASSETTE_CQL_USER", NULL, NODE,
+      "CQL user name (PasswordAuthenticator)" },
+    { "cql-password", 0, OPT_STR, OFF(cql_password), "cassandra", "password", "CASSETTE_CQL_PASSWORD", NULL, NODE,
+      "CQL password (prefer the environment or the config file)" },
+    { "nodetool", 0, OPT_STR, OFF(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
+      "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
+    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE,
+      "data directory (repeat, or comma-separated); default: asked from the node" },
+    { "commitlog-dir", 0, OPT_STR, OFF(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
+      NODE, "commitlog directory (replace mode)" },
+    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE,
+      "hints directory (replace mode)" },
+    { "saved-caches-dir", 0, OPT_STR, OFF(saved_caches_dir), "cassandra", "saved_caches_dir",
+      "CASSETTE_SAVED_CACHES_DIR", NULL, NODE, "saved caches directory (replace mode)" },
+    { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
+      "restore", "where import restores download to; default: beside the first data directory" },
+    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
+      "local cache of what was already stored; default ~/.cache/cassette/state" },
+    { "zstd-level", 0, OPT_INT, OFF(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", "3", "backup",
+      "zstd compression level (1-19)" },
+    { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
+      "backup name; default: the UTC time, e.g. 20261122-013000" },
+    { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
+      "name of the backup to restore or verify" },
+    { "keyspace", 0, OPT_LIST, OFF(keyspaces), NULL, NULL, NULL, NULL, "backup restore",
+      "only this keyspace (repeat for more)" },
+    { "table", 0, OPT_LIST, OFF(tables), NULL, NULL, NULL, NULL, "restore",
+      "only this table, as KEYSPACE.TABLE (repeat for more)" },
+    { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
+      "import (node running, nodetool import) or replace (node stopped)" },
+    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL, "backup list restore verify",
+      "machine-readable output" },
+    { "verbose", 'v', OPT_FLAG, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr" },
+    { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+typedef struct cmd_def {
+    const char *name;
+    const char *args;
+    const char *help;
+} cmd_def;
+
+static const cmd_def commands[] = {
+    { "init", "--repo PATH", "create an empty repository" },
+    { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
+      "snapshot the node and store every new file once" },
+    { "list", "--repo PATH [--json]", "list the backups in a repository" },
+    { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
+      "bring a backup back into a node" },
+    { "verify", "--repo PATH [--backup NAME]", "re-read every stored object and check its hash" },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+bool cs_config_is_command(const char *cmd)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, cmd))
+            return true;
+    return false;
+}
+
+static bool applies_to(const opt_def *o, const char *cmd)
+{
+    if (!strcmp(o->commands, "*") || !cmd)
+        return true;
+    size_t n = strlen(cmd);
+    for (const char *p = o->commands; (p = strstr(p, cmd)) != NULL; p += n)
+        if ((p == o->commands || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* ---- setting values ---- */
+
+static void add_list_items(cs_strlist *l, const char *value)
+{
+    /* Comma-separated, blanks around items ignored. */
+    const char *p = value;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && isspace((unsigned char)*p)) {
+            p++;
+            n--;
+        }
+        while (n && isspace((unsigned char)p[n - 1]))
+            n--;
+        if (n) {
+            char *item = cs_strndup(p, n);
+            cs_strlist_add(l, item);
+            free(item);
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+}
+
+/* Set one option from text. `replace` makes a list start over (the first
+ * value a higher-precedence source gives replaces lower ones). */
+static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool replace_list,
+                     const char *origin, cs_err *e)
+{
+    char *field = (char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STR: {
+        char **s = (char **)(void *)field;
+        free(*s);
+        *s = cs_strdup(value);
+        return 0;
+    }
+    case OPT_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || !*value || *end || v < 0 || v > 1000000)
+            return cs_err_set(e, CS_E_INVAL, "%s: --%s wants a whole number, not \"%s\"", origin, o->flag, value);
+        *(long *)(void *)field = v;
+        return 0;
+    }
+    case OPT_LIST: {
+        cs_strlist *l = (cs_strlist *)(void *)field;
+        if (replace_list)
+            cs_strlist_free(l);
+        add_list_items(l, value);
+        return 0;
+    }
+    case OPT_FLAG:
+        *(bool *)(void *)field = true;
+        return 0;
+    }
+    return cs_err_set(e, CS_E_INVAL, "bad option table");
+}
+
+static const opt_def *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && !strncmp(options[i].flag, name, len))
+            return &options[i];
+    return NULL;
+}
+
+static const opt_def *find_short(char c)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].short_flag == c)
+            return &options[i];
+    return NULL;
+}
+
+static const opt_def *find_ini(const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].section && !strcmp(options[i].section, section) && !strcmp(options[i].key, key))
+            return &options[i];
+    return NULL;
+}
+
+/* ---- INI ---- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e)
+{
+    char *copy = cs_strdup(text);
+    char section[64] = "";
+    int rc = 0;
+    size_t lineno = 0;
+    char *save = NULL;
+    /* Lists from the file replace defaults once, then accumulate. */
+    bool seen_list[N_OPTIONS] = { false };
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0' || (size_t)(close - s - 1) >= sizeof section) {
+                rc = cs_err_set(e, CS_E_INVAL, "%s:%zu: bad section header", origin, lineno);
+                goto out;
+            }
+            memcpy(section, s + 1, (size_t)(close - s - 1));
+            section[close - s - 1] = '\0';
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = cs_err_set(e, CS_E_INVAL, "%s:%zu: expected key = value", origin, lineno);
+            goto out;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        char *value = trim(eq + 1);
+        const opt_def *o = find_ini(section, key);
+        if (!o) {
+            rc = cs_err_set(e, CS_E_INVAL, "%s:%zu: unknown setting [%s] %s", origin, lineno, section, key);
+            goto out;
+        }
+        size_t idx = (size_t)(o - options);
+        rc = set_value(cfg, o, value, !seen_list[idx], origin, e);
+        seen_list[idx] = true;
+        if (rc)
+            goto out;
+    }
+out:
+    free(copy);
+    return rc;
+}
+
+/* ---- argv ---- */
+
+/* Find --config in argv or the environment before anything else, since the
+ * file's values sit below the environment's and the flags'. */
+static const char *find_config_path(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            return argv[i + 1];
+        if (!strncmp(argv[i], "--config=", 9))
+            return argv[i] + 9;
+    }
+    const char *env = getenv("CASSETTE_CONFIG");
+    return env && *env ? env : NULL;
+}
+
+static int apply_defaults(cs_config *cfg, cs_err *e)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].def) {
+            int rc = set_value(cfg, &options[i], options[i].def, true, "default", e);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+static int apply_environment(cs_config *cfg, cs_err *e)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_def *o = &options[i];
+        if (!o->env || o->type == OPT_FLAG || !strcmp(o->flag, "config"))
+            continue;
+        const char *v = getenv(o->env);
+        if (v && *v) {
+            int rc = set_value(cfg, o, v, true, o->env, e);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int apply_file(cs_config *cfg, const char *path, cs_err *e)
+{
+    char *text = NULL;
+    int rc = cs_read_file(path, 1 << 20, &text, NULL, e);
+    if (rc)
+        return cs_err_prefix(e, "config file");
+    free(cfg->config_file);
+    cfg->config_file = cs_strdup(path);
+    rc = cs_config_parse_ini(cfg, text, path, e);
+    free(text);
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
+{
+    bool seen_list[N_OPTIONS] = { false };
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const opt_def *o = NULL;
+        const char *inline_value = NULL;
+        if (!strncmp(arg, "--", 2) && arg[2]) {
+            const char *eq = strchr(arg + 2, '=');
+            size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+            o = find_flag(arg + 2, len);
+            inline_value = eq ? eq + 1 : NULL;
+            if (!o)
+                return cs_err_set(e, CS_E_INVAL, "unknown option %.*s", (int)(len + 2), arg);
+        } else if (arg[0] == '-' && arg[1] && !arg[2]) {
+            o = find_short(arg[1]);
+            if (!o)
+                return cs_err_set(e, CS_E_INVAL, "unknown option %s", arg);
+        } else if (!cfg->command) {
+            if (!cs_config_is_command(arg))
+                return cs_err_set(e, CS_E_INVAL, "unknown command \"%s\" (try cassette --help)", arg);
+            cfg->command = cs_strdup(arg);
+            continue;
+        } else {
+            return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
+        }
+        const char *value = "1";
+        if (o->type != OPT_FLAG) {
+            if (inline_value)
+                value = inline_value;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else
+                return cs_err_set(e, CS_E_INVAL, "option --%s needs a value", o->flag);
+        } else if (inline_value) {
+            return cs_err_set(e, CS_E_INVAL, "option --%s takes no value", o->flag);
+        }
+        size_t idx = (size_t)(o - options);
+        int rc = set_value(cfg, o, value, !seen_list[idx], "command line", e);
+        seen_list[idx] = true;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Options given on the command line that the command does not take are a
+ * usage mistake (a typo such as --keyspace to list must not pass silently). */
+static int check_applicable(int argc, char **argv, const cs_config *cfg, cs_err *e)
+{
+    if (!cfg->command)
+        return 0;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2))
+            continue;
+        const char *eq = strchr(argv[i] + 2, '=');
+        size_t len = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
+        const opt_def *o = find_flag(argv[i] + 2, len);
+        if (o && !applies_to(o, cfg->command))
+            return cs_err_set(e, CS_E_INVAL, "%s does not take --%s", cfg->command, o->flag);
+        if (o && o->type != OPT_FLAG && !eq)
+            i++;
+    }
+    return 0;
+}
+
+int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
+{
+    memset(cfg, 0, sizeof *cfg);
+    int rc = apply_defaults(cfg, e);
+    const char *path = find_config_path(argc, argv);
+    if (!rc && path)
+        rc = apply_file(cfg, path, e);
+    if (!rc)
+        rc = apply_environment(cfg, e);
+    if (!rc)
+        rc = parse_args(argc, argv, cfg, e);
+    if (!rc)
+        rc = check_applicable(argc, argv, cfg, e);
+    if (!rc && (cfg->cql_port < 1 || cfg->cql_port > 65535))
+        rc = cs_err_set(e, CS_E_INVAL, "CQL port %ld is out of range", cfg->cql_port);
+    return rc;
+}
+
+void cs_config_free(cs_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char *field = (char *)cfg + options[i].offset;
+        if (options[i].type == OPT_STR) {
+            char **s = (char **)(void *)field;
+            free(*s);
+            *s = NULL;
+        } else if (options[i].type == OPT_LIST) {
+            cs_strlist_free((cs_strlist *)(void *)field);
+        }
+    }
+    free(cfg->command);
+    cfg->command = NULL;
+}
+
+void cs_config_usage(FILE *out, const char *cmd)
+{
+    if (!cmd) {
+        fprintf(out, "usage: cassette [options] COMMAND [options]\n\n"
+                     "cassette backs up and restores Apache Cassandra nodes.\n\ncommands:\n");
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+    } else {
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            if (!strcmp(commands[i].name, cmd))
+                fprintf(out, "usage: cassette %s %s\n\n%s\n", cmd, commands[i].args, commands[i].help);
+    }
+    fprintf(out, "\noptions:\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_def *o = &options[i];
+        if (!applies_to(o, cmd))
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%c%s--%s%s", o->short_flag ? "-" : "",
+                 o->short_flag ? o->short_flag : ' ', o->short_flag ? ", " : "  ", o->flag,
+                 o->type == OPT_FLAG ? "" : " VALUE");
+        fprintf(out, "  %-28s %s", left, o->help);
+        if (o->def)
+            fprintf(out, " [default: %s]", o->def);
+        if (o->env)
+            fprintf(out, " [env: %s]", o->env);
+        if (o->section)
+            fprintf(out, " [file: %s.%s]", o->section, o->key);
+        fputc('\n', out);
+    }
+}

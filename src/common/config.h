@@ -1,0 +1,75 @@
+/* config.h - cassette's configuration: the one table of options.
+ *
+ * Owns: cs_config (every setting a command can read), the option table from
+ * which command-line parsing, environment overrides, the INI config file
+ * and `--help` all come, and their precedence: flags > environment >
+ * config file > defaults. The config is the only global-ish state; it is
+ * built once by the CLI and passed down read-only.
+ * Must not: connect to anything or touch the repository. */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+typedef struct cs_strlist {
+    char **items;
+    size_t n;
+} cs_strlist;
+
+void cs_strlist_add(cs_strlist *l, const char *s);
+void cs_strlist_free(cs_strlist *l);
+bool cs_strlist_has(const cs_strlist *l, const char *s);
+
+typedef struct cs_config {
+    char *command;          /* "backup", "restore", ... */
+    char *config_file;
+    /* repository */
+    char *repo;
+    /* node */
+    char *cql_host;
+    long cql_port;
+    char *cql_user;
+    char *cql_password;     /* never logged */
+    char *nodetool;
+    cs_strlist data_dirs;
+    char *commitlog_dir;
+    char *hints_dir;
+    char *saved_caches_dir;
+    char *staging_dir;
+    char *state_dir;
+    /* command arguments */
+    char *name;             /* backup --name */
+    char *backup;           /* restore/verify --backup */
+    cs_strlist keyspaces;
+    cs_strlist tables;      /* "ks.table" */
+    char *mode;             /* restore --mode import|replace */
+    long zstd_level;
+    /* output */
+    bool json;
+    bool verbose;
+    bool help;
+} cs_config;
+
+/* Exit codes of the CLI. */
+enum { CS_EXIT_OK = 0, CS_EXIT_ERROR = 1, CS_EXIT_USAGE = 2 };
+
+/* Build the config from argv, the environment and the config file.
+ * A usage mistake returns CS_E_INVAL with a one-line message. */
+int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e);
+void cs_config_free(cs_config *cfg);
+
+/* Print usage (for cmd, or the global usage when cmd is NULL) from the table. */
+void cs_config_usage(FILE *out, const char *cmd);
+
+/* Parse the body of an INI file into cfg (keys known to the table only;
+ * an unknown section or key is an error naming its line). Exposed for tests. */
+int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e);
+
+/* Is cmd one of cassette's commands? */
+bool cs_config_is_command(const char *cmd);
+
+#endif
