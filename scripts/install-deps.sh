@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what cassette's build, tests and demo need; idempotent and quiet
+# unless something fails:
+#   - Debian packages (apt only when one is missing; `apt-get update` once),
+#   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
+#   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver and pytest.
+# CASSETTE_CACHE defaults to ~/.cache/cassette.
+set -euo pipefail
+source "$(cd "$(dirname "$0")/.." && pwd)/tests/env/common.sh"
+
+LOG="$(mktemp -t cassette-deps.XXXXXX)"
+trap 'rm -f "$LOG"' EXIT
+fail() { echo "install-deps: $*" >&2; tail -n 60 "$LOG" >&2 || true; exit 1; }
+
+# --- Debian packages -------------------------------------------------------
+PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
+      libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev age zstd valgrind maven
+      openjdk-17-jdk-headless python3-venv)
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || fail "missing packages (${missing[*]}) and not root"
+        SUDO=(sudo -n)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update >>"$LOG" 2>&1 || fail "apt-get update failed"
+    "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1 \
+        || fail "apt-get install ${missing[*]} failed"
+fi
+
+# --- Cassandra jars --------------------------------------------------------
+have_jars=0
+for v in $CASSETTE_CASSANDRA_VERSIONS; do
+    if compgen -G "$CASSETTE_CACHE/cassandra-$v/lib/cassandra-all-$v.jar" >/dev/null; then
+        have_jars=1; break
+    fi
+done
+if [ "$have_jars" = 0 ]; then
+    mkdir -p "$CASSETTE_CACHE"
+    for v in $CASSETTE_CASSANDRA_VERSIONS; do
+        tmp="$CASSETTE_CACHE/cassandra-$v.tmp.$$"
+        rm -rf "$tmp"
+        if mvn -B -q -f "$CASSETTE_ROOT/tests/env/pom.xml" dependency:copy-dependencies \
+                -Dcassandra.version="$v" -DoutputDirectory="$tmp/lib" \
+                -DincludeScope=runtime >>"$LOG" 2>&1 \
+           && [ -f "$tmp/lib/cassandra-all-$v.jar" ]; then
+            rm -rf "$CASSETTE_CACHE/cassandra-$v"
+            mv "$tmp" "$CASSETTE_CACHE/cassandra-$v"
+            have_jars=1
+            break
+        fi
+        echo "install-deps: Cassandra $v jars could not be fetched, trying the next version" >>"$LOG"
+        rm -rf "$tmp"
+    done
+    [ "$have_jars" = 1 ] || fail "could not fetch Cassandra jars ($CASSETTE_CASSANDRA_VERSIONS)"
+fi
+
+# --- Python venv -----------------------------------------------------------
+if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >/dev/null 2>&1; then
+    if [ ! -x "$CASSETTE_VENV/bin/python" ]; then
+        python3 -m venv "$CASSETTE_VENV" >>"$LOG" 2>&1 || fail "python3 -m venv failed"
+    fi
+    CASS_DRIVER_NO_CYTHON=1 "$CASSETTE_VENV/bin/pip" install -q --disable-pip-version-check \
+        cassandra-driver pytest >>"$LOG" 2>&1 || fail "pip install cassandra-driver pytest failed"
+    "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >>"$LOG" 2>&1 \
+        || fail "the venv $CASSETTE_VENV cannot import cassandra-driver and pytest"
+fi
+exit 0

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Runs real Apache Cassandra 5.0 nodes on loopback for cassette's tests and demo.
+#
+#   cassandra.sh start N       start node N (idempotent) and wait until it serves CQL
+#   cassandra.sh stop N        SIGTERM node N, wait for it to exit (SIGKILL after 60 s)
+#   cassandra.sh stop-all      stop every node under the base directory
+#   cassandra.sh status N      "running (pid P)" and exit 0, or "stopped" and exit 3
+#   cassandra.sh wait N        wait until a launched node N serves CQL
+#   cassandra.sh nodetool N ARGS...   nodetool against node N
+#   cassandra.sh cql N "STATEMENT"    run one CQL statement with the Python driver, print rows
+#   cassandra.sh dir N | ini N | pid N   print the node directory / cassette.ini path / pid
+#
+# Options (anywhere): --base DIR (default $CASSETTE_TEST_DIR or /tmp/cassette-test),
+#   --nodes K (cluster size, default $CASSETTE_TEST_NODES or 1; sets tokens and seeds).
+# Environment: CASSETTE_TEST_DATA_DIRS (data directories per node, default 1),
+#   CASSETTE_CASSANDRA_YAML (extra "key: value" lines that replace or extend cassandra.yaml),
+#   CASSETTE_CASSANDRA_START_TIMEOUT (seconds, default 180).
+#
+# Node N listens on 127.0.0.N (storage 7000, CQL 9042), JMX on 127.0.0.1:7N00.
+# Layout: <base>/node<N>/{conf,data,commitlog,hints,saved_caches,cdc_raw,logs}/,
+#   cassandra.pid, cassette.ini.
+set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/common.sh"
+
+BASE="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
+NODES="${CASSETTE_TEST_NODES:-1}"
+START_TIMEOUT="${CASSETTE_CASSANDRA_START_TIMEOUT:-180}"
+STOP_TIMEOUT=60
+
+usage() {
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --base) [ $# -ge 2 ] || usage; BASE="$2"; shift 2 ;;
+        --base=*) BASE="${1#--base=}"; shift ;;
+        --nodes) [ $# -ge 2 ] || usage; NODES="$2"; shift 2 ;;
+        --nodes=*) NODES="${1#--nodes=}"; shift ;;
+        --) shift; args+=("$@"); break ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+set -- "${args[@]+"${args[@]}"}"
+[ $# -ge 1 ] || usage
+CMD="$1"; shift
+mkdir -p "$BASE"
+BASE="$(cd "$BASE" && pwd)"
+
+check_node() {
+    case "${1:-}" in
+        [1-9]) ;;
+        *) die "node number must be 1..9, got '${1:-}'" ;;
+    esac
+}
+node_dir()  { echo "$BASE/node$1"; }
+node_addr() { echo "127.0.0.$1"; }
+jmx_port()  { echo $((7000 + $1 * 100)); }
+log_file()  { echo "$(node_dir "$1")/logs/system.log"; }
+now_ms()    { date +%s%3N; }
+
+# Prints the pid of node N's running Cassandra, or fails.
+running_pid() {
+    local f pid
+    f="$(node_dir "$1")/cassandra.pid"
+    [ -f "$f" ] || return 1
+    pid="$(tr -dc '0-9' <"$f")"
+    [ -n "$pid" ] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'org.apache.cassandra.service.CassandraDaemon' || return 1
+    echo "$pid"
+}
+
+# Token of node N of NODES, balanced over the Murmur3 ring.
+initial_token() {
+    python3 -c "import sys; n,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + (n-1)*(2**64//k))" "$1" "$NODES"
+}
+
+data_dirs() {
+    local d i k="${CASSETTE_TEST_DATA_DIRS:-1}"
+    d="$(node_dir "$1")"
+    echo "$d/data"
+    for ((i = 2; i <= k; i++)); do echo "$d/data$i"; done
+}
+
+write_conf() {
+    local n="$1" d addr seeds="" i extra yaml
+    d="$(node_dir "$n")"; addr="$(node_addr "$n")"
+    mkdir -p "$d"/{conf,commitlog,hints,saved_caches,cdc_raw,logs}
+    while read -r i; do mkdir -p "$i"; done < <(data_dirs "$n")
+    for ((i = 1; i <= NODES; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
+    yaml="$d/conf/cassandra.yaml"
+    {
+        echo "# Written by tests/env/cassandra.sh; rewritten on every start."
+        echo "cluster_name: cassette-test"
+        echo "num_tokens: 1"
+        echo "initial_token: $(initial_token "$n")"
+        echo "auto_bootstrap: false"
+        echo "partitioner: org.apache.cassandra.dht.Murmur3Partitioner"
+        echo "endpoint_snitch: SimpleSnitch"
+        echo "seed_provider:"
+        echo "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider"
+        echo "    parameters:"
+        echo "      - seeds: \"$seeds\""
+        echo "listen_address: $addr"
+        echo "rpc_address: $addr"
+        echo "storage_port: 7000"
+        echo "native_transport_port: 9042"
+        echo "start_native_transport: true"
+        echo "data_file_directories:"
+        data_dirs "$n" | sed 's/^/  - /'
+        echo "commitlog_directory: $d/commitlog"
+        echo "hints_directory: $d/hints"
+        echo "saved_caches_directory: $d/saved_caches"
+        echo "cdc_raw_directory: $d/cdc_raw"
+        echo "commitlog_sync: periodic"
+        echo "commitlog_sync_period: 10000ms"
+        echo "memtable_heap_space: 64MiB"
+        echo "memtable_offheap_space: 64MiB"
+        echo "key_cache_size: 0MiB"
+        echo "file_cache_size: 32MiB"
+        echo "concurrent_compactors: 1"
+        echo "incremental_backups: false"
+    } >"$yaml.tmp"
+    extra="${CASSETTE_CASSANDRA_YAML:-}"
+    if [ -n "$extra" ]; then
+        local line key
+        while IFS= read -r line; do
+            [ -n "$line" ] || continue
+            key="${line%%:*}"
+            grep -v "^$key:" "$yaml.tmp" >"$yaml.tmp2" || true
+            mv "$yaml.tmp2" "$yaml.tmp"
+            echo "$line" >>"$yaml.tmp"
+        done <<<"$extra"
+    fi
+    mv "$yaml.tmp" "$yaml"
+
+    cat >"$d/conf/logback.xml" <<XML
+<!-- Written by tests/env/cassandra.sh. -->
+<configuration scan="false">
+  <shutdownHook class="ch.qos.logback.core.hook.DefaultShutdownHook"/>
+  <appender name="SYSTEMLOG" class="ch.qos.logback.core.FileAppender">
+    <file>$d/logs/system.log</file>
+    <append>true</append>
+    <encoder>
+      <pattern>%-5level [%thread] %date{ISO8601} %logger{0} - %msg%n</pattern>
+    </encoder>
+  </appender>
+  <root level="INFO">
+    <appender-ref ref="SYSTEMLOG" />
+  </root>
+</configuration>
+XML
+
+    write_ini "$n"
+}
+
+# cassette.ini for node N: the cassette binary's view of this node.
+write_ini() {
+    local n="$1" d addr dirs
+    d="$(node_dir "$n")"; addr="$(node_addr "$n")"
+    mkdir -p "$d"
+    dirs="$(data_dirs "$n" | paste -sd, -)"
+    cat >"$d/cassette.ini.tmp" <<INI
+# Written by tests/env/cassandra.sh for node $n.
+[cassandra]
+host = $addr
+port = 9042
+nodetool = $CASSETTE_ENV_DIR/nodetool.sh -h 127.0.0.1 -p $(jmx_port "$n")
+data_dirs = $dirs
+commitlog_dir = $d/commitlog
+hints_dir = $d/hints
+saved_caches_dir = $d/saved_caches
+[cassette]
+state_dir = $d/cassette-state
+INI
+    mv "$d/cassette.ini.tmp" "$d/cassette.ini"
+}
+
+print_log_tail() {
+    local f
+    f="$(log_file "$1")"
+    echo "---- last 40 lines of $f ----" >&2
+    tail -n 40 "$f" >&2 2>/dev/null || echo "(no log)" >&2
+    f="$(node_dir "$1")/logs/stdout.log"
+    if [ -s "$f" ]; then
+        echo "---- last 40 lines of $f ----" >&2
+        tail -n 40 "$f" >&2
+    fi
+}
+
+# Waits until node N logs that it serves CQL (after the byte offset saved by start)
+# and its CQL port accepts connections. Fails if the process dies or the deadline passes.
+wait_ready() {
+    local n="$1" d pid off deadline log
+    d="$(node_dir "$n")"; log="$(log_file "$n")"
+    off="$(cat "$d/start.offset" 2>/dev/null || echo 0)"
+    deadline=$(( $(date +%s) + START_TIMEOUT ))
+    while :; do
+        if ! pid="$(running_pid "$n")"; then
+            echo "cassandra.sh: node $n died while starting" >&2
+            print_log_tail "$n"; return 1
+        fi
+        if [ -f "$log" ] && tail -c +"$((off + 1))" "$log" | grep -q 'Starting listening for CQL clients' \
+           && port_open "$(node_addr "$n")" 9042; then
+            return 0
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "cassandra.sh: node $n not serving CQL after ${START_TIMEOUT}s (pid $pid)" >&2
+            print_log_tail "$n"; return 1
+        fi
+        sleep 0.5
+    done
+}
+
+cmd_start() {
+    local n="$1" d pid lib java jamm tmpdir t0 jmx
+    check_node "$n"
+    d="$(node_dir "$n")"
+    if pid="$(running_pid "$n")"; then
+        wait_ready "$n" || exit 1
+        write_ini "$n"
+        echo "node $n already running (pid $pid)"
+        return 0
+    fi
+    if port_open "$(node_addr "$n")" 9042; then
+        die "port 9042 on $(node_addr "$n") is taken by another process; not starting node $n"
+    fi
+    jmx="$(jmx_port "$n")"
+    if port_open 127.0.0.1 "$jmx"; then
+        die "JMX port $jmx on 127.0.0.1 is taken by another process; not starting node $n"
+    fi
+    lib="$(cassandra_lib)"; java="$(java_bin)"
+    jamm="$(compgen -G "$lib/jamm-*.jar" | head -n1)"
+    write_conf "$n"
+    local jvm=(
+        -Xms512M -Xmx512M
+        -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
+        -XX:G1HeapRegionSize=16m -XX:G1RSetUpdatingPauseTimePercent=5
+        -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
+        "${JVM17_SERVER_FLAGS[@]}"
+        -ea -da:net.openhft...
+        -XX:+UseThreadPriorities -XX:+HeapDumpOnOutOfMemoryError -XX:+ExitOnOutOfMemoryError
+        -XX:HeapDumpPath="$d/logs" -XX:ErrorFile="$d/logs/hs_err_%p.log"
+        -XX:+UseTLAB -XX:+ResizeTLAB -XX:+PerfDisableSharedMem
+        -Djava.net.preferIPv4Stack=true
+        -Dio.netty.tryReflectionSetAccessible=true
+        -Dio.netty.allocator.useCacheForAllThreads=true -Dio.netty.allocator.maxOrder=11
+        -Dcassandra.config="file://$d/conf/cassandra.yaml"
+        -Dcassandra-foreground=yes
+        -Dcassandra-pidfile="$d/cassandra.pid"
+        -Dcassandra.jmx.local.port="$jmx"
+        -Dlogback.configurationFile="file://$d/conf/logback.xml"
+        -Dcassandra.logdir="$d/logs"
+        -Dcassandra.storagedir="$d"
+        -Dcassandra.available_processors=2
+        -Dcassandra.skip_wait_for_gossip_to_settle=0
+        -Dchronicle.analytics.disable=true
+    )
+    [ -n "$jamm" ] && jvm+=(-javaagent:"$jamm")
+    tmpdir="$(exec_tmpdir_for "$d")"
+    [ -n "$tmpdir" ] && jvm+=(-Djava.io.tmpdir="$tmpdir" -Djna.tmpdir="$tmpdir")
+
+    if [ -f "$(log_file "$n")" ]; then stat -c %s "$(log_file "$n")" >"$d/start.offset"; else echo 0 >"$d/start.offset"; fi
+    t0="$(now_ms)"
+    echo "==== $(date -u +%FT%TZ) start node $n" >>"$d/logs/stdout.log"
+    setsid "$java" "${jvm[@]}" -cp "$d/conf:$lib/*" org.apache.cassandra.service.CassandraDaemon \
+        </dev/null >>"$d/logs/stdout.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$d/cassandra.pid"
+    # Cassandra rewrites the pid file itself (same pid); wait_ready checks it is alive.
+    if ! wait_ready "$n"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        exit 1
+    fi
+    local t1; t1="$(now_ms)"
+    printf 'node %s up on %s:9042 in %d.%01d s (pid %s)\n' "$n" "$(node_addr "$n")" \
+        $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100)) "$pid"
+}
+
+cmd_stop() {
+    local n="$1" d pid deadline
+    check_node "$n"
+    d="$(node_dir "$n")"
+    if ! pid="$(running_pid "$n")"; then
+        rm -f "$d/cassandra.pid"
+        echo "node $n not running"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$(( $(date +%s) + STOP_TIMEOUT ))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "cassandra.sh: node $n (pid $pid) still up after ${STOP_TIMEOUT}s, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            deadline=$(( $(date +%s) + 30 ))
+            while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+            break
+        fi
+        sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && die "node $n (pid $pid) would not die"
+    rm -f "$d/cassandra.pid"
+    echo "node $n stopped (pid $pid)"
+}
+
+cmd_stop_all() {
+    local d n rc=0
+    for d in "$BASE"/node[1-9]; do
+        [ -d "$d" ] || continue
+        n="${d##*/node}"
+        cmd_stop "$n" || rc=1
+    done
+    return $rc
+}
+
+cmd_status() {
+    local n="$1" pid
+    check_node "$n"
+    if pid="$(running_pid "$n")"; then
+        echo "node $n running (pid $pid)"
+    else
+        echo "node $n stopped"
+        exit 3
+    fi
+}
+
+cmd_cql() {
+    local n="$1"; shift
+    check_node "$n"
+    [ $# -eq 1 ] || die "usage: cassandra.sh cql N \"STATEMENT\""
+    "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$1" <<'PY'
+import sys
+from cassandra.cluster import Cluster
+cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5)
+try:
+    session = cluster.connect()
+    for row in session.execute(sys.argv[2], timeout=60):
+        print(" | ".join(str(v) for v in row))
+finally:
+    cluster.shutdown()
+PY
+}
+
+case "$CMD" in
+    start)    [ $# -eq 1 ] || usage; cmd_start "$1" ;;
+    stop)     [ $# -eq 1 ] || usage; cmd_stop "$1" ;;
+    stop-all) [ $# -eq 0 ] || usage; cmd_stop_all ;;
+    status)   [ $# -eq 1 ] || usage; cmd_status "$1" ;;
+    wait)     [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" >/dev/null || die "node $1 not running"; wait_ready "$1" ;;
+    nodetool) [ $# -ge 1 ] || usage; check_node "$1"; n="$1"; shift
+              exec "$CASSETTE_ENV_DIR/nodetool.sh" -h 127.0.0.1 -p "$(jmx_port "$n")" "$@" ;;
+    cql)      [ $# -ge 1 ] || usage; cmd_cql "$@" ;;
+    dir)      [ $# -eq 1 ] || usage; check_node "$1"; node_dir "$1" ;;
+    ini)      [ $# -eq 1 ] || usage; check_node "$1"; echo "$(node_dir "$1")/cassette.ini" ;;
+    pid)      [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" || exit 3 ;;
+    *)        usage ;;
+esac
