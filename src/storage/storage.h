@@ -58,7 +58,12 @@ int cs_storage_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs
 /* Stream the object into dst (dst is written to, not closed). A missing key
  * is CS_E_NOTFOUND. */
 int cs_storage_get(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
-int cs_storage_stat(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
+/* The type cs_storage_stat and this function would share one identifier,
+ * which C does not allow; the function is cs_storage_stat_key, and the
+ * function-like macro keeps `cs_storage_stat(st, key, &out, e)` working (it
+ * expands only when followed by '(', so the type name is unaffected). */
+int cs_storage_stat_key(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
+#define cs_storage_stat(...) cs_storage_stat_key(__VA_ARGS__)
 /* Every key that starts with prefix (recursively), in no particular order;
  * temporary files of unfinished writers are never listed. */
 int cs_storage_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e);

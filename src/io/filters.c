@@ -1,0 +1,322 @@
+/* filters.c - hash, count and zstd filters of the byte pipeline. */
+#include "io/filters.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zstd.h>
+
+#define ZSTD_LEVEL_MIN 1
+#define ZSTD_LEVEL_MAX 19
+
+static void sodium_ready(void)
+{
+    /* Safe to call repeatedly and from several threads; it only fails when
+     * the system has no randomness source, which hashing does not need. */
+    if (sodium_init() < 0) {
+        fputs("cassette: cannot initialise libsodium\n", stderr);
+        abort();
+    }
+}
+
+/* ---- hash --------------------------------------------------------------- */
+
+typedef struct hash_filter {
+    crypto_generichash_state st; /* needs 64-byte alignment: keep it first */
+    cs_sink base;
+    cs_sink *next;
+    cs_hash_result *out;
+    uint64_t bytes;
+} hash_filter;
+
+static hash_filter *hash_of(cs_sink *s)
+{
+    return (hash_filter *)(void *)((char *)s - offsetof(hash_filter, base));
+}
+
+static int hash_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    hash_filter *h = hash_of(s);
+    crypto_generichash_update(&h->st, p, n);
+    h->bytes += n;
+    return h->next ? cs_sink_write(h->next, p, n, e) : 0;
+}
+
+static int hash_close(cs_sink *s, cs_err *e)
+{
+    hash_filter *h = hash_of(s);
+    uint8_t digest[CS_HASH_BYTES];
+    /* Finalising twice is not allowed: work on a copy so a failed close of
+     * next can be retried without corrupting the state. */
+    crypto_generichash_state copy = h->st;
+    crypto_generichash_final(&copy, digest, sizeof digest);
+    if (h->next) {
+        int rc = cs_sink_close(h->next, e);
+        if (rc)
+            return rc;
+    }
+    if (h->out) {
+        memcpy(h->out->digest, digest, sizeof digest);
+        cs_hex(digest, sizeof digest, h->out->hex);
+        h->out->bytes = h->bytes;
+    }
+    return 0;
+}
+
+static void hash_free(cs_sink *s)
+{
+    hash_filter *h = hash_of(s);
+    cs_sink_free(h->next);
+    sodium_memzero(&h->st, sizeof h->st);
+    free(h);
+}
+
+static const cs_sink_ops hash_ops = { hash_write, hash_close, hash_free };
+
+cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out)
+{
+    sodium_ready();
+    size_t align = _Alignof(hash_filter);
+    if (align < sizeof(void *))
+        align = sizeof(void *);
+    size_t size = (sizeof(hash_filter) + align - 1) / align * align;
+    hash_filter *h = aligned_alloc(align, size);
+    if (!h) {
+        fputs("cassette: out of memory\n", stderr);
+        abort();
+    }
+    memset(h, 0, sizeof *h);
+    crypto_generichash_init(&h->st, NULL, 0, CS_HASH_BYTES);
+    h->base.ops = &hash_ops;
+    h->next = next;
+    h->out = out;
+    return &h->base;
+}
+
+void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out)
+{
+    sodium_ready();
+    crypto_generichash(out->digest, CS_HASH_BYTES, p, n, NULL, 0);
+    cs_hex(out->digest, CS_HASH_BYTES, out->hex);
+    out->bytes = n;
+}
+
+/* ---- count -------------------------------------------------------------- */
+
+typedef struct count_filter {
+    cs_sink base;
+    cs_sink *next;
+    uint64_t *count;
+} count_filter;
+
+static int count_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    count_filter *c = (count_filter *)s;
+    *c->count += n;
+    return c->next ? cs_sink_write(c->next, p, n, e) : 0;
+}
+
+static int count_close(cs_sink *s, cs_err *e)
+{
+    count_filter *c = (count_filter *)s;
+    return c->next ? cs_sink_close(c->next, e) : 0;
+}
+
+static void count_free(cs_sink *s)
+{
+    count_filter *c = (count_filter *)s;
+    cs_sink_free(c->next);
+    free(c);
+}
+
+static const cs_sink_ops count_ops = { count_write, count_close, count_free };
+
+cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count)
+{
+    count_filter *c = cs_calloc(1, sizeof *c);
+    c->base.ops = &count_ops;
+    c->next = next;
+    c->count = count;
+    *count = 0;
+    return &c->base;
+}
+
+/* ---- zstd compress ------------------------------------------------------ */
+
+typedef struct zc_filter {
+    cs_sink base;
+    cs_sink *next;
+    ZSTD_CStream *zc;
+    uint8_t *out;
+    size_t out_cap;
+} zc_filter;
+
+static int zc_run(zc_filter *z, const uint8_t *p, size_t n, ZSTD_EndDirective mode, cs_err *e)
+{
+    ZSTD_inBuffer in = { p, n, 0 };
+    for (;;) {
+        ZSTD_outBuffer ob = { z->out, z->out_cap, 0 };
+        size_t r = ZSTD_compressStream2(z->zc, &ob, &in, mode);
+        if (ZSTD_isError(r))
+            return cs_err_set(e, CS_E_IO, "zstd compression failed: %s", ZSTD_getErrorName(r));
+        if (ob.pos > 0) {
+            int rc = cs_sink_write(z->next, z->out, ob.pos, e);
+            if (rc)
+                return rc;
+        }
+        if (mode == ZSTD_e_end ? r == 0 : in.pos == in.size)
+            return 0;
+    }
+}
+
+static int zc_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    return zc_run((zc_filter *)s, p, n, ZSTD_e_continue, e);
+}
+
+static int zc_close(cs_sink *s, cs_err *e)
+{
+    zc_filter *z = (zc_filter *)s;
+    int rc = zc_run(z, NULL, 0, ZSTD_e_end, e);
+    if (rc)
+        return rc;
+    return cs_sink_close(z->next, e);
+}
+
+static void zc_free(cs_sink *s)
+{
+    zc_filter *z = (zc_filter *)s;
+    cs_sink_free(z->next);
+    ZSTD_freeCStream(z->zc);
+    free(z->out);
+    free(z);
+}
+
+static const cs_sink_ops zc_ops = { zc_write, zc_close, zc_free };
+
+cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
+{
+    zc_filter *z = NULL;
+    if (!next) {
+        cs_err_set(e, CS_E_INVAL, "zstd compression needs a destination");
+        goto fail;
+    }
+    if (level < ZSTD_LEVEL_MIN || level > ZSTD_LEVEL_MAX) {
+        cs_err_set(e, CS_E_INVAL, "zstd level %d is out of range (%d..%d)", level,
+                   ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX);
+        goto fail;
+    }
+    z = cs_calloc(1, sizeof *z);
+    z->base.ops = &zc_ops;
+    z->next = next;
+    z->zc = ZSTD_createCStream();
+    if (!z->zc) {
+        cs_err_set(e, CS_E_NOMEM, "cannot create a zstd compressor");
+        goto fail;
+    }
+    size_t r = ZSTD_CCtx_setParameter(z->zc, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(r))
+        r = ZSTD_CCtx_setParameter(z->zc, ZSTD_c_checksumFlag, 1);
+    if (ZSTD_isError(r)) {
+        cs_err_set(e, CS_E_INVAL, "cannot set up zstd compression: %s", ZSTD_getErrorName(r));
+        goto fail;
+    }
+    z->out_cap = ZSTD_CStreamOutSize();
+    z->out = cs_malloc(z->out_cap);
+    return &z->base;
+fail:
+    if (z)
+        zc_free(&z->base);
+    else
+        cs_sink_free(next);
+    return NULL;
+}
+
+/* ---- zstd decompress ---------------------------------------------------- */
+
+typedef struct zd_filter {
+    cs_sink base;
+    cs_sink *next;
+    ZSTD_DStream *zd;
+    uint8_t *out;
+    size_t out_cap;
+    size_t last;  /* last ZSTD_decompressStream result: 0 at a frame's end */
+    int failed;   /* the input was found corrupt; nothing more is accepted */
+} zd_filter;
+
+static int zd_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    zd_filter *z = (zd_filter *)s;
+    if (z->failed)
+        return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
+    ZSTD_inBuffer in = { p, n, 0 };
+    ZSTD_outBuffer ob = { z->out, z->out_cap, 0 };
+    /* Go on while input remains or the output filled up (the decoder may
+     * hold more to flush); concatenated frames simply follow each other. */
+    while (in.pos < in.size || ob.pos == ob.size) {
+        ob.pos = 0;
+        size_t r = ZSTD_decompressStream(z->zd, &ob, &in);
+        if (ZSTD_isError(r)) {
+            z->failed = 1;
+            return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream: %s", ZSTD_getErrorName(r));
+        }
+        z->last = r;
+        if (ob.pos > 0) {
+            int rc = cs_sink_write(z->next, z->out, ob.pos, e);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int zd_close(cs_sink *s, cs_err *e)
+{
+    zd_filter *z = (zd_filter *)s;
+    if (z->failed)
+        return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
+    if (z->last != 0)
+        return cs_err_set(e, CS_E_CORRUPT, "truncated zstd stream");
+    return cs_sink_close(z->next, e);
+}
+
+static void zd_free(cs_sink *s)
+{
+    zd_filter *z = (zd_filter *)s;
+    cs_sink_free(z->next);
+    ZSTD_freeDStream(z->zd);
+    free(z->out);
+    free(z);
+}
+
+static const cs_sink_ops zd_ops = { zd_write, zd_close, zd_free };
+
+cs_sink *cs_zstd_decompress_new(cs_sink *next, cs_err *e)
+{
+    zd_filter *z = NULL;
+    if (!next) {
+        cs_err_set(e, CS_E_INVAL, "zstd decompression needs a destination");
+        goto fail;
+    }
+    z = cs_calloc(1, sizeof *z);
+    z->base.ops = &zd_ops;
+    z->next = next;
+    z->last = 1; /* no input at all is not a zstd stream either */
+    z->zd = ZSTD_createDStream();
+    if (!z->zd) {
+        cs_err_set(e, CS_E_NOMEM, "cannot create a zstd decompressor");
+        goto fail;
+    }
+    z->out_cap = ZSTD_DStreamOutSize();
+    z->out = cs_malloc(z->out_cap);
+    return &z->base;
+fail:
+    if (z)
+        zd_free(&z->base);
+    else
+        cs_sink_free(next);
+    return NULL;
+}

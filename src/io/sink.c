@@ -1,0 +1,223 @@
+/* sink.c - sink dispatch, the fd pump, and the file, buffer and null sinks. */
+#include "io/sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+
+#define PUMP_CHUNK ((size_t)1 << 20)
+
+int cs_sink_write(cs_sink *s, const void *p, size_t n, cs_err *e)
+{
+    if (s->closed)
+        return cs_err_set(e, CS_E_INVAL, "write to a closed stream");
+    if (n == 0)
+        return 0;
+    return s->ops->write(s, p, n, e);
+}
+
+int cs_sink_close(cs_sink *s, cs_err *e)
+{
+    if (s->closed)
+        return 0;
+    int rc = s->ops->close(s, e);
+    if (rc == 0)
+        s->closed = 1;
+    return rc;
+}
+
+void cs_sink_free(cs_sink *s)
+{
+    if (s)
+        s->ops->free(s);
+}
+
+int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
+{
+    uint8_t *chunk = cs_malloc(PUMP_CHUNK);
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(fd, chunk, PUMP_CHUNK);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = cs_err_sys(e, CS_E_IO, errno, "read failed");
+            goto out;
+        }
+        if (r == 0)
+            break;
+        if (nread)
+            *nread += (uint64_t)r;
+        rc = cs_sink_write(s, chunk, (size_t)r, e);
+        if (rc)
+            goto out;
+    }
+out:
+    free(chunk);
+    return rc;
+}
+
+/* ---- file sink ---------------------------------------------------------- */
+
+typedef struct file_sink {
+    cs_sink base;
+    int fd;
+    char *path;
+    char *partial;
+    int committed; /* the partial file has been renamed over path */
+} file_sink;
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int file_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    file_sink *f = (file_sink *)s;
+    if (f->fd < 0)
+        return cs_err_set(e, CS_E_IO, "cannot write %s: file already closed", f->path);
+    if (write_all(f->fd, p, n) != 0)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot write %s", f->partial);
+    return 0;
+}
+
+static int file_close(cs_sink *s, cs_err *e)
+{
+    file_sink *f = (file_sink *)s;
+    int rc = 0;
+    char *dir = NULL;
+    if (f->fd < 0) {
+        rc = cs_err_set(e, CS_E_IO, "cannot close %s: file already closed", f->path);
+        goto out;
+    }
+    if (fsync(f->fd) != 0) {
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot sync %s", f->partial);
+        goto out;
+    }
+    int fd = f->fd;
+    f->fd = -1;
+    if (close(fd) != 0) {
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot close %s", f->partial);
+        goto out;
+    }
+    if (rename(f->partial, f->path) != 0) {
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot rename %s to %s", f->partial, f->path);
+        goto out;
+    }
+    f->committed = 1;
+    dir = cs_dirname(f->path);
+    rc = cs_fsync_dir(dir, e);
+out:
+    free(dir);
+    return rc;
+}
+
+static void file_free(cs_sink *s)
+{
+    file_sink *f = (file_sink *)s;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (!f->committed)
+        unlink(f->partial);
+    free(f->path);
+    free(f->partial);
+    free(f);
+}
+
+static const cs_sink_ops file_ops = { file_write, file_close, file_free };
+
+cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e)
+{
+    char *partial = cs_sprintf("%s.partial", path);
+    int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        cs_err_sys(e, CS_E_IO, errno, "cannot create %s", partial);
+        free(partial);
+        return NULL;
+    }
+    file_sink *f = cs_calloc(1, sizeof *f);
+    f->base.ops = &file_ops;
+    f->fd = fd;
+    f->path = cs_strdup(path);
+    f->partial = partial;
+    return &f->base;
+}
+
+/* ---- buffer sink -------------------------------------------------------- */
+
+typedef struct buf_sink {
+    cs_sink base;
+    cs_buf *dst;
+    size_t max;
+    size_t written;
+} buf_sink;
+
+static int buf_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    buf_sink *b = (buf_sink *)s;
+    if (n > b->max - b->written)
+        return cs_err_set(e, CS_E_INVAL, "more than %zu bytes", b->max);
+    cs_buf_add(b->dst, p, n);
+    b->written += n;
+    return 0;
+}
+
+static int buf_close(cs_sink *s, cs_err *e)
+{
+    (void)s;
+    (void)e;
+    return 0;
+}
+
+static void buf_free(cs_sink *s)
+{
+    free(s);
+}
+
+static const cs_sink_ops buf_ops = { buf_write, buf_close, buf_free };
+
+cs_sink *cs_buf_sink_new(cs_buf *dst, size_t max)
+{
+    buf_sink *b = cs_calloc(1, sizeof *b);
+    b->base.ops = &buf_ops;
+    b->dst = dst;
+    b->max = max;
+    return &b->base;
+}
+
+/* ---- null sink ---------------------------------------------------------- */
+
+static int null_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    (void)s;
+    (void)p;
+    (void)n;
+    (void)e;
+    return 0;
+}
+
+static const cs_sink_ops null_ops = { null_write, buf_close, buf_free };
+
+cs_sink *cs_null_sink_new(void)
+{
+    cs_sink *s = cs_calloc(1, sizeof *s);
+    s->ops = &null_ops;
+    return s;
+}

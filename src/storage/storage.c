@@ -1,0 +1,138 @@
+/* storage.c - opening a storage location, key checks, small-object helpers. */
+#include "storage/storage.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/fs.h"
+
+/* Length of a URL scheme ("s3" in "s3://...") or 0 when loc has none. */
+static size_t scheme_len(const char *loc)
+{
+    if (!isalpha((unsigned char)loc[0]))
+        return 0;
+    size_t i = 1;
+    while (isalnum((unsigned char)loc[i]) || loc[i] == '+' || loc[i] == '-' || loc[i] == '.')
+        i++;
+    return strncmp(loc + i, "://", 3) == 0 ? i : 0;
+}
+
+int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e)
+{
+    *out = NULL;
+    if (!location || !*location)
+        return cs_err_set(e, CS_E_INVAL, "empty storage location");
+    size_t sl = scheme_len(location);
+    if (sl == 0)
+        return cs_posix_storage_new(location, create, out, e);
+    if (sl == 4 && strncasecmp(location, "file", 4) == 0) {
+        const char *path = location + 7;
+        if (strncmp(path, "localhost/", 10) == 0)
+            path += 9;
+        if (path[0] != '/')
+            return cs_err_set(e, CS_E_INVAL, "invalid storage location %s: a file:// URL needs an absolute path", location);
+        return cs_posix_storage_new(path, create, out, e);
+    }
+    return cs_err_set(e, CS_E_INVAL, "unsupported storage location %.*s://...", (int)sl, location);
+}
+
+void cs_storage_free(cs_storage *st)
+{
+    if (st)
+        st->ops->free(st);
+}
+
+static int check_key(const char *key, cs_err *e)
+{
+    if (!cs_path_is_safe_relative(key))
+        return cs_err_set(e, CS_E_INVAL, "invalid storage key \"%s\"", key ? key : "(null)");
+    return 0;
+}
+
+int cs_storage_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e)
+{
+    *out = NULL;
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    return st->ops->put(st, key, flags, out, e);
+}
+
+int cs_storage_get(cs_storage *st, const char *key, cs_sink *dst, cs_err *e)
+{
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    return st->ops->get(st, key, dst, e);
+}
+
+int cs_storage_stat_key(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e)
+{
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    return st->ops->stat(st, key, out, e);
+}
+
+int cs_storage_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e)
+{
+    if (!prefix)
+        prefix = "";
+    if (*prefix) {
+        /* A prefix is a key, or a key's beginning, possibly ending in '/'. */
+        size_t n = strlen(prefix);
+        if (prefix[n - 1] == '/')
+            n--;
+        char *p = cs_strndup(prefix, n);
+        bool ok = cs_path_is_safe_relative(p);
+        free(p);
+        if (!ok)
+            return cs_err_set(e, CS_E_INVAL, "invalid storage key \"%s\"", prefix);
+    }
+    return st->ops->list(st, prefix, cb, arg, e);
+}
+
+int cs_storage_del(cs_storage *st, const char *key, cs_err *e)
+{
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    return st->ops->del(st, key, e);
+}
+
+int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e)
+{
+    cs_sink *w = NULL;
+    int rc = cs_storage_put(st, key, flags, &w, e);
+    if (rc)
+        goto out;
+    rc = cs_sink_write(w, p, n, e);
+    if (rc)
+        goto out;
+    rc = cs_sink_close(w, e);
+out:
+    cs_sink_free(w);
+    return rc;
+}
+
+int cs_storage_get_bytes(cs_storage *st, const char *key, size_t max, cs_buf *out, cs_err *e)
+{
+    cs_buf_reset(out);
+    int rc = check_key(key, e);
+    if (rc)
+        return rc;
+    cs_sink *dst = cs_buf_sink_new(out, max);
+    rc = st->ops->get(st, key, dst, e);
+    if (rc == CS_E_INVAL) /* only the buffer sink says that: the key is valid */
+        rc = cs_err_set(e, CS_E_INVAL, "object %s is larger than %zu bytes", key, max);
+    if (rc)
+        goto out;
+    rc = cs_sink_close(dst, e);
+out:
+    cs_sink_free(dst);
+    if (rc)
+        cs_buf_reset(out);
+    return rc;
+}

@@ -1,0 +1,409 @@
+/* test_io.c - the byte pipeline: sinks, hash, count and zstd filters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/fs.h"
+#include "io/filters.h"
+#include "io/sink.h"
+
+static const char EMPTY_HASH[] = "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8";
+static const char ABC_HASH[] = "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319";
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/cassette-test-io-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_remove_tree(f->dir, &e);
+    free(f);
+    return rc;
+}
+
+static size_t count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Random-ish data: runs of repeated bytes mixed with noise, so zstd has
+ * something to do but cannot shrink it to nothing. */
+static uint8_t *make_data(size_t n, uint32_t seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    uint32_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (i / 512) % 3 == 0 ? (uint8_t)(i / 512) : (uint8_t)x;
+    }
+    return p;
+}
+
+/* Feed p into s in uneven chunks. */
+static int write_chunked(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    size_t sizes[] = { 1, 7777, 65536, 3, 300000 };
+    size_t i = 0, off = 0;
+    while (off < n) {
+        size_t c = sizes[i++ % 5];
+        if (c > n - off)
+            c = n - off;
+        int rc = cs_sink_write(s, p + off, c, e);
+        if (rc)
+            return rc;
+        off += c;
+    }
+    return 0;
+}
+
+static void compress_to_buf(const void *p, size_t n, cs_buf *out)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), 3, &e);
+    assert_non_null(s);
+    assert_int_equal(cs_sink_write(s, p, n, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+}
+
+static void test_hash_vectors(void **state)
+{
+    (void)state;
+    cs_hash_result r;
+    cs_hash_bytes("", 0, &r);
+    assert_string_equal(r.hex, EMPTY_HASH);
+    assert_int_equal(r.bytes, 0);
+    cs_hash_bytes("abc", 3, &r);
+    assert_string_equal(r.hex, ABC_HASH);
+    assert_int_equal(r.bytes, 3);
+
+    /* The filter as a terminal sink, fed byte by byte. */
+    cs_err e;
+    cs_err_clear(&e);
+    cs_hash_result fr;
+    memset(&fr, 0, sizeof fr);
+    cs_sink *h = cs_hash_filter_new(NULL, &fr);
+    assert_int_equal(cs_sink_write(h, "a", 1, &e), 0);
+    assert_int_equal(cs_sink_write(h, "b", 1, &e), 0);
+    assert_int_equal(cs_sink_write(h, "", 0, &e), 0);
+    assert_int_equal(cs_sink_write(h, "c", 1, &e), 0);
+    assert_int_equal(cs_sink_close(h, &e), 0);
+    assert_string_equal(fr.hex, ABC_HASH);
+    assert_memory_equal(fr.digest, r.digest, CS_HASH_BYTES);
+    assert_int_equal(fr.bytes, 3);
+    cs_sink_free(h);
+
+    /* Empty stream through the filter. */
+    h = cs_hash_filter_new(cs_null_sink_new(), &fr);
+    assert_int_equal(cs_sink_close(h, &e), 0);
+    assert_string_equal(fr.hex, EMPTY_HASH);
+    cs_sink_free(h);
+}
+
+static void roundtrip(const char *dir, size_t n, int level)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    uint8_t *data = make_data(n, (uint32_t)n + 17);
+    char *path = cs_path_join(dir, "obj.zst");
+    char *partial = cs_sprintf("%s.partial", path);
+
+    cs_hash_result wh;
+    uint64_t compressed = 0;
+    cs_sink *file = cs_file_sink_new(path, 0600, &e);
+    assert_non_null(file);
+    cs_sink *chain = cs_hash_filter_new(
+        cs_zstd_compress_new(cs_count_filter_new(file, &compressed), level, &e), &wh);
+    assert_int_equal(write_chunked(chain, data, n, &e), 0);
+    assert_true(cs_exists(partial));
+    assert_false(cs_exists(path));
+    assert_int_equal(cs_sink_close(chain, &e), 0);
+    assert_true(chain->closed);
+    cs_sink_free(chain);
+    assert_false(cs_exists(partial));
+    assert_true(cs_exists(path));
+    assert_int_equal(wh.bytes, n);
+    assert_true(compressed > 0);
+
+    cs_hash_result one;
+    cs_hash_bytes(data, n, &one);
+    assert_string_equal(wh.hex, one.hex);
+
+    /* Back: file -> zstd -d -> hash -> buffer. */
+    cs_buf back = CS_BUF_INIT;
+    cs_hash_result rh;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    cs_sink *rchain = cs_zstd_decompress_new(cs_hash_filter_new(cs_buf_sink_new(&back, n), &rh), &e);
+    assert_non_null(rchain);
+    uint64_t nread = 0;
+    assert_int_equal(cs_pump_fd(fd, rchain, &nread, &e), 0);
+    close(fd);
+    assert_int_equal(nread, compressed);
+    assert_int_equal(cs_sink_close(rchain, &e), 0);
+    cs_sink_free(rchain);
+    assert_int_equal(back.len, n);
+    if (n)
+        assert_memory_equal(back.data, data, n);
+    assert_string_equal(rh.hex, wh.hex);
+    assert_int_equal(rh.bytes, n);
+
+    cs_buf_free(&back);
+    unlink(path);
+    free(partial);
+    free(path);
+    free(data);
+}
+
+static void test_roundtrip_sizes(void **state)
+{
+    fixture *f = *state;
+    roundtrip(f->dir, 0, 3);
+    roundtrip(f->dir, 1, 3);
+    roundtrip(f->dir, 65536, 3);
+    roundtrip(f->dir, 3 * 1024 * 1024 + 123, 3);
+    roundtrip(f->dir, 200000, 1);
+    roundtrip(f->dir, 200000, 19);
+}
+
+static void test_truncated_zstd(void **state)
+{
+    (void)state;
+    cs_err e;
+    size_t n = 300000;
+    uint8_t *data = make_data(n, 5);
+    cs_buf z = CS_BUF_INIT;
+    compress_to_buf(data, n, &z);
+    assert_true(z.len > 10);
+
+    size_t cuts[] = { z.len - 1, z.len / 2, 4, 1 };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        cs_err_clear(&e);
+        cs_sink *d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+        assert_int_equal(cs_sink_write(d, z.data, cuts[i], &e), 0);
+        assert_int_equal(cs_sink_close(d, &e), CS_E_CORRUPT);
+        assert_int_equal(e.code, CS_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "truncated zstd stream"));
+        assert_false(d->closed);
+        cs_sink_free(d);
+    }
+
+    /* No input at all is not a stream either. */
+    cs_err_clear(&e);
+    cs_sink *d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+    assert_int_equal(cs_sink_close(d, &e), CS_E_CORRUPT);
+    cs_sink_free(d);
+
+    /* The whole thing is fine. */
+    d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+    assert_int_equal(write_chunked(d, (const uint8_t *)z.data, z.len, &e), 0);
+    assert_int_equal(cs_sink_close(d, &e), 0);
+    cs_sink_free(d);
+
+    cs_buf_free(&z);
+    free(data);
+}
+
+static void test_corrupt_zstd(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    const char garbage[] = "this is certainly not a zstd frame";
+    cs_sink *d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+    assert_int_equal(cs_sink_write(d, garbage, sizeof garbage, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "corrupt zstd stream"));
+    /* It stays failed. */
+    assert_int_equal(cs_sink_write(d, garbage, 1, &e), CS_E_CORRUPT);
+    assert_int_equal(cs_sink_close(d, &e), CS_E_CORRUPT);
+    cs_sink_free(d);
+
+    /* A flipped byte inside the payload: the frame checksum or the block
+     * decoder notices, at write or at close. */
+    size_t n = 100000;
+    uint8_t *data = make_data(n, 9);
+    cs_buf z = CS_BUF_INIT;
+    compress_to_buf(data, n, &z);
+    z.data[z.len / 2] ^= 0x5a;
+    cs_err_clear(&e);
+    d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+    int rc = cs_sink_write(d, z.data, z.len, &e);
+    if (rc == 0)
+        rc = cs_sink_close(d, &e);
+    assert_int_equal(rc, CS_E_CORRUPT);
+    cs_sink_free(d);
+    cs_buf_free(&z);
+    free(data);
+}
+
+static void test_concatenated_frames(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_buf z = CS_BUF_INIT, out = CS_BUF_INIT;
+    compress_to_buf("hello ", 6, &z);
+    compress_to_buf("", 0, &z);
+    compress_to_buf("world", 5, &z);
+    cs_sink *d = cs_zstd_decompress_new(cs_buf_sink_new(&out, 100), &e);
+    assert_int_equal(write_chunked(d, (const uint8_t *)z.data, z.len, &e), 0);
+    assert_int_equal(cs_sink_close(d, &e), 0);
+    cs_sink_free(d);
+    assert_string_equal(cs_buf_str(&out), "hello world");
+    cs_buf_free(&z);
+    cs_buf_free(&out);
+}
+
+static void test_file_sink_abort(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    char *path = cs_path_join(f->dir, "aborted");
+    cs_sink *s = cs_zstd_compress_new(cs_file_sink_new(path, 0600, &e), 3, &e);
+    assert_non_null(s);
+    assert_int_equal(cs_sink_write(s, "some bytes", 10, &e), 0);
+    assert_int_equal(count_entries(f->dir), 1);
+    cs_sink_free(s);
+    assert_int_equal(count_entries(f->dir), 0);
+    assert_false(cs_exists(path));
+
+    /* A file sink over an existing file leaves it alone when aborted. */
+    assert_int_equal(cs_write_file_atomic(path, "old", 3, 0600, &e), 0);
+    s = cs_file_sink_new(path, 0600, &e);
+    assert_int_equal(cs_sink_write(s, "new", 3, &e), 0);
+    cs_sink_free(s);
+    char *content = NULL;
+    size_t len = 0;
+    assert_int_equal(cs_read_file(path, 100, &content, &len, &e), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(content, "old", 3);
+    free(content);
+    assert_int_equal(count_entries(f->dir), 1);
+
+    /* A missing directory fails at creation. */
+    char *bad = cs_path_join(f->dir, "no/such/dir/file");
+    cs_err_clear(&e);
+    assert_null(cs_file_sink_new(bad, 0600, &e));
+    assert_int_equal(e.code, CS_E_IO);
+    assert_non_null(strstr(e.msg, "no/such/dir/file.partial"));
+    free(bad);
+    free(path);
+}
+
+static void test_buf_null_count(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_buf b = CS_BUF_INIT;
+    cs_sink *s = cs_buf_sink_new(&b, 5);
+    assert_int_equal(cs_sink_write(s, "abc", 3, &e), 0);
+    assert_int_equal(cs_sink_write(s, "de", 2, &e), 0);
+    assert_int_equal(cs_sink_write(s, "f", 1, &e), CS_E_INVAL);
+    assert_int_equal(e.code, CS_E_INVAL);
+    assert_string_equal(cs_buf_str(&b), "abcde");
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    assert_int_equal(cs_sink_write(s, "x", 1, &e), CS_E_INVAL); /* after close */
+    cs_sink_free(s);
+    cs_buf_free(&b);
+
+    uint64_t count = 99;
+    s = cs_count_filter_new(cs_null_sink_new(), &count);
+    assert_int_equal(count, 0);
+    assert_int_equal(cs_sink_write(s, "abc", 3, &e), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(cs_sink_write(s, "defg", 4, &e), 0);
+    assert_int_equal(count, 7);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0); /* closing twice is harmless */
+    cs_sink_free(s);
+    cs_sink_free(NULL);
+
+    /* A bad level fails and frees next (the leak checkers would see it). */
+    cs_err_clear(&e);
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 0, &e));
+    assert_int_equal(e.code, CS_E_INVAL);
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 20, &e));
+    assert_null(cs_zstd_compress_new(NULL, 3, &e));
+    assert_null(cs_zstd_decompress_new(NULL, &e));
+}
+
+static void test_pump_errors(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    /* A failing sink stops the pump with its error. */
+    char *path = cs_path_join(f->dir, "in");
+    uint8_t *data = make_data(3000000, 3);
+    assert_int_equal(cs_write_file_atomic(path, data, 3000000, 0600, &e), 0);
+    int fd = open(path, O_RDONLY);
+    cs_buf b = CS_BUF_INIT;
+    cs_sink *s = cs_buf_sink_new(&b, 1000);
+    uint64_t n = 0;
+    assert_int_equal(cs_pump_fd(fd, s, &n, &e), CS_E_INVAL);
+    close(fd);
+    cs_sink_free(s);
+    cs_buf_free(&b);
+    /* Reading a directory fails with an I/O error. */
+    fd = open(f->dir, O_RDONLY | O_DIRECTORY);
+    s = cs_null_sink_new();
+    assert_int_equal(cs_pump_fd(fd, s, NULL, &e), CS_E_IO);
+    close(fd);
+    cs_sink_free(s);
+    free(data);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hash_vectors),
+        cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
+        cmocka_unit_test(test_truncated_zstd),
+        cmocka_unit_test(test_corrupt_zstd),
+        cmocka_unit_test(test_concatenated_frames),
+        cmocka_unit_test_setup_teardown(test_file_sink_abort, setup, teardown),
+        cmocka_unit_test(test_buf_null_count),
+        cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
