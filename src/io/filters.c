@@ -1,6 +1,7 @@
 /* filters.c - hash, count and zstd filters of the byte pipeline. */
 #include "io/filters.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@ typedef struct hash_filter {
     cs_sink *next;
     cs_hash_result *out;
     uint64_t bytes;
+    bool check;                     /* compare against the expectation below */
+    char expect_hex[CS_HASH_HEX];
+    uint64_t expect_size;
 } hash_filter;
 
 static hash_filter *hash_of(cs_sink *s)
@@ -53,6 +57,16 @@ static int hash_close(cs_sink *s, cs_err *e)
      * next can be retried without corrupting the state. */
     crypto_generichash_state copy = h->st;
     crypto_generichash_final(&copy, digest, sizeof digest);
+    if (h->check) {
+        char hex[CS_HASH_HEX];
+        cs_hex(digest, sizeof digest, hex);
+        /* Fail before next is closed: nothing unchecked is committed. */
+        if (h->bytes != h->expect_size)
+            return cs_err_set(e, CS_E_CORRUPT, "content is %llu bytes, expected %llu",
+                              (unsigned long long)h->bytes, (unsigned long long)h->expect_size);
+        if (strcmp(hex, h->expect_hex))
+            return cs_err_set(e, CS_E_CORRUPT, "content hash mismatch");
+    }
     if (h->next) {
         int rc = cs_sink_close(h->next, e);
         if (rc)
@@ -94,6 +108,16 @@ cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out)
     h->next = next;
     h->out = out;
     return &h->base;
+}
+
+cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_hex, uint64_t expected_size)
+{
+    cs_sink *s = cs_hash_filter_new(next, NULL);
+    hash_filter *h = hash_of(s);
+    h->check = true;
+    snprintf(h->expect_hex, sizeof h->expect_hex, "%s", expected_hex);
+    h->expect_size = expected_size;
+    return s;
 }
 
 void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out)

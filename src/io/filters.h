@@ -25,6 +25,11 @@ typedef struct cs_hash_result {
  * NULL: then the filter is a terminal sink that only hashes. */
 cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out);
 
+/* Like the hash filter, but close fails with CS_E_CORRUPT (before closing
+ * next, so nothing is committed) unless exactly expected_size bytes with
+ * the expected hash passed through. */
+cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_hex, uint64_t expected_size);
+
 /* Count what passes through into *count (updated as bytes pass). */
 cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count);
 

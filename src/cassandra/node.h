@@ -1,0 +1,51 @@
+/* node.h - what cassette reads from a node over CQL.
+ *
+ * Owns: the queries for the node's identity and topology (system.local),
+ * its directories (system_views.settings), and its schema (DESCRIBE
+ * SCHEMA, server-side since 4.0), decoded into plain structs.
+ * Must not: run nodetool or touch files. */
+#ifndef CS_NODE_H
+#define CS_NODE_H
+
+#include <jansson.h>
+
+#include "cassandra/cql.h"
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct cs_node_info {
+    char *host_id;
+    char *address;          /* broadcast or listen address */
+    char *cluster_name;
+    char *datacenter;
+    char *rack;
+    char *release_version;
+    char *partitioner;
+    cs_strlist tokens;
+    cs_strlist data_dirs;   /* from system_views.settings */
+    char *commitlog_dir;
+    char *hints_dir;
+    char *saved_caches_dir;
+} cs_node_info;
+
+/* Connect using the [cassandra] settings of cfg. */
+int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e);
+
+int cs_node_read_info(cql_conn *c, cs_node_info *out, cs_err *e);
+void cs_node_info_free(cs_node_info *info);
+
+/* DESCRIBE SCHEMA as a JSON array of {"keyspace","type","name","cql"} in
+ * the server's order (keyspace, then its types, tables, indexes, views). */
+int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e);
+
+/* Parse a settings value such as "[/a, /b]" or "/a" into a list. */
+void cs_node_parse_dir_list(const char *value, cs_strlist *out);
+
+/* Is ks one of Cassandra's own keyspaces (system, system_schema, ...)? */
+bool cs_node_is_system_keyspace(const char *ks);
+
+/* Is name a plain CQL identifier as Cassandra stores keyspaces and tables
+ * on disk ([A-Za-z0-9_]{1,222})? */
+bool cs_node_is_valid_name(const char *name);
+
+#endif

@@ -1,0 +1,340 @@
+/* backup.c - snapshot a node and store every new file once. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cassandra/node.h"
+#include "cassandra/nodetool.h"
+#include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "io/filters.h"
+#include "ops/ops.h"
+#include "ops/state.h"
+
+typedef struct backup_ctx {
+    const cs_config *cfg;
+    cs_repo *repo;
+    cs_manifest *m;
+    cs_state *state;
+    const char *tag;
+    uint64_t bytes_read;
+} backup_ctx;
+
+static void default_name(char out[32])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 32, "%Y%m%d-%H%M%S", &tm);
+}
+
+static int check_args(const cs_config *cfg, cs_err *e)
+{
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_INVAL, "backup needs --repo");
+    if (cfg->name && !cs_repo_is_valid_backup_name(cfg->name))
+        return cs_err_set(e, CS_E_INVAL, "invalid backup name \"%s\" (letters, digits, '.', '_' and '-')", cfg->name);
+    for (size_t i = 0; i < cfg->keyspaces.n; i++)
+        if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
+            return cs_err_set(e, CS_E_INVAL, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
+    if (cfg->zstd_level < 1 || cfg->zstd_level > 19)
+        return cs_err_set(e, CS_E_INVAL, "zstd level must be between 1 and 19");
+    return 0;
+}
+
+/* ---- storing one file ---- */
+
+static int store_file(backup_ctx *c, const char *path, cs_mfile *f, cs_err *e)
+{
+    cs_repo_new_object_id(f->object);
+    char *key = cs_repo_object_key(f->object);
+    cs_sink *writer = NULL, *head = NULL;
+    cs_hash_result hash;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path) : 0;
+    if (!rc)
+        rc = cs_storage_put(c->repo->st, key, CS_PUT_EXCLUSIVE, &writer, e);
+    if (rc)
+        goto out;
+    head = cs_count_filter_new(writer, &f->stored);
+    head = cs_zstd_compress_new(head, (int)c->cfg->zstd_level, e);
+    if (!head) {
+        rc = e->code;
+        goto out;
+    }
+    head = cs_hash_filter_new(head, &hash);
+    uint64_t n = 0;
+    rc = cs_pump_fd(fd, head, &n, e);
+    if (!rc)
+        rc = cs_sink_close(head, e);
+    if (rc)
+        goto out;
+    if (hash.bytes != f->size) {
+        rc = cs_err_set(e, CS_E_IO, "%s changed size while it was read", path);
+        goto out;
+    }
+    memcpy(f->hash, hash.hex, CS_HASH_HEX);
+    f->is_new = true;
+    c->bytes_read += n;
+out:
+    cs_sink_free(head);
+    if (fd >= 0)
+        close(fd);
+    free(key);
+    if (rc)
+        cs_err_prefix(e, "storing %s", path);
+    return rc;
+}
+
+static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char *path, const char *rel,
+                    const struct stat *st, cs_err *e)
+{
+    cs_mfile *f = cs_mtable_add_file(t, rel);
+    f->size = (uint64_t)st->st_size;
+    f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    f->data_dir = dir_index;
+    const cs_state_entry *known =
+        cs_state_find(c->state, c->m->data_dirs.items[dir_index], t->id, rel, f->size, f->mtime_ns);
+    if (known) {
+        /* SSTable components are immutable: same name, size and mtime means
+         * the stored object is still this file. Never read it again. */
+        memcpy(f->hash, known->hash, CS_HASH_HEX);
+        memcpy(f->object, known->object, CS_OBJECT_ID_HEX);
+        f->stored = known->stored;
+        return 0;
+    }
+    cs_debug("storing %s", path);
+    return store_file(c, path, f, e);
+}
+
+/* ---- walking the snapshot ---- */
+
+static int walk_snapshot_dir(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char *dir, const char *rel_prefix,
+                             cs_err *e)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot read %s", dir);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        bool top = rel_prefix[0] == '\0';
+        /* Cassandra's own snapshot manifest is replaced by ours; schema.cql
+         * goes into the manifest's table entry. */
+        if (top && !strcmp(de->d_name, "manifest.json"))
+            continue;
+        char *path = cs_path_join(dir, de->d_name);
+        char *rel = top ? cs_strdup(de->d_name) : cs_sprintf("%s/%s", rel_prefix, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot stat %s", path);
+        } else if (top && !strcmp(de->d_name, "schema.cql") && S_ISREG(st.st_mode)) {
+            char *text = NULL;
+            rc = cs_read_file(path, 1 << 20, &text, NULL, e);
+            if (!rc) {
+                free(t->schema_cql);
+                t->schema_cql = text;
+            }
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = walk_snapshot_dir(c, t, dir_index, path, rel, e);
+        } else if (S_ISREG(st.st_mode)) {
+            rc = add_file(c, t, dir_index, path, rel, &st, e);
+        }
+        free(path);
+        free(rel);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* "<table>-<32 hex id>" -> table name and id; false for anything else. */
+static bool split_table_dir(const char *dirname, char **table, char **id)
+{
+    const char *dash = strrchr(dirname, '-');
+    if (!dash || !cs_is_hex32(dash + 1))
+        return false;
+    *table = cs_strndup(dirname, (size_t)(dash - dirname));
+    *id = cs_strdup(dash + 1);
+    if (!cs_node_is_valid_name(*table)) {
+        free(*table);
+        free(*id);
+        return false;
+    }
+    return true;
+}
+
+static int walk_table(backup_ctx *c, unsigned dir_index, const char *ks, const char *ks_dir, const char *tdir,
+                      cs_err *e)
+{
+    char *table = NULL, *id = NULL;
+    if (!split_table_dir(tdir, &table, &id))
+        return 0;
+    char *table_path = cs_path_join(ks_dir, tdir);
+    char *snap = cs_sprintf("%s/snapshots/%s", table_path, c->tag);
+    int rc = 0;
+    if (cs_is_dir(snap)) {
+        cs_mtable *t = cs_manifest_find_table(c->m, ks, table);
+        if (!t)
+            t = cs_manifest_add_table(c->m, ks, table, id);
+        if (strcmp(t->id, id))
+            rc = cs_err_set(e, CS_E_INVAL, "table %s.%s has two ids on disk (%s and %s)", ks, table, t->id, id);
+        else
+            rc = walk_snapshot_dir(c, t, dir_index, snap, "", e);
+    }
+    free(snap);
+    free(table_path);
+    free(table);
+    free(id);
+    return rc;
+}
+
+static int walk_data_dir(backup_ctx *c, unsigned dir_index, cs_err *e)
+{
+    const char *root = c->m->data_dirs.items[dir_index];
+    DIR *d = opendir(root);
+    if (!d)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot read data directory %s", root);
+    int rc = 0;
+    struct dirent *ks;
+    while (rc == 0 && (ks = readdir(d)) != NULL) {
+        if (!cs_node_is_valid_name(ks->d_name))
+            continue;
+        if (c->cfg->keyspaces.n && !cs_strlist_has(&c->cfg->keyspaces, ks->d_name))
+            continue;
+        char *ks_dir = cs_path_join(root, ks->d_name);
+        DIR *kd = cs_is_dir(ks_dir) ? opendir(ks_dir) : NULL;
+        struct dirent *td;
+        while (kd && rc == 0 && (td = readdir(kd)) != NULL)
+            rc = walk_table(c, dir_index, ks->d_name, ks_dir, td->d_name, e);
+        if (kd)
+            closedir(kd);
+        free(ks_dir);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ---- the whole backup ---- */
+
+static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
+{
+    cql_conn *conn = NULL;
+    cs_node_info info;
+    memset(&info, 0, sizeof info);
+    int rc = cs_node_connect(cfg, &conn, e);
+    if (!rc)
+        rc = cs_node_read_info(conn, &info, e);
+    if (!rc)
+        rc = cs_node_read_schema(conn, &m->schema, e);
+    cql_close(conn);
+    if (rc) {
+        cs_node_info_free(&info);
+        return rc;
+    }
+    m->host_id = info.host_id;
+    m->address = info.address;
+    m->cluster_name = info.cluster_name;
+    m->datacenter = info.datacenter;
+    m->rack = info.rack;
+    m->release_version = info.release_version;
+    m->partitioner = info.partitioner;
+    m->tokens = info.tokens;
+    m->commitlog_dir = cfg->commitlog_dir ? cs_strdup(cfg->commitlog_dir) : info.commitlog_dir;
+    m->hints_dir = cfg->hints_dir ? cs_strdup(cfg->hints_dir) : info.hints_dir;
+    m->saved_caches_dir = cfg->saved_caches_dir ? cs_strdup(cfg->saved_caches_dir) : info.saved_caches_dir;
+    const cs_strlist *dirs = cfg->data_dirs.n ? &cfg->data_dirs : &info.data_dirs;
+    for (size_t i = 0; i < dirs->n; i++)
+        cs_strlist_add(&m->data_dirs, dirs->items[i]);
+    if (cfg->commitlog_dir)
+        free(info.commitlog_dir);
+    if (cfg->hints_dir)
+        free(info.hints_dir);
+    if (cfg->saved_caches_dir)
+        free(info.saved_caches_dir);
+    cs_strlist_free(&info.data_dirs);
+    if (m->data_dirs.n == 0)
+        return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
+    return 0;
+}
+
+static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
+{
+    int rc = cs_nodetool_snapshot(nt, c->tag, &c->cfg->keyspaces, e);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
+        rc = walk_data_dir(c, i, e);
+    c->m->finished = cs_now();
+    if (!rc)
+        rc = cs_repo_put_manifest(c->repo, c->m, e);
+    /* The snapshot pins SSTables that compaction may want to delete: drop it
+     * whatever happened. A failure to clear it must not hide a first error. */
+    cs_err clear_err;
+    cs_err_clear(&clear_err);
+    if (cs_nodetool_clearsnapshot(nt, c->tag, &clear_err) && rc == 0)
+        cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", c->m->backup, clear_err.msg);
+    return rc;
+}
+
+int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
+{
+    memset(res, 0, sizeof *res);
+    double t0 = cs_now();
+    char name[32];
+    cs_manifest *m = &res->manifest;
+    cs_repo *repo = NULL;
+    cs_nodetool *nt = NULL;
+    cs_state *state = NULL;
+    char *tag = NULL;
+    int rc = check_args(cfg, e);
+    if (rc)
+        return rc;
+    default_name(name);
+    m->backup = cs_strdup(cfg->name ? cfg->name : name);
+    m->started = t0;
+    rc = cs_nodetool_new(cfg->nodetool, &nt, e);
+    if (!rc)
+        rc = cs_repo_open(cfg->repo, true, &repo, e);
+    if (!rc)
+        rc = describe_node(cfg, m, e);
+    if (!rc)
+        rc = cs_state_load(cfg, repo, m->host_id, &state, e);
+    if (!rc)
+        rc = cs_repo_mark_started(repo, m, e);
+    if (rc)
+        goto out;
+    tag = cs_sprintf("cassette-%s", m->backup);
+    backup_ctx c = { cfg, repo, m, state, tag, 0 };
+    rc = snapshot_and_store(&c, nt, e);
+    res->bytes_read = c.bytes_read;
+    if (!rc) {
+        /* The backup is complete; a lost cache only costs re-reading files. */
+        cs_err state_err;
+        cs_err_clear(&state_err);
+        if (cs_state_save(cfg, repo, m, &state_err))
+            cs_warn("could not save the local dedup cache: %s", state_err.msg);
+    }
+out:
+    res->seconds = cs_now() - t0;
+    if (rc)
+        cs_err_prefix(e, "backup %s", m->backup ? m->backup : "");
+    cs_state_free(state);
+    cs_nodetool_free(nt);
+    cs_repo_free(repo);
+    free(tag);
+    return rc;
+}
+
+void cs_backup_result_free(cs_backup_result *res)
+{
+    cs_manifest_free(&res->manifest);
+}

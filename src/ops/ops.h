@@ -1,0 +1,69 @@
+/* ops.h - cassette's use cases, one plain function each.
+ *
+ * Owns: backup, restore, verify, list and init as functions over
+ * (config, node, repository) -> result. The CLI formats results; the ops
+ * never print (except progress through the logger).
+ * Must not: parse argv or format output for the user. */
+#ifndef CS_OPS_H
+#define CS_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+
+typedef struct cs_backup_result {
+    cs_manifest manifest;  /* what was written; files with is_new were stored now */
+    uint64_t bytes_read;   /* bytes read from the node's disk */
+    double seconds;
+} cs_backup_result;
+
+int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);
+void cs_backup_result_free(cs_backup_result *res);
+
+typedef struct cs_restore_result {
+    char *mode;
+    size_t tables;
+    uint64_t files;
+    uint64_t bytes;
+    double seconds;
+    cs_strlist moved_aside; /* directories moved aside (replace mode) */
+} cs_restore_result;
+
+int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e);
+void cs_restore_result_free(cs_restore_result *res);
+
+/* One broken file found by verify. */
+typedef struct cs_verify_problem {
+    char *backup;
+    char *file;    /* "ks.table/nb-1-big-Data.db" */
+    char *object;
+    char *reason;
+} cs_verify_problem;
+
+typedef struct cs_verify_result {
+    size_t backups;
+    uint64_t files;
+    uint64_t objects;   /* distinct objects read */
+    uint64_t bytes;     /* plaintext bytes checked */
+    cs_verify_problem *problems;
+    size_t n_problems;
+} cs_verify_result;
+
+/* Returns 0 when verification ran (problems are in the result), an error
+ * when it could not run at all. */
+int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e);
+void cs_verify_result_free(cs_verify_result *res);
+
+int cs_op_list(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
+
+/* Shared by the ops: stream an object through zstd-decompress and hash into
+ * dst (owned, closed on success) and check the plaintext against f.
+ * CS_E_CORRUPT names the object on any mismatch. */
+int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
+
+#endif

@@ -1,0 +1,192 @@
+#include "ops/state.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
+
+struct cs_state {
+    cs_state_entry *entries; /* sorted by key */
+    size_t n;
+};
+
+static char *entry_key(const char *data_dir, const char *table_id, const char *name)
+{
+    return cs_sprintf("%s\t%s\t%s", data_dir, table_id, name);
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(((const cs_state_entry *)a)->key, ((const cs_state_entry *)b)->key);
+}
+
+static void add_entry(cs_state *s, char *key, uint64_t size, int64_t mtime, const char *hash, const char *object,
+                      uint64_t stored)
+{
+    s->entries = cs_realloc(s->entries, (s->n + 1) * sizeof *s->entries);
+    cs_state_entry *en = &s->entries[s->n++];
+    en->key = key;
+    en->size = size;
+    en->mtime_ns = mtime;
+    memcpy(en->hash, hash, CS_HASH_HEX);
+    memcpy(en->object, object, CS_OBJECT_ID_HEX);
+    en->stored = stored;
+}
+
+static void fill_from_manifest(cs_state *s, const cs_manifest *m)
+{
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++) {
+            const cs_mfile *f = &m->tables[i].files[j];
+            add_entry(s, entry_key(m->data_dirs.items[f->data_dir], m->tables[i].id, f->name), f->size,
+                      f->mtime_ns, f->hash, f->object, f->stored);
+        }
+}
+
+static char *state_path(const cs_config *cfg, const cs_repo *repo, const char *host_id)
+{
+    const char *home = getenv("HOME");
+    char *dir = cfg->state_dir ? cs_strdup(cfg->state_dir)
+                               : cs_sprintf("%s/.cache/cassette/state", home && *home ? home : "/tmp");
+    char *path = cs_sprintf("%s/%s/%s.json", dir, repo->id, host_id);
+    free(dir);
+    return path;
+}
+
+/* The newest complete backup of host_id, or NULL (caller frees). */
+static int newest_backup_of(cs_repo *repo, const char *host_id, char **name, cs_err *e)
+{
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    *name = NULL;
+    int rc = cs_repo_list_backups(repo, &entries, &n, e);
+    if (rc)
+        return rc;
+    for (size_t i = n; i-- > 0;)
+        if (entries[i].complete && !strcmp(entries[i].host_id, host_id)) {
+            *name = cs_strdup(entries[i].name);
+            break;
+        }
+    cs_backup_entries_free(entries, n);
+    return 0;
+}
+
+/* Read the cache file if it belongs to `backup`; false if not usable. */
+static bool load_file(cs_state *s, const char *path, const char *backup)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (cs_read_file(path, CS_MANIFEST_MAX, &text, &len, NULL))
+        return false;
+    json_t *root = json_loadb(text, len, 0, NULL);
+    free(text);
+    const char *owner = json_string_value(json_object_get(root, "backup"));
+    json_t *files = json_object_get(root, "files");
+    bool ok = owner && !strcmp(owner, backup) && json_is_array(files);
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        const char *key = json_string_value(json_array_get(f, 0));
+        const char *hash = json_string_value(json_array_get(f, 3));
+        const char *object = json_string_value(json_array_get(f, 4));
+        if (!ok || !key || !hash || strlen(hash) != CS_HASH_HEX - 1 || !cs_is_hex32(object)) {
+            ok = false;
+            break;
+        }
+        add_entry(s, cs_strdup(key), (uint64_t)json_integer_value(json_array_get(f, 1)),
+                  (int64_t)json_integer_value(json_array_get(f, 2)), hash, object,
+                  (uint64_t)json_integer_value(json_array_get(f, 5)));
+    }
+    json_decref(root);
+    return ok;
+}
+
+static void clear_entries(cs_state *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->entries[i].key);
+    free(s->entries);
+    s->entries = NULL;
+    s->n = 0;
+}
+
+int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e)
+{
+    cs_state *s = cs_calloc(1, sizeof *s);
+    char *newest = NULL;
+    char *path = state_path(cfg, repo, host_id);
+    int rc = newest_backup_of(repo, host_id, &newest, e);
+    if (rc || !newest)
+        goto out;
+    if (!load_file(s, path, newest)) {
+        clear_entries(s);
+        cs_info("rebuilding the dedup cache from backup %s", newest);
+        cs_manifest m;
+        rc = cs_repo_read_manifest(repo, newest, host_id, &m, e);
+        if (rc)
+            goto out;
+        fill_from_manifest(s, &m);
+        cs_manifest_free(&m);
+    }
+    if (s->n)
+        qsort(s->entries, s->n, sizeof *s->entries, compare_keys);
+out:
+    free(newest);
+    free(path);
+    if (rc) {
+        cs_state_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, const char *table_id,
+                                    const char *name, uint64_t size, int64_t mtime_ns)
+{
+    if (!s || !s->n)
+        return NULL;
+    cs_state_entry probe = { .key = entry_key(data_dir, table_id, name) };
+    const cs_state_entry *hit = bsearch(&probe, s->entries, s->n, sizeof *s->entries, compare_keys);
+    free(probe.key);
+    if (hit && hit->size == size && hit->mtime_ns == mtime_ns)
+        return hit;
+    return NULL;
+}
+
+int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e)
+{
+    cs_state s = { NULL, 0 };
+    fill_from_manifest(&s, m);
+    json_t *files = json_array();
+    for (size_t i = 0; i < s.n; i++) {
+        const cs_state_entry *en = &s.entries[i];
+        json_array_append_new(files, json_pack("[s, I, I, s, s, I]", en->key, (json_int_t)en->size,
+                                               (json_int_t)en->mtime_ns, en->hash, en->object,
+                                               (json_int_t)en->stored));
+    }
+    clear_entries(&s);
+    json_t *root = json_pack("{s:s, s:o}", "backup", m->backup, "files", files);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    char *path = state_path(cfg, repo, m->host_id);
+    char *dir = cs_dirname(path);
+    int rc = cs_mkdirs(dir, 0700, e);
+    if (!rc)
+        rc = cs_write_file_atomic(path, text, strlen(text), 0600, e);
+    free(text);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+void cs_state_free(cs_state *s)
+{
+    if (!s)
+        return;
+    clear_entries(s);
+    free(s);
+}

@@ -1,0 +1,39 @@
+/* state.h - the local dedup cache of backup: what is already stored.
+ *
+ * Owns: <state_dir>/<repo id>/<host id>.json, which maps (data directory,
+ * table id, file name) to the size, mtime, hash and object of the file last
+ * stored, and the rule for trusting it: the cache is used only if the
+ * backup it was written by is still a complete backup of this host in the
+ * repository; otherwise it is rebuilt from the newest such manifest (so a
+ * lost or stale cache costs one manifest read, never a wrong reference).
+ * Must not: read data files. */
+#ifndef CS_STATE_H
+#define CS_STATE_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+
+typedef struct cs_state cs_state;
+
+typedef struct cs_state_entry {
+    char *key;       /* "<data dir>\t<table id>\t<file name>" */
+    uint64_t size;
+    int64_t mtime_ns;
+    char hash[CS_HASH_HEX];
+    char object[CS_OBJECT_ID_HEX];
+    uint64_t stored;
+} cs_state_entry;
+
+int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
+/* The entry for this file if size and mtime still match, else NULL. */
+const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, const char *table_id,
+                                    const char *name, uint64_t size, int64_t mtime_ns);
+/* Write the cache for the files of manifest m (a complete backup). */
+int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e);
+void cs_state_free(cs_state *s);
+
+#endif

@@ -1,0 +1,346 @@
+#include "repo/manifest.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cassandra/node.h"
+#include "common/buf.h"
+#include "common/fs.h"
+
+static bool is_lower_hex(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+bool cs_is_hex32(const char *s)
+{
+    return is_lower_hex(s, 32);
+}
+
+static bool is_hex64(const char *s)
+{
+    return is_lower_hex(s, 64);
+}
+
+cs_mtable *cs_manifest_add_table(cs_manifest *m, const char *ks, const char *table, const char *id)
+{
+    m->tables = cs_realloc(m->tables, (m->n_tables + 1) * sizeof *m->tables);
+    cs_mtable *t = &m->tables[m->n_tables++];
+    memset(t, 0, sizeof *t);
+    t->keyspace = cs_strdup(ks);
+    t->table = cs_strdup(table);
+    t->id = cs_strdup(id);
+    t->schema_cql = cs_strdup("");
+    return t;
+}
+
+cs_mfile *cs_mtable_add_file(cs_mtable *t, const char *name)
+{
+    t->files = cs_realloc(t->files, (t->n_files + 1) * sizeof *t->files);
+    cs_mfile *f = &t->files[t->n_files++];
+    memset(f, 0, sizeof *f);
+    f->name = cs_strdup(name);
+    return f;
+}
+
+cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const char *table)
+{
+    for (size_t i = 0; i < m->n_tables; i++)
+        if (!strcmp(m->tables[i].keyspace, ks) && !strcmp(m->tables[i].table, table))
+            return &m->tables[i];
+    return NULL;
+}
+
+void cs_manifest_totals_of(const cs_manifest *m, cs_manifest_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++) {
+            const cs_mfile *f = &m->tables[i].files[j];
+            t->files++;
+            t->size += f->size;
+            t->stored += f->stored;
+            if (f->is_new) {
+                t->files_new++;
+                t->size_new += f->size;
+                t->stored_new += f->stored;
+            }
+        }
+}
+
+/* ---- to JSON ---- */
+
+static json_t *strlist_json(const cs_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+static json_t *opt_string(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *table_json(const cs_mtable *t)
+{
+    json_t *files = json_array();
+    for (size_t j = 0; j < t->n_files; j++) {
+        const cs_mfile *f = &t->files[j];
+        json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:b}", "name", f->name,
+                                               "size", (json_int_t)f->size, "mtime_ns", (json_int_t)f->mtime_ns,
+                                               "data_dir", (json_int_t)f->data_dir, "hash", f->hash,
+                                               "object", f->object, "stored", (json_int_t)f->stored,
+                                               "new", f->is_new));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "keyspace", t->keyspace, "table", t->table, "id", t->id,
+                     "schema_cql", t->schema_cql ? t->schema_cql : "", "files", files);
+}
+
+char *cs_manifest_to_json(const cs_manifest *m)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < m->n_tables; i++)
+        json_array_append_new(tables, table_json(&m->tables[i]));
+    json_t *root = json_object();
+    json_object_set_new(root, "format", json_integer(CS_MANIFEST_FORMAT));
+    json_object_set_new(root, "backup", json_string(m->backup));
+    json_object_set_new(root, "host_id", json_string(m->host_id));
+    json_object_set_new(root, "address", opt_string(m->address));
+    json_object_set_new(root, "cluster_name", opt_string(m->cluster_name));
+    json_object_set_new(root, "datacenter", opt_string(m->datacenter));
+    json_object_set_new(root, "rack", opt_string(m->rack));
+    json_object_set_new(root, "release_version", opt_string(m->release_version));
+    json_object_set_new(root, "partitioner", opt_string(m->partitioner));
+    json_object_set_new(root, "tokens", strlist_json(&m->tokens));
+    json_object_set_new(root, "data_dirs", strlist_json(&m->data_dirs));
+    json_object_set_new(root, "commitlog_dir", opt_string(m->commitlog_dir));
+    json_object_set_new(root, "hints_dir", opt_string(m->hints_dir));
+    json_object_set_new(root, "saved_caches_dir", opt_string(m->saved_caches_dir));
+    json_object_set_new(root, "started", json_real(m->started));
+    json_object_set_new(root, "finished", json_real(m->finished));
+    json_object_set(root, "schema", m->schema ? m->schema : json_array());
+    if (!m->schema)
+        json_decref(json_object_get(root, "schema"));
+    json_object_set_new(root, "tables", tables);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text)
+        return cs_strdup("{}");
+    char *copy = cs_strdup(text);
+    free(text);
+    return copy;
+}
+
+/* ---- from JSON, validating ---- */
+
+static int get_str(json_t *obj, const char *key, bool required, char **out, cs_err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return cs_err_set(e, CS_E_CORRUPT, "missing \"%s\"", key);
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return cs_err_set(e, CS_E_CORRUPT, "\"%s\" is not a string", key);
+    *out = cs_strdup(json_string_value(v));
+    return 0;
+}
+
+static int get_uint(json_t *obj, const char *key, uint64_t max, uint64_t *out, cs_err *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
+        return cs_err_set(e, CS_E_CORRUPT, "\"%s\" is missing or out of range", key);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_strlist(json_t *obj, const char *key, cs_strlist *out, cs_err *e)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!a)
+        return 0;
+    if (!json_is_array(a))
+        return cs_err_set(e, CS_E_CORRUPT, "\"%s\" is not a list", key);
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        if (!json_is_string(v))
+            return cs_err_set(e, CS_E_CORRUPT, "\"%s\" holds a non-string", key);
+        cs_strlist_add(out, json_string_value(v));
+    }
+    return 0;
+}
+
+static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, cs_err *e)
+{
+    json_t *name = json_object_get(jf, "name");
+    if (!json_is_string(name) || !cs_path_is_safe_relative(json_string_value(name)))
+        return cs_err_set(e, CS_E_CORRUPT, "table %s.%s: unsafe or missing file name", t->keyspace, t->table);
+    cs_mfile *f = cs_mtable_add_file(t, json_string_value(name));
+    uint64_t mtime = 0, dir = 0;
+    const char *hash = json_string_value(json_object_get(jf, "hash"));
+    const char *object = json_string_value(json_object_get(jf, "object"));
+    int rc = get_uint(jf, "size", UINT64_MAX >> 1, &f->size, e);
+    if (!rc)
+        rc = get_uint(jf, "mtime_ns", UINT64_MAX >> 1, &mtime, e);
+    if (!rc)
+        rc = get_uint(jf, "data_dir", n_dirs ? n_dirs - 1 : 0, &dir, e);
+    if (!rc)
+        rc = get_uint(jf, "stored", UINT64_MAX >> 1, &f->stored, e);
+    if (!rc && (!is_hex64(hash) || !cs_is_hex32(object)))
+        rc = cs_err_set(e, CS_E_CORRUPT, "bad hash or object id");
+    if (rc)
+        return cs_err_prefix(e, "table %s.%s file %s", t->keyspace, t->table, f->name);
+    f->mtime_ns = (int64_t)mtime;
+    f->data_dir = (unsigned)dir;
+    memcpy(f->hash, hash, CS_HASH_HEX);
+    memcpy(f->object, object, CS_OBJECT_ID_HEX);
+    f->is_new = json_is_true(json_object_get(jf, "new"));
+    return 0;
+}
+
+static int parse_table(json_t *jt, cs_manifest *m, cs_err *e)
+{
+    const char *ks = json_string_value(json_object_get(jt, "keyspace"));
+    const char *name = json_string_value(json_object_get(jt, "table"));
+    const char *id = json_string_value(json_object_get(jt, "id"));
+    if (!ks || !name || !cs_node_is_valid_name(ks) || !cs_node_is_valid_name(name))
+        return cs_err_set(e, CS_E_CORRUPT, "a table has a missing or invalid keyspace or table name");
+    if (!cs_is_hex32(id))
+        return cs_err_set(e, CS_E_CORRUPT, "table %s.%s has an invalid id", ks, name);
+    if (cs_manifest_find_table(m, ks, name))
+        return cs_err_set(e, CS_E_CORRUPT, "table %s.%s is listed twice", ks, name);
+    cs_mtable *t = cs_manifest_add_table(m, ks, name, id);
+    const char *schema = json_string_value(json_object_get(jt, "schema_cql"));
+    free(t->schema_cql);
+    t->schema_cql = cs_strdup(schema ? schema : "");
+    json_t *files = json_object_get(jt, "files");
+    if (!json_is_array(files))
+        return cs_err_set(e, CS_E_CORRUPT, "table %s.%s has no file list", ks, name);
+    size_t i;
+    json_t *jf;
+    json_array_foreach(files, i, jf) {
+        if (!json_is_object(jf))
+            return cs_err_set(e, CS_E_CORRUPT, "table %s.%s: a file entry is not an object", ks, name);
+        int rc = parse_file(jf, t, m->data_dirs.n, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_dirs_and_schema(json_t *root, cs_manifest *m, cs_err *e)
+{
+    int rc = get_strlist(root, "tokens", &m->tokens, e);
+    if (!rc)
+        rc = get_strlist(root, "data_dirs", &m->data_dirs, e);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < m->data_dirs.n; i++)
+        if (m->data_dirs.items[i][0] != '/')
+            return cs_err_set(e, CS_E_CORRUPT, "data directory \"%s\" is not absolute", m->data_dirs.items[i]);
+    json_t *schema = json_object_get(root, "schema");
+    if (schema && !json_is_array(schema))
+        return cs_err_set(e, CS_E_CORRUPT, "\"schema\" is not a list");
+    m->schema = schema ? json_incref(schema) : json_array();
+    json_t *started = json_object_get(root, "started"), *finished = json_object_get(root, "finished");
+    m->started = json_is_number(started) ? json_number_value(started) : 0;
+    m->finished = json_is_number(finished) ? json_number_value(finished) : 0;
+    if (!isfinite(m->started) || !isfinite(m->finished))
+        return cs_err_set(e, CS_E_CORRUPT, "bad start or finish time");
+    return 0;
+}
+
+static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
+{
+    if (!json_is_object(root))
+        return cs_err_set(e, CS_E_CORRUPT, "not a JSON object");
+    json_t *format = json_object_get(root, "format");
+    if (!json_is_integer(format) || json_integer_value(format) != CS_MANIFEST_FORMAT)
+        return cs_err_set(e, CS_E_CORRUPT, "unsupported manifest format");
+    int rc = get_str(root, "backup", true, &m->backup, e);
+    if (!rc) rc = get_str(root, "host_id", true, &m->host_id, e);
+    if (!rc) rc = get_str(root, "address", false, &m->address, e);
+    if (!rc) rc = get_str(root, "cluster_name", false, &m->cluster_name, e);
+    if (!rc) rc = get_str(root, "datacenter", false, &m->datacenter, e);
+    if (!rc) rc = get_str(root, "rack", false, &m->rack, e);
+    if (!rc) rc = get_str(root, "release_version", false, &m->release_version, e);
+    if (!rc) rc = get_str(root, "partitioner", false, &m->partitioner, e);
+    if (!rc) rc = get_str(root, "commitlog_dir", false, &m->commitlog_dir, e);
+    if (!rc) rc = get_str(root, "hints_dir", false, &m->hints_dir, e);
+    if (!rc) rc = get_str(root, "saved_caches_dir", false, &m->saved_caches_dir, e);
+    if (!rc) rc = parse_dirs_and_schema(root, m, e);
+    if (rc)
+        return rc;
+    json_t *tables = json_object_get(root, "tables");
+    if (!json_is_array(tables))
+        return cs_err_set(e, CS_E_CORRUPT, "no table list");
+    size_t i;
+    json_t *jt;
+    json_array_foreach(tables, i, jt) {
+        if (!json_is_object(jt))
+            return cs_err_set(e, CS_E_CORRUPT, "a table entry is not an object");
+        rc = parse_table(jt, m, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cs_manifest_from_json(const char *text, size_t len, cs_manifest *m, cs_err *e)
+{
+    memset(m, 0, sizeof *m);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return cs_err_set(e, CS_E_CORRUPT, "manifest is not valid JSON (line %d: %s)", jerr.line, jerr.text);
+    int rc = parse_root(root, m, e);
+    json_decref(root);
+    if (rc) {
+        cs_manifest_free(m);
+        return cs_err_prefix(e, "invalid manifest");
+    }
+    return 0;
+}
+
+void cs_manifest_free(cs_manifest *m)
+{
+    for (size_t i = 0; i < m->n_tables; i++) {
+        cs_mtable *t = &m->tables[i];
+        for (size_t j = 0; j < t->n_files; j++)
+            free(t->files[j].name);
+        free(t->files);
+        free(t->keyspace);
+        free(t->table);
+        free(t->id);
+        free(t->schema_cql);
+    }
+    free(m->tables);
+    free(m->backup);
+    free(m->host_id);
+    free(m->address);
+    free(m->cluster_name);
+    free(m->datacenter);
+    free(m->rack);
+    free(m->release_version);
+    free(m->partitioner);
+    cs_strlist_free(&m->tokens);
+    cs_strlist_free(&m->data_dirs);
+    free(m->commitlog_dir);
+    free(m->hints_dir);
+    free(m->saved_caches_dir);
+    if (m->schema)
+        json_decref(m->schema);
+    memset(m, 0, sizeof *m);
+}

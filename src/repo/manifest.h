@@ -1,0 +1,89 @@
+/* manifest.h - the node manifest: what one backup of one node holds.
+ *
+ * Owns: cs_manifest (node identity, topology, directories, schema, and for
+ * every table its SSTable files with size, mtime, plaintext hash and the
+ * object that stores them), its JSON form, and the validation of a
+ * manifest read back from a repository. A manifest comes from outside (the
+ * repository may be tampered with), so parsing checks every name and
+ * number: keyspace and table names are plain identifiers, file names are
+ * safe relative paths, object ids are hex, data directory indexes are in
+ * range. Nothing read from a manifest can make cassette write outside the
+ * target directory. Must not: do I/O. */
+#ifndef CS_MANIFEST_H
+#define CS_MANIFEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "io/filters.h"
+
+#define CS_MANIFEST_FORMAT 1
+#define CS_OBJECT_ID_HEX 33 /* 32 hex digits + NUL */
+
+typedef struct cs_mfile {
+    char *name;            /* relative to the table directory, e.g. "nb-1-big-Data.db" or ".idx/..." */
+    uint64_t size;         /* plaintext bytes */
+    int64_t mtime_ns;      /* modification time on the node, ns since the epoch */
+    unsigned data_dir;     /* index into the manifest's data_dirs */
+    char hash[CS_HASH_HEX];      /* BLAKE2b-256 of the plaintext, hex */
+    char object[CS_OBJECT_ID_HEX]; /* object id in the repository */
+    uint64_t stored;       /* bytes of the stored object */
+    bool is_new;           /* stored by this backup (not reused); kept in JSON */
+} cs_mfile;
+
+typedef struct cs_mtable {
+    char *keyspace;
+    char *table;
+    char *id;              /* 32 hex digits: the table directory is "<table>-<id>" */
+    char *schema_cql;      /* the snapshot's schema.cql, may be empty */
+    cs_mfile *files;
+    size_t n_files;
+} cs_mtable;
+
+typedef struct cs_manifest {
+    char *backup;
+    char *host_id;
+    char *address;
+    char *cluster_name;
+    char *datacenter;
+    char *rack;
+    char *release_version;
+    char *partitioner;
+    cs_strlist tokens;
+    cs_strlist data_dirs;
+    char *commitlog_dir;
+    char *hints_dir;
+    char *saved_caches_dir;
+    double started;        /* seconds since the epoch */
+    double finished;
+    json_t *schema;        /* DESCRIBE SCHEMA rows (see cassandra/node.h), owned */
+    cs_mtable *tables;
+    size_t n_tables;
+} cs_manifest;
+
+/* Totals over every file. */
+typedef struct cs_manifest_totals {
+    uint64_t files, size, stored, files_new, size_new, stored_new;
+} cs_manifest_totals;
+
+void cs_manifest_totals_of(const cs_manifest *m, cs_manifest_totals *t);
+
+/* Add a table (the manifest owns the copies) and return it. */
+cs_mtable *cs_manifest_add_table(cs_manifest *m, const char *ks, const char *table, const char *id);
+/* Add a file to a table and return it (name copied); fill the rest. */
+cs_mfile *cs_mtable_add_file(cs_mtable *t, const char *name);
+/* Find a table by keyspace and name, or NULL. */
+cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const char *table);
+
+/* Serialize (caller frees) and parse with full validation. */
+char *cs_manifest_to_json(const cs_manifest *m);
+int cs_manifest_from_json(const char *text, size_t len, cs_manifest *m, cs_err *e);
+void cs_manifest_free(cs_manifest *m);
+
+/* Is s exactly 32 lowercase hex digits (object ids, table ids)? */
+bool cs_is_hex32(const char *s);
+
+#endif
