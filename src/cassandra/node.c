@@ -1,6 +1,12 @@
 #include "cassandra/node.h"
 
 #include <ctype.h>
+#include <netdb.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,4 +174,35 @@ bool cs_node_is_valid_name(const char *name)
         if (!isalnum((unsigned char)name[i]) && name[i] != '_')
             return false;
     return true;
+}
+
+static bool connect_within(const struct addrinfo *ai, int timeout_ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0)
+        return false;
+    bool up = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    if (!up) {
+        struct pollfd p = { fd, POLLOUT, 0 };
+        int err = 0;
+        socklen_t len = sizeof err;
+        up = poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    close(fd);
+    return up;
+}
+
+bool cs_node_is_listening(const char *host, int port)
+{
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, service, &hints, &res) != 0)
+        return false;
+    bool up = false;
+    for (struct addrinfo *ai = res; ai && !up; ai = ai->ai_next)
+        up = connect_within(ai, 3000);
+    freeaddrinfo(res);
+    return up;
 }

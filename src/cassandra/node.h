@@ -41,6 +41,10 @@ int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e);
 /* Parse a settings value such as "[/a, /b]" or "/a" into a list. */
 void cs_node_parse_dir_list(const char *value, cs_strlist *out);
 
+/* Does something accept TCP connections at host:port (within 3 s)?
+ * Used to refuse a replace restore while the node is up. */
+bool cs_node_is_listening(const char *host, int port);
+
 /* Is ks one of Cassandra's own keyspaces (system, system_schema, ...)? */
 bool cs_node_is_system_keyspace(const char *ks);
 

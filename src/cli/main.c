@@ -1,2 +1,111 @@
+/* main.c - cassette's command line: parse, run one op, print its result.
+ * The only place that prints errors: once, on one line, on stderr. */
+#include <jansson.h>
 #include <stdio.h>
-int main(void) { puts("cassette"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/output.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "ops/ops.h"
+
+static int run_init(const cs_config *cfg, cs_err *e)
+{
+    char *id = NULL;
+    int rc = cs_op_init(cfg, &id, e);
+    if (!rc)
+        printf("initialised repository %s (id %s)\n", cfg->repo, id);
+    free(id);
+    return rc;
+}
+
+static int run_backup(const cs_config *cfg, cs_err *e)
+{
+    cs_backup_result res;
+    int rc = cs_op_backup(cfg, &res, e);
+    if (!rc)
+        cs_print_backup(stdout, &res, cfg->json);
+    cs_backup_result_free(&res);
+    return rc;
+}
+
+static int run_list(const cs_config *cfg, cs_err *e)
+{
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    int rc = cs_op_list(cfg, &entries, &n, e);
+    if (!rc)
+        cs_print_list(stdout, entries, n, cfg->json);
+    cs_backup_entries_free(entries, n);
+    return rc;
+}
+
+static int run_restore(const cs_config *cfg, cs_err *e)
+{
+    cs_restore_result res;
+    int rc = cs_op_restore(cfg, &res, e);
+    if (!rc)
+        cs_print_restore(stdout, cfg->backup, &res, cfg->json);
+    cs_restore_result_free(&res);
+    return rc;
+}
+
+static int run_verify(const cs_config *cfg, cs_err *e)
+{
+    cs_verify_result res;
+    int rc = cs_op_verify(cfg, &res, e);
+    if (!rc) {
+        cs_print_verify(stdout, stderr, &res, cfg->json);
+        if (res.n_problems)
+            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged", res.n_problems,
+                            (unsigned long long)res.files);
+    }
+    cs_verify_result_free(&res);
+    return rc;
+}
+
+static int dispatch(const cs_config *cfg, cs_err *e)
+{
+    const char *cmd = cfg->command;
+    if (!strcmp(cmd, "init"))
+        return run_init(cfg, e);
+    if (!strcmp(cmd, "backup"))
+        return run_backup(cfg, e);
+    if (!strcmp(cmd, "list"))
+        return run_list(cfg, e);
+    if (!strcmp(cmd, "restore"))
+        return run_restore(cfg, e);
+    if (!strcmp(cmd, "verify"))
+        return run_verify(cfg, e);
+    return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    cs_config cfg;
+    cs_err e;
+    cs_err_clear(&e);
+    int status = CS_EXIT_OK;
+    if (cs_config_load(argc, argv, &cfg, &e)) {
+        fprintf(stderr, "cassette: %s\n", e.msg);
+        cs_config_free(&cfg);
+        return CS_EXIT_USAGE;
+    }
+    if (cfg.help || !cfg.command) {
+        cs_config_usage(cfg.help ? stdout : stderr, cfg.command);
+        status = cfg.help ? CS_EXIT_OK : CS_EXIT_USAGE;
+        goto out;
+    }
+    cs_log_set_level(cfg.verbose ? CS_LOG_INFO : CS_LOG_WARN);
+    if (getenv("CASSETTE_DEBUG"))
+        cs_log_set_level(CS_LOG_DEBUG);
+    if (dispatch(&cfg, &e)) {
+        fprintf(stderr, "cassette: %s\n", e.msg);
+        status = CS_EXIT_ERROR;
+    }
+out:
+    cs_config_free(&cfg);
+    return status;
+}

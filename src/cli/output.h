@@ -1,0 +1,21 @@
+/* output.h - how results look: text for people, JSON for programs.
+ *
+ * Owns: the formatting of every op's result. Must not: run ops. */
+#ifndef CS_OUTPUT_H
+#define CS_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+void cs_print_backup(FILE *out, const cs_backup_result *res, bool json);
+void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json);
+void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json);
+/* Problems go to err one per line (text) or into the JSON on out. */
+void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json);
+
+/* "1.5 GiB" style size into buf. */
+void cs_human_size(uint64_t bytes, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,434 @@
+/* restore.c - bring a backup back into a node: import (running node) or
+ * replace (stopped node). Nothing live is ever deleted: replace moves what
+ * is there aside first, import only adds SSTables. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cassandra/node.h"
+#include "cassandra/nodetool.h"
+#include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "io/sink.h"
+#include "ops/ops.h"
+
+typedef struct restore_ctx {
+    const cs_config *cfg;
+    cs_repo *repo;
+    cs_manifest m;
+    bool *selected;        /* per manifest table */
+    cs_restore_result *res;
+} restore_ctx;
+
+static bool is_replace(const cs_config *cfg)
+{
+    return !strcmp(cfg->mode, "replace");
+}
+
+static int check_args(const cs_config *cfg, cs_err *e)
+{
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_INVAL, "restore needs --repo");
+    if (!cfg->backup)
+        return cs_err_set(e, CS_E_INVAL, "restore needs --backup NAME (see cassette list)");
+    if (strcmp(cfg->mode, "import") && strcmp(cfg->mode, "replace"))
+        return cs_err_set(e, CS_E_INVAL, "--mode must be import or replace, not \"%s\"", cfg->mode);
+    return 0;
+}
+
+/* ---- choosing tables ---- */
+
+static bool table_wanted(const cs_config *cfg, const cs_mtable *t)
+{
+    if (!cfg->keyspaces.n && !cfg->tables.n)
+        return true;
+    if (cs_strlist_has(&cfg->keyspaces, t->keyspace))
+        return true;
+    char *full = cs_sprintf("%s.%s", t->keyspace, t->table);
+    bool hit = cs_strlist_has(&cfg->tables, full);
+    free(full);
+    return hit;
+}
+
+static int check_filters_exist(restore_ctx *c, cs_err *e)
+{
+    for (size_t i = 0; i < c->cfg->keyspaces.n; i++) {
+        const char *ks = c->cfg->keyspaces.items[i];
+        bool found = false;
+        for (size_t j = 0; j < c->m.n_tables && !found; j++)
+            found = !strcmp(c->m.tables[j].keyspace, ks);
+        if (!found)
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", c->m.backup, ks);
+    }
+    for (size_t i = 0; i < c->cfg->tables.n; i++) {
+        const char *full = c->cfg->tables.items[i];
+        const char *dot = strchr(full, '.');
+        char *ks = dot ? cs_strndup(full, (size_t)(dot - full)) : NULL;
+        bool found = dot && cs_manifest_find_table(&c->m, ks, dot + 1);
+        free(ks);
+        if (!found)
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table %s%s", c->m.backup, full,
+                              dot ? "" : " (write it as KEYSPACE.TABLE)");
+    }
+    return 0;
+}
+
+static int select_tables(restore_ctx *c, cs_err *e)
+{
+    int rc = check_filters_exist(c, e);
+    if (rc)
+        return rc;
+    c->selected = cs_calloc(c->m.n_tables ? c->m.n_tables : 1, sizeof *c->selected);
+    bool import = !is_replace(c->cfg);
+    bool explicit = c->cfg->keyspaces.n || c->cfg->tables.n;
+    for (size_t i = 0; i < c->m.n_tables; i++) {
+        const cs_mtable *t = &c->m.tables[i];
+        if (!table_wanted(c->cfg, t))
+            continue;
+        if (import && cs_node_is_system_keyspace(t->keyspace)) {
+            if (explicit)
+                return cs_err_set(e, CS_E_INVAL, "%s.%s is a system table: restore it with --mode replace",
+                                  t->keyspace, t->table);
+            continue;
+        }
+        c->selected[i] = true;
+        c->res->tables++;
+    }
+    if (c->res->tables == 0)
+        return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table to restore", c->m.backup);
+    return 0;
+}
+
+/* ---- placing one file ---- */
+
+static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
+{
+    char *path = cs_path_join(dir, f->name);
+    char *parent = cs_dirname(path);
+    cs_sink *out = NULL;
+    int rc = cs_mkdirs(parent, 0755, e);
+    if (!rc) {
+        out = cs_file_sink_new(path, 0644, e);
+        rc = out ? 0 : e->code;
+    }
+    if (!rc)
+        rc = cs_ops_fetch_object(c->repo, f, out, e); /* takes out */
+    else
+        cs_sink_free(out);
+    if (!rc) {
+        c->res->files++;
+        c->res->bytes += f->size;
+    } else {
+        cs_err_prefix(e, "%s", f->name);
+    }
+    free(parent);
+    free(path);
+    return rc;
+}
+
+/* ---- import ---- */
+
+/* "CREATE TABLE x" -> "CREATE TABLE IF NOT EXISTS x", so that restoring
+ * into a node that has the schema already changes nothing. */
+static char *if_not_exists(const char *cql)
+{
+    static const char *const kinds[] = { "CREATE KEYSPACE ", "CREATE TYPE ", "CREATE TABLE ",
+                                         "CREATE CUSTOM INDEX ", "CREATE INDEX " };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i]);
+        if (!strncmp(cql, kinds[i], n)) {
+            if (!strncmp(cql + n, "IF NOT EXISTS ", 14))
+                return cs_strdup(cql);
+            return cs_sprintf("%sIF NOT EXISTS %s", kinds[i], cql + n);
+        }
+    }
+    return NULL;
+}
+
+static bool index_is_on(const char *cql, const char *ks, const char *table)
+{
+    char *needle = cs_sprintf(" ON %s.%s ", ks, table);
+    char *needle2 = cs_sprintf(" ON %s.%s(", ks, table);
+    bool hit = strstr(cql, needle) || strstr(cql, needle2);
+    free(needle);
+    free(needle2);
+    return hit;
+}
+
+static bool schema_row_needed(restore_ctx *c, const char *ks, const char *type, const char *name, const char *cql)
+{
+    for (size_t i = 0; i < c->m.n_tables; i++) {
+        const cs_mtable *t = &c->m.tables[i];
+        if (!c->selected[i] || strcmp(t->keyspace, ks))
+            continue;
+        if (!strcmp(type, "keyspace") || !strcmp(type, "type"))
+            return true;
+        if (!strcmp(type, "table") && !strcmp(name, t->table))
+            return true;
+        if (!strcmp(type, "index") && index_is_on(cql, ks, t->table))
+            return true;
+    }
+    return false;
+}
+
+static int ensure_schema(restore_ctx *c, cql_conn *conn, cs_err *e)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(c->m.schema, i, row) {
+        const char *ks = json_string_value(json_object_get(row, "keyspace"));
+        const char *type = json_string_value(json_object_get(row, "type"));
+        const char *name = json_string_value(json_object_get(row, "name"));
+        const char *cql = json_string_value(json_object_get(row, "cql"));
+        if (!ks || !type || !name || !cql || !schema_row_needed(c, ks, type, name, cql))
+            continue;
+        char *stmt = if_not_exists(cql);
+        if (!stmt)
+            continue; /* views, functions: not created by restore yet */
+        cql_result *r = NULL;
+        int rc = cql_query(conn, stmt, &r, e);
+        cql_result_free(r);
+        free(stmt);
+        if (rc)
+            return cs_err_prefix(e, "creating %s %s.%s", type, ks, name);
+    }
+    return 0;
+}
+
+static char *staging_root(const cs_config *cfg, const cs_node_info *node)
+{
+    if (cfg->staging_dir)
+        return cs_strdup(cfg->staging_dir);
+    /* Beside the data: same file system, so nodetool import can move the
+     * files in instead of copying them. */
+    const char *first = cfg->data_dirs.n ? cfg->data_dirs.items[0] : node->data_dirs.items[0];
+    char *parent = cs_dirname(first);
+    char *root = cs_path_join(parent, "cassette-staging");
+    free(parent);
+    return root;
+}
+
+static int import_table(restore_ctx *c, cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
+{
+    char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
+    int rc = cs_remove_tree(dir, e);
+    if (!rc)
+        rc = cs_mkdirs(dir, 0755, e);
+    size_t placed = 0;
+    for (size_t j = 0; !rc && j < t->n_files; j++) {
+        /* Secondary index files live in subdirectories; import rebuilds
+         * indexes from the base table. */
+        if (strchr(t->files[j].name, '/'))
+            continue;
+        rc = place_file(c, &t->files[j], dir, e);
+        placed++;
+    }
+    if (!rc && placed) {
+        cs_info("importing %zu files into %s.%s", placed, t->keyspace, t->table);
+        rc = cs_nodetool_import(nt, t->keyspace, t->table, dir, e);
+    }
+    cs_err cleanup;
+    cs_err_clear(&cleanup);
+    cs_remove_tree(dir, &cleanup);
+    free(dir);
+    if (rc)
+        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    return rc;
+}
+
+static int restore_import(restore_ctx *c, cs_err *e)
+{
+    cql_conn *conn = NULL;
+    cs_nodetool *nt = NULL;
+    cs_node_info node;
+    memset(&node, 0, sizeof node);
+    char *root = NULL, *stage = NULL;
+    int rc = cs_node_connect(c->cfg, &conn, e);
+    if (!rc)
+        rc = cs_node_read_info(conn, &node, e);
+    if (!rc && !c->cfg->data_dirs.n && !node.data_dirs.n)
+        rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
+    if (!rc)
+        rc = cs_nodetool_new(c->cfg->nodetool, &nt, e);
+    if (!rc)
+        rc = ensure_schema(c, conn, e);
+    if (rc)
+        goto out;
+    root = staging_root(c->cfg, &node);
+    stage = cs_sprintf("%s/%s-%ld", root, c->m.backup, (long)getpid());
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
+        if (c->selected[i])
+            rc = import_table(c, nt, &c->m.tables[i], stage, e);
+    cs_err cleanup;
+    cs_err_clear(&cleanup);
+    cs_remove_tree(stage, &cleanup);
+    rmdir(root); /* only if empty: another restore may be using it */
+out:
+    free(stage);
+    free(root);
+    cs_nodetool_free(nt);
+    cs_node_info_free(&node);
+    cql_close(conn);
+    return rc;
+}
+
+/* ---- replace ---- */
+
+static void aside_suffix(char out[48])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 48, ".cassette-aside-%Y%m%d-%H%M%S", &tm);
+}
+
+/* Rename path to path+suffix if it exists; never delete anything. */
+static int move_aside(restore_ctx *c, const char *path, const char *suffix, cs_err *e)
+{
+    if (!cs_exists(path))
+        return 0;
+    char *aside = cs_sprintf("%s%s", path, suffix);
+    int rc = 0;
+    if (cs_exists(aside))
+        rc = cs_err_set(e, CS_E_EXISTS, "cannot move %s aside: %s exists", path, aside);
+    else if (rename(path, aside) != 0)
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", path, aside);
+    if (!rc) {
+        cs_strlist_add(&c->res->moved_aside, aside);
+        cs_info("moved %s aside to %s", path, aside);
+    }
+    free(aside);
+    return rc;
+}
+
+static const cs_strlist *target_data_dirs(const restore_ctx *c)
+{
+    return c->cfg->data_dirs.n ? &c->cfg->data_dirs : &c->m.data_dirs;
+}
+
+/* A whole-node replace: every data directory, the commitlog, hints and
+ * saved caches go aside, fresh empty ones take their place. */
+static int clear_node(restore_ctx *c, const char *suffix, cs_err *e)
+{
+    const cs_strlist *dirs = target_data_dirs(c);
+    const char *others[] = { c->cfg->commitlog_dir ? c->cfg->commitlog_dir : c->m.commitlog_dir,
+                             c->cfg->hints_dir ? c->cfg->hints_dir : c->m.hints_dir,
+                             c->cfg->saved_caches_dir ? c->cfg->saved_caches_dir : c->m.saved_caches_dir };
+    int rc = 0;
+    for (size_t i = 0; !rc && i < dirs->n; i++) {
+        rc = move_aside(c, dirs->items[i], suffix, e);
+        if (!rc)
+            rc = cs_mkdirs(dirs->items[i], 0755, e);
+    }
+    for (size_t i = 0; !rc && i < sizeof others / sizeof others[0]; i++)
+        if (others[i] && others[i][0] == '/') {
+            rc = move_aside(c, others[i], suffix, e);
+            if (!rc)
+                rc = cs_mkdirs(others[i], 0755, e);
+        }
+    return rc;
+}
+
+/* A partial replace: only the chosen tables' directories go aside, into
+ * "<data dir><suffix>/<ks>/<table dir>". */
+static int clear_tables(restore_ctx *c, const char *suffix, cs_err *e)
+{
+    const cs_strlist *dirs = target_data_dirs(c);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
+        if (!c->selected[i])
+            continue;
+        const cs_mtable *t = &c->m.tables[i];
+        for (size_t d = 0; !rc && d < dirs->n; d++) {
+            char *tdir = cs_sprintf("%s/%s/%s-%s", dirs->items[d], t->keyspace, t->table, t->id);
+            if (cs_exists(tdir)) {
+                char *aside_parent = cs_sprintf("%s%s/%s", dirs->items[d], suffix, t->keyspace);
+                char *aside = cs_sprintf("%s/%s-%s", aside_parent, t->table, t->id);
+                rc = cs_mkdirs(aside_parent, 0755, e);
+                if (!rc && rename(tdir, aside) != 0)
+                    rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", tdir, aside);
+                if (!rc)
+                    cs_strlist_add(&c->res->moved_aside, aside);
+                free(aside);
+                free(aside_parent);
+            }
+            free(tdir);
+        }
+    }
+    return rc;
+}
+
+static int restore_replace(restore_ctx *c, cs_err *e)
+{
+    if (cs_node_is_listening(c->cfg->cql_host, (int)c->cfg->cql_port))
+        return cs_err_set(e, CS_E_INVAL,
+                          "the node at %s:%ld is running; stop it before restoring with --mode replace",
+                          c->cfg->cql_host, c->cfg->cql_port);
+    const cs_strlist *dirs = target_data_dirs(c);
+    if (!dirs->n)
+        return cs_err_set(e, CS_E_INVAL, "no data directory known; set --data-dir");
+    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
+    if (whole && !cs_manifest_find_table(&c->m, "system_schema", "tables"))
+        return cs_err_set(e, CS_E_INVAL, "backup %s does not hold the system keyspaces (it was taken with "
+                                         "--keyspace); replace it table by table with --keyspace or --table",
+                          c->m.backup);
+    char suffix[48];
+    aside_suffix(suffix);
+    int rc = whole ? clear_node(c, suffix, e) : clear_tables(c, suffix, e);
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
+        if (!c->selected[i])
+            continue;
+        const cs_mtable *t = &c->m.tables[i];
+        for (size_t j = 0; !rc && j < t->n_files; j++) {
+            const cs_mfile *f = &t->files[j];
+            const char *root = dirs->items[f->data_dir < dirs->n ? f->data_dir : 0];
+            char *dir = cs_sprintf("%s/%s/%s-%s", root, t->keyspace, t->table, t->id);
+            rc = place_file(c, f, dir, e);
+            free(dir);
+        }
+        if (rc)
+            cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    }
+    if (rc && c->res->moved_aside.n)
+        cs_err_prefix(e, "the node's previous files are kept in %s", c->res->moved_aside.items[0]);
+    return rc;
+}
+
+int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
+{
+    memset(res, 0, sizeof *res);
+    double t0 = cs_now();
+    restore_ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    c.res = res;
+    int rc = check_args(cfg, e);
+    if (rc)
+        return rc;
+    res->mode = cs_strdup(cfg->mode);
+    rc = cs_repo_open(cfg->repo, false, &c.repo, e);
+    if (!rc)
+        rc = cs_repo_read_manifest(c.repo, cfg->backup, NULL, &c.m, e);
+    if (!rc)
+        rc = select_tables(&c, e);
+    if (!rc)
+        rc = is_replace(cfg) ? restore_replace(&c, e) : restore_import(&c, e);
+    if (rc)
+        cs_err_prefix(e, "restore %s", cfg->backup);
+    res->seconds = cs_now() - t0;
+    free(c.selected);
+    cs_manifest_free(&c.m);
+    cs_repo_free(c.repo);
+    return rc;
+}
+
+void cs_restore_result_free(cs_restore_result *res)
+{
+    free(res->mode);
+    cs_strlist_free(&res->moved_aside);
+}
