@@ -30,6 +30,26 @@ void cs_nodetool_free(cs_nodetool *nt)
     free(nt);
 }
 
+/* nodetool's own sentence ("error: Snapshot x already exists.") if it
+ * printed one, else its last line: never a line of a Java stack trace. */
+static void complaint(const cs_proc_result *r, char *out, size_t cap)
+{
+    const char *texts[] = { cs_buf_str(&r->err), cs_buf_str(&r->out) };
+    for (size_t i = 0; i < 2; i++) {
+        const char *hit = strstr(texts[i], "error: ");
+        if (hit && (hit == texts[i] || hit[-1] == '\n')) {
+            hit += 7;
+            size_t n = strcspn(hit, "\n");
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, hit, n);
+            out[n] = '\0';
+            return;
+        }
+    }
+    cs_last_line(r->err.len ? texts[0] : texts[1], out, cap);
+}
+
 int cs_nodetool_run(cs_nodetool *nt, const char *const *args, cs_proc_result *res, cs_err *e)
 {
     cs_strlist argv = { NULL, 0 };
@@ -46,7 +66,7 @@ int cs_nodetool_run(cs_nodetool *nt, const char *const *args, cs_proc_result *re
     int rc = cs_proc_run(&argv, r, e);
     if (rc == 0 && r->exit_code != 0) {
         char line[512];
-        cs_last_line(r->err.len ? cs_buf_str(&r->err) : cs_buf_str(&r->out), line, sizeof line);
+        complaint(r, line, sizeof line);
         rc = cs_err_set(e, CS_E_EXTERNAL, "nodetool %s failed (exit %d)%s%s", cs_buf_str(&shown),
                         r->exit_code, line[0] ? ": " : "", line);
     }

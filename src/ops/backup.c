@@ -266,11 +266,62 @@ static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
     return 0;
 }
 
+/* Tags of cassette snapshots still on disk: left by a backup that was
+ * killed (we hold the node's lock, so none of them is running). */
+static void find_stale_tags(const cs_strlist *data_dirs, cs_strlist *tags)
+{
+    for (size_t d = 0; d < data_dirs->n; d++) {
+        DIR *dd = opendir(data_dirs->items[d]);
+        struct dirent *ks;
+        while (dd && (ks = readdir(dd)) != NULL) {
+            if (!cs_node_is_valid_name(ks->d_name))
+                continue;
+            char *ks_dir = cs_path_join(data_dirs->items[d], ks->d_name);
+            DIR *kd = opendir(ks_dir);
+            struct dirent *td;
+            while (kd && (td = readdir(kd)) != NULL) {
+                char *snaps = cs_sprintf("%s/%s/snapshots", ks_dir, td->d_name);
+                DIR *sd = td->d_name[0] != '.' ? opendir(snaps) : NULL;
+                struct dirent *tag;
+                while (sd && (tag = readdir(sd)) != NULL)
+                    if (!strncmp(tag->d_name, "cassette-", 9) && !cs_strlist_has(tags, tag->d_name))
+                        cs_strlist_add(tags, tag->d_name);
+                if (sd)
+                    closedir(sd);
+                free(snaps);
+            }
+            if (kd)
+                closedir(kd);
+            free(ks_dir);
+        }
+        if (dd)
+            closedir(dd);
+    }
+}
+
+static void clear_stale_snapshots(backup_ctx *c, cs_nodetool *nt)
+{
+    cs_strlist tags = { NULL, 0 };
+    find_stale_tags(&c->m->data_dirs, &tags);
+    for (size_t i = 0; i < tags.n; i++) {
+        cs_err err;
+        cs_err_clear(&err);
+        cs_warn("clearing snapshot %s left by an interrupted backup", tags.items[i]);
+        if (cs_nodetool_clearsnapshot(nt, tags.items[i], &err))
+            cs_warn("%s", err.msg);
+    }
+    cs_strlist_free(&tags);
+}
+
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
+    clear_stale_snapshots(c, nt);
     int rc = cs_nodetool_snapshot(nt, c->tag, &c->cfg->keyspaces, e);
     if (rc)
         return rc;
+    /* Only now does the repository change: a node that cannot snapshot
+     * leaves it exactly as it was. */
+    rc = cs_repo_mark_started(c->repo, c->m, e);
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
         rc = walk_data_dir(c, i, e);
     c->m->finished = cs_now();
@@ -295,21 +346,26 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     cs_nodetool *nt = NULL;
     cs_state *state = NULL;
     char *tag = NULL;
+    int lock_fd = -1;
     int rc = check_args(cfg, e);
     if (rc)
         return rc;
     default_name(name);
     m->backup = cs_strdup(cfg->name ? cfg->name : name);
     m->started = t0;
+    /* Ask the node first: an unreachable node leaves the repository (and
+     * a location that is not one yet) untouched. */
     rc = cs_nodetool_new(cfg->nodetool, &nt, e);
-    if (!rc)
-        rc = cs_repo_open(cfg->repo, true, &repo, e);
     if (!rc)
         rc = describe_node(cfg, m, e);
     if (!rc)
-        rc = cs_state_load(cfg, repo, m->host_id, &state, e);
+        rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
     if (!rc)
-        rc = cs_repo_mark_started(repo, m, e);
+        rc = cs_repo_open(cfg->repo, true, &repo, e);
+    if (!rc)
+        rc = cs_repo_check_name_free(repo, m->backup, e);
+    if (!rc)
+        rc = cs_state_load(cfg, repo, m->host_id, &state, e);
     if (rc)
         goto out;
     tag = cs_sprintf("cassette-%s", m->backup);
@@ -328,6 +384,7 @@ out:
     if (rc)
         cs_err_prefix(e, "backup %s", m->backup ? m->backup : "");
     cs_state_free(state);
+    cs_state_unlock(lock_fd);
     cs_nodetool_free(nt);
     cs_repo_free(repo);
     free(tag);

@@ -1,6 +1,10 @@
 #include "ops/state.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,11 +50,45 @@ static void fill_from_manifest(cs_state *s, const cs_manifest *m)
         }
 }
 
-static char *state_path(const cs_config *cfg, const cs_repo *repo, const char *host_id)
+char *cs_state_dir(const cs_config *cfg)
 {
     const char *home = getenv("HOME");
-    char *dir = cfg->state_dir ? cs_strdup(cfg->state_dir)
-                               : cs_sprintf("%s/.cache/cassette/state", home && *home ? home : "/tmp");
+    return cfg->state_dir ? cs_strdup(cfg->state_dir)
+                          : cs_sprintf("%s/.cache/cassette/state", home && *home ? home : "/tmp");
+}
+
+int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e)
+{
+    char *dir = cs_state_dir(cfg);
+    char *path = cs_sprintf("%s/%s.lock", dir, host_id);
+    int rc = cs_mkdirs(dir, 0700, e);
+    int fd = -1;
+    if (!rc) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot open lock %s", path);
+    }
+    if (!rc && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? cs_err_set(e, CS_E_EXISTS, "another backup of node %s is running", host_id)
+                                  : cs_err_sys(e, CS_E_IO, errno, "cannot lock %s", path);
+        close(fd);
+        fd = -1;
+    }
+    *fd_out = fd;
+    free(dir);
+    free(path);
+    return rc;
+}
+
+void cs_state_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing drops the flock */
+}
+
+static char *state_path(const cs_config *cfg, const cs_repo *repo, const char *host_id)
+{
+    char *dir = cs_state_dir(cfg);
     char *path = cs_sprintf("%s/%s/%s.json", dir, repo->id, host_id);
     free(dir);
     return path;

@@ -28,6 +28,15 @@ typedef struct cs_state_entry {
     uint64_t stored;
 } cs_state_entry;
 
+/* The local state directory (config, else ~/.cache/cassette/state). */
+char *cs_state_dir(const cs_config *cfg);
+
+/* Hold an exclusive lock on this host's backups from this machine
+ * (<state dir>/<host id>.lock, flock). CS_E_EXISTS if another backup of
+ * the node holds it. Released by cs_state_unlock or at exit. */
+int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e);
+void cs_state_unlock(int fd);
+
 int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
 /* The entry for this file if size and mtime still match, else NULL. */
 const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, const char *table_id,

@@ -184,6 +184,17 @@ static int put_json(cs_repo *r, const char *key, int flags, json_t *j, cs_err *e
     return rc;
 }
 
+int cs_repo_check_name_free(cs_repo *r, const char *name, cs_err *e)
+{
+    char *prefix = cs_sprintf("backups/%s/", name);
+    size_t n = 0;
+    int rc = cs_storage_list(r->st, prefix, count_key, &n, e);
+    free(prefix);
+    if (rc < 0)
+        return rc;
+    return n ? cs_err_set(e, CS_E_EXISTS, "a backup named %s already exists", name) : 0;
+}
+
 int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e)
 {
     char *key = backup_key(m->backup, m->host_id, "started");

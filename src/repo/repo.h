@@ -45,6 +45,8 @@ char *cs_repo_object_key(const char *id);
 /* Backup names: [A-Za-z0-9._-]{1,128}, not starting with '.' or '-'. */
 bool cs_repo_is_valid_backup_name(const char *name);
 
+/* CS_E_EXISTS if any node has started a backup with this name. */
+int cs_repo_check_name_free(cs_repo *r, const char *name, cs_err *e);
 /* Mark a backup of host as started; CS_E_EXISTS if that name is taken. */
 int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e);
 /* Write the manifest (the commit point), then the summary. */
