@@ -88,7 +88,7 @@ data_dirs() {
 write_conf() {
     local n="$1" d addr seeds="" i extra yaml
     d="$(node_dir "$n")"; addr="$(node_addr "$n")"
-    mkdir -p "$d"/{conf,commitlog,hints,saved_caches,cdc_raw,logs}
+    mkdir -p "$d"/conf/triggers "$d"/{conf,commitlog,hints,saved_caches,cdc_raw,logs}
     while read -r i; do mkdir -p "$i"; done < <(data_dirs "$n")
     for ((i = 1; i <= NODES; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
     yaml="$d/conf/cassandra.yaml"
@@ -255,6 +255,7 @@ cmd_start() {
         -Dlogback.configurationFile="file://$d/conf/logback.xml"
         -Dcassandra.logdir="$d/logs"
         -Dcassandra.storagedir="$d"
+        -Dcassandra.triggers_dir="$d/conf/triggers"
         -Dcassandra.available_processors=2
         -Dcassandra.skip_wait_for_gossip_to_settle=0
         -Dchronicle.analytics.disable=true

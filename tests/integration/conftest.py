@@ -1,0 +1,371 @@
+"""Fixtures for cassette's integration tests against a real Cassandra 5.0 node.
+
+- ``node``: node 1 of tests/env/cassandra.sh, started here if it is not running (and then
+  stopped at the end of the session); never a fake.
+- ``session``: a Python driver session on that node.
+- ``cassette_bin`` / ``cassette``: the binary under test (env CASSETTE_BIN, default
+  build/asan/cassette) and a runner that gives it the node's cassette.ini and a per-test
+  state directory, returning (rc, stdout, stderr).
+- ``repo``: a fresh repository path per test (not created).
+- ``big_data``: the 100k-row data set, loaded once per session.
+- ``small_data``: a small data set in keyspaces of the test's own, dropped afterwards.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from cassandra.cluster import Cluster, NoHostAvailable
+from cassandra.policies import ConstantReconnectionPolicy
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dataset import Dataset  # noqa: E402
+
+ROOT = HERE.parent.parent
+CASSANDRA_SH = ROOT / "tests" / "env" / "cassandra.sh"
+BASE = pathlib.Path(os.environ.get("CASSETTE_TEST_DIR", "/tmp/cassette-test"))
+SYSTEM_KEYSPACES = {"system", "system_schema", "system_auth", "system_distributed",
+                    "system_traces", "system_views", "system_virtual_schema"}
+
+
+class Result:
+    def __init__(self, args, rc, out, err, seconds):
+        self.args, self.rc, self.out, self.err, self.seconds = args, rc, out, err, seconds
+
+    def __iter__(self):  # rc, out, err = cassette(...)
+        return iter((self.rc, self.out, self.err))
+
+    def json(self):
+        try:
+            return json.loads(self.out)
+        except ValueError as e:
+            raise AssertionError(f"not JSON ({e}) from {self.describe()}") from None
+
+    def describe(self):
+        return (f"cassette {' '.join(map(str, self.args))}\n  exit {self.rc}"
+                f" after {self.seconds:.1f}s\n  stdout: {self.out[-3000:]!r}\n"
+                f"  stderr: {self.err[-3000:]!r}")
+
+    def ok(self):
+        assert self.rc == 0, self.describe()
+        return self
+
+
+class Node:
+    """Node N of tests/env/cassandra.sh."""
+
+    def __init__(self, n=1, base=BASE):
+        self.n = n
+        self.base = pathlib.Path(base)
+        self.addr = f"127.0.0.{n}"
+        self.dir = self.base / f"node{n}"
+        self.ini = self.dir / "cassette.ini"
+        self.jmx_port = 7000 + 100 * n
+
+    def sh(self, *args, check=True, timeout=400):
+        p = subprocess.run([str(CASSANDRA_SH), "--base", str(self.base), *map(str, args)],
+                           capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"cassandra.sh {' '.join(map(str, args))} failed"
+                                 f" (exit {p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def is_running(self):
+        return self.sh("status", self.n, check=False).returncode == 0
+
+    def pid(self):
+        p = self.sh("pid", self.n, check=False)
+        return int(p.stdout) if p.returncode == 0 else None
+
+    def start(self):
+        return self.sh("start", self.n).stdout.strip()
+
+    def stop(self):
+        return self.sh("stop", self.n).stdout.strip()
+
+    def nodetool(self, *args, check=True):
+        return self.sh("nodetool", self.n, *args, check=check, timeout=300)
+
+    def config(self):
+        """The [cassandra]/[cassette] keys of cassette.ini as a flat dict."""
+        out = {}
+        for line in self.ini.read_text().splitlines():
+            m = re.match(r"\s*([a-z_]+)\s*=\s*(.*?)\s*$", line)
+            if m:
+                out[m.group(1)] = m.group(2)
+        return out
+
+    @property
+    def data_dirs(self):
+        return [pathlib.Path(p) for p in self.config()["data_dirs"].split(",")]
+
+    @property
+    def commitlog_dir(self):
+        return pathlib.Path(self.config()["commitlog_dir"])
+
+    def table_files(self, keyspace):
+        """{(ks, table, file name)} of the live files (not snapshots/backups) of a keyspace."""
+        out = set()
+        for d in self.data_dirs:
+            ksdir = d / keyspace
+            if not ksdir.is_dir():
+                continue
+            for tdir in ksdir.iterdir():
+                if not tdir.is_dir() or "-" not in tdir.name:
+                    continue
+                table = tdir.name.rsplit("-", 1)[0]
+                for f in tdir.iterdir():
+                    if f.is_file():
+                        out.add((keyspace, table, f.name))
+        return out
+
+    def table_file_paths(self, keyspace):
+        """{path: (ks, table)} of the live files of a keyspace."""
+        out = {}
+        for d in self.data_dirs:
+            ksdir = d / keyspace
+            if not ksdir.is_dir():
+                continue
+            for tdir in ksdir.iterdir():
+                if tdir.is_dir() and "-" in tdir.name:
+                    for f in tdir.iterdir():
+                        if f.is_file():
+                            out[f] = (keyspace, tdir.name.rsplit("-", 1)[0])
+        return out
+
+
+def connect(node, deadline_s=120):
+    """A driver Cluster and Session on the node, retried until the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        cluster = Cluster([node.addr], port=9042, protocol_version=5,
+                          reconnection_policy=ConstantReconnectionPolicy(0.5, None),
+                          connect_timeout=10, control_connection_timeout=10)
+        try:
+            session = cluster.connect()
+            session.default_timeout = 120
+            return cluster, session
+        except NoHostAvailable:
+            cluster.shutdown()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def wait_cql(session, deadline_s=120):
+    """Waits until the session answers a query (e.g. after the node restarted)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=10)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def tree_state(path):
+    """{relative path: (size, sha256)} of every file, and {relative dir: None}, under path."""
+    path = pathlib.Path(path)
+    out = {}
+    if not path.exists():
+        return out
+    for root, dirs, files in os.walk(path):
+        r = pathlib.Path(root)
+        for d in dirs:
+            out[str((r / d).relative_to(path)) + "/"] = None
+        for f in files:
+            p = r / f
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out[str(p.relative_to(path))] = (p.stat().st_size, h.hexdigest())
+    return out
+
+
+def assert_tree_unchanged(before, after, what):
+    if before == after:
+        return
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    raise AssertionError(f"{what} changed: added {added[:10]}, removed {removed[:10]},"
+                         f" modified {changed[:10]}")
+
+
+def assert_one_error_line(res):
+    """Non-zero exit with exactly one 'cassette: ...' line on stderr."""
+    assert res.rc != 0, res.describe()
+    lines = res.err.rstrip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].strip(), \
+        f"expected exactly one line on stderr\n{res.describe()}"
+    assert lines[0].startswith("cassette: "), \
+        f"stderr line must start with 'cassette: '\n{res.describe()}"
+
+
+def backup_entries(cassette, repo):
+    res = cassette("list", "--repo", repo, "--json").ok()
+    data = res.json()
+    assert isinstance(data, list), res.describe()
+    return data
+
+
+# ---- fixtures ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def node():
+    n = Node(1)
+    started = False
+    if not n.is_running():
+        print(f"\n[conftest] {n.start()}")
+        started = True
+    yield n
+    if started:
+        n.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_session(node):
+    cluster, session = connect(node)
+    yield cluster, session
+    cluster.shutdown()
+
+
+@pytest.fixture
+def session(cluster_session, node):
+    """The shared driver session, known to answer (the node may have been restarted)."""
+    if not node.is_running():
+        node.start()
+    wait_cql(cluster_session[1])
+    return cluster_session[1]
+
+
+@pytest.fixture(scope="session")
+def cassette_bin():
+    path = pathlib.Path(os.environ.get("CASSETTE_BIN", ROOT / "build" / "asan" / "cassette"))
+    if not path.is_absolute():
+        path = ROOT / path
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"cassette binary {path} is missing: build it first"
+                    " (make VARIANT=asan, or set CASSETTE_BIN)")
+    return path
+
+
+def _base_env(state_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASSETTE_")}
+    env["CASSETTE_STATE_DIR"] = str(state_dir)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    d = tmp_path / "state"
+    return d
+
+
+@pytest.fixture
+def cassette(cassette_bin, node, state_dir):
+    """run(*args, config=True, env=None, timeout=900, prefix=None) -> Result.
+
+    Runs the binary with --config <node>/cassette.ini (unless config=False) and
+    CASSETTE_STATE_DIR set to a per-test directory; ``prefix`` wraps the command
+    (e.g. valgrind); ``bin`` replaces the binary."""
+
+    def run(*args, config=True, env=None, timeout=900, prefix=None, bin=None):
+        cmd = list(prefix or []) + [str(bin or cassette_bin)]
+        if config:
+            cmd += ["--config", str(node.ini)]
+        cmd += [str(a) for a in args]
+        e = _base_env(state_dir)
+        if env:
+            e.update(env)
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        return Result(args, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+
+    run.bin = cassette_bin
+    run.env = lambda: _base_env(state_dir)
+    return run
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return tmp_path / "repo"
+
+
+class BigData:
+    """The session's 100k-row data set, with a flag for tests that change it."""
+
+    def __init__(self, node, session):
+        self.node = node
+        self.ds = Dataset("it", seed=11, scale=1.0)
+        self.dirty = True
+        self.session = session
+
+    def ensure(self, session):
+        if self.dirty:
+            self.ds.drop(session)
+            rows, secs = self.ds.load(session)
+            print(f"\n[conftest] loaded {rows} rows into {self.ds.keyspaces} in {secs:.1f}s")
+            self.dirty = False
+        return self.ds
+
+
+@pytest.fixture(scope="session")
+def _big_data_holder(node, cluster_session):
+    holder = BigData(node, cluster_session[1])
+    yield holder
+    try:
+        wait_cql(cluster_session[1], 60)
+        holder.ds.drop(cluster_session[1])
+        node.nodetool("clearsnapshot", "--all", check=False)
+    except Exception as e:  # cleanup only
+        print(f"[conftest] cleanup of the big data set failed: {e}")
+
+
+@pytest.fixture
+def big_data(_big_data_holder, session):
+    """The 100k-row Dataset, loaded and intact. A test that changes it sets
+    ``big_data.dirty = True`` first and back to False once it has checked every row."""
+    ds = _big_data_holder.ensure(session)
+    ds.holder = _big_data_holder
+    return ds
+
+
+def mark_dirty(ds, dirty=True):
+    ds.holder.dirty = dirty
+
+
+@pytest.fixture
+def make_small_data(session, node, request):
+    """make(tag, scale=0.01, compaction=False) -> a loaded Dataset with keyspaces of the
+    test's own; dropped at the end of the test."""
+    made = []
+
+    def make(tag="sm", scale=0.01, compaction=False, seed=7):
+        name = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20]
+        ds = Dataset(f"{tag}_{name}", seed=seed, scale=scale, compaction=compaction)
+        ds.drop(session)
+        ds.load(session)
+        made.append(ds)
+        return ds
+
+    yield make
+    for ds in made:
+        try:
+            wait_cql(session, 60)
+            ds.drop(session)
+        except Exception as e:  # cleanup only
+            print(f"[conftest] dropping {ds.keyspaces} failed: {e}")

@@ -1,0 +1,80 @@
+"""Bad input: every case exits non-zero with exactly one 'cassette: ' line on stderr and
+leaves the repository (or the directory passed as one) exactly as it was."""
+
+import pytest
+
+from conftest import assert_one_error_line, assert_tree_unchanged, tree_state
+
+BACKUP = "good-1"
+
+
+@pytest.fixture
+def good_repo(cassette, repo, session, make_small_data):
+    """A repository holding one complete backup of a small keyspace, plus a table created
+    after that backup."""
+    ds = make_small_data("bad", scale=0.005)
+    res = cassette("backup", "--repo", repo, "--name", BACKUP, "--keyspace", ds.main,
+                   "--json").ok()
+    assert res.json().get("complete") is True, res.describe()
+    session.execute(f"CREATE TABLE {ds.main}.later (k int PRIMARY KEY, v text)")
+    return repo, ds
+
+
+def _check(cassette, path, args, rc):
+    before = tree_state(path)
+    assert before, f"{path} is empty, nothing to compare"
+    res = cassette(*args)
+    assert_one_error_line(res)
+    assert res.rc == rc, f"expected exit {rc}\n{res.describe()}"
+    assert_tree_unchanged(before, tree_state(path), str(path))
+    return res
+
+
+def test_restore_unknown_backup(cassette, good_repo):
+    repo, _ = good_repo
+    _check(cassette, repo, ["restore", "--repo", repo, "--backup", "no-such-backup"], 1)
+
+
+@pytest.mark.parametrize("command", ["list", "verify", "restore", "backup"])
+def test_not_a_repository(cassette, tmp_path, command):
+    """--repo naming a non-empty directory without cassette.repo is refused."""
+    d = tmp_path / "not-a-repo"
+    (d / "sub").mkdir(parents=True)
+    (d / "notes.txt").write_text("precious, not a repository\n")
+    (d / "sub" / "data.bin").write_bytes(bytes(range(256)) * 8)
+    args = {"list": ["list", "--repo", d],
+            "verify": ["verify", "--repo", d],
+            "restore": ["restore", "--repo", d, "--backup", BACKUP],
+            "backup": ["backup", "--repo", d, "--keyspace", "system_schema"]}[command]
+    _check(cassette, d, args, 1)
+
+
+def test_unreachable_node(cassette, good_repo):
+    repo, ds = good_repo
+    _check(cassette, repo, ["backup", "--repo", repo, "--cql-port", "1",
+                            "--keyspace", ds.main], 1)
+
+
+def test_failing_nodetool(cassette, good_repo):
+    repo, ds = good_repo
+    _check(cassette, repo, ["backup", "--repo", repo, "--nodetool", "/bin/false",
+                            "--keyspace", ds.main], 1)
+
+
+@pytest.mark.parametrize("which", ["later", "nosuch"])
+def test_restore_table_not_in_backup(cassette, good_repo, which):
+    repo, ds = good_repo
+    table = f"{ds.main}.later" if which == "later" else "nosuch_ks.nosuch_table"
+    _check(cassette, repo, ["restore", "--repo", repo, "--backup", BACKUP,
+                            "--table", table], 1)
+
+
+def test_unknown_command(cassette, good_repo):
+    repo, _ = good_repo
+    _check(cassette, repo, ["frobnicate", "--repo", repo], 2)
+
+
+def test_unknown_option(cassette, good_repo):
+    repo, _ = good_repo
+    _check(cassette, repo, ["list", "--repo", repo, "--no-such-option"], 2)
+    _check(cassette, repo, ["--no-such-option", "backup", "--repo", repo], 2)

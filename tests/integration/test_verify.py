@@ -1,0 +1,50 @@
+"""verify: a good repository passes; one flipped byte in one object is found and named."""
+
+import hashlib
+import os
+import subprocess
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_verify_detects_a_flipped_byte(cassette, repo, node, session, make_small_data):
+    ds = make_small_data("vf", scale=0.02)  # compaction off: live files == backed-up files
+    res = cassette("backup", "--repo", repo, "--name", "vf-1", "--keyspace", ds.main,
+                   "--keyspace", ds.side, "--json").ok()
+    assert res.json()["complete"] is True
+
+    res = cassette("verify", "--repo", repo)
+    assert res.rc == 0, res.describe()
+    res = cassette("verify", "--repo", repo, "--backup", "vf-1")
+    assert res.rc == 0, res.describe()
+
+    objects = [os.path.join(r, f) for r, _d, fs in os.walk(repo / "objects") for f in fs]
+    assert objects, "no objects in the repository"
+    victim = max(objects, key=os.path.getsize)
+
+    # Which SSTable file is this object? Decompress it and match the live files' content.
+    plain = subprocess.run(["zstd", "-d", "-c", "-q", victim], capture_output=True, check=True,
+                           timeout=120).stdout
+    digest = _sha256(plain)
+    owners = []
+    for ks in ds.keyspaces:
+        for path, (k, table) in node.table_file_paths(ks).items():
+            if path.stat().st_size == len(plain) and _sha256(path.read_bytes()) == digest:
+                owners.append((f"{k}.{table}", path.name))
+    assert owners, f"object {victim} matches no live SSTable file"
+
+    size = os.path.getsize(victim)
+    os.chmod(victim, 0o644)
+    with open(victim, "r+b") as f:
+        f.seek(size // 2)
+        b = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+    for args in (["verify", "--repo", repo], ["verify", "--repo", repo, "--backup", "vf-1"]):
+        res = cassette(*args)
+        assert res.rc == 1, res.describe()
+        assert any(t in res.err and name in res.err for t, name in owners), \
+            f"stderr names none of {owners}\n{res.describe()}"
