@@ -1,7 +1,9 @@
 /* restore.c - bring a backup back into a node: import (running node) or
  * replace (stopped node). Nothing live is ever deleted: replace moves what
  * is there aside first, import only adds SSTables. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +215,31 @@ static char *staging_root(const cs_config *cfg, const cs_node_info *node)
     return root;
 }
 
+/* Staging directories are "<backup>-<pid>"; one whose restore is no longer
+ * running was left by a killed restore and only holds copies. */
+static void clean_stale_staging(const char *root)
+{
+    DIR *d = opendir(root);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        const char *dash = strrchr(de->d_name, '-');
+        char *end = NULL;
+        long pid = dash ? strtol(dash + 1, &end, 10) : 0;
+        if (pid <= 0 || !end || *end || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *path = cs_path_join(root, de->d_name);
+        cs_err err;
+        cs_err_clear(&err);
+        cs_info("removing %s, left by an interrupted restore", path);
+        cs_remove_tree(path, &err);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+}
+
 static int import_table(restore_ctx *c, cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
 {
     char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
@@ -260,6 +287,7 @@ static int restore_import(restore_ctx *c, cs_err *e)
     if (rc)
         goto out;
     root = staging_root(c->cfg, &node);
+    clean_stale_staging(root);
     stage = cs_sprintf("%s/%s-%ld", root, c->m.backup, (long)getpid());
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
         if (c->selected[i])
