@@ -29,7 +29,15 @@ MAIN_OBJ := $(BUILD)/src/cli/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan unit test demo clean deps fuzz
+# libFuzzer targets (clang): tests/fuzz/fuzz_NAME.c with its seed corpus in
+# tests/fuzz/corpus/NAME/. `make fuzz` runs each for FUZZ_SECONDS; new inputs go
+# to build/fuzz/NAME.work/, never into the checked-in corpus.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRC := $(SRC)
+
+.PHONY: all asan unit test demo clean deps fuzz fuzz-build
 all: $(BUILD)/cassette
 
 $(BUILD)/libcassette.a: $(OBJ)
@@ -51,6 +59,22 @@ unit: $(UNIT_BIN)
 
 asan:
 	$(MAKE) VARIANT=asan all unit
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(INC) \
+	    -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for bin in $(FUZZ_BIN); do \
+	    name=$${bin#build/fuzz/fuzz_}; mkdir -p build/fuzz/$$name.work; \
+	    echo "fuzz $$name: $(FUZZ_SECONDS) s"; \
+	    $$bin -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 -print_final_stats=0 \
+	        build/fuzz/$$name.work tests/fuzz/corpus/$$name 2> build/fuzz/$$name.log \
+	        || { tail -40 build/fuzz/$$name.log; exit 1; }; \
+	done
 
 deps:
 	./scripts/install-deps.sh
