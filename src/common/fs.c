@@ -55,6 +55,8 @@ bool cs_path_is_safe_relative(const char *rel)
 
 int cs_mkdirs(const char *path, mode_t mode, cs_err *e)
 {
+    if (!*path)
+        return cs_err_set(e, CS_E_INVAL, "cannot create a directory with an empty name");
     char *copy = cs_strdup(path);
     int rc = 0;
     for (char *p = copy + 1; ; p++) {

@@ -82,6 +82,7 @@ static void exec_child(const cs_strlist *argv, int out_fd, int err_fd)
     for (size_t i = 0; i < argv->n; i++)
         args[i] = argv->items[i];
     execvp(args[0], args);
+    free(args); /* so that leak checkers following the child stay quiet */
     /* 127 like a shell; the parent turns it into a message. */
     _exit(127);
 }
@@ -110,7 +111,7 @@ int cs_proc_run(const cs_strlist *argv, cs_proc_result *res, cs_err *e)
     close(err_pipe[1]);
     bool out_open = true, err_open = true;
     while (out_open || err_open) {
-        struct pollfd fds[2] = { { out_pipe[0], POLLIN, 0 }, { err_pipe[0], POLLIN, 0 } };
+        struct pollfd fds[2] = { { out_open ? out_pipe[0] : -1, POLLIN, 0 }, { err_open ? err_pipe[0] : -1, POLLIN, 0 } };
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
