@@ -238,10 +238,10 @@ int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs
     char section[64] = "";
     int rc = 0;
     size_t lineno = 0;
-    char *save = NULL;
     /* Lists from the file replace defaults once, then accumulate. */
     bool seen_list[N_OPTIONS] = { false };
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    /* strsep, not strtok: empty lines must count for the line numbers. */
+    for (char *line, *save = copy; (line = strsep(&save, "\n")) != NULL;) {
         lineno++;
         char *s = trim(line);
         if (!*s || *s == '#' || *s == ';')

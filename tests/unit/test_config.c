@@ -1,0 +1,574 @@
+/* test_config.c - common/config: defaults, INI, environment, flags, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/fs.h"
+
+extern char **environ;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Remove every CASSETTE_* variable so the host environment cannot leak in. */
+static void clear_env(void)
+{
+    cs_strlist names = { NULL, 0 };
+    for (char **p = environ; p && *p; p++)
+        if (!strncmp(*p, "CASSETTE_", 9)) {
+            const char *eq = strchr(*p, '=');
+            char *name = cs_strndup(*p, eq ? (size_t)(eq - *p) : strlen(*p));
+            cs_strlist_add(&names, name);
+            free(name);
+        }
+    for (size_t i = 0; i < names.n; i++)
+        unsetenv(names.items[i]);
+    cs_strlist_free(&names);
+}
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static int setup(void **state)
+{
+    clear_env();
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/cassette-test-config-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    clear_env();
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_remove_tree(f->dir, &e);
+    free(f);
+    return rc;
+}
+
+/* Load from a NULL-terminated argument list (argv[0] is added). */
+static int load_args(cs_config *cfg, cs_err *e, const char *const *args)
+{
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)"cassette";
+    for (size_t i = 0; args[i]; i++) {
+        assert_true(argc < 63);
+        argv[argc++] = (char *)args[i];
+    }
+    argv[argc] = NULL;
+    cs_err_clear(e);
+    return cs_config_load(argc, argv, cfg, e);
+}
+
+#define LOAD(cfg, e, ...) load_args((cfg), (e), (const char *const[]){ __VA_ARGS__, NULL })
+
+/* Expect a usage error whose message contains `want`. */
+static void expect_error(const char *want, const char *const *args)
+{
+    cs_config cfg;
+    cs_err e;
+    int rc = load_args(&cfg, &e, args);
+    if (rc == 0)
+        fail_msg("expected an error containing \"%s\"", want);
+    assert_int_equal(rc, CS_E_INVAL);
+    if (!strstr(e.msg, want))
+        fail_msg("error \"%s\" does not contain \"%s\"", e.msg, want);
+    assert_null(strchr(e.msg, '\n'));
+    cs_config_free(&cfg);
+}
+
+#define EXPECT_ERROR(want, ...) expect_error((want), (const char *const[]){ __VA_ARGS__, NULL })
+
+static char *write_config(const fixture *f, const char *name, const char *text)
+{
+    char *path = cs_path_join(f->dir, name);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_write_file_atomic(path, text, strlen(text), 0600, &e), 0);
+    return path;
+}
+
+static void assert_list(const cs_strlist *l, size_t n, const char *const *want)
+{
+    if (l->n != n)
+        fail_msg("list has %zu items, want %zu", l->n, n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(l->items[i], want[i]))
+            fail_msg("item %zu is \"%s\", want \"%s\"", i, l->items[i], want[i]);
+}
+
+#define ASSERT_LIST(l, n, ...) assert_list((l), (n), (const char *const[]){ __VA_ARGS__ })
+
+/* Parse INI text into a fresh config (no defaults). */
+static int parse_ini(cs_config *cfg, const char *text, cs_err *e)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cs_err_clear(e);
+    return cs_config_parse_ini(cfg, text, "test.ini", e);
+}
+
+static void expect_ini_error(const char *text, const char *want)
+{
+    cs_config cfg;
+    cs_err e;
+    int rc = parse_ini(&cfg, text, &e);
+    if (rc == 0)
+        fail_msg("INI should fail with \"%s\":\n%s", want, text);
+    assert_int_equal(rc, CS_E_INVAL);
+    if (!strstr(e.msg, want))
+        fail_msg("error \"%s\" does not contain \"%s\"", e.msg, want);
+    cs_config_free(&cfg);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_string_equal(cfg.command, "list");
+    assert_string_equal(cfg.cql_host, "127.0.0.1");
+    assert_int_equal(cfg.cql_port, 9042);
+    assert_string_equal(cfg.nodetool, "nodetool");
+    assert_int_equal(cfg.zstd_level, 3);
+    assert_string_equal(cfg.mode, "import");
+    assert_null(cfg.repo);
+    assert_null(cfg.config_file);
+    assert_null(cfg.cql_user);
+    assert_null(cfg.cql_password);
+    assert_null(cfg.state_dir);
+    assert_null(cfg.name);
+    assert_int_equal(cfg.data_dirs.n, 0);
+    assert_int_equal(cfg.keyspaces.n, 0);
+    assert_false(cfg.json);
+    assert_false(cfg.verbose);
+    assert_false(cfg.help);
+    cs_config_free(&cfg);
+    assert_null(cfg.command);
+    assert_null(cfg.cql_host);
+
+    /* No command at all is not an error here (the CLI prints usage). */
+    char *argv[] = { (char *)"cassette", NULL };
+    cs_err_clear(&e);
+    assert_int_equal(cs_config_load(1, argv, &cfg, &e), 0);
+    assert_null(cfg.command);
+    cs_config_free(&cfg);
+}
+
+static void test_flags(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "--repo", "/before", "backup", "--repo", "/r", "--name", "b1", "--cql-host",
+                          "10.0.0.1", "--cql-port", "9043", "--nodetool", "docker exec c nodetool", "--keyspace",
+                          "ks1", "--keyspace", "ks2", "--zstd-level", "19", "--json", "-v", "--state-dir", "/s"),
+                     0);
+    assert_string_equal(cfg.command, "backup");
+    assert_string_equal(cfg.repo, "/r"); /* the last one wins */
+    assert_string_equal(cfg.name, "b1");
+    assert_string_equal(cfg.cql_host, "10.0.0.1");
+    assert_int_equal(cfg.cql_port, 9043);
+    assert_string_equal(cfg.nodetool, "docker exec c nodetool");
+    ASSERT_LIST(&cfg.keyspaces, 2, "ks1", "ks2");
+    assert_int_equal(cfg.zstd_level, 19);
+    assert_true(cfg.json);
+    assert_true(cfg.verbose);
+    assert_string_equal(cfg.state_dir, "/s");
+    cs_config_free(&cfg);
+
+    /* --opt=value, with '=' inside the value too. */
+    assert_int_equal(LOAD(&cfg, &e, "restore", "--repo=/r=x", "--cql-port=9044", "--backup=b2", "--table=ks.t",
+                          "--mode=replace", "--data-dir=/d1,/d2"),
+                     0);
+    assert_string_equal(cfg.repo, "/r=x");
+    assert_int_equal(cfg.cql_port, 9044);
+    assert_string_equal(cfg.backup, "b2");
+    ASSERT_LIST(&cfg.tables, 1, "ks.t");
+    assert_string_equal(cfg.mode, "replace");
+    ASSERT_LIST(&cfg.data_dirs, 2, "/d1", "/d2");
+    cs_config_free(&cfg);
+
+    /* Short flags. */
+    assert_int_equal(LOAD(&cfg, &e, "-h"), 0);
+    assert_true(cfg.help);
+    assert_null(cfg.command);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "list", "--help", "--verbose"), 0);
+    assert_true(cfg.help);
+    assert_true(cfg.verbose);
+    cs_config_free(&cfg);
+}
+
+static void test_list_options(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--data-dir", "/a", "--data-dir", "/b,/c", "--data-dir", " /x , ,/y ,"),
+                     0);
+    ASSERT_LIST(&cfg.data_dirs, 5, "/a", "/b", "/c", "/x", "/y");
+    cs_config_free(&cfg);
+
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--data-dir", ","), 0);
+    assert_int_equal(cfg.data_dirs.n, 0);
+    cs_config_free(&cfg);
+}
+
+static void test_ini(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    const char *text = "# cassette config\n"
+                       "; another comment\n"
+                       "\n"
+                       "[repository]\n"
+                       "path = /var/backups/cassette\n"
+                       "\n"
+                       "  [cassandra]  \n"
+                       "host=10.1.2.3\r\n"
+                       "port =  9142\n"
+                       "username = cassandra\n"
+                       "password = se=cret # not a comment\n"
+                       "nodetool = docker exec cassandra nodetool\n"
+                       "data_dirs = /d1, /d2\n"
+                       "data_dirs = /d3\n"
+                       "commitlog_dir = /cl\n"
+                       "hints_dir = /hints\n"
+                       "saved_caches_dir = /caches\n"
+                       "[cassette]\n"
+                       "state_dir = /state\n"
+                       "staging_dir = /staging\n"
+                       "zstd_level = 7";
+    int rc = parse_ini(&cfg, text, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    assert_string_equal(cfg.repo, "/var/backups/cassette");
+    assert_string_equal(cfg.cql_host, "10.1.2.3");
+    assert_int_equal(cfg.cql_port, 9142);
+    assert_string_equal(cfg.cql_user, "cassandra");
+    assert_string_equal(cfg.cql_password, "se=cret # not a comment");
+    assert_string_equal(cfg.nodetool, "docker exec cassandra nodetool");
+    /* Repeated list keys in one file accumulate. */
+    ASSERT_LIST(&cfg.data_dirs, 3, "/d1", "/d2", "/d3");
+    assert_string_equal(cfg.commitlog_dir, "/cl");
+    assert_string_equal(cfg.hints_dir, "/hints");
+    assert_string_equal(cfg.saved_caches_dir, "/caches");
+    assert_string_equal(cfg.state_dir, "/state");
+    assert_string_equal(cfg.staging_dir, "/staging");
+    assert_int_equal(cfg.zstd_level, 7);
+    cs_config_free(&cfg);
+
+    /* Empty text and comment-only text are fine. */
+    assert_int_equal(parse_ini(&cfg, "", &e), 0);
+    cs_config_free(&cfg);
+    assert_int_equal(parse_ini(&cfg, "\n\n# x\n", &e), 0);
+    cs_config_free(&cfg);
+}
+
+static void test_ini_errors(void **state)
+{
+    (void)state;
+    expect_ini_error("[cassandra]\nhost = h\nbogus = 1\n", "test.ini:3: unknown setting [cassandra] bogus");
+    /* Line numbers count blank lines too. */
+    expect_ini_error("[cassandra]\n\n\nbogus = 1\n", "test.ini:4:");
+    expect_ini_error("\r\n[cassandra]\r\n\r\nbogus = 1\r\n", "test.ini:4:");
+    /* A key that exists, but in another section. */
+    expect_ini_error("[repository]\nhost = h\n", "test.ini:2: unknown setting [repository] host");
+    /* A key before any section. */
+    expect_ini_error("path = /r\n", "test.ini:1: unknown setting [] path");
+    /* Bad section headers. */
+    expect_ini_error("[cassandra\nhost = h\n", "test.ini:1: bad section header");
+    expect_ini_error("# c\n[cassandra] host = h\n", "test.ini:2: bad section header");
+    expect_ini_error("[aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
+                     "test.ini:1: bad section header");
+    /* A line without '='. */
+    expect_ini_error("[cassandra]\nhost\n", "test.ini:2: expected key = value");
+    /* A bad number names the origin. */
+    expect_ini_error("[cassandra]\nport = abc\n", "test.ini: --cql-port wants a whole number, not \"abc\"");
+    expect_ini_error("[cassandra]\nport = -5\n", "wants a whole number");
+    expect_ini_error("[cassandra]\nport =\n", "wants a whole number");
+    expect_ini_error("[cassette]\nzstd_level = 3x\n", "--zstd-level wants a whole number");
+    /* Options that only exist as flags are not settings. */
+    expect_ini_error("[cassette]\nname = x\n", "unknown setting [cassette] name");
+}
+
+static void test_config_file(void **state)
+{
+    fixture *f = *state;
+    cs_config cfg;
+    cs_err e;
+    char *path = write_config(f, "cassette.ini",
+                              "[repository]\npath = /file/repo\n[cassandra]\nhost = filehost\nport = 1111\n");
+
+    /* --config PATH */
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--config", path), 0);
+    assert_string_equal(cfg.config_file, path);
+    assert_string_equal(cfg.repo, "/file/repo");
+    assert_string_equal(cfg.cql_host, "filehost");
+    assert_int_equal(cfg.cql_port, 1111);
+    assert_string_equal(cfg.nodetool, "nodetool"); /* default kept */
+    cs_config_free(&cfg);
+
+    /* --config=PATH, before the command */
+    char *opt = cs_sprintf("--config=%s", path);
+    assert_int_equal(LOAD(&cfg, &e, opt, "list"), 0);
+    assert_string_equal(cfg.repo, "/file/repo");
+    cs_config_free(&cfg);
+    free(opt);
+
+    /* CASSETTE_CONFIG */
+    setenv("CASSETTE_CONFIG", path, 1);
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_string_equal(cfg.repo, "/file/repo");
+    assert_string_equal(cfg.config_file, path);
+    cs_config_free(&cfg);
+
+    /* The flag wins over the environment variable. */
+    char *other = write_config(f, "other.ini", "[repository]\npath = /other\n");
+    assert_int_equal(LOAD(&cfg, &e, "list", "--config", other), 0);
+    assert_string_equal(cfg.repo, "/other");
+    cs_config_free(&cfg);
+    unsetenv("CASSETTE_CONFIG");
+
+    /* A missing file is an error that says it is the config file. */
+    char *missing = cs_path_join(f->dir, "missing.ini");
+    assert_int_not_equal(LOAD(&cfg, &e, "list", "--config", missing), 0);
+    assert_non_null(strstr(e.msg, "config file"));
+    assert_non_null(strstr(e.msg, missing));
+    cs_config_free(&cfg);
+
+    /* An error inside the file names the file and the line. */
+    char *bad = write_config(f, "bad.ini", "[cassandra]\nhost = h\nprot = 9042\n");
+    assert_int_equal(LOAD(&cfg, &e, "list", "--config", bad), CS_E_INVAL);
+    char *want = cs_sprintf("%s:3: unknown setting [cassandra] prot", bad);
+    assert_string_equal(e.msg, want);
+    cs_config_free(&cfg);
+
+    free(want);
+    free(bad);
+    free(missing);
+    free(other);
+    free(path);
+}
+
+static void test_precedence(void **state)
+{
+    fixture *f = *state;
+    cs_config cfg;
+    cs_err e;
+    char *path = write_config(f, "p.ini",
+                              "[repository]\npath = /file/repo\n"
+                              "[cassandra]\nhost = filehost\nport = 1111\nusername = fileuser\n"
+                              "data_dirs = /f1, /f2\n"
+                              "[cassette]\nzstd_level = 5\n");
+
+    /* file > defaults */
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--config", path), 0);
+    assert_string_equal(cfg.repo, "/file/repo");
+    assert_string_equal(cfg.cql_host, "filehost");
+    assert_int_equal(cfg.cql_port, 1111);
+    assert_int_equal(cfg.zstd_level, 5);
+    ASSERT_LIST(&cfg.data_dirs, 2, "/f1", "/f2");
+    cs_config_free(&cfg);
+
+    /* environment > file */
+    setenv("CASSETTE_CQL_HOST", "envhost", 1);
+    setenv("CASSETTE_CQL_PORT", "2222", 1);
+    setenv("CASSETTE_DATA_DIRS", "/e1,/e2,/e3", 1);
+    setenv("CASSETTE_CQL_USER", "", 1); /* empty: ignored */
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--config", path), 0);
+    assert_string_equal(cfg.repo, "/file/repo");
+    assert_string_equal(cfg.cql_host, "envhost");
+    assert_int_equal(cfg.cql_port, 2222);
+    assert_string_equal(cfg.cql_user, "fileuser");
+    ASSERT_LIST(&cfg.data_dirs, 3, "/e1", "/e2", "/e3"); /* replaced, not appended */
+    cs_config_free(&cfg);
+
+    /* flags > environment > file: a flag list replaces the others */
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--config", path, "--cql-port", "3333", "--data-dir", "/c1",
+                          "--data-dir", "/c2"),
+                     0);
+    assert_string_equal(cfg.repo, "/file/repo");
+    assert_string_equal(cfg.cql_host, "envhost");
+    assert_int_equal(cfg.cql_port, 3333);
+    ASSERT_LIST(&cfg.data_dirs, 2, "/c1", "/c2");
+    cs_config_free(&cfg);
+
+    /* environment > defaults without a file */
+    setenv("CASSETTE_REPO", "/env/repo", 1);
+    setenv("CASSETTE_NODETOOL", "docker exec x nodetool", 1);
+    setenv("CASSETTE_ZSTD_LEVEL", "9", 1);
+    setenv("CASSETTE_STATE_DIR", "/env/state", 1);
+    assert_int_equal(LOAD(&cfg, &e, "backup"), 0);
+    assert_string_equal(cfg.repo, "/env/repo");
+    assert_string_equal(cfg.nodetool, "docker exec x nodetool");
+    assert_int_equal(cfg.zstd_level, 9);
+    assert_string_equal(cfg.state_dir, "/env/state");
+    assert_string_equal(cfg.cql_host, "envhost");
+    cs_config_free(&cfg);
+
+    /* A bad number in the environment names the variable. */
+    setenv("CASSETTE_CQL_PORT", "port", 1);
+    assert_int_equal(LOAD(&cfg, &e, "backup"), CS_E_INVAL);
+    assert_non_null(strstr(e.msg, "CASSETTE_CQL_PORT"));
+    cs_config_free(&cfg);
+    free(path);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    EXPECT_ERROR("unknown option --bogus", "list", "--bogus");
+    EXPECT_ERROR("unknown option --bogus", "list", "--bogus=1");
+    EXPECT_ERROR("unknown option -x", "list", "-x");
+    EXPECT_ERROR("unknown command \"frobnicate\"", "frobnicate");
+    EXPECT_ERROR("unknown command \"lsit\"", "lsit", "--repo", "/r");
+    EXPECT_ERROR("option --repo needs a value", "list", "--repo");
+    EXPECT_ERROR("option --data-dir needs a value", "backup", "--data-dir");
+    EXPECT_ERROR("option --json takes no value", "list", "--json=yes");
+    EXPECT_ERROR("unexpected argument \"extra\"", "list", "extra");
+    EXPECT_ERROR("unexpected argument \"verify\"", "list", "verify");
+    EXPECT_ERROR("--zstd-level wants a whole number, not \"high\"", "backup", "--zstd-level", "high");
+    EXPECT_ERROR("--cql-port wants a whole number, not \"\"", "backup", "--cql-port=");
+    EXPECT_ERROR("--cql-port wants a whole number, not \"12x\"", "backup", "--cql-port", "12x");
+    EXPECT_ERROR("--cql-port wants a whole number", "backup", "--cql-port", "99999999999999999999999");
+}
+
+static void test_not_applicable(void **state)
+{
+    (void)state;
+    EXPECT_ERROR("list does not take --keyspace", "list", "--keyspace", "ks");
+    EXPECT_ERROR("list does not take --keyspace", "list", "--keyspace=ks");
+    EXPECT_ERROR("list does not take --keyspace", "--keyspace", "ks", "list");
+    EXPECT_ERROR("init does not take --json", "init", "--repo", "/r", "--json");
+    EXPECT_ERROR("verify does not take --name", "verify", "--name", "x");
+    EXPECT_ERROR("backup does not take --backup", "backup", "--backup", "x");
+    EXPECT_ERROR("list does not take --data-dir", "list", "--data-dir", "/d");
+    EXPECT_ERROR("restore does not take --zstd-level", "restore", "--zstd-level", "3");
+
+    /* A value that looks like an option is a value, not an option. */
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--name", "--keyspace"), 0);
+    assert_string_equal(cfg.name, "--keyspace");
+    assert_int_equal(cfg.keyspaces.n, 0);
+    cs_config_free(&cfg);
+
+    /* Options that apply to every command. */
+    assert_int_equal(LOAD(&cfg, &e, "init", "--verbose", "--repo", "/r"), 0);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "restore", "--keyspace", "ks", "--table", "ks.t", "--backup", "b"), 0);
+    cs_config_free(&cfg);
+}
+
+static void test_cql_port_range(void **state)
+{
+    fixture *f = *state;
+    EXPECT_ERROR("CQL port 70000 is out of range", "backup", "--cql-port", "70000");
+    EXPECT_ERROR("CQL port 0 is out of range", "backup", "--cql-port", "0");
+    EXPECT_ERROR("CQL port 65536 is out of range", "backup", "--cql-port=65536");
+    EXPECT_ERROR("wants a whole number", "backup", "--cql-port", "-1");
+
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--cql-port", "65535"), 0);
+    assert_int_equal(cfg.cql_port, 65535);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--cql-port", "1"), 0);
+    assert_int_equal(cfg.cql_port, 1);
+    cs_config_free(&cfg);
+
+    setenv("CASSETTE_CQL_PORT", "99999", 1);
+    EXPECT_ERROR("CQL port 99999 is out of range", "backup");
+    unsetenv("CASSETTE_CQL_PORT");
+
+    char *path = write_config(f, "port.ini", "[cassandra]\nport = 0\n");
+    EXPECT_ERROR("CQL port 0 is out of range", "backup", "--config", path);
+    /* A flag can repair a bad file value. */
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--config", path, "--cql-port", "9042"), 0);
+    assert_int_equal(cfg.cql_port, 9042);
+    cs_config_free(&cfg);
+    free(path);
+}
+
+static void test_commands_and_usage(void **state)
+{
+    (void)state;
+    const char *cmds[] = { "init", "backup", "list", "restore", "verify" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        assert_true(cs_config_is_command(cmds[i]));
+    assert_false(cs_config_is_command(""));
+    assert_false(cs_config_is_command("lis"));
+    assert_false(cs_config_is_command("lists"));
+    assert_false(cs_config_is_command("LIST"));
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    cs_config_usage(out, NULL);
+    fclose(out);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        assert_non_null(strstr(text, cmds[i]));
+    assert_non_null(strstr(text, "--repo"));
+    assert_non_null(strstr(text, "--keyspace"));
+    assert_non_null(strstr(text, "[env: CASSETTE_REPO]"));
+    assert_non_null(strstr(text, "[default: 9042]"));
+    assert_non_null(strstr(text, "[file: cassandra.port]"));
+    free(text);
+
+    text = NULL;
+    out = open_memstream(&text, &len);
+    assert_non_null(out);
+    cs_config_usage(out, "list");
+    fclose(out);
+    assert_non_null(strstr(text, "usage: cassette list"));
+    assert_non_null(strstr(text, "--repo"));
+    assert_non_null(strstr(text, "--json"));
+    assert_non_null(strstr(text, "-h, --help"));
+    assert_null(strstr(text, "--keyspace"));
+    assert_null(strstr(text, "--cql-port"));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ini, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_applicable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cql_port_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commands_and_usage, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
