@@ -21,8 +21,8 @@ import sys
 import time
 
 import pytest
-from cassandra.cluster import Cluster, NoHostAvailable
-from cassandra.policies import ConstantReconnectionPolicy
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -145,13 +145,14 @@ def connect(node, deadline_s=120):
     """A driver Cluster and Session on the node, retried until the deadline."""
     deadline = time.monotonic() + deadline_s
     while True:
+        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(),
+                                   request_timeout=120)
         cluster = Cluster([node.addr], port=9042, protocol_version=5,
+                          execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                           reconnection_policy=ConstantReconnectionPolicy(0.5, None),
                           connect_timeout=10, control_connection_timeout=10)
         try:
-            session = cluster.connect()
-            session.default_timeout = 120
-            return cluster, session
+            return cluster, cluster.connect()
         except NoHostAvailable:
             cluster.shutdown()
             if time.monotonic() > deadline:

@@ -288,3 +288,46 @@ def normalize(v):
     if isinstance(v, datetime.datetime) and v.tzinfo is not None:
         return v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return v
+
+
+def main(argv=None):
+    """Command line: python dataset.py [--host H] [--prefix P] [--seed S] [--scale X]
+    load|check|drop  (used by scripts/demo.sh; handy by hand)."""
+    import argparse
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=9042)
+    ap.add_argument("--prefix", default="demo")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=0.2)
+    ap.add_argument("action", choices=["load", "check", "drop"])
+    a = ap.parse_args(argv)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=120)
+    cluster = Cluster([a.host], port=a.port, protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    try:
+        session = cluster.connect()
+        ds = Dataset(a.prefix, seed=a.seed, scale=a.scale)
+        if a.action == "load":
+            rows, secs = ds.load(session)
+            print(f"loaded {rows} rows into {', '.join(ds.keyspaces)} in {secs:.1f} s")
+        elif a.action == "drop":
+            ds.drop(session)
+            print(f"dropped keyspaces {', '.join(ds.keyspaces)}")
+        else:
+            try:
+                n = ds.check(session)
+            except AssertionError as e:
+                print(f"MISMATCH: {e}")
+                return 1
+            print(f"all {n} rows came back")
+    finally:
+        cluster.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

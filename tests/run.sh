@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Every test of cassette: what `make test` (and so CI) runs.
+#   1. installs dependencies (scripts/install-deps.sh),
+#   2. builds the release binary, the ASan/UBSan binary and unit tests,
+#   3. runs every unit test binary of the ASan build (cmocka, TAP output),
+#   4. starts Cassandra node 1 once and runs the integration tests (pytest) against it,
+#      stopping the node at the end if this script started it.
+# The last line is exactly "N passed, M failed" over everything; exit 1 if M > 0.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+source tests/env/common.sh
+
+PASSED=0
+FAILED=0
+RESULTS="$ROOT/build/test-results"
+STARTED_NODE=0
+CASSANDRA_SH="$ROOT/tests/env/cassandra.sh"
+export CASSETTE_TEST_DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
+
+finish() {
+    local rc=$?
+    if [ "$STARTED_NODE" = 1 ]; then
+        "$CASSANDRA_SH" stop 1 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 1" >&2
+    fi
+    echo "$PASSED passed, $FAILED failed"
+    if [ "$FAILED" -gt 0 ]; then exit 1; fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+section() { printf '\n==== %s\n' "$*"; }
+fatal() {   # a step without which nothing else can run: one failure, stop here
+    echo "run.sh: $*" >&2
+    FAILED=$((FAILED + 1))
+    exit 1
+}
+
+t_start=$(date +%s)
+mkdir -p "$RESULTS"
+
+section "dependencies"
+./scripts/install-deps.sh || fatal "scripts/install-deps.sh failed"
+
+section "build"
+make -j2 >"$RESULTS/build.log" 2>&1 || { tail -n 60 "$RESULTS/build.log"; fatal "make failed"; }
+make -j2 VARIANT=asan all unit >"$RESULTS/build-asan.log" 2>&1 \
+    || { tail -n 60 "$RESULTS/build-asan.log"; fatal "make VARIANT=asan all unit failed"; }
+make -j2 unit >"$RESULTS/build-unit.log" 2>&1 \
+    || { tail -n 60 "$RESULTS/build-unit.log"; fatal "make unit failed"; }
+echo "built in $(( $(date +%s) - t_start )) s"
+
+section "unit tests (ASan/UBSan build)"
+shopt -s nullglob
+unit_bins=(build/asan/tests/test_*)
+[ ${#unit_bins[@]} -gt 0 ] || echo "run.sh: no unit test binaries in build/asan/tests" >&2
+for bin in "${unit_bins[@]}"; do
+    [ -x "$bin" ] && [ -f "$bin" ] || continue
+    name="$(basename "$bin")"
+    log="$RESULTS/$name.tap"
+    CMOCKA_MESSAGE_OUTPUT=TAP ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+        timeout 600 "$bin" >"$log" 2>&1 </dev/null
+    rc=$?
+    ok=$(grep -c '^ok ' "$log")
+    notok=$(grep -c '^not ok ' "$log")
+    planned=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
+    missing=0
+    if [ "$planned" -gt $((ok + notok)) ]; then missing=$((planned - ok - notok)); fi
+    bad=$((notok + missing))
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi   # crashed or sanitizer report
+    if [ $((ok + bad)) -eq 0 ]; then bad=1; fi                # ran nothing
+    PASSED=$((PASSED + ok))
+    FAILED=$((FAILED + bad))
+    if [ "$bad" -gt 0 ]; then
+        echo "FAIL $name: $ok ok, $bad failed (exit $rc)"
+        grep -v '^ok ' "$log" | tail -n 80
+    else
+        echo "ok   $name: $ok passed"
+    fi
+done
+
+section "Cassandra node 1"
+if "$CASSANDRA_SH" status 1 >/dev/null 2>&1; then
+    echo "node 1 already running under $CASSETTE_TEST_DIR: using it and leaving it running"
+else
+    rm -rf "$CASSETTE_TEST_DIR/node1"
+    STARTED_NODE=1
+    "$CASSANDRA_SH" start 1 || fatal "Cassandra node 1 did not start"
+fi
+
+section "integration tests (pytest, real Cassandra)"
+junit="$RESULTS/integration-junit.xml"
+rm -f "$junit"
+"$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
+    --junitxml="$junit" --durations=15
+prc=$?
+if [ -f "$junit" ]; then
+    read -r ip if_ < <("$CASSETTE_VENV/bin/python" - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+t = f = e = s = 0
+for su in suites:
+    t += int(su.get("tests", 0)); f += int(su.get("failures", 0))
+    e += int(su.get("errors", 0)); s += int(su.get("skipped", 0))
+print(t - f - e - s, f + e + s)
+PY
+)
+    PASSED=$((PASSED + ip))
+    FAILED=$((FAILED + if_))
+    if [ "$prc" -ne 0 ] && [ "$if_" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+    if [ "$((ip + if_))" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+else
+    echo "run.sh: pytest wrote no report (exit $prc)" >&2
+    FAILED=$((FAILED + 1))
+fi
+echo "total time $(( $(date +%s) - t_start )) s"
