@@ -195,7 +195,8 @@ static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, cs_err *e)
     if (!rc)
         rc = get_uint(jf, "mtime_ns", UINT64_MAX >> 1, &mtime, e);
     if (!rc)
-        rc = get_uint(jf, "data_dir", n_dirs ? n_dirs - 1 : 0, &dir, e);
+        rc = n_dirs ? get_uint(jf, "data_dir", n_dirs - 1, &dir, e)
+                    : cs_err_set(e, CS_E_CORRUPT, "\"data_dir\" is out of range (no data directories)");
     if (!rc)
         rc = get_uint(jf, "stored", UINT64_MAX >> 1, &f->stored, e);
     if (!rc && (!is_hex64(hash) || !cs_is_hex32(object)))
