@@ -48,7 +48,12 @@ typedef struct cql_value {
      * tinyint, counter, varint(<=64 bit) in decimal; boolean "true"/"false";
      * uuid/timeuuid canonical lowercase 8-4-4-4-12; inet dotted quad or IPv6
      * text; timestamp milliseconds since the epoch in decimal; double/float
-     * with %.17g/%.9g; blob and anything else "0x" + lowercase hex. */
+     * with %.17g/%.9g; date the raw unsigned day number (2^31 is
+     * 1970-01-01); time nanoseconds since midnight; blob and anything else
+     * (decimal, duration, custom, varint over 64 bit) "0x" + lowercase hex.
+     * A zero-length value of a fixed-width type (legal, and not null) is "".
+     * A UDT is a CQL_MAP of field name to value, a tuple a CQL_LIST; fields
+     * missing from the end of a value are CQL_NULL. */
     char *text;
     size_t n;
     struct cql_value *items;

@@ -1,0 +1,1387 @@
+/* cql.c - native CQL protocol v4 client: transport, frame codec, decoding.
+ *
+ * Layout: (1) a bounds-checked reader over untrusted bytes, (2) column type
+ * parsing and value decoding into cql_value trees, (3) RESULT and ERROR body
+ * decoding, (4) the public result accessors, (5) frame encoding and poll-based
+ * socket I/O with a deadline, (6) connect/STARTUP/auth and paged QUERY.
+ *
+ * Everything under (1)-(3) is pure and fuzzed: every length that comes from
+ * the peer is checked against the bytes actually left before it is used,
+ * nesting is bounded, and element counts are checked against the remaining
+ * input before anything is allocated for them. */
+#include "cassandra/cql.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+#define CQL_HEADER_LEN 9
+#define CQL_VERSION_REQUEST 0x04
+#define CQL_VERSION_RESPONSE 0x84
+#define CQL_MAX_BODY ((size_t)256 * 1024 * 1024) /* the protocol's frame limit */
+#define CQL_PAGE_SIZE 5000
+#define CQL_CONSISTENCY_ONE 0x0001
+#define CQL_DEFAULT_PORT 9042
+#define CQL_DEFAULT_TIMEOUT_MS 10000
+/* Real schemas nest a handful of levels; the bound keeps recursion (type
+ * parsing and value decoding follow the same tree) off the stack's edge. */
+#define CQL_MAX_TYPE_DEPTH 32
+/* A no_metadata result carries a column count with nothing to check it
+ * against; no real table comes near this. */
+#define CQL_MAX_COLS 65536
+
+enum cql_opcode {
+    OP_ERROR = 0x00,
+    OP_STARTUP = 0x01,
+    OP_READY = 0x02,
+    OP_AUTHENTICATE = 0x03,
+    OP_QUERY = 0x07,
+    OP_RESULT = 0x08,
+    OP_AUTH_CHALLENGE = 0x0E,
+    OP_AUTH_RESPONSE = 0x0F,
+    OP_AUTH_SUCCESS = 0x10,
+};
+
+enum cql_frame_flag {
+    FRAME_COMPRESSED = 0x01,
+    FRAME_TRACING = 0x02,
+    FRAME_CUSTOM_PAYLOAD = 0x04,
+    FRAME_WARNING = 0x08,
+};
+
+enum cql_result_kind {
+    RESULT_VOID = 1,
+    RESULT_ROWS = 2,
+    RESULT_SET_KEYSPACE = 3,
+    RESULT_PREPARED = 4,
+    RESULT_SCHEMA_CHANGE = 5,
+};
+
+enum cql_rows_flag {
+    ROWS_GLOBAL_TABLES_SPEC = 0x0001,
+    ROWS_HAS_MORE_PAGES = 0x0002,
+    ROWS_NO_METADATA = 0x0004,
+};
+
+enum cql_query_flag {
+    QUERY_PAGE_SIZE = 0x04,
+    QUERY_PAGING_STATE = 0x08,
+};
+
+enum cql_type_id {
+    T_CUSTOM = 0x00,
+    T_ASCII = 0x01,
+    T_BIGINT = 0x02,
+    T_BLOB = 0x03,
+    T_BOOLEAN = 0x04,
+    T_COUNTER = 0x05,
+    T_DECIMAL = 0x06,
+    T_DOUBLE = 0x07,
+    T_FLOAT = 0x08,
+    T_INT = 0x09,
+    T_TIMESTAMP = 0x0B,
+    T_UUID = 0x0C,
+    T_VARCHAR = 0x0D,
+    T_VARINT = 0x0E,
+    T_TIMEUUID = 0x0F,
+    T_INET = 0x10,
+    T_DATE = 0x11,
+    T_TIME = 0x12,
+    T_SMALLINT = 0x13,
+    T_TINYINT = 0x14,
+    T_DURATION = 0x15,
+    T_LIST = 0x20,
+    T_MAP = 0x21,
+    T_SET = 0x22,
+    T_UDT = 0x30,
+    T_TUPLE = 0x31,
+};
+
+/* A parsed [option] type: list/set have one sub type, map two, a tuple n,
+ * a UDT n with field names. Only lives while a RESULT body is decoded. */
+typedef struct cql_type {
+    uint16_t id;
+    size_t n;
+    struct cql_type *sub;
+    char **names; /* UDT field names, n of them */
+} cql_type;
+
+struct cql_result {
+    size_t ncols;
+    char **colnames; /* entries NULL when the server sent no metadata */
+    size_t nrows;
+    cql_value *cells; /* row-major, nrows * ncols */
+    size_t cap_cells;
+};
+
+struct cql_conn {
+    int fd;
+    int timeout_ms;
+    char *peer;     /* "host:port", for messages */
+    int16_t stream; /* stream id of the next request */
+    bool ready;     /* STARTUP finished: errors no longer say "cannot connect" */
+    bool broken;    /* a transport or framing failure left the stream unusable */
+};
+
+/* ---------------------------------------------------------------------
+ * (1) Bounds-checked reader. Each read names what it reads, so a short
+ * body yields a sentence like "malformed CQL RESULT: column name is
+ * truncated" rather than a bare code. */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t left;
+    const char *what; /* "RESULT", "ERROR", "collection value", ... */
+} rd;
+
+static int rd_fail(const rd *r, cs_err *e, const char *field)
+{
+    cs_err_set(e, CS_E_PROTO, "malformed CQL %s: %s is truncated", r->what, field);
+    return CS_E_PROTO;
+}
+
+static int rd_raw(rd *r, size_t n, const uint8_t **out, const char *field, cs_err *e)
+{
+    if (r->left < n)
+        return rd_fail(r, e, field);
+    *out = r->p;
+    r->p += n;
+    r->left -= n;
+    return 0;
+}
+
+static int rd_u16(rd *r, uint16_t *v, const char *field, cs_err *e)
+{
+    const uint8_t *p;
+    if (rd_raw(r, 2, &p, field, e))
+        return CS_E_PROTO;
+    *v = (uint16_t)((unsigned)p[0] << 8 | p[1]);
+    return 0;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+static int rd_i32(rd *r, int32_t *v, const char *field, cs_err *e)
+{
+    const uint8_t *p;
+    if (rd_raw(r, 4, &p, field, e))
+        return CS_E_PROTO;
+    *v = (int32_t)be32(p);
+    return 0;
+}
+
+/* [string]: a [short] length and that many bytes. */
+static int rd_string(rd *r, const uint8_t **s, size_t *n, const char *field, cs_err *e)
+{
+    uint16_t len;
+    if (rd_u16(r, &len, field, e) || rd_raw(r, len, s, field, e))
+        return CS_E_PROTO;
+    *n = len;
+    return 0;
+}
+
+/* [bytes]: an [int] length and that many bytes; a negative length is null
+ * (*null set, no bytes follow). */
+static int rd_bytes(rd *r, const uint8_t **s, size_t *n, bool *null, const char *field,
+                    cs_err *e)
+{
+    int32_t len;
+    if (rd_i32(r, &len, field, e))
+        return CS_E_PROTO;
+    *null = len < 0;
+    *n = 0;
+    *s = NULL;
+    if (len < 0)
+        return 0;
+    if (rd_raw(r, (size_t)len, s, field, e))
+        return CS_E_PROTO;
+    *n = (size_t)len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * (2) Types and values. */
+
+static void type_free(cql_type *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->sub)
+            type_free(&t->sub[i]);
+        if (t->names)
+            free(t->names[i]);
+    }
+    free(t->sub);
+    free(t->names);
+    t->sub = NULL;
+    t->names = NULL;
+    t->n = 0;
+}
+
+static int parse_type(rd *r, cql_type *t, int depth, cs_err *e);
+
+/* Sub types of list/set/map/tuple; t->n and t->sub are set before parsing so
+ * that type_free releases a half-parsed tree. */
+static int parse_subtypes(rd *r, cql_type *t, size_t n, int depth, cs_err *e)
+{
+    t->n = n;
+    t->sub = cs_calloc(n, sizeof *t->sub);
+    for (size_t i = 0; i < n; i++)
+        if (parse_type(r, &t->sub[i], depth + 1, e))
+            return CS_E_PROTO;
+    return 0;
+}
+
+/* UDT: <ks><udt_name><n><name_1><type_1>...; only field names are kept. */
+static int parse_udt(rd *r, cql_type *t, int depth, cs_err *e)
+{
+    const uint8_t *s;
+    size_t slen;
+    uint16_t n;
+    if (rd_string(r, &s, &slen, "user type keyspace", e) ||
+        rd_string(r, &s, &slen, "user type name", e) ||
+        rd_u16(r, &n, "user type field count", e))
+        return CS_E_PROTO;
+    /* Each field needs at least a [string] length and an [option] id. */
+    if ((size_t)n > r->left / 4)
+        return rd_fail(r, e, "user type field list");
+    t->n = n;
+    t->sub = cs_calloc(n, sizeof *t->sub);
+    t->names = cs_calloc(n, sizeof *t->names);
+    for (size_t i = 0; i < n; i++) {
+        if (rd_string(r, &s, &slen, "user type field name", e))
+            return CS_E_PROTO;
+        t->names[i] = cs_strndup((const char *)s, slen);
+        if (parse_type(r, &t->sub[i], depth + 1, e))
+            return CS_E_PROTO;
+    }
+    return 0;
+}
+
+static bool is_native_type(uint16_t id)
+{
+    return (id >= T_ASCII && id <= T_INT) || (id >= T_TIMESTAMP && id <= T_DURATION);
+}
+
+/* One [option] describing a column or element type. */
+static int parse_type(rd *r, cql_type *t, int depth, cs_err *e)
+{
+    if (depth > CQL_MAX_TYPE_DEPTH)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL %s: column type nests deeper than %d levels",
+                          r->what, CQL_MAX_TYPE_DEPTH);
+    if (rd_u16(r, &t->id, "column type", e))
+        return CS_E_PROTO;
+    const uint8_t *s;
+    size_t slen;
+    uint16_t n;
+    switch (t->id) {
+    case T_CUSTOM: /* the class name only; values are shown as hex */
+        return rd_string(r, &s, &slen, "custom type class name", e);
+    case T_LIST:
+    case T_SET:
+        return parse_subtypes(r, t, 1, depth, e);
+    case T_MAP:
+        return parse_subtypes(r, t, 2, depth, e);
+    case T_UDT:
+        return parse_udt(r, t, depth, e);
+    case T_TUPLE:
+        if (rd_u16(r, &n, "tuple size", e))
+            return CS_E_PROTO;
+        if ((size_t)n > r->left / 2) /* each component is at least an id */
+            return rd_fail(r, e, "tuple component list");
+        return parse_subtypes(r, t, n, depth, e);
+    default:
+        if (is_native_type(t->id))
+            return 0;
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL %s: unknown column type id 0x%04x",
+                          r->what, (unsigned)t->id);
+    }
+}
+
+static void value_free(cql_value *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        value_free(&v->items[i]);
+    free(v->items);
+    free(v->text);
+    v->items = NULL;
+    v->text = NULL;
+    v->n = 0;
+}
+
+static void set_text(cql_value *out, char *text)
+{
+    out->kind = CQL_SCALAR;
+    out->text = text;
+}
+
+static char *hex_text(const uint8_t *p, size_t n)
+{
+    char *s = cs_malloc(2 * n + 3);
+    s[0] = '0';
+    s[1] = 'x';
+    cs_hex(p, n, s + 2);
+    return s;
+}
+
+static const char *type_name(uint16_t id)
+{
+    switch (id) {
+    case T_BIGINT: return "bigint";
+    case T_BOOLEAN: return "boolean";
+    case T_COUNTER: return "counter";
+    case T_DOUBLE: return "double";
+    case T_FLOAT: return "float";
+    case T_INT: return "int";
+    case T_TIMESTAMP: return "timestamp";
+    case T_UUID: return "uuid";
+    case T_TIMEUUID: return "timeuuid";
+    case T_INET: return "inet";
+    case T_DATE: return "date";
+    case T_TIME: return "time";
+    case T_SMALLINT: return "smallint";
+    case T_TINYINT: return "tinyint";
+    default: return "value";
+    }
+}
+
+static int bad_width(uint16_t id, size_t got, size_t want, cs_err *e)
+{
+    return cs_err_set(e, CS_E_PROTO, "malformed CQL value: a %s must be %zu bytes, got %zu",
+                      type_name(id), want, got);
+}
+
+/* Sign-extend a big-endian two's complement integer of 1..8 bytes. */
+static int64_t be_signed(const uint8_t *p, size_t n)
+{
+    uint64_t u = (p[0] & 0x80) ? UINT64_MAX : 0;
+    for (size_t i = 0; i < n; i++)
+        u = u << 8 | p[i];
+    return (int64_t)u;
+}
+
+static char *uuid_text(const uint8_t *p)
+{
+    char hex[33];
+    cs_hex(p, 16, hex);
+    return cs_sprintf("%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+static char *inet_text(const uint8_t *p, size_t n)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (!inet_ntop(n == 4 ? AF_INET : AF_INET6, p, buf, sizeof buf))
+        return hex_text(p, n); /* cannot happen for 4/16 bytes; stay total */
+    return cs_strdup(buf);
+}
+
+/* Fixed-width scalars. An empty value (legal for most non-string types,
+ * distinct from null) becomes the empty text. */
+static int decode_fixed(uint16_t id, const uint8_t *p, size_t n, cql_value *out, cs_err *e)
+{
+    if (n == 0) {
+        set_text(out, cs_strdup(""));
+        return 0;
+    }
+    switch (id) {
+    case T_BIGINT:
+    case T_COUNTER:
+    case T_TIMESTAMP:
+    case T_TIME:
+        if (n != 8)
+            return bad_width(id, n, 8, e);
+        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 8)));
+        return 0;
+    case T_INT:
+        if (n != 4)
+            return bad_width(id, n, 4, e);
+        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 4)));
+        return 0;
+    case T_SMALLINT:
+        if (n != 2)
+            return bad_width(id, n, 2, e);
+        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 2)));
+        return 0;
+    case T_TINYINT:
+        if (n != 1)
+            return bad_width(id, n, 1, e);
+        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 1)));
+        return 0;
+    case T_BOOLEAN:
+        if (n != 1)
+            return bad_width(id, n, 1, e);
+        set_text(out, cs_strdup(p[0] ? "true" : "false"));
+        return 0;
+    case T_DATE: /* days with the epoch at 2^31, shown as the raw unsigned number */
+        if (n != 4)
+            return bad_width(id, n, 4, e);
+        set_text(out, cs_sprintf("%" PRIu32, be32(p)));
+        return 0;
+    case T_DOUBLE: {
+        if (n != 8)
+            return bad_width(id, n, 8, e);
+        uint64_t u = be64(p);
+        double d;
+        memcpy(&d, &u, sizeof d);
+        set_text(out, cs_sprintf("%.17g", d));
+        return 0;
+    }
+    case T_FLOAT: {
+        if (n != 4)
+            return bad_width(id, n, 4, e);
+        uint32_t u = be32(p);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        set_text(out, cs_sprintf("%.9g", (double)f));
+        return 0;
+    }
+    case T_UUID:
+    case T_TIMEUUID:
+        if (n != 16)
+            return bad_width(id, n, 16, e);
+        set_text(out, uuid_text(p));
+        return 0;
+    case T_INET:
+        if (n != 4 && n != 16)
+            return cs_err_set(e, CS_E_PROTO,
+                              "malformed CQL value: an inet must be 4 or 16 bytes, got %zu", n);
+        set_text(out, inet_text(p, n));
+        return 0;
+    default: /* T_VARINT */
+        if (n <= 8)
+            set_text(out, cs_sprintf("%" PRId64, be_signed(p, n)));
+        else
+            set_text(out, hex_text(p, n));
+        return 0;
+    }
+}
+
+static int decode_value(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
+                        cs_err *e);
+
+/* One [bytes] cell from r, null when its length is negative. */
+static int decode_cell(rd *r, const cql_type *t, cql_value *out, cs_err *e)
+{
+    const uint8_t *p;
+    size_t n;
+    bool null;
+    if (rd_bytes(r, &p, &n, &null, "value", e))
+        return CS_E_PROTO;
+    if (null) {
+        out->kind = CQL_NULL;
+        return 0;
+    }
+    return decode_value(t, p, n, out, e);
+}
+
+static int trailing_bytes(const rd *r, cs_err *e)
+{
+    return cs_err_set(e, CS_E_PROTO,
+                      "malformed CQL %s: %zu unexpected bytes after the last element", r->what,
+                      r->left);
+}
+
+/* list/set: [int] n then n [bytes]; map: [int] n then n key/value pairs. */
+static int decode_collection(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
+                             cs_err *e)
+{
+    rd r = { p, n, "collection value" };
+    bool map = t->id == T_MAP;
+    size_t per = map ? 2 : 1;
+    int32_t count;
+    if (rd_i32(&r, &count, "element count", e))
+        return CS_E_PROTO;
+    /* Every element has at least its 4-byte length, so a count larger than
+     * that allows is a lie; checking first keeps allocations bounded. */
+    if (count < 0 || (size_t)count > r.left / (4 * per))
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL collection value: element count %" PRId32
+                          " does not fit in %zu bytes",
+                          count, r.left);
+    out->kind = map ? CQL_MAP : CQL_LIST;
+    out->n = (size_t)count * per;
+    out->items = cs_calloc(out->n, sizeof *out->items);
+    for (size_t i = 0; i < out->n; i++)
+        if (decode_cell(&r, &t->sub[map ? i % 2 : 0], &out->items[i], e))
+            return CS_E_PROTO;
+    return r.left ? trailing_bytes(&r, e) : 0;
+}
+
+/* UDT (a map of field name to value) and tuple (a list): one [bytes] per
+ * field in type order; a value may stop early, the missing fields are null. */
+static int decode_fields(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
+                         cs_err *e)
+{
+    rd r = { p, n, t->id == T_UDT ? "user type value" : "tuple value" };
+    bool udt = t->id == T_UDT;
+    out->kind = udt ? CQL_MAP : CQL_LIST;
+    out->n = udt ? 2 * t->n : t->n;
+    out->items = cs_calloc(out->n, sizeof *out->items);
+    for (size_t i = 0; i < t->n; i++) {
+        cql_value *v = udt ? &out->items[2 * i + 1] : &out->items[i];
+        if (udt)
+            set_text(&out->items[2 * i], cs_strdup(t->names[i]));
+        if (r.left == 0)
+            continue; /* stays CQL_NULL */
+        if (decode_cell(&r, &t->sub[i], v, e))
+            return CS_E_PROTO;
+    }
+    return r.left ? trailing_bytes(&r, e) : 0;
+}
+
+/* The n bytes of one non-null value of type t. On failure *out may hold a
+ * partial tree; the caller frees it with value_free. */
+static int decode_value(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
+                        cs_err *e)
+{
+    switch (t->id) {
+    case T_ASCII:
+    case T_VARCHAR:
+        set_text(out, cs_strndup((const char *)p, n));
+        return 0;
+    case T_CUSTOM:
+    case T_BLOB:
+    case T_DECIMAL:
+    case T_DURATION:
+        set_text(out, hex_text(p, n));
+        return 0;
+    case T_LIST:
+    case T_SET:
+    case T_MAP:
+        return decode_collection(t, p, n, out, e);
+    case T_UDT:
+    case T_TUPLE:
+        return decode_fields(t, p, n, out, e);
+    default:
+        return decode_fixed(t->id, p, n, out, e);
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * (3) RESULT and ERROR bodies. */
+
+/* Column specs: (<ks><table>)?<name><type> each; types[] and names[] are
+ * allocated by the caller with ncols zeroed entries. */
+static int parse_colspecs(rd *r, bool global, size_t ncols, char **names, cql_type *types,
+                          cs_err *e)
+{
+    const uint8_t *s;
+    size_t slen;
+    if (global && (rd_string(r, &s, &slen, "keyspace name", e) ||
+                   rd_string(r, &s, &slen, "table name", e)))
+        return CS_E_PROTO;
+    /* A spec is at least a [string] length and an [option] id (plus two
+     * [string] lengths without the global spec). */
+    if (ncols > r->left / (global ? 4 : 8))
+        return rd_fail(r, e, "column specification list");
+    for (size_t i = 0; i < ncols; i++) {
+        if (!global && (rd_string(r, &s, &slen, "keyspace name", e) ||
+                        rd_string(r, &s, &slen, "table name", e)))
+            return CS_E_PROTO;
+        if (rd_string(r, &s, &slen, "column name", e))
+            return CS_E_PROTO;
+        names[i] = cs_strndup((const char *)s, slen);
+        if (parse_type(r, &types[i], 0, e))
+            return CS_E_PROTO;
+    }
+    return 0;
+}
+
+/* The <rows_count><rows_content> part, decoded with the column types. */
+static int parse_rows_content(rd *r, cql_result *res, const cql_type *types, cs_err *e)
+{
+    int32_t nrows;
+    if (rd_i32(r, &nrows, "row count", e))
+        return CS_E_PROTO;
+    if (nrows < 0)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL RESULT: negative row count %" PRId32,
+                          nrows);
+    if (nrows > 0 && res->ncols == 0)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL RESULT: %" PRId32 " rows without columns",
+                          nrows);
+    /* Each cell is at least its 4-byte length: check before allocating. */
+    if (res->ncols && (size_t)nrows > r->left / 4 / res->ncols)
+        return rd_fail(r, e, "row data");
+    size_t total = (size_t)nrows * res->ncols;
+    res->cells = cs_calloc(total, sizeof *res->cells);
+    res->cap_cells = total;
+    res->nrows = (size_t)nrows;
+    for (size_t i = 0; i < total; i++)
+        if (decode_cell(r, &types[i % res->ncols], &res->cells[i], e))
+            return CS_E_PROTO;
+    return 0;
+}
+
+/* Rows: <flags><columns_count>[<paging_state>][specs]<rows_count><rows>.
+ * *ps receives a copy of the paging state when more pages follow. */
+static int parse_rows(rd *r, cql_result *res, uint8_t **ps, size_t *ps_len, cs_err *e)
+{
+    int32_t flags, ncols;
+    cql_type *types = NULL;
+    int rc = CS_E_PROTO;
+    if (rd_i32(r, &flags, "row metadata flags", e) || rd_i32(r, &ncols, "column count", e))
+        goto out;
+    if (ncols < 0 || ncols > CQL_MAX_COLS) {
+        rc = cs_err_set(e, CS_E_PROTO, "malformed CQL RESULT: column count %" PRId32
+                        " is out of range", ncols);
+        goto out;
+    }
+    if (flags & ROWS_HAS_MORE_PAGES) {
+        const uint8_t *p;
+        bool null;
+        if (rd_bytes(r, &p, ps_len, &null, "paging state", e))
+            goto out;
+        if (null) {
+            rc = cs_err_set(e, CS_E_PROTO,
+                            "malformed CQL RESULT: more pages announced without a paging state");
+            goto out;
+        }
+        *ps = cs_malloc(*ps_len);
+        if (*ps_len)
+            memcpy(*ps, p, *ps_len);
+    }
+    res->ncols = (size_t)ncols;
+    res->colnames = cs_calloc(res->ncols, sizeof *res->colnames);
+    types = cs_calloc(res->ncols, sizeof *types);
+    if (flags & ROWS_NO_METADATA) {
+        /* We never ask for this; if it comes anyway, show cells as hex. */
+        for (size_t i = 0; i < res->ncols; i++)
+            types[i].id = T_BLOB;
+    } else if (parse_colspecs(r, (flags & ROWS_GLOBAL_TABLES_SPEC) != 0, res->ncols,
+                              res->colnames, types, e)) {
+        goto out;
+    }
+    rc = parse_rows_content(r, res, types, e);
+out:
+    for (size_t i = 0; types && i < res->ncols; i++)
+        type_free(&types[i]);
+    free(types);
+    return rc;
+}
+
+/* Schema_change: <change_type><target><options>, where the options depend
+ * on the target. Nothing here is needed (DDL returns an empty result), but
+ * the known shapes are checked so a cut-off body is not taken as success. */
+static int parse_schema_change(rd *r, cs_err *e)
+{
+    const uint8_t *s, *target;
+    size_t n, tlen;
+    uint16_t count;
+    if (rd_string(r, &s, &n, "schema change type", e) ||
+        rd_string(r, &target, &tlen, "schema change target", e))
+        return CS_E_PROTO;
+    char t[16] = "";
+    if (tlen < sizeof t)
+        memcpy(t, target, tlen);
+    if (strcmp(t, "KEYSPACE") == 0)
+        return rd_string(r, &s, &n, "schema change keyspace", e);
+    if (strcmp(t, "TABLE") && strcmp(t, "TYPE") && strcmp(t, "FUNCTION") &&
+        strcmp(t, "AGGREGATE"))
+        return 0; /* a target newer than v4: its options are ours to ignore */
+    if (rd_string(r, &s, &n, "schema change keyspace", e) ||
+        rd_string(r, &s, &n, "schema change object name", e))
+        return CS_E_PROTO;
+    if (strcmp(t, "FUNCTION") && strcmp(t, "AGGREGATE"))
+        return 0;
+    if (rd_u16(r, &count, "schema change argument types", e))
+        return CS_E_PROTO;
+    for (size_t i = 0; i < count; i++)
+        if (rd_string(r, &s, &n, "schema change argument type", e))
+            return CS_E_PROTO;
+    return 0;
+}
+
+int cql_decode_result(const uint8_t *body, size_t len, cql_result **out,
+                      uint8_t **paging_state, size_t *paging_len, cs_err *e)
+{
+    rd r = { body, len, "RESULT" };
+    cql_result *res = cs_calloc(1, sizeof *res);
+    uint8_t *ps = NULL;
+    size_t ps_len = 0;
+    int32_t kind;
+    const uint8_t *s;
+    size_t slen;
+    int rc = CS_E_PROTO;
+    *out = NULL;
+    if (paging_state)
+        *paging_state = NULL;
+    if (paging_len)
+        *paging_len = 0;
+    if (rd_i32(&r, &kind, "result kind", e))
+        goto out;
+    switch (kind) {
+    case RESULT_VOID:
+        rc = 0;
+        break;
+    case RESULT_ROWS:
+        rc = parse_rows(&r, res, &ps, &ps_len, e);
+        break;
+    case RESULT_SET_KEYSPACE:
+        rc = rd_string(&r, &s, &slen, "keyspace name", e);
+        break;
+    case RESULT_SCHEMA_CHANGE:
+        rc = parse_schema_change(&r, e);
+        break;
+    case RESULT_PREPARED:
+        rc = cs_err_set(e, CS_E_PROTO, "unexpected CQL RESULT: a Prepared result, but cassette "
+                                       "never prepares statements");
+        break;
+    default:
+        rc = cs_err_set(e, CS_E_PROTO, "malformed CQL RESULT: unknown result kind %" PRId32,
+                        kind);
+        break;
+    }
+    /* Extra bytes at the end are allowed: the spec reserves them for
+     * future extensions. */
+out:
+    if (rc) {
+        free(ps);
+        cql_result_free(res);
+        return rc;
+    }
+    if (paging_state) {
+        *paging_state = ps;
+        if (paging_len)
+            *paging_len = ps_len;
+    } else {
+        free(ps);
+    }
+    *out = res;
+    return 0;
+}
+
+int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
+{
+    rd r = { body, len, "ERROR" };
+    int32_t code;
+    const uint8_t *msg;
+    size_t n;
+    if (rd_i32(&r, &code, "error code", e) || rd_string(&r, &msg, &n, "error message", e))
+        return CS_E_PROTO;
+    /* The rest (consistency, counts, ...) depends on the code and adds
+     * nothing a person needs; the server's sentence says it all. */
+    return cs_err_set(e, CS_E_EXTERNAL, "Cassandra error 0x%04" PRIX32 ": %.*s", (uint32_t)code,
+                      (int)n, (const char *)msg);
+}
+
+/* ---------------------------------------------------------------------
+ * (4) Result accessors. */
+
+size_t cql_result_rows(const cql_result *r) { return r ? r->nrows : 0; }
+size_t cql_result_cols(const cql_result *r) { return r ? r->ncols : 0; }
+
+const char *cql_result_colname(const cql_result *r, size_t col)
+{
+    if (!r || col >= r->ncols)
+        return NULL;
+    return r->colnames[col] ? r->colnames[col] : "";
+}
+
+int cql_result_col(const cql_result *r, const char *name)
+{
+    for (size_t i = 0; r && name && i < r->ncols && i < INT_MAX; i++)
+        if (r->colnames[i] && strcmp(r->colnames[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const cql_value *cql_result_value(const cql_result *r, size_t row, size_t col)
+{
+    if (!r || row >= r->nrows || col >= r->ncols)
+        return NULL;
+    return &r->cells[row * r->ncols + col];
+}
+
+const char *cql_result_text(const cql_result *r, size_t row, const char *col)
+{
+    int i = cql_result_col(r, col);
+    if (i < 0)
+        return NULL;
+    const cql_value *v = cql_result_value(r, row, (size_t)i);
+    return v && v->kind == CQL_SCALAR ? v->text : NULL;
+}
+
+void cql_result_free(cql_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nrows * r->ncols; i++)
+        value_free(&r->cells[i]);
+    for (size_t i = 0; i < r->ncols; i++)
+        free(r->colnames[i]);
+    free(r->cells);
+    free(r->colnames);
+    free(r);
+}
+
+/* Move the rows of page src to the end of dst; src is consumed. */
+static int append_page(cql_result *dst, cql_result *src, cs_err *e)
+{
+    int rc = 0;
+    if (src->nrows && src->ncols != dst->ncols) {
+        rc = cs_err_set(e, CS_E_PROTO,
+                        "malformed CQL RESULT: a later page has %zu columns, the first had %zu",
+                        src->ncols, dst->ncols);
+        goto out;
+    }
+    size_t add = src->nrows * src->ncols, have = dst->nrows * dst->ncols;
+    if (add > dst->cap_cells - have) {
+        size_t cap = dst->cap_cells ? dst->cap_cells : 64;
+        while (cap - have < add)
+            cap *= 2; /* bounded by memory we already hold, so no overflow */
+        dst->cells = cs_realloc(dst->cells, cap * sizeof *dst->cells);
+        dst->cap_cells = cap;
+    }
+    if (add)
+        memcpy(dst->cells + have, src->cells, add * sizeof *src->cells);
+    dst->nrows += src->nrows;
+    src->nrows = 0; /* the values now belong to dst */
+out:
+    cql_result_free(src);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * (5) Frames and socket I/O. */
+
+static void put_u8(cs_buf *b, uint8_t v) { cs_buf_add(b, &v, 1); }
+
+static void put_u16(cs_buf *b, uint16_t v)
+{
+    uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+    cs_buf_add(b, p, 2);
+}
+
+static void put_u32(cs_buf *b, uint32_t v)
+{
+    uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+    cs_buf_add(b, p, 4);
+}
+
+/* [string]; callers only pass short constants. */
+static void put_string(cs_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_u16(b, (uint16_t)n);
+    cs_buf_add(b, s, n);
+}
+
+/* [bytes] / [long string]; n was checked to fit an [int] by the caller. */
+static void put_bytes(cs_buf *b, const void *p, size_t n)
+{
+    put_u32(b, (uint32_t)n);
+    cs_buf_add(b, p, n);
+}
+
+static void frame_begin(cql_conn *c, cs_buf *b, uint8_t opcode)
+{
+    cs_buf_reset(b);
+    put_u8(b, CQL_VERSION_REQUEST);
+    put_u8(b, 0); /* no flags: no compression, no tracing */
+    put_u16(b, (uint16_t)c->stream);
+    put_u8(b, opcode);
+    put_u32(b, 0); /* patched by frame_finish */
+}
+
+static void frame_finish(cs_buf *b)
+{
+    uint32_t n = (uint32_t)(b->len - CQL_HEADER_LEN);
+    uint8_t *p = (uint8_t *)b->data + 5;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After this the connection cannot be trusted to be at a frame boundary. */
+static int transport_error(cql_conn *c, cs_err *e, const char *reason)
+{
+    c->broken = true;
+    if (!c->ready)
+        return cs_err_set(e, CS_E_UNAVAIL, "cannot connect to %s: %s", c->peer, reason);
+    return cs_err_set(e, CS_E_UNAVAIL, "connection to Cassandra at %s failed: %s", c->peer,
+                      reason);
+}
+
+static int timeout_error(cql_conn *c, cs_err *e)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "timed out after %d ms", c->timeout_ms);
+    return transport_error(c, e, reason);
+}
+
+/* Wait until fd is ready for events or the deadline passes: 0 ready,
+ * 1 timed out, -1 error (errno set). */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 1;
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs_err *e)
+{
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL); /* no SIGPIPE on a closed peer */
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return transport_error(c, e, strerror(errno));
+        int rc = wait_fd(c->fd, POLLOUT, deadline);
+        if (rc > 0)
+            return timeout_error(c, e);
+        if (rc < 0)
+            return transport_error(c, e, strerror(errno));
+    }
+    return 0;
+}
+
+static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = recv(c->fd, p, n, 0);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return transport_error(c, e, "the server closed the connection");
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return transport_error(c, e, strerror(errno));
+        int rc = wait_fd(c->fd, POLLIN, deadline);
+        if (rc > 0)
+            return timeout_error(c, e);
+        if (rc < 0)
+            return transport_error(c, e, strerror(errno));
+    }
+    return 0;
+}
+
+/* A response frame: body is the whole body; payload/plen what follows the
+ * optional tracing id, warnings and custom payload. */
+typedef struct frame {
+    uint8_t opcode;
+    uint8_t *body;
+    const uint8_t *payload;
+    size_t plen;
+} frame;
+
+/* Skip what a response may carry before its message, by header flag. The
+ * warnings go to the debug log: they are the server's, never ours. */
+static int strip_extras(uint8_t flags, rd *r, cs_err *e)
+{
+    const uint8_t *s;
+    size_t n;
+    bool null;
+    uint16_t count;
+    if (flags & FRAME_COMPRESSED)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL response: a compressed frame, but no "
+                                         "compression was negotiated");
+    if ((flags & FRAME_TRACING) && rd_raw(r, 16, &s, "tracing id", e))
+        return CS_E_PROTO;
+    if (flags & FRAME_WARNING) {
+        if (rd_u16(r, &count, "warning list", e))
+            return CS_E_PROTO;
+        for (size_t i = 0; i < count; i++) {
+            if (rd_string(r, &s, &n, "warning", e))
+                return CS_E_PROTO;
+            cs_debug("Cassandra warning: %.*s", (int)n, (const char *)s);
+        }
+    }
+    if (flags & FRAME_CUSTOM_PAYLOAD) {
+        if (rd_u16(r, &count, "custom payload", e))
+            return CS_E_PROTO;
+        for (size_t i = 0; i < count; i++)
+            if (rd_string(r, &s, &n, "custom payload key", e) ||
+                rd_bytes(r, &s, &n, &null, "custom payload value", e))
+                return CS_E_PROTO;
+    }
+    return 0;
+}
+
+static int check_header(const uint8_t *h, size_t *len, cs_err *e)
+{
+    if (h[0] != CQL_VERSION_RESPONSE) {
+        if ((h[0] & 0x80) && (h[0] & 0x7f) != 4)
+            return cs_err_set(e, CS_E_PROTO,
+                              "the server answered in CQL protocol version %d; cassette speaks v4",
+                              h[0] & 0x7f);
+        return cs_err_set(e, CS_E_PROTO, "the server's answer is not a CQL v4 response frame");
+    }
+    int32_t n = (int32_t)be32(h + 5);
+    if (n < 0 || (size_t)n > CQL_MAX_BODY)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL response: frame length %" PRId32
+                          " is outside 0..256 MiB", n);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Read frames until the one answering our current stream id; others (a
+ * server EVENT, or nothing at all in practice) are dropped. */
+static int read_frame(cql_conn *c, int64_t deadline, frame *f, cs_err *e)
+{
+    uint8_t h[CQL_HEADER_LEN];
+    size_t len = 0;
+    int rc;
+    for (;;) {
+        if ((rc = io_read(c, h, sizeof h, deadline, e)))
+            return rc;
+        if ((rc = check_header(h, &len, e)))
+            goto fail;
+        f->body = cs_malloc(len);
+        if ((rc = io_read(c, f->body, len, deadline, e)))
+            goto fail;
+        if ((int16_t)((unsigned)h[2] << 8 | h[3]) == c->stream)
+            break;
+        free(f->body);
+        f->body = NULL;
+    }
+    f->opcode = h[4];
+    rd r = { f->body, len, "response" };
+    if ((rc = strip_extras(h[1], &r, e)))
+        goto fail;
+    f->payload = r.p;
+    f->plen = r.left;
+    return 0;
+fail:
+    c->broken = true; /* out of step with the server's frames */
+    free(f->body);
+    f->body = NULL;
+    return rc;
+}
+
+/* Send one request frame (already finished in req) and read its answer. */
+static int request(cql_conn *c, cs_buf *req, frame *f, cs_err *e)
+{
+    int rc;
+    memset(f, 0, sizeof *f);
+    if (c->broken)
+        return cs_err_set(e, CS_E_UNAVAIL, "connection to Cassandra at %s is unusable after an "
+                                           "earlier failure", c->peer);
+    int64_t deadline = now_ms() + c->timeout_ms;
+    if ((rc = io_write(c, req->data, req->len, deadline, e)))
+        return rc;
+    rc = read_frame(c, deadline, f, e);
+    /* Next request gets a fresh id so a late answer to this one is ignored. */
+    c->stream = (int16_t)((c->stream + 1) & 0x7fff);
+    return rc;
+}
+
+static int unexpected_opcode(cql_conn *c, uint8_t op, const char *after, cs_err *e)
+{
+    c->broken = true;
+    return cs_err_set(e, CS_E_PROTO, "unexpected CQL message 0x%02x from %s in reply to %s",
+                      (unsigned)op, c->peer, after);
+}
+
+/* ---------------------------------------------------------------------
+ * (6) Connection set-up and queries. */
+
+/* Try each address getaddrinfo gives until one accepts within the
+ * deadline; the last failure's reason is reported. */
+static int tcp_connect(cql_conn *c, const char *host, int port, int64_t deadline, cs_err *e)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *ai = NULL;
+    char portstr[16], reason[256] = "no address found";
+    int rc;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int g = getaddrinfo(host, portstr, &hints, &ai);
+    if (g) {
+        rc = transport_error(c, e, gai_strerror(g));
+        goto out;
+    }
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        a->ai_protocol);
+        if (fd < 0) {
+            snprintf(reason, sizeof reason, "%s", strerror(errno));
+            continue;
+        }
+        int err = 0;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+            err = errno;
+            if (err == EINPROGRESS) {
+                int w = wait_fd(fd, POLLOUT, deadline);
+                socklen_t sl = sizeof err;
+                if (w > 0)
+                    err = ETIMEDOUT;
+                else if (w < 0)
+                    err = errno;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+                    err = errno;
+            }
+        }
+        if (err == 0) {
+            int one = 1; /* small request/response frames: do not wait for Nagle */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            c->fd = fd;
+            rc = 0;
+            goto out;
+        }
+        if (err == ETIMEDOUT)
+            snprintf(reason, sizeof reason, "timed out after %d ms", c->timeout_ms);
+        else
+            snprintf(reason, sizeof reason, "%s", strerror(err));
+        close(fd);
+    }
+    rc = transport_error(c, e, reason);
+out:
+    if (ai)
+        freeaddrinfo(ai);
+    return rc;
+}
+
+/* SASL PLAIN for PasswordAuthenticator: token "\0user\0password". The
+ * request buffer is wiped afterwards since it held the password. */
+static int authenticate(cql_conn *c, const cql_conn_opts *o, const frame *challenge,
+                        cs_err *e)
+{
+    cs_buf token = CS_BUF_INIT, req = CS_BUF_INIT;
+    frame f = { 0 };
+    int rc;
+    if (!o->username) {
+        rc = cs_err_set(e, CS_E_INVAL, "cannot connect to %s: server requires authentication; "
+                        "set username and password", c->peer);
+        goto out;
+    }
+    (void)challenge; /* the authenticator class name; PLAIN is all we speak */
+    const char *pw = o->password ? o->password : "";
+    cs_buf_addch(&token, '\0');
+    cs_buf_addstr(&token, o->username);
+    cs_buf_addch(&token, '\0');
+    cs_buf_addstr(&token, pw);
+    if (token.len > INT32_MAX) {
+        rc = cs_err_set(e, CS_E_INVAL, "cannot connect to %s: username or password too long",
+                        c->peer);
+        goto out;
+    }
+    frame_begin(c, &req, OP_AUTH_RESPONSE);
+    put_bytes(&req, token.data, token.len);
+    frame_finish(&req);
+    if ((rc = request(c, &req, &f, e)))
+        goto out;
+    if (f.opcode == OP_AUTH_SUCCESS) {
+        rc = 0;
+    } else if (f.opcode == OP_ERROR) {
+        c->broken = true;
+        rc = cql_decode_error(f.payload, f.plen, e);
+        cs_err_prefix(e, "cannot connect to %s as user %s", c->peer, o->username);
+    } else if (f.opcode == OP_AUTH_CHALLENGE) {
+        c->broken = true;
+        rc = cs_err_set(e, CS_E_PROTO, "cannot connect to %s: the server's authenticator asked "
+                        "for more than SASL PLAIN", c->peer);
+    } else {
+        rc = unexpected_opcode(c, f.opcode, "AUTH_RESPONSE", e);
+    }
+out:
+    if (token.data)
+        explicit_bzero(token.data, token.len);
+    if (req.data)
+        explicit_bzero(req.data, req.len);
+    cs_buf_free(&token);
+    cs_buf_free(&req);
+    free(f.body);
+    return rc;
+}
+
+/* STARTUP {"CQL_VERSION": "3.0.0"}, then READY or the authentication. */
+static int startup(cql_conn *c, const cql_conn_opts *o, cs_err *e)
+{
+    cs_buf req = CS_BUF_INIT;
+    frame f = { 0 };
+    int rc;
+    frame_begin(c, &req, OP_STARTUP);
+    put_u16(&req, 1);
+    put_string(&req, "CQL_VERSION");
+    put_string(&req, "3.0.0");
+    frame_finish(&req);
+    if ((rc = request(c, &req, &f, e)))
+        goto out;
+    switch (f.opcode) {
+    case OP_READY:
+        rc = 0;
+        break;
+    case OP_AUTHENTICATE:
+        rc = authenticate(c, o, &f, e);
+        break;
+    case OP_ERROR:
+        c->broken = true;
+        rc = cql_decode_error(f.payload, f.plen, e);
+        cs_err_prefix(e, "cannot connect to %s", c->peer);
+        break;
+    default:
+        rc = unexpected_opcode(c, f.opcode, "STARTUP", e);
+        break;
+    }
+out:
+    cs_buf_free(&req);
+    free(f.body);
+    return rc;
+}
+
+int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e)
+{
+    cql_conn *c = NULL;
+    int rc;
+    *out = NULL;
+    if (!opts || !opts->host || !*opts->host) {
+        rc = cs_err_set(e, CS_E_INVAL, "no Cassandra host given");
+        goto out;
+    }
+    int port = opts->port ? opts->port : CQL_DEFAULT_PORT;
+    if (port < 1 || port > 65535) {
+        rc = cs_err_set(e, CS_E_INVAL, "Cassandra port %d is not in 1..65535", port);
+        goto out;
+    }
+    c = cs_calloc(1, sizeof *c);
+    c->fd = -1;
+    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CQL_DEFAULT_TIMEOUT_MS;
+    c->peer = cs_sprintf("%s:%d", opts->host, port);
+    if ((rc = tcp_connect(c, opts->host, port, now_ms() + c->timeout_ms, e)))
+        goto out;
+    if ((rc = startup(c, opts, e)))
+        goto out;
+    c->ready = true;
+    *out = c;
+    c = NULL;
+out:
+    cql_close(c);
+    return rc;
+}
+
+void cql_close(cql_conn *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->peer);
+    free(c);
+}
+
+/* QUERY <query><consistency><flags><page_size>[<paging_state>]. */
+static void build_query(cql_conn *c, cs_buf *req, const char *cql, size_t cql_len,
+                        const uint8_t *ps, size_t ps_len)
+{
+    frame_begin(c, req, OP_QUERY);
+    put_bytes(req, cql, cql_len);
+    put_u16(req, CQL_CONSISTENCY_ONE);
+    put_u8(req, (uint8_t)(QUERY_PAGE_SIZE | (ps ? QUERY_PAGING_STATE : 0)));
+    put_u32(req, CQL_PAGE_SIZE);
+    if (ps)
+        put_bytes(req, ps, ps_len);
+    frame_finish(req);
+}
+
+/* One page: send, read, decode. *next gets the paging state, if any. */
+static int query_page(cql_conn *c, cs_buf *req, cql_result **page, uint8_t **next,
+                      size_t *next_len, cs_err *e)
+{
+    frame f;
+    int rc = request(c, req, &f, e);
+    if (rc)
+        goto out;
+    if (f.opcode == OP_ERROR)
+        rc = cql_decode_error(f.payload, f.plen, e);
+    else if (f.opcode == OP_RESULT)
+        rc = cql_decode_result(f.payload, f.plen, page, next, next_len, e);
+    else
+        rc = unexpected_opcode(c, f.opcode, "QUERY", e);
+out:
+    free(f.body);
+    return rc;
+}
+
+int cql_query(cql_conn *c, const char *cql, cql_result **out, cs_err *e)
+{
+    cs_buf req = CS_BUF_INIT;
+    cql_result *res = NULL, *page = NULL;
+    uint8_t *ps = NULL, *next = NULL;
+    size_t ps_len = 0, next_len = 0;
+    int rc;
+    *out = NULL;
+    if (!c || !cql) {
+        rc = cs_err_set(e, CS_E_INVAL, "cql_query needs a connection and a statement");
+        goto out;
+    }
+    size_t cql_len = strlen(cql);
+    if (cql_len > INT32_MAX) {
+        rc = cs_err_set(e, CS_E_INVAL, "CQL statement of %zu bytes is too long", cql_len);
+        goto out;
+    }
+    /* Pages follow until the server stops announcing more. */
+    do {
+        build_query(c, &req, cql, cql_len, ps, ps_len);
+        if ((rc = query_page(c, &req, &page, &next, &next_len, e)))
+            goto out;
+        if (!res)
+            res = page;
+        else if ((rc = append_page(res, page, e)))
+            goto out;
+        page = NULL;
+        free(ps);
+        ps = next;
+        ps_len = next_len;
+        next = NULL;
+    } while (ps);
+    *out = res;
+    res = NULL;
+out:
+    cql_result_free(res);
+    free(ps);
+    cs_buf_free(&req);
+    return rc;
+}
