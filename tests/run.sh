@@ -83,6 +83,7 @@ done
 section "Cassandra node 1"
 if "$CASSANDRA_SH" status 1 >/dev/null 2>&1; then
     echo "node 1 already running under $CASSETTE_TEST_DIR: using it and leaving it running"
+    "$CASSANDRA_SH" start 1 || fatal "Cassandra node 1 is running but not serving CQL"
 else
     rm -rf "$CASSETTE_TEST_DIR/node1"
     STARTED_NODE=1

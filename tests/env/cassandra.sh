@@ -13,6 +13,7 @@
 # Options (anywhere): --base DIR (default $CASSETTE_TEST_DIR or /tmp/cassette-test),
 #   --nodes K (cluster size, default $CASSETTE_TEST_NODES or 1; sets tokens and seeds).
 # Environment: CASSETTE_TEST_DATA_DIRS (data directories per node, default 1),
+#   CASSETTE_TEST_CLUSTER (cluster_name, default cassette-test),
 #   CASSETTE_CASSANDRA_YAML (extra "key: value" lines that replace or extend cassandra.yaml),
 #   CASSETTE_CASSANDRA_START_TIMEOUT (seconds, default 180).
 #
@@ -28,7 +29,7 @@ START_TIMEOUT="${CASSETTE_CASSANDRA_START_TIMEOUT:-180}"
 STOP_TIMEOUT=60
 
 usage() {
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
     exit 2
 }
 
@@ -94,7 +95,7 @@ write_conf() {
     yaml="$d/conf/cassandra.yaml"
     {
         echo "# Written by tests/env/cassandra.sh; rewritten on every start."
-        echo "cluster_name: cassette-test"
+        echo "cluster_name: ${CASSETTE_TEST_CLUSTER:-cassette-test}"
         echo "num_tokens: 1"
         echo "initial_token: $(initial_token "$n")"
         echo "auto_bootstrap: false"

@@ -225,10 +225,9 @@ def backup_entries(cassette, repo):
 @pytest.fixture(scope="session")
 def node():
     n = Node(1)
-    started = False
-    if not n.is_running():
-        print(f"\n[conftest] {n.start()}")
-        started = True
+    started = not n.is_running()
+    # Idempotent: waits for a running node and rewrites its cassette.ini for this checkout.
+    print(f"\n[conftest] {n.start()}")
     yield n
     if started:
         n.stop()
