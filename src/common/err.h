@@ -22,6 +22,7 @@ enum cs_errcode {
     CS_E_EXTERNAL = -7,  /* an external command or server reported failure */
     CS_E_EXISTS = -8,    /* something that must not exist does */
     CS_E_UNAVAIL = -9,   /* a server could not be reached */
+    CS_E_NOKEY = -10,    /* no identity matches (age: the file is not addressed to our keys) */
 };
 
 #define CS_ERR_MSG_MAX 1024
