@@ -104,8 +104,64 @@ static json_t *table_json(const cs_mtable *t)
                      "schema_cql", t->schema_cql ? t->schema_cql : "", "files", files);
 }
 
-char *cs_manifest_to_json(const cs_manifest *m)
+/* Strict UTF-8 (what JSON needs): no overlongs, surrogates or > U+10FFFF. */
+static bool utf8_valid(const char *s)
 {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p) {
+        unsigned c = *p;
+        size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+        if (n == 9)
+            return false;
+        unsigned cp = n == 0 ? c : n == 1 ? (c & 0x1f) : n == 2 ? (c & 0x0f) : (c & 0x07);
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+static bool strlist_valid(const cs_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!utf8_valid(l->items[i]))
+            return false;
+    return true;
+}
+
+/* Name of the first text that JSON cannot carry, or NULL. */
+static const char *first_invalid_text(const cs_manifest *m)
+{
+    const char *node[] = { m->backup, m->host_id, m->address, m->cluster_name, m->datacenter, m->rack,
+                           m->release_version, m->partitioner, m->commitlog_dir, m->hints_dir, m->saved_caches_dir };
+    for (size_t i = 0; i < sizeof node / sizeof node[0]; i++)
+        if (!utf8_valid(node[i]))
+            return "a node property";
+    if (!strlist_valid(&m->tokens) || !strlist_valid(&m->data_dirs))
+        return "a token or data directory";
+    for (size_t i = 0; i < m->n_tables; i++) {
+        const cs_mtable *t = &m->tables[i];
+        if (!utf8_valid(t->keyspace) || !utf8_valid(t->table) || !utf8_valid(t->id) || !utf8_valid(t->schema_cql))
+            return "a table's name or schema";
+        for (size_t j = 0; j < t->n_files; j++)
+            if (!utf8_valid(t->files[j].name))
+                return "a file name";
+    }
+    return NULL;
+}
+
+int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e)
+{
+    *out = NULL;
+    const char *bad = first_invalid_text(m);
+    if (bad)
+        return cs_err_set(e, CS_E_INVAL, "%s is not valid UTF-8 and cannot be recorded", bad);
     json_t *tables = json_array();
     for (size_t i = 0; i < m->n_tables; i++)
         json_array_append_new(tables, table_json(&m->tables[i]));
@@ -133,10 +189,10 @@ char *cs_manifest_to_json(const cs_manifest *m)
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (!text)
-        return cs_strdup("{}");
-    char *copy = cs_strdup(text);
+        return cs_err_set(e, CS_E_NOMEM, "cannot serialise the manifest");
+    *out = cs_strdup(text);
     free(text);
-    return copy;
+    return 0;
 }
 
 /* ---- from JSON, validating ---- */

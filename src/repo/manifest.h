@@ -78,8 +78,10 @@ cs_mfile *cs_mtable_add_file(cs_mtable *t, const char *name);
 /* Find a table by keyspace and name, or NULL. */
 cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const char *table);
 
-/* Serialize (caller frees) and parse with full validation. */
-char *cs_manifest_to_json(const cs_manifest *m);
+/* Serialize (*out: caller frees); fails if any text is not valid UTF-8
+ * (JSON cannot carry it, and dropping it would lose a table). Parse with
+ * full validation. */
+int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e);
 int cs_manifest_from_json(const char *text, size_t len, cs_manifest *m, cs_err *e);
 void cs_manifest_free(cs_manifest *m);
 

@@ -7,6 +7,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "common/log.h"
 
 #define REPO_FILE "cassette.repo"
 
@@ -208,8 +209,10 @@ int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e)
 int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e)
 {
     char *key = backup_key(m->backup, m->host_id, "manifest");
-    char *text = cs_manifest_to_json(m);
-    int rc = cs_storage_put_bytes(r->st, key, CS_PUT_EXCLUSIVE, text, strlen(text), e);
+    char *text = NULL;
+    int rc = cs_manifest_to_json(m, &text, e);
+    if (!rc)
+        rc = cs_storage_put_bytes(r->st, key, CS_PUT_EXCLUSIVE, text, strlen(text), e);
     free(text);
     free(key);
     if (rc)
@@ -388,10 +391,13 @@ int cs_repo_list_backups(cs_repo *r, cs_backup_entry **out, size_t *n, cs_err *e
     for (size_t i = 0; !rc && i < s.manifests.n; i++) {
         char *summary = with_suffix(s.manifests.items[i], "summary");
         entries = cs_realloc(entries, (count + 1) * sizeof *entries);
-        if (cs_strlist_has(&s.summaries, summary))
-            rc = read_summary(r, summary, &entries[count], e);
-        else
+        /* The summary is only a shortcut: if it is missing or damaged the
+         * manifest itself says the same. */
+        rc = cs_strlist_has(&s.summaries, summary) ? read_summary(r, summary, &entries[count], e) : -1;
+        if (rc) {
+            cs_err_clear(e);
             rc = entry_from_manifest(r, s.manifests.items[i], &entries[count], e);
+        }
         free(summary);
         if (!rc)
             entries[count++].complete = true;
@@ -403,9 +409,14 @@ int cs_repo_list_backups(cs_repo *r, cs_backup_entry **out, size_t *n, cs_err *e
         if (done)
             continue;
         entries = cs_realloc(entries, (count + 1) * sizeof *entries);
-        rc = read_summary(r, s.started.items[i], &entries[count], e);
-        if (!rc)
+        /* A damaged start mark hides nothing: that backup is incomplete
+         * either way, so it is left out of the list with a warning. */
+        cs_err mark_err;
+        cs_err_clear(&mark_err);
+        if (read_summary(r, s.started.items[i], &entries[count], &mark_err) == 0)
             entries[count++].complete = false;
+        else
+            cs_warn("%s", mark_err.msg);
     }
     cs_strlist_free(&s.summaries);
     cs_strlist_free(&s.started);

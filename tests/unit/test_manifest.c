@@ -14,6 +14,17 @@
 #include "common/err.h"
 #include "repo/manifest.h"
 
+/* cs_manifest_to_json, which must succeed for these manifests. */
+static char *manifest_json(const cs_manifest *m)
+{
+    char *text = NULL;
+    cs_err err;
+    cs_err_clear(&err);
+    if (cs_manifest_to_json(m, &text, &err) != 0)
+        abort();
+    return text;
+}
+
 #define HOST_ID "5b6962dd-3f90-4c93-8f61-eabfa4a803e2"
 #define TABLE_ID1 "0123456789abcdef0123456789abcdef"
 #define TABLE_ID2 "fedcba9876543210fedcba9876543210"
@@ -137,7 +148,7 @@ static json_t *base_json(void)
 {
     cs_manifest m;
     build(&m);
-    char *text = cs_manifest_to_json(&m);
+    char *text = manifest_json(&m);
     cs_manifest_free(&m);
     json_error_t jerr;
     json_t *root = json_loads(text, 0, &jerr);
@@ -290,7 +301,7 @@ static void test_round_trip(void **state)
     (void)state;
     cs_manifest m, back;
     build(&m);
-    char *text = cs_manifest_to_json(&m);
+    char *text = manifest_json(&m);
     assert_non_null(text);
     assert_null(strchr(text, '\n'));
     cs_err e;
@@ -301,7 +312,7 @@ static void test_round_trip(void **state)
     assert_manifest_equal(&m, &back);
 
     /* Serializing again gives the same bytes. */
-    char *again = cs_manifest_to_json(&back);
+    char *again = manifest_json(&back);
     assert_string_equal(text, again);
 
     cs_manifest_totals ta, tb;
@@ -334,7 +345,7 @@ static void test_round_trip_minimal(void **state)
     memset(&m, 0, sizeof m);
     m.backup = cs_strdup("b");
     m.host_id = cs_strdup("h");
-    char *text = cs_manifest_to_json(&m);
+    char *text = manifest_json(&m);
     cs_err e;
     cs_err_clear(&e);
     int rc = cs_manifest_from_json(text, strlen(text), &back, &e);
@@ -604,6 +615,32 @@ static void test_reject_bad_json(void **state)
     free(text);
 }
 
+static void test_invalid_utf8_is_an_error(void **state)
+{
+    (void)state;
+    const char *bad[] = { "caf\xe9", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xe2\x82" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cs_manifest m;
+        build(&m);
+        free(m.data_dirs.items[0]);
+        m.data_dirs.items[0] = strdup(bad[i]);
+        char *text = NULL;
+        cs_err e;
+        cs_err_clear(&e);
+        assert_int_equal(cs_manifest_to_json(&m, &text, &e), CS_E_INVAL);
+        assert_null(text);
+        assert_non_null(strstr(e.msg, "UTF-8"));
+        cs_manifest_free(&m);
+    }
+    cs_manifest m;
+    build(&m);
+    free(m.tables[0].schema_cql);
+    m.tables[0].schema_cql = strdup("-- caf\xc3\xa9 \xf0\x9f\x98\x80");
+    char *text = manifest_json(&m);
+    free(text);
+    cs_manifest_free(&m);
+}
+
 static void test_hex32(void **state)
 {
     (void)state;
@@ -632,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_reject_relative_data_dir),
         cmocka_unit_test(test_reject_bad_json),
         cmocka_unit_test(test_hex32),
+        cmocka_unit_test(test_invalid_utf8_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
