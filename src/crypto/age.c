@@ -1093,6 +1093,16 @@ out:
     return rc;
 }
 
+/* An authentic chunk that ends the stream wrongly (a final chunk with data
+ * after it, a non-final chunk at the end): its plaintext is released like
+ * every authenticated chunk, then the stream fails and next is never
+ * closed. */
+static int dec_push_then_fail(dec_filter *d, size_t m, const char *what, cs_err *e)
+{
+    int rc = cs_sink_write(d->next, d->pbuf, m, e);
+    return rc ? rc : pay_err(e, what);
+}
+
 /* Open one chunk into pbuf and push it. more: input continues after it. */
 static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err *e)
 {
@@ -1108,10 +1118,8 @@ static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err
                                                       d->key) != 0) {
             chunk_nonce(nonce, d->counter, 1);
             if (crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0,
-                                                          nonce, d->key) == 0) {
-                sodium_memzero(d->pbuf, AGE_CHUNK_SIZE);
-                return pay_err(e, "data after the final chunk");
-            }
+                                                          nonce, d->key) == 0)
+                return dec_push_then_fail(d, (size_t)m, "data after the final chunk", e);
             return cs_err_set(e, CS_E_CORRUPT, "age payload: chunk %llu failed authentication",
                               (unsigned long long)d->counter);
         }
@@ -1122,10 +1130,9 @@ static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err
             chunk_nonce(nonce, d->counter, 0);
             if (n == ENC_CHUNK &&
                 crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0,
-                                                          nonce, d->key) == 0) {
-                sodium_memzero(d->pbuf, AGE_CHUNK_SIZE);
-                return pay_err(e, "truncated (the file ends without a final chunk)");
-            }
+                                                          nonce, d->key) == 0)
+                return dec_push_then_fail(d, (size_t)m,
+                                          "truncated (the file ends without a final chunk)", e);
             return cs_err_set(e, CS_E_CORRUPT,
                               "age payload: final chunk %llu failed authentication",
                               (unsigned long long)d->counter);
