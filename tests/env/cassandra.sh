@@ -62,6 +62,14 @@ jmx_port()  { echo $((7000 + $1 * 100)); }
 log_file()  { echo "$(node_dir "$1")/logs/system.log"; }
 now_ms()    { date +%s%3N; }
 
+# True while process PID exists and is not a zombie.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local state
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+    [ "$state" != "Z" ]
+}
+
 # Prints the pid of node N's running Cassandra, or fails.
 running_pid() {
     local f pid
@@ -69,8 +77,8 @@ running_pid() {
     [ -f "$f" ] || return 1
     pid="$(tr -dc '0-9' <"$f")"
     [ -n "$pid" ] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'org.apache.cassandra.service.CassandraDaemon' || return 1
+    alive "$pid" || return 1
+    grep -qaF 'org.apache.cassandra.service.CassandraDaemon' "/proc/$pid/cmdline" 2>/dev/null || return 1
     echo "$pid"
 }
 
@@ -204,7 +212,9 @@ wait_ready() {
             echo "cassandra.sh: node $n died while starting" >&2
             print_log_tail "$n"; return 1
         fi
-        if [ -f "$log" ] && tail -c +"$((off + 1))" "$log" | grep -q 'Starting listening for CQL clients' \
+        # (grep -q may close the pipe early: tail's SIGPIPE must not fail the pipeline)
+        if [ -f "$log" ] && { tail -c +"$((off + 1))" "$log" || true; } \
+                | grep -q 'Starting listening for CQL clients' \
            && port_open "$(node_addr "$n")" 9042; then
             return 0
         fi
@@ -293,17 +303,17 @@ cmd_stop() {
     fi
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         if [ "$(date +%s)" -ge "$deadline" ]; then
             echo "cassandra.sh: node $n (pid $pid) still up after ${STOP_TIMEOUT}s, sending SIGKILL" >&2
             kill -KILL "$pid" 2>/dev/null || true
             deadline=$(( $(date +%s) + 30 ))
-            while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+            while alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
             break
         fi
         sleep 0.2
     done
-    kill -0 "$pid" 2>/dev/null && die "node $n (pid $pid) would not die"
+    alive "$pid" && die "node $n (pid $pid) would not die"
     rm -f "$d/cassandra.pid"
     echo "node $n stopped (pid $pid)"
 }
