@@ -161,7 +161,7 @@ static void test_bech32_bip173(void **state)
     };
     static const char *invalid[] = {
         " 1nwldj5",   /* hrp character out of range */
-        "\x7f" "1axkwrx",
+        ("\x7f" "1axkwrx"), /* DEL in the hrp */
         "pzry9x0s0muk", /* no separator */
         "1pzry9x0s0muk", /* empty hrp */
         "x1b4n0q5v",  /* invalid data character */
