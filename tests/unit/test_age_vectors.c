@@ -1,9 +1,10 @@
 /* test_age_vectors.c - the C2SP/CCTV age test vectors against crypto/age.
  *
  * Every file of the vectors directory (${CASSETTE_AGE_VECTORS}, else
- * ../shared/testdata/age-cctv from the repository root or from this source
- * file) is one cmocka test: a textual header (expect, payload, identity,
- * passphrase, armored, compressed, ...), an empty line, then an age file,
+ * ../shared/testdata/age-cctv from the repository root, from this source
+ * file, or from the test binary's directory upwards) is one cmocka test: a
+ * textual header (expect, payload, identity, passphrase, armored,
+ * compressed, ...), an empty line, then an age file,
  * maybe zlib-compressed (inflated here: RFC 1950/1951, no libz needed).
  * Each file is decrypted twice, in one write and in uneven pieces, and the
  * outcome is compared with its expectation:
@@ -340,6 +341,22 @@ static char *find_dir(void)
     if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
         return p;
     free(p);
+    /* Relative to the binary (build/tests/ or build/asan/tests/): walk up. */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    for (int up = 0; up < 6; up++) {
+        char *slash2 = strrchr(exe, '/');
+        if (!slash2 || slash2 == exe)
+            break;
+        *slash2 = '\0';
+        p = cs_sprintf("%s/%s", exe, rel);
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            return p;
+        free(p);
+    }
     return NULL;
 }
 
