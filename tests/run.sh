@@ -90,6 +90,30 @@ else
     "$CASSANDRA_SH" start 1 || fatal "Cassandra node 1 did not start"
 fi
 
+section "fuzzing (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+# Every parser of outside input has a target in tests/fuzz/; each run is a test.
+if make -j2 fuzz-build >"$RESULTS/build-fuzz.log" 2>&1; then
+    for bin in build/fuzz/fuzz_*; do
+        [ -x "$bin" ] && [ -f "$bin" ] || continue
+        name="${bin#build/fuzz/fuzz_}"
+        work="build/fuzz/$name.work"
+        mkdir -p "$work"
+        if "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=1024 -print_final_stats=0 \
+            "$work" "tests/fuzz/corpus/$name" >"$RESULTS/fuzz_$name.log" 2>&1 </dev/null; then
+            echo "ok   fuzz_$name"
+            PASSED=$((PASSED + 1))
+        else
+            echo "FAIL fuzz_$name"
+            tail -n 40 "$RESULTS/fuzz_$name.log"
+            FAILED=$((FAILED + 1))
+        fi
+    done
+else
+    tail -n 40 "$RESULTS/build-fuzz.log"
+    echo "FAIL make fuzz-build"
+    FAILED=$((FAILED + 1))
+fi
+
 section "integration tests (pytest, real Cassandra)"
 junit="$RESULTS/integration-junit.xml"
 rm -f "$junit"
