@@ -37,8 +37,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(SRC)
 
-.PHONY: all asan unit test demo clean deps fuzz fuzz-build
-all: $(BUILD)/cassette
+.PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench
+all: $(BUILD)/cassette tools
 
 $(BUILD)/libcassette.a: $(OBJ)
 	@mkdir -p $(@D)
@@ -56,6 +56,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcassette.a
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS) -lcmocka
 
 unit: $(UNIT_BIN)
+
+# Small programs over the library that tests and benchmarks drive
+# (tests/tools/NAME.c, bench/NAME.c -> build/tools/NAME).
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c bench/*.c))
+TOOL_BIN := $(foreach f,$(TOOL_SRC),$(BUILD)/tools/$(basename $(notdir $(f))))
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcassette.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS)
+$(BUILD)/tools/%: bench/%.c $(BUILD)/libcassette.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS)
+
+tools: $(TOOL_BIN)
 
 asan:
 	$(MAKE) VARIANT=asan all unit
@@ -84,6 +97,9 @@ test:
 
 demo:
 	./scripts/demo.sh
+
+bench: all
+	./bench/run.sh
 
 clean:
 	rm -rf build

@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "crypto/age.h"
 #include "ops/ops.h"
 
 static int run_init(const cs_config *cfg, cs_err *e)
@@ -66,6 +67,31 @@ static int run_verify(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+static int run_key(const cs_config *cfg, cs_err *e)
+{
+    const char *sub = cfg->args.n ? cfg->args.items[0] : "";
+    if (!strcmp(sub, "generate") && cfg->args.n == 1) {
+        cs_buf pub = CS_BUF_INIT, text = CS_BUF_INIT;
+        int rc = cs_op_key_generate(cfg, &pub, &text, e);
+        if (!rc && cfg->output)
+            printf("%s\n", cs_buf_str(&pub)); /* the file holds the secret */
+        else if (!rc)
+            fputs(cs_buf_str(&text), stdout);
+        age_buf_wipe(&text);
+        cs_buf_free(&pub);
+        return rc;
+    }
+    if (!strcmp(sub, "public") && cfg->args.n == 2) {
+        cs_strlist keys = { NULL, 0 };
+        int rc = cs_op_key_public(cfg, cfg->args.items[1], &keys, e);
+        for (size_t i = 0; !rc && i < keys.n; i++)
+            printf("%s\n", keys.items[i]);
+        cs_strlist_free(&keys);
+        return rc;
+    }
+    return cs_err_set(e, CS_E_INVAL, "unknown key command"); /* the config parser checked already */
+}
+
 static int dispatch(const cs_config *cfg, cs_err *e)
 {
     const char *cmd = cfg->command;
@@ -79,6 +105,8 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_restore(cfg, e);
     if (!strcmp(cmd, "verify"))
         return run_verify(cfg, e);
+    if (!strcmp(cmd, "key"))
+        return run_key(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 

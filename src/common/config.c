@@ -79,6 +79,11 @@ static const opt_def options[] = {
       "restore", "where import restores download to; default: beside the first data directory" },
     { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
       "local cache of what was already stored; default ~/.cache/cassette/state" },
+    { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
+      "backup restore verify", "age identity file that can read an encrypted repository" },
+    { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
+      "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
+    { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
     { "zstd-level", 0, OPT_INT, OFF(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", "3", "backup",
       "zstd compression level (1-19)" },
     { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
@@ -105,13 +110,14 @@ typedef struct cmd_def {
 } cmd_def;
 
 static const cmd_def commands[] = {
-    { "init", "--repo PATH", "create an empty repository" },
+    { "init", "--repo PATH [--recipient age1...]...", "create an empty repository (encrypted to the recipients)" },
     { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
       "snapshot the node and store every new file once" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
     { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
       "bring a backup back into a node" },
     { "verify", "--repo PATH [--backup NAME]", "re-read every stored object and check its hash" },
+    { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -361,6 +367,9 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
                 return cs_err_set(e, CS_E_INVAL, "unknown command \"%s\" (try cassette --help)", arg);
             cfg->command = cs_strdup(arg);
             continue;
+        } else if (!strcmp(cfg->command, "key") && cfg->args.n < 2) {
+            cs_strlist_add(&cfg->args, arg); /* key generate | key public FILE */
+            continue;
         } else {
             return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
         }
@@ -391,11 +400,14 @@ static int check_applicable(int argc, char **argv, const cs_config *cfg, cs_err 
     if (!cfg->command)
         return 0;
     for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--", 2))
-            continue;
-        const char *eq = strchr(argv[i] + 2, '=');
-        size_t len = eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2);
-        const opt_def *o = find_flag(argv[i] + 2, len);
+        const opt_def *o = NULL;
+        const char *eq = NULL;
+        if (!strncmp(argv[i], "--", 2)) {
+            eq = strchr(argv[i] + 2, '=');
+            o = find_flag(argv[i] + 2, eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2));
+        } else if (argv[i][0] == '-' && argv[i][1] && !argv[i][2]) {
+            o = find_short(argv[i][1]);
+        }
         if (o && !applies_to(o, cfg->command))
             return cs_err_set(e, CS_E_INVAL, "%s does not take --%s", cfg->command, o->flag);
         if (o && o->type != OPT_FLAG && !eq)
@@ -417,6 +429,10 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
         rc = parse_args(argc, argv, cfg, e);
     if (!rc)
         rc = check_applicable(argc, argv, cfg, e);
+    if (!rc && cfg->command && !strcmp(cfg->command, "key") && !cfg->help &&
+        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "generate")) &&
+        !(cfg->args.n == 2 && !strcmp(cfg->args.items[0], "public")))
+        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette key generate [-o FILE] | cassette key public FILE");
     if (!rc && (cfg->cql_port < 1 || cfg->cql_port > 65535))
         rc = cs_err_set(e, CS_E_INVAL, "CQL port %ld is out of range", cfg->cql_port);
     return rc;
@@ -436,6 +452,7 @@ void cs_config_free(cs_config *cfg)
     }
     free(cfg->command);
     cfg->command = NULL;
+    cs_strlist_free(&cfg->args);
 }
 
 void cs_config_usage(FILE *out, const char *cmd)

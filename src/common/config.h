@@ -41,6 +41,10 @@ typedef struct cs_config {
     char *saved_caches_dir;
     char *staging_dir;
     char *state_dir;
+    char *identity;         /* age identity file for encrypted repositories */
+    cs_strlist recipients;  /* age1... public keys for a new repository */
+    char *output;           /* key generate -o */
+    cs_strlist args;        /* positional words after the command ("key generate", FILE) */
     /* command arguments */
     char *name;             /* backup --name */
     char *backup;           /* restore/verify --backup */

@@ -60,7 +60,7 @@ static int store_file(backup_ctx *c, const char *path, cs_mfile *f, cs_err *e)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = fd < 0 ? cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path) : 0;
     if (!rc)
-        rc = cs_storage_put(c->repo->st, key, CS_PUT_EXCLUSIVE, &writer, e);
+        rc = cs_repo_writer(c->repo, key, CS_PUT_EXCLUSIVE, &writer, e);
     if (rc)
         goto out;
     head = cs_count_filter_new(writer, &f->stored);
@@ -361,7 +361,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     if (!rc)
         rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
     if (!rc)
-        rc = cs_repo_open(cfg->repo, true, &repo, e);
+        rc = cs_ops_open_repo(cfg, true, &repo, e);
     if (!rc)
         rc = cs_repo_check_name_free(repo, m->backup, e);
     if (!rc)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "repo/manifest.h"
@@ -60,6 +61,22 @@ void cs_verify_result_free(cs_verify_result *res);
 
 int cs_op_list(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
 int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
+
+/* A new age identity: its public key, and the identity file text (written
+ * to cfg->output with mode 0600 when set, never over an existing file;
+ * identity_text is wiped then). */
+int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e);
+/* The public keys of every identity in an identity file. */
+int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
+
+/* Shared by the ops: open the repository named by cfg (creating it, with
+ * cfg's recipients, when create is set and it is missing or empty) and
+ * load cfg's identity file if one is given. */
+int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e);
+
+/* Reading data from an encrypted repository needs an identity: say so
+ * before any work starts. */
+int cs_ops_require_identity(const cs_repo *repo, cs_err *e);
 
 /* Shared by the ops: stream an object through zstd-decompress and hash into
  * dst (owned, closed on success) and check the plaintext against f.

@@ -240,34 +240,36 @@ static void clean_stale_staging(const char *root)
         closedir(d);
 }
 
-static int import_table(restore_ctx *c, cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
+/* Download and check every file of table t into <stage>/<ks>/<table>.
+ * Secondary index files (in subdirectories) are left out: import rebuilds
+ * indexes from the base table. */
+static int stage_table(restore_ctx *c, const cs_mtable *t, const char *stage, cs_err *e)
 {
     char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
-    int rc = cs_remove_tree(dir, e);
-    if (!rc)
-        rc = cs_mkdirs(dir, 0755, e);
-    size_t placed = 0;
-    for (size_t j = 0; !rc && j < t->n_files; j++) {
-        /* Secondary index files live in subdirectories; import rebuilds
-         * indexes from the base table. */
-        if (strchr(t->files[j].name, '/'))
-            continue;
-        rc = place_file(c, &t->files[j], dir, e);
-        placed++;
-    }
-    if (!rc && placed) {
-        cs_info("importing %zu files into %s.%s", placed, t->keyspace, t->table);
-        rc = cs_nodetool_import(nt, t->keyspace, t->table, dir, e);
-    }
-    cs_err cleanup;
-    cs_err_clear(&cleanup);
-    cs_remove_tree(dir, &cleanup);
+    int rc = cs_mkdirs(dir, 0755, e);
+    for (size_t j = 0; !rc && j < t->n_files; j++)
+        if (!strchr(t->files[j].name, '/'))
+            rc = place_file(c, &t->files[j], dir, e);
     free(dir);
     if (rc)
         cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
     return rc;
 }
 
+static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
+{
+    char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
+    cs_info("importing %s.%s", t->keyspace, t->table);
+    int rc = cs_nodetool_import(nt, t->keyspace, t->table, dir, e);
+    free(dir);
+    if (rc)
+        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    return rc;
+}
+
+/* Import: every file is downloaded and checked first; only when all of
+ * them are good does the node see anything (schema, then SSTables). A bad
+ * object or a wrong key leaves the node exactly as it was. */
 static int restore_import(restore_ctx *c, cs_err *e)
 {
     cql_conn *conn = NULL;
@@ -282,8 +284,6 @@ static int restore_import(restore_ctx *c, cs_err *e)
         rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
     if (!rc)
         rc = cs_nodetool_new(c->cfg->nodetool, &nt, e);
-    if (!rc)
-        rc = ensure_schema(c, conn, e);
     if (rc)
         goto out;
     root = staging_root(c->cfg, &node);
@@ -291,7 +291,12 @@ static int restore_import(restore_ctx *c, cs_err *e)
     stage = cs_sprintf("%s/%s-%ld", root, c->m.backup, (long)getpid());
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
         if (c->selected[i])
-            rc = import_table(c, nt, &c->m.tables[i], stage, e);
+            rc = stage_table(c, &c->m.tables[i], stage, e);
+    if (!rc)
+        rc = ensure_schema(c, conn, e);
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
+        if (c->selected[i])
+            rc = import_table(nt, &c->m.tables[i], stage, e);
     cs_err cleanup;
     cs_err_clear(&cleanup);
     cs_remove_tree(stage, &cleanup);
@@ -339,19 +344,66 @@ static const cs_strlist *target_data_dirs(const restore_ctx *c)
     return c->cfg->data_dirs.n ? &c->cfg->data_dirs : &c->m.data_dirs;
 }
 
-/* A whole-node replace: every data directory, the commitlog, hints and
- * saved caches go aside, fresh empty ones take their place. */
-static int clear_node(restore_ctx *c, const char *suffix, cs_err *e)
+/* Files come in beside each data directory (same file system, so putting
+ * them in place is a rename) and replace nothing until all are checked. */
+static char *incoming_dir(const char *data_dir)
 {
-    const cs_strlist *dirs = target_data_dirs(c);
+    return cs_sprintf("%s.cassette-incoming", data_dir);
+}
+
+static void remove_incoming(const cs_strlist *dirs)
+{
+    for (size_t d = 0; d < dirs->n; d++) {
+        char *in = incoming_dir(dirs->items[d]);
+        cs_err err;
+        cs_err_clear(&err);
+        cs_remove_tree(in, &err);
+        free(in);
+    }
+}
+
+static int stage_replace(restore_ctx *c, const cs_strlist *dirs, cs_err *e)
+{
+    remove_incoming(dirs); /* left by a killed restore: only copies */
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
+        if (!c->selected[i])
+            continue;
+        const cs_mtable *t = &c->m.tables[i];
+        for (size_t j = 0; !rc && j < t->n_files; j++) {
+            const cs_mfile *f = &t->files[j];
+            char *in = incoming_dir(dirs->items[f->data_dir < dirs->n ? f->data_dir : 0]);
+            char *dir = cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id);
+            rc = place_file(c, f, dir, e);
+            free(dir);
+            free(in);
+        }
+        if (rc)
+            cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    }
+    for (size_t d = 0; !rc && d < dirs->n; d++) {
+        char *in = incoming_dir(dirs->items[d]);
+        rc = cs_mkdirs(in, 0755, e); /* a data dir that gets no file still gets replaced */
+        free(in);
+    }
+    return rc;
+}
+
+/* A whole-node replace: every data directory, the commitlog, hints and
+ * saved caches go aside; the incoming directories take the data
+ * directories' place, fresh empty ones the others'. */
+static int swap_node(restore_ctx *c, const cs_strlist *dirs, const char *suffix, cs_err *e)
+{
     const char *others[] = { c->cfg->commitlog_dir ? c->cfg->commitlog_dir : c->m.commitlog_dir,
                              c->cfg->hints_dir ? c->cfg->hints_dir : c->m.hints_dir,
                              c->cfg->saved_caches_dir ? c->cfg->saved_caches_dir : c->m.saved_caches_dir };
     int rc = 0;
     for (size_t i = 0; !rc && i < dirs->n; i++) {
+        char *in = incoming_dir(dirs->items[i]);
         rc = move_aside(c, dirs->items[i], suffix, e);
-        if (!rc)
-            rc = cs_mkdirs(dirs->items[i], 0755, e);
+        if (!rc && rename(in, dirs->items[i]) != 0)
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", in, dirs->items[i]);
+        free(in);
     }
     for (size_t i = 0; !rc && i < sizeof others / sizeof others[0]; i++)
         if (others[i] && others[i][0] == '/') {
@@ -363,31 +415,46 @@ static int clear_node(restore_ctx *c, const char *suffix, cs_err *e)
 }
 
 /* A partial replace: only the chosen tables' directories go aside, into
- * "<data dir><suffix>/<ks>/<table dir>". */
-static int clear_tables(restore_ctx *c, const char *suffix, cs_err *e)
+ * "<data dir><suffix>/<ks>/<table dir>", and the incoming ones take their
+ * place. */
+static int swap_table_dir(restore_ctx *c, const char *data_dir, const cs_mtable *t, const char *suffix, cs_err *e)
 {
-    const cs_strlist *dirs = target_data_dirs(c);
+    char *in = incoming_dir(data_dir);
+    char *src = cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id);
+    char *ks_dir = cs_sprintf("%s/%s", data_dir, t->keyspace);
+    char *dst = cs_sprintf("%s/%s-%s", ks_dir, t->table, t->id);
+    char *aside_parent = cs_sprintf("%s%s/%s", data_dir, suffix, t->keyspace);
+    char *aside = cs_sprintf("%s/%s-%s", aside_parent, t->table, t->id);
     int rc = 0;
-    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
-        if (!c->selected[i])
-            continue;
-        const cs_mtable *t = &c->m.tables[i];
-        for (size_t d = 0; !rc && d < dirs->n; d++) {
-            char *tdir = cs_sprintf("%s/%s/%s-%s", dirs->items[d], t->keyspace, t->table, t->id);
-            if (cs_exists(tdir)) {
-                char *aside_parent = cs_sprintf("%s%s/%s", dirs->items[d], suffix, t->keyspace);
-                char *aside = cs_sprintf("%s/%s-%s", aside_parent, t->table, t->id);
-                rc = cs_mkdirs(aside_parent, 0755, e);
-                if (!rc && rename(tdir, aside) != 0)
-                    rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", tdir, aside);
-                if (!rc)
-                    cs_strlist_add(&c->res->moved_aside, aside);
-                free(aside);
-                free(aside_parent);
-            }
-            free(tdir);
-        }
+    if (cs_exists(dst)) {
+        rc = cs_mkdirs(aside_parent, 0755, e);
+        if (!rc && rename(dst, aside) != 0)
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", dst, aside);
+        if (!rc)
+            cs_strlist_add(&c->res->moved_aside, aside);
     }
+    if (!rc && cs_exists(src)) {
+        rc = cs_mkdirs(ks_dir, 0755, e);
+        if (!rc && rename(src, dst) != 0)
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", src, dst);
+    }
+    free(in);
+    free(src);
+    free(ks_dir);
+    free(dst);
+    free(aside_parent);
+    free(aside);
+    return rc;
+}
+
+static int swap_tables(restore_ctx *c, const cs_strlist *dirs, const char *suffix, cs_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
+        for (size_t d = 0; !rc && c->selected[i] && d < dirs->n; d++)
+            rc = swap_table_dir(c, dirs->items[d], &c->m.tables[i], suffix, e);
+    if (!rc)
+        remove_incoming(dirs);
     return rc;
 }
 
@@ -405,23 +472,14 @@ static int restore_replace(restore_ctx *c, cs_err *e)
         return cs_err_set(e, CS_E_INVAL, "backup %s does not hold the system keyspaces (it was taken with "
                                          "--keyspace); replace it table by table with --keyspace or --table",
                           c->m.backup);
+    int rc = stage_replace(c, dirs, e);
+    if (rc) {
+        remove_incoming(dirs);
+        return rc;
+    }
     char suffix[48];
     aside_suffix(suffix);
-    int rc = whole ? clear_node(c, suffix, e) : clear_tables(c, suffix, e);
-    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
-        if (!c->selected[i])
-            continue;
-        const cs_mtable *t = &c->m.tables[i];
-        for (size_t j = 0; !rc && j < t->n_files; j++) {
-            const cs_mfile *f = &t->files[j];
-            const char *root = dirs->items[f->data_dir < dirs->n ? f->data_dir : 0];
-            char *dir = cs_sprintf("%s/%s/%s-%s", root, t->keyspace, t->table, t->id);
-            rc = place_file(c, f, dir, e);
-            free(dir);
-        }
-        if (rc)
-            cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
-    }
+    rc = whole ? swap_node(c, dirs, suffix, e) : swap_tables(c, dirs, suffix, e);
     if (rc && c->res->moved_aside.n)
         cs_err_prefix(e, "the node's previous files are kept in %s", c->res->moved_aside.items[0]);
     return rc;
@@ -439,7 +497,9 @@ int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
     if (rc)
         return rc;
     res->mode = cs_strdup(cfg->mode);
-    rc = cs_repo_open(cfg->repo, false, &c.repo, e);
+    rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    if (!rc)
+        rc = cs_ops_require_identity(c.repo, e);
     if (!rc)
         rc = cs_repo_read_manifest(c.repo, cfg->backup, NULL, &c.m, e);
     if (!rc)

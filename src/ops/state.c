@@ -161,6 +161,13 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
         goto out;
     if (!load_file(s, path, newest)) {
         clear_entries(s);
+        if (cs_repo_is_encrypted(repo) && !repo->n_identities) {
+            /* A backup host holds only public keys: it cannot read old
+             * manifests, so without its cache every file is stored anew. */
+            cs_warn("no dedup cache for this node and no identity to rebuild it from backup %s: "
+                    "every file is stored again", newest);
+            goto out;
+        }
         cs_info("rebuilding the dedup cache from backup %s", newest);
         cs_manifest m;
         rc = cs_repo_read_manifest(repo, newest, host_id, &m, e);

@@ -111,7 +111,9 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     c.res = res;
     if (!cfg->repo)
         return cs_err_set(e, CS_E_INVAL, "verify needs --repo");
-    int rc = cs_repo_open(cfg->repo, false, &c.repo, e);
+    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    if (!rc)
+        rc = cs_ops_require_identity(c.repo, e);
     if (!rc)
         rc = load_manifests(&c, cfg->backup, e);
     if (!rc) {

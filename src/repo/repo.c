@@ -47,14 +47,43 @@ static int count_key(const char *key, const cs_storage_stat *st, void *arg)
     return 1; /* one is enough to know the location is not empty */
 }
 
-static int write_repo_file(cs_repo *r, cs_err *e)
+static int parse_recipients(cs_repo *r, cs_err *e)
 {
+    r->recipients = cs_calloc(r->recipient_keys.n + 1, sizeof *r->recipients);
+    for (size_t i = 0; i < r->recipient_keys.n; i++) {
+        int rc = age_recipient_parse(r->recipient_keys.items[i], &r->recipients[i], e);
+        if (rc)
+            return cs_err_prefix(e, "recipient %zu", i + 1);
+    }
+    return 0;
+}
+
+static json_t *encryption_json(const cs_repo *r)
+{
+    if (!r->recipient_keys.n)
+        return json_null();
+    json_t *keys = json_array();
+    for (size_t i = 0; i < r->recipient_keys.n; i++)
+        json_array_append_new(keys, json_string(r->recipient_keys.items[i]));
+    return json_pack("{s:s, s:o}", "type", "age", "recipients", keys);
+}
+
+static int write_repo_file(cs_repo *r, const cs_strlist *recipients, cs_err *e)
+{
+    for (size_t i = 0; recipients && i < recipients->n; i++)
+        cs_strlist_add(&r->recipient_keys, recipients->items[i]);
+    int rc = parse_recipients(r, e);
+    if (rc)
+        return rc;
     cs_repo_new_object_id(r->id);
-    json_t *root = json_pack("{s:i, s:s, s:s, s:n}", "format", CS_REPO_FORMAT, "id", r->id, "compression",
-                             "zstd", "encryption");
+    json_t *root = json_pack("{s:i, s:s, s:s, s:o}", "format", CS_REPO_FORMAT, "id", r->id, "compression",
+                             "zstd", "encryption", encryption_json(r));
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
-    int rc = cs_storage_put_bytes(r->st, REPO_FILE, CS_PUT_EXCLUSIVE, text, strlen(text), e);
+    cs_buf file = CS_BUF_INIT;
+    cs_buf_printf(&file, "%s\n", text);
+    rc = cs_storage_put_bytes(r->st, REPO_FILE, CS_PUT_EXCLUSIVE, file.data, file.len, e);
+    cs_buf_free(&file);
     free(text);
     return rc;
 }
@@ -68,13 +97,31 @@ static int read_repo_file(cs_repo *r, cs_err *e)
     json_t *root = json_loadb(text.data, text.len, 0, NULL);
     json_t *format = json_object_get(root, "format");
     const char *id = json_string_value(json_object_get(root, "id"));
-    if (!json_is_integer(format) || !cs_is_hex32(id)) {
+    json_t *enc = json_object_get(root, "encryption");
+    json_t *keys = json_object_get(enc, "recipients");
+    const char *type = json_string_value(json_object_get(enc, "type"));
+    bool enc_ok = !enc || json_is_null(enc) ||
+                  (type && !strcmp(type, "age") && json_is_array(keys) && json_array_size(keys) > 0);
+    if (!json_is_integer(format) || !cs_is_hex32(id) || !enc_ok) {
         rc = cs_err_set(e, CS_E_CORRUPT, "%s: %s is damaged", r->location, REPO_FILE);
     } else if (json_integer_value(format) != CS_REPO_FORMAT) {
         rc = cs_err_set(e, CS_E_INVAL, "%s: repository format %lld is not supported by this cassette",
                         r->location, (long long)json_integer_value(format));
     } else {
         memcpy(r->id, id, CS_OBJECT_ID_HEX);
+        size_t i;
+        json_t *k;
+        json_array_foreach(keys, i, k) {
+            if (!json_is_string(k)) {
+                rc = cs_err_set(e, CS_E_CORRUPT, "%s: %s lists a recipient that is not a string", r->location, REPO_FILE);
+                break;
+            }
+            cs_strlist_add(&r->recipient_keys, json_string_value(k));
+        }
+        if (!rc)
+            rc = parse_recipients(r, e);
+        if (rc)
+            cs_err_prefix(e, "%s", REPO_FILE);
     }
     json_decref(root);
 out:
@@ -105,7 +152,7 @@ static int location_is_empty(cs_repo *r, bool *empty, cs_err *e)
     return 0;
 }
 
-int cs_repo_open(const char *location, bool create, cs_repo **out, cs_err *e)
+int cs_repo_open(const char *location, bool create, const cs_strlist *recipients, cs_repo **out, cs_err *e)
 {
     cs_repo *r = NULL;
     int rc = open_storage(location, create, &r, e);
@@ -120,7 +167,7 @@ int cs_repo_open(const char *location, bool create, cs_repo **out, cs_err *e)
             rc = empty ? cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it is empty; run cassette init)", location)
                        : cs_err_set(e, CS_E_INVAL, "%s is not a cassette repository (no %s)", location, REPO_FILE);
         else if (!rc)
-            rc = write_repo_file(r, e);
+            rc = write_repo_file(r, recipients, e);
     }
     if (rc) {
         cs_repo_free(r);
@@ -130,7 +177,7 @@ int cs_repo_open(const char *location, bool create, cs_repo **out, cs_err *e)
     return 0;
 }
 
-int cs_repo_init(const char *location, cs_repo **out, cs_err *e)
+int cs_repo_init(const char *location, const cs_strlist *recipients, cs_repo **out, cs_err *e)
 {
     cs_repo *r = NULL;
     int rc = open_storage(location, true, &r, e);
@@ -141,7 +188,7 @@ int cs_repo_init(const char *location, cs_repo **out, cs_err *e)
     if (!rc && !empty)
         rc = cs_err_set(e, CS_E_EXISTS, "%s is not empty; a new repository needs an empty location", location);
     if (!rc)
-        rc = write_repo_file(r, e);
+        rc = write_repo_file(r, recipients, e);
     if (rc) {
         cs_repo_free(r);
         return rc;
@@ -154,9 +201,90 @@ void cs_repo_free(cs_repo *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; r->recipients && i < r->recipient_keys.n; i++)
+        age_recipient_free(r->recipients[i]);
+    free(r->recipients);
+    cs_strlist_free(&r->recipient_keys);
+    age_identities_free(r->identities, r->n_identities);
     cs_storage_free(r->st);
     free(r->location);
     free(r);
+}
+
+/* ---- encryption ---- */
+
+bool cs_repo_is_encrypted(const cs_repo *r)
+{
+    return r->recipient_keys.n > 0;
+}
+
+int cs_repo_load_identities(cs_repo *r, const char *path, cs_err *e)
+{
+    age_identities_free(r->identities, r->n_identities);
+    r->identities = NULL;
+    r->n_identities = 0;
+    int rc = age_identities_load(path, &r->identities, &r->n_identities, e);
+    if (rc)
+        return cs_err_prefix(e, "identity file %s", path);
+    return 0;
+}
+
+int cs_repo_writer(cs_repo *r, const char *key, int flags, cs_sink **out, cs_err *e)
+{
+    cs_sink *w = NULL;
+    int rc = cs_storage_put(r->st, key, flags, &w, e);
+    if (rc || !cs_repo_is_encrypted(r)) {
+        *out = w;
+        return rc;
+    }
+    *out = age_encrypt_new(w, r->recipients, r->recipient_keys.n, e);
+    return *out ? 0 : e->code;
+}
+
+int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e)
+{
+    *head = NULL;
+    if (!cs_repo_is_encrypted(r)) {
+        *head = dst;
+        return 0;
+    }
+    if (!r->n_identities) {
+        cs_sink_free(dst);
+        return cs_err_set(e, CS_E_NOKEY,
+                          "repository %s is encrypted: give an identity file with --identity (or CASSETTE_IDENTITY)",
+                          r->location);
+    }
+    *head = age_decrypt_new(dst, r->identities, r->n_identities, e);
+    return *head ? 0 : e->code;
+}
+
+/* Small sealed objects (manifests): whole in memory, through the writer
+ * and reader so they are encrypted like the objects. */
+static int put_sealed(cs_repo *r, const char *key, int flags, const char *text, cs_err *e)
+{
+    cs_sink *w = NULL;
+    int rc = cs_repo_writer(r, key, flags, &w, e);
+    if (!rc)
+        rc = cs_sink_write(w, text, strlen(text), e);
+    if (!rc)
+        rc = cs_sink_close(w, e);
+    cs_sink_free(w);
+    return rc;
+}
+
+static int get_sealed(cs_repo *r, const char *key, size_t max, cs_buf *out, cs_err *e)
+{
+    cs_buf_reset(out);
+    cs_sink *head = NULL;
+    int rc = cs_repo_reader(r, cs_buf_sink_new(out, max), &head, e);
+    if (!rc)
+        rc = cs_storage_get(r->st, key, head, e);
+    if (!rc)
+        rc = cs_sink_close(head, e);
+    cs_sink_free(head);
+    if (rc)
+        cs_err_prefix(e, "%s", key);
+    return rc;
 }
 
 /* ---- backups ---- */
@@ -212,7 +340,7 @@ int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e)
     char *text = NULL;
     int rc = cs_manifest_to_json(m, &text, e);
     if (!rc)
-        rc = cs_storage_put_bytes(r->st, key, CS_PUT_EXCLUSIVE, text, strlen(text), e);
+        rc = put_sealed(r, key, CS_PUT_EXCLUSIVE, text, e);
     free(text);
     free(key);
     if (rc)
@@ -269,7 +397,7 @@ int cs_repo_read_manifest(cs_repo *r, const char *name, const char *host_id, cs_
     if (rc)
         goto out;
     key = backup_key(name, host_id ? host_id : s.manifests.items[0], "manifest");
-    rc = cs_storage_get_bytes(r->st, key, CS_MANIFEST_MAX, &text, e);
+    rc = get_sealed(r, key, CS_MANIFEST_MAX, &text, e);
     if (!rc)
         rc = cs_manifest_from_json(text.data, text.len, out, e);
     if (!rc && strcmp(out->backup, name)) {
@@ -353,12 +481,12 @@ static int entry_from_manifest(cs_repo *r, const char *key, cs_backup_entry *out
 {
     cs_buf text = CS_BUF_INIT;
     cs_manifest m;
-    int rc = cs_storage_get_bytes(r->st, key, CS_MANIFEST_MAX, &text, e);
+    int rc = get_sealed(r, key, CS_MANIFEST_MAX, &text, e);
     if (!rc)
         rc = cs_manifest_from_json(text.data, text.len, &m, e);
     cs_buf_free(&text);
     if (rc)
-        return cs_err_prefix(e, "%s", key);
+        return rc;
     cs_manifest_totals t;
     cs_manifest_totals_of(&m, &t);
     memset(out, 0, sizeof *out);

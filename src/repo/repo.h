@@ -1,14 +1,20 @@
 /* repo.h - the repository: layout, identity and the catalog of backups.
  *
  * Owns: the repository's layout on any storage driver
- *   cassette.repo                        format, id, compression (JSON)
- *   objects/<2 hex>/<32 hex>             one stored file each (zstd stream)
+ *   cassette.repo                        format, id, compression, encryption (JSON)
+ *   objects/<2 hex>/<32 hex>             one stored file each (zstd stream, then
+ *                                        an age file when the repository is encrypted)
  *   backups/<name>/<host_id>.started     written first: a backup is under way
  *   backups/<name>/<host_id>.manifest    written last: the backup exists
  *   backups/<name>/<host_id>.summary     small totals that make `list` cheap
  * and the rules: object ids are random (they reveal nothing of keyspace,
  * table or content), objects are never modified, a backup is complete only
- * when its manifest is present. Knows nothing of Cassandra beyond names.
+ * when its manifest is present. When cassette.repo lists age recipients,
+ * every object and every manifest is an age file encrypted to them: writing
+ * needs only the public keys, reading needs an identity. Start marks and
+ * summaries stay readable (names, hosts, times, sizes: no keyspace, table
+ * or file names) so that `list` works on a host that holds no identity.
+ * Knows nothing of Cassandra beyond names.
  * Must not: talk to Cassandra or read local data files. */
 #ifndef CS_REPO_H
 #define CS_REPO_H
@@ -16,7 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/err.h"
+#include "crypto/age.h"
 #include "repo/manifest.h"
 #include "storage/storage.h"
 
@@ -27,15 +35,32 @@ typedef struct cs_repo {
     cs_storage *st;
     char *location;
     char id[CS_OBJECT_ID_HEX];
+    cs_strlist recipient_keys;   /* "age1..." from cassette.repo; empty: not encrypted */
+    age_recipient **recipients;
+    age_identity **identities;   /* loaded by cs_repo_load_identities */
+    size_t n_identities;
 } cs_repo;
 
 /* Open an existing repository. With create, a missing or empty location
- * becomes a new repository; a non-empty location without cassette.repo is
- * always an error ("not a cassette repository"). */
-int cs_repo_open(const char *location, bool create, cs_repo **out, cs_err *e);
+ * becomes a new repository encrypted to `recipients` (may be NULL or empty:
+ * not encrypted); a non-empty location without cassette.repo is always an
+ * error ("not a cassette repository"). */
+int cs_repo_open(const char *location, bool create, const cs_strlist *recipients, cs_repo **out, cs_err *e);
 /* Create a new repository; the location must be missing or empty. */
-int cs_repo_init(const char *location, cs_repo **out, cs_err *e);
+int cs_repo_init(const char *location, const cs_strlist *recipients, cs_repo **out, cs_err *e);
 void cs_repo_free(cs_repo *r);
+
+bool cs_repo_is_encrypted(const cs_repo *r);
+/* Load the identities that can read an encrypted repository (an age
+ * identity file, as age-keygen writes it). */
+int cs_repo_load_identities(cs_repo *r, const char *path, cs_err *e);
+
+/* A writer for a stored object: compressed bytes in, encrypted to the
+ * repository's recipients when it has any. Close commits, free aborts. */
+int cs_repo_writer(cs_repo *r, const char *key, int flags, cs_sink **out, cs_err *e);
+/* Wrap dst (taken over) so that the stored bytes of an object pushed into
+ * *head come out as what the writer was given (decrypted when needed). */
+int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e);
 
 /* A fresh random object id (32 hex digits). */
 void cs_repo_new_object_id(char out[CS_OBJECT_ID_HEX]);

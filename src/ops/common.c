@@ -1,0 +1,52 @@
+/* common.c - what every op does with a repository: open it as the config
+ * says, and read one stored file back, checked. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "io/filters.h"
+#include "ops/ops.h"
+
+int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e)
+{
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_INVAL, "%s needs --repo", cfg->command ? cfg->command : "this command");
+    cs_repo *repo = NULL;
+    int rc = cs_repo_open(cfg->repo, create, &cfg->recipients, &repo, e);
+    if (!rc && cfg->identity)
+        rc = cs_repo_load_identities(repo, cfg->identity, e);
+    if (rc) {
+        cs_repo_free(repo);
+        return rc;
+    }
+    *out = repo;
+    return 0;
+}
+
+int cs_ops_require_identity(const cs_repo *repo, cs_err *e)
+{
+    if (cs_repo_is_encrypted(repo) && !repo->n_identities)
+        return cs_err_set(e, CS_E_NOKEY,
+                          "repository %s is encrypted: give an identity file with --identity (or CASSETTE_IDENTITY)",
+                          repo->location);
+    return 0;
+}
+
+int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e)
+{
+    char *key = cs_repo_object_key(f->object);
+    /* The check runs before dst is closed, so a file sink never commits
+     * bytes that do not match the manifest. */
+    cs_sink *head = cs_hash_verify_new(dst, f->hash, f->size);
+    head = cs_zstd_decompress_new(head, e);
+    int rc = head ? cs_repo_reader(repo, head, &head, e) : e->code;
+    if (!rc)
+        rc = cs_storage_get(repo->st, key, head, e);
+    if (!rc)
+        rc = cs_sink_close(head, e);
+    cs_sink_free(head);
+    if (rc)
+        cs_err_prefix(e, "object %s", f->object);
+    free(key);
+    return rc;
+}
