@@ -86,7 +86,7 @@ static cs_repo *init_repo(const fixture *f)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(f->root, &r, &e);
+    int rc = cs_repo_init(f->root, NULL, &r, &e);
     if (rc)
         fail_msg("init: %s", e.msg);
     assert_non_null(r);
@@ -167,12 +167,12 @@ static void test_init_missing(void **state)
 
     /* Opening it again (with or without create) gives the same repository. */
     r = NULL;
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), 0);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     assert_string_equal(r->location, f->root);
     cs_repo_free(r);
     r = NULL;
-    assert_int_equal(cs_repo_open(f->root, true, &r, &e), 0);
+    assert_int_equal(cs_repo_open(f->root, true, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     cs_repo_free(r);
     cs_repo_free(NULL);
@@ -180,10 +180,10 @@ static void test_init_missing(void **state)
     /* A second init of the same location fails and keeps the repository. */
     r = NULL;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_init(f->root, &r, &e), CS_E_EXISTS);
+    assert_int_equal(cs_repo_init(f->root, NULL, &r, &e), CS_E_EXISTS);
     assert_null(r);
     assert_non_null(strstr(e.msg, "not empty"));
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), 0);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     cs_repo_free(r);
     free(repo_file);
@@ -197,7 +197,7 @@ static void test_init_non_empty(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_init(f->root, &r, &e), CS_E_EXISTS);
+    assert_int_equal(cs_repo_init(f->root, NULL, &r, &e), CS_E_EXISTS);
     assert_null(r);
     assert_non_null(strstr(e.msg, f->root));
     assert_non_null(strstr(e.msg, "not empty"));
@@ -215,7 +215,7 @@ static void test_open_empty(void **state)
     assert_int_equal(mkdir(f->root, 0755), 0);
     cs_repo *r = NULL;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), CS_E_NOTFOUND);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
     assert_null(r);
     assert_non_null(strstr(e.msg, "not a cassette repository"));
     assert_non_null(strstr(e.msg, "cassette init"));
@@ -227,11 +227,11 @@ static void test_open_empty(void **state)
     char *sub = repo_path(f, "lost+found");
     assert_int_equal(mkdir(sub, 0700), 0);
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), CS_E_NOTFOUND);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
 
     /* With create, the empty location becomes a repository. */
     cs_err_clear(&e);
-    int rc = cs_repo_open(f->root, true, &r, &e);
+    int rc = cs_repo_open(f->root, true, NULL, &r, &e);
     if (rc)
         fail_msg("%s", e.msg);
     assert_non_null(r);
@@ -248,14 +248,14 @@ static void test_open_missing(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_not_equal(cs_repo_open(f->root, false, &r, &e), 0);
+    assert_int_not_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
     assert_null(r);
     assert_non_null(strstr(e.msg, f->root));
     assert_false(cs_exists(f->root));
 
     /* With create, a missing location is made. */
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, true, &r, &e), 0);
+    assert_int_equal(cs_repo_open(f->root, true, NULL, &r, &e), 0);
     char *repo_file = repo_path(f, "cassette.repo");
     assert_true(cs_exists(repo_file));
     cs_repo_free(r);
@@ -271,7 +271,7 @@ static void test_open_foreign(void **state)
         cs_repo *r = NULL;
         cs_err e;
         cs_err_clear(&e);
-        assert_int_equal(cs_repo_open(f->root, create != 0, &r, &e), CS_E_INVAL);
+        assert_int_equal(cs_repo_open(f->root, create != 0, NULL, &r, &e), CS_E_INVAL);
         assert_null(r);
         assert_non_null(strstr(e.msg, "not a cassette repository"));
         assert_non_null(strstr(e.msg, "no cassette.repo"));
@@ -295,7 +295,7 @@ static void test_open_damaged(void **state)
         cs_repo *r = NULL;
         cs_err e;
         cs_err_clear(&e);
-        int rc = cs_repo_open(f->root, false, &r, &e);
+        int rc = cs_repo_open(f->root, false, NULL, &r, &e);
         if (rc != CS_E_CORRUPT)
             fail_msg("\"%s\": rc %d (%s)", damaged[i], rc, e.msg);
         assert_null(r);
@@ -305,12 +305,12 @@ static void test_open_damaged(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), CS_E_INVAL);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_INVAL);
     assert_non_null(strstr(e.msg, "format 2 is not supported"));
     assert_null(r);
 
     write_text(repo_file, "{\"format\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"future\":true}");
-    assert_int_equal(cs_repo_open(f->root, false, &r, &e), 0);
+    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, "0123456789abcdef0123456789abcdef");
     cs_repo_free(r);
     free(repo_file);

@@ -48,7 +48,7 @@ static int setup(void **state)
     char *root = cs_path_join(f->dir, "repo");
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(root, &f->repo, &e);
+    int rc = cs_repo_init(root, NULL, &f->repo, &e);
     free(root);
     if (rc) {
         fprintf(stderr, "init: %s\n", e.msg);
