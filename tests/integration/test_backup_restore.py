@@ -3,9 +3,33 @@
 import os
 import pathlib
 import shutil
+import subprocess
+
+import pytest
 
 from conftest import (assert_one_error_line, assert_tree_unchanged, backup_entries,
                       mark_dirty, tree_state, wait_cql)
+
+
+class RepoKind:
+    """A plain repository, or one encrypted with age to a key made by age-keygen: backups
+    then need only the public key (nothing extra is passed), reads need the identity."""
+
+    def __init__(self, kind, cassette, repo, tmp_path):
+        self.kind = kind
+        self.read_args = []
+        if kind == "age":
+            key = tmp_path / "key.txt"
+            subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True, timeout=30)
+            pub = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
+                                 text=True, timeout=30).stdout.strip()
+            cassette("init", "--repo", repo, "--recipient", pub).ok()
+            self.read_args = ["--identity", key]
+
+
+@pytest.fixture(params=["plain", "age"])
+def repo_kind(request, cassette, repo, tmp_path):
+    return RepoKind(request.param, cassette, repo, tmp_path)
 
 
 def _backup(cassette, repo, name, *extra):
@@ -20,7 +44,7 @@ def _backup(cassette, repo, name, *extra):
     return summary
 
 
-def test_import_round_trip(cassette, repo, session, big_data):
+def test_import_round_trip(cassette, repo, repo_kind, session, big_data):
     """Back up 100k rows, TRUNCATE a table and DROP a keyspace, restore everything with
     import, and compare every row; then restore one table with --table."""
     ds = big_data
@@ -35,7 +59,7 @@ def test_import_round_trip(cassette, repo, session, big_data):
     session.execute(f"DROP KEYSPACE {ds.side}", timeout=120)
     assert list(session.execute(f"SELECT id FROM {ds.main}.types LIMIT 1")) == []
 
-    res = cassette("restore", "--repo", repo, "--backup", "full-1", "--json").ok()
+    res = cassette("restore", "--repo", repo, "--backup", "full-1", "--json", *repo_kind.read_args).ok()
     out = res.json()
     assert out.get("backup") == "full-1" and out.get("mode") == "import", res.describe()
     print(f"restore (import, everything): {res.seconds:.1f}s")
@@ -46,14 +70,14 @@ def test_import_round_trip(cassette, repo, session, big_data):
     session.execute(f"TRUNCATE {wide.full_name}", timeout=120)
     assert list(session.execute(f"SELECT pk FROM {wide.full_name} LIMIT 1")) == []
     res = cassette("restore", "--repo", repo, "--backup", "full-1",
-                   "--table", wide.full_name).ok()
+                   "--table", wide.full_name, *repo_kind.read_args).ok()
     print(f"restore (import, --table {wide.full_name}): {res.seconds:.1f}s")
     assert ds.check_table(session, wide) == wide.count
     assert ds.check(session) == ds.total_rows
     mark_dirty(ds, False)
 
 
-def test_replace_after_disk_loss(cassette, repo, node, session, big_data):
+def test_replace_after_disk_loss(cassette, repo, repo_kind, node, session, big_data):
     """Back up, stop the node, lose the data directory, restore --mode replace, start:
     every row is back and the old commitlog was moved aside, not deleted."""
     ds = big_data
@@ -69,7 +93,7 @@ def test_replace_after_disk_loss(cassette, repo, node, session, big_data):
         shutil.rmtree(d)
 
     res = cassette("restore", "--repo", repo, "--backup", "before-loss",
-                   "--mode", "replace", "--json")
+                   "--mode", "replace", "--json", *repo_kind.read_args)
     assert res.rc == 0, res.describe()
     out = res.json()
     assert out.get("mode") == "replace", res.describe()
