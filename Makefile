@@ -7,7 +7,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 INC     := -Isrc
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson) -lpthread
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson) -lcurl -lpthread
 
 # Two variants: release-ish (O2, the shipped binary, valgrind runs) and asan
 # (AddressSanitizer + UBSan, what the unit and integration tests run).

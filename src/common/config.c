@@ -34,7 +34,7 @@ bool cs_strlist_has(const cs_strlist *l, const char *s)
 
 /* ---- the option table ---- */
 
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG };
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
 typedef struct opt_def {
@@ -44,7 +44,7 @@ typedef struct opt_def {
     size_t offset;        /* into cs_config */
     const char *section;  /* INI section, NULL if not in the file */
     const char *key;      /* INI key */
-    const char *env;      /* environment variable, NULL if none */
+    const char *env;      /* environment variables, space-separated, the first set wins; NULL if none */
     const char *def;      /* default, NULL if none */
     const char *commands;
     const char *help;
@@ -52,6 +52,7 @@ typedef struct opt_def {
 
 #define OFF(f) offsetof(cs_config, f)
 #define NODE "backup restore"
+#define REPO "init backup list restore verify"
 static const opt_def options[] = {
     { "config", 0, OPT_STR, OFF(config_file), NULL, NULL, "CASSETTE_CONFIG", NULL, "*",
       "INI file with [repository], [cassandra] and [cassette] sections" },
@@ -79,6 +80,32 @@ static const opt_def options[] = {
       "restore", "where import restores download to; default: beside the first data directory" },
     { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
       "local cache of what was already stored; default ~/.cache/cassette/state" },
+    { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
+      "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
+    { "s3-region", 0, OPT_STR, OFF(s3_region), "s3", "region", "AWS_REGION B2_REGION", NULL, REPO,
+      "S3 region (default us-east-1)" },
+    { "s3-access-key-id", 0, OPT_STR, OFF(s3_access_key_id), "s3", "access_key_id", "AWS_ACCESS_KEY_ID B2_KEY_ID",
+      NULL, REPO, "S3 access key id" },
+    { "s3-secret-access-key", 0, OPT_STR, OFF(s3_secret_access_key), "s3", "secret_access_key",
+      "AWS_SECRET_ACCESS_KEY B2_APPLICATION_KEY", NULL, REPO, "S3 secret key (prefer the environment)" },
+    { "s3-session-token", 0, OPT_STR, OFF(s3_session_token), "s3", "session_token", "AWS_SESSION_TOKEN", NULL, REPO,
+      "S3 session token" },
+    { "s3-bucket", 0, OPT_STR, OFF(s3_bucket), "s3", "bucket", "B2_BUCKET_NAME", NULL, REPO,
+      "bucket for a --repo of s3:// or s3:///PREFIX" },
+    { "s3-addressing", 0, OPT_STR, OFF(s3_addressing), "s3", "addressing", "CASSETTE_S3_ADDRESSING", "auto", REPO,
+      "path, virtual, or auto (path-style for a custom endpoint)" },
+    { "s3-ca-file", 0, OPT_STR, OFF(s3_ca_file), "s3", "ca_file", "AWS_CA_BUNDLE", NULL, REPO,
+      "PEM file of CA certificates instead of the system store" },
+    { "s3-part-size", 0, OPT_SIZE, OFF(s3_part_size), "s3", "part_size", "CASSETTE_S3_PART_SIZE", "16M", REPO,
+      "multipart part size (5M or more)" },
+    { "s3-concurrency", 0, OPT_INT, OFF(s3_concurrency), "s3", "concurrency", "CASSETTE_S3_CONCURRENCY", "4", REPO,
+      "parts of one object in flight at once" },
+    { "s3-retries", 0, OPT_INT, OFF(s3_retries), "s3", "retries", "CASSETTE_S3_RETRIES", "6", REPO,
+      "retries of a failed S3 request" },
+    { "s3-timeout", 0, OPT_INT, OFF(s3_timeout), "s3", "timeout", "CASSETTE_S3_TIMEOUT", "30", REPO,
+      "seconds to connect, and seconds without progress before a request is retried" },
+    { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
+      "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
       "backup restore verify", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
@@ -166,6 +193,27 @@ static void add_list_items(cs_strlist *l, const char *value)
     }
 }
 
+/* "64M", "1G", "512K" or plain bytes (binary units). */
+static int parse_size(const char *value, uint64_t *out, const opt_def *o, const char *origin, cs_err *e)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    uint64_t mult = 1;
+    if (end && *end && !end[1]) {
+        switch (*end) {
+        case 'k': case 'K': mult = 1ull << 10; end++; break;
+        case 'm': case 'M': mult = 1ull << 20; end++; break;
+        case 'g': case 'G': mult = 1ull << 30; end++; break;
+        default: break;
+        }
+    }
+    if (errno || !*value || value[0] == '-' || !end || *end || v > (UINT64_MAX >> 30))
+        return cs_err_set(e, CS_E_INVAL, "%s: --%s wants a size such as 64M, not \"%s\"", origin, o->flag, value);
+    *out = (uint64_t)v * mult;
+    return 0;
+}
+
 /* Set one option from text. `replace` makes a list start over (the first
  * value a higher-precedence source gives replaces lower ones). */
 static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool replace_list,
@@ -198,6 +246,8 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
     case OPT_FLAG:
         *(bool *)(void *)field = true;
         return 0;
+    case OPT_SIZE:
+        return parse_size(value, (uint64_t *)(void *)field, o, origin, e);
     }
     return cs_err_set(e, CS_E_INVAL, "bad option table");
 }
@@ -315,15 +365,36 @@ static int apply_defaults(cs_config *cfg, cs_err *e)
     return 0;
 }
 
+/* The value of the first of the space-separated variables that is set. */
+static const char *first_env(const char *names, char *which, size_t cap)
+{
+    const char *p = names;
+    while (*p) {
+        size_t n = strcspn(p, " ");
+        if (n && n < cap) {
+            memcpy(which, p, n);
+            which[n] = '\0';
+            const char *v = getenv(which);
+            if (v && *v)
+                return v;
+        }
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return NULL;
+}
+
 static int apply_environment(cs_config *cfg, cs_err *e)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const opt_def *o = &options[i];
         if (!o->env || o->type == OPT_FLAG || !strcmp(o->flag, "config"))
             continue;
-        const char *v = getenv(o->env);
-        if (v && *v) {
-            int rc = set_value(cfg, o, v, true, o->env, e);
+        char which[64];
+        const char *v = first_env(o->env, which, sizeof which);
+        if (v) {
+            int rc = set_value(cfg, o, v, true, which, e);
             if (rc)
                 return rc;
         }

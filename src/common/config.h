@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/err.h"
@@ -52,6 +53,20 @@ typedef struct cs_config {
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
     long zstd_level;
+    /* S3 (see cs_s3_opts in storage/storage.h) */
+    char *s3_endpoint;
+    char *s3_region;
+    char *s3_access_key_id;
+    char *s3_secret_access_key; /* never logged */
+    char *s3_session_token;     /* never logged */
+    char *s3_bucket;
+    char *s3_addressing;
+    char *s3_ca_file;
+    uint64_t s3_part_size;
+    long s3_concurrency;
+    long s3_retries;
+    long s3_timeout;
+    uint64_t rate_limit;        /* bytes per second, 0 = none */
     /* output */
     bool json;
     bool verbose;

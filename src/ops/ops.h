@@ -69,6 +69,9 @@ int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identit
 /* The public keys of every identity in an identity file. */
 int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
 
+/* The S3 settings of cfg (borrowing its strings). */
+void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);
+
 /* Shared by the ops: open the repository named by cfg (creating it, with
  * cfg's recipients, when create is set and it is missing or empty) and
  * load cfg's identity file if one is given. */

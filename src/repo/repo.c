@@ -129,11 +129,11 @@ out:
     return rc;
 }
 
-static int open_storage(const char *location, bool create, cs_repo **out, cs_err *e)
+static int open_storage(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
 {
     cs_repo *r = cs_calloc(1, sizeof *r);
     r->location = cs_strdup(location);
-    int rc = cs_storage_open(location, create, &r->st, e);
+    int rc = cs_storage_open_s3(location, opts ? opts->s3 : NULL, create, &r->st, e);
     if (rc) {
         cs_repo_free(r);
         return cs_err_prefix(e, "cannot open repository %s", location);
@@ -152,10 +152,11 @@ static int location_is_empty(cs_repo *r, bool *empty, cs_err *e)
     return 0;
 }
 
-int cs_repo_open(const char *location, bool create, const cs_strlist *recipients, cs_repo **out, cs_err *e)
+int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
 {
     cs_repo *r = NULL;
-    int rc = open_storage(location, create, &r, e);
+    const cs_strlist *recipients = opts ? opts->recipients : NULL;
+    int rc = open_storage(location, create, opts, &r, e);
     if (rc)
         return rc;
     rc = read_repo_file(r, e);
@@ -177,10 +178,11 @@ int cs_repo_open(const char *location, bool create, const cs_strlist *recipients
     return 0;
 }
 
-int cs_repo_init(const char *location, const cs_strlist *recipients, cs_repo **out, cs_err *e)
+int cs_repo_init(const char *location, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
 {
     cs_repo *r = NULL;
-    int rc = open_storage(location, true, &r, e);
+    const cs_strlist *recipients = opts ? opts->recipients : NULL;
+    int rc = open_storage(location, true, opts, &r, e);
     if (rc)
         return rc;
     bool empty = false;

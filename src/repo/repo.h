@@ -41,13 +41,19 @@ typedef struct cs_repo {
     size_t n_identities;
 } cs_repo;
 
+/* How to open a repository: both fields may be NULL. */
+typedef struct cs_repo_opts {
+    const cs_strlist *recipients; /* age1... keys a new repository encrypts to */
+    const cs_s3_opts *s3;         /* settings for an s3:// location */
+} cs_repo_opts;
+
 /* Open an existing repository. With create, a missing or empty location
- * becomes a new repository encrypted to `recipients` (may be NULL or empty:
- * not encrypted); a non-empty location without cassette.repo is always an
- * error ("not a cassette repository"). */
-int cs_repo_open(const char *location, bool create, const cs_strlist *recipients, cs_repo **out, cs_err *e);
+ * becomes a new repository encrypted to opts->recipients (none: not
+ * encrypted); a non-empty location without cassette.repo is always an
+ * error ("not a cassette repository"). opts may be NULL. */
+int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
 /* Create a new repository; the location must be missing or empty. */
-int cs_repo_init(const char *location, const cs_strlist *recipients, cs_repo **out, cs_err *e);
+int cs_repo_init(const char *location, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
 void cs_repo_free(cs_repo *r);
 
 bool cs_repo_is_encrypted(const cs_repo *r);

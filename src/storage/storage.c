@@ -21,6 +21,11 @@ static size_t scheme_len(const char *loc)
 
 int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e)
 {
+    return cs_storage_open_s3(location, NULL, create, out, e);
+}
+
+int cs_storage_open_s3(const char *location, const cs_s3_opts *s3, bool create, cs_storage **out, cs_err *e)
+{
     *out = NULL;
     if (!location || !*location)
         return cs_err_set(e, CS_E_INVAL, "empty storage location");
@@ -34,6 +39,11 @@ int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err 
         if (path[0] != '/')
             return cs_err_set(e, CS_E_INVAL, "invalid storage location %s: a file:// URL needs an absolute path", location);
         return cs_posix_storage_new(path, create, out, e);
+    }
+    if (sl == 2 && strncasecmp(location, "s3", 2) == 0) {
+        cs_s3_opts none;
+        memset(&none, 0, sizeof none);
+        return cs_s3_storage_new(location, s3 ? s3 : &none, out, e);
     }
     return cs_err_set(e, CS_E_INVAL, "unsupported storage location %.*s://...", (int)sl, location);
 }
@@ -135,4 +145,21 @@ out:
     if (rc)
         cs_buf_reset(out);
     return rc;
+}
+
+int cs_storage_del_many(cs_storage *st, const char *const *keys, size_t n, cs_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_key(keys[i], e);
+        if (rc)
+            return rc;
+    }
+    if (st->ops->del_many)
+        return st->ops->del_many(st, keys, n, e);
+    for (size_t i = 0; i < n; i++) {
+        int rc = st->ops->del(st, keys[i], e);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

@@ -4,7 +4,8 @@
  * immutable objects ("objects/ab/abcd...", "backups/NAME/HOST.manifest"),
  * and the helpers for small objects built on the driver operations.
  * Keys are '/'-separated relative paths that pass cs_path_is_safe_relative.
- * Drivers: posix (a local directory, the default), later s3.
+ * Drivers: posix (a local directory, the default) and s3 (AWS S3, Backblaze
+ * B2, MinIO, versitygw and other S3-compatible servers).
  * An object becomes visible only when its writer closes successfully; a
  * writer freed without close leaves nothing behind. Must not: know about
  * manifests, Cassandra or encryption. */
@@ -40,8 +41,29 @@ typedef struct cs_storage_ops {
     int (*stat)(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
     int (*list)(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e);
     int (*del)(cs_storage *st, const char *key, cs_err *e);
+    /* Optional: delete many keys in few requests; NULL means one by one. */
+    int (*del_many)(cs_storage *st, const char *const *keys, size_t n, cs_err *e);
     void (*free)(cs_storage *st);
 } cs_storage_ops;
+
+/* Settings of the s3 driver (the posix driver ignores them). Strings are
+ * borrowed for the duration of cs_storage_open_s3; zero/NULL means the
+ * default. Secrets are never logged or put into messages. */
+typedef struct cs_s3_opts {
+    const char *endpoint;          /* "https://s3.us-west-002.backblazeb2.com"; default AWS for the region */
+    const char *region;            /* default "us-east-1" */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    const char *bucket;            /* used when the location names none ("s3://" or "s3:///prefix") */
+    const char *addressing;        /* "path", "virtual", or "auto" (path for a custom endpoint) */
+    const char *ca_file;           /* PEM bundle instead of the system store */
+    uint64_t part_size;            /* multipart part size, default 16 MiB (min 5 MiB) */
+    unsigned concurrency;          /* parts in flight per upload, default 4 */
+    uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
+    unsigned retries;              /* attempts after the first, default 6 */
+    long timeout_s;                /* connect timeout and stall limit, default 30 */
+} cs_s3_opts;
 
 struct cs_storage {
     const cs_storage_ops *ops;
@@ -51,6 +73,8 @@ struct cs_storage {
 /* Open a storage location: a path or file:// URL -> posix. The directory
  * must exist unless create is true (then it is created). */
 int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e);
+/* Same, with settings for an s3:// location (s3 may be NULL). */
+int cs_storage_open_s3(const char *location, const cs_s3_opts *s3, bool create, cs_storage **out, cs_err *e);
 void cs_storage_free(cs_storage *st);
 
 /* Open a writer for key (see cs_put_flags). Close commits, free aborts. */
@@ -69,6 +93,8 @@ int cs_storage_stat_key(cs_storage *st, const char *key, cs_storage_stat *out, c
 int cs_storage_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, void *arg, cs_err *e);
 /* Delete key; a missing key is not an error. */
 int cs_storage_del(cs_storage *st, const char *key, cs_err *e);
+/* Delete keys in batches where the driver can (S3: 1000 per request). */
+int cs_storage_del_many(cs_storage *st, const char *const *keys, size_t n, cs_err *e);
 
 /* Small objects in one call: whole content in memory (at most max bytes). */
 int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e);
@@ -76,5 +102,7 @@ int cs_storage_get_bytes(cs_storage *st, const char *key, size_t max, cs_buf *ou
 
 /* Driver constructors (used by cs_storage_open). */
 int cs_posix_storage_new(const char *root, bool create, cs_storage **out, cs_err *e);
+/* location is "s3://BUCKET/PREFIX" (BUCKET may be empty: then opts->bucket). */
+int cs_s3_storage_new(const char *location, const cs_s3_opts *opts, cs_storage **out, cs_err *e);
 
 #endif
