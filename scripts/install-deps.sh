@@ -3,6 +3,7 @@
 # unless something fails:
 #   - Debian packages (apt only when one is missing; `apt-get update` once),
 #   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
+#   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
 #   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver and pytest.
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
@@ -15,7 +16,7 @@ fail() { echo "install-deps: $*" >&2; tail -n 60 "$LOG" >&2 || true; exit 1; }
 # --- Debian packages -------------------------------------------------------
 PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev age zstd valgrind maven
-      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev)
+      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli)
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -70,5 +71,22 @@ if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >/dev/nul
         cassandra-driver pytest >>"$LOG" 2>&1 || fail "pip install cassandra-driver pytest failed"
     "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >>"$LOG" 2>&1 \
         || fail "the venv $CASSETTE_VENV cannot import cassandra-driver and pytest"
+fi
+
+# --- versitygw (S3 server on loopback for the S3 tests) ------------------------
+# Built from its Go module with everything (module and build caches) under $CASSETTE_CACHE/go.
+VERSITYGW_VERSION="${CASSETTE_VERSITYGW_VERSION:-v1.7.0}"
+GO_DIR="$CASSETTE_CACHE/go"
+if [ ! -x "$GO_DIR/bin/versitygw" ]; then
+    go="$(command -v go 2>/dev/null || true)"
+    [ -n "$go" ] || go=/usr/local/go/bin/go
+    [ -x "$go" ] || fail "no Go toolchain (go on PATH or /usr/local/go/bin/go) to build versitygw"
+    mkdir -p "$GO_DIR"
+    GOPATH="$GO_DIR" GOBIN="$GO_DIR/bin" GOMODCACHE="$GO_DIR/pkg/mod" GOCACHE="$GO_DIR/build" \
+        GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw" GOTOOLCHAIN=local \
+        "$go" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >>"$LOG" 2>&1 \
+        || fail "go install versitygw@$VERSITYGW_VERSION failed"
+    "$GO_DIR/bin/versitygw" --version >>"$LOG" 2>&1 || fail "the versitygw just built does not run"
+    rm -rf "$GO_DIR/build"   # the build cache (~370 MB); the module cache stays for rebuilds
 fi
 exit 0
