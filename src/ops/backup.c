@@ -372,13 +372,11 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     backup_ctx c = { cfg, repo, m, state, tag, 0 };
     rc = snapshot_and_store(&c, nt, e);
     res->bytes_read = c.bytes_read;
-    if (!rc) {
-        /* The backup is complete; a lost cache only costs re-reading files. */
-        cs_err state_err;
-        cs_err_clear(&state_err);
-        if (cs_state_save(cfg, repo, m, &state_err))
-            cs_warn("could not save the local dedup cache: %s", state_err.msg);
-    }
+    /* A lost cache only costs re-reading files: its failure is a warning. */
+    cs_err state_err;
+    cs_err_clear(&state_err);
+    if (rc ? cs_state_save_partial(cfg, repo, state, m, &state_err) : cs_state_save(cfg, repo, m, &state_err))
+        cs_warn("could not save the local dedup cache: %s", state_err.msg);
 out:
     res->seconds = cs_now() - t0;
     if (rc)

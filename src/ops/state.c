@@ -15,6 +15,7 @@
 struct cs_state {
     cs_state_entry *entries; /* sorted by key */
     size_t n;
+    char *anchor;            /* the newest complete backup when loaded; NULL: none */
 };
 
 static char *entry_key(const char *data_dir, const char *table_id, const char *name)
@@ -40,11 +41,14 @@ static void add_entry(cs_state *s, char *key, uint64_t size, int64_t mtime, cons
     en->stored = stored;
 }
 
-static void fill_from_manifest(cs_state *s, const cs_manifest *m)
+/* Entries for the files of m (only those stored by m itself if only_new). */
+static void fill_from_manifest(cs_state *s, const cs_manifest *m, bool only_new)
 {
     for (size_t i = 0; i < m->n_tables; i++)
         for (size_t j = 0; j < m->tables[i].n_files; j++) {
             const cs_mfile *f = &m->tables[i].files[j];
+            if (only_new && !f->is_new)
+                continue;
             add_entry(s, entry_key(m->data_dirs.items[f->data_dir], m->tables[i].id, f->name), f->size,
                       f->mtime_ns, f->hash, f->object, f->stored);
         }
@@ -112,7 +116,8 @@ static int newest_backup_of(cs_repo *repo, const char *host_id, char **name, cs_
     return 0;
 }
 
-/* Read the cache file if it belongs to `backup`; false if not usable. */
+/* Read the cache file if it was written against `backup` (NULL: against
+ * no backup at all); false if not usable. */
 static bool load_file(cs_state *s, const char *path, const char *backup)
 {
     char *text = NULL;
@@ -123,7 +128,8 @@ static bool load_file(cs_state *s, const char *path, const char *backup)
     free(text);
     const char *owner = json_string_value(json_object_get(root, "backup"));
     json_t *files = json_object_get(root, "files");
-    bool ok = owner && !strcmp(owner, backup) && json_is_array(files);
+    bool same = backup ? owner && !strcmp(owner, backup) : json_is_null(json_object_get(root, "backup"));
+    bool ok = same && json_is_array(files);
     size_t i;
     json_t *f;
     json_array_foreach(files, i, f) {
@@ -157,10 +163,13 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
     char *newest = NULL;
     char *path = state_path(cfg, repo, host_id);
     int rc = newest_backup_of(repo, host_id, &newest, e);
-    if (rc || !newest)
+    if (rc)
         goto out;
+    s->anchor = newest ? cs_strdup(newest) : NULL;
     if (!load_file(s, path, newest)) {
         clear_entries(s);
+        if (!newest)
+            goto out; /* nothing to rebuild from: start empty */
         if (cs_repo_is_encrypted(repo) && !repo->n_identities) {
             /* A backup host holds only public keys: it cannot read old
              * manifests, so without its cache every file is stored anew. */
@@ -173,7 +182,7 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
         rc = cs_repo_read_manifest(repo, newest, host_id, &m, e);
         if (rc)
             goto out;
-        fill_from_manifest(s, &m);
+        fill_from_manifest(s, &m, false);
         cs_manifest_free(&m);
     }
     if (s->n)
@@ -202,22 +211,20 @@ const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, con
     return NULL;
 }
 
-int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e)
+static int write_state(const cs_config *cfg, cs_repo *repo, const char *host_id, const char *anchor,
+                       const cs_state *s, cs_err *e)
 {
-    cs_state s = { NULL, 0 };
-    fill_from_manifest(&s, m);
     json_t *files = json_array();
-    for (size_t i = 0; i < s.n; i++) {
-        const cs_state_entry *en = &s.entries[i];
+    for (size_t i = 0; i < s->n; i++) {
+        const cs_state_entry *en = &s->entries[i];
         json_array_append_new(files, json_pack("[s, I, I, s, s, I]", en->key, (json_int_t)en->size,
                                                (json_int_t)en->mtime_ns, en->hash, en->object,
                                                (json_int_t)en->stored));
     }
-    clear_entries(&s);
-    json_t *root = json_pack("{s:s, s:o}", "backup", m->backup, "files", files);
+    json_t *root = json_pack("{s:o, s:o}", "backup", anchor ? json_string(anchor) : json_null(), "files", files);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    char *path = state_path(cfg, repo, m->host_id);
+    char *path = state_path(cfg, repo, host_id);
     char *dir = cs_dirname(path);
     int rc = cs_mkdirs(dir, 0700, e);
     if (!rc)
@@ -228,10 +235,34 @@ int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_
     return rc;
 }
 
+int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e)
+{
+    cs_state s = { NULL, 0, NULL };
+    fill_from_manifest(&s, m, false);
+    int rc = write_state(cfg, repo, m->host_id, m->backup, &s, e);
+    clear_entries(&s);
+    return rc;
+}
+
+int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
+                          cs_err *e)
+{
+    cs_state s = { NULL, 0, NULL };
+    for (size_t i = 0; old && i < old->n; i++) {
+        const cs_state_entry *en = &old->entries[i];
+        add_entry(&s, cs_strdup(en->key), en->size, en->mtime_ns, en->hash, en->object, en->stored);
+    }
+    fill_from_manifest(&s, m, true);
+    int rc = write_state(cfg, repo, m->host_id, old ? old->anchor : NULL, &s, e);
+    clear_entries(&s);
+    return rc;
+}
+
 void cs_state_free(cs_state *s)
 {
     if (!s)
         return;
     clear_entries(s);
+    free(s->anchor);
     free(s);
 }

@@ -5,7 +5,9 @@
  * stored, and the rule for trusting it: the cache is used only if the
  * backup it was written by is still a complete backup of this host in the
  * repository; otherwise it is rebuilt from the newest such manifest (so a
- * lost or stale cache costs one manifest read, never a wrong reference).
+ * lost or stale cache costs one manifest read, never a wrong reference). A
+ * backup that fails part way adds the files it did store, so a retry does
+ * not store them again.
  * Must not: read data files. */
 #ifndef CS_STATE_H
 #define CS_STATE_H
@@ -43,6 +45,12 @@ const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, con
                                     const char *name, uint64_t size, int64_t mtime_ns);
 /* Write the cache for the files of manifest m (a complete backup). */
 int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e);
+/* After a backup that failed part way: keep what old knew, plus every file
+ * m stored whole before the failure, so that the next backup stores only
+ * what is missing. (The objects are not referenced by any manifest yet;
+ * purge keeps such objects for a grace period.) */
+int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
+                          cs_err *e);
 void cs_state_free(cs_state *s);
 
 #endif
