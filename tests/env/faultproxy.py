@@ -102,6 +102,7 @@ class State:
             "connections": 0, "requests": 0, "matched": 0, "forwarded": 0, "faults": 0,
             "faults_by_mode": {"503": 0, "reset": 0, "stall": 0}, "statuses": {},
             "upstream_errors": 0, "client_errors": 0, "bytes_in": 0, "bytes_out": 0,
+            "active": 0, "max_active": 0,
         }
         self.log = collections.deque(maxlen=LOG_KEEP)
 
@@ -604,6 +605,16 @@ class Proxy:
             return False  # an idle keep-alive connection: close it
         if not raw:
             return False
+        # Requests being handled at once: shows a client's parallelism.
+        st.counters["active"] += 1
+        st.counters["max_active"] = max(st.counters["max_active"], st.counters["active"])
+        try:
+            return await self._handle(raw, creader, cwriter)
+        finally:
+            st.counters["active"] -= 1
+
+    async def _handle(self, raw, creader, cwriter):
+        st = self.state
         st.counters["bytes_in"] += len(raw)
         req = Request(raw)
         fault = st.decide(req.method, req.target)

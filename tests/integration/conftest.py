@@ -28,6 +28,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from dataset import Dataset  # noqa: E402
 
+from s3env import faultproxy, s3_bucket, s3_server  # noqa: E402,F401  (S3 fixtures)
+
 ROOT = HERE.parent.parent
 CASSANDRA_SH = ROOT / "tests" / "env" / "cassandra.sh"
 BASE = pathlib.Path(os.environ.get("CASSETTE_TEST_DIR", "/tmp/cassette-test"))
@@ -275,7 +277,7 @@ def state_dir(tmp_path):
 
 
 @pytest.fixture
-def cassette(cassette_bin, node, state_dir):
+def cassette(cassette_bin, node, state_dir, request):
     """run(*args, config=True, env=None, timeout=900, prefix=None) -> Result.
 
     Runs the binary with --config <node>/cassette.ini (unless config=False) and
@@ -287,7 +289,7 @@ def cassette(cassette_bin, node, state_dir):
         if config:
             cmd += ["--config", str(node.ini)]
         cmd += [str(a) for a in args]
-        e = _base_env(state_dir)
+        e = base_env()  # an S3 repository needs the server's credentials
         if env:
             e.update(env)
         t0 = time.monotonic()
@@ -295,14 +297,53 @@ def cassette(cassette_bin, node, state_dir):
                            stdin=subprocess.DEVNULL)
         return Result(args, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
 
+    def base_env():
+        e = _base_env(state_dir)
+        if "repo" in request.fixturenames:
+            e.update(request.getfixturevalue("repo").env)
+        return e
+
     run.bin = cassette_bin
-    run.env = lambda: _base_env(state_dir)
+    run.env = base_env
     return run
 
 
-@pytest.fixture
-def repo(tmp_path):
-    return tmp_path / "repo"
+class RepoLoc(os.PathLike):
+    """Where a test's repository lives. str() is what cassette is given (a directory, or
+    s3://BUCKET/PREFIX); as a path it is the directory holding the stored files (for S3, the
+    one versitygw keeps the bucket's objects in), so tests can inspect and damage them."""
+
+    def __init__(self, url, path, env=None, kind="dir"):
+        self.url, self.path, self.env, self.kind = url, pathlib.Path(path), env or {}, kind
+
+    def __str__(self):
+        return self.url
+
+    def __repr__(self):
+        return f"RepoLoc({self.url!r})"
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __truediv__(self, other):
+        return self.path / other
+
+    def exists(self):
+        return self.path.exists()
+
+
+@pytest.fixture(params=["dir", "s3"])
+def repo(request, tmp_path):
+    """A fresh repository location, not created: a local directory, or a prefix in a fresh
+    bucket of the real S3 server (versitygw, SigV4 checked) of tests/env/s3.sh."""
+    if request.param == "dir":
+        return RepoLoc(str(tmp_path / "repo"), tmp_path / "repo")
+    server = request.getfixturevalue("s3_server")
+    bucket = request.getfixturevalue("s3_bucket")
+    env = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key,
+           "AWS_REGION": server.region, "AWS_ENDPOINT_URL": server.endpoint,
+           "CASSETTE_S3_RETRIES": "2", "CASSETTE_S3_TIMEOUT": "20"}
+    return RepoLoc(f"s3://{bucket}/repo", server.object_path(bucket, "repo"), env, "s3")
 
 
 class BigData:
