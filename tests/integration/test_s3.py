@@ -225,3 +225,20 @@ def test_rate_limit_holds(s3_server, s3_bucket, tmp_path):
     elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert 9.0 <= elapsed <= 11.5, f"20 MiB at 2 MiB/s took {elapsed:.1f} s"
+
+
+def test_failed_multipart_is_aborted(s3_server, s3_bucket, faultproxy, tmp_path):
+    """Parts that keep failing end the upload with an error, and the multipart upload is
+    aborted: nothing stays open on the server."""
+    src = tmp_path / "m.bin"
+    src.write_bytes(os.urandom(30 << 20))
+    env = s3_env(s3_server, faultproxy.endpoint, CASSETTE_S3_PART_SIZE="5M", CASSETTE_S3_RETRIES=1)
+    faultproxy.set(mode="503", every=1, method="PUT", path="partNumber=")
+    p = storetool(f"s3://{s3_bucket}/fail", "put", "m.bin", src, env=env)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.count("\n") == 1 and "SlowDown" in p.stderr, p.stderr
+    assert any(e["method"] == "POST" and "uploads" in e["target"] for e in faultproxy.log())
+    assert any(e["method"] == "DELETE" and "uploadId=" in e["target"] for e in faultproxy.log())
+    with S3Client(s3_server) as client:
+        assert client.list_uploads(s3_bucket) == []
+        assert client.list_keys(s3_bucket, "fail/") == []
