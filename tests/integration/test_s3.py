@@ -216,15 +216,15 @@ def test_bad_credentials_bucket_and_endpoint(cassette, s3_server, s3_bucket):
 
 
 def test_rate_limit_holds(s3_server, s3_bucket, tmp_path):
-    """20 MiB at 2 MiB/s takes 10 s, within 10 %."""
+    """A 30-second upload: 30 MiB at 1 MiB/s takes 30 s, within 10 %."""
     src = tmp_path / "r.bin"
-    src.write_bytes(os.urandom(20 << 20))
-    env = s3_env(s3_server, CASSETTE_RATE_LIMIT="2M", CASSETTE_S3_PART_SIZE="5M")
+    src.write_bytes(os.urandom(30 << 20))
+    env = s3_env(s3_server, CASSETTE_RATE_LIMIT="1M", CASSETTE_S3_PART_SIZE="5M")
     t0 = time.monotonic()
     p = storetool(f"s3://{s3_bucket}/rl", "put", "r.bin", src, env=env)
     elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
-    assert 9.0 <= elapsed <= 11.5, f"20 MiB at 2 MiB/s took {elapsed:.1f} s"
+    assert 27.0 <= elapsed <= 33.0, f"30 MiB at 1 MiB/s took {elapsed:.1f} s"
 
 
 def test_failed_multipart_is_aborted(s3_server, s3_bucket, faultproxy, tmp_path):
