@@ -6,6 +6,8 @@
 # wall time of BENCH_RUNS (3) runs. `cat file > /dev/null` (the input read from the page
 # cache) is measured in the same run as the baseline. Prints a Markdown table on stdout
 # (progress goes to stderr). Ratios are ours/age in throughput: > 1.0 means we are faster.
+# Ours runs as shipped (whole chunks in parallel on min(CPUs, 4) threads) and, for
+# reference, serial (CASSETTE_AGE_THREADS=1).
 #
 # Environment: AGETOOL (default build/tools/agetool), AGE / AGE_KEYGEN (default from PATH),
 # BENCH_SIZE_MIB (1024), BENCH_RUNS (3), CASSETTE_CACHE (~/.cache/cassette; the random
@@ -81,8 +83,10 @@ best_of() {
 best_of raw_read   "$INPUT"           cat
 best_of ours_enc   "$INPUT"           "$AGETOOL" encrypt -r "$RCPT"
 best_of age_enc    "$INPUT"           "$AGE" -e -r "$RCPT"
+best_of ser_enc    "$INPUT"           env CASSETTE_AGE_THREADS=1 "$AGETOOL" encrypt -r "$RCPT"
 best_of ours_dec   "$WORK/input.age"  "$AGETOOL" decrypt -i "$WORK/key.txt"
 best_of age_dec    "$WORK/input.age"  "$AGE" -d -i "$WORK/key.txt"
+best_of ser_dec    "$WORK/input.age"  env CASSETTE_AGE_THREADS=1 "$AGETOOL" decrypt -i "$WORK/key.txt"
 
 mibs() { awk -v m="$SIZE_MIB" -v t="${BEST[$1]}" 'BEGIN { printf "%.0f", m / t }'; }
 ratio() { awk -v a="${BEST[$1]}" -v b="${BEST[$2]}" 'BEGIN { printf "%.2f", a / b }'; }
@@ -97,11 +101,15 @@ echo "| operation | best wall s | MiB/s | of raw read |"
 echo "|---|---:|---:|---:|"
 row raw_read "raw read (\`cat file > /dev/null\`)"
 row ours_enc "ours: \`agetool encrypt -r\`"
+row ser_enc  "ours, serial (\`CASSETTE_AGE_THREADS=1\`)"
 row age_enc  "age: \`age -e -r\`"
 row ours_dec "ours: \`agetool decrypt -i\`"
+row ser_dec  "ours, serial (\`CASSETTE_AGE_THREADS=1\`)"
 row age_dec  "age: \`age -d -i\`"
 echo
 echo "| ratio ours/age (throughput; > 1.0 = ours faster) | |"
 echo "|---|---:|"
 echo "| encrypt | $(ratio age_enc ours_enc) |"
 echo "| decrypt | $(ratio age_dec ours_dec) |"
+echo "| encrypt, ours parallel/serial | $(ratio ser_enc ours_enc) |"
+echo "| decrypt, ours parallel/serial | $(ratio ser_dec ours_dec) |"

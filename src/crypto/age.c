@@ -7,6 +7,12 @@
  *   NONCE (16 bytes)            payload key = HKDF(file key, nonce, "payload")
  *   chunks of 64 KiB + 16       ChaCha20-Poly1305, nonce = 11-byte counter || last flag
  *
+ * Chunks are independent given their index, so a write that brings many
+ * whole chunks known not to be the last one has them sealed or opened a
+ * batch at a time on a small pool of threads owned by the sink (see "parallel
+ * batches" below); the output is the same bytes in the same order as one
+ * chunk at a time, which small writes and small files still do.
+ *
  * Header parsing is strict and independent of the identities: every stanza
  * of a type we know (X25519, scrypt, mlkem768x25519) must have exactly the
  * arguments and body the spec says, whoever it is addressed to; unknown
@@ -26,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "crypto/age_parallel.h"
 #include "crypto/bech32.h"
 #include "crypto/hkdf.h"
 
@@ -591,6 +598,93 @@ static void chunk_nonce(uint8_t n[AEAD_NONCE_LEN], uint64_t counter, int last)
     n[11] = last ? 1 : 0;
 }
 
+/* ---- parallel batches ---------------------------------------------------
+ *
+ * When a write brings at least PAR_MIN whole chunks that are known not to be
+ * the last one (more input follows each of them), up to PAR_BATCH of them are
+ * sealed (or opened) at once: chunk i of a batch gets nonce counter + i with
+ * the last flag clear, exactly what the serial loop would give it. The
+ * workers read the payload key and their chunks' input, and each writes only
+ * its own slots of the batch (output chunk, ok flag); nothing else is shared.
+ * The batch buffer (PAR_BATCH chunks, 2 MiB) and the pool are made on the
+ * sink's first batch and kept until it is freed, so memory stays bounded and
+ * small files never start a thread. A chunk that may be the last one (the
+ * held-back chunk of the encryptor until close, the last full chunk of the
+ * decryptor's input so far) is never part of a batch. */
+
+#define PAR_BATCH 32 /* chunks per batch: 2 MiB of plaintext */
+#define PAR_MIN 4    /* fewer whole chunks in a write: the serial path */
+
+typedef struct par_state {
+    int threads;    /* age_pool_threads() when the sink was made; 1: serial */
+    age_pool *pool; /* made on the first batch */
+    uint8_t *buf;   /* PAR_BATCH output chunks (the decryptor's: plaintext) */
+} par_state;
+
+/* Can a batch of k chunks starting at chunk counter run now? Makes the pool
+ * and the batch buffer (size bytes) on first use; a pool that cannot start
+ * leaves the sink serial for good. */
+static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size)
+{
+    if (ps->threads < 2 || k < PAR_MIN || counter >= UINT64_MAX - PAR_BATCH)
+        return 0;
+    if (!ps->pool) {
+        ps->pool = age_pool_new(ps->threads);
+        if (!ps->pool) {
+            ps->threads = 1;
+            return 0;
+        }
+    }
+    if (!ps->buf)
+        ps->buf = cs_malloc(size);
+    return 1;
+}
+
+static void par_free(par_state *ps, size_t size, int secret)
+{
+    age_pool_free(ps->pool);
+    ps->pool = NULL;
+    if (ps->buf) {
+        if (secret)
+            sodium_memzero(ps->buf, size);
+        free(ps->buf);
+        ps->buf = NULL;
+    }
+}
+
+/* One batch: chunk i is in[i] (AGE_CHUNK_SIZE bytes to seal, ENC_CHUNK to
+ * open) and goes to out + i * ENC_CHUNK (sealed) or out + i * AGE_CHUNK_SIZE
+ * (opened). */
+typedef struct batch {
+    const uint8_t *key;
+    uint64_t counter; /* chunk 0's index in the stream */
+    const uint8_t *in[PAR_BATCH];
+    uint8_t *out;
+    uint8_t ok[PAR_BATCH]; /* opening: chunk i authenticated */
+} batch;
+
+static void seal_one(void *arg, size_t i)
+{
+    batch *b = arg;
+    uint8_t nonce[AEAD_NONCE_LEN];
+    unsigned long long clen = 0;
+    chunk_nonce(nonce, b->counter + i, 0);
+    crypto_aead_chacha20poly1305_ietf_encrypt(b->out + i * ENC_CHUNK, &clen, b->in[i],
+                                              AGE_CHUNK_SIZE, NULL, 0, NULL, nonce, b->key);
+}
+
+static void open_one(void *arg, size_t i)
+{
+    batch *b = arg;
+    uint8_t nonce[AEAD_NONCE_LEN];
+    unsigned long long m = 0;
+    chunk_nonce(nonce, b->counter + i, 0);
+    b->ok[i] = crypto_aead_chacha20poly1305_ietf_decrypt(b->out + i * AGE_CHUNK_SIZE, &m, NULL,
+                                                         b->in[i], ENC_CHUNK, NULL, 0, nonce,
+                                                         b->key) == 0 &&
+               m == AGE_CHUNK_SIZE;
+}
+
 /* ---- encrypting filter -------------------------------------------------- */
 
 typedef struct enc_filter {
@@ -602,6 +696,7 @@ typedef struct enc_filter {
     size_t len;
     uint8_t *out; /* one sealed chunk */
     int failed;
+    par_state par;
 } enc_filter;
 
 static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err *e)
@@ -616,6 +711,21 @@ static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err 
     return cs_sink_write(f->next, f->out, (size_t)clen, e);
 }
 
+/* Seal k whole chunks at once: the held chunk first when held, then whole
+ * chunks of p; every one of them has more data after it. */
+static int enc_batch(enc_filter *f, int held, const uint8_t *p, size_t k, cs_err *e)
+{
+    batch b;
+    b.key = f->key;
+    b.counter = f->counter;
+    b.out = f->par.buf;
+    for (size_t i = 0; i < k; i++)
+        b.in[i] = held && i == 0 ? f->buf : p + (i - (held ? 1 : 0)) * AGE_CHUNK_SIZE;
+    age_pool_run(f->par.pool, seal_one, &b, k);
+    f->counter += k;
+    return cs_sink_write(f->next, b.out, k * ENC_CHUNK, e);
+}
+
 static int enc_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
     enc_filter *f = (enc_filter *)s;
@@ -623,6 +733,23 @@ static int enc_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     if (f->failed)
         return cs_err_set(e, f->failed, "age: encryption already failed");
     while (n > 0) {
+        /* Many whole chunks with data after each: a batch. */
+        if (f->len == AGE_CHUNK_SIZE || f->len == 0) {
+            int held = f->len == AGE_CHUNK_SIZE;
+            size_t k = (size_t)held + (n - 1) / AGE_CHUNK_SIZE;
+            if (k > PAR_BATCH)
+                k = PAR_BATCH;
+            if (par_ready(&f->par, k, f->counter, (size_t)PAR_BATCH * ENC_CHUNK)) {
+                size_t used = (k - (size_t)held) * AGE_CHUNK_SIZE;
+                rc = enc_batch(f, held, p, k, e);
+                if (rc)
+                    goto out;
+                f->len = 0;
+                p += used;
+                n -= used;
+                continue;
+            }
+        }
         /* A full chunk is sealed only when more data follows: the last
          * chunk, full or not, carries the final flag. */
         if (f->len == AGE_CHUNK_SIZE) {
@@ -677,6 +804,7 @@ out:
 static void enc_free(cs_sink *s)
 {
     enc_filter *f = (enc_filter *)s;
+    par_free(&f->par, (size_t)PAR_BATCH * ENC_CHUNK, 0);
     cs_sink_free(f->next);
     if (f->buf) {
         sodium_memzero(f->buf, AGE_CHUNK_SIZE);
@@ -730,6 +858,7 @@ cs_sink *age_encrypt_new(cs_sink *next, age_recipient *const *rcpts, size_t n, c
     payload_key(f->key, fk, nonce);
     f->buf = cs_malloc(AGE_CHUNK_SIZE);
     f->out = cs_malloc(ENC_CHUNK);
+    f->par.threads = age_pool_threads();
     rc = cs_sink_write(f->next, h.data, h.len, e);
 out:
     sodium_memzero(fk, sizeof fk);
@@ -1054,6 +1183,7 @@ typedef struct dec_filter {
     uint8_t *cbuf; /* one encrypted chunk */
     size_t clen;
     uint8_t *pbuf; /* its plaintext */
+    par_state par;
     /* armor */
     int astate;
     int afinal; /* the last base64 line was seen */
@@ -1144,6 +1274,33 @@ static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err
     return cs_sink_write(d->next, d->pbuf, (size_t)m, e);
 }
 
+/* Open k whole chunks at once: the held chunk first when held, then whole
+ * chunks of p; every one of them has more input after it. The plaintext of
+ * the authenticated chunks before the first one that fails goes to next in
+ * order; then that chunk is opened again the serial way, which reports it
+ * exactly as the serial path does (a final chunk with data after it is
+ * released, then the stream fails). Nothing after it is released. */
+static int dec_batch(dec_filter *d, int held, const uint8_t *p, size_t k, cs_err *e)
+{
+    batch b;
+    int rc = 0;
+    b.key = d->key;
+    b.counter = d->counter;
+    b.out = d->par.buf;
+    for (size_t i = 0; i < k; i++)
+        b.in[i] = held && i == 0 ? d->cbuf : p + (i - (held ? 1 : 0)) * ENC_CHUNK;
+    age_pool_run(d->par.pool, open_one, &b, k);
+    size_t good = 0;
+    while (good < k && b.ok[good])
+        good++;
+    d->counter += good;
+    if (good > 0)
+        rc = cs_sink_write(d->next, b.out, good * AGE_CHUNK_SIZE, e);
+    for (size_t i = good; i < k && rc == 0; i++)
+        rc = dec_chunk(d, b.in[i], ENC_CHUNK, 1, e);
+    return rc;
+}
+
 /* Consume binary age bytes. */
 static int dec_binary(dec_filter *d, const uint8_t *p, size_t n, cs_err *e)
 {
@@ -1192,7 +1349,24 @@ static int dec_binary(dec_filter *d, const uint8_t *p, size_t n, cs_err *e)
             }
         } else {
             /* A full chunk is opened once more input shows it is not the
-             * last one; the last one is opened at close. */
+             * last one; the last one is opened at close. Many whole
+             * chunks with input after each: a batch. */
+            if (d->clen == ENC_CHUNK || d->clen == 0) {
+                int held = d->clen == ENC_CHUNK;
+                size_t k = (size_t)held + (n - 1) / ENC_CHUNK;
+                if (k > PAR_BATCH)
+                    k = PAR_BATCH;
+                if (par_ready(&d->par, k, d->counter, (size_t)PAR_BATCH * AGE_CHUNK_SIZE)) {
+                    size_t used = (k - (size_t)held) * ENC_CHUNK;
+                    rc = dec_batch(d, held, p, k, e);
+                    if (rc)
+                        return rc;
+                    d->clen = 0;
+                    p += used;
+                    n -= used;
+                    continue;
+                }
+            }
             if (d->clen == ENC_CHUNK) {
                 rc = dec_chunk(d, d->cbuf, d->clen, 1, e);
                 if (rc)
@@ -1352,6 +1526,7 @@ out:
 static void dec_free(cs_sink *s)
 {
     dec_filter *d = (dec_filter *)s;
+    par_free(&d->par, (size_t)PAR_BATCH * AGE_CHUNK_SIZE, 1);
     cs_sink_free(d->next);
     age_identities_free(d->ids, d->nids);
     cs_buf_free(&d->hdr);
@@ -1375,6 +1550,7 @@ cs_sink *age_decrypt_new(cs_sink *next, age_identity *const *ids, size_t n, cs_e
     d->next = next;
     d->mode = -1;
     d->state = D_HEADER;
+    d->par.threads = age_pool_threads();
     if (n > 0) {
         d->ids = cs_calloc(n, sizeof *d->ids);
         for (size_t i = 0; i < n; i++)

@@ -14,6 +14,15 @@
  * closes the next sink only after the final chunk is verified: a truncated or
  * tampered file is an error, never a short or altered plaintext.
  *
+ * A write that brings at least 4 whole chunks with more input after them
+ * has them sealed or opened up to 32 at a time on min(CPUs, 4) threads (the
+ * caller's included; the environment variable CASSETTE_AGE_THREADS=1..4
+ * overrides the count, 1 is serial): the output is the same, byte for byte
+ * and in the same order, and the decryptor still releases only authenticated
+ * chunks, in order, nothing after a chunk that fails. Such a sink then also
+ * holds a 2 MiB batch buffer and its worker threads until it is freed;
+ * smaller writes never start a thread.
+ *
  * Errors (for callers that must tell them apart):
  *   CS_E_CORRUPT "age header: ..."  the header is malformed or its MAC is wrong
  *   CS_E_CORRUPT "age payload: ..." the encrypted payload does not verify

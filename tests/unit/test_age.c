@@ -876,6 +876,200 @@ static void test_identity_file(void **state)
     age_identity_free(b);
 }
 
+/* ---- parallel batches -------------------------------------------------------- */
+
+/* Write p in writes whose sizes cycle through sizes[]. */
+static int write_cycle(cs_sink *s, const uint8_t *p, size_t n, const size_t *sizes, size_t ns,
+                       cs_err *e)
+{
+    size_t off = 0, i = 0;
+    while (off < n) {
+        size_t c = sizes[i++ % ns];
+        if (c > n - off)
+            c = n - off;
+        int rc = cs_sink_write(s, p + off, c, e);
+        if (rc)
+            return rc;
+        off += c;
+    }
+    return 0;
+}
+
+typedef struct outcome {
+    int rc;
+    int code;
+    char msg[sizeof ((cs_err *)0)->msg];
+    track t;
+} outcome;
+
+/* Decrypt c in writes cycling through sizes[] (ns 0: one write) with the
+ * pool size threads ("1": serial). */
+static void decrypt_with(const char *threads, age_identity *id, const uint8_t *c, size_t n,
+                         const size_t *sizes, size_t ns, outcome *o)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    setenv("CASSETTE_AGE_THREADS", threads, 1);
+    cs_sink *s = age_decrypt_new(track_new(&o->t), &id, 1, &e);
+    unsetenv("CASSETTE_AGE_THREADS");
+    assert_non_null(s);
+    int rc = ns ? write_cycle(s, c, n, sizes, ns, &e) : cs_sink_write(s, c, n, &e);
+    if (rc == 0)
+        rc = cs_sink_close(s, &e);
+    cs_sink_free(s);
+    o->rc = rc;
+    o->code = e.code;
+    memcpy(o->msg, e.msg, sizeof o->msg);
+    if (rc == 0)
+        o->msg[0] = '\0';
+}
+
+static void same_outcome(const outcome *a, const outcome *b, const char *what)
+{
+    if (a->rc != b->rc || strcmp(a->msg, b->msg) != 0 || a->t.closed != b->t.closed ||
+        a->t.data.len != b->t.data.len ||
+        (a->t.data.len && memcmp(a->t.data.data, b->t.data.data, a->t.data.len) != 0))
+        fail_msg("%s: parallel rc %d \"%s\" %zu bytes%s, serial rc %d \"%s\" %zu bytes%s", what,
+                 a->rc, a->msg, a->t.data.len, a->t.closed ? " closed" : "", b->rc, b->msg,
+                 b->t.data.len, b->t.closed ? " closed" : "");
+}
+
+/* Large writes are sealed and opened in batches of chunks on several
+ * threads: the result must be what one chunk at a time gives. The serial
+ * references: a decryptor fed byte by byte (it never sees a whole chunk in
+ * one write) and the pool size 1. Pool sizes 2 to 4 (more threads than CPUs
+ * included), writes of 1 byte, around a chunk, and 3 MiB. */
+static void test_parallel(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    static const size_t sizes[] = { 1, CHUNK - 1, CHUNK, CHUNK + 1, 3u << 20 };
+    static const size_t big[] = { 3u << 20 };
+    static const char *pools[] = { "2", "3", "4" };
+    age_identity *id = age_keygen();
+    age_recipient *r = NULL;
+    assert_int_equal(age_identity_recipient(id, &r, &e), 0);
+    size_t n = (7u << 20) + 12345;
+    uint8_t *data = make_data(n, 4242);
+
+    for (size_t k = 0; k < sizeof pools / sizeof pools[0]; k++) {
+        for (int how = 0; how < 3; how++) {
+            /* Encrypt in parallel: cycling sizes, 3 MiB writes, one write. */
+            cs_buf ct = CS_BUF_INIT;
+            setenv("CASSETTE_AGE_THREADS", pools[k], 1);
+            cs_sink *s = age_encrypt_new(cs_buf_sink_new(&ct, SIZE_MAX), &r, 1, &e);
+            unsetenv("CASSETTE_AGE_THREADS");
+            assert_non_null(s);
+            int rc = how == 0   ? write_cycle(s, data, n, sizes, 5, &e)
+                     : how == 1 ? write_cycle(s, data, n, big, 1, &e)
+                                : cs_sink_write(s, data, n, &e);
+            assert_int_equal(rc, 0);
+            assert_int_equal(cs_sink_close(s, &e), 0);
+            cs_sink_free(s);
+            size_t chunks = (n + CHUNK - 1) / CHUNK;
+            assert_int_equal(ct.len, header_len(&ct) + 16 + n + 16 * chunks);
+
+            /* Every chunk has the nonce and flag of the serial stream. */
+            track t;
+            assert_int_equal(decrypt_buf(&id, 1, ct.data, ct.len, 2, &t, &e), 0);
+            assert_true(t.closed);
+            assert_int_equal(t.data.len, n);
+            assert_memory_equal(t.data.data, data, n);
+            cs_buf_free(&t.data);
+
+            /* Decrypt in parallel the same three ways. */
+            outcome o;
+            decrypt_with(pools[k], id, (const uint8_t *)ct.data, ct.len,
+                         how == 0 ? sizes : big, how == 2 ? 0 : how == 0 ? 5 : 1, &o);
+            if (o.rc)
+                fail_msg("parallel decryption (pool %s, writes %d): %s", pools[k], how, o.msg);
+            assert_true(o.t.closed);
+            assert_int_equal(o.t.data.len, n);
+            assert_memory_equal(o.t.data.data, data, n);
+            cs_buf_free(&o.t.data);
+            cs_buf_free(&ct);
+        }
+    }
+
+    /* Damage inside a batch: the chunks before the bad one are released,
+     * nothing after it, with the serial path's error. A whole number of
+     * chunks, so the final chunk is a full one. */
+    size_t m = 40 * (size_t)CHUNK;
+    cs_buf ct = CS_BUF_INIT;
+    encrypt_buf(&r, 1, data, m, 0, &ct);
+    size_t body = header_len(&ct) + 16;
+    static const size_t bad[] = { 0, 1, 5, 30, 31, 32, 33, 38, 39 };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (int where = 0; where < 2; where++) {
+            size_t pos = body + bad[b] * ENC + (where ? ENC - 1 : 100);
+            ct.data[pos] ^= 0x10;
+            for (int w = 0; w < 2; w++) {
+                outcome par, ser;
+                decrypt_with("2", id, (const uint8_t *)ct.data, ct.len, w ? big : NULL, w, &par);
+                decrypt_with("1", id, (const uint8_t *)ct.data, ct.len, w ? big : NULL, w, &ser);
+                same_outcome(&par, &ser, "flipped byte");
+                assert_int_equal(par.rc, CS_E_CORRUPT);
+                assert_int_equal(par.t.data.len, bad[b] * (size_t)CHUNK);
+                assert_memory_equal(par.t.data.data, data, par.t.data.len);
+                cs_buf_free(&par.t.data);
+                cs_buf_free(&ser.t.data);
+            }
+            ct.data[pos] ^= 0x10;
+        }
+    }
+    /* Data after the final (full) chunk: it is released, then the error. */
+    size_t full = ct.len;
+    cs_buf_add(&ct, "junk", 4);
+    for (size_t extra = 1; extra <= 4; extra += 3) {
+        outcome par, ser;
+        decrypt_with("2", id, (const uint8_t *)ct.data, full + extra, NULL, 0, &par);
+        decrypt_with("1", id, (const uint8_t *)ct.data, full + extra, NULL, 0, &ser);
+        same_outcome(&par, &ser, "data after the final chunk");
+        assert_int_equal(par.rc, CS_E_CORRUPT);
+        assert_int_equal(par.t.data.len, m);
+        cs_buf_free(&par.t.data);
+        cs_buf_free(&ser.t.data);
+    }
+    /* Cut at a chunk boundary: the last whole chunk is held back, then found
+     * not final at close; chunks swapped inside a batch. */
+    for (int k = 0; k < 2; k++) {
+        cs_buf c = CS_BUF_INIT;
+        cs_buf_add(&c, ct.data, full);
+        size_t len = full;
+        if (k == 0) {
+            len = body + 35 * ENC;
+        } else {
+            memcpy(c.data + body + 10 * ENC, ct.data + body + 11 * ENC, ENC);
+            memcpy(c.data + body + 11 * ENC, ct.data + body + 10 * ENC, ENC);
+        }
+        outcome par, ser;
+        decrypt_with("2", id, (const uint8_t *)c.data, len, NULL, 0, &par);
+        decrypt_with("1", id, (const uint8_t *)c.data, len, NULL, 0, &ser);
+        same_outcome(&par, &ser, k ? "swapped chunks" : "cut at a boundary");
+        assert_int_equal(par.rc, CS_E_CORRUPT);
+        assert_int_equal(par.t.data.len, (k ? 10 : 35) * (size_t)CHUNK);
+        cs_buf_free(&par.t.data);
+        cs_buf_free(&ser.t.data);
+        cs_buf_free(&c);
+    }
+    /* A failing next sink stops the stream at the write that failed. */
+    cs_buf small = CS_BUF_INIT;
+    setenv("CASSETTE_AGE_THREADS", "2", 1);
+    cs_sink *s = age_decrypt_new(cs_buf_sink_new(&small, 5 * (size_t)CHUNK), &id, 1, &e);
+    unsetenv("CASSETTE_AGE_THREADS");
+    int rc = cs_sink_write(s, ct.data, full, &e);
+    assert_int_equal(rc, CS_E_INVAL);
+    assert_int_equal(cs_sink_write(s, ct.data, 1, &e), CS_E_INVAL);
+    cs_sink_free(s);
+    cs_buf_free(&small);
+
+    cs_buf_free(&ct);
+    free(data);
+    age_recipient_free(r);
+    age_identity_free(id);
+}
+
 /* ---- interop with the age CLI ---------------------------------------------- */
 
 /* Run argv with stdout into out_path (NULL: /dev/null); the exit code. */
@@ -1086,6 +1280,7 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test_setup_teardown(test_armor, setup, teardown),
         cmocka_unit_test(test_identity_file),
+        cmocka_unit_test(test_parallel),
         cmocka_unit_test(test_interop_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
