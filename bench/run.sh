@@ -2,6 +2,11 @@
 # run.sh - run every benchmark script in bench/ and append a dated section with the
 # machine and their result tables to bench/RESULTS.md (`make bench` calls this after
 # building). Nothing is appended when a benchmark fails.
+#
+# The scripts: every bench/*.sh but this one, in name order: age_throughput.sh (native age
+# against age), s3_backup.sh (cassette backup against Fluxer's runbook pipeline, to a local S3
+# server; it starts its own Cassandra node and waits for a quiet machine). Name some of them
+# to run only those: bench/run.sh s3_backup.sh
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -9,10 +14,18 @@ ROOT=$(cd "$BENCH/.." && pwd)
 RESULTS=${BENCH_RESULTS:-$BENCH/RESULTS.md}
 
 scripts=()
-for f in "$BENCH"/*.sh; do
-    [[ $(basename "$f") == run.sh ]] && continue
-    scripts+=("$f")
-done
+if (( $# )); then
+    for f in "$@"; do
+        f=$BENCH/$(basename "$f")
+        [[ -x $f && $(basename "$f") != run.sh ]] || { echo "bench: no benchmark script $f" >&2; exit 1; }
+        scripts+=("$f")
+    done
+else
+    for f in "$BENCH"/*.sh; do
+        [[ $(basename "$f") == run.sh ]] && continue
+        scripts+=("$f")
+    done
+fi
 (( ${#scripts[@]} )) || { echo "bench: no benchmark scripts in $BENCH" >&2; exit 1; }
 
 out=$(mktemp)
