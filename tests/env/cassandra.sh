@@ -63,12 +63,6 @@ log_file()  { echo "$(node_dir "$1")/logs/system.log"; }
 now_ms()    { date +%s%3N; }
 
 # True while process PID exists and is not a zombie.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    local state
-    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-    [ "$state" != "Z" ]
-}
 
 # Prints the pid of node N's running Cassandra, or fails.
 running_pid() {
@@ -293,7 +287,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local n="$1" d pid deadline
+    local n="$1" d pid
     check_node "$n"
     d="$(node_dir "$n")"
     if ! pid="$(running_pid "$n")"; then
@@ -301,19 +295,7 @@ cmd_stop() {
         echo "node $n not running"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while alive "$pid"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "cassandra.sh: node $n (pid $pid) still up after ${STOP_TIMEOUT}s, sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            deadline=$(( $(date +%s) + 30 ))
-            while alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
-            break
-        fi
-        sleep 0.2
-    done
-    alive "$pid" && die "node $n (pid $pid) would not die"
+    stop_pid "$pid" "node $n" "$STOP_TIMEOUT"
     rm -f "$d/cassandra.pid"
     echo "node $n stopped (pid $pid)"
 }

@@ -112,3 +112,31 @@ exec_tmpdir_for() {
         *,noexec,*) mkdir -p "$1/tmp"; echo "$1/tmp" ;;
     esac
 }
+
+# Is pid $1 a live process (a zombie counts as gone)?
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local state
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+    [ "$state" != "Z" ]
+}
+
+# stop_pid PID WHAT TIMEOUT: SIGTERM, wait up to TIMEOUT s for the exit, then
+# SIGKILL; dies if the process still stands.
+stop_pid() {
+    local pid="$1" what="$2" timeout="$3" deadline
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$(( $(date +%s) + timeout ))
+    while alive "$pid"; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "$(basename "$0"): $what (pid $pid) still up after ${timeout}s, sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            deadline=$(( $(date +%s) + 30 ))
+            while alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+            break
+        fi
+        sleep 0.1
+    done
+    alive "$pid" && die "$what (pid $pid) would not die"
+    return 0
+}

@@ -70,12 +70,6 @@ PORT_FILE="$DIR/port"
 LOG="$DIR/versitygw.log"
 
 # True while process PID exists and is not a zombie.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    local state
-    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-    [ "$state" != "Z" ]
-}
 
 # Prints the pid of the running versitygw of DIR, or fails.
 running_pid() {
@@ -251,25 +245,13 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local pid deadline
+    local pid
     if ! pid="$(running_pid)"; then
         rm -f "$PID_FILE"
         echo "versitygw not running"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$(( $(date +%s) + STOP_TIMEOUT ))
-    while alive "$pid"; do
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            echo "s3.sh: versitygw (pid $pid) still up after ${STOP_TIMEOUT}s, sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            deadline=$(( $(date +%s) + 10 ))
-            while alive "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
-            break
-        fi
-        sleep 0.1
-    done
-    alive "$pid" && die "versitygw (pid $pid) would not die"
+    stop_pid "$pid" "versitygw" "$STOP_TIMEOUT"
     rm -f "$PID_FILE"
     echo "versitygw stopped (pid $pid)"
 }
