@@ -17,7 +17,9 @@
 #   CASSETTE_CASSANDRA_YAML (extra "key: value" lines that replace or extend cassandra.yaml),
 #   CASSETTE_CASSANDRA_START_TIMEOUT (seconds, default 180).
 #
-# Node N listens on 127.0.0.N (storage 7000, CQL 9042), JMX on 127.0.0.1:7N00.
+# Node N listens on 127.0.0.N (storage 7000, CQL 9042), JMX on 127.0.0.1:7N00. A node N
+# above --nodes is a cluster of its own (its own seed), so nodes of different bases can run
+# side by side when their numbers differ.
 # Layout: <base>/node<N>/{conf,data,commitlog,hints,saved_caches,cdc_raw,logs}/,
 #   cassandra.pid, cassette.ini.
 set -euo pipefail
@@ -78,7 +80,7 @@ running_pid() {
 
 # Token of node N of NODES, balanced over the Murmur3 ring.
 initial_token() {
-    python3 -c "import sys; n,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + (n-1)*(2**64//k))" "$1" "$NODES"
+    python3 -c "import sys; n,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + ((n-1) % k)*(2**64//k))" "$1" "$NODES"
 }
 
 data_dirs() {
@@ -94,6 +96,9 @@ write_conf() {
     mkdir -p "$d"/conf/triggers "$d"/{conf,commitlog,hints,saved_caches,cdc_raw,logs}
     while read -r i; do mkdir -p "$i"; done < <(data_dirs "$n")
     for ((i = 1; i <= NODES; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
+    # A node outside the cluster's size runs alone, as its own seed (the benchmark's node 3
+    # beside the tests' node 1, say): it never waits to gossip with a seed that is not there.
+    ((n <= NODES)) || seeds="$addr:7000"
     yaml="$d/conf/cassandra.yaml"
     {
         echo "# Written by tests/env/cassandra.sh; rewritten on every start."
