@@ -53,6 +53,7 @@ typedef struct cs_config {
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
     long zstd_level;
+    long jobs;              /* files handled at once by backup, restore, verify */
     /* S3 (see cs_s3_opts in storage/storage.h) */
     char *s3_endpoint;
     char *s3_region;
@@ -61,6 +62,7 @@ typedef struct cs_config {
     char *s3_session_token;     /* never logged */
     char *s3_bucket;
     char *s3_addressing;
+    char *s3_sign_payload;
     char *s3_ca_file;
     uint64_t s3_part_size;
     long s3_concurrency;

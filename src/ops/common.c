@@ -17,6 +17,7 @@ void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o)
     o->session_token = cfg->s3_session_token;
     o->bucket = cfg->s3_bucket;
     o->addressing = cfg->s3_addressing;
+    o->sign_payload = cfg->s3_sign_payload;
     o->ca_file = cfg->s3_ca_file;
     o->part_size = cfg->s3_part_size;
     o->concurrency = (unsigned)cfg->s3_concurrency;

@@ -16,8 +16,18 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "io/sink.h"
 #include "ops/ops.h"
+
+/* A file to download into dir, planned first and then placed --jobs at a
+ * time. */
+typedef struct placement {
+    const cs_mtable *t;
+    const cs_mfile *f;
+    char *dir;
+    bool done;
+} placement;
 
 typedef struct restore_ctx {
     const cs_config *cfg;
@@ -25,6 +35,8 @@ typedef struct restore_ctx {
     cs_manifest m;
     bool *selected;        /* per manifest table */
     cs_restore_result *res;
+    placement *plan;
+    size_t n_plan;
 } restore_ctx;
 
 static bool is_replace(const cs_config *cfg)
@@ -40,6 +52,8 @@ static int check_args(const cs_config *cfg, cs_err *e)
         return cs_err_set(e, CS_E_INVAL, "restore needs --backup NAME (see cassette list)");
     if (strcmp(cfg->mode, "import") && strcmp(cfg->mode, "replace"))
         return cs_err_set(e, CS_E_INVAL, "--mode must be import or replace, not \"%s\"", cfg->mode);
+    if (cfg->jobs < 1 || cfg->jobs > 64)
+        return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
     return 0;
 }
 
@@ -108,6 +122,7 @@ static int select_tables(restore_ctx *c, cs_err *e)
 
 /* ---- placing one file ---- */
 
+/* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
 {
     char *path = cs_path_join(dir, f->name);
@@ -122,14 +137,57 @@ static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err
         rc = cs_ops_fetch_object(c->repo, f, out, e); /* takes out */
     else
         cs_sink_free(out);
-    if (!rc) {
-        c->res->files++;
-        c->res->bytes += f->size;
-    } else {
+    if (rc)
         cs_err_prefix(e, "%s", f->name);
-    }
     free(parent);
     free(path);
+    return rc;
+}
+
+static void plan_file(restore_ctx *c, const cs_mtable *t, const cs_mfile *f, char *dir /* taken */)
+{
+    c->plan = cs_realloc(c->plan, (c->n_plan + 1) * sizeof *c->plan);
+    c->plan[c->n_plan++] = (placement){ t, f, dir, false };
+}
+
+static int place_run(void *arg, size_t i, cs_err *e)
+{
+    restore_ctx *c = arg;
+    placement *p = &c->plan[i];
+    int rc = place_file(c, p->f, p->dir, e);
+    if (rc)
+        cs_err_prefix(e, "%s.%s", p->t->keyspace, p->t->table);
+    p->done = rc == 0;
+    return rc;
+}
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const placement *x = a, *y = b;
+    return x->f->size < y->f->size ? 1 : x->f->size > y->f->size ? -1 : 0;
+}
+
+static void free_plan(restore_ctx *c)
+{
+    for (size_t i = 0; i < c->n_plan; i++)
+        free(c->plan[i].dir);
+    free(c->plan);
+    c->plan = NULL;
+    c->n_plan = 0;
+}
+
+/* Download every planned file, the largest first, --jobs at a time. */
+static int place_planned(restore_ctx *c, cs_err *e)
+{
+    if (c->n_plan > 1)
+        qsort(c->plan, c->n_plan, sizeof *c->plan, by_size_desc);
+    int rc = cs_parallel_for(c->n_plan, (unsigned)c->cfg->jobs, place_run, c, e);
+    for (size_t i = 0; i < c->n_plan; i++)
+        if (c->plan[i].done) {
+            c->res->files++;
+            c->res->bytes += c->plan[i].f->size;
+        }
+    free_plan(c);
     return rc;
 }
 
@@ -240,16 +298,17 @@ static void clean_stale_staging(const char *root)
         closedir(d);
 }
 
-/* Download and check every file of table t into <stage>/<ks>/<table>.
- * Secondary index files (in subdirectories) are left out: import rebuilds
- * indexes from the base table. */
+/* Plan every file of table t into <stage>/<ks>/<table> (made now, so that
+ * a table without files still has its directory). Secondary index files
+ * (in subdirectories) are left out: import rebuilds indexes from the base
+ * table. */
 static int stage_table(restore_ctx *c, const cs_mtable *t, const char *stage, cs_err *e)
 {
     char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
     int rc = cs_mkdirs(dir, 0755, e);
     for (size_t j = 0; !rc && j < t->n_files; j++)
         if (!strchr(t->files[j].name, '/'))
-            rc = place_file(c, &t->files[j], dir, e);
+            plan_file(c, t, &t->files[j], cs_strdup(dir));
     free(dir);
     if (rc)
         cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
@@ -264,6 +323,34 @@ static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *stage, 
     free(dir);
     if (rc)
         cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    return rc;
+}
+
+typedef struct import_run {
+    restore_ctx *c;
+    cs_nodetool *nt;
+    const char *stage;
+    size_t *tables; /* indexes of the selected tables */
+} import_run;
+
+/* Runs on a worker thread: one nodetool process per table. Start-up of the
+ * nodetool JVM is most of an import, so tables are imported --jobs at a
+ * time. */
+static int import_one(void *arg, size_t i, cs_err *e)
+{
+    import_run *r = arg;
+    return import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
+}
+
+static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, cs_err *e)
+{
+    import_run r = { c, nt, stage, cs_calloc(c->m.n_tables + 1, sizeof(size_t)) };
+    size_t n = 0;
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (c->selected[i])
+            r.tables[n++] = i;
+    int rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, import_one, &r, e);
+    free(r.tables);
     return rc;
 }
 
@@ -293,10 +380,11 @@ static int restore_import(restore_ctx *c, cs_err *e)
         if (c->selected[i])
             rc = stage_table(c, &c->m.tables[i], stage, e);
     if (!rc)
+        rc = place_planned(c, e);
+    if (!rc)
         rc = ensure_schema(c, conn, e);
-    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
-        if (c->selected[i])
-            rc = import_table(nt, &c->m.tables[i], stage, e);
+    if (!rc)
+        rc = import_tables(c, nt, stage, e);
     cs_err cleanup;
     cs_err_clear(&cleanup);
     cs_remove_tree(stage, &cleanup);
@@ -366,21 +454,18 @@ static int stage_replace(restore_ctx *c, const cs_strlist *dirs, cs_err *e)
 {
     remove_incoming(dirs); /* left by a killed restore: only copies */
     int rc = 0;
-    for (size_t i = 0; !rc && i < c->m.n_tables; i++) {
+    for (size_t i = 0; i < c->m.n_tables; i++) {
         if (!c->selected[i])
             continue;
         const cs_mtable *t = &c->m.tables[i];
-        for (size_t j = 0; !rc && j < t->n_files; j++) {
+        for (size_t j = 0; j < t->n_files; j++) {
             const cs_mfile *f = &t->files[j];
             char *in = incoming_dir(dirs->items[f->data_dir < dirs->n ? f->data_dir : 0]);
-            char *dir = cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id);
-            rc = place_file(c, f, dir, e);
-            free(dir);
+            plan_file(c, t, f, cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id));
             free(in);
         }
-        if (rc)
-            cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
     }
+    rc = place_planned(c, e);
     for (size_t d = 0; !rc && d < dirs->n; d++) {
         char *in = incoming_dir(dirs->items[d]);
         rc = cs_mkdirs(in, 0755, e); /* a data dir that gets no file still gets replaced */
@@ -509,6 +594,7 @@ int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
     if (rc)
         cs_err_prefix(e, "restore %s", cfg->backup);
     res->seconds = cs_now() - t0;
+    free_plan(&c);
     free(c.selected);
     cs_manifest_free(&c.m);
     cs_repo_free(c.repo);

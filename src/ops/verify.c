@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "io/sink.h"
 #include "ops/ops.h"
 
@@ -21,6 +22,8 @@ typedef struct verify_ctx {
     size_t n_manifests;
     ref *refs;
     size_t n_refs;
+    struct obj_group *groups;
+    size_t n_groups;
     cs_verify_result *res;
 } verify_ctx;
 
@@ -80,27 +83,55 @@ static void add_problem(cs_verify_result *res, const ref *r, const char *reason)
     p->reason = cs_strdup(reason);
 }
 
-/* Check refs[first..last) which share one object. Two manifests that
- * disagree about an object's content are a problem of their own. */
-static void check_group(verify_ctx *c, size_t first, size_t last)
+/* refs[first..last) share one object: it is read once. */
+typedef struct obj_group {
+    size_t first, last;
+    int rc;
+    cs_err err;
+} obj_group;
+
+/* Runs on a worker thread: reads the object, records the outcome in g. A
+ * damaged object is a finding, not a reason to stop: always returns 0. */
+static int read_group(void *arg, size_t i, cs_err *e)
 {
-    const cs_mfile *f = c->refs[first].file;
-    cs_err e;
-    cs_err_clear(&e);
+    verify_ctx *c = arg;
+    obj_group *g = &c->groups[i];
+    cs_err_clear(&g->err);
     cs_sink *null = cs_null_sink_new();
-    int rc = cs_ops_fetch_object(c->repo, f, null, &e);
+    g->rc = cs_ops_fetch_object(c->repo, c->refs[g->first].file, null, &g->err);
+    if (g->rc)
+        cs_debug("verify: %s", g->err.msg);
+    (void)e;
+    return 0;
+}
+
+/* Two manifests that disagree about an object's content are a problem of
+ * their own. */
+static void report_group(verify_ctx *c, const obj_group *g)
+{
+    const cs_mfile *f = c->refs[g->first].file;
     c->res->objects++;
     c->res->bytes += f->size;
-    for (size_t i = first; i < last; i++) {
-        const cs_mfile *g = c->refs[i].file;
+    for (size_t i = g->first; i < g->last; i++) {
+        const cs_mfile *other = c->refs[i].file;
         c->res->files++;
-        if (rc)
-            add_problem(c->res, &c->refs[i], e.msg);
-        else if (g->size != f->size || strcmp(g->hash, f->hash))
+        if (g->rc)
+            add_problem(c->res, &c->refs[i], g->err.msg);
+        else if (other->size != f->size || strcmp(other->hash, f->hash))
             add_problem(c->res, &c->refs[i], "manifests disagree about this object's content");
     }
-    if (rc)
-        cs_debug("verify: %s", e.msg);
+}
+
+static void group_refs(verify_ctx *c)
+{
+    for (size_t i = 0; i < c->n_refs;) {
+        size_t j = i + 1;
+        while (j < c->n_refs && !strcmp(c->refs[j].file->object, c->refs[i].file->object))
+            j++;
+        c->groups = cs_realloc(c->groups, (c->n_groups + 1) * sizeof *c->groups);
+        c->groups[c->n_groups++] = (obj_group){ i, j, 0, { 0 } };
+        i = j;
+    }
 }
 
 int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
@@ -111,6 +142,8 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     c.res = res;
     if (!cfg->repo)
         return cs_err_set(e, CS_E_INVAL, "verify needs --repo");
+    if (cfg->jobs < 1 || cfg->jobs > 64)
+        return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
     int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
     if (!rc)
         rc = cs_ops_require_identity(c.repo, e);
@@ -119,14 +152,12 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     if (!rc) {
         res->backups = c.n_manifests;
         collect_refs(&c);
-        for (size_t i = 0; i < c.n_refs;) {
-            size_t j = i + 1;
-            while (j < c.n_refs && !strcmp(c.refs[j].file->object, c.refs[i].file->object))
-                j++;
-            check_group(&c, i, j);
-            i = j;
-        }
+        group_refs(&c);
+        cs_parallel_for(c.n_groups, (unsigned)cfg->jobs, read_group, &c, e);
+        for (size_t i = 0; i < c.n_groups; i++)
+            report_group(&c, &c.groups[i]);
     }
+    free(c.groups);
     free(c.refs);
     for (size_t i = 0; i < c.n_manifests; i++)
         cs_manifest_free(&c.manifests[i]);

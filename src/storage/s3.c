@@ -7,10 +7,14 @@
  * exponential backoff and full jitter on 5xx, 429/SlowDown, timeouts and
  * dropped connections; downloads resume with a Range where they stopped.
  * Objects up to one part are sent with one PUT; larger ones as a multipart
- * upload with several parts in flight, aborted if anything fails. Memory is
- * bounded by (concurrency + 1) parts per open writer. A token bucket limits
- * the bytes per second of the whole process. Must not: log or report any
- * credential. */
+ * upload with several parts in flight, aborted if anything fails. Part
+ * buffers come from one pool per storage handle, at most concurrency + 1 of
+ * them however many writers are open at once, so memory stays bounded when
+ * many files are stored in parallel. A token bucket limits the bytes per
+ * second of the whole process. Payloads are signed (SHA-256 of the body)
+ * over http and sent as UNSIGNED-PAYLOAD over https, where TLS protects them
+ * in transit (what the AWS SDKs do); every stored object also carries its own
+ * end-to-end hash. Must not: log or report any credential. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +32,7 @@
 #include "storage/storage.h"
 
 #define S3_MIN_PART (5u << 20)
-#define S3_DEFAULT_PART (16u << 20)
+#define S3_DEFAULT_PART (8u << 20)
 #define S3_MAX_PARTS 10000
 #define S3_BODY_MAX (16u << 20) /* largest XML response we read */
 #define S3_DELETE_BATCH 1000
@@ -64,7 +68,13 @@ typedef struct s3_storage {
     unsigned concurrency;
     unsigned retries;
     long timeout_s;
+    bool sign_payload;   /* SHA-256 of every body in the signature */
     s3_limiter limiter;
+    /* part buffers shared by every writer: at most bufs_max exist */
+    pthread_mutex_t bufs_lock;
+    pthread_cond_t bufs_cond;
+    uint8_t **bufs_free;
+    unsigned bufs_free_n, bufs_made, bufs_max;
     pthread_mutex_t pool_lock;
     CURL **pool;         /* idle easy handles: their connections stay open */
     size_t pool_n;
@@ -405,8 +415,10 @@ static void set_range(s3_req *r, size_t slot, char *buf, size_t cap)
 static int s3_request(s3_storage *s, s3_req *r, cs_err *e)
 {
     char payload_hash[CS_SIGV4_HEX];
-    if (r->body)
+    if (r->body && s->sign_payload)
         cs_sigv4_sha256_hex(r->body, r->body_len, payload_hash);
+    else if (r->body)
+        memcpy(payload_hash, CS_SIGV4_UNSIGNED_PAYLOAD, sizeof CS_SIGV4_UNSIGNED_PAYLOAD);
     else
         memcpy(payload_hash, CS_SIGV4_EMPTY_SHA256, sizeof payload_hash);
     r->s = s;
@@ -577,12 +589,41 @@ static int s3_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, vo
     return rc;
 }
 
+/* ---- part buffers ----------------------------------------------------- */
+
+/* A part_size buffer from the pool, waiting while all bufs_max are taken.
+ * Every taken buffer is either being filled by a writer that is running or
+ * carried by an upload that finishes on its own, so the wait ends. */
+static uint8_t *buf_take(s3_storage *s)
+{
+    uint8_t *b = NULL;
+    pthread_mutex_lock(&s->bufs_lock);
+    while (s->bufs_free_n == 0 && s->bufs_made >= s->bufs_max)
+        pthread_cond_wait(&s->bufs_cond, &s->bufs_lock);
+    if (s->bufs_free_n > 0)
+        b = s->bufs_free[--s->bufs_free_n];
+    else
+        s->bufs_made++;
+    pthread_mutex_unlock(&s->bufs_lock);
+    return b ? b : cs_malloc(s->part_size);
+}
+
+static void buf_give(s3_storage *s, uint8_t *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&s->bufs_lock);
+    s->bufs_free[s->bufs_free_n++] = b;
+    pthread_cond_signal(&s->bufs_cond);
+    pthread_mutex_unlock(&s->bufs_lock);
+}
+
 /* ---- put: one PUT, or a multipart upload with parts in flight ----------- */
 
 typedef struct s3_part {
     struct s3_writer *w;
     unsigned number;
-    uint8_t *data;          /* part_size bytes, owned */
+    uint8_t *data;          /* a pool buffer, given back when the upload ends */
     size_t len;
     bool running;
     pthread_t thread;
@@ -596,7 +637,7 @@ typedef struct s3_writer {
     s3_storage *s;
     char *key;
     int flags;
-    uint8_t *buf;           /* the part being filled */
+    uint8_t *buf;           /* the part being filled: a pool buffer, or NULL */
     size_t len;
     char *upload_id;        /* set once the object outgrows one part */
     s3_part *slots;         /* concurrency of them */
@@ -621,6 +662,8 @@ static void *upload_part(void *arg)
     if (!p->rc)
         memcpy(p->etag, r.etag, sizeof p->etag);
     req_free(&r);
+    buf_give(w->s, p->data); /* at once: another writer may be waiting for it */
+    p->data = NULL;
     return NULL;
 }
 
@@ -667,7 +710,7 @@ static int initiate(s3_writer *w, cs_err *e)
 }
 
 /* Hand the full buffer to a free slot's thread (waiting for the oldest
- * part when all are busy); the slot's idle buffer becomes the new one. */
+ * part when all are busy); the next write takes a new one from the pool. */
 static int dispatch(s3_writer *w, cs_err *e)
 {
     if (w->parts >= S3_MAX_PARTS)
@@ -679,11 +722,10 @@ static int dispatch(s3_writer *w, cs_err *e)
         *e = w->fail_err;
         return w->failed;
     }
-    uint8_t *spare = p->data ? p->data : cs_malloc(w->s->part_size);
     p->data = w->buf;
     p->len = w->len;
     p->number = ++w->parts;
-    w->buf = spare;
+    w->buf = NULL; /* the next write takes another from the pool */
     w->len = 0;
     p->running = pthread_create(&p->thread, NULL, upload_part, p) == 0;
     if (!p->running) {
@@ -697,6 +739,8 @@ static int w_write(cs_sink *sink, const uint8_t *p, size_t n, cs_err *e)
 {
     s3_writer *w = (s3_writer *)(void *)sink;
     while (n > 0) {
+        if (!w->buf)
+            w->buf = buf_take(w->s);
         size_t room = w->s->part_size - w->len;
         size_t k = n < room ? n : room;
         memcpy(w->buf + w->len, p, k);
@@ -717,7 +761,8 @@ static int w_write(cs_sink *sink, const uint8_t *p, size_t n, cs_err *e)
 
 static int put_single(s3_writer *w, cs_err *e)
 {
-    s3_req r = { .method = "PUT", .key = w->key, .body = w->buf, .body_len = w->len };
+    static const uint8_t empty[1];
+    s3_req r = { .method = "PUT", .key = w->key, .body = w->buf ? w->buf : empty, .body_len = w->len };
     if (w->flags & CS_PUT_EXCLUSIVE) {
         r.headers[0] = (cs_sigv4_pair){ "If-None-Match", "*" };
         r.nheaders = 1;
@@ -800,13 +845,11 @@ static void w_free(cs_sink *sink)
     s3_writer *w = (s3_writer *)(void *)sink;
     abort_upload(w); /* freed without a successful close: leave nothing open */
     join_all(w);
-    for (unsigned i = 0; i < w->s->concurrency; i++)
-        free(w->slots[i].data);
+    buf_give(w->s, w->buf);
     for (unsigned i = 0; i < w->parts && w->etags; i++)
         free(w->etags[i]);
     free(w->etags);
     free(w->slots);
-    free(w->buf);
     free(w->key);
     free(w);
 }
@@ -831,7 +874,6 @@ static int s3_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_
     w->s = s;
     w->key = cs_strdup(key);
     w->flags = flags;
-    w->buf = cs_malloc(s->part_size);
     w->slots = cs_calloc(s->concurrency, sizeof *w->slots);
     for (unsigned i = 0; i < s->concurrency; i++)
         w->slots[i].w = w;
@@ -848,6 +890,11 @@ static void s3_free(cs_storage *st)
     for (size_t i = 0; i < s->pool_n; i++)
         curl_easy_cleanup(s->pool[i]);
     free(s->pool);
+    for (unsigned i = 0; i < s->bufs_free_n; i++)
+        free(s->bufs_free[i]);
+    free(s->bufs_free);
+    pthread_mutex_destroy(&s->bufs_lock);
+    pthread_cond_destroy(&s->bufs_cond);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_mutex_destroy(&s->limiter.lock);
     if (s->secret_access_key)
@@ -929,6 +976,20 @@ static int parse_endpoint(s3_storage *s, const cs_s3_opts *o, cs_err *e)
     return rc;
 }
 
+static int parse_signing(s3_storage *s, const cs_s3_opts *o, cs_err *e)
+{
+    const char *mode = o->sign_payload && *o->sign_payload ? o->sign_payload : "auto";
+    if (!strcmp(mode, "yes"))
+        s->sign_payload = true;
+    else if (!strcmp(mode, "no"))
+        s->sign_payload = false;
+    else if (!strcmp(mode, "auto"))
+        s->sign_payload = strcmp(s->scheme, "https") != 0;
+    else
+        return cs_err_set(e, CS_E_INVAL, "S3 payload signing must be yes, no or auto, not \"%s\"", mode);
+    return 0;
+}
+
 static void apply_defaults(s3_storage *s, const cs_s3_opts *o)
 {
     s->part_size = o->part_size ? o->part_size : S3_DEFAULT_PART;
@@ -939,6 +1000,10 @@ static void apply_defaults(s3_storage *s, const cs_s3_opts *o)
         s->concurrency = 64;
     s->retries = o->retries ? o->retries : 6;
     s->timeout_s = o->timeout_s > 0 ? o->timeout_s : 30;
+    s->bufs_max = s->concurrency + 1;
+    s->bufs_free = cs_calloc(s->bufs_max, sizeof *s->bufs_free);
+    pthread_mutex_init(&s->bufs_lock, NULL);
+    pthread_cond_init(&s->bufs_cond, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_mutex_init(&s->limiter.lock, NULL);
     s->limiter.rate = (double)o->rate_limit;
@@ -976,6 +1041,8 @@ int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **ou
     int rc = parse_location(s, location, o, e);
     if (!rc)
         rc = parse_endpoint(s, o, e);
+    if (!rc)
+        rc = parse_signing(s, o, e);
     if (!rc && (!s->access_key_id || !s->secret_access_key))
         rc = cs_err_set(e, CS_E_INVAL, "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                                        "(or B2_KEY_ID and B2_APPLICATION_KEY)");

@@ -58,8 +58,10 @@ typedef struct cs_s3_opts {
     const char *bucket;            /* used when the location names none ("s3://" or "s3:///prefix") */
     const char *addressing;        /* "path", "virtual", or "auto" (path for a custom endpoint) */
     const char *ca_file;           /* PEM bundle instead of the system store */
-    uint64_t part_size;            /* multipart part size, default 16 MiB (min 5 MiB) */
-    unsigned concurrency;          /* parts in flight per upload, default 4 */
+    const char *sign_payload;      /* "yes", "no", or "auto" (yes over http only) */
+    uint64_t part_size;            /* multipart part size, default 8 MiB (min 5 MiB) */
+    unsigned concurrency;          /* parts in flight, default 4; the process holds at
+                                      most concurrency + 1 part buffers */
     uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
     unsigned retries;              /* attempts after the first, default 6 */
     long timeout_s;                /* connect timeout and stall limit, default 30 */

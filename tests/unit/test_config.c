@@ -152,7 +152,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.cql_host, "127.0.0.1");
     assert_int_equal(cfg.cql_port, 9042);
     assert_string_equal(cfg.nodetool, "nodetool");
-    assert_int_equal(cfg.zstd_level, 3);
+    assert_int_equal(cfg.zstd_level, 1);
+    assert_int_equal(cfg.jobs, 4);
+    assert_string_equal(cfg.s3_sign_payload, "auto");
     assert_string_equal(cfg.mode, "import");
     assert_null(cfg.repo);
     assert_null(cfg.config_file);
