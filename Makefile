@@ -99,7 +99,7 @@ demo:
 	./scripts/demo.sh
 
 bench: all
-	./bench/run.sh
+	./bench/run
 
 clean:
 	rm -rf build
