@@ -178,7 +178,7 @@ class Bench:
         m.requests = self.requests_so_far() - before_req if self.gw_pid else None
         if bucket:
             m.stored = self.bucket_bytes(bucket) - before_bytes
-        m.stdout = out
+        m.stdout, m.stderr = out, err
         if p.returncode != 0:
             tail = " | ".join(err.strip().splitlines()[-4:])
             raise BenchError(f"{label} failed (exit {p.returncode}): {tail}")
@@ -202,13 +202,21 @@ class Bench:
             self.node = 3
             self.s3("stop", check=False, capture_output=True)  # a --keep run's server
             shutil.rmtree(self.s3_dir, ignore_errors=True)
-            self.s3("--port", str(self.args.s3_port), "start", capture_output=True)
+            # https, as AWS S3 and B2 are: every client then sends UNSIGNED-PAYLOAD bodies
+            # under TLS (cassette, awscli and Medusa's boto3 alike).
+            self.s3("--port", str(self.args.s3_port), "--tls", "start", capture_output=True)
             self.started_s3 = True
             self.gw_pid = int(self.s3("pid", capture_output=True).stdout.strip())
         for b in self.buckets():
             self.s3("mkbucket", b, capture_output=True)
         self.s3_port = int(self.s3("port", capture_output=True).stdout.strip())
-        self.endpoint = f"http://127.0.0.1:{self.s3_port}"
+        self.endpoint = self.s3("endpoint", capture_output=True).stdout.strip()
+        self.ca = None
+        if self.endpoint.startswith("https:"):
+            self.ca = self.s3("ca", capture_output=True).stdout.strip()
+
+    def ca_args(self, flag):
+        return [flag, self.ca] if self.ca else []
 
     def buckets(self):
         bs = ["bench-cassette", "bench-fluxer"]
@@ -313,7 +321,7 @@ class Bench:
     def cassette(self, label, cmd, *a, node=None, bucket="bench-cassette"):
         node = node or self.node
         ini = self.cassandra("ini", str(node), capture_output=True).stdout.strip()
-        argv = [CASSETTE, cmd, "--config", ini, "--s3-endpoint", self.endpoint, *a]
+        argv = [CASSETTE, cmd, "--config", ini, "--s3-endpoint", self.endpoint, *self.ca_args("--s3-ca-file"), *a]
         if cmd in ("backup", "restore", "verify"):
             argv.append("--json")
         return self.measure(label, argv, env=self.cassette_env(), bucket=bucket)
@@ -327,7 +335,8 @@ class Bench:
     def run_cassette(self, key_pub, key_file):
         repo = "s3://bench-cassette/repo"
         ks = self.ks_args() if self.args.smoke else []
-        run([CASSETTE, "init", "--repo", repo, "--recipient", key_pub, "--s3-endpoint", self.endpoint],
+        run([CASSETTE, "init", "--repo", repo, "--recipient", key_pub, "--s3-endpoint", self.endpoint,
+             *self.ca_args("--s3-ca-file")],
             env=self.cassette_env(), capture_output=True)
         self.evict()
         c1 = self.cassette("cassette full", "backup", "--repo", repo, "--name", "b1", *ks)
@@ -475,12 +484,19 @@ class Bench:
             setups[profile] = medusa_peer.MedusaSetup(
                 work_dir=str(self.work / f"medusa-{profile}"), node_base=str(self.base), node=self.node,
                 s3_host="127.0.0.1", s3_port=self.s3_port, bucket=f"bench-medusa-{profile}",
-                access_key=S3_KEY, secret_key=S3_SECRET, profile=profile, medusa_exe=exe)
+                access_key=S3_KEY, secret_key=S3_SECRET, profile=profile, medusa=exe,
+                # https without checking the certificate: Medusa cannot be given a CA file
+                # (its ssl_verify is off "until we work out how to specify custom certs").
+                overrides={"storage": {"secure": "True"}} if self.ca else {})
+            setups[profile].write()
         return medusa_peer, setups
 
-    def medusa(self, peer, setup, label, *args, bucket=None):
+    def medusa(self, peer, setup, label, args, bucket=None):
         argv, env = peer.argv_env(setup, *args)
-        return self.measure(label, argv, env=env, bucket=bucket)
+        m = self.measure(label, argv, env=env, cwd=setup.work_dir, bucket=bucket)
+        if peer.SNAPSHOT_FAILED in m.stdout + m.stderr:
+            raise BenchError(f"{label}: Medusa's nodetool snapshot failed (it exits 0 anyway)")
+        return m
 
     # -- the machine's limits --
     def limits(self, key_pub):
@@ -504,9 +520,10 @@ class Bench:
         best_put = None
         for par in (1, 4) if self.args.smoke else (1, 2, 4, 8, 16):
             script = ('seq "$1" | xargs -P "$2" -I{} curl -sf -o /dev/null --aws-sigv4 aws:amz:us-east-1:s3 '
-                      '--user "$3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$4" "$5/bench-fluxer/raw/{}"')
+                      '--user "$3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$4" $6 "$5/bench-fluxer/raw/{}"')
             m = self.measure(f"limit: raw PUT x{par}", ["bash", "-c", script, "_", str(nobj), str(par),
-                                                         f"{S3_KEY}:{S3_SECRET}", blob, self.endpoint])
+                                                         f"{S3_KEY}:{S3_SECRET}", blob, self.endpoint,
+                                                         f"--cacert {self.ca}" if self.ca else ""])
             m.put_bytes = nobj * 8 * MIB
             if best_put is None or m.wall < best_put.wall:
                 best_put = m
@@ -677,13 +694,15 @@ def main():
         fx1 = b.fluxer_backup("Fluxer full", key_pub)
         if not args.smoke:  # the same steps again: the smoke run has proved them once
             b.fluxer_backup("Fluxer no change", key_pub)
+        # Medusa: differential mode throughout (its command line's default, and the only mode in
+        # which backups share files); the first differential backup uploads everything.
         if peer:
             for prof in ("tuned", "default"):
                 b.evict()
-                b.medusa(peer, setups[prof], f"Medusa {prof} full", "backup-node", "--backup-name", "m1",
-                         "--mode", "full", bucket=f"bench-medusa-{prof}")
-                b.medusa(peer, setups[prof], f"Medusa {prof} no change", "backup-node", "--backup-name", "m2",
-                         "--mode", "differential", bucket=f"bench-medusa-{prof}")
+                b.medusa(peer, setups[prof], f"Medusa {prof} full", peer.backup_args("m1", "differential"),
+                         bucket=f"bench-medusa-{prof}")
+                b.medusa(peer, setups[prof], f"Medusa {prof} no change", peer.backup_args("m2", "differential"),
+                         bucket=f"bench-medusa-{prof}")
         grown = b.grow()
         new_bytes = b.cassette_after_grow(repo)
         say(f"grew by {grown / MIB:.1f} MiB of new SSTables; {new_bytes / MIB:.1f} MiB of live SSTables "
@@ -694,15 +713,14 @@ def main():
         fx3 = fx1 if args.smoke else b.fluxer_backup("Fluxer after 5%", key_pub)
         if peer:
             for prof in ("tuned", "default"):
-                b.medusa(peer, setups[prof], f"Medusa {prof} after 5%", "backup-node", "--backup-name", "m3",
-                         "--mode", "differential", bucket=f"bench-medusa-{prof}")
+                b.medusa(peer, setups[prof], f"Medusa {prof} after 5%", peer.backup_args("m3", "differential"),
+                         bucket=f"bench-medusa-{prof}")
         _, put_bytes = b.limits(key_pub)
         b.restore_cassette(repo, key_file)
         b.fluxer_restore(fx3, key_file)
         if peer:
             for prof in ("tuned", "default"):
-                argv, env = peer.restore_argv_env(setups[prof], "m3")
-                b.measure(f"Medusa {prof} restore", argv, env=env)
+                b.medusa(peer, setups[prof], f"Medusa {prof} restore", peer.restore_args(setups[prof], "m3"))
                 b.check_rows(f"127.0.0.{b.node}", f"Medusa {prof} restore")
         del fx1
         text = report(b, data_bytes, new_bytes, put_bytes)

@@ -12,10 +12,12 @@
 #   s3.sh aws ARGS...      awscli against the server: endpoint (unless ARGS has --endpoint-url),
 #                          test credentials, region, path-style addressing, no ~/.aws
 #   s3.sh pid | port | dir print the server's pid (exit 3 if stopped) / port / directory
+#   s3.sh endpoint | ca    print the endpoint URL / the CA file clients must trust (https only)
 #
 # Options (before the command): --port P (default $CASSETTE_S3_PORT or 7070; once started, the other
 #   commands use the running server's port), --dir D (default $CASSETTE_TEST_DIR/s3, that is
-#   /tmp/cassette-test/s3).
+#   /tmp/cassette-test/s3), --tls (start: serve https with a self-signed certificate for
+#   127.0.0.1 made with openssl in D/tls/; the other commands follow the running server).
 # Environment: CASSETTE_VERSITYGW (binary; default $CASSETTE_CACHE/go/bin/versitygw, then PATH),
 #   CASSETTE_AWS (awscli; default /usr/bin/aws, then PATH), CASSETTE_S3_META (xattr, sidecar
 #   or none; default: xattr when the filesystem of D takes user xattrs, else sidecar),
@@ -35,6 +37,7 @@ S3_REGION="us-east-1"
 S3_HOST="127.0.0.1"
 DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}/s3"
 PORT=""
+TLS=0
 START_TIMEOUT="${CASSETTE_S3_START_TIMEOUT:-60}"
 STOP_TIMEOUT=20
 
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
         --port=*) PORT="${1#--port=}"; shift ;;
         --dir) [ $# -ge 2 ] || usage; DIR="$2"; shift 2 ;;
         --dir=*) DIR="${1#--dir=}"; shift ;;
+        --tls) TLS=1; shift ;;
         aws) args+=("$@"); break ;;   # everything after `aws` belongs to awscli
         --) shift; args+=("$@"); break ;;
         *) args+=("$1"); shift ;;
@@ -67,6 +71,8 @@ mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 PID_FILE="$DIR/versitygw.pid"
 PORT_FILE="$DIR/port"
+SCHEME_FILE="$DIR/scheme"
+CA_FILE="$DIR/tls/cert.pem"
 LOG="$DIR/versitygw.log"
 
 # True while process PID exists and is not a zombie.
@@ -89,6 +95,23 @@ port() {
     echo "${p:-${PORT:-${CASSETTE_S3_PORT:-7070}}}"
 }
 
+# http or https: what the running server speaks (its scheme file), else what --tls asks for.
+scheme() {
+    if running_pid >/dev/null && [ -f "$SCHEME_FILE" ]; then cat "$SCHEME_FILE"; return 0; fi
+    if [ "$TLS" = 1 ]; then echo https; else echo http; fi
+}
+
+endpoint() { echo "$(scheme)://$S3_HOST:$(port)"; }
+
+# A self-signed certificate for 127.0.0.1 (kept across restarts of the same DIR).
+make_cert() {
+    [ -s "$CA_FILE" ] && [ -s "$DIR/tls/key.pem" ] && return 0
+    mkdir -p "$DIR/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$S3_HOST" \
+        -addext "subjectAltName=IP:$S3_HOST" -keyout "$DIR/tls/key.pem" -out "$CA_FILE" \
+        >/dev/null 2>&1 || die "openssl could not make a certificate in $DIR/tls"
+}
+
 versitygw_bin() {
     local b
     for b in "${CASSETTE_VERSITYGW:-}" "$CASSETTE_CACHE/go/bin/versitygw" \
@@ -104,6 +127,15 @@ aws_bin() {
         [ -n "$b" ] && [ -x "$b" ] && { echo "$b"; return 0; }
     done
     die "no awscli (run scripts/install-deps.sh, or set CASSETTE_AWS)"
+}
+
+# True when the server answers an unsigned request (any HTTP status).
+server_answers() {
+    if [ "$(scheme)" = https ]; then
+        curl -s -o /dev/null --max-time 5 --cacert "$CA_FILE" "https://$1:$2/"
+    else
+        http_answers "$1" "$2"
+    fi
 }
 
 # True when HOST PORT answers a plain unsigned HTTP request with an HTTP status line.
@@ -157,13 +189,15 @@ run_aws() {
         case "$a" in --endpoint-url|--endpoint-url=*) ep=0 ;; esac
     done
     local extra=()
-    [ "$ep" = 1 ] && extra=(--endpoint-url "http://$S3_HOST:$(port)")
+    [ "$ep" = 1 ] && extra=(--endpoint-url "$(endpoint)")
+    local ca=()
+    [ "$(scheme)" = https ] && ca=(AWS_CA_BUNDLE="$CA_FILE")
     env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE -u AWS_SESSION_TOKEN -u AWS_SECURITY_TOKEN \
         -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_CA_BUNDLE \
         AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" \
         AWS_REGION="$S3_REGION" AWS_DEFAULT_REGION="$S3_REGION" \
         AWS_CONFIG_FILE="$cfg" AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-        AWS_EC2_METADATA_DISABLED=true AWS_PAGER="" AWS_CLI_AUTO_PROMPT=off \
+        AWS_EC2_METADATA_DISABLED=true AWS_PAGER="" AWS_CLI_AUTO_PROMPT=off "${ca[@]}" \
         "$aws" "${extra[@]}" "$@"
 }
 
@@ -178,7 +212,7 @@ wait_ready() {
     local pid="$1" p deadline out
     p="$(port)"
     deadline=$(( $(date +%s) + START_TIMEOUT ))
-    while ! http_answers "$S3_HOST" "$p"; do
+    while ! server_answers "$S3_HOST" "$p"; do
         if ! alive "$pid"; then
             echo "s3.sh: versitygw died while starting" >&2
             print_log_tail; return 1
@@ -215,7 +249,14 @@ cmd_start() {
     bin="$(versitygw_bin)"
     mkdir -p "$DIR/root"
     meta="$(meta_mode)"
-    local backend=(posix)
+    local backend=(posix) tls=()
+    if [ "$TLS" = 1 ]; then
+        make_cert
+        tls=(--cert "$CA_FILE" --key "$DIR/tls/key.pem")
+        echo https >"$SCHEME_FILE"
+    else
+        echo http >"$SCHEME_FILE"
+    fi
     case "$meta" in
         sidecar) mkdir -p "$DIR/sidecar"; backend+=(--sidecar "$DIR/sidecar") ;;
         none) backend+=(--nometa) ;;
@@ -229,7 +270,7 @@ cmd_start() {
         # Nothing inherited may reconfigure the server (versitygw reads VGW_* and ROOT_*).
         while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(VGW_|ROOT_|LOGFILE$|WEBHOOK$)' || true)
         export ROOT_ACCESS_KEY="$S3_ACCESS_KEY" ROOT_SECRET_KEY="$S3_SECRET_KEY"
-        exec setsid "$bin" --port "$S3_HOST:$p" --region "$S3_REGION" --keep-alive \
+        exec setsid "$bin" --port "$S3_HOST:$p" --region "$S3_REGION" --keep-alive "${tls[@]}" \
             "${backend[@]}" </dev/null >>"$LOG" 2>&1
     ) &
     pid=$!
@@ -272,7 +313,8 @@ cmd_env() {
     printf 'export AWS_SECRET_ACCESS_KEY=%s\n' "$S3_SECRET_KEY"
     printf 'export AWS_REGION=%s\n' "$S3_REGION"
     printf 'export AWS_DEFAULT_REGION=%s\n' "$S3_REGION"
-    printf 'export AWS_ENDPOINT_URL=http://%s:%s\n' "$S3_HOST" "$(port)"
+    printf 'export AWS_ENDPOINT_URL=%s\n' "$(endpoint)"
+    if [ "$(scheme)" = https ]; then printf 'export AWS_CA_BUNDLE=%s\n' "$CA_FILE"; fi
 }
 
 cmd_mkbucket() {
@@ -298,5 +340,7 @@ case "$CMD" in
     pid)      [ $# -eq 0 ] || usage; running_pid || exit 3 ;;
     port)     [ $# -eq 0 ] || usage; port ;;
     dir)      [ $# -eq 0 ] || usage; echo "$DIR" ;;
+    endpoint) [ $# -eq 0 ] || usage; endpoint ;;
+    ca)       [ $# -eq 0 ] || usage; [ "$(scheme)" = https ] || die "the server speaks plain http"; echo "$CA_FILE" ;;
     *)        usage ;;
 esac
