@@ -99,7 +99,7 @@ static const opt_def options[] = {
     { "s3-part-size", 0, OPT_SIZE, OFF(s3_part_size), "s3", "part_size", "CASSETTE_S3_PART_SIZE", "8M", REPO,
       "multipart part size (5M or more; an object has at most 10000 parts)" },
     { "s3-concurrency", 0, OPT_INT, OFF(s3_concurrency), "s3", "concurrency", "CASSETTE_S3_CONCURRENCY", "4", REPO,
-      "parts in flight at once (memory: concurrency + 1 parts, whatever --jobs is)" },
+      "part buffers of the whole process, filled or in flight (memory: this many parts, whatever --jobs is)" },
     { "s3-sign-payload", 0, OPT_STR, OFF(s3_sign_payload), "s3", "sign_payload", "CASSETTE_S3_SIGN_PAYLOAD", "auto",
       REPO, "SHA-256 of each body in the signature: yes, no, or auto (yes over http, no over https)" },
     { "s3-retries", 0, OPT_INT, OFF(s3_retries), "s3", "retries", "CASSETTE_S3_RETRIES", "6", REPO,

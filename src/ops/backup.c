@@ -37,6 +37,7 @@ typedef struct backup_ctx {
     uint64_t bytes_read;
     store_job *jobs;
     size_t n_jobs;
+    cs_strlist snap_dirs; /* <table>/snapshots/<tag> of every table walked */
 } backup_ctx;
 
 static void default_name(char out[32])
@@ -228,6 +229,7 @@ static int walk_table(backup_ctx *c, unsigned dir_index, const char *ks, const c
     char *snap = cs_sprintf("%s/snapshots/%s", table_path, c->tag);
     int rc = 0;
     if (cs_is_dir(snap)) {
+        cs_strlist_add(&c->snap_dirs, snap);
         cs_mtable *t = cs_manifest_find_table(c->m, ks, table);
         if (!t)
             t = cs_manifest_add_table(c->m, ks, table, id);
@@ -359,6 +361,40 @@ static void clear_stale_snapshots(backup_ctx *c, cs_nodetool *nt)
     cs_strlist_free(&tags);
 }
 
+/* Cassandra up to 5.0 keeps no record of a snapshot without a TTL: clearing
+ * one is deleting its directories, which is all `nodetool clearsnapshot`
+ * does on the node. Doing it here saves starting a nodetool JVM (a second or
+ * more, most of a backup in which nothing changed). Later versions track
+ * every snapshot in memory: there, and whenever a directory cannot be
+ * removed or the tag is still found afterwards, nodetool does it. */
+static bool snapshots_untracked(const char *release)
+{
+    return release && (!strncmp(release, "4.", 2) || !strcmp(release, "5.0") || !strncmp(release, "5.0.", 4));
+}
+
+static bool tag_on_disk(const backup_ctx *c)
+{
+    cs_strlist tags = { NULL, 0 };
+    find_stale_tags(&c->m->data_dirs, &tags);
+    bool found = cs_strlist_has(&tags, c->tag);
+    cs_strlist_free(&tags);
+    return found;
+}
+
+static int clear_snapshot(backup_ctx *c, cs_nodetool *nt, cs_err *e)
+{
+    if (snapshots_untracked(c->m->release_version)) {
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < c->snap_dirs.n; i++)
+            rc = cs_remove_tree(c->snap_dirs.items[i], e);
+        if (rc == 0 && !tag_on_disk(c))
+            return 0;
+        cs_debug("snapshot %s: %s; asking nodetool", c->tag, rc ? e->msg : "some directories are left");
+        cs_err_clear(e);
+    }
+    return cs_nodetool_clearsnapshot(nt, c->tag, e);
+}
+
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
     clear_stale_snapshots(c, nt);
@@ -379,7 +415,7 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
      * whatever happened. A failure to clear it must not hide a first error. */
     cs_err clear_err;
     cs_err_clear(&clear_err);
-    if (cs_nodetool_clearsnapshot(nt, c->tag, &clear_err) && rc == 0)
+    if (clear_snapshot(c, nt, &clear_err) && rc == 0)
         cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", c->m->backup, clear_err.msg);
     return rc;
 }
@@ -417,12 +453,13 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     if (rc)
         goto out;
     tag = cs_sprintf("cassette-%s", m->backup);
-    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0 };
+    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 } };
     rc = snapshot_and_store(&c, nt, e);
     res->bytes_read = c.bytes_read;
     for (size_t i = 0; i < c.n_jobs; i++)
         free(c.jobs[i].path);
     free(c.jobs);
+    cs_strlist_free(&c.snap_dirs);
     /* A lost cache only costs re-reading files: its failure is a warning. */
     cs_err state_err;
     cs_err_clear(&state_err);

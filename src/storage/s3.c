@@ -8,9 +8,10 @@
  * dropped connections; downloads resume with a Range where they stopped.
  * Objects up to one part are sent with one PUT; larger ones as a multipart
  * upload with several parts in flight, aborted if anything fails. Part
- * buffers come from one pool per storage handle, at most concurrency + 1 of
- * them however many writers are open at once, so memory stays bounded when
- * many files are stored in parallel. A token bucket limits the bytes per
+ * buffers come from one pool per storage handle: at most `concurrency` of
+ * them (never fewer than 2), filled or in flight, however many writers are
+ * open at once, so memory stays bounded when many files are stored in
+ * parallel. A token bucket limits the bytes per
  * second of the whole process. Payloads are signed (SHA-256 of the body)
  * over http and sent as UNSIGNED-PAYLOAD over https, where TLS protects them
  * in transit (what the AWS SDKs do); every stored object also carries its own
@@ -1000,7 +1001,7 @@ static void apply_defaults(s3_storage *s, const cs_s3_opts *o)
         s->concurrency = 64;
     s->retries = o->retries ? o->retries : 6;
     s->timeout_s = o->timeout_s > 0 ? o->timeout_s : 30;
-    s->bufs_max = s->concurrency + 1;
+    s->bufs_max = s->concurrency < 2 ? 2 : s->concurrency;
     s->bufs_free = cs_calloc(s->bufs_max, sizeof *s->bufs_free);
     pthread_mutex_init(&s->bufs_lock, NULL);
     pthread_cond_init(&s->bufs_cond, NULL);

@@ -60,8 +60,8 @@ typedef struct cs_s3_opts {
     const char *ca_file;           /* PEM bundle instead of the system store */
     const char *sign_payload;      /* "yes", "no", or "auto" (yes over http only) */
     uint64_t part_size;            /* multipart part size, default 8 MiB (min 5 MiB) */
-    unsigned concurrency;          /* parts in flight, default 4; the process holds at
-                                      most concurrency + 1 part buffers */
+    unsigned concurrency;          /* part buffers of the whole process (being filled
+                                      or in flight), default 4, at least 2 */
     uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
     unsigned retries;              /* attempts after the first, default 6 */
     long timeout_s;                /* connect timeout and stall limit, default 30 */
