@@ -10,7 +10,7 @@
 #include <sodium.h>
 #include <zstd.h>
 
-#define ZSTD_LEVEL_MIN 1
+#define ZSTD_LEVEL_MIN CS_ZSTD_LEVEL_STORE
 #define ZSTD_LEVEL_MAX 19
 
 static void sodium_ready(void)
@@ -228,7 +228,7 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
         cs_err_set(e, CS_E_INVAL, "zstd compression needs a destination");
         goto fail;
     }
-    if (level < ZSTD_LEVEL_MIN || level > ZSTD_LEVEL_MAX) {
+    if (level < ZSTD_LEVEL_MIN || level > ZSTD_LEVEL_MAX || level == 0) {
         cs_err_set(e, CS_E_INVAL, "zstd level %d is out of range (%d..%d)", level,
                    ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX);
         goto fail;

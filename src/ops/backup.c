@@ -66,6 +66,21 @@ static int check_args(const cs_config *cfg, cs_err *e)
 
 /* ---- storing one file ---- */
 
+/* The Data.db of an SSTable with a CompressionInfo.db is compressed by
+ * Cassandra already (LZ4 by default): zstd level 1 saves well under 1% of it
+ * (bench/RESULTS.md) for most of the CPU of a backup. */
+static bool is_compressed_data(const char *path)
+{
+    static const char suffix[] = "Data.db";
+    size_t n = strlen(path), k = sizeof suffix - 1;
+    if (n < k || strcmp(path + n - k, suffix))
+        return false;
+    char *info = cs_sprintf("%.*sCompressionInfo.db", (int)(n - k), path);
+    bool yes = access(info, F_OK) == 0;
+    free(info);
+    return yes;
+}
+
 /* Runs on a worker thread: reads only shared settings, writes only f and
  * *bytes_read. */
 static int store_file(const backup_ctx *c, const char *path, cs_mfile *f, uint64_t *bytes_read, cs_err *e)
@@ -82,7 +97,7 @@ static int store_file(const backup_ctx *c, const char *path, cs_mfile *f, uint64
     if (rc)
         goto out;
     head = cs_count_filter_new(writer, &f->stored);
-    head = cs_zstd_compress_new(head, (int)c->cfg->zstd_level, e);
+    head = cs_zstd_compress_new(head, is_compressed_data(path) ? CS_ZSTD_LEVEL_STORE : (int)c->cfg->zstd_level, e);
     if (!head) {
         rc = e->code;
         goto out;

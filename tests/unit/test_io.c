@@ -362,6 +362,7 @@ static void test_buf_null_count(void **state)
     assert_null(cs_zstd_compress_new(cs_null_sink_new(), 0, &e));
     assert_int_equal(e.code, CS_E_INVAL);
     assert_null(cs_zstd_compress_new(cs_null_sink_new(), 20, &e));
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), CS_ZSTD_LEVEL_STORE - 1, &e));
     assert_null(cs_zstd_compress_new(NULL, 3, &e));
     assert_null(cs_zstd_decompress_new(NULL, &e));
 }
