@@ -127,6 +127,7 @@ struct cql_result {
     size_t nrows;
     cql_value *cells; /* row-major, nrows * ncols */
     size_t cap_cells;
+    bool schema_changed; /* a SCHEMA_CHANGE result: the statement changed the schema */
 };
 
 struct cql_conn {
@@ -748,6 +749,8 @@ int cql_decode_result(const uint8_t *body, size_t len, cql_result **out,
         break;
     case RESULT_SCHEMA_CHANGE:
         rc = parse_schema_change(&r, e);
+        if (!rc && res)
+            res->schema_changed = true;
         break;
     case RESULT_PREPARED:
         rc = cs_err_set(e, CS_E_PROTO, "unexpected CQL RESULT: a Prepared result, but cassette "
@@ -793,6 +796,11 @@ int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
 
 /* ---------------------------------------------------------------------
  * (4) Result accessors. */
+
+bool cql_result_schema_changed(const cql_result *r)
+{
+    return r && r->schema_changed;
+}
 
 size_t cql_result_rows(const cql_result *r) { return r ? r->nrows : 0; }
 size_t cql_result_cols(const cql_result *r) { return r ? r->ncols : 0; }

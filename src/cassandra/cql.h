@@ -10,6 +10,7 @@
 #ifndef CS_CQL_H
 #define CS_CQL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,9 @@ typedef struct cql_value {
 } cql_value;
 
 size_t cql_result_rows(const cql_result *r);
+/* True when the statement changed the schema (a SCHEMA_CHANGE result); a
+ * CREATE ... IF NOT EXISTS of something that exists answers without one. */
+bool cql_result_schema_changed(const cql_result *r);
 size_t cql_result_cols(const cql_result *r);
 const char *cql_result_colname(const cql_result *r, size_t col);
 /* Column index by name, or -1. */

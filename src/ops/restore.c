@@ -236,7 +236,9 @@ static bool schema_row_needed(restore_ctx *c, const char *ks, const char *type, 
     return false;
 }
 
-static int ensure_schema(restore_ctx *c, cql_conn *conn, cs_err *e)
+/* Create what the selected tables need of the schema rows whose type is
+ * one of types ("keyspace type", "index"), IF NOT EXISTS. */
+static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *types, cs_err *e)
 {
     size_t i;
     json_t *row;
@@ -245,7 +247,7 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, cs_err *e)
         const char *type = json_string_value(json_object_get(row, "type"));
         const char *name = json_string_value(json_object_get(row, "name"));
         const char *cql = json_string_value(json_object_get(row, "cql"));
-        if (!ks || !type || !name || !cql || !schema_row_needed(c, ks, type, name, cql))
+        if (!ks || !type || !name || !cql || !strstr(types, type) || !schema_row_needed(c, ks, type, name, cql))
             continue;
         char *stmt = if_not_exists(cql);
         if (!stmt)
@@ -326,6 +328,143 @@ static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *stage, 
     return rc;
 }
 
+/* ---- tables the node does not have: files first, then CREATE TABLE ---- */
+
+/* The schema row that creates table t, or NULL. */
+static const char *table_cql(const restore_ctx *c, const cs_mtable *t)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(c->m.schema, i, row) {
+        const char *ks = json_string_value(json_object_get(row, "keyspace"));
+        const char *type = json_string_value(json_object_get(row, "type"));
+        const char *name = json_string_value(json_object_get(row, "name"));
+        if (ks && type && name && !strcmp(type, "table") && !strcmp(ks, t->keyspace) && !strcmp(name, t->table))
+            return json_string_value(json_object_get(row, "cql"));
+    }
+    return NULL;
+}
+
+/* "CREATE TABLE ks.t (...) WITH a AND b" -> "... WITH ID = <id> AND a AND b":
+ * the column list is skipped by matching parentheses outside quotes. NULL
+ * when the statement does not have that shape. */
+static char *with_table_id(const char *cql, const char *id32)
+{
+    const char *p = strchr(cql, '(');
+    int depth = 0;
+    char quote = 0;
+    for (; p && *p; p++) {
+        if (quote) {
+            if (*p == quote)
+                quote = 0;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+        } else if (*p == '(') {
+            depth++;
+        } else if (*p == ')' && --depth == 0) {
+            break;
+        }
+    }
+    if (!p || *p != ')')
+        return NULL;
+    char uuid[37];
+    snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", id32, id32 + 8, id32 + 12, id32 + 16, id32 + 20);
+    const char *rest = p + 1;
+    while (*rest == ' ' || *rest == '\n' || *rest == '\t')
+        rest++;
+    int head = (int)(p + 1 - cql);
+    if (!strncmp(rest, "WITH ", 5))
+        return cs_sprintf("%.*s WITH ID = %s AND %s", head, cql, uuid, rest + 5);
+    return cs_sprintf("%.*s WITH ID = %s %s", head, cql, uuid, rest);
+}
+
+static int table_exists(cql_conn *conn, const cs_mtable *t, bool *exists, cs_err *e)
+{
+    /* Names were checked to be plain identifiers when the manifest was read. */
+    char *q = cs_sprintf("SELECT id FROM system_schema.tables WHERE keyspace_name = '%s' AND table_name = '%s'",
+                         t->keyspace, t->table);
+    cql_result *r = NULL;
+    int rc = cql_query(conn, q, &r, e);
+    if (!rc)
+        *exists = cql_result_rows(r) > 0;
+    cql_result_free(r);
+    free(q);
+    return rc;
+}
+
+/* Move every file of dir `from` into dir `to` (same file system). */
+static int move_files(const char *from, const char *to, cs_err *e)
+{
+    DIR *d = opendir(from);
+    if (!d)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot read %s", from);
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *a = cs_path_join(from, de->d_name), *b = cs_path_join(to, de->d_name);
+        if (rename(a, b) != 0)
+            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", a, b);
+        free(a);
+        free(b);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Cassandra loads the SSTables it finds in a table's directory when the
+ * table is created: for a table the node does not have, the checked files
+ * go into <data dir>/<ks>/<table>-<id>/ and CREATE TABLE ... WITH ID makes
+ * them live at once, with no nodetool (whose JVM start-up is most of an
+ * import). *adopted is false when this path does not apply (the table
+ * exists, was created meanwhile by someone else, or its directory is not
+ * empty): the files are then back in the stage, for nodetool import. */
+static int adopt_table(restore_ctx *c, cql_conn *conn, const cs_mtable *t, const char *data_dir, const char *stage,
+                       bool *adopted, cs_err *e)
+{
+    *adopted = false;
+    bool exists = true;
+    const char *cql = table_cql(c, t);
+    char *stmt = cql ? with_table_id(cql, t->id) : NULL;
+    char *create = stmt ? if_not_exists(stmt) : NULL;
+    char *from = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
+    char *dir = cs_sprintf("%s/%s/%s-%s", data_dir, t->keyspace, t->table, t->id);
+    struct stat a, b;
+    bool same_fs = stat(from, &a) == 0 && stat(data_dir, &b) == 0 && a.st_dev == b.st_dev; /* rename works */
+    int rc = create && same_fs ? table_exists(conn, t, &exists, e) : 0;
+    if (rc || exists || (cs_is_dir(dir) && rmdir(dir) != 0)) /* only an empty leftover may go */
+        goto out;
+    rc = cs_mkdirs(dir, 0755, e);
+    if (!rc)
+        rc = move_files(from, dir, e);
+    cql_result *r = NULL;
+    if (!rc)
+        rc = cql_query(conn, create, &r, e);
+    bool created = !rc && cql_result_schema_changed(r);
+    cql_result_free(r);
+    if (created) {
+        cs_info("created %s.%s with its files", t->keyspace, t->table);
+        *adopted = true;
+        goto out;
+    }
+    /* Not ours to load: put the files back for nodetool import. */
+    cs_err back;
+    cs_err_clear(&back);
+    if (move_files(dir, from, &back) == 0)
+        rmdir(dir);
+    else if (!rc)
+        rc = cs_err_set(e, back.code, "%s", back.msg);
+out:
+    if (rc)
+        cs_err_prefix(e, "creating %s.%s", t->keyspace, t->table);
+    free(dir);
+    free(from);
+    free(create);
+    free(stmt);
+    return rc;
+}
+
 typedef struct import_run {
     restore_ctx *c;
     cs_nodetool *nt;
@@ -342,12 +481,13 @@ static int import_one(void *arg, size_t i, cs_err *e)
     return import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
 }
 
-static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, cs_err *e)
+/* Tables the node has already: nodetool import, --jobs at a time. */
+static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, const bool *adopted, cs_err *e)
 {
     import_run r = { c, nt, stage, cs_calloc(c->m.n_tables + 1, sizeof(size_t)) };
     size_t n = 0;
     for (size_t i = 0; i < c->m.n_tables; i++)
-        if (c->selected[i])
+        if (c->selected[i] && !adopted[i])
             r.tables[n++] = i;
     int rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, import_one, &r, e);
     free(r.tables);
@@ -382,9 +522,19 @@ static int restore_import(restore_ctx *c, cs_err *e)
     if (!rc)
         rc = place_planned(c, e);
     if (!rc)
-        rc = ensure_schema(c, conn, e);
+        rc = ensure_schema(c, conn, "keyspace type", e);
+    bool *adopted = cs_calloc(c->m.n_tables + 1, sizeof *adopted);
+    const char *data_dir = c->cfg->data_dirs.n ? c->cfg->data_dirs.items[0] : node.data_dirs.items[0];
+    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
+        if (c->selected[i])
+            rc = adopt_table(c, conn, &c->m.tables[i], data_dir, stage, &adopted[i], e);
     if (!rc)
-        rc = import_tables(c, nt, stage, e);
+        rc = ensure_schema(c, conn, "table", e); /* those not adopted: IF NOT EXISTS */
+    if (!rc)
+        rc = import_tables(c, nt, stage, adopted, e);
+    if (!rc)
+        rc = ensure_schema(c, conn, "index", e); /* built from the table's data */
+    free(adopted);
     cs_err cleanup;
     cs_err_clear(&cleanup);
     cs_remove_tree(stage, &cleanup);
