@@ -377,6 +377,9 @@ class Bench:
             target = 1
         else:
             target = 4
+            # An empty node: restore creates the schema (another cluster, as after a loss).
+            self.cassandra("stop", "4", check=False, capture_output=True)
+            shutil.rmtree(self.base / "node4", ignore_errors=True)
             self.cassandra("start", "4", capture_output=True)
             self.started_nodes.append(4)
         self.cassette("cassette restore (import)", "restore", "--repo", repo, "--backup", "b3",
