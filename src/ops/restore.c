@@ -236,20 +236,40 @@ static bool schema_row_needed(restore_ctx *c, const char *ks, const char *type, 
     return false;
 }
 
+/* One row of the manifest's schema (DESCRIBE SCHEMA): false if a field is
+ * missing. */
+typedef struct schema_row {
+    const char *ks, *type, *name, *cql;
+} schema_row;
+
+static bool read_schema_row(const json_t *row, schema_row *out)
+{
+    out->ks = json_string_value(json_object_get(row, "keyspace"));
+    out->type = json_string_value(json_object_get(row, "type"));
+    out->name = json_string_value(json_object_get(row, "name"));
+    out->cql = json_string_value(json_object_get(row, "cql"));
+    return out->ks && out->type && out->name && out->cql;
+}
+
+static bool is_one_of(const char *word, const char *const *words)
+{
+    for (; *words; words++)
+        if (!strcmp(word, *words))
+            return true;
+    return false;
+}
+
 /* Create what the selected tables need of the schema rows whose type is
- * one of types ("keyspace type", "index"), IF NOT EXISTS. */
-static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *types, cs_err *e)
+ * one of types (NULL-terminated), IF NOT EXISTS. */
+static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *types, cs_err *e)
 {
     size_t i;
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
-        const char *ks = json_string_value(json_object_get(row, "keyspace"));
-        const char *type = json_string_value(json_object_get(row, "type"));
-        const char *name = json_string_value(json_object_get(row, "name"));
-        const char *cql = json_string_value(json_object_get(row, "cql"));
-        if (!ks || !type || !name || !cql || !strstr(types, type) || !schema_row_needed(c, ks, type, name, cql))
+        schema_row s;
+        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, s.ks, s.type, s.name, s.cql))
             continue;
-        char *stmt = if_not_exists(cql);
+        char *stmt = if_not_exists(s.cql);
         if (!stmt)
             continue; /* views, functions: not created by restore yet */
         cql_result *r = NULL;
@@ -257,7 +277,7 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *types, cs_e
         cql_result_free(r);
         free(stmt);
         if (rc)
-            return cs_err_prefix(e, "creating %s %s.%s", type, ks, name);
+            return cs_err_prefix(e, "creating %s %s.%s", s.type, s.ks, s.name);
     }
     return 0;
 }
@@ -336,11 +356,10 @@ static const char *table_cql(const restore_ctx *c, const cs_mtable *t)
     size_t i;
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
-        const char *ks = json_string_value(json_object_get(row, "keyspace"));
-        const char *type = json_string_value(json_object_get(row, "type"));
-        const char *name = json_string_value(json_object_get(row, "name"));
-        if (ks && type && name && !strcmp(type, "table") && !strcmp(ks, t->keyspace) && !strcmp(name, t->table))
-            return json_string_value(json_object_get(row, "cql"));
+        schema_row r;
+        if (read_schema_row(row, &r) && !strcmp(r.type, "table") && !strcmp(r.ks, t->keyspace) &&
+            !strcmp(r.name, t->table))
+            return r.cql;
     }
     return NULL;
 }
@@ -522,18 +541,18 @@ static int restore_import(restore_ctx *c, cs_err *e)
     if (!rc)
         rc = place_planned(c, e);
     if (!rc)
-        rc = ensure_schema(c, conn, "keyspace type", e);
+        rc = ensure_schema(c, conn, (const char *const[]){ "keyspace", "type", NULL }, e);
     bool *adopted = cs_calloc(c->m.n_tables + 1, sizeof *adopted);
     const char *data_dir = c->cfg->data_dirs.n ? c->cfg->data_dirs.items[0] : node.data_dirs.items[0];
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
         if (c->selected[i])
             rc = adopt_table(c, conn, &c->m.tables[i], data_dir, stage, &adopted[i], e);
     if (!rc)
-        rc = ensure_schema(c, conn, "table", e); /* those not adopted: IF NOT EXISTS */
+        rc = ensure_schema(c, conn, (const char *const[]){ "table", NULL }, e); /* not adopted: IF NOT EXISTS */
     if (!rc)
         rc = import_tables(c, nt, stage, adopted, e);
     if (!rc)
-        rc = ensure_schema(c, conn, "index", e); /* built from the table's data */
+        rc = ensure_schema(c, conn, (const char *const[]){ "index", NULL }, e); /* built from the data */
     free(adopted);
     cs_err cleanup;
     cs_err_clear(&cleanup);
