@@ -90,12 +90,13 @@ static cs_sink *track_new(track *t)
 }
 
 /* Write p in pieces: 0 = one write, 1 = uneven sizes, 2 = byte by byte. */
-static int write_pieces(cs_sink *s, const uint8_t *p, size_t n, int mode, cs_err *e)
+/* Write p in writes whose sizes cycle through sizes[]. */
+static int write_cycle(cs_sink *s, const uint8_t *p, size_t n, const size_t *sizes, size_t ns,
+                       cs_err *e)
 {
-    static const size_t sizes[] = { 1, 7777, 65536, 3, 65553, 300000, 65552, 16 };
     size_t off = 0, i = 0;
     while (off < n) {
-        size_t c = mode == 0 ? n : mode == 2 ? 1 : sizes[i++ % 8];
+        size_t c = sizes[i++ % ns];
         if (c > n - off)
             c = n - off;
         int rc = cs_sink_write(s, p + off, c, e);
@@ -104,6 +105,15 @@ static int write_pieces(cs_sink *s, const uint8_t *p, size_t n, int mode, cs_err
         off += c;
     }
     return 0;
+}
+
+static int write_pieces(cs_sink *s, const uint8_t *p, size_t n, int mode, cs_err *e)
+{
+    static const size_t uneven[] = { 1, 7777, 65536, 3, 65553, 300000, 65552, 16 };
+    const size_t whole[] = { n ? n : 1 }, bytes[] = { 1 };
+    if (mode == 0)
+        return write_cycle(s, p, n, whole, 1, e);
+    return mode == 2 ? write_cycle(s, p, n, bytes, 1, e) : write_cycle(s, p, n, uneven, 8, e);
 }
 
 static void encrypt_buf(age_recipient *const *r, size_t nr, const uint8_t *p, size_t n, int mode,
@@ -878,22 +888,6 @@ static void test_identity_file(void **state)
 
 /* ---- parallel batches -------------------------------------------------------- */
 
-/* Write p in writes whose sizes cycle through sizes[]. */
-static int write_cycle(cs_sink *s, const uint8_t *p, size_t n, const size_t *sizes, size_t ns,
-                       cs_err *e)
-{
-    size_t off = 0, i = 0;
-    while (off < n) {
-        size_t c = sizes[i++ % ns];
-        if (c > n - off)
-            c = n - off;
-        int rc = cs_sink_write(s, p + off, c, e);
-        if (rc)
-            return rc;
-        off += c;
-    }
-    return 0;
-}
 
 typedef struct outcome {
     int rc;
