@@ -26,6 +26,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -686,6 +687,8 @@ def main():
     ap.add_argument("--s3-port", type=int, default=7073)
     ap.add_argument("--verify-sample", type=float, default=2.0)
     args = ap.parse_args()
+    if not args.smoke and not re.fullmatch(r"[1-9][0-9]*[MG]", args.size):
+        sys.exit(f"bench: --size must be like 64M, 500M, 2G or 20G, not {args.size!r}")
     if not CASSETTE.exists():
         sys.exit(f"bench: {CASSETTE} is missing (make)")
     for tool in ("age", "age-keygen", "tar", "zstd", "curl", GNU_TIME):
