@@ -2,12 +2,12 @@
 # tests need, builds, and runs every test; `make demo` shows the main job.
 
 CC      ?= gcc
-PKGS    := libzstd libsodium jansson
+PKGS    := libzstd libsodium jansson sqlite3
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 INC     := -Isrc
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson) -lcurl -lpthread
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson -lsqlite3) -lcurl -lpthread
 
 # Two variants: release-ish (O2, the shipped binary, valgrind runs) and asan
 # (AddressSanitizer + UBSan, what the unit and integration tests run).

@@ -383,7 +383,7 @@ class Bench:
             self.started_nodes.append(4)
         self.cassette("cassette restore (import)", "restore", "--repo", repo, "--backup", "b3",
                       "--identity", key_file, *self.ks_args(), node=target)
-        self.cassette("cassette verify (deep)", "verify", "--repo", repo, "--identity", key_file)
+        self.cassette("cassette verify (deep)", "verify", "--deep", "--repo", repo, "--identity", key_file)
         if not self.args.smoke:
             self.check_rows(f"127.0.0.{target}", "cassette restore")
             self.cassandra("stop", "4", capture_output=True)

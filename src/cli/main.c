@@ -43,6 +43,39 @@ static int run_list(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+static int run_catalog(const cs_config *cfg, cs_err *e)
+{
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    int rc = cs_op_catalog_rebuild(cfg, &entries, &n, e);
+    if (!rc && cfg->json)
+        cs_print_list(stdout, entries, n, true);
+    else if (!rc)
+        printf("catalog rebuilt: %zu backups\n", n);
+    cs_backup_entries_free(entries, n);
+    return rc;
+}
+
+static int run_purge(const cs_config *cfg, cs_err *e)
+{
+    cs_purge_result res;
+    int rc = cs_op_purge(cfg, &res, e);
+    if (!rc)
+        cs_print_purge(stdout, &res, cfg->json);
+    cs_purge_result_free(&res);
+    return rc;
+}
+
+static int run_status(const cs_config *cfg, cs_err *e)
+{
+    cs_status_result res;
+    int rc = cs_op_status(cfg, &res, e);
+    if (!rc)
+        cs_print_status(stdout, &res, cfg->json);
+    cs_status_result_free(&res);
+    return rc;
+}
+
 static int run_restore(const cs_config *cfg, cs_err *e)
 {
     cs_restore_result res;
@@ -107,6 +140,12 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_verify(cfg, e);
     if (!strcmp(cmd, "key"))
         return run_key(cfg, e);
+    if (!strcmp(cmd, "purge"))
+        return run_purge(cfg, e);
+    if (!strcmp(cmd, "status"))
+        return run_status(cfg, e);
+    if (!strcmp(cmd, "catalog"))
+        return run_catalog(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 

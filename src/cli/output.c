@@ -79,21 +79,38 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
             (unsigned long long)(t.files - t.files_new), size, read, stored, res->seconds);
 }
 
+/* Logical bytes per byte this backup added: how much dedup saved (null
+ * when nothing new was stored, or not known). */
+static json_t *dedup_json(const cs_backup_entry *b)
+{
+    return b->has_new && b->size_new ? json_real((double)b->size / (double)b->size_new) : json_null();
+}
+
+static json_t *new_json(const cs_backup_entry *b, uint64_t v)
+{
+    return b->has_new ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *entry_json(const cs_backup_entry *b)
+{
+    char *started = iso(b->started), *finished = iso(b->finished);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:b}", "name", b->name,
+                          "host_id", b->host_id, "address", b->address, "started", started, "finished", finished,
+                          "duration_s", b->complete ? json_real(b->finished - b->started) : json_null(), "files",
+                          (json_int_t)b->files, "size", (json_int_t)b->size, "stored_size", (json_int_t)b->stored,
+                          "new_files", new_json(b, b->files_new), "new_size", new_json(b, b->size_new), "new_stored",
+                          new_json(b, b->stored_new), "dedup_ratio", dedup_json(b), "complete", b->complete);
+    free(started);
+    free(finished);
+    return j;
+}
+
 void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json)
 {
     if (json) {
         json_t *a = json_array();
-        for (size_t i = 0; i < n; i++) {
-            const cs_backup_entry *b = &entries[i];
-            char *started = iso(b->started), *finished = iso(b->finished);
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "name", b->name,
-                                               "host_id", b->host_id, "address", b->address, "started", started,
-                                               "finished", finished, "files", (json_int_t)b->files, "size",
-                                               (json_int_t)b->size, "stored_size", (json_int_t)b->stored,
-                                               "complete", b->complete));
-            free(started);
-            free(finished);
-        }
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, entry_json(&entries[i]));
         print_json(out, a);
         return;
     }
@@ -101,20 +118,97 @@ void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool jso
         fprintf(out, "no backups\n");
         return;
     }
-    fprintf(out, "%-24s %-15s %-20s %-20s %8s %10s %10s  %s\n", "NAME", "NODE", "STARTED", "FINISHED", "FILES",
-            "SIZE", "STORED", "STATE");
+    fprintf(out, "%-24s %-15s %-20s %8s %8s %10s %10s %10s %7s  %s\n", "NAME", "NODE", "STARTED", "DURATION",
+            "FILES", "SIZE", "STORED", "NEW", "DEDUP", "STATE");
     for (size_t i = 0; i < n; i++) {
         const cs_backup_entry *b = &entries[i];
-        char *started = iso(b->started), *finished = iso(b->finished);
-        char size[32], stored[32];
+        char *started = iso(b->started);
+        char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-";
         cs_human_size(b->size, size, sizeof size);
         cs_human_size(b->stored, stored, sizeof stored);
-        fprintf(out, "%-24s %-15s %-20s %-20s %8llu %10s %10s  %s\n", b->name, b->address, started,
-                b->complete ? finished : "-", (unsigned long long)b->files, size, stored,
-                b->complete ? "complete" : "INCOMPLETE");
+        if (b->has_new)
+            cs_human_size(b->stored_new, added, sizeof added);
+        if (b->has_new && b->size_new)
+            snprintf(dedup, sizeof dedup, "%.1fx", (double)b->size / (double)b->size_new);
+        if (b->complete)
+            snprintf(duration, sizeof duration, "%.1fs", b->finished - b->started);
+        fprintf(out, "%-24s %-15s %-20s %8s %8llu %10s %10s %10s %7s  %s\n", b->name, b->address, started, duration,
+                (unsigned long long)b->files, size, stored, added, dedup, b->complete ? "complete" : "INCOMPLETE");
         free(started);
-        free(finished);
     }
+}
+
+void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
+{
+    const char *verb = res->dry_run ? "would remove" : "removed";
+    if (json) {
+        json_t *items = json_array();
+        for (size_t i = 0; i < res->n_items; i++) {
+            const cs_purge_item *it = &res->items[i];
+            json_t *j = entry_json(&it->entry);
+            json_object_set_new(j, "remove", json_boolean(it->remove));
+            json_object_set_new(j, "reason", json_string(it->reason));
+            json_array_append_new(items, j);
+        }
+        print_json(out, json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
+                                  (json_int_t)res->removed, "removed_incomplete", (json_int_t)res->removed_incomplete,
+                                  "objects_deleted", (json_int_t)res->objects, "bytes_deleted", (json_int_t)res->bytes,
+                                  "seconds", res->seconds, "backups", items));
+        return;
+    }
+    for (size_t i = 0; i < res->n_items; i++) {
+        const cs_purge_item *it = &res->items[i];
+        if (!it->remove && !res->dry_run)
+            continue;
+        char *started = iso(it->entry.started);
+        fprintf(out, "%-6s %-24s %-15s %-20s %s\n", it->remove ? "remove" : "keep", it->entry.name,
+                it->entry.address, started, it->reason);
+        free(started);
+    }
+    char bytes[32];
+    cs_human_size(res->bytes, bytes, sizeof bytes);
+    fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
+            verb, res->removed, res->removed_incomplete, res->dry_run ? "would delete" : "deleted",
+            (unsigned long long)res->objects, bytes, res->seconds);
+}
+
+void cs_print_status(FILE *out, const cs_status_result *res, bool json)
+{
+    if (json) {
+        json_t *nodes = json_array(), *locks = json_array();
+        for (size_t i = 0; i < res->n_nodes; i++) {
+            const cs_status_node *n = &res->nodes[i];
+            json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "host_id", n->host_id,
+                                                   "address", n->address, "complete", (json_int_t)n->complete,
+                                                   "incomplete", (json_int_t)n->incomplete, "newest",
+                                                   n->newest ? entry_json(n->newest) : json_null(), "oldest",
+                                                   n->oldest ? entry_json(n->oldest) : json_null()));
+        }
+        for (size_t i = 0; i < res->locks.n; i++)
+            json_array_append_new(locks, json_string(res->locks.items[i]));
+        print_json(out, json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:o}", "repository", res->location, "id", res->id,
+                                  "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
+                                  (json_int_t)res->stored_new, "nodes", nodes, "locks", locks));
+        return;
+    }
+    char stored[32];
+    cs_human_size(res->stored_new, stored, sizeof stored);
+    fprintf(out, "repository %s (id %s, %s)\n%zu backups of %zu nodes; the backups hold %s of new data\n",
+            res->location, res->id, res->encrypted ? "encrypted" : "not encrypted", res->n_entries, res->n_nodes,
+            stored);
+    for (size_t i = 0; i < res->n_nodes; i++) {
+        const cs_status_node *n = &res->nodes[i];
+        char *newest = n->newest ? iso(n->newest->started) : strdup("none");
+        char *oldest = n->oldest ? iso(n->oldest->started) : strdup("none");
+        fprintf(out, "node %s (%s): %zu complete, %zu incomplete; newest %s %s, oldest %s\n", n->address, n->host_id,
+                n->complete, n->incomplete, n->newest ? n->newest->name : "-", newest, oldest);
+        free(newest);
+        free(oldest);
+    }
+    for (size_t i = 0; i < res->locks.n; i++)
+        fprintf(out, "lock: %s\n", res->locks.items[i]);
+    if (!res->locks.n)
+        fprintf(out, "no locks held\n");
 }
 
 void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json)
@@ -146,9 +240,10 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
             json_array_append_new(problems, json_pack("{s:s, s:s, s:s, s:s}", "backup", res->problems[i].backup,
                                                       "file", res->problems[i].file, "object",
                                                       res->problems[i].object, "reason", res->problems[i].reason));
-        print_json(out, json_pack("{s:I, s:I, s:I, s:I, s:o}", "backups", (json_int_t)res->backups, "files",
-                                  (json_int_t)res->files, "objects", (json_int_t)res->objects, "bytes",
-                                  (json_int_t)res->bytes, "problems", problems));
+        print_json(out, json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:o}", "mode", res->deep ? "deep" : "fast",
+                                  "sample_pct", res->sample_pct ? res->sample_pct : 100.0, "backups",
+                                  (json_int_t)res->backups, "files", (json_int_t)res->files, "objects",
+                                  (json_int_t)res->objects, "bytes", (json_int_t)res->bytes, "problems", problems));
     }
     for (size_t i = 0; i < res->n_problems; i++)
         fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", res->problems[i].backup,
@@ -156,7 +251,11 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
     if (!json && !res->n_problems) {
         char size[32];
         cs_human_size(res->bytes, size, sizeof size);
-        fprintf(out, "verified %zu backups: %llu files, %llu objects, %s; all good\n", res->backups,
-                (unsigned long long)res->files, (unsigned long long)res->objects, size);
+        char sample[48] = "";
+        if (res->sample_pct)
+            snprintf(sample, sizeof sample, " (a %g%% sample)", res->sample_pct);
+        fprintf(out, "verified %zu backups (%s): %llu files, %llu objects%s, %s; all good\n", res->backups,
+                res->deep ? "read back whole" : "every object present with its size", (unsigned long long)res->files,
+                (unsigned long long)res->objects, sample, size);
     }
 }

@@ -52,12 +52,18 @@ typedef struct opt_def {
 
 #define OFF(f) offsetof(cs_config, f)
 #define NODE "backup restore"
-#define REPO "init backup list restore verify"
+#define REPO "init backup list restore verify purge status catalog"
+#define LOCKED "backup restore verify purge"
+#define KEEP(flag, field, key, what)                                                                           \
+    { flag, 0, OPT_INT, OFF(field), "retention", key, NULL, NULL, "purge", what }
 static const opt_def options[] = {
     { "config", 0, OPT_STR, OFF(config_file), NULL, NULL, "CASSETTE_CONFIG", NULL, "*",
       "INI file with [repository], [cassandra] and [cassette] sections" },
-    { "repo", 0, OPT_STR, OFF(repo), "repository", "path", "CASSETTE_REPO", NULL,
-      "init backup list restore verify", "repository location (a local directory)" },
+    { "repo", 0, OPT_STR, OFF(repo), "repository", "path", "CASSETTE_REPO", NULL, REPO,
+      "repository location: a local directory or s3://BUCKET/PREFIX" },
+    { "catalog", 0, OPT_STR, OFF(catalog), "cassette", "catalog", "CASSETTE_CATALOG", NULL,
+      "list status verify purge catalog",
+      "SQLite cache of the repository's backups; default ~/.cache/cassette/catalog/<repository id>.db" },
     { "cql-host", 0, OPT_STR, OFF(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
       "address of the node's CQL native transport" },
     { "cql-port", 0, OPT_INT, OFF(cql_port), "cassandra", "port", "CASSETTE_CQL_PORT", "9042", NODE,
@@ -109,7 +115,7 @@ static const opt_def options[] = {
     { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
       "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
-      "backup restore verify", "age identity file that can read an encrypted repository" },
+      "backup restore verify purge catalog", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
     { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
@@ -117,6 +123,28 @@ static const opt_def options[] = {
       "zstd compression level (1-19)" },
     { "jobs", 'j', OPT_INT, OFF(jobs), "cassette", "jobs", "CASSETTE_JOBS", "4", "backup restore verify",
       "files stored, restored or verified at once (1-64)" },
+    { "lock-wait", 0, OPT_STR, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED,
+      "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
+    { "lock-stale", 0, OPT_STR, OFF(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", "30m", LOCKED,
+      "a lock not refreshed for this long is stale and broken (holders refresh every quarter of it)" },
+    KEEP("keep-last", keep_last, "keep_last", "keep the newest N complete backups of each node [default: 168 when no "
+                                              "--keep rule is given]"),
+    KEEP("keep-hourly", keep_hourly, "keep_hourly", "keep the newest backup of each of the last N hours (UTC)"),
+    KEEP("keep-daily", keep_daily, "keep_daily", "keep the newest backup of each of the last N days"),
+    KEEP("keep-weekly", keep_weekly, "keep_weekly", "keep the newest backup of each of the last N ISO weeks"),
+    KEEP("keep-monthly", keep_monthly, "keep_monthly", "keep the newest backup of each of the last N months"),
+    { "keep-within", 0, OPT_STR, OFF(keep_within), "retention", "keep_within", NULL, NULL, "purge",
+      "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
+    { "grace", 0, OPT_STR, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
+      "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
+    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge", "say what would be removed and why; "
+      "remove nothing" },
+    { "deep", 0, OPT_FLAG, OFF(deep), NULL, NULL, NULL, NULL, "verify",
+      "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
+      "its size)" },
+    { "sample", 0, OPT_STR, OFF(sample), NULL, NULL, NULL, NULL, "verify",
+      "with --deep: read only this percentage of the objects, those read longest ago first, so that runs rotate "
+      "through the repository" },
     { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
     { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
@@ -127,7 +155,7 @@ static const opt_def options[] = {
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
-    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL, "backup list restore verify",
+    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL, "backup list restore verify purge status catalog",
       "machine-readable output" },
     { "verbose", 'v', OPT_FLAG, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr" },
     { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
@@ -147,7 +175,13 @@ static const cmd_def commands[] = {
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
     { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
       "bring a backup back into a node" },
-    { "verify", "--repo PATH [--backup NAME]", "re-read every stored object and check its hash" },
+    { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
+      "check that every object a backup needs is there (exit 0: all good, 1: damage found or cannot run, "
+      "2: usage)" },
+    { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
+      "remove backups that retention does not keep, then objects no backup needs" },
+    { "status", "--repo PATH [--json]", "the repository at a glance: nodes, newest backups, sizes, locks" },
+    { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -445,6 +479,9 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
         } else if (!strcmp(cfg->command, "key") && cfg->args.n < 2) {
             cs_strlist_add(&cfg->args, arg); /* key generate | key public FILE */
             continue;
+        } else if (!strcmp(cfg->command, "catalog") && cfg->args.n < 1) {
+            cs_strlist_add(&cfg->args, arg); /* catalog rebuild */
+            continue;
         } else {
             return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
         }
@@ -508,6 +545,9 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
         !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "generate")) &&
         !(cfg->args.n == 2 && !strcmp(cfg->args.items[0], "public")))
         rc = cs_err_set(e, CS_E_INVAL, "usage: cassette key generate [-o FILE] | cassette key public FILE");
+    if (!rc && cfg->command && !strcmp(cfg->command, "catalog") && !cfg->help &&
+        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "rebuild")))
+        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette catalog rebuild --repo PATH");
     if (!rc && (cfg->cql_port < 1 || cfg->cql_port > 65535))
         rc = cs_err_set(e, CS_E_INVAL, "CQL port %ld is out of range", cfg->cql_port);
     return rc;

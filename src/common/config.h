@@ -54,6 +54,17 @@ typedef struct cs_config {
     char *mode;             /* restore --mode import|replace */
     long zstd_level;
     long jobs;              /* files handled at once by backup, restore, verify */
+    char *catalog;          /* SQLite catalog path (NULL: the default per repository) */
+    char *lock_wait;        /* durations, parsed by the ops ("10m") */
+    char *lock_stale;
+    /* purge: retention (0 / NULL: rule not set) */
+    long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly;
+    char *keep_within;
+    char *grace;
+    bool dry_run;
+    /* verify */
+    bool deep;
+    char *sample;           /* percentage, parsed by verify */
     /* S3 (see cs_s3_opts in storage/storage.h) */
     char *s3_endpoint;
     char *s3_region;

@@ -13,8 +13,11 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
+#include "repo/catalog.h"
+#include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "repo/retention.h"
 
 typedef struct cs_backup_result {
     cs_manifest manifest;  /* what was written; files with is_new were stored now */
@@ -46,6 +49,8 @@ typedef struct cs_verify_problem {
 } cs_verify_problem;
 
 typedef struct cs_verify_result {
+    bool deep;
+    double sample_pct;  /* 0: every object */
     size_t backups;
     uint64_t files;
     uint64_t objects;   /* distinct objects read */
@@ -59,7 +64,53 @@ typedef struct cs_verify_result {
 int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e);
 void cs_verify_result_free(cs_verify_result *res);
 
+/* Every backup, from the catalog brought in line with the repository. */
 int cs_op_list(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+/* Forget the catalog and read it again from the repository alone. */
+int cs_op_catalog_rebuild(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+
+/* What purge decided for one backup of one node. */
+typedef struct cs_purge_item {
+    cs_backup_entry entry;
+    bool remove;
+    char reason[96];
+} cs_purge_item;
+
+typedef struct cs_purge_result {
+    bool dry_run;
+    cs_purge_item *items;      /* every backup, oldest first */
+    size_t n_items;
+    size_t removed;            /* complete backups removed by retention */
+    size_t removed_incomplete; /* stale incomplete backups removed */
+    uint64_t objects;          /* objects deleted (or that would be) */
+    uint64_t bytes;            /* their stored bytes */
+    double seconds;
+} cs_purge_result;
+
+int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e);
+void cs_purge_result_free(cs_purge_result *res);
+
+/* The repository at a glance. */
+typedef struct cs_status_node {
+    char *host_id, *address;
+    size_t complete, incomplete;
+    const cs_backup_entry *newest; /* newest complete backup, or NULL; points into entries */
+    const cs_backup_entry *oldest; /* oldest complete backup, or NULL */
+} cs_status_node;
+
+typedef struct cs_status_result {
+    char *location, *id;
+    bool encrypted;
+    cs_backup_entry *entries;
+    size_t n_entries;
+    cs_status_node *nodes;
+    size_t n_nodes;
+    uint64_t stored_new;        /* bytes the remaining backups added (known ones) */
+    cs_strlist locks;           /* one line per lock held */
+} cs_status_result;
+
+int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e);
+void cs_status_result_free(cs_status_result *res);
 int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
 
 /* A new age identity: its public key, and the identity file text (written
@@ -68,6 +119,14 @@ int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
 int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e);
 /* The public keys of every identity in an identity file. */
 int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
+
+/* A duration option ("10m"; NULL or "0": 0 seconds). */
+int cs_ops_duration(const char *flag, const char *text, double *seconds, cs_err *e);
+/* The catalog of repo (cfg->catalog or the default path). */
+int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e);
+/* Take a lock on repo with cfg's --lock-wait and --lock-stale. */
+int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
+                cs_err *e);
 
 /* The S3 settings of cfg (borrowing its strings). */
 void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);

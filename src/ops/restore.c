@@ -754,6 +754,12 @@ int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
     rc = cs_ops_open_repo(cfg, false, &c.repo, e);
     if (!rc)
         rc = cs_ops_require_identity(c.repo, e);
+    /* Shared: a purge must not delete objects while they are read. */
+    cs_lock *lock = NULL;
+    char *purpose = cs_sprintf("restore %s", cfg->backup);
+    if (!rc)
+        rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, purpose, &lock, e);
+    free(purpose);
     if (!rc)
         rc = cs_repo_read_manifest(c.repo, cfg->backup, NULL, &c.m, e);
     if (!rc)
@@ -766,6 +772,7 @@ int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
     free_plan(&c);
     free(c.selected);
     cs_manifest_free(&c.m);
+    cs_lock_release(lock);
     cs_repo_free(c.repo);
     return rc;
 }

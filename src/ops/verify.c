@@ -1,8 +1,18 @@
-/* verify.c - re-read every stored object of complete backups and check it
- * against the manifest (size and BLAKE2b-256 of the plaintext). An object
- * that several backups share is read once. */
+/* verify.c - check that the objects complete backups need are there.
+ *
+ * Fast (the default): one listing of objects/ against the catalog: every
+ * referenced object must exist with the size its manifest promises. Deep:
+ * download, decrypt, decompress and hash every referenced object (or a
+ * sample, those read back longest ago first, so that successive runs
+ * rotate through the repository). An object that several backups share is
+ * checked once; a damaged one is then reported for every file of every
+ * backup that uses it (names come from the manifests of those backups
+ * only). Memory stays bounded: the objects come from the catalog in
+ * chunks. Holds a shared lock, so a purge cannot delete objects under it. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -10,128 +20,310 @@
 #include "io/sink.h"
 #include "ops/ops.h"
 
-typedef struct ref {
-    const char *backup;   /* borrowed from the manifest */
-    const cs_mtable *table;
-    const cs_mfile *file;
-} ref;
+#define CHUNK 256 /* objects read from the catalog at a time (deep) */
+
+/* A damaged object and why (kept until the files are named). */
+typedef struct damage {
+    char object[CS_OBJECT_ID_HEX];
+    char *reason;
+} damage;
 
 typedef struct verify_ctx {
+    const cs_config *cfg;
     cs_repo *repo;
-    cs_manifest *manifests;
-    size_t n_manifests;
-    ref *refs;
-    size_t n_refs;
-    struct obj_group *groups;
-    size_t n_groups;
+    cs_catalog *cat;
+    cs_lock *lock;
     cs_verify_result *res;
+    damage *damages;
+    size_t n_damages;
+    /* deep: the current chunk */
+    cs_catalog_object *chunk;
+    int *chunk_rc;
+    cs_err *chunk_err;
 } verify_ctx;
 
-static int load_manifests(verify_ctx *c, const char *only, cs_err *e)
+static int add_damage(verify_ctx *c, const cs_catalog_object *o, const char *reason, cs_err *e)
 {
-    cs_backup_entry *entries = NULL;
-    size_t n = 0;
-    int rc = 0;
-    if (only) {
-        c->manifests = cs_calloc(1, sizeof *c->manifests);
-        rc = cs_repo_read_manifest(c->repo, only, NULL, &c->manifests[0], e);
-        if (!rc)
-            c->n_manifests = 1;
-        return rc;
-    }
-    rc = cs_repo_list_backups(c->repo, &entries, &n, e);
-    if (rc)
-        return rc;
-    c->manifests = cs_calloc(n ? n : 1, sizeof *c->manifests);
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (!entries[i].complete)
-            continue; /* an interrupted backup promises nothing */
-        rc = cs_repo_read_manifest(c->repo, entries[i].name, entries[i].host_id, &c->manifests[c->n_manifests], e);
-        if (!rc)
-            c->n_manifests++;
-    }
-    cs_backup_entries_free(entries, n);
-    return rc;
+    c->damages = cs_realloc(c->damages, (c->n_damages + 1) * sizeof *c->damages);
+    damage *d = &c->damages[c->n_damages++];
+    memcpy(d->object, o->id, CS_OBJECT_ID_HEX);
+    d->reason = cs_strdup(reason);
+    return cs_catalog_mark_bad(c->cat, o->row, e);
 }
 
-static int compare_refs(const void *a, const void *b)
+static int parse_sample(const cs_config *cfg, double *pct, cs_err *e)
 {
-    return strcmp(((const ref *)a)->file->object, ((const ref *)b)->file->object);
+    *pct = 0;
+    if (!cfg->sample)
+        return 0;
+    char *end = NULL;
+    double v = strtod(cfg->sample, &end);
+    if (!cfg->deep)
+        return cs_err_set(e, CS_E_INVAL, "--sample needs --deep (a fast verify checks every object already)");
+    if (end == cfg->sample || *end || !isfinite(v) || v <= 0 || v > 100)
+        return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100, not \"%s\"",
+                          cfg->sample);
+    *pct = v;
+    return 0;
 }
 
-static void collect_refs(verify_ctx *c)
+/* ---- fast ---- */
+
+static int list_object(const char *key, const cs_storage_stat *st, void *arg)
 {
-    for (size_t i = 0; i < c->n_manifests; i++)
-        for (size_t t = 0; t < c->manifests[i].n_tables; t++) {
-            const cs_mtable *table = &c->manifests[i].tables[t];
-            for (size_t f = 0; f < table->n_files; f++) {
-                c->refs = cs_realloc(c->refs, (c->n_refs + 1) * sizeof *c->refs);
-                c->refs[c->n_refs++] = (ref){ c->manifests[i].backup, table, &table->files[f] };
-            }
-        }
-    if (c->n_refs)
-        qsort(c->refs, c->n_refs, sizeof *c->refs, compare_refs);
+    void **a = arg;
+    const char *base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    if (!cs_is_hex32(base))
+        return 0;
+    return cs_catalog_listing_add(a[0], base, st->size, st->mtime, a[1]) ? 1 : 0;
 }
 
-static void add_problem(cs_verify_result *res, const ref *r, const char *reason)
-{
-    res->problems = cs_realloc(res->problems, (res->n_problems + 1) * sizeof *res->problems);
-    cs_verify_problem *p = &res->problems[res->n_problems++];
-    p->backup = cs_strdup(r->backup);
-    p->file = cs_sprintf("%s.%s/%s", r->table->keyspace, r->table->table, r->file->name);
-    p->object = cs_strdup(r->file->object);
-    p->reason = cs_strdup(reason);
-}
-
-/* refs[first..last) share one object: it is read once. */
-typedef struct obj_group {
-    size_t first, last;
+typedef struct listed_arg {
+    verify_ctx *c;
+    cs_err *e;
     int rc;
-    cs_err err;
-} obj_group;
+} listed_arg;
 
-/* Runs on a worker thread: reads the object, records the outcome in g. A
- * damaged object is a finding, not a reason to stop: always returns 0. */
-static int read_group(void *arg, size_t i, cs_err *e)
+static int check_listed(const cs_catalog_object *o, int64_t listed, void *arg)
+{
+    listed_arg *a = arg;
+    verify_ctx *c = a->c;
+    uint64_t expected = cs_repo_stored_size(c->repo, o->stored);
+    char reason[128] = "";
+    if (listed < 0)
+        snprintf(reason, sizeof reason, "object is missing from the repository");
+    else if ((uint64_t)listed != expected)
+        snprintf(reason, sizeof reason, "object holds %lld bytes, the manifest says %llu", (long long)listed,
+                 (unsigned long long)expected);
+    else if (o->conflict)
+        snprintf(reason, sizeof reason, "manifests disagree about this object's content");
+    c->res->objects++;
+    c->res->bytes += o->size;
+    if (*reason)
+        a->rc = add_damage(c, o, reason, a->e);
+    return a->rc;
+}
+
+static int verify_fast(verify_ctx *c, cs_err *e)
+{
+    cs_catalog *cat = c->cat;
+    void *arg[2] = { cat, e };
+    int rc = cs_catalog_listing_begin(cat, e);
+    if (!rc) {
+        rc = cs_storage_list(c->repo->st, "objects/", list_object, arg, e);
+        if (rc > 0)
+            rc = e->code;
+        int end = cs_catalog_listing_end(cat, rc ? NULL : e);
+        rc = rc ? rc : end;
+    }
+    if (rc)
+        return cs_err_prefix(e, "listing objects");
+    listed_arg a = { c, e, 0 };
+    rc = cs_catalog_check_listing(cat, check_listed, &a, e);
+    return rc ? rc : a.rc;
+}
+
+/* ---- deep ---- */
+
+/* Runs on a worker thread: reads one object whole; a damaged object is a
+ * finding, recorded for the chunk, not a reason to stop. */
+static int read_object(void *arg, size_t i, cs_err *e)
 {
     verify_ctx *c = arg;
-    obj_group *g = &c->groups[i];
-    cs_err_clear(&g->err);
-    cs_sink *null = cs_null_sink_new();
-    g->rc = cs_ops_fetch_object(c->repo, c->refs[g->first].file, null, &g->err);
-    if (g->rc)
-        cs_debug("verify: %s", g->err.msg);
+    const cs_catalog_object *o = &c->chunk[i];
+    cs_mfile f;
+    memset(&f, 0, sizeof f);
+    f.size = o->size;
+    f.stored = o->stored;
+    memcpy(f.hash, o->hash, CS_HASH_HEX);
+    memcpy(f.object, o->id, CS_OBJECT_ID_HEX);
+    cs_err_clear(&c->chunk_err[i]);
+    c->chunk_rc[i] = cs_ops_fetch_object(c->repo, &f, cs_null_sink_new(), &c->chunk_err[i]);
+    if (c->chunk_rc[i])
+        cs_debug("verify: %s", c->chunk_err[i].msg);
     (void)e;
     return 0;
 }
 
-/* Two manifests that disagree about an object's content are a problem of
- * their own. */
-static void report_group(verify_ctx *c, const obj_group *g)
+/* Record one chunk's outcome: good objects are marked as read now. */
+static int record_chunk(verify_ctx *c, size_t n, cs_err *e)
 {
-    const cs_mfile *f = c->refs[g->first].file;
-    c->res->objects++;
-    c->res->bytes += f->size;
-    for (size_t i = g->first; i < g->last; i++) {
-        const cs_mfile *other = c->refs[i].file;
-        c->res->files++;
-        if (g->rc)
-            add_problem(c->res, &c->refs[i], g->err.msg);
-        else if (other->size != f->size || strcmp(other->hash, f->hash))
-            add_problem(c->res, &c->refs[i], "manifests disagree about this object's content");
+    cs_catalog_object *good = cs_calloc(n ? n : 1, sizeof *good);
+    size_t n_good = 0;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const cs_catalog_object *o = &c->chunk[i];
+        c->res->objects++;
+        c->res->bytes += o->size;
+        if (c->chunk_rc[i] == CS_E_NOKEY || c->chunk_rc[i] == CS_E_UNAVAIL) {
+            /* Not the object's fault: the run cannot go on. */
+            *e = c->chunk_err[i];
+            rc = e->code;
+        } else if (c->chunk_rc[i] == CS_E_NOTFOUND) {
+            rc = add_damage(c, o, "object is missing from the repository", e);
+        } else if (c->chunk_rc[i]) {
+            rc = add_damage(c, o, c->chunk_err[i].msg, e);
+        } else if (o->conflict) {
+            rc = add_damage(c, o, "manifests disagree about this object's content", e);
+        } else {
+            good[n_good++] = *o;
+        }
     }
+    if (!rc)
+        rc = cs_catalog_mark_verified(c->cat, good, n_good, (double)time(NULL), e);
+    free(good);
+    return rc;
 }
 
-static void group_refs(verify_ctx *c)
+static int verify_deep(verify_ctx *c, cs_err *e)
 {
-    for (size_t i = 0; i < c->n_refs;) {
-        size_t j = i + 1;
-        while (j < c->n_refs && !strcmp(c->refs[j].file->object, c->refs[i].file->object))
-            j++;
-        c->groups = cs_realloc(c->groups, (c->n_groups + 1) * sizeof *c->groups);
-        c->groups[c->n_groups++] = (obj_group){ i, j, 0, { 0 } };
-        i = j;
+    c->chunk = cs_calloc(CHUNK, sizeof *c->chunk);
+    c->chunk_rc = cs_calloc(CHUNK, sizeof *c->chunk_rc);
+    c->chunk_err = cs_calloc(CHUNK, sizeof *c->chunk_err);
+    int64_t after = 0;
+    int rc = 0;
+    for (;;) {
+        size_t n = 0;
+        rc = cs_catalog_selected(c->cat, after, c->chunk, CHUNK, &n, e);
+        if (rc || !n)
+            break;
+        after = c->chunk[n - 1].row;
+        rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, read_object, c, e);
+        if (!rc)
+            rc = record_chunk(c, n, e);
+        if (rc)
+            break;
     }
+    free(c->chunk);
+    free(c->chunk_rc);
+    free(c->chunk_err);
+    return rc;
+}
+
+/* ---- naming the damage ---- */
+
+static int compare_damage(const void *a, const void *b)
+{
+    return strcmp(((const damage *)a)->object, ((const damage *)b)->object);
+}
+
+/* damages are sorted by object when the files are named */
+static const damage *find_damage(const verify_ctx *c, const char *object)
+{
+    damage probe;
+    snprintf(probe.object, sizeof probe.object, "%s", object);
+    return bsearch(&probe, c->damages, c->n_damages, sizeof *c->damages, compare_damage);
+}
+
+static void add_problem(cs_verify_result *res, const char *backup, char *file, const char *object,
+                        const char *reason)
+{
+    res->problems = cs_realloc(res->problems, (res->n_problems + 1) * sizeof *res->problems);
+    cs_verify_problem *p = &res->problems[res->n_problems++];
+    p->backup = cs_strdup(backup);
+    p->file = file;
+    p->object = cs_strdup(object);
+    p->reason = cs_strdup(reason);
+}
+
+typedef struct name_arg {
+    verify_ctx *c;
+    const char *only;   /* --backup */
+    char *name, *host;  /* the manifest loaded */
+    cs_manifest m;
+    bool loaded;
+} name_arg;
+
+/* Called per (backup, damaged object), sorted by backup: one manifest read
+ * per damaged backup. */
+static int name_files(const char *name, const char *host, const char *object, void *arg)
+{
+    name_arg *a = arg;
+    if (a->only && strcmp(name, a->only))
+        return 0;
+    const damage *d = find_damage(a->c, object);
+    if (!d)
+        return 0;
+    if (!a->name || strcmp(a->name, name) || strcmp(a->host, host)) {
+        if (a->loaded)
+            cs_manifest_free(&a->m);
+        free(a->name);
+        free(a->host);
+        a->name = cs_strdup(name);
+        a->host = cs_strdup(host);
+        cs_err err;
+        a->loaded = cs_repo_read_manifest(a->c->repo, name, host, &a->m, &err) == 0;
+    }
+    if (!a->loaded) {
+        add_problem(a->c->res, name, cs_strdup("?"), object, d->reason);
+        return 0;
+    }
+    for (size_t t = 0; t < a->m.n_tables; t++) {
+        const cs_mtable *table = &a->m.tables[t];
+        for (size_t f = 0; f < table->n_files; f++)
+            if (!strcmp(table->files[f].object, object))
+                add_problem(a->c->res, name, cs_sprintf("%s.%s/%s", table->keyspace, table->table, table->files[f].name),
+                            object, d->reason);
+    }
+    return 0;
+}
+
+static int name_damage(verify_ctx *c, cs_err *e)
+{
+    if (!c->n_damages)
+        return 0;
+    qsort(c->damages, c->n_damages, sizeof *c->damages, compare_damage);
+    name_arg a = { c, c->cfg->backup, NULL, NULL, { 0 }, false };
+    int rc = cs_catalog_bad_refs(c->cat, name_files, &a, e);
+    if (a.loaded)
+        cs_manifest_free(&a.m);
+    free(a.name);
+    free(a.host);
+    return rc;
+}
+
+/* ---- the op ---- */
+
+static int count_backups(verify_ctx *c, cs_err *e)
+{
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    int rc = cs_catalog_backups(c->cat, &entries, &n, e);
+    bool named = false, named_incomplete = false;
+    for (size_t i = 0; !rc && i < n; i++) {
+        bool match = !c->cfg->backup || !strcmp(entries[i].name, c->cfg->backup);
+        if (match && !entries[i].complete)
+            named_incomplete = true;
+        if (!match || !entries[i].complete)
+            continue;
+        named = true;
+        c->res->backups++;
+        c->res->files += entries[i].files;
+    }
+    cs_backup_entries_free(entries, n);
+    if (!rc && c->cfg->backup && !named)
+        rc = named_incomplete ? cs_err_set(e, CS_E_INVAL, "backup %s is incomplete (it was interrupted)", c->cfg->backup)
+                              : cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->cfg->backup,
+                                           c->repo->location);
+    return rc;
+}
+
+static int run(verify_ctx *c, cs_err *e)
+{
+    uint64_t chosen = 0;
+    int rc = cs_catalog_sync(c->cat, c->repo, true, e);
+    if (!rc)
+        rc = count_backups(c, e);
+    if (!rc)
+        rc = cs_catalog_select(c->cat, c->cfg->backup, c->res->sample_pct, &chosen, e);
+    if (!rc)
+        cs_info("verify: %llu objects to check (%s)", (unsigned long long)chosen, c->res->deep ? "deep" : "fast");
+    if (!rc)
+        rc = c->res->deep ? verify_deep(c, e) : verify_fast(c, e);
+    if (!rc)
+        rc = name_damage(c, e);
+    return rc;
 }
 
 int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
@@ -139,29 +331,29 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     memset(res, 0, sizeof *res);
     verify_ctx c;
     memset(&c, 0, sizeof c);
+    c.cfg = cfg;
     c.res = res;
+    res->deep = cfg->deep;
     if (!cfg->repo)
         return cs_err_set(e, CS_E_INVAL, "verify needs --repo");
     if (cfg->jobs < 1 || cfg->jobs > 64)
         return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
-    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    int rc = parse_sample(cfg, &res->sample_pct, e);
+    if (!rc)
+        rc = cs_ops_open_repo(cfg, false, &c.repo, e);
     if (!rc)
         rc = cs_ops_require_identity(c.repo, e);
     if (!rc)
-        rc = load_manifests(&c, cfg->backup, e);
-    if (!rc) {
-        res->backups = c.n_manifests;
-        collect_refs(&c);
-        group_refs(&c);
-        cs_parallel_for(c.n_groups, (unsigned)cfg->jobs, read_group, &c, e);
-        for (size_t i = 0; i < c.n_groups; i++)
-            report_group(&c, &c.groups[i]);
-    }
-    free(c.groups);
-    free(c.refs);
-    for (size_t i = 0; i < c.n_manifests; i++)
-        cs_manifest_free(&c.manifests[i]);
-    free(c.manifests);
+        rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
+    if (!rc)
+        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+    if (!rc)
+        rc = run(&c, e);
+    for (size_t i = 0; i < c.n_damages; i++)
+        free(c.damages[i].reason);
+    free(c.damages);
+    cs_catalog_close(c.cat);
+    cs_lock_release(c.lock);
     cs_repo_free(c.repo);
     if (rc)
         cs_err_prefix(e, "verify");

@@ -8,6 +8,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "io/filters.h"
 
 #define REPO_FILE "cassette.repo"
 
@@ -47,6 +48,29 @@ static int count_key(const char *key, const cs_storage_stat *st, void *arg)
     return 1; /* one is enough to know the location is not empty */
 }
 
+/* The size of an empty age file to these recipients: its header (with the
+ * stanzas, whose size depends on the recipients' types), the nonce and one
+ * empty chunk. Fast verify compares listed sizes with what this predicts. */
+static int measure_age_overhead(cs_repo *r, cs_err *e)
+{
+    if (!r->recipient_keys.n)
+        return 0;
+    uint64_t n = 0;
+    cs_sink *s = age_encrypt_new(cs_count_filter_new(cs_null_sink_new(), &n), r->recipients, r->recipient_keys.n, e);
+    int rc = s ? cs_sink_close(s, e) : e->code;
+    cs_sink_free(s);
+    r->age_empty_size = n;
+    return rc;
+}
+
+uint64_t cs_repo_stored_size(const cs_repo *r, uint64_t payload)
+{
+    if (!cs_repo_is_encrypted(r))
+        return payload;
+    uint64_t chunks = payload ? (payload + AGE_CHUNK_SIZE - 1) / AGE_CHUNK_SIZE : 1;
+    return r->age_empty_size + payload + (chunks - 1) * 16; /* 16: a Poly1305 tag per chunk */
+}
+
 static int parse_recipients(cs_repo *r, cs_err *e)
 {
     r->recipients = cs_calloc(r->recipient_keys.n + 1, sizeof *r->recipients);
@@ -55,7 +79,7 @@ static int parse_recipients(cs_repo *r, cs_err *e)
         if (rc)
             return cs_err_prefix(e, "recipient %zu", i + 1);
     }
-    return 0;
+    return measure_age_overhead(r, e);
 }
 
 static json_t *encryption_json(const cs_repo *r)
@@ -291,7 +315,7 @@ static int get_sealed(cs_repo *r, const char *key, size_t max, cs_buf *out, cs_e
 
 /* ---- backups ---- */
 
-static char *backup_key(const char *name, const char *host_id, const char *suffix)
+char *cs_repo_backup_key(const char *name, const char *host_id, const char *suffix)
 {
     return cs_sprintf("backups/%s/%s.%s", name, host_id, suffix);
 }
@@ -300,10 +324,11 @@ static json_t *summary_json(const cs_manifest *m, bool complete)
 {
     cs_manifest_totals t;
     cs_manifest_totals_of(m, &t);
-    return json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:b}", "name", m->backup, "host_id", m->host_id,
-                     "address", m->address ? m->address : "", "started", m->started, "finished",
+    return json_pack("{s:s, s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "name", m->backup, "host_id",
+                     m->host_id, "address", m->address ? m->address : "", "started", m->started, "finished",
                      complete ? m->finished : 0.0, "files", (json_int_t)t.files, "size", (json_int_t)t.size,
-                     "stored", (json_int_t)t.stored, "complete", complete);
+                     "stored", (json_int_t)t.stored, "files_new", (json_int_t)t.files_new, "size_new",
+                     (json_int_t)t.size_new, "stored_new", (json_int_t)t.stored_new, "complete", complete);
 }
 
 static int put_json(cs_repo *r, const char *key, int flags, json_t *j, cs_err *e)
@@ -328,7 +353,7 @@ int cs_repo_check_name_free(cs_repo *r, const char *name, cs_err *e)
 
 int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e)
 {
-    char *key = backup_key(m->backup, m->host_id, "started");
+    char *key = cs_repo_backup_key(m->backup, m->host_id, "started");
     int rc = put_json(r, key, CS_PUT_EXCLUSIVE, summary_json(m, false), e);
     if (rc == CS_E_EXISTS)
         cs_err_set(e, CS_E_EXISTS, "a backup named %s already exists", m->backup);
@@ -338,7 +363,7 @@ int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e)
 
 int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e)
 {
-    char *key = backup_key(m->backup, m->host_id, "manifest");
+    char *key = cs_repo_backup_key(m->backup, m->host_id, "manifest");
     char *text = NULL;
     int rc = cs_manifest_to_json(m, &text, e);
     if (!rc)
@@ -347,7 +372,7 @@ int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e)
     free(key);
     if (rc)
         return cs_err_prefix(e, "writing the manifest of %s", m->backup);
-    key = backup_key(m->backup, m->host_id, "summary");
+    key = cs_repo_backup_key(m->backup, m->host_id, "summary");
     rc = put_json(r, key, 0, summary_json(m, true), e);
     free(key);
     return rc;
@@ -398,7 +423,7 @@ int cs_repo_read_manifest(cs_repo *r, const char *name, const char *host_id, cs_
         rc = cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; name the host", name, s.manifests.n);
     if (rc)
         goto out;
-    key = backup_key(name, host_id ? host_id : s.manifests.items[0], "manifest");
+    key = cs_repo_backup_key(name, host_id ? host_id : s.manifests.items[0], "manifest");
     rc = get_sealed(r, key, CS_MANIFEST_MAX, &text, e);
     if (!rc)
         rc = cs_manifest_from_json(text.data, text.len, out, e);
@@ -473,8 +498,33 @@ static int read_summary(cs_repo *r, const char *key, cs_backup_entry *out, cs_er
     out->files = (uint64_t)json_integer_value(json_object_get(j, "files"));
     out->size = (uint64_t)json_integer_value(json_object_get(j, "size"));
     out->stored = (uint64_t)json_integer_value(json_object_get(j, "stored"));
+    json_t *stored_new = json_object_get(j, "stored_new");
+    out->has_new = json_is_integer(stored_new);
+    out->files_new = (uint64_t)json_integer_value(json_object_get(j, "files_new"));
+    out->size_new = (uint64_t)json_integer_value(json_object_get(j, "size_new"));
+    out->stored_new = (uint64_t)json_integer_value(stored_new);
     json_decref(j);
     return 0;
+}
+
+void cs_repo_entry_of_manifest(const cs_manifest *m, cs_backup_entry *out)
+{
+    cs_manifest_totals t;
+    cs_manifest_totals_of(m, &t);
+    memset(out, 0, sizeof *out);
+    out->name = cs_strdup(m->backup);
+    out->host_id = cs_strdup(m->host_id);
+    out->address = cs_strdup(m->address ? m->address : "");
+    out->started = m->started;
+    out->finished = m->finished;
+    out->files = t.files;
+    out->size = t.size;
+    out->stored = t.stored;
+    out->files_new = t.files_new;
+    out->size_new = t.size_new;
+    out->stored_new = t.stored_new;
+    out->has_new = true;
+    out->complete = true;
 }
 
 /* A manifest whose summary was not written (crash between the two): the
@@ -489,19 +539,20 @@ static int entry_from_manifest(cs_repo *r, const char *key, cs_backup_entry *out
     cs_buf_free(&text);
     if (rc)
         return rc;
-    cs_manifest_totals t;
-    cs_manifest_totals_of(&m, &t);
-    memset(out, 0, sizeof *out);
-    out->name = cs_strdup(m.backup);
-    out->host_id = cs_strdup(m.host_id);
-    out->address = cs_strdup(m.address ? m.address : "");
-    out->started = m.started;
-    out->finished = m.finished;
-    out->files = t.files;
-    out->size = t.size;
-    out->stored = t.stored;
+    cs_repo_entry_of_manifest(&m, out);
     cs_manifest_free(&m);
     return 0;
+}
+
+int cs_repo_read_entry(cs_repo *r, const char *key, cs_backup_entry *out, cs_err *e)
+{
+    const char *dot = strrchr(key, '.');
+    if (dot && !strcmp(dot, ".manifest"))
+        return entry_from_manifest(r, key, out, e);
+    int rc = read_summary(r, key, out, e);
+    if (!rc)
+        out->complete = dot && !strcmp(dot, ".summary");
+    return rc;
 }
 
 static int compare_entries(const void *a, const void *b)
@@ -509,7 +560,8 @@ static int compare_entries(const void *a, const void *b)
     const cs_backup_entry *x = a, *y = b;
     if (x->started != y->started)
         return x->started < y->started ? -1 : 1;
-    return strcmp(x->name, y->name);
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->host_id, y->host_id);
 }
 
 int cs_repo_list_backups(cs_repo *r, cs_backup_entry **out, size_t *n, cs_err *e)

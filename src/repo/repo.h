@@ -39,6 +39,7 @@ typedef struct cs_repo {
     age_recipient **recipients;
     age_identity **identities;   /* loaded by cs_repo_load_identities */
     size_t n_identities;
+    uint64_t age_empty_size;     /* bytes of an empty age file to the recipients */
 } cs_repo;
 
 /* How to open a repository: both fields may be NULL. */
@@ -96,11 +97,33 @@ typedef struct cs_backup_entry {
     uint64_t files;
     uint64_t size;
     uint64_t stored;
+    /* What this backup added to the repository (files it stored itself,
+     * not reused): known when has_new (summaries of format 1 lack it). */
+    uint64_t files_new;
+    uint64_t size_new;
+    uint64_t stored_new;
+    bool has_new;
     bool complete;
 } cs_backup_entry;
 
-/* Every backup of every host, oldest first. */
+/* Every backup of every host, oldest first (by start time, then name,
+ * then host id). */
 int cs_repo_list_backups(cs_repo *r, cs_backup_entry **out, size_t *n, cs_err *e);
 void cs_backup_entries_free(cs_backup_entry *entries, size_t n);
+
+/* The list entry of the backup behind one key: a ".summary" or ".started"
+ * (small plaintext JSON) or a ".manifest" (read whole; needs an identity
+ * when the repository is encrypted). */
+int cs_repo_read_entry(cs_repo *r, const char *key, cs_backup_entry *out, cs_err *e);
+/* The list entry of a complete backup from its manifest. */
+void cs_repo_entry_of_manifest(const cs_manifest *m, cs_backup_entry *out);
+
+/* The key of backup name's file of host_id ("backups/NAME/HOST.SUFFIX";
+ * suffix "started", "manifest" or "summary"; caller frees). */
+char *cs_repo_backup_key(const char *name, const char *host_id, const char *suffix);
+
+/* Bytes in the storage of an object whose writer was given payload bytes
+ * (the age overhead when the repository is encrypted). */
+uint64_t cs_repo_stored_size(const cs_repo *r, uint64_t payload);
 
 #endif

@@ -265,6 +265,8 @@ def cassette_bin():
 def _base_env(state_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASSETTE_")}
     env["CASSETTE_STATE_DIR"] = str(state_dir)
+    # The catalog's default place is under $XDG_CACHE_HOME: one per test.
+    env["XDG_CACHE_HOME"] = str(state_dir.parent / "cache")
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     return env

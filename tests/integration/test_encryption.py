@@ -145,5 +145,5 @@ def test_damaged_object_places_nothing(cassette, repo, keys, node, session, encr
         assert list(session.execute(f"SELECT * FROM {t.full_name} LIMIT 1")) == [], \
             f"{t.full_name} got rows from a damaged backup"
 
-    res = cassette("verify", "--repo", repo, "--identity", keys["key"])
+    res = cassette("verify", "--deep", "--repo", repo, "--identity", keys["key"])
     assert res.rc == 1 and object_id in res.err, res.describe()

@@ -108,7 +108,7 @@ def test_faults_are_retried(cassette, session, make_small_data, s3_server, s3_bu
     res = cassette("backup", "--repo", repo, "--name", "f1", "--keyspace", ds.main, "--json", env=env)
     assert res.rc == 0, res.describe()
     assert res.json()["complete"] is True
-    res = cassette("verify", "--repo", repo, env=env)
+    res = cassette("verify", "--deep", "--repo", repo, env=env)
     assert res.rc == 0, res.describe()
     t = ds.tables_of(ds.main)[0]
     session.execute(f"TRUNCATE {t.full_name}", timeout=120)
