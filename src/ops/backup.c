@@ -38,6 +38,7 @@ typedef struct backup_ctx {
     store_job *jobs;
     size_t n_jobs;
     cs_strlist snap_dirs; /* <table>/snapshots/<tag> of every table walked */
+    cs_lock *lock;        /* the shared repository lock */
 } backup_ctx;
 
 static void default_name(char out[32])
@@ -156,7 +157,13 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
     backup_ctx *c = arg;
     store_job *j = &c->jobs[i];
     cs_debug("storing %s", j->path);
-    return store_file(c, j->path, &c->m->tables[j->table].files[j->file], &j->bytes_read, e);
+    const cs_mtable *table = &c->m->tables[j->table];
+    cs_mfile *f = &table->files[j->file];
+    int rc = store_file(c, j->path, f, &j->bytes_read, e);
+    /* Journaled at once: a backup killed later still does not store it again. */
+    if (!rc)
+        cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], table->id, f);
+    return rc;
 }
 
 static int by_size_desc(const void *a, const void *b)
@@ -424,6 +431,10 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     if (!rc)
         rc = store_new_files(c, e);
     c->m->finished = cs_now();
+    /* A lock broken while this process stood still lets a purge run: the
+     * objects reused from before may be gone, so commit nothing. */
+    if (!rc)
+        rc = cs_lock_check(c->lock, e);
     if (!rc)
         rc = cs_repo_put_manifest(c->repo, c->m, e);
     /* The snapshot pins SSTables that compaction may want to delete: drop it
@@ -445,6 +456,8 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     cs_nodetool *nt = NULL;
     cs_state *state = NULL;
     char *tag = NULL;
+    char *purpose = NULL;
+    cs_lock *lock = NULL;
     int lock_fd = -1;
     int rc = check_args(cfg, e);
     if (rc)
@@ -461,6 +474,11 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
         rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
     if (!rc)
         rc = cs_ops_open_repo(cfg, true, &repo, e);
+    /* Shared: backups and restores run side by side, a purge waits. */
+    if (!rc) {
+        purpose = cs_sprintf("backup %s of %s", m->backup, m->address ? m->address : m->host_id);
+        rc = cs_ops_lock(cfg, repo, CS_LOCK_SHARED, purpose, &lock, e);
+    }
     if (!rc)
         rc = cs_repo_check_name_free(repo, m->backup, e);
     if (!rc)
@@ -468,7 +486,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     if (rc)
         goto out;
     tag = cs_sprintf("cassette-%s", m->backup);
-    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 } };
+    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 }, lock };
     rc = snapshot_and_store(&c, nt, e);
     res->bytes_read = c.bytes_read;
     for (size_t i = 0; i < c.n_jobs; i++)
@@ -486,6 +504,8 @@ out:
         cs_err_prefix(e, "backup %s", m->backup ? m->backup : "");
     cs_state_free(state);
     cs_state_unlock(lock_fd);
+    cs_lock_release(lock);
+    free(purpose);
     cs_nodetool_free(nt);
     cs_repo_free(repo);
     free(tag);

@@ -2,12 +2,20 @@
  *
  * Owns: <state_dir>/<repo id>/<host id>.json, which maps (data directory,
  * table id, file name) to the size, mtime, hash and object of the file last
- * stored, and the rule for trusting it: the cache is used only if the
- * backup it was written by is still a complete backup of this host in the
- * repository; otherwise it is rebuilt from the newest such manifest (so a
- * lost or stale cache costs one manifest read, never a wrong reference). A
- * backup that fails part way adds the files it did store, so a retry does
- * not store them again.
+ * stored, and <host id>.journal beside it, and the rule for trusting them.
+ * The cache is written against the newest complete backup of the host (its
+ * anchor); it is used only if that backup is still the newest complete one
+ * in the repository, otherwise it is rebuilt from the newest such manifest
+ * (so a lost or stale cache costs one manifest read, never a wrong
+ * reference; a host without the identity to read manifests keeps using the
+ * files of the cache's own backup while that backup is complete). Entries of objects that no complete backup references (stored
+ * by a backup that failed or was killed) are "unreferenced": purge deletes
+ * such objects after a grace period, so each is used only after a stat in
+ * the repository shows its object is still there with the size it had. A
+ * backup that fails part way adds the files it did store to the cache; a
+ * backup killed outright leaves them in the journal, one line per stored
+ * file, appended as each is stored. Either way the next backup does not
+ * store them again.
  * Must not: read data files. */
 #ifndef CS_STATE_H
 #define CS_STATE_H
@@ -28,6 +36,7 @@ typedef struct cs_state_entry {
     char hash[CS_HASH_HEX];
     char object[CS_OBJECT_ID_HEX];
     uint64_t stored;
+    bool unreferenced; /* not a file of the anchor backup: checked before use */
 } cs_state_entry;
 
 /* The local state directory (config, else ~/.cache/cassette/state). */
@@ -39,16 +48,27 @@ char *cs_state_dir(const cs_config *cfg);
 int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e);
 void cs_state_unlock(int fd);
 
+/* Load the cache (see above) and the journal; unreferenced entries whose
+ * object is gone are dropped, and an error stat-ing one fails the load.
+ * Opens the journal for cs_state_record. Call with the repository's
+ * shared lock held until the backup's manifest is written: that lock is
+ * what keeps purge from deleting a checked object before it is referenced. */
 int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
+/* Append f (just stored: name, size, mtime_ns, hash, object, stored) to the
+ * journal, so that it is known even if the process is killed before any
+ * save. Thread-safe; one write(2) per line. A failure is one warning, never
+ * an error. s may be NULL (then nothing happens). */
+void cs_state_record(cs_state *s, const char *data_dir, const char *table_id, const cs_mfile *f);
 /* The entry for this file if size and mtime still match, else NULL. */
 const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, const char *table_id,
                                     const char *name, uint64_t size, int64_t mtime_ns);
-/* Write the cache for the files of manifest m (a complete backup). */
+/* Write the cache for the files of manifest m (a complete backup), then
+ * remove the journal. */
 int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e);
 /* After a backup that failed part way: keep what old knew, plus every file
  * m stored whole before the failure, so that the next backup stores only
- * what is missing. (The objects are not referenced by any manifest yet;
- * purge keeps such objects for a grace period.) */
+ * what is missing, then remove the journal (old holds what it held at
+ * load, m what was recorded since). The new entries are unreferenced. */
 int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
                           cs_err *e);
 void cs_state_free(cs_state *s);

@@ -6,15 +6,20 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "crypto/age.h"
 #include "ops/state.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
@@ -190,6 +195,114 @@ static bool finds(const cs_state *s, const char *dir, const char *table_id, cons
                   int64_t mtime)
 {
     return cs_state_find(s, dir, table_id, name, size, mtime) != NULL;
+}
+
+
+/* ---- the journal: helpers ----------------------------------------------- */
+
+static char *journal_file(const fixture *f, const char *host)
+{
+    return cs_sprintf("%s/%s/%s.journal", f->state_dir, f->repo->id, host);
+}
+
+/* Store an object of `payload` bytes under id, as a backup would (through
+ * the repository's writer: encrypted when the repository is). */
+static void put_object(fixture *f, const char *id, uint64_t payload)
+{
+    char *key = cs_repo_object_key(id);
+    cs_sink *w = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    char *bytes = calloc(1, payload + 1);
+    assert_non_null(bytes);
+    int rc = cs_repo_writer(f->repo, key, 0, &w, &e);
+    if (!rc)
+        rc = cs_sink_write(w, bytes, payload, &e);
+    if (!rc)
+        rc = cs_sink_close(w, &e);
+    cs_sink_free(w);
+    if (rc)
+        fail_msg("put %s: %s", key, e.msg);
+    free(bytes);
+    free(key);
+}
+
+static void del_object(fixture *f, const char *id)
+{
+    char *key = cs_repo_object_key(id);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_storage_del(f->repo->st, key, &e), 0);
+    free(key);
+}
+
+/* Store the objects of every file of m. */
+static void put_objects(fixture *f, const cs_manifest *m)
+{
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++)
+            put_object(f, m->tables[i].files[j].object, m->tables[i].files[j].stored);
+}
+
+/* What the backup workers do: record every file of m as stored. */
+static void record_all(cs_state *s, const cs_manifest *m)
+{
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++) {
+            const cs_mfile *file = &m->tables[i].files[j];
+            cs_state_record(s, m->data_dirs.items[file->data_dir], m->tables[i].id, file);
+        }
+}
+
+static void save_partial(fixture *f, const cs_state *old, const cs_manifest *m)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_state_save_partial(&f->cfg, f->repo, old, m, &e);
+    if (rc)
+        fail_msg("save_partial: %s", e.msg);
+}
+
+static void append_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "a");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Failure injection: the storage's stat, counted, failing with stat_rc. */
+static int stat_calls;
+static int stat_rc;
+static int (*real_stat)(cs_storage *, const char *, cs_storage_stat *, cs_err *);
+
+static int counting_stat(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e)
+{
+    stat_calls++;
+    if (stat_rc)
+        return cs_err_set(e, stat_rc, "injected failure for %s", key);
+    return real_stat(st, key, out, e);
+}
+
+typedef struct stat_hook {
+    const cs_storage_ops *saved;
+    cs_storage_ops ops;
+} stat_hook;
+
+static void hook_stat(fixture *f, stat_hook *h, int rc)
+{
+    h->saved = f->repo->st->ops;
+    h->ops = *h->saved;
+    real_stat = h->saved->stat;
+    h->ops.stat = counting_stat;
+    f->repo->st->ops = &h->ops;
+    stat_calls = 0;
+    stat_rc = rc;
+}
+
+static void unhook_stat(fixture *f, const stat_hook *h)
+{
+    f->repo->st->ops = h->saved;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -448,6 +561,471 @@ static void test_state_dir(void **state)
     }
 }
 
+/* ---- the journal -------------------------------------------------------- */
+
+/* A backup killed before any save: what it stored is known next time. */
+static void test_journal_survives_kill(void **state)
+{
+    fixture *f = *state;
+    cs_manifest killed;
+    make_manifest(&killed, "k1", HOST_A, 100, 2, "a");
+    store(f, &killed, false);
+    put_objects(f, &killed);
+
+    cs_state *s = load(f, HOST_A);
+    record_all(s, &killed);
+    cs_state_free(s); /* killed: no save */
+
+    char *path = journal_file(f, HOST_A);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &killed), 3);
+    const cs_state_entry *en = cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000);
+    assert_true(en->unreferenced);
+
+    /* Killed again after storing more: both runs are known. */
+    cs_manifest again;
+    make_manifest(&again, "k2", HOST_A, 200, 4, "b");
+    again.tables[0].files[0].size = 2000; /* nb-1 changed: a new object */
+    put_objects(f, &again);
+    record_all(s, &again);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &again), 5); /* the later line wins */
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    cs_state_free(s);
+
+    /* With an anchor: its files and the journal's together. */
+    cs_manifest b1;
+    make_manifest(&b1, "b1", HOST_A, 300, 6, "c"); /* its objects are never stat'ed */
+    b1.tables[0].files[5].size = 77;
+    store(f, &b1, true);
+    save(f, &b1); /* removes the journal */
+    assert_false(cs_exists(path));
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &b1), 7);
+    cs_manifest k3;
+    make_manifest(&k3, "k3", HOST_A, 400, 6, "d");
+    k3.tables[0].files[5].size = 78; /* only nb-6 changed */
+    k3.tables[0].n_files = 6;
+    put_objects(f, &k3);
+    cs_state_record(s, DIR1, TABLE_ID, &k3.tables[0].files[5]);
+    cs_state_free(s);
+    stat_hook h;
+    hook_stat(f, &h, 0);
+    s = load(f, HOST_A);
+    unhook_stat(f, &h);
+    assert_int_equal(stat_calls, 1); /* only the journal's entry */
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 78, 5005));
+    assert_false(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 77, 5005));
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
+    assert_false(cs_state_find(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004)->unreferenced);
+    cs_state_free(s);
+
+    free(path);
+    cs_manifest_free(&killed);
+    cs_manifest_free(&again);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&k3);
+}
+
+/* Killed after its manifest was written (in clearsnapshot, say): the cache
+ * is rebuilt from that manifest, and the journal, which holds the same
+ * objects, costs no stat. */
+static void test_killed_after_manifest(void **state)
+{
+    fixture *f = *state;
+    cs_manifest b1, b2;
+    make_manifest(&b1, "b1", HOST_A, 100, 2, "a");
+    store(f, &b1, true);
+    save(f, &b1);
+    make_manifest(&b2, "b2", HOST_A, 200, 4, "b"); /* no objects stored: a stat would drop them */
+    store(f, &b2, false);
+    cs_state *s = load(f, HOST_A);
+    record_all(s, &b2);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_repo_put_manifest(f->repo, &b2, &e), 0);
+    cs_state_free(s);
+
+    stat_hook h;
+    hook_stat(f, &h, 0);
+    s = load(f, HOST_A);
+    unhook_stat(f, &h);
+    assert_int_equal(stat_calls, 0);
+    assert_int_equal(assert_holds(s, &b2), 5);
+    assert_false(cs_state_find(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)->unreferenced);
+    cs_state_free(s);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
+}
+
+/* An object purged (or of another size) is never reused. */
+static void test_journal_object_gone(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "k1", HOST_A, 100, 4, "a");
+    put_objects(f, &m);
+    cs_state *s = load(f, HOST_A);
+    record_all(s, &m);
+    cs_state_free(s);
+
+    del_object(f, m.tables[0].files[1].object);
+    put_object(f, m.tables[0].files[2].object, 3); /* recorded as 12 bytes */
+    s = load(f, HOST_A);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_false(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001));
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    assert_true(finds(s, DIR0, TABLE_ID2, ".u_idx/nb-1-big-Index.db", 7, 8));
+
+    /* A failure to stat that is not "missing" fails the load. */
+    cs_state_free(s);
+    stat_hook h;
+    hook_stat(f, &h, CS_E_UNAVAIL);
+    cs_state *none = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_state_load(&f->cfg, f->repo, HOST_A, &none, &e);
+    unhook_stat(f, &h);
+    assert_int_equal(rc, CS_E_UNAVAIL);
+    assert_null(none);
+    assert_int_equal(stat_calls, 1);
+    assert_non_null(strstr(e.msg, "dedup cache"));
+    assert_non_null(strstr(e.msg, "injected failure"));
+    cs_manifest_free(&m);
+}
+
+/* A kill mid-write leaves a torn last line: ignored, and cut off before
+ * the next line is appended (else that line would be lost too). */
+static void test_journal_torn_line(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "k1", HOST_A, 100, 3, "a");
+    put_objects(f, &m);
+    cs_state *s = load(f, HOST_A);
+    cs_state_record(s, DIR0, TABLE_ID, &m.tables[0].files[0]);
+    cs_state_record(s, DIR1, TABLE_ID, &m.tables[0].files[1]);
+    cs_state_free(s);
+    char *path = journal_file(f, HOST_A);
+    /* bad lines in the middle are skipped too */
+    char *bad = cs_sprintf("garbage\n[1,2]\n\n[\"%s\\t%s\\tx.db\",5,6,\"%064d\",\"../../x\",7,true]\n"
+                           "[\"%s\\t%s\\tx.db\",5,6,\"%064d\",\"%s\",7,\"yes\"]\n",
+                           DIR0, TABLE_ID, 0, DIR0, TABLE_ID, 0, "0123456789abcdef0123456789abcdef");
+    append_text(path, bad);
+    free(bad);
+    cs_state_record(NULL, DIR0, TABLE_ID, &m.tables[0].files[2]); /* no state: nothing */
+    s = load(f, HOST_A);
+    cs_state_record(s, DIR0, TABLE_ID, &m.tables[0].files[2]);
+    cs_state_free(s);
+    append_text(path, "[\"/var/lib/cassandra/data\\t0123");
+    s = load(f, HOST_A);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001));
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    assert_false(finds(s, DIR0, TABLE_ID, "x.db", 5, 6));
+    cs_state_record(s, DIR0, TABLE_ID2, &m.tables[1].files[0]);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &m), 4);
+    cs_state_free(s);
+    /* the torn line was cut, the rest kept */
+    char *text = NULL;
+    size_t len = 0;
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_read_file(path, 1 << 20, &text, &len, &e), 0);
+    assert_true(len > 0 && text[len - 1] == '\n');
+    assert_null(strstr(text, "0123\n"));
+    free(text);
+    free(path);
+    cs_manifest_free(&m);
+}
+
+/* A backup that completes leaves a cache and no journal. */
+static void test_save_removes_journal(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "b1", HOST_A, 100, 2, "a");
+    put_objects(f, &m);
+    store(f, &m, false);
+    cs_state *s = load(f, HOST_A);
+    record_all(s, &m);
+    char *path = journal_file(f, HOST_A);
+    cs_err e;
+    assert_true(cs_exists(path));
+    cs_err_clear(&e);
+    assert_int_equal(cs_repo_put_manifest(f->repo, &m, &e), 0);
+    save(f, &m);
+    cs_state_free(s);
+    assert_false(cs_exists(path));
+    stat_hook h;
+    hook_stat(f, &h, 0);
+    s = load(f, HOST_A);
+    unhook_stat(f, &h);
+    assert_int_equal(stat_calls, 0); /* all referenced by b1 */
+    assert_int_equal(assert_holds(s, &m), 3);
+    cs_state_free(s);
+    free(path);
+    cs_manifest_free(&m);
+}
+
+/* A failed backup: its files go into the cache as unreferenced (checked at
+ * every load until a backup references them), the journal goes. */
+static void test_partial_marks_unreferenced(void **state)
+{
+    fixture *f = *state;
+    cs_manifest b1, failed;
+    make_manifest(&b1, "b1", HOST_A, 100, 3, "a"); /* no objects: referenced, never stat'ed */
+    store(f, &b1, true);
+    save(f, &b1);
+    make_manifest(&failed, "b2", HOST_A, 200, 5, "b");
+    for (size_t i = 0; i < 3; i++) {
+        failed.tables[0].files[i].is_new = i == 2; /* nb-1, nb-2 reused, nb-3 changed */
+    }
+    failed.tables[0].files[2].size = 3333;
+    failed.tables[0].files[4].is_new = false; /* failed to store */
+    store(f, &failed, false);
+    put_objects(f, &failed);
+
+    cs_state *s = load(f, HOST_A);
+    cs_state_record(s, DIR0, TABLE_ID, &failed.tables[0].files[2]);
+    cs_state_record(s, DIR1, TABLE_ID, &failed.tables[0].files[3]);
+    save_partial(f, s, &failed);
+    cs_state_free(s);
+    char *path = journal_file(f, HOST_A);
+    assert_false(cs_exists(path));
+    free(path);
+
+    stat_hook h;
+    hook_stat(f, &h, 0);
+    s = load(f, HOST_A);
+    unhook_stat(f, &h);
+    assert_int_equal(stat_calls, 2); /* nb-3 and nb-4 */
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_false(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002)); /* replaced b1's */
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002)->unreferenced);
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
+    cs_state_free(s);
+
+    /* Purged meanwhile: dropped. */
+    del_object(f, failed.tables[0].files[3].object);
+    s = load(f, HOST_A);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002));
+    assert_false(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    cs_state_free(s);
+
+    /* A newer complete backup (its cache never written: killed in
+     * clearsnapshot): rebuilt from it, and what b2 stored is kept. */
+    cs_manifest b3;
+    make_manifest(&b3, "b3", HOST_A, 300, 1, "c");
+    store(f, &b3, true);
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &b3), 2);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002));
+    assert_false(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001)); /* b1's: not the anchor */
+    cs_state_free(s);
+
+    /* An older cache without the flag and without an anchor: nothing in it
+     * can be referenced, so everything is checked. */
+    cs_manifest none;
+    make_manifest(&none, "x", HOST_B, 100, 1, "d");
+    put_object(f, none.tables[0].files[0].object, none.tables[0].files[0].stored);
+    char *text = cs_sprintf("{\"backup\":null,\"files\":[[\"%s\\t%s\\tnb-1-big-Data.db\",1000,5000,\"%064d\","
+                            "\"%s\",10],[\"%s\\t%s\\tgone.db\",5,6,\"%064d\",\"%s\",7]]}",
+                            DIR0, TABLE_ID, 0, none.tables[0].files[0].object, DIR0, TABLE_ID, 0,
+                            "0123456789abcdef0123456789abcdef");
+    write_state(f, HOST_B, text);
+    free(text);
+    s = load(f, HOST_B);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_false(finds(s, DIR0, TABLE_ID, "gone.db", 5, 6));
+    cs_state_free(s);
+
+    cs_manifest_free(&b1);
+    cs_manifest_free(&failed);
+    cs_manifest_free(&b3);
+    cs_manifest_free(&none);
+}
+
+typedef struct recorder {
+    cs_state *s;
+    const cs_manifest *m;
+    size_t first, step;
+} recorder;
+
+static void *record_some(void *arg)
+{
+    recorder *r = arg;
+    const cs_mtable *t = &r->m->tables[0];
+    for (size_t i = r->first; i < t->n_files; i += r->step)
+        cs_state_record(r->s, r->m->data_dirs.items[t->files[i].data_dir], t->id, &t->files[i]);
+    return NULL;
+}
+
+/* Workers record at the same time: every line arrives whole. */
+static void test_journal_threads(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "k1", HOST_A, 100, 400, "a");
+    put_objects(f, &m);
+    cs_state *s = load(f, HOST_A);
+    pthread_t th[8];
+    recorder r[8];
+    for (size_t i = 0; i < 8; i++) {
+        r[i] = (recorder){ s, &m, i, 8 };
+        assert_int_equal(pthread_create(&th[i], NULL, record_some, &r[i]), 0);
+    }
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    m.tables[1].n_files = 0; /* not recorded */
+    assert_int_equal(assert_holds(s, &m), 400);
+    m.tables[1].n_files = 1;
+    cs_state_free(s);
+    cs_manifest_free(&m);
+}
+
+/* A write that fails half way (the disk is full): one warning, no more
+ * lines, and the torn one costs nothing but itself. */
+static void test_journal_short_write(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "k1", HOST_A, 100, 3, "a");
+    put_objects(f, &m);
+    cs_state *s = load(f, HOST_A);
+    cs_state_record(s, DIR0, TABLE_ID, &m.tables[0].files[0]);
+    char *path = journal_file(f, HOST_A);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    struct rlimit saved, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = (rlim_t)st.st_size + 10;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    cs_state_record(s, DIR1, TABLE_ID, &m.tables[0].files[1]); /* 10 bytes of it */
+    cs_state_record(s, DIR0, TABLE_ID, &m.tables[0].files[2]); /* not written */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_handler);
+    cs_state_free(s);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, (uint64_t)lim.rlim_cur);
+
+    s = load(f, HOST_A);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_false(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001));
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    cs_state_record(s, DIR0, TABLE_ID, &m.tables[0].files[2]);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    cs_state_free(s);
+    free(path);
+    cs_manifest_free(&m);
+}
+
+/* A journal that cannot be opened: a warning, and the backup goes on. */
+static void test_journal_unwritable(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "b1", HOST_A, 100, 2, "a");
+    store(f, &m, true);
+    save(f, &m);
+    char *path = journal_file(f, HOST_A);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_mkdirs(path, 0700, &e), 0);
+    cs_state *s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &m), 3);
+    record_all(s, &m);
+    cs_state_free(s);
+    assert_true(cs_is_dir(path));
+    free(path);
+    cs_manifest_free(&m);
+}
+
+/* Encrypted, and the host holds only the public key: it cannot rebuild from
+ * a newer manifest, so it keeps the files of its cache's backup (complete)
+ * and what the journal knows; the former are now unreferenced. */
+static void test_stale_cache_without_identity(void **state)
+{
+    fixture *f = *state;
+    /* Replace the fixture's repository with an encrypted one. */
+    cs_repo_free(f->repo);
+    age_identity *id = age_keygen();
+    cs_buf pub = CS_BUF_INIT;
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(age_identity_public_string(id, &pub, &e), 0);
+    cs_strlist rcpts = { NULL, 0 };
+    cs_strlist_add(&rcpts, cs_buf_str(&pub));
+    cs_repo_opts opts = { &rcpts, NULL };
+    char *root = cs_path_join(f->dir, "enc");
+    int rc = cs_repo_init(root, &opts, &f->repo, &e);
+    if (rc)
+        fail_msg("init: %s", e.msg);
+    free(root);
+    cs_strlist_free(&rcpts);
+    cs_buf_free(&pub);
+    age_identity_free(id);
+    assert_true(cs_repo_is_encrypted(f->repo));
+
+    cs_manifest b1, b2;
+    make_manifest(&b1, "b1", HOST_A, 100, 3, "a");
+    store(f, &b1, true);
+    save(f, &b1);
+    make_manifest(&b2, "b2", HOST_A, 200, 4, "b");
+    for (size_t i = 0; i < 3; i++) { /* b2 reused b1's nb-1..3 */
+        memcpy(b2.tables[0].files[i].object, b1.tables[0].files[i].object, CS_OBJECT_ID_HEX);
+        memcpy(b2.tables[0].files[i].hash, b1.tables[0].files[i].hash, CS_HASH_HEX);
+        b2.tables[0].files[i].is_new = false;
+    }
+    cs_state *s = load(f, HOST_A);
+    put_object(f, b2.tables[0].files[3].object, b2.tables[0].files[3].stored);
+    cs_state_record(s, DIR1, TABLE_ID, &b2.tables[0].files[3]);
+    store(f, &b2, true); /* manifest written, then killed: no save */
+    cs_state_free(s);
+
+    stat_hook h;
+    hook_stat(f, &h, 0);
+    s = load(f, HOST_A);
+    unhook_stat(f, &h);
+    assert_int_equal(stat_calls, 1); /* b1 is complete: only the journal's entry */
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)); /* age overhead counted */
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
+
+    /* If this backup fails too, the next load checks them all: b1 may be
+     * purged by then (b1's objects were never stored here: dropped). */
+    cs_manifest b3;
+    make_manifest(&b3, "b3", HOST_A, 300, 0, "c");
+    save_partial(f, s, &b3);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    cs_state_free(s);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
+    cs_manifest_free(&b3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +1036,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_survives_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_after_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_object_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_torn_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_removes_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_marks_unreferenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_short_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_unwritable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_cache_without_identity, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
