@@ -184,8 +184,11 @@ static void delete_own(cs_lock *l)
 {
     cs_err e;
     cs_err_clear(&e);
+    /* Info, not a warning: it happens when the storage is gone, which the
+     * command's own error already says in its one line; a left-over lock
+     * of a dead pid on this host is broken at once, elsewhere it goes stale. */
     if (cs_storage_del(l->st, l->key, &e) != 0)
-        cs_warn("cannot remove repository lock %s (it will become stale): %s", l->key, e.msg);
+        cs_info("cannot remove repository lock %s (it will become stale): %s", l->key, e.msg);
 }
 
 /* ---- reading the other locks -------------------------------------------- */
