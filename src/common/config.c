@@ -32,9 +32,40 @@ bool cs_strlist_has(const cs_strlist *l, const char *s)
     return false;
 }
 
+int cs_parse_duration(const char *text, double *seconds, cs_err *e)
+{
+    static const struct {
+        char unit;
+        double seconds;
+    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 'y', 365 * 86400 } };
+    const char *p = text;
+    double total = 0;
+    if (!p || !*p)
+        return cs_err_set(e, CS_E_INVAL, "empty duration (e.g. 36h, 7d, 2w, 1d12h)");
+    if (!strcmp(p, "0")) {
+        *seconds = 0;
+        return 0;
+    }
+    while (*p) {
+        if (!isdigit((unsigned char)*p))
+            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (e.g. 36h, 7d, 2w, 1d12h)", text);
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        size_t u = 0;
+        while (u < sizeof units / sizeof units[0] && units[u].unit != *end)
+            u++;
+        if (u == sizeof units / sizeof units[0] || v > 1e9)
+            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (units: s, m, h, d, w, y)", text);
+        total += (double)v * units[u].seconds;
+        p = end + 1;
+    }
+    *seconds = total;
+    return 0;
+}
+
 /* ---- the option table ---- */
 
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE };
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
 typedef struct opt_def {
@@ -123,9 +154,9 @@ static const opt_def options[] = {
       "zstd compression level (1-19)" },
     { "jobs", 'j', OPT_INT, OFF(jobs), "cassette", "jobs", "CASSETTE_JOBS", "4", "backup restore verify",
       "files stored, restored or verified at once (1-64)" },
-    { "lock-wait", 0, OPT_STR, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED,
+    { "lock-wait", 0, OPT_DURATION, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED,
       "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
-    { "lock-stale", 0, OPT_STR, OFF(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", "30m", LOCKED,
+    { "lock-stale", 0, OPT_DURATION, OFF(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", "30m", LOCKED,
       "a lock not refreshed for this long is stale and broken (holders refresh every quarter of it)" },
     KEEP("keep-last", keep_last, "keep_last", "keep the newest N complete backups of each node [default: 168 when no "
                                               "--keep rule is given]"),
@@ -133,9 +164,9 @@ static const opt_def options[] = {
     KEEP("keep-daily", keep_daily, "keep_daily", "keep the newest backup of each of the last N days"),
     KEEP("keep-weekly", keep_weekly, "keep_weekly", "keep the newest backup of each of the last N ISO weeks"),
     KEEP("keep-monthly", keep_monthly, "keep_monthly", "keep the newest backup of each of the last N months"),
-    { "keep-within", 0, OPT_STR, OFF(keep_within), "retention", "keep_within", NULL, NULL, "purge",
+    { "keep-within", 0, OPT_DURATION, OFF(keep_within), "retention", "keep_within", NULL, NULL, "purge",
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
-    { "grace", 0, OPT_STR, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
+    { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
     { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge", "say what would be removed and why; "
       "remove nothing" },
@@ -286,6 +317,10 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
         return 0;
     case OPT_SIZE:
         return parse_size(value, (uint64_t *)(void *)field, o, origin, e);
+    case OPT_DURATION: {
+        int rc = cs_parse_duration(value, (double *)(void *)field, e);
+        return rc ? cs_err_prefix(e, "%s: --%s", origin, o->flag) : 0;
+    }
     }
     return cs_err_set(e, CS_E_INVAL, "bad option table");
 }
@@ -528,6 +563,23 @@ static int check_applicable(int argc, char **argv, const cs_config *cfg, cs_err 
     return 0;
 }
 
+/* Usage mistakes that involve more than one option. */
+static int check_combinations(const cs_config *cfg, cs_err *e)
+{
+    if (!strcmp(cfg->command, "verify") && cfg->sample) {
+        char *end = NULL;
+        double v = strtod(cfg->sample, &end);
+        if (!cfg->deep)
+            return cs_err_set(e, CS_E_INVAL, "--sample needs --deep (a fast verify checks every object already)");
+        if (end == cfg->sample || *end || !(v > 0 && v <= 100))
+            return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100, not \"%s\"",
+                              cfg->sample);
+    }
+    if (cfg->lock_stale > 0 && cfg->lock_stale < 4)
+        return cs_err_set(e, CS_E_INVAL, "--lock-stale must be at least 4s");
+    return 0;
+}
+
 int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -545,6 +597,8 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
         !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "generate")) &&
         !(cfg->args.n == 2 && !strcmp(cfg->args.items[0], "public")))
         rc = cs_err_set(e, CS_E_INVAL, "usage: cassette key generate [-o FILE] | cassette key public FILE");
+    if (!rc && cfg->command && !cfg->help)
+        rc = check_combinations(cfg, e);
     if (!rc && cfg->command && !strcmp(cfg->command, "catalog") && !cfg->help &&
         !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "rebuild")))
         rc = cs_err_set(e, CS_E_INVAL, "usage: cassette catalog rebuild --repo PATH");

@@ -55,12 +55,12 @@ typedef struct cs_config {
     long zstd_level;
     long jobs;              /* files handled at once by backup, restore, verify */
     char *catalog;          /* SQLite catalog path (NULL: the default per repository) */
-    char *lock_wait;        /* durations, parsed by the ops ("10m") */
-    char *lock_stale;
+    double lock_wait;       /* durations in seconds ("10m" on the command line) */
+    double lock_stale;
     /* purge: retention (0 / NULL: rule not set) */
     long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly;
-    char *keep_within;
-    char *grace;
+    double keep_within;     /* 0: rule not set */
+    double grace;
     bool dry_run;
     /* verify */
     bool deep;
@@ -100,6 +100,10 @@ void cs_config_usage(FILE *out, const char *cmd);
 /* Parse the body of an INI file into cfg (keys known to the table only;
  * an unknown section or key is an error naming its line). Exposed for tests. */
 int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e);
+
+/* "90s", "45m", "36h", "7d", "2w", "1y", sums like "1d12h", or "0" ->
+ * seconds. CS_E_INVAL with a one-line message for anything else. */
+int cs_parse_duration(const char *text, double *seconds, cs_err *e);
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);

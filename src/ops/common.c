@@ -73,15 +73,6 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
     return rc;
 }
 
-int cs_ops_duration(const char *flag, const char *text, double *seconds, cs_err *e)
-{
-    *seconds = 0;
-    if (!text || !strcmp(text, "0"))
-        return 0;
-    int rc = cs_retention_parse_duration(text, seconds, e);
-    return rc ? cs_err_prefix(e, "--%s", flag) : 0;
-}
-
 int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e)
 {
     char *path = cfg->catalog ? cs_strdup(cfg->catalog) : cs_catalog_default_path(repo->id);
@@ -93,13 +84,6 @@ int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, c
 int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e)
 {
-    cs_lock_opts o = { 0, 0, purpose };
-    int rc = cs_ops_duration("lock-wait", cfg->lock_wait, &o.wait, e);
-    if (!rc)
-        rc = cs_ops_duration("lock-stale", cfg->lock_stale, &o.stale_after, e);
-    if (!rc && cfg->lock_stale && o.stale_after < 4)
-        rc = cs_err_set(e, CS_E_INVAL, "--lock-stale must be at least 4s");
-    if (!rc)
-        rc = cs_lock_acquire(repo->st, kind, &o, out, e);
-    return rc;
+    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose };
+    return cs_lock_acquire(repo->st, kind, &o, out, e);
 }

@@ -120,8 +120,6 @@ int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identit
 /* The public keys of every identity in an identity file. */
 int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
 
-/* A duration option ("10m"; NULL or "0": 0 seconds). */
-int cs_ops_duration(const char *flag, const char *text, double *seconds, cs_err *e);
 /* The catalog of repo (cfg->catalog or the default path). */
 int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e);
 /* Take a lock on repo with cfg's --lock-wait and --lock-stale. */

@@ -39,7 +39,7 @@ typedef struct purge_ctx {
     cs_purge_result *res;
 } purge_ctx;
 
-static int parse_policy(const cs_config *cfg, cs_retention *p, double *grace, cs_err *e)
+static void policy_of(const cs_config *cfg, cs_retention *p)
 {
     memset(p, 0, sizeof *p);
     p->last = cfg->keep_last;
@@ -47,12 +47,21 @@ static int parse_policy(const cs_config *cfg, cs_retention *p, double *grace, cs
     p->daily = cfg->keep_daily;
     p->weekly = cfg->keep_weekly;
     p->monthly = cfg->keep_monthly;
-    int rc = cs_ops_duration("keep-within", cfg->keep_within, &p->within, e);
-    if (!rc && cfg->keep_within && p->within <= 0)
-        rc = cs_err_set(e, CS_E_INVAL, "--keep-within must be longer than 0");
-    if (!rc)
-        rc = cs_ops_duration("grace", cfg->grace, grace, e);
-    return rc;
+    p->within = cfg->keep_within;
+}
+
+/* "24h", "7d", "90m", "45s" for a reason line. */
+static void format_duration(double s, char out[24])
+{
+    long v = (long)s;
+    if (v && v % 86400 == 0)
+        snprintf(out, 24, "%ldd", v / 86400);
+    else if (v && v % 3600 == 0)
+        snprintf(out, 24, "%ldh", v / 3600);
+    else if (v && v % 60 == 0)
+        snprintf(out, 24, "%ldm", v / 60);
+    else
+        snprintf(out, 24, "%lds", v);
 }
 
 /* ---- deciding ---- */
@@ -79,8 +88,10 @@ static int decide_node(purge_ctx *c, cs_purge_item *items, size_t n, cs_err *e)
         cs_purge_item *it = &items[i];
         bool stale = !it->entry.complete && it->entry.started < c->now - c->grace;
         it->remove = it->entry.complete ? !r[i].keep : stale;
+        char grace[24];
+        format_duration(c->grace, grace);
         if (stale)
-            snprintf(it->reason, sizeof it->reason, "incomplete, older than the grace period (%s)", c->cfg->grace);
+            snprintf(it->reason, sizeof it->reason, "incomplete, older than the grace period (%s)", grace);
         else
             snprintf(it->reason, sizeof it->reason, "%s", r[i].reason);
     }
@@ -262,10 +273,9 @@ int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e)
     res->dry_run = cfg->dry_run;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    purge_ctx c = { .cfg = cfg, .res = res, .now = (double)time(NULL) };
-    int rc = parse_policy(cfg, &c.policy, &c.grace, e);
-    if (!rc)
-        rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    purge_ctx c = { .cfg = cfg, .res = res, .now = (double)time(NULL), .grace = cfg->grace };
+    policy_of(cfg, &c.policy);
+    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
     /* Which objects are still needed is written in the manifests. */
     if (!rc)
         rc = cs_ops_require_identity(c.repo, e);

@@ -9,7 +9,6 @@
  * backup that uses it (names come from the manifests of those backups
  * only). Memory stays bounded: the objects come from the catalog in
  * chunks. Holds a shared lock, so a purge cannot delete objects under it. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,13 +55,10 @@ static int parse_sample(const cs_config *cfg, double *pct, cs_err *e)
     *pct = 0;
     if (!cfg->sample)
         return 0;
-    char *end = NULL;
-    double v = strtod(cfg->sample, &end);
-    if (!cfg->deep)
-        return cs_err_set(e, CS_E_INVAL, "--sample needs --deep (a fast verify checks every object already)");
-    if (end == cfg->sample || *end || !isfinite(v) || v <= 0 || v > 100)
-        return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100, not \"%s\"",
-                          cfg->sample);
+    /* The config checked it is a percentage in (0, 100] given with --deep. */
+    double v = strtod(cfg->sample, NULL);
+    if (!(v > 0 && v <= 100))
+        return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100");
     *pct = v;
     return 0;
 }

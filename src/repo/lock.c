@@ -297,13 +297,18 @@ static bool process_is_dead(long pid)
     return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-static bool holder_is_dead(const cs_lock *l, const lock_info *in)
+static bool dead_here(const char *host, const char *pidns, const lock_info *in)
 {
-    if (in->damaged || !*l->host || strcmp(in->host, l->host) != 0)
+    if (in->damaged || !*host || strcmp(in->host, host) != 0)
         return false;
-    if (l->pidns && in->pidns && strcmp(l->pidns, in->pidns) != 0)
+    if (pidns && in->pidns && strcmp(pidns, in->pidns) != 0)
         return false; /* same host name, other pid namespace: cannot tell */
     return process_is_dead(in->pid);
+}
+
+static bool holder_is_dead(const cs_lock *l, const lock_info *in)
+{
+    return dead_here(l->host, l->pidns, in);
 }
 
 /* The newest sign of life: the holder's own clock or the storage's. The
@@ -603,13 +608,15 @@ char *cs_lock_describe(const cs_lock_info *l)
     char since[32], ago[32];
     fmt_utc(l->created, since);
     fmt_duration((double)time(NULL) - l->refreshed, ago);
-    return cs_sprintf("%s lock by %s on host %s, pid %ld, since %s UTC, refreshed %s ago", l->kind,
-                      *l->purpose ? l->purpose : "an unnamed process", l->host, l->pid, since, ago);
+    return cs_sprintf("%s lock by %s on host %s, pid %ld, since %s UTC, refreshed %s ago%s", l->kind,
+                      *l->purpose ? l->purpose : "an unnamed process", l->host, l->pid, since, ago,
+                      l->dead ? " (its process is gone: the next purge breaks it)" : "");
 }
 
 int cs_lock_list(cs_storage *st, cs_lock_list_cb cb, void *arg, cs_err *e)
 {
     lock_list ls = { "", NULL, 0, 0 };
+    char *host = own_host_name(), *pidns = own_pid_namespace();
     int rc = cs_storage_list(st, LOCK_PREFIX, collect, &ls, e);
     for (size_t i = 0; !rc && i < ls.n; i++) {
         lock_info *in = &ls.v[i];
@@ -617,10 +624,12 @@ int cs_lock_list(cs_storage *st, cs_lock_list_cb cb, void *arg, cs_err *e)
         if (rc || in->gone || in->damaged)
             continue;
         cs_lock_info out = { in->key, kind_name(in->kind), in->host, in->purpose ? in->purpose : "",
-                             in->pid, in->created, in->refreshed };
+                             in->pid, in->created, in->refreshed, dead_here(host, pidns, in) };
         if (cb(&out, arg))
             break;
     }
+    free(host);
+    free(pidns);
     list_free(&ls);
     return rc;
 }

@@ -65,6 +65,7 @@ typedef struct cs_lock_info {
     const char *key, *kind, *host, *purpose; /* kind "shared" or "exclusive"; purpose may be "" */
     long pid;
     double created, refreshed;
+    bool dead; /* its pid is not running on this host */
 } cs_lock_info;
 typedef int (*cs_lock_list_cb)(const cs_lock_info *l, void *arg);
 /* Every lock in st (damaged ones are skipped); cb returns non-zero to stop. */

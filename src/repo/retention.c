@@ -121,29 +121,3 @@ int cs_retention_apply(const cs_retention *policy, cs_retention_item *items, siz
     return 0;
 }
 
-int cs_retention_parse_duration(const char *text, double *seconds, cs_err *e)
-{
-    static const struct {
-        char unit;
-        double seconds;
-    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 'y', 365 * 86400 } };
-    const char *p = text;
-    double total = 0;
-    if (!p || !*p)
-        return cs_err_set(e, CS_E_INVAL, "empty duration (e.g. 36h, 7d, 2w, 1d12h)");
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (e.g. 36h, 7d, 2w, 1d12h)", text);
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        size_t u = 0;
-        while (u < sizeof units / sizeof units[0] && units[u].unit != *end)
-            u++;
-        if (u == sizeof units / sizeof units[0] || v > 1e9)
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (units: s, m, h, d, w, y)", text);
-        total += (double)v * units[u].seconds;
-        p = end + 1;
-    }
-    *seconds = total;
-    return 0;
-}

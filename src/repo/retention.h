@@ -42,8 +42,4 @@ typedef struct cs_retention_item {
  * CS_E_INVAL for a negative count or duration. */
 int cs_retention_apply(const cs_retention *policy, cs_retention_item *items, size_t n, cs_err *e);
 
-/* "90s", "45m", "36h", "7d", "2w", "1y", or sums like "1d12h" -> seconds.
- * CS_E_INVAL with a one-line message for anything else. */
-int cs_retention_parse_duration(const char *text, double *seconds, cs_err *e);
-
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/config.h"
 #include "repo/retention.h"
 
 #define HOUR 3600.0
@@ -188,16 +189,16 @@ static void test_bad_policy_and_durations(void **state)
     cs_retention neg = { .last = -1 };
     assert_int_equal(cs_retention_apply(&neg, H.items, H.n, &e), CS_E_INVAL);
     double s = 0;
-    assert_int_equal(cs_retention_parse_duration("1d12h", &s, &e), 0);
+    assert_int_equal(cs_parse_duration("1d12h", &s, &e), 0);
     assert_true(s == 36 * HOUR);
-    assert_int_equal(cs_retention_parse_duration("2w", &s, &e), 0);
+    assert_int_equal(cs_parse_duration("2w", &s, &e), 0);
     assert_true(s == 14 * DAY);
-    assert_int_equal(cs_retention_parse_duration("90m", &s, &e), 0);
+    assert_int_equal(cs_parse_duration("90m", &s, &e), 0);
     assert_true(s == 5400);
     static const char *const bad[] = { "", "7", "d", "7x", "-1d", "1.5h", "7d ", NULL };
     for (const char *const *b = bad; *b; b++) {
         cs_err_clear(&e);
-        assert_int_equal(cs_retention_parse_duration(*b, &s, &e), CS_E_INVAL);
+        assert_int_equal(cs_parse_duration(*b, &s, &e), CS_E_INVAL);
         assert_non_null(strstr(e.msg, "duration"));
     }
 }
