@@ -61,4 +61,7 @@ step "checking every row with the Python driver"
 "${DATA[@]}" check
 
 step "verifying the repository"
-show "${CASSETTE[@]}" verify --repo "$REPO"
+show "${CASSETTE[@]}" verify --deep --repo "$REPO"
+
+step "what retention would keep (default: the last 168 backups of each node)"
+show "${CASSETTE[@]}" purge --dry-run --repo "$REPO"
