@@ -25,3 +25,15 @@ def test_bench_smoke_run(node, s3_server):
                 "restore, MiB/s", "storage after the 3 backups, MiB", "cassette verify (every object"):
         assert row in out, f"row {row!r} missing from:\n{out}"
     print(f"bench smoke run: {seconds:.1f} s")
+
+
+def test_repo_scale_smoke_run():
+    """bench/repo_scale --smoke: synthetic repositories, then list, catalog rebuild, verify
+    (fast and deep) and purge on them; every command must succeed."""
+    env = dict(os.environ, BENCH_NO_INSTALL="1")
+    p = subprocess.run([str(ROOT / "bench" / "repo_scale"), "--smoke", "--no-append", "--no-build"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"bench/repo_scale --smoke failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    assert "did not succeed" not in p.stdout and "failed (exit" not in p.stdout, p.stdout
+    for row in ("list --json", "catalog rebuild", "verify --deep", "purge"):
+        assert row in p.stdout, f"row {row!r} missing from:\n{p.stdout}"
