@@ -2,7 +2,7 @@
 # tests need, builds, and runs every test; `make demo` shows the main job.
 
 CC      ?= gcc
-PKGS    := libzstd libsodium jansson sqlite3
+PKGS    := libzstd libsodium jansson sqlite3 openssl
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror

@@ -15,7 +15,7 @@ fail() { echo "install-deps: $*" >&2; tail -n 60 "$LOG" >&2 || true; exit 1; }
 
 # --- Debian packages -------------------------------------------------------
 PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
-      libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev age zstd valgrind maven
+      libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev age zstd valgrind maven
       openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,7 +3,8 @@
  * Layout: (1) a bounds-checked reader over untrusted bytes, (2) column type
  * parsing and value decoding into cql_value trees, (3) RESULT and ERROR body
  * decoding, (4) the public result accessors, (5) frame encoding and poll-based
- * socket I/O with a deadline, (6) connect/STARTUP/auth and paged QUERY.
+ * socket I/O with a deadline, plain or TLS (OpenSSL over the same non-blocking
+ * socket), (6) connect/TLS handshake/STARTUP/auth and paged QUERY.
  *
  * Everything under (1)-(3) is pure and fuzzed: every length that comes from
  * the peer is checked against the bytes actually left before it is used,
@@ -19,13 +20,21 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -35,7 +44,6 @@
 #define CQL_VERSION_RESPONSE 0x84
 #define CQL_MAX_BODY ((size_t)256 * 1024 * 1024) /* the protocol's frame limit */
 #define CQL_PAGE_SIZE 5000
-#define CQL_CONSISTENCY_ONE 0x0001
 #define CQL_DEFAULT_PORT 9042
 #define CQL_DEFAULT_TIMEOUT_MS 10000
 /* Real schemas nest a handful of levels; the bound keeps recursion (type
@@ -132,6 +140,8 @@ struct cql_result {
 
 struct cql_conn {
     int fd;
+    SSL_CTX *ssl_ctx; /* TLS only */
+    SSL *ssl;         /* TLS only: all I/O goes through it once the handshake is done */
     int timeout_ms;
     char *peer;     /* "host:port", for messages */
     int16_t stream; /* stream id of the next request */
@@ -780,6 +790,67 @@ out:
     return 0;
 }
 
+static const char *const consistency_names[] = {
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+    "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE",
+};
+#define CQL_N_CONSISTENCY (sizeof consistency_names / sizeof consistency_names[0])
+
+const char *cql_consistency_name(uint16_t consistency)
+{
+    return consistency < CQL_N_CONSISTENCY ? consistency_names[consistency] : "unknown";
+}
+
+int cql_consistency_parse(const char *name, uint16_t *out, cs_err *e)
+{
+    for (size_t i = 0; name && i < CQL_N_CONSISTENCY; i++) {
+        if (strcasecmp(name, consistency_names[i]) == 0) {
+            *out = (uint16_t)i;
+            return 0;
+        }
+    }
+    return cs_err_set(e, CS_E_INVAL,
+                      "unknown consistency level '%.64s' (use ONE, TWO, THREE, QUORUM, ALL, "
+                      "LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE, SERIAL, LOCAL_SERIAL or ANY)",
+                      name ? name : "");
+}
+
+/* What an ERROR code means, in the words the message starts with. */
+static const char *error_kind(int32_t code)
+{
+    switch (code) {
+    case 0x0000: return "server error";
+    case 0x000A: return "protocol error";
+    case 0x0100: return "bad credentials";
+    case 0x1000: return "unavailable";
+    case 0x1001: return "overloaded";
+    case 0x1002: return "node is bootstrapping";
+    case 0x1003: return "truncate error";
+    case 0x1100: return "write timeout";
+    case 0x1200: return "read timeout";
+    case 0x1300: return "read failure";
+    case 0x1400: return "function failure";
+    case 0x1500: return "write failure";
+    case 0x1600: return "CDC write failure";
+    case 0x1700: return "CAS write unknown";
+    case 0x2000: return "syntax error";
+    case 0x2100: return "unauthorized";
+    case 0x2200: return "invalid query";
+    case 0x2300: return "configuration error";
+    case 0x2400: return "already exists";
+    case 0x2500: return "unprepared statement";
+    default: return NULL;
+    }
+}
+
+/* The <cl><received|required><blockfor|alive> head shared by Unavailable,
+ * the timeouts and the failures. False if the body stops short. */
+static bool read_cl_counts(rd *r, uint16_t *cl, int32_t *a, int32_t *b)
+{
+    return !rd_u16(r, cl, "consistency", NULL) && !rd_i32(r, a, "count", NULL) &&
+           !rd_i32(r, b, "count", NULL);
+}
+
 int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
 {
     rd r = { body, len, "ERROR" };
@@ -788,10 +859,63 @@ int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
     size_t n;
     if (rd_i32(&r, &code, "error code", e) || rd_string(&r, &msg, &n, "error message", e))
         return CS_E_PROTO;
-    /* The rest (consistency, counts, ...) depends on the code and adds
-     * nothing a person needs; the server's sentence says it all. */
-    return cs_err_set(e, CS_E_EXTERNAL, "Cassandra error 0x%04" PRIX32 ": %.*s", (uint32_t)code,
-                      (int)n, (const char *)msg);
+    const char *kind = error_kind(code);
+    if (!kind)
+        return cs_err_set(e, CS_E_EXTERNAL, "Cassandra error 0x%04" PRIX32 ": %.*s",
+                          (uint32_t)code, (int)n, (const char *)msg);
+    /* Where the code carries numbers, they say more than the server's
+     * sentence ("Cannot achieve consistency level QUORUM"); details that are
+     * cut short are simply left out. */
+    uint16_t cl;
+    int32_t a, b, failures;
+    const uint8_t *s;
+    size_t slen;
+    uint8_t present;
+    switch (code) {
+    case 0x1000: /* Unavailable: <cl><required><alive> */
+        if (read_cl_counts(&r, &cl, &a, &b))
+            return cs_err_set(e, CS_E_EXTERNAL,
+                              "unavailable: not enough replicas (required %" PRId32
+                              ", alive %" PRId32 ") at %s",
+                              a, b, cql_consistency_name(cl));
+        break;
+    case 0x1100: /* Write_timeout: <cl><received><blockfor><writeType> */
+        if (read_cl_counts(&r, &cl, &a, &b) && !rd_string(&r, &s, &slen, "write type", NULL))
+            return cs_err_set(e, CS_E_EXTERNAL,
+                              "write timeout: %" PRId32 " of %" PRId32
+                              " replicas acknowledged the %.*s write at %s in time",
+                              a, b, (int)slen, (const char *)s, cql_consistency_name(cl));
+        break;
+    case 0x1200: /* Read_timeout: <cl><received><blockfor><data_present> */
+        if (read_cl_counts(&r, &cl, &a, &b) && r.left >= 1) {
+            present = r.p[0];
+            return cs_err_set(e, CS_E_EXTERNAL,
+                              "read timeout: %" PRId32 " of %" PRId32
+                              " replicas answered at %s in time%s",
+                              a, b, cql_consistency_name(cl),
+                              !present && a >= b ? " (but not the one asked for the data)" : "");
+        }
+        break;
+    case 0x1300: /* Read_failure: <cl><received><blockfor><numfailures><data_present> */
+        if (read_cl_counts(&r, &cl, &a, &b) && !rd_i32(&r, &failures, "count", NULL))
+            return cs_err_set(e, CS_E_EXTERNAL,
+                              "read failure: %" PRId32 " of %" PRId32 " replicas answered, %" PRId32
+                              " failed, at %s: %.*s",
+                              a, b, failures, cql_consistency_name(cl), (int)n, (const char *)msg);
+        break;
+    case 0x1500: /* Write_failure: <cl><received><blockfor><numfailures><writeType> */
+        if (read_cl_counts(&r, &cl, &a, &b) && !rd_i32(&r, &failures, "count", NULL) &&
+            !rd_string(&r, &s, &slen, "write type", NULL))
+            return cs_err_set(e, CS_E_EXTERNAL,
+                              "write failure: %" PRId32 " of %" PRId32
+                              " replicas acknowledged the %.*s write, %" PRId32 " failed, at %s: %.*s",
+                              a, b, (int)slen, (const char *)s, failures,
+                              cql_consistency_name(cl), (int)n, (const char *)msg);
+        break;
+    default:
+        break;
+    }
+    return cs_err_set(e, CS_E_EXTERNAL, "%s: %.*s", kind, (int)n, (const char *)msg);
 }
 
 /* ---------------------------------------------------------------------
@@ -969,10 +1093,64 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+/* The reason of the first OpenSSL error queued on this thread ("certificate
+ * verify failed", "wrong version number"), or fallback; the queue is emptied. */
+static void tls_reason(char *buf, size_t cap, const char *fallback)
+{
+    unsigned long code = ERR_get_error();
+    const char *reason = code ? ERR_reason_error_string(code) : NULL;
+    snprintf(buf, cap, "%s", reason ? reason : fallback);
+    ERR_clear_error();
+}
+
+/* An SSL_read/SSL_write that failed with err (not WANT_*). */
+static int tls_io_error(cql_conn *c, int err, cs_err *e)
+{
+    char reason[256];
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return transport_error(c, e, "the server closed the TLS session");
+    if (err == SSL_ERROR_SYSCALL && errno) {
+        ERR_clear_error();
+        return transport_error(c, e, strerror(errno));
+    }
+    tls_reason(reason, sizeof reason, "the server closed the connection");
+    char msg[300];
+    snprintf(msg, sizeof msg, "TLS: %s", reason);
+    return transport_error(c, e, msg);
+}
+
+/* Wait for what an SSL call asked for: 0 ready, else the error is set. */
+static int tls_wait(cql_conn *c, int err, int64_t deadline, cs_err *e)
+{
+    int rc = wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+    if (rc > 0)
+        return timeout_error(c, e);
+    if (rc < 0)
+        return transport_error(c, e, strerror(errno));
+    return 0;
+}
+
 static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs_err *e)
 {
     const uint8_t *p = buf;
     while (n) {
+        if (c->ssl) {
+            size_t w = 0;
+            ERR_clear_error();
+            errno = 0;
+            int ok = SSL_write_ex(c->ssl, p, n, &w);
+            if (ok) {
+                p += w;
+                n -= w;
+                continue;
+            }
+            int err = SSL_get_error(c->ssl, ok);
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+                return tls_io_error(c, err, e);
+            if (tls_wait(c, err, deadline, e))
+                return CS_E_UNAVAIL;
+            continue;
+        }
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL); /* no SIGPIPE on a closed peer */
         if (w > 0) {
             p += w;
@@ -992,10 +1170,37 @@ static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs
     return 0;
 }
 
+/* The peer hung up. Before STARTUP was answered on a plain connection, the
+ * likeliest cause is a port that wants TLS. */
+static int closed_error(cql_conn *c, cs_err *e)
+{
+    if (!c->ready && !c->ssl)
+        return transport_error(c, e, "the server closed the connection before answering "
+                                     "(does the node require TLS on this port?)");
+    return transport_error(c, e, "the server closed the connection");
+}
+
 static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e)
 {
     uint8_t *p = buf;
     while (n) {
+        if (c->ssl) {
+            size_t r = 0;
+            ERR_clear_error();
+            errno = 0;
+            int ok = SSL_read_ex(c->ssl, p, n, &r);
+            if (ok) {
+                p += r;
+                n -= r;
+                continue;
+            }
+            int err = SSL_get_error(c->ssl, ok);
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+                return tls_io_error(c, err, e);
+            if (tls_wait(c, err, deadline, e))
+                return CS_E_UNAVAIL;
+            continue;
+        }
         ssize_t r = recv(c->fd, p, n, 0);
         if (r > 0) {
             p += r;
@@ -1003,7 +1208,7 @@ static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e
             continue;
         }
         if (r == 0)
-            return transport_error(c, e, "the server closed the connection");
+            return closed_error(c, e);
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -1086,6 +1291,12 @@ static int read_frame(cql_conn *c, int64_t deadline, frame *f, cs_err *e)
     for (;;) {
         if ((rc = io_read(c, h, sizeof h, deadline, e)))
             return rc;
+        /* A TLS record (alert 0x15, handshake 0x16) where a frame belongs. */
+        if (!c->ssl && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03) {
+            rc = transport_error(c, e, "the server answered with TLS (the node requires TLS "
+                                       "on this port)");
+            goto fail;
+        }
         if ((rc = check_header(h, &len, e)))
             goto fail;
         f->body = cs_malloc(len);
@@ -1192,6 +1403,205 @@ out:
     return rc;
 }
 
+/* ---- TLS. OpenSSL reads and writes the socket through a small BIO of our
+ * own: the stock socket BIO uses write(2), which raises SIGPIPE when the
+ * server has gone, where send(MSG_NOSIGNAL) just fails. */
+
+static int sock_bio_write(BIO *b, const char *buf, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t w = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_write(b);
+    return (int)w;
+}
+
+static int sock_bio_read(BIO *b, char *buf, int len)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t r = recv(fd, buf, (size_t)len, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sock_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *sock_bio_method;
+static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
+
+static void sock_bio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cassette socket");
+    if (m && BIO_meth_set_write(m, sock_bio_write) && BIO_meth_set_read(m, sock_bio_read) &&
+        BIO_meth_set_ctrl(m, sock_bio_ctrl) && BIO_meth_set_create(m, sock_bio_create)) {
+        sock_bio_method = m;
+        return;
+    }
+    BIO_meth_free(m);
+}
+
+/* Never prompt on the terminal for the passphrase of an encrypted key. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+static bool is_ip_literal(const char *host)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* A file named in the options that OpenSSL could not use: say which. */
+static int tls_file_error(const char *what, const char *path, cs_err *e)
+{
+    char reason[256];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cs_err_sys(e, CS_E_INVAL, errno, "cannot read the TLS %s %s", what, path);
+    fclose(f);
+    tls_reason(reason, sizeof reason, "not usable");
+    return cs_err_set(e, CS_E_INVAL, "cannot use the TLS %s %s: %s", what, path, reason);
+}
+
+/* The context: TLS 1.2+, peer verification against ca_file (or the system
+ * store), the optional client certificate. */
+static int tls_context(cql_conn *c, const cql_conn_opts *o, cs_err *e)
+{
+    ERR_clear_error();
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ssl_ctx)
+        return cs_err_set(e, CS_E_NOMEM, "cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_default_passwd_cb(c->ssl_ctx, no_passphrase);
+    SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (o->ca_file && *o->ca_file) {
+        if (SSL_CTX_load_verify_locations(c->ssl_ctx, o->ca_file, NULL) != 1)
+            return tls_file_error("CA file", o->ca_file, e);
+    } else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
+        char reason[256];
+        tls_reason(reason, sizeof reason, "unknown error");
+        return cs_err_set(e, CS_E_INVAL, "cannot load the system's CA certificates: %s", reason);
+    }
+    const char *key = o->key_file && *o->key_file ? o->key_file : NULL;
+    if (o->cert_file && *o->cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, o->cert_file) != 1)
+            return tls_file_error("client certificate", o->cert_file, e);
+        if (!key)
+            key = o->cert_file; /* a PEM with both */
+        if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key, SSL_FILETYPE_PEM) != 1)
+            return tls_file_error("client key", key, e);
+        if (SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
+            ERR_clear_error();
+            return cs_err_set(e, CS_E_INVAL, "the TLS client key %s does not match the "
+                              "certificate %s", key, o->cert_file);
+        }
+    } else if (key) {
+        return cs_err_set(e, CS_E_INVAL, "a TLS client key (%s) needs its certificate too", key);
+    }
+    return 0;
+}
+
+/* Why a handshake failed, as "certificate verify failed: self-signed
+ * certificate" or "wrong version number (...)". */
+static void handshake_reason(cql_conn *c, int err, char *buf, size_t cap)
+{
+    long vr = SSL_get_verify_result(c->ssl);
+    char reason[256];
+    int saved = errno;
+    tls_reason(reason, sizeof reason, "");
+    if (vr != X509_V_OK) {
+        snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+        return;
+    }
+    if (!reason[0] && err == SSL_ERROR_SYSCALL && saved)
+        snprintf(reason, sizeof reason, "%s", strerror(saved));
+    if (!reason[0] || strstr(reason, "unexpected eof"))
+        snprintf(buf, cap, "the server closed the connection (does the node have TLS enabled "
+                           "on this port?)");
+    else if (strstr(reason, "wrong version number") || strstr(reason, "packet length too long") ||
+             strstr(reason, "record layer failure") || strstr(reason, "http request"))
+        snprintf(buf, cap, "%s (the server does not speak TLS on this port)", reason);
+    else
+        snprintf(buf, cap, "%s", reason);
+}
+
+static int tls_handshake(cql_conn *c, const cql_conn_opts *o, cs_err *e)
+{
+    int rc = tls_context(c, o, e);
+    if (rc)
+        return rc;
+    pthread_once(&sock_bio_once, sock_bio_init);
+    BIO *bio = sock_bio_method ? BIO_new(sock_bio_method) : NULL;
+    c->ssl = SSL_new(c->ssl_ctx);
+    if (!bio || !c->ssl) {
+        BIO_free(bio);
+        return cs_err_set(e, CS_E_NOMEM, "cannot set up TLS for %s", c->peer);
+    }
+    BIO_set_data(bio, (void *)(intptr_t)c->fd);
+    SSL_set_bio(c->ssl, bio, bio);
+    /* The certificate must name the host we were asked to reach. */
+    if (is_ip_literal(o->host)) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), o->host) != 1)
+            return cs_err_set(e, CS_E_INVAL, "cannot check the TLS certificate for %s", o->host);
+    } else {
+        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set1_host(c->ssl, o->host) != 1 || SSL_set_tlsext_host_name(c->ssl, o->host) != 1)
+            return cs_err_set(e, CS_E_INVAL, "cannot check the TLS certificate for %s", o->host);
+    }
+    int64_t deadline = now_ms() + c->timeout_ms;
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            break;
+        int err = SSL_get_error(c->ssl, r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            int w = wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+            if (w > 0) {
+                c->broken = true;
+                return cs_err_set(e, CS_E_UNAVAIL, "TLS handshake with %s failed: timed out after "
+                                  "%d ms (does the node have TLS enabled on this port?)",
+                                  c->peer, c->timeout_ms);
+            }
+            if (w < 0) {
+                c->broken = true;
+                return cs_err_sys(e, CS_E_UNAVAIL, errno, "TLS handshake with %s failed", c->peer);
+            }
+            continue;
+        }
+        char reason[512];
+        handshake_reason(c, err, reason, sizeof reason);
+        c->broken = true;
+        return cs_err_set(e, CS_E_UNAVAIL, "TLS handshake with %s failed: %s", c->peer, reason);
+    }
+    cs_debug("CQL connection to %s uses %s, %s", c->peer, SSL_get_version(c->ssl),
+             SSL_get_cipher_name(c->ssl));
+    return 0;
+}
+
 /* SASL PLAIN for PasswordAuthenticator: token "\0user\0password". The
  * request buffer is wiped afterwards since it held the password. */
 static int authenticate(cql_conn *c, const cql_conn_opts *o, const frame *challenge,
@@ -1225,8 +1635,14 @@ static int authenticate(cql_conn *c, const cql_conn_opts *o, const frame *challe
         rc = 0;
     } else if (f.opcode == OP_ERROR) {
         c->broken = true;
-        rc = cql_decode_error(f.payload, f.plen, e);
-        cs_err_prefix(e, "cannot connect to %s as user %s", c->peer, o->username);
+        cs_err why;
+        cs_err_clear(&why);
+        rc = cql_decode_error(f.payload, f.plen, &why);
+        const char *text = why.msg;
+        if (strncmp(text, "bad credentials: ", 17) == 0)
+            text += 17;
+        rc = cs_err_set(e, rc, "cannot connect to %s: authentication failed for user %s: %s",
+                        c->peer, o->username, text);
     } else if (f.opcode == OP_AUTH_CHALLENGE) {
         c->broken = true;
         rc = cs_err_set(e, CS_E_PROTO, "cannot connect to %s: the server's authenticator asked "
@@ -1300,6 +1716,8 @@ int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e)
     c->peer = cs_sprintf("%s:%d", opts->host, port);
     if ((rc = tcp_connect(c, opts->host, port, now_ms() + c->timeout_ms, e)))
         goto out;
+    if ((opts->tls || (opts->ca_file && *opts->ca_file)) && (rc = tls_handshake(c, opts, e)))
+        goto out;
     if ((rc = startup(c, opts, e)))
         goto out;
     c->ready = true;
@@ -1314,6 +1732,14 @@ void cql_close(cql_conn *c)
 {
     if (!c)
         return;
+    if (c->ssl) {
+        /* A close_notify if the session is sound; never wait for the answer. */
+        if (c->ready && !c->broken)
+            SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ssl_ctx);
+    ERR_clear_error();
     if (c->fd >= 0)
         close(c->fd);
     free(c->peer);
@@ -1322,11 +1748,11 @@ void cql_close(cql_conn *c)
 
 /* QUERY <query><consistency><flags><page_size>[<paging_state>]. */
 static void build_query(cql_conn *c, cs_buf *req, const char *cql, size_t cql_len,
-                        const uint8_t *ps, size_t ps_len)
+                        uint16_t consistency, const uint8_t *ps, size_t ps_len)
 {
     frame_begin(c, req, OP_QUERY);
     put_bytes(req, cql, cql_len);
-    put_u16(req, CQL_CONSISTENCY_ONE);
+    put_u16(req, consistency);
     put_u8(req, (uint8_t)(QUERY_PAGE_SIZE | (ps ? QUERY_PAGING_STATE : 0)));
     put_u32(req, CQL_PAGE_SIZE);
     if (ps)
@@ -1355,6 +1781,12 @@ out:
 
 int cql_query(cql_conn *c, const char *cql, cql_result **out, cs_err *e)
 {
+    return cql_query_at(c, cql, CQL_CL_ONE, out, e);
+}
+
+int cql_query_at(cql_conn *c, const char *cql, uint16_t consistency, cql_result **out,
+                 cs_err *e)
+{
     cs_buf req = CS_BUF_INIT;
     cql_result *res = NULL, *page = NULL;
     uint8_t *ps = NULL, *next = NULL;
@@ -1365,6 +1797,11 @@ int cql_query(cql_conn *c, const char *cql, cql_result **out, cs_err *e)
         rc = cs_err_set(e, CS_E_INVAL, "cql_query needs a connection and a statement");
         goto out;
     }
+    if (consistency >= CQL_N_CONSISTENCY) {
+        rc = cs_err_set(e, CS_E_INVAL, "consistency level 0x%04x is not one CQL knows",
+                        (unsigned)consistency);
+        goto out;
+    }
     size_t cql_len = strlen(cql);
     if (cql_len > INT32_MAX) {
         rc = cs_err_set(e, CS_E_INVAL, "CQL statement of %zu bytes is too long", cql_len);
@@ -1372,7 +1809,7 @@ int cql_query(cql_conn *c, const char *cql, cql_result **out, cs_err *e)
     }
     /* Pages follow until the server stops announcing more. */
     do {
-        build_query(c, &req, cql, cql_len, ps, ps_len);
+        build_query(c, &req, cql, cql_len, consistency, ps, ps_len);
         if ((rc = query_page(c, &req, &page, &next, &next_len, e)))
             goto out;
         if (!res)

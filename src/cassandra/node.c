@@ -20,6 +20,10 @@ int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
         .timeout_ms = 10000,
         .username = cfg->cql_user,
         .password = cfg->cql_password,
+        .tls = cfg->cql_tls,
+        .ca_file = cfg->cql_ca_file,
+        .cert_file = cfg->cql_cert,
+        .key_file = cfg->cql_key,
     };
     return cql_connect(&opts, out, e);
 }

@@ -1,20 +1,106 @@
 #include "cassandra/nodetool.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 
 struct cs_nodetool {
-    cs_strlist prefix; /* the template split into words */
+    cs_strlist prefix; /* the template split into words, then -u USER -pwf FILE */
+    char *pwfile;      /* the private JMX password file; removed by cs_nodetool_free */
 };
 
-int cs_nodetool_new(const char *template_cmd, cs_nodetool **out, cs_err *e)
+/* nodetool reads its password file as whitespace-separated words. */
+static bool has_space(const char *s)
+{
+    return strpbrk(s, " \t\r\n\v\f") != NULL;
+}
+
+/* Write "USER PASSWORD" to a new 0600 file in $TMPDIR (nodetool's -pwf
+ * format) and remember its name. The password never reaches a command line,
+ * a log line or a message. */
+static int write_password_file(cs_nodetool *nt, const char *user, const char *password, cs_err *e)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    char *path = cs_sprintf("%s/cassette-jmx-XXXXXX", dir);
+    cs_buf line = CS_BUF_INIT;
+    int rc = 0;
+    int fd = mkstemp(path); /* O_EXCL, mode 0600 */
+    if (fd < 0) {
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot create a JMX password file in %s", dir);
+        free(path);
+        return rc;
+    }
+    nt->pwfile = path; /* from here on, cs_nodetool_free removes it */
+    cs_buf_printf(&line, "%s %s\n", user, password);
+    const char *p = line.data;
+    size_t left = line.len;
+    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0)
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot make the JMX password file %s private", path);
+    while (!rc && left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = cs_err_sys(e, CS_E_IO, w < 0 ? errno : EIO, "cannot write the JMX password file %s",
+                            path);
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (close(fd) != 0 && !rc)
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot write the JMX password file %s", path);
+    explicit_bzero(line.data, line.cap);
+    cs_buf_free(&line);
+    return rc;
+}
+
+/* With a JMX user: the password goes to a private file and nodetool gets
+ * "-u USER -pwf FILE" after the template's own words. */
+static int add_jmx_auth(cs_nodetool *nt, const cs_config *cfg, cs_err *e)
+{
+    const char *user = cfg->jmx_user, *password = cfg->jmx_password;
+    if (!user || !*user) {
+        if (password && *password)
+            return cs_err_set(e, CS_E_INVAL, "a JMX password is set but no JMX user (--jmx-user)");
+        return 0;
+    }
+    if (!password || !*password)
+        return cs_err_set(e, CS_E_INVAL, "JMX user %s has no password (--jmx-password)", user);
+    if (has_space(user))
+        return cs_err_set(e, CS_E_INVAL, "the JMX user name must not contain white space");
+    if (has_space(password))
+        return cs_err_set(e, CS_E_INVAL, "the JMX password contains white space, which "
+                                         "nodetool's password file cannot carry");
+    int rc = write_password_file(nt, user, password, e);
+    if (rc)
+        return rc;
+    cs_strlist_add(&nt->prefix, "-u");
+    cs_strlist_add(&nt->prefix, user);
+    cs_strlist_add(&nt->prefix, "-pwf");
+    cs_strlist_add(&nt->prefix, nt->pwfile);
+    return 0;
+}
+
+int cs_nodetool_new(const cs_config *cfg, cs_nodetool **out, cs_err *e)
 {
     cs_nodetool *nt = cs_calloc(1, sizeof *nt);
-    int rc = cs_split_command(template_cmd, &nt->prefix, e);
+    *out = NULL;
+    int rc = cs_split_command(cfg->nodetool ? cfg->nodetool : "nodetool", &nt->prefix, e);
     if (rc) {
         cs_err_prefix(e, "nodetool command");
+        cs_nodetool_free(nt);
+        return rc;
+    }
+    if ((rc = add_jmx_auth(nt, cfg, e))) {
         cs_nodetool_free(nt);
         return rc;
     }
@@ -26,6 +112,9 @@ void cs_nodetool_free(cs_nodetool *nt)
 {
     if (!nt)
         return;
+    if (nt->pwfile && unlink(nt->pwfile) != 0 && errno != ENOENT)
+        cs_warn("cannot remove the JMX password file %s: %s", nt->pwfile, strerror(errno));
+    free(nt->pwfile);
     cs_strlist_free(&nt->prefix);
     free(nt);
 }
@@ -67,8 +156,10 @@ int cs_nodetool_run(cs_nodetool *nt, const char *const *args, cs_proc_result *re
     if (rc == 0 && r->exit_code != 0) {
         char line[512];
         complaint(r, line, sizeof line);
-        rc = cs_err_set(e, CS_E_EXTERNAL, "nodetool %s failed (exit %d)%s%s", cs_buf_str(&shown),
-                        r->exit_code, line[0] ? ": " : "", line);
+        rc = cs_err_set(e, CS_E_EXTERNAL, "nodetool %s failed (exit %d)%s%s%s", cs_buf_str(&shown),
+                        r->exit_code, line[0] ? ": " : "", line,
+                        strstr(line, "Authentication failed") ? " (check the JMX user and password)"
+                                                              : "");
     }
     if (!res)
         cs_proc_result_free(&local);

@@ -2,10 +2,12 @@
  *
  * Owns: the nodetool command template from the config (it may be
  * "nodetool -h 127.0.0.1 -p 7199" or "docker exec cassandra nodetool"),
- * and the calls cassette makes: snapshot, clearsnapshot, import. Output and
- * exit status are checked; a failure becomes one sentence with nodetool's
- * own last line of complaint.
- * Must not: parse CQL or touch files. */
+ * the JMX credentials (the password goes to nodetool in a private 0600 file
+ * in $TMPDIR, "-u USER -pwf FILE", never on a command line; the file lives
+ * as long as the cs_nodetool), and the calls cassette makes: snapshot,
+ * clearsnapshot, import. Output and exit status are checked; a failure
+ * becomes one sentence with nodetool's own last line of complaint.
+ * Must not: parse CQL or touch files other than its password file. */
 #ifndef CS_NODETOOL_H
 #define CS_NODETOOL_H
 
@@ -15,7 +17,13 @@
 
 typedef struct cs_nodetool cs_nodetool;
 
-int cs_nodetool_new(const char *template_cmd, cs_nodetool **out, cs_err *e);
+/* From cfg: the nodetool template (cfg->nodetool, "nodetool" when NULL)
+ * and, when cfg->jmx_user is set, cfg->jmx_password (required; no white
+ * space, as nodetool's password file splits on it). The template runs on
+ * this machine: a JMX password file is not visible inside a container
+ * ("docker exec ... nodetool"). */
+int cs_nodetool_new(const cs_config *cfg, cs_nodetool **out, cs_err *e);
+/* Removes the password file, if any. NULL is fine. */
 void cs_nodetool_free(cs_nodetool *nt);
 
 /* Run "nodetool ARGS..." (args NULL-terminated); fails when the exit code is

@@ -76,6 +76,26 @@ static int run_status(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+static int run_migrate(const cs_config *cfg, cs_err *e)
+{
+    cs_migrate_result res;
+    int rc = cs_op_migrate(cfg, &res, e);
+    if (!rc)
+        cs_print_migrate(stdout, &res, cfg->json);
+    cs_migrate_result_free(&res);
+    return rc;
+}
+
+static int run_schema(const cs_config *cfg, cs_err *e)
+{
+    cs_buf out = CS_BUF_INIT;
+    int rc = cs_op_schema_dump(cfg, &out, e);
+    if (!rc)
+        fputs(cs_buf_str(&out), stdout);
+    cs_buf_free(&out);
+    return rc;
+}
+
 static int run_restore(const cs_config *cfg, cs_err *e)
 {
     cs_restore_result res;
@@ -146,6 +166,10 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_status(cfg, e);
     if (!strcmp(cmd, "catalog"))
         return run_catalog(cfg, e);
+    if (!strcmp(cmd, "migrate"))
+        return run_migrate(cfg, e);
+    if (!strcmp(cmd, "schema"))
+        return run_schema(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 

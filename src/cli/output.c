@@ -211,6 +211,54 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
         fprintf(out, "no locks held\n");
 }
 
+static const char *migration_state(const cs_migration *m, bool dry_run)
+{
+    if (m->applied_now)
+        return "applied now";
+    if (m->applied && m->changed)
+        return "CHANGED since applied";
+    if (m->applied)
+        return "applied";
+    return dry_run ? "would apply" : "pending";
+}
+
+void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json)
+{
+    if (json) {
+        json_t *a = json_array(), *unknown = json_array();
+        for (size_t i = 0; i < res->n; i++) {
+            const cs_migration *m = &res->items[i];
+            char *at = iso((double)m->applied_at_ms / 1000.0);
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:I}", "version",
+                                               m->version, "name", m->name, "file", m->file, "checksum", m->checksum,
+                                               "statements", (json_int_t)m->n_stmts, "applied", m->applied, "applied_now",
+                                               m->applied_now, "changed", m->changed, "applied_at", at, "duration_ms",
+                                               (json_int_t)m->duration_ms));
+            free(at);
+        }
+        for (size_t i = 0; i < res->unknown.n; i++)
+            json_array_append_new(unknown, json_string(res->unknown.items[i]));
+        print_json(out, json_pack("{s:b, s:I, s:o, s:o}", "dry_run", res->dry_run, "applied_now",
+                                  (json_int_t)res->applied_now, "migrations", a, "applied_without_file", unknown));
+        return;
+    }
+    size_t pending = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        const cs_migration *m = &res->items[i];
+        pending += !m->applied;
+        char *at = m->applied ? iso((double)m->applied_at_ms / 1000.0) : strdup("");
+        fprintf(out, "%-22s %-50s %3zu statements  %s\n", migration_state(m, res->dry_run), m->file, m->n_stmts, at);
+        free(at);
+    }
+    for (size_t i = 0; i < res->unknown.n; i++)
+        fprintf(out, "%-22s %s (recorded in the tracking table, no such file)\n", "applied, no file",
+                res->unknown.items[i]);
+    if (res->status_only || res->dry_run)
+        fprintf(out, "%zu migrations, %zu pending\n", res->n, pending);
+    else
+        fprintf(out, "applied %zu migrations; %zu in all, none pending\n", res->applied_now, res->n);
+}
+
 void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json)
 {
     if (json) {

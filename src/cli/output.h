@@ -13,6 +13,7 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json);
 void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json);
 void cs_print_purge(FILE *out, const cs_purge_result *res, bool json);
 void cs_print_status(FILE *out, const cs_status_result *res, bool json);
+void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json);
 void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json);
 /* Problems go to err one per line (text) or into the JSON on out. */
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json);

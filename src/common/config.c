@@ -82,7 +82,7 @@ typedef struct opt_def {
 } opt_def;
 
 #define OFF(f) offsetof(cs_config, f)
-#define NODE "backup restore"
+#define NODE "backup restore migrate schema"
 #define REPO "init backup list restore verify purge status catalog"
 #define LOCKED "backup restore verify purge"
 #define KEEP(flag, field, key, what)                                                                           \
@@ -103,6 +103,20 @@ static const opt_def options[] = {
       "CQL user name (PasswordAuthenticator)" },
     { "cql-password", 0, OPT_STR, OFF(cql_password), "cassandra", "password", "CASSETTE_CQL_PASSWORD", NULL, NODE,
       "CQL password (prefer the environment or the config file)" },
+    { "cql-tls", 0, OPT_FLAG, OFF(cql_tls), "cassandra", "tls", "CASSETTE_CQL_TLS", NULL, NODE,
+      "connect to CQL over TLS (client_encryption_options)" },
+    { "cql-ca-file", 0, OPT_STR, OFF(cql_ca_file), "cassandra", "ca_file", "CASSETTE_CQL_CA_FILE", NULL, NODE,
+      "PEM file of CA certificates that sign the node's certificate (implies --cql-tls)" },
+    { "cql-cert", 0, OPT_STR, OFF(cql_cert), "cassandra", "cert_file", "CASSETTE_CQL_CERT", NULL, NODE,
+      "client certificate (PEM) when the node asks for one (require_client_auth)" },
+    { "cql-key", 0, OPT_STR, OFF(cql_key), "cassandra", "key_file", "CASSETTE_CQL_KEY", NULL, NODE,
+      "private key (PEM) of --cql-cert" },
+    { "cql-consistency", 0, OPT_STR, OFF(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
+      "LOCAL_QUORUM", "migrate", "consistency level of migration statements and the tracking table" },
+    { "jmx-user", 0, OPT_STR, OFF(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore",
+      "JMX user for nodetool (its password goes to nodetool through a file, never the command line)" },
+    { "jmx-password", 0, OPT_STR, OFF(jmx_password), "cassandra", "jmx_password", "CASSETTE_JMX_PASSWORD", NULL,
+      "backup restore", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, OFF(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
     { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE,
@@ -154,7 +168,7 @@ static const opt_def options[] = {
       "zstd compression level (1-19)" },
     { "jobs", 'j', OPT_INT, OFF(jobs), "cassette", "jobs", "CASSETTE_JOBS", "4", "backup restore verify",
       "files stored, restored or verified at once (1-64)" },
-    { "lock-wait", 0, OPT_DURATION, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED,
+    { "lock-wait", 0, OPT_DURATION, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED " migrate",
       "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
     { "lock-stale", 0, OPT_DURATION, OFF(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", "30m", LOCKED,
       "a lock not refreshed for this long is stale and broken (holders refresh every quarter of it)" },
@@ -168,8 +182,8 @@ static const opt_def options[] = {
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
     { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
-    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge", "say what would be removed and why; "
-      "remove nothing" },
+    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate",
+      "say what would be done and why; change nothing" },
     { "deep", 0, OPT_FLAG, OFF(deep), NULL, NULL, NULL, NULL, "verify",
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
       "its size)" },
@@ -180,13 +194,18 @@ static const opt_def options[] = {
       "backup name; default: the UTC time, e.g. 20261122-013000" },
     { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
       "name of the backup to restore or verify" },
-    { "keyspace", 0, OPT_LIST, OFF(keyspaces), NULL, NULL, NULL, NULL, "backup restore",
-      "only this keyspace (repeat for more)" },
+    { "keyspace", 0, OPT_LIST, OFF(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema",
+      "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
+    { "dir", 0, OPT_STR, OFF(dir), NULL, NULL, NULL, NULL, "migrate",
+      "directory of <timestamp>_<name>.cql migration files" },
+    { "force-checksum", 0, OPT_FLAG, OFF(force_checksum), NULL, NULL, NULL, NULL, "migrate",
+      "go on although an applied migration file has changed since (records its new checksum)" },
     { "table", 0, OPT_LIST, OFF(tables), NULL, NULL, NULL, NULL, "restore",
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
-    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL, "backup list restore verify purge status catalog",
+    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
+      "backup list restore verify purge status catalog migrate",
       "machine-readable output" },
     { "verbose", 'v', OPT_FLAG, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr" },
     { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
@@ -213,6 +232,9 @@ static const cmd_def commands[] = {
       "remove backups that retention does not keep, then objects no backup needs" },
     { "status", "--repo PATH [--json]", "the repository at a glance: nodes, newest backups, sizes, locks" },
     { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
+    { "migrate", "[status] --dir DIR --keyspace KS [--dry-run] [--force-checksum]",
+      "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },
+    { "schema", "dump [--keyspace KS]...", "print the schema as DESCRIBE SCHEMA gives it, ready to replay" },
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -514,8 +536,9 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
         } else if (!strcmp(cfg->command, "key") && cfg->args.n < 2) {
             cs_strlist_add(&cfg->args, arg); /* key generate | key public FILE */
             continue;
-        } else if (!strcmp(cfg->command, "catalog") && cfg->args.n < 1) {
-            cs_strlist_add(&cfg->args, arg); /* catalog rebuild */
+        } else if ((!strcmp(cfg->command, "catalog") || !strcmp(cfg->command, "migrate") ||
+                    !strcmp(cfg->command, "schema")) && cfg->args.n < 1) {
+            cs_strlist_add(&cfg->args, arg); /* catalog rebuild, migrate status, schema dump */
             continue;
         } else {
             return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
@@ -602,6 +625,12 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
     if (!rc && cfg->command && !strcmp(cfg->command, "catalog") && !cfg->help &&
         !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "rebuild")))
         rc = cs_err_set(e, CS_E_INVAL, "usage: cassette catalog rebuild --repo PATH");
+    if (!rc && cfg->command && !strcmp(cfg->command, "schema") && !cfg->help &&
+        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "dump")))
+        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette schema dump [--keyspace KS]...");
+    if (!rc && cfg->command && !strcmp(cfg->command, "migrate") && !cfg->help &&
+        !(cfg->args.n == 0 || (cfg->args.n == 1 && !strcmp(cfg->args.items[0], "status"))))
+        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette migrate [status] --dir DIR --keyspace KS");
     if (!rc && (cfg->cql_port < 1 || cfg->cql_port > 65535))
         rc = cs_err_set(e, CS_E_INVAL, "CQL port %ld is out of range", cfg->cql_port);
     return rc;

@@ -35,6 +35,15 @@ typedef struct cs_config {
     long cql_port;
     char *cql_user;
     char *cql_password;     /* never logged */
+    bool cql_tls;
+    char *cql_ca_file;
+    char *cql_cert;
+    char *cql_key;
+    char *cql_consistency;  /* migrate: "LOCAL_QUORUM", "ONE", ... */
+    char *jmx_user;
+    char *jmx_password;     /* never logged, never on a command line */
+    char *dir;              /* migrate --dir */
+    bool force_checksum;
     char *nodetool;
     cs_strlist data_dirs;
     char *commitlog_dir;

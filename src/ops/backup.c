@@ -467,7 +467,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     m->started = t0;
     /* Ask the node first: an unreachable node leaves the repository (and
      * a location that is not one yet) untouched. */
-    rc = cs_nodetool_new(cfg->nodetool, &nt, e);
+    rc = cs_nodetool_new(cfg, &nt, e);
     if (!rc)
         rc = describe_node(cfg, m, e);
     if (!rc)

@@ -126,6 +126,38 @@ int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, c
 int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e);
 
+/* One migration file and what the tracking table says of it. */
+typedef struct cs_migration {
+    char *version;          /* "20251224122758" */
+    char *name;             /* "instance_configuration" */
+    char *file;             /* "20251224122758_instance_configuration.cql" */
+    char *path;
+    char checksum[65];      /* BLAKE2b-256 of the file, hex */
+    struct cql_statement *stmts;
+    size_t n_stmts;
+    bool applied;           /* recorded in the tracking table */
+    bool applied_now;       /* by this run */
+    bool changed;           /* applied, and the file differs from what was applied */
+    int64_t applied_at_ms;
+    long duration_ms;
+} cs_migration;
+
+typedef struct cs_migrate_result {
+    bool dry_run, status_only;
+    cs_migration *items;    /* in version order */
+    size_t n;
+    size_t applied_now;
+    cs_strlist unknown;     /* versions in the tracking table without a file */
+} cs_migrate_result;
+
+/* migrate, migrate --dry-run and migrate status (cfg->args "status"). */
+int cs_op_migrate(const cs_config *cfg, cs_migrate_result *res, cs_err *e);
+void cs_migrate_result_free(cs_migrate_result *res);
+
+/* The schema as DESCRIBE SCHEMA gives it (only cfg->keyspaces if any),
+ * statements separated by blank lines, each ending with ';'. */
+int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e);
+
 /* The S3 settings of cfg (borrowing its strings). */
 void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);
 

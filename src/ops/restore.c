@@ -529,7 +529,7 @@ static int restore_import(restore_ctx *c, cs_err *e)
     if (!rc && !c->cfg->data_dirs.n && !node.data_dirs.n)
         rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
     if (!rc)
-        rc = cs_nodetool_new(c->cfg->nodetool, &nt, e);
+        rc = cs_nodetool_new(c->cfg, &nt, e);
     if (rc)
         goto out;
     root = staging_root(c->cfg, &node);

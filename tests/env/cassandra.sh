@@ -9,9 +9,21 @@
 #   cassandra.sh nodetool N ARGS...   nodetool against node N
 #   cassandra.sh cql N "STATEMENT"    run one CQL statement with the Python driver, print rows
 #   cassandra.sh dir N | ini N | pid N   print the node directory / cassette.ini path / pid
+#   cassandra.sh ca N          print the path of node N's CA certificate (PEM; --tls nodes)
 #
 # Options (anywhere): --base DIR (default $CASSETTE_TEST_DIR or /tmp/cassette-test),
 #   --nodes K (cluster size, default $CASSETTE_TEST_NODES or 1; sets tokens and seeds).
+# Options of start (remembered while the node runs: cql, nodetool, wait and ini use them):
+#   --auth      PasswordAuthenticator + CassandraAuthorizer; the default superuser
+#               cassandra/cassandra; ready means a CQL login as that user succeeds.
+#   --tls       client_encryption_options enabled with optional: true (TLS and plaintext on
+#               the same port 9042). A self-signed CA and a node certificate for 127.0.0.N
+#               are made once and kept in <node dir>/tls/ (ca.pem, node.pem, node.key,
+#               keystore.p12, truststore.p12; store password "cassandra").
+#   --jmx-auth  JMX password authentication (user cassandra, password cassandra, in the
+#               0600 file <node dir>/conf/jmxremote.password, which nodetool reads too).
+#   A node started without them runs exactly as before (no auth, no TLS). cassette.ini of a
+#   node started with them carries username/password, ca_file and jmx_user/jmx_password.
 # Environment: CASSETTE_TEST_DATA_DIRS (data directories per node, default 1),
 #   CASSETTE_TEST_CLUSTER (cluster_name, default cassette-test),
 #   CASSETTE_CASSANDRA_YAML (extra "key: value" lines that replace or extend cassandra.yaml),
@@ -35,9 +47,13 @@ usage() {
     exit 2
 }
 
+OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
+        --auth) OPT_AUTH=1; shift ;;
+        --tls) OPT_TLS=1; shift ;;
+        --jmx-auth) OPT_JMX_AUTH=1; shift ;;
         --base) [ $# -ge 2 ] || usage; BASE="$2"; shift 2 ;;
         --base=*) BASE="${1#--base=}"; shift ;;
         --nodes) [ $# -ge 2 ] || usage; NODES="$2"; shift 2 ;;
@@ -63,6 +79,66 @@ node_addr() { echo "127.0.0.$1"; }
 jmx_port()  { echo $((7000 + $1 * 100)); }
 log_file()  { echo "$(node_dir "$1")/logs/system.log"; }
 now_ms()    { date +%s%3N; }
+opts_file() { echo "$(node_dir "$1")/start-options"; }
+tls_dir()   { echo "$(node_dir "$1")/tls"; }
+jmx_pw_file() { echo "$(node_dir "$1")/conf/jmxremote.password"; }
+
+# Loads the options node N was started with (written by start) into OPT_*.
+load_opts() {
+    local f
+    f="$(opts_file "$1")"
+    OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0
+    [ -f "$f" ] || return 0
+    OPT_AUTH="$(sed -n 's/^auth=//p' "$f")"; OPT_AUTH="${OPT_AUTH:-0}"
+    OPT_TLS="$(sed -n 's/^tls=//p' "$f")"; OPT_TLS="${OPT_TLS:-0}"
+    OPT_JMX_AUTH="$(sed -n 's/^jmx_auth=//p' "$f")"; OPT_JMX_AUTH="${OPT_JMX_AUTH:-0}"
+}
+
+save_opts() {
+    local f
+    f="$(opts_file "$1")"
+    printf 'auth=%s\ntls=%s\njmx_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" >"$f.tmp"
+    mv "$f.tmp" "$f"
+}
+
+# Makes node N's TLS material once: a self-signed CA and a node certificate for 127.0.0.N
+# (and localhost) signed by it, in PEM and as PKCS12 key and trust stores for Cassandra.
+make_tls() {
+    local n="$1" t addr tmp
+    t="$(tls_dir "$n")"; addr="$(node_addr "$n")"
+    [ -s "$t/keystore.p12" ] && [ -s "$t/truststore.p12" ] && [ -s "$t/ca.pem" ] && return 0
+    tmp="$t.tmp.$$"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    (
+        set -e
+        cd "$tmp"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+            -subj "/CN=cassette test CA node $n" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj "/CN=$addr"
+        printf 'subjectAltName=IP:%s,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+            "$addr" >node.ext
+        openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem \
+            -days 3650 -extfile node.ext
+        openssl pkcs12 -export -in node.pem -inkey node.key -certfile ca.pem -name node \
+            -out keystore.p12 -passout pass:cassandra
+        keytool -importcert -noprompt -alias ca -file ca.pem -keystore truststore.p12 \
+            -storetype PKCS12 -storepass cassandra
+        rm -f node.csr node.ext ca.srl
+        chmod 600 ca.key node.key
+    ) >"$tmp.log" 2>&1 || { cat "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; die "could not make TLS material for node $n"; }
+    rm -f "$tmp.log"
+    rm -rf "$t"; mv "$tmp" "$t"
+}
+
+# The JMX password file of node N (user cassandra, password cassandra), 0600 as the JDK wants.
+make_jmx_pw() {
+    local f
+    f="$(jmx_pw_file "$1")"
+    mkdir -p "${f%/*}"
+    (umask 077; printf 'cassandra cassandra\n' >"$f.tmp")
+    mv "$f.tmp" "$f"
+}
 
 # True while process PID exists and is not a zombie.
 
@@ -131,6 +207,28 @@ write_conf() {
         echo "file_cache_size: 32MiB"
         echo "concurrent_compactors: 1"
         echo "incremental_backups: false"
+        # Off by default in 5.0; schema dump tests cover views and Java UDFs.
+        echo "materialized_views_enabled: true"
+        echo "user_defined_functions_enabled: true"
+        if [ "$OPT_AUTH" = 1 ]; then
+            echo "authenticator:"
+            echo "  class_name: org.apache.cassandra.auth.PasswordAuthenticator"
+            echo "authorizer:"
+            echo "  class_name: org.apache.cassandra.auth.CassandraAuthorizer"
+            echo "role_manager:"
+            echo "  class_name: org.apache.cassandra.auth.CassandraRoleManager"
+        fi
+        if [ "$OPT_TLS" = 1 ]; then
+            echo "client_encryption_options:"
+            echo "  enabled: true"
+            echo "  optional: true"
+            echo "  keystore: $(tls_dir "$n")/keystore.p12"
+            echo "  keystore_password: cassandra"
+            echo "  truststore: $(tls_dir "$n")/truststore.p12"
+            echo "  truststore_password: cassandra"
+            echo "  store_type: PKCS12"
+            echo "  require_client_auth: false"
+        fi
     } >"$yaml.tmp"
     extra="${CASSETTE_CASSANDRA_YAML:-}"
     if [ -n "$extra" ]; then
@@ -171,7 +269,8 @@ write_ini() {
     d="$(node_dir "$n")"; addr="$(node_addr "$n")"
     mkdir -p "$d"
     dirs="$(data_dirs "$n" | paste -sd, -)"
-    cat >"$d/cassette.ini.tmp" <<INI
+    {
+        cat <<INI
 # Written by tests/env/cassandra.sh for node $n.
 [cassandra]
 host = $addr
@@ -181,9 +280,15 @@ data_dirs = $dirs
 commitlog_dir = $d/commitlog
 hints_dir = $d/hints
 saved_caches_dir = $d/saved_caches
+INI
+        if [ "$OPT_AUTH" = 1 ]; then printf 'username = cassandra\npassword = cassandra\n'; fi
+        if [ "$OPT_TLS" = 1 ]; then printf 'ca_file = %s/ca.pem\n' "$(tls_dir "$n")"; fi
+        if [ "$OPT_JMX_AUTH" = 1 ]; then printf 'jmx_user = cassandra\njmx_password = cassandra\n'; fi
+        cat <<INI
 [cassette]
 state_dir = $d/cassette-state
 INI
+    } >"$d/cassette.ini.tmp"
     mv "$d/cassette.ini.tmp" "$d/cassette.ini"
 }
 
@@ -199,8 +304,26 @@ print_log_tail() {
     fi
 }
 
+# Can a driver log in to node N as cassandra/cassandra within a few seconds (an --auth node
+# creates its default superuser shortly after it serves CQL)?
+cql_login_ok() {
+    "$CASSETTE_VENV/bin/python" - "$(node_addr "$1")" <<'PY' >/dev/null 2>&1
+import sys
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster
+cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5, connect_timeout=5,
+                  control_connection_timeout=5,
+                  auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
+try:
+    cluster.connect().execute("SELECT release_version FROM system.local", timeout=5)
+finally:
+    cluster.shutdown()
+PY
+}
+
 # Waits until node N logs that it serves CQL (after the byte offset saved by start)
-# and its CQL port accepts connections. Fails if the process dies or the deadline passes.
+# and its CQL port accepts connections (and, with --auth, a login succeeds). Fails if the
+# process dies or the deadline passes.
 wait_ready() {
     local n="$1" d pid off deadline log
     d="$(node_dir "$n")"; log="$(log_file "$n")"
@@ -214,7 +337,8 @@ wait_ready() {
         # (grep -q may close the pipe early: tail's SIGPIPE must not fail the pipeline)
         if [ -f "$log" ] && { tail -c +"$((off + 1))" "$log" || true; } \
                 | grep -q 'Starting listening for CQL clients' \
-           && port_open "$(node_addr "$n")" 9042; then
+           && port_open "$(node_addr "$n")" 9042 \
+           && { [ "$OPT_AUTH" != 1 ] || cql_login_ok "$n"; }; then
             return 0
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -230,6 +354,7 @@ cmd_start() {
     check_node "$n"
     d="$(node_dir "$n")"
     if pid="$(running_pid "$n")"; then
+        load_opts "$n"   # what it runs with, whatever this call asked for
         wait_ready "$n" || exit 1
         write_ini "$n"
         echo "node $n already running (pid $pid)"
@@ -244,6 +369,9 @@ cmd_start() {
     fi
     lib="$(cassandra_lib)"; java="$(java_bin)"
     jamm="$(compgen -G "$lib/jamm-*.jar" | head -n1)"
+    [ "$OPT_TLS" = 1 ] && make_tls "$n"
+    [ "$OPT_JMX_AUTH" = 1 ] && make_jmx_pw "$n"
+    save_opts "$n"
     write_conf "$n"
     local jvm=(
         -Xms512M -Xmx512M
@@ -271,6 +399,12 @@ cmd_start() {
         -Dchronicle.analytics.disable=true
     )
     [ -n "$jamm" ] && jvm+=(-javaagent:"$jamm")
+    # The default superuser is made 10 s after start unless told otherwise.
+    [ "$OPT_AUTH" = 1 ] && jvm+=(-Dcassandra.superuser_setup_delay_ms=0)
+    # (JMXServerUtils builds the JDK's file authenticator reflectively: it needs the export.)
+    [ "$OPT_JMX_AUTH" = 1 ] && jvm+=(--add-exports java.management/com.sun.jmx.remote.security=ALL-UNNAMED
+                                     -Dcom.sun.management.jmxremote.authenticate=true
+                                     -Dcom.sun.management.jmxremote.password.file="$(jmx_pw_file "$n")")
     tmpdir="$(exec_tmpdir_for "$d")"
     [ -n "$tmpdir" ] && jvm+=(-Djava.io.tmpdir="$tmpdir" -Djna.tmpdir="$tmpdir")
 
@@ -330,10 +464,13 @@ cmd_cql() {
     local n="$1"; shift
     check_node "$n"
     [ $# -eq 1 ] || die "usage: cassandra.sh cql N \"STATEMENT\""
-    "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$1" <<'PY'
+    load_opts "$n"
+    "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$1" "$OPT_AUTH" <<'PY'
 import sys
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
-cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5)
+auth = PlainTextAuthProvider("cassandra", "cassandra") if sys.argv[3] == "1" else None
+cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5, auth_provider=auth)
 try:
     session = cluster.connect()
     for row in session.execute(sys.argv[2], timeout=60):
@@ -348,12 +485,18 @@ case "$CMD" in
     stop)     [ $# -eq 1 ] || usage; cmd_stop "$1" ;;
     stop-all) [ $# -eq 0 ] || usage; cmd_stop_all ;;
     status)   [ $# -eq 1 ] || usage; cmd_status "$1" ;;
-    wait)     [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" >/dev/null || die "node $1 not running"; wait_ready "$1" ;;
-    nodetool) [ $# -ge 1 ] || usage; check_node "$1"; n="$1"; shift
-              exec "$CASSETTE_ENV_DIR/nodetool.sh" -h 127.0.0.1 -p "$(jmx_port "$n")" "$@" ;;
+    wait)     [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" >/dev/null || die "node $1 not running"
+              load_opts "$1"; wait_ready "$1" ;;
+    nodetool) [ $# -ge 1 ] || usage; check_node "$1"; n="$1"; shift; load_opts "$n"
+              jmx_auth=()
+              [ "$OPT_JMX_AUTH" = 1 ] && jmx_auth=(-u cassandra -pwf "$(jmx_pw_file "$n")")
+              exec "$CASSETTE_ENV_DIR/nodetool.sh" -h 127.0.0.1 -p "$(jmx_port "$n")" \
+                  "${jmx_auth[@]+"${jmx_auth[@]}"}" "$@" ;;
     cql)      [ $# -ge 1 ] || usage; cmd_cql "$@" ;;
     dir)      [ $# -eq 1 ] || usage; check_node "$1"; node_dir "$1" ;;
     ini)      [ $# -eq 1 ] || usage; check_node "$1"; echo "$(node_dir "$1")/cassette.ini" ;;
+    ca)       [ $# -eq 1 ] || usage; check_node "$1"; f="$(tls_dir "$1")/ca.pem"
+              [ -s "$f" ] || die "node $1 has no TLS material (start it with --tls)"; echo "$f" ;;
     pid)      [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" || exit 3 ;;
     *)        usage ;;
 esac
