@@ -97,6 +97,7 @@ load_opts() {
 save_opts() {
     local f
     f="$(opts_file "$1")"
+    mkdir -p "$(dirname "$f")"
     printf 'auth=%s\ntls=%s\njmx_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" >"$f.tmp"
     mv "$f.tmp" "$f"
 }
