@@ -157,6 +157,20 @@ static int run(migrate_ctx *c, const char *cql, cql_result **out, cs_err *e)
     return rc;
 }
 
+/* For cassette's own tables right after they were created: two runs that
+ * create them at once may see the other's table id for a moment ("does not
+ * exist"), until the schema settles. */
+static int run_own(migrate_ctx *c, const char *cql, cql_result **out, cs_err *e)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = run(c, cql, out, e);
+        if (!rc || attempt >= 40 || (!strstr(e->msg, "does not exist") && !strstr(e->msg, "unconfigured table")))
+            return rc;
+        struct timespec ts = { 0, 250 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Poll until every node reports the same schema version. */
 static int wait_schema_agreement(migrate_ctx *c, cs_err *e)
 {
@@ -219,9 +233,9 @@ static int create_tracking(migrate_ctx *c, cs_err *e)
     char *t2 = cs_sprintf("CREATE TABLE IF NOT EXISTS \"%s\".cassette_migrations_lock (id text PRIMARY KEY,"
                           " owner text, since timestamp)",
                           c->ks);
-    int rc = run(c, t1, NULL, e);
+    int rc = run_own(c, t1, NULL, e);
     if (!rc)
-        rc = run(c, t2, NULL, e);
+        rc = run_own(c, t2, NULL, e);
     if (!rc)
         rc = wait_schema_agreement(c, e);
     free(t1);
@@ -247,7 +261,7 @@ static int read_applied(migrate_ctx *c, cs_err *e)
     char *q = cs_sprintf("SELECT version, name, checksum, applied_at, duration_ms FROM \"%s\".cassette_migrations",
                          c->ks);
     cql_result *r = NULL;
-    rc = run(c, q, &r, e);
+    rc = run_own(c, q, &r, e);
     free(q);
     for (size_t i = 0; !rc && i < cql_result_rows(r); i++) {
         const char *version = cql_result_text(r, i, "version");
@@ -290,7 +304,7 @@ static int try_lock(migrate_ctx *c, bool *got, char **holder, cs_err *e)
                          " toTimestamp(now())) IF NOT EXISTS USING TTL %d",
                          c->ks, owner, LOCK_TTL_S);
     cql_result *r = NULL;
-    int rc = run(c, q, &r, e);
+    int rc = run_own(c, q, &r, e);
     free(q);
     free(owner);
     if (!rc) {
@@ -338,7 +352,7 @@ static int renew_lock(migrate_ctx *c, cs_err *e)
                          " WHERE id = 'lock' IF owner = %s",
                          c->ks, LOCK_TTL_S, owner);
     cql_result *r = NULL;
-    int rc = run(c, q, &r, e);
+    int rc = run_own(c, q, &r, e);
     const char *applied = rc ? NULL : cql_result_text(r, 0, "[applied]");
     if (!rc && !(applied && !strcmp(applied, "true")))
         rc = cs_err_set(e, CS_E_EXISTS, "the migration lock expired or was taken by another run");
@@ -377,7 +391,7 @@ static int record(migrate_ctx *c, cs_migration *m, long ms, cs_err *e)
     char *q = cs_sprintf("INSERT INTO \"%s\".cassette_migrations (version, name, checksum, applied_at, duration_ms,"
                          " applied_by) VALUES (%s, %s, '%s', toTimestamp(now()), %ld, %s)",
                          c->ks, version, name, m->checksum, ms, by);
-    int rc = run(c, q, NULL, e);
+    int rc = run_own(c, q, NULL, e);
     free(q);
     free(name);
     free(version);
