@@ -4,7 +4,9 @@
 #   2. builds the release binary, the ASan/UBSan binary and unit tests,
 #   3. runs every unit test binary of the ASan build (cmocka, TAP output),
 #   4. starts Cassandra node 1 once and runs the integration tests (pytest) against it,
-#      stopping the node at the end if this script started it.
+#      stopping the node at the end if this script started it;
+#   5. runs the tests that talk to Cassandra again, with the secured-node tests, against
+#      node 8 started with a login, TLS with client certificates and a JMX login (the same code, secured).
 # The last line is exactly "N passed, M failed" over everything; exit 1 if M > 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,8 @@ source tests/env/common.sh
 PASSED=0
 FAILED=0
 RESULTS="$ROOT/build/test-results"
-STARTED_NODE=0
+STARTED_NODE=0     # node 1 (plain) started by this script
+STARTED_SECURE=0   # node 8 (secured) started by this script
 CASSANDRA_SH="$ROOT/tests/env/cassandra.sh"
 export CASSETTE_TEST_DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
 
@@ -22,6 +25,9 @@ finish() {
     local rc=$?
     if [ "$STARTED_NODE" = 1 ]; then
         "$CASSANDRA_SH" stop 1 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 1" >&2
+    fi
+    if [ "$STARTED_SECURE" = 1 ]; then
+        "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     fi
     echo "$PASSED passed, $FAILED failed"
     if [ "$FAILED" -gt 0 ]; then exit 1; fi
@@ -114,13 +120,19 @@ else
     FAILED=$((FAILED + 1))
 fi
 
-section "integration tests (pytest, real Cassandra)"
-junit="$RESULTS/integration-junit.xml"
-rm -f "$junit"
-"$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
-    --junitxml="$junit" --durations=15
-prc=$?
-if [ -f "$junit" ]; then
+# Runs pytest over tests/integration with extra arguments; adds its counts from the JUnit
+# report (a skipped test counts as failed; so does a run that reports nothing).
+run_pytest() {
+    local junit="$RESULTS/$1.xml" prc ip if_; shift
+    rm -f "$junit"
+    "$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
+        --junitxml="$junit" --durations=15 "$@"
+    prc=$?
+    if [ ! -f "$junit" ]; then
+        echo "run.sh: pytest wrote no report (exit $prc)" >&2
+        FAILED=$((FAILED + 1))
+        return
+    fi
     read -r ip if_ < <("$CASSETTE_VENV/bin/python" - "$junit" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
@@ -136,8 +148,34 @@ PY
     FAILED=$((FAILED + if_))
     if [ "$prc" -ne 0 ] && [ "$if_" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
     if [ "$((ip + if_))" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+}
+
+section "integration tests (pytest, real Cassandra: node 1, plain)"
+CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain run_pytest integration-junit -m "not secure_node"
+
+# The same tests again wherever they talk to Cassandra (marker "cassandra"), and the
+# secured-node tests, against a node that wants a login, TLS with a client certificate and a JMX login: every CQL and
+# nodetool call of cassette must carry them. Node 1 goes first to leave both cores to it.
+SECURE_OPTS="--auth --tls-required --tls-client-auth --jmx-auth"
+section "integration tests, secured node 8 ($SECURE_OPTS)"
+if [ "$STARTED_NODE" = 1 ]; then
+    "$CASSANDRA_SH" stop 1 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 1" >&2
+    STARTED_NODE=0
+fi
+if ! "$CASSANDRA_SH" status 8 >/dev/null 2>&1; then
+    rm -rf "$CASSETTE_TEST_DIR/node8"
+    STARTED_SECURE=1
+fi
+# shellcheck disable=SC2086
+if "$CASSANDRA_SH" start 8 $SECURE_OPTS; then
+    CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
+        run_pytest integration-secure-junit -m "cassandra or secure_node"
 else
-    echo "run.sh: pytest wrote no report (exit $prc)" >&2
+    echo "FAIL secured node 8 did not start"
     FAILED=$((FAILED + 1))
+fi
+if [ "$STARTED_SECURE" = 1 ]; then
+    "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
+    STARTED_SECURE=0
 fi
 echo "total time $(( $(date +%s) - t_start )) s"

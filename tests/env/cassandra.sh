@@ -20,6 +20,12 @@
 #               the same port 9042). A self-signed CA and a node certificate for 127.0.0.N
 #               are made once and kept in <node dir>/tls/ (ca.pem, node.pem, node.key,
 #               keystore.p12, truststore.p12; store password "cassandra").
+#   --tls-required  the same with optional: false: plaintext CQL is refused.
+#   --tls-client-auth  with --tls*: require_client_auth: true; clients show a certificate
+#               of the node's CA (<node dir>/tls/client.pem, client.key).
+#   --plain     none of these (the default, said explicitly).
+#   Given any of these, start of a node that runs with other options fails; given none,
+#   start of a running node takes it as it runs.
 #   --jmx-auth  JMX password authentication (user cassandra, password cassandra, in the
 #               0600 file <node dir>/conf/jmxremote.password, which nodetool reads too).
 #   A node started without them runs exactly as before (no auth, no TLS). cassette.ini of a
@@ -47,13 +53,16 @@ usage() {
     exit 2
 }
 
-OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0
+OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0; OPT_CLIENT_AUTH=0; OPT_GIVEN=0
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --auth) OPT_AUTH=1; shift ;;
-        --tls) OPT_TLS=1; shift ;;
-        --jmx-auth) OPT_JMX_AUTH=1; shift ;;
+        --auth) OPT_AUTH=1; OPT_GIVEN=1; shift ;;
+        --tls) OPT_TLS=1; OPT_GIVEN=1; shift ;;
+        --tls-required) OPT_TLS=2; OPT_GIVEN=1; shift ;;
+        --tls-client-auth) OPT_CLIENT_AUTH=1; OPT_GIVEN=1; shift ;;
+        --jmx-auth) OPT_JMX_AUTH=1; OPT_GIVEN=1; shift ;;
+        --plain) OPT_GIVEN=1; shift ;;
         --base) [ $# -ge 2 ] || usage; BASE="$2"; shift 2 ;;
         --base=*) BASE="${1#--base=}"; shift ;;
         --nodes) [ $# -ge 2 ] || usage; NODES="$2"; shift 2 ;;
@@ -87,18 +96,32 @@ jmx_pw_file() { echo "$(node_dir "$1")/conf/jmxremote.password"; }
 load_opts() {
     local f
     f="$(opts_file "$1")"
-    OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0
+    OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0; OPT_CLIENT_AUTH=0
     [ -f "$f" ] || return 0
     OPT_AUTH="$(sed -n 's/^auth=//p' "$f")"; OPT_AUTH="${OPT_AUTH:-0}"
     OPT_TLS="$(sed -n 's/^tls=//p' "$f")"; OPT_TLS="${OPT_TLS:-0}"
     OPT_JMX_AUTH="$(sed -n 's/^jmx_auth=//p' "$f")"; OPT_JMX_AUTH="${OPT_JMX_AUTH:-0}"
+    OPT_CLIENT_AUTH="$(sed -n 's/^client_auth=//p' "$f")"; OPT_CLIENT_AUTH="${OPT_CLIENT_AUTH:-0}"
+}
+
+# "auth, tls required, jmx auth" / "plain": the loaded options in words.
+describe_opts() {
+    local w=()
+    [ "$OPT_AUTH" = 1 ] && w+=(auth)
+    [ "$OPT_TLS" = 1 ] && w+=("tls optional")
+    [ "$OPT_TLS" = 2 ] && w+=("tls required")
+    [ "$OPT_CLIENT_AUTH" = 1 ] && w+=("client certificates")
+    [ "$OPT_JMX_AUTH" = 1 ] && w+=("jmx auth")
+    [ ${#w[@]} -gt 0 ] || w=(plain)
+    local IFS=,; echo "${w[*]}" | sed 's/,/, /g'
 }
 
 save_opts() {
     local f
     f="$(opts_file "$1")"
     mkdir -p "$(dirname "$f")"
-    printf 'auth=%s\ntls=%s\njmx_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" >"$f.tmp"
+    printf 'auth=%s\ntls=%s\njmx_auth=%s\nclient_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" \
+        "$OPT_CLIENT_AUTH" >"$f.tmp"
     mv "$f.tmp" "$f"
 }
 
@@ -107,7 +130,8 @@ save_opts() {
 make_tls() {
     local n="$1" t addr tmp
     t="$(tls_dir "$n")"; addr="$(node_addr "$n")"
-    [ -s "$t/keystore.p12" ] && [ -s "$t/truststore.p12" ] && [ -s "$t/ca.pem" ] && return 0
+    [ -s "$t/keystore.p12" ] && [ -s "$t/truststore.p12" ] && [ -s "$t/ca.pem" ] \
+        && [ -s "$t/client.pem" ] && return 0
     tmp="$t.tmp.$$"
     rm -rf "$tmp"; mkdir -p "$tmp"
     (
@@ -121,12 +145,16 @@ make_tls() {
             "$addr" >node.ext
         openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem \
             -days 3650 -extfile node.ext
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=cassette test client"
+        printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem \
+            -days 3650 -extfile client.ext
         openssl pkcs12 -export -in node.pem -inkey node.key -certfile ca.pem -name node \
             -out keystore.p12 -passout pass:cassandra
         keytool -importcert -noprompt -alias ca -file ca.pem -keystore truststore.p12 \
             -storetype PKCS12 -storepass cassandra
-        rm -f node.csr node.ext ca.srl
-        chmod 600 ca.key node.key
+        rm -f node.csr node.ext client.csr client.ext ca.srl
+        chmod 600 ca.key node.key client.key
     ) >"$tmp.log" 2>&1 || { cat "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; die "could not make TLS material for node $n"; }
     rm -f "$tmp.log"
     rm -rf "$t"; mv "$tmp" "$t"
@@ -219,16 +247,17 @@ write_conf() {
             echo "role_manager:"
             echo "  class_name: org.apache.cassandra.auth.CassandraRoleManager"
         fi
-        if [ "$OPT_TLS" = 1 ]; then
+        if [ "$OPT_TLS" != 0 ]; then
             echo "client_encryption_options:"
             echo "  enabled: true"
-            echo "  optional: true"
+            if [ "$OPT_TLS" = 2 ]; then echo "  optional: false"; else echo "  optional: true"; fi
             echo "  keystore: $(tls_dir "$n")/keystore.p12"
             echo "  keystore_password: cassandra"
             echo "  truststore: $(tls_dir "$n")/truststore.p12"
             echo "  truststore_password: cassandra"
             echo "  store_type: PKCS12"
-            echo "  require_client_auth: false"
+            if [ "$OPT_CLIENT_AUTH" = 1 ]; then echo "  require_client_auth: true"
+            else echo "  require_client_auth: false"; fi
         fi
     } >"$yaml.tmp"
     extra="${CASSETTE_CASSANDRA_YAML:-}"
@@ -283,7 +312,10 @@ hints_dir = $d/hints
 saved_caches_dir = $d/saved_caches
 INI
         if [ "$OPT_AUTH" = 1 ]; then printf 'username = cassandra\npassword = cassandra\n'; fi
-        if [ "$OPT_TLS" = 1 ]; then printf 'ca_file = %s/ca.pem\n' "$(tls_dir "$n")"; fi
+        if [ "$OPT_TLS" != 0 ]; then printf 'ca_file = %s/ca.pem\n' "$(tls_dir "$n")"; fi
+        if [ "$OPT_CLIENT_AUTH" = 1 ]; then
+            printf 'cert_file = %s/client.pem\nkey_file = %s/client.key\n' "$(tls_dir "$n")" "$(tls_dir "$n")"
+        fi
         if [ "$OPT_JMX_AUTH" = 1 ]; then printf 'jmx_user = cassandra\njmx_password = cassandra\n'; fi
         cat <<INI
 [cassette]
@@ -305,21 +337,42 @@ print_log_tail() {
     fi
 }
 
-# Can a driver log in to node N as cassandra/cassandra within a few seconds (an --auth node
-# creates its default superuser shortly after it serves CQL)?
-cql_login_ok() {
-    "$CASSETTE_VENV/bin/python" - "$(node_addr "$1")" <<'PY' >/dev/null 2>&1
-import sys
+# Runs the Python driver on node N as its options require (login as cassandra/cassandra
+# with --auth, TLS checked against the node's CA with --tls*): prints the rows of one
+# statement. Options: OPT_* of the node (load_opts).
+driver_cql() {
+    local n="$1" stmt="$2" timeout="$3" ca="" client=""
+    [ "$OPT_TLS" != 0 ] && ca="$(tls_dir "$n")/ca.pem"
+    [ "$OPT_CLIENT_AUTH" = 1 ] && client="$(tls_dir "$n")/client"
+    "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$stmt" "$timeout" "$OPT_AUTH" "$ca" "$client" <<'PY'
+import ssl, sys
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
-cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5, connect_timeout=5,
-                  control_connection_timeout=5,
-                  auth_provider=PlainTextAuthProvider("cassandra", "cassandra"))
+addr, stmt, timeout, auth, ca, client = sys.argv[1:7]
+kw = {}
+if auth == "1":
+    kw["auth_provider"] = PlainTextAuthProvider("cassandra", "cassandra")
+if ca:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    if client:
+        ctx.load_cert_chain(client + ".pem", client + ".key")
+    kw["ssl_context"] = ctx
+t = float(timeout)
+cluster = Cluster([addr], port=9042, protocol_version=5, connect_timeout=min(t, 10),
+                  control_connection_timeout=min(t, 10), **kw)
 try:
-    cluster.connect().execute("SELECT release_version FROM system.local", timeout=5)
+    for row in cluster.connect().execute(stmt, timeout=t):
+        print(" | ".join(str(v) for v in row))
 finally:
     cluster.shutdown()
 PY
+}
+
+# Can a driver log in to node N within a few seconds (an --auth node creates its default
+# superuser shortly after it serves CQL; a --tls node must finish a handshake)?
+cql_login_ok() {
+    driver_cql "$1" "SELECT release_version FROM system.local" 5 >/dev/null 2>&1
 }
 
 # Waits until node N logs that it serves CQL (after the byte offset saved by start)
@@ -339,7 +392,7 @@ wait_ready() {
         if [ -f "$log" ] && { tail -c +"$((off + 1))" "$log" || true; } \
                 | grep -q 'Starting listening for CQL clients' \
            && port_open "$(node_addr "$n")" 9042 \
-           && { [ "$OPT_AUTH" != 1 ] || cql_login_ok "$n"; }; then
+           && { [ "$OPT_AUTH" != 1 ] && [ "$OPT_TLS" = 0 ] || cql_login_ok "$n"; }; then
             return 0
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -355,7 +408,11 @@ cmd_start() {
     check_node "$n"
     d="$(node_dir "$n")"
     if pid="$(running_pid "$n")"; then
-        load_opts "$n"   # what it runs with, whatever this call asked for
+        local want="$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH"
+        load_opts "$n"   # what it runs with
+        if [ "$OPT_GIVEN" = 1 ] && [ "$want" != "$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH" ]; then
+            die "node $n runs with other options ($(describe_opts)); stop it first"
+        fi
         wait_ready "$n" || exit 1
         write_ini "$n"
         echo "node $n already running (pid $pid)"
@@ -370,7 +427,7 @@ cmd_start() {
     fi
     lib="$(cassandra_lib)"; java="$(java_bin)"
     jamm="$(compgen -G "$lib/jamm-*.jar" | head -n1)"
-    [ "$OPT_TLS" = 1 ] && make_tls "$n"
+    [ "$OPT_TLS" != 0 ] && make_tls "$n"
     [ "$OPT_JMX_AUTH" = 1 ] && make_jmx_pw "$n"
     save_opts "$n"
     write_conf "$n"
@@ -466,19 +523,7 @@ cmd_cql() {
     check_node "$n"
     [ $# -eq 1 ] || die "usage: cassandra.sh cql N \"STATEMENT\""
     load_opts "$n"
-    "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$1" "$OPT_AUTH" <<'PY'
-import sys
-from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster
-auth = PlainTextAuthProvider("cassandra", "cassandra") if sys.argv[3] == "1" else None
-cluster = Cluster([sys.argv[1]], port=9042, protocol_version=5, auth_provider=auth)
-try:
-    session = cluster.connect()
-    for row in session.execute(sys.argv[2], timeout=60):
-        print(" | ".join(str(v) for v in row))
-finally:
-    cluster.shutdown()
-PY
+    driver_cql "$n" "$1" 60
 }
 
 case "$CMD" in

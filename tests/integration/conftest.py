@@ -1,7 +1,10 @@
 """Fixtures for cassette's integration tests against a real Cassandra 5.0 node.
 
-- ``node``: node 1 of tests/env/cassandra.sh, started here if it is not running (and then
-  stopped at the end of the session); never a fake.
+- ``node``: node $CASSETTE_TEST_NODE (default 1) of tests/env/cassandra.sh, started with the
+  options in $CASSETTE_TEST_NODE_OPTIONS (default --plain; e.g. "--auth --tls-required
+  --tls-client-auth --jmx-auth") if it is not running (and then stopped at the end of the session); never a
+  fake. The driver and cassette log in and use TLS as the node's cassette.ini says.
+- ``spare_node``: another node of the same options, empty, its own cluster (node 9).
 - ``session``: a Python driver session on that node.
 - ``cassette_bin`` / ``cassette``: the binary under test (env CASSETTE_BIN, default
   build/asan/cassette) and a runner that gives it the node's cassette.ini and a per-test
@@ -12,15 +15,19 @@
 """
 
 import hashlib
+import inspect
 import json
 import os
 import pathlib
 import re
+import shlex
+import ssl
 import subprocess
 import sys
 import time
 
 import pytest
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 
@@ -33,6 +40,9 @@ from s3env import faultproxy, s3_bucket, s3_server  # noqa: E402,F401  (S3 fixtu
 ROOT = HERE.parent.parent
 CASSANDRA_SH = ROOT / "tests" / "env" / "cassandra.sh"
 BASE = pathlib.Path(os.environ.get("CASSETTE_TEST_DIR", "/tmp/cassette-test"))
+NODE_NUMBER = int(os.environ.get("CASSETTE_TEST_NODE", "1"))
+NODE_OPTIONS = shlex.split(os.environ.get("CASSETTE_TEST_NODE_OPTIONS", "--plain"))
+SPARE_NODE_NUMBER = 9
 SYSTEM_KEYSPACES = {"system", "system_schema", "system_auth", "system_distributed",
                     "system_traces", "system_views", "system_virtual_schema"}
 
@@ -63,8 +73,9 @@ class Result:
 class Node:
     """Node N of tests/env/cassandra.sh."""
 
-    def __init__(self, n=1, base=BASE):
+    def __init__(self, n=1, base=BASE, options=()):
         self.n = n
+        self.options = list(options)
         self.base = pathlib.Path(base)
         self.addr = f"127.0.0.{n}"
         self.dir = self.base / f"node{n}"
@@ -87,7 +98,7 @@ class Node:
         return int(p.stdout) if p.returncode == 0 else None
 
     def start(self):
-        return self.sh("start", self.n).stdout.strip()
+        return self.sh("start", self.n, *self.options).stdout.strip()
 
     def stop(self):
         return self.sh("stop", self.n).stdout.strip()
@@ -103,6 +114,26 @@ class Node:
             if m:
                 out[m.group(1)] = m.group(2)
         return out
+
+    @property
+    def secured(self):
+        """True when CQL needs a login or TLS (the node was started with --auth/--tls*)."""
+        c = self.config()
+        return bool(c.get("username") or c.get("ca_file"))
+
+    def driver_options(self):
+        """Cluster() keyword arguments to reach this node as its cassette.ini says: the
+        login, and TLS checked against its CA (host name included)."""
+        c, kw = self.config(), {}
+        if c.get("username"):
+            kw["auth_provider"] = PlainTextAuthProvider(c["username"], c.get("password", ""))
+        if c.get("ca_file"):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(c["ca_file"])
+            if c.get("cert_file"):
+                ctx.load_cert_chain(c["cert_file"], c.get("key_file") or None)
+            kw["ssl_context"] = ctx
+        return kw
 
     @property
     def data_dirs(self):
@@ -152,7 +183,8 @@ def connect(node, deadline_s=120):
         cluster = Cluster([node.addr], port=9042, protocol_version=5,
                           execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                           reconnection_policy=ConstantReconnectionPolicy(0.5, None),
-                          connect_timeout=10, control_connection_timeout=10)
+                          connect_timeout=10, control_connection_timeout=10,
+                          **node.driver_options())
         try:
             return cluster, cluster.connect()
         except NoHostAvailable:
@@ -224,15 +256,53 @@ def backup_entries(cassette, repo):
 
 # ---- fixtures ---------------------------------------------------------------
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cassandra: talks to the Cassandra node (set on every"
+                            " test that takes node, session or a data set fixture); the secured"
+                            " pass of tests/run.sh runs these")
+    config.addinivalue_line("markers", "bench: runs the benchmark harness, which drives node 1"
+                            " as it is (plain) on its own; never in the secured pass")
+    config.addinivalue_line("markers", "secure_node: needs a node started with --auth"
+                            " --tls-required --tls-client-auth --jmx-auth (the secured pass of tests/run.sh)")
+
+
+# Tests that take one of these directly talk to Cassandra (every test takes ``cassette``,
+# which needs ``node`` for its cassette.ini, so only direct arguments count).
+_CASSANDRA_FIXTURES = {"node", "session", "cluster_session", "big_data", "make_small_data",
+                       "spare_node"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fn = getattr(item, "function", None)
+        if item.get_closest_marker("bench"):
+            continue
+        if fn and set(inspect.signature(fn).parameters) & _CASSANDRA_FIXTURES:
+            item.add_marker(pytest.mark.cassandra)
+
+
 @pytest.fixture(scope="session")
 def node():
-    n = Node(1)
+    n = Node(NODE_NUMBER, options=NODE_OPTIONS)
     started = not n.is_running()
     # Idempotent: waits for a running node and rewrites its cassette.ini for this checkout.
     print(f"\n[conftest] {n.start()}")
     yield n
     if started:
         n.stop()
+
+
+@pytest.fixture(scope="session")
+def spare_node(node):
+    """An empty node of its own cluster with the session node's options: started fresh
+    (its old directory removed) for the tests that need one, stopped at the end."""
+    spare = Node(SPARE_NODE_NUMBER, options=NODE_OPTIONS)
+    if spare.is_running():
+        spare.stop()
+    subprocess.run(["rm", "-rf", str(spare.dir)], check=True)
+    print(f"\n[conftest] {spare.start()}")
+    yield spare
+    spare.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ import pathlib
 import subprocess
 import time
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.bench
 def test_bench_smoke_run(node, s3_server):
     env = dict(os.environ, BENCH_NO_INSTALL="1")
     t0 = time.monotonic()
