@@ -11,12 +11,14 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 
-int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
+static int connect_point(const cs_config *cfg, const cs_contact_point *p, cql_conn **out,
+                         cs_err *e)
 {
     cql_conn_opts opts = {
-        .host = cfg->cql_host,
-        .port = (int)cfg->cql_port,
+        .host = p->host,
+        .port = p->port,
         .timeout_ms = 10000,
         .username = cfg->cql_user,
         .password = cfg->cql_password,
@@ -26,6 +28,152 @@ int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
         .key_file = cfg->cql_key,
     };
     return cql_connect(&opts, out, e);
+}
+
+static int parse_host_setting(const cs_config *cfg, cs_contact_point **points, size_t *n,
+                              cs_err *e)
+{
+    if (cs_contact_points_parse(cfg->cql_host ? cfg->cql_host : "", (int)cfg->cql_port, points,
+                                n, e))
+        return cs_err_prefix(e, "--cql-host");
+    return 0;
+}
+
+int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
+{
+    cs_contact_point *points = NULL;
+    size_t n = 0;
+    int rc = parse_host_setting(cfg, &points, &n, e);
+    if (!rc && n > 1)
+        rc = cs_err_set(e, CS_E_INVAL, "--cql-host: %s talks to the node it works on: give its "
+                        "own address, not a list of contact points", cfg->command);
+    if (!rc)
+        rc = connect_point(cfg, &points[0], out, e);
+    cs_contact_points_free(points, n);
+    return rc;
+}
+
+/* Worth trying another contact point after this failure? Unreachable, or a
+ * TLS/protocol failure with this node; not a refused login or a bad file. */
+static bool try_next_after(int code)
+{
+    return code == CS_E_UNAVAIL || code == CS_E_IO || code == CS_E_PROTO;
+}
+
+int cs_cluster_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
+{
+    cs_contact_point *points = NULL;
+    size_t n = 0;
+    int rc = parse_host_setting(cfg, &points, &n, e);
+    if (rc)
+        return rc;
+    cs_buf reasons = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        cs_err one = { 0 };
+        rc = connect_point(cfg, &points[i], out, &one);
+        if (!rc || !try_next_after(rc) || n == 1) {
+            if (rc)
+                *e = one;
+            break;
+        }
+        cs_info("contact point %s:%d: %s; trying the next", points[i].host, points[i].port,
+                one.msg);
+        cs_buf_printf(&reasons, "%s%s", reasons.len ? "; " : "", one.msg);
+    }
+    if (rc && n > 1 && try_next_after(rc))
+        rc = cs_err_set(e, CS_E_UNAVAIL, "no contact point answered: %s", cs_buf_str(&reasons));
+    cs_buf_free(&reasons);
+    cs_contact_points_free(points, n);
+    return rc;
+}
+
+static int parse_port(const char *s, size_t len, int *port, cs_err *e)
+{
+    long v = 0;
+    if (len == 0 || len > 5)
+        return cs_err_set(e, CS_E_INVAL, "bad port \"%.*s\"", (int)len, s);
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return cs_err_set(e, CS_E_INVAL, "bad port \"%.*s\"", (int)len, s);
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return cs_err_set(e, CS_E_INVAL, "port %ld is outside 1..65535", v);
+    *port = (int)v;
+    return 0;
+}
+
+/* One item, already trimmed: "host", "host:port", "[v6]", "[v6]:port", "v6". */
+static int parse_point(const char *s, size_t len, int default_port, cs_contact_point *p,
+                       cs_err *e)
+{
+    const char *host = s, *colon = memchr(s, ':', len);
+    size_t hlen = len;
+    p->port = default_port;
+    if (s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return cs_err_set(e, CS_E_INVAL, "unclosed [ in \"%.*s\"", (int)len, s);
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        size_t rest = len - (size_t)(close + 1 - s);
+        if (rest && (close[1] != ':' || parse_port(close + 2, rest - 1, &p->port, e)))
+            return e->code ? e->code
+                           : cs_err_set(e, CS_E_INVAL, "bad contact point \"%.*s\"", (int)len, s);
+    } else if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - s))) {
+        hlen = (size_t)(colon - s); /* one colon: host:port (two or more: bare IPv6) */
+        if (parse_port(colon + 1, len - hlen - 1, &p->port, e))
+            return e->code;
+    }
+    if (hlen == 0)
+        return cs_err_set(e, CS_E_INVAL, "contact point \"%.*s\" has no host", (int)len, s);
+    p->host = cs_strndup(host, hlen);
+    return 0;
+}
+
+int cs_contact_points_parse(const char *list, int default_port, cs_contact_point **out,
+                            size_t *n, cs_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 1;
+    for (const char *q = list; *q; q++)
+        cap += *q == ',';
+    cs_contact_point *points = cs_calloc(cap, sizeof *points);
+    size_t count = 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && isspace((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        while (len && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (!len) {
+            cs_contact_points_free(points, count);
+            return cs_err_set(e, CS_E_INVAL, "empty contact point in \"%s\"", list);
+        }
+        if (parse_point(p, len, default_port, &points[count], e)) {
+            cs_contact_points_free(points, count);
+            return e->code;
+        }
+        count++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *out = points;
+    *n = count;
+    return 0;
+}
+
+void cs_contact_points_free(cs_contact_point *points, size_t n)
+{
+    for (size_t i = 0; i < n && points; i++)
+        free(points[i].host);
+    free(points);
 }
 
 static char *dup_text(const cql_result *r, size_t row, const char *col)

@@ -28,8 +28,29 @@ typedef struct cs_node_info {
     char *saved_caches_dir;
 } cs_node_info;
 
-/* Connect using the [cassandra] settings of cfg. */
+/* Connect to the node itself (backup, restore: they read its identity and
+ * directories) using the [cassandra] settings of cfg; its host must be one
+ * address, not a list of contact points. */
 int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e);
+
+/* Connect to any node of the cluster (migrate, schema dump): cfg's host may
+ * list contact points, tried in order. The next one is tried only when one
+ * cannot be reached or fails the TLS handshake; a refused login or a bad
+ * setting stops at once (every node would say the same). When none can be
+ * reached, the message names each with its reason. */
+int cs_cluster_connect(const cs_config *cfg, cql_conn **out, cs_err *e);
+
+typedef struct cs_contact_point {
+    char *host; /* a name, an IPv4 address, or an IPv6 address without brackets */
+    int port;
+} cs_contact_point;
+
+/* Parse "a, b:9043, [::1]:9044, ::1" into points (default_port where none is
+ * given; a bare IPv6 address has no port). Empty items, bad ports and
+ * unclosed brackets are CS_E_INVAL with a one-line message. */
+int cs_contact_points_parse(const char *list, int default_port, cs_contact_point **out,
+                            size_t *n, cs_err *e);
+void cs_contact_points_free(cs_contact_point *points, size_t n);
 
 int cs_node_read_info(cql_conn *c, cs_node_info *out, cs_err *e);
 void cs_node_info_free(cs_node_info *info);

@@ -96,7 +96,8 @@ static const opt_def options[] = {
       "list status verify purge catalog",
       "SQLite cache of the repository's backups; default ~/.cache/cassette/catalog/<repository id>.db" },
     { "cql-host", 0, OPT_STR, OFF(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
-      "address of the node's CQL native transport" },
+      "address of the node's CQL native transport; migrate and schema dump take a list of "
+      "contact points (a,b:9043,[::1]), tried in order" },
     { "cql-port", 0, OPT_INT, OFF(cql_port), "cassandra", "port", "CASSETTE_CQL_PORT", "9042", NODE,
       "CQL port" },
     { "cql-user", 0, OPT_STR, OFF(cql_user), "cassandra", "username", "CASSETTE_CQL_USER", NULL, NODE,

@@ -483,7 +483,7 @@ int cs_op_migrate(const cs_config *cfg, cs_migrate_result *res, cs_err *e)
     if (!rc)
         rc = read_dir(&c, e);
     if (!rc)
-        rc = cs_node_connect(cfg, &c.conn, e);
+        rc = cs_cluster_connect(cfg, &c.conn, e);
     bool ks_exists = false;
     if (!rc)
         rc = keyspace_exists(&c, &ks_exists, e);
@@ -535,7 +535,7 @@ int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e)
             return cs_err_set(e, CS_E_INVAL, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
     cql_conn *conn = NULL;
     json_t *rows = NULL;
-    int rc = cs_node_connect(cfg, &conn, e);
+    int rc = cs_cluster_connect(cfg, &conn, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &rows, e);
     cql_close(conn);

@@ -245,3 +245,32 @@ def test_schema_dump_replays_into_an_empty_node(cassette, session, spare_node, t
     finally:
         spare_cluster.shutdown()
     session.execute(f"DROP KEYSPACE {ks}", timeout=120)
+
+
+def test_contact_points(cassette, node, session, tmp_path):
+    """migrate and schema dump take a list of contact points and go on past one that does not
+    answer; when none answers, one line names each; backup wants the node's own address."""
+    ks = "mig_contact"
+    _keyspace(session, ks)
+    d = tmp_path / "m"
+    d.mkdir()
+    _write(d, "20260101000000_t.cql", "CREATE TABLE t (k int PRIMARY KEY);\n")
+    nobody = "127.0.0.77"  # nothing listens there: refused at once
+    res = cassette("migrate", "--dir", d, "--keyspace", ks, "--cql-host", f"{nobody}, {node.addr}",
+                   "--verbose").ok()
+    assert f"contact point {nobody}:9042" in res.err, res.describe()
+    assert set(_tracking(session, ks)) == {"20260101000000"}
+    out = cassette("schema", "dump", "--keyspace", ks, "--cql-host", f"[{nobody}]:9042,{node.addr}").ok().out
+    assert f"CREATE TABLE {ks}.t" in out
+
+    res = cassette("schema", "dump", "--cql-host", f"{nobody},127.0.0.78:9043")
+    assert_one_error_line(res)
+    assert "no contact point answered" in res.err and f"{nobody}:9042" in res.err \
+        and "127.0.0.78:9043" in res.err, res.describe()
+    res = cassette("backup", "--repo", tmp_path / "repo", "--cql-host", f"{node.addr},{nobody}")
+    assert_one_error_line(res)
+    assert "not a list of contact points" in res.err, res.describe()
+    res = cassette("schema", "dump", "--cql-host", f"{node.addr},,")
+    assert_one_error_line(res)
+    assert "empty contact point" in res.err, res.describe()
+    session.execute(f"DROP KEYSPACE {ks}", timeout=120)
