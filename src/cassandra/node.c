@@ -13,13 +13,20 @@
 #include "common/buf.h"
 #include "common/log.h"
 
+static int cql_timeout_ms(double seconds)
+{
+    if (seconds <= 0)
+        return 10000;
+    return seconds >= 86400 ? 86400000 : (int)(seconds * 1000);
+}
+
 static int connect_point(const cs_config *cfg, const cs_contact_point *p, cql_conn **out,
                          cs_err *e)
 {
     cql_conn_opts opts = {
         .host = p->host,
         .port = p->port,
-        .timeout_ms = 10000,
+        .timeout_ms = cql_timeout_ms(cfg->cql_timeout),
         .username = cfg->cql_user,
         .password = cfg->cql_password,
         .tls = cfg->cql_tls,

@@ -112,6 +112,8 @@ static const opt_def options[] = {
       "client certificate (PEM) when the node asks for one (require_client_auth)" },
     { "cql-key", 0, OPT_STR, OFF(cql_key), "cassandra", "key_file", "CASSETTE_CQL_KEY", NULL, NODE,
       "private key (PEM) of --cql-cert" },
+    { "cql-timeout", 0, OPT_DURATION, OFF(cql_timeout), "cassandra", "timeout", "CASSETTE_CQL_TIMEOUT", "10s", NODE,
+      "limit on connecting to the node and on each CQL request (schema changes included)" },
     { "cql-consistency", 0, OPT_STR, OFF(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
       "LOCAL_QUORUM", "migrate", "consistency level of migration statements and the tracking table" },
     { "jmx-user", 0, OPT_STR, OFF(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore",

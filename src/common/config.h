@@ -40,6 +40,7 @@ typedef struct cs_config {
     char *cql_cert;
     char *cql_key;
     char *cql_consistency;  /* migrate: "LOCAL_QUORUM", "ONE", ... */
+    double cql_timeout;     /* seconds: connect, TLS, login, and each request */
     char *jmx_user;
     char *jmx_password;     /* never logged, never on a command line */
     char *dir;              /* migrate --dir */
