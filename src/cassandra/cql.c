@@ -1,12 +1,20 @@
-/* cql.c - native CQL protocol v4 client: transport, frame codec, decoding.
+/* cql.c - native CQL protocol client (v5, or v4 when the server offers no
+ * v5): transport, v5 segments, frame codec, decoding.
  *
  * Layout: (1) a bounds-checked reader over untrusted bytes, (2) column type
  * parsing and value decoding into cql_value trees, (3) RESULT and ERROR body
- * decoding, (4) the public result accessors, (5) frame encoding and poll-based
- * socket I/O with a deadline, plain or TLS (OpenSSL over the same non-blocking
- * socket), (6) connect/TLS handshake/STARTUP/auth and paged QUERY.
+ * decoding, (3b) v5 segments: CRC24/CRC32, encoding, and a reader that cuts
+ * a stream of segments back into envelopes, (4) the public result accessors,
+ * (5) frame encoding and poll-based socket I/O with a deadline, plain or TLS
+ * (OpenSSL over the same non-blocking socket), (6) connect/TLS
+ * handshake/STARTUP with the v5-then-v4 negotiation/auth and paged QUERY.
  *
- * Everything under (1)-(3) is pure and fuzzed: every length that comes from
+ * v4 and v5 share one code path: the envelope ("frame" in v4) layout and the
+ * message bodies are the same but for the few places that test
+ * c->version (QUERY flags width, the failure count in ERROR bodies). v5 only
+ * adds the segment layer under the envelopes once STARTUP is answered.
+ *
+ * Everything under (1)-(3b) is pure and fuzzed: every length that comes from
  * the peer is checked against the bytes actually left before it is used,
  * nesting is bounded, and element counts are checked against the remaining
  * input before anything is allocated for them. */
@@ -40,8 +48,9 @@
 #include "common/log.h"
 
 #define CQL_HEADER_LEN 9
-#define CQL_VERSION_REQUEST 0x04
-#define CQL_VERSION_RESPONSE 0x84
+#define CQL_V4 4
+#define CQL_V5 5
+#define CQL_RESPONSE_BIT 0x80 /* set in the version byte of every response */
 #define CQL_MAX_BODY ((size_t)256 * 1024 * 1024) /* the protocol's frame limit */
 #define CQL_PAGE_SIZE 5000
 #define CQL_DEFAULT_PORT 9042
@@ -84,6 +93,7 @@ enum cql_rows_flag {
     ROWS_GLOBAL_TABLES_SPEC = 0x0001,
     ROWS_HAS_MORE_PAGES = 0x0002,
     ROWS_NO_METADATA = 0x0004,
+    ROWS_METADATA_CHANGED = 0x0008, /* v5 */
 };
 
 enum cql_query_flag {
@@ -138,15 +148,35 @@ struct cql_result {
     bool schema_changed; /* a SCHEMA_CHANGE result: the statement changed the schema */
 };
 
+/* Reads exactly n bytes from src into buf, or fails with e set. */
+typedef int (*seg_read_fn)(void *src, uint8_t *buf, size_t n, cs_err *e);
+
+/* Cuts a stream of v5 segments back into envelope bytes. Only one segment
+ * payload is held at a time; the parts of a large envelope that fill whole
+ * segments are read straight into the caller's buffer. */
+typedef struct seg_reader {
+    seg_read_fn read;
+    void *src;
+    uint8_t *buf; /* the current segment's payload, CQL_SEGMENT_MAX_PAYLOAD bytes */
+    size_t pos, len;
+    bool sc;  /* the current segment is self-contained */
+    bool mid; /* part of an envelope was delivered, the rest is still to come */
+} seg_reader;
+
 struct cql_conn {
     int fd;
     SSL_CTX *ssl_ctx; /* TLS only */
     SSL *ssl;         /* TLS only: all I/O goes through it once the handshake is done */
     int timeout_ms;
-    char *peer;     /* "host:port", for messages */
-    int16_t stream; /* stream id of the next request */
-    bool ready;     /* STARTUP finished: errors no longer say "cannot connect" */
-    bool broken;    /* a transport or framing failure left the stream unusable */
+    char *peer;       /* "host:port", for messages */
+    int16_t stream;   /* stream id of the next request */
+    int version;      /* protocol version of this connection: 5, or 4 after a fallback */
+    bool negotiated;  /* the server accepted STARTUP: answers must carry our version */
+    bool framed;      /* v5 after STARTUP's answer: envelopes travel in segments */
+    seg_reader in;    /* framed input; its source is this connection */
+    int64_t deadline; /* of the request under way (reads through in use it) */
+    bool ready;       /* STARTUP finished: errors no longer say "cannot connect" */
+    bool broken;      /* a transport or framing failure left the stream unusable */
 };
 
 /* ---------------------------------------------------------------------
@@ -678,6 +708,14 @@ static int parse_rows(rd *r, cql_result *res, uint8_t **ps, size_t *ps_len, cs_e
         if (*ps_len)
             memcpy(*ps, p, *ps_len);
     }
+    if (flags & ROWS_METADATA_CHANGED) {
+        /* v5: the new result metadata id of a prepared statement, [short
+         * bytes]. We never prepare, so it only has to be stepped over. */
+        const uint8_t *id;
+        size_t id_len;
+        if (rd_string(r, &id, &id_len, "new metadata id", e))
+            goto out;
+    }
     res->ncols = (size_t)ncols;
     res->colnames = cs_calloc(res->ncols, sizeof *res->colnames);
     types = cs_calloc(res->ncols, sizeof *types);
@@ -851,7 +889,35 @@ static bool read_cl_counts(rd *r, uint16_t *cl, int32_t *a, int32_t *b)
            !rd_i32(r, b, "count", NULL);
 }
 
-int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
+/* v5 <reasonmap>: an [int] n, then n pairs of <endpoint> ([inetaddr]: a
+ * [byte] size and the address) and <failurecode> ([short]). Only n is
+ * kept. False if the body stops short. */
+static bool read_reasonmap(rd *r, int32_t *n)
+{
+    const uint8_t *p;
+    uint16_t code;
+    if (rd_i32(r, n, "reason map", NULL) || *n < 0)
+        return false;
+    for (int32_t i = 0; i < *n; i++) {
+        if (rd_raw(r, 1, &p, "endpoint", NULL))
+            return false;
+        size_t alen = p[0];
+        if (rd_raw(r, alen, &p, "endpoint", NULL) || rd_u16(r, &code, "failure code", NULL))
+            return false;
+    }
+    return true;
+}
+
+/* How many replicas failed, in Read_failure and Write_failure: an [int]
+ * <numfailures> in v4, the size of the <reasonmap> that replaced it in v5. */
+static bool read_failures(rd *r, int version, int32_t *failures)
+{
+    if (version >= CQL_V5)
+        return read_reasonmap(r, failures);
+    return !rd_i32(r, failures, "count", NULL);
+}
+
+int cql_decode_error(const uint8_t *body, size_t len, int version, cs_err *e)
 {
     rd r = { body, len, "ERROR" };
     int32_t code;
@@ -896,15 +962,15 @@ int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
                               !present && a >= b ? " (but not the one asked for the data)" : "");
         }
         break;
-    case 0x1300: /* Read_failure: <cl><received><blockfor><numfailures><data_present> */
-        if (read_cl_counts(&r, &cl, &a, &b) && !rd_i32(&r, &failures, "count", NULL))
+    case 0x1300: /* Read_failure: <cl><received><blockfor><numfailures|reasonmap><data_present> */
+        if (read_cl_counts(&r, &cl, &a, &b) && read_failures(&r, version, &failures))
             return cs_err_set(e, CS_E_EXTERNAL,
                               "read failure: %" PRId32 " of %" PRId32 " replicas answered, %" PRId32
                               " failed, at %s: %.*s",
                               a, b, failures, cql_consistency_name(cl), (int)n, (const char *)msg);
         break;
-    case 0x1500: /* Write_failure: <cl><received><blockfor><numfailures><writeType> */
-        if (read_cl_counts(&r, &cl, &a, &b) && !rd_i32(&r, &failures, "count", NULL) &&
+    case 0x1500: /* Write_failure: <cl><received><blockfor><numfailures|reasonmap><writeType> */
+        if (read_cl_counts(&r, &cl, &a, &b) && read_failures(&r, version, &failures) &&
             !rd_string(&r, &s, &slen, "write type", NULL))
             return cs_err_set(e, CS_E_EXTERNAL,
                               "write failure: %" PRId32 " of %" PRId32
@@ -916,6 +982,300 @@ int cql_decode_error(const uint8_t *body, size_t len, cs_err *e)
         break;
     }
     return cs_err_set(e, CS_E_EXTERNAL, "%s: %.*s", kind, (int)n, (const char *)msg);
+}
+
+/* True when the ERROR a server sent in answer to a STARTUP at version tried
+ * says it does not speak that version, so the client should reconnect at
+ * v4. Servers answer a version they do not know with a protocol error
+ * (0x000A): in their own, older version (3.x: "Invalid or unsupported
+ * protocol version (5); ..."), or in the version asked, naming it (or
+ * calling it beta when v5 was still one). Any other error is final. */
+bool cql_startup_rejects_version(int tried, int answered, const uint8_t *body, size_t len)
+{
+    rd r = { body, len, "ERROR" };
+    int32_t code;
+    const uint8_t *msg;
+    size_t n;
+    if (tried <= CQL_V4 || rd_i32(&r, &code, "error code", NULL) || code != 0x000A)
+        return false;
+    if (answered < tried)
+        return true;
+    if (rd_string(&r, &msg, &n, "error message", NULL))
+        return false;
+    char text[256];
+    snprintf(text, sizeof text, "%.*s", (int)n, (const char *)msg);
+    return strcasestr(text, "protocol version") || strcasestr(text, "beta");
+}
+
+/* ---------------------------------------------------------------------
+ * (3b) v5 segments (the spec's "frames"; what v4 called frames are the
+ * "envelopes" inside them). Once STARTUP is answered, all traffic is
+ * segments: a 6-byte header (3 bytes little-endian holding a 17-bit payload
+ * length, a self-contained flag and 6 bits of padding, then a CRC24 of those
+ * 3 bytes), the payload, and a CRC32 of the payload, little-endian. A
+ * self-contained segment holds one or more whole envelopes; a larger
+ * envelope is cut into segments that are not self-contained and carry
+ * nothing else. Uncompressed only: we never ask for compression. */
+
+#define CRC24_INIT 0x875060u
+#define CRC24_POLY 0x1974F0Bu /* x^24 included: it clears the bit shifted out */
+
+uint32_t cql_crc24(const uint8_t *p, size_t n)
+{
+    uint32_t crc = CRC24_INIT;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint32_t)p[i] << 16;
+        for (int bit = 0; bit < 8; bit++) {
+            crc <<= 1;
+            if (crc & 0x1000000u)
+                crc ^= CRC24_POLY;
+        }
+    }
+    return crc & 0xFFFFFFu;
+}
+
+/* The reflected CRC-32 of zlib and java.util.zip.CRC32 (polynomial
+ * 0xEDB88320), four bits at a time: a 16-entry table is small enough to be
+ * a constant, and CQL traffic needs no more speed than this gives. */
+static const uint32_t crc32_nibble[16] = {
+    0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
+    0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
+    0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
+};
+
+uint32_t cql_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ crc32_nibble[crc & 15];
+        crc = (crc >> 4) ^ crc32_nibble[crc & 15];
+    }
+    return ~crc;
+}
+
+/* Cassandra's payload CRC32 runs over four fixed bytes first
+ * (org.apache.cassandra.net.Crc), then the payload. */
+static uint32_t seg_payload_crc(const uint8_t *p, size_t n)
+{
+    static const uint8_t seed[4] = { 0xFA, 0x2D, 0x55, 0xCA };
+    return cql_crc32(cql_crc32(0, seed, sizeof seed), p, n);
+}
+
+static uint32_t le24(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+}
+
+static void put_le24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return le24(p) | (uint32_t)p[3] << 24;
+}
+
+size_t cql_segments_size(size_t n)
+{
+    size_t segs = n <= CQL_SEGMENT_MAX_PAYLOAD
+                      ? 1
+                      : (n + CQL_SEGMENT_MAX_PAYLOAD - 1) / CQL_SEGMENT_MAX_PAYLOAD;
+    return n + segs * (CQL_SEGMENT_HEADER_LEN + CQL_SEGMENT_TRAILER_LEN);
+}
+
+/* One segment of n <= CQL_SEGMENT_MAX_PAYLOAD bytes at out; returns the
+ * end of what was written. */
+static uint8_t *seg_put(uint8_t *out, const uint8_t *p, size_t n, bool self_contained)
+{
+    put_le24(out, (uint32_t)n | (self_contained ? 1u << 17 : 0));
+    put_le24(out + 3, cql_crc24(out, 3));
+    out += CQL_SEGMENT_HEADER_LEN;
+    if (n)
+        memcpy(out, p, n);
+    uint32_t crc = seg_payload_crc(p, n);
+    put_le24(out + n, crc);
+    out[n + 3] = (uint8_t)(crc >> 24);
+    return out + n + CQL_SEGMENT_TRAILER_LEN;
+}
+
+void cql_segments_encode(const uint8_t *p, size_t n, uint8_t *out)
+{
+    if (n <= CQL_SEGMENT_MAX_PAYLOAD) {
+        seg_put(out, p, n, true);
+        return;
+    }
+    while (n) {
+        size_t k = n < CQL_SEGMENT_MAX_PAYLOAD ? n : CQL_SEGMENT_MAX_PAYLOAD;
+        out = seg_put(out, p, k, false);
+        p += k;
+        n -= k;
+    }
+}
+
+int cql_segment_header_decode(const uint8_t *h, size_t *payload_len, bool *self_contained,
+                              cs_err *e)
+{
+    uint32_t want = le24(h + 3), got = cql_crc24(h, 3);
+    if (want != got)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL v5 segment: header CRC24 mismatch (read 0x%06" PRIx32
+                          ", computed 0x%06" PRIx32 ")",
+                          want, got);
+    uint32_t v = le24(h);
+    *payload_len = v & CQL_SEGMENT_MAX_PAYLOAD; /* the padding bits above are ignored */
+    *self_contained = (v >> 17) & 1;
+    return 0;
+}
+
+int cql_segment_payload_check(const uint8_t *p, size_t n, const uint8_t *trailer, cs_err *e)
+{
+    uint32_t want = le32(trailer), got = seg_payload_crc(p, n);
+    if (want != got)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL v5 segment: payload CRC32 mismatch (read 0x%08" PRIx32
+                          ", computed 0x%08" PRIx32 ")",
+                          want, got);
+    return 0;
+}
+
+/* The next segment's header, checked against where envelopes may end: an
+ * envelope begun in a self-contained segment must end there, and one begun
+ * in a segment that is not must go on in segments that are not. */
+static int seg_header(seg_reader *sr, size_t *plen, cs_err *e)
+{
+    uint8_t h[CQL_SEGMENT_HEADER_LEN];
+    bool sc;
+    int rc = sr->read(sr->src, h, sizeof h, e);
+    if (rc || (rc = cql_segment_header_decode(h, plen, &sc, e)))
+        return rc;
+    if (sr->mid && sr->sc)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL v5 segment: an envelope runs past the "
+                                         "end of its self-contained segment");
+    if (sr->mid && sc)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL v5 segment: a self-contained segment "
+                                         "starts inside an unfinished envelope");
+    sr->sc = sc;
+    return 0;
+}
+
+/* A payload of n bytes into dst, and its trailer checked. */
+static int seg_payload(seg_reader *sr, uint8_t *dst, size_t n, cs_err *e)
+{
+    uint8_t t[CQL_SEGMENT_TRAILER_LEN];
+    int rc = sr->read(sr->src, dst, n, e);
+    if (rc || (rc = sr->read(sr->src, t, sizeof t, e)))
+        return rc;
+    return cql_segment_payload_check(dst, n, t, e);
+}
+
+/* The next n bytes of the envelope stream into dst. */
+static int seg_read(seg_reader *sr, uint8_t *dst, size_t n, cs_err *e)
+{
+    int rc;
+    size_t plen;
+    while (n) {
+        if (sr->pos < sr->len) {
+            size_t k = n < sr->len - sr->pos ? n : sr->len - sr->pos;
+            memcpy(dst, sr->buf + sr->pos, k);
+            sr->pos += k;
+            dst += k;
+            n -= k;
+            sr->mid = true;
+            continue;
+        }
+        if ((rc = seg_header(sr, &plen, e)))
+            return rc;
+        sr->pos = sr->len = 0;
+        if (!sr->sc && plen <= n) {
+            /* A whole segment of a large envelope: no copy through buf. */
+            if ((rc = seg_payload(sr, dst, plen, e)))
+                return rc;
+            dst += plen;
+            n -= plen;
+            sr->mid = sr->mid || plen > 0;
+            continue;
+        }
+        if (!sr->buf)
+            sr->buf = cs_malloc(CQL_SEGMENT_MAX_PAYLOAD);
+        if ((rc = seg_payload(sr, sr->buf, plen, e)))
+            return rc;
+        sr->len = plen;
+    }
+    return 0;
+}
+
+/* An envelope was read whole: a segment that is not self-contained must
+ * not hold anything after it. */
+static int seg_envelope_done(seg_reader *sr, cs_err *e)
+{
+    sr->mid = false;
+    if (!sr->sc && sr->pos < sr->len)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL v5 segment: a segment that is not "
+                                         "self-contained holds more than one envelope");
+    return 0;
+}
+
+/* The body length in an envelope header, within the protocol's limit. */
+static int envelope_len(const uint8_t *h, size_t *len, cs_err *e)
+{
+    int32_t n = (int32_t)be32(h + 5);
+    if (n < 0 || (size_t)n > CQL_MAX_BODY)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL response: frame length %" PRId32
+                          " is outside 0..256 MiB", n);
+    *len = (size_t)n;
+    return 0;
+}
+
+typedef struct mem_src {
+    const uint8_t *p;
+    size_t left;
+} mem_src;
+
+static int mem_read(void *src, uint8_t *buf, size_t n, cs_err *e)
+{
+    mem_src *m = src;
+    if (m->left < n)
+        return cs_err_set(e, CS_E_PROTO, "malformed CQL v5 segment: the input stops inside "
+                                         "a segment");
+    if (n)
+        memcpy(buf, m->p, n);
+    m->p += n;
+    m->left -= n;
+    return 0;
+}
+
+int cql_segments_decode(const uint8_t *in, size_t len, cql_envelope_fn fn, void *arg,
+                        cs_err *e)
+{
+    mem_src m = { in, len };
+    seg_reader sr = { .read = mem_read, .src = &m };
+    uint8_t h[CQL_HEADER_LEN];
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = 0;
+    while (!rc && (m.left || sr.pos < sr.len)) {
+        if ((rc = seg_read(&sr, h, sizeof h, e)) || (rc = envelope_len(h, &blen, e)))
+            break;
+        /* No envelope is longer than the input: say so before allocating. */
+        if (blen > len) {
+            rc = cs_err_set(e, CS_E_PROTO, "malformed CQL v5 segment: an envelope of %zu "
+                            "bytes in %zu bytes of input", blen, len);
+            break;
+        }
+        body = cs_malloc(blen ? blen : 1);
+        if ((rc = seg_read(&sr, body, blen, e)) || (rc = seg_envelope_done(&sr, e)))
+            break;
+        rc = fn(arg, h, body, blen);
+        free(body);
+        body = NULL;
+    }
+    free(body);
+    free(sr.buf);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------
@@ -1035,8 +1395,8 @@ static void put_bytes(cs_buf *b, const void *p, size_t n)
 static void frame_begin(cql_conn *c, cs_buf *b, uint8_t opcode)
 {
     cs_buf_reset(b);
-    put_u8(b, CQL_VERSION_REQUEST);
-    put_u8(b, 0); /* no flags: no compression, no tracing */
+    put_u8(b, (uint8_t)c->version);
+    put_u8(b, 0); /* no flags: no compression, no tracing, no beta */
     put_u16(b, (uint16_t)c->stream);
     put_u8(b, opcode);
     put_u32(b, 0); /* patched by frame_finish */
@@ -1130,6 +1490,17 @@ static int tls_wait(cql_conn *c, int err, int64_t deadline, cs_err *e)
     return 0;
 }
 
+/* A socket error. A reset before STARTUP is answered on a plain
+ * connection is what a node that requires TLS does to a plaintext STARTUP
+ * (it drops it unread), so it gets the same hint as a close. */
+static int sock_error(cql_conn *c, int err, cs_err *e)
+{
+    if ((err == ECONNRESET || err == EPIPE) && !c->negotiated && !c->ssl)
+        return transport_error(c, e, "the server reset the connection before answering "
+                                     "(does the node require TLS on this port?)");
+    return transport_error(c, e, strerror(err));
+}
+
 static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs_err *e)
 {
     const uint8_t *p = buf;
@@ -1160,7 +1531,7 @@ static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return transport_error(c, e, strerror(errno));
+            return sock_error(c, errno, e);
         int rc = wait_fd(c->fd, POLLOUT, deadline);
         if (rc > 0)
             return timeout_error(c, e);
@@ -1212,7 +1583,7 @@ static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return transport_error(c, e, strerror(errno));
+            return sock_error(c, errno, e);
         int rc = wait_fd(c->fd, POLLIN, deadline);
         if (rc > 0)
             return timeout_error(c, e);
@@ -1222,10 +1593,17 @@ static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e
     return 0;
 }
 
+static int conn_src_read(void *src, uint8_t *buf, size_t n, cs_err *e)
+{
+    cql_conn *c = src;
+    return io_read(c, buf, n, c->deadline, e);
+}
+
 /* A response frame: body is the whole body; payload/plen what follows the
  * optional tracing id, warnings and custom payload. */
 typedef struct frame {
     uint8_t opcode;
+    int version; /* from the header, response bit cleared */
     uint8_t *body;
     const uint8_t *payload;
     size_t plen;
@@ -1233,13 +1611,14 @@ typedef struct frame {
 
 /* Skip what a response may carry before its message, by header flag. The
  * warnings go to the debug log: they are the server's, never ours. */
-static int strip_extras(uint8_t flags, rd *r, cs_err *e)
+static int strip_extras(uint8_t flags, int version, rd *r, cs_err *e)
 {
     const uint8_t *s;
     size_t n;
     bool null;
     uint16_t count;
-    if (flags & FRAME_COMPRESSED)
+    /* v5 moved compression into the segments and ignores this flag. */
+    if ((flags & FRAME_COMPRESSED) && version < CQL_V5)
         return cs_err_set(e, CS_E_PROTO, "malformed CQL response: a compressed frame, but no "
                                          "compression was negotiated");
     if ((flags & FRAME_TRACING) && rd_raw(r, 16, &s, "tracing id", e))
@@ -1264,43 +1643,51 @@ static int strip_extras(uint8_t flags, rd *r, cs_err *e)
     return 0;
 }
 
-static int check_header(const uint8_t *h, size_t *len, cs_err *e)
+/* Before STARTUP is answered any response version passes (an older server
+ * answers ours in its own, and startup() decides); after, only ours. */
+static int check_header(const cql_conn *c, const uint8_t *h, size_t *len, cs_err *e)
 {
-    if (h[0] != CQL_VERSION_RESPONSE) {
-        if ((h[0] & 0x80) && (h[0] & 0x7f) != 4)
-            return cs_err_set(e, CS_E_PROTO,
-                              "the server answered in CQL protocol version %d; cassette speaks v4",
-                              h[0] & 0x7f);
-        return cs_err_set(e, CS_E_PROTO, "the server's answer is not a CQL v4 response frame");
-    }
-    int32_t n = (int32_t)be32(h + 5);
-    if (n < 0 || (size_t)n > CQL_MAX_BODY)
-        return cs_err_set(e, CS_E_PROTO, "malformed CQL response: frame length %" PRId32
-                          " is outside 0..256 MiB", n);
-    *len = (size_t)n;
-    return 0;
+    int version = h[0] & 0x7f;
+    if (!(h[0] & CQL_RESPONSE_BIT) || version == 0)
+        return cs_err_set(e, CS_E_PROTO, "the server's answer is not a CQL response frame");
+    if (c->negotiated && version != c->version)
+        return cs_err_set(e, CS_E_PROTO,
+                          "the server answered in CQL protocol version %d on a v%d connection",
+                          version, c->version);
+    return envelope_len(h, len, e);
+}
+
+/* The next n bytes of the envelope stream: straight off the socket until
+ * STARTUP is answered, out of segments after that on v5. */
+static int in_read(cql_conn *c, void *buf, size_t n, cs_err *e)
+{
+    if (c->framed)
+        return seg_read(&c->in, buf, n, e);
+    return conn_src_read(c, buf, n, e);
 }
 
 /* Read frames until the one answering our current stream id; others (a
  * server EVENT, or nothing at all in practice) are dropped. */
-static int read_frame(cql_conn *c, int64_t deadline, frame *f, cs_err *e)
+static int read_frame(cql_conn *c, frame *f, cs_err *e)
 {
     uint8_t h[CQL_HEADER_LEN];
     size_t len = 0;
     int rc;
     for (;;) {
-        if ((rc = io_read(c, h, sizeof h, deadline, e)))
-            return rc;
+        if ((rc = in_read(c, h, sizeof h, e)))
+            goto fail;
         /* A TLS record (alert 0x15, handshake 0x16) where a frame belongs. */
-        if (!c->ssl && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03) {
+        if (!c->ssl && !c->framed && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03) {
             rc = transport_error(c, e, "the server answered with TLS (the node requires TLS "
                                        "on this port)");
             goto fail;
         }
-        if ((rc = check_header(h, &len, e)))
+        if ((rc = check_header(c, h, &len, e)))
             goto fail;
         f->body = cs_malloc(len);
-        if ((rc = io_read(c, f->body, len, deadline, e)))
+        if ((rc = in_read(c, f->body, len, e)))
+            goto fail;
+        if (c->framed && (rc = seg_envelope_done(&c->in, e)))
             goto fail;
         if ((int16_t)((unsigned)h[2] << 8 | h[3]) == c->stream)
             break;
@@ -1308,8 +1695,9 @@ static int read_frame(cql_conn *c, int64_t deadline, frame *f, cs_err *e)
         f->body = NULL;
     }
     f->opcode = h[4];
+    f->version = h[0] & 0x7f;
     rd r = { f->body, len, "response" };
-    if ((rc = strip_extras(h[1], &r, e)))
+    if ((rc = strip_extras(h[1], f->version, &r, e)))
         goto fail;
     f->payload = r.p;
     f->plen = r.left;
@@ -1321,6 +1709,22 @@ fail:
     return rc;
 }
 
+/* One request onto the wire, cut into segments once framing is on. The
+ * segment copy is wiped like the request: an AUTH_RESPONSE holds the
+ * password. */
+static int send_envelope(cql_conn *c, const cs_buf *req, cs_err *e)
+{
+    if (!c->framed)
+        return io_write(c, req->data, req->len, c->deadline, e);
+    size_t n = cql_segments_size(req->len);
+    uint8_t *out = cs_malloc(n);
+    cql_segments_encode((const uint8_t *)req->data, req->len, out);
+    int rc = io_write(c, out, n, c->deadline, e);
+    explicit_bzero(out, n);
+    free(out);
+    return rc;
+}
+
 /* Send one request frame (already finished in req) and read its answer. */
 static int request(cql_conn *c, cs_buf *req, frame *f, cs_err *e)
 {
@@ -1329,10 +1733,10 @@ static int request(cql_conn *c, cs_buf *req, frame *f, cs_err *e)
     if (c->broken)
         return cs_err_set(e, CS_E_UNAVAIL, "connection to Cassandra at %s is unusable after an "
                                            "earlier failure", c->peer);
-    int64_t deadline = now_ms() + c->timeout_ms;
-    if ((rc = io_write(c, req->data, req->len, deadline, e)))
+    c->deadline = now_ms() + c->timeout_ms;
+    if ((rc = send_envelope(c, req, e)))
         return rc;
-    rc = read_frame(c, deadline, f, e);
+    rc = read_frame(c, f, e);
     /* Next request gets a fresh id so a late answer to this one is ignored. */
     c->stream = (int16_t)((c->stream + 1) & 0x7fff);
     return rc;
@@ -1637,7 +2041,7 @@ static int authenticate(cql_conn *c, const cql_conn_opts *o, const frame *challe
         c->broken = true;
         cs_err why;
         cs_err_clear(&why);
-        rc = cql_decode_error(f.payload, f.plen, &why);
+        rc = cql_decode_error(f.payload, f.plen, f.version, &why);
         const char *text = why.msg;
         if (strncmp(text, "bad credentials: ", 17) == 0)
             text += 17;
@@ -1661,8 +2065,19 @@ out:
     return rc;
 }
 
-/* STARTUP {"CQL_VERSION": "3.0.0"}, then READY or the authentication. */
-static int startup(cql_conn *c, const cql_conn_opts *o, cs_err *e)
+/* The answer to STARTUP carries our version: from now on every answer
+ * must, and on v5 everything after it travels in segments (the spec's
+ * "initial handshake" is the only unframed exchange). */
+static void negotiated(cql_conn *c)
+{
+    c->negotiated = true;
+    c->framed = c->version >= CQL_V5;
+}
+
+/* STARTUP {"CQL_VERSION": "3.0.0"} at c->version, then READY or the
+ * authentication. *lower is set when the server does not speak c->version
+ * (e then holds its answer) and a new connection at v4 may succeed. */
+static int startup(cql_conn *c, const cql_conn_opts *o, bool *lower, cs_err *e)
 {
     cs_buf req = CS_BUF_INIT;
     frame f = { 0 };
@@ -1674,16 +2089,31 @@ static int startup(cql_conn *c, const cql_conn_opts *o, cs_err *e)
     frame_finish(&req);
     if ((rc = request(c, &req, &f, e)))
         goto out;
+    if (f.opcode == OP_ERROR &&
+        cql_startup_rejects_version(c->version, f.version, f.payload, f.plen)) {
+        c->broken = true;
+        *lower = true;
+        rc = cql_decode_error(f.payload, f.plen, f.version, e);
+        goto out;
+    }
+    if (f.version != c->version) {
+        c->broken = true;
+        rc = cs_err_set(e, CS_E_PROTO, "the server answered in CQL protocol version %d; "
+                        "cassette speaks v4 and v5", f.version);
+        goto out;
+    }
     switch (f.opcode) {
     case OP_READY:
+        negotiated(c);
         rc = 0;
         break;
     case OP_AUTHENTICATE:
+        negotiated(c);
         rc = authenticate(c, o, &f, e);
         break;
     case OP_ERROR:
         c->broken = true;
-        rc = cql_decode_error(f.payload, f.plen, e);
+        rc = cql_decode_error(f.payload, f.plen, f.version, e);
         cs_err_prefix(e, "cannot connect to %s", c->peer);
         break;
     default:
@@ -1696,29 +2126,24 @@ out:
     return rc;
 }
 
-int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e)
+/* One connection attempt at the given protocol version: TCP, TLS, STARTUP
+ * and authentication. */
+static int connect_at(const cql_conn_opts *opts, int port, int version, cql_conn **out,
+                      bool *lower, cs_err *e)
 {
-    cql_conn *c = NULL;
+    cql_conn *c = cs_calloc(1, sizeof *c);
     int rc;
-    *out = NULL;
-    if (!opts || !opts->host || !*opts->host) {
-        rc = cs_err_set(e, CS_E_INVAL, "no Cassandra host given");
-        goto out;
-    }
-    int port = opts->port ? opts->port : CQL_DEFAULT_PORT;
-    if (port < 1 || port > 65535) {
-        rc = cs_err_set(e, CS_E_INVAL, "Cassandra port %d is not in 1..65535", port);
-        goto out;
-    }
-    c = cs_calloc(1, sizeof *c);
     c->fd = -1;
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CQL_DEFAULT_TIMEOUT_MS;
     c->peer = cs_sprintf("%s:%d", opts->host, port);
+    c->version = version;
+    c->in.read = conn_src_read;
+    c->in.src = c;
     if ((rc = tcp_connect(c, opts->host, port, now_ms() + c->timeout_ms, e)))
         goto out;
     if ((opts->tls || (opts->ca_file && *opts->ca_file)) && (rc = tls_handshake(c, opts, e)))
         goto out;
-    if ((rc = startup(c, opts, e)))
+    if ((rc = startup(c, opts, lower, e)))
         goto out;
     c->ready = true;
     *out = c;
@@ -1726,6 +2151,41 @@ int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e)
 out:
     cql_close(c);
     return rc;
+}
+
+int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e)
+{
+    cql_conn *c = NULL;
+    bool lower = false;
+    cs_err first;
+    *out = NULL;
+    if (!opts || !opts->host || !*opts->host)
+        return cs_err_set(e, CS_E_INVAL, "no Cassandra host given");
+    int port = opts->port ? opts->port : CQL_DEFAULT_PORT;
+    if (port < 1 || port > 65535)
+        return cs_err_set(e, CS_E_INVAL, "Cassandra port %d is not in 1..65535", port);
+    /* v5 first; a server that does not speak it (3.x) says so in a
+     * protocol error and closes, so v4 needs a connection of its own. */
+    cs_err_clear(&first);
+    int rc = connect_at(opts, port, CQL_V5, &c, &lower, &first);
+    if (rc && lower) {
+        cs_debug("CQL server %s:%d does not speak protocol v5 (%s); reconnecting with v4",
+                 opts->host, port, first.msg);
+        rc = connect_at(opts, port, CQL_V4, &c, &lower, e);
+    } else if (rc && e) {
+        *e = first;
+    }
+    if (rc)
+        return rc;
+    cs_debug("CQL connection to %s speaks native protocol v%d%s", c->peer, c->version,
+             c->framed ? " (segments with CRC24/CRC32)" : "");
+    *out = c;
+    return 0;
+}
+
+int cql_protocol_version(const cql_conn *c)
+{
+    return c ? c->version : 0;
 }
 
 void cql_close(cql_conn *c)
@@ -1742,18 +2202,24 @@ void cql_close(cql_conn *c)
     ERR_clear_error();
     if (c->fd >= 0)
         close(c->fd);
+    free(c->in.buf);
     free(c->peer);
     free(c);
 }
 
-/* QUERY <query><consistency><flags><page_size>[<paging_state>]. */
+/* QUERY <query><consistency><flags><page_size>[<paging_state>]; the flags
+ * are a [byte] in v4, an [int] in v5. */
 static void build_query(cql_conn *c, cs_buf *req, const char *cql, size_t cql_len,
                         uint16_t consistency, const uint8_t *ps, size_t ps_len)
 {
+    uint32_t flags = QUERY_PAGE_SIZE | (ps ? QUERY_PAGING_STATE : 0);
     frame_begin(c, req, OP_QUERY);
     put_bytes(req, cql, cql_len);
     put_u16(req, consistency);
-    put_u8(req, (uint8_t)(QUERY_PAGE_SIZE | (ps ? QUERY_PAGING_STATE : 0)));
+    if (c->version >= CQL_V5)
+        put_u32(req, flags); /* v5 widened the flags from a [byte] to an [int] */
+    else
+        put_u8(req, (uint8_t)flags);
     put_u32(req, CQL_PAGE_SIZE);
     if (ps)
         put_bytes(req, ps, ps_len);
@@ -1769,7 +2235,7 @@ static int query_page(cql_conn *c, cs_buf *req, cql_result **page, uint8_t **nex
     if (rc)
         goto out;
     if (f.opcode == OP_ERROR)
-        rc = cql_decode_error(f.payload, f.plen, e);
+        rc = cql_decode_error(f.payload, f.plen, f.version, e);
     else if (f.opcode == OP_RESULT)
         rc = cql_decode_result(f.payload, f.plen, page, next, next_len, e);
     else

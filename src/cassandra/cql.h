@@ -1,14 +1,19 @@
-/* cql.h - a native CQL protocol v4 client (the subset cassette needs).
+/* cql.h - a native CQL protocol client (the subset cassette needs),
+ * speaking v5 when the server offers it (Cassandra 4.0 and later) and v4
+ * otherwise (3.x).
  *
  * Owns: one TCP connection to a Cassandra node, optionally over TLS
  * (OpenSSL: server certificate and host name verified, optional client
- * certificate), the frame codec, STARTUP and PasswordAuthenticator (SASL
+ * certificate), the version negotiation (STARTUP at v5; a protocol error
+ * about the version means a new connection at v4), the v5 segment layer
+ * (uncompressed, CRC24 header and CRC32 payload checks), the frame
+ * ("envelope" in v5) codec, STARTUP and PasswordAuthenticator (SASL
  * PLAIN) authentication, QUERY with automatic paging at a chosen
  * consistency, and the decoding of RESULT frames (Void, Rows, Set_keyspace,
  * Schema_change) and ERROR frames into cs_err. Values are decoded into a
  * small tree of cql_value with a text form for every scalar. Blocking I/O
  * with a deadline on every read and write (TLS included). One connection
- * per thread.
+ * per thread. A debug log line names the protocol version negotiated.
  * Must not: know what the queries mean (schema, topology are cassandra/),
  * or put a password in a message or a log line. */
 #ifndef CS_CQL_H
@@ -40,6 +45,8 @@ typedef struct cql_conn_opts {
 
 int cql_connect(const cql_conn_opts *opts, cql_conn **out, cs_err *e);
 void cql_close(cql_conn *c); /* NULL is fine */
+/* The protocol version the connection speaks: 5 or 4 (0 for NULL). */
+int cql_protocol_version(const cql_conn *c);
 
 /* Consistency levels ([consistency] of the protocol). */
 enum cql_consistency {
@@ -118,9 +125,57 @@ void cql_result_free(cql_result *r); /* NULL is fine */
  * has_more_pages flag is set. */
 int cql_decode_result(const uint8_t *body, size_t len, cql_result **out,
                       uint8_t **paging_state, size_t *paging_len, cs_err *e);
-/* Parse the body of an ERROR frame into e (returns e->code): CS_E_EXTERNAL
- * with "<kind>: <details or the server's message>", CS_E_PROTO if the code
- * or message is cut short (details that are cut short are left out). */
-int cql_decode_error(const uint8_t *body, size_t len, cs_err *e);
+/* Parse the body of an ERROR frame of protocol version (4 or 5: they
+ * differ in Read_failure and Write_failure) into e (returns e->code):
+ * CS_E_EXTERNAL with "<kind>: <details or the server's message>",
+ * CS_E_PROTO if the code or message is cut short (details that are cut
+ * short are left out). */
+int cql_decode_error(const uint8_t *body, size_t len, int version, cs_err *e);
+
+/* The fallback decision, pure for tests: true when the ERROR body a server
+ * answered a STARTUP at version tried with, in a frame of version answered,
+ * says it does not speak that version (a protocol error in an older
+ * version, or naming the protocol version or a beta), so a new connection
+ * at v4 is worth trying. Always false for tried <= 4. */
+bool cql_startup_rejects_version(int tried, int answered, const uint8_t *body, size_t len);
+
+/* ---- Protocol v5 segments, pure, for tests and the fuzzer. A segment is
+ * a 6-byte header (3 bytes little-endian: 17-bit payload length, a
+ * self-contained flag, 6 bits of padding; then their CRC24), the payload
+ * and its CRC32 (little-endian). */
+#define CQL_SEGMENT_HEADER_LEN 6
+#define CQL_SEGMENT_TRAILER_LEN 4
+#define CQL_SEGMENT_MAX_PAYLOAD ((size_t)(128 * 1024 - 1))
+
+/* Cassandra's CRC24 (init 0x875060, polynomial 0x1974F0B) over n bytes. */
+uint32_t cql_crc24(const uint8_t *p, size_t n);
+/* CRC-32 as zlib's crc32(crc, p, n): cql_crc32(0, "123456789", 9) is
+ * 0xCBF43926. Segment payloads are checked with it over the bytes FA 2D 55
+ * CA and then the payload. */
+uint32_t cql_crc32(uint32_t crc, const uint8_t *p, size_t n);
+/* Bytes cql_segments_encode writes for n bytes of envelopes. */
+size_t cql_segments_size(size_t n);
+/* n bytes of envelopes into segments at out (cql_segments_size(n) bytes):
+ * one self-contained segment if they fit, else segments of at most
+ * CQL_SEGMENT_MAX_PAYLOAD bytes that are not (only for one envelope). */
+void cql_segments_encode(const uint8_t *p, size_t n, uint8_t *out);
+/* Check a segment header's CRC24 and take it apart; CS_E_PROTO with
+ * "header CRC24 mismatch" if it fails. */
+int cql_segment_header_decode(const uint8_t *h, size_t *payload_len, bool *self_contained,
+                              cs_err *e);
+/* Check n payload bytes against their 4-byte trailer; CS_E_PROTO with
+ * "payload CRC32 mismatch" if it fails. */
+int cql_segment_payload_check(const uint8_t *p, size_t n, const uint8_t *trailer, cs_err *e);
+/* Called with each envelope: its 9-byte header and its body. 0 to go on;
+ * anything else stops cql_segments_decode, which returns it. */
+typedef int (*cql_envelope_fn)(void *arg, const uint8_t *header, const uint8_t *body,
+                               size_t len);
+/* Cut len bytes of segments into envelopes with the same reader the
+ * connection uses: every CRC checked, an envelope begun in a
+ * self-contained segment must end in it, one that spans segments must fill
+ * them alone. CS_E_PROTO on the first fault, including input that stops
+ * inside a segment or an envelope. */
+int cql_segments_decode(const uint8_t *in, size_t len, cql_envelope_fn fn, void *arg,
+                        cs_err *e);
 
 #endif

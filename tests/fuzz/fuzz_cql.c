@@ -1,10 +1,20 @@
-/* fuzz_cql.c - libFuzzer target for the CQL RESULT and ERROR decoders.
+/* fuzz_cql.c - libFuzzer target for the CQL RESULT and ERROR decoders and
+ * the v5 segment reader.
  *
- * Every input is fed to both cql_decode_result and cql_decode_error; a
- * decoded result is walked completely (every cell, every nested item, every
- * column name) so a malformed tree shows up under ASan, then freed, so a
- * leak on any path shows up under LeakSanitizer. The seed corpus in
- * tests/fuzz/corpus/cql/ holds small hand-made RESULT bodies.
+ * The first byte picks the decoder. Below 0x80 (every RESULT and ERROR
+ * body starts with a zero byte), the whole input is fed to
+ * cql_decode_result and to cql_decode_error as v4 and as v5; a decoded
+ * result is walked completely (every cell, every nested item, every column
+ * name) so a malformed tree shows up under ASan, then freed, so a leak on
+ * any path shows up under LeakSanitizer. From 0x80 up, the rest is a
+ * stream of v5 segments for cql_segments_decode, and the body of each
+ * envelope it yields goes to the decoders above. Mutations rarely keep a
+ * CRC right, so from 0xC0 up the segments are built here with valid CRCs
+ * from chunks (a byte: bit 0 self-contained, bits 1-7 the payload length;
+ * then the payload), which lets them reach the rules on where envelopes
+ * may end. The seed corpus in
+ * tests/fuzz/corpus/cql/ holds small hand-made RESULT and ERROR bodies and
+ * a few segment streams (seg_*, first byte 0x80).
  *
  * Build and run (clang with libFuzzer):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
@@ -13,6 +23,7 @@
  *   mkdir -p build/fuzz-corpus && \
  *     build/fuzz_cql build/fuzz-corpus tests/fuzz/corpus/cql -max_total_time=60
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,7 +69,9 @@ static size_t walk_result(const cql_result *r)
     return sum;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* A body through both decoders: failures must leave nothing behind and
+ * say why. */
+static void decode_body(const uint8_t *data, size_t size)
 {
     cql_result *r = NULL;
     uint8_t *ps = NULL;
@@ -76,10 +89,72 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cql_result_free(r);
     free(ps);
 
+    for (int version = 4; version <= 5; version++) {
+        cs_err_clear(&e);
+        int rc = cql_decode_error(data, size, version, &e);
+        if (rc != CS_E_EXTERNAL && rc != CS_E_PROTO)
+            abort();
+        sink = strlen(e.msg);
+    }
+    sink = cql_startup_rejects_version(5, 4, data, size);
+}
+
+static int on_envelope(void *arg, const uint8_t *header, const uint8_t *body, size_t len)
+{
+    size_t *count = arg;
+    (*count)++;
+    sink = header[4];
+    decode_body(body, len);
+    return 0;
+}
+
+static void decode_segments(const uint8_t *data, size_t size)
+{
+    size_t count = 0;
+    cs_err e;
     cs_err_clear(&e);
-    int rc = cql_decode_error(data, size, &e);
-    if (rc != CS_E_EXTERNAL && rc != CS_E_PROTO)
-        abort();
-    sink = strlen(e.msg);
+    int rc = cql_segments_decode(data, size, on_envelope, &count, &e);
+    if (rc && (rc != CS_E_PROTO || !e.msg[0]))
+        abort(); /* a failure must say why */
+}
+
+static void put_le(uint8_t *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Segments with valid CRCs from the chunks in data. */
+static void decode_built_segments(const uint8_t *data, size_t size)
+{
+    static const uint8_t seed[4] = { 0xFA, 0x2D, 0x55, 0xCA };
+    uint8_t *out = malloc(size * 10 + 1), *o = out; /* 10 bytes more per chunk */
+    while (size) {
+        size_t n = data[0] >> 1;
+        bool sc = data[0] & 1;
+        data++;
+        size--;
+        if (n > size)
+            n = size;
+        put_le(o, (uint32_t)n | (sc ? 1u << 17 : 0), 3);
+        put_le(o + 3, cql_crc24(o, 3), 3);
+        memcpy(o + 6, data, n);
+        put_le(o + 6 + n, cql_crc32(cql_crc32(0, seed, 4), data, n), 4);
+        o += 10 + n;
+        data += n;
+        size -= n;
+    }
+    decode_segments(out, (size_t)(o - out));
+    free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size == 0 || data[0] < 0x80)
+        decode_body(data, size);
+    else if (data[0] < 0xC0)
+        decode_segments(data + 1, size - 1);
+    else
+        decode_built_segments(data + 1, size - 1);
     return 0;
 }

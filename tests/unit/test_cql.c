@@ -1,7 +1,10 @@
-/* test_cql.c - the CQL v4 client: RESULT/ERROR decoding from hand-built
+/* test_cql.c - the CQL client: RESULT/ERROR decoding from hand-built
  * bodies (every type, nesting, UDT, nulls, paging, truncation, hostile
- * counts) and the connection logic against a scripted fake server on
- * loopback (STARTUP, SASL PLAIN, paging, errors, timeouts, stray frames). */
+ * counts, v4 and v5 differences), v5 segments (CRC24/CRC32 vectors,
+ * encoding, corruption, envelopes spanning segments or sharing one), the
+ * v5-then-v4 decision, and the connection logic against a scripted fake
+ * server on loopback speaking v5 or only older versions (negotiation,
+ * STARTUP, SASL PLAIN, paging, errors, timeouts, stray frames). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -922,7 +925,7 @@ static void test_error_frames(void **state)
     cs_err e;
     enc_int(&b, 0x2200);
     enc_string(&b, "unconfigured table nope");
-    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, &e), CS_E_EXTERNAL);
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 4, &e), CS_E_EXTERNAL);
     assert_int_equal(e.code, CS_E_EXTERNAL);
     assert_string_equal(e.msg, "invalid query: unconfigured table nope");
 
@@ -933,13 +936,13 @@ static void test_error_frames(void **state)
     enc_short(&b, 1);
     enc_int(&b, 1);
     enc_int(&b, 0);
-    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, &e), CS_E_EXTERNAL);
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 4, &e), CS_E_EXTERNAL);
     assert_string_equal(e.msg, "unavailable: not enough replicas (required 1, alive 0) at ONE");
 
     cs_buf_reset(&b);
     enc_int(&b, 0x000A);
     enc_string(&b, "line one\nline two");
-    cql_decode_error((uint8_t *)b.data, b.len, &e);
+    cql_decode_error((uint8_t *)b.data, b.len, 4, &e);
     assert_string_equal(e.msg, "protocol error: line one line two");
 
     /* Every truncation fails with CS_E_PROTO. */
@@ -950,19 +953,527 @@ static void test_error_frames(void **state)
         uint8_t *copy = malloc(n ? n : 1);
         memcpy(copy, b.data, n);
         cs_err_clear(&e);
-        assert_int_equal(cql_decode_error(copy, n, &e), CS_E_PROTO);
+        assert_int_equal(cql_decode_error(copy, n, 4, &e), CS_E_PROTO);
         assert_int_equal(e.code, CS_E_PROTO);
         free(copy);
     }
     /* A NULL cs_err is allowed. */
-    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, NULL), CS_E_EXTERNAL);
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 4, NULL), CS_E_EXTERNAL);
     cs_buf_free(&b);
+}
+
+/* Read_failure and Write_failure: an [int] count of failures in v4, a
+ * <reasonmap> of endpoint to failure code in v5; the sentence is the same. */
+static void failure_head(cs_buf *b, int32_t code)
+{
+    enc_int(b, code);
+    enc_string(b, "Operation failed");
+    enc_short(b, 0x0006); /* LOCAL_QUORUM */
+    enc_int(b, 1);
+    enc_int(b, 2);
+}
+
+static void reasonmap(cs_buf *b)
+{
+    enc_int(b, 2);
+    enc_byte(b, 4);
+    cs_buf_add(b, "\x7f\x00\x00\x02", 4);
+    enc_short(b, 0x0001);
+    enc_byte(b, 16);
+    cs_buf_add(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01", 16);
+    enc_short(b, 0x0000);
+}
+
+static void test_error_failures_v4_v5(void **state)
+{
+    (void)state;
+    cs_buf b = CS_BUF_INIT;
+    cs_err e;
+    const char *read_want = "read failure: 1 of 2 replicas answered, 2 failed, at LOCAL_QUORUM: "
+                            "Operation failed";
+    const char *write_want = "write failure: 1 of 2 replicas acknowledged the SIMPLE write, 2 "
+                             "failed, at LOCAL_QUORUM: Operation failed";
+    failure_head(&b, 0x1300);
+    enc_int(&b, 2);
+    enc_byte(&b, 0);
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 4, &e), CS_E_EXTERNAL);
+    assert_string_equal(e.msg, read_want);
+
+    cs_buf_reset(&b);
+    failure_head(&b, 0x1300);
+    reasonmap(&b);
+    enc_byte(&b, 0);
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 5, &e), CS_E_EXTERNAL);
+    assert_string_equal(e.msg, read_want);
+
+    cs_buf_reset(&b);
+    failure_head(&b, 0x1500);
+    enc_int(&b, 2);
+    enc_string(&b, "SIMPLE");
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 4, &e), CS_E_EXTERNAL);
+    assert_string_equal(e.msg, write_want);
+
+    cs_buf_reset(&b);
+    failure_head(&b, 0x1500);
+    reasonmap(&b);
+    enc_string(&b, "SIMPLE");
+    assert_int_equal(cql_decode_error((uint8_t *)b.data, b.len, 5, &e), CS_E_EXTERNAL);
+    assert_string_equal(e.msg, write_want);
+
+    /* A reason map cut short: the details are left out, the message stays. */
+    for (size_t cut = 1; cut < 20; cut++) {
+        uint8_t *copy = malloc(b.len);
+        memcpy(copy, b.data, b.len - cut);
+        assert_int_equal(cql_decode_error(copy, b.len - cut, 5, &e), CS_E_EXTERNAL);
+        assert_string_equal(e.msg, "write failure: Operation failed");
+        free(copy);
+    }
+    cs_buf_free(&b);
+}
+
+/* v5 Rows may carry METADATA_CHANGED (0x0008) and a [short bytes] new
+ * metadata id after the paging state: skipped. */
+static void test_rows_metadata_changed(void **state)
+{
+    (void)state;
+    cs_buf b = CS_BUF_INIT;
+    enc_int(&b, 2);
+    enc_int(&b, 0x0001 | 0x0002 | 0x0008);
+    enc_int(&b, 1);
+    enc_bytes(&b, "PS", 2);
+    enc_short(&b, 3);
+    cs_buf_add(&b, "\x01\x02\x03", 3);
+    enc_string(&b, "ks");
+    enc_string(&b, "t");
+    enc_string(&b, "c");
+    enc_short(&b, 0x09);
+    enc_int(&b, 1);
+    enc_bytes(&b, "\x00\x00\x00\x07", 4);
+    cql_result *r = NULL;
+    uint8_t *ps = NULL;
+    size_t pslen = 0;
+    cs_err e;
+    assert_int_equal(cql_decode_result((uint8_t *)b.data, b.len, &r, &ps, &pslen, &e), 0);
+    assert_int_equal(pslen, 2);
+    assert_memory_equal(ps, "PS", 2);
+    assert_string_equal(cql_result_text(r, 0, "c"), "7");
+    free(ps);
+    cql_result_free(r);
+    /* The id cut short is malformed. */
+    b.len = 4 + 4 + 4 + 6 + 3;
+    decode_fails(&b, "new metadata id");
+    cs_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------------
+ * Version negotiation and v5 segments. */
+
+static void version_error(cs_buf *b, int32_t code, const char *msg)
+{
+    cs_buf_reset(b);
+    enc_int(b, code);
+    enc_string(b, msg);
+}
+
+static bool rejects(int tried, int answered, const cs_buf *b)
+{
+    return cql_startup_rejects_version(tried, answered, (const uint8_t *)b->data, b->len);
+}
+
+static void test_fallback_decision(void **state)
+{
+    (void)state;
+    cs_buf b = CS_BUF_INIT;
+    /* Cassandra 3.x: answers in v4 with its own sentence. */
+    version_error(&b, 0x000A, "Invalid or unsupported protocol version (5); supported versions "
+                              "are (3/v3, 4/v4, 5/v5-beta)");
+    assert_true(rejects(5, 4, &b));
+    /* The same sentence in a v5 frame, and a beta refusal. */
+    assert_true(rejects(5, 5, &b));
+    version_error(&b, 0x000A, "Beta version of the protocol used (5/v5-beta), but USE_BETA "
+                              "flag is unset");
+    assert_true(rejects(5, 5, &b));
+    /* Any protocol error answered in an older version. */
+    version_error(&b, 0x000A, "something else");
+    assert_true(rejects(5, 3, &b));
+    /* Not about the version: no second try. */
+    assert_false(rejects(5, 5, &b));
+    version_error(&b, 0x0100, "Invalid or unsupported protocol version (5)");
+    assert_false(rejects(5, 4, &b));
+    version_error(&b, 0x0000, "protocol version");
+    assert_false(rejects(5, 5, &b));
+    /* Nothing below v4 to fall back to. */
+    version_error(&b, 0x000A, "Invalid or unsupported protocol version (4)");
+    assert_false(rejects(4, 3, &b));
+    /* Cut short: no. */
+    assert_false(cql_startup_rejects_version(5, 5, (const uint8_t *)b.data, 3));
+    assert_false(cql_startup_rejects_version(5, 5, (const uint8_t *)b.data, 7));
+    assert_false(cql_startup_rejects_version(5, 5, NULL, 0));
+    cs_buf_free(&b);
+}
+
+static void hex_bytes(const char *hex, uint8_t *out, size_t *n)
+{
+    size_t len = strlen(hex) / 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    *n = len;
+}
+
+/* Vectors from Python's zlib.crc32 and from the DataStax Python driver's
+ * own segment codec (cassandra/segment.py), an implementation of its own. */
+static void test_crc_vectors(void **state)
+{
+    (void)state;
+    assert_int_equal(cql_crc32(0, (const uint8_t *)"123456789", 9), 0xCBF43926u);
+    assert_int_equal(cql_crc32(0, (const uint8_t *)"", 0), 0);
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    assert_int_equal(cql_crc32(0, (const uint8_t *)fox, strlen(fox)), 0x414FA339u);
+    /* Continuable like zlib's. */
+    uint32_t part = cql_crc32(0, (const uint8_t *)fox, 10);
+    assert_int_equal(cql_crc32(part, (const uint8_t *)fox + 10, strlen(fox) - 10), 0x414FA339u);
+    /* The header of a 5-byte self-contained segment: 0x020005. */
+    static const uint8_t h[3] = { 0x05, 0x00, 0x02 };
+    assert_int_equal(cql_crc24(h, 3), 0x9A9919u);
+
+    static const struct {
+        const char *payload, *hex;
+    } segs[] = {
+        { "", "0000026a36c4d37e7744" },
+        { "hello", "05000219999a68656c6c6f74800eb6" },
+        { "123456789", "090002a4c8c1313233343536373839a761a2e2" },
+    };
+    for (size_t i = 0; i < sizeof segs / sizeof segs[0]; i++) {
+        uint8_t want[64], got[64];
+        size_t n, plen = strlen(segs[i].payload);
+        hex_bytes(segs[i].hex, want, &n);
+        assert_int_equal(cql_segments_size(plen), n);
+        cql_segments_encode((const uint8_t *)segs[i].payload, plen, got);
+        assert_memory_equal(got, want, n);
+    }
+}
+
+/* An envelope: 9-byte response header and a body. */
+static void envelope(cs_buf *b, uint8_t version, int16_t stream, uint8_t op, const void *body,
+                     size_t n)
+{
+    enc_byte(b, version);
+    enc_byte(b, 0);
+    enc_short(b, (uint16_t)stream);
+    enc_byte(b, op);
+    enc_int(b, (int32_t)n);
+    cs_buf_add(b, body, n);
+}
+
+static void segments(cs_buf *out, const cs_buf *in)
+{
+    size_t n = cql_segments_size(in->len);
+    cs_buf_reserve(out, n);
+    cql_segments_encode((const uint8_t *)in->data, in->len, (uint8_t *)out->data + out->len);
+    out->len += n;
+}
+
+typedef struct seen {
+    size_t n;
+    uint8_t op[8];
+    size_t len[8];
+    uint8_t *body[8];
+} seen;
+
+static int collect(void *arg, const uint8_t *h, const uint8_t *body, size_t len)
+{
+    seen *s = arg;
+    if (s->n == 8)
+        return CS_E_INVAL;
+    s->op[s->n] = h[4];
+    s->len[s->n] = len;
+    s->body[s->n] = malloc(len ? len : 1);
+    memcpy(s->body[s->n], body, len);
+    s->n++;
+    return 0;
+}
+
+static void seen_free(seen *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->body[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static int decode_segments(const cs_buf *b, seen *s, cs_err *e)
+{
+    cs_err_clear(e);
+    return cql_segments_decode((const uint8_t *)b->data, b->len, collect, s, e);
+}
+
+static void expect_proto(int rc, const cs_err *e, const char *needle)
+{
+    assert_int_equal(rc, CS_E_PROTO);
+    assert_int_equal(e->code, CS_E_PROTO);
+    if (!strstr(e->msg, needle)) {
+        fprintf(stderr, "message '%s' lacks '%s'\n", e->msg, needle);
+        fail();
+    }
+}
+
+static void test_segment_round_trip(void **state)
+{
+    (void)state;
+    cs_buf env = CS_BUF_INIT, seg = CS_BUF_INIT;
+    envelope(&env, 0x85, 3, 0x02, NULL, 0); /* READY */
+    segments(&seg, &env);
+    assert_int_equal(seg.len, env.len + 10);
+    size_t plen;
+    bool sc;
+    cs_err e;
+    assert_int_equal(cql_segment_header_decode((uint8_t *)seg.data, &plen, &sc, &e), 0);
+    assert_int_equal(plen, env.len);
+    assert_true(sc);
+    assert_memory_equal(seg.data + 6, env.data, env.len);
+    assert_int_equal(cql_segment_payload_check((uint8_t *)seg.data + 6, plen,
+                                               (uint8_t *)seg.data + 6 + plen, &e), 0);
+    seen s = { 0 };
+    assert_int_equal(decode_segments(&seg, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.op[0], 0x02);
+    assert_int_equal(s.len[0], 0);
+    seen_free(&s);
+
+    /* The padding bits above the flag are ignored (with a CRC that fits). */
+    uint8_t h[6] = { 0x05, 0x00, 0x02 | 0xFC };
+    uint32_t crc = cql_crc24(h, 3);
+    h[3] = (uint8_t)crc;
+    h[4] = (uint8_t)(crc >> 8);
+    h[5] = (uint8_t)(crc >> 16);
+    assert_int_equal(cql_segment_header_decode(h, &plen, &sc, &e), 0);
+    assert_int_equal(plen, 5);
+    assert_true(sc);
+    cs_buf_free(&env);
+    cs_buf_free(&seg);
+}
+
+static void test_segment_bad_crc(void **state)
+{
+    (void)state;
+    cs_buf env = CS_BUF_INIT, seg = CS_BUF_INIT;
+    seen s = { 0 };
+    cs_err e;
+    envelope(&env, 0x85, 0, 0x08, "\x00\x00\x00\x01", 4);
+    segments(&seg, &env);
+    /* Every single flipped bit anywhere in the segment is caught: in the
+     * header (length, flag, padding or the CRC24 itself) by the CRC24, in
+     * the payload or trailer by the CRC32. */
+    for (size_t i = 0; i < seg.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            seg.data[i] ^= (char)(1 << bit);
+            int rc = decode_segments(&seg, &s, &e);
+            seg.data[i] ^= (char)(1 << bit);
+            assert_int_equal(s.n, 0);
+            expect_proto(rc, &e, i < 6 ? "header CRC24 mismatch" : "payload CRC32 mismatch");
+        }
+    }
+    assert_int_equal(decode_segments(&seg, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    seen_free(&s);
+
+    /* The messages name what was read and computed. */
+    seg.data[3] ^= 1;
+    decode_segments(&seg, &s, &e);
+    assert_non_null(strstr(e.msg, "malformed CQL v5 segment: header CRC24 mismatch (read 0x"));
+    seg.data[3] ^= 1;
+    seg.data[seg.len - 1] ^= 1;
+    decode_segments(&seg, &s, &e);
+    assert_non_null(strstr(e.msg, "malformed CQL v5 segment: payload CRC32 mismatch (read 0x"));
+    cs_buf_free(&env);
+    cs_buf_free(&seg);
+}
+
+/* A body of 200,000 bytes (i * 7 & 0xff) spans two segments; the Python
+ * driver gave the headers and trailers. */
+static void test_segment_spanning(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    uint8_t *msg = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        msg[i] = (uint8_t)(i * 7);
+    size_t out_len = cql_segments_size(n);
+    assert_int_equal(out_len, n + 20);
+    uint8_t *out = malloc(out_len);
+    cql_segments_encode(msg, n, out);
+    uint8_t want[8];
+    size_t wn;
+    hex_bytes("ffff013891fe", want, &wn);
+    assert_memory_equal(out, want, wn);
+    hex_bytes("f2b00a4c", want, &wn);
+    assert_memory_equal(out + 6 + 131071, want, wn);
+    hex_bytes("410d013ede37", want, &wn);
+    assert_memory_equal(out + 131081, want, wn);
+    hex_bytes("1ef41200", want, &wn);
+    assert_memory_equal(out + out_len - 4, want, wn);
+    free(out);
+    free(msg);
+
+    /* An envelope of 300 KiB: three segments, none self-contained, decoded
+     * back whole. */
+    cs_buf env = CS_BUF_INIT, seg = CS_BUF_INIT;
+    size_t big = 300 * 1024;
+    uint8_t *body = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        body[i] = (uint8_t)(i * 13 + (i >> 8));
+    envelope(&env, 0x85, 1, 0x08, body, big);
+    segments(&seg, &env);
+    assert_int_equal(seg.len, env.len + 30);
+    size_t plen;
+    bool sc;
+    cs_err e;
+    assert_int_equal(cql_segment_header_decode((uint8_t *)seg.data, &plen, &sc, &e), 0);
+    assert_int_equal(plen, CQL_SEGMENT_MAX_PAYLOAD);
+    assert_false(sc);
+    seen s = { 0 };
+    assert_int_equal(decode_segments(&seg, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.len[0], big);
+    assert_memory_equal(s.body[0], body, big);
+    seen_free(&s);
+
+    /* Cut anywhere: an error, never a short envelope. */
+    static const size_t cuts[] = { 1, 4, 5, 9, 10, 131081, 131082, 262161, 262162 };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        cs_buf part = { .data = seg.data, .len = seg.len - cuts[i] };
+        expect_proto(decode_segments(&part, &s, &e), &e, "malformed CQL v5 segment");
+        assert_int_equal(s.n, 0);
+    }
+    free(body);
+    cs_buf_free(&env);
+    cs_buf_free(&seg);
+}
+
+/* Several envelopes in one self-contained segment, then one in a segment of
+ * its own. */
+static void test_segment_several_envelopes(void **state)
+{
+    (void)state;
+    cs_buf env = CS_BUF_INIT, seg = CS_BUF_INIT;
+    envelope(&env, 0x85, -1, 0x0C, "\x00\x02ev", 4);
+    envelope(&env, 0x85, 7, 0x08, "\x00\x00\x00\x01", 4);
+    envelope(&env, 0x85, 8, 0x02, NULL, 0);
+    segments(&seg, &env);
+    assert_int_equal(seg.len, env.len + 10);
+    cs_buf_reset(&env);
+    envelope(&env, 0x85, 9, 0x08, "\x00\x00\x00\x03xyz", 7);
+    segments(&seg, &env);
+    seen s = { 0 };
+    cs_err e;
+    assert_int_equal(decode_segments(&seg, &s, &e), 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.op[0], 0x0C);
+    assert_int_equal(s.op[1], 0x08);
+    assert_int_equal(s.op[2], 0x02);
+    assert_int_equal(s.op[3], 0x08);
+    assert_int_equal(s.len[3], 7);
+    assert_memory_equal(s.body[3], "\x00\x00\x00\x03xyz", 7);
+    seen_free(&s);
+    cs_buf_free(&env);
+    cs_buf_free(&seg);
+}
+
+/* Hand-made segments that break the rules on where envelopes end. */
+static void raw_segment(cs_buf *out, const void *p, size_t n, bool sc)
+{
+    uint8_t h[6];
+    uint32_t v = (uint32_t)n | (sc ? 1u << 17 : 0);
+    h[0] = (uint8_t)v;
+    h[1] = (uint8_t)(v >> 8);
+    h[2] = (uint8_t)(v >> 16);
+    uint32_t crc = cql_crc24(h, 3);
+    h[3] = (uint8_t)crc;
+    h[4] = (uint8_t)(crc >> 8);
+    h[5] = (uint8_t)(crc >> 16);
+    cs_buf_add(out, h, 6);
+    cs_buf_add(out, p, n);
+    uint32_t c = cql_crc32(cql_crc32(0, (const uint8_t *)"\xfa\x2d\x55\xca", 4), p, n);
+    uint8_t t[4] = { (uint8_t)c, (uint8_t)(c >> 8), (uint8_t)(c >> 16), (uint8_t)(c >> 24) };
+    cs_buf_add(out, t, 4);
+}
+
+static void test_segment_boundaries(void **state)
+{
+    (void)state;
+    cs_buf env = CS_BUF_INIT, seg = CS_BUF_INIT;
+    seen s = { 0 };
+    cs_err e;
+    envelope(&env, 0x85, 1, 0x08, "\x00\x00\x00\x01", 4);
+
+    /* An envelope cut across two self-contained segments. */
+    raw_segment(&seg, env.data, 5, true);
+    raw_segment(&seg, env.data + 5, env.len - 5, true);
+    expect_proto(decode_segments(&seg, &s, &e), &e, "past the end of its self-contained segment");
+    seen_free(&s);
+
+    /* Begun in a segment that is not self-contained, continued in one that is. */
+    cs_buf_reset(&seg);
+    raw_segment(&seg, env.data, 5, false);
+    raw_segment(&seg, env.data + 5, env.len - 5, true);
+    expect_proto(decode_segments(&seg, &s, &e), &e, "starts inside an unfinished envelope");
+    seen_free(&s);
+
+    /* Split over two segments that are not self-contained: fine. */
+    cs_buf_reset(&seg);
+    raw_segment(&seg, env.data, 5, false);
+    raw_segment(&seg, env.data + 5, env.len - 5, false);
+    assert_int_equal(decode_segments(&seg, &s, &e), 0);
+    assert_int_equal(s.n, 1);
+    seen_free(&s);
+
+    /* Two envelopes in a segment that is not self-contained. */
+    cs_buf two = CS_BUF_INIT;
+    cs_buf_add(&two, env.data, env.len);
+    cs_buf_add(&two, env.data, env.len);
+    cs_buf_reset(&seg);
+    raw_segment(&seg, two.data, two.len, false);
+    expect_proto(decode_segments(&seg, &s, &e), &e, "holds more than one envelope");
+    seen_free(&s);
+
+    /* An envelope header claiming more than the input holds. */
+    cs_buf_reset(&env);
+    envelope(&env, 0x85, 1, 0x08, NULL, 0);
+    env.data[8] = 0x40;
+    cs_buf_reset(&seg);
+    raw_segment(&seg, env.data, env.len, true);
+    expect_proto(decode_segments(&seg, &s, &e), &e, "bytes of input");
+    /* A negative length. */
+    env.data[5] = (char)0x80;
+    cs_buf_reset(&seg);
+    raw_segment(&seg, env.data, env.len, true);
+    expect_proto(decode_segments(&seg, &s, &e), &e, "outside 0..256 MiB");
+    seen_free(&s);
+
+    /* The callback's answer stops the decoding. */
+    cs_buf_reset(&env);
+    cs_buf_reset(&seg);
+    for (int i = 0; i < 9; i++)
+        envelope(&env, 0x85, (int16_t)i, 0x02, NULL, 0);
+    segments(&seg, &env);
+    assert_int_equal(decode_segments(&seg, &s, &e), CS_E_INVAL);
+    assert_int_equal(s.n, 8);
+    seen_free(&s);
+    cs_buf_free(&two);
+    cs_buf_free(&env);
+    cs_buf_free(&seg);
 }
 
 /* ---------------------------------------------------------------------
  * A scripted fake server on 127.0.0.1 for the connection logic. Each step
  * answers one request: the frames it sends get the request's stream id
- * unless they set their own. */
+ * unless they set their own. It speaks versions up to max_version (5 by
+ * default): a STARTUP above that gets the protocol error a real server
+ * sends, in max_version, and the connection is closed; the client may then
+ * connect again (two connections at most). On v5 everything after the
+ * answer to STARTUP travels in segments, both ways. */
 
 enum step_action { STEP_REPLY, STEP_HANG, STEP_CUT };
 
@@ -972,7 +1483,8 @@ typedef struct step {
     uint8_t flags;
     cs_buf body;
     bool event_first; /* send an EVENT frame (stream -1) before the reply */
-    uint8_t version;  /* 0: a v4 response (0x84) */
+    uint8_t version;  /* 0: the connection's version */
+    int corrupt;      /* v5: flip a bit at this offset of the segments (1-based) */
 } step;
 
 #define MAX_STEPS 8
@@ -982,9 +1494,13 @@ typedef struct fake {
     int port;
     pthread_t thread;
     bool running; /* thread started and not yet joined */
+    int max_version;
     step steps[MAX_STEPS];
     size_t nsteps;
-    /* what the client sent, one entry per request */
+    /* version byte of each connection's STARTUP */
+    uint8_t startup_version[2];
+    size_t nconns;
+    /* what the client sent on the connection served, one entry per request */
     uint8_t req_op[MAX_STEPS];
     uint8_t req_version[MAX_STEPS];
     cs_buf req_body[MAX_STEPS];
@@ -1004,63 +1520,169 @@ static bool read_full(int fd, void *p, size_t n)
     return true;
 }
 
-static void write_frame(int fd, uint8_t version, uint8_t flags, int16_t stream, uint8_t op,
-                        const cs_buf *body)
+static void write_all(int fd, const void *p, size_t n)
 {
-    cs_buf f = CS_BUF_INIT;
-    enc_byte(&f, version ? version : 0x84);
-    enc_byte(&f, flags);
-    enc_short(&f, (uint16_t)stream);
-    enc_byte(&f, op);
-    enc_int(&f, (int32_t)body->len);
-    cs_buf_add(&f, body->data, body->len);
-    ssize_t w = write(fd, f.data, f.len);
+    ssize_t w = write(fd, p, n);
     (void)w;
-    cs_buf_free(&f);
 }
 
-static void *fake_main(void *arg)
+/* One request envelope into h and body: unframed, or the single
+ * self-contained segment our client sends for small requests. */
+static bool read_request(int fd, bool framed, uint8_t *h, cs_buf *body)
 {
-    fake *s = arg;
-    int fd = accept(s->lfd, NULL, NULL);
-    if (fd < 0)
-        return NULL;
-    for (size_t i = 0; i < s->nsteps; i++) {
-        uint8_t h[9];
+    cs_buf_reset(body);
+    if (!framed) {
         if (!read_full(fd, h, 9))
-            break;
+            return false;
         size_t len = (size_t)h[5] << 24 | (size_t)h[6] << 16 | (size_t)h[7] << 8 | h[8];
-        cs_buf_reset(&s->req_body[i]);
-        cs_buf_reserve(&s->req_body[i], len);
-        if (!read_full(fd, s->req_body[i].data, len))
+        cs_buf_reserve(body, len);
+        if (!read_full(fd, body->data, len))
+            return false;
+        body->len = len;
+        return true;
+    }
+    uint8_t sh[6], t[4];
+    size_t plen;
+    bool sc;
+    cs_err e;
+    if (!read_full(fd, sh, 6) || cql_segment_header_decode(sh, &plen, &sc, &e) || !sc ||
+        plen < 9)
+        return false;
+    uint8_t *p = malloc(plen);
+    bool ok = read_full(fd, p, plen) && read_full(fd, t, 4) &&
+              cql_segment_payload_check(p, plen, t, &e) == 0;
+    if (ok) {
+        memcpy(h, p, 9);
+        cs_buf_add(body, p + 9, plen - 9);
+    }
+    free(p);
+    return ok;
+}
+
+/* Send envelopes: as they are, or in segments (corrupted on request). */
+static void send_envelopes(int fd, bool framed, const cs_buf *env, int corrupt)
+{
+    if (!framed) {
+        write_all(fd, env->data, env->len);
+        return;
+    }
+    size_t n = cql_segments_size(env->len);
+    uint8_t *out = malloc(n);
+    cql_segments_encode((const uint8_t *)env->data, env->len, out);
+    if (corrupt > 0 && (size_t)corrupt <= n)
+        out[corrupt - 1] ^= 0x10;
+    write_all(fd, out, n);
+    free(out);
+}
+
+static void refuse(fake *s, int fd, const uint8_t *h)
+{
+    cs_buf body = CS_BUF_INIT, env = CS_BUF_INIT;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "Invalid or unsupported protocol version (%d); supported versions are (3/v3%s)",
+             h[0], s->max_version >= 4 ? ", 4/v4" : "");
+    enc_int(&body, 0x000A);
+    enc_string(&body, msg);
+    envelope(&env, (uint8_t)(0x80 | s->max_version), (int16_t)(h[2] << 8 | h[3]), 0x00,
+             body.data, body.len);
+    write_all(fd, env.data, env.len);
+    cs_buf_free(&body);
+    cs_buf_free(&env);
+}
+
+/* Run the steps on an accepted connection whose STARTUP (h) was read.
+ * False when the connection is to be dropped at once (STEP_CUT). */
+static bool serve(fake *s, int fd, uint8_t *h)
+{
+    uint8_t version = h[0];
+    bool framed = false;
+    for (size_t i = 0; i < s->nsteps; i++) {
+        if (i > 0 && !read_request(fd, framed, h, &s->req_body[i]))
             break;
-        s->req_body[i].len = len;
         s->req_op[i] = h[4];
         s->req_version[i] = h[0];
         s->nreqs = i + 1;
         int16_t stream = (int16_t)(h[2] << 8 | h[3]);
         step *st = &s->steps[i];
+        cs_buf env = CS_BUF_INIT;
         if (st->event_first) {
-            cs_buf ev = CS_BUF_INIT;
-            enc_string(&ev, "STATUS_CHANGE");
-            write_frame(fd, 0, 0, -1, 0x0C, &ev);
-            cs_buf_free(&ev);
+            envelope(&env, (uint8_t)(0x80 | version), -1, 0x0C, "\x00\x0dSTATUS_CHANGE", 15);
+            /* A small reply shares the EVENT's segment; a large one gets
+             * segments of its own. */
+            if (framed && env.len + 9 + st->body.len > CQL_SEGMENT_MAX_PAYLOAD) {
+                send_envelopes(fd, framed, &env, 0);
+                cs_buf_reset(&env);
+            }
         }
-        if (st->action == STEP_HANG)
+        if (st->action == STEP_HANG) {
+            cs_buf_free(&env);
             break;
-        if (st->action == STEP_CUT) {
-            ssize_t w = write(fd, "\x84\x00\x00\x00\x08\x00\x00\x01\x00\x00", 10);
-            (void)w;
-            close(fd);
-            return NULL;
         }
-        write_frame(fd, st->version, st->flags, stream, st->opcode, &st->body);
+        if (st->action == STEP_CUT) {
+            /* A header that announces more than follows, then hang up. */
+            if (framed) {
+                uint8_t sh[6] = { 0x40, 0x00, 0x02 };
+                uint32_t crc = cql_crc24(sh, 3);
+                sh[3] = (uint8_t)crc;
+                sh[4] = (uint8_t)(crc >> 8);
+                sh[5] = (uint8_t)(crc >> 16);
+                write_all(fd, sh, 6);
+                write_all(fd, "\x85\x00\x00", 3);
+            } else {
+                write_all(fd, "\x84\x00\x00\x00\x08\x00\x00\x01\x00\x00", 10);
+            }
+            cs_buf_free(&env);
+            return false;
+        }
+        envelope(&env, st->version ? st->version : (uint8_t)(0x80 | version), stream,
+                 st->opcode, st->body.data, st->body.len);
+        env.data[env.len - st->body.len - 8] = (char)st->flags;
+        send_envelopes(fd, framed, &env, st->corrupt);
+        cs_buf_free(&env);
+        /* The answer to STARTUP switches v5 to segments. */
+        if (i == 0 && version >= 5 && (st->opcode == 0x02 || st->opcode == 0x03))
+            framed = true;
     }
-    /* Wait for the client to hang up. */
+    return true;
+}
+
+/* Read until the client hangs up. */
+static void drain(int fd)
+{
     char c;
     while (read(fd, &c, 1) > 0)
         ;
-    close(fd);
+}
+
+static void *fake_main(void *arg)
+{
+    fake *s = arg;
+    cs_buf startup = CS_BUF_INIT;
+    while (s->nconns < 2) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            break;
+        uint8_t h[9];
+        if (!read_request(fd, false, h, &startup)) {
+            close(fd);
+            break;
+        }
+        s->startup_version[s->nconns++] = h[0];
+        if (h[0] > s->max_version) {
+            refuse(s, fd, h);
+            drain(fd);
+            close(fd);
+            continue;
+        }
+        cs_buf_reset(&s->req_body[0]);
+        cs_buf_add(&s->req_body[0], startup.data, startup.len);
+        if (serve(s, fd, h))
+            drain(fd);
+        close(fd);
+        break;
+    }
+    cs_buf_free(&startup);
     return NULL;
 }
 
@@ -1075,11 +1697,12 @@ static step *add_step(fake *s, uint8_t opcode)
 static int fake_setup(void **state)
 {
     fake *s = calloc(1, sizeof *s);
+    s->max_version = 5;
     s->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t al = sizeof a;
     if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof a) ||
-        listen(s->lfd, 1) || getsockname(s->lfd, (struct sockaddr *)&a, &al))
+        listen(s->lfd, 2) || getsockname(s->lfd, (struct sockaddr *)&a, &al))
         return -1;
     s->port = ntohs(a.sin_port);
     *state = s;
@@ -1140,15 +1763,31 @@ static void rows_page(cs_buf *b, const int32_t *v, size_t n, const char *ps)
     }
 }
 
-static void test_conn_startup_and_paging(void **state)
+/* The QUERY body our client sends: flags a [byte] in v4, an [int] in v5. */
+static void query_body(cs_buf *b, int version, const char *cql, unsigned flags, const char *ps)
 {
-    fake *s = *state;
+    cs_buf_reset(b);
+    enc_bytes(b, cql, strlen(cql));
+    enc_short(b, 0x0001);
+    if (version >= 5)
+        enc_int(b, (int32_t)flags);
+    else
+        enc_byte(b, flags);
+    enc_int(b, 5000);
+    if (ps)
+        enc_bytes(b, ps, strlen(ps));
+}
+
+/* STARTUP, then a query over two pages with a stray EVENT before the
+ * second; checks what the client sent at the version it ends up with. */
+static void startup_and_paging(fake *s, int want_version)
+{
     add_step(s, 0x02); /* READY */
     static const int32_t p1[] = { 1, 2 }, p2[] = { 3 };
     rows_page(&add_step(s, 0x08)->body, p1, 2, "PS1");
     step *st = add_step(s, 0x08);
     rows_page(&st->body, p2, 1, NULL);
-    st->event_first = true; /* a stray EVENT is skipped */
+    st->event_first = true; /* a stray EVENT is skipped (v5: in the same segment) */
     fake_start(s);
 
     cql_conn_opts o = fake_opts(s);
@@ -1157,6 +1796,7 @@ static void test_conn_startup_and_paging(void **state)
     cs_err e;
     cs_err_clear(&e);
     assert_int_equal(cql_connect(&o, &c, &e), 0);
+    assert_int_equal(cql_protocol_version(c), want_version);
     assert_int_equal(cql_query(c, "SELECT n FROM ks.t", &r, &e), 0);
     assert_int_equal(cql_result_rows(r), 3);
     assert_string_equal(cql_result_text(r, 0, "n"), "1");
@@ -1167,7 +1807,8 @@ static void test_conn_startup_and_paging(void **state)
 
     /* STARTUP {"CQL_VERSION": "3.0.0"} */
     assert_int_equal(s->nreqs, 3);
-    assert_int_equal(s->req_version[0], 0x04);
+    assert_int_equal(s->req_version[0], want_version);
+    assert_int_equal(s->req_version[1], want_version);
     assert_int_equal(s->req_op[0], 0x01);
     cs_buf want = CS_BUF_INIT;
     enc_short(&want, 1);
@@ -1176,23 +1817,108 @@ static void test_conn_startup_and_paging(void **state)
     assert_int_equal(s->req_body[0].len, want.len);
     assert_memory_equal(s->req_body[0].data, want.data, want.len);
     /* First QUERY: page size only; second: page size and paging state. */
-    cs_buf_reset(&want);
-    enc_bytes(&want, "SELECT n FROM ks.t", 18);
-    enc_short(&want, 0x0001);
-    enc_byte(&want, 0x04);
-    enc_int(&want, 5000);
+    query_body(&want, want_version, "SELECT n FROM ks.t", 0x04, NULL);
     assert_int_equal(s->req_op[1], 0x07);
     assert_int_equal(s->req_body[1].len, want.len);
     assert_memory_equal(s->req_body[1].data, want.data, want.len);
-    cs_buf_reset(&want);
-    enc_bytes(&want, "SELECT n FROM ks.t", 18);
-    enc_short(&want, 0x0001);
-    enc_byte(&want, 0x0C);
-    enc_int(&want, 5000);
-    enc_bytes(&want, "PS1", 3);
+    query_body(&want, want_version, "SELECT n FROM ks.t", 0x0C, "PS1");
     assert_int_equal(s->req_body[2].len, want.len);
     assert_memory_equal(s->req_body[2].data, want.data, want.len);
     cs_buf_free(&want);
+}
+
+static void test_conn_v5_startup_and_paging(void **state)
+{
+    fake *s = *state;
+    startup_and_paging(s, 5);
+    assert_int_equal(s->nconns, 1);
+    assert_int_equal(s->startup_version[0], 0x05);
+}
+
+/* A server without v5 (Cassandra 3.x) refuses it; the client connects
+ * again and speaks v4. */
+static void test_conn_v4_fallback(void **state)
+{
+    fake *s = *state;
+    s->max_version = 4;
+    startup_and_paging(s, 4);
+    assert_int_equal(s->nconns, 2);
+    assert_int_equal(s->startup_version[0], 0x05);
+    assert_int_equal(s->startup_version[1], 0x04);
+}
+
+/* A v5 Rows page larger than a segment (a 300 KiB blob): it arrives in
+ * three segments that are not self-contained, after an EVENT in its own. */
+static void test_conn_v5_large_result(void **state)
+{
+    fake *s = *state;
+    add_step(s, 0x02);
+    step *st = add_step(s, 0x08);
+    st->event_first = true;
+    size_t big = 300 * 1024;
+    uint8_t *blob = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        blob[i] = (uint8_t)(i % 251);
+    enc_int(&st->body, 2);
+    enc_int(&st->body, 0x0001);
+    enc_int(&st->body, 1);
+    enc_string(&st->body, "ks");
+    enc_string(&st->body, "t");
+    enc_string(&st->body, "b");
+    enc_short(&st->body, 0x03);
+    enc_int(&st->body, 1);
+    enc_bytes(&st->body, blob, big);
+    fake_start(s);
+
+    cql_conn_opts o = fake_opts(s);
+    cql_conn *c = NULL;
+    cql_result *r = NULL;
+    cs_err e;
+    assert_int_equal(cql_connect(&o, &c, &e), 0);
+    assert_int_equal(cql_query(c, "SELECT b FROM ks.t", &r, &e), 0);
+    assert_int_equal(cql_result_rows(r), 1);
+    const char *text = cql_result_text(r, 0, "b");
+    assert_non_null(text);
+    assert_int_equal(strlen(text), 2 + 2 * big);
+    assert_memory_equal(text, "0x000102", 8);
+    char tail[8];
+    snprintf(tail, sizeof tail, "%02x", (unsigned)blob[big - 1]);
+    assert_string_equal(text + strlen(text) - 2, tail);
+    cql_result_free(r);
+    cql_close(c);
+    free(blob);
+}
+
+/* A corrupted segment from the server: CS_E_PROTO naming the CRC, and the
+ * connection is not used again. */
+static void corrupted_answer(fake *s, int offset, const char *needle)
+{
+    add_step(s, 0x02);
+    step *st = add_step(s, 0x08);
+    enc_int(&st->body, 1);
+    st->corrupt = offset;
+    fake_start(s);
+    cql_conn_opts o = fake_opts(s);
+    cql_conn *c = NULL;
+    cql_result *r = NULL;
+    cs_err e;
+    assert_int_equal(cql_connect(&o, &c, &e), 0);
+    assert_int_equal(cql_query(c, "USE ks", &r, &e), CS_E_PROTO);
+    assert_null(r);
+    assert_non_null(strstr(e.msg, needle));
+    assert_int_equal(cql_query(c, "USE ks", &r, &e), CS_E_UNAVAIL);
+    assert_non_null(strstr(e.msg, "unusable"));
+    cql_close(c);
+}
+
+static void test_conn_v5_bad_header_crc(void **state)
+{
+    corrupted_answer(*state, 2, "header CRC24 mismatch");
+}
+
+static void test_conn_v5_bad_payload_crc(void **state)
+{
+    corrupted_answer(*state, 12, "payload CRC32 mismatch");
 }
 
 static void test_conn_auth(void **state)
@@ -1216,12 +1942,15 @@ static void test_conn_auth(void **state)
     cql_result *r = NULL;
     cs_err e;
     assert_int_equal(cql_connect(&o, &c, &e), 0);
+    assert_int_equal(cql_protocol_version(c), 5);
     assert_int_equal(cql_query(c, "CREATE KEYSPACE x", &r, &e), 0);
     assert_int_equal(cql_result_rows(r), 0);
     cql_result_free(r);
     cql_close(c);
     fake_join(s);
+    /* AUTH_RESPONSE went in a segment (the fake reads it so) at v5. */
     assert_int_equal(s->req_op[1], 0x0F);
+    assert_int_equal(s->req_version[1], 0x05);
     cs_buf want = CS_BUF_INIT;
     enc_bytes(&want, "\0cassandra\0s3cret", 17);
     assert_int_equal(s->req_body[1].len, want.len);
@@ -1307,6 +2036,7 @@ static void test_conn_refused(void **state)
 
     cql_conn_opts none = { 0 };
     assert_int_equal(cql_connect(&none, &c, &e), CS_E_INVAL);
+    assert_int_equal(cql_protocol_version(NULL), 0);
 }
 
 static void test_conn_timeout(void **state)
@@ -1324,9 +2054,9 @@ static void test_conn_timeout(void **state)
     assert_non_null(strstr(e.msg, "cannot connect to 127.0.0.1:"));
 }
 
-static void test_conn_cut_mid_frame(void **state)
+/* The server hangs up inside an answer, on v5 (in a segment) and v4. */
+static void cut_mid_frame(fake *s)
 {
-    fake *s = *state;
     add_step(s, 0x02);
     s->steps[s->nsteps++].action = STEP_CUT;
     fake_start(s);
@@ -1343,6 +2073,18 @@ static void test_conn_cut_mid_frame(void **state)
     cql_close(c);
 }
 
+static void test_conn_cut_mid_frame(void **state)
+{
+    cut_mid_frame(*state);
+}
+
+static void test_conn_cut_mid_frame_v4(void **state)
+{
+    fake *s = *state;
+    s->max_version = 4;
+    cut_mid_frame(s);
+}
+
 static void test_conn_unexpected_opcode(void **state)
 {
     fake *s = *state;
@@ -1356,13 +2098,11 @@ static void test_conn_unexpected_opcode(void **state)
     assert_non_null(strstr(e.msg, "unexpected CQL message 0x06"));
 }
 
+/* A v3-only server refuses v5 and then v4, each time in v3. */
 static void test_conn_bad_version(void **state)
 {
     fake *s = *state;
-    step *st = add_step(s, 0x00);
-    st->version = 0x83; /* a v3 ERROR, as an old server would answer */
-    enc_int(&st->body, 0x000A);
-    enc_string(&st->body, "Invalid or unsupported protocol version (4)");
+    s->max_version = 3;
     fake_start(s);
     cql_conn_opts o = fake_opts(s);
     cql_conn *c = NULL;
@@ -1370,6 +2110,30 @@ static void test_conn_bad_version(void **state)
     assert_int_equal(cql_connect(&o, &c, &e), CS_E_PROTO);
     assert_null(c);
     assert_non_null(strstr(e.msg, "protocol version 3"));
+    assert_non_null(strstr(e.msg, "cassette speaks v4 and v5"));
+    fake_join(s);
+    assert_int_equal(s->nconns, 2);
+    assert_int_equal(s->startup_version[1], 0x04);
+}
+
+/* An error to a v5 STARTUP that is not about the version is final: no
+ * second connection. */
+static void test_conn_startup_error_no_fallback(void **state)
+{
+    fake *s = *state;
+    step *st = add_step(s, 0x00);
+    enc_int(&st->body, 0x0000);
+    enc_string(&st->body, "Server is shutting down");
+    fake_start(s);
+    cql_conn_opts o = fake_opts(s);
+    cql_conn *c = NULL;
+    cs_err e;
+    assert_int_equal(cql_connect(&o, &c, &e), CS_E_EXTERNAL);
+    assert_null(c);
+    assert_non_null(strstr(e.msg, "cannot connect to 127.0.0.1:"));
+    assert_non_null(strstr(e.msg, "server error: Server is shutting down"));
+    fake_join(s);
+    assert_int_equal(s->nconns, 1);
 }
 
 #define FAKE_TEST(f) cmocka_unit_test_setup_teardown(f, fake_setup, fake_teardown)
@@ -1396,7 +2160,20 @@ int main(void)
         cmocka_unit_test(test_hostile_counts),
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_error_frames),
-        FAKE_TEST(test_conn_startup_and_paging),
+        cmocka_unit_test(test_error_failures_v4_v5),
+        cmocka_unit_test(test_rows_metadata_changed),
+        cmocka_unit_test(test_fallback_decision),
+        cmocka_unit_test(test_crc_vectors),
+        cmocka_unit_test(test_segment_round_trip),
+        cmocka_unit_test(test_segment_bad_crc),
+        cmocka_unit_test(test_segment_spanning),
+        cmocka_unit_test(test_segment_several_envelopes),
+        cmocka_unit_test(test_segment_boundaries),
+        FAKE_TEST(test_conn_v5_startup_and_paging),
+        FAKE_TEST(test_conn_v4_fallback),
+        FAKE_TEST(test_conn_v5_large_result),
+        FAKE_TEST(test_conn_v5_bad_header_crc),
+        FAKE_TEST(test_conn_v5_bad_payload_crc),
         FAKE_TEST(test_conn_auth),
         FAKE_TEST(test_conn_auth_required),
         FAKE_TEST(test_conn_auth_rejected),
@@ -1404,8 +2181,10 @@ int main(void)
         cmocka_unit_test(test_conn_refused),
         FAKE_TEST(test_conn_timeout),
         FAKE_TEST(test_conn_cut_mid_frame),
+        FAKE_TEST(test_conn_cut_mid_frame_v4),
         FAKE_TEST(test_conn_unexpected_opcode),
         FAKE_TEST(test_conn_bad_version),
+        FAKE_TEST(test_conn_startup_error_no_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
