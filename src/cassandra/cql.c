@@ -167,6 +167,7 @@ struct cql_conn {
     int fd;
     SSL_CTX *ssl_ctx; /* TLS only */
     SSL *ssl;         /* TLS only: all I/O goes through it once the handshake is done */
+    bool client_cert; /* TLS with a client certificate of ours */
     int timeout_ms;
     char *peer;       /* "host:port", for messages */
     int16_t stream;   /* stream id of the next request */
@@ -1463,6 +1464,21 @@ static void tls_reason(char *buf, size_t cap, const char *fallback)
     ERR_clear_error();
 }
 
+/* An alert about our client certificate in words an operator can act on
+ * (TLS 1.3 sends it after the handshake, on the first read); anything else
+ * as "TLS: <OpenSSL's reason>". */
+static void explain_tls_alert(const char *reason, char *buf, size_t cap)
+{
+    if (strstr(reason, "certificate required"))
+        snprintf(buf, cap, "the node requires a client certificate (set cert_file and key_file, "
+                           "or --cql-cert and --cql-key)");
+    else if (strstr(reason, "unknown ca") || strstr(reason, "bad certificate") ||
+             strstr(reason, "certificate unknown") || strstr(reason, "certificate expired"))
+        snprintf(buf, cap, "the node refused the client certificate (TLS alert: %s)", reason);
+    else
+        snprintf(buf, cap, "TLS: %s", reason);
+}
+
 /* An SSL_read/SSL_write that failed with err (not WANT_*). */
 static int tls_io_error(cql_conn *c, int err, cs_err *e)
 {
@@ -1470,12 +1486,21 @@ static int tls_io_error(cql_conn *c, int err, cs_err *e)
     if (err == SSL_ERROR_ZERO_RETURN)
         return transport_error(c, e, "the server closed the TLS session");
     if (err == SSL_ERROR_SYSCALL && errno) {
+        int saved = errno;
         ERR_clear_error();
-        return transport_error(c, e, strerror(errno));
+        /* A node that wants a client certificate sends its alert and closes; our
+         * STARTUP may meet the reset before we read the alert. */
+        if (!c->ready && !c->client_cert && (saved == ECONNRESET || saved == EPIPE)) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s (does the node require a client certificate? set "
+                     "cert_file and key_file)", strerror(saved));
+            return transport_error(c, e, msg);
+        }
+        return transport_error(c, e, strerror(saved));
     }
     tls_reason(reason, sizeof reason, "the server closed the connection");
     char msg[300];
-    snprintf(msg, sizeof msg, "TLS: %s", reason);
+    explain_tls_alert(reason, msg, sizeof msg);
     return transport_error(c, e, msg);
 }
 
@@ -1648,8 +1673,13 @@ static int strip_extras(uint8_t flags, int version, rd *r, cs_err *e)
 static int check_header(const cql_conn *c, const uint8_t *h, size_t *len, cs_err *e)
 {
     int version = h[0] & 0x7f;
-    if (!(h[0] & CQL_RESPONSE_BIT) || version == 0)
-        return cs_err_set(e, CS_E_PROTO, "the server's answer is not a CQL response frame");
+    if (!(h[0] & CQL_RESPONSE_BIT) || version == 0) {
+        if (!c->negotiated)
+            return cs_err_set(e, CS_E_PROTO, "cannot connect to %s: the answer is not a CQL "
+                              "frame (is this the node's native transport port?)", c->peer);
+        return cs_err_set(e, CS_E_PROTO, "%s: the server's answer is not a CQL response frame",
+                          c->peer);
+    }
     if (c->negotiated && version != c->version)
         return cs_err_set(e, CS_E_PROTO,
                           "the server answered in CQL protocol version %d on a v%d connection",
@@ -1914,13 +1944,20 @@ static int tls_context(cql_conn *c, const cql_conn_opts *o, cs_err *e)
             return tls_file_error("client certificate", o->cert_file, e);
         if (!key)
             key = o->cert_file; /* a PEM with both */
-        if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key, SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key, SSL_FILETYPE_PEM) != 1) {
+            if (key == o->cert_file) {
+                ERR_clear_error();
+                return cs_err_set(e, CS_E_INVAL, "no usable private key in the client "
+                                  "certificate file %s: set key_file (--cql-key)", key);
+            }
             return tls_file_error("client key", key, e);
+        }
         if (SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
             ERR_clear_error();
             return cs_err_set(e, CS_E_INVAL, "the TLS client key %s does not match the "
                               "certificate %s", key, o->cert_file);
         }
+        c->client_cert = true;
     } else if (key) {
         return cs_err_set(e, CS_E_INVAL, "a TLS client key (%s) needs its certificate too", key);
     }
@@ -1948,7 +1985,7 @@ static void handshake_reason(cql_conn *c, int err, char *buf, size_t cap)
              strstr(reason, "record layer failure") || strstr(reason, "http request"))
         snprintf(buf, cap, "%s (the server does not speak TLS on this port)", reason);
     else
-        snprintf(buf, cap, "%s", reason);
+        explain_tls_alert(reason, buf, cap);
 }
 
 static int tls_handshake(cql_conn *c, const cql_conn_opts *o, cs_err *e)

@@ -266,18 +266,19 @@ def pytest_configure(config):
                             " --tls-required --tls-client-auth --jmx-auth (the secured pass of tests/run.sh)")
 
 
-# Tests that take one of these directly talk to Cassandra (every test takes ``cassette``,
-# which needs ``node`` for its cassette.ini, so only direct arguments count).
-_CASSANDRA_FIXTURES = {"node", "session", "cluster_session", "big_data", "make_small_data",
-                       "spare_node"}
+# Tests that use one of these, directly or through another fixture, talk to Cassandra; so do
+# tests that take ``node`` themselves (every test takes ``cassette``, which needs ``node`` only
+# for its cassette.ini, so that one counts only as a direct argument).
+_CASSANDRA_FIXTURES = {"session", "cluster_session", "big_data", "make_small_data", "spare_node"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        fn = getattr(item, "function", None)
         if item.get_closest_marker("bench"):
             continue
-        if fn and set(inspect.signature(fn).parameters) & _CASSANDRA_FIXTURES:
+        fn = getattr(item, "function", None)
+        direct = set(inspect.signature(fn).parameters) if fn else set()
+        if "node" in direct or set(getattr(item, "fixturenames", ())) & _CASSANDRA_FIXTURES:
             item.add_marker(pytest.mark.cassandra)
 
 
@@ -377,6 +378,7 @@ def cassette(cassette_bin, node, state_dir, request):
 
     run.bin = cassette_bin
     run.env = base_env
+    run.ini = node.ini
     return run
 
 

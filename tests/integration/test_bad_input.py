@@ -1,6 +1,11 @@
 """Bad input: every case exits non-zero with exactly one 'cassette: ' line on stderr and
 leaves the repository (or the directory passed as one) exactly as it was."""
 
+import pathlib
+import socket
+import threading
+import time
+
 import pytest
 
 from conftest import assert_one_error_line, assert_tree_unchanged, tree_state
@@ -78,3 +83,53 @@ def test_unknown_option(cassette, good_repo):
     repo, _ = good_repo
     _check(cassette, repo, ["list", "--repo", repo, "--no-such-option"], 2)
     _check(cassette, repo, ["--no-such-option", "backup", "--repo", repo], 2)
+
+
+@pytest.mark.parametrize("answer", ["silent", "http"])
+def test_not_a_cql_server(cassette, good_repo, answer):
+    """A port that accepts connections but never answers ends at --cql-timeout; one that
+    answers something else than CQL is named. Either way one line, the repository as it was."""
+    repo, ds = good_repo
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():  # "http": answer every connection like a web server, then close
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    if answer == "http":
+        t.start()
+    try:
+        t0 = time.monotonic()
+        res = _check(cassette, repo, ["backup", "--repo", repo, "--cql-host", "127.0.0.1",
+                                      "--cql-port", port, "--cql-timeout", "2s",
+                                      "--keyspace", ds.main], 1)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join()
+        srv.close()
+    assert f"127.0.0.1:{port}" in res.err, res.describe()
+    if answer == "silent":
+        assert "timed out after 2000 ms" in res.err, res.describe()
+        assert 1.5 < took < 30, res.describe()
+    elif cassette_uses_tls(cassette):
+        assert "does not speak TLS on this port" in res.err, res.describe()
+    else:
+        assert "not a CQL frame" in res.err and "native transport port" in res.err, res.describe()
+
+
+def cassette_uses_tls(cassette):
+    return "ca_file" in pathlib.Path(cassette.ini).read_text()
