@@ -374,14 +374,66 @@ static void value_free(cql_value *v)
     free(v->items);
     free(v->text);
     v->items = NULL;
-    v->text = NULL;
+    v->text = NULL; /* raw lives in the same allocation */
+    v->raw = NULL;
+    v->raw_len = 0;
     v->n = 0;
 }
 
-static void set_text(cql_value *out, char *text)
+/* Raw bytes. Every scalar keeps the bytes the server sent (cql_value.raw,
+ * for hashing) next to its text. They are copied out of the frame body:
+ * the body is freed as soon as a page is decoded (and cql_decode_result's
+ * body belongs to its caller), so pointing into it would mean holding every
+ * page's whole body - metadata, nulls and collection framing included - for
+ * the life of the result. Copying per value costs nothing for text types
+ * (raw is the text itself, which is already an exact copy), n bytes beside
+ * the 2n of hex for a blob (the same as keeping the body would), and a few
+ * bytes for everything else. The copy shares the text's allocation (after
+ * its NUL), so a value is still one allocation and value_free's free(text)
+ * releases both. */
+
+/* A scalar of text (heap, NUL-terminated, taken over) and the n raw bytes
+ * at p, appended to text's allocation. */
+static void set_scalar(cql_value *out, char *text, const uint8_t *p, size_t n)
 {
     out->kind = CQL_SCALAR;
+    out->raw_len = n;
+    if (n == 0) {
+        out->text = text;
+        out->raw = (const uint8_t *)text; /* never NULL for a scalar */
+        return;
+    }
+    size_t tl = strlen(text);
+    text = cs_realloc(text, tl + 1 + n);
+    memcpy(text + tl + 1, p, n);
     out->text = text;
+    out->raw = (const uint8_t *)text + tl + 1;
+}
+
+/* A string scalar (text, ascii, a UDT field name): its bytes are both the
+ * text and the raw value. */
+static void set_string(cql_value *out, const void *p, size_t n)
+{
+    char *s = cs_strndup(p, n);
+    out->kind = CQL_SCALAR;
+    out->text = s;
+    out->raw = (const uint8_t *)s;
+    out->raw_len = n;
+}
+
+/* A scalar shown as "0x" + hex (blob, custom), with its raw bytes. */
+static void set_hex(cql_value *out, const uint8_t *p, size_t n)
+{
+    char *s = cs_malloc(2 * n + 3 + n);
+    s[0] = '0';
+    s[1] = 'x';
+    cs_hex(p, n, s + 2);
+    if (n)
+        memcpy(s + 2 * n + 3, p, n);
+    out->kind = CQL_SCALAR;
+    out->text = s;
+    out->raw = (const uint8_t *)s + (n ? 2 * n + 3 : 0);
+    out->raw_len = n;
 }
 
 static char *hex_text(const uint8_t *p, size_t n)
@@ -444,12 +496,217 @@ static char *inet_text(const uint8_t *p, size_t n)
     return cs_strdup(buf);
 }
 
-/* Fixed-width scalars. An empty value (legal for most non-string types,
- * distinct from null) becomes the empty text. */
+/* varint, decimal and duration: exact text of any size, with no bignum
+ * library. */
+
+/* The decimal digits of the magnitude of a big-endian two's complement
+ * integer of n >= 1 bytes (a new string, "0" for zero); *neg gets its sign.
+ * The magnitude is put into base-2^32 limbs (most significant first) and
+ * divided by 10^9 until nothing is left, each remainder giving nine digits:
+ * quadratic in n (here 0.5 s for 64 KiB, 2 minutes for 1 MiB), which
+ * real varints (a few bytes) never notice. */
+static char *varint_digits(const uint8_t *p, size_t n, bool *neg)
+{
+    *neg = (p[0] & 0x80) != 0;
+    size_t nl = (n + 3) / 4;
+    uint32_t *limb = cs_calloc(nl, sizeof *limb);
+    unsigned carry = 1; /* negative: the magnitude is ~x + 1 */
+    for (size_t k = 0; k < n; k++) { /* k counts bytes from the least significant */
+        unsigned b = p[n - 1 - k];
+        if (*neg) {
+            b = (~b & 0xFFu) + carry;
+            carry = b >> 8;
+            b &= 0xFFu;
+        }
+        limb[nl - 1 - k / 4] |= (uint32_t)b << (8 * (k % 4));
+    }
+    /* The value is below 2^(8n) and 10^9 > 2^29, so this many remainders
+     * are enough. */
+    size_t cap = n * 8 / 29 + 2, nc = 0, first = 0;
+    uint32_t *chunk = cs_malloc(cap * sizeof *chunk);
+    while (first < nl && limb[first] == 0)
+        first++;
+    do {
+        uint64_t rem = 0;
+        for (size_t i = first; i < nl; i++) {
+            uint64_t cur = rem << 32 | limb[i];
+            limb[i] = (uint32_t)(cur / 1000000000u);
+            rem = cur % 1000000000u;
+        }
+        chunk[nc++] = (uint32_t)rem;
+        while (first < nl && limb[first] == 0)
+            first++;
+    } while (first < nl);
+    char *s = cs_malloc(9 * nc + 1), *o = s;
+    o += snprintf(o, 10, "%" PRIu32, chunk[nc - 1]);
+    for (size_t i = nc - 1; i-- > 0;)
+        o += snprintf(o, 10, "%09" PRIu32, chunk[i]);
+    free(limb);
+    free(chunk);
+    return s;
+}
+
+/* A varint of n >= 1 bytes in decimal. */
+static char *varint_text(const uint8_t *p, size_t n)
+{
+    if (n <= 8)
+        return cs_sprintf("%" PRId64, be_signed(p, n));
+    bool neg;
+    char *digits = varint_digits(p, n, &neg);
+    char *s = cs_sprintf("%s%s", neg ? "-" : "", digits);
+    free(digits);
+    return s;
+}
+
+/* The text of (-1)^neg * digits * 10^exp the way Python's str(Decimal)
+ * (the General Decimal Arithmetic to-scientific-string) writes it: plain
+ * notation when the exponent is not positive and the adjusted exponent
+ * (that of the first digit) is -6 or more, else one digit before the point
+ * and "E" with a signed exponent: "123.45", "0.000001", "1E-7", "1.2345E+6",
+ * "0E+2", "0.00". exp comes from a 32-bit scale, so nothing overflows, and
+ * at most five zeros are ever added. */
+static char *decimal_text(bool neg, const char *digits, int64_t exp)
+{
+    int64_t len = (int64_t)strlen(digits);
+    int64_t left = exp + len; /* adjusted exponent + 1 */
+    int64_t dot = exp <= 0 && left > -6 ? left : 1; /* digits before the point */
+    cs_buf b = CS_BUF_INIT;
+    if (neg)
+        cs_buf_addch(&b, '-');
+    if (dot <= 0) {
+        cs_buf_addstr(&b, "0.");
+        for (int64_t i = dot; i < 0; i++)
+            cs_buf_addch(&b, '0');
+        cs_buf_addstr(&b, digits);
+    } else if (dot >= len) { /* dot == len: plain notation never pads */
+        cs_buf_addstr(&b, digits);
+    } else {
+        cs_buf_add(&b, digits, (size_t)dot);
+        cs_buf_addch(&b, '.');
+        cs_buf_addstr(&b, digits + dot);
+    }
+    if (left != dot)
+        cs_buf_printf(&b, "E%+" PRId64, left - dot);
+    return cs_buf_detach(&b);
+}
+
+/* decimal: an [int] scale and a varint unscaled value, worth
+ * unscaled * 10^-scale. Cassandra accepts 0 bytes (the empty value, "") or
+ * at least 4; it stores a bare scale too, which its own driver cannot read:
+ * the empty unscaled value is taken as zero here. */
+static int decode_decimal(const uint8_t *p, size_t n, cql_value *out, cs_err *e)
+{
+    if (n == 0) {
+        set_scalar(out, cs_strdup(""), p, n);
+        return 0;
+    }
+    if (n < 4)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL value: a decimal must be 0 or at least 4 bytes, "
+                          "got %zu",
+                          n);
+    int64_t exp = -(int64_t)(int32_t)be32(p);
+    bool neg = false;
+    char *digits = n > 4 ? varint_digits(p + 4, n - 4, &neg) : cs_strdup("0");
+    set_scalar(out, decimal_text(neg, digits, exp), p, n);
+    free(digits);
+    return 0;
+}
+
+/* A [vint]: as many extra bytes as the first byte has leading 1 bits (all
+ * 8 for 0xFF), the first byte's other bits the top of the value, big-endian;
+ * then zig-zag decoded ((u >> 1) ^ -(u & 1)). Longer encodings than needed
+ * are accepted, as Cassandra does. */
+static int rd_vint(rd *r, int64_t *v, const char *field, cs_err *e)
+{
+    const uint8_t *p;
+    if (rd_raw(r, 1, &p, field, e))
+        return CS_E_PROTO;
+    unsigned extra = 0;
+    while (extra < 8 && (p[0] & (0x80u >> extra)))
+        extra++;
+    uint64_t u = p[0] & (0xFFu >> extra);
+    if (extra && rd_raw(r, extra, &p, field, e))
+        return CS_E_PROTO;
+    for (unsigned i = 0; i < extra; i++)
+        u = u << 8 | p[i];
+    *v = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    return 0;
+}
+
+static uint64_t magnitude(int64_t v) { return v < 0 ? 0 - (uint64_t)v : (uint64_t)v; }
+
+/* Appends "<q><unit>" when q is not zero. */
+static void duration_unit(cs_buf *b, uint64_t q, const char *unit)
+{
+    if (q)
+        cs_buf_printf(b, "%" PRIu64 "%s", q, unit);
+}
+
+/* Cassandra's Duration.toString: a "-" when negative, then years, months,
+ * days, hours, minutes, seconds, ms, us and ns, each only when not zero:
+ * "1y2mo3d4h5m6s7ms8us9ns", "-10d", "1h30m". Unlike Java (which writes ""
+ * for it) the zero duration is "0s": "" is what the empty value shows, and
+ * "0s" is a duration literal CQL parses. Magnitudes are taken unsigned, so
+ * the most negative nanosecond count is written right too. */
+static char *duration_text(int64_t months, int64_t days, int64_t nanos)
+{
+    static const struct { uint64_t ns; const char *unit; } units[] = {
+        { UINT64_C(3600000000000), "h" }, { UINT64_C(60000000000), "m" },
+        { UINT64_C(1000000000), "s" },    { UINT64_C(1000000), "ms" },
+        { UINT64_C(1000), "us" },         { UINT64_C(1), "ns" },
+    };
+    if (!months && !days && !nanos)
+        return cs_strdup("0s");
+    cs_buf b = CS_BUF_INIT;
+    if (months < 0 || days < 0 || nanos < 0)
+        cs_buf_addch(&b, '-');
+    uint64_t mo = magnitude(months), ns = magnitude(nanos);
+    duration_unit(&b, mo / 12, "y");
+    duration_unit(&b, mo % 12, "mo");
+    duration_unit(&b, magnitude(days), "d");
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        duration_unit(&b, ns / units[i].ns, units[i].unit);
+        ns %= units[i].ns;
+    }
+    return cs_buf_detach(&b);
+}
+
+/* duration: [vint] months, [vint] days, [vint] nanoseconds, checked as
+ * Cassandra validates them (months and days 32-bit, all of one sign).
+ * Bytes after the third vint are ignored, as Cassandra ignores them; they
+ * stay in the raw bytes. */
+static int decode_duration(const uint8_t *p, size_t n, cql_value *out, cs_err *e)
+{
+    if (n == 0) {
+        set_scalar(out, cs_strdup(""), p, n);
+        return 0;
+    }
+    rd r = { p, n, "duration value" };
+    int64_t months, days, nanos;
+    if (rd_vint(&r, &months, "months", e) || rd_vint(&r, &days, "days", e) ||
+        rd_vint(&r, &nanos, "nanoseconds", e))
+        return CS_E_PROTO;
+    if (months < INT32_MIN || months > INT32_MAX || days < INT32_MIN || days > INT32_MAX)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL value: duration months (%" PRId64 ") and days (%" PRId64
+                          ") must be 32-bit integers",
+                          months, days);
+    if (!((months >= 0 && days >= 0 && nanos >= 0) || (months <= 0 && days <= 0 && nanos <= 0)))
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL value: duration months, days and nanoseconds must have "
+                          "one sign (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                          months, days, nanos);
+    set_scalar(out, duration_text(months, days, nanos), p, n);
+    return 0;
+}
+
+/* Fixed-width scalars and varint. An empty value (legal for most
+ * non-string types, distinct from null) becomes the empty text. */
 static int decode_fixed(uint16_t id, const uint8_t *p, size_t n, cql_value *out, cs_err *e)
 {
     if (n == 0) {
-        set_text(out, cs_strdup(""));
+        set_scalar(out, cs_strdup(""), p, n);
         return 0;
     }
     switch (id) {
@@ -459,32 +716,32 @@ static int decode_fixed(uint16_t id, const uint8_t *p, size_t n, cql_value *out,
     case T_TIME:
         if (n != 8)
             return bad_width(id, n, 8, e);
-        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 8)));
+        set_scalar(out, cs_sprintf("%" PRId64, be_signed(p, 8)), p, n);
         return 0;
     case T_INT:
         if (n != 4)
             return bad_width(id, n, 4, e);
-        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 4)));
+        set_scalar(out, cs_sprintf("%" PRId64, be_signed(p, 4)), p, n);
         return 0;
     case T_SMALLINT:
         if (n != 2)
             return bad_width(id, n, 2, e);
-        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 2)));
+        set_scalar(out, cs_sprintf("%" PRId64, be_signed(p, 2)), p, n);
         return 0;
     case T_TINYINT:
         if (n != 1)
             return bad_width(id, n, 1, e);
-        set_text(out, cs_sprintf("%" PRId64, be_signed(p, 1)));
+        set_scalar(out, cs_sprintf("%" PRId64, be_signed(p, 1)), p, n);
         return 0;
     case T_BOOLEAN:
         if (n != 1)
             return bad_width(id, n, 1, e);
-        set_text(out, cs_strdup(p[0] ? "true" : "false"));
+        set_scalar(out, cs_strdup(p[0] ? "true" : "false"), p, n);
         return 0;
     case T_DATE: /* days with the epoch at 2^31, shown as the raw unsigned number */
         if (n != 4)
             return bad_width(id, n, 4, e);
-        set_text(out, cs_sprintf("%" PRIu32, be32(p)));
+        set_scalar(out, cs_sprintf("%" PRIu32, be32(p)), p, n);
         return 0;
     case T_DOUBLE: {
         if (n != 8)
@@ -492,7 +749,7 @@ static int decode_fixed(uint16_t id, const uint8_t *p, size_t n, cql_value *out,
         uint64_t u = be64(p);
         double d;
         memcpy(&d, &u, sizeof d);
-        set_text(out, cs_sprintf("%.17g", d));
+        set_scalar(out, cs_sprintf("%.17g", d), p, n);
         return 0;
     }
     case T_FLOAT: {
@@ -501,26 +758,23 @@ static int decode_fixed(uint16_t id, const uint8_t *p, size_t n, cql_value *out,
         uint32_t u = be32(p);
         float f;
         memcpy(&f, &u, sizeof f);
-        set_text(out, cs_sprintf("%.9g", (double)f));
+        set_scalar(out, cs_sprintf("%.9g", (double)f), p, n);
         return 0;
     }
     case T_UUID:
     case T_TIMEUUID:
         if (n != 16)
             return bad_width(id, n, 16, e);
-        set_text(out, uuid_text(p));
+        set_scalar(out, uuid_text(p), p, n);
         return 0;
     case T_INET:
         if (n != 4 && n != 16)
             return cs_err_set(e, CS_E_PROTO,
                               "malformed CQL value: an inet must be 4 or 16 bytes, got %zu", n);
-        set_text(out, inet_text(p, n));
+        set_scalar(out, inet_text(p, n), p, n);
         return 0;
     default: /* T_VARINT */
-        if (n <= 8)
-            set_text(out, cs_sprintf("%" PRId64, be_signed(p, n)));
-        else
-            set_text(out, hex_text(p, n));
+        set_scalar(out, varint_text(p, n), p, n);
         return 0;
     }
 }
@@ -589,7 +843,7 @@ static int decode_fields(const cql_type *t, const uint8_t *p, size_t n, cql_valu
     for (size_t i = 0; i < t->n; i++) {
         cql_value *v = udt ? &out->items[2 * i + 1] : &out->items[i];
         if (udt)
-            set_text(&out->items[2 * i], cs_strdup(t->names[i]));
+            set_string(&out->items[2 * i], t->names[i], strlen(t->names[i]));
         if (r.left == 0)
             continue; /* stays CQL_NULL */
         if (decode_cell(&r, &t->sub[i], v, e))
@@ -606,14 +860,16 @@ static int decode_value(const cql_type *t, const uint8_t *p, size_t n, cql_value
     switch (t->id) {
     case T_ASCII:
     case T_VARCHAR:
-        set_text(out, cs_strndup((const char *)p, n));
+        set_string(out, p, n);
         return 0;
     case T_CUSTOM:
     case T_BLOB:
-    case T_DECIMAL:
-    case T_DURATION:
-        set_text(out, hex_text(p, n));
+        set_hex(out, p, n);
         return 0;
+    case T_DECIMAL:
+        return decode_decimal(p, n, out, e);
+    case T_DURATION:
+        return decode_duration(p, n, out, e);
     case T_LIST:
     case T_SET:
     case T_MAP:

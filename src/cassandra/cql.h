@@ -11,9 +11,10 @@
  * PLAIN) authentication, QUERY with automatic paging at a chosen
  * consistency, and the decoding of RESULT frames (Void, Rows, Set_keyspace,
  * Schema_change) and ERROR frames into cs_err. Values are decoded into a
- * small tree of cql_value with a text form for every scalar. Blocking I/O
- * with a deadline on every read and write (TLS included). One connection
- * per thread. A debug log line names the protocol version negotiated.
+ * small tree of cql_value with a text form and the raw bytes of every
+ * scalar. Blocking I/O with a deadline on every read and write (TLS
+ * included). One connection per thread. A debug log line names the
+ * protocol version negotiated.
  * Must not: know what the queries mean (schema, topology are cassandra/),
  * or put a password in a message or a log line. */
 #ifndef CS_CQL_H
@@ -91,16 +92,28 @@ enum cql_value_kind {
 typedef struct cql_value {
     enum cql_value_kind kind;
     /* Text form of a scalar: text/ascii/varchar as is; int, bigint, smallint,
-     * tinyint, counter, varint(<=64 bit) in decimal; boolean "true"/"false";
-     * uuid/timeuuid canonical lowercase 8-4-4-4-12; inet dotted quad or IPv6
-     * text; timestamp milliseconds since the epoch in decimal; double/float
-     * with %.17g/%.9g; date the raw unsigned day number (2^31 is
-     * 1970-01-01); time nanoseconds since midnight; blob and anything else
-     * (decimal, duration, custom, varint over 64 bit) "0x" + lowercase hex.
-     * A zero-length value of a fixed-width type (legal, and not null) is "".
-     * A UDT is a CQL_MAP of field name to value, a tuple a CQL_LIST; fields
-     * missing from the end of a value are CQL_NULL. */
+     * tinyint, counter and varint (of any length) in decimal; decimal as
+     * Python's str(Decimal) writes it ("123.45", "-0.001", "0.00",
+     * "1.2345E+6", "1E-7": plain unless the exponent is positive or the
+     * first digit's is below -6); duration as Cassandra writes it
+     * ("1y2mo3d4h5m6s7ms8us9ns", "-10d", but "0s" for zero); boolean
+     * "true"/"false"; uuid/timeuuid canonical lowercase 8-4-4-4-12; inet
+     * dotted quad or IPv6 text; timestamp milliseconds since the epoch in
+     * decimal; double/float with %.17g/%.9g; date the raw unsigned day
+     * number (2^31 is 1970-01-01); time nanoseconds since midnight; blob
+     * and custom types "0x" + lowercase hex. A zero-length value of a
+     * non-string type (legal, and not null) is "" ("0x" for a blob or a
+     * custom type). A UDT is a CQL_MAP of field name to value, a tuple a
+     * CQL_LIST; fields missing from the end of a value are CQL_NULL. */
     char *text;
+    /* For hashing: a scalar's bytes exactly as the server sent them
+     * (raw_len may be 0; raw is then still not NULL). For a text type raw
+     * is the text itself (raw_len counts past an embedded NUL, where text
+     * as a C string stops); for a UDT's field-name key, the name. NULL and 0
+     * for CQL_NULL, CQL_LIST and CQL_MAP (hash their items). Owned by the
+     * value, freed with it (it shares the text's allocation). */
+    const uint8_t *raw;
+    size_t raw_len;
     size_t n;
     struct cql_value *items;
 } cql_value;

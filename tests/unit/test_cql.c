@@ -208,7 +208,8 @@ static const scalar_case scalar_cases[] = {
     { 0x04, "\x01", 1, "true" },
     { 0x04, "\x00", 1, "false" },
     { 0x05, "\x00\x00\x00\x00\x00\x00\x00\x2a", 8, "42" },
-    { 0x06, "\x00\x00\x00\x02\x04\xd2", 6, "0x0000000204d2" }, /* 12.34 */
+    { 0x06, "\x00\x00\x00\x02\x04\xd2", 6, "12.34" },
+    { 0x06, "", 0, "" },
     { 0x07, "\x3f\xf8\x00\x00\x00\x00\x00\x00", 8, "1.5" },
     { 0x08, "\x3e\x80\x00\x00", 4, "0.25" },
     { 0x09, "\xff\xfe\x1d\xc0", 4, "-123456" },
@@ -220,7 +221,8 @@ static const scalar_case scalar_cases[] = {
     { 0x0E, "\x00\x80", 2, "128" },
     { 0x0E, "\xff\x7f", 2, "-129" },
     { 0x0E, "\x80", 1, "-128" },
-    { 0x0E, "\x01\x00\x00\x00\x00\x00\x00\x00\x00", 9, "0x010000000000000000" },
+    { 0x0E, "\x01\x00\x00\x00\x00\x00\x00\x00\x00", 9, "18446744073709551616" },
+    { 0x0E, "", 0, "" },
     { 0x0F, "\xe4\x0a\x8c\x40\x12\x34\x11\xee\x80\x00\x00\x00\x00\x00\x00\x01", 16,
       "e40a8c40-1234-11ee-8000-000000000001" },
     { 0x10, "\x0a\x00\x00\x01", 4, "10.0.0.1" },
@@ -231,7 +233,9 @@ static const scalar_case scalar_cases[] = {
     { 0x13, "\xff\xfe", 2, "-2" },
     { 0x14, "\xff", 1, "-1" },
     { 0x14, "\x7f", 1, "127" },
-    { 0x15, "\x02\x04\x06", 3, "0x020406" },
+    { 0x15, "\x02\x04\x06", 3, "1mo2d3ns" },
+    { 0x15, "", 0, "" },
+    { 0x0D, "a\0b", 3, "a" }, /* text stops at the NUL, raw does not */
 };
 
 static void scalar_body(cs_buf *b, unsigned type, const void *bytes, size_t n)
@@ -266,6 +270,9 @@ static void test_scalars(void **state)
             fail();
         }
         assert_string_equal(cql_result_text(r, 0, "c"), c->want);
+        assert_non_null(v->raw);
+        assert_int_equal(v->raw_len, c->n);
+        assert_memory_equal(v->raw, c->bytes, c->n);
         cql_result_free(r);
         cs_buf_free(&b);
     }
@@ -753,14 +760,37 @@ static void test_big_body_values(void **state)
     size_t ncases = sizeof scalar_cases / sizeof scalar_cases[0];
     assert_int_equal(cql_result_cols(r), ncases + 2);
     for (size_t i = 0; i < ncases; i++) {
-        assert_string_equal(cql_result_value(r, 0, i)->text, scalar_cases[i].want);
-        if (i % 3 == 0)
+        const cql_value *v = cql_result_value(r, 0, i);
+        assert_string_equal(v->text, scalar_cases[i].want);
+        assert_int_equal(v->raw_len, scalar_cases[i].n);
+        assert_memory_equal(v->raw, scalar_cases[i].bytes, scalar_cases[i].n);
+        if (i % 3 == 0) {
             assert_int_equal(cql_result_value(r, 1, i)->kind, CQL_NULL);
+            assert_null(cql_result_value(r, 1, i)->raw);
+        } else {
+            assert_memory_equal(cql_result_value(r, 1, i)->raw, scalar_cases[i].bytes,
+                                scalar_cases[i].n);
+        }
     }
     const cql_value *u = cql_result_value(r, 1, ncases + 1);
     assert_int_equal(u->kind, CQL_MAP);
     assert_string_equal(u->items[1].text, "9");
     assert_string_equal(u->items[3].items[0].text, "zz");
+    /* raw: a field name's key is the name, containers have none */
+    assert_null(u->raw);
+    assert_int_equal(u->raw_len, 0);
+    assert_int_equal(u->items[0].raw_len, 1);
+    assert_memory_equal(u->items[0].raw, "x", 1);
+    assert_int_equal(u->items[1].raw_len, 4);
+    assert_memory_equal(u->items[1].raw, "\x00\x00\x00\x09", 4);
+    assert_null(u->items[3].raw);
+    assert_int_equal(u->items[3].items[0].raw_len, 2);
+    assert_memory_equal(u->items[3].items[0].raw, "zz", 2);
+    const cql_value *m = cql_result_value(r, 0, ncases);
+    assert_int_equal(m->kind, CQL_MAP);
+    assert_null(m->raw);
+    assert_memory_equal(m->items[0].raw, "k", 1);
+    assert_memory_equal(m->items[1].items[0].items[1].raw, "\x00\x00\x00\x02", 4);
     free(ps);
     cql_result_free(r);
     cs_buf_free(&b);
@@ -1121,6 +1151,365 @@ static void hex_bytes(const char *hex, uint8_t *out, size_t *n)
         out[i] = (uint8_t)v;
     }
     *n = len;
+}
+
+/* ---------------------------------------------------------------------
+ * varint, decimal and duration as text, and the raw bytes of scalars.
+ * Expected texts of varint and decimal come from Python (int, and
+ * str(Decimal((sign, digits, -scale)))); durations follow Cassandra's
+ * Duration.toString, but for zero. */
+
+typedef struct hex_case {
+    const char *hex; /* the value's bytes */
+    const char *want;
+} hex_case;
+
+/* One cell of the type from hex bytes: its text is want, its raw bytes the
+ * input. */
+static void expect_text(unsigned type, const char *hex, const char *want)
+{
+    size_t n = strlen(hex) / 2;
+    uint8_t *bytes = malloc(n ? n : 1);
+    hex_bytes(hex, bytes, &n);
+    cs_buf b = CS_BUF_INIT;
+    scalar_body(&b, type, bytes, n);
+    cql_result *r = decode_ok(&b);
+    const cql_value *v = cql_result_value(r, 0, 0);
+    assert_int_equal(v->kind, CQL_SCALAR);
+    if (strcmp(v->text, want) != 0) {
+        fprintf(stderr, "type 0x%02x, %s: got '%s', want '%s'\n", type, hex, v->text, want);
+        fail();
+    }
+    assert_non_null(v->raw);
+    assert_int_equal(v->raw_len, n);
+    assert_memory_equal(v->raw, bytes, n);
+    cql_result_free(r);
+    cs_buf_free(&b);
+    free(bytes);
+}
+
+static void expect_bad(unsigned type, const char *hex, const char *needle)
+{
+    uint8_t bytes[64];
+    size_t n;
+    assert_true(strlen(hex) / 2 <= sizeof bytes);
+    hex_bytes(hex, bytes, &n);
+    cs_buf b = CS_BUF_INIT;
+    scalar_body(&b, type, bytes, n);
+    decode_fails(&b, needle);
+    cs_buf_free(&b);
+}
+
+static const hex_case varint_cases[] = {
+    { "00", "0" }, /* 1 bytes */
+    { "01", "1" }, /* 1 bytes */
+    { "ff", "-1" }, /* 1 bytes */
+    { "7f", "127" }, /* 1 bytes */
+    { "80", "-128" }, /* 1 bytes */
+    { "0080", "128" }, /* 2 bytes */
+    { "ff7f", "-129" }, /* 2 bytes */
+    { "00ff", "255" }, /* 2 bytes */
+    { "0100", "256" }, /* 2 bytes */
+    { "ff00", "-256" }, /* 2 bytes */
+    { "7fffffffffffffff", "9223372036854775807" }, /* 8 bytes */
+    { "8000000000000000", "-9223372036854775808" }, /* 8 bytes */
+    { "008000000000000000", "9223372036854775808" }, /* 9 bytes */
+    { "ff7fffffffffffffff", "-9223372036854775809" }, /* 9 bytes */
+    { "00ffffffffffffffff", "18446744073709551615" }, /* 9 bytes */
+    { "010000000000000000", "18446744073709551616" }, /* 9 bytes */
+    { "ff0000000000000000", "-18446744073709551616" }, /* 9 bytes */
+    { "10000000000000000000000000", "1267650600228229401496703205376" }, /* 13 bytes */
+    { "f0000000000000000000000000", "-1267650600228229401496703205376" }, /* 13 bytes */
+    { /* 17 bytes */
+      "7fffffffffffffffffffffffffffffffff",
+      "43556142965880123323311949751266331066367" },
+    { /* 17 bytes */
+      "8000000000000000000000000000000000",
+      "-43556142965880123323311949751266331066368" },
+    { "0de0b6b3a7640000", "1000000000000000000" }, /* 8 bytes */
+    { "f21f494c589c0000", "-1000000000000000000" }, /* 8 bytes */
+    { "033b2e3c9fd0803ce8000000", "1000000000000000000000000000" }, /* 12 bytes */
+    { "033b2e3c9fd0803ce7ffffff", "999999999999999999999999999" }, /* 12 bytes */
+    { /* 16 bytes */
+      "4b3b4ca85a86c47a098a224000000001",
+      "100000000000000000000000000000000000001" },
+    { /* 17 bytes */
+      "a06018366cf658f7a75ed34fe53a096533",
+      "-32539375617807134716691223354205493697229" },
+    { /* 17 bytes */
+      "a315ceb3a10b3510b0b46ee1da317017a6",
+      "-31617273079272413988831850390035230615642" },
+    { /* 64 bytes */
+      "65b8063831360a4092b850ad7eb72f8263f65da874007cb47cc661e97589ca4a07c15471a4517d6c"
+      "6694f229359b154881a0d5b3ffc6e35ccfaf00103f584ad4",
+      "53274481847747593291487145130741819876601077994323652108344820575188124321803953"
+      "91838182322161394810160886593829603959297185683647738789051447860337855188" },
+    { /* 64 bytes */
+      "39db434b610b1631e941aa79e6edaf80796d3bc4685ca8af852a5fba444adf42b37f5722051e2670"
+      "c24f6aa83bf36a147c2f7ad016edc5d467164890d49d0ac1",
+      "30301905478925142625012210961607700233052949146081546245549589444811368927074586"
+      "55882758522372769787499287490721656548523498230653169550109142732343413441" },
+    /* longer than needed */
+    { "00000000000000000005", "5" },
+    { "ffffffffffffffffffff", "-1" },
+    { "fffffffffffffffffffe", "-2" },
+    { "000000000000000000000000000000000080", "128" },
+};
+
+static void test_varint_text(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof varint_cases / sizeof varint_cases[0]; i++)
+        expect_text(0x0E, varint_cases[i].hex, varint_cases[i].want);
+    expect_text(0x0E, "", ""); /* the empty value */
+}
+
+/* Big-endian helpers over n bytes, for building long varints here with no
+ * reference but the arithmetic itself. */
+static void be_mul10(uint8_t *p, size_t n)
+{
+    unsigned carry = 0;
+    for (size_t i = n; i-- > 0;) {
+        unsigned v = p[i] * 10u + carry;
+        p[i] = (uint8_t)v;
+        carry = v >> 8;
+    }
+    assert_int_equal(carry, 0);
+}
+
+static void be_decrement(uint8_t *p, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        if (p[i]-- != 0)
+            break;
+}
+
+/* Two's complement: ~x + 1. */
+static void be_negate(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)~p[i];
+    for (size_t i = n; i-- > 0;)
+        if (++p[i] != 0)
+            break;
+}
+
+/* The varint text of the n bytes at p, hex-encoded for expect_text. */
+static void expect_varint(const uint8_t *p, size_t n, const char *want)
+{
+    char *hex = malloc(2 * n + 1);
+    cs_hex(p, n, hex);
+    expect_text(0x0E, hex, want);
+    free(hex);
+}
+
+/* 10^k, -10^k, 10^k - 1 and its negative for k up to 400 (up to 168
+ * bytes), in the minimal encoding and with a redundant sign byte: every
+ * carry and every 9-digit group boundary of the conversion. */
+static void test_varint_powers_of_ten(void **state)
+{
+    (void)state;
+    enum { N = 170, K = 400 };
+    uint8_t one[N + 1] = { 0 }, v[N + 1];
+    one[N] = 1;
+    for (int k = 0; k <= K; k++) {
+        if (k)
+            be_mul10(one + 1, N);
+        /* the shortest encoding that keeps the sign bit clear */
+        size_t skip = 1;
+        while (skip < N && one[skip] == 0 && !(one[skip + 1] & 0x80))
+            skip++;
+        size_t n = N + 1 - skip;
+        char want[K + 3], neg[K + 4];
+        want[0] = '1';
+        memset(want + 1, '0', (size_t)k);
+        want[k + 1] = '\0';
+        snprintf(neg, sizeof neg, "-%s", want);
+        expect_varint(one + skip, n, want);
+        expect_varint(one + skip - 1, n + 1, want); /* a leading 0x00 more */
+        memcpy(v, one + skip, n);
+        be_negate(v, n);
+        expect_varint(v, n, neg);
+        if (k == 0)
+            continue;
+        /* 10^k - 1: all nines */
+        memcpy(v, one + skip, n);
+        be_decrement(v, n);
+        memset(want, '9', (size_t)k);
+        want[k] = '\0';
+        snprintf(neg, sizeof neg, "-%s", want);
+        expect_varint(v, n, want);
+        be_negate(v, n);
+        expect_varint(v, n, neg);
+    }
+}
+
+static const hex_case decimal_cases[] = {
+    { "000000023039", "123.45" }, /* 12345 scale 2 */
+    { "000000003039", "12345" }, /* 12345 scale 0 */
+    { "fffffffe3039", "1.2345E+6" }, /* 12345 scale -2 */
+    { "00000002cfc7", "-123.45" }, /* -12345 scale 2 */
+    { "fffffffecfc7", "-1.2345E+6" }, /* -12345 scale -2 */
+    { "0000000200", "0.00" }, /* 0 scale 2 */
+    { "0000000000", "0" }, /* 0 scale 0 */
+    { "fffffffe00", "0E+2" }, /* 0 scale -2 */
+    { "0000000601", "0.000001" }, /* 1 scale 6 */
+    { "0000000701", "1E-7" }, /* 1 scale 7 */
+    { "000000087b", "0.00000123" }, /* 123 scale 8 */
+    { "000000097b", "1.23E-7" }, /* 123 scale 9 */
+    { "0000000a3039", "0.0000012345" }, /* 12345 scale 10 */
+    { "0000000b3039", "1.2345E-7" }, /* 12345 scale 11 */
+    { "0000001efb", "-5E-30" }, /* -5 scale 30 */
+    { "ffffffff07", "7E+1" }, /* 7 scale -1 */
+    { "00000001ff", "-0.1" }, /* -1 scale 1 */
+    { "0000000164", "10.0" }, /* 100 scale 1 */
+    { "ffffffff01", "1E+1" }, /* 1 scale -1 */
+    { /* 1267650600228229401496703205376 scale 3 */
+      "0000000310000000000000000000000000",
+      "1267650600228229401496703205.376" },
+    { /* -1267650600228229401496703205376 scale -5 */
+      "fffffffbf0000000000000000000000000",
+      "-1.267650600228229401496703205376E+35" },
+    { /* 43556142965880123323311949751266331066367 scale 40 */
+      "000000287fffffffffffffffffffffffffffffffff",
+      "4.3556142965880123323311949751266331066367" },
+    { /* -43556142965880123323311949751266331066368 scale 135 */
+      "000000878000000000000000000000000000000000",
+      "-4.3556142965880123323311949751266331066368E-95" },
+    { "8000000001", "1E+2147483648" }, /* 1 scale -2147483648 */
+    { "7fffffff01", "1E-2147483647" }, /* 1 scale 2147483647 */
+    { "7fffffff00", "0E-2147483647" }, /* 0 scale 2147483647 */
+    { "8000000000", "0E+2147483648" }, /* 0 scale -2147483648 */
+    { "0000000080", "-128" }, /* -128 scale 0 */
+    { "000000000080", "128" }, /* 128 scale 0 */
+    { "00000014056bc75e2d63100000", "1.00000000000000000000" }, /* 100000000000000000000 scale 20 */
+    { /* 100000000000000000000 scale 25 */
+      "00000019056bc75e2d63100000",
+      "0.0000100000000000000000000" },
+    /* a bare scale: the empty unscaled value is zero */
+    { "00000002", "0.00" },
+    { "00000000", "0" },
+    { "", "" }, /* the empty value */
+};
+
+static void test_decimal_text(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof decimal_cases / sizeof decimal_cases[0]; i++)
+        expect_text(0x06, decimal_cases[i].hex, decimal_cases[i].want);
+    expect_bad(0x06, "00", "a decimal must be 0 or at least 4 bytes, got 1");
+    expect_bad(0x06, "000000", "got 3");
+}
+
+static const hex_case duration_cases[] = {
+    { "000000", "0s" }, /* 0, 0, 0 */
+    { "1c06fc1ac004a5c612", "1y2mo3d4h5m6s7ms8us9ns" }, /* 14, 3, 14706007008009 */
+    { "1b05fc1ac004a5c611", "-1y2mo3d4h5m6s7ms8us9ns" }, /* -14, -3, -14706007008009 */
+    { "180000", "1y" }, /* 12, 0, 0 */
+    { "020000", "1mo" }, /* 1, 0, 0 */
+    { "000200", "1d" }, /* 0, 1, 0 */
+    { "0000fc068c61714000", "1h" }, /* 0, 0, 3600000000000 */
+    { "0000f81bf08eb000", "1m" }, /* 0, 0, 60000000000 */
+    { "0000f077359400", "1s" }, /* 0, 0, 1000000000 */
+    { "0000de8480", "1ms" }, /* 0, 0, 1000000 */
+    { "000087d0", "1us" }, /* 0, 0, 1000 */
+    { "000002", "1ns" }, /* 0, 0, 1 */
+    { "000001", "-1ns" }, /* 0, 0, -1 */
+    { "010000", "-1mo" }, /* -1, 0, 0 */
+    { "000d00", "-7d" }, /* 0, -7, 0 */
+    { "0000fca3b5840f4000", "25h" }, /* 0, 0, 90000000000000 */
+    { "00832000", "400d" }, /* 0, 400, 0 */
+    { /* 2147483647, 2147483647, 9223372036854775807 */
+      "f0fffffffef0fffffffefffffffffffffffffe",
+      "178956970y7mo2147483647d2562047h47m16s854ms775us807ns" },
+    { /* -2147483648, -2147483648, -9223372036854775808 */
+      "f0fffffffff0ffffffffffffffffffffffffff",
+      "-178956970y8mo2147483648d2562047h47m16s854ms775us808ns" },
+    { "0000fc09d29229e000", "1h30m" }, /* 0, 0, 5400000000000 */
+    { "1700f0773593ff", "-1y1s" }, /* -12, 0, -1000000000 */
+    { "8002c00004ff0000000000000006", "1mo2d3ns" }, /* 1, 2, 3 in 2, 3 and 9 bytes */
+    { "000000ff", "0s" }, /* bytes after the third vint are ignored, as Cassandra does */
+    { "", "" }, /* the empty value */
+};
+
+static void test_duration_text(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof duration_cases / sizeof duration_cases[0]; i++)
+        expect_text(0x15, duration_cases[i].hex, duration_cases[i].want);
+    expect_bad(0x15, "00", "malformed CQL duration value: days is truncated");
+    expect_bad(0x15, "0000", "nanoseconds is truncated");
+    expect_bad(0x15, "0000c001", "nanoseconds is truncated"); /* one of two extra bytes */
+    expect_bad(0x15, "0000ff00000000000000", "nanoseconds is truncated");
+    expect_bad(0x15, "f1000000000000", "months (2147483648) and days (0) must be 32-bit");
+    expect_bad(0x15, "f1000000010000", "months (-2147483649)");
+    expect_bad(0x15, "00f10000000000", "days (2147483648)");
+    expect_bad(0x15, "020100", "must have one sign (1, -1, 0)");
+    expect_bad(0x15, "000201", "must have one sign (0, 1, -1)");
+}
+
+/* Raw bytes of scalars inside a collection, a text with a NUL, a large
+ * blob (its raw bytes beside the hex text) and a custom type. */
+static void test_raw_bytes(void **state)
+{
+    (void)state;
+    /* list<blob> [0xff00, <empty>, null] */
+    cs_buf b = CS_BUF_INIT, cell = CS_BUF_INIT;
+    rows_begin(&b, 0, 1);
+    enc_string(&b, "ks");
+    enc_string(&b, "t");
+    enc_string(&b, "l");
+    enc_short(&b, 0x20);
+    enc_short(&b, 0x03);
+    enc_int(&b, 1);
+    enc_int(&cell, 3);
+    enc_bytes(&cell, "\xff\x00", 2);
+    enc_bytes(&cell, "", 0);
+    enc_null(&cell);
+    enc_buf_bytes(&b, &cell);
+    cql_result *r = decode_ok(&b);
+    const cql_value *l = cql_result_value(r, 0, 0);
+    assert_int_equal(l->kind, CQL_LIST);
+    assert_null(l->raw);
+    assert_int_equal(l->n, 3);
+    assert_string_equal(l->items[0].text, "0xff00");
+    assert_int_equal(l->items[0].raw_len, 2);
+    assert_memory_equal(l->items[0].raw, "\xff\x00", 2);
+    assert_string_equal(l->items[1].text, "0x");
+    assert_non_null(l->items[1].raw);
+    assert_int_equal(l->items[1].raw_len, 0);
+    assert_int_equal(l->items[2].kind, CQL_NULL);
+    assert_null(l->items[2].raw);
+    assert_int_equal(l->items[2].raw_len, 0);
+    cql_result_free(r);
+
+    /* a 1 MiB blob: text "0x" + hex, raw the bytes */
+    size_t big = 1024 * 1024;
+    uint8_t *blob = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        blob[i] = (uint8_t)(i * 7 + 3);
+    cs_buf_reset(&b);
+    scalar_body(&b, 0x03, blob, big);
+    r = decode_ok(&b);
+    const cql_value *v = cql_result_value(r, 0, 0);
+    assert_int_equal(strlen(v->text), 2 + 2 * big);
+    assert_memory_equal(v->text, "0x030a11", 8);
+    assert_int_equal(v->raw_len, big);
+    assert_memory_equal(v->raw, blob, big);
+    cql_result_free(r);
+    free(blob);
+
+    /* a custom type keeps its hex text */
+    cs_buf_reset(&b);
+    scalar_body(&b, 0x00, "\x00\x01", 2);
+    r = decode_ok(&b);
+    v = cql_result_value(r, 0, 0);
+    assert_string_equal(v->text, "0x0001");
+    assert_int_equal(v->raw_len, 2);
+    assert_memory_equal(v->raw, "\x00\x01", 2);
+    cql_result_free(r);
+    cs_buf_free(&cell);
+    cs_buf_free(&b);
 }
 
 /* Vectors from Python's zlib.crc32 and from the DataStax Python driver's
@@ -1801,6 +2190,13 @@ static void startup_and_paging(fake *s, int want_version)
     assert_int_equal(cql_result_rows(r), 3);
     assert_string_equal(cql_result_text(r, 0, "n"), "1");
     assert_string_equal(cql_result_text(r, 2, "n"), "3");
+    /* raw bytes outlive the frames they came in (ASan would see otherwise) */
+    for (size_t i = 0; i < 3; i++) {
+        const cql_value *v = cql_result_value(r, i, 0);
+        uint8_t want_raw[4] = { 0, 0, 0, (uint8_t)(i + 1) };
+        assert_int_equal(v->raw_len, 4);
+        assert_memory_equal(v->raw, want_raw, 4);
+    }
     cql_result_free(r);
     cql_close(c);
     fake_join(s);
@@ -1884,6 +2280,9 @@ static void test_conn_v5_large_result(void **state)
     char tail[8];
     snprintf(tail, sizeof tail, "%02x", (unsigned)blob[big - 1]);
     assert_string_equal(text + strlen(text) - 2, tail);
+    const cql_value *v = cql_result_value(r, 0, 0);
+    assert_int_equal(v->raw_len, big);
+    assert_memory_equal(v->raw, blob, big);
     cql_result_free(r);
     cql_close(c);
     free(blob);
@@ -2163,6 +2562,11 @@ int main(void)
         cmocka_unit_test(test_error_failures_v4_v5),
         cmocka_unit_test(test_rows_metadata_changed),
         cmocka_unit_test(test_fallback_decision),
+        cmocka_unit_test(test_varint_text),
+        cmocka_unit_test(test_varint_powers_of_ten),
+        cmocka_unit_test(test_decimal_text),
+        cmocka_unit_test(test_duration_text),
+        cmocka_unit_test(test_raw_bytes),
         cmocka_unit_test(test_crc_vectors),
         cmocka_unit_test(test_segment_round_trip),
         cmocka_unit_test(test_segment_bad_crc),
