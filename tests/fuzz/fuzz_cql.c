@@ -41,8 +41,13 @@ static volatile size_t sink;
 static size_t walk(const cql_value *v)
 {
     size_t sum = (size_t)v->kind;
-    if (v->kind == CQL_SCALAR)
+    if (v->kind == CQL_SCALAR) {
         sum += strlen(v->text);
+        if (v->raw == NULL)
+            abort(); /* a scalar always carries its raw bytes */
+        for (size_t i = 0; i < v->raw_len; i++)
+            sum += v->raw[i];
+    }
     if (v->kind == CQL_MAP && v->n % 2)
         abort(); /* a map must hold whole pairs */
     for (size_t i = 0; i < v->n; i++)
