@@ -21,6 +21,7 @@
 #include "cassandra/cql.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -128,15 +129,20 @@ enum cql_type_id {
     T_SET = 0x22,
     T_UDT = 0x30,
     T_TUPLE = 0x31,
+    /* Not a protocol id: a custom type whose class is Cassandra's
+     * VectorType (CQL vector<T, n>, Cassandra 5.0), decoded from its name. */
+    T_VECTOR = 0x1000,
 };
 
-/* A parsed [option] type: list/set have one sub type, map two, a tuple n,
- * a UDT n with field names. Only lives while a RESULT body is decoded. */
+/* A parsed [option] type: list/set/vector have one sub type, map two, a
+ * tuple n, a UDT n with field names; a vector its dimension. Only lives
+ * while a RESULT body is decoded. */
 typedef struct cql_type {
     uint16_t id;
     size_t n;
     struct cql_type *sub;
     char **names; /* UDT field names, n of them */
+    uint32_t dim; /* T_VECTOR: the number of elements */
 } cql_type;
 
 struct cql_result {
@@ -324,6 +330,167 @@ static int parse_udt(rd *r, cql_type *t, int depth, cs_err *e)
     return 0;
 }
 
+/* Custom types. The protocol names a custom type by its Cassandra class,
+ * such as "org.apache.cassandra.db.marshal.VectorType(
+ * org.apache.cassandra.db.marshal.FloatType,3)" for vector<float, 3>. A
+ * VectorType is turned into a type tree (its element named the same way:
+ * native types, List/Set/Map/Tuple/Vector, Frozen and Reversed wrappers);
+ * any other class, or a name this does not follow, stays a custom type
+ * shown as hex. */
+
+typedef struct {
+    const char *p, *end;
+    int depth;
+} class_rd;
+
+static const struct {
+    const char *name;
+    uint16_t id;
+} marshal_natives[] = {
+    { "AsciiType", T_ASCII },        { "LongType", T_BIGINT },
+    { "BytesType", T_BLOB },         { "BooleanType", T_BOOLEAN },
+    { "CounterColumnType", T_COUNTER }, { "DecimalType", T_DECIMAL },
+    { "DoubleType", T_DOUBLE },      { "FloatType", T_FLOAT },
+    { "Int32Type", T_INT },          { "TimestampType", T_TIMESTAMP },
+    { "DateType", T_TIMESTAMP },     { "UUIDType", T_UUID },
+    { "UTF8Type", T_VARCHAR },       { "IntegerType", T_VARINT },
+    { "TimeUUIDType", T_TIMEUUID },  { "InetAddressType", T_INET },
+    { "SimpleDateType", T_DATE },    { "TimeType", T_TIME },
+    { "ShortType", T_SMALLINT },     { "ByteType", T_TINYINT },
+    { "DurationType", T_DURATION },
+};
+
+static void class_skip_blanks(class_rd *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
+}
+
+static bool class_accept(class_rd *c, char ch)
+{
+    class_skip_blanks(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A class name without the package Cassandra's own types live in. */
+static void class_name(class_rd *c, const char **name, size_t *len)
+{
+    static const char pkg[] = "org.apache.cassandra.db.marshal.";
+    class_skip_blanks(c);
+    const char *start = c->p;
+    while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '_' || *c->p == '.' ||
+                             *c->p == '$'))
+        c->p++;
+    *name = start;
+    *len = (size_t)(c->p - start);
+    if (*len > sizeof pkg - 1 && memcmp(start, pkg, sizeof pkg - 1) == 0) {
+        *name += sizeof pkg - 1;
+        *len -= sizeof pkg - 1;
+    }
+}
+
+static bool name_is(const char *name, size_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(name, want, len) == 0;
+}
+
+static bool class_type(class_rd *c, cql_type *t);
+
+/* "(T1,T2,...)" into t->sub: exactly want of them, or at least one when
+ * want is 0 (a tuple). */
+static bool class_params(class_rd *c, cql_type *t, size_t want)
+{
+    if (!class_accept(c, '('))
+        return false;
+    size_t cap = want ? want : 4;
+    t->sub = cs_calloc(cap, sizeof *t->sub);
+    for (;;) {
+        if (want && t->n == want)
+            return false;
+        if (t->n == cap) {
+            t->sub = cs_realloc(t->sub, 2 * cap * sizeof *t->sub);
+            memset(t->sub + cap, 0, cap * sizeof *t->sub);
+            cap *= 2;
+        }
+        if (!class_type(c, &t->sub[t->n++]))
+            return false;
+        if (class_accept(c, ')'))
+            return !want || t->n == want;
+        if (!class_accept(c, ','))
+            return false;
+    }
+}
+
+/* "VectorType(T,n)": the element type and a dimension of 1..2^31-1. */
+static bool class_vector(class_rd *c, cql_type *t)
+{
+    t->id = T_VECTOR;
+    t->n = 1;
+    t->sub = cs_calloc(1, sizeof *t->sub);
+    if (!class_accept(c, '(') || !class_type(c, &t->sub[0]) || !class_accept(c, ','))
+        return false;
+    class_skip_blanks(c);
+    uint64_t dim = 0;
+    const char *digits = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9' && dim <= INT32_MAX)
+        dim = dim * 10 + (uint64_t)(*c->p++ - '0');
+    if (c->p == digits || dim == 0 || dim > INT32_MAX)
+        return false;
+    t->dim = (uint32_t)dim;
+    return class_accept(c, ')');
+}
+
+/* One class name with its parameters into t; false when it is not one this
+ * understands (t may then be half built: the caller frees it). */
+static bool class_type(class_rd *c, cql_type *t)
+{
+    if (++c->depth > CQL_MAX_TYPE_DEPTH)
+        return false;
+    const char *name;
+    size_t len;
+    class_name(c, &name, &len);
+    bool ok = false;
+    if (name_is(name, len, "FrozenType") || name_is(name, len, "ReversedType")) {
+        ok = class_accept(c, '(') && class_type(c, t) && class_accept(c, ')');
+    } else if (name_is(name, len, "VectorType")) {
+        ok = class_vector(c, t);
+    } else if (name_is(name, len, "ListType") || name_is(name, len, "SetType")) {
+        t->id = name_is(name, len, "ListType") ? T_LIST : T_SET;
+        ok = class_params(c, t, 1);
+    } else if (name_is(name, len, "MapType")) {
+        t->id = T_MAP;
+        ok = class_params(c, t, 2);
+    } else if (name_is(name, len, "TupleType")) {
+        t->id = T_TUPLE;
+        ok = class_params(c, t, 0);
+    } else {
+        for (size_t i = 0; i < sizeof marshal_natives / sizeof marshal_natives[0]; i++)
+            if (name_is(name, len, marshal_natives[i].name)) {
+                t->id = marshal_natives[i].id;
+                ok = true;
+            }
+    }
+    c->depth--;
+    return ok;
+}
+
+/* A custom type's class name: a vector becomes T_VECTOR, anything else
+ * stays T_CUSTOM. */
+static void custom_type(const uint8_t *s, size_t len, cql_type *t)
+{
+    class_rd c = { (const char *)s, (const char *)s + len, 0 };
+    cql_type v = { 0 };
+    if (class_type(&c, &v) && v.id == T_VECTOR && (class_skip_blanks(&c), c.p == c.end)) {
+        *t = v;
+        return;
+    }
+    type_free(&v);
+}
+
 static bool is_native_type(uint16_t id)
 {
     return (id >= T_ASCII && id <= T_INT) || (id >= T_TIMESTAMP && id <= T_DURATION);
@@ -342,8 +509,11 @@ static int parse_type(rd *r, cql_type *t, int depth, cs_err *e)
     size_t slen;
     uint16_t n;
     switch (t->id) {
-    case T_CUSTOM: /* the class name only; values are shown as hex */
-        return rd_string(r, &s, &slen, "custom type class name", e);
+    case T_CUSTOM: /* a vector, or shown as hex */
+        if (rd_string(r, &s, &slen, "custom type class name", e))
+            return CS_E_PROTO;
+        custom_type(s, slen, t);
+        return 0;
     case T_LIST:
     case T_SET:
         return parse_subtypes(r, t, 1, depth, e);
@@ -613,11 +783,11 @@ static int decode_decimal(const uint8_t *p, size_t n, cql_value *out, cs_err *e)
     return 0;
 }
 
-/* A [vint]: as many extra bytes as the first byte has leading 1 bits (all
- * 8 for 0xFF), the first byte's other bits the top of the value, big-endian;
- * then zig-zag decoded ((u >> 1) ^ -(u & 1)). Longer encodings than needed
- * are accepted, as Cassandra does. */
-static int rd_vint(rd *r, int64_t *v, const char *field, cs_err *e)
+/* An unsigned vint: as many extra bytes as the first byte has leading 1
+ * bits (all 8 for 0xFF), the first byte's other bits the top of the value,
+ * big-endian. Longer encodings than needed are accepted, as Cassandra
+ * does. */
+static int rd_uvint(rd *r, uint64_t *v, const char *field, cs_err *e)
 {
     const uint8_t *p;
     if (rd_raw(r, 1, &p, field, e))
@@ -630,6 +800,16 @@ static int rd_vint(rd *r, int64_t *v, const char *field, cs_err *e)
         return CS_E_PROTO;
     for (unsigned i = 0; i < extra; i++)
         u = u << 8 | p[i];
+    *v = u;
+    return 0;
+}
+
+/* A [vint]: an unsigned vint, zig-zag decoded ((u >> 1) ^ -(u & 1)). */
+static int rd_vint(rd *r, int64_t *v, const char *field, cs_err *e)
+{
+    uint64_t u;
+    if (rd_uvint(r, &u, field, e))
+        return CS_E_PROTO;
     *v = (int64_t)((u >> 1) ^ (0 - (u & 1)));
     return 0;
 }
@@ -852,6 +1032,61 @@ static int decode_fields(const cql_type *t, const uint8_t *p, size_t n, cql_valu
     return r.left ? trailing_bytes(&r, e) : 0;
 }
 
+/* The size of every value of type t when Cassandra serializes it with a
+ * fixed length (its valueLengthIfFixed), else 0. Only these types are
+ * packed without lengths inside a vector; date, time, smallint and tinyint
+ * are not, though their size never varies. */
+static size_t fixed_width(const cql_type *t)
+{
+    switch (t->id) {
+    case T_BOOLEAN: return 1;
+    case T_FLOAT:
+    case T_INT: return 4;
+    case T_BIGINT:
+    case T_DOUBLE:
+    case T_TIMESTAMP: return 8;
+    case T_UUID:
+    case T_TIMEUUID: return 16;
+    case T_VECTOR: {
+        size_t w = fixed_width(&t->sub[0]);
+        return w && w <= INT32_MAX / t->dim ? w * t->dim : 0;
+    }
+    default: return 0;
+    }
+}
+
+/* vector<T, dim>: dim elements, none null, back to back when T has a fixed
+ * size, else each after an unsigned vint length. Shown as a list. */
+static int decode_vector(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
+                         cs_err *e)
+{
+    if (n == 0) {
+        set_scalar(out, cs_strdup(""), p, n);
+        return 0;
+    }
+    rd r = { p, n, "vector value" };
+    size_t w = fixed_width(&t->sub[0]);
+    /* A variable-size element takes at least its one-byte length. */
+    if (w ? n / w != t->dim || n % w : t->dim > n)
+        return cs_err_set(e, CS_E_PROTO,
+                          "malformed CQL value: %zu bytes cannot hold a vector of %" PRIu32
+                          " elements",
+                          n, t->dim);
+    out->kind = CQL_LIST;
+    out->n = t->dim;
+    out->items = cs_calloc(out->n, sizeof *out->items);
+    for (size_t i = 0; i < out->n; i++) {
+        uint64_t len = w;
+        const uint8_t *q;
+        if ((!w && rd_uvint(&r, &len, "element length", e)) ||
+            (len > r.left && rd_fail(&r, e, "element")) ||
+            rd_raw(&r, (size_t)len, &q, "element", e) ||
+            decode_value(&t->sub[0], q, (size_t)len, &out->items[i], e))
+            return CS_E_PROTO;
+    }
+    return r.left ? trailing_bytes(&r, e) : 0;
+}
+
 /* The n bytes of one non-null value of type t. On failure *out may hold a
  * partial tree; the caller frees it with value_free. */
 static int decode_value(const cql_type *t, const uint8_t *p, size_t n, cql_value *out,
@@ -877,6 +1112,8 @@ static int decode_value(const cql_type *t, const uint8_t *p, size_t n, cql_value
     case T_UDT:
     case T_TUPLE:
         return decode_fields(t, p, n, out, e);
+    case T_VECTOR:
+        return decode_vector(t, p, n, out, e);
     default:
         return decode_fixed(t->id, p, n, out, e);
     }

@@ -104,7 +104,9 @@ typedef struct cql_value {
      * and custom types "0x" + lowercase hex. A zero-length value of a
      * non-string type (legal, and not null) is "" ("0x" for a blob or a
      * custom type). A UDT is a CQL_MAP of field name to value, a tuple a
-     * CQL_LIST; fields missing from the end of a value are CQL_NULL. */
+     * CQL_LIST; fields missing from the end of a value are CQL_NULL. A
+     * vector<T, n> (Cassandra 5.0, a custom type on the wire) is a CQL_LIST
+     * of its n elements; other custom types are scalars in hex. */
     char *text;
     /* For hashing: a scalar's bytes exactly as the server sent them
      * (raw_len may be 0; raw is then still not NULL). For a text type raw
