@@ -96,16 +96,31 @@ else
     "$CASSANDRA_SH" start 1 || fatal "Cassandra node 1 did not start"
 fi
 
-section "fuzzing (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
-# Every parser of outside input has a target in tests/fuzz/; each run is a test.
+section "fuzzing (libFuzzer, ${FUZZ_SECONDS:-20} s per target, two at a time)"
+# Every parser of outside input has a target in tests/fuzz/; each run is a test. Two run at
+# once (one per core): each still gets its FUZZ_SECONDS of a core.
+fuzz_one() {   # fuzz_one BIN: runs it, leaves its exit status in $RESULTS/fuzz_NAME.rc
+    local name="${1#build/fuzz/fuzz_}" work
+    work="build/fuzz/$name.work"
+    mkdir -p "$work"
+    "$1" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=1024 -print_final_stats=0 \
+        "$work" "tests/fuzz/corpus/$name" >"$RESULTS/fuzz_$name.log" 2>&1 </dev/null
+    echo $? >"$RESULTS/fuzz_$name.rc"
+}
+rm -f "$RESULTS"/fuzz_*.rc
 if make -j2 fuzz-build >"$RESULTS/build-fuzz.log" 2>&1; then
+    fuzz_bins=()
     for bin in build/fuzz/fuzz_*; do
-        [ -x "$bin" ] && [ -f "$bin" ] || continue
+        [ -x "$bin" ] && [ -f "$bin" ] && fuzz_bins+=("$bin")
+    done
+    for ((i = 0; i < ${#fuzz_bins[@]}; i += 2)); do
+        fuzz_one "${fuzz_bins[i]}" &
+        if [ $((i + 1)) -lt ${#fuzz_bins[@]} ]; then fuzz_one "${fuzz_bins[i + 1]}" & fi
+        wait
+    done
+    for bin in "${fuzz_bins[@]}"; do
         name="${bin#build/fuzz/fuzz_}"
-        work="build/fuzz/$name.work"
-        mkdir -p "$work"
-        if "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=1024 -print_final_stats=0 \
-            "$work" "tests/fuzz/corpus/$name" >"$RESULTS/fuzz_$name.log" 2>&1 </dev/null; then
+        if [ "$(cat "$RESULTS/fuzz_$name.rc" 2>/dev/null)" = 0 ]; then
             echo "ok   fuzz_$name"
             PASSED=$((PASSED + 1))
         else
@@ -156,6 +171,8 @@ CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain run_pytest integration-j
 # The same tests again wherever they talk to Cassandra (marker "cassandra"), and the
 # secured-node tests, against a node that wants a login, TLS with a client certificate and a JMX login: every CQL and
 # nodetool call of cassette must carry them. Node 1 goes first to leave both cores to it.
+# What this pass adds is the connection, so where a test's size is about the repository
+# (the shared data set, the number of SIGKILL points) it runs smaller than in pass 1.
 SECURE_OPTS="--auth --tls-required --tls-client-auth --jmx-auth"
 section "integration tests, secured node 8 ($SECURE_OPTS)"
 if [ "$STARTED_NODE" = 1 ]; then
@@ -169,6 +186,7 @@ fi
 # shellcheck disable=SC2086
 if "$CASSANDRA_SH" start 8 $SECURE_OPTS; then
     CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
+        CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=12 \
         run_pytest integration-secure-junit -m "cassandra or secure_node"
 else
     echo "FAIL secured node 8 did not start"

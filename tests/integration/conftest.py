@@ -420,12 +420,18 @@ def repo(request, tmp_path):
     return RepoLoc(f"s3://{bucket}/repo", server.object_path(bucket, "repo"), env, "s3")
 
 
+# The big data set's scale: 1.0 (100k rows) unless CASSETTE_TEST_BIG_SCALE says otherwise
+# (tests/run.sh's secured pass uses less: it proves the connection, pass 1 the size).
+BIG_SCALE = float(os.environ.get("CASSETTE_TEST_BIG_SCALE") or 1.0)
+
+
 class BigData:
-    """The session's 100k-row data set, with a flag for tests that change it."""
+    """The session's 100k-row data set (at BIG_SCALE 1.0), with a flag for tests that change
+    it."""
 
     def __init__(self, node, session):
         self.node = node
-        self.ds = Dataset("it", seed=11, scale=1.0)
+        self.ds = Dataset("it", seed=11, scale=BIG_SCALE)
         self.dirty = True
         self.session = session
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import (assert_one_error_line, assert_tree_unchanged, backup_entries,
-                      mark_dirty, tree_state, wait_cql)
+from conftest import (BIG_SCALE, assert_one_error_line, assert_tree_unchanged,
+                      backup_entries, mark_dirty, tree_state, wait_cql)
 
 
 class RepoKind:
@@ -54,10 +54,10 @@ def _backup(cassette, repo, name, *extra):
 
 @pytest.mark.parametrize("repo,repo_kind", IMPORT_COMBOS, indirect=True, ids=["-".join(c) for c in IMPORT_COMBOS])
 def test_import_round_trip(cassette, repo, repo_kind, session, big_data):
-    """Back up 100k rows, TRUNCATE a table and DROP a keyspace, restore everything with
-    import, and compare every row; then restore one table with --table."""
+    """Back up 100k rows (at BIG_SCALE 1.0), TRUNCATE a table and DROP a keyspace, restore
+    everything with import, and compare every row; then restore one table with --table."""
     ds = big_data
-    assert ds.total_rows >= 100000
+    assert ds.total_rows >= 100000 * BIG_SCALE
     _backup(cassette, repo, "full-1")
 
     entries = [e for e in backup_entries(cassette, repo) if e.get("name") == "full-1"]

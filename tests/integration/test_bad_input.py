@@ -2,27 +2,48 @@
 leaves the repository (or the directory passed as one) exactly as it was."""
 
 import pathlib
+import re
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import assert_one_error_line, assert_tree_unchanged, tree_state
+from conftest import assert_one_error_line, assert_tree_unchanged, tree_state, wait_cql
+from dataset import Dataset
 
 BACKUP = "good-1"
 
 
+@pytest.fixture(scope="module")
+def bad_data(cluster_session):
+    """The small keyspaces every test here backs up: made once for the module (creating and
+    dropping keyspaces is most of what a test here would otherwise cost). No test changes
+    them: each one fails before it could."""
+    session = cluster_session[1]
+    ds = Dataset("bad_shared", seed=7, scale=0.005, compaction=False)
+    ds.drop(session)
+    ds.load(session)
+    yield ds
+    try:
+        wait_cql(session, 60)
+        ds.drop(session)
+    except Exception as e:  # cleanup only
+        print(f"[test_bad_input] dropping {ds.keyspaces} failed: {e}")
+
+
 @pytest.fixture
-def good_repo(cassette, repo, session, make_small_data):
-    """A repository holding one complete backup of a small keyspace, plus a table created
-    after that backup."""
-    ds = make_small_data("bad", scale=0.005)
+def good_repo(cassette, repo, session, bad_data, request):
+    """(repository, data set, table): a repository holding one complete backup of the small
+    keyspace, and a table of that keyspace created after the backup (named for the test, so
+    the next test's backup holding it does not matter)."""
+    ds = bad_data
     res = cassette("backup", "--repo", repo, "--name", BACKUP, "--keyspace", ds.main,
                    "--json").ok()
     assert res.json().get("complete") is True, res.describe()
-    session.execute(f"CREATE TABLE {ds.main}.later (k int PRIMARY KEY, v text)")
-    return repo, ds
+    later = "later_" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[-30:]
+    session.execute(f"CREATE TABLE {ds.main}.{later} (k int PRIMARY KEY, v text)")
+    return repo, ds, f"{ds.main}.{later}"
 
 
 def _check(cassette, path, args, rc):
@@ -36,7 +57,7 @@ def _check(cassette, path, args, rc):
 
 
 def test_restore_unknown_backup(cassette, good_repo):
-    repo, _ = good_repo
+    repo, _, _ = good_repo
     _check(cassette, repo, ["restore", "--repo", repo, "--backup", "no-such-backup"], 1)
 
 
@@ -55,32 +76,32 @@ def test_not_a_repository(cassette, tmp_path, command):
 
 
 def test_unreachable_node(cassette, good_repo):
-    repo, ds = good_repo
+    repo, ds, _ = good_repo
     _check(cassette, repo, ["backup", "--repo", repo, "--cql-port", "1",
                             "--keyspace", ds.main], 1)
 
 
 def test_failing_nodetool(cassette, good_repo):
-    repo, ds = good_repo
+    repo, ds, _ = good_repo
     _check(cassette, repo, ["backup", "--repo", repo, "--nodetool", "/bin/false",
                             "--keyspace", ds.main], 1)
 
 
 @pytest.mark.parametrize("which", ["later", "nosuch"])
 def test_restore_table_not_in_backup(cassette, good_repo, which):
-    repo, ds = good_repo
-    table = f"{ds.main}.later" if which == "later" else "nosuch_ks.nosuch_table"
+    repo, _, later = good_repo
+    table = later if which == "later" else "nosuch_ks.nosuch_table"
     _check(cassette, repo, ["restore", "--repo", repo, "--backup", BACKUP,
                             "--table", table], 1)
 
 
 def test_unknown_command(cassette, good_repo):
-    repo, _ = good_repo
+    repo, _, _ = good_repo
     _check(cassette, repo, ["frobnicate", "--repo", repo], 2)
 
 
 def test_unknown_option(cassette, good_repo):
-    repo, _ = good_repo
+    repo, _, _ = good_repo
     _check(cassette, repo, ["list", "--repo", repo, "--no-such-option"], 2)
     _check(cassette, repo, ["--no-such-option", "backup", "--repo", repo], 2)
 
@@ -89,7 +110,7 @@ def test_unknown_option(cassette, good_repo):
 def test_not_a_cql_server(cassette, good_repo, answer):
     """A port that accepts connections but never answers ends at --cql-timeout; one that
     answers something else than CQL is named. Either way one line, the repository as it was."""
-    repo, ds = good_repo
+    repo, ds, _ = good_repo
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
