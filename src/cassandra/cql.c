@@ -1079,7 +1079,6 @@ static int decode_vector(const cql_type *t, const uint8_t *p, size_t n, cql_valu
         uint64_t len = w;
         const uint8_t *q;
         if ((!w && rd_uvint(&r, &len, "element length", e)) ||
-            (len > r.left && rd_fail(&r, e, "element")) ||
             rd_raw(&r, (size_t)len, &q, "element", e) ||
             decode_value(&t->sub[0], q, (size_t)len, &out->items[i], e))
             return CS_E_PROTO;

@@ -469,6 +469,11 @@ def mark_dirty(ds, dirty=True):
     ds.holder.dirty = dirty
 
 
+def cql_slug(request):
+    """The running test's name in the letters and digits CQL names may use."""
+    return re.sub(r"[^a-z0-9]", "", request.node.name.lower())
+
+
 @pytest.fixture
 def make_small_data(session, node, request):
     """make(tag, scale=0.01, compaction=False) -> a loaded Dataset with keyspaces of the
@@ -476,7 +481,7 @@ def make_small_data(session, node, request):
     made = []
 
     def make(tag="sm", scale=0.01, compaction=False, seed=7):
-        name = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20]
+        name = cql_slug(request)[:20]
         ds = Dataset(f"{tag}_{name}", seed=seed, scale=scale, compaction=compaction)
         ds.drop(session)
         ds.load(session)

@@ -2,14 +2,14 @@
 leaves the repository (or the directory passed as one) exactly as it was."""
 
 import pathlib
-import re
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import assert_one_error_line, assert_tree_unchanged, tree_state, wait_cql
+from conftest import (assert_one_error_line, assert_tree_unchanged, cql_slug, tree_state,
+                      wait_cql)
 from dataset import Dataset
 
 BACKUP = "good-1"
@@ -41,7 +41,7 @@ def good_repo(cassette, repo, session, bad_data, request):
     res = cassette("backup", "--repo", repo, "--name", BACKUP, "--keyspace", ds.main,
                    "--json").ok()
     assert res.json().get("complete") is True, res.describe()
-    later = "later_" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[-30:]
+    later = "later_" + cql_slug(request)[-30:]
     session.execute(f"CREATE TABLE {ds.main}.{later} (k int PRIMARY KEY, v text)")
     return repo, ds, f"{ds.main}.{later}"
 

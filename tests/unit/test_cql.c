@@ -238,7 +238,10 @@ static const scalar_case scalar_cases[] = {
     { 0x0D, "a\0b", 3, "a" }, /* text stops at the NUL, raw does not */
 };
 
-static void scalar_body(cs_buf *b, unsigned type, const void *bytes, size_t n)
+/* One row, one column "c" of the type holding the n bytes; a custom type
+ * (0x00) is named cls. */
+static void one_cell_body(cs_buf *b, unsigned type, const char *cls, const void *bytes,
+                          size_t n)
 {
     rows_begin(b, 0, 1);
     enc_string(b, "ks");
@@ -246,9 +249,14 @@ static void scalar_body(cs_buf *b, unsigned type, const void *bytes, size_t n)
     enc_string(b, "c");
     enc_short(b, type);
     if (type == 0x00)
-        enc_string(b, "org.apache.cassandra.db.marshal.VectorType");
+        enc_string(b, cls);
     enc_int(b, 1);
     enc_bytes(b, bytes, n);
+}
+
+static void scalar_body(cs_buf *b, unsigned type, const void *bytes, size_t n)
+{
+    one_cell_body(b, type, "org.apache.cassandra.db.marshal.VectorType", bytes, n);
 }
 
 static void test_scalars(void **state)
@@ -294,23 +302,10 @@ static void test_custom_type(void **state)
 
 #define M "org.apache.cassandra.db.marshal."
 
-/* One row, one column "v" of the custom type cls holding the n bytes. */
-static void custom_body(cs_buf *b, const char *cls, const void *bytes, size_t n)
-{
-    rows_begin(b, 0, 1);
-    enc_string(b, "ks");
-    enc_string(b, "t");
-    enc_string(b, "v");
-    enc_short(b, 0x00);
-    enc_string(b, cls);
-    enc_int(b, 1);
-    enc_bytes(b, bytes, n);
-}
-
 static cql_result *decode_custom(const char *cls, const void *bytes, size_t n)
 {
     cs_buf b = CS_BUF_INIT;
-    custom_body(&b, cls, bytes, n);
+    one_cell_body(&b, 0x00, cls, bytes, n);
     cql_result *r = decode_ok(&b);
     cs_buf_free(&b);
     return r;
@@ -319,7 +314,7 @@ static cql_result *decode_custom(const char *cls, const void *bytes, size_t n)
 static void custom_fails(const char *cls, const void *bytes, size_t n, const char *needle)
 {
     cs_buf b = CS_BUF_INIT;
-    custom_body(&b, cls, bytes, n);
+    one_cell_body(&b, 0x00, cls, bytes, n);
     decode_fails(&b, needle);
     cs_buf_free(&b);
 }
@@ -352,6 +347,17 @@ static void assert_vector(const char *cls, const void *bytes, size_t n, const ch
     }
     cs_buf_free(&got);
     cql_result_free(r);
+}
+
+static void hex_bytes(const char *hex, uint8_t *out, size_t *n)
+{
+    size_t len = strlen(hex) / 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    *n = len;
 }
 
 static void test_vector_fixed_elements(void **state)
@@ -427,7 +433,7 @@ static void test_vector_malformed(void **state)
     custom_fails(t2, "\x01" "a\xc0", 3, "truncated");          /* a vint cut short */
     /* the empty value (which Cassandra refuses to store) is the empty text */
     cql_result *r = decode_custom(f3, "", 0);
-    assert_string_equal(cql_result_text(r, 0, "v"), "");
+    assert_string_equal(cql_result_text(r, 0, "c"), "");
     cql_result_free(r);
 }
 
@@ -455,7 +461,7 @@ static void test_vector_names_not_understood(void **state)
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         cql_result *r = decode_custom(names[i], "\x01\x02", 2);
-        if (strcmp(cql_result_text(r, 0, "v"), "0x0102") != 0) {
+        if (strcmp(cql_result_text(r, 0, "c"), "0x0102") != 0) {
             fprintf(stderr, "%s: not shown as hex\n", names[i]);
             fail();
         }
@@ -470,7 +476,7 @@ static void test_vector_names_not_understood(void **state)
         cs_buf_addstr(&deep, ",1)");
     cs_buf_addch(&deep, '\0');
     cql_result *r = decode_custom(deep.data, "\x01\x02", 2);
-    assert_string_equal(cql_result_text(r, 0, "v"), "0x0102");
+    assert_string_equal(cql_result_text(r, 0, "c"), "0x0102");
     cql_result_free(r);
     cs_buf_free(&deep);
 }
@@ -511,13 +517,11 @@ static const char cassandra_vector_rows_hex[] =
 static void test_vector_from_cassandra(void **state)
 {
     (void)state;
-    size_t n = strlen(cassandra_vector_rows_hex) / 2;
+    uint8_t body[sizeof cassandra_vector_rows_hex / 2];
+    size_t n;
+    hex_bytes(cassandra_vector_rows_hex, body, &n);
     cs_buf b = CS_BUF_INIT;
-    for (size_t i = 0; i < n; i++) {
-        unsigned byte;
-        assert_int_equal(sscanf(cassandra_vector_rows_hex + 2 * i, "%2x", &byte), 1);
-        enc_byte(&b, byte);
-    }
+    cs_buf_add(&b, body, n);
     cql_result *r = decode_ok(&b);
     assert_int_equal(cql_result_rows(r), 1);
     static const struct { const char *col, *want; } cols[] = {
@@ -1398,17 +1402,6 @@ static void test_fallback_decision(void **state)
     assert_false(cql_startup_rejects_version(5, 5, (const uint8_t *)b.data, 7));
     assert_false(cql_startup_rejects_version(5, 5, NULL, 0));
     cs_buf_free(&b);
-}
-
-static void hex_bytes(const char *hex, uint8_t *out, size_t *n)
-{
-    size_t len = strlen(hex) / 2;
-    for (size_t i = 0; i < len; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    *n = len;
 }
 
 /* ---------------------------------------------------------------------
