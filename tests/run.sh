@@ -186,7 +186,7 @@ fi
 # shellcheck disable=SC2086
 if "$CASSANDRA_SH" start 8 $SECURE_OPTS; then
     CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
-        CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=12 \
+        CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=8 \
         run_pytest integration-secure-junit -m "cassandra or secure_node"
 else
     echo "FAIL secured node 8 did not start"
