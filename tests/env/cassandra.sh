@@ -239,6 +239,10 @@ write_conf() {
         # Off by default in 5.0; schema dump tests cover views and Java UDFs.
         echo "materialized_views_enabled: true"
         echo "user_defined_functions_enabled: true"
+        # The test data set loads in unlogged batches of 20 rows (about 15 KiB, across
+        # partitions for single-row ones): no warning per batch in the test output.
+        echo "batch_size_warn_threshold: 32KiB"
+        echo "unlogged_batch_across_partitions_warn_threshold: 32"
         if [ "$OPT_AUTH" = 1 ]; then
             echo "authenticator:"
             echo "  class_name: org.apache.cassandra.auth.PasswordAuthenticator"
