@@ -233,6 +233,13 @@ def wait_for(cond, what, proc=None, timeout=120, step=0.005):
         time.sleep(step)
 
 
+def wait_while_running(cond, proc, step=0.005):
+    """Polls cond() until true or until proc ends (which is allowed); returns cond()."""
+    while proc.running() and not cond():
+        time.sleep(step)
+    return cond()
+
+
 def kill_backup_after_start_mark(cassette, node, repo, ks, name, tmp_path):
     """A backup killed once its start mark is in the repository: an incomplete backup. The
     rate limit keeps it uploading for seconds after the mark."""
@@ -295,9 +302,10 @@ def test_backup_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp
     res = cassette("backup", "--repo", repo, "--name", "measure", "--keyspace", ks, "--json",
                    env={"CASSETTE_RATE_LIMIT": KILL_RATE}).ok()
     T = time.monotonic() - t0
-    files_new = res.json()["files_new"]
+    measured = res.json()
+    files_new = measured["files_new"]
     print(f"a backup of one change takes {T:.2f}s ({files_new} files,"
-          f" {res.json()['bytes_stored']} bytes stored)")
+          f" {measured['bytes_stored']} bytes stored)")
 
     orphans_before = purge_json(cassette, repo, "--dry-run", "--grace", "0",
                                 "--keep-last", "100000")[0]["objects_deleted"]
@@ -314,8 +322,8 @@ def test_backup_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp
         run = Run(cassette, node, ["backup", "--repo", repo, "--name", f"k{i}", "--keyspace", ks],
                   tmp_path, f"k{i}", env={"CASSETTE_RATE_LIMIT": KILL_RATE})
         try:
-            while after_objects and run.running() and count_objects(repo) - before < after_objects:
-                time.sleep(0.005)  # waiting for its objects to appear
+            if after_objects:  # waiting for its objects to appear
+                wait_while_running(lambda: count_objects(repo) - before >= after_objects, run)
             time.sleep(delay)  # the random kill point: the test's intent
             killed = run.kill()
         finally:
@@ -444,8 +452,8 @@ def test_purge_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp_
         delay = rng.uniform(0, T_hold if from_lock else T)
         run = Run(cassette, node, args, tmp_path, f"p{i}")
         try:
-            while from_lock and run.running() and not lock_keys(repo):
-                time.sleep(0.0005)  # waiting for the purge's lock to appear
+            if from_lock:  # waiting for the purge's lock to appear
+                wait_while_running(lambda: lock_keys(repo), run, step=0.0005)
             time.sleep(delay)  # the random kill point: the test's intent
             holding = bool(lock_keys(repo))
             killed = run.kill()
