@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "crypto/age.h"
 #include "ops/ops.h"
+#include "version.h" /* made by the Makefile from git: CS_VERSION, CS_GIT */
 
 static int run_init(const cs_config *cfg, cs_err *e)
 {
@@ -173,28 +174,57 @@ static int dispatch(const cs_config *cfg, cs_err *e)
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 
+/* Hidden commands for packaging, made from the option table:
+ * `cassette --help-man` (the manual page) and `cassette completion bash`.
+ * Returns -1 when argv is not one of them. */
+static int run_generator(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--help-man")) {
+        cs_config_man(stdout, CS_VERSION);
+        return CS_EXIT_OK;
+    }
+    if (argc == 3 && !strcmp(argv[1], "completion") && !strcmp(argv[2], "bash")) {
+        cs_config_completion_bash(stdout);
+        return CS_EXIT_OK;
+    }
+    return -1;
+}
+
+static void set_log_level(const cs_config *cfg)
+{
+    int level = cfg->quiet ? CS_LOG_ERROR : cfg->verbose >= 2 ? CS_LOG_DEBUG : cfg->verbose ? CS_LOG_INFO : CS_LOG_WARN;
+    if (getenv("CASSETTE_DEBUG"))
+        level = CS_LOG_DEBUG;
+    cs_log_set_level(level);
+}
+
 int main(int argc, char **argv)
 {
     cs_config cfg;
     cs_err e;
     cs_err_clear(&e);
-    int status = CS_EXIT_OK;
+    int status = run_generator(argc, argv);
+    if (status >= 0)
+        return status;
+    status = CS_EXIT_OK;
     if (cs_config_load(argc, argv, &cfg, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
         cs_config_free(&cfg);
         return CS_EXIT_USAGE;
+    }
+    if (cfg.version) {
+        printf("cassette %s (git %s)\n", CS_VERSION, CS_GIT);
+        goto out;
     }
     if (cfg.help || !cfg.command) {
         cs_config_usage(cfg.help ? stdout : stderr, cfg.command);
         status = cfg.help ? CS_EXIT_OK : CS_EXIT_USAGE;
         goto out;
     }
-    cs_log_set_level(cfg.verbose ? CS_LOG_INFO : CS_LOG_WARN);
-    if (getenv("CASSETTE_DEBUG"))
-        cs_log_set_level(CS_LOG_DEBUG);
+    set_log_level(&cfg);
     if (dispatch(&cfg, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
-        status = CS_EXIT_ERROR;
+        status = cs_exit_code(e.code);
     }
 out:
     cs_config_free(&cfg);

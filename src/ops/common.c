@@ -29,7 +29,7 @@ void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o)
 int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e)
 {
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "%s needs --repo", cfg->command ? cfg->command : "this command");
+        return cs_err_set(e, CS_E_USAGE, "%s needs --repo", cfg->command ? cfg->command : "this command");
     cs_repo *repo = NULL;
     cs_s3_opts s3;
     cs_ops_s3_opts(cfg, &s3);

@@ -546,9 +546,9 @@ int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs
         if (left <= 0) {
             char waited[32];
             fmt_duration(o->wait, waited);
-            rc = o->wait > 0 ? cs_err_set(e, CS_E_EXISTS, "repository is locked by %s (still held after waiting %s)",
+            rc = o->wait > 0 ? cs_err_set(e, CS_E_LOCKED, "repository is locked by %s (still held after waiting %s)",
                                           holder, waited)
-                             : cs_err_set(e, CS_E_EXISTS, "repository is locked by %s", holder);
+                             : cs_err_set(e, CS_E_LOCKED, "repository is locked by %s", holder);
             goto out;
         }
         note_waiting(&last, holder);

@@ -45,7 +45,7 @@ typedef struct cs_lock_opts {
 typedef struct cs_lock cs_lock;
 
 /* Take a lock of this kind on st (borrowed; must outlive the lock); o may
- * be NULL (the defaults). CS_E_EXISTS with one line naming the holder
+ * be NULL (the defaults). CS_E_LOCKED with one line naming the holder
  * ("repository is locked by purge on host h, pid 123, since 2026-11-22
  * 07:30:00 UTC", followed by " (still held after waiting 30.0s)" when
  * o->wait > 0) when a conflicting lock is still held after o->wait

@@ -251,7 +251,7 @@ static void test_exclusive_refused_while_shared(void **state)
     cs_err e;
     cs_lock *s = NULL, *x = NULL;
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup 20261122-010000", &s, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_LOCKED);
     assert_null(x);
     assert_non_null(strstr(e.msg, "repository is locked by backup 20261122-010000 on host "));
     char pid[32];
@@ -273,9 +273,9 @@ static void test_shared_refused_while_exclusive(void **state)
     cs_err e;
     cs_lock *s = NULL, *x = NULL, *x2 = NULL;
     assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "locked by purge on host"));
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x2, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x2, &e), CS_E_LOCKED);
     cs_lock_release(x);
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), 0);
     cs_lock_release(s);
@@ -287,7 +287,7 @@ static void test_no_purpose(void **state)
     cs_err e;
     cs_lock *x = NULL, *s = NULL;
     assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, NULL, &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, NULL, &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "locked by an exclusive lock on host"));
     cs_lock_release(x);
 }
@@ -314,7 +314,7 @@ static void test_live_pid_kept(void **state)
     const char *key = "locks/00000000000000000000000000000002.lock";
     put_lock(f, key, "exclusive", host, (long)getppid(), cs_now(), "purge elsewhere");
     cs_lock *s = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "purge elsewhere"));
     assert_true(exists(f, key));
     free(host);
@@ -358,7 +358,7 @@ static void test_other_host_old_clock_fresh_mtime(void **state)
     const char *key = "locks/00000000000000000000000000000005.lock";
     put_lock(f, key, "exclusive", "elsewhere.invalid", 123, cs_now() - 7200, "purge");
     cs_lock *s = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "purge on host elsewhere.invalid, pid 123, since "));
     assert_true(exists(f, key));
 }
@@ -371,7 +371,7 @@ static void test_other_host_fresh_kept(void **state)
     put_lock(f, key, "shared", "elsewhere.invalid", 4242, cs_now(), "backup 20261122-010000");
     set_mtime(f, key, cs_now() - 7200); /* the holder's clock is newer */
     cs_lock *x = NULL;
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "backup 20261122-010000 on host elsewhere.invalid, pid 4242, since "));
     assert_true(exists(f, key));
     /* A shared lock does not mind it. */
@@ -388,7 +388,7 @@ static void test_damaged(void **state)
     assert_int_equal(cs_storage_put_bytes(f->st, key, 0, "{\"kind\": \"sha", 13, &e), 0);
     /* Fresh: it may be anyone's, so it conflicts even with a shared lock. */
     cs_lock *l = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &l, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &l, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "unreadable lock object locks/00000000000000000000000000000007.lock"));
     assert_true(exists(f, key));
     /* Old: stale like any other. */
@@ -452,7 +452,7 @@ static void test_wait_gives_up(void **state)
     cs_lock *s = NULL, *x = NULL;
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup 7", &s, &e), 0);
     double start = mono();
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0.5, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0.5, "purge", &x, &e), CS_E_LOCKED);
     double took = mono() - start;
     assert_true(took >= 0.5 && took < 3);
     assert_non_null(strstr(e.msg, "locked by backup 7 on host"));
