@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/output.h"
 #include "common/config.h"
@@ -67,12 +68,45 @@ static int run_purge(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+/* status --max-age: every node's newest complete backup must have started
+ * within max_age (a repository without any is too old as well). */
+static int check_max_age(const cs_status_result *res, double max_age, cs_err *e)
+{
+    char limit[32], age[32];
+    cs_human_duration(max_age, limit, sizeof limit);
+    if (!res->n_nodes)
+        return cs_err_set(e, CS_E_STALE, "no complete backup in %s (--max-age %s)", res->location, limit);
+    size_t n_old = 0;
+    const cs_status_node *first = NULL;
+    for (size_t i = 0; i < res->n_nodes; i++) {
+        const cs_status_node *n = &res->nodes[i];
+        if (n->newest && (double)time(NULL) - n->newest->started <= max_age)
+            continue;
+        first = first ? first : n;
+        n_old++;
+    }
+    if (!first)
+        return 0;
+    if (first->newest)
+        cs_human_duration((double)time(NULL) - first->newest->started, age, sizeof age);
+    char others[64] = "";
+    if (n_old > 1)
+        snprintf(others, sizeof others, " (and %zu more nodes)", n_old - 1);
+    return first->newest ? cs_err_set(e, CS_E_STALE,
+                                      "node %s%s: newest complete backup %s is %s old, older than --max-age %s",
+                                      first->address, others, first->newest->name, age, limit)
+                         : cs_err_set(e, CS_E_STALE, "node %s%s has no complete backup (--max-age %s)",
+                                      first->address, others, limit);
+}
+
 static int run_status(const cs_config *cfg, cs_err *e)
 {
     cs_status_result res;
     int rc = cs_op_status(cfg, &res, e);
     if (!rc)
         cs_print_status(stdout, &res, cfg->json);
+    if (!rc && cfg->max_age > 0)
+        rc = check_max_age(&res, cfg->max_age, e);
     cs_status_result_free(&res);
     return rc;
 }
