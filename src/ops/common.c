@@ -84,6 +84,7 @@ int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, c
 int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e)
 {
-    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose };
+    /* A backup clears what killed processes of this host left (see lock.h). */
+    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose, cfg->command && !strcmp(cfg->command, "backup") };
     return cs_lock_acquire(repo->st, kind, &o, out, e);
 }
