@@ -305,6 +305,8 @@ static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
         rc = cs_node_read_info(conn, &info, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &m->schema, e);
+    if (!rc)
+        rc = cs_node_check_keyspaces(m->schema, &cfg->keyspaces, e);
     cql_close(conn);
     if (rc) {
         cs_node_info_free(&info);
