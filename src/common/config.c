@@ -477,19 +477,21 @@ out:
 /* ---- argv ---- */
 
 /* Find --config in argv or the environment before anything else, since the
- * file's values sit below the environment's and the flags'. */
+ * file's values sit below the environment's and the flags'. The last
+ * --config wins, as the last of any option does. */
 static const char *find_config_path(int argc, char **argv)
 {
+    const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--"))
             break;
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            return argv[i + 1];
-        if (!strncmp(argv[i], "--config=", 9))
-            return argv[i] + 9;
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
     }
     const char *env = getenv("CASSETTE_CONFIG");
-    return env && *env ? env : NULL;
+    return path ? path : env && *env ? env : NULL;
 }
 
 static int apply_defaults(cs_config *cfg, cs_err *e)
