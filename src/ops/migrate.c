@@ -558,7 +558,7 @@ int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e)
     json_decref(rows);
     for (size_t k = 0; !rc && k < cfg->keyspaces.n; k++)
         if (!cs_strlist_has(&seen, cfg->keyspaces.items[k]))
-            rc = cs_err_set(e, CS_E_NOTFOUND, "keyspace %s does not exist", cfg->keyspaces.items[k]);
+            rc = cs_err_set(e, CS_E_USAGE, "keyspace %s does not exist", cfg->keyspaces.items[k]);
     cs_strlist_free(&seen);
     return rc ? cs_err_prefix(e, "schema dump") : 0;
 }

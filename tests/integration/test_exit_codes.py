@@ -66,6 +66,8 @@ CASES = [
      "config file"),
     (USAGE, "backup --keyspace the node does not have",
      ["backup", "--repo", "{repo}", "--keyspace", "no_such_keyspace_ec"], "does not exist"),
+    (USAGE, "schema dump --keyspace the node does not have",
+     ["schema", "dump", "--keyspace", "no_such_keyspace_ec"], "does not exist"),
     # 1: failure
     (FAILURE, "restore of a backup that does not exist",
      ["restore", "--repo", "{repo}", "--backup", "no-such-backup", "--identity", "{key}"],
