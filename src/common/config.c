@@ -205,8 +205,8 @@ static const opt_def options[] = {
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
       "its size)" },
     { "sample", 0, OPT_STR, OFF(sample), NULL, NULL, NULL, NULL, "verify",
-      "with --deep: read only this percentage of the objects, those read longest ago first, so that runs rotate "
-      "through the repository" },
+      "with --deep: read only this percentage of the stored bytes, the objects read longest ago first, so that "
+      "runs rotate through the repository" },
     { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
     { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
