@@ -164,10 +164,13 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
             json_object_set_new(j, "reason", json_string(it->reason));
             json_array_append_new(items, j);
         }
-        print_json(out, json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
+        json_t *root = json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
                                   (json_int_t)res->removed, "removed_incomplete", (json_int_t)res->removed_incomplete,
                                   "objects_deleted", (json_int_t)res->objects, "bytes_deleted", (json_int_t)res->bytes,
-                                  "seconds", res->seconds, "backups", items));
+                                  "seconds", res->seconds, "backups", items);
+        json_object_set_new(root, "objects_waiting", json_integer((json_int_t)res->waiting));
+        json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
+        print_json(out, root);
         return;
     }
     for (size_t i = 0; i < res->n_items; i++) {
@@ -184,6 +187,12 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
     fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
             verb, res->removed, res->removed_incomplete, res->dry_run ? "would delete" : "deleted",
             (unsigned long long)res->objects, bytes, res->seconds);
+    if (res->waiting) {
+        cs_human_size(res->waiting_bytes, bytes, sizeof bytes);
+        fprintf(out, "%llu unreferenced objects (%s) wait for the grace period (--grace) or an incomplete backup; "
+                     "a later purge deletes them\n",
+                (unsigned long long)res->waiting, bytes);
+    }
 }
 
 void cs_print_status(FILE *out, const cs_status_result *res, bool json)

@@ -120,3 +120,33 @@ def test_levels_and_lock_sweep(cassette, node, session, make_small_data, tmp_pat
         res = cassette(*args).ok()
         assert "\x1b" not in res.out and "\x1b" not in res.err, res.describe()
     live.unlink()
+
+
+def test_purge_says_what_waits_for_the_grace_period(cassette, session, make_small_data, tmp_path):
+    """Objects only a removed backup used stay while younger than --grace: purge says how
+    many and how large (text and JSON); with --grace 0 they go, and nothing waits."""
+    ds = make_small_data("pg", scale=0.005)
+    repo = tmp_path / "repo"
+    key = tmp_path / "key.txt"
+    pub = cassette("key", "generate", "-o", key).ok().out.strip()
+    cassette("init", "--repo", repo, "--recipient", pub).ok()
+    cassette("backup", "--repo", repo, "--name", "p1", "--keyspace", ds.main).ok()
+    for t in ds.tables:
+        if t.keyspace == ds.main:
+            session.execute(f"TRUNCATE {t.full_name}", timeout=120)
+    cassette("backup", "--repo", repo, "--name", "p2", "--keyspace", ds.main).ok()
+
+    res = cassette("purge", "--repo", repo, "--identity", key, "--keep-last", "1", "--dry-run").ok()
+    m = re.search(r"^(\d+) unreferenced objects \((\S+ \S+)\) wait for the grace period", res.out,
+                  re.M)
+    assert m and int(m.group(1)) > 0, res.describe()
+    data = cassette("purge", "--repo", repo, "--identity", key, "--keep-last", "1",
+                    "--json").ok().json()
+    assert data["removed"] == 1 and data["objects_deleted"] == 0, data
+    assert data["objects_waiting"] == int(m.group(1)) and data["bytes_waiting"] > 0, data
+    data = cassette("purge", "--repo", repo, "--identity", key, "--grace", "0",
+                    "--json").ok().json()
+    assert data["objects_deleted"] == int(m.group(1)), data
+    assert data["objects_waiting"] == 0 and data["bytes_waiting"] == 0, data
+    res = cassette("purge", "--repo", repo, "--identity", key).ok()
+    assert "wait for the grace period" not in res.out, res.describe()
