@@ -79,7 +79,8 @@ int cs_parse_duration(const char *text, double *seconds, cs_err *e)
 
 /* ---- the option table ---- */
 
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT /* a flag that may repeat: -vv */ };
+/* OPT_COUNT: a flag that may repeat, counted (-vv). */
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
 typedef struct opt_def {
@@ -224,7 +225,8 @@ static const opt_def options[] = {
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate",
       "machine-readable output" },
-    { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr (-vv: debug detail too)" },
+    { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*",
+      "log progress on stderr (-vv: debug detail too)" },
     { "quiet", 'q', OPT_FLAG, OFF(quiet), NULL, NULL, NULL, NULL, "*", "print only errors on stderr (no warnings)" },
     { "max-age", 0, OPT_DURATION, OFF(max_age), NULL, NULL, NULL, NULL, "status",
       "exit 6 when a node's newest complete backup is older than this, e.g. 2h (a probe for monitoring)" },
@@ -251,7 +253,8 @@ static const cmd_def commands[] = {
       "2: usage)" },
     { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
       "remove backups that retention does not keep, then objects no backup needs" },
-    { "status", "--repo PATH [--json] [--max-age DURATION]", "the repository at a glance: nodes, newest backups and their age, sizes, locks" },
+    { "status", "--repo PATH [--json] [--max-age DURATION]",
+      "the repository at a glance: nodes, newest backups and their age, sizes, locks" },
     { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
     { "migrate", "[status] --dir DIR --keyspace KS [--dry-run] [--force-checksum]",
       "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },

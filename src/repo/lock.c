@@ -290,7 +290,9 @@ static bool parse_lock(const char *text, size_t len, lock_info *in)
         in->purpose = purpose && *purpose ? cs_strdup(purpose) : NULL;
         in->pid = (long)json_integer_value(pid);
         json_t *start = json_object_get(root, "pidstart");
-        in->pidstart = json_is_integer(start) && json_integer_value(start) >= 0 ? (long long)json_integer_value(start) : -1;
+        in->pidstart = json_is_integer(start) && json_integer_value(start) >= 0
+                           ? (long long)json_integer_value(start)
+                           : -1;
     }
     json_decref(root);
     return ok;

@@ -571,7 +571,8 @@ static void test_default_config_files(void **state)
 
     char *dir = cs_path_join(f->dir, "cassette");
     assert_int_equal(cs_mkdirs(dir, 0700, &e), 0);
-    char *user = write_config(f, "cassette/cassette.ini", "[repository]\npath = /user/repo\n[cassandra]\nport = 9999\n");
+    char *user =
+        write_config(f, "cassette/cassette.ini", "[repository]\npath = /user/repo\n[cassandra]\nport = 9999\n");
     assert_int_equal(LOAD(&cfg, &e, "list"), 0);
     assert_string_equal(cfg.config_file, user);
     assert_string_equal(cfg.repo, "/user/repo");
