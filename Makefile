@@ -1,5 +1,7 @@
 # cassette build. `make` builds build/cassette; `make test` installs what the
-# tests need, builds, and runs every test; `make demo` shows the main job.
+# tests need, builds, and runs every test; `make demo` shows the main job;
+# `make install PREFIX=/usr/local` installs the binary, its manual page and
+# its bash completion (both made by the binary from its option table).
 
 CC      ?= gcc
 PKGS    := libzstd libsodium jansson sqlite3 openssl
@@ -37,8 +39,19 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(SRC)
 
-.PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench
+.PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench install FORCE
 all: $(BUILD)/cassette tools
+
+# Version and git hash compiled into main.o (`cassette --version`); the
+# header is rewritten only when they change, so a build stays incremental.
+VERSION ?= 0.1.0
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(@D)
+	@./scripts/version.sh '$(VERSION)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(MAIN_OBJ): $(BUILD)/version.h
+$(MAIN_OBJ): CFLAGS += -I$(BUILD)
+FORCE:
 
 $(BUILD)/libcassette.a: $(OBJ)
 	@mkdir -p $(@D)
@@ -97,6 +110,20 @@ test:
 
 demo:
 	./scripts/demo.sh
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+$(BUILD)/cassette.1: $(BUILD)/cassette
+	$(BUILD)/cassette --help-man > $@.tmp && mv $@.tmp $@
+$(BUILD)/cassette.bash: $(BUILD)/cassette
+	$(BUILD)/cassette completion bash > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/cassette $(BUILD)/cassette.1 $(BUILD)/cassette.bash
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0755 $(BUILD)/cassette $(DESTDIR)$(PREFIX)/bin/cassette
+	install -m 0644 $(BUILD)/cassette.1 $(DESTDIR)$(PREFIX)/share/man/man1/cassette.1
+	install -m 0644 $(BUILD)/cassette.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cassette
 
 bench: all
 	./bench/run

@@ -15,9 +15,12 @@ DATA=("$PY" "$ROOT/tests/integration/dataset.py" --host 127.0.0.1 --prefix demo 
       --scale "$ROWS_SCALE")
 CASSETTE=("$ROOT/build/cassette" --config "$DEMO/node1/cassette.ini")
 REPO="$DEMO/repo"
+KEY="$DEMO/key.txt"
 STARTED=0
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: no escape codes in a log or a pipe.
+if [ -t 1 ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
+step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 cleanup() {
@@ -28,9 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "installing dependencies and building"
-./scripts/install-deps.sh
-make -j2 >/dev/null
+step "installing dependencies and building (the first run installs Debian packages, downloads Cassandra's jars and makes a Python venv: several minutes; later runs take seconds)"
+./scripts/install-deps.sh --demo
+echo "building build/cassette"
+make -j2 build/cassette >/dev/null   # only the binary: no unit tests, tools or sanitizer build
 
 if port_open 127.0.0.1 9042; then
     echo "demo: port 9042 on 127.0.0.1 is already taken (a test node or another Cassandra?)." >&2
@@ -47,21 +51,26 @@ STARTED=1
 step "loading sample data"
 "${DATA[@]}" load
 
+step "creating an encrypted repository (the backup host needs only the public key)"
+show "${CASSETTE[@]}" key generate -o "$KEY"
+show "${CASSETTE[@]}" init --repo "$REPO" --recipient "$("${CASSETTE[@]}" key public "$KEY")"
+
 step "backing up"
 show "${CASSETTE[@]}" backup --repo "$REPO" --name demo-1
 show "${CASSETTE[@]}" list --repo "$REPO"
+show "${CASSETTE[@]}" status --repo "$REPO" --max-age 1h
 
 step "losing the data"
 "${DATA[@]}" drop
 
 step "restoring"
-show "${CASSETTE[@]}" restore --repo "$REPO" --backup demo-1
+show "${CASSETTE[@]}" restore --repo "$REPO" --backup demo-1 --identity "$KEY"
 
 step "checking every row with the Python driver"
 "${DATA[@]}" check
 
 step "verifying the repository"
-show "${CASSETTE[@]}" verify --deep --repo "$REPO"
+show "${CASSETTE[@]}" verify --deep --repo "$REPO" --identity "$KEY"
 
 step "what retention would keep (default: the last 168 backups of each node)"
-show "${CASSETTE[@]}" purge --dry-run --repo "$REPO"
+show "${CASSETTE[@]}" purge --dry-run --repo "$REPO" --identity "$KEY"

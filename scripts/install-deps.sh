@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Installs what cassette's build, tests and demo need; idempotent and quiet
-# unless something fails:
+# Installs what cassette's build, tests and demo need; idempotent, and says
+# only what it is about to install or download (nothing when all is there):
 #   - Debian packages (apt only when one is missing; `apt-get update` once),
 #   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
 #   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
 #   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver and pytest.
+# --demo: only what `make demo` uses (no test, fuzzing, valgrind or S3 tools).
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
+DEMO=0
+[ "${1:-}" = "--demo" ] && DEMO=1
 source "$(cd "$(dirname "$0")/.." && pwd)/tests/env/common.sh"
 
 LOG="$(mktemp -t cassette-deps.XXXXXX)"
 trap 'rm -f "$LOG"' EXIT
 fail() { echo "install-deps: $*" >&2; tail -n 60 "$LOG" >&2 || true; exit 1; }
+say() { echo "install-deps: $*"; }
 
 # --- Debian packages -------------------------------------------------------
 PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev age zstd valgrind maven
-      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli)
+      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db)
+if [ "$DEMO" = 1 ]; then   # build the binary, run a node (Java, jars by maven), check rows (Python)
+    PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
+          libssl-dev libsqlite3-dev maven openjdk-17-jdk-headless python3-venv)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -30,6 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         SUDO=(sudo -n)
     fi
     export DEBIAN_FRONTEND=noninteractive
+    say "installing ${#missing[@]} Debian packages with apt-get (a few minutes the first time): ${missing[*]}"
     "${SUDO[@]}" apt-get update >>"$LOG" 2>&1 || fail "apt-get update failed"
     "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1 \
         || fail "apt-get install ${missing[*]} failed"
@@ -43,6 +52,7 @@ for v in $CASSETTE_CASSANDRA_VERSIONS; do
     fi
 done
 if [ "$have_jars" = 0 ]; then
+    say "downloading Apache Cassandra's jars with maven into $CASSETTE_CACHE (about 70 MB, a few minutes the first time)"
     mkdir -p "$CASSETTE_CACHE"
     for v in $CASSETTE_CASSANDRA_VERSIONS; do
         tmp="$CASSETTE_CACHE/cassandra-$v.tmp.$$"
@@ -64,6 +74,7 @@ fi
 
 # --- Python venv -----------------------------------------------------------
 if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >/dev/null 2>&1; then
+    say "making the Python venv $CASSETTE_VENV with cassandra-driver and pytest (about a minute)"
     if [ ! -x "$CASSETTE_VENV/bin/python" ]; then
         python3 -m venv "$CASSETTE_VENV" >>"$LOG" 2>&1 || fail "python3 -m venv failed"
     fi
@@ -77,7 +88,8 @@ fi
 # Built from its Go module with everything (module and build caches) under $CASSETTE_CACHE/go.
 VERSITYGW_VERSION="${CASSETTE_VERSITYGW_VERSION:-v1.7.0}"
 GO_DIR="$CASSETTE_CACHE/go"
-if [ ! -x "$GO_DIR/bin/versitygw" ]; then
+if [ "$DEMO" = 0 ] && [ ! -x "$GO_DIR/bin/versitygw" ]; then
+    say "building versitygw $VERSITYGW_VERSION (the S3 server of the tests) with Go (a few minutes the first time)"
     go="$(command -v go 2>/dev/null || true)"
     [ -n "$go" ] || go=/usr/local/go/bin/go
     [ -x "$go" ] || fail "no Go toolchain (go on PATH or /usr/local/go/bin/go) to build versitygw"

@@ -2,7 +2,8 @@
 # Every test of cassette: what `make test` (and so CI) runs.
 #   1. installs dependencies (scripts/install-deps.sh),
 #   2. builds the release binary, the ASan/UBSan binary and unit tests,
-#   3. runs every unit test binary of the ASan build (cmocka, TAP output),
+#   3. runs every unit test binary of the ASan build (cmocka, TAP output), then checks
+#      make install (man page, bash completion) and the Markdown files' links,
 #   4. starts Cassandra node 1 once and runs the integration tests (pytest) against it,
 #      stopping the node at the end if this script started it;
 #   5. runs the tests that talk to Cassandra again, with the secured-node tests, against
@@ -83,6 +84,19 @@ for bin in "${unit_bins[@]}"; do
         grep -v '^ok ' "$log" | tail -n 80
     else
         echo "ok   $name: $ok passed"
+    fi
+done
+
+section "install and documentation (make install, man page, bash completion, README links)"
+for check in tests/check_install.sh tests/check_readme_links.sh; do
+    log="$RESULTS/$(basename "$check" .sh).log"
+    if "./$check" >"$log" 2>&1 </dev/null; then
+        echo "ok   $check"
+        PASSED=$((PASSED + 1))
+    else
+        echo "FAIL $check"
+        grep -v '^ok ' "$log" | tail -n 40
+        FAILED=$((FAILED + 1))
     fi
 done
 

@@ -313,6 +313,47 @@ int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e)
     return 0;
 }
 
+static bool schema_has_keyspace(const json_t *schema, const char *ks)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(schema, i, row) {
+        const char *name = json_string_value(json_object_get(row, "keyspace"));
+        if (name && !strcmp(name, ks))
+            return true;
+    }
+    return false;
+}
+
+int cs_node_check_keyspaces(const json_t *schema, const cs_strlist *names, cs_err *e)
+{
+    for (size_t n = 0; n < names->n; n++) {
+        const char *ks = names->items[n];
+        if (cs_node_is_system_keyspace(ks) || schema_has_keyspace(schema, ks))
+            continue;
+        /* Name the keyspaces there are (the first few): a typo shows at once. */
+        cs_strlist known = { NULL, 0 };
+        size_t i;
+        json_t *row;
+        json_array_foreach(schema, i, row) {
+            const char *name = json_string_value(json_object_get(row, "keyspace"));
+            if (name && !cs_strlist_has(&known, name))
+                cs_strlist_add(&known, name);
+        }
+        cs_buf list = CS_BUF_INIT;
+        for (size_t k = 0; k < known.n && k < 10; k++)
+            cs_buf_printf(&list, "%s%s", k ? ", " : "", known.items[k]);
+        if (known.n > 10)
+            cs_buf_printf(&list, ", ... (%zu in all)", known.n);
+        int rc = cs_err_set(e, CS_E_USAGE, "keyspace %s does not exist on the node (%s%s)", ks,
+                            known.n ? "its keyspaces: " : "it has no keyspace of its own", cs_buf_str(&list));
+        cs_buf_free(&list);
+        cs_strlist_free(&known);
+        return rc;
+    }
+    return 0;
+}
+
 bool cs_node_is_system_keyspace(const char *ks)
 {
     static const char *const system[] = { "system", "system_schema", "system_auth", "system_distributed",

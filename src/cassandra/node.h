@@ -59,6 +59,12 @@ void cs_node_info_free(cs_node_info *info);
  * the server's order (keyspace, then its types, tables, indexes, views). */
 int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e);
 
+/* Does the node have every keyspace of names? schema is what
+ * cs_node_read_schema gave (Cassandra's own keyspaces always exist).
+ * CS_E_USAGE naming the first missing one and the keyspaces there are, so
+ * that a typo in --keyspace stops before nodetool snapshots anything. */
+int cs_node_check_keyspaces(const json_t *schema, const cs_strlist *names, cs_err *e);
+
 /* Parse a settings value such as "[/a, /b]" or "/a" into a list. */
 void cs_node_parse_dir_list(const char *value, cs_strlist *out);
 

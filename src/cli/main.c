@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/output.h"
 #include "common/config.h"
@@ -11,6 +12,7 @@
 #include "common/log.h"
 #include "crypto/age.h"
 #include "ops/ops.h"
+#include "version.h" /* made by the Makefile from git: CS_VERSION, CS_GIT */
 
 static int run_init(const cs_config *cfg, cs_err *e)
 {
@@ -66,12 +68,45 @@ static int run_purge(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+/* status --max-age: every node's newest complete backup must have started
+ * within max_age (a repository without any is too old as well). */
+static int check_max_age(const cs_status_result *res, double max_age, cs_err *e)
+{
+    char limit[32], age[32];
+    cs_human_duration(max_age, limit, sizeof limit);
+    if (!res->n_nodes)
+        return cs_err_set(e, CS_E_STALE, "no complete backup in %s (--max-age %s)", res->location, limit);
+    size_t n_old = 0;
+    const cs_status_node *first = NULL;
+    for (size_t i = 0; i < res->n_nodes; i++) {
+        const cs_status_node *n = &res->nodes[i];
+        if (n->newest && (double)time(NULL) - n->newest->started <= max_age)
+            continue;
+        first = first ? first : n;
+        n_old++;
+    }
+    if (!first)
+        return 0;
+    if (first->newest)
+        cs_human_duration((double)time(NULL) - first->newest->started, age, sizeof age);
+    char others[64] = "";
+    if (n_old > 1)
+        snprintf(others, sizeof others, " (and %zu more nodes)", n_old - 1);
+    return first->newest ? cs_err_set(e, CS_E_STALE,
+                                      "node %s%s: newest complete backup %s is %s old, older than --max-age %s",
+                                      first->address, others, first->newest->name, age, limit)
+                         : cs_err_set(e, CS_E_STALE, "node %s%s has no complete backup (--max-age %s)",
+                                      first->address, others, limit);
+}
+
 static int run_status(const cs_config *cfg, cs_err *e)
 {
     cs_status_result res;
     int rc = cs_op_status(cfg, &res, e);
     if (!rc)
         cs_print_status(stdout, &res, cfg->json);
+    if (!rc && cfg->max_age > 0)
+        rc = check_max_age(&res, cfg->max_age, e);
     cs_status_result_free(&res);
     return rc;
 }
@@ -173,28 +208,57 @@ static int dispatch(const cs_config *cfg, cs_err *e)
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 
+/* Hidden commands for packaging, made from the option table:
+ * `cassette --help-man` (the manual page) and `cassette completion bash`.
+ * Returns -1 when argv is not one of them. */
+static int run_generator(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--help-man")) {
+        cs_config_man(stdout, CS_VERSION);
+        return CS_EXIT_OK;
+    }
+    if (argc == 3 && !strcmp(argv[1], "completion") && !strcmp(argv[2], "bash")) {
+        cs_config_completion_bash(stdout);
+        return CS_EXIT_OK;
+    }
+    return -1;
+}
+
+static void set_log_level(const cs_config *cfg)
+{
+    int level = cfg->quiet ? CS_LOG_ERROR : cfg->verbose >= 2 ? CS_LOG_DEBUG : cfg->verbose ? CS_LOG_INFO : CS_LOG_WARN;
+    if (getenv("CASSETTE_DEBUG"))
+        level = CS_LOG_DEBUG;
+    cs_log_set_level(level);
+}
+
 int main(int argc, char **argv)
 {
     cs_config cfg;
     cs_err e;
     cs_err_clear(&e);
-    int status = CS_EXIT_OK;
+    int status = run_generator(argc, argv);
+    if (status >= 0)
+        return status;
+    status = CS_EXIT_OK;
     if (cs_config_load(argc, argv, &cfg, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
         cs_config_free(&cfg);
         return CS_EXIT_USAGE;
+    }
+    if (cfg.version) {
+        printf("cassette %s (git %s)\n", CS_VERSION, CS_GIT);
+        goto out;
     }
     if (cfg.help || !cfg.command) {
         cs_config_usage(cfg.help ? stdout : stderr, cfg.command);
         status = cfg.help ? CS_EXIT_OK : CS_EXIT_USAGE;
         goto out;
     }
-    cs_log_set_level(cfg.verbose ? CS_LOG_INFO : CS_LOG_WARN);
-    if (getenv("CASSETTE_DEBUG"))
-        cs_log_set_level(CS_LOG_DEBUG);
+    set_log_level(&cfg);
     if (dispatch(&cfg, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
-        status = CS_EXIT_ERROR;
+        status = cs_exit_code(e.code);
     }
 out:
     cs_config_free(&cfg);

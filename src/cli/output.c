@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/fs.h"
 
@@ -19,6 +20,19 @@ void cs_human_size(uint64_t bytes, char *buf, size_t cap)
         snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
     else
         snprintf(buf, cap, "%.1f %s", v, units[u]);
+}
+
+void cs_human_duration(double s, char *buf, size_t cap)
+{
+    long n = s > 0 && s < 1e15 ? (long)s : 0;
+    if (n < 60)
+        snprintf(buf, cap, "%lds", n);
+    else if (n < 3600)
+        snprintf(buf, cap, "%ldm%02lds", n / 60, n % 60);
+    else if (n < 86400)
+        snprintf(buf, cap, "%ldh%02ldm", n / 3600, n % 3600 / 60);
+    else
+        snprintf(buf, cap, "%ldd%02ldh", n / 86400, n % 86400 / 3600);
 }
 
 static void print_json(FILE *out, json_t *j)
@@ -150,10 +164,13 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
             json_object_set_new(j, "reason", json_string(it->reason));
             json_array_append_new(items, j);
         }
-        print_json(out, json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
+        json_t *root = json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
                                   (json_int_t)res->removed, "removed_incomplete", (json_int_t)res->removed_incomplete,
                                   "objects_deleted", (json_int_t)res->objects, "bytes_deleted", (json_int_t)res->bytes,
-                                  "seconds", res->seconds, "backups", items));
+                                  "seconds", res->seconds, "backups", items);
+        json_object_set_new(root, "objects_waiting", json_integer((json_int_t)res->waiting));
+        json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
+        print_json(out, root);
         return;
     }
     for (size_t i = 0; i < res->n_items; i++) {
@@ -170,6 +187,12 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
     fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
             verb, res->removed, res->removed_incomplete, res->dry_run ? "would delete" : "deleted",
             (unsigned long long)res->objects, bytes, res->seconds);
+    if (res->waiting) {
+        cs_human_size(res->waiting_bytes, bytes, sizeof bytes);
+        fprintf(out, "%llu unreferenced objects (%s) wait for the grace period (--grace) or an incomplete backup; "
+                     "a later purge deletes them\n",
+                (unsigned long long)res->waiting, bytes);
+    }
 }
 
 void cs_print_status(FILE *out, const cs_status_result *res, bool json)
@@ -183,6 +206,10 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
                                                    "incomplete", (json_int_t)n->incomplete, "newest",
                                                    n->newest ? entry_json(n->newest) : json_null(), "oldest",
                                                    n->oldest ? entry_json(n->oldest) : json_null()));
+            /* Seconds since the newest complete backup started: what --max-age compares. */
+            json_object_set_new(json_array_get(nodes, json_array_size(nodes) - 1), "newest_age_seconds",
+                                n->newest ? json_integer((json_int_t)((double)time(NULL) - n->newest->started))
+                                          : json_null());
         }
         for (size_t i = 0; i < res->locks.n; i++)
             json_array_append_new(locks, json_string(res->locks.items[i]));
@@ -200,8 +227,14 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
         const cs_status_node *n = &res->nodes[i];
         char *newest = n->newest ? iso(n->newest->started) : strdup("none");
         char *oldest = n->oldest ? iso(n->oldest->started) : strdup("none");
-        fprintf(out, "node %s (%s): %zu complete, %zu incomplete; newest %s %s, oldest %s\n", n->address, n->host_id,
-                n->complete, n->incomplete, n->newest ? n->newest->name : "-", newest, oldest);
+        char age[48] = "";
+        if (n->newest) {
+            char d[32];
+            cs_human_duration((double)time(NULL) - n->newest->started, d, sizeof d);
+            snprintf(age, sizeof age, " (%s ago)", d);
+        }
+        fprintf(out, "node %s (%s): %zu complete, %zu incomplete; newest %s %s%s, oldest %s\n", n->address,
+                n->host_id, n->complete, n->incomplete, n->newest ? n->newest->name : "-", newest, age, oldest);
         free(newest);
         free(oldest);
     }

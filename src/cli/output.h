@@ -20,5 +20,7 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
 
 /* "1.5 GiB" style size into buf. */
 void cs_human_size(uint64_t bytes, char *buf, size_t cap);
+/* "45s", "12m05s", "3h20m", "2d04h" style duration into buf. */
+void cs_human_duration(double seconds, char *buf, size_t cap);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/buf.h"
 #include "common/fs.h"
@@ -30,6 +31,19 @@ bool cs_strlist_has(const cs_strlist *l, const char *s)
         if (!strcmp(l->items[i], s))
             return true;
     return false;
+}
+
+int cs_exit_code(int err)
+{
+    switch (err) {
+    case CS_OK: return CS_EXIT_OK;
+    case CS_E_USAGE: return CS_EXIT_USAGE;
+    case CS_E_CORRUPT: return CS_EXIT_DAMAGED;
+    case CS_E_LOCKED: return CS_EXIT_LOCKED;
+    case CS_E_NOKEY: return CS_EXIT_NOKEY;
+    case CS_E_STALE: return CS_EXIT_STALE;
+    default: return CS_EXIT_ERROR;
+    }
 }
 
 int cs_parse_duration(const char *text, double *seconds, cs_err *e)
@@ -65,7 +79,8 @@ int cs_parse_duration(const char *text, double *seconds, cs_err *e)
 
 /* ---- the option table ---- */
 
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION };
+/* OPT_COUNT: a flag that may repeat, counted (-vv). */
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
 typedef struct opt_def {
@@ -191,8 +206,8 @@ static const opt_def options[] = {
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
       "its size)" },
     { "sample", 0, OPT_STR, OFF(sample), NULL, NULL, NULL, NULL, "verify",
-      "with --deep: read only this percentage of the objects, those read longest ago first, so that runs rotate "
-      "through the repository" },
+      "with --deep: read only this percentage of the stored bytes, the objects read longest ago first, so that "
+      "runs rotate through the repository" },
     { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
     { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
@@ -210,7 +225,12 @@ static const opt_def options[] = {
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate",
       "machine-readable output" },
-    { "verbose", 'v', OPT_FLAG, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr" },
+    { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*",
+      "log progress on stderr (-vv: debug detail too)" },
+    { "quiet", 'q', OPT_FLAG, OFF(quiet), NULL, NULL, NULL, NULL, "*", "print only errors on stderr (no warnings)" },
+    { "max-age", 0, OPT_DURATION, OFF(max_age), NULL, NULL, NULL, NULL, "status",
+      "exit 6 when a node's newest complete backup is older than this, e.g. 2h (a probe for monitoring)" },
+    { "version", 0, OPT_FLAG, OFF(version), NULL, NULL, NULL, NULL, "*", "print the version and git hash" },
     { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -229,7 +249,7 @@ static const cmd_def commands[] = {
     { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
       "bring a backup back into a node" },
     { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
-      "check that every object a backup needs is there (exit 0: all good, 1: damage found or cannot run, "
+      "check that every object a backup needs is there (exit 0: all good, 3: damage found, 1: cannot run, "
       "2: usage)" },
     { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
       "remove backups that retention does not keep, then objects no backup needs" },
@@ -340,6 +360,9 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
     case OPT_FLAG:
         *(bool *)(void *)field = true;
         return 0;
+    case OPT_COUNT:
+        (*(int *)(void *)field)++;
+        return 0;
     case OPT_SIZE:
         return parse_size(value, (uint64_t *)(void *)field, o, origin, e);
     case OPT_DURATION: {
@@ -372,6 +395,25 @@ static const opt_def *find_ini(const char *section, const char *key)
         if (options[i].section && !strcmp(options[i].section, section) && !strcmp(options[i].key, key))
             return &options[i];
     return NULL;
+}
+
+/* Does the option want a value after it? (Flags and counted flags do not.) */
+static bool takes_value(const opt_def *o)
+{
+    return o->type != OPT_FLAG && o->type != OPT_COUNT;
+}
+
+/* "-vv", "-nv": short options that take no value, given together. */
+static bool is_short_bundle(const char *arg)
+{
+    if (arg[0] != '-' || !arg[1] || arg[1] == '-' || !arg[2])
+        return false;
+    for (const char *p = arg + 1; *p; p++) {
+        const opt_def *o = find_short(*p);
+        if (!o || takes_value(o))
+            return false;
+    }
+    return true;
 }
 
 /* ---- INI ---- */
@@ -437,19 +479,21 @@ out:
 /* ---- argv ---- */
 
 /* Find --config in argv or the environment before anything else, since the
- * file's values sit below the environment's and the flags'. */
+ * file's values sit below the environment's and the flags'. The last
+ * --config wins, as the last of any option does. */
 static const char *find_config_path(int argc, char **argv)
 {
+    const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--"))
             break;
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            return argv[i + 1];
-        if (!strncmp(argv[i], "--config=", 9))
-            return argv[i] + 9;
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
     }
     const char *env = getenv("CASSETTE_CONFIG");
-    return env && *env ? env : NULL;
+    return path ? path : env && *env ? env : NULL;
 }
 
 static int apply_defaults(cs_config *cfg, cs_err *e)
@@ -487,7 +531,7 @@ static int apply_environment(cs_config *cfg, cs_err *e)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const opt_def *o = &options[i];
-        if (!o->env || o->type == OPT_FLAG || !strcmp(o->flag, "config"))
+        if (!o->env || !takes_value(o) || !strcmp(o->flag, "config"))
             continue;
         char which[64];
         const char *v = first_env(o->env, which, sizeof which);
@@ -513,9 +557,41 @@ static int apply_file(cs_config *cfg, const char *path, cs_err *e)
     return rc;
 }
 
+/* A default config file that does not exist is no error; one that exists
+ * but cannot be read or parsed is (settings silently missing would be worse). */
+static int apply_file_if_present(cs_config *cfg, const char *path, cs_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        return 0;
+    return apply_file(cfg, path, e);
+}
+
+/* $XDG_CONFIG_HOME/cassette/cassette.ini, or ~/.config/cassette/cassette.ini;
+ * NULL without a home. Caller frees. */
+static char *user_config_path(void)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && *xdg == '/')
+        return cs_sprintf("%s/cassette/cassette.ini", xdg);
+    const char *home = getenv("HOME");
+    return home && *home ? cs_sprintf("%s/.config/cassette/cassette.ini", home) : NULL;
+}
+
+static int apply_default_files(cs_config *cfg, cs_err *e)
+{
+    int rc = apply_file_if_present(cfg, CS_SYSTEM_CONFIG, e);
+    char *user = rc ? NULL : user_config_path();
+    if (user)
+        rc = apply_file_if_present(cfg, user, e);
+    free(user);
+    return rc;
+}
+
 static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
 {
     bool seen_list[N_OPTIONS] = { false };
+    bool help_word = false; /* `cassette help [COMMAND]` */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const opt_def *o = NULL;
@@ -531,6 +607,18 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
             o = find_short(arg[1]);
             if (!o)
                 return cs_err_set(e, CS_E_INVAL, "unknown option %s", arg);
+        } else if (is_short_bundle(arg)) {
+            for (const char *p = arg + 1; *p; p++) {
+                int rc = set_value(cfg, find_short(*p), "1", false, "command line", e);
+                if (rc)
+                    return rc;
+            }
+            continue;
+        } else if (arg[0] == '-' && arg[1]) {
+            return cs_err_set(e, CS_E_INVAL, "unknown option %s", arg);
+        } else if (!cfg->command && !help_word && !strcmp(arg, "help")) {
+            help_word = cfg->help = true;
+            continue;
         } else if (!cfg->command) {
             if (!cs_config_is_command(arg))
                 return cs_err_set(e, CS_E_INVAL, "unknown command \"%s\" (try cassette --help)", arg);
@@ -547,7 +635,7 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
             return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
         }
         const char *value = "1";
-        if (o->type != OPT_FLAG) {
+        if (takes_value(o)) {
             if (inline_value)
                 value = inline_value;
             else if (i + 1 < argc)
@@ -580,10 +668,14 @@ static int check_applicable(int argc, char **argv, const cs_config *cfg, cs_err 
             o = find_flag(argv[i] + 2, eq ? (size_t)(eq - argv[i] - 2) : strlen(argv[i] + 2));
         } else if (argv[i][0] == '-' && argv[i][1] && !argv[i][2]) {
             o = find_short(argv[i][1]);
+        } else if (is_short_bundle(argv[i])) {
+            for (const char *p = argv[i] + 1; *p; p++)
+                if (!applies_to(find_short(*p), cfg->command))
+                    return cs_err_set(e, CS_E_INVAL, "%s does not take --%s", cfg->command, find_short(*p)->flag);
         }
         if (o && !applies_to(o, cfg->command))
             return cs_err_set(e, CS_E_INVAL, "%s does not take --%s", cfg->command, o->flag);
-        if (o && o->type != OPT_FLAG && !eq)
+        if (o && takes_value(o) && !eq)
             i++;
     }
     return 0;
@@ -603,6 +695,8 @@ static int check_combinations(const cs_config *cfg, cs_err *e)
     }
     if (cfg->lock_stale > 0 && cfg->lock_stale < 4)
         return cs_err_set(e, CS_E_INVAL, "--lock-stale must be at least 4s");
+    if (cfg->quiet && cfg->verbose)
+        return cs_err_set(e, CS_E_INVAL, "--quiet and --verbose contradict each other");
     return 0;
 }
 
@@ -613,6 +707,8 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
     const char *path = find_config_path(argc, argv);
     if (!rc && path)
         rc = apply_file(cfg, path, e);
+    else if (!rc)
+        rc = apply_default_files(cfg, e);
     if (!rc)
         rc = apply_environment(cfg, e);
     if (!rc)
@@ -656,34 +752,307 @@ void cs_config_free(cs_config *cfg)
     cs_strlist_free(&cfg->args);
 }
 
+/* ---- help, manual page and completion: all from the tables above ---- */
+
+/* What each exit status means; README.md's table says the same (a test
+ * compares them). */
+static const struct exit_def {
+    int code;
+    const char *meaning;
+} exit_codes[] = {
+    { CS_EXIT_OK, "success" },
+    { CS_EXIT_ERROR, "failure: the command could not do its job (one line on stderr says why)" },
+    { CS_EXIT_USAGE, "usage: unknown command or option, bad value, missing required option" },
+    { CS_EXIT_DAMAGED, "damage found: verify found missing or damaged objects, or stored data failed its check" },
+    { CS_EXIT_LOCKED, "locked: a conflicting repository lock was still held after --lock-wait" },
+    { CS_EXIT_NOKEY, "no key: the repository is encrypted and no --identity was given, or it does not match" },
+    { CS_EXIT_STALE, "too old: status --max-age found a node whose newest complete backup is older" },
+    { CS_EXIT_INTERRUPTED, "interrupted (SIGINT)" },
+};
+#define N_EXIT_CODES (sizeof exit_codes / sizeof exit_codes[0])
+
+static const cmd_def *find_command(const char *name)
+{
+    for (size_t i = 0; name && i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static size_t n_commands_of(const opt_def *o)
+{
+    if (!strcmp(o->commands, "*"))
+        return N_COMMANDS;
+    size_t n = 0;
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        n += applies_to(o, commands[i].name);
+    return n;
+}
+
+/* Does the command's synopsis name "--flag"? */
+static bool in_synopsis(const cmd_def *c, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = c->args; (p = strstr(p, "--")) != NULL; p += 2)
+        if (!strncmp(p + 2, flag, n) && !isalnum((unsigned char)p[2 + n]) && p[2 + n] != '-')
+            return true;
+    return false;
+}
+
+/* A command's own options are those of its synopsis and those only it (or
+ * one other command) takes; shared ones are settings many commands read
+ * (node, S3, locks); global ones apply to every command. */
+enum opt_group { GROUP_OWN, GROUP_SHARED, GROUP_GLOBAL };
+
+static enum opt_group group_of(const opt_def *o, const cmd_def *c)
+{
+    if (!strcmp(o->commands, "*"))
+        return GROUP_GLOBAL;
+    if (c && (in_synopsis(c, o->flag) || n_commands_of(o) <= 2))
+        return GROUP_OWN;
+    return GROUP_SHARED;
+}
+
+static void print_option(FILE *out, const opt_def *o)
+{
+    char left[64];
+    snprintf(left, sizeof left, "%s%c%s--%s%s", o->short_flag ? "-" : "", o->short_flag ? o->short_flag : ' ',
+             o->short_flag ? ", " : "  ", o->flag, takes_value(o) ? " VALUE" : "");
+    fprintf(out, "  %-28s %s", left, o->help);
+    if (o->def)
+        fprintf(out, " [default: %s]", o->def);
+    if (o->env)
+        fprintf(out, " [env: %s]", o->env);
+    if (o->section)
+        fprintf(out, " [file: %s.%s]", o->section, o->key);
+    fputc('\n', out);
+}
+
+/* The options of group g, those the synopsis names first. */
+static void print_group(FILE *out, const cmd_def *c, enum opt_group g, const char *title)
+{
+    bool any = false;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            const opt_def *o = &options[i];
+            if (!applies_to(o, c->name) || group_of(o, c) != g || in_synopsis(c, o->flag) != (pass == 0))
+                continue;
+            if (!any)
+                fprintf(out, "\n%s:\n", title);
+            any = true;
+            print_option(out, o);
+        }
+}
+
 void cs_config_usage(FILE *out, const char *cmd)
 {
-    if (!cmd) {
-        fprintf(out, "usage: cassette [options] COMMAND [options]\n\n"
-                     "cassette backs up and restores Apache Cassandra nodes.\n\ncommands:\n");
-        for (size_t i = 0; i < N_COMMANDS; i++)
-            fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
-    } else {
-        for (size_t i = 0; i < N_COMMANDS; i++)
-            if (!strcmp(commands[i].name, cmd))
-                fprintf(out, "usage: cassette %s %s\n\n%s\n", cmd, commands[i].args, commands[i].help);
+    const cmd_def *c = find_command(cmd);
+    if (c) {
+        fprintf(out, "usage: cassette %s %s\n\n%s\n", c->name, c->args, c->help);
+        char title[64];
+        snprintf(title, sizeof title, "options of %s", c->name);
+        print_group(out, c, GROUP_OWN, title);
+        print_group(out, c, GROUP_SHARED, "options it shares with other commands");
+        print_group(out, c, GROUP_GLOBAL, "global options");
+        return;
     }
+    fprintf(out, "usage: cassette [options] COMMAND [options]\n\n"
+                 "cassette backs up and restores Apache Cassandra nodes.\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "  %-8s %s\n", "help", "cassette help COMMAND (or COMMAND --help) shows that command's options first");
     fprintf(out, "\noptions:\n");
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const opt_def *o = &options[i];
-        if (!applies_to(o, cmd))
-            continue;
-        char left[64];
-        snprintf(left, sizeof left, "%s%c%s--%s%s", o->short_flag ? "-" : "",
-                 o->short_flag ? o->short_flag : ' ', o->short_flag ? ", " : "  ", o->flag,
-                 o->type == OPT_FLAG ? "" : " VALUE");
-        fprintf(out, "  %-28s %s", left, o->help);
-        if (o->def)
-            fprintf(out, " [default: %s]", o->def);
-        if (o->env)
-            fprintf(out, " [env: %s]", o->env);
-        if (o->section)
-            fprintf(out, " [file: %s.%s]", o->section, o->key);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        print_option(out, &options[i]);
+    fprintf(out, "\nconfig file, when neither --config nor CASSETTE_CONFIG is given: %s, then\n"
+                 "~/.config/cassette/cassette.ini ($XDG_CONFIG_HOME) over it; either may be missing.\n\nexit codes:\n",
+            CS_SYSTEM_CONFIG);
+    for (size_t i = 0; i < N_EXIT_CODES; i++)
+        fprintf(out, "  %3d  %s\n", exit_codes[i].code, exit_codes[i].meaning);
+}
+
+/* Text for roff: backslashes and hyphens escaped, and a leading '.' or
+ * '\'' kept from being read as a request. */
+static void roff(FILE *out, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", out);
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\e", out);
+        else if (*s == '-')
+            fputs("\\-", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+static void man_option(FILE *out, const opt_def *o)
+{
+    fputs(".TP\n", out);
+    if (o->short_flag)
+        fprintf(out, "\\fB\\-%c\\fR, ", o->short_flag);
+    fputs("\\fB\\-\\-", out);
+    roff(out, o->flag);
+    fputs(takes_value(o) ? "\\fR \\fIVALUE\\fR\n" : "\\fR\n", out);
+    roff(out, o->help);
+    fputs(".\n", out);
+    if (strcmp(o->commands, "*") != 0) {
+        fputs("Commands: ", out);
+        roff(out, o->commands);
+        fputs(".", out);
+    }
+    if (o->def) {
+        fputs(" Default: ", out);
+        roff(out, o->def);
+        fputs(".", out);
+    }
+    if (o->env) {
+        fputs(" Environment: ", out);
+        roff(out, o->env);
+        fputs(".", out);
+    }
+    if (o->section)
+        fprintf(out, " Config file: [%s] %s.", o->section, o->key);
+    fputc('\n', out);
+}
+
+void cs_config_man(FILE *out, const char *version)
+{
+    fputs(".\\\" Made by `cassette --help-man` from cassette's option table; do not edit.\n", out);
+    fputs(".TH CASSETTE 1 \"\" \"cassette ", out);
+    roff(out, version);
+    fputs("\" \"User Commands\"\n.nh\n.ad l\n", out);
+    fputs(".SH NAME\ncassette \\- back up and restore Apache Cassandra nodes\n"
+          ".SH SYNOPSIS\n.B cassette\n.I COMMAND\n.RI [ options ]\n.br\n.B cassette help\n.I COMMAND\n"
+          ".br\n.B cassette \\-\\-version\n"
+          ".SH DESCRIPTION\n"
+          "cassette takes a snapshot of a Cassandra node and stores every SSTable file once in a repository "
+          "(a directory or an S3 prefix), compressed with zstd and encrypted with age when the repository has "
+          "recipients; it restores backups into a running node (nodetool import) or a stopped one, verifies "
+          "them, and purges what a retention policy does not keep.\n"
+          ".PP\n"
+          "Settings come from the command line, then the environment, then the config file, then defaults. "
+          "Bad input gets one line on standard error starting with \\(lqcassette:\\(rq.\n"
+          ".SH COMMANDS\n",
+          out);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        fprintf(out, ".TP\n\\fB%s\\fR ", commands[i].name);
+        roff(out, commands[i].args);
+        fputc('\n', out);
+        roff(out, commands[i].help);
+        fputs(".\n", out);
+    }
+    fputs(".TP\n\\fBhelp\\fR \\fICOMMAND\\fR\nThe options of one command, its own first (also \\fICOMMAND\\fR "
+          "\\fB\\-\\-help\\fR).\n.SH OPTIONS\n",
+          out);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        man_option(out, &options[i]);
+    fputs(".SH FILES\n.TP\n", out);
+    roff(out, CS_SYSTEM_CONFIG);
+    fputs("\nThe system's config file, read when neither \\fB\\-\\-config\\fR nor \\fBCASSETTE_CONFIG\\fR is "
+          "given (INI: [repository], [cassandra], [cassette], [retention], [s3]).\n"
+          ".TP\n~/.config/cassette/cassette.ini\nThe user's config file (under \\fB$XDG_CONFIG_HOME\\fR when set), "
+          "read after the system's: its settings win.\n.SH EXIT STATUS\n",
+          out);
+    for (size_t i = 0; i < N_EXIT_CODES; i++) {
+        fprintf(out, ".TP\n.B %d\n", exit_codes[i].code);
+        roff(out, exit_codes[i].meaning);
         fputc('\n', out);
     }
+    fputs(".SH SEE ALSO\n.BR age (1),\n.BR nodetool (1)\n", out);
+}
+
+/* The words of a synopsis that are sub-commands: bare lower-case words
+ * ("generate", "[status]") that are not the value of an option. */
+static void print_sub_words(FILE *out, const cmd_def *c)
+{
+    const char *p = c->args;
+    bool after_option = false, first = true;
+    while (*p) {
+        size_t n = strcspn(p, " ");
+        const char *w = p;
+        size_t wn = n;
+        if (wn && *w == '[') {
+            w++;
+            wn--;
+        }
+        while (wn && w[wn - 1] == ']')
+            wn--;
+        bool word = wn > 0;
+        for (size_t i = 0; i < wn; i++)
+            word = word && islower((unsigned char)w[i]);
+        if (word && !after_option) {
+            fprintf(out, "%s%.*s", first ? "" : " ", (int)wn, w);
+            first = false;
+        }
+        after_option = wn && *w == '-';
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+static void print_flags(FILE *out, const char *cmd, bool value_only, const char *sep)
+{
+    bool first = true;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt_def *o = &options[i];
+        if ((cmd && !applies_to(o, cmd)) || (!cmd && strcmp(o->commands, "*") != 0 && !value_only) ||
+            (value_only && !takes_value(o)))
+            continue;
+        fprintf(out, "%s--%s", first ? "" : sep, o->flag);
+        if (o->short_flag)
+            fprintf(out, "%s-%c", sep, o->short_flag);
+        first = false;
+    }
+}
+
+void cs_config_completion_bash(FILE *out)
+{
+    fputs("# bash completion for cassette, made by `cassette completion bash` from its option table.\n"
+          "_cassette()\n{\n"
+          "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd= sub= w i opts= words=\n"
+          "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
+          "        w=${COMP_WORDS[i]}\n"
+          "        case $w in\n            ",
+          out);
+    print_flags(out, NULL, true, "|");
+    fputs(") ((i++)); continue ;;\n"
+          "            -*) continue ;;\n"
+          "        esac\n"
+          "        if [[ -z $cmd ]]; then cmd=$w; elif [[ -z $sub ]]; then sub=$w; fi\n"
+          "    done\n"
+          "    case $prev in\n        ",
+          out);
+    print_flags(out, NULL, true, "|");
+    fputs(") return 0 ;; # a value: file names (complete -o default)\n"
+          "    esac\n"
+          "    case $cmd in\n"
+          "        '') opts='",
+          out);
+    print_flags(out, NULL, false, " ");
+    fputs("'; words='", out);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "%s ", commands[i].name);
+    fputs("help' ;;\n        help) words='", out);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "%s%s", i ? " " : "", commands[i].name);
+    fputs("' ;;\n", out);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        fprintf(out, "        %s) opts='", commands[i].name);
+        print_flags(out, commands[i].name, false, " ");
+        fputs("'; words='", out);
+        print_sub_words(out, &commands[i]);
+        fputs("' ;;\n", out);
+    }
+    fputs("    esac\n"
+          "    if [[ $cur == -* ]]; then\n"
+          "        COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+          "    elif [[ -n $words && -z $sub ]]; then\n"
+          "        COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+          "    fi\n"
+          "}\n"
+          "complete -o default -F _cassette cassette\n",
+          out);
 }

@@ -92,20 +92,47 @@ typedef struct cs_config {
     uint64_t rate_limit;        /* bytes per second, 0 = none */
     /* output */
     bool json;
-    bool verbose;
+    int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */
     bool help;
+    bool quiet;             /* -q: errors only on stderr */
+    bool version;
+    double max_age;         /* status --max-age: seconds, 0 = not set */
 } cs_config;
 
-/* Exit codes of the CLI. */
-enum { CS_EXIT_OK = 0, CS_EXIT_ERROR = 1, CS_EXIT_USAGE = 2 };
+/* Exit codes of the CLI, as README.md's table documents them. */
+enum {
+    CS_EXIT_OK = 0,
+    CS_EXIT_ERROR = 1,       /* could not do it */
+    CS_EXIT_USAGE = 2,       /* bad option, bad value, missing required option */
+    CS_EXIT_DAMAGED = 3,     /* damage found: verify, or stored data that failed its check */
+    CS_EXIT_LOCKED = 4,      /* a conflicting repository lock outlasted --lock-wait */
+    CS_EXIT_NOKEY = 5,       /* encrypted: no identity given, or it does not match */
+    CS_EXIT_STALE = 6,       /* status --max-age: a newest complete backup is older */
+    CS_EXIT_INTERRUPTED = 130 /* SIGINT */
+};
+
+/* The exit code for an error code (CS_E_*). */
+int cs_exit_code(int err);
 
 /* Build the config from argv, the environment and the config file.
  * A usage mistake returns CS_E_INVAL with a one-line message. */
 int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e);
 void cs_config_free(cs_config *cfg);
 
-/* Print usage (for cmd, or the global usage when cmd is NULL) from the table. */
+/* Print usage (for cmd, or the global usage when cmd is NULL) from the table:
+ * a command's own options first, then those it shares, then the global ones. */
 void cs_config_usage(FILE *out, const char *cmd);
+
+/* The manual page (roff, section 1) and the bash completion script, both
+ * made from the same tables as the usage, so that they cannot drift. */
+void cs_config_man(FILE *out, const char *version);
+void cs_config_completion_bash(FILE *out);
+
+/* The config files read when neither --config nor CASSETTE_CONFIG is given:
+ * the system's, then the user's on top of it; either may be missing. */
+#ifndef CS_SYSTEM_CONFIG
+#define CS_SYSTEM_CONFIG "/etc/cassette/cassette.ini"
+#endif
 
 /* Parse the body of an INI file into cfg (keys known to the table only;
  * an unknown section or key is an error naming its line). Exposed for tests. */

@@ -52,16 +52,16 @@ static void default_name(char out[32])
 static int check_args(const cs_config *cfg, cs_err *e)
 {
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "backup needs --repo");
+        return cs_err_set(e, CS_E_USAGE, "backup needs --repo");
     if (cfg->name && !cs_repo_is_valid_backup_name(cfg->name))
-        return cs_err_set(e, CS_E_INVAL, "invalid backup name \"%s\" (letters, digits, '.', '_' and '-')", cfg->name);
+        return cs_err_set(e, CS_E_USAGE, "invalid backup name \"%s\" (letters, digits, '.', '_' and '-')", cfg->name);
     for (size_t i = 0; i < cfg->keyspaces.n; i++)
         if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
-            return cs_err_set(e, CS_E_INVAL, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
+            return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
     if (cfg->zstd_level < 1 || cfg->zstd_level > 19)
-        return cs_err_set(e, CS_E_INVAL, "zstd level must be between 1 and 19");
+        return cs_err_set(e, CS_E_USAGE, "zstd level must be between 1 and 19");
     if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
+        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
     return 0;
 }
 
@@ -305,6 +305,8 @@ static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
         rc = cs_node_read_info(conn, &info, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &m->schema, e);
+    if (!rc)
+        rc = cs_node_check_keyspaces(m->schema, &cfg->keyspaces, e);
     cql_close(conn);
     if (rc) {
         cs_node_info_free(&info);

@@ -10,7 +10,7 @@
 int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e)
 {
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "init needs --repo");
+        return cs_err_set(e, CS_E_USAGE, "init needs --repo");
     cs_repo *repo = NULL;
     cs_s3_opts s3;
     cs_ops_s3_opts(cfg, &s3);

@@ -29,7 +29,7 @@ void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o)
 int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e)
 {
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "%s needs --repo", cfg->command ? cfg->command : "this command");
+        return cs_err_set(e, CS_E_USAGE, "%s needs --repo", cfg->command ? cfg->command : "this command");
     cs_repo *repo = NULL;
     cs_s3_opts s3;
     cs_ops_s3_opts(cfg, &s3);
@@ -84,6 +84,7 @@ int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, c
 int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e)
 {
-    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose };
+    /* A backup clears what killed processes of this host left (see lock.h). */
+    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose, cfg->command && !strcmp(cfg->command, "backup") };
     return cs_lock_acquire(repo->st, kind, &o, out, e);
 }

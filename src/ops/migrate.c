@@ -461,11 +461,11 @@ static int apply_pending(migrate_ctx *c, cs_err *e)
 static int check_args(const cs_config *cfg, cs_err *e)
 {
     if (!cfg->dir)
-        return cs_err_set(e, CS_E_INVAL, "migrate needs --dir (the directory of .cql files)");
+        return cs_err_set(e, CS_E_USAGE, "migrate needs --dir (the directory of .cql files)");
     if (cfg->keyspaces.n != 1)
-        return cs_err_set(e, CS_E_INVAL, "migrate needs one --keyspace (where the tracking table lives)");
+        return cs_err_set(e, CS_E_USAGE, "migrate needs one --keyspace (where the tracking table lives)");
     if (!cs_node_is_valid_name(cfg->keyspaces.items[0]))
-        return cs_err_set(e, CS_E_INVAL, "invalid keyspace name \"%s\"", cfg->keyspaces.items[0]);
+        return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[0]);
     return 0;
 }
 
@@ -532,7 +532,7 @@ int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e)
 {
     for (size_t i = 0; i < cfg->keyspaces.n; i++)
         if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
-            return cs_err_set(e, CS_E_INVAL, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
+            return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
     cql_conn *conn = NULL;
     json_t *rows = NULL;
     int rc = cs_cluster_connect(cfg, &conn, e);
@@ -558,7 +558,7 @@ int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e)
     json_decref(rows);
     for (size_t k = 0; !rc && k < cfg->keyspaces.n; k++)
         if (!cs_strlist_has(&seen, cfg->keyspaces.items[k]))
-            rc = cs_err_set(e, CS_E_NOTFOUND, "keyspace %s does not exist", cfg->keyspaces.items[k]);
+            rc = cs_err_set(e, CS_E_USAGE, "keyspace %s does not exist", cfg->keyspaces.items[k]);
     cs_strlist_free(&seen);
     return rc ? cs_err_prefix(e, "schema dump") : 0;
 }

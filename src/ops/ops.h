@@ -84,6 +84,8 @@ typedef struct cs_purge_result {
     size_t removed_incomplete; /* stale incomplete backups removed */
     uint64_t objects;          /* objects deleted (or that would be) */
     uint64_t bytes;            /* their stored bytes */
+    uint64_t waiting;          /* unreferenced objects kept for now: younger than --grace (or an incomplete backup) */
+    uint64_t waiting_bytes;
     double seconds;
 } cs_purge_result;
 

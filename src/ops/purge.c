@@ -202,6 +202,25 @@ static double sweep_cutoff(const purge_ctx *c)
     return cutoff;
 }
 
+/* Unreferenced objects that stay only because they are young (the grace
+ * period, or an incomplete backup that may use them): said, so that a purge
+ * that freed little is understood. Call after the sweep at cutoff. */
+static int count_waiting(purge_ctx *c, char (*ids)[CS_OBJECT_ID_HEX], int64_t *rows, cs_err *e)
+{
+    uint64_t all = 0, all_bytes = 0;
+    int64_t after = 0;
+    for (;;) {
+        size_t n = 0;
+        int rc = cs_catalog_unreferenced(c->cat, INT64_MAX, after, ids, rows, SWEEP_BATCH, &n, &all_bytes, e);
+        if (rc || !n)
+            return rc;
+        after = rows[n - 1];
+        all += n;
+        c->res->waiting = all - c->res->objects;
+        c->res->waiting_bytes = all_bytes - c->res->bytes;
+    }
+}
+
 static int sweep(purge_ctx *c, cs_err *e)
 {
     void *arg[2] = { c, e };
@@ -240,6 +259,8 @@ static int sweep(purge_ctx *c, cs_err *e)
             break;
         cs_info("deleted %llu unreferenced objects so far", (unsigned long long)c->res->objects);
     }
+    if (!rc)
+        rc = count_waiting(c, ids, rows, e);
     free(ids);
     free(keys);
     free(rows);

@@ -47,13 +47,13 @@ static bool is_replace(const cs_config *cfg)
 static int check_args(const cs_config *cfg, cs_err *e)
 {
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "restore needs --repo");
+        return cs_err_set(e, CS_E_USAGE, "restore needs --repo");
     if (!cfg->backup)
-        return cs_err_set(e, CS_E_INVAL, "restore needs --backup NAME (see cassette list)");
+        return cs_err_set(e, CS_E_USAGE, "restore needs --backup NAME (see cassette list)");
     if (strcmp(cfg->mode, "import") && strcmp(cfg->mode, "replace"))
-        return cs_err_set(e, CS_E_INVAL, "--mode must be import or replace, not \"%s\"", cfg->mode);
+        return cs_err_set(e, CS_E_USAGE, "--mode must be import or replace, not \"%s\"", cfg->mode);
     if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
+        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
     return 0;
 }
 

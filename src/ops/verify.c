@@ -58,7 +58,7 @@ static int parse_sample(const cs_config *cfg, double *pct, cs_err *e)
     /* The config checked it is a percentage in (0, 100] given with --deep. */
     double v = strtod(cfg->sample, NULL);
     if (!(v > 0 && v <= 100))
-        return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100");
+        return cs_err_set(e, CS_E_USAGE, "--sample wants a percentage above 0 and at most 100");
     *pct = v;
     return 0;
 }
@@ -331,9 +331,9 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     c.res = res;
     res->deep = cfg->deep;
     if (!cfg->repo)
-        return cs_err_set(e, CS_E_INVAL, "verify needs --repo");
+        return cs_err_set(e, CS_E_USAGE, "verify needs --repo");
     if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
+        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
     int rc = parse_sample(cfg, &res->sample_pct, e);
     if (!rc)
         rc = cs_ops_open_repo(cfg, false, &c.repo, e);

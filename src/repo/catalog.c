@@ -710,19 +710,23 @@ int cs_catalog_select(cs_catalog *c, const char *backup, double sample_pct, uint
     sqlite3_finalize(st);
     uint64_t total = (uint64_t)sqlite3_changes64(c->db);
     if (!rc && sample_pct > 0 && sample_pct < 100 && total) {
-        /* Keep the share read back longest ago (never first): successive
-         * runs walk through the whole repository. */
-        uint64_t keep = (uint64_t)((double)total * sample_pct / 100.0 + 0.999999);
+        /* Keep that share of the stored bytes (not of the objects: a few
+         * large Data.db files hold most of them), those read back longest
+         * ago (never first) first, so successive runs walk through the whole
+         * repository: an object is kept while the bytes before it in that
+         * order are under the share. */
         st = prepare(c,
-                     "DELETE FROM temp.sel WHERE row NOT IN (SELECT o.id FROM temp.sel s JOIN objects o ON o.id = s.row"
-                     " ORDER BY o.verified IS NOT NULL, o.verified, o.id LIMIT ?1)",
+                     "DELETE FROM temp.sel WHERE row NOT IN (SELECT id FROM (SELECT o.id, SUM(o.stored) OVER"
+                     " (ORDER BY o.verified IS NOT NULL, o.verified, o.id ROWS UNBOUNDED PRECEDING) - o.stored AS"
+                     " before, SUM(o.stored) OVER () AS bytes FROM temp.sel s JOIN objects o ON o.id = s.row)"
+                     " WHERE before < bytes * ?1 / 100.0 OR before = 0)",
                      e);
         if (!st)
             return e->code;
-        bind_u64(st, 1, keep);
+        sqlite3_bind_double(st, 1, sample_pct);
         rc = step_done(c, st, e);
         sqlite3_finalize(st);
-        total = keep < total ? keep : total;
+        total -= rc ? 0 : (uint64_t)sqlite3_changes64(c->db);
     }
     *count = rc ? 0 : total;
     return rc;

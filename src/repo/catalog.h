@@ -63,7 +63,8 @@ typedef struct cs_catalog_object {
 
 /* Choose the objects a verify looks at: those referenced by complete
  * backups named backup (NULL: every complete backup); with sample_pct in
- * (0, 100), only that share of them, those read back longest ago first.
+ * (0, 100), only that share of their stored bytes, those read back longest
+ * ago first.
  * *count: how many were chosen. */
 int cs_catalog_select(cs_catalog *c, const char *backup, double sample_pct, uint64_t *count, cs_err *e);
 /* The next up to max chosen objects after row `after` (0: from the start). */

@@ -36,8 +36,10 @@ struct cs_lock {
     char *pidns;       /* "pid:[4026531836]", NULL when unknown */
     char *purpose;     /* NULL: none */
     long pid;
+    long long pidstart; /* our start time in clock ticks after boot; -1 unknown */
     double created;
     double stale_after;
+    bool sweep_dead;   /* also break non-conflicting locks of dead processes here */
     /* The refresh thread; stop and lost are shared with it under mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -56,6 +58,7 @@ typedef struct lock_info {
     cs_lock_kind kind;
     char *host, *pidns, *purpose;
     long pid;
+    long long pidstart; /* -1: not recorded (older cassette, or not Linux) */
     double created, refreshed;
 } lock_info;
 
@@ -146,6 +149,30 @@ static char *own_pid_namespace(void)
     return cs_strndup(link, (size_t)n);
 }
 
+/* When process pid started, in clock ticks after boot (field 22 of
+ * /proc/PID/stat); -1 when it cannot be told. With the pid it names one
+ * process: a pid reused by another process has another start time. */
+static long long process_start_time(long pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    /* The command name (field 2) may hold spaces and ')': fields 3.. follow the last ')'. */
+    char *p = strrchr(text, ')');
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -1;
+    char *end = NULL;
+    long long v = strtoll(p + 1, &end, 10);
+    return end != p + 1 && v >= 0 ? v : -1;
+}
+
 static char *new_lock_key(void)
 {
     uint8_t raw[16];
@@ -167,6 +194,8 @@ static int write_own(cs_lock *l, cs_err *e)
         return cs_err_set(e, CS_E_INVAL, "cannot write lock %s: host name or purpose is not UTF-8", l->key);
     if (l->pidns)
         json_object_set_new(root, "pidns", json_string(l->pidns));
+    if (l->pidstart >= 0)
+        json_object_set_new(root, "pidstart", json_integer((json_int_t)l->pidstart));
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     if (!text)
@@ -260,6 +289,10 @@ static bool parse_lock(const char *text, size_t len, lock_info *in)
         in->pidns = pidns ? cs_strdup(pidns) : NULL;
         in->purpose = purpose && *purpose ? cs_strdup(purpose) : NULL;
         in->pid = (long)json_integer_value(pid);
+        json_t *start = json_object_get(root, "pidstart");
+        in->pidstart = json_is_integer(start) && json_integer_value(start) >= 0
+                           ? (long long)json_integer_value(start)
+                           : -1;
     }
     json_decref(root);
     return ok;
@@ -297,13 +330,19 @@ static bool process_is_dead(long pid)
     return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+/* Provably gone: a lock of this host (and pid namespace) whose pid is not
+ * running, or runs a process that started at another time than the one
+ * the lock recorded (the pid was reused). */
 static bool dead_here(const char *host, const char *pidns, const lock_info *in)
 {
     if (in->damaged || !*host || strcmp(in->host, host) != 0)
         return false;
     if (pidns && in->pidns && strcmp(pidns, in->pidns) != 0)
         return false; /* same host name, other pid namespace: cannot tell */
-    return process_is_dead(in->pid);
+    if (process_is_dead(in->pid))
+        return true;
+    long long started = in->pidstart >= 0 ? process_start_time(in->pid) : -1;
+    return started >= 0 && started != in->pidstart;
 }
 
 static bool holder_is_dead(const cs_lock *l, const lock_info *in)
@@ -373,6 +412,8 @@ static int scan(cs_lock *l, char **holder, cs_err *e)
         rc = read_lock(l->st, in, e);
         if (!rc && !in->gone && conflicts(l->kind, in))
             rc = break_if_stale(l, in, now, &broken, e);
+        else if (!rc && !in->gone && l->sweep_dead && holder_is_dead(l, in))
+            rc = break_if_stale(l, in, now, &broken, e); /* not in our way, but provably left behind */
         if (!rc && !in->gone && conflicts(l->kind, in) && !broken && !*holder)
             *holder = describe(in);
     }
@@ -461,6 +502,8 @@ static cs_lock *lock_new(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *
     l->pidns = own_pid_namespace();
     l->purpose = o->purpose && *o->purpose ? cs_strdup(o->purpose) : NULL;
     l->pid = (long)getpid();
+    l->pidstart = process_start_time(l->pid);
+    l->sweep_dead = o->sweep_dead;
     l->created = cs_now();
     l->stale_after = o->stale_after > 0 ? o->stale_after : DEFAULT_STALE_AFTER;
     pthread_mutex_init(&l->mu, NULL);
@@ -522,7 +565,7 @@ static void note_waiting(char **last, const char *holder)
 
 int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs_lock **out, cs_err *e)
 {
-    static const cs_lock_opts defaults = { 0, 0, NULL };
+    static const cs_lock_opts defaults = { 0, 0, NULL, false };
     *out = NULL;
     if (!o)
         o = &defaults;
@@ -546,9 +589,9 @@ int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs
         if (left <= 0) {
             char waited[32];
             fmt_duration(o->wait, waited);
-            rc = o->wait > 0 ? cs_err_set(e, CS_E_EXISTS, "repository is locked by %s (still held after waiting %s)",
+            rc = o->wait > 0 ? cs_err_set(e, CS_E_LOCKED, "repository is locked by %s (still held after waiting %s)",
                                           holder, waited)
-                             : cs_err_set(e, CS_E_EXISTS, "repository is locked by %s", holder);
+                             : cs_err_set(e, CS_E_LOCKED, "repository is locked by %s", holder);
             goto out;
         }
         note_waiting(&last, holder);
@@ -610,7 +653,7 @@ char *cs_lock_describe(const cs_lock_info *l)
     fmt_duration((double)time(NULL) - l->refreshed, ago);
     return cs_sprintf("%s lock by %s on host %s, pid %ld, since %s UTC, refreshed %s ago%s", l->kind,
                       *l->purpose ? l->purpose : "an unnamed process", l->host, l->pid, since, ago,
-                      l->dead ? " (its process is gone: the next purge breaks it)" : "");
+                      l->dead ? " (its process is gone: the next backup or purge on this host breaks it)" : "");
 }
 
 int cs_lock_list(cs_storage *st, cs_lock_list_cb cb, void *arg, cs_err *e)

@@ -3,18 +3,21 @@
  *
  * Owns: lock objects "locks/<32 hex>.lock" on any storage driver, their
  * JSON content {"kind": "shared"|"exclusive", "host", "pid", "created",
- * "refreshed", "purpose", "pidns"} and the protocol. "created" and
+ * "refreshed", "purpose", "pidns", "pidstart"} and the protocol. "created" and
  * "refreshed" are seconds since the epoch (JSON numbers with fractions, as
  * in manifests); "purpose" may be null; "pidns" (the holder's pid namespace,
  * "pid:[4026531836]", Linux only, optional) keeps a container that shares
- * the host's name from judging pids it cannot see.
+ * the host's name from judging pids it cannot see; "pidstart" (the holder's
+ * start time in clock ticks after boot, Linux only, optional) tells a
+ * holder from a later process that got the same pid.
  * S3 has no atomic create-if-absent on every server, so a lock is taken by
  * writing one's own lock object first and then listing every lock: a
  * conflicting lock (exclusive vs anything) that is not stale makes the
  * newcomer delete its own and wait (with a random back-off, so two
  * newcomers that see each other do not retry in step) or give up. Since every holder writes before it looks, of
  * two conflicting takers at least one sees the other.
- * A lock is stale when its host is this host and its pid is not running, or
+ * A lock is stale when its host is this host and its pid is not running
+ * (or runs a process with another start time than "pidstart"), or
  * when it was not refreshed for stale_after seconds (by the holder's clock
  * or the storage's mtime, whichever is newer); a stale lock is deleted with
  * a warning that names it. A lock object that cannot be parsed conflicts
@@ -40,12 +43,16 @@ typedef struct cs_lock_opts {
     double stale_after; /* seconds without refresh before a lock is stale; 0: 1800 */
     double wait;        /* seconds to keep trying while a conflicting lock is held; 0: fail at once */
     const char *purpose; /* "backup 20261122-010000", shown to whoever waits; may be NULL */
+    /* Also break locks that do not conflict when their process is provably
+     * gone from this host (a backup sets it: killed backups' locks would
+     * otherwise pile up until the next purge). */
+    bool sweep_dead;
 } cs_lock_opts;
 
 typedef struct cs_lock cs_lock;
 
 /* Take a lock of this kind on st (borrowed; must outlive the lock); o may
- * be NULL (the defaults). CS_E_EXISTS with one line naming the holder
+ * be NULL (the defaults). CS_E_LOCKED with one line naming the holder
  * ("repository is locked by purge on host h, pid 123, since 2026-11-22
  * 07:30:00 UTC", followed by " (still held after waiting 30.0s)" when
  * o->wait > 0) when a conflicting lock is still held after o->wait

@@ -95,7 +95,7 @@ def test_wrong_identity_writes_nothing(cassette, repo, keys, node, session, encr
     staging = node.dir / "cassette-staging"
 
     res = cassette("restore", "--repo", repo, "--backup", "enc-1", "--identity", keys["other"])
-    assert res.rc == 1, res.describe()
+    assert res.rc == 5, res.describe()  # README: exit 5, no key
     assert "no identity matches" in res.err, res.describe()
     assert "enc-1" in res.err, res.describe()
     assert _table_dirs(node, ds) == before, "the data directories changed"
@@ -103,11 +103,11 @@ def test_wrong_identity_writes_nothing(cassette, repo, keys, node, session, encr
     assert list(session.execute(f"SELECT * FROM {t.full_name} LIMIT 1")) == []
 
     res = cassette("verify", "--repo", repo, "--identity", keys["other"])
-    assert res.rc == 1 and "no identity matches" in res.err, res.describe()
+    assert res.rc == 5 and "no identity matches" in res.err, res.describe()
 
     # Without any identity the error says what to do.
     res = cassette("restore", "--repo", repo, "--backup", "enc-1")
-    assert res.rc == 1 and "--identity" in res.err, res.describe()
+    assert res.rc == 5 and "--identity" in res.err, res.describe()
 
     # The right key restores every row.
     cassette("restore", "--repo", repo, "--backup", "enc-1", "--table", t.full_name,
@@ -136,7 +136,7 @@ def test_damaged_object_places_nothing(cassette, repo, keys, node, session, encr
     before = _table_dirs(node, ds)
 
     res = cassette("restore", "--repo", repo, "--backup", "enc-1", "--identity", keys["key"])
-    assert res.rc == 1, res.describe()
+    assert res.rc == 3, res.describe()  # README: exit 3, damage found
     assert object_id in res.err, res.describe()
     if damage == "flip":
         assert "authentication" in res.err, res.describe()
@@ -146,4 +146,4 @@ def test_damaged_object_places_nothing(cassette, repo, keys, node, session, encr
             f"{t.full_name} got rows from a damaged backup"
 
     res = cassette("verify", "--deep", "--repo", repo, "--identity", keys["key"])
-    assert res.rc == 1 and object_id in res.err, res.describe()
+    assert res.rc == 3 and object_id in res.err, res.describe()

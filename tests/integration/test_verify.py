@@ -48,6 +48,6 @@ def test_verify_detects_a_flipped_byte(cassette, repo, node, session, make_small
     assert res.rc == 0, res.describe()
     for args in (["verify", "--deep", "--repo", repo], ["verify", "--deep", "--repo", repo, "--backup", "vf-1"]):
         res = cassette(*args)
-        assert res.rc == 1, res.describe()
+        assert res.rc == 3, res.describe()  # README: exit 3, damage found
         assert any(t in res.err and name in res.err for t, name in owners), \
             f"stderr names none of {owners}\n{res.describe()}"

@@ -235,30 +235,64 @@ static void test_unreferenced_needs_refs(void **state)
     assert_non_null(strstr(e.msg, "does not know the objects"));
 }
 
-/* --sample: successive runs take the objects read back longest ago. */
+/* How many of the objects, taken in this order, a sample of half the
+ * bytes keeps: each one while the bytes before it are under the half. */
+static size_t half_by_bytes(const uint64_t *stored, size_t n, uint64_t total)
+{
+    size_t k = 0;
+    for (uint64_t before = 0; k < n && before * 2 < total; k++)
+        before += stored[k];
+    return k;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* --sample: a share of the stored bytes, the objects read back longest ago
+ * first, so that successive runs walk through the repository. */
 static void test_sample_rotates(void **state)
 {
     fixture *f = *state;
     char ids[10][CS_OBJECT_ID_HEX];
     new_ids(ids, 10);
-    store(f, "b1", HOST_A, 1000, ids, 10, true);
+    store(f, "b1", HOST_A, 1000, ids, 10, true); /* stored: 10, 11, ... 19 bytes; 145 in all */
     sync_ok(f, true);
+    /* Never read back, the objects come in the catalog's order: by id. */
+    char sorted[10][CS_OBJECT_ID_HEX];
+    memcpy(sorted, ids, sizeof sorted);
+    qsort(sorted, 10, CS_OBJECT_ID_HEX, compare_ids);
+    uint64_t order[10];
+    for (size_t i = 0; i < 10; i++)
+        for (size_t j = 0; j < 10; j++)
+            if (!strcmp(sorted[i], ids[j]))
+                order[i] = 10 + j;
+    size_t first = half_by_bytes(order, 10, 145);
+    /* Run 2: those not read yet, then those read in run 1 (at one time: by id). */
+    uint64_t order2[20];
+    memcpy(order2, order + first, (10 - first) * sizeof *order);
+    memcpy(order2 + 10 - first, order, first * sizeof *order);
+    const size_t want[2] = { first, half_by_bytes(order2, 10, 145) };
+    assert_true(first > 1 && first < 10);
     cs_err e;
     bool seen[10] = { false };
     for (int run = 0; run < 2; run++) {
         uint64_t count = 0;
         assert_int_equal(cs_catalog_select(f->cat, NULL, 50, &count, &e), 0);
-        assert_int_equal(count, 5);
+        assert_int_equal(count, want[run]);
         cs_catalog_object objs[10];
         size_t n = 0;
+        uint64_t bytes = 0;
         assert_int_equal(cs_catalog_selected(f->cat, 0, objs, 10, &n, &e), 0);
-        assert_int_equal(n, 5);
-        for (size_t i = 0; i < n; i++)
+        assert_int_equal(n, want[run]);
+        for (size_t i = 0; i < n; i++) {
+            bytes += objs[i].stored;
             for (size_t j = 0; j < 10; j++)
-                if (!strcmp(objs[i].id, ids[j])) {
-                    assert_false(seen[j]);
+                if (!strcmp(objs[i].id, ids[j]))
                     seen[j] = true;
-                }
+        }
+        assert_true(bytes * 2 >= 145);
         assert_int_equal(cs_catalog_mark_verified(f->cat, objs, n, 5000.0 + run, &e), 0);
     }
     for (size_t j = 0; j < 10; j++)

@@ -50,6 +50,8 @@ static int setup(void **state)
         free(f);
         return -1;
     }
+    /* The user's default config file is looked for here: none unless a test writes one. */
+    setenv("XDG_CONFIG_HOME", f->dir, 1);
     *state = f;
     return 0;
 }
@@ -557,6 +559,206 @@ static void test_commands_and_usage(void **state)
     free(text);
 }
 
+static void test_default_config_files(void **state)
+{
+    fixture *f = *state;
+    cs_config cfg;
+    cs_err e;
+    /* No file in $XDG_CONFIG_HOME/cassette: defaults only. */
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_null(cfg.config_file);
+    cs_config_free(&cfg);
+
+    char *dir = cs_path_join(f->dir, "cassette");
+    assert_int_equal(cs_mkdirs(dir, 0700, &e), 0);
+    char *user =
+        write_config(f, "cassette/cassette.ini", "[repository]\npath = /user/repo\n[cassandra]\nport = 9999\n");
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_string_equal(cfg.config_file, user);
+    assert_string_equal(cfg.repo, "/user/repo");
+    assert_int_equal(cfg.cql_port, 9999);
+    cs_config_free(&cfg);
+
+    /* The environment and flags still win over it. */
+    setenv("CASSETTE_REPO", "/env/repo", 1);
+    assert_int_equal(LOAD(&cfg, &e, "backup", "--cql-port", "9043"), 0);
+    assert_string_equal(cfg.repo, "/env/repo");
+    assert_int_equal(cfg.cql_port, 9043);
+    cs_config_free(&cfg);
+    unsetenv("CASSETTE_REPO");
+
+    /* --config or CASSETTE_CONFIG: the default files are not read at all. */
+    char *other = write_config(f, "other.ini", "[cassandra]\nhost = otherhost\n");
+    assert_int_equal(LOAD(&cfg, &e, "list", "--config", other), 0);
+    assert_null(cfg.repo);
+    assert_int_equal(cfg.cql_port, 9042);
+    cs_config_free(&cfg);
+    setenv("CASSETTE_CONFIG", other, 1);
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_null(cfg.repo);
+    cs_config_free(&cfg);
+    unsetenv("CASSETTE_CONFIG");
+
+    /* A default file that exists but is wrong is an error naming it and its line. */
+    free(write_config(f, "cassette/cassette.ini", "[cassandra]\nprot = 1\n"));
+    assert_int_equal(LOAD(&cfg, &e, "list"), CS_E_INVAL);
+    assert_non_null(strstr(e.msg, user));
+    assert_non_null(strstr(e.msg, ":2: unknown setting"));
+    cs_config_free(&cfg);
+
+    /* HOME/.config/cassette when XDG_CONFIG_HOME is not set. */
+    unsetenv("XDG_CONFIG_HOME");
+    char *home = cs_path_join(f->dir, "home");
+    char *home_dir = cs_path_join(home, ".config/cassette");
+    assert_int_equal(cs_mkdirs(home_dir, 0700, &e), 0);
+    free(write_config(f, "home/.config/cassette/cassette.ini", "[repository]\npath = /home/repo\n"));
+    const char *old_home = getenv("HOME");
+    char *saved = old_home ? cs_strdup(old_home) : NULL;
+    setenv("HOME", home, 1);
+    assert_int_equal(LOAD(&cfg, &e, "list"), 0);
+    assert_string_equal(cfg.repo, "/home/repo");
+    cs_config_free(&cfg);
+    if (saved)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+    free(saved);
+    free(home_dir);
+    free(home);
+    free(other);
+    free(user);
+    free(dir);
+}
+
+static void test_verbosity_and_bundles(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "list", "-v"), 0);
+    assert_int_equal(cfg.verbose, 1);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "-vv", "list"), 0);
+    assert_int_equal(cfg.verbose, 2);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "list", "-v", "--verbose"), 0);
+    assert_int_equal(cfg.verbose, 2);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "list", "-q"), 0);
+    assert_true(cfg.quiet);
+    assert_int_equal(cfg.verbose, 0);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "purge", "-nv"), 0);
+    assert_true(cfg.dry_run);
+    assert_int_equal(cfg.verbose, 1);
+    cs_config_free(&cfg);
+    EXPECT_ERROR("--quiet and --verbose", "list", "-q", "-v");
+    EXPECT_ERROR("list does not take --dry-run", "list", "-nv");
+    EXPECT_ERROR("unknown option -vx", "list", "-vx");
+    EXPECT_ERROR("unknown option -jv", "backup", "-jv"); /* -j wants a value: no bundle */
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    assert_int_equal(LOAD(&cfg, &e, "help", "backup"), 0);
+    assert_true(cfg.help);
+    assert_string_equal(cfg.command, "backup");
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "help"), 0);
+    assert_true(cfg.help);
+    assert_null(cfg.command);
+    cs_config_free(&cfg);
+    EXPECT_ERROR("unknown command \"nosuch\"", "help", "nosuch");
+    /* A command's required options are not asked for with --help. */
+    assert_int_equal(LOAD(&cfg, &e, "key", "--help"), 0);
+    cs_config_free(&cfg);
+    assert_int_equal(LOAD(&cfg, &e, "--version"), 0);
+    assert_true(cfg.version);
+    cs_config_free(&cfg);
+
+    /* A command's own options come before the shared and the global ones. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cs_config_usage(out, "backup");
+    fclose(out);
+    const char *own = strstr(text, "options of backup:"), *shared = strstr(text, "options it shares");
+    const char *global = strstr(text, "global options:");
+    assert_true(own && shared && global && own < shared && shared < global);
+    assert_non_null(own);
+    const char *name = strstr(own, "--name"), *cql = strstr(own, "--cql-host"), *verbose = strstr(own, "--verbose");
+    assert_true(name && cql && verbose && own < name && name < shared && shared < cql && cql < global &&
+                global < verbose);
+    free(text);
+}
+
+/* Every command and option of the table is in the manual page and in the
+ * completion script. */
+static void test_man_and_completion(void **state)
+{
+    (void)state;
+    char *man = NULL, *bash = NULL, *usage = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&man, &len);
+    cs_config_man(out, "1.2.3");
+    fclose(out);
+    out = open_memstream(&bash, &len);
+    cs_config_completion_bash(out);
+    fclose(out);
+    out = open_memstream(&usage, &len);
+    cs_config_usage(out, NULL);
+    fclose(out);
+    assert_non_null(strstr(man, ".TH CASSETTE 1 \"\" \"cassette 1.2.3\""));
+    assert_non_null(strstr(man, ".SH EXIT STATUS"));
+    assert_non_null(strstr(bash, "complete -o default -F _cassette cassette"));
+    const char *cmds[] = { "init", "backup", "list", "restore", "verify", "purge", "status", "key" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *item = cs_sprintf(".TP\n\\fB%s\\fR ", cmds[i]);
+        char *branch = cs_sprintf("        %s) opts='", cmds[i]);
+        assert_non_null(strstr(man, item));
+        assert_non_null(strstr(bash, branch));
+        free(item);
+        free(branch);
+    }
+    /* Every "--flag" of the usage is in both (hyphens are \- in roff). */
+    for (const char *p = usage; (p = strstr(p, "  --")) != NULL; p += 4) {
+        size_t n = strspn(p + 4, "abcdefghijklmnopqrstuvwxyz0123456789-");
+        char *flag = cs_sprintf("--%.*s", (int)n, p + 4);
+        cs_buf roffed = CS_BUF_INIT;
+        for (const char *c = flag; *c; c++)
+            cs_buf_printf(&roffed, "%s", *c == '-' ? "\\-" : (char[]){ *c, 0 });
+        char *in_man = cs_sprintf("\\fB%s\\fR", cs_buf_str(&roffed));
+        if (!strstr(man, in_man))
+            fail_msg("%s is not in the manual page", flag);
+        if (!strstr(bash, flag))
+            fail_msg("%s is not in the completion script", flag);
+        free(in_man);
+        cs_buf_free(&roffed);
+        free(flag);
+    }
+    assert_non_null(strstr(bash, "words='generate public'"));
+    assert_non_null(strstr(bash, "words='rebuild'"));
+    free(man);
+    free(bash);
+    free(usage);
+}
+
+static void test_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_exit_code(CS_OK), 0);
+    assert_int_equal(cs_exit_code(CS_E_IO), 1);
+    assert_int_equal(cs_exit_code(CS_E_INVAL), 1);
+    assert_int_equal(cs_exit_code(CS_E_USAGE), 2);
+    assert_int_equal(cs_exit_code(CS_E_CORRUPT), 3);
+    assert_int_equal(cs_exit_code(CS_E_LOCKED), 4);
+    assert_int_equal(cs_exit_code(CS_E_NOKEY), 5);
+    assert_int_equal(cs_exit_code(CS_E_STALE), 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +773,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_applicable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cql_port_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands_and_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_config_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verbosity_and_bundles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_man_and_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,7 +80,7 @@ static void pause_ms(long ms)
 
 static int take(fixture *f, cs_lock_kind kind, double wait, const char *purpose, cs_lock **out, cs_err *e)
 {
-    cs_lock_opts o = { 0, wait, purpose };
+    cs_lock_opts o = { 0, wait, purpose, false };
     cs_err_clear(e);
     return cs_lock_acquire(f->st, kind, &o, out, e);
 }
@@ -251,7 +251,7 @@ static void test_exclusive_refused_while_shared(void **state)
     cs_err e;
     cs_lock *s = NULL, *x = NULL;
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup 20261122-010000", &s, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_LOCKED);
     assert_null(x);
     assert_non_null(strstr(e.msg, "repository is locked by backup 20261122-010000 on host "));
     char pid[32];
@@ -273,9 +273,9 @@ static void test_shared_refused_while_exclusive(void **state)
     cs_err e;
     cs_lock *s = NULL, *x = NULL, *x2 = NULL;
     assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "locked by purge on host"));
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x2, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x2, &e), CS_E_LOCKED);
     cs_lock_release(x);
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), 0);
     cs_lock_release(s);
@@ -287,7 +287,7 @@ static void test_no_purpose(void **state)
     cs_err e;
     cs_lock *x = NULL, *s = NULL;
     assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, NULL, &x, &e), 0);
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, NULL, &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, NULL, &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "locked by an exclusive lock on host"));
     cs_lock_release(x);
 }
@@ -314,7 +314,7 @@ static void test_live_pid_kept(void **state)
     const char *key = "locks/00000000000000000000000000000002.lock";
     put_lock(f, key, "exclusive", host, (long)getppid(), cs_now(), "purge elsewhere");
     cs_lock *s = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "purge elsewhere"));
     assert_true(exists(f, key));
     free(host);
@@ -332,6 +332,66 @@ static void test_stale_shared_left_to_shared(void **state)
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), 0);
     assert_true(exists(f, key));
     cs_lock_release(s);
+    free(host);
+}
+
+/* A backup sweeps what killed processes of this host left, conflicting or
+ * not; a live holder's lock and other hosts' locks stay. */
+static void test_sweep_dead_here(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    char *host = host_name();
+    const char *dead = "locks/00000000000000000000000000000004.lock";
+    const char *live = "locks/00000000000000000000000000000005.lock";
+    const char *other = "locks/00000000000000000000000000000006.lock";
+    put_lock(f, dead, "shared", host, dead_pid(), cs_now(), "backup killed");
+    put_lock(f, live, "shared", host, (long)getppid(), cs_now(), "backup running");
+    put_lock(f, other, "shared", "elsewhere.example", dead_pid(), cs_now(), "backup on another host");
+    cs_lock_opts o = { 0, 0, "backup", true };
+    cs_lock *s = NULL;
+    cs_err_clear(&e);
+    assert_int_equal(cs_lock_acquire(f->st, CS_LOCK_SHARED, &o, &s, &e), 0);
+    assert_false(exists(f, dead));
+    assert_true(exists(f, live));
+    assert_true(exists(f, other));
+    cs_lock_release(s);
+    free(host);
+}
+
+/* A lock whose pid now runs a process that started at another time than
+ * the lock recorded is the lock of a process that is gone (pid reused). */
+static void test_reused_pid_broken(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    char *host = host_name();
+    const char *key = "locks/00000000000000000000000000000007.lock";
+    json_t *root = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:s}", "kind", "exclusive", "host", host, "pid",
+                             (json_int_t)getppid(), "pidstart", (json_int_t)1, "created", cs_now() - 60, "refreshed",
+                             cs_now(), "purpose", "purge before a reboot");
+    char *text = json_dumps(root, 0);
+    json_decref(root);
+    assert_int_equal(cs_storage_put_bytes(f->st, key, 0, text, strlen(text), &e), 0);
+    free(text);
+    cs_lock *s = NULL;
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), 0);
+    assert_false(exists(f, key));
+    cs_lock_release(s);
+
+    /* Our own lock records our start time, and so stays while we run. */
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &s, &e), 0);
+    char *own = only_lock_key(f);
+    cs_buf body = CS_BUF_INIT;
+    assert_int_equal(cs_storage_get_bytes(f->st, own, 1 << 16, &body, &e), 0);
+    root = json_loadb(body.data, body.len, 0, NULL);
+    assert_true(json_integer_value(json_object_get(root, "pidstart")) > 0);
+    json_decref(root);
+    cs_lock *s2 = NULL;
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s2, &e), CS_E_LOCKED);
+    cs_lock_release(s);
+    cs_buf_free(&body);
+    free(own);
     free(host);
 }
 
@@ -358,7 +418,7 @@ static void test_other_host_old_clock_fresh_mtime(void **state)
     const char *key = "locks/00000000000000000000000000000005.lock";
     put_lock(f, key, "exclusive", "elsewhere.invalid", 123, cs_now() - 7200, "purge");
     cs_lock *s = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &s, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "purge on host elsewhere.invalid, pid 123, since "));
     assert_true(exists(f, key));
 }
@@ -371,7 +431,7 @@ static void test_other_host_fresh_kept(void **state)
     put_lock(f, key, "shared", "elsewhere.invalid", 4242, cs_now(), "backup 20261122-010000");
     set_mtime(f, key, cs_now() - 7200); /* the holder's clock is newer */
     cs_lock *x = NULL;
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0, "purge", &x, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "backup 20261122-010000 on host elsewhere.invalid, pid 4242, since "));
     assert_true(exists(f, key));
     /* A shared lock does not mind it. */
@@ -388,7 +448,7 @@ static void test_damaged(void **state)
     assert_int_equal(cs_storage_put_bytes(f->st, key, 0, "{\"kind\": \"sha", 13, &e), 0);
     /* Fresh: it may be anyone's, so it conflicts even with a shared lock. */
     cs_lock *l = NULL;
-    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &l, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup", &l, &e), CS_E_LOCKED);
     assert_non_null(strstr(e.msg, "unreadable lock object locks/00000000000000000000000000000007.lock"));
     assert_true(exists(f, key));
     /* Old: stale like any other. */
@@ -403,7 +463,7 @@ static void test_bad_opts(void **state)
     fixture *f = *state;
     cs_err e;
     cs_lock *l = NULL;
-    cs_lock_opts neg_wait = { 0, -1, NULL }, neg_stale = { -5, 0, NULL };
+    cs_lock_opts neg_wait = { 0, -1, NULL, false }, neg_stale = { -5, 0, NULL, false };
     cs_err_clear(&e);
     assert_int_equal(cs_lock_acquire(f->st, CS_LOCK_SHARED, &neg_wait, &l, &e), CS_E_INVAL);
     assert_int_equal(cs_lock_acquire(f->st, CS_LOCK_SHARED, &neg_stale, &l, &e), CS_E_INVAL);
@@ -452,7 +512,7 @@ static void test_wait_gives_up(void **state)
     cs_lock *s = NULL, *x = NULL;
     assert_int_equal(take(f, CS_LOCK_SHARED, 0, "backup 7", &s, &e), 0);
     double start = mono();
-    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0.5, "purge", &x, &e), CS_E_EXISTS);
+    assert_int_equal(take(f, CS_LOCK_EXCLUSIVE, 0.5, "purge", &x, &e), CS_E_LOCKED);
     double took = mono() - start;
     assert_true(took >= 0.5 && took < 3);
     assert_non_null(strstr(e.msg, "locked by backup 7 on host"));
@@ -522,7 +582,7 @@ static void test_refresh(void **state)
     fixture *f = *state;
     cs_err e;
     cs_lock *l = NULL;
-    cs_lock_opts o = { 0.4, 0, "backup" };
+    cs_lock_opts o = { 0.4, 0, "backup", false };
     cs_err_clear(&e);
     assert_int_equal(cs_lock_acquire(f->st, CS_LOCK_SHARED, &o, &l, &e), 0);
     char *key = only_lock_key(f);
@@ -567,6 +627,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_pid_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_pid_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_shared_left_to_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_dead_here, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_pid_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_host_old_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_host_old_clock_fresh_mtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_host_fresh_kept, setup, teardown),

@@ -99,6 +99,30 @@ static void test_dir_lists(void **state)
     cs_strlist_free(&l);
 }
 
+static void test_check_keyspaces(void **state)
+{
+    (void)state;
+    json_t *schema = json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "keyspace", "shop", "type", "keyspace",
+                               "name", "shop", "cql", "CREATE KEYSPACE shop ...", "keyspace", "shop", "type", "table",
+                               "name", "orders", "cql", "CREATE TABLE shop.orders ...");
+    cs_strlist names = { NULL, 0 };
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_node_check_keyspaces(schema, &names, &e), 0); /* no --keyspace: all */
+    cs_strlist_add(&names, "shop");
+    cs_strlist_add(&names, "system_schema");
+    assert_int_equal(cs_node_check_keyspaces(schema, &names, &e), 0);
+    cs_strlist_add(&names, "shpo");
+    assert_int_equal(cs_node_check_keyspaces(schema, &names, &e), CS_E_USAGE);
+    assert_string_equal(e.msg, "keyspace shpo does not exist on the node (its keyspaces: shop)");
+    json_t *empty = json_array();
+    assert_int_equal(cs_node_check_keyspaces(empty, &names, &e), CS_E_USAGE);
+    assert_string_equal(e.msg, "keyspace shop does not exist on the node (it has no keyspace of its own)");
+    json_decref(empty);
+    json_decref(schema);
+    cs_strlist_free(&names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +131,7 @@ int main(void)
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_bad_lists),
         cmocka_unit_test(test_dir_lists),
+        cmocka_unit_test(test_check_keyspaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
