@@ -48,6 +48,7 @@ step "loading sample data"
 "${DATA[@]}" load
 
 step "backing up"
+show "${CASSETTE[@]}" init --repo "$REPO" --no-encryption   # --recipient age1... for a real one
 show "${CASSETTE[@]}" backup --repo "$REPO" --name demo-1
 show "${CASSETTE[@]}" list --repo "$REPO"
 

@@ -61,12 +61,14 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
                     json_array_append_new(new_files, json_string(name));
                     free(name);
                 }
-        print_json(out, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
+        json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
                                   "host_id", m->host_id, "files", (json_int_t)t.files, "files_new",
                                   (json_int_t)t.files_new, "files_unchanged", (json_int_t)(t.files - t.files_new),
                                   "bytes_read", (json_int_t)res->bytes_read, "bytes_stored",
                                   (json_int_t)t.stored_new, "size", (json_int_t)t.size, "seconds", res->seconds,
-                                  "new_files", new_files, "complete", 1));
+                                  "new_files", new_files, "complete", 1);
+        json_object_set_new(doc, "encrypted", json_boolean(res->encrypted));
+        print_json(out, doc);
         return;
     }
     char read[32], stored[32], size[32];
@@ -77,6 +79,9 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
             "backup %s complete: %llu files (%llu new, %llu unchanged), %s in total; read %s, stored %s; %.1f s\n",
             m->backup, (unsigned long long)t.files, (unsigned long long)t.files_new,
             (unsigned long long)(t.files - t.files_new), size, read, stored, res->seconds);
+    if (!res->encrypted)
+        fprintf(out, "the repository is not encrypted (it was made with --no-encryption): files are stored in "
+                     "plaintext\n");
 }
 
 /* Logical bytes per byte this backup added: how much dedup saved (null

@@ -166,6 +166,12 @@ static const opt_def options[] = {
       "backup restore verify purge catalog", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
+    { "no-encryption", 0, OPT_FLAG, OFF(no_encryption), NULL, NULL, NULL, NULL, "init backup",
+      "make the new repository without encryption, on purpose (init and backup --init refuse to make one "
+      "without --recipient otherwise)" },
+    { "init", 0, OPT_FLAG, OFF(init), NULL, NULL, NULL, NULL, "backup",
+      "create the repository first if the location holds none (with --recipient, or --no-encryption); without "
+      "it, backup refuses a location that is not a repository" },
     { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
     { "zstd-level", 0, OPT_INT, OFF(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", "1", "backup",
       "zstd compression level (1-19)" },
@@ -222,7 +228,8 @@ typedef struct cmd_def {
 } cmd_def;
 
 static const cmd_def commands[] = {
-    { "init", "--repo PATH [--recipient age1...]...", "create an empty repository (encrypted to the recipients)" },
+    { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
+      "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
     { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
       "snapshot the node and store every new file once" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },

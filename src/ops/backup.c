@@ -62,6 +62,9 @@ static int check_args(const cs_config *cfg, cs_err *e)
         return cs_err_set(e, CS_E_INVAL, "zstd level must be between 1 and 19");
     if (cfg->jobs < 1 || cfg->jobs > 64)
         return cs_err_set(e, CS_E_INVAL, "--jobs must be between 1 and 64");
+    /* Only --init may make a repository, and then as init would. */
+    if (cfg->init)
+        return cs_ops_check_new_repo(cfg, e);
     return 0;
 }
 
@@ -473,7 +476,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     if (!rc)
         rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
     if (!rc)
-        rc = cs_ops_open_repo(cfg, true, &repo, e);
+        rc = cs_ops_open_repo(cfg, cfg->init, &repo, e);
     /* Shared: backups and restores run side by side, a purge waits. */
     if (!rc) {
         purpose = cs_sprintf("backup %s of %s", m->backup, m->address ? m->address : m->host_id);
@@ -485,6 +488,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
         rc = cs_state_load(cfg, repo, m->host_id, &state, e);
     if (rc)
         goto out;
+    res->encrypted = cs_repo_is_encrypted(repo);
     tag = cs_sprintf("cassette-%s", m->backup);
     backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 }, lock };
     rc = snapshot_and_store(&c, nt, e);

@@ -18,6 +18,8 @@ class RepoKind:
     def __init__(self, kind, cassette, repo, tmp_path):
         self.kind = kind
         self.read_args = []
+        if kind == "plain":
+            cassette("init", "--repo", repo, "--no-encryption").ok()
         if kind == "age":
             key = tmp_path / "key.txt"
             subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True, timeout=30)
