@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/fs.h"
 
 void cs_human_size(uint64_t bytes, char *buf, size_t cap)
@@ -285,6 +286,30 @@ void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *re
         fprintf(out, "the node is ready to start\n");
 }
 
+/* One line after the damage: which backups are damaged, and, when objects
+ * are lost (missing or cut short), that the next backup stores those files
+ * again (a backup reuses only objects it has seen in the repository). */
+static void print_verify_hint(FILE *err, const cs_verify_result *res)
+{
+    cs_buf names = CS_BUF_INIT;
+    cs_strlist seen = { NULL, 0 };
+    bool lost = false;
+    for (size_t i = 0; i < res->n_problems; i++) {
+        const char *r = res->problems[i].reason;
+        lost = lost || !strncmp(r, "object is missing", 17) || !strncmp(r, "object holds", 12);
+        if (cs_strlist_has(&seen, res->problems[i].backup))
+            continue;
+        cs_strlist_add(&seen, res->problems[i].backup);
+        cs_buf_printf(&names, "%s%s", names.len ? ", " : "", res->problems[i].backup);
+    }
+    cs_strlist_free(&seen);
+    fprintf(err, "cassette: verify: damaged backups: %s%s\n", cs_buf_str(&names),
+            lost ? "; the next backup of each node stores the lost files again (if the node still has them), "
+                   "the damaged backups stay so"
+                 : "");
+    cs_buf_free(&names);
+}
+
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json)
 {
     if (json) {
@@ -301,6 +326,8 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
     for (size_t i = 0; i < res->n_problems; i++)
         fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", res->problems[i].backup,
                 res->problems[i].file, res->problems[i].object, res->problems[i].reason);
+    if (res->n_problems)
+        print_verify_hint(err, res);
     if (!json && !res->n_problems) {
         char size[32];
         cs_human_size(res->bytes, size, sizeof size);

@@ -132,8 +132,9 @@ static const opt_def options[] = {
       "CASSETTE_SAVED_CACHES_DIR", NULL, NODE, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
       "restore", "where import restores download to; default: beside the first data directory" },
-    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
-      "local cache of what was already stored; default ~/.cache/cassette/state" },
+    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
+      "local cache of what was already stored (an import restore adds what it placed); default "
+      "~/.cache/cassette/state" },
     { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
       "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
     { "s3-region", 0, OPT_STR, OFF(s3_region), "s3", "region", "AWS_REGION B2_REGION", NULL, REPO,

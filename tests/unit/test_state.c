@@ -618,7 +618,7 @@ static void test_journal_survives_kill(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 1); /* only the journal's entry */
+    assert_int_equal(stat_calls, 0); /* the backup checks objects (ops/present.h), not the load */
     assert_true(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 78, 5005));
     assert_false(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 77, 5005));
     assert_true(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
@@ -663,8 +663,11 @@ static void test_killed_after_manifest(void **state)
     cs_manifest_free(&b2);
 }
 
-/* An object purged (or of another size) is never reused. */
-static void test_journal_object_gone(void **state)
+/* The load never asks the repository about objects: an entry whose object
+ * was purged, or is of another size, stays known by name. The backup
+ * checks every object it would reuse before it does (test_present.c) and
+ * stores such files again. */
+static void test_load_never_stats(void **state)
 {
     fixture *f = *state;
     cs_manifest m;
@@ -676,27 +679,14 @@ static void test_journal_object_gone(void **state)
 
     del_object(f, m.tables[0].files[1].object);
     put_object(f, m.tables[0].files[2].object, 3); /* recorded as 12 bytes */
-    s = load(f, HOST_A);
-    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
-    assert_false(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001));
-    assert_false(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
-    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
-    assert_true(finds(s, DIR0, TABLE_ID2, ".u_idx/nb-1-big-Index.db", 7, 8));
-
-    /* A failure to stat that is not "missing" fails the load. */
-    cs_state_free(s);
     stat_hook h;
-    hook_stat(f, &h, CS_E_UNAVAIL);
-    cs_state *none = NULL;
-    cs_err e;
-    cs_err_clear(&e);
-    int rc = cs_state_load(&f->cfg, f->repo, HOST_A, &none, &e);
+    hook_stat(f, &h, CS_E_UNAVAIL); /* a repository that cannot be asked does not matter */
+    s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(rc, CS_E_UNAVAIL);
-    assert_null(none);
-    assert_int_equal(stat_calls, 1);
-    assert_non_null(strstr(e.msg, "dedup cache"));
-    assert_non_null(strstr(e.msg, "injected failure"));
+    assert_int_equal(stat_calls, 0);
+    assert_int_equal(assert_holds(s, &m), 5);
+    assert_true(cs_state_find(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001)->unreferenced);
+    cs_state_free(s);
     cs_manifest_free(&m);
 }
 
@@ -807,7 +797,7 @@ static void test_partial_marks_unreferenced(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 2); /* nb-3 and nb-4 */
+    assert_int_equal(stat_calls, 0);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
     assert_false(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002)); /* replaced b1's */
@@ -817,11 +807,11 @@ static void test_partial_marks_unreferenced(void **state)
     assert_false(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
     cs_state_free(s);
 
-    /* Purged meanwhile: dropped. */
+    /* Purged meanwhile: still known (the backup's check stores it again). */
     del_object(f, failed.tables[0].files[3].object);
     s = load(f, HOST_A);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002));
-    assert_false(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    assert_true(cs_state_find(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)->unreferenced);
     cs_state_free(s);
 
     /* A newer complete backup (its cache never written: killed in
@@ -836,7 +826,7 @@ static void test_partial_marks_unreferenced(void **state)
     cs_state_free(s);
 
     /* An older cache without the flag and without an anchor: nothing in it
-     * can be referenced, so everything is checked. */
+     * can be referenced. */
     cs_manifest none;
     make_manifest(&none, "x", HOST_B, 100, 1, "d");
     put_object(f, none.tables[0].files[0].object, none.tables[0].files[0].stored);
@@ -847,8 +837,8 @@ static void test_partial_marks_unreferenced(void **state)
     write_state(f, HOST_B, text);
     free(text);
     s = load(f, HOST_B);
-    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
-    assert_false(finds(s, DIR0, TABLE_ID, "gone.db", 5, 6));
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "gone.db", 5, 6)->unreferenced);
     cs_state_free(s);
 
     cs_manifest_free(&b1);
@@ -1005,20 +995,20 @@ static void test_stale_cache_without_identity(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 1); /* b1 is complete: only the journal's entry */
+    assert_int_equal(stat_calls, 0);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
-    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)); /* age overhead counted */
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
     assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
 
-    /* If this backup fails too, the next load checks them all: b1 may be
-     * purged by then (b1's objects were never stored here: dropped). */
+    /* If this backup fails too, all of them stay known, unreferenced (b1
+     * may be purged by then: the backup's check would store them again). */
     cs_manifest b3;
     make_manifest(&b3, "b3", HOST_A, 300, 0, "c");
     save_partial(f, s, &b3);
     cs_state_free(s);
     s = load(f, HOST_A);
-    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
     assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
     cs_state_free(s);
     cs_manifest_free(&b1);
@@ -1038,7 +1028,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_survives_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_manifest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journal_object_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_never_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_removes_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_marks_unreferenced, setup, teardown),
