@@ -81,8 +81,7 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
             m->backup, (unsigned long long)t.files, (unsigned long long)t.files_new,
             (unsigned long long)(t.files - t.files_new), size, read, stored, res->seconds);
     if (!res->encrypted)
-        fprintf(out, "the repository is not encrypted (it was made with --no-encryption): files are stored in "
-                     "plaintext\n");
+        fprintf(out, "the repository is not encrypted: these files are stored in plaintext\n");
 }
 
 /* Logical bytes per byte this backup added: how much dedup saved (null

@@ -327,7 +327,7 @@ static int check_reused(backup_ctx *c, cs_err *e)
         return rc;
     size_t again = store_missing_again(c);
     if (again)
-        cs_warn("%zu files named objects that are not in the repository: they are stored again", again);
+        cs_warn("%zu file(s) known as stored have no object in the repository (lost since): stored again", again);
     size_t reused = reuse_by_content(c);
     if (reused)
         cs_info("%zu files not known by name hold contents the repository has: reused", reused);

@@ -437,30 +437,33 @@ int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_i
     return rc;
 }
 
-static int compare_strptr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static int compare_object(const void *a, const void *b)
 {
     return strcmp(((const cs_state_entry *)a)->object, ((const cs_state_entry *)b)->object);
 }
 
-/* The objects of every file of m, sorted (pointers into m; caller frees
- * the array). */
-static const char **objects_of(const cs_manifest *m, size_t *n)
+static int compare_mfile_content(const void *a, const void *b)
+{
+    const cs_mfile *x = *(const cs_mfile *const *)a, *y = *(const cs_mfile *const *)b;
+    if (x->size != y->size)
+        return x->size < y->size ? -1 : 1;
+    return strcmp(x->hash, y->hash);
+}
+
+/* The files of m, sorted by content (pointers into m; caller frees the
+ * array). */
+static const cs_mfile **files_by_content(const cs_manifest *m, size_t *n)
 {
     size_t count = 0;
     for (size_t i = 0; i < m->n_tables; i++)
         count += m->tables[i].n_files;
-    const char **v = cs_calloc(count ? count : 1, sizeof *v);
+    const cs_mfile **v = cs_calloc(count ? count : 1, sizeof *v);
     count = 0;
     for (size_t i = 0; i < m->n_tables; i++)
         for (size_t j = 0; j < m->tables[i].n_files; j++)
-            v[count++] = m->tables[i].files[j].object;
+            v[count++] = &m->tables[i].files[j];
     if (count > 1)
-        qsort(v, count, sizeof *v, compare_strptr);
+        qsort(v, count, sizeof *v, compare_mfile_content);
     *n = count;
     return v;
 }
@@ -473,13 +476,15 @@ static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
     if (known.n > 1)
         qsort(known.v, known.n, sizeof *known.v, compare_object);
     size_t n_used = 0;
-    const char **used = objects_of(m, &n_used);
+    const cs_mfile **used = files_by_content(m, &n_used);
     cs_buf kept = CS_BUF_INIT;
     for (size_t i = 0; i < known.n; i++) {
         const cs_state_entry *en = &known.v[i];
-        const char *object = en->object;
-        if ((i && !strcmp(known.v[i - 1].object, object)) ||
-            (n_used && bsearch(&object, used, n_used, sizeof *used, compare_strptr)))
+        cs_mfile probe = { .size = en->size };
+        memcpy(probe.hash, en->hash, CS_HASH_HEX);
+        const cs_mfile *key = &probe;
+        if ((i && !strcmp(known.v[i - 1].object, en->object)) ||
+            (n_used && bsearch(&key, used, n_used, sizeof *used, compare_mfile_content)))
             continue;
         add_content_line(&kept, en->size, en->hash, en->object, en->stored, en->mtime_ns);
     }
@@ -494,9 +499,9 @@ static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
     return rc;
 }
 
-/* After a complete backup: the learned contents whose object m uses are in
- * the cache now (by name); forget them and those expired, and keep one
- * line per object. A failure costs only a larger file: a warning. */
+/* After a complete backup: the learned contents m holds are in the cache
+ * now (by name); forget them and those expired, and keep one line per
+ * object. A failure costs only a larger file: a warning. */
 static void prune_content(const cs_config *cfg, cs_repo *repo, const cs_manifest *m)
 {
     char *path = state_path(cfg, repo, m->host_id, "content");

@@ -1016,6 +1016,161 @@ static void test_stale_cache_without_identity(void **state)
     cs_manifest_free(&b3);
 }
 
+/* ---- known contents ------------------------------------------------------ */
+
+static char *content_file(const fixture *f, const char *host)
+{
+    return cs_sprintf("%s/%s/%s.content", f->state_dir, f->repo->id, host);
+}
+
+static void learn(fixture *f, const char *host, const cs_manifest *m, const bool *tables)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_state_learn(&f->cfg, f->repo, host, m, tables, &e);
+    if (rc)
+        fail_msg("learn: %s", e.msg);
+}
+
+static size_t count_lines(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    if (cs_read_file(path, 1 << 20, &text, &len, NULL))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    free(text);
+    return n;
+}
+
+/* What a restore placed (from another host's backup, one table only) is
+ * known by content to this host's next backup, beside the cache's files. */
+static void test_learn_and_find_contents(void **state)
+{
+    fixture *f = *state;
+    cs_manifest restored, own;
+    make_manifest(&restored, "r1", HOST_B, 100, 3, "a");
+    bool tables[2] = { true, false }; /* ks.t restored, ks.u not */
+    learn(f, HOST_A, &restored, tables);
+    char *path = content_file(f, HOST_A);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(count_lines(path), 3);
+
+    cs_state *s = load(f, HOST_A);
+    size_t n = 0;
+    const cs_state_entry *const *hit = cs_state_contents(s, 1001, restored.tables[0].files[1].hash, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(hit[0]->object, restored.tables[0].files[1].object);
+    assert_int_equal(hit[0]->stored, 11);
+    assert_null(cs_state_contents(s, 7, NULL, &n)); /* ks.u was not restored */
+    assert_int_equal(n, 0);
+    assert_null(cs_state_contents(s, 1001, restored.tables[0].files[0].hash + 1, &n)); /* another hash */
+    assert_null(cs_state_contents(s, 999, NULL, &n));
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)); /* not known by name */
+    cs_state_free(s);
+
+    /* The cache's own files are known by content too, whatever their name. */
+    make_manifest(&own, "b1", HOST_A, 200, 2, "b");
+    store(f, &own, true);
+    save(f, &own);
+    s = load(f, HOST_A);
+    hit = cs_state_contents(s, 1000, NULL, &n);
+    assert_int_equal(n, 2); /* restored (hash a...) and own (hash b...), by hash */
+    assert_string_equal(hit[0]->object, restored.tables[0].files[0].object);
+    assert_string_equal(hit[1]->object, own.tables[0].files[0].object);
+    hit = cs_state_contents(s, 7, own.tables[1].files[0].hash, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(hit[0]->object, own.tables[1].files[0].object);
+    assert_null(cs_state_contents(s, 1002, own.tables[0].files[0].hash, &n)); /* size and hash together */
+    cs_state_free(s);
+    assert_null(cs_state_contents(NULL, 1000, NULL, &n));
+
+    /* Learned for host A only. */
+    s = load(f, HOST_B);
+    assert_null(cs_state_contents(s, 1001, NULL, &n));
+    cs_state_free(s);
+    free(path);
+    cs_manifest_free(&restored);
+    cs_manifest_free(&own);
+}
+
+/* A complete backup that holds a learned content forgets it (the cache
+ * knows it by name now); duplicates, expired and bad lines go too. */
+static void test_content_pruned_by_save(void **state)
+{
+    fixture *f = *state;
+    cs_manifest restored, b1, b2;
+    make_manifest(&restored, "r1", HOST_B, 100, 3, "a");
+    learn(f, HOST_A, &restored, NULL);
+    learn(f, HOST_A, &restored, NULL); /* restored twice */
+    char *path = content_file(f, HOST_A);
+    assert_int_equal(count_lines(path), 8);
+    append_text(path, "[5,\"" /* expired: learned at 0 */
+                      "0000000000000000000000000000000000000000000000000000000000000000\","
+                      "\"0123456789abcdef0123456789abcdef\",9,0]\n"
+                      "not json\n[1,2]\n[1000,\"torn");
+    cs_state *s = load(f, HOST_A);
+    size_t n = 0;
+    assert_null(cs_state_contents(s, 5, NULL, &n));
+    assert_non_null(cs_state_contents(s, 1002, NULL, &n));
+    assert_int_equal(n, 2); /* both lines: one object, learned twice */
+    cs_state_free(s);
+
+    /* b1 reused two of the restored contents (as the backup does, under
+     * the restored objects); the third and ks.u's stay learned. */
+    make_manifest(&b1, "b1", HOST_A, 200, 2, "b");
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(b1.tables[0].files[i].hash, restored.tables[0].files[i].hash, CS_HASH_HEX);
+        memcpy(b1.tables[0].files[i].object, restored.tables[0].files[i].object, CS_OBJECT_ID_HEX);
+    }
+    b1.tables[1].files[0].size = 8; /* ks.u's file: another content */
+    store(f, &b1, true);
+    save(f, &b1);
+    assert_int_equal(count_lines(path), 2);
+    s = load(f, HOST_A);
+    assert_non_null(cs_state_contents(s, 1002, restored.tables[0].files[2].hash, &n));
+    assert_int_equal(n, 1);
+    assert_non_null(cs_state_contents(s, 7, restored.tables[1].files[0].hash, &n));
+    cs_state_free(s);
+
+    /* b2 holds them all: nothing is left to learn from, the file goes. */
+    make_manifest(&b2, "b2", HOST_A, 300, 3, "a");
+    store(f, &b2, true);
+    save(f, &b2);
+    assert_false(cs_exists(path));
+    char *lock = cs_sprintf("%s.lock", path);
+    assert_true(cs_exists(lock));
+    free(lock);
+    free(path);
+    cs_manifest_free(&restored);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
+}
+
+/* The repository's size, as the summaries tell: what the backup weighs a
+ * listing of objects/ against. */
+static void test_repo_objects(void **state)
+{
+    fixture *f = *state;
+    cs_state *s = load(f, HOST_A);
+    assert_int_equal(cs_state_repo_objects(s), 0);
+    cs_state_free(s);
+    assert_int_equal(cs_state_repo_objects(NULL), 0);
+    cs_manifest b1, b2;
+    make_manifest(&b1, "b1", HOST_A, 100, 5, "a"); /* 5 stored, ks.u's file reused */
+    make_manifest(&b2, "b2", HOST_B, 200, 3, "b");
+    store(f, &b1, true);
+    store(f, &b2, false); /* a start mark counts what it holds */
+    s = load(f, HOST_A);
+    assert_int_equal(cs_state_repo_objects(s), 8);
+    cs_state_free(s);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1036,6 +1191,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_short_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_cache_without_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_learn_and_find_contents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_pruned_by_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repo_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
