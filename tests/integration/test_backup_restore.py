@@ -138,6 +138,7 @@ def test_replace_refused_while_running(cassette, repo, node, session, make_small
     """restore --mode replace against a running node fails with one line and changes
     nothing: not the repository, not the node's directories, not its data."""
     ds = make_small_data("rr")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     _backup(cassette, repo, "rr", "--keyspace", ds.main, "--keyspace", ds.side)
     repo_before = tree_state(repo)
     node_entries = sorted(os.listdir(node.dir))
