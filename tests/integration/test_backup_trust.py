@@ -57,6 +57,10 @@ def _lose(path):
     lifecycle rule might; returns its id."""
     victim = max(_objects(path), key=lambda p: p.stat().st_size)
     victim.unlink()
+    try:  # versitygw would list an empty objects/ab/ as a key of its own
+        victim.parent.rmdir()
+    except OSError:
+        pass
     return victim.name
 
 
