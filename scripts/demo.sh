@@ -56,6 +56,7 @@ show "${CASSETTE[@]}" key generate -o "$KEY"
 show "${CASSETTE[@]}" init --repo "$REPO" --recipient "$("${CASSETTE[@]}" key public "$KEY")"
 
 step "backing up"
+show "${CASSETTE[@]}" init --repo "$REPO" --no-encryption   # --recipient age1... for a real one
 show "${CASSETTE[@]}" backup --repo "$REPO" --name demo-1
 show "${CASSETTE[@]}" list --repo "$REPO"
 show "${CASSETTE[@]}" status --repo "$REPO" --max-age 1h

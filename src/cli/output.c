@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "common/fs.h"
 
 void cs_human_size(uint64_t bytes, char *buf, size_t cap)
@@ -75,12 +76,14 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
                     json_array_append_new(new_files, json_string(name));
                     free(name);
                 }
-        print_json(out, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
+        json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
                                   "host_id", m->host_id, "files", (json_int_t)t.files, "files_new",
                                   (json_int_t)t.files_new, "files_unchanged", (json_int_t)(t.files - t.files_new),
                                   "bytes_read", (json_int_t)res->bytes_read, "bytes_stored",
                                   (json_int_t)t.stored_new, "size", (json_int_t)t.size, "seconds", res->seconds,
-                                  "new_files", new_files, "complete", 1));
+                                  "new_files", new_files, "complete", 1);
+        json_object_set_new(doc, "encrypted", json_boolean(res->encrypted));
+        print_json(out, doc);
         return;
     }
     char read[32], stored[32], size[32];
@@ -91,6 +94,8 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
             "backup %s complete: %llu files (%llu new, %llu unchanged), %s in total; read %s, stored %s; %.1f s\n",
             m->backup, (unsigned long long)t.files, (unsigned long long)t.files_new,
             (unsigned long long)(t.files - t.files_new), size, read, stored, res->seconds);
+    if (!res->encrypted)
+        fprintf(out, "the repository is not encrypted: these files are stored in plaintext\n");
 }
 
 /* Logical bytes per byte this backup added: how much dedup saved (null
@@ -313,6 +318,30 @@ void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *re
         fprintf(out, "the node is ready to start\n");
 }
 
+/* One line after the damage: which backups are damaged, and, when objects
+ * are lost (missing or cut short), that the next backup stores those files
+ * again (a backup reuses only objects it has seen in the repository). */
+static void print_verify_hint(FILE *err, const cs_verify_result *res)
+{
+    cs_buf names = CS_BUF_INIT;
+    cs_strlist seen = { NULL, 0 };
+    bool lost = false;
+    for (size_t i = 0; i < res->n_problems; i++) {
+        const char *r = res->problems[i].reason;
+        lost = lost || !strncmp(r, "object is missing", 17) || !strncmp(r, "object holds", 12);
+        if (cs_strlist_has(&seen, res->problems[i].backup))
+            continue;
+        cs_strlist_add(&seen, res->problems[i].backup);
+        cs_buf_printf(&names, "%s%s", names.len ? ", " : "", res->problems[i].backup);
+    }
+    cs_strlist_free(&seen);
+    fprintf(err, "cassette: verify: damaged backups: %s%s\n", cs_buf_str(&names),
+            lost ? "; the next backup of each node stores the lost files again (if the node still has them), "
+                   "the damaged backups stay so"
+                 : "");
+    cs_buf_free(&names);
+}
+
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json)
 {
     if (json) {
@@ -329,6 +358,8 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
     for (size_t i = 0; i < res->n_problems; i++)
         fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", res->problems[i].backup,
                 res->problems[i].file, res->problems[i].object, res->problems[i].reason);
+    if (res->n_problems)
+        print_verify_hint(err, res);
     if (!json && !res->n_problems) {
         char size[32];
         cs_human_size(res->bytes, size, sizeof size);

@@ -147,8 +147,9 @@ static const opt_def options[] = {
       "CASSETTE_SAVED_CACHES_DIR", NULL, NODE, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
       "restore", "where import restores download to; default: beside the first data directory" },
-    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
-      "local cache of what was already stored; default ~/.cache/cassette/state" },
+    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
+      "local cache of what was already stored (an import restore adds what it placed); default "
+      "~/.cache/cassette/state" },
     { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
       "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
     { "s3-region", 0, OPT_STR, OFF(s3_region), "s3", "region", "AWS_REGION B2_REGION", NULL, REPO,
@@ -181,6 +182,12 @@ static const opt_def options[] = {
       "backup restore verify purge catalog", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
+    { "no-encryption", 0, OPT_FLAG, OFF(no_encryption), NULL, NULL, NULL, NULL, "init backup",
+      "make the new repository without encryption, on purpose (init and backup --init refuse to make one "
+      "without --recipient otherwise)" },
+    { "init", 0, OPT_FLAG, OFF(init), NULL, NULL, NULL, NULL, "backup",
+      "create the repository first if the location holds none (with --recipient, or --no-encryption); without "
+      "it, backup refuses a location that is not a repository" },
     { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
     { "zstd-level", 0, OPT_INT, OFF(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", "1", "backup",
       "zstd compression level (1-19)" },
@@ -242,7 +249,8 @@ typedef struct cmd_def {
 } cmd_def;
 
 static const cmd_def commands[] = {
-    { "init", "--repo PATH [--recipient age1...]...", "create an empty repository (encrypted to the recipients)" },
+    { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
+      "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
     { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
       "snapshot the node and store every new file once" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },

@@ -54,6 +54,8 @@ typedef struct cs_config {
     char *state_dir;
     char *identity;         /* age identity file for encrypted repositories */
     cs_strlist recipients;  /* age1... public keys for a new repository */
+    bool no_encryption;     /* init, backup --init: a new repository without recipients, on purpose */
+    bool init;              /* backup --init: create the repository if the location holds none */
     char *output;           /* key generate -o */
     cs_strlist args;        /* positional words after the command ("key generate", FILE) */
     /* command arguments */

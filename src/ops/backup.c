@@ -17,15 +17,21 @@
 #include "common/parallel.h"
 #include "io/filters.h"
 #include "ops/ops.h"
+#include "ops/present.h"
 #include "ops/state.h"
 
-/* A file the walk found that the repository does not hold yet. Tables and
- * files are addressed by index: the manifest's arrays grow while walking. */
+/* A file the walk found that the repository does not hold yet under its
+ * name. Tables and files are addressed by index: the manifest's arrays grow
+ * while walking. */
 typedef struct store_job {
     size_t table, file;
     char *path;
     uint64_t size;
     uint64_t bytes_read; /* set by the worker that stored it */
+    uint64_t hash_read;  /* read to hash it first (its size is a known content) */
+    char hash[CS_HASH_HEX]; /* that hash, when hashed */
+    bool hashed;
+    bool reused;         /* its content is stored already: nothing to store */
 } store_job;
 
 typedef struct backup_ctx {
@@ -39,6 +45,7 @@ typedef struct backup_ctx {
     size_t n_jobs;
     cs_strlist snap_dirs; /* <table>/snapshots/<tag> of every table walked */
     cs_lock *lock;        /* the shared repository lock */
+    cs_present *present;  /* the objects to reuse, checked in the repository */
 } backup_ctx;
 
 static void default_name(char out[32])
@@ -62,6 +69,9 @@ static int check_args(const cs_config *cfg, cs_err *e)
         return cs_err_set(e, CS_E_USAGE, "zstd level must be between 1 and 19");
     if (cfg->jobs < 1 || cfg->jobs > 64)
         return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
+    /* Only --init may make a repository, and then as init would. */
+    if (cfg->init)
+        return cs_ops_check_new_repo(cfg, e);
     return 0;
 }
 
@@ -127,6 +137,17 @@ out:
     return rc;
 }
 
+static void add_job(backup_ctx *c, size_t table, size_t file, char *path /* taken */)
+{
+    c->jobs = cs_realloc(c->jobs, (c->n_jobs + 1) * sizeof *c->jobs);
+    store_job *j = &c->jobs[c->n_jobs++];
+    memset(j, 0, sizeof *j);
+    j->table = table;
+    j->file = file;
+    j->path = path;
+    j->size = c->m->tables[table].files[file].size;
+}
+
 static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char *path, const char *rel,
                     const struct stat *st, cs_err *e)
 {
@@ -144,8 +165,7 @@ static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char 
         f->stored = known->stored;
         return 0;
     }
-    c->jobs = cs_realloc(c->jobs, (c->n_jobs + 1) * sizeof *c->jobs);
-    c->jobs[c->n_jobs++] = (store_job){ (size_t)(t - c->m->tables), t->n_files - 1, cs_strdup(path), f->size, 0 };
+    add_job(c, (size_t)(t - c->m->tables), t->n_files - 1, cs_strdup(path));
     (void)e;
     return 0;
 }
@@ -156,6 +176,8 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
 {
     backup_ctx *c = arg;
     store_job *j = &c->jobs[i];
+    if (j->reused)
+        return 0;
     cs_debug("storing %s", j->path);
     const cs_mtable *table = &c->m->tables[j->table];
     cs_mfile *f = &table->files[j->file];
@@ -179,8 +201,137 @@ static int store_new_files(backup_ctx *c, cs_err *e)
         qsort(c->jobs, c->n_jobs, sizeof *c->jobs, by_size_desc);
     int rc = cs_parallel_for(c->n_jobs, (unsigned)c->cfg->jobs, store_job_run, c, e);
     for (size_t i = 0; i < c->n_jobs; i++)
-        c->bytes_read += c->jobs[i].bytes_read;
+        c->bytes_read += c->jobs[i].bytes_read + c->jobs[i].hash_read;
     return rc;
+}
+
+/* ---- reusing only what the repository holds ---- */
+
+static int hash_file(const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read, cs_err *e)
+{
+    cs_hash_result res;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path);
+    cs_sink *sink = cs_hash_filter_new(NULL, &res);
+    int rc = cs_pump_fd(fd, sink, bytes_read, e);
+    if (!rc)
+        rc = cs_sink_close(sink, e);
+    cs_sink_free(sink);
+    close(fd);
+    if (!rc && res.bytes != size)
+        rc = cs_err_set(e, CS_E_IO, "%s changed size while it was read", path);
+    if (!rc)
+        memcpy(hash, res.hex, CS_HASH_HEX);
+    return rc;
+}
+
+/* Runs on a worker thread: a file not known by name whose size is a known
+ * content is hashed (one read, nothing sent) in case it is that content,
+ * e.g. a file an import restore placed under a new name. */
+static int hash_job_run(void *arg, size_t i, cs_err *e)
+{
+    backup_ctx *c = arg;
+    store_job *j = &c->jobs[i];
+    size_t n = 0;
+    if (!cs_state_contents(c->state, j->size, NULL, &n))
+        return 0;
+    int rc = hash_file(j->path, j->size, j->hash, &j->hash_read, e);
+    j->hashed = rc == 0;
+    return rc;
+}
+
+static char *snapshot_path(const backup_ctx *c, const cs_mtable *t, const cs_mfile *f)
+{
+    return cs_sprintf("%s/%s/%s-%s/snapshots/%s/%s", c->m->data_dirs.items[f->data_dir], t->keyspace, t->table,
+                      t->id, c->tag, f->name);
+}
+
+/* Every object this backup would reuse, by name or by content. */
+static void want_reused(backup_ctx *c)
+{
+    for (size_t i = 0; i < c->m->n_tables; i++)
+        for (size_t k = 0; k < c->m->tables[i].n_files; k++) {
+            const cs_mfile *f = &c->m->tables[i].files[k];
+            if (f->object[0])
+                cs_present_want(c->present, f->object, f->stored);
+        }
+    for (size_t i = 0; i < c->n_jobs; i++) {
+        size_t n = 0;
+        const cs_state_entry *const *hits =
+            c->jobs[i].hashed ? cs_state_contents(c->state, c->jobs[i].size, c->jobs[i].hash, &n) : NULL;
+        for (size_t h = 0; h < n; h++)
+            cs_present_want(c->present, hits[h]->object, hits[h]->stored);
+    }
+}
+
+/* Files known by name whose object is not in the repository (lost,
+ * deleted, truncated): stored again, as new objects. */
+static size_t store_missing_again(backup_ctx *c)
+{
+    size_t again = 0;
+    for (size_t i = 0; i < c->m->n_tables; i++) {
+        cs_mtable *t = &c->m->tables[i];
+        for (size_t k = 0; k < t->n_files; k++) {
+            cs_mfile *f = &t->files[k];
+            if (!f->object[0] || cs_present_has(c->present, f->object, f->stored))
+                continue;
+            cs_debug("%s.%s/%s: object %s is not in the repository: storing the file again", t->keyspace,
+                     t->table, f->name, f->object);
+            memset(f->hash, 0, sizeof f->hash);
+            memset(f->object, 0, sizeof f->object);
+            f->stored = 0;
+            add_job(c, i, k, snapshot_path(c, t, f));
+            again++;
+        }
+    }
+    return again;
+}
+
+/* Files whose content the repository holds under another name: reused. */
+static size_t reuse_by_content(backup_ctx *c)
+{
+    size_t reused = 0;
+    for (size_t i = 0; i < c->n_jobs; i++) {
+        store_job *j = &c->jobs[i];
+        size_t n = 0;
+        const cs_state_entry *const *hits = j->hashed ? cs_state_contents(c->state, j->size, j->hash, &n) : NULL;
+        for (size_t h = 0; h < n && !j->reused; h++) {
+            if (!cs_present_has(c->present, hits[h]->object, hits[h]->stored))
+                continue;
+            const cs_mtable *t = &c->m->tables[j->table];
+            cs_mfile *f = &t->files[j->file];
+            memcpy(f->hash, j->hash, CS_HASH_HEX);
+            memcpy(f->object, hits[h]->object, CS_OBJECT_ID_HEX);
+            f->stored = hits[h]->stored;
+            j->reused = true;
+            reused++;
+            cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], t->id, f);
+        }
+    }
+    return reused;
+}
+
+/* A backup never references an object it has not seen in the repository
+ * during this run: what the state says is stored may have been lost since
+ * (deleted by hand, a bucket's lifecycle rule, a restore of the bucket). */
+static int check_reused(backup_ctx *c, cs_err *e)
+{
+    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->cfg->jobs, hash_job_run, c, e);
+    if (rc)
+        return rc;
+    c->present = cs_present_new();
+    want_reused(c);
+    rc = cs_present_check(c->present, c->repo, cs_state_repo_objects(c->state), (unsigned)c->cfg->jobs, e);
+    if (rc)
+        return rc;
+    size_t again = store_missing_again(c);
+    if (again)
+        cs_warn("%zu file(s) known as stored have no object in the repository (lost since): stored again", again);
+    size_t reused = reuse_by_content(c);
+    if (reused)
+        cs_info("%zu files not known by name hold contents the repository has: reused", reused);
+    return 0;
 }
 
 /* ---- walking the snapshot ---- */
@@ -431,6 +582,8 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
         rc = walk_data_dir(c, i, e);
     if (!rc)
+        rc = check_reused(c, e);
+    if (!rc)
         rc = store_new_files(c, e);
     c->m->finished = cs_now();
     /* A lock broken while this process stood still lets a purge run: the
@@ -475,7 +628,7 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     if (!rc)
         rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
     if (!rc)
-        rc = cs_ops_open_repo(cfg, true, &repo, e);
+        rc = cs_ops_open_repo(cfg, cfg->init, &repo, e);
     /* Shared: backups and restores run side by side, a purge waits. */
     if (!rc) {
         purpose = cs_sprintf("backup %s of %s", m->backup, m->address ? m->address : m->host_id);
@@ -487,10 +640,12 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
         rc = cs_state_load(cfg, repo, m->host_id, &state, e);
     if (rc)
         goto out;
+    res->encrypted = cs_repo_is_encrypted(repo);
     tag = cs_sprintf("cassette-%s", m->backup);
-    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 }, lock };
+    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 }, lock, NULL };
     rc = snapshot_and_store(&c, nt, e);
     res->bytes_read = c.bytes_read;
+    cs_present_free(c.present);
     for (size_t i = 0; i < c.n_jobs; i++)
         free(c.jobs[i].path);
     free(c.jobs);

@@ -11,11 +11,14 @@ int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e)
 {
     if (!cfg->repo)
         return cs_err_set(e, CS_E_USAGE, "init needs --repo");
+    int rc = cs_ops_check_new_repo(cfg, e);
+    if (rc)
+        return rc;
     cs_repo *repo = NULL;
     cs_s3_opts s3;
     cs_ops_s3_opts(cfg, &s3);
     cs_repo_opts opts = { &cfg->recipients, &s3 };
-    int rc = cs_repo_init(cfg->repo, &opts, &repo, e);
+    rc = cs_repo_init(cfg->repo, &opts, &repo, e);
     if (rc)
         return rc;
     *repo_id = cs_strdup(repo->id);

@@ -54,6 +54,17 @@ int cs_ops_require_identity(const cs_repo *repo, cs_err *e)
     return 0;
 }
 
+int cs_ops_check_new_repo(const cs_config *cfg, cs_err *e)
+{
+    if (cfg->recipients.n && cfg->no_encryption)
+        return cs_err_set(e, CS_E_USAGE, "--no-encryption and --recipient contradict each other: choose one");
+    if (!cfg->recipients.n && !cfg->no_encryption)
+        return cs_err_set(e, CS_E_USAGE,
+                          "a new repository needs --recipient age1... (make a key with cassette key generate), "
+                          "or --no-encryption to store plaintext on purpose");
+    return 0;
+}
+
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e)
 {
     char *key = cs_repo_object_key(f->object);

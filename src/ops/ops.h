@@ -23,6 +23,7 @@ typedef struct cs_backup_result {
     cs_manifest manifest;  /* what was written; files with is_new were stored now */
     uint64_t bytes_read;   /* bytes read from the node's disk */
     double seconds;
+    bool encrypted;        /* the repository encrypts what it stores */
 } cs_backup_result;
 
 int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);
@@ -171,6 +172,10 @@ int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e
 /* Reading data from an encrypted repository needs an identity: say so
  * before any work starts. */
 int cs_ops_require_identity(const cs_repo *repo, cs_err *e);
+
+/* A new repository is encrypted unless the operator says otherwise: init
+ * and backup --init need --recipient, or --no-encryption (never both). */
+int cs_ops_check_new_repo(const cs_config *cfg, cs_err *e);
 
 /* Shared by the ops: stream an object through zstd-decompress and hash into
  * dst (owned, closed on success) and check the plaintext against f.

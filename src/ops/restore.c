@@ -19,6 +19,7 @@
 #include "common/parallel.h"
 #include "io/sink.h"
 #include "ops/ops.h"
+#include "ops/state.h"
 
 /* A file to download into dir, planned first and then placed --jobs at a
  * time. */
@@ -513,6 +514,18 @@ static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, con
     return rc;
 }
 
+/* nodetool import renames what it loads: tell the node's backup state
+ * which contents the node now holds, so that its next backup reuses these
+ * objects instead of storing the files again (issue 17, point 8). A
+ * failure costs only that: a warning. */
+static void learn_placed(restore_ctx *c, const char *host_id)
+{
+    cs_err err;
+    cs_err_clear(&err);
+    if (host_id && cs_state_learn(c->cfg, c->repo, host_id, &c->m, c->selected, &err))
+        cs_warn("the next backup may store the restored files again: %s", err.msg);
+}
+
 /* Import: every file is downloaded and checked first; only when all of
  * them are good does the node see anything (schema, then SSTables). A bad
  * object or a wrong key leaves the node exactly as it was. */
@@ -553,6 +566,8 @@ static int restore_import(restore_ctx *c, cs_err *e)
         rc = import_tables(c, nt, stage, adopted, e);
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "index", NULL }, e); /* built from the data */
+    if (!rc)
+        learn_placed(c, node.host_id);
     free(adopted);
     cs_err cleanup;
     cs_err_clear(&cleanup);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@ typedef struct entry_set {
 
 struct cs_state {
     entry_set set;           /* sorted by key, one entry per key */
+    entry_set known;         /* learned contents: key NULL, mtime_ns the time learned (s) */
+    const cs_state_entry **by_content; /* set and known, by size, hash, object */
+    size_t n_content;
+    uint64_t repo_objects;   /* estimated objects in the repository */
     char *anchor;            /* the newest complete backup when loaded; NULL: none */
     pthread_mutex_t mu;      /* guards the journal (cs_state_record runs on workers) */
     int journal_fd;          /* O_APPEND; -1: not recording */
@@ -30,13 +35,6 @@ struct cs_state {
 static char *entry_key(const char *data_dir, const char *table_id, const char *name)
 {
     return cs_sprintf("%s\t%s\t%s", data_dir, table_id, name);
-}
-
-/* The file name part of a key, for messages. */
-static const char *key_name(const char *key)
-{
-    const char *tab = strrchr(key, '\t');
-    return tab ? tab + 1 : key;
 }
 
 static int compare_keys(const void *a, const void *b)
@@ -172,18 +170,23 @@ static char *state_path(const cs_config *cfg, const cs_repo *repo, const char *h
     return path;
 }
 
-/* The newest complete backup of host_id (NULL: none; caller frees), and
- * whether `owner` (may be NULL) is a complete backup of host_id. */
+/* The newest complete backup of host_id (NULL: none; caller frees),
+ * whether `owner` (may be NULL) is a complete backup of host_id, and how
+ * many objects the repository holds, as the backups' summaries tell (what
+ * each stored itself; all it stored when a summary does not say). */
 static int find_backups(cs_repo *repo, const char *host_id, const char *owner, char **newest, bool *owner_complete,
-                        cs_err *e)
+                        uint64_t *objects, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
     *newest = NULL;
     *owner_complete = false;
+    *objects = 0;
     int rc = cs_repo_list_backups(repo, &entries, &n, e);
     if (rc)
         return rc;
+    for (size_t i = 0; i < n; i++)
+        *objects += entries[i].has_new ? entries[i].files_new : entries[i].files;
     for (size_t i = n; i-- > 0;) {
         if (!entries[i].complete || strcmp(entries[i].host_id, host_id))
             continue;
@@ -201,6 +204,11 @@ static bool is_count(const json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
+static bool is_hash(const char *hash)
+{
+    return hash && strlen(hash) == CS_HASH_HEX - 1 && strspn(hash, "0123456789abcdef") == CS_HASH_HEX - 1;
+}
+
 /* One entry: [key, size, mtime_ns, hash, object, stored, unreferenced]
  * (files written before the flag existed have six elements: referenced).
  * Added to s if valid (unreferenced whatever it says if force_unref). */
@@ -212,7 +220,7 @@ static bool parse_entry(entry_set *s, const json_t *f, bool force_unref)
     const char *object = json_string_value(json_array_get(f, 4));
     const json_t *flag = json_array_get(f, 6);
     if ((n != 6 && n != 7) || !key || !is_count(json_array_get(f, 1)) || !json_is_integer(json_array_get(f, 2)) ||
-        !hash || strlen(hash) != CS_HASH_HEX - 1 || strspn(hash, "0123456789abcdef") != CS_HASH_HEX - 1 ||
+        !is_hash(hash) ||
         !cs_is_hex32(object) || !is_count(json_array_get(f, 5)) || (n == 7 && !json_is_boolean(flag)))
         return false;
     add_entry(s, cs_strdup(key), (uint64_t)json_integer_value(json_array_get(f, 1)),
@@ -288,45 +296,6 @@ static void load_journal(entry_set *s, const char *path, size_t *good)
     free(text);
 }
 
-/* Drop the unreferenced entries of s whose object is missing or does not
- * have the size the entry says. Any other error stat-ing one is returned
- * (s then keeps the entries not checked yet). */
-static int check_objects(cs_repo *repo, entry_set *s, cs_err *e)
-{
-    size_t kept = 0;
-    int rc = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        cs_state_entry *en = &s->v[i];
-        bool keep = true;
-        if (en->unreferenced && !rc) {
-            char *key = cs_repo_object_key(en->object);
-            cs_storage_stat ss;
-            uint64_t want = cs_repo_stored_size(repo, en->stored);
-            rc = cs_storage_stat(repo->st, key, &ss, e);
-            if (rc == CS_E_NOTFOUND) {
-                cs_debug("dedup cache: object %s of %s is gone: the file is stored again", en->object,
-                         key_name(en->key));
-                cs_err_clear(e);
-                rc = 0;
-                keep = false;
-            } else if (rc) {
-                cs_err_prefix(e, "checking object %s of the dedup cache", en->object);
-            } else if (ss.size != want) {
-                cs_debug("dedup cache: object %s of %s holds %llu bytes, not %llu: the file is stored again",
-                         en->object, key_name(en->key), (unsigned long long)ss.size, (unsigned long long)want);
-                keep = false;
-            }
-            free(key);
-        }
-        if (keep)
-            s->v[kept++] = *en;
-        else
-            free(en->key);
-    }
-    s->n = kept;
-    return rc;
-}
-
 /* Entries of t whose object is the one the anchor's files (sorted) hold for
  * the same key are referenced after all: nothing to check. (A backup killed
  * after writing its manifest leaves its journal behind.) */
@@ -338,6 +307,240 @@ static void mark_referenced(entry_set *t, const entry_set *anchor)
         if (hit && !hit->unreferenced && !strcmp(hit->object, en->object))
             en->unreferenced = false;
     }
+}
+
+/* ---- known contents ---- */
+
+/* Learned contents older than this are forgotten: by then compaction has
+ * usually rewritten the files, and the file must not grow for ever. */
+#define CONTENT_TTL (30 * 86400)
+
+/* One line of <host id>.content: [size, hash, object, stored, learned]
+ * (learned: seconds since the epoch). Added to s if valid and learned at
+ * or after `oldest`. */
+static void parse_content(entry_set *s, const json_t *f, int64_t oldest)
+{
+    const char *hash = json_string_value(json_array_get(f, 1));
+    const char *object = json_string_value(json_array_get(f, 2));
+    const json_t *learned = json_array_get(f, 4);
+    if (json_array_size(f) != 5 || !is_count(json_array_get(f, 0)) || !is_hash(hash) || !cs_is_hex32(object) ||
+        !is_count(json_array_get(f, 3)) || !json_is_integer(learned) || json_integer_value(learned) < oldest)
+        return;
+    add_entry(s, NULL, (uint64_t)json_integer_value(json_array_get(f, 0)), (int64_t)json_integer_value(learned),
+              hash, object, (uint64_t)json_integer_value(json_array_get(f, 3)), true);
+}
+
+/* The valid, unexpired lines of the content file at path (none if it is
+ * missing); a bad or torn line is skipped. */
+static void load_content(entry_set *s, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (cs_read_file(path, CS_MANIFEST_MAX, &text, &len, NULL))
+        return;
+    int64_t oldest = (int64_t)time(NULL) - CONTENT_TTL;
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        json_t *f = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        parse_content(s, f, oldest);
+        json_decref(f);
+        p = nl + 1;
+    }
+    free(text);
+}
+
+static void add_content_line(cs_buf *b, uint64_t size, const char *hash, const char *object, uint64_t stored,
+                             int64_t learned)
+{
+    json_t *a = json_pack("[I, s, s, I, I]", (json_int_t)size, hash, object, (json_int_t)stored, (json_int_t)learned);
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    if (text)
+        cs_buf_printf(b, "%s\n", text);
+    free(text);
+    json_decref(a);
+}
+
+static int compare_content(const void *a, const void *b)
+{
+    const cs_state_entry *x = *(const cs_state_entry *const *)a, *y = *(const cs_state_entry *const *)b;
+    if (x->size != y->size)
+        return x->size < y->size ? -1 : 1;
+    int c = strcmp(x->hash, y->hash);
+    return c ? c : strcmp(x->object, y->object);
+}
+
+/* Index every entry of the cache and every learned content by content. */
+static void index_contents(cs_state *s)
+{
+    s->n_content = s->set.n + s->known.n;
+    s->by_content = cs_calloc(s->n_content ? s->n_content : 1, sizeof *s->by_content);
+    for (size_t i = 0; i < s->set.n; i++)
+        s->by_content[i] = &s->set.v[i];
+    for (size_t i = 0; i < s->known.n; i++)
+        s->by_content[s->set.n + i] = &s->known.v[i];
+    if (s->n_content > 1)
+        qsort(s->by_content, s->n_content, sizeof *s->by_content, compare_content);
+}
+
+/* The content file is appended to by restores and rewritten by backups:
+ * both hold <host id>.content.lock meanwhile (flock: released at close or
+ * exit). -1, with a warning, if it cannot be taken. */
+static int lock_content(const char *content_path)
+{
+    char *path = cs_sprintf("%s.lock", content_path);
+    char *dir = cs_dirname(path);
+    cs_err err;
+    cs_err_clear(&err);
+    int fd = -1;
+    if (cs_mkdirs(dir, 0700, &err) == 0) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            cs_err_sys(&err, CS_E_IO, errno, "cannot lock %s", path);
+    }
+    if (err.code) {
+        cs_warn("known contents: %s", err.msg);
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    free(dir);
+    free(path);
+    return fd;
+}
+
+int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_id, const cs_manifest *m,
+                   const bool *tables, cs_err *e)
+{
+    cs_buf lines = CS_BUF_INIT;
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; (!tables || tables[i]) && j < m->tables[i].n_files; j++) {
+            const cs_mfile *f = &m->tables[i].files[j];
+            add_content_line(&lines, f->size, f->hash, f->object, f->stored, now);
+        }
+    char *path = state_path(cfg, repo, host_id, "content");
+    int lock = lines.len ? lock_content(path) : -1;
+    int rc = 0;
+    if (lock >= 0) {
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        ssize_t n = fd < 0 ? -1 : write(fd, lines.data, lines.len);
+        if (n < 0 || (size_t)n != lines.len)
+            rc = cs_err_sys(e, CS_E_IO, n < 0 ? errno : EIO, "cannot write %s", path);
+        if (fd >= 0)
+            close(fd);
+        close(lock);
+    }
+    cs_buf_free(&lines);
+    free(path);
+    return rc;
+}
+
+static int compare_object(const void *a, const void *b)
+{
+    return strcmp(((const cs_state_entry *)a)->object, ((const cs_state_entry *)b)->object);
+}
+
+static int compare_mfile_content(const void *a, const void *b)
+{
+    const cs_mfile *x = *(const cs_mfile *const *)a, *y = *(const cs_mfile *const *)b;
+    if (x->size != y->size)
+        return x->size < y->size ? -1 : 1;
+    return strcmp(x->hash, y->hash);
+}
+
+/* The files of m, sorted by content (pointers into m; caller frees the
+ * array). */
+static const cs_mfile **files_by_content(const cs_manifest *m, size_t *n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < m->n_tables; i++)
+        count += m->tables[i].n_files;
+    const cs_mfile **v = cs_calloc(count ? count : 1, sizeof *v);
+    count = 0;
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++)
+            v[count++] = &m->tables[i].files[j];
+    if (count > 1)
+        qsort(v, count, sizeof *v, compare_mfile_content);
+    *n = count;
+    return v;
+}
+
+/* Rewrite the content file with only what is worth keeping. */
+static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
+{
+    entry_set known = { NULL, 0 };
+    load_content(&known, path);
+    if (known.n > 1)
+        qsort(known.v, known.n, sizeof *known.v, compare_object);
+    size_t n_used = 0;
+    const cs_mfile **used = files_by_content(m, &n_used);
+    cs_buf kept = CS_BUF_INIT;
+    for (size_t i = 0; i < known.n; i++) {
+        const cs_state_entry *en = &known.v[i];
+        cs_mfile probe = { .size = en->size };
+        memcpy(probe.hash, en->hash, CS_HASH_HEX);
+        const cs_mfile *key = &probe;
+        if ((i && !strcmp(known.v[i - 1].object, en->object)) ||
+            (n_used && bsearch(&key, used, n_used, sizeof *used, compare_mfile_content)))
+            continue;
+        add_content_line(&kept, en->size, en->hash, en->object, en->stored, en->mtime_ns);
+    }
+    int rc = 0;
+    if (kept.len)
+        rc = cs_write_file_atomic(path, kept.data, kept.len, 0600, e);
+    else if (unlink(path) != 0 && errno != ENOENT)
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot remove %s", path);
+    cs_buf_free(&kept);
+    free(used);
+    clear_entries(&known);
+    return rc;
+}
+
+/* After a complete backup: the learned contents m holds are in the cache
+ * now (by name); forget them and those expired, and keep one line per
+ * object. A failure costs only a larger file: a warning. */
+static void prune_content(const cs_config *cfg, cs_repo *repo, const cs_manifest *m)
+{
+    char *path = state_path(cfg, repo, m->host_id, "content");
+    int lock = cs_exists(path) ? lock_content(path) : -1;
+    cs_err err;
+    cs_err_clear(&err);
+    if (lock >= 0 && rewrite_content(path, m, &err))
+        cs_warn("known contents: %s", err.msg);
+    if (lock >= 0)
+        close(lock);
+    free(path);
+}
+
+const cs_state_entry *const *cs_state_contents(const cs_state *s, uint64_t size, const char *hash, size_t *n)
+{
+    *n = 0;
+    if (!s || !s->n_content)
+        return NULL;
+    /* The first entry not below (size, hash), then as many as match. */
+    size_t lo = 0, hi = s->n_content;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const cs_state_entry *en = s->by_content[mid];
+        int c = en->size != size ? (en->size < size ? -1 : 1) : hash ? strcmp(en->hash, hash) : 0;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < s->n_content && s->by_content[end]->size == size && (!hash || !strcmp(s->by_content[end]->hash, hash)))
+        end++;
+    *n = end - lo;
+    return *n ? s->by_content + lo : NULL;
+}
+
+uint64_t cs_state_repo_objects(const cs_state *s)
+{
+    return s ? s->repo_objects : 0;
 }
 
 /* Open the journal for appending, cut back to its first good bytes. */
@@ -373,7 +576,7 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
     bool owner_complete = false;
     char *path = state_path(cfg, repo, host_id, "json");
     bool ok = load_file(&cache, path, &owner);
-    int rc = find_backups(repo, host_id, owner, &newest, &owner_complete, e);
+    int rc = find_backups(repo, host_id, owner, &newest, &owner_complete, &s->repo_objects, e);
     if (rc)
         goto out;
     s->anchor = newest ? cs_strdup(newest) : NULL;
@@ -418,24 +621,21 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
     }
     size_t good = 0;
     load_journal(&journal, s->journal_path, &good);
-    /* Later sources win: stale < cache < journal. Checked before they are
-     * merged so that the files of a complete backup are never stat'ed. */
+    /* Later sources win: stale < cache < journal. No object is checked
+     * here: the backup checks every object it reuses (ops/present.h). */
     sort_unique(&cache);
     mark_referenced(&stale, &cache);
     mark_referenced(&journal, &cache);
-    rc = check_objects(repo, &stale, e);
-    if (!rc)
-        rc = check_objects(repo, &cache, e);
-    if (!rc)
-        rc = check_objects(repo, &journal, e);
-    if (rc)
-        goto out;
     for (size_t i = 0; i < stale.n; i++)
         stale.v[i].unreferenced = true;
     move_entries(&s->set, &stale);
     move_entries(&s->set, &cache);
     move_entries(&s->set, &journal);
     sort_unique(&s->set);
+    char *content = state_path(cfg, repo, host_id, "content");
+    load_content(&s->known, content);
+    free(content);
+    index_contents(s);
     open_journal(s, good);
 out:
     clear_entries(&cache);
@@ -547,6 +747,8 @@ int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_
      * stored and m does not hold is no longer needed. */
     if (!rc)
         remove_journal(cfg, repo, m->host_id);
+    if (!rc)
+        prune_content(cfg, repo, m);
     return rc;
 }
 
@@ -578,6 +780,8 @@ void cs_state_free(cs_state *s)
     if (!s)
         return;
     clear_entries(&s->set);
+    clear_entries(&s->known);
+    free(s->by_content);
     if (s->journal_fd >= 0)
         close(s->journal_fd);
     pthread_mutex_destroy(&s->mu);

@@ -2,21 +2,25 @@
  *
  * Owns: <state_dir>/<repo id>/<host id>.json, which maps (data directory,
  * table id, file name) to the size, mtime, hash and object of the file last
- * stored, and <host id>.journal beside it, and the rule for trusting them.
+ * stored, <host id>.journal and <host id>.content (with its .lock) beside
+ * it, and the rule for trusting them.
  * The cache is written against the newest complete backup of the host (its
  * anchor); it is used only if that backup is still the newest complete one
  * in the repository, otherwise it is rebuilt from the newest such manifest
  * (so a lost or stale cache costs one manifest read, never a wrong
  * reference; a host without the identity to read manifests keeps using the
- * files of the cache's own backup while that backup is complete). Entries of objects that no complete backup references (stored
- * by a backup that failed or was killed) are "unreferenced": purge deletes
- * such objects after a grace period, so each is used only after a stat in
- * the repository shows its object is still there with the size it had. A
- * backup that fails part way adds the files it did store to the cache; a
+ * files of the cache's own backup while that backup is complete). Entries
+ * of objects that no complete backup references (stored by a backup that
+ * failed or was killed) are "unreferenced". Nothing here is trusted to be
+ * in the repository: an object may be purged, deleted by hand or lost
+ * whatever the cache says, so the backup checks every object it reuses
+ * (ops/present.h) and stores the file again when its object is not there.
+ * A backup that fails part way adds the files it did store to the cache; a
  * backup killed outright leaves them in the journal, one line per stored
  * file, appended as each is stored. Either way the next backup does not
- * store them again.
- * Must not: read data files. */
+ * store them again. The cache is also indexed by content (see "known
+ * contents" below), with what restores placed.
+ * Must not: read data files, or ask the repository about objects. */
 #ifndef CS_STATE_H
 #define CS_STATE_H
 
@@ -48,11 +52,8 @@ char *cs_state_dir(const cs_config *cfg);
 int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e);
 void cs_state_unlock(int fd);
 
-/* Load the cache (see above) and the journal; unreferenced entries whose
- * object is gone are dropped, and an error stat-ing one fails the load.
- * Opens the journal for cs_state_record. Call with the repository's
- * shared lock held until the backup's manifest is written: that lock is
- * what keeps purge from deleting a checked object before it is referenced. */
+/* Load the cache (see above), the journal and the learned contents.
+ * Opens the journal for cs_state_record. */
 int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
 /* Append f (just stored: name, size, mtime_ns, hash, object, stored) to the
  * journal, so that it is known even if the process is killed before any
@@ -72,5 +73,30 @@ int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_
 int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
                           cs_err *e);
 void cs_state_free(cs_state *s);
+
+/* ---- known contents ----
+ * A file's name is not the only way to know it is stored: an import
+ * restore places files that nodetool import renames, and Cassandra may
+ * move a file between directories. The state indexes what it knows by
+ * content (size and hash): every file of the cache, and the contents
+ * learned from restores (<host id>.content, lines appended by
+ * cs_state_learn, forgotten after 30 days, and once a complete backup
+ * references them by name). A backup that meets a file it does not know by
+ * name, of a size known here, hashes it and reuses a stored object of the
+ * same content (after checking the object is there, as any reuse). */
+
+/* The entries of content (size, hash) (hash NULL: any of that size), *n
+ * of them from the returned pointer on; NULL when none. */
+const cs_state_entry *const *cs_state_contents(const cs_state *s, uint64_t size, const char *hash, size_t *n);
+
+/* Record that host_id now holds the files of m's tables (those with
+ * tables[i] set, or all when tables is NULL): their sizes, hashes and
+ * objects. Safe beside a running backup (a lock file orders the two). */
+int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_id, const cs_manifest *m,
+                   const bool *tables, cs_err *e);
+
+/* About how many objects the repository holds, from the backups' summaries
+ * read at load (0: none or not known). */
+uint64_t cs_state_repo_objects(const cs_state *s);
 
 #endif

@@ -11,6 +11,8 @@
 #include "io/filters.h"
 
 #define REPO_FILE "cassette.repo"
+/* A typo or a missing mount must never become a new repository unasked. */
+#define NO_REPO_HINT "create one with cassette init, or check the location"
 
 void cs_repo_new_object_id(char out[CS_OBJECT_ID_HEX])
 {
@@ -181,6 +183,9 @@ int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs
     cs_repo *r = NULL;
     const cs_strlist *recipients = opts ? opts->recipients : NULL;
     int rc = open_storage(location, create, opts, &r, e);
+    if (rc == CS_E_NOTFOUND && !create)
+        return cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it does not exist): %s", location,
+                          NO_REPO_HINT);
     if (rc)
         return rc;
     rc = read_repo_file(r, e);
@@ -189,7 +194,8 @@ int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs
         cs_err_clear(e);
         rc = location_is_empty(r, &empty, e);
         if (!rc && !(create && empty))
-            rc = empty ? cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it is empty; run cassette init)", location)
+            rc = empty ? cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it is empty): %s", location,
+                                    NO_REPO_HINT)
                        : cs_err_set(e, CS_E_INVAL, "%s is not a cassette repository (no %s)", location, REPO_FILE);
         else if (!rc)
             rc = write_repo_file(r, recipients, e);

@@ -18,6 +18,8 @@ class RepoKind:
     def __init__(self, kind, cassette, repo, tmp_path):
         self.kind = kind
         self.read_args = []
+        if kind == "plain":
+            cassette("init", "--repo", repo, "--no-encryption").ok()
         if kind == "age":
             key = tmp_path / "key.txt"
             subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True, timeout=30)
@@ -136,6 +138,7 @@ def test_replace_refused_while_running(cassette, repo, node, session, make_small
     """restore --mode replace against a running node fails with one line and changes
     nothing: not the repository, not the node's directories, not its data."""
     ds = make_small_data("rr")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     _backup(cassette, repo, "rr", "--keyspace", ds.main, "--keyspace", ds.side)
     repo_before = tree_state(repo)
     node_entries = sorted(os.listdir(node.dir))

@@ -38,6 +38,7 @@ def good_repo(cassette, repo, session, bad_data, request):
     keyspace, and a table of that keyspace created after the backup (named for the test, so
     the next test's backup holding it does not matter)."""
     ds = bad_data
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     res = cassette("backup", "--repo", repo, "--name", BACKUP, "--keyspace", ds.main,
                    "--json").ok()
     assert res.json().get("complete") is True, res.describe()

@@ -56,6 +56,7 @@ def run_with(cassette, ini, *args, **kw):
 
 def test_wrong_password(cassette, node, tmp_path):
     ini = ini_with(node, tmp_path, password="not-the-password-9f2e")
+    cassette("init", "--repo", tmp_path / "repo", "--no-encryption").ok()
     for args in (["schema", "dump"], ["backup", "--repo", tmp_path / "repo"]):
         res = run_with(cassette, ini, *args)
         assert_one_error_line(res)
@@ -146,6 +147,7 @@ def test_jmx_password_goes_through_a_file(cassette, node, session, make_small_da
     ds = make_small_data("jx", scale=0.005)
     log, wrapper = _nodetool_recorder(node, tmp_path)
     ini = ini_with(node, tmp_path, nodetool=f"{wrapper} {node.config()['nodetool']}")
+    cassette("init", "--repo", tmp_path / "repo", "--no-encryption").ok()
     res = run_with(cassette, ini, "backup", "--repo", tmp_path / "repo", "--keyspace", ds.main,
                    "--verbose").ok()
     calls = log.read_text()
@@ -165,6 +167,7 @@ def test_jmx_password_goes_through_a_file(cassette, node, session, make_small_da
 def test_wrong_jmx_password(cassette, node, make_small_data, tmp_path):
     ds = make_small_data("jw", scale=0.005)
     ini = ini_with(node, tmp_path, jmx_password="wrong-jmx-pw-55e1")
+    cassette("init", "--repo", tmp_path / "repo", "--no-encryption").ok()
     res = run_with(cassette, ini, "backup", "--repo", tmp_path / "repo", "--keyspace", ds.main)
     assert_one_error_line(res)
     assert "nodetool" in res.err, res.describe()
@@ -192,6 +195,7 @@ def test_secrets_never_written(cassette, node, session, make_small_data, backup_
     session.execute(f"GRANT CREATE ON ALL KEYSPACES TO {backup_role}")
     ini = ini_with(node, tmp_path, username=backup_role, password=SECRET)
     repo = tmp_path / "repo"
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     mig = tmp_path / "mig"
     mig.mkdir()
     (mig / "20260101000000_t.cql").write_text(f"CREATE TABLE IF NOT EXISTS {ds.main}.sx_extra"

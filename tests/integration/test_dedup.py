@@ -24,6 +24,7 @@ def _backup(cassette, repo, name, ks):
 def test_dedup(cassette, repo, node, session, make_small_data):
     ds = make_small_data("dd", scale=0.05)  # compaction disabled: files only appear
     ks = ds.main
+    cassette("init", "--repo", repo, "--no-encryption").ok()
 
     first = _backup(cassette, repo, "dd-1", ks)
     assert first["files_new"] > 0 and first["bytes_stored"] > 0

@@ -40,6 +40,7 @@ def test_sigkill_half_way(cassette, repo, node, session, tmp_path):
     t0 = time.monotonic()
     _load_blobs(session, ks)
     print(f"\nloaded {BLOB_ROWS} x {BLOB_SIZE} B in {time.monotonic() - t0:.1f}s")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     try:
         cmd = [str(cassette.bin), "--config", str(node.ini), "backup", "--repo", str(repo),
                "--name", "killed", "--keyspace", ks]

@@ -282,6 +282,7 @@ def test_backup_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp
     unreferenced, but for the uploads in flight), and after a final purge everything
     deep-verifies and the newest backup restores row by row."""
     ks = keyspace("lc_kill")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     for t in KILL_TABLES:
         create_table(session, ks, t)  # compaction off: files only appear
     for t in KILL_TABLES:
@@ -395,6 +396,7 @@ def test_purge_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp_
     whole, the newest backups retention keeps are all there, and its lock (its pid is dead on
     this host) is broken by the next process at once; the next purge finishes the job."""
     ks = keyspace("lc_purge")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     # Compaction merges every two SSTables: files come and go, so removing old backups
     # leaves objects no backup needs, and every purge has objects to sweep too.
     for t in ("a", "b"):
@@ -522,7 +524,7 @@ def test_backups_and_purges_concurrently(cassette, repo, node, session, keyspace
     ks = keyspace("lc_conc")
     create_table(session, ks, "t", compaction="'min_threshold': '2'")
     write_rows(session, ks, "t", range(300), 0, 4096, rng)
-    cassette("init", "--repo", repo).ok()  # else the first purge finds no repository
+    cassette("init", "--repo", repo, "--no-encryption").ok()  # else the first purge finds no repository
     expected = {}
     waited = 0
     rounds = 6
@@ -577,6 +579,7 @@ def test_catalog_rebuild_same_list(cassette, repo, node, session, keyspace, rng,
     """The catalog is a cache: deleted, rebuilt from the repository alone, or unreadable, it
     lists the same backups (an incomplete one too), field for field."""
     ks = keyspace("lc_cat")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     create_table(session, ks, "t")
     for n in range(3):
         write_rows(session, ks, "t", range(n * 50, n * 50 + 50), n, 4096, rng)
@@ -638,6 +641,7 @@ def test_error_paths(cassette, repo, node, session, keyspace, rng, tmp_path):
     locks held by live processes: one 'cassette: ...' line on stderr and a non-zero exit
     each, the repository unchanged. Locks of dead or silent holders are broken."""
     ks = keyspace("lc_err")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     create_table(session, ks, "t")
     write_rows(session, ks, "t", range(40), 0, 1024, rng)
     cassette("backup", "--repo", repo, "--name", "ok1", "--keyspace", ks).ok()

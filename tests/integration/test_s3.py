@@ -104,6 +104,7 @@ def test_faults_are_retried(cassette, session, make_small_data, s3_server, s3_bu
     ds = make_small_data("flt", scale=0.02)
     repo, env = _s3_repo(s3_server, s3_bucket, "repo", faultproxy.endpoint, CASSETTE_S3_TIMEOUT=2,
                          CASSETTE_S3_RETRIES=8)
+    cassette("init", "--repo", repo, "--no-encryption", env=env).ok()
     faultproxy.set(**fault)
     res = cassette("backup", "--repo", repo, "--name", "f1", "--keyspace", ds.main, "--json", env=env)
     assert res.rc == 0, res.describe()
@@ -141,7 +142,7 @@ def test_server_killed_then_back(cassette, cassette_bin, node, state_dir, sessio
         ds = make_small_data("kill", scale=0.05)
         repo, env = _s3_repo(server, bucket, "repo", server.endpoint, CASSETTE_S3_TIMEOUT=3,
                              CASSETTE_S3_RETRIES=2, CASSETTE_RATE_LIMIT="1M")
-        cassette("init", "--repo", repo, env=env).ok()
+        cassette("init", "--repo", repo, "--no-encryption", env=env).ok()
         objects = server.object_path(bucket, "repo/objects")
         cmd = [str(cassette_bin), "--config", str(node.ini), "backup", "--repo", repo, "--name", "k1",
                "--keyspace", ds.main, "--json"]
@@ -189,7 +190,7 @@ def test_server_killed_then_back(cassette, cassette_bin, node, state_dir, sessio
 
 def test_bad_credentials_bucket_and_endpoint(cassette, s3_server, s3_bucket):
     repo, env = _s3_repo(s3_server, s3_bucket, "r", s3_server.endpoint)
-    cassette("init", "--repo", repo, env=env).ok()
+    cassette("init", "--repo", repo, "--no-encryption", env=env).ok()
 
     wrong = dict(env, AWS_SECRET_ACCESS_KEY="not-the-secret-at-all-0000")
     res = cassette("list", "--repo", repo, env=wrong)

@@ -26,6 +26,7 @@ def release_bin():
 def test_backup_and_restore_under_valgrind(cassette, release_bin, repo, session,
                                            make_small_data):
     ds = make_small_data("vg", scale=0.005)
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     res = cassette("backup", "--repo", repo, "--name", "vg-1", "--keyspace", ds.main,
                    prefix=VALGRIND, bin=release_bin, timeout=1200)
     assert res.rc == 0, res.describe()

@@ -11,6 +11,7 @@ def _sha256(data):
 
 def test_verify_detects_a_flipped_byte(cassette, repo, node, session, make_small_data):
     ds = make_small_data("vf", scale=0.02)  # compaction off: live files == backed-up files
+    cassette("init", "--repo", repo, "--no-encryption").ok()
     res = cassette("backup", "--repo", repo, "--name", "vf-1", "--keyspace", ds.main,
                    "--keyspace", ds.side, "--json").ok()
     assert res.json()["complete"] is True

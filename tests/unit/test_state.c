@@ -618,7 +618,7 @@ static void test_journal_survives_kill(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 1); /* only the journal's entry */
+    assert_int_equal(stat_calls, 0); /* the backup checks objects (ops/present.h), not the load */
     assert_true(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 78, 5005));
     assert_false(finds(s, DIR1, TABLE_ID, "nb-6-big-Data.db", 77, 5005));
     assert_true(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
@@ -663,8 +663,11 @@ static void test_killed_after_manifest(void **state)
     cs_manifest_free(&b2);
 }
 
-/* An object purged (or of another size) is never reused. */
-static void test_journal_object_gone(void **state)
+/* The load never asks the repository about objects: an entry whose object
+ * was purged, or is of another size, stays known by name. The backup
+ * checks every object it would reuse before it does (test_present.c) and
+ * stores such files again. */
+static void test_load_never_stats(void **state)
 {
     fixture *f = *state;
     cs_manifest m;
@@ -676,27 +679,14 @@ static void test_journal_object_gone(void **state)
 
     del_object(f, m.tables[0].files[1].object);
     put_object(f, m.tables[0].files[2].object, 3); /* recorded as 12 bytes */
-    s = load(f, HOST_A);
-    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
-    assert_false(finds(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001));
-    assert_false(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
-    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
-    assert_true(finds(s, DIR0, TABLE_ID2, ".u_idx/nb-1-big-Index.db", 7, 8));
-
-    /* A failure to stat that is not "missing" fails the load. */
-    cs_state_free(s);
     stat_hook h;
-    hook_stat(f, &h, CS_E_UNAVAIL);
-    cs_state *none = NULL;
-    cs_err e;
-    cs_err_clear(&e);
-    int rc = cs_state_load(&f->cfg, f->repo, HOST_A, &none, &e);
+    hook_stat(f, &h, CS_E_UNAVAIL); /* a repository that cannot be asked does not matter */
+    s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(rc, CS_E_UNAVAIL);
-    assert_null(none);
-    assert_int_equal(stat_calls, 1);
-    assert_non_null(strstr(e.msg, "dedup cache"));
-    assert_non_null(strstr(e.msg, "injected failure"));
+    assert_int_equal(stat_calls, 0);
+    assert_int_equal(assert_holds(s, &m), 5);
+    assert_true(cs_state_find(s, DIR1, TABLE_ID, "nb-2-big-Data.db", 1001, 5001)->unreferenced);
+    cs_state_free(s);
     cs_manifest_free(&m);
 }
 
@@ -807,7 +797,7 @@ static void test_partial_marks_unreferenced(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 2); /* nb-3 and nb-4 */
+    assert_int_equal(stat_calls, 0);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
     assert_false(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002)); /* replaced b1's */
@@ -817,11 +807,11 @@ static void test_partial_marks_unreferenced(void **state)
     assert_false(finds(s, DIR0, TABLE_ID, "nb-5-big-Data.db", 1004, 5004));
     cs_state_free(s);
 
-    /* Purged meanwhile: dropped. */
+    /* Purged meanwhile: still known (the backup's check stores it again). */
     del_object(f, failed.tables[0].files[3].object);
     s = load(f, HOST_A);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 3333, 5002));
-    assert_false(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
+    assert_true(cs_state_find(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)->unreferenced);
     cs_state_free(s);
 
     /* A newer complete backup (its cache never written: killed in
@@ -836,7 +826,7 @@ static void test_partial_marks_unreferenced(void **state)
     cs_state_free(s);
 
     /* An older cache without the flag and without an anchor: nothing in it
-     * can be referenced, so everything is checked. */
+     * can be referenced. */
     cs_manifest none;
     make_manifest(&none, "x", HOST_B, 100, 1, "d");
     put_object(f, none.tables[0].files[0].object, none.tables[0].files[0].stored);
@@ -847,8 +837,8 @@ static void test_partial_marks_unreferenced(void **state)
     write_state(f, HOST_B, text);
     free(text);
     s = load(f, HOST_B);
-    assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
-    assert_false(finds(s, DIR0, TABLE_ID, "gone.db", 5, 6));
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "gone.db", 5, 6)->unreferenced);
     cs_state_free(s);
 
     cs_manifest_free(&b1);
@@ -1005,25 +995,180 @@ static void test_stale_cache_without_identity(void **state)
     hook_stat(f, &h, 0);
     s = load(f, HOST_A);
     unhook_stat(f, &h);
-    assert_int_equal(stat_calls, 1); /* b1 is complete: only the journal's entry */
+    assert_int_equal(stat_calls, 0);
     assert_true(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
     assert_true(finds(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002));
-    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003)); /* age overhead counted */
+    assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
     assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
 
-    /* If this backup fails too, the next load checks them all: b1 may be
-     * purged by then (b1's objects were never stored here: dropped). */
+    /* If this backup fails too, all of them stay known, unreferenced (b1
+     * may be purged by then: the backup's check would store them again). */
     cs_manifest b3;
     make_manifest(&b3, "b3", HOST_A, 300, 0, "c");
     save_partial(f, s, &b3);
     cs_state_free(s);
     s = load(f, HOST_A);
-    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000));
+    assert_true(cs_state_find(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)->unreferenced);
     assert_true(finds(s, DIR1, TABLE_ID, "nb-4-big-Data.db", 1003, 5003));
     cs_state_free(s);
     cs_manifest_free(&b1);
     cs_manifest_free(&b2);
     cs_manifest_free(&b3);
+}
+
+/* ---- known contents ------------------------------------------------------ */
+
+static char *content_file(const fixture *f, const char *host)
+{
+    return cs_sprintf("%s/%s/%s.content", f->state_dir, f->repo->id, host);
+}
+
+static void learn(fixture *f, const char *host, const cs_manifest *m, const bool *tables)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_state_learn(&f->cfg, f->repo, host, m, tables, &e);
+    if (rc)
+        fail_msg("learn: %s", e.msg);
+}
+
+static size_t count_lines(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    if (cs_read_file(path, 1 << 20, &text, &len, NULL))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
+    free(text);
+    return n;
+}
+
+/* What a restore placed (from another host's backup, one table only) is
+ * known by content to this host's next backup, beside the cache's files. */
+static void test_learn_and_find_contents(void **state)
+{
+    fixture *f = *state;
+    cs_manifest restored, own;
+    make_manifest(&restored, "r1", HOST_B, 100, 3, "a");
+    bool tables[2] = { true, false }; /* ks.t restored, ks.u not */
+    learn(f, HOST_A, &restored, tables);
+    char *path = content_file(f, HOST_A);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(count_lines(path), 3);
+
+    cs_state *s = load(f, HOST_A);
+    size_t n = 0;
+    const cs_state_entry *const *hit = cs_state_contents(s, 1001, restored.tables[0].files[1].hash, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(hit[0]->object, restored.tables[0].files[1].object);
+    assert_int_equal(hit[0]->stored, 11);
+    assert_null(cs_state_contents(s, 7, NULL, &n)); /* ks.u was not restored */
+    assert_int_equal(n, 0);
+    assert_null(cs_state_contents(s, 1001, restored.tables[0].files[0].hash + 1, &n)); /* another hash */
+    assert_null(cs_state_contents(s, 999, NULL, &n));
+    assert_false(finds(s, DIR0, TABLE_ID, "nb-1-big-Data.db", 1000, 5000)); /* not known by name */
+    cs_state_free(s);
+
+    /* The cache's own files are known by content too, whatever their name. */
+    make_manifest(&own, "b1", HOST_A, 200, 2, "b");
+    store(f, &own, true);
+    save(f, &own);
+    s = load(f, HOST_A);
+    hit = cs_state_contents(s, 1000, NULL, &n);
+    assert_int_equal(n, 2); /* restored (hash a...) and own (hash b...), by hash */
+    assert_string_equal(hit[0]->object, restored.tables[0].files[0].object);
+    assert_string_equal(hit[1]->object, own.tables[0].files[0].object);
+    hit = cs_state_contents(s, 7, own.tables[1].files[0].hash, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(hit[0]->object, own.tables[1].files[0].object);
+    assert_null(cs_state_contents(s, 1002, own.tables[0].files[0].hash, &n)); /* size and hash together */
+    cs_state_free(s);
+    assert_null(cs_state_contents(NULL, 1000, NULL, &n));
+
+    /* Learned for host A only. */
+    s = load(f, HOST_B);
+    assert_null(cs_state_contents(s, 1001, NULL, &n));
+    cs_state_free(s);
+    free(path);
+    cs_manifest_free(&restored);
+    cs_manifest_free(&own);
+}
+
+/* A complete backup that holds a learned content forgets it (the cache
+ * knows it by name now); duplicates, expired and bad lines go too. */
+static void test_content_pruned_by_save(void **state)
+{
+    fixture *f = *state;
+    cs_manifest restored, b1, b2;
+    make_manifest(&restored, "r1", HOST_B, 100, 3, "a");
+    learn(f, HOST_A, &restored, NULL);
+    learn(f, HOST_A, &restored, NULL); /* restored twice */
+    char *path = content_file(f, HOST_A);
+    assert_int_equal(count_lines(path), 8);
+    append_text(path, "[5,\"" /* expired: learned at 0 */
+                      "0000000000000000000000000000000000000000000000000000000000000000\","
+                      "\"0123456789abcdef0123456789abcdef\",9,0]\n"
+                      "not json\n[1,2]\n[1000,\"torn");
+    cs_state *s = load(f, HOST_A);
+    size_t n = 0;
+    assert_null(cs_state_contents(s, 5, NULL, &n));
+    assert_non_null(cs_state_contents(s, 1002, NULL, &n));
+    assert_int_equal(n, 2); /* both lines: one object, learned twice */
+    cs_state_free(s);
+
+    /* b1 reused two of the restored contents (as the backup does, under
+     * the restored objects); the third and ks.u's stay learned. */
+    make_manifest(&b1, "b1", HOST_A, 200, 2, "b");
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(b1.tables[0].files[i].hash, restored.tables[0].files[i].hash, CS_HASH_HEX);
+        memcpy(b1.tables[0].files[i].object, restored.tables[0].files[i].object, CS_OBJECT_ID_HEX);
+    }
+    b1.tables[1].files[0].size = 8; /* ks.u's file: another content */
+    store(f, &b1, true);
+    save(f, &b1);
+    assert_int_equal(count_lines(path), 2);
+    s = load(f, HOST_A);
+    assert_non_null(cs_state_contents(s, 1002, restored.tables[0].files[2].hash, &n));
+    assert_int_equal(n, 1);
+    assert_non_null(cs_state_contents(s, 7, restored.tables[1].files[0].hash, &n));
+    cs_state_free(s);
+
+    /* b2 holds them all: nothing is left to learn from, the file goes. */
+    make_manifest(&b2, "b2", HOST_A, 300, 3, "a");
+    store(f, &b2, true);
+    save(f, &b2);
+    assert_false(cs_exists(path));
+    char *lock = cs_sprintf("%s.lock", path);
+    assert_true(cs_exists(lock));
+    free(lock);
+    free(path);
+    cs_manifest_free(&restored);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
+}
+
+/* The repository's size, as the summaries tell: what the backup weighs a
+ * listing of objects/ against. */
+static void test_repo_objects(void **state)
+{
+    fixture *f = *state;
+    cs_state *s = load(f, HOST_A);
+    assert_int_equal(cs_state_repo_objects(s), 0);
+    cs_state_free(s);
+    assert_int_equal(cs_state_repo_objects(NULL), 0);
+    cs_manifest b1, b2;
+    make_manifest(&b1, "b1", HOST_A, 100, 5, "a"); /* 5 stored, ks.u's file reused */
+    make_manifest(&b2, "b2", HOST_B, 200, 3, "b");
+    store(f, &b1, true);
+    store(f, &b2, false); /* a start mark counts what it holds */
+    s = load(f, HOST_A);
+    assert_int_equal(cs_state_repo_objects(s), 8);
+    cs_state_free(s);
+    cs_manifest_free(&b1);
+    cs_manifest_free(&b2);
 }
 
 int main(void)
@@ -1038,7 +1183,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_survives_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_manifest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_journal_object_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_never_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_torn_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_removes_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_marks_unreferenced, setup, teardown),
@@ -1046,6 +1191,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_short_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_cache_without_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_learn_and_find_contents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_pruned_by_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repo_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
