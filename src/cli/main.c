@@ -66,6 +66,16 @@ static int run_purge(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
+static int run_delete(const cs_config *cfg, cs_err *e)
+{
+    cs_delete_result res;
+    int rc = cs_op_delete(cfg, &res, e);
+    if (!rc)
+        cs_print_delete(stdout, &res, cfg->json);
+    cs_delete_result_free(&res);
+    return rc;
+}
+
 static int run_status(const cs_config *cfg, cs_err *e)
 {
     cs_status_result res;
@@ -170,6 +180,8 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_migrate(cfg, e);
     if (!strcmp(cmd, "schema"))
         return run_schema(cfg, e);
+    if (!strcmp(cmd, "delete"))
+        return run_delete(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 
