@@ -273,11 +273,16 @@ typedef struct cat_row {
     int64_t id;
     char *name, *host, *sig;
     int level;
+    int refs;          /* where its references came from (0 none, 1 index, 2 manifest) */
+    bool committed;
 } cat_row;
 
 static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
 {
-    sqlite3_stmt *st = prepare(c, "SELECT id, name, host_id, sig, level FROM backups ORDER BY name, host_id", e);
+    sqlite3_stmt *st = prepare(c,
+                               "SELECT id, name, host_id, sig, level, refs, committed FROM backups"
+                               " ORDER BY name, host_id",
+                               e);
     if (!st)
         return e->code;
     cat_row *rows = NULL;
@@ -291,6 +296,8 @@ static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
         r->host = cs_strdup(col_text(st, 2));
         r->sig = cs_strdup(col_text(st, 3));
         r->level = sqlite3_column_int(st, 4);
+        r->refs = sqlite3_column_int(st, 5);
+        r->committed = sqlite3_column_int(st, 6) != 0;
     }
     int rc = step == SQLITE_DONE ? 0 : db_err(c, e, "read");
     sqlite3_finalize(st);
@@ -500,10 +507,15 @@ static int load_backup(cs_catalog *c, cs_repo *repo, const cs_backup_files *f, c
     return rc;
 }
 
-static bool row_is_current(const cat_row *r, const cs_backup_files *f, cs_load_level level)
+/* With an identity at hand, references learnt from an index (or not at
+ * all, when both index and manifest were unreadable) are learnt again
+ * from the manifest, the authority (it knows plaintext sizes and hashes). */
+static bool row_is_current(const cat_row *r, const cs_backup_files *f, cs_load_level level, bool readable)
 {
     char *sig = signature(f);
     bool same = !strcmp(r->sig, sig) && r->level >= (int)level;
+    if (level >= CS_LOAD_REFS && r->committed && (r->refs == 0 || (readable && r->refs < 2)))
+        same = false;
     free(sig);
     return same;
 }
@@ -520,6 +532,7 @@ int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e
     size_t n_files = 0;
     cat_row *rows = NULL;
     size_t n_rows = 0;
+    bool readable = !cs_repo_is_encrypted(repo) || repo->n_identities;
     int rc = cs_repo_scan_backups(repo, &files, &n_files, e);
     if (!rc)
         rc = load_rows(c, &rows, &n_rows, e);
@@ -539,7 +552,7 @@ int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e
         } else if (cmp > 0) {
             rc = forget_row(c, rows[j++].id, e);
         } else {
-            if (!row_is_current(&rows[j], b, level))
+            if (!row_is_current(&rows[j], b, level, readable))
                 rc = load_backup(c, repo, b, &rows[j], level, e);
             i++;
             j++;
