@@ -122,9 +122,13 @@ static int run_verify(const cs_config *cfg, cs_err *e)
     int rc = cs_op_verify(cfg, &res, e);
     if (!rc) {
         cs_print_verify(stdout, stderr, &res, cfg->json);
-        if (res.n_problems)
-            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged", res.n_problems,
-                            (unsigned long long)res.files);
+        if (res.n_problems > res.damaged_backups)
+            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged%s",
+                            res.n_problems - res.damaged_backups, (unsigned long long)res.files,
+                            res.damaged_backups ? ", and backups are damaged" : "");
+        else if (res.n_problems)
+            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu damaged backups (the others are good)",
+                            res.damaged_backups);
     }
     cs_verify_result_free(&res);
     return rc;

@@ -163,7 +163,7 @@ static const opt_def options[] = {
     { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
       "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
-      "backup restore verify purge catalog", "age identity file that can read an encrypted repository" },
+      "backup restore verify purge catalog delete", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
     { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },

@@ -966,6 +966,11 @@ static void note_damage(char **why, const char *fmt, ...)
     cs_buf b = CS_BUF_INIT;
     cs_buf_vprintf(&b, fmt, ap);
     va_end(ap);
+    /* Parser messages quote the damaged bytes: shown on a terminal, so
+     * only printable ASCII goes through. */
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.data[i] < 0x20 || (unsigned char)b.data[i] >= 0x7f)
+            b.data[i] = '?';
     *why = cs_buf_detach(&b);
 }
 
