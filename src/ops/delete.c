@@ -127,6 +127,8 @@ int cs_op_delete(const cs_config *cfg, cs_delete_result *res, cs_err *e)
     memset(res, 0, sizeof *res);
     res->dry_run = cfg->dry_run;
     res->grace = cfg->grace;
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_INVAL, "delete needs --repo");
     if (!cfg->backup)
         return cs_err_set(e, CS_E_INVAL, "delete needs --backup NAME");
     if (!cs_repo_is_valid_backup_name(cfg->backup))
