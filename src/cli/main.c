@@ -99,6 +99,16 @@ static int check_max_age(const cs_status_result *res, double max_age, cs_err *e)
                                       first->address, others, limit);
 }
 
+static int run_delete(const cs_config *cfg, cs_err *e)
+{
+    cs_delete_result res;
+    int rc = cs_op_delete(cfg, &res, e);
+    if (!rc)
+        cs_print_delete(stdout, &res, cfg->json);
+    cs_delete_result_free(&res);
+    return rc;
+}
+
 static int run_status(const cs_config *cfg, cs_err *e)
 {
     cs_status_result res;
@@ -147,9 +157,13 @@ static int run_verify(const cs_config *cfg, cs_err *e)
     int rc = cs_op_verify(cfg, &res, e);
     if (!rc) {
         cs_print_verify(stdout, stderr, &res, cfg->json);
-        if (res.n_problems)
-            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged", res.n_problems,
-                            (unsigned long long)res.files);
+        if (res.n_problems > res.damaged_backups)
+            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged%s",
+                            res.n_problems - res.damaged_backups, (unsigned long long)res.files,
+                            res.damaged_backups ? ", and backups are damaged" : "");
+        else if (res.n_problems)
+            rc = cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu damaged backups (the others are good)",
+                            res.damaged_backups);
     }
     cs_verify_result_free(&res);
     return rc;
@@ -205,6 +219,8 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_migrate(cfg, e);
     if (!strcmp(cmd, "schema"))
         return run_schema(cfg, e);
+    if (!strcmp(cmd, "delete"))
+        return run_delete(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 

@@ -110,6 +110,27 @@ static json_t *new_json(const cs_backup_entry *b, uint64_t v)
     return b->has_new ? json_integer((json_int_t)v) : json_null();
 }
 
+/* "ks1,ks2,ks.t" -> ["ks1", "ks2", "ks.t"] (null when not readable). */
+static json_t *names_json(const char *names)
+{
+    if (!names)
+        return json_null();
+    json_t *a = json_array();
+    const char *p = names;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        json_array_append_new(a, json_stringn(p, n));
+        p += n + (comma ? 1 : 0);
+    }
+    return a;
+}
+
+static json_t *opt_json_string(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
 static json_t *entry_json(const cs_backup_entry *b)
 {
     char *started = iso(b->started), *finished = iso(b->finished);
@@ -119,9 +140,35 @@ static json_t *entry_json(const cs_backup_entry *b)
                           (json_int_t)b->files, "size", (json_int_t)b->size, "stored_size", (json_int_t)b->stored,
                           "new_files", new_json(b, b->files_new), "new_size", new_json(b, b->size_new), "new_stored",
                           new_json(b, b->stored_new), "dedup_ratio", dedup_json(b), "complete", b->complete);
+    /* scope: "all", "partial" (names only when readable in the clear), or
+     * null when the backup predates scopes (then counted as all). */
+    json_object_set_new(j, "scope", opt_json_string(b->scope));
+    json_object_set_new(j, "scope_names", names_json(b->scope_names));
+    json_object_set_new(j, "scope_id", opt_json_string(b->scope_id));
+    json_object_set_new(j, "damaged", json_boolean(b->damage != NULL));
+    json_object_set_new(j, "damage", opt_json_string(b->damage));
     free(started);
     free(finished);
     return j;
+}
+
+/* What the SCOPE column shows. */
+static void scope_text(const cs_backup_entry *b, char *out, size_t cap)
+{
+    if (!b->scope)
+        snprintf(out, cap, "-");
+    else if (strcmp(b->scope, "partial"))
+        snprintf(out, cap, "all");
+    else if (b->scope_names)
+        snprintf(out, cap, "%.*s%s", (int)(cap > 4 ? cap - 4 : 0), b->scope_names,
+                 strlen(b->scope_names) > cap - 4 ? "..." : "");
+    else
+        snprintf(out, cap, "partial:%.8s", b->scope_id ? b->scope_id : "");
+}
+
+static const char *state_text(const cs_backup_entry *b)
+{
+    return b->damage ? "DAMAGED" : b->complete ? "complete" : "INCOMPLETE";
 }
 
 void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json)
@@ -137,24 +184,84 @@ void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool jso
         fprintf(out, "no backups\n");
         return;
     }
-    fprintf(out, "%-24s %-15s %-20s %8s %8s %10s %10s %10s %7s  %s\n", "NAME", "NODE", "STARTED", "DURATION",
-            "FILES", "SIZE", "STORED", "NEW", "DEDUP", "STATE");
+    fprintf(out, "%-24s %-15s %-20s %-16s %8s %8s %10s %10s %10s %7s  %s\n", "NAME", "NODE", "STARTED", "SCOPE",
+            "DURATION", "FILES", "SIZE", "STORED", "NEW", "DEDUP", "STATE");
+    size_t damaged = 0;
     for (size_t i = 0; i < n; i++) {
         const cs_backup_entry *b = &entries[i];
         char *started = iso(b->started);
-        char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-";
+        char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-", scope[20];
         cs_human_size(b->size, size, sizeof size);
         cs_human_size(b->stored, stored, sizeof stored);
+        scope_text(b, scope, sizeof scope);
         if (b->has_new)
             cs_human_size(b->stored_new, added, sizeof added);
         if (b->has_new && b->size_new)
             snprintf(dedup, sizeof dedup, "%.1fx", (double)b->size / (double)b->size_new);
         if (b->complete)
             snprintf(duration, sizeof duration, "%.1fs", b->finished - b->started);
-        fprintf(out, "%-24s %-15s %-20s %8s %8llu %10s %10s %10s %7s  %s\n", b->name, b->address, started, duration,
-                (unsigned long long)b->files, size, stored, added, dedup, b->complete ? "complete" : "INCOMPLETE");
+        fprintf(out, "%-24s %-15s %-20s %-16s %8s %8llu %10s %10s %10s %7s  %s\n", b->name, b->address, started, scope,
+                duration, (unsigned long long)b->files, size, stored, added, dedup, state_text(b));
         free(started);
+        damaged += b->damage != NULL;
     }
+    for (size_t i = 0; damaged && i < n; i++)
+        if (entries[i].damage)
+            fprintf(out, "damaged: backup %s of node %s: %s\n", entries[i].name,
+                    *entries[i].address ? entries[i].address : entries[i].host_id, entries[i].damage);
+}
+
+/* "24h", "7d", "90m" for a message. */
+static void duration_text(double s, char out[24])
+{
+    long v = (long)s;
+    if (v && v % 86400 == 0)
+        snprintf(out, 24, "%ldd", v / 86400);
+    else if (v && v % 3600 == 0)
+        snprintf(out, 24, "%ldh", v / 3600);
+    else if (v && v % 60 == 0)
+        snprintf(out, 24, "%ldm", v / 60);
+    else
+        snprintf(out, 24, "%lds", v);
+}
+
+void cs_print_delete(FILE *out, const cs_delete_result *res, bool json)
+{
+    if (json) {
+        json_t *items = json_array();
+        for (size_t i = 0; i < res->n_items; i++) {
+            const cs_delete_item *it = &res->items[i];
+            json_t *j = entry_json(&it->entry);
+            json_object_set_new(j, "objects_freed", res->freed_known ? json_integer((json_int_t)it->objects) : json_null());
+            json_object_set_new(j, "stored_freed", res->freed_known ? json_integer((json_int_t)it->stored) : json_null());
+            json_array_append_new(items, j);
+        }
+        print_json(out, json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced,
+                                  "grace_s", res->grace, "backups", items));
+        return;
+    }
+    uint64_t objects = 0, stored = 0;
+    for (size_t i = 0; i < res->n_items; i++) {
+        const cs_delete_item *it = &res->items[i];
+        char *started = iso(it->entry.started);
+        fprintf(out, "%s backup %s of node %s (%s, started %s)\n", res->dry_run ? "would delete" : "deleted",
+                it->entry.name, *it->entry.address ? it->entry.address : it->entry.host_id,
+                it->entry.damage ? "damaged" : it->entry.complete ? "complete" : "incomplete", started);
+        free(started);
+        objects += it->objects;
+        stored += it->stored;
+    }
+    char grace[24], bytes[32];
+    duration_text(res->grace, grace);
+    cs_human_size(stored, bytes, sizeof bytes);
+    if (res->freed_known)
+        fprintf(out, "%llu objects (%s) that no other backup uses %s deleted by the next purge once older than "
+                     "the grace period (%s)\n",
+                (unsigned long long)objects, bytes, res->dry_run ? "would be" : "will be", grace);
+    else
+        fprintf(out, "objects that no other backup uses %s deleted by the next purge once older than the grace "
+                     "period (%s)\n",
+                res->dry_run ? "would be" : "will be", grace);
 }
 
 void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
@@ -175,12 +282,15 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
                                   "seconds", res->seconds, "backups", items);
         json_object_set_new(root, "objects_waiting", json_integer((json_int_t)res->waiting));
         json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
+        json_object_set_new(root, "damaged", json_integer((json_int_t)res->damaged));
+        json_object_set_new(root, "leftovers_deleted", json_integer((json_int_t)res->leftovers));
+        json_object_set_new(root, "sweep_skipped", opt_json_string(res->sweep_skipped));
         print_json(out, root);
         return;
     }
     for (size_t i = 0; i < res->n_items; i++) {
         const cs_purge_item *it = &res->items[i];
-        if (!it->remove && !res->dry_run)
+        if (!it->remove && !res->dry_run && !it->entry.damage)
             continue;
         char *started = iso(it->entry.started);
         fprintf(out, "%-6s %-24s %-15s %-20s %s\n", it->remove ? "remove" : "keep", it->entry.name,
@@ -198,6 +308,15 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
                      "a later purge deletes them\n",
                 (unsigned long long)res->waiting, bytes);
     }
+    if (res->leftovers)
+        fprintf(out, "%s %zu files left by an interrupted removal\n", res->dry_run ? "would delete" : "deleted",
+                res->leftovers);
+    if (res->damaged)
+        fprintf(out, "kept %zu damaged backups (cassette verify names the damage; cassette delete --backup NAME "
+                     "removes one)\n",
+                res->damaged);
+    if (res->sweep_skipped)
+        fprintf(out, "no object deleted: %s\n", res->sweep_skipped);
 }
 
 void cs_print_status(FILE *out, const cs_status_result *res, bool json)
@@ -206,21 +325,28 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
         json_t *nodes = json_array(), *locks = json_array();
         for (size_t i = 0; i < res->n_nodes; i++) {
             const cs_status_node *n = &res->nodes[i];
-            json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "host_id", n->host_id,
-                                                   "address", n->address, "complete", (json_int_t)n->complete,
-                                                   "incomplete", (json_int_t)n->incomplete, "newest",
-                                                   n->newest ? entry_json(n->newest) : json_null(), "oldest",
-                                                   n->oldest ? entry_json(n->oldest) : json_null()));
+            json_t *node = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "host_id", n->host_id, "address", n->address,
+                                     "complete", (json_int_t)n->complete, "incomplete", (json_int_t)n->incomplete,
+                                     "newest", n->newest ? entry_json(n->newest) : json_null(), "oldest",
+                                     n->oldest ? entry_json(n->oldest) : json_null());
+            json_object_set_new(node, "damaged", json_integer((json_int_t)n->damaged));
             /* Seconds since the newest complete backup started: what --max-age compares. */
-            json_object_set_new(json_array_get(nodes, json_array_size(nodes) - 1), "newest_age_seconds",
+            json_object_set_new(node, "newest_age_seconds",
                                 n->newest ? json_integer((json_int_t)((double)time(NULL) - n->newest->started))
                                           : json_null());
+            json_array_append_new(nodes, node);
         }
         for (size_t i = 0; i < res->locks.n; i++)
             json_array_append_new(locks, json_string(res->locks.items[i]));
-        print_json(out, json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:o}", "repository", res->location, "id", res->id,
-                                  "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
-                                  (json_int_t)res->stored_new, "nodes", nodes, "locks", locks));
+        json_t *damaged = json_array();
+        for (size_t i = 0; i < res->n_entries; i++)
+            if (res->entries[i].damage)
+                json_array_append_new(damaged, entry_json(&res->entries[i]));
+        json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:o}", "repository", res->location, "id", res->id,
+                              "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
+                              (json_int_t)res->stored_new, "nodes", nodes, "locks", locks);
+        json_object_set_new(j, "damaged", damaged);
+        print_json(out, j);
         return;
     }
     char stored[32];
@@ -238,11 +364,20 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
             cs_human_duration((double)time(NULL) - n->newest->started, d, sizeof d);
             snprintf(age, sizeof age, " (%s ago)", d);
         }
-        fprintf(out, "node %s (%s): %zu complete, %zu incomplete; newest %s %s%s, oldest %s\n", n->address,
-                n->host_id, n->complete, n->incomplete, n->newest ? n->newest->name : "-", newest, age, oldest);
+        char damaged[32] = "";
+        if (n->damaged)
+            snprintf(damaged, sizeof damaged, ", %zu DAMAGED", n->damaged);
+        fprintf(out, "node %s (%s): %zu complete, %zu incomplete%s; newest %s %s%s, oldest %s\n", n->address,
+                n->host_id, n->complete, n->incomplete, damaged, n->newest ? n->newest->name : "-", newest, age,
+                oldest);
         free(newest);
         free(oldest);
     }
+    for (size_t i = 0; i < res->n_entries; i++)
+        if (res->entries[i].damage)
+            fprintf(out, "damaged: backup %s of node %s: %s\n", res->entries[i].name,
+                    *res->entries[i].address ? res->entries[i].address : res->entries[i].host_id,
+                    res->entries[i].damage);
     for (size_t i = 0; i < res->locks.n; i++)
         fprintf(out, "lock: %s\n", res->locks.items[i]);
     if (!res->locks.n)
@@ -347,22 +482,33 @@ void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool jso
     if (json) {
         json_t *problems = json_array();
         for (size_t i = 0; i < res->n_problems; i++)
-            json_array_append_new(problems, json_pack("{s:s, s:s, s:s, s:s}", "backup", res->problems[i].backup,
-                                                      "file", res->problems[i].file, "object",
-                                                      res->problems[i].object, "reason", res->problems[i].reason));
-        print_json(out, json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:o}", "mode", res->deep ? "deep" : "fast",
-                                  "sample_pct", res->sample_pct ? res->sample_pct : 100.0, "backups",
-                                  (json_int_t)res->backups, "files", (json_int_t)res->files, "objects",
-                                  (json_int_t)res->objects, "bytes", (json_int_t)res->bytes, "problems", problems));
+            json_array_append_new(problems, json_pack("{s:s, s:o, s:o, s:s}", "backup", res->problems[i].backup,
+                                                      "file", opt_json_string(res->problems[i].file), "object",
+                                                      opt_json_string(res->problems[i].object), "reason",
+                                                      res->problems[i].reason));
+        json_t *j = json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:o}", "mode", res->deep ? "deep" : "fast",
+                              "sample_pct", res->sample_pct ? res->sample_pct : 100.0, "backups",
+                              (json_int_t)res->backups, "files", (json_int_t)res->files, "objects",
+                              (json_int_t)res->objects, "bytes", (json_int_t)res->bytes, "problems", problems);
+        json_object_set_new(j, "stored_bytes", json_integer((json_int_t)res->stored_bytes));
+        json_object_set_new(j, "damaged_backups", json_integer((json_int_t)res->damaged_backups));
+        print_json(out, j);
     }
-    for (size_t i = 0; i < res->n_problems; i++)
-        fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", res->problems[i].backup,
-                res->problems[i].file, res->problems[i].object, res->problems[i].reason);
+    for (size_t i = 0; i < res->n_problems; i++) {
+        const cs_verify_problem *p = &res->problems[i];
+        if (!p->object)
+            fprintf(err, "cassette: verify: backup %s: %s\n", p->backup, p->reason);
+        else
+            fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", p->backup, p->file, p->object,
+                    p->reason);
+    }
     if (res->n_problems)
         print_verify_hint(err, res);
     if (!json && !res->n_problems) {
         char size[32];
-        cs_human_size(res->bytes, size, sizeof size);
+        cs_human_size(res->deep || res->bytes ? res->bytes : res->stored_bytes, size, sizeof size);
+        if (!res->deep && !res->bytes)
+            snprintf(size + strlen(size), sizeof size - strlen(size), " stored");
         char sample[48] = "";
         if (res->sample_pct)
             snprintf(sample, sizeof sample, " (a %g%% sample)", res->sample_pct);

@@ -11,6 +11,7 @@
 
 void cs_print_backup(FILE *out, const cs_backup_result *res, bool json);
 void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json);
+void cs_print_delete(FILE *out, const cs_delete_result *res, bool json);
 void cs_print_purge(FILE *out, const cs_purge_result *res, bool json);
 void cs_print_status(FILE *out, const cs_status_result *res, bool json);
 void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json);

@@ -98,8 +98,8 @@ typedef struct opt_def {
 
 #define OFF(f) offsetof(cs_config, f)
 #define NODE "backup restore migrate schema"
-#define REPO "init backup list restore verify purge status catalog"
-#define LOCKED "backup restore verify purge"
+#define REPO "init backup list restore verify purge status catalog delete"
+#define LOCKED "backup restore verify purge delete"
 #define KEEP(flag, field, key, what)                                                                           \
     { flag, 0, OPT_INT, OFF(field), "retention", key, NULL, NULL, "purge", what }
 static const opt_def options[] = {
@@ -108,7 +108,7 @@ static const opt_def options[] = {
     { "repo", 0, OPT_STR, OFF(repo), "repository", "path", "CASSETTE_REPO", NULL, REPO,
       "repository location: a local directory or s3://BUCKET/PREFIX" },
     { "catalog", 0, OPT_STR, OFF(catalog), "cassette", "catalog", "CASSETTE_CATALOG", NULL,
-      "list status verify purge catalog",
+      "list status verify purge catalog delete",
       "SQLite cache of the repository's backups; default ~/.cache/cassette/catalog/<repository id>.db" },
     { "cql-host", 0, OPT_STR, OFF(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
       "address of the node's CQL native transport; migrate and schema dump take a list of "
@@ -179,7 +179,7 @@ static const opt_def options[] = {
     { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
       "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
-      "backup restore verify purge catalog", "age identity file that can read an encrypted repository" },
+      "backup restore verify purge catalog delete", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
     { "no-encryption", 0, OPT_FLAG, OFF(no_encryption), NULL, NULL, NULL, NULL, "init backup",
@@ -207,8 +207,10 @@ static const opt_def options[] = {
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
     { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
-    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate",
+    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate delete",
       "say what would be done and why; change nothing" },
+    { "force", 0, OPT_FLAG, OFF(force), NULL, NULL, NULL, NULL, "delete",
+      "delete also the newest complete (or newest complete full) backup of a node" },
     { "deep", 0, OPT_FLAG, OFF(deep), NULL, NULL, NULL, NULL, "verify",
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
       "its size)" },
@@ -217,8 +219,8 @@ static const opt_def options[] = {
       "runs rotate through the repository" },
     { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
-    { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify",
-      "name of the backup to restore or verify" },
+    { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify delete",
+      "name of the backup to restore, verify or delete" },
     { "keyspace", 0, OPT_LIST, OFF(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema",
       "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
     { "dir", 0, OPT_STR, OFF(dir), NULL, NULL, NULL, NULL, "migrate",
@@ -230,7 +232,7 @@ static const opt_def options[] = {
     { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate",
+      "backup list restore verify purge status catalog migrate delete",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },
@@ -262,6 +264,8 @@ static const cmd_def commands[] = {
     { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
       "remove backups that retention does not keep, then objects no backup needs" },
     { "status", "--repo PATH [--json]", "the repository at a glance: nodes, newest backups, sizes, locks" },
+    { "delete", "--repo PATH --backup NAME [--dry-run] [--force]",
+      "remove one backup (its objects that no other backup uses go with the next purge, after the grace period)" },
     { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
     { "migrate", "[status] --dir DIR --keyspace KS [--dry-run] [--force-checksum]",
       "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },

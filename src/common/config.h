@@ -74,6 +74,7 @@ typedef struct cs_config {
     double keep_within;     /* 0: rule not set */
     double grace;
     bool dry_run;
+    bool force;             /* delete: also the newest complete backup of a node */
     /* verify */
     bool deep;
     char *sample;           /* percentage, parsed by verify */

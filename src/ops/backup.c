@@ -577,8 +577,13 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     if (rc)
         return rc;
     /* Only now does the repository change: a node that cannot snapshot
-     * leaves it exactly as it was. */
-    rc = cs_repo_mark_started(c->repo, c->m, e);
+     * leaves it exactly as it was. The scope goes into every file of the
+     * backup (retention counts backups of one scope together). */
+    char *key_dir = cs_state_dir(c->cfg);
+    rc = cs_repo_scope_of(c->repo, key_dir, &c->cfg->keyspaces, NULL, &c->m->scope, e);
+    free(key_dir);
+    if (!rc)
+        rc = cs_repo_mark_started(c->repo, c->m, e);
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
         rc = walk_data_dir(c, i, e);
     if (!rc)

@@ -1,6 +1,7 @@
 /* catalog.c - the ops that read the repository's catalog: init, list,
  * status and catalog rebuild. list and status need no identity: they read
- * start marks and summaries, which stay plaintext. */
+ * start marks, summaries and (when a summary is damaged) indexes, which
+ * stay plaintext; a damaged backup is listed as damaged, with why. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,11 +39,11 @@ static int read_catalog(const cs_config *cfg, bool rebuild, cs_repo **repo_out, 
         rc = cs_ops_open_catalog(cfg, repo, &cat, e);
     if (!rc && rebuild)
         rc = cs_catalog_clear(cat, e);
-    /* A rebuild learns every backup's objects when it can read manifests;
-     * list needs only the summaries. */
-    bool refs = rebuild && repo && (!cs_repo_is_encrypted(repo) || repo->n_identities);
+    /* A rebuild learns every backup's objects when it can read manifests
+     * or every backup has an index (format 2); list needs only summaries. */
+    bool refs = rebuild && repo && (!cs_repo_is_encrypted(repo) || repo->n_identities || repo->format >= 2);
     if (!rc)
-        rc = cs_catalog_sync(cat, repo, refs, e);
+        rc = cs_catalog_sync(cat, repo, refs ? CS_LOAD_REFS : CS_LOAD_ENTRY, e);
     if (!rc)
         rc = cs_catalog_backups(cat, out, n, e);
     cs_catalog_close(cat);
@@ -100,6 +101,10 @@ int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e)
     for (size_t i = 0; i < res->n_entries; i++) {
         const cs_backup_entry *b = &res->entries[i]; /* oldest first */
         cs_status_node *node = node_of(res, b);
+        if (b->damage) {
+            node->damaged++;
+            continue;
+        }
         if (!b->complete) {
             node->incomplete++;
             continue;

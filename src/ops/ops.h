@@ -41,7 +41,8 @@ typedef struct cs_restore_result {
 int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
 
-/* One broken file found by verify. */
+/* One broken file found by verify, or a damaged backup (file and object
+ * NULL). */
 typedef struct cs_verify_problem {
     char *backup;
     char *file;    /* "ks.table/nb-1-big-Data.db" */
@@ -55,7 +56,9 @@ typedef struct cs_verify_result {
     size_t backups;
     uint64_t files;
     uint64_t objects;   /* distinct objects read */
-    uint64_t bytes;     /* plaintext bytes checked */
+    uint64_t bytes;     /* plaintext bytes checked (fast, without an identity: 0) */
+    uint64_t stored_bytes; /* fast: bytes of the objects as stored */
+    size_t damaged_backups; /* backups reported damaged as a whole */
     cs_verify_problem *problems;
     size_t n_problems;
 } cs_verify_result;
@@ -88,15 +91,38 @@ typedef struct cs_purge_result {
     uint64_t waiting;          /* unreferenced objects kept for now: younger than --grace (or an incomplete backup) */
     uint64_t waiting_bytes;
     double seconds;
+    size_t damaged;            /* damaged backups, kept and reported */
+    size_t leftovers;          /* files of removed backups deleted (or that would be) */
+    char *sweep_skipped;       /* why no object was deleted (a damaged backup), or NULL */
 } cs_purge_result;
 
 int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e);
 void cs_purge_result_free(cs_purge_result *res);
 
+/* One backup of one node that delete removes (or would). */
+typedef struct cs_delete_item {
+    cs_backup_entry entry;
+    uint64_t objects;          /* objects only it references (when known) */
+    uint64_t stored;           /* their stored bytes */
+} cs_delete_item;
+
+typedef struct cs_delete_result {
+    bool dry_run;
+    bool forced;               /* --force was needed (a newest backup) */
+    bool freed_known;          /* objects/stored are known (indexes or an identity) */
+    double grace;              /* purge's grace period, for the message */
+    cs_delete_item *items;     /* every node of the backup */
+    size_t n_items;
+} cs_delete_result;
+
+/* delete --backup NAME [--dry-run] [--force] (see delete.c). */
+int cs_op_delete(const cs_config *cfg, cs_delete_result *res, cs_err *e);
+void cs_delete_result_free(cs_delete_result *res);
+
 /* The repository at a glance. */
 typedef struct cs_status_node {
     char *host_id, *address;
-    size_t complete, incomplete;
+    size_t complete, incomplete, damaged;
     const cs_backup_entry *newest; /* newest complete backup, or NULL; points into entries */
     const cs_backup_entry *oldest; /* oldest complete backup, or NULL */
 } cs_status_node;

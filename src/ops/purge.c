@@ -1,20 +1,27 @@
 /* purge.c - remove what retention does not keep: mark and sweep.
  *
  * Under the repository's exclusive lock:
- *   1. bring the catalog in line with the repository, with every complete
- *      backup's references (purge must know every object still needed);
- *   2. decide per node with the retention policy; incomplete backups older
- *      than the grace period are removed too (no backup can be running:
- *      backups hold shared locks);
- *   3. delete the chosen backups: start marks and summaries first, the
- *      manifests last, so that a backup is complete until its very last
- *      key goes, and an interrupted purge leaves only backups that are
- *      whole (or, at worst, a start mark the next purge cleans);
+ *   1. bring the catalog in line with the repository, with every committed
+ *      backup's references (purge must know every object still needed):
+ *      from the manifests with an identity, else from the plaintext
+ *      indexes, so that a backup host with only the public key can purge;
+ *   2. decide per node and scope with the retention policy; incomplete
+ *      backups older than the grace period are removed too (no backup can
+ *      be running: backups hold shared locks); damaged backups are kept and
+ *      reported (`cassette delete` removes one on purpose);
+ *   3. delete the chosen backups: start marks and summaries first, then
+ *      the manifests, the indexes last, so that a backup is complete until
+ *      its manifest goes and a manifest never lacks its index; an
+ *      interrupted purge leaves only backups that are whole, or leftovers
+ *      (an index or summary alone) that the next purge deletes;
  *   4. sweep: list objects/ and delete, in batches, those no remaining
- *      complete backup references and that are older than the grace period
+ *      committed backup references and that are older than the grace period
  *      and than every incomplete backup that remains (it may have written or
  *      reused them). Object deletes come after the manifests are gone, so an
- *      object is never missing while a manifest names it.
+ *      object is never missing while a manifest names it. A damaged backup
+ *      whose references are unknown (index and manifest both unreadable)
+ *      stops the sweep, never the rest: its objects cannot be told apart
+ *      until it is deleted.
  * Everything is recomputed from the repository each run, so the next purge
  * finishes what an interrupted one started. --dry-run does the same in a
  * catalog transaction that is rolled back, and deletes nothing. */
@@ -37,6 +44,7 @@ typedef struct purge_ctx {
     double grace;
     double now;
     cs_purge_result *res;
+    size_t unknown_undamaged; /* committed, not damaged, references unknown */
 } purge_ctx;
 
 static void policy_of(const cs_config *cfg, cs_retention *p)
@@ -81,20 +89,33 @@ static int compare_host_then_time(const void *a, const void *b)
 static int decide_node(purge_ctx *c, cs_purge_item *items, size_t n, cs_err *e)
 {
     cs_retention_item *r = cs_calloc(n, sizeof *r);
-    for (size_t i = 0; i < n; i++)
-        r[i] = (cs_retention_item){ items[i].entry.name, items[i].entry.started, items[i].entry.complete, false, "" };
+    char **groups = cs_calloc(n, sizeof *groups);
+    for (size_t i = 0; i < n; i++) {
+        groups[i] = cs_backup_entry_group(&items[i].entry);
+        r[i].name = items[i].entry.name;
+        r[i].started = items[i].entry.started;
+        r[i].complete = items[i].entry.complete;
+        r[i].group = groups[i];
+    }
     int rc = cs_retention_apply(&c->policy, r, n, e);
     for (size_t i = 0; !rc && i < n; i++) {
         cs_purge_item *it = &items[i];
-        bool stale = !it->entry.complete && it->entry.started < c->now - c->grace;
+        bool damaged = it->entry.damage != NULL;
+        bool stale = !it->entry.complete && !damaged && it->entry.started < c->now - c->grace;
         it->remove = it->entry.complete ? !r[i].keep : stale;
         char grace[24];
         format_duration(c->grace, grace);
-        if (stale)
+        if (damaged)
+            snprintf(it->reason, sizeof it->reason, "DAMAGED: not retention's to remove (cassette delete)");
+        else if (stale)
             snprintf(it->reason, sizeof it->reason, "incomplete, older than the grace period (%s)", grace);
         else
             snprintf(it->reason, sizeof it->reason, "%s", r[i].reason);
+        c->res->damaged += damaged;
     }
+    for (size_t i = 0; i < n; i++)
+        free(groups[i]);
+    free(groups);
     free(r);
     return rc;
 }
@@ -127,14 +148,14 @@ static int decide(purge_ctx *c, cs_err *e)
 /* ---- removing backups ---- */
 
 /* Delete one kind of key of every backup being removed. */
-static int delete_keys(purge_ctx *c, const char *suffix, cs_err *e)
+static int delete_keys(purge_ctx *c, int kind, cs_err *e)
 {
     cs_purge_result *res = c->res;
     char **keys = cs_calloc(res->n_items ? res->n_items : 1, sizeof *keys);
     size_t n = 0;
     for (size_t i = 0; i < res->n_items; i++)
         if (res->items[i].remove)
-            keys[n++] = cs_repo_backup_key(res->items[i].entry.name, res->items[i].entry.host_id, suffix);
+            keys[n++] = cs_repo_backup_key(res->items[i].entry.name, res->items[i].entry.host_id, cs_backup_suffix[kind]);
     int rc = 0;
     for (size_t done = 0; !rc && done < n; done += SWEEP_BATCH) {
         size_t k = n - done < SWEEP_BATCH ? n - done : SWEEP_BATCH;
@@ -151,10 +172,9 @@ static int remove_backups(purge_ctx *c, cs_err *e)
     cs_purge_result *res = c->res;
     int rc = 0;
     if (!res->dry_run) {
-        static const char *const order[] = { "started", "summary", "manifest" };
         rc = cs_lock_check(c->lock, e);
-        for (size_t k = 0; !rc && k < sizeof order / sizeof order[0]; k++)
-            rc = delete_keys(c, order[k], e);
+        for (size_t k = 0; !rc && k < CS_BK_KINDS; k++)
+            rc = delete_keys(c, cs_backup_delete_order[k], e);
         if (rc)
             return cs_err_prefix(e, "removing backups");
     }
@@ -196,7 +216,7 @@ static double sweep_cutoff(const purge_ctx *c)
     const cs_purge_result *res = c->res;
     for (size_t i = 0; i < res->n_items; i++) {
         const cs_purge_item *it = &res->items[i];
-        if (!it->entry.complete && !it->remove && it->entry.started - 60 < cutoff)
+        if (!it->entry.complete && !it->entry.damage && !it->remove && it->entry.started - 60 < cutoff)
             cutoff = it->entry.started - 60; /* a minute for clocks that disagree */
     }
     return cutoff;
@@ -221,8 +241,34 @@ static int count_waiting(purge_ctx *c, char (*ids)[CS_OBJECT_ID_HEX], int64_t *r
     }
 }
 
+/* Committed backups whose references are unknown: damaged ones stop the
+ * sweep (said in the result); any other is a bug of the sync, an error. */
+static int note_unknown_refs(const char *name, const char *host, const char *damage, void *arg)
+{
+    purge_ctx *c = arg;
+    if (!damage) {
+        c->unknown_undamaged++;
+        return 0;
+    }
+    if (!c->res->sweep_skipped)
+        c->res->sweep_skipped = cs_sprintf("the objects of damaged backup %s (node %s) are unknown (%s): remove it "
+                                           "with cassette delete --backup %s, and the next purge sweeps",
+                                           name, host, damage, name);
+    return 0;
+}
+
 static int sweep(purge_ctx *c, cs_err *e)
 {
+    int unknown = cs_catalog_without_refs(c->cat, note_unknown_refs, c, e);
+    if (unknown)
+        return unknown;
+    if (c->unknown_undamaged)
+        return cs_err_set(e, CS_E_INVAL, "the catalog does not know the objects of %zu backups: cannot sweep",
+                          c->unknown_undamaged);
+    if (c->res->sweep_skipped) {
+        cs_warn("not deleting unreferenced objects: %s", c->res->sweep_skipped);
+        return 0;
+    }
     void *arg[2] = { c, e };
     int rc = cs_catalog_listing_begin(c->cat, e);
     if (!rc) {
@@ -267,11 +313,43 @@ static int sweep(purge_ctx *c, cs_err *e)
     return rc ? cs_err_prefix(e, "deleting objects") : 0;
 }
 
+/* ---- leftovers ---- */
+
+/* Index and summary files whose backup is gone (a purge or delete killed
+ * between its deletes): nothing refers to them, they go now. */
+static int remove_leftovers(purge_ctx *c, cs_err *e)
+{
+    cs_backup_files *files = NULL;
+    size_t n = 0;
+    int rc = cs_repo_scan_backups(c->repo, &files, &n, e);
+    cs_strlist keys = { NULL, 0 };
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (!cs_backup_files_is_leftover(&files[i]))
+            continue;
+        for (int k = 0; k < CS_BK_KINDS; k++)
+            if (files[i].has[k]) {
+                char *key = cs_repo_backup_key(files[i].name, files[i].host, cs_backup_suffix[k]);
+                cs_strlist_add(&keys, key);
+                free(key);
+            }
+    }
+    c->res->leftovers = keys.n;
+    if (!rc && keys.n && !c->res->dry_run)
+        rc = cs_lock_check(c->lock, e);
+    for (size_t done = 0; !rc && !c->res->dry_run && done < keys.n; done += SWEEP_BATCH) {
+        size_t k = keys.n - done < SWEEP_BATCH ? keys.n - done : SWEEP_BATCH;
+        rc = cs_storage_del_many(c->repo->st, (const char *const *)keys.items + done, k, e);
+    }
+    cs_strlist_free(&keys);
+    cs_backup_files_free(files, n);
+    return rc ? cs_err_prefix(e, "removing leftovers of removed backups") : 0;
+}
+
 /* ---- the op ---- */
 
 static int run(purge_ctx *c, cs_err *e)
 {
-    int rc = cs_catalog_sync(c->cat, c->repo, true, e);
+    int rc = cs_catalog_sync(c->cat, c->repo, CS_LOAD_REFS, e);
     if (!rc)
         rc = decide(c, e);
     if (rc)
@@ -279,6 +357,8 @@ static int run(purge_ctx *c, cs_err *e)
     rc = cs_catalog_begin(c->cat, e);
     if (!rc)
         rc = remove_backups(c, e);
+    if (!rc)
+        rc = remove_leftovers(c, e);
     if (!rc)
         rc = sweep(c, e);
     if (rc || c->res->dry_run) {
@@ -297,9 +377,6 @@ int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e)
     purge_ctx c = { .cfg = cfg, .res = res, .now = (double)time(NULL), .grace = cfg->grace };
     policy_of(cfg, &c.policy);
     int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
-    /* Which objects are still needed is written in the manifests. */
-    if (!rc)
-        rc = cs_ops_require_identity(c.repo, e);
     if (!rc)
         rc = cs_ops_lock(cfg, c.repo, cfg->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE,
                          cfg->dry_run ? "purge --dry-run" : "purge", &c.lock, e);
@@ -318,11 +395,9 @@ int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e)
 
 void cs_purge_result_free(cs_purge_result *res)
 {
-    for (size_t i = 0; i < res->n_items; i++) {
-        free(res->items[i].entry.name);
-        free(res->items[i].entry.host_id);
-        free(res->items[i].entry.address);
-    }
+    for (size_t i = 0; i < res->n_items; i++)
+        cs_backup_entry_clear(&res->items[i].entry);
     free(res->items);
+    free(res->sweep_skipped);
     memset(res, 0, sizeof *res);
 }

@@ -1,13 +1,16 @@
 /* verify.c - check that the objects complete backups need are there.
  *
  * Fast (the default): one listing of objects/ against the catalog: every
- * referenced object must exist with the size its manifest promises. Deep:
+ * referenced object must exist with the size its manifest (or, without an
+ * identity, its plaintext index) promises. Deep:
  * download, decrypt, decompress and hash every referenced object (or a
  * sample, those read back longest ago first, so that successive runs
  * rotate through the repository). An object that several backups share is
  * checked once; a damaged one is then reported for every file of every
  * backup that uses it (names come from the manifests of those backups
- * only). Memory stays bounded: the objects come from the catalog in
+ * only). A damaged backup (its manifest, index or summary fails its
+ * checks) is reported as one problem and the others are verified as
+ * usual. Memory stays bounded: the objects come from the catalog in
  * chunks. Holds a shared lock, so a purge cannot delete objects under it. */
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +99,7 @@ static int check_listed(const cs_catalog_object *o, int64_t listed, void *arg)
         snprintf(reason, sizeof reason, "manifests disagree about this object's content");
     c->res->objects++;
     c->res->bytes += o->size;
+    c->res->stored_bytes += listed > 0 ? (uint64_t)listed : 0;
     if (*reason)
         a->rc = add_damage(c, o, reason, a->e);
     return a->rc;
@@ -212,6 +216,7 @@ static const damage *find_damage(const verify_ctx *c, const char *object)
     return bsearch(&probe, c->damages, c->n_damages, sizeof *c->damages, compare_damage);
 }
 
+/* file and object are NULL for a problem of the whole backup. */
 static void add_problem(cs_verify_result *res, const char *backup, char *file, const char *object,
                         const char *reason)
 {
@@ -219,7 +224,7 @@ static void add_problem(cs_verify_result *res, const char *backup, char *file, c
     cs_verify_problem *p = &res->problems[res->n_problems++];
     p->backup = cs_strdup(backup);
     p->file = file;
-    p->object = cs_strdup(object);
+    p->object = object ? cs_strdup(object) : NULL;
     p->reason = cs_strdup(reason);
 }
 
@@ -252,7 +257,10 @@ static int name_files(const char *name, const char *host, const char *object, vo
         a->loaded = cs_repo_read_manifest(a->c->repo, name, host, &a->m, &err) == 0;
     }
     if (!a->loaded) {
-        add_problem(a->c->res, name, cs_strdup("?"), object, d->reason);
+        add_problem(a->c->res, name, cs_strdup(a->c->repo->n_identities || !cs_repo_is_encrypted(a->c->repo)
+                                                   ? "?"
+                                                   : "? (give --identity to name the file)"),
+                    object, d->reason);
         return 0;
     }
     for (size_t t = 0; t < a->m.n_tables; t++) {
@@ -289,6 +297,15 @@ static int count_backups(verify_ctx *c, cs_err *e)
     bool named = false, named_incomplete = false;
     for (size_t i = 0; !rc && i < n; i++) {
         bool match = !c->cfg->backup || !strcmp(entries[i].name, c->cfg->backup);
+        if (match && entries[i].damage) {
+            /* One problem for the whole backup; the others go on. */
+            char *why = cs_sprintf("backup is damaged: %s", entries[i].damage);
+            add_problem(c->res, entries[i].name, NULL, NULL, why);
+            free(why);
+            c->res->damaged_backups++;
+            named = true;
+            continue;
+        }
         if (match && !entries[i].complete)
             named_incomplete = true;
         if (!match || !entries[i].complete)
@@ -308,7 +325,7 @@ static int count_backups(verify_ctx *c, cs_err *e)
 static int run(verify_ctx *c, cs_err *e)
 {
     uint64_t chosen = 0;
-    int rc = cs_catalog_sync(c->cat, c->repo, true, e);
+    int rc = cs_catalog_sync(c->cat, c->repo, c->res->deep ? CS_LOAD_MANIFEST : CS_LOAD_REFS, e);
     if (!rc)
         rc = count_backups(c, e);
     if (!rc)
@@ -337,7 +354,8 @@ int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
     int rc = parse_sample(cfg, &res->sample_pct, e);
     if (!rc)
         rc = cs_ops_open_repo(cfg, false, &c.repo, e);
-    if (!rc)
+    /* The deep verify hashes plaintext; the fast one needs no key. */
+    if (!rc && cfg->deep)
         rc = cs_ops_require_identity(c.repo, e);
     if (!rc)
         rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);

@@ -10,7 +10,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 
-#define CATALOG_SCHEMA "2"
+#define CATALOG_SCHEMA "3"
 #define CACHE_KIB 16384 /* SQLite page cache: 16 MiB whatever the repository's size */
 
 struct cs_catalog {
@@ -20,18 +20,23 @@ struct cs_catalog {
     sqlite3_stmt *add_listed; /* between listing_begin and listing_end */
 };
 
+/* backups.committed: its manifest is present; complete: committed and not
+ * damaged. refs: where its references came from (0 none, 1 its index,
+ * 2 its manifest); level: the cs_load_level it was read at; sig: the
+ * sizes and times of its files when it was read (any change: read again).
+ * objects.size and hash are NULL when only indexes named the object. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS backups("
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL, host_id TEXT NOT NULL, address TEXT NOT NULL,"
-    " started REAL NOT NULL, finished REAL NOT NULL, complete INTEGER NOT NULL,"
+    " started REAL NOT NULL, finished REAL NOT NULL, committed INTEGER NOT NULL, complete INTEGER NOT NULL,"
     " files INTEGER NOT NULL, size INTEGER NOT NULL, stored INTEGER NOT NULL,"
     " files_new INTEGER, size_new INTEGER, stored_new INTEGER,"
-    " source TEXT NOT NULL, source_size INTEGER NOT NULL, source_mtime INTEGER NOT NULL,"
-    " has_refs INTEGER NOT NULL, UNIQUE(name, host_id));"
+    " scope TEXT, scope_names TEXT, scope_id TEXT, damage TEXT,"
+    " sig TEXT NOT NULL, level INTEGER NOT NULL, refs INTEGER NOT NULL, UNIQUE(name, host_id));"
     "CREATE TABLE IF NOT EXISTS objects("
-    " id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, stored INTEGER NOT NULL,"
-    " hash TEXT NOT NULL, nrefs INTEGER NOT NULL, conflict INTEGER NOT NULL DEFAULT 0, verified REAL);"
+    " id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, size INTEGER, stored INTEGER NOT NULL,"
+    " hash TEXT, nrefs INTEGER NOT NULL, conflict INTEGER NOT NULL DEFAULT 0, verified REAL);"
     "CREATE TABLE IF NOT EXISTS refs(backup INTEGER NOT NULL, object INTEGER NOT NULL,"
     " PRIMARY KEY(backup, object)) WITHOUT ROWID;";
 
@@ -81,6 +86,11 @@ static const char *col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? (const char *)t : "";
+}
+
+static char *col_opt_text(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : cs_strdup(col_text(st, i));
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -245,110 +255,32 @@ int cs_catalog_clear(cs_catalog *c, cs_err *e)
     return exec(c, "DELETE FROM refs; DELETE FROM objects; DELETE FROM backups", e);
 }
 
-/* ---- what the repository holds ---- */
-
-enum { K_STARTED, K_SUMMARY, K_MANIFEST, K_KINDS };
-
-/* The keys of one backup of one host. */
-typedef struct repo_backup {
-    char *name, *host;
-    bool has[K_KINDS];
-    uint64_t size[K_KINDS];
-    int64_t mtime[K_KINDS];
-} repo_backup;
-
-typedef struct repo_scan {
-    repo_backup *items;
-    size_t n;
-} repo_scan;
-
-static int kind_of(const char *suffix)
-{
-    if (!strcmp(suffix, ".started"))
-        return K_STARTED;
-    if (!strcmp(suffix, ".summary"))
-        return K_SUMMARY;
-    if (!strcmp(suffix, ".manifest"))
-        return K_MANIFEST;
-    return -1;
-}
-
-static int scan_key(const char *key, const cs_storage_stat *st, void *arg)
-{
-    repo_scan *s = arg;
-    const char *name = key + strlen("backups/");
-    const char *slash = strchr(name, '/');
-    const char *dot = slash ? strrchr(slash, '.') : NULL;
-    int kind = dot ? kind_of(dot) : -1;
-    if (kind < 0 || strchr(slash + 1, '/'))
-        return 0; /* not a backup's file: nothing of ours */
-    s->items = cs_realloc(s->items, (s->n + 1) * sizeof *s->items);
-    repo_backup *b = &s->items[s->n++];
-    memset(b, 0, sizeof *b);
-    b->name = cs_strndup(name, (size_t)(slash - name));
-    b->host = cs_strndup(slash + 1, (size_t)(dot - slash - 1));
-    b->has[kind] = true;
-    b->size[kind] = st->size;
-    b->mtime[kind] = st->mtime;
-    return 0;
-}
-
-static int compare_backups(const void *a, const void *b)
-{
-    const repo_backup *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    return c ? c : strcmp(x->host, y->host);
-}
-
-/* One entry per (name, host), sorted, with the kinds merged. */
-static void merge_scan(repo_scan *s)
-{
-    if (!s->n)
-        return;
-    qsort(s->items, s->n, sizeof *s->items, compare_backups);
-    size_t w = 0;
-    for (size_t i = 1; i < s->n; i++) {
-        repo_backup *into = &s->items[w], *b = &s->items[i];
-        if (!compare_backups(into, b)) {
-            for (int k = 0; k < K_KINDS; k++)
-                if (b->has[k]) {
-                    into->has[k] = true;
-                    into->size[k] = b->size[k];
-                    into->mtime[k] = b->mtime[k];
-                }
-            free(b->name);
-            free(b->host);
-        } else {
-            s->items[++w] = *b;
-        }
-    }
-    s->n = w + 1;
-}
-
-static void free_scan(repo_scan *s)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->items[i].name);
-        free(s->items[i].host);
-    }
-    free(s->items);
-}
-
 /* ---- sync ---- */
+
+/* The sizes and times of a backup's files: what tells that it changed. */
+static char *signature(const cs_backup_files *f)
+{
+    cs_buf b = CS_BUF_INIT;
+    for (int k = 0; k < CS_BK_KINDS; k++)
+        if (f->has[k])
+            cs_buf_printf(&b, "%s:%llu:%lld;", cs_backup_suffix[k], (unsigned long long)f->size[k],
+                          (long long)f->mtime[k]);
+    return cs_buf_detach(&b);
+}
 
 /* A catalog row as far as sync cares. */
 typedef struct cat_row {
     int64_t id;
-    char *name, *host, *source;
-    uint64_t source_size;
-    int64_t source_mtime;
-    bool has_refs;
+    char *name, *host, *sig;
+    int level;
+    int refs;          /* where its references came from (0 none, 1 index, 2 manifest) */
+    bool committed;
 } cat_row;
 
 static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
 {
     sqlite3_stmt *st = prepare(c,
-                               "SELECT id, name, host_id, source, source_size, source_mtime, has_refs FROM backups"
+                               "SELECT id, name, host_id, sig, level, refs, committed FROM backups"
                                " ORDER BY name, host_id",
                                e);
     if (!st)
@@ -362,10 +294,10 @@ static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
         r->id = sqlite3_column_int64(st, 0);
         r->name = cs_strdup(col_text(st, 1));
         r->host = cs_strdup(col_text(st, 2));
-        r->source = cs_strdup(col_text(st, 3));
-        r->source_size = col_u64(st, 4);
-        r->source_mtime = sqlite3_column_int64(st, 5);
-        r->has_refs = sqlite3_column_int(st, 6) != 0;
+        r->sig = cs_strdup(col_text(st, 3));
+        r->level = sqlite3_column_int(st, 4);
+        r->refs = sqlite3_column_int(st, 5);
+        r->committed = sqlite3_column_int(st, 6) != 0;
     }
     int rc = step == SQLITE_DONE ? 0 : db_err(c, e, "read");
     sqlite3_finalize(st);
@@ -379,7 +311,7 @@ static void free_rows(cat_row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(rows[i].name);
         free(rows[i].host);
-        free(rows[i].source);
+        free(rows[i].sig);
     }
     free(rows);
 }
@@ -409,82 +341,122 @@ static int forget_row(cs_catalog *c, int64_t id, cs_err *e)
     return rc;
 }
 
-/* Where a backup's row comes from: its manifest when complete, else its
- * start mark. */
-static int source_kind(const repo_backup *b)
+static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
 {
-    return b->has[K_MANIFEST] ? K_MANIFEST : K_STARTED;
+    if (s)
+        bind_text(st, i, s);
+    else
+        sqlite3_bind_null(st, i);
 }
 
-static const char *const KIND_SUFFIX[K_KINDS] = { "started", "summary", "manifest" };
-
-static int insert_row(cs_catalog *c, const cs_backup_entry *en, const repo_backup *b, bool has_refs, int64_t *id,
-                      cs_err *e)
+static int insert_row(cs_catalog *c, const cs_backup_info *info, const cs_backup_files *f, cs_load_level level,
+                      int64_t *id, cs_err *e)
 {
     sqlite3_stmt *st = prepare(c,
-                               "INSERT INTO backups(name, host_id, address, started, finished, complete, files, size,"
-                               " stored, files_new, size_new, stored_new, source, source_size, source_mtime, has_refs)"
-                               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                               "INSERT INTO backups(name, host_id, address, started, finished, committed, complete,"
+                               " files, size, stored, files_new, size_new, stored_new, scope, scope_names, scope_id,"
+                               " damage, sig, level, refs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                               " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                                e);
     if (!st)
         return e->code;
-    int k = source_kind(b);
-    bind_text(st, 1, b->name);
-    bind_text(st, 2, b->host);
+    const cs_backup_entry *en = &info->entry;
+    char *sig = signature(f);
+    bind_text(st, 1, f->name);
+    bind_text(st, 2, f->host);
     bind_text(st, 3, en->address ? en->address : "");
     sqlite3_bind_double(st, 4, en->started);
-    sqlite3_bind_double(st, 5, en->complete ? en->finished : 0.0);
-    sqlite3_bind_int(st, 6, k == K_MANIFEST);
-    bind_u64(st, 7, en->files);
-    bind_u64(st, 8, en->size);
-    bind_u64(st, 9, en->stored);
+    sqlite3_bind_double(st, 5, f->has[CS_BK_MANIFEST] ? en->finished : 0.0);
+    sqlite3_bind_int(st, 6, f->has[CS_BK_MANIFEST]);
+    sqlite3_bind_int(st, 7, en->complete);
+    bind_u64(st, 8, en->files);
+    bind_u64(st, 9, en->size);
+    bind_u64(st, 10, en->stored);
     if (en->has_new) {
-        bind_u64(st, 10, en->files_new);
-        bind_u64(st, 11, en->size_new);
-        bind_u64(st, 12, en->stored_new);
+        bind_u64(st, 11, en->files_new);
+        bind_u64(st, 12, en->size_new);
+        bind_u64(st, 13, en->stored_new);
     }
-    sqlite3_bind_text(st, 13, KIND_SUFFIX[k], -1, SQLITE_STATIC);
-    bind_u64(st, 14, b->size[k]);
-    sqlite3_bind_int64(st, 15, b->mtime[k]);
-    sqlite3_bind_int(st, 16, has_refs);
+    bind_opt_text(st, 14, en->scope);
+    bind_opt_text(st, 15, en->scope_names);
+    bind_opt_text(st, 16, en->scope_id);
+    bind_opt_text(st, 17, en->damage);
+    bind_text(st, 18, sig);
+    sqlite3_bind_int(st, 19, (int)level);
+    sqlite3_bind_int(st, 20, info->refs);
     int rc = step_done(c, st, e);
     sqlite3_finalize(st);
+    free(sig);
     *id = sqlite3_last_insert_rowid(c->db);
     return rc;
 }
 
-static int compare_file_objects(const void *a, const void *b)
+/* One object of a backup: size and hash are NULL when known from an index only. */
+typedef struct ref_item {
+    const char *oid;
+    uint64_t stored;
+    const uint64_t *size;
+    const char *hash;
+} ref_item;
+
+static int compare_refs(const void *a, const void *b)
 {
-    return strcmp((*(const cs_mfile *const *)a)->object, (*(const cs_mfile *const *)b)->object);
+    return strcmp(((const ref_item *)a)->oid, ((const ref_item *)b)->oid);
 }
 
-/* The objects of manifest m, each once, referenced by backup row id. */
-static int insert_refs(cs_catalog *c, const cs_manifest *m, int64_t id, cs_err *e)
+static ref_item *refs_of(const cs_backup_info *info, size_t *n)
+{
+    ref_item *items = NULL;
+    *n = 0;
+    if (info->refs == 2) {
+        const cs_manifest *m = &info->manifest;
+        size_t total = 0;
+        for (size_t t = 0; t < m->n_tables; t++)
+            total += m->tables[t].n_files;
+        items = cs_calloc(total ? total : 1, sizeof *items);
+        for (size_t t = 0; t < m->n_tables; t++)
+            for (size_t f = 0; f < m->tables[t].n_files; f++) {
+                const cs_mfile *mf = &m->tables[t].files[f];
+                items[(*n)++] = (ref_item){ mf->object, mf->stored, &mf->size, mf->hash };
+            }
+    } else if (info->refs == 1) {
+        const cs_index *ix = &info->index;
+        items = cs_calloc(ix->n_objects ? ix->n_objects : 1, sizeof *items);
+        for (size_t i = 0; i < ix->n_objects; i++)
+            items[(*n)++] = (ref_item){ ix->objects[i].id, ix->objects[i].stored, NULL, NULL };
+    }
+    if (*n)
+        qsort(items, *n, sizeof *items, compare_refs);
+    return items;
+}
+
+/* The objects of one backup, each once, referenced by backup row id. Two
+ * sources that disagree about an object (size, hash or stored size, where
+ * both know them) mark it as a conflict. */
+static int insert_refs(cs_catalog *c, const cs_backup_info *info, int64_t id, cs_err *e)
 {
     size_t n = 0;
-    for (size_t t = 0; t < m->n_tables; t++)
-        n += m->tables[t].n_files;
-    const cs_mfile **files = cs_calloc(n ? n : 1, sizeof *files);
-    n = 0;
-    for (size_t t = 0; t < m->n_tables; t++)
-        for (size_t f = 0; f < m->tables[t].n_files; f++)
-            files[n++] = &m->tables[t].files[f];
-    if (n)
-        qsort(files, n, sizeof *files, compare_file_objects);
+    ref_item *items = refs_of(info, &n);
     sqlite3_stmt *up = prepare(c,
                                "INSERT INTO objects(oid, size, stored, hash, nrefs) VALUES(?1, ?2, ?3, ?4, 1)"
                                " ON CONFLICT(oid) DO UPDATE SET nrefs = nrefs + 1,"
-                               " conflict = conflict OR size <> excluded.size OR hash <> excluded.hash RETURNING id",
+                               " conflict = conflict OR stored <> excluded.stored"
+                               " OR coalesce(size <> excluded.size, 0) OR coalesce(hash <> excluded.hash, 0),"
+                               " size = coalesce(size, excluded.size), hash = coalesce(hash, excluded.hash)"
+                               " RETURNING id",
                                e);
     sqlite3_stmt *ref = up ? prepare(c, "INSERT OR IGNORE INTO refs(backup, object) VALUES(?1, ?2)", e) : NULL;
     int rc = ref ? 0 : e->code;
     for (size_t i = 0; !rc && i < n; i++) {
-        if (i && !strcmp(files[i]->object, files[i - 1]->object))
+        if (i && !strcmp(items[i].oid, items[i - 1].oid))
             continue; /* one object, two files: counted once per backup */
-        bind_text(up, 1, files[i]->object);
-        bind_u64(up, 2, files[i]->size);
-        bind_u64(up, 3, files[i]->stored);
-        bind_text(up, 4, files[i]->hash);
+        bind_text(up, 1, items[i].oid);
+        if (items[i].size)
+            bind_u64(up, 2, *items[i].size);
+        else
+            sqlite3_bind_null(up, 2);
+        bind_u64(up, 3, items[i].stored);
+        bind_opt_text(up, 4, items[i].hash);
         int step = sqlite3_step(up);
         sqlite3_int64 object = sqlite3_column_int64(up, 0);
         while (step == SQLITE_ROW)
@@ -500,120 +472,94 @@ static int insert_refs(cs_catalog *c, const cs_manifest *m, int64_t id, cs_err *
     }
     sqlite3_finalize(up);
     sqlite3_finalize(ref);
-    free(files);
+    free(items);
     return rc;
 }
 
 /* (Re)read one backup of the repository into the catalog. */
-static int load_backup(cs_catalog *c, cs_repo *repo, const repo_backup *b, const cat_row *old, bool with_refs,
-                       cs_err *e)
+static int load_backup(cs_catalog *c, cs_repo *repo, const cs_backup_files *f, const cat_row *old,
+                       cs_load_level level, cs_err *e)
 {
-    int k = source_kind(b);
-    bool read_manifest = k == K_MANIFEST && (with_refs || !b->has[K_SUMMARY]);
-    cs_backup_entry en;
-    cs_manifest m;
-    bool have_manifest = false;
-    int rc;
-    if (read_manifest) {
-        rc = cs_repo_read_manifest(repo, b->name, b->host, &m, e);
-        if (!rc) {
-            have_manifest = true;
-            cs_repo_entry_of_manifest(&m, &en);
-        }
-    } else {
-        char *key = cs_repo_backup_key(b->name, b->host, k == K_MANIFEST ? "summary" : "started");
-        rc = cs_repo_read_entry(repo, key, &en, e);
-        free(key);
-    }
-    if (rc == CS_E_NOTFOUND && !read_manifest) {
+    cs_backup_info info;
+    int rc = cs_repo_load_backup(repo, f, level, &info, e);
+    if (rc == CS_E_NOTFOUND) {
         /* Deleted since the listing (a purge, or the backup finished). */
         cs_err_clear(e);
         return old ? forget_row(c, old->id, e) : 0;
     }
     if (rc)
         return rc;
-    en.complete = k == K_MANIFEST;
+    if (info.entry.damage)
+        cs_debug("backup %s of %s is damaged: %s", f->name, f->host, info.entry.damage);
     int64_t id = 0;
     rc = cs_catalog_begin(c, e);
     if (!rc && old)
         rc = forget_row(c, old->id, e);
     if (!rc)
-        rc = insert_row(c, &en, b, have_manifest, &id, e);
-    if (!rc && have_manifest)
-        rc = insert_refs(c, &m, id, e);
+        rc = insert_row(c, &info, f, level, &id, e);
+    if (!rc)
+        rc = insert_refs(c, &info, id, e);
     if (!rc)
         rc = cs_catalog_commit(c, e);
     else
         cs_catalog_rollback(c);
-    free(en.name);
-    free(en.host_id);
-    free(en.address);
-    if (have_manifest)
-        cs_manifest_free(&m);
+    cs_backup_info_free(&info);
     return rc;
 }
 
-static bool row_is_current(const cat_row *r, const repo_backup *b, bool with_refs)
+/* With an identity at hand, references learnt from an index (or not at
+ * all, when both index and manifest were unreadable) are learnt again
+ * from the manifest, the authority (it knows plaintext sizes and hashes). */
+static bool row_is_current(const cat_row *r, const cs_backup_files *f, cs_load_level level, bool readable)
 {
-    int k = source_kind(b);
-    return !strcmp(r->source, KIND_SUFFIX[k]) && r->source_size == b->size[k] && r->source_mtime == b->mtime[k] &&
-           (k != K_MANIFEST || !with_refs || r->has_refs);
+    char *sig = signature(f);
+    bool same = !strcmp(r->sig, sig) && r->level >= (int)level;
+    if (level >= CS_LOAD_REFS && r->committed && (r->refs == 0 || (readable && r->refs < 2)))
+        same = false;
+    free(sig);
+    return same;
 }
 
-static int compare_row_backup(const cat_row *r, const repo_backup *b)
+static int compare_row_backup(const cat_row *r, const cs_backup_files *b)
 {
     int c = strcmp(r->name, b->name);
     return c ? c : strcmp(r->host, b->host);
 }
 
-/* A damaged start mark hides nothing (that backup is incomplete either
- * way): it is skipped with a warning, as list always did. */
-static int sync_one(cs_catalog *c, cs_repo *repo, const repo_backup *b, const cat_row *old, bool with_refs,
-                    cs_err *e)
+int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e)
 {
-    int rc = load_backup(c, repo, b, old, with_refs, e);
-    if (rc && source_kind(b) == K_STARTED && rc != CS_E_IO && rc != CS_E_UNAVAIL) {
-        cs_warn("%s", e->msg);
-        cs_err_clear(e);
-        return 0;
-    }
-    return rc;
-}
-
-int cs_catalog_sync(cs_catalog *c, cs_repo *repo, bool with_refs, cs_err *e)
-{
-    repo_scan s = { NULL, 0 };
+    cs_backup_files *files = NULL;
+    size_t n_files = 0;
     cat_row *rows = NULL;
     size_t n_rows = 0;
-    int rc = cs_storage_list(repo->st, "backups/", scan_key, &s, e);
-    if (!rc) {
-        merge_scan(&s);
+    bool readable = !cs_repo_is_encrypted(repo) || repo->n_identities;
+    int rc = cs_repo_scan_backups(repo, &files, &n_files, e);
+    if (!rc)
         rc = load_rows(c, &rows, &n_rows, e);
-    }
     size_t i = 0, j = 0;
-    while (!rc && (i < s.n || j < n_rows)) {
+    while (!rc && (i < n_files || j < n_rows)) {
         /* cmp < 0: only the repository has it; > 0: only the catalog. */
-        int cmp = i == s.n ? 1 : j == n_rows ? -1 : -compare_row_backup(&rows[j], &s.items[i]);
-        repo_backup *b = i < s.n ? &s.items[i] : NULL;
-        if (b && !b->has[K_MANIFEST] && !b->has[K_STARTED]) {
-            /* A summary alone: the rest was deleted (a purge under way). */
+        int cmp = i == n_files ? 1 : j == n_rows ? -1 : -compare_row_backup(&rows[j], &files[i]);
+        cs_backup_files *b = i < n_files ? &files[i] : NULL;
+        if (b && cmp <= 0 && cs_backup_files_is_leftover(b)) {
+            /* A summary or index alone: the rest was deleted (a purge under way). */
             if (cmp == 0)
                 rc = forget_row(c, rows[j++].id, e);
             i++;
         } else if (cmp < 0) {
-            rc = sync_one(c, repo, b, NULL, with_refs, e);
+            rc = load_backup(c, repo, b, NULL, level, e);
             i++;
         } else if (cmp > 0) {
             rc = forget_row(c, rows[j++].id, e);
         } else {
-            if (!row_is_current(&rows[j], b, with_refs))
-                rc = sync_one(c, repo, b, &rows[j], with_refs, e);
+            if (!row_is_current(&rows[j], b, level, readable))
+                rc = load_backup(c, repo, b, &rows[j], level, e);
             i++;
             j++;
         }
     }
     free_rows(rows, n_rows);
-    free_scan(&s);
+    cs_backup_files_free(files, n_files);
     if (rc)
         cs_err_prefix(e, "catalog sync");
     return rc;
@@ -625,7 +571,8 @@ int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *
 {
     sqlite3_stmt *st = prepare(c,
                                "SELECT name, host_id, address, started, finished, complete, files, size, stored,"
-                               " files_new, size_new, stored_new FROM backups ORDER BY started, name, host_id",
+                               " files_new, size_new, stored_new, scope, scope_names, scope_id, damage FROM backups"
+                               " ORDER BY started, name, host_id",
                                e);
     if (!st)
         return e->code;
@@ -649,6 +596,10 @@ int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *
         b->files_new = col_u64(st, 9);
         b->size_new = col_u64(st, 10);
         b->stored_new = col_u64(st, 11);
+        b->scope = col_opt_text(st, 12);
+        b->scope_names = col_opt_text(st, 13);
+        b->scope_id = col_opt_text(st, 14);
+        b->damage = col_opt_text(st, 15);
     }
     int rc = step == SQLITE_DONE ? 0 : db_err(c, e, "read");
     sqlite3_finalize(st);
@@ -678,9 +629,45 @@ int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_e
     return rc;
 }
 
+int cs_catalog_only_refs(cs_catalog *c, const char *name, const char *host_id, uint64_t *objects, uint64_t *stored,
+                         cs_err *e)
+{
+    sqlite3_stmt *st = prepare(c,
+                               "SELECT count(*), coalesce(sum(o.stored), 0) FROM refs r JOIN backups b ON b.id = r.backup"
+                               " JOIN objects o ON o.id = r.object WHERE b.name = ?1 AND b.host_id = ?2 AND o.nrefs = 1",
+                               e);
+    if (!st)
+        return e->code;
+    bind_text(st, 1, name);
+    bind_text(st, 2, host_id);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : db_err(c, e, "read");
+    *objects = rc ? 0 : col_u64(st, 0);
+    *stored = rc ? 0 : col_u64(st, 1);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cs_catalog_without_refs(cs_catalog *c, cs_catalog_backup_cb cb, void *arg, cs_err *e)
+{
+    sqlite3_stmt *st = prepare(c,
+                               "SELECT name, host_id, damage FROM backups WHERE committed = 1 AND refs = 0"
+                               " ORDER BY name, host_id",
+                               e);
+    if (!st)
+        return e->code;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        if (cb(col_text(st, 0), col_text(st, 1), sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : col_text(st, 2),
+               arg))
+            break;
+    int rc = step == SQLITE_DONE || step == SQLITE_ROW ? 0 : db_err(c, e, "read");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int cs_catalog_count_without_refs(cs_catalog *c, uint64_t *n, cs_err *e)
 {
-    sqlite3_stmt *st = prepare(c, "SELECT count(*) FROM backups WHERE complete = 1 AND has_refs = 0", e);
+    sqlite3_stmt *st = prepare(c, "SELECT count(*) FROM backups WHERE committed = 1 AND refs = 0", e);
     if (!st)
         return e->code;
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : db_err(c, e, "read");
@@ -695,7 +682,8 @@ int cs_catalog_select(cs_catalog *c, const char *backup, double sample_pct, uint
 {
     const char *base = backup ? "SELECT DISTINCT r.object AS id FROM refs r JOIN backups b ON b.id = r.backup"
                                 " WHERE b.complete = 1 AND b.name = ?1"
-                              : "SELECT id FROM objects WHERE nrefs > 0";
+                              : "SELECT DISTINCT r.object AS id FROM refs r JOIN backups b ON b.id = r.backup"
+                                " WHERE b.complete = 1";
     int rc = exec(c, "CREATE TEMP TABLE IF NOT EXISTS sel(row INTEGER PRIMARY KEY); DELETE FROM temp.sel", e);
     if (rc)
         return rc;

@@ -2,15 +2,17 @@
  *
  * Owns: one SQLite file per repository (default
  * $XDG_CACHE_HOME/cassette/catalog/<repo id>.db, else under ~/.cache) holding
- *   backups  one row per backup of a host: totals from its summary or
- *            manifest, and the key, size and mtime it was read from;
- *   objects  every object a complete backup references: plaintext size and
- *            hash, stored size, how many backups reference it, when it was
+ *   backups  one row per backup of a host: totals and scope from its
+ *            summary, index or manifest, whether it is damaged and why, and
+ *            the sizes and times of its files when it was read;
+ *   objects  every object a committed backup references: stored size,
+ *            plaintext size and hash (when a manifest named it; an index
+ *            does not), how many backups reference it, when it was
  *            last read back whole (verify --sample rotates by this);
  *   refs     which backup references which object;
  * and the sync that brings it in line with the repository: one listing of
- * backups/, then only what changed is read (a summary, or a manifest when
- * references are wanted). The repository is the truth: a catalog of another
+ * backups/, then only what changed is read (a summary; an index or a
+ * manifest when references are wanted). The repository is the truth: a catalog of another
  * repository, of another schema version, or that SQLite cannot open is
  * started over, and deleting the file loses nothing. File names are not
  * kept (10,000 files per backup x thousands of backups); they stay in the
@@ -40,16 +42,23 @@ void cs_catalog_close(cs_catalog *c);
 /* Forget everything (catalog rebuild). */
 int cs_catalog_clear(cs_catalog *c, cs_err *e);
 
-/* Bring the catalog in line with repo. With refs, every complete backup's
- * manifest is read once to learn its objects (needs an identity when the
- * repository is encrypted); without, summaries are enough. */
-int cs_catalog_sync(cs_catalog *c, cs_repo *repo, bool with_refs, cs_err *e);
+/* Bring the catalog in line with repo, reading each backup that changed
+ * (or was read at a lower level) with cs_repo_load_backup: summaries are
+ * enough for list (CS_LOAD_ENTRY); CS_LOAD_REFS learns every committed
+ * backup's objects from its manifest with an identity, else from its index;
+ * CS_LOAD_MANIFEST from manifests only (plaintext hashes, for deep verify).
+ * A damaged backup is recorded as such (entry.damage), with the references
+ * of whichever of index and manifest is sound. */
+int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e);
 
 /* Every backup of every host, in the order of cs_repo_list_backups. */
 int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *e);
 
 /* Forget one backup of one host (after purge deleted it). */
 int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_err *e);
+/* The objects that this backup alone references, and their stored bytes. */
+int cs_catalog_only_refs(cs_catalog *c, const char *name, const char *host_id, uint64_t *objects, uint64_t *stored,
+                         cs_err *e);
 
 /* One referenced object. */
 typedef struct cs_catalog_object {
@@ -92,9 +101,13 @@ int cs_catalog_check_listing(cs_catalog *c, cs_catalog_listed_cb cb, void *arg, 
 int cs_catalog_unreferenced(cs_catalog *c, int64_t cutoff, int64_t after, char (*ids)[CS_OBJECT_ID_HEX],
                             int64_t *rows, size_t max, size_t *n, uint64_t *bytes, cs_err *e);
 
-/* Complete backups that lack references (sync ran without them): the
- * unreferenced query refuses to answer while there are any. */
+/* Committed backups that lack references (sync ran without them, or both
+ * their index and manifest are damaged): the unreferenced query refuses
+ * to answer while there are any. */
 int cs_catalog_count_without_refs(cs_catalog *c, uint64_t *n, cs_err *e);
+/* The same, one by one (damage: NULL unless the backup is damaged). */
+typedef int (*cs_catalog_backup_cb)(const char *name, const char *host_id, const char *damage, void *arg);
+int cs_catalog_without_refs(cs_catalog *c, cs_catalog_backup_cb cb, void *arg, cs_err *e);
 
 /* Nested transactions around a group of changes (savepoints; purge
  * --dry-run rolls back). */

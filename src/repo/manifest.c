@@ -74,6 +74,74 @@ void cs_manifest_totals_of(const cs_manifest *m, cs_manifest_totals *t)
         }
 }
 
+/* ---- scope ---- */
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* dst = the items of src, sorted, each once. */
+static void sorted_unique(cs_strlist *dst, const cs_strlist *src)
+{
+    cs_strlist tmp = { NULL, 0 };
+    for (size_t i = 0; src && i < src->n; i++)
+        cs_strlist_add(&tmp, src->items[i]);
+    if (tmp.n)
+        qsort(tmp.items, tmp.n, sizeof *tmp.items, compare_strings);
+    for (size_t i = 0; i < tmp.n; i++)
+        if (!i || strcmp(tmp.items[i], tmp.items[i - 1]))
+            cs_strlist_add(dst, tmp.items[i]);
+    cs_strlist_free(&tmp);
+}
+
+void cs_scope_set(cs_scope *s, const cs_strlist *keyspaces, const cs_strlist *tables)
+{
+    cs_scope_free(s);
+    s->recorded = true;
+    sorted_unique(&s->keyspaces, keyspaces);
+    sorted_unique(&s->tables, tables);
+    s->all = !s->keyspaces.n && !s->tables.n;
+}
+
+static void join(cs_buf *b, const cs_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            cs_buf_addch(b, ',');
+        cs_buf_addstr(b, l->items[i]);
+    }
+}
+
+char *cs_scope_canonical(const cs_scope *s)
+{
+    cs_buf b = CS_BUF_INIT;
+    cs_buf_addstr(&b, "keyspaces=");
+    join(&b, &s->keyspaces);
+    cs_buf_addstr(&b, ";tables=");
+    join(&b, &s->tables);
+    return cs_buf_detach(&b);
+}
+
+char *cs_scope_describe(const cs_scope *s)
+{
+    if (!s->recorded || s->all)
+        return cs_strdup("all");
+    cs_buf b = CS_BUF_INIT;
+    join(&b, &s->keyspaces);
+    if (s->keyspaces.n && s->tables.n)
+        cs_buf_addch(&b, ',');
+    join(&b, &s->tables);
+    return cs_buf_detach(&b);
+}
+
+void cs_scope_free(cs_scope *s)
+{
+    cs_strlist_free(&s->keyspaces);
+    cs_strlist_free(&s->tables);
+    memset(s, 0, sizeof *s);
+}
+
 /* ---- to JSON ---- */
 
 static json_t *strlist_json(const cs_strlist *l)
@@ -145,6 +213,8 @@ static const char *first_invalid_text(const cs_manifest *m)
             return "a node property";
     if (!strlist_valid(&m->tokens) || !strlist_valid(&m->data_dirs))
         return "a token or data directory";
+    if (!strlist_valid(&m->scope.keyspaces) || !strlist_valid(&m->scope.tables) || !utf8_valid(m->scope.id))
+        return "the scope";
     for (size_t i = 0; i < m->n_tables; i++) {
         const cs_mtable *t = &m->tables[i];
         if (!utf8_valid(t->keyspace) || !utf8_valid(t->table) || !utf8_valid(t->id) || !utf8_valid(t->schema_cql))
@@ -154,6 +224,14 @@ static const char *first_invalid_text(const cs_manifest *m)
                 return "a file name";
     }
     return NULL;
+}
+
+static json_t *scope_json(const cs_scope *s)
+{
+    if (s->all)
+        return json_pack("{s:b}", "all", 1);
+    return json_pack("{s:o, s:o, s:s}", "keyspaces", strlist_json(&s->keyspaces), "tables", strlist_json(&s->tables),
+                     "id", s->id);
 }
 
 int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e)
@@ -186,6 +264,8 @@ int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e)
     if (!m->schema)
         json_decref(json_object_get(root, "schema"));
     json_object_set_new(root, "tables", tables);
+    if (m->scope.recorded)
+        json_object_set_new(root, "scope", scope_json(&m->scope));
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (!text)
@@ -319,6 +399,50 @@ static int parse_dirs_and_schema(json_t *root, cs_manifest *m, cs_err *e)
     return 0;
 }
 
+static bool is_table_name(const char *s)
+{
+    const char *dot = strchr(s, '.');
+    if (!dot)
+        return false;
+    char *ks = cs_strndup(s, (size_t)(dot - s));
+    bool ok = cs_node_is_valid_name(ks) && cs_node_is_valid_name(dot + 1);
+    free(ks);
+    return ok;
+}
+
+/* The scope is outside input like the rest: names must be identifiers
+ * (they are shown, and compared with the node's), lists sorted and each
+ * once (as cs_scope_set makes them, so that one scope has one text). */
+static int parse_scope(json_t *root, cs_scope *s, cs_err *e)
+{
+    json_t *js = json_object_get(root, "scope");
+    if (!js || json_is_null(js))
+        return 0;
+    if (!json_is_object(js))
+        return cs_err_set(e, CS_E_CORRUPT, "\"scope\" is not an object");
+    s->recorded = true;
+    if (json_is_true(json_object_get(js, "all"))) {
+        s->all = true;
+        return 0;
+    }
+    const char *id = json_string_value(json_object_get(js, "id"));
+    int rc = get_strlist(js, "keyspaces", &s->keyspaces, e);
+    if (!rc)
+        rc = get_strlist(js, "tables", &s->tables, e);
+    if (rc)
+        return cs_err_prefix(e, "scope");
+    if (!cs_is_hex32(id) || (!s->keyspaces.n && !s->tables.n))
+        return cs_err_set(e, CS_E_CORRUPT, "scope: a partial scope needs names and an id");
+    for (size_t i = 0; i < s->keyspaces.n; i++)
+        if (!cs_node_is_valid_name(s->keyspaces.items[i]) || (i && strcmp(s->keyspaces.items[i - 1], s->keyspaces.items[i]) >= 0))
+            return cs_err_set(e, CS_E_CORRUPT, "scope: keyspaces must be valid names, sorted, each once");
+    for (size_t i = 0; i < s->tables.n; i++)
+        if (!is_table_name(s->tables.items[i]) || (i && strcmp(s->tables.items[i - 1], s->tables.items[i]) >= 0))
+            return cs_err_set(e, CS_E_CORRUPT, "scope: tables must be KEYSPACE.TABLE, sorted, each once");
+    memcpy(s->id, id, CS_OBJECT_ID_HEX);
+    return 0;
+}
+
 static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
 {
     if (!json_is_object(root))
@@ -338,6 +462,7 @@ static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
     if (!rc) rc = get_str(root, "hints_dir", false, &m->hints_dir, e);
     if (!rc) rc = get_str(root, "saved_caches_dir", false, &m->saved_caches_dir, e);
     if (!rc) rc = parse_dirs_and_schema(root, m, e);
+    if (!rc) rc = parse_scope(root, &m->scope, e);
     if (rc)
         return rc;
     json_t *tables = json_object_get(root, "tables");
@@ -399,5 +524,6 @@ void cs_manifest_free(cs_manifest *m)
     free(m->saved_caches_dir);
     if (m->schema)
         json_decref(m->schema);
+    cs_scope_free(&m->scope);
     memset(m, 0, sizeof *m);
 }

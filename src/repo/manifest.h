@@ -43,6 +43,15 @@ typedef struct cs_mtable {
     size_t n_files;
 } cs_mtable;
 
+/* What a backup covers: every keyspace, or some keyspaces and tables. */
+typedef struct cs_scope {
+    bool recorded;         /* false: the manifest predates scopes (counted as all) */
+    bool all;              /* every keyspace of the node */
+    cs_strlist keyspaces;  /* partial: sorted, each once */
+    cs_strlist tables;     /* partial: "ks.table", sorted, each once */
+    char id[CS_OBJECT_ID_HEX]; /* partial: an opaque id of the scope (see repo.h); "" for all */
+} cs_scope;
+
 typedef struct cs_manifest {
     char *backup;
     char *host_id;
@@ -62,6 +71,7 @@ typedef struct cs_manifest {
     json_t *schema;        /* DESCRIBE SCHEMA rows (see cassandra/node.h), owned */
     cs_mtable *tables;
     size_t n_tables;
+    cs_scope scope;        /* optional in JSON: manifests before format 2 lack it */
 } cs_manifest;
 
 /* Totals over every file. */
@@ -84,6 +94,16 @@ cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const ch
 int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e);
 int cs_manifest_from_json(const char *text, size_t len, cs_manifest *m, cs_err *e);
 void cs_manifest_free(cs_manifest *m);
+
+/* The scope of a backup of these keyspaces and tables ("ks.table"); both
+ * empty: every keyspace. Names are copied, sorted, each once; the id is
+ * left empty (the repository computes it). */
+void cs_scope_set(cs_scope *s, const cs_strlist *keyspaces, const cs_strlist *tables);
+/* "keyspaces=a,b;tables=a.t": the text a scope id is computed from (caller frees). */
+char *cs_scope_canonical(const cs_scope *s);
+/* "all", or "a,b,a.t" (caller frees). */
+char *cs_scope_describe(const cs_scope *s);
+void cs_scope_free(cs_scope *s);
 
 /* Is s exactly 32 lowercase hex digits (object ids, table ids)? */
 bool cs_is_hex32(const char *s);

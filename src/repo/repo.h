@@ -5,17 +5,29 @@
  *   objects/<2 hex>/<32 hex>             one stored file each (zstd stream, then
  *                                        an age file when the repository is encrypted)
  *   backups/<name>/<host_id>.started     written first: a backup is under way
+ *   backups/<name>/<host_id>.index       written before the manifest: plaintext,
+ *                                        checksummed (see index.h)
  *   backups/<name>/<host_id>.manifest    written last: the backup exists
  *   backups/<name>/<host_id>.summary     small totals that make `list` cheap
  * and the rules: object ids are random (they reveal nothing of keyspace,
  * table or content), objects are never modified, a backup is complete only
  * when its manifest is present. When cassette.repo lists age recipients,
  * every object and every manifest is an age file encrypted to them: writing
- * needs only the public keys, reading needs an identity. Start marks and
- * summaries stay readable (names, hosts, times, sizes: no keyspace, table
- * or file names) so that `list` works on a host that holds no identity.
+ * needs only the public keys, reading needs an identity. Start marks,
+ * indexes and summaries stay readable (names, hosts, times, sizes, object
+ * ids, "all" or "partial" and an opaque scope id: no keyspace, table or file
+ * names) so that list, status, purge and the fast verify work on a host that
+ * holds no identity. docs/repository-format.md describes every file.
+ * Formats: 1 (no index, no scope), 2 (every backup has an index and a
+ * scope). This cassette reads both; a format-1 repository stays format 1
+ * (its backups made now get an index too, but purge and the fast verify
+ * need the identity as long as an older backup lacks one).
+ * A backup whose manifest, index or summary is damaged is reported as
+ * damaged (cs_backup_entry.damage), never as complete, and never stops the
+ * others from being listed, verified or purged.
  * Knows nothing of Cassandra beyond names.
- * Must not: talk to Cassandra or read local data files. */
+ * Must not: talk to Cassandra or read local data files (the scope key, a
+ * small secret kept beside the local state, is the one exception). */
 #ifndef CS_REPO_H
 #define CS_REPO_H
 
@@ -25,15 +37,18 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "crypto/age.h"
+#include "repo/index.h"
 #include "repo/manifest.h"
 #include "storage/storage.h"
 
-#define CS_REPO_FORMAT 1
+#define CS_REPO_FORMAT 2      /* what a new repository gets */
+#define CS_REPO_FORMAT_MIN 1  /* the oldest this cassette reads */
 #define CS_MANIFEST_MAX (512u << 20)
 
 typedef struct cs_repo {
     cs_storage *st;
     char *location;
+    int format;                  /* of cassette.repo: 1 or 2 */
     char id[CS_OBJECT_ID_HEX];
     cs_strlist recipient_keys;   /* "age1..." from cassette.repo; empty: not encrypted */
     age_recipient **recipients;
@@ -81,12 +96,27 @@ bool cs_repo_is_valid_backup_name(const char *name);
 int cs_repo_check_name_free(cs_repo *r, const char *name, cs_err *e);
 /* Mark a backup of host as started; CS_E_EXISTS if that name is taken. */
 int cs_repo_mark_started(cs_repo *r, const cs_manifest *m, cs_err *e);
-/* Write the manifest (the commit point), then the summary. */
+/* Write the index, then the manifest (the commit point), then the summary. */
 int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e);
 /* Read and validate the manifest of backup `name`. host_id may be NULL when
  * the backup holds one node. CS_E_NOTFOUND: no such backup; an incomplete
- * backup is an error that says so. */
+ * backup is an error that says so; a manifest that does not match its
+ * index is CS_E_CORRUPT. */
 int cs_repo_read_manifest(cs_repo *r, const char *name, const char *host_id, cs_manifest *out, cs_err *e);
+/* Read and check the index of one backup of one host. */
+int cs_repo_read_index(cs_repo *r, const char *name, const char *host_id, cs_index *out, cs_err *e);
+
+/* The scope of a backup of these keyspaces and tables (NULL or empty: all),
+ * with its id when partial: BLAKE2b-128 of cs_scope_canonical, keyed when
+ * the repository is encrypted with a random key kept in
+ * <key_dir>/<repository id>/scope.key (made on first use, mode 0600), so
+ * that the id names no keyspace to someone who can only read the
+ * repository (keyspace names are easy to guess; an unkeyed hash would not
+ * hide them). Backups of one node by one host get the same id for the same
+ * scope; a host that lost its key starts new ids (partial backups then
+ * start a new retention group; full backups are "all" and never change). */
+int cs_repo_scope_of(cs_repo *r, const char *key_dir, const cs_strlist *keyspaces, const cs_strlist *tables,
+                     cs_scope *out, cs_err *e);
 
 typedef struct cs_backup_entry {
     char *name;
@@ -103,24 +133,72 @@ typedef struct cs_backup_entry {
     uint64_t size_new;
     uint64_t stored_new;
     bool has_new;
-    bool complete;
+    bool complete;     /* committed, and not damaged as far as was checked */
+    char *scope;       /* "all", "partial", or NULL: not recorded (format 1; counted as all) */
+    char *scope_names; /* "ks1,ks2,ks.t" when readable in the clear, else NULL */
+    char *scope_id;    /* partial: the opaque id; else NULL */
+    char *damage;      /* NULL, or why this committed backup cannot be trusted */
 } cs_backup_entry;
+
+/* Retention's group of a backup: "all" or "partial:<id>" (caller frees). */
+char *cs_backup_entry_group(const cs_backup_entry *b);
+/* Free the strings of one entry (not the entry itself). */
+void cs_backup_entry_clear(cs_backup_entry *b);
 
 /* Every backup of every host, oldest first (by start time, then name,
  * then host id). */
 int cs_repo_list_backups(cs_repo *r, cs_backup_entry **out, size_t *n, cs_err *e);
 void cs_backup_entries_free(cs_backup_entry *entries, size_t n);
 
-/* The list entry of the backup behind one key: a ".summary" or ".started"
- * (small plaintext JSON) or a ".manifest" (read whole; needs an identity
- * when the repository is encrypted). */
-int cs_repo_read_entry(cs_repo *r, const char *key, cs_backup_entry *out, cs_err *e);
 /* The list entry of a complete backup from its manifest. */
 void cs_repo_entry_of_manifest(const cs_manifest *m, cs_backup_entry *out);
 
 /* The key of backup name's file of host_id ("backups/NAME/HOST.SUFFIX";
- * suffix "started", "manifest" or "summary"; caller frees). */
+ * suffix "started", "index", "manifest" or "summary"; caller frees). */
 char *cs_repo_backup_key(const char *name, const char *host_id, const char *suffix);
+
+/* The files of one backup of one host, as one listing of backups/ shows them. */
+enum { CS_BK_STARTED, CS_BK_INDEX, CS_BK_MANIFEST, CS_BK_SUMMARY, CS_BK_KINDS };
+extern const char *const cs_backup_suffix[CS_BK_KINDS]; /* "started", "index", ... */
+typedef struct cs_backup_files {
+    char *name, *host;
+    bool has[CS_BK_KINDS];
+    uint64_t size[CS_BK_KINDS];
+    int64_t mtime[CS_BK_KINDS];
+} cs_backup_files;
+
+/* One listing of backups/: each (name, host) once, sorted by name, host. */
+int cs_repo_scan_backups(cs_repo *r, cs_backup_files **out, size_t *n, cs_err *e);
+void cs_backup_files_free(cs_backup_files *b, size_t n);
+/* Files left by an interrupted purge or delete: neither start mark nor manifest. */
+bool cs_backup_files_is_leftover(const cs_backup_files *f);
+/* The order in which a backup's files are deleted: start mark and summary
+ * first, the manifest (the backup stops being complete), the index last
+ * (so that a manifest never lacks its index). */
+extern const int cs_backup_delete_order[CS_BK_KINDS];
+
+/* How much to learn of one backup. */
+typedef enum cs_load_level {
+    CS_LOAD_ENTRY = 0,    /* what list shows: summary, start mark (cheap) */
+    CS_LOAD_REFS = 1,     /* and which objects it references: from the manifest
+                           * with an identity, else from the index */
+    CS_LOAD_MANIFEST = 2, /* references from the manifest itself (hashes: deep verify) */
+} cs_load_level;
+
+typedef struct cs_backup_info {
+    cs_backup_entry entry;
+    int refs;             /* 0: unknown, 1: from the index, 2: from the manifest */
+    cs_index index;       /* when refs == 1 */
+    cs_manifest manifest; /* when refs == 2 */
+} cs_backup_info;
+
+/* Load one backup (f from cs_repo_scan_backups). Damage (a file that fails
+ * its checks) is not an error: it is reported in out->entry.damage, with
+ * the references from whichever of index and manifest is sound. Errors:
+ * CS_E_NOTFOUND (a leftover, or deleted since the listing), I/O, and
+ * CS_E_NOKEY when level needs references that only the manifest holds. */
+int cs_repo_load_backup(cs_repo *r, const cs_backup_files *f, cs_load_level level, cs_backup_info *out, cs_err *e);
+void cs_backup_info_free(cs_backup_info *info);
 
 /* Bytes in the storage of an object whose writer was given payload bytes
  * (the age overhead when the repository is encrypted). */

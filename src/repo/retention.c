@@ -15,13 +15,18 @@ typedef struct bucket_rule {
     const char *format; /* strftime format of the bucket */
 } bucket_rule;
 
-/* Indexes of the complete items, newest first. */
-static size_t *complete_newest_first(const cs_retention_item *items, size_t n, size_t *count)
+static const char *group_of(const cs_retention_item *it)
+{
+    return it->group ? it->group : "all";
+}
+
+/* Indexes of the complete items of one group, newest first. */
+static size_t *complete_newest_first(const cs_retention_item *items, size_t n, const char *group, size_t *count)
 {
     size_t *idx = cs_calloc(n + 1, sizeof *idx);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (items[i].complete)
+        if (items[i].complete && !strcmp(group_of(&items[i]), group))
             idx[k++] = i;
     /* insertion sort: retention runs over thousands, not millions */
     for (size_t i = 1; i < k; i++) {
@@ -41,7 +46,8 @@ static void keep(cs_retention_item *it, const char *reason)
     if (it->keep)
         return; /* the first rule that keeps it names the reason */
     it->keep = true;
-    snprintf(it->reason, sizeof it->reason, "%s", reason);
+    bool partial = strcmp(group_of(it), "all") != 0;
+    snprintf(it->reason, sizeof it->reason, "%s%s", reason, partial ? " of its scope" : "");
 }
 
 /* The formats are the constants of bucket_rule below, never outside input. */
@@ -74,6 +80,36 @@ static void apply_buckets(const bucket_rule *r, cs_retention_item *items, const 
     }
 }
 
+/* The policy over the complete items of one group. */
+static void apply_group(const cs_retention *p, cs_retention_item *items, size_t n, const char *group)
+{
+    size_t k = 0;
+    size_t *idx = complete_newest_first(items, n, group, &k);
+    if (k > 0)
+        keep(&items[idx[0]], "newest complete backup");
+    for (size_t i = 0; i < k && (long)i < p->last; i++) {
+        char reason[32];
+        snprintf(reason, sizeof reason, "last %ld", p->last);
+        keep(&items[idx[i]], reason);
+    }
+    const bucket_rule rules[] = {
+        { "hourly", p->hourly, "%Y-%m-%d %H" },
+        { "daily", p->daily, "%Y-%m-%d" },
+        { "weekly", p->weekly, "%G-W%V" },
+        { "monthly", p->monthly, "%Y-%m" },
+    };
+    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+        if (rules[r].count > 0)
+            apply_buckets(&rules[r], items, idx, k);
+    if (p->within > 0 && k > 0) {
+        double cutoff = items[idx[0]].started - p->within;
+        for (size_t i = 0; i < k; i++)
+            if (items[idx[i]].started >= cutoff)
+                keep(&items[idx[i]], "within the duration");
+    }
+    free(idx);
+}
+
 int cs_retention_apply(const cs_retention *policy, cs_retention_item *items, size_t n, cs_err *e)
 {
     cs_retention p = *policy;
@@ -85,29 +121,14 @@ int cs_retention_apply(const cs_retention *policy, cs_retention_item *items, siz
         items[i].keep = false;
         items[i].reason[0] = '\0';
     }
-    size_t k = 0;
-    size_t *idx = complete_newest_first(items, n, &k);
-    if (k > 0)
-        keep(&items[idx[0]], "newest complete backup");
-    for (size_t i = 0; i < k && (long)i < p.last; i++) {
-        char reason[32];
-        snprintf(reason, sizeof reason, "last %ld", p.last);
-        keep(&items[idx[i]], reason);
-    }
-    const bucket_rule rules[] = {
-        { "hourly", p.hourly, "%Y-%m-%d %H" },
-        { "daily", p.daily, "%Y-%m-%d" },
-        { "weekly", p.weekly, "%G-W%V" },
-        { "monthly", p.monthly, "%Y-%m" },
-    };
-    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
-        if (rules[r].count > 0)
-            apply_buckets(&rules[r], items, idx, k);
-    if (p.within > 0 && k > 0) {
-        double cutoff = items[idx[0]].started - p.within;
-        for (size_t i = 0; i < k; i++)
-            if (items[idx[i]].started >= cutoff)
-                keep(&items[idx[i]], "within the duration");
+    /* Each group once, at its first item: quadratic in the number of
+     * groups only, and a node has a handful of scopes. */
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(group_of(&items[j]), group_of(&items[i]));
+        if (!seen)
+            apply_group(&p, items, n, group_of(&items[i]));
     }
     for (size_t i = 0; i < n; i++) {
         if (!items[i].complete) {
@@ -117,7 +138,5 @@ int cs_retention_apply(const cs_retention *policy, cs_retention_item *items, siz
             snprintf(items[i].reason, sizeof items[i].reason, "no rule keeps it");
         }
     }
-    free(idx);
     return 0;
 }
-

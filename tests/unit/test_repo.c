@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "crypto/age.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 
@@ -301,12 +302,12 @@ static void test_open_damaged(void **state)
         assert_null(r);
         assert_non_null(strstr(e.msg, "damaged"));
     }
-    write_text(repo_file, "{\"format\":2,\"id\":\"0123456789abcdef0123456789abcdef\"}");
+    write_text(repo_file, "{\"format\":3,\"id\":\"0123456789abcdef0123456789abcdef\"}");
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
     assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_INVAL);
-    assert_non_null(strstr(e.msg, "format 2 is not supported"));
+    assert_non_null(strstr(e.msg, "format 3 is not supported"));
     assert_null(r);
 
     write_text(repo_file, "{\"format\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"future\":true}");
@@ -488,7 +489,8 @@ static void test_read_manifest_errors(void **state)
     write_text(path, "{\"format\":1,\"backup\":\"bad\",\"host_id\":\"" HOST_A "\",\"tables\":[{\"keyspace\":\"../x\"}]}");
     cs_err_clear(&e);
     assert_int_equal(cs_repo_read_manifest(r, "bad", NULL, &m, &e), CS_E_CORRUPT);
-    assert_non_null(strstr(e.msg, "backup bad: invalid manifest"));
+    assert_non_null(strstr(e.msg, "backup bad: "));
+    assert_non_null(strstr(e.msg, "invalid manifest"));
     free(path);
     path = repo_path(f, "backups/trunc/" HOST_A ".manifest");
     write_text(path, "{\"format\":1,\"backup\":");
@@ -613,6 +615,224 @@ static void test_list_without_summary(void **state)
     cs_repo_free(r);
 }
 
+/* ---- format 2: index, damage, scope -------------------------------------- */
+
+static cs_backup_entry *find_entry(cs_backup_entry *entries, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(entries[i].name, name))
+            return &entries[i];
+    fail_msg("no entry %s", name);
+    return NULL;
+}
+
+static void truncate_file(const char *path, off_t size)
+{
+    assert_int_equal(truncate(path, size), 0);
+}
+
+/* One damaged backup is reported as such; the others list as before. */
+static void test_damage_is_reported(void **state)
+{
+    fixture *f = *state;
+    cs_repo *r = init_repo(f);
+    assert_int_equal(r->format, CS_REPO_FORMAT);
+    store_backup(r, "good", HOST_A, 1000, 3, true);
+    store_backup(r, "trunc", HOST_A, 2000, 3, true);
+    store_backup(r, "noindex", HOST_A, 3000, 3, true);
+    store_backup(r, "badindex", HOST_A, 4000, 3, true);
+    store_backup(r, "running", HOST_A, 5000, 3, false);
+    char *p = repo_path(f, "backups/trunc/" HOST_A ".manifest");
+    truncate_file(p, 20);
+    free(p);
+    p = repo_path(f, "backups/noindex/" HOST_A ".index");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    p = repo_path(f, "backups/badindex/" HOST_A ".index");
+    char *text = NULL;
+    size_t len = 0;
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_read_file(p, 1 << 20, &text, &len, &e), 0);
+    char *digit = strstr(text, "\"started_ms\":") + strlen("\"started_ms\":");
+    *digit = *digit == '9' ? '8' : '9';
+    write_text(p, text);
+    free(text);
+    free(p);
+    /* Leftovers of a removal: an index alone. */
+    write_text(p = repo_path(f, "backups/gone/" HOST_A ".index"), "{}");
+    free(p);
+
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    int rc = cs_repo_list_backups(r, &entries, &n, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    assert_int_equal(n, 5);
+    assert_true(find_entry(entries, n, "good")->complete);
+    assert_null(find_entry(entries, n, "good")->damage);
+    cs_backup_entry *t = find_entry(entries, n, "trunc");
+    assert_false(t->complete);
+    assert_non_null(t->damage);
+    assert_non_null(strstr(t->damage, "truncated"));
+    assert_non_null(strstr(find_entry(entries, n, "noindex")->damage, "index is missing"));
+    /* list reads summaries: the damaged index is found when it is read. */
+    assert_true(find_entry(entries, n, "badindex")->complete);
+    assert_false(find_entry(entries, n, "running")->complete);
+    assert_null(find_entry(entries, n, "running")->damage);
+    cs_backup_entries_free(entries, n);
+
+    /* References: from the manifest (no identity needed here); damaged ones
+     * say why, with the references of whichever file is sound. */
+    cs_backup_files *files = NULL;
+    size_t nf = 0;
+    assert_int_equal(cs_repo_scan_backups(r, &files, &nf, &e), 0);
+    assert_int_equal(nf, 6);
+    for (size_t i = 0; i < nf; i++) {
+        cs_backup_info info;
+        rc = cs_repo_load_backup(r, &files[i], CS_LOAD_REFS, &info, &e);
+        if (!strcmp(files[i].name, "gone")) {
+            assert_true(cs_backup_files_is_leftover(&files[i]));
+            assert_int_equal(rc, CS_E_NOTFOUND);
+            continue;
+        }
+        if (rc)
+            fail_msg("%s: %s", files[i].name, e.msg);
+        if (!strcmp(files[i].name, "trunc")) {
+            assert_int_equal(info.refs, 1); /* the index still says which objects it uses */
+            assert_int_equal(info.index.n_objects, 3);
+        } else if (!strcmp(files[i].name, "badindex")) {
+            assert_non_null(strstr(info.entry.damage, "checksum"));
+            assert_int_equal(info.refs, 2);
+        } else if (!strcmp(files[i].name, "good")) {
+            assert_null(info.entry.damage);
+            assert_int_equal(info.refs, 2);
+            assert_int_equal(info.manifest.tables[0].n_files, 3);
+        }
+        cs_backup_info_free(&info);
+    }
+    cs_backup_files_free(files, nf);
+
+    /* restore reads a manifest through its index: one that does not match is corrupt. */
+    cs_manifest m;
+    assert_int_equal(cs_repo_read_manifest(r, "trunc", NULL, &m, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "does not match its index"));
+    assert_int_equal(cs_repo_read_manifest(r, "good", NULL, &m, &e), 0);
+    cs_manifest_free(&m);
+    cs_repo_free(r);
+}
+
+static void test_scope_ids(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_strlist one = { NULL, 0 }, two = { NULL, 0 };
+    cs_strlist_add(&one, "ks1");
+    cs_strlist_add(&two, "ks2");
+    cs_strlist_add(&two, "ks1");
+    cs_strlist_add(&two, "ks2");
+    char *keys = cs_path_join(f->dir, "state");
+
+    /* Unencrypted: a plain hash of the sorted names, the same everywhere. */
+    cs_repo *r = init_repo(f);
+    cs_scope a, b, all;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&all, 0, sizeof all);
+    assert_int_equal(cs_repo_scope_of(r, keys, NULL, NULL, &all, &e), 0);
+    assert_true(all.recorded && all.all);
+    assert_string_equal(all.id, "");
+    assert_int_equal(cs_repo_scope_of(r, keys, &two, NULL, &a, &e), 0);
+    assert_int_equal(a.keyspaces.n, 2); /* sorted, each once */
+    assert_string_equal(a.keyspaces.items[0], "ks1");
+    assert_true(cs_is_hex32(a.id));
+    assert_int_equal(cs_repo_scope_of(r, keys, &one, NULL, &b, &e), 0);
+    assert_string_not_equal(a.id, b.id);
+    char *canon = cs_scope_canonical(&a);
+    assert_string_equal(canon, "keyspaces=ks1,ks2;tables=");
+    free(canon);
+    char *desc = cs_scope_describe(&a);
+    assert_string_equal(desc, "ks1,ks2");
+    free(desc);
+    char plain_id[CS_OBJECT_ID_HEX];
+    memcpy(plain_id, b.id, sizeof plain_id);
+    assert_false(cs_exists(keys));
+    cs_repo_free(r);
+
+    /* Encrypted: keyed with a key kept beside the state, made once. */
+    age_identity *id = age_keygen();
+    cs_buf pub = CS_BUF_INIT;
+    assert_int_equal(age_identity_public_string(id, &pub, &e), 0);
+    cs_strlist recipients = { NULL, 0 };
+    cs_strlist_add(&recipients, cs_buf_str(&pub));
+    cs_repo_opts opts = { &recipients, NULL };
+    char *root2 = cs_path_join(f->dir, "enc");
+    assert_int_equal(cs_repo_init(root2, &opts, &r, &e), 0);
+    cs_scope c, d;
+    memset(&c, 0, sizeof c);
+    memset(&d, 0, sizeof d);
+    assert_int_equal(cs_repo_scope_of(r, keys, &one, NULL, &c, &e), 0);
+    assert_string_not_equal(c.id, plain_id); /* not guessable from the names */
+    assert_int_equal(cs_repo_scope_of(r, keys, &one, NULL, &d, &e), 0);
+    assert_string_equal(c.id, d.id);
+    char *key_file = cs_sprintf("%s/%s/scope.key", keys, r->id);
+    struct stat st;
+    assert_int_equal(stat(key_file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* A backup of that scope: names in the manifest only. */
+    cs_manifest m;
+    make_manifest(&m, "part", HOST_A, 1000, 2);
+    cs_scope_free(&m.scope);
+    m.scope = c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cs_repo_mark_started(r, &m, &e), 0);
+    assert_int_equal(cs_repo_put_manifest(r, &m, &e), 0);
+    const char *plain[] = { "started", "summary", "index" };
+    for (size_t i = 0; i < 3; i++) {
+        char *path = cs_sprintf("%s/backups/part/%s.%s", root2, HOST_A, plain[i]);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(cs_read_file(path, 1 << 20, &text, &len, &e), 0);
+        assert_null(strstr(text, "ks1"));
+        assert_non_null(strstr(text, d.id));
+        free(text);
+        free(path);
+    }
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    assert_int_equal(cs_repo_list_backups(r, &entries, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(entries[0].scope, "partial");
+    assert_string_equal(entries[0].scope_id, d.id);
+    assert_null(entries[0].scope_names);
+    char *group = cs_backup_entry_group(&entries[0]);
+    assert_int_equal(strncmp(group, "partial:", 8), 0);
+    free(group);
+    cs_backup_entries_free(entries, n);
+    cs_manifest_free(&m);
+
+    write_text(key_file, "not hex\n");
+    assert_int_equal(cs_repo_scope_of(r, keys, &one, NULL, &c, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "scope key"));
+
+    cs_scope_free(&a);
+    cs_scope_free(&b);
+    cs_scope_free(&c);
+    cs_scope_free(&d);
+    cs_scope_free(&all);
+    free(key_file);
+    cs_repo_free(r);
+    free(root2);
+    cs_strlist_free(&recipients);
+    cs_buf_free(&pub);
+    age_identity_free(id);
+    cs_strlist_free(&one);
+    cs_strlist_free(&two);
+    free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +849,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_manifest_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_without_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scope_ids, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

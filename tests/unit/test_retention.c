@@ -203,6 +203,66 @@ static void test_bad_policy_and_durations(void **state)
     }
 }
 
+/* Scopes: a partial backup never stands in for a full one. */
+static void test_partial_never_counts_as_full(void **state)
+{
+    (void)state;
+    make_history(6, T0, HOUR, NULL); /* items[0] is the newest */
+    /* The newest backup is partial (backup --keyspace ks1), the rest full. */
+    H.items[0].group = "partial:aaaa";
+    apply((cs_retention){ .last = 1 });
+    assert_true(H.items[0].keep); /* the newest of its scope */
+    assert_string_equal(H.items[0].reason, "newest complete backup of its scope");
+    assert_true(H.items[1].keep); /* the newest full one is kept */
+    assert_string_equal(H.items[1].reason, "newest complete backup");
+    for (size_t i = 2; i < 6; i++)
+        assert_false(H.items[i].keep);
+    assert_int_equal(kept(), 2);
+
+    /* An explicit "all" is the same group as NULL. */
+    for (size_t i = 1; i < 6; i++)
+        H.items[i].group = i % 2 ? "all" : NULL;
+    apply((cs_retention){ .last = 2 });
+    assert_true(H.items[1].keep && H.items[2].keep);
+    assert_false(H.items[3].keep);
+}
+
+static void test_groups_counted_apart(void **state)
+{
+    (void)state;
+    /* Hourly backups alternating between two partial scopes and the full one. */
+    make_history(30, T0, HOUR, NULL);
+    const char *groups[] = { NULL, "partial:ks1", "partial:ks2" };
+    for (size_t i = 0; i < H.n; i++)
+        H.items[i].group = groups[i % 3];
+    apply((cs_retention){ .last = 2 });
+    assert_int_equal(kept(), 6); /* two of each */
+    for (size_t i = 0; i < 6; i++)
+        assert_true(H.items[i].keep);
+    assert_string_equal(H.items[4].reason, "last 2 of its scope");
+    assert_string_equal(H.items[3].reason, "last 2");
+
+    /* An incomplete newest full backup: the newest complete full one stays,
+     * whatever the partial ones do. */
+    H.items[0].complete = false;
+    H.items[3].complete = false;
+    apply((cs_retention){ .last = 1 });
+    assert_true(H.items[6].keep); /* the newest complete full backup */
+    assert_false(H.items[9].keep);
+    assert_true(H.items[1].keep && H.items[2].keep);
+    assert_false(H.items[4].keep || H.items[5].keep);
+
+    /* --keep-within counts back from each group's newest. */
+    make_history(30, T0, HOUR, NULL);
+    for (size_t i = 0; i < H.n; i++)
+        H.items[i].group = i < 10 ? NULL : "partial:old";
+    apply((cs_retention){ .within = 2.5 * HOUR });
+    /* full: 0, 1, 2; partial (its newest is item 10): 10, 11, 12 */
+    assert_int_equal(kept(), 6);
+    assert_true(H.items[10].keep && H.items[12].keep);
+    assert_false(H.items[13].keep || H.items[3].keep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +275,8 @@ int main(void)
         cmocka_unit_test(test_combination_union_and_unsorted_input),
         cmocka_unit_test(test_all_incomplete_keeps_all),
         cmocka_unit_test(test_bad_policy_and_durations),
+        cmocka_unit_test(test_partial_never_counts_as_full),
+        cmocka_unit_test(test_groups_counted_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

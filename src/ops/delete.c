@@ -1,0 +1,165 @@
+/* delete.c - remove one backup on purpose: `cassette delete --backup NAME`.
+ *
+ * For a damaged backup that retention keeps (and that stops the sweep when
+ * its references are unknown), or one the operator does not want. Under
+ * the repository's exclusive lock, as purge (--dry-run: a shared one), the
+ * backup's files go in purge's order: start mark and summary, then the
+ * manifest (from then on the backup is gone), its index last; a delete
+ * killed half-way leaves leftovers the next purge removes. Objects are not
+ * deleted here: those that only this backup used become unreferenced, and
+ * the next purge sweeps them once they are older than the grace period, as
+ * any other (so a backup started meanwhile that reuses one is safe).
+ * Refuses to delete the newest complete backup of a node, or its newest
+ * complete full backup, without --force: that is the one a restore wants. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "ops/ops.h"
+
+typedef struct delete_ctx {
+    const cs_config *cfg;
+    cs_repo *repo;
+    cs_catalog *cat;
+    cs_lock *lock;
+    cs_delete_result *res;
+} delete_ctx;
+
+/* Is b the newest complete backup of its node, or its newest complete full one? */
+static const char *protected_as(const cs_backup_entry *entries, size_t n, const cs_backup_entry *b)
+{
+    if (!b->complete)
+        return NULL;
+    bool newer = false, newer_full = false;
+    bool full = !b->scope || strcmp(b->scope, "partial");
+    for (size_t i = 0; i < n; i++) {
+        const cs_backup_entry *o = &entries[i];
+        if (o == b || !o->complete || strcmp(o->host_id, b->host_id) || o->started < b->started)
+            continue;
+        if (o->started == b->started && strcmp(o->name, b->name) < 0)
+            continue;
+        newer = true;
+        newer_full |= !o->scope || strcmp(o->scope, "partial");
+    }
+    if (!newer)
+        return "the newest complete backup";
+    if (full && !newer_full)
+        return "the newest complete full backup";
+    return NULL;
+}
+
+static int choose(delete_ctx *c, cs_err *e)
+{
+    cs_backup_entry *entries = NULL;
+    size_t n = 0;
+    int rc = cs_catalog_backups(c->cat, &entries, &n, e);
+    cs_delete_result *res = c->res;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (strcmp(entries[i].name, c->cfg->backup))
+            continue;
+        const char *why = protected_as(entries, n, &entries[i]);
+        if (why && !c->cfg->force) {
+            rc = cs_err_set(e, CS_E_INVAL, "backup %s is %s of node %s: give --force to delete it anyway",
+                            entries[i].name, why,
+                            *entries[i].address ? entries[i].address : entries[i].host_id);
+            break;
+        }
+        res->forced |= why != NULL;
+        res->items = cs_realloc(res->items, (res->n_items + 1) * sizeof *res->items);
+        cs_delete_item *it = &res->items[res->n_items++];
+        memset(it, 0, sizeof *it);
+        it->entry = entries[i];
+        memset(&entries[i], 0, sizeof entries[i]); /* the strings move over */
+    }
+    cs_backup_entries_free(entries, n);
+    if (!rc && !res->n_items)
+        rc = cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->cfg->backup, c->repo->location);
+    return rc;
+}
+
+/* What only these backups reference: the next purge's to sweep. */
+static int count_freed(delete_ctx *c, cs_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->res->n_items; i++) {
+        cs_delete_item *it = &c->res->items[i];
+        rc = cs_catalog_only_refs(c->cat, it->entry.name, it->entry.host_id, &it->objects, &it->stored, e);
+    }
+    return rc;
+}
+
+static int remove_files(delete_ctx *c, cs_err *e)
+{
+    int rc = cs_lock_check(c->lock, e);
+    for (size_t k = 0; !rc && k < CS_BK_KINDS; k++)
+        for (size_t i = 0; !rc && i < c->res->n_items; i++) {
+            const cs_backup_entry *b = &c->res->items[i].entry;
+            char *key = cs_repo_backup_key(b->name, b->host_id, cs_backup_suffix[cs_backup_delete_order[k]]);
+            rc = cs_storage_del(c->repo->st, key, e);
+            free(key);
+        }
+    for (size_t i = 0; !rc && i < c->res->n_items; i++) {
+        const cs_backup_entry *b = &c->res->items[i].entry;
+        cs_info("deleted backup %s of node %s", b->name, *b->address ? b->address : b->host_id);
+        rc = cs_catalog_forget(c->cat, b->name, b->host_id, e);
+    }
+    return rc;
+}
+
+/* References are learnt when they can be (an index, or the identity): a
+ * format-1 backup without the key leaves the counts unknown, nothing more. */
+static int sync(delete_ctx *c, cs_err *e)
+{
+    int rc = cs_catalog_sync(c->cat, c->repo, CS_LOAD_REFS, e);
+    if (rc == CS_E_NOKEY) {
+        cs_debug("%s", e->msg);
+        cs_err_clear(e);
+        rc = cs_catalog_sync(c->cat, c->repo, CS_LOAD_ENTRY, e);
+    } else if (!rc) {
+        c->res->freed_known = true;
+    }
+    return rc;
+}
+
+int cs_op_delete(const cs_config *cfg, cs_delete_result *res, cs_err *e)
+{
+    memset(res, 0, sizeof *res);
+    res->dry_run = cfg->dry_run;
+    res->grace = cfg->grace;
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_USAGE, "delete needs --repo");
+    if (!cfg->backup)
+        return cs_err_set(e, CS_E_USAGE, "delete needs --backup NAME");
+    if (!cs_repo_is_valid_backup_name(cfg->backup))
+        return cs_err_set(e, CS_E_USAGE, "invalid backup name \"%s\"", cfg->backup);
+    delete_ctx c = { .cfg = cfg, .res = res };
+    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    if (!rc) {
+        char *purpose = cs_sprintf("delete %s%s", cfg->backup, cfg->dry_run ? " --dry-run" : "");
+        rc = cs_ops_lock(cfg, c.repo, cfg->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE, purpose, &c.lock, e);
+        free(purpose);
+    }
+    if (!rc)
+        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+    if (!rc)
+        rc = sync(&c, e);
+    if (!rc)
+        rc = choose(&c, e);
+    if (!rc && res->freed_known)
+        rc = count_freed(&c, e);
+    if (!rc && !cfg->dry_run)
+        rc = remove_files(&c, e);
+    cs_catalog_close(c.cat);
+    cs_lock_release(c.lock);
+    cs_repo_free(c.repo);
+    return rc ? cs_err_prefix(e, "delete") : 0;
+}
+
+void cs_delete_result_free(cs_delete_result *res)
+{
+    for (size_t i = 0; i < res->n_items; i++)
+        cs_backup_entry_clear(&res->items[i].entry);
+    free(res->items);
+    memset(res, 0, sizeof *res);
+}
