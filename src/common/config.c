@@ -85,6 +85,7 @@ typedef struct opt_def {
 #define NODE "backup restore migrate schema"
 #define REPO "init backup list restore verify purge status catalog"
 #define LOCKED "backup restore verify purge"
+#define NODE_DIRS NODE " status cleanup" /* status lists what restores moved aside there */
 #define KEEP(flag, field, key, what)                                                                           \
     { flag, 0, OPT_INT, OFF(field), "retention", key, NULL, NULL, "purge", what }
 static const opt_def options[] = {
@@ -122,16 +123,20 @@ static const opt_def options[] = {
       "backup restore", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, OFF(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
-    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE,
+    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
       "data directory (repeat, or comma-separated); default: asked from the node" },
     { "commitlog-dir", 0, OPT_STR, OFF(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
-      NODE, "commitlog directory (replace mode)" },
-    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE,
+      NODE_DIRS, "commitlog directory (replace mode)" },
+    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE_DIRS,
       "hints directory (replace mode)" },
     { "saved-caches-dir", 0, OPT_STR, OFF(saved_caches_dir), "cassandra", "saved_caches_dir",
-      "CASSETTE_SAVED_CACHES_DIR", NULL, NODE, "saved caches directory (replace mode)" },
+      "CASSETTE_SAVED_CACHES_DIR", NULL, NODE_DIRS, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
-      "restore", "where import restores download to; default: beside the first data directory" },
+      "restore", "where import restores download to; default: inside the first data directory (same file system)" },
+    { "cassandra-yaml", 0, OPT_STR, OFF(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
+      "restore status cleanup",
+      "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
+      "and friends take precedence)" },
     { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup",
       "local cache of what was already stored; default ~/.cache/cassette/state" },
     { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
@@ -185,7 +190,7 @@ static const opt_def options[] = {
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
     { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
-    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate",
+    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate cleanup",
       "say what would be done and why; change nothing" },
     { "deep", 0, OPT_FLAG, OFF(deep), NULL, NULL, NULL, NULL, "verify",
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
@@ -207,8 +212,13 @@ static const opt_def options[] = {
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
+    { "fail-fast", 0, OPT_FLAG, OFF(fail_fast), NULL, NULL, NULL, NULL, "restore",
+      "stop at the first table that cannot be restored (default: restore every healthy table, then name the others "
+      "and exit non-zero)" },
+    { "aside", 0, OPT_FLAG, OFF(aside), NULL, NULL, NULL, NULL, "cleanup",
+      "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate",
+      "backup list restore verify purge status catalog migrate cleanup",
       "machine-readable output" },
     { "verbose", 'v', OPT_FLAG, OFF(verbose), NULL, NULL, NULL, NULL, "*", "log progress on stderr" },
     { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
@@ -239,6 +249,8 @@ static const cmd_def commands[] = {
       "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },
     { "schema", "dump [--keyspace KS]...", "print the schema as DESCRIBE SCHEMA gives it, ready to replay" },
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
+    { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
+      "remove what replace restores moved aside, once the restore is trusted" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
