@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cassandra/node.h"
@@ -318,6 +319,66 @@ static void remove_tree_quietly(const char *path)
     cs_err_clear(&err);
     if (cs_remove_tree(path, &err))
         cs_warn("%s", err.msg);
+}
+
+/* "12.5 MiB": for messages (the CLI formats results its own way). */
+static void size_text(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.1f %s", v, units[u]);
+}
+
+/* Bytes planned into each stage (stages->items[i]). */
+static void planned_bytes(const restore_ctx *c, const cs_strlist *stages, uint64_t *need)
+{
+    for (size_t i = 0; i < c->n_plan; i++)
+        for (size_t d = 0; d < stages->n; d++) {
+            size_t n = strlen(stages->items[d]);
+            if (!strncmp(c->plan[i].dir, stages->items[d], n) && c->plan[i].dir[n] == '/') {
+                need[d] += c->plan[i].f->size;
+                break;
+            }
+        }
+}
+
+/* Refuse before downloading what the file systems cannot hold (a backup
+ * bigger than the disk, or a manifest that claims so): stages on one file
+ * system add up. */
+static int check_space(const restore_ctx *c, const cs_strlist *stages, cs_err *e)
+{
+    uint64_t *need = cs_calloc(stages->n + 1, sizeof *need);
+    planned_bytes(c, stages, need);
+    int rc = 0;
+    for (size_t d = 0; !rc && d < stages->n; d++) {
+        struct stat st, other;
+        struct statvfs vfs;
+        if (stat(stages->items[d], &st) != 0 || statvfs(stages->items[d], &vfs) != 0)
+            continue; /* cannot tell: the writes will say */
+        uint64_t total = need[d];
+        for (size_t k = d + 1; k < stages->n; k++)
+            if (stat(stages->items[k], &other) == 0 && other.st_dev == st.st_dev) {
+                total += need[k];
+                need[k] = 0;
+            }
+        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+        if (total > avail) {
+            char want[32], have[32];
+            size_text(total, want, sizeof want);
+            size_text(avail, have, sizeof have);
+            char *where = cs_dirname(stages->items[d]);
+            rc = cs_err_set(e, CS_E_IO, "restoring needs %s on the file system of %s, which has %s free", want,
+                            where, have);
+            free(where);
+        }
+    }
+    free(need);
+    return rc;
 }
 
 /* ---- import ---- */
@@ -711,6 +772,9 @@ static int restore_import(restore_ctx *c, cs_err *e)
             rc = stage_table(c, i, stage, e);
             staged[i] = !rc;
         }
+    cs_strlist one = { &stage, 1 };
+    if (!rc)
+        rc = check_space(c, &one, e);
     if (!rc)
         rc = place_planned(c, e);
     unstage_failed(c, stage, staged);
@@ -1071,7 +1135,9 @@ static int replace_staged(restore_ctx *c, bool whole, journal *j, cs_strlist *st
     if (rc)
         return rc;
     plan_replace(c, stages);
-    rc = place_planned(c, e);
+    rc = check_space(c, stages, e);
+    if (!rc)
+        rc = place_planned(c, e);
     unstage_failed_replace(c, stages);
     if (!rc)
         rc = something_left(c, e);
