@@ -11,6 +11,7 @@
  * its table is good. A table with a damaged or missing object is left out
  * and named, the healthy ones are restored (--fail-fast: the first is the
  * error and nothing is placed). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -449,6 +450,73 @@ static bool is_one_of(const char *word, const char *const *words)
     return false;
 }
 
+/* One CQL identifier at p, as Cassandra resolves it (unquoted: lower
+ * case) into out; the text after it, or NULL. */
+static const char *read_ident(const char *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p && !(p[0] == '"' && p[1] != '"'); p++) {
+            if (*p == '"')
+                p++; /* "" is one quote */
+            if (n + 1 >= cap)
+                return NULL;
+            out[n++] = *p;
+        }
+        if (*p != '"')
+            return NULL;
+        p++;
+    } else {
+        for (; isalnum((unsigned char)*p) || *p == '_'; p++) {
+            if (n + 1 >= cap)
+                return NULL;
+            out[n++] = (char)tolower((unsigned char)*p);
+        }
+    }
+    out[n] = '\0';
+    return n ? p : NULL;
+}
+
+/* p at an identifier that must be `want`: the text after it, or NULL. */
+static const char *expect_ident(const char *p, const char *want)
+{
+    char got[256];
+    p = p ? read_ident(p, got, sizeof got) : NULL;
+    return p && !strcmp(got, want) ? p : NULL;
+}
+
+/* Does the row's statement create exactly what the row names: its kind,
+ * in its keyspace, under its name? A manifest comes from the repository,
+ * which someone may have forged: a "keyspace" row whose statement creates
+ * a table in another keyspace must not run. */
+static bool statement_matches_row(const schema_row *r)
+{
+    static const struct {
+        const char *type, *prefix;
+    } kinds[] = { { "keyspace", "CREATE KEYSPACE " }, { "type", "CREATE TYPE " }, { "table", "CREATE TABLE " },
+                  { "index", "CREATE INDEX " }, { "index", "CREATE CUSTOM INDEX " } };
+    const char *p = NULL;
+    for (size_t i = 0; !p && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(r->type, kinds[i].type) && !strncmp(r->cql, kinds[i].prefix, strlen(kinds[i].prefix)))
+            p = r->cql + strlen(kinds[i].prefix);
+    if (!p)
+        return false;
+    if (!strncmp(p, "IF NOT EXISTS ", 14))
+        p += 14;
+    if (!strcmp(r->type, "keyspace")) {
+        p = expect_ident(p, r->ks);
+        return p && (*p == ' ' || *p == '\0' || *p == ';');
+    }
+    if (!strcmp(r->type, "index")) {
+        p = expect_ident(p, r->name);
+        p = p && !strncmp(p, " ON ", 4) ? expect_ident(p + 4, r->ks) : NULL;
+        return p && *p == '.';
+    }
+    p = expect_ident(p, r->ks);
+    p = p && *p == '.' ? expect_ident(p + 1, r->name) : NULL;
+    return p && (*p == ' ' || *p == '(');
+}
+
 /* Create what the selected tables need of the schema rows whose type is
  * one of types (NULL-terminated), IF NOT EXISTS. */
 static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *types, cs_err *e)
@@ -462,12 +530,37 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
         char *stmt = if_not_exists(s.cql);
         if (!stmt)
             continue; /* views, functions: not created by restore yet */
+        if (!statement_matches_row(&s)) {
+            free(stmt);
+            return cs_err_set(e, CS_E_CORRUPT, "the backup's schema row for %s %s.%s creates something else: "
+                                               "the manifest is damaged or forged, so it was not run",
+                              s.type, s.ks, s.name);
+        }
         cql_result *r = NULL;
         int rc = cql_query(conn, stmt, &r, e);
         cql_result_free(r);
         free(stmt);
         if (rc)
             return cs_err_prefix(e, "creating %s %s.%s", s.type, s.ks, s.name);
+    }
+    return 0;
+}
+
+/* Check every schema row the restore would run before running any. */
+static int check_schema_rows(restore_ctx *c, cs_err *e)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(c->m.schema, i, row) {
+        schema_row s;
+        char *stmt = read_schema_row(row, &s) && schema_row_needed(c, s.ks, s.type, s.name, s.cql)
+                         ? if_not_exists(s.cql) : NULL;
+        bool bad = stmt && !statement_matches_row(&s);
+        free(stmt);
+        if (bad)
+            return cs_err_set(e, CS_E_CORRUPT, "the backup's schema row for %s %s.%s creates something else: the "
+                                               "manifest is damaged or forged, so none of its schema was run",
+                              s.type, s.ks, s.name);
     }
     return 0;
 }
@@ -494,7 +587,7 @@ static const char *table_cql(const restore_ctx *c, const cs_mtable *t)
         schema_row r;
         if (read_schema_row(row, &r) && !strcmp(r.type, "table") && !strcmp(r.ks, t->keyspace) &&
             !strcmp(r.name, t->table))
-            return r.cql;
+            return statement_matches_row(&r) ? r.cql : NULL; /* a mismatch is refused by ensure_schema */
     }
     return NULL;
 }
@@ -1234,6 +1327,8 @@ static int run_restore(restore_ctx *c, cs_err *e)
         rc = cs_repo_read_manifest(c->repo, c->cfg->backup, NULL, &c->m, e);
     if (!rc)
         rc = select_tables(c, e);
+    if (!rc && !is_replace(c->cfg))
+        rc = check_schema_rows(c, e); /* before anything is downloaded or run */
     if (!rc) {
         cs_restore_unique(c->unique);
         rc = is_replace(c->cfg) ? restore_replace(c, e) : restore_import(c, e);

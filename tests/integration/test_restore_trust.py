@@ -264,16 +264,22 @@ def test_damaged_table_does_not_stop_the_others(cassette, repo, node, session, m
 
 # ---- 10: the node's directories, not the manifest's -----------------------------------------
 
-def _forge_directories(repo, backup, forged):
-    """Point the backup's manifest (an unencrypted repository's: plain JSON) at forged."""
+def _forge(repo, backup, change):
+    """Rewrite the backup's manifest (an unencrypted repository's: plain JSON) with change(m)."""
     manifests = list((repo / "backups" / backup).glob("*.manifest"))
     assert len(manifests) == 1, manifests
     m = json.loads(manifests[0].read_text())
-    m["data_dirs"] = [str(forged / "data")]
-    for key in ("commitlog_dir", "hints_dir", "saved_caches_dir"):
-        m[key] = str(forged / key)
+    change(m)
     os.chmod(manifests[0], 0o644)
     manifests[0].write_text(json.dumps(m))
+
+
+def _forge_directories(repo, backup, forged):
+    def change(m):
+        m["data_dirs"] = [str(forged / "data")]
+        for key in ("commitlog_dir", "hints_dir", "saved_caches_dir"):
+            m[key] = str(forged / key)
+    _forge(repo, backup, change)
 
 
 @pytest.mark.parametrize("repo", ["dir"], indirect=True)
@@ -326,6 +332,22 @@ def test_manifest_directories_are_not_a_destination(cassette, repo, node, sessio
     assert ds.check_table(session, types) == types.count
     res = cassette("cleanup", "--aside").ok()
     assert_tree_unchanged(forged_before, tree_state(forged), "forged directories after cleanup")
+
+    # A schema row whose statement creates something other than what the row names is not run.
+    evil = f"{ds.main}_evil"
+
+    def evil_keyspace(m):
+        for row in m["schema"]:
+            if row["type"] == "keyspace" and row["keyspace"] == ds.main:
+                row["cql"] = (f"CREATE KEYSPACE {evil} WITH replication ="
+                              " {'class': 'SimpleStrategy', 'replication_factor': 1};")
+    _forge(repo, "fm-1", evil_keyspace)
+    session.execute(f"DROP KEYSPACE {ds.main}", timeout=120)
+    res = cassette("restore", "--repo", repo, "--backup", "fm-1", *read)
+    assert_one_error_line(res)
+    assert "forged" in res.err, res.describe()
+    rows = session.execute("SELECT keyspace_name FROM system_schema.keyspaces")
+    assert not {r.keyspace_name for r in rows} & {evil, ds.main}, "a forged schema row was run"
 
 
 def test_symlinked_staging_is_never_written_through(cassette, repo, node, session, make_small_data,
