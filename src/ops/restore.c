@@ -401,55 +401,6 @@ static char *if_not_exists(const char *cql)
     return NULL;
 }
 
-static bool index_is_on(const char *cql, const char *ks, const char *table)
-{
-    char *needle = cs_sprintf(" ON %s.%s ", ks, table);
-    char *needle2 = cs_sprintf(" ON %s.%s(", ks, table);
-    bool hit = strstr(cql, needle) || strstr(cql, needle2);
-    free(needle);
-    free(needle2);
-    return hit;
-}
-
-static bool schema_row_needed(restore_ctx *c, const char *ks, const char *type, const char *name, const char *cql)
-{
-    for (size_t i = 0; i < c->m.n_tables; i++) {
-        const cs_mtable *t = &c->m.tables[i];
-        if (!c->selected[i] || strcmp(t->keyspace, ks))
-            continue;
-        if (!strcmp(type, "keyspace") || !strcmp(type, "type"))
-            return true;
-        if (!strcmp(type, "table") && !strcmp(name, t->table))
-            return true;
-        if (!strcmp(type, "index") && index_is_on(cql, ks, t->table))
-            return true;
-    }
-    return false;
-}
-
-/* One row of the manifest's schema (DESCRIBE SCHEMA): false if a field is
- * missing. */
-typedef struct schema_row {
-    const char *ks, *type, *name, *cql;
-} schema_row;
-
-static bool read_schema_row(const json_t *row, schema_row *out)
-{
-    out->ks = json_string_value(json_object_get(row, "keyspace"));
-    out->type = json_string_value(json_object_get(row, "type"));
-    out->name = json_string_value(json_object_get(row, "name"));
-    out->cql = json_string_value(json_object_get(row, "cql"));
-    return out->ks && out->type && out->name && out->cql;
-}
-
-static bool is_one_of(const char *word, const char *const *words)
-{
-    for (; *words; words++)
-        if (!strcmp(word, *words))
-            return true;
-    return false;
-}
-
 /* One CQL identifier at p, as Cassandra resolves it (unquoted: lower
  * case) into out; the text after it, or NULL. */
 static const char *read_ident(const char *p, char *out, size_t cap)
@@ -485,11 +436,27 @@ static const char *expect_ident(const char *p, const char *want)
     return p && !strcmp(got, want) ? p : NULL;
 }
 
-/* Does the row's statement create exactly what the row names: its kind,
- * in its keyspace, under its name? A manifest comes from the repository,
- * which someone may have forged: a "keyspace" row whose statement creates
- * a table in another keyspace must not run. */
-static bool statement_matches_row(const schema_row *r)
+/* One row of the manifest's schema (DESCRIBE SCHEMA, which quotes names
+ * that need it: "QK"), with its keyspace and name as Cassandra stores them
+ * (QK); false if a field is missing or not an identifier. */
+typedef struct schema_row {
+    const char *type, *cql;
+    char ks[256], name[256];
+} schema_row;
+
+static bool read_schema_row(const json_t *row, schema_row *out)
+{
+    const char *ks = json_string_value(json_object_get(row, "keyspace"));
+    const char *name = json_string_value(json_object_get(row, "name"));
+    out->type = json_string_value(json_object_get(row, "type"));
+    out->cql = json_string_value(json_object_get(row, "cql"));
+    const char *end_ks = ks ? read_ident(ks, out->ks, sizeof out->ks) : NULL;
+    const char *end_name = name ? read_ident(name, out->name, sizeof out->name) : NULL;
+    return end_ks && !*end_ks && end_name && !*end_name && out->type && out->cql;
+}
+
+/* After "CREATE <kind> [IF NOT EXISTS] " of the row's kind, or NULL. */
+static const char *after_create(const schema_row *r)
 {
     static const struct {
         const char *type, *prefix;
@@ -499,22 +466,68 @@ static bool statement_matches_row(const schema_row *r)
     for (size_t i = 0; !p && i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(r->type, kinds[i].type) && !strncmp(r->cql, kinds[i].prefix, strlen(kinds[i].prefix)))
             p = r->cql + strlen(kinds[i].prefix);
+    if (p && !strncmp(p, "IF NOT EXISTS ", 14))
+        p += 14;
+    return p;
+}
+
+/* The table an index row's statement ("... INDEX name ON ks.table (...)")
+ * is on, into table; false if the statement is not of that shape, for
+ * the row's name and keyspace. */
+static bool index_table(const schema_row *r, char *table, size_t cap)
+{
+    const char *p = expect_ident(after_create(r), r->name);
+    p = p && !strncmp(p, " ON ", 4) ? expect_ident(p + 4, r->ks) : NULL;
+    p = p && *p == '.' ? read_ident(p + 1, table, cap) : NULL;
+    return p && (*p == ' ' || *p == '(');
+}
+
+/* Does the row's statement create exactly what the row names: its kind,
+ * in its keyspace, under its name? A manifest comes from the repository,
+ * which someone may have forged: a "keyspace" row whose statement creates
+ * a table in another keyspace must not run. */
+static bool statement_matches_row(const schema_row *r)
+{
+    char table[256];
+    const char *p = after_create(r);
     if (!p)
         return false;
-    if (!strncmp(p, "IF NOT EXISTS ", 14))
-        p += 14;
     if (!strcmp(r->type, "keyspace")) {
         p = expect_ident(p, r->ks);
         return p && (*p == ' ' || *p == '\0' || *p == ';');
     }
-    if (!strcmp(r->type, "index")) {
-        p = expect_ident(p, r->name);
-        p = p && !strncmp(p, " ON ", 4) ? expect_ident(p + 4, r->ks) : NULL;
-        return p && *p == '.';
-    }
+    if (!strcmp(r->type, "index"))
+        return index_table(r, table, sizeof table);
     p = expect_ident(p, r->ks);
     p = p && *p == '.' ? expect_ident(p + 1, r->name) : NULL;
     return p && (*p == ' ' || *p == '(');
+}
+
+static bool schema_row_needed(restore_ctx *c, const schema_row *r)
+{
+    char on[256] = "";
+    if (!strcmp(r->type, "index") && !index_table(r, on, sizeof on))
+        return false;
+    for (size_t i = 0; i < c->m.n_tables; i++) {
+        const cs_mtable *t = &c->m.tables[i];
+        if (!c->selected[i] || strcmp(t->keyspace, r->ks))
+            continue;
+        if (!strcmp(r->type, "keyspace") || !strcmp(r->type, "type"))
+            return true;
+        if (!strcmp(r->type, "table") && !strcmp(r->name, t->table))
+            return true;
+        if (!strcmp(r->type, "index") && !strcmp(on, t->table))
+            return true;
+    }
+    return false;
+}
+
+static bool is_one_of(const char *word, const char *const *words)
+{
+    for (; *words; words++)
+        if (!strcmp(word, *words))
+            return true;
+    return false;
 }
 
 /* Create what the selected tables need of the schema rows whose type is
@@ -525,7 +538,7 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
         schema_row s;
-        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, s.ks, s.type, s.name, s.cql))
+        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, &s))
             continue;
         char *stmt = if_not_exists(s.cql);
         if (!stmt)
@@ -553,7 +566,7 @@ static int check_schema_rows(restore_ctx *c, cs_err *e)
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
         schema_row s;
-        char *stmt = read_schema_row(row, &s) && schema_row_needed(c, s.ks, s.type, s.name, s.cql)
+        char *stmt = read_schema_row(row, &s) && schema_row_needed(c, &s)
                          ? if_not_exists(s.cql) : NULL;
         bool bad = stmt && !statement_matches_row(&s);
         free(stmt);
