@@ -236,7 +236,8 @@ static const cmd_def commands[] = {
     { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
       "snapshot the node and store every new file once" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
-    { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
+    { "restore",
+      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
       "bring a backup back into a node" },
     { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
       "check that every object a backup needs is there (exit 0: all good, 1: damage found or cannot run, "
