@@ -147,7 +147,21 @@ static int run_restore(const cs_config *cfg, cs_err *e)
     int rc = cs_op_restore(cfg, &res, e);
     if (!rc)
         cs_print_restore(stdout, cfg->backup, &res, cfg->json);
+    if (!rc && res.n_failed) /* the others were restored; these were not */
+        rc = cs_err_set(e, res.failed_code, "restore %s: %zu of %zu tables not restored: %s (%s)%s", cfg->backup,
+                        res.n_failed, res.n_failed + res.tables, res.failed[0].table, res.failed[0].reason,
+                        res.n_failed > 1 ? " and more, listed above" : "");
     cs_restore_result_free(&res);
+    return rc;
+}
+
+static int run_cleanup(const cs_config *cfg, cs_err *e)
+{
+    cs_cleanup_result res;
+    int rc = cs_op_cleanup(cfg, &res, e);
+    if (!rc)
+        cs_print_cleanup(stdout, &res, cfg->json);
+    cs_cleanup_result_free(&res);
     return rc;
 }
 
@@ -221,6 +235,8 @@ static int dispatch(const cs_config *cfg, cs_err *e)
         return run_schema(cfg, e);
     if (!strcmp(cmd, "delete"))
         return run_delete(cfg, e);
+    if (!strcmp(cmd, "cleanup"))
+        return run_cleanup(cfg, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 

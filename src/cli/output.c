@@ -319,6 +319,44 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
         fprintf(out, "no object deleted: %s\n", res->sweep_skipped);
 }
 
+static json_t *aside_json(const cs_aside_entry *a, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:f, s:b}", "path", a[i].path, "kind",
+                                             a[i].staging ? "staging" : "aside", "bytes", (json_int_t)a[i].bytes,
+                                             "files", (json_int_t)a[i].files, "age_s", a[i].age_s, "in_use",
+                                             a[i].in_use));
+    return arr;
+}
+
+/* "/x (moved aside by a replace restore; 1.2 GiB, 3.0 h old)" */
+static void print_aside_line(FILE *out, const char *verb, const cs_aside_entry *a)
+{
+    char size[32], age[32];
+    cs_human_size(a->bytes, size, sizeof size);
+    cs_human_duration(a->age_s, age, sizeof age);
+    fprintf(out, "%s %s (%s; %s, %s old)\n", verb, a->path,
+            a->in_use ? "its restore is running" : a->staging ? "copies left by an interrupted restore"
+                                                                : "moved aside by a replace restore",
+            size, age);
+}
+
+static void print_aside_status(FILE *out, const cs_aside_entry *a, size_t n)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        print_aside_line(out, "aside:", &a[i]);
+        bytes += a[i].bytes;
+    }
+    if (n) {
+        char size[32];
+        cs_human_size(bytes, size, sizeof size);
+        fprintf(out, "%zu directories left by restores hold %s; once the restore is trusted, "
+                     "cassette cleanup --aside removes them\n", n, size);
+    }
+}
+
 void cs_print_status(FILE *out, const cs_status_result *res, bool json)
 {
     if (json) {
@@ -346,6 +384,7 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
                               "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
                               (json_int_t)res->stored_new, "nodes", nodes, "locks", locks);
         json_object_set_new(j, "damaged", damaged);
+        json_object_set_new(j, "aside", aside_json(res->aside, res->n_aside));
         print_json(out, j);
         return;
     }
@@ -382,6 +421,7 @@ void cs_print_status(FILE *out, const cs_status_result *res, bool json)
         fprintf(out, "lock: %s\n", res->locks.items[i]);
     if (!res->locks.n)
         fprintf(out, "no locks held\n");
+    print_aside_status(out, res->aside, res->n_aside);
 }
 
 static const char *migration_state(const cs_migration *m, bool dry_run)
@@ -432,23 +472,54 @@ void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json)
         fprintf(out, "applied %zu migrations; %zu in all, none pending\n", res->applied_now, res->n);
 }
 
+static json_t *strlist_json(const cs_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+static bool same_dirs(const cs_strlist *a, const cs_strlist *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->items[i], b->items[i]))
+            return false;
+    return true;
+}
+
 void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json)
 {
     if (json) {
-        json_t *aside = json_array();
-        for (size_t i = 0; i < res->moved_aside.n; i++)
-            json_array_append_new(aside, json_string(res->moved_aside.items[i]));
-        print_json(out, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o}", "backup", backup, "mode", res->mode,
-                                  "tables", (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes",
-                                  (json_int_t)res->bytes, "seconds", res->seconds, "moved_aside", aside));
+        json_t *failed = json_array();
+        for (size_t i = 0; i < res->n_failed; i++)
+            json_array_append_new(failed, json_pack("{s:s, s:s}", "table", res->failed[i].table, "reason",
+                                                    res->failed[i].reason));
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o}", "backup", backup, "mode", res->mode, "tables",
+                              (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes",
+                              (json_int_t)res->bytes, "seconds", res->seconds, "moved_aside",
+                              strlist_json(&res->moved_aside));
+        json_object_set_new(j, "data_dirs", strlist_json(&res->data_dirs));
+        json_object_set_new(j, "backup_data_dirs", strlist_json(&res->backup_data_dirs));
+        json_object_set_new(j, "not_restored", failed);
+        json_object_set_new(j, "complete", json_boolean(res->n_failed == 0));
+        print_json(out, j);
         return;
     }
     char size[32];
     cs_human_size(res->bytes, size, sizeof size);
     fprintf(out, "restored %s (%s): %zu tables, %llu files, %s; %.1f s\n", backup, res->mode, res->tables,
             (unsigned long long)res->files, size, res->seconds);
+    if (res->data_dirs.n && res->backup_data_dirs.n && !same_dirs(&res->data_dirs, &res->backup_data_dirs))
+        fprintf(out, "into the node's own data directory %s%s (the backed-up node kept its data in %s%s: "
+                     "information only)\n", res->data_dirs.items[0], res->data_dirs.n > 1 ? " and more" : "",
+                res->backup_data_dirs.items[0], res->backup_data_dirs.n > 1 ? " and more" : "");
     for (size_t i = 0; i < res->moved_aside.n; i++)
         fprintf(out, "previous files kept in %s\n", res->moved_aside.items[i]);
+    for (size_t i = 0; i < res->n_failed; i++)
+        fprintf(out, "NOT restored: %s: %s\n", res->failed[i].table, res->failed[i].reason);
     if (!strcmp(res->mode, "replace"))
         fprintf(out, "the node is ready to start\n");
 }
@@ -475,6 +546,24 @@ static void print_verify_hint(FILE *err, const cs_verify_result *res)
                    "the damaged backups stay so"
                  : "");
     cs_buf_free(&names);
+}
+
+void cs_print_cleanup(FILE *out, const cs_cleanup_result *res, bool json)
+{
+    if (json) {
+        print_json(out, json_pack("{s:b, s:o, s:o, s:I}", "dry_run", res->dry_run, "removed",
+                                  aside_json(res->removed, res->n_removed), "kept",
+                                  aside_json(res->kept, res->n_kept), "bytes", (json_int_t)res->bytes));
+        return;
+    }
+    for (size_t i = 0; i < res->n_removed; i++)
+        print_aside_line(out, res->dry_run ? "would remove" : "removed", &res->removed[i]);
+    for (size_t i = 0; i < res->n_kept; i++)
+        print_aside_line(out, "kept", &res->kept[i]);
+    char size[32];
+    cs_human_size(res->bytes, size, sizeof size);
+    fprintf(out, "%s %zu directories left by restores (%s)\n", res->dry_run ? "would remove" : "removed",
+            res->n_removed, size);
 }
 
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json)

@@ -16,6 +16,7 @@ void cs_print_purge(FILE *out, const cs_purge_result *res, bool json);
 void cs_print_status(FILE *out, const cs_status_result *res, bool json);
 void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json);
 void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json);
+void cs_print_cleanup(FILE *out, const cs_cleanup_result *res, bool json);
 /* Problems go to err one per line (text) or into the JSON on out. */
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json);
 

@@ -100,6 +100,7 @@ typedef struct opt_def {
 #define NODE "backup restore migrate schema"
 #define REPO "init backup list restore verify purge status catalog delete"
 #define LOCKED "backup restore verify purge delete"
+#define NODE_DIRS NODE " status cleanup" /* status lists what restores moved aside there */
 #define KEEP(flag, field, key, what)                                                                           \
     { flag, 0, OPT_INT, OFF(field), "retention", key, NULL, NULL, "purge", what }
 static const opt_def options[] = {
@@ -137,16 +138,20 @@ static const opt_def options[] = {
       "backup restore", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, OFF(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
-    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE,
+    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
       "data directory (repeat, or comma-separated); default: asked from the node" },
     { "commitlog-dir", 0, OPT_STR, OFF(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
-      NODE, "commitlog directory (replace mode)" },
-    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE,
+      NODE_DIRS, "commitlog directory (replace mode)" },
+    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE_DIRS,
       "hints directory (replace mode)" },
     { "saved-caches-dir", 0, OPT_STR, OFF(saved_caches_dir), "cassandra", "saved_caches_dir",
-      "CASSETTE_SAVED_CACHES_DIR", NULL, NODE, "saved caches directory (replace mode)" },
+      "CASSETTE_SAVED_CACHES_DIR", NULL, NODE_DIRS, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
-      "restore", "where import restores download to; default: beside the first data directory" },
+      "restore", "where import restores download to; default: inside the first data directory (same file system)" },
+    { "cassandra-yaml", 0, OPT_STR, OFF(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
+      "restore status cleanup",
+      "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
+      "and friends take precedence)" },
     { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
       "local cache of what was already stored (an import restore adds what it placed); default "
       "~/.cache/cassette/state" },
@@ -207,7 +212,7 @@ static const opt_def options[] = {
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
     { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
-    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate delete",
+    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate delete cleanup",
       "say what would be done and why; change nothing" },
     { "force", 0, OPT_FLAG, OFF(force), NULL, NULL, NULL, NULL, "delete",
       "delete also the newest complete (or newest complete full) backup of a node" },
@@ -231,8 +236,13 @@ static const opt_def options[] = {
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
+    { "fail-fast", 0, OPT_FLAG, OFF(fail_fast), NULL, NULL, NULL, NULL, "restore",
+      "stop at the first table that cannot be restored (default: restore every healthy table, then name the others "
+      "and exit non-zero)" },
+    { "aside", 0, OPT_FLAG, OFF(aside), NULL, NULL, NULL, NULL, "cleanup",
+      "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate delete",
+      "backup list restore verify purge status catalog migrate delete cleanup",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },
@@ -256,7 +266,8 @@ static const cmd_def commands[] = {
     { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
       "snapshot the node and store every new file once" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
-    { "restore", "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace]",
+    { "restore",
+      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
       "bring a backup back into a node" },
     { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
       "check that every object a backup needs is there (exit 0: all good, 3: damage found, 1: cannot run, "
@@ -271,6 +282,8 @@ static const cmd_def commands[] = {
       "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },
     { "schema", "dump [--keyspace KS]...", "print the schema as DESCRIBE SCHEMA gives it, ready to replay" },
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
+    { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
+      "remove what replace restores moved aside, once the restore is trusted" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

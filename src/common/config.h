@@ -51,6 +51,7 @@ typedef struct cs_config {
     char *hints_dir;
     char *saved_caches_dir;
     char *staging_dir;
+    char *cassandra_yaml;   /* the node's cassandra.yaml: where its directories are */
     char *state_dir;
     char *identity;         /* age identity file for encrypted repositories */
     cs_strlist recipients;  /* age1... public keys for a new repository */
@@ -64,6 +65,8 @@ typedef struct cs_config {
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
+    bool fail_fast;         /* restore: stop at the first damaged table */
+    bool aside;             /* cleanup --aside */
     long zstd_level;
     long jobs;              /* files handled at once by backup, restore, verify */
     char *catalog;          /* SQLite catalog path (NULL: the default per repository) */

@@ -44,6 +44,11 @@ static hash_filter *hash_of(cs_sink *s)
 static int hash_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
     hash_filter *h = hash_of(s);
+    /* More than expected is damage already: stop before it fills a disk
+     * (a small object can decompress to far more than its file was). */
+    if (h->check && n > h->expect_size - h->bytes)
+        return cs_err_set(e, CS_E_CORRUPT, "content is more than the %llu bytes expected",
+                          (unsigned long long)h->expect_size);
     crypto_generichash_update(&h->st, p, n);
     h->bytes += n;
     return h->next ? cs_sink_write(h->next, p, n, e) : 0;

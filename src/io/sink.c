@@ -146,7 +146,7 @@ static const cs_sink_ops file_ops = { file_write, file_close, file_free };
 cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e)
 {
     char *partial = cs_sprintf("%s.partial", path);
-    int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode); /* never through a link */
     if (fd < 0) {
         cs_err_sys(e, CS_E_IO, errno, "cannot create %s", partial);
         free(partial);

@@ -117,7 +117,10 @@ int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e)
     }
     rc = cs_lock_list(repo->st, add_lock_line, &res->locks, e);
     cs_repo_free(repo);
-    return rc ? cs_err_prefix(e, "status: reading locks") : 0;
+    if (rc)
+        return cs_err_prefix(e, "status: reading locks");
+    rc = cs_ops_list_aside(cfg, &res->aside, &res->n_aside, e); /* the node's directories, when configured */
+    return rc ? cs_err_prefix(e, "status") : 0;
 }
 
 void cs_status_result_free(cs_status_result *res)
@@ -129,6 +132,7 @@ void cs_status_result_free(cs_status_result *res)
     free(res->nodes);
     cs_backup_entries_free(res->entries, res->n_entries);
     cs_strlist_free(&res->locks);
+    cs_aside_entries_free(res->aside, res->n_aside);
     free(res->location);
     free(res->id);
     memset(res, 0, sizeof *res);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cassandra/yaml.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
@@ -29,15 +30,30 @@ typedef struct cs_backup_result {
 int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);
 void cs_backup_result_free(cs_backup_result *res);
 
+/* A table a restore left out, and why. */
+typedef struct cs_restore_failure {
+    char *table;   /* "ks.table" */
+    char *reason;
+} cs_restore_failure;
+
 typedef struct cs_restore_result {
     char *mode;
-    size_t tables;
+    size_t tables;          /* tables restored */
     uint64_t files;
     uint64_t bytes;
     double seconds;
     cs_strlist moved_aside; /* directories moved aside (replace mode) */
+    cs_strlist data_dirs;        /* where the files went: the node's own directories */
+    cs_strlist backup_data_dirs; /* where the backed-up node kept them: information only */
+    cs_restore_failure *failed;  /* tables not restored while the others were */
+    size_t n_failed;
+    int failed_code;             /* the CS_E_* of the first of them */
 } cs_restore_result;
 
+/* Returns 0 when the restore ran, even if some tables could not be restored
+ * (damaged or missing objects): those are in res->failed, and the caller
+ * reports them as a failure. With cfg->fail_fast the first one is the
+ * error instead. */
 int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
 
@@ -136,11 +152,50 @@ typedef struct cs_status_result {
     size_t n_nodes;
     uint64_t stored_new;        /* bytes the remaining backups added (known ones) */
     cs_strlist locks;           /* one line per lock held */
+    struct cs_aside_entry *aside; /* left in the node's directories by restores (its config names them) */
+    size_t n_aside;
 } cs_status_result;
 
 int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e);
 void cs_status_result_free(cs_status_result *res);
 int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
+
+/* Something restores left in the node's directories: the node's previous
+ * files moved aside by a replace restore, or the copies an interrupted
+ * restore downloaded. */
+typedef struct cs_aside_entry {
+    char *path;
+    bool staging;       /* copies left by an interrupted restore */
+    bool in_use;        /* its restore still runs: left alone */
+    uint64_t bytes;     /* of the regular files in it */
+    uint64_t files;
+    double age_s;       /* since it was made */
+} cs_aside_entry;
+
+void cs_aside_entries_free(cs_aside_entry *a, size_t n);
+
+/* Where the node keeps its files: cfg's --data-dir and friends, then its
+ * --cassandra-yaml, then what the running node reported (node, or NULL).
+ * Never a manifest's directories. */
+struct cs_node_info;
+int cs_ops_node_dirs(const cs_config *cfg, const struct cs_node_info *node, cs_node_dirs *out, cs_err *e);
+
+/* Everything restores left in the node's directories as cfg names them
+ * (none when cfg names none). */
+int cs_ops_list_aside(const cs_config *cfg, cs_aside_entry **out, size_t *n, cs_err *e);
+
+typedef struct cs_cleanup_result {
+    bool dry_run;
+    cs_aside_entry *removed;  /* removed (or, dry run, that would be) */
+    size_t n_removed;
+    cs_aside_entry *kept;     /* in use by a running restore */
+    size_t n_kept;
+    uint64_t bytes;
+} cs_cleanup_result;
+
+/* cleanup --aside [--dry-run]. */
+int cs_op_cleanup(const cs_config *cfg, cs_cleanup_result *res, cs_err *e);
+void cs_cleanup_result_free(cs_cleanup_result *res);
 
 /* A new age identity: its public key, and the identity file text (written
  * to cfg->output with mode 0600 when set, never over an existing file;

@@ -1,14 +1,26 @@
 /* restore.c - bring a backup back into a node: import (running node) or
  * replace (stopped node). Nothing live is ever deleted: replace moves what
- * is there aside first, import only adds SSTables. */
+ * is there aside first, import only adds SSTables.
+ *
+ * Where: only the node's own directories (--data-dir and friends, its
+ * --cassandra-yaml, or what the running node reports); a manifest's
+ * directories are information, never a destination. Every file is
+ * downloaded and checked in a staging directory made fresh inside the
+ * directory it is for (the same file system: a mount point works, putting a
+ * file in place is a rename), and nothing is placed before every file of
+ * its table is good. A table with a damaged or missing object is left out
+ * and named, the healthy ones are restored (--fail-fast: the first is the
+ * error and nothing is placed). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cassandra/node.h"
@@ -18,26 +30,32 @@
 #include "common/log.h"
 #include "common/parallel.h"
 #include "io/sink.h"
+#include "ops/aside.h"
 #include "ops/ops.h"
 #include "ops/state.h"
 
 /* A file to download into dir, planned first and then placed --jobs at a
  * time. */
 typedef struct placement {
-    const cs_mtable *t;
+    size_t table;  /* index into the manifest's tables */
     const cs_mfile *f;
     char *dir;
     bool done;
+    int code;      /* why it failed, when it did and the table is given up alone */
+    char *why;
 } placement;
 
 typedef struct restore_ctx {
     const cs_config *cfg;
     cs_repo *repo;
     cs_manifest m;
-    bool *selected;        /* per manifest table */
+    bool *selected;        /* per manifest table: to restore (a failed table is taken out) */
+    char *host_id;         /* the running node's (import), for its backup state; NULL in replace */
     cs_restore_result *res;
     placement *plan;
     size_t n_plan;
+    cs_node_dirs dirs;     /* the node's own directories */
+    char unique[CS_UNIQUE_MAX];
 } restore_ctx;
 
 static bool is_replace(const cs_config *cfg)
@@ -103,25 +121,72 @@ static int select_tables(restore_ctx *c, cs_err *e)
     c->selected = cs_calloc(c->m.n_tables ? c->m.n_tables : 1, sizeof *c->selected);
     bool import = !is_replace(c->cfg);
     bool explicit = c->cfg->keyspaces.n || c->cfg->tables.n;
+    size_t n = 0;
     for (size_t i = 0; i < c->m.n_tables; i++) {
         const cs_mtable *t = &c->m.tables[i];
         if (!table_wanted(c->cfg, t))
             continue;
         if (import && cs_node_is_system_keyspace(t->keyspace)) {
             if (explicit)
-                return cs_err_set(e, CS_E_INVAL, "%s.%s is a system table: restore it with --mode replace",
+                return cs_err_set(e, CS_E_USAGE, "%s.%s is a system table: restore it with --mode replace",
                                   t->keyspace, t->table);
             continue;
         }
         c->selected[i] = true;
-        c->res->tables++;
+        n++;
     }
-    if (c->res->tables == 0)
+    if (n == 0)
         return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table to restore", c->m.backup);
     return 0;
 }
 
-/* ---- placing one file ---- */
+static size_t count_selected(const restore_ctx *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        n += c->selected[i];
+    return n;
+}
+
+/* ---- tables that cannot be restored ---- */
+
+/* Damage in the repository (a corrupt, missing or foreign object) is one
+ * table's problem; anything else (the disk, the network, the node) would
+ * fail the other tables too, and stops the restore. */
+static bool is_table_damage(int code)
+{
+    return code == CS_E_CORRUPT || code == CS_E_NOTFOUND || code == CS_E_NOKEY;
+}
+
+/* Take table i out of the restore, with the reason. */
+static void table_failed(restore_ctx *c, size_t i, int code, const char *why)
+{
+    if (!c->selected[i])
+        return;
+    c->selected[i] = false;
+    const cs_mtable *t = &c->m.tables[i];
+    cs_restore_result *r = c->res;
+    r->failed = cs_realloc(r->failed, (r->n_failed + 1) * sizeof *r->failed);
+    r->failed[r->n_failed].table = cs_sprintf("%s.%s", t->keyspace, t->table);
+    r->failed[r->n_failed].reason = cs_strdup(why);
+    if (!r->n_failed++) /* a missing object is damage too (exit 3), like a corrupt one */
+        r->failed_code = code == CS_E_NOTFOUND ? CS_E_CORRUPT : code;
+    cs_info("%s.%s is not restored: %s", t->keyspace, t->table, why);
+}
+
+/* When nothing is left to restore, the failures are the error. */
+static int something_left(restore_ctx *c, cs_err *e)
+{
+    if (count_selected(c))
+        return 0;
+    const cs_restore_failure *f = &c->res->failed[0];
+    if (c->res->n_failed == 1)
+        return cs_err_set(e, c->res->failed_code, "%s: %s", f->table, f->reason);
+    return cs_err_set(e, c->res->failed_code, "no table could be restored: %s: %s (and %zu more tables)", f->table,
+                      f->reason, c->res->n_failed - 1);
+}
+
+/* ---- placing files ---- */
 
 /* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
@@ -145,20 +210,28 @@ static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err
     return rc;
 }
 
-static void plan_file(restore_ctx *c, const cs_mtable *t, const cs_mfile *f, char *dir /* taken */)
+static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
 {
     c->plan = cs_realloc(c->plan, (c->n_plan + 1) * sizeof *c->plan);
-    c->plan[c->n_plan++] = (placement){ t, f, dir, false };
+    c->plan[c->n_plan++] = (placement){ table, f, dir, false, 0, NULL };
 }
 
+/* A damaged object fails its table only (the others go on) unless
+ * --fail-fast; any other failure stops every worker. */
 static int place_run(void *arg, size_t i, cs_err *e)
 {
     restore_ctx *c = arg;
     placement *p = &c->plan[i];
+    const cs_mtable *t = &c->m.tables[p->table];
     int rc = place_file(c, p->f, p->dir, e);
-    if (rc)
-        cs_err_prefix(e, "%s.%s", p->t->keyspace, p->t->table);
     p->done = rc == 0;
+    if (rc && !c->cfg->fail_fast && is_table_damage(rc)) {
+        p->code = rc;
+        p->why = cs_strdup(e->msg);
+        return 0;
+    }
+    if (rc)
+        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
     return rc;
 }
 
@@ -170,25 +243,144 @@ static int by_size_desc(const void *a, const void *b)
 
 static void free_plan(restore_ctx *c)
 {
-    for (size_t i = 0; i < c->n_plan; i++)
+    for (size_t i = 0; i < c->n_plan; i++) {
         free(c->plan[i].dir);
+        free(c->plan[i].why);
+    }
     free(c->plan);
     c->plan = NULL;
     c->n_plan = 0;
 }
 
-/* Download every planned file, the largest first, --jobs at a time. */
+/* Download every planned file, the largest first, --jobs at a time; a
+ * table with a file that failed is taken out (in manifest order). */
 static int place_planned(restore_ctx *c, cs_err *e)
 {
     if (c->n_plan > 1)
         qsort(c->plan, c->n_plan, sizeof *c->plan, by_size_desc);
     int rc = cs_parallel_for(c->n_plan, (unsigned)c->cfg->jobs, place_run, c, e);
-    for (size_t i = 0; i < c->n_plan; i++)
-        if (c->plan[i].done) {
-            c->res->files++;
-            c->res->bytes += c->plan[i].f->size;
-        }
+    const placement **first = cs_calloc(c->m.n_tables + 1, sizeof *first);
+    for (size_t i = 0; i < c->n_plan; i++) {
+        const placement *p = &c->plan[i];
+        if (p->why && !first[p->table])
+            first[p->table] = p;
+    }
+    for (size_t t = 0; t < c->m.n_tables; t++)
+        if (first[t])
+            table_failed(c, t, first[t]->code, first[t]->why);
+    free(first);
     free_plan(c);
+    return rc;
+}
+
+/* A fresh, empty directory of our own: mkdir never follows a link that
+ * was put in its place, and fails on anything already there. */
+static int make_own_dir(const char *path, cs_err *e)
+{
+    if (mkdir(path, 0755) != 0)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot create %s", path);
+    return 0;
+}
+
+/* Remove the downloads left in root by restores whose process is gone
+ * (only copies); a link there is removed, never followed. */
+static void clean_stale_staging(const char *root)
+{
+    DIR *d = opendir(root);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, CS_STAGING_PREFIX, strlen(CS_STAGING_PREFIX)) || cs_restore_name_in_use(de->d_name))
+            continue;
+        char *path = cs_path_join(root, de->d_name);
+        cs_err err;
+        cs_err_clear(&err);
+        cs_info("removing %s, left by an interrupted restore", path);
+        cs_remove_tree(path, &err);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* "<root>/.cassette-staging-<unique>", made now. */
+static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
+{
+    clean_stale_staging(root);
+    char *stage = cs_sprintf("%s/%s%s", root, CS_STAGING_PREFIX, c->unique);
+    int rc = make_own_dir(stage, e);
+    if (rc) {
+        free(stage);
+        return rc;
+    }
+    *out = stage;
+    return 0;
+}
+
+static void remove_tree_quietly(const char *path)
+{
+    cs_err err;
+    cs_err_clear(&err);
+    if (cs_remove_tree(path, &err))
+        cs_warn("%s", err.msg);
+}
+
+/* "12.5 MiB": for messages (the CLI formats results its own way). */
+static void size_text(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.1f %s", v, units[u]);
+}
+
+/* Bytes planned into each stage (stages->items[i]). */
+static void planned_bytes(const restore_ctx *c, const cs_strlist *stages, uint64_t *need)
+{
+    for (size_t i = 0; i < c->n_plan; i++)
+        for (size_t d = 0; d < stages->n; d++) {
+            size_t n = strlen(stages->items[d]);
+            if (!strncmp(c->plan[i].dir, stages->items[d], n) && c->plan[i].dir[n] == '/') {
+                need[d] += c->plan[i].f->size;
+                break;
+            }
+        }
+}
+
+/* Refuse before downloading what the file systems cannot hold (a backup
+ * bigger than the disk, or a manifest that claims so): stages on one file
+ * system add up. */
+static int check_space(const restore_ctx *c, const cs_strlist *stages, cs_err *e)
+{
+    uint64_t *need = cs_calloc(stages->n + 1, sizeof *need);
+    planned_bytes(c, stages, need);
+    int rc = 0;
+    for (size_t d = 0; !rc && d < stages->n; d++) {
+        struct stat st, other;
+        struct statvfs vfs;
+        if (stat(stages->items[d], &st) != 0 || statvfs(stages->items[d], &vfs) != 0)
+            continue; /* cannot tell: the writes will say */
+        uint64_t total = need[d];
+        for (size_t k = d + 1; k < stages->n; k++)
+            if (stat(stages->items[k], &other) == 0 && other.st_dev == st.st_dev) {
+                total += need[k];
+                need[k] = 0;
+            }
+        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+        if (total > avail) {
+            char want[32], have[32];
+            size_text(total, want, sizeof want);
+            size_text(avail, have, sizeof have);
+            char *where = cs_dirname(stages->items[d]);
+            rc = cs_err_set(e, CS_E_IO, "restoring needs %s on the file system of %s, which has %s free", want,
+                            where, have);
+            free(where);
+        }
+    }
+    free(need);
     return rc;
 }
 
@@ -211,45 +403,125 @@ static char *if_not_exists(const char *cql)
     return NULL;
 }
 
-static bool index_is_on(const char *cql, const char *ks, const char *table)
+/* One CQL identifier at p, as Cassandra resolves it (unquoted: lower
+ * case) into out; the text after it, or NULL. */
+static const char *read_ident(const char *p, char *out, size_t cap)
 {
-    char *needle = cs_sprintf(" ON %s.%s ", ks, table);
-    char *needle2 = cs_sprintf(" ON %s.%s(", ks, table);
-    bool hit = strstr(cql, needle) || strstr(cql, needle2);
-    free(needle);
-    free(needle2);
-    return hit;
-}
-
-static bool schema_row_needed(restore_ctx *c, const char *ks, const char *type, const char *name, const char *cql)
-{
-    for (size_t i = 0; i < c->m.n_tables; i++) {
-        const cs_mtable *t = &c->m.tables[i];
-        if (!c->selected[i] || strcmp(t->keyspace, ks))
-            continue;
-        if (!strcmp(type, "keyspace") || !strcmp(type, "type"))
-            return true;
-        if (!strcmp(type, "table") && !strcmp(name, t->table))
-            return true;
-        if (!strcmp(type, "index") && index_is_on(cql, ks, t->table))
-            return true;
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p && !(p[0] == '"' && p[1] != '"'); p++) {
+            if (*p == '"')
+                p++; /* "" is one quote */
+            if (n + 1 >= cap)
+                return NULL;
+            out[n++] = *p;
+        }
+        if (*p != '"')
+            return NULL;
+        p++;
+    } else {
+        for (; isalnum((unsigned char)*p) || *p == '_'; p++) {
+            if (n + 1 >= cap)
+                return NULL;
+            out[n++] = (char)tolower((unsigned char)*p);
+        }
     }
-    return false;
+    out[n] = '\0';
+    return n ? p : NULL;
 }
 
-/* One row of the manifest's schema (DESCRIBE SCHEMA): false if a field is
- * missing. */
+/* p at an identifier that must be `want`: the text after it, or NULL. */
+static const char *expect_ident(const char *p, const char *want)
+{
+    char got[256];
+    p = p ? read_ident(p, got, sizeof got) : NULL;
+    return p && !strcmp(got, want) ? p : NULL;
+}
+
+/* One row of the manifest's schema (DESCRIBE SCHEMA, which quotes names
+ * that need it: "QK"), with its keyspace and name as Cassandra stores them
+ * (QK); false if a field is missing or not an identifier. */
 typedef struct schema_row {
-    const char *ks, *type, *name, *cql;
+    const char *type, *cql;
+    char ks[256], name[256];
 } schema_row;
 
 static bool read_schema_row(const json_t *row, schema_row *out)
 {
-    out->ks = json_string_value(json_object_get(row, "keyspace"));
+    const char *ks = json_string_value(json_object_get(row, "keyspace"));
+    const char *name = json_string_value(json_object_get(row, "name"));
     out->type = json_string_value(json_object_get(row, "type"));
-    out->name = json_string_value(json_object_get(row, "name"));
     out->cql = json_string_value(json_object_get(row, "cql"));
-    return out->ks && out->type && out->name && out->cql;
+    const char *end_ks = ks ? read_ident(ks, out->ks, sizeof out->ks) : NULL;
+    const char *end_name = name ? read_ident(name, out->name, sizeof out->name) : NULL;
+    return end_ks && !*end_ks && end_name && !*end_name && out->type && out->cql;
+}
+
+/* After "CREATE <kind> [IF NOT EXISTS] " of the row's kind, or NULL. */
+static const char *after_create(const schema_row *r)
+{
+    static const struct {
+        const char *type, *prefix;
+    } kinds[] = { { "keyspace", "CREATE KEYSPACE " }, { "type", "CREATE TYPE " }, { "table", "CREATE TABLE " },
+                  { "index", "CREATE INDEX " }, { "index", "CREATE CUSTOM INDEX " } };
+    const char *p = NULL;
+    for (size_t i = 0; !p && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(r->type, kinds[i].type) && !strncmp(r->cql, kinds[i].prefix, strlen(kinds[i].prefix)))
+            p = r->cql + strlen(kinds[i].prefix);
+    if (p && !strncmp(p, "IF NOT EXISTS ", 14))
+        p += 14;
+    return p;
+}
+
+/* The table an index row's statement ("... INDEX name ON ks.table (...)")
+ * is on, into table; false if the statement is not of that shape, for
+ * the row's name and keyspace. */
+static bool index_table(const schema_row *r, char *table, size_t cap)
+{
+    const char *p = expect_ident(after_create(r), r->name);
+    p = p && !strncmp(p, " ON ", 4) ? expect_ident(p + 4, r->ks) : NULL;
+    p = p && *p == '.' ? read_ident(p + 1, table, cap) : NULL;
+    return p && (*p == ' ' || *p == '(');
+}
+
+/* Does the row's statement create exactly what the row names: its kind,
+ * in its keyspace, under its name? A manifest comes from the repository,
+ * which someone may have forged: a "keyspace" row whose statement creates
+ * a table in another keyspace must not run. */
+static bool statement_matches_row(const schema_row *r)
+{
+    char table[256];
+    const char *p = after_create(r);
+    if (!p)
+        return false;
+    if (!strcmp(r->type, "keyspace")) {
+        p = expect_ident(p, r->ks);
+        return p && (*p == ' ' || *p == '\0' || *p == ';');
+    }
+    if (!strcmp(r->type, "index"))
+        return index_table(r, table, sizeof table);
+    p = expect_ident(p, r->ks);
+    p = p && *p == '.' ? expect_ident(p + 1, r->name) : NULL;
+    return p && (*p == ' ' || *p == '(');
+}
+
+static bool schema_row_needed(restore_ctx *c, const schema_row *r)
+{
+    char on[256] = "";
+    if (!strcmp(r->type, "index") && !index_table(r, on, sizeof on))
+        return false;
+    for (size_t i = 0; i < c->m.n_tables; i++) {
+        const cs_mtable *t = &c->m.tables[i];
+        if (!c->selected[i] || strcmp(t->keyspace, r->ks))
+            continue;
+        if (!strcmp(r->type, "keyspace") || !strcmp(r->type, "type"))
+            return true;
+        if (!strcmp(r->type, "table") && !strcmp(r->name, t->table))
+            return true;
+        if (!strcmp(r->type, "index") && !strcmp(on, t->table))
+            return true;
+    }
+    return false;
 }
 
 static bool is_one_of(const char *word, const char *const *words)
@@ -268,11 +540,17 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
         schema_row s;
-        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, s.ks, s.type, s.name, s.cql))
+        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, &s))
             continue;
         char *stmt = if_not_exists(s.cql);
         if (!stmt)
             continue; /* views, functions: not created by restore yet */
+        if (!statement_matches_row(&s)) {
+            free(stmt);
+            return cs_err_set(e, CS_E_CORRUPT, "the backup's schema row for %s %s.%s creates something else: "
+                                               "the manifest is damaged or forged, so it was not run",
+                              s.type, s.ks, s.name);
+        }
         cql_result *r = NULL;
         int rc = cql_query(conn, stmt, &r, e);
         cql_result_free(r);
@@ -283,59 +561,23 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
     return 0;
 }
 
-static char *staging_root(const cs_config *cfg, const cs_node_info *node)
+/* Check every schema row the restore would run before running any. */
+static int check_schema_rows(restore_ctx *c, cs_err *e)
 {
-    if (cfg->staging_dir)
-        return cs_strdup(cfg->staging_dir);
-    /* Beside the data: same file system, so nodetool import can move the
-     * files in instead of copying them. */
-    const char *first = cfg->data_dirs.n ? cfg->data_dirs.items[0] : node->data_dirs.items[0];
-    char *parent = cs_dirname(first);
-    char *root = cs_path_join(parent, "cassette-staging");
-    free(parent);
-    return root;
-}
-
-/* Staging directories are "<backup>-<pid>"; one whose restore is no longer
- * running was left by a killed restore and only holds copies. */
-static void clean_stale_staging(const char *root)
-{
-    DIR *d = opendir(root);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        const char *dash = strrchr(de->d_name, '-');
-        char *end = NULL;
-        long pid = dash ? strtol(dash + 1, &end, 10) : 0;
-        if (pid <= 0 || !end || *end || pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char *path = cs_path_join(root, de->d_name);
-        cs_err err;
-        cs_err_clear(&err);
-        cs_info("removing %s, left by an interrupted restore", path);
-        cs_remove_tree(path, &err);
-        free(path);
+    size_t i;
+    json_t *row;
+    json_array_foreach(c->m.schema, i, row) {
+        schema_row s;
+        char *stmt = read_schema_row(row, &s) && schema_row_needed(c, &s)
+                         ? if_not_exists(s.cql) : NULL;
+        bool bad = stmt && !statement_matches_row(&s);
+        free(stmt);
+        if (bad)
+            return cs_err_set(e, CS_E_CORRUPT, "the backup's schema row for %s %s.%s creates something else: the "
+                                               "manifest is damaged or forged, so none of its schema was run",
+                              s.type, s.ks, s.name);
     }
-    if (d)
-        closedir(d);
-}
-
-/* Plan every file of table t into <stage>/<ks>/<table> (made now, so that
- * a table without files still has its directory). Secondary index files
- * (in subdirectories) are left out: import rebuilds indexes from the base
- * table. */
-static int stage_table(restore_ctx *c, const cs_mtable *t, const char *stage, cs_err *e)
-{
-    char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
-    int rc = cs_mkdirs(dir, 0755, e);
-    for (size_t j = 0; !rc && j < t->n_files; j++)
-        if (!strchr(t->files[j].name, '/'))
-            plan_file(c, t, &t->files[j], cs_strdup(dir));
-    free(dir);
-    if (rc)
-        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
-    return rc;
+    return 0;
 }
 
 static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
@@ -360,7 +602,7 @@ static const char *table_cql(const restore_ctx *c, const cs_mtable *t)
         schema_row r;
         if (read_schema_row(row, &r) && !strcmp(r.type, "table") && !strcmp(r.ks, t->keyspace) &&
             !strcmp(r.name, t->table))
-            return r.cql;
+            return statement_matches_row(&r) ? r.cql : NULL; /* a mismatch is refused by ensure_schema */
     }
     return NULL;
 }
@@ -485,11 +727,78 @@ out:
     return rc;
 }
 
+/* Import stages in --staging-dir, or inside the first data directory: the
+ * same file system, so that nodetool import and adopt_table move the
+ * files in instead of copying them. --staging-dir is refused when it is a
+ * link: cassette writes only into directories it can see are directories. */
+static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
+{
+    const char *dir = c->cfg->staging_dir;
+    struct stat st;
+    if (!dir) {
+        *root = cs_strdup(c->dirs.data_dirs.items[0]);
+        return 0;
+    }
+    if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+        return cs_err_set(e, CS_E_USAGE, "--staging-dir %s is a symbolic link: give the directory itself "
+                                         "(cassette does not write through links)", dir);
+    int rc = cs_mkdirs(dir, 0755, e);
+    if (!rc)
+        *root = cs_strdup(dir);
+    return rc;
+}
+
+/* Plan every file of table i into <stage>/<ks>/<table> (made now, so that
+ * a table without files still has its directory). Secondary index files
+ * (in subdirectories) are left out: import rebuilds indexes from the base
+ * table. */
+static int stage_table(restore_ctx *c, size_t i, const char *stage, cs_err *e)
+{
+    const cs_mtable *t = &c->m.tables[i];
+    char *ks = cs_path_join(stage, t->keyspace);
+    char *dir = cs_path_join(ks, t->table);
+    int rc = (cs_is_dir(ks) ? 0 : make_own_dir(ks, e));
+    if (!rc)
+        rc = make_own_dir(dir, e);
+    for (size_t j = 0; !rc && j < t->n_files; j++)
+        if (!strchr(t->files[j].name, '/'))
+            plan_file(c, i, &t->files[j], cs_strdup(dir));
+    free(dir);
+    free(ks);
+    if (rc)
+        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    return rc;
+}
+
+/* Tables taken out after staging: their downloads go now. */
+static void unstage_failed(restore_ctx *c, const char *stage, const bool *staged)
+{
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (staged[i] && !c->selected[i]) {
+            char *dir = cs_sprintf("%s/%s/%s", stage, c->m.tables[i].keyspace, c->m.tables[i].table);
+            remove_tree_quietly(dir);
+            free(dir);
+        }
+}
+
+/* A table that failed after its files were checked (creating it, importing
+ * it): the others go on unless --fail-fast. */
+static int table_step_failed(restore_ctx *c, size_t i, int rc, cs_err *e)
+{
+    if (!rc || c->cfg->fail_fast)
+        return rc;
+    table_failed(c, i, rc, e->msg);
+    cs_err_clear(e);
+    return 0;
+}
+
 typedef struct import_run {
     restore_ctx *c;
     cs_nodetool *nt;
     const char *stage;
-    size_t *tables; /* indexes of the selected tables */
+    size_t *tables;  /* indexes of the tables to import */
+    int *codes;      /* per item: how it failed, for the tables given up alone */
+    char **whys;
 } import_run;
 
 /* Runs on a worker thread: one nodetool process per table. Start-up of the
@@ -498,18 +807,35 @@ typedef struct import_run {
 static int import_one(void *arg, size_t i, cs_err *e)
 {
     import_run *r = arg;
-    return import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
+    int rc = import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
+    if (rc && !r->c->cfg->fail_fast) {
+        r->codes[i] = rc;
+        r->whys[i] = cs_strdup(e->msg);
+        return 0;
+    }
+    return rc;
 }
 
 /* Tables the node has already: nodetool import, --jobs at a time. */
 static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, const bool *adopted, cs_err *e)
 {
-    import_run r = { c, nt, stage, cs_calloc(c->m.n_tables + 1, sizeof(size_t)) };
+    size_t cap = c->m.n_tables + 1;
+    import_run r = { c, nt, stage, cs_calloc(cap, sizeof(size_t)), cs_calloc(cap, sizeof(int)),
+                     cs_calloc(cap, sizeof(char *)) };
     size_t n = 0;
     for (size_t i = 0; i < c->m.n_tables; i++)
         if (c->selected[i] && !adopted[i])
             r.tables[n++] = i;
     int rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, import_one, &r, e);
+    for (size_t k = 0; k < n; k++) {
+        if (r.whys[k]) {
+            const char *colon = strstr(r.whys[k], ": "); /* the reason without "ks.table: " */
+            table_failed(c, r.tables[k], r.codes[k], colon ? colon + 2 : r.whys[k]);
+        }
+        free(r.whys[k]);
+    }
+    free(r.whys);
+    free(r.codes);
     free(r.tables);
     return rc;
 }
@@ -526,188 +852,386 @@ static void learn_placed(restore_ctx *c, const char *host_id)
         cs_warn("the next backup may store the restored files again: %s", err.msg);
 }
 
-/* Import: every file is downloaded and checked first; only when all of
- * them are good does the node see anything (schema, then SSTables). A bad
- * object or a wrong key leaves the node exactly as it was. */
+static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_err *e)
+{
+    cs_node_info node;
+    memset(&node, 0, sizeof node);
+    int rc = cs_node_connect(c->cfg, conn, e);
+    if (!rc)
+        rc = cs_node_read_info(*conn, &node, e);
+    if (!rc)
+        rc = cs_ops_node_dirs(c->cfg, &node, &c->dirs, e);
+    if (!rc && node.host_id)
+        c->host_id = cs_strdup(node.host_id); /* whose backup state learns what is placed */
+    if (!rc && !c->dirs.data_dirs.n)
+        rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir "
+                                       "(or --cassandra-yaml FILE)");
+    if (!rc)
+        rc = cs_nodetool_new(c->cfg, nt, e);
+    cs_node_info_free(&node);
+    return rc;
+}
+
+/* Import: every file is downloaded and checked first; only then does the
+ * node see anything (schema, then SSTables), and only of the tables whose
+ * files are all good. */
 static int restore_import(restore_ctx *c, cs_err *e)
 {
     cql_conn *conn = NULL;
     cs_nodetool *nt = NULL;
-    cs_node_info node;
-    memset(&node, 0, sizeof node);
     char *root = NULL, *stage = NULL;
-    int rc = cs_node_connect(c->cfg, &conn, e);
+    bool *staged = cs_calloc(c->m.n_tables + 1, sizeof *staged);
+    bool *adopted = cs_calloc(c->m.n_tables + 1, sizeof *adopted);
+    int rc = import_connect(c, &conn, &nt, e);
     if (!rc)
-        rc = cs_node_read_info(conn, &node, e);
-    if (!rc && !c->cfg->data_dirs.n && !node.data_dirs.n)
-        rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
+        rc = import_staging_root(c, &root, e);
     if (!rc)
-        rc = cs_nodetool_new(c->cfg, &nt, e);
+        rc = make_stage(c, root, &stage, e);
     if (rc)
         goto out;
-    root = staging_root(c->cfg, &node);
-    clean_stale_staging(root);
-    stage = cs_sprintf("%s/%s-%ld", root, c->m.backup, (long)getpid());
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
-        if (c->selected[i])
-            rc = stage_table(c, &c->m.tables[i], stage, e);
+        if (c->selected[i]) {
+            rc = stage_table(c, i, stage, e);
+            staged[i] = !rc;
+        }
+    cs_strlist one = { &stage, 1 };
+    if (!rc)
+        rc = check_space(c, &one, e);
     if (!rc)
         rc = place_planned(c, e);
+    unstage_failed(c, stage, staged);
+    if (!rc)
+        rc = something_left(c, e);
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "keyspace", "type", NULL }, e);
-    bool *adopted = cs_calloc(c->m.n_tables + 1, sizeof *adopted);
-    const char *data_dir = c->cfg->data_dirs.n ? c->cfg->data_dirs.items[0] : node.data_dirs.items[0];
+    const char *data_dir = c->dirs.data_dirs.items[0];
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
         if (c->selected[i])
-            rc = adopt_table(c, conn, &c->m.tables[i], data_dir, stage, &adopted[i], e);
+            rc = table_step_failed(c, i, adopt_table(c, conn, &c->m.tables[i], data_dir, stage, &adopted[i], e), e);
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "table", NULL }, e); /* not adopted: IF NOT EXISTS */
     if (!rc)
         rc = import_tables(c, nt, stage, adopted, e);
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "index", NULL }, e); /* built from the data */
-    if (!rc)
-        learn_placed(c, node.host_id);
-    free(adopted);
-    cs_err cleanup;
-    cs_err_clear(&cleanup);
-    cs_remove_tree(stage, &cleanup);
-    rmdir(root); /* only if empty: another restore may be using it */
 out:
+    if (stage)
+        remove_tree_quietly(stage);
     free(stage);
     free(root);
+    free(adopted);
+    free(staged);
     cs_nodetool_free(nt);
-    cs_node_info_free(&node);
     cql_close(conn);
     return rc;
 }
 
 /* ---- replace ---- */
 
-static void aside_suffix(char out[48])
+/* Every rename and every directory a replace makes, so that a failure
+ * puts the node back as it was: renames are undone newest first, then the
+ * directories made are removed if empty (never anything with files). */
+typedef struct journal {
+    cs_strlist from, to;
+    cs_strlist made;
+} journal;
+
+/* rename() that never replaces what is at `to` (rename would silently
+ * replace an empty directory). */
+static int rename_noreplace(const char *from, const char *to)
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 48, ".cassette-aside-%Y%m%d-%H%M%S", &tm);
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (cs_exists(to)) { /* a file system without RENAME_NOREPLACE */
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(from, to);
 }
 
-/* Rename path to path+suffix if it exists; never delete anything. */
-static int move_aside(restore_ctx *c, const char *path, const char *suffix, cs_err *e)
+static int journal_move(journal *j, const char *from, const char *to, cs_err *e)
 {
-    if (!cs_exists(path))
-        return 0;
-    char *aside = cs_sprintf("%s%s", path, suffix);
-    int rc = 0;
-    if (cs_exists(aside))
-        rc = cs_err_set(e, CS_E_EXISTS, "cannot move %s aside: %s exists", path, aside);
-    else if (rename(path, aside) != 0)
-        rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", path, aside);
-    if (!rc) {
-        cs_strlist_add(&c->res->moved_aside, aside);
-        cs_info("moved %s aside to %s", path, aside);
-    }
-    free(aside);
+    if (rename_noreplace(from, to) != 0)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", from, to);
+    cs_strlist_add(&j->from, from);
+    cs_strlist_add(&j->to, to);
+    return 0;
+}
+
+static int journal_mkdir(journal *j, const char *path, cs_err *e)
+{
+    int rc = make_own_dir(path, e);
+    if (!rc)
+        cs_strlist_add(&j->made, path);
     return rc;
 }
 
-static const cs_strlist *target_data_dirs(const restore_ctx *c)
+/* mkdir -p, remembering each level it made. */
+static int journal_mkdirs(journal *j, const char *path, cs_err *e)
 {
-    return c->cfg->data_dirs.n ? &c->cfg->data_dirs : &c->m.data_dirs;
+    if (cs_is_dir(path))
+        return 0;
+    char *parent = cs_dirname(path);
+    int rc = strcmp(parent, path) ? journal_mkdirs(j, parent, e) : 0;
+    free(parent);
+    return rc ? rc : journal_mkdir(j, path, e);
 }
 
-/* Files come in beside each data directory (same file system, so putting
- * them in place is a rename) and replace nothing until all are checked. */
-static char *incoming_dir(const char *data_dir)
+/* Put everything back; false if something could not be. */
+static bool journal_undo(journal *j)
 {
-    return cs_sprintf("%s.cassette-incoming", data_dir);
+    bool all = true;
+    for (size_t i = j->from.n; i-- > 0;)
+        if (rename_noreplace(j->to.items[i], j->from.items[i]) != 0) {
+            cs_warn("cannot move %s back to %s: %s", j->to.items[i], j->from.items[i], strerror(errno));
+            all = false;
+        }
+    return all;
 }
 
-static void remove_incoming(const cs_strlist *dirs)
+static void journal_remove_made(journal *j)
 {
-    for (size_t d = 0; d < dirs->n; d++) {
-        char *in = incoming_dir(dirs->items[d]);
-        cs_err err;
-        cs_err_clear(&err);
-        cs_remove_tree(in, &err);
-        free(in);
+    for (size_t i = j->made.n; i-- > 0;)
+        rmdir(j->made.items[i]); /* only if empty */
+}
+
+static void journal_free(journal *j)
+{
+    cs_strlist_free(&j->from);
+    cs_strlist_free(&j->to);
+    cs_strlist_free(&j->made);
+}
+
+/* Is path one of the node's directories other than self, or above one?
+ * (A commitlog kept inside the data directory is not the data's to move.) */
+static bool is_within(const char *dir, const char *path)
+{
+    size_t n = strlen(path);
+    return dir && !strncmp(dir, path, n) && (dir[n] == '\0' || dir[n] == '/');
+}
+
+static bool holds_node_dir(const cs_node_dirs *d, const char *path, const char *self)
+{
+    const char *others[] = { d->commitlog_dir, d->hints_dir, d->saved_caches_dir };
+    for (size_t i = 0; i < d->data_dirs.n; i++)
+        if (d->data_dirs.items[i] != self && is_within(d->data_dirs.items[i], path))
+            return true;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] && others[i] != self && is_within(others[i], path))
+            return true;
+    return false;
+}
+
+/* The entries of dir that belong to the node: not our own staging and
+ * aside directories, not lost+found (the file system's), not another of
+ * the node's directories. */
+static void node_entries(const restore_ctx *c, const char *dir, cs_strlist *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lost+found") ||
+            !strncmp(n, CS_ASIDE_PREFIX, strlen(CS_ASIDE_PREFIX)) ||
+            !strncmp(n, CS_STAGING_PREFIX, strlen(CS_STAGING_PREFIX)))
+            continue;
+        char *path = cs_path_join(dir, n);
+        if (holds_node_dir(&c->dirs, path, dir))
+            cs_info("leaving %s in place: it holds another of the node's directories", path);
+        else
+            cs_strlist_add(out, n);
+        free(path);
     }
+    if (d)
+        closedir(d);
 }
 
-static int stage_replace(restore_ctx *c, const cs_strlist *dirs, cs_err *e)
+/* Move the contents of dir (never dir itself: it may be a mount point)
+ * into dir/.cassette-aside-<unique>. Nothing to move: nothing made. */
+static int move_contents_aside(restore_ctx *c, journal *j, const char *dir, cs_err *e)
 {
-    remove_incoming(dirs); /* left by a killed restore: only copies */
+    cs_strlist names = { NULL, 0 };
+    node_entries(c, dir, &names);
+    char *aside = cs_sprintf("%s/%s%s", dir, CS_ASIDE_PREFIX, c->unique);
+    int rc = names.n ? journal_mkdir(j, aside, e) : 0;
+    for (size_t i = 0; !rc && i < names.n; i++) {
+        char *from = cs_path_join(dir, names.items[i]), *to = cs_path_join(aside, names.items[i]);
+        rc = journal_move(j, from, to, e);
+        free(from);
+        free(to);
+    }
+    if (!rc && names.n) {
+        cs_strlist_add(&c->res->moved_aside, aside);
+        cs_info("moved the contents of %s aside to %s", dir, aside);
+    }
+    free(aside);
+    cs_strlist_free(&names);
+    return rc;
+}
+
+/* Move every entry of `from` into `to`. */
+static int move_contents(journal *j, const char *from, const char *to, cs_err *e)
+{
+    DIR *d = opendir(from);
+    if (!d)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot read %s", from);
+    cs_strlist names = { NULL, 0 };
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            cs_strlist_add(&names, de->d_name);
+    closedir(d);
     int rc = 0;
+    for (size_t i = 0; !rc && i < names.n; i++) {
+        char *a = cs_path_join(from, names.items[i]), *b = cs_path_join(to, names.items[i]);
+        rc = journal_move(j, a, b, e);
+        free(a);
+        free(b);
+    }
+    cs_strlist_free(&names);
+    return rc;
+}
+
+/* Where restore writes in replace mode: the node's own directories, never
+ * the manifest's. Data directories are needed; a whole-node replace needs
+ * the commitlog too (replaying it over restored data would mix times). */
+static int replace_targets(restore_ctx *c, bool whole, cs_err *e)
+{
+    int rc = cs_ops_node_dirs(c->cfg, NULL, &c->dirs, e);
+    if (rc)
+        return rc;
+    if (!c->dirs.data_dirs.n)
+        return cs_err_set(e, CS_E_USAGE, "restore --mode replace needs the node's data directories: set --data-dir "
+                                         "(or --cassandra-yaml FILE); a backup's own directories are never used");
+    if (whole && !c->dirs.commitlog_dir)
+        return cs_err_set(e, CS_E_USAGE, "a whole-node replace moves the node's commitlog aside too: set "
+                                         "--commitlog-dir (or --cassandra-yaml FILE)");
+    if (whole && !c->dirs.hints_dir)
+        cs_warn("the node's hints directory is not known (--hints-dir): it is left as it is");
+    if (whole && !c->dirs.saved_caches_dir)
+        cs_warn("the node's saved caches directory is not known (--saved-caches-dir): it is left as it is");
+    return 0;
+}
+
+/* One staging directory inside each data directory (made, as the data
+ * directory itself, when missing: a lost disk). */
+static int make_replace_stages(restore_ctx *c, journal *j, cs_strlist *stages, cs_err *e)
+{
+    int rc = 0;
+    for (size_t d = 0; !rc && d < c->dirs.data_dirs.n; d++) {
+        const char *dir = c->dirs.data_dirs.items[d];
+        char *legacy = cs_sprintf("%s%s", dir, CS_LEGACY_INCOMING); /* left by a killed restore: copies */
+        remove_tree_quietly(legacy);
+        free(legacy);
+        char *stage = NULL;
+        rc = journal_mkdirs(j, dir, e);
+        if (!rc)
+            rc = make_stage(c, dir, &stage, e);
+        if (!rc)
+            cs_strlist_add(stages, stage);
+        free(stage);
+    }
+    return rc;
+}
+
+/* The data directory a file goes to: its index in the backup, if the node
+ * has that many, else the first. */
+static size_t dir_index(const restore_ctx *c, const cs_mfile *f)
+{
+    return f->data_dir < c->dirs.data_dirs.n ? f->data_dir : 0;
+}
+
+static void plan_replace(restore_ctx *c, const cs_strlist *stages)
+{
     for (size_t i = 0; i < c->m.n_tables; i++) {
         if (!c->selected[i])
             continue;
         const cs_mtable *t = &c->m.tables[i];
         for (size_t j = 0; j < t->n_files; j++) {
             const cs_mfile *f = &t->files[j];
-            char *in = incoming_dir(dirs->items[f->data_dir < dirs->n ? f->data_dir : 0]);
-            plan_file(c, t, f, cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id));
-            free(in);
+            plan_file(c, i, f, cs_sprintf("%s/%s/%s-%s", stages->items[dir_index(c, f)], t->keyspace, t->table, t->id));
         }
     }
-    rc = place_planned(c, e);
-    for (size_t d = 0; !rc && d < dirs->n; d++) {
-        char *in = incoming_dir(dirs->items[d]);
-        rc = cs_mkdirs(in, 0755, e); /* a data dir that gets no file still gets replaced */
-        free(in);
-    }
-    return rc;
 }
 
-/* A whole-node replace: every data directory, the commitlog, hints and
- * saved caches go aside; the incoming directories take the data
- * directories' place, fresh empty ones the others'. */
-static int swap_node(restore_ctx *c, const cs_strlist *dirs, const char *suffix, cs_err *e)
+static void unstage_failed_replace(restore_ctx *c, const cs_strlist *stages)
 {
-    const char *others[] = { c->cfg->commitlog_dir ? c->cfg->commitlog_dir : c->m.commitlog_dir,
-                             c->cfg->hints_dir ? c->cfg->hints_dir : c->m.hints_dir,
-                             c->cfg->saved_caches_dir ? c->cfg->saved_caches_dir : c->m.saved_caches_dir };
+    for (size_t i = 0; i < c->res->n_failed; i++) {
+        const char *dot = strchr(c->res->failed[i].table, '.');
+        const cs_mtable *t = NULL;
+        if (dot) {
+            char *ks = cs_strndup(c->res->failed[i].table, (size_t)(dot - c->res->failed[i].table));
+            t = cs_manifest_find_table(&c->m, ks, dot + 1);
+            free(ks);
+        }
+        for (size_t d = 0; t && d < stages->n; d++) {
+            char *dir = cs_sprintf("%s/%s/%s-%s", stages->items[d], t->keyspace, t->table, t->id);
+            remove_tree_quietly(dir);
+            free(dir);
+        }
+    }
+}
+
+/* A node needs every one of its system tables: a whole-node replace with
+ * one of them damaged changes nothing. */
+static int system_tables_whole(const restore_ctx *c, cs_err *e)
+{
+    for (size_t i = 0; i < c->res->n_failed; i++) {
+        const cs_restore_failure *f = &c->res->failed[i];
+        char *ks = cs_strndup(f->table, strcspn(f->table, "."));
+        bool system = cs_node_is_system_keyspace(ks);
+        free(ks);
+        if (system)
+            return cs_err_set(e, c->res->failed_code, "%s: %s; a node needs all of its system tables, so nothing "
+                                                      "was changed", f->table, f->reason);
+    }
+    return 0;
+}
+
+/* A whole-node replace: the contents of every data directory, of the
+ * commitlog, hints and saved caches go aside; the staged files take the
+ * data directories' place. */
+static int swap_node(restore_ctx *c, journal *j, const cs_strlist *stages, cs_err *e)
+{
+    const char *others[] = { c->dirs.commitlog_dir, c->dirs.hints_dir, c->dirs.saved_caches_dir };
     int rc = 0;
-    for (size_t i = 0; !rc && i < dirs->n; i++) {
-        char *in = incoming_dir(dirs->items[i]);
-        rc = move_aside(c, dirs->items[i], suffix, e);
-        if (!rc && rename(in, dirs->items[i]) != 0)
-            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", in, dirs->items[i]);
-        free(in);
+    for (size_t i = 0; !rc && i < c->dirs.data_dirs.n; i++) {
+        rc = move_contents_aside(c, j, c->dirs.data_dirs.items[i], e);
+        if (!rc)
+            rc = move_contents(j, stages->items[i], c->dirs.data_dirs.items[i], e);
     }
     for (size_t i = 0; !rc && i < sizeof others / sizeof others[0]; i++)
-        if (others[i] && others[i][0] == '/') {
-            rc = move_aside(c, others[i], suffix, e);
-            if (!rc)
-                rc = cs_mkdirs(others[i], 0755, e);
-        }
+        if (others[i] && cs_is_dir(others[i]))
+            rc = move_contents_aside(c, j, others[i], e);
     return rc;
 }
 
 /* A partial replace: only the chosen tables' directories go aside, into
- * "<data dir><suffix>/<ks>/<table dir>", and the incoming ones take their
- * place. */
-static int swap_table_dir(restore_ctx *c, const char *data_dir, const cs_mtable *t, const char *suffix, cs_err *e)
+ * "<data dir>/.cassette-aside-<unique>/<ks>/<table dir>", and the staged
+ * ones take their place. */
+static int swap_table_dir(restore_ctx *c, journal *j, const char *data_dir, const char *stage, const cs_mtable *t,
+                          cs_err *e)
 {
-    char *in = incoming_dir(data_dir);
-    char *src = cs_sprintf("%s/%s/%s-%s", in, t->keyspace, t->table, t->id);
-    char *ks_dir = cs_sprintf("%s/%s", data_dir, t->keyspace);
+    char *src = cs_sprintf("%s/%s/%s-%s", stage, t->keyspace, t->table, t->id);
+    char *ks_dir = cs_path_join(data_dir, t->keyspace);
     char *dst = cs_sprintf("%s/%s-%s", ks_dir, t->table, t->id);
-    char *aside_parent = cs_sprintf("%s%s/%s", data_dir, suffix, t->keyspace);
+    char *aside_parent = cs_sprintf("%s/%s%s/%s", data_dir, CS_ASIDE_PREFIX, c->unique, t->keyspace);
     char *aside = cs_sprintf("%s/%s-%s", aside_parent, t->table, t->id);
     int rc = 0;
     if (cs_exists(dst)) {
-        rc = cs_mkdirs(aside_parent, 0755, e);
-        if (!rc && rename(dst, aside) != 0)
-            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s aside to %s", dst, aside);
+        rc = journal_mkdirs(j, aside_parent, e);
+        if (!rc)
+            rc = journal_move(j, dst, aside, e);
         if (!rc)
             cs_strlist_add(&c->res->moved_aside, aside);
     }
     if (!rc && cs_exists(src)) {
-        rc = cs_mkdirs(ks_dir, 0755, e);
-        if (!rc && rename(src, dst) != 0)
-            rc = cs_err_sys(e, CS_E_IO, errno, "cannot move %s to %s", src, dst);
+        rc = journal_mkdirs(j, ks_dir, e);
+        if (!rc)
+            rc = journal_move(j, src, dst, e);
     }
-    free(in);
     free(src);
     free(ks_dir);
     free(dst);
@@ -716,41 +1240,136 @@ static int swap_table_dir(restore_ctx *c, const char *data_dir, const cs_mtable 
     return rc;
 }
 
-static int swap_tables(restore_ctx *c, const cs_strlist *dirs, const char *suffix, cs_err *e)
+static int swap_tables(restore_ctx *c, journal *j, const cs_strlist *stages, cs_err *e)
 {
     int rc = 0;
     for (size_t i = 0; !rc && i < c->m.n_tables; i++)
-        for (size_t d = 0; !rc && c->selected[i] && d < dirs->n; d++)
-            rc = swap_table_dir(c, dirs->items[d], &c->m.tables[i], suffix, e);
+        for (size_t d = 0; !rc && c->selected[i] && d < c->dirs.data_dirs.n; d++)
+            rc = swap_table_dir(c, j, c->dirs.data_dirs.items[d], stages->items[d], &c->m.tables[i], e);
+    return rc;
+}
+
+/* Download and check into the stages, then swap; on any failure the
+ * journal puts back what was moved and the stages go. */
+static int replace_staged(restore_ctx *c, bool whole, journal *j, cs_strlist *stages, cs_err *e)
+{
+    int rc = make_replace_stages(c, j, stages, e);
+    if (rc)
+        return rc;
+    plan_replace(c, stages);
+    rc = check_space(c, stages, e);
     if (!rc)
-        remove_incoming(dirs);
+        rc = place_planned(c, e);
+    unstage_failed_replace(c, stages);
+    if (!rc)
+        rc = something_left(c, e);
+    if (!rc && whole)
+        rc = system_tables_whole(c, e);
+    if (!rc)
+        rc = whole ? swap_node(c, j, stages, e) : swap_tables(c, j, stages, e);
     return rc;
 }
 
 static int restore_replace(restore_ctx *c, cs_err *e)
 {
+    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
     if (cs_node_is_listening(c->cfg->cql_host, (int)c->cfg->cql_port))
         return cs_err_set(e, CS_E_INVAL,
                           "the node at %s:%ld is running; stop it before restoring with --mode replace",
                           c->cfg->cql_host, c->cfg->cql_port);
-    const cs_strlist *dirs = target_data_dirs(c);
-    if (!dirs->n)
-        return cs_err_set(e, CS_E_INVAL, "no data directory known; set --data-dir");
-    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
     if (whole && !cs_manifest_find_table(&c->m, "system_schema", "tables"))
-        return cs_err_set(e, CS_E_INVAL, "backup %s does not hold the system keyspaces (it was taken with "
+        return cs_err_set(e, CS_E_USAGE, "backup %s does not hold the system keyspaces (it was taken with "
                                          "--keyspace); replace it table by table with --keyspace or --table",
                           c->m.backup);
-    int rc = stage_replace(c, dirs, e);
-    if (rc) {
-        remove_incoming(dirs);
-        return rc;
-    }
-    char suffix[48];
-    aside_suffix(suffix);
-    rc = whole ? swap_node(c, dirs, suffix, e) : swap_tables(c, dirs, suffix, e);
-    if (rc && c->res->moved_aside.n)
+    journal j;
+    memset(&j, 0, sizeof j);
+    cs_strlist stages = { NULL, 0 };
+    int rc = replace_staged(c, whole, &j, &stages, e);
+    bool restored = true;
+    if (rc)
+        restored = journal_undo(&j);
+    for (size_t i = 0; i < stages.n; i++)
+        remove_tree_quietly(stages.items[i]);
+    if (rc && restored) {
+        journal_remove_made(&j);
+        cs_strlist_free(&c->res->moved_aside);
+    } else if (rc && c->res->moved_aside.n) {
         cs_err_prefix(e, "the node's previous files are kept in %s", c->res->moved_aside.items[0]);
+    }
+    cs_strlist_free(&stages);
+    journal_free(&j);
+    return rc;
+}
+
+/* ---- the operation ---- */
+
+/* Files and bytes of the tables restored (import leaves index files out:
+ * it rebuilds indexes). */
+static void count_restored(restore_ctx *c)
+{
+    bool import = !is_replace(c->cfg);
+    for (size_t i = 0; i < c->m.n_tables; i++) {
+        if (!c->selected[i])
+            continue;
+        c->res->tables++;
+        for (size_t j = 0; j < c->m.tables[i].n_files; j++) {
+            const cs_mfile *f = &c->m.tables[i].files[j];
+            if (import && strchr(f->name, '/'))
+                continue;
+            c->res->files++;
+            c->res->bytes += f->size;
+        }
+    }
+}
+
+static void record_dirs(restore_ctx *c)
+{
+    for (size_t i = 0; i < c->dirs.data_dirs.n; i++)
+        cs_strlist_add(&c->res->data_dirs, c->dirs.data_dirs.items[i]);
+    for (size_t i = 0; i < c->m.data_dirs.n; i++)
+        cs_strlist_add(&c->res->backup_data_dirs, c->m.data_dirs.items[i]);
+    bool same = c->dirs.data_dirs.n == c->m.data_dirs.n;
+    for (size_t i = 0; same && i < c->m.data_dirs.n; i++)
+        same = !strcmp(c->dirs.data_dirs.items[i], c->m.data_dirs.items[i]);
+    if (!same && c->m.data_dirs.n)
+        cs_info("the backup's node kept its data in %s%s; restoring into the node's own %s", c->m.data_dirs.items[0],
+                c->m.data_dirs.n > 1 ? " (and more)" : "", c->dirs.data_dirs.items[0]);
+}
+
+static int run_restore(restore_ctx *c, cs_err *e)
+{
+    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
+    int rc = 0;
+    if (is_replace(c->cfg))
+        rc = replace_targets(c, whole, e); /* before anything is read: a missing setting is said at once */
+    if (!rc)
+        rc = cs_ops_open_repo(c->cfg, false, &c->repo, e);
+    if (!rc)
+        rc = cs_ops_require_identity(c->repo, e);
+    /* Shared: a purge must not delete objects while they are read. */
+    cs_lock *lock = NULL;
+    char *purpose = cs_sprintf("restore %s", c->cfg->backup);
+    if (!rc)
+        rc = cs_ops_lock(c->cfg, c->repo, CS_LOCK_SHARED, purpose, &lock, e);
+    free(purpose);
+    if (!rc)
+        rc = cs_repo_read_manifest(c->repo, c->cfg->backup, NULL, &c->m, e);
+    if (!rc)
+        rc = select_tables(c, e);
+    if (!rc && !is_replace(c->cfg))
+        rc = check_schema_rows(c, e); /* before anything is downloaded or run */
+    if (!rc) {
+        cs_restore_unique(c->unique);
+        rc = is_replace(c->cfg) ? restore_replace(c, e) : restore_import(c, e);
+    }
+    if (!rc)
+        rc = something_left(c, e);
+    if (!rc) {
+        record_dirs(c);
+        count_restored(c); /* c->selected: the tables restored */
+        learn_placed(c, c->host_id);
+    }
+    cs_lock_release(lock);
     return rc;
 }
 
@@ -766,28 +1385,15 @@ int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
     if (rc)
         return rc;
     res->mode = cs_strdup(cfg->mode);
-    rc = cs_ops_open_repo(cfg, false, &c.repo, e);
-    if (!rc)
-        rc = cs_ops_require_identity(c.repo, e);
-    /* Shared: a purge must not delete objects while they are read. */
-    cs_lock *lock = NULL;
-    char *purpose = cs_sprintf("restore %s", cfg->backup);
-    if (!rc)
-        rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, purpose, &lock, e);
-    free(purpose);
-    if (!rc)
-        rc = cs_repo_read_manifest(c.repo, cfg->backup, NULL, &c.m, e);
-    if (!rc)
-        rc = select_tables(&c, e);
-    if (!rc)
-        rc = is_replace(cfg) ? restore_replace(&c, e) : restore_import(&c, e);
+    rc = run_restore(&c, e);
     if (rc)
         cs_err_prefix(e, "restore %s", cfg->backup);
     res->seconds = cs_now() - t0;
     free_plan(&c);
     free(c.selected);
+    free(c.host_id);
+    cs_node_dirs_free(&c.dirs);
     cs_manifest_free(&c.m);
-    cs_lock_release(lock);
     cs_repo_free(c.repo);
     return rc;
 }
@@ -796,4 +1402,12 @@ void cs_restore_result_free(cs_restore_result *res)
 {
     free(res->mode);
     cs_strlist_free(&res->moved_aside);
+    cs_strlist_free(&res->data_dirs);
+    cs_strlist_free(&res->backup_data_dirs);
+    for (size_t i = 0; i < res->n_failed; i++) {
+        free(res->failed[i].table);
+        free(res->failed[i].reason);
+    }
+    free(res->failed);
+    memset(res, 0, sizeof *res);
 }

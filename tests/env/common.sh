@@ -113,12 +113,15 @@ exec_tmpdir_for() {
     esac
 }
 
-# Is pid $1 a live process (a zombie counts as gone)?
+# Is pid $1 a live process (a zombie counts as gone)? A JVM's main thread
+# may end first: its leader is then a zombie while the other threads still
+# hold the process's ports, files and mounts, so it is alive until they end.
 alive() {
     kill -0 "$1" 2>/dev/null || return 1
     local state
     state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-    [ "$state" != "Z" ]
+    [ "$state" != "Z" ] && return 0
+    [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -gt 1 ]
 }
 
 # stop_pid PID WHAT TIMEOUT: SIGTERM, wait up to TIMEOUT s for the exit, then

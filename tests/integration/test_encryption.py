@@ -1,6 +1,6 @@
 """Encrypted repositories against a real node: what is stored reveals nothing, an object
 can be recovered by hand with the real age and zstd CLIs, and a wrong key, a flipped byte
-or a truncated object fails clearly and places nothing."""
+or a truncated object fails clearly and places nothing of its table."""
 
 import hashlib
 import os
@@ -135,7 +135,9 @@ def test_damaged_object_places_nothing(cassette, repo, keys, node, session, encr
         session.execute(f"TRUNCATE {t.full_name}", timeout=120)
     before = _table_dirs(node, ds)
 
-    res = cassette("restore", "--repo", repo, "--backup", "enc-1", "--identity", keys["key"])
+    # --fail-fast: the first damaged object stops the restore before anything is placed.
+    res = cassette("restore", "--repo", repo, "--backup", "enc-1", "--identity", keys["key"],
+                   "--fail-fast")
     assert res.rc == 3, res.describe()  # README: exit 3, damage found
     assert object_id in res.err, res.describe()
     if damage == "flip":
@@ -144,6 +146,20 @@ def test_damaged_object_places_nothing(cassette, repo, keys, node, session, encr
     for t in ds.tables:
         assert list(session.execute(f"SELECT * FROM {t.full_name} LIMIT 1")) == [], \
             f"{t.full_name} got rows from a damaged backup"
+
+    # By default the damaged table places nothing and is named; the healthy ones come back.
+    res = cassette("restore", "--repo", repo, "--backup", "enc-1", "--identity", keys["key"],
+                   "--json")
+    assert res.rc == 3, res.describe()
+    assert object_id in res.err, res.describe()
+    failed = [f["table"] for f in res.json()["not_restored"]]
+    assert len(failed) == 1, res.describe()
+    for t in ds.tables:
+        if t.full_name in failed:
+            assert list(session.execute(f"SELECT * FROM {t.full_name} LIMIT 1")) == [], \
+                f"{t.full_name} got rows from a damaged object"
+        else:
+            assert ds.check_table(session, t) == t.count
 
     res = cassette("verify", "--deep", "--repo", repo, "--identity", keys["key"])
     assert res.rc == 3 and object_id in res.err, res.describe()

@@ -51,6 +51,7 @@ CASES = [
     (USAGE, "delete without --backup", ["delete", "--repo", "{repo}"], "delete needs --backup"),
     (USAGE, "delete --backup with a slash", ["delete", "--repo", "{repo}", "--backup", "../b1"],
      "invalid backup name"),
+    (USAGE, "cleanup without --aside", ["cleanup"], "cleanup needs --aside"),
     (USAGE, "restore without --backup", ["restore", "--repo", "{repo}"], "restore needs --backup"),
     (USAGE, "restore --mode sideways",
      ["restore", "--repo", "{repo}", "--backup", "b1", "--mode", "sideways"], "--mode"),

@@ -367,6 +367,27 @@ static void test_buf_null_count(void **state)
     assert_null(cs_zstd_decompress_new(NULL, &e));
 }
 
+/* A verifying hash stops at the first byte beyond the expected size: a
+ * small object that decompresses to much more never fills a disk. */
+static void test_hash_verify_stops_at_excess(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    uint64_t count = 0;
+    cs_sink *s = cs_hash_verify_new(cs_count_filter_new(cs_null_sink_new(), &count), ABC_HASH, 3);
+    assert_int_equal(cs_sink_write(s, "ab", 2, &e), 0);
+    assert_int_equal(cs_sink_write(s, "cd", 2, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "more than the 3 bytes"));
+    assert_int_equal(count, 2); /* nothing of the excess went on */
+    cs_sink_free(s);
+
+    s = cs_hash_verify_new(cs_null_sink_new(), ABC_HASH, 3);
+    assert_int_equal(cs_sink_write(s, "abc", 3, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+}
+
 static void test_pump_errors(void **state)
 {
     fixture *f = *state;
@@ -405,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_sink_abort, setup, teardown),
         cmocka_unit_test(test_buf_null_count),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
+        cmocka_unit_test(test_hash_verify_stops_at_excess),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

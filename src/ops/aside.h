@@ -1,0 +1,35 @@
+/* aside.h - the names restore gives to what it moves aside and to what it
+ * downloads, inside the node's own directories; shared by restore, status
+ * and cleanup (internal to ops/).
+ *
+ * "<dir>/.cassette-aside-<unique>": the node's previous files, moved there
+ * by a replace restore and kept until `cassette cleanup --aside`.
+ * "<dir>/.cassette-staging-<unique>": the downloads of a restore; one whose
+ * process is gone was left by an interrupted restore and holds only copies.
+ * unique = "<UTC time to the microsecond>-<pid>-<random>": two restores never
+ * pick the same name, even within one second, and the pid says whether the
+ * restore that made it still runs. Both live inside the directory they
+ * serve, so they are on its file system (a mount point is never renamed, a
+ * move is a rename) and Cassandra, which reads only its table directories,
+ * its commitlog segments and its hint files, ignores them.
+ * Before issue 17 they were "<dir>.cassette-aside-<time>" and
+ * "<dir>.cassette-incoming" beside the directory: still found and removed. */
+#ifndef CS_OPS_ASIDE_H
+#define CS_OPS_ASIDE_H
+
+#include <stdbool.h>
+
+#define CS_ASIDE_PREFIX ".cassette-aside-"
+#define CS_STAGING_PREFIX ".cassette-staging-"
+#define CS_LEGACY_ASIDE ".cassette-aside-"   /* after the directory's own name */
+#define CS_LEGACY_INCOMING ".cassette-incoming"
+#define CS_UNIQUE_MAX 64
+
+/* A fresh unique part for this restore's names. */
+void cs_restore_unique(char out[CS_UNIQUE_MAX]);
+
+/* Is name (an aside or staging directory's) one whose restore process
+ * still runs? Legacy names and names without a pid are not. */
+bool cs_restore_name_in_use(const char *name);
+
+#endif
