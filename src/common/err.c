@@ -91,6 +91,7 @@ const char *cs_err_name(int code)
     case CS_E_EXISTS: return "already exists";
     case CS_E_UNAVAIL: return "unavailable";
     case CS_E_NOKEY: return "no identity matches";
+    case CS_E_CANCELED: return "interrupted";
     default: return "error";
     }
 }

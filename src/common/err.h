@@ -23,6 +23,7 @@ enum cs_errcode {
     CS_E_EXISTS = -8,    /* something that must not exist does */
     CS_E_UNAVAIL = -9,   /* a server could not be reached */
     CS_E_NOKEY = -10,    /* no identity matches (age: the file is not addressed to our keys) */
+    CS_E_CANCELED = -11, /* stopped on request (SIGINT, SIGTERM): see common/cancel.h */
 };
 
 #define CS_ERR_MSG_MAX 1024
