@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/output.h"
+#include "common/cancel.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -194,7 +195,7 @@ int main(int argc, char **argv)
         cs_log_set_level(CS_LOG_DEBUG);
     if (dispatch(&cfg, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
-        status = CS_EXIT_ERROR;
+        status = e.code == CS_E_CANCELED ? CS_EXIT_INTERRUPTED : CS_EXIT_ERROR;
     }
 out:
     cs_config_free(&cfg);

@@ -23,6 +23,7 @@ typedef struct cs_backup_result {
     cs_manifest manifest;  /* what was written; files with is_new were stored now */
     uint64_t bytes_read;   /* bytes read from the node's disk */
     double seconds;
+    uint64_t bytes_resumed; /* stored bytes an interrupted backup had sent: not sent again */
 } cs_backup_result;
 
 int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);
