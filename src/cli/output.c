@@ -61,12 +61,15 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
                     json_array_append_new(new_files, json_string(name));
                     free(name);
                 }
-        print_json(out, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
                                   "host_id", m->host_id, "files", (json_int_t)t.files, "files_new",
                                   (json_int_t)t.files_new, "files_unchanged", (json_int_t)(t.files - t.files_new),
                                   "bytes_read", (json_int_t)res->bytes_read, "bytes_stored",
                                   (json_int_t)t.stored_new, "size", (json_int_t)t.size, "seconds", res->seconds,
-                                  "new_files", new_files, "complete", 1));
+                                  "new_files", new_files, "complete", 1);
+        /* Stored bytes an interrupted backup had sent already: not sent again. */
+        json_object_set_new(o, "bytes_resumed", json_integer((json_int_t)res->bytes_resumed));
+        print_json(out, o);
         return;
     }
     char read[32], stored[32], size[32];
