@@ -7,7 +7,11 @@
  * exponential backoff and full jitter on 5xx, 429/SlowDown, timeouts and
  * dropped connections; downloads resume with a Range where they stopped.
  * Objects up to one part are sent with one PUT; larger ones as a multipart
- * upload with several parts in flight, aborted if anything fails. Part
+ * upload with several parts in flight, aborted if anything fails (a
+ * resumable writer's is kept instead, for a later process to finish: it
+ * reports the upload id and each part's size and BLAKE2b as they are stored,
+ * and a later writer lists the parts with ListParts; its part uploads stop
+ * at once on a cancel request). Part
  * buffers come from one pool per storage handle: at most `concurrency` of
  * them (never fewer than 2), filled or in flight, however many writers are
  * open at once, so memory stays bounded when many files are stored in

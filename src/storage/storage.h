@@ -7,7 +7,8 @@
  * Drivers: posix (a local directory, the default) and s3 (AWS S3, Backblaze
  * B2, MinIO, versitygw and other S3-compatible servers).
  * An object becomes visible only when its writer closes successfully; a
- * writer freed without close leaves nothing behind. Must not: know about
+ * writer freed without close leaves nothing behind (but a resumable writer's
+ * unfinished upload, see below, which is not an object either). Must not: know about
  * manifests, Cassandra or encryption. */
 #ifndef CS_STORAGE_H
 #define CS_STORAGE_H
