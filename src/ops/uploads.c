@@ -55,7 +55,7 @@ struct cs_upload {
     entry e;             /* the upload this writer continues or begins */
     char *key;           /* its storage key */
     cs_put_resume res;
-    bool resumed_entry;  /* e came from the journal */
+    bool recorded;       /* the journal knows the upload: it may stay open */
 };
 
 /* ---- entries ---- */
@@ -424,9 +424,11 @@ cs_uploads *cs_uploads_load(const char *path, cs_repo *repo)
     return u;
 }
 
-/* Append text (whole lines) with one write(2); wipes text. */
-static void append(cs_uploads *u, cs_buf *text)
+/* Append text (whole lines) with one write(2); wipes text. False when it
+ * was not recorded. */
+static bool append(cs_uploads *u, cs_buf *text)
 {
+    bool ok = false;
     pthread_mutex_lock(&u->mu);
     if (u->fd >= 0 && text->len) {
         ssize_t n;
@@ -439,10 +441,21 @@ static void append(cs_uploads *u, cs_buf *text)
                     u->path, n < 0 ? strerror(errno) : "short write");
             close(u->fd);
             u->fd = -1;
+        } else {
+            ok = true;
         }
     }
     pthread_mutex_unlock(&u->mu);
     age_buf_wipe(text);
+    return ok;
+}
+
+static bool recording(cs_uploads *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool yes = u->fd >= 0;
+    pthread_mutex_unlock(&u->mu);
+    return yes;
 }
 
 static void record_end(cs_uploads *u, const char *object)
@@ -474,7 +487,7 @@ static void on_token(void *arg, const char *token)
     up->e.token = cs_strdup(token);
     cs_buf line = CS_BUF_INIT;
     add_begin_line(&line, &up->e);
-    append(up->u, &line);
+    up->recorded = append(up->u, &line);
 }
 
 static void on_part(void *arg, const cs_put_part *part)
@@ -551,10 +564,14 @@ int cs_upload_open(cs_uploads *u, const cs_upload_file *f, cs_upload **out, cs_s
     }
     if (!found)
         fill_new(up, f);
-    up->resumed_entry = found;
+    up->recorded = found;
     up->key = cs_repo_object_key(up->e.object);
     up->res = (cs_put_resume){ up->e.token, up->e.parts, up->e.n_parts, on_token, on_part, up, 0, 0, false };
-    int rc = cs_repo_resumable_writer(u->repo, up->key, &up->res, &up->e.seal, writer, e);
+    int rc;
+    if (recording(u))
+        rc = cs_repo_resumable_writer(u->repo, up->key, &up->res, &up->e.seal, writer, e);
+    else /* an upload nobody would know of must not outlive its writer */
+        rc = cs_repo_writer(u->repo, up->key, 0, writer, e);
     if (rc) {
         /* A journal's upload stays for the next try (S3 unreachable, say). */
         upload_free(up);
@@ -588,8 +605,11 @@ void cs_upload_finish(cs_upload *up, bool stored, bool discard)
         return;
     if (up->e.token && stored)
         record_end(up->u, up->e.object);
-    else if (up->e.token && (up->res.diverged || discard))
-        abort_upload(up->u, &up->e, up->res.diverged ? "its bytes differ from those stored before" : "the file changed");
+    else if (up->e.token && (up->res.diverged || discard || !up->recorded))
+        abort_upload(up->u, &up->e,
+                     up->res.diverged ? "its bytes differ from those stored before"
+                     : discard        ? "the file changed"
+                                      : "the upload journal could not record it");
     upload_free(up);
 }
 

@@ -75,7 +75,8 @@ char *cs_uploads_path(const cs_config *cfg, const cs_repo *repo, const char *hos
 
 /* Read and compact the journal, and open it for appending. A journal that
  * cannot be read or written is a warning (its uploads start over), never an
- * error; the returned journal is then empty and records nothing. Call with
+ * error; the returned journal is then empty, records nothing, and gives
+ * ordinary writers (no upload outlives its writer). Call with
  * the host's state lock held (cs_state_lock): one backup of a host at once. */
 cs_uploads *cs_uploads_load(const char *path, cs_repo *repo);
 
@@ -97,8 +98,9 @@ bool cs_upload_diverged(const cs_upload *up);
 /* After the writer's chain is freed (its parts in flight report until
  * then): stored is true when it closed successfully. A diverged upload, or
  * one the caller wants dropped (discard: the file changed while it was
- * read), is aborted; any other failed one stays open in the journal for the
- * next backup. Frees up (NULL is fine). */
+ * read) or one the journal could not record, is aborted; any other failed
+ * one stays open in the journal for the next backup. Frees up (NULL is
+ * fine). */
 void cs_upload_finish(cs_upload *up, bool stored, bool discard);
 
 /* Abort and forget the journal's uploads that no file of this backup took

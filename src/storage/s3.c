@@ -798,6 +798,7 @@ static int put_single(s3_writer *w, cs_err *e)
 {
     static const uint8_t empty[1];
     s3_req r = { .method = "PUT", .key = w->key, .body = w->buf ? w->buf : empty, .body_len = w->len };
+    r.cancellable = w->res != NULL;
     if (w->flags & CS_PUT_EXCLUSIVE) {
         r.headers[0] = (cs_sigv4_pair){ "If-None-Match", "*" };
         r.nheaders = 1;

@@ -619,6 +619,23 @@ static void test_small_object(void **state)
     assert_false(cs_exists(f->journal));
 }
 
+/* A journal that cannot be written: ordinary writers, so that no upload
+ * stays open that nobody knows of. */
+static void test_journal_unwritable(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    assert_int_equal(cs_mkdirs(f->journal, 0700, &e), 0); /* a directory where the file goes */
+    cs_upload_file uf = file_of(f, 3);
+    cs_uploads *u = cs_uploads_load(f->journal, f->repo);
+    outcome a = store(f, u, &uf, f->data, DATA_LEN, 2);
+    assert_int_equal(a.rc, 0); /* the fake driver was not used */
+    assert_int_equal(srv.n, 0);
+    assert_object_holds(f, a.object, f->data, DATA_LEN);
+    cs_uploads_free(u);
+    assert_true(cs_is_dir(f->journal));
+}
+
 /* ---- the age seal: the same seal, the same bytes ----------------------- */
 
 static void seal_encrypt(age_recipient *r, age_seal *seal, const uint8_t *p, size_t n, cs_buf *out, int *rc,
@@ -702,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_journal, setup_encrypted, teardown),
         cmocka_unit_test_setup_teardown(test_upload_gone, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_small_object, setup_encrypted, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_unwritable, setup_encrypted, teardown),
         cmocka_unit_test_setup_teardown(test_seal, setup_plain, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
