@@ -577,9 +577,12 @@ int cs_upload_open(cs_uploads *u, const cs_upload_file *f, cs_upload **out, cs_s
         upload_free(up);
         return rc;
     }
-    if (found)
+    if (found && up->res.resumed)
         cs_info("resuming the upload of %s: %llu of its stored bytes are there already", f->name,
                 (unsigned long long)up->res.resumed);
+    else if (found)
+        cs_info("the unfinished upload of %s holds nothing to keep (or is gone): storing it from its start",
+                f->name);
     *out = up;
     return 0;
 }

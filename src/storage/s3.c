@@ -899,6 +899,50 @@ static void w_free(cs_sink *sink)
 
 static const cs_sink_ops writer_ops = { w_write, w_close, w_free };
 
+/* ListMultipartUploads under prefix, page by page. */
+static int s3_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e)
+{
+    s3_storage *s = s3_of(st);
+    char *full = s->prefix[0] ? cs_sprintf("%s/%s", s->prefix, prefix) : cs_strdup(prefix);
+    size_t strip = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    char *key_marker = NULL, *id_marker = NULL;
+    int rc = 0;
+    for (;;) {
+        cs_sigv4_pair q[4] = { { "prefix", full }, { "uploads", "" } };
+        size_t nq = 2;
+        if (key_marker)
+            q[nq++] = (cs_sigv4_pair){ "key-marker", key_marker };
+        if (id_marker)
+            q[nq++] = (cs_sigv4_pair){ "upload-id-marker", id_marker };
+        s3_req r = { .method = "GET", .query = q, .nquery = nq };
+        cs_s3xml_uploads x;
+        rc = s3_request(s, &r, e);
+        if (!rc)
+            rc = cs_s3xml_parse_uploads(r.resp.data, r.resp.len, &x, e);
+        req_free(&r);
+        if (rc)
+            break;
+        for (size_t i = 0; rc == 0 && i < x.nuploads; i++) {
+            const char *key = x.uploads[i].key;
+            if (strlen(key) > strip && !strncmp(key, full, strlen(full)))
+                rc = cb(key + strip, x.uploads[i].upload_id, (int64_t)x.uploads[i].initiated, arg);
+        }
+        free(key_marker);
+        free(id_marker);
+        key_marker = x.is_truncated ? cs_strdup(x.next_key_marker) : NULL;
+        id_marker = x.is_truncated && x.next_upload_id_marker && x.next_upload_id_marker[0]
+                        ? cs_strdup(x.next_upload_id_marker)
+                        : NULL;
+        cs_s3xml_uploads_free(&x);
+        if (rc || !key_marker)
+            break;
+    }
+    free(key_marker);
+    free(id_marker);
+    free(full);
+    return rc;
+}
+
 static s3_writer *writer_new(s3_storage *s, const char *key, int flags)
 {
     s3_writer *w = cs_calloc(1, sizeof *w);
@@ -1052,7 +1096,7 @@ static void s3_free(cs_storage *st)
 }
 
 static const cs_storage_ops s3_ops = {
-    "s3", s3_put, s3_get, s3_stat, s3_list, s3_del, s3_del_many, s3_free, s3_put_resumable, s3_abort_resumable,
+    "s3", s3_put, s3_get, s3_stat, s3_list, s3_del, s3_del_many, s3_free, s3_put_resumable, s3_abort_resumable, s3_list_resumable,
 };
 
 static char *dup_or_null(const char *v)

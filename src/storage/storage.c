@@ -269,3 +269,10 @@ int cs_storage_abort_resumable(cs_storage *st, const char *key, const char *toke
         return rc;
     return st->ops->abort_resumable(st, key, token, e);
 }
+
+int cs_storage_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e)
+{
+    if (!st->ops->list_resumable)
+        return 0;
+    return st->ops->list_resumable(st, prefix ? prefix : "", cb, arg, e);
+}

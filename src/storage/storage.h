@@ -75,6 +75,10 @@ typedef struct cs_put_resume {
     bool diverged;             /* the bytes written differ from a kept part's */
 } cs_put_resume;
 
+/* Called once per unfinished upload found by list_resumable (initiated:
+ * seconds since the epoch, 0 when unknown); non-zero stops the listing. */
+typedef int (*cs_storage_upload_cb)(const char *key, const char *token, int64_t initiated, void *arg);
+
 typedef struct cs_storage_ops {
     const char *name; /* "posix", "s3" */
     int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
@@ -90,6 +94,8 @@ typedef struct cs_storage_ops {
     int (*put_resumable)(cs_storage *st, const char *key, cs_put_resume *r, cs_sink **out, cs_err *e);
     /* Drop the upload behind token (a gone one is not an error). */
     int (*abort_resumable)(cs_storage *st, const char *key, const char *token, cs_err *e);
+    /* The unfinished uploads of keys starting with prefix. */
+    int (*list_resumable)(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e);
 } cs_storage_ops;
 
 /* Settings of the s3 driver (the posix driver ignores them). Strings are
@@ -151,6 +157,9 @@ int cs_storage_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, 
 /* Drop an upload a resumable writer left behind (nothing for drivers
  * without them). */
 int cs_storage_abort_resumable(cs_storage *st, const char *key, const char *token, cs_err *e);
+/* The unfinished uploads under prefix (none for drivers without them), for
+ * purge to drop those nobody resumed. */
+int cs_storage_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e);
 
 /* Small objects in one call: whole content in memory (at most max bytes). */
 int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e);

@@ -9,6 +9,7 @@ releases its lock and clears its snapshot, and leaves the upload open; SIGKILL: 
 runs at all. Either way the next backup keeps the parts the server holds, sends only the
 rest of the file, and the backup verifies byte for byte and restores row by row."""
 
+import datetime
 import os
 import random
 import signal
@@ -212,3 +213,34 @@ def test_sigkill_then_resume(cassette, node, session, big_table, s3_repo, s3_ser
     assert proc.returncode == -signal.SIGKILL, (out, err)
     summary = _resume_and_check(cassette, s3_repo, s3_server, s3_bucket, faultproxy, state_dir, kept)
     assert summary["files_new"] >= 1
+
+
+def test_purge_drops_unfinished_uploads(cassette, node, session, big_table, s3_repo, s3_server, s3_bucket,
+                                        faultproxy, state_dir):
+    """An upload that no backup resumed goes with purge once older than the grace period; the
+    next backup then stores the file from its start."""
+    proc, out, err, _, _ = _interrupt(cassette, node, s3_repo, s3_server, s3_bucket, state_dir, signal.SIGINT)
+    assert proc.returncode == 130, (out, err)
+    loc, env = s3_repo
+    # No grace period, but the clock must have passed the upload's time as the server says it
+    # (versitygw says when its last part came, whole seconds; S3 says when it began).
+    with S3Client(s3_server) as client:
+        root = ET.fromstring(client.request("GET", s3_bucket, query={"uploads": ""})[2])
+    stamp = root.findtext("{*}Upload/{*}Initiated")
+    initiated = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    while time.time() < initiated + 1.05:
+        time.sleep(0.05)
+    res = cassette("-v", "purge", "--repo", loc, "--keep-last", "1", "--grace", "0", "--dry-run", env=env).ok()
+    assert "would drop 1 unfinished uploads" in res.err, res.describe()
+    with S3Client(s3_server) as client:
+        assert len(_uploads(client, s3_bucket)) == 1
+    res = cassette("-v", "purge", "--repo", loc, "--keep-last", "1", "--grace", "0", env=env).ok()
+    assert "dropped 1 unfinished uploads" in res.err, res.describe()
+    with S3Client(s3_server) as client:
+        assert _uploads(client, s3_bucket) == []
+    summary = cassette("backup", "--repo", loc, "--name", "after-purge", "--keyspace", KS, "--json",
+                       env=env).ok().json()
+    assert summary["complete"] is True and summary["bytes_resumed"] == 0, summary
+    assert _journal(state_dir) is None
+    res = cassette("verify", "--repo", loc, "--backup", "after-purge", "--deep", env=env)
+    assert res.rc == 0, res.describe()
