@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/output.h"
+#include "common/cancel.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/log.h"

@@ -83,6 +83,8 @@ void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
                                   (json_int_t)t.stored_new, "size", (json_int_t)t.size, "seconds", res->seconds,
                                   "new_files", new_files, "complete", 1);
         json_object_set_new(doc, "encrypted", json_boolean(res->encrypted));
+        /* Stored bytes an interrupted backup had sent already: not sent again. */
+        json_object_set_new(doc, "bytes_resumed", json_integer((json_int_t)res->bytes_resumed));
         print_json(out, doc);
         return;
     }

@@ -792,7 +792,7 @@ static const struct exit_def {
     { CS_EXIT_LOCKED, "locked: a conflicting repository lock was still held after --lock-wait" },
     { CS_EXIT_NOKEY, "no key: the repository is encrypted and no --identity was given, or it does not match" },
     { CS_EXIT_STALE, "too old: status --max-age found a node whose newest complete backup is older" },
-    { CS_EXIT_INTERRUPTED, "interrupted (SIGINT)" },
+    { CS_EXIT_INTERRUPTED, "interrupted (SIGINT or SIGTERM)" },
 };
 #define N_EXIT_CODES (sizeof exit_codes / sizeof exit_codes[0])
 

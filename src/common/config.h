@@ -114,7 +114,7 @@ enum {
     CS_EXIT_LOCKED = 4,      /* a conflicting repository lock outlasted --lock-wait */
     CS_EXIT_NOKEY = 5,       /* encrypted: no identity given, or it does not match */
     CS_EXIT_STALE = 6,       /* status --max-age: a newest complete backup is older */
-    CS_EXIT_INTERRUPTED = 130 /* SIGINT */
+    CS_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM (128 + SIGINT, the shell's habit) */
 };
 
 /* The exit code for an error code (CS_E_*). */

@@ -91,6 +91,7 @@ const char *cs_err_name(int code)
     case CS_E_EXISTS: return "already exists";
     case CS_E_UNAVAIL: return "unavailable";
     case CS_E_NOKEY: return "no identity matches";
+    case CS_E_CANCELED: return "interrupted";
     case CS_E_USAGE: return "usage error";
     case CS_E_LOCKED: return "locked";
     case CS_E_STALE: return "backup too old";

@@ -23,7 +23,7 @@ enum cs_errcode {
     CS_E_EXISTS = -8,    /* something that must not exist does */
     CS_E_UNAVAIL = -9,   /* a server could not be reached */
     CS_E_NOKEY = -10,    /* no identity matches (age: the file is not addressed to our keys) */
-    /* -11: kept for CS_E_CANCELED (SIGINT, SIGTERM), from the resume work */
+    CS_E_CANCELED = -11, /* stopped on request (SIGINT, SIGTERM): see common/cancel.h */
     CS_E_USAGE = -12,    /* a bad option value or a missing required option (the CLI exits 2) */
     CS_E_LOCKED = -13,   /* a conflicting repository lock is still held (after --lock-wait) */
     CS_E_STALE = -14,    /* status --max-age: a node's newest complete backup is older */

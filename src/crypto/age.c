@@ -817,45 +817,86 @@ static void enc_free(cs_sink *s)
 
 static const cs_sink_ops enc_ops = { enc_write, enc_close, enc_free };
 
-cs_sink *age_encrypt_new(cs_sink *next, age_recipient *const *rcpts, size_t n, cs_err *e)
+/* A fresh file key fk and the header for the n recipients into h. */
+static int make_header(age_recipient *const *rcpts, size_t n, uint8_t fk[FILE_KEY_LEN], cs_buf *h,
+                       cs_err *e)
 {
-    uint8_t fk[FILE_KEY_LEN], mac[MAC_LEN], nonce[NONCE_LEN];
+    uint8_t mac[MAC_LEN], nonce[NONCE_LEN];
+    if (n == 0)
+        return cs_err_set(e, CS_E_INVAL, "age: no recipients");
+    for (size_t i = 0; i < n; i++)
+        if (rcpts[i]->type == KEY_SCRYPT && n > 1)
+            return cs_err_set(e, CS_E_INVAL,
+                              "age: a passphrase cannot be combined with other recipients");
+    randombytes_buf(fk, FILE_KEY_LEN);
+    cs_buf_addstr(h, VERSION_LINE);
+    cs_buf_addch(h, '\n');
+    for (size_t i = 0; i < n; i++) {
+        int rc = rcpts[i]->type == KEY_SCRYPT ? stanza_scrypt(h, rcpts[i], fk, e)
+                                              : stanza_x25519(h, rcpts[i], fk, e);
+        if (rc)
+            return rc;
+    }
+    cs_buf_addstr(h, "---");
+    header_mac(mac, fk, h->data, h->len);
+    cs_buf_addch(h, ' ');
+    b64_add(h, mac, sizeof mac);
+    cs_buf_addch(h, '\n');
+    randombytes_buf(nonce, sizeof nonce);
+    cs_buf_add(h, nonce, sizeof nonce);
+    return 0;
+}
+
+static int hdr_err(cs_err *e, const char *what);
+_Static_assert(FILE_KEY_LEN == AGE_FILE_KEY_LEN, "one file key length");
+
+/* Is h a header as make_header writes it, with the MAC fk gives? Its end
+ * is "\n--- " MAC(43 base64) "\n" NONCE(16); the MAC covers up to "---". */
+static int check_sealed_header(const uint8_t fk[FILE_KEY_LEN], const cs_buf *h, cs_err *e)
+{
+    size_t tail = 1 + MAC_B64_LEN + 1 + NONCE_LEN; /* " " MAC "\n" NONCE */
+    size_t vlen = sizeof VERSION_LINE - 1;
+    if (h->len < vlen + 1 + 4 + tail || memcmp(h->data, VERSION_LINE, vlen) || h->data[vlen] != '\n')
+        return hdr_err(e, "the saved header is not an age header");
+    size_t mac_off = h->len - tail;
+    const char *t = h->data + mac_off;
+    if (memcmp(t - 4, "\n---", 4) || t[0] != ' ' || t[1 + MAC_B64_LEN] != '\n')
+        return hdr_err(e, "the saved header is not an age header");
+    uint8_t want[MAC_LEN], got[MAC_LEN];
+    header_mac(want, fk, h->data, mac_off);
+    if (b64_exact(t + 1, MAC_B64_LEN, got, MAC_LEN) != 0 || sodium_memcmp(want, got, MAC_LEN) != 0)
+        return hdr_err(e, "the saved file key does not match the saved header");
+    return 0;
+}
+
+cs_sink *age_encrypt_new_seal(cs_sink *next, age_recipient *const *rcpts, size_t n, age_seal *seal,
+                              cs_err *e)
+{
+    uint8_t fk[FILE_KEY_LEN];
     cs_buf h = CS_BUF_INIT;
     enc_filter *f = NULL;
     int rc = 0;
     sodium_ready();
-    if (n == 0) {
-        rc = cs_err_set(e, CS_E_INVAL, "age: no recipients");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (rcpts[i]->type == KEY_SCRYPT && n > 1) {
-            rc = cs_err_set(e, CS_E_INVAL,
-                            "age: a passphrase cannot be combined with other recipients");
-            goto out;
+    if (seal && seal->header.len) {
+        memcpy(fk, seal->file_key, FILE_KEY_LEN);
+        rc = check_sealed_header(fk, &seal->header, e);
+        if (!rc)
+            cs_buf_add(&h, seal->header.data, seal->header.len);
+    } else {
+        rc = make_header(rcpts, n, fk, &h, e);
+        if (!rc && seal) {
+            memcpy(seal->file_key, fk, FILE_KEY_LEN);
+            cs_buf_reset(&seal->header);
+            cs_buf_add(&seal->header, h.data, h.len);
         }
-    randombytes_buf(fk, sizeof fk);
-    cs_buf_addstr(&h, VERSION_LINE);
-    cs_buf_addch(&h, '\n');
-    for (size_t i = 0; i < n; i++) {
-        rc = rcpts[i]->type == KEY_SCRYPT ? stanza_scrypt(&h, rcpts[i], fk, e)
-                                          : stanza_x25519(&h, rcpts[i], fk, e);
-        if (rc)
-            goto out;
     }
-    cs_buf_addstr(&h, "---");
-    header_mac(mac, fk, h.data, h.len);
-    cs_buf_addch(&h, ' ');
-    b64_add(&h, mac, sizeof mac);
-    cs_buf_addch(&h, '\n');
-    randombytes_buf(nonce, sizeof nonce);
-    cs_buf_add(&h, nonce, sizeof nonce);
-
+    if (rc)
+        goto out;
     f = cs_calloc(1, sizeof *f);
     f->base.ops = &enc_ops;
     f->next = next;
     next = NULL;
-    payload_key(f->key, fk, nonce);
+    payload_key(f->key, fk, (const uint8_t *)h.data + h.len - NONCE_LEN);
     f->buf = cs_malloc(AGE_CHUNK_SIZE);
     f->out = cs_malloc(ENC_CHUNK);
     f->par.threads = age_pool_threads();
@@ -869,6 +910,19 @@ out:
         f = NULL;
     }
     return f ? &f->base : NULL;
+}
+
+cs_sink *age_encrypt_new(cs_sink *next, age_recipient *const *rcpts, size_t n, cs_err *e)
+{
+    return age_encrypt_new_seal(next, rcpts, n, NULL, e);
+}
+
+void age_seal_wipe(age_seal *seal)
+{
+    if (!seal)
+        return;
+    sodium_memzero(seal->file_key, sizeof seal->file_key);
+    cs_buf_free(&seal->header);
 }
 
 /* ---- header: parsing ---------------------------------------------------- */

@@ -127,6 +127,29 @@ void age_buf_wipe(cs_buf *b);
  * final chunk) and then closes next. */
 cs_sink *age_encrypt_new(cs_sink *next, age_recipient *const *rcpts, size_t n, cs_err *e);
 
+/* What makes an age file's bytes reproducible: its file key and its header
+ * (stanzas, MAC and payload nonce). Given the same seal and the same
+ * plaintext, age_encrypt_new_seal writes the same bytes, so an interrupted
+ * upload can be regenerated and checked against what was stored. The file
+ * key is SECRET (it opens the file): keep a seal only where the plaintext
+ * is (the node), never log it, wipe it with age_seal_wipe. */
+#define AGE_FILE_KEY_LEN 16
+typedef struct age_seal {
+    unsigned char file_key[AGE_FILE_KEY_LEN];
+    cs_buf header; /* empty: no seal yet */
+} age_seal;
+
+/* Like age_encrypt_new, with the seal: an empty seal (header.len == 0) is
+ * filled with the fresh file key and header this file gets; a filled one is
+ * reused (the recipients are then not used: the header already holds their
+ * stanzas), after checking that its header is an age header whose MAC the
+ * file key gives (CS_E_CORRUPT "age header: ..." otherwise). */
+cs_sink *age_encrypt_new_seal(cs_sink *next, age_recipient *const *rcpts, size_t n, age_seal *seal,
+                              cs_err *e);
+
+/* Wipe the file key and free the header (the seal is empty after). */
+void age_seal_wipe(age_seal *seal);
+
 /* A decrypting filter: age file bytes written to it in pieces of any size,
  * binary or armored ("-----BEGIN AGE ENCRYPTED FILE-----", told apart by the
  * first byte), leave into next as plaintext, each 64 KiB chunk once it is

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cancel.h"
 #include "common/fs.h"
 
 #define PUMP_CHUNK ((size_t)1 << 20)
@@ -43,6 +44,10 @@ int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
     uint8_t *chunk = cs_malloc(PUMP_CHUNK);
     int rc = 0;
     for (;;) {
+        if (cs_cancel_requested()) { /* a safe point: between two writes */
+            rc = cs_cancel_error(e);
+            goto out;
+        }
         ssize_t r = read(fd, chunk, PUMP_CHUNK);
         if (r < 0) {
             if (errno == EINTR)

@@ -40,7 +40,8 @@ int cs_sink_close(cs_sink *s, cs_err *e);
 void cs_sink_free(cs_sink *s); /* NULL is fine */
 
 /* Feed everything readable from fd into s (does not close s). The byte count
- * read is added to *nread when nread is not NULL. */
+ * read is added to *nread when nread is not NULL. Stops with CS_E_CANCELED
+ * between two reads once a cancel is requested (common/cancel.h). */
 int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e);
 
 /* Write to path atomically: bytes go to "<path>.partial"; close fsyncs and

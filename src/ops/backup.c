@@ -12,6 +12,7 @@
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
 #include "common/buf.h"
+#include "common/cancel.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/parallel.h"
@@ -19,6 +20,7 @@
 #include "ops/ops.h"
 #include "ops/present.h"
 #include "ops/state.h"
+#include "ops/uploads.h"
 
 /* A file the walk found that the repository does not hold yet under its
  * name. Tables and files are addressed by index: the manifest's arrays grow
@@ -32,6 +34,7 @@ typedef struct store_job {
     char hash[CS_HASH_HEX]; /* that hash, when hashed */
     bool hashed;
     bool reused;         /* its content is stored already: nothing to store */
+    uint64_t resumed;    /* stored bytes kept from an interrupted backup */
 } store_job;
 
 typedef struct backup_ctx {
@@ -41,11 +44,13 @@ typedef struct backup_ctx {
     cs_state *state;
     const char *tag;
     uint64_t bytes_read;
+    uint64_t bytes_resumed;
     store_job *jobs;
     size_t n_jobs;
     cs_strlist snap_dirs; /* <table>/snapshots/<tag> of every table walked */
     cs_lock *lock;        /* the shared repository lock */
     cs_present *present;  /* the objects to reuse, checked in the repository */
+    cs_uploads *uploads;  /* large uploads in progress, resumed across runs */
 } backup_ctx;
 
 static void default_name(char out[32])
@@ -92,23 +97,41 @@ static bool is_compressed_data(const char *path)
     return yes;
 }
 
-/* Runs on a worker thread: reads only shared settings, writes only f and
- * *bytes_read. */
-static int store_file(const backup_ctx *c, const char *path, cs_mfile *f, uint64_t *bytes_read, cs_err *e)
+/* The live file behind a snapshot's hard link (".../snapshots/<tag>/x" ->
+ * ".../x"): what an interrupted upload's file is checked against later. */
+static char *live_path_of(const backup_ctx *c, const char *path)
 {
-    cs_repo_new_object_id(f->object);
-    char *key = cs_repo_object_key(f->object);
+    char *mark = cs_sprintf("/snapshots/%s/", c->tag);
+    const char *at = strstr(path, mark);
+    char *live = at ? cs_sprintf("%.*s/%s", (int)(at - path), path, at + strlen(mark)) : cs_strdup(path);
+    free(mark);
+    return live;
+}
+
+/* One try of store_file; *diverged: an interrupted upload of the file was
+ * resumed, but the bytes made now differ from those it stored (it is
+ * dropped: try again). */
+static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path, cs_mfile *f, uint64_t *bytes_read,
+                      uint64_t *resumed, bool *diverged, cs_err *e)
+{
+    int level = is_compressed_data(path) ? CS_ZSTD_LEVEL_STORE : (int)c->cfg->zstd_level;
+    char *live = live_path_of(c, path);
+    cs_upload_file uf = { c->m->data_dirs.items[f->data_dir], t->id, f->name, live, f->size, f->mtime_ns, level };
+    cs_upload *up = NULL;
     cs_sink *writer = NULL, *head = NULL;
     cs_hash_result hash;
+    bool changed = false;
+    f->stored = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc = fd < 0 ? cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path) : 0;
     /* Object ids are 128 random bits: no need to ask whether one exists. */
     if (!rc)
-        rc = cs_repo_writer(c->repo, key, 0, &writer, e);
+        rc = cs_upload_open(c->uploads, &uf, &up, &writer, e);
     if (rc)
         goto out;
+    memcpy(f->object, cs_upload_object(up), CS_OBJECT_ID_HEX);
     head = cs_count_filter_new(writer, &f->stored);
-    head = cs_zstd_compress_new(head, is_compressed_data(path) ? CS_ZSTD_LEVEL_STORE : (int)c->cfg->zstd_level, e);
+    head = cs_zstd_compress_new(head, level, e);
     if (!head) {
         rc = e->code;
         goto out;
@@ -122,18 +145,38 @@ static int store_file(const backup_ctx *c, const char *path, cs_mfile *f, uint64
         goto out;
     if (hash.bytes != f->size) {
         rc = cs_err_set(e, CS_E_IO, "%s changed size while it was read", path);
+        changed = true;
         goto out;
     }
     memcpy(f->hash, hash.hex, CS_HASH_HEX);
     f->is_new = true;
     *bytes_read = n;
+    *resumed = cs_upload_resumed(up);
 out:
-    cs_sink_free(head);
+    cs_sink_free(head); /* first: parts in flight report to up until then */
+    *diverged = up && cs_upload_diverged(up);
+    cs_upload_finish(up, rc == 0, changed);
     if (fd >= 0)
         close(fd);
-    free(key);
+    free(live);
     if (rc)
         cs_err_prefix(e, "storing %s", path);
+    return rc;
+}
+
+/* Runs on a worker thread: reads only shared settings, writes only f and
+ * *bytes_read and *resumed. A large object is a resumable upload (see
+ * ops/uploads.h): one an interrupted backup left is resumed. */
+static int store_file(const backup_ctx *c, const cs_mtable *t, const char *path, cs_mfile *f, uint64_t *bytes_read,
+                      uint64_t *resumed, cs_err *e)
+{
+    bool diverged = false;
+    int rc = store_once(c, t, path, f, bytes_read, resumed, &diverged, e);
+    if (diverged) {
+        cs_warn("%s: storing it again from its start", e->msg);
+        cs_err_clear(e);
+        rc = store_once(c, t, path, f, bytes_read, resumed, &diverged, e);
+    }
     return rc;
 }
 
@@ -178,10 +221,12 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
     store_job *j = &c->jobs[i];
     if (j->reused)
         return 0;
+    if (cs_cancel_requested())
+        return cs_cancel_error(e);
     cs_debug("storing %s", j->path);
     const cs_mtable *table = &c->m->tables[j->table];
     cs_mfile *f = &table->files[j->file];
-    int rc = store_file(c, j->path, f, &j->bytes_read, e);
+    int rc = store_file(c, table, j->path, f, &j->bytes_read, &j->resumed, e);
     /* Journaled at once: a backup killed later still does not store it again. */
     if (!rc)
         cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], table->id, f);
@@ -200,8 +245,10 @@ static int store_new_files(backup_ctx *c, cs_err *e)
     if (c->n_jobs > 1)
         qsort(c->jobs, c->n_jobs, sizeof *c->jobs, by_size_desc);
     int rc = cs_parallel_for(c->n_jobs, (unsigned)c->cfg->jobs, store_job_run, c, e);
-    for (size_t i = 0; i < c->n_jobs; i++)
+    for (size_t i = 0; i < c->n_jobs; i++) {
         c->bytes_read += c->jobs[i].bytes_read + c->jobs[i].hash_read;
+        c->bytes_resumed += c->jobs[i].resumed;
+    }
     return rc;
 }
 
@@ -573,7 +620,7 @@ static int clear_snapshot(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
     clear_stale_snapshots(c, nt);
-    int rc = cs_nodetool_snapshot(nt, c->tag, &c->cfg->keyspaces, e);
+    int rc = cs_cancel_requested() ? cs_cancel_error(e) : cs_nodetool_snapshot(nt, c->tag, &c->cfg->keyspaces, e);
     if (rc)
         return rc;
     /* Only now does the repository change: a node that cannot snapshot
@@ -590,6 +637,9 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
         rc = check_reused(c, e);
     if (!rc)
         rc = store_new_files(c, e);
+    /* Uploads an earlier backup left whose file is gone or changed. */
+    if (!rc)
+        cs_uploads_sweep(c->uploads, c->state);
     c->m->finished = cs_now();
     /* A lock broken while this process stood still lets a purge run: the
      * objects reused from before may be gone, so commit nothing. */
@@ -619,9 +669,14 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
     char *purpose = NULL;
     cs_lock *lock = NULL;
     int lock_fd = -1;
+    char *uploads_path = NULL;
     int rc = check_args(cfg, e);
     if (rc)
         return rc;
+    /* SIGINT and SIGTERM stop the backup at its next safe point: what is
+     * stored stays (large uploads are resumed by the next backup), the
+     * lock is released and the local state saved on the way out. */
+    cs_cancel_install();
     default_name(name);
     m->backup = cs_strdup(cfg->name ? cfg->name : name);
     m->started = t0;
@@ -647,10 +702,14 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
         goto out;
     res->encrypted = cs_repo_is_encrypted(repo);
     tag = cs_sprintf("cassette-%s", m->backup);
-    backup_ctx c = { cfg, repo, m, state, tag, 0, NULL, 0, { NULL, 0 }, lock, NULL };
+    uploads_path = cs_uploads_path(cfg, repo, m->host_id);
+    backup_ctx c = { .cfg = cfg, .repo = repo, .m = m, .state = state, .tag = tag, .lock = lock,
+                     .uploads = cs_uploads_load(uploads_path, repo) };
     rc = snapshot_and_store(&c, nt, e);
+    cs_uploads_free(c.uploads);
     res->bytes_read = c.bytes_read;
     cs_present_free(c.present);
+    res->bytes_resumed = c.bytes_resumed;
     for (size_t i = 0; i < c.n_jobs; i++)
         free(c.jobs[i].path);
     free(c.jobs);
@@ -662,7 +721,9 @@ int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
         cs_warn("could not save the local dedup cache: %s", state_err.msg);
 out:
     res->seconds = cs_now() - t0;
-    if (rc)
+    if (rc && cs_cancel_requested())
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; run backup again to resume"); /* whatever failed then */
+    else if (rc)
         cs_err_prefix(e, "backup %s", m->backup ? m->backup : "");
     cs_state_free(state);
     cs_state_unlock(lock_fd);
@@ -671,6 +732,8 @@ out:
     cs_nodetool_free(nt);
     cs_repo_free(repo);
     free(tag);
+    free(uploads_path);
+    cs_cancel_uninstall();
     return rc;
 }
 

@@ -25,6 +25,7 @@ typedef struct cs_backup_result {
     uint64_t bytes_read;   /* bytes read from the node's disk */
     double seconds;
     bool encrypted;        /* the repository encrypts what it stores */
+    uint64_t bytes_resumed; /* stored bytes an interrupted backup had sent: not sent again */
 } cs_backup_result;
 
 int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);

@@ -21,7 +21,9 @@
  *      object is never missing while a manifest names it. A damaged backup
  *      whose references are unknown (index and manifest both unreadable)
  *      stops the sweep, never the rest: its objects cannot be told apart
- *      until it is deleted.
+ *      until it is deleted;
+ *   5. drop the unfinished uploads of objects (interrupted backups that no
+ *      later backup resumed) older than that same cutoff.
  * Everything is recomputed from the repository each run, so the next purge
  * finishes what an interrupted one started. --dry-run does the same in a
  * catalog transaction that is rolled back, and deletes nothing. */
@@ -345,6 +347,42 @@ static int remove_leftovers(purge_ctx *c, cs_err *e)
     return rc ? cs_err_prefix(e, "removing leftovers of removed backups") : 0;
 }
 
+/* ---- unfinished uploads ---- */
+
+/* Multipart uploads no backup finished (interrupted, and not resumed by a
+ * later backup of the node: see ops/uploads.h) cost storage: dropped once
+ * older than the objects' cutoff. None can be in use: we hold the
+ * exclusive lock. A failure is a warning: the next purge tries again. */
+typedef struct stale_uploads {
+    purge_ctx *c;
+    int64_t cutoff;
+    size_t n;
+    cs_err *e;
+} stale_uploads;
+
+static int stale_upload(const char *key, const char *token, int64_t initiated, void *arg)
+{
+    stale_uploads *u = arg;
+    if (strncmp(key, "objects/", 8) || initiated <= 0 || initiated >= u->cutoff)
+        return 0;
+    u->n++;
+    if (u->c->res->dry_run)
+        return 0;
+    return cs_storage_abort_resumable(u->c->repo->st, key, token, u->e) ? 1 : 0;
+}
+
+static void drop_stale_uploads(purge_ctx *c)
+{
+    cs_err err;
+    cs_err_clear(&err);
+    stale_uploads u = { c, (int64_t)sweep_cutoff(c), 0, &err };
+    if (cs_storage_list_resumable(c->repo->st, "objects/", stale_upload, &u, &err))
+        cs_warn("could not drop unfinished uploads: %s", err.msg);
+    else if (u.n)
+        cs_info("%s %zu unfinished uploads older than the grace period", c->res->dry_run ? "would drop" : "dropped",
+                u.n);
+}
+
 /* ---- the op ---- */
 
 static int run(purge_ctx *c, cs_err *e)
@@ -361,6 +399,8 @@ static int run(purge_ctx *c, cs_err *e)
         rc = remove_leftovers(c, e);
     if (!rc)
         rc = sweep(c, e);
+    if (!rc)
+        drop_stale_uploads(c);
     if (rc || c->res->dry_run) {
         cs_catalog_rollback(c->cat); /* a dry run changes nothing, not even the cache */
         return rc;

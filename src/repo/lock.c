@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/cancel.h"
 #include "common/fs.h"
 #include "common/log.h"
 
@@ -595,6 +596,10 @@ int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs
             goto out;
         }
         note_waiting(&last, holder);
+        if (cs_cancel_requested()) { /* SIGINT while waiting: stop waiting */
+            rc = cs_cancel_error(e);
+            goto out;
+        }
         free(holder);
         holder = NULL;
         double pause = backoff(attempt);

@@ -279,6 +279,19 @@ int cs_repo_writer(cs_repo *r, const char *key, int flags, cs_sink **out, cs_err
     return *out ? 0 : e->code;
 }
 
+int cs_repo_resumable_writer(cs_repo *r, const char *key, cs_put_resume *res, age_seal *seal, cs_sink **out,
+                             cs_err *e)
+{
+    cs_sink *w = NULL;
+    int rc = cs_storage_put_resumable(r->st, key, res, &w, e);
+    if (rc || !cs_repo_is_encrypted(r)) {
+        *out = w;
+        return rc;
+    }
+    *out = age_encrypt_new_seal(w, r->recipients, r->recipient_keys.n, seal, e);
+    return *out ? 0 : e->code;
+}
+
 int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e)
 {
     *head = NULL;

@@ -80,6 +80,13 @@ int cs_repo_load_identities(cs_repo *r, const char *path, cs_err *e);
 /* A writer for a stored object: compressed bytes in, encrypted to the
  * repository's recipients when it has any. Close commits, free aborts. */
 int cs_repo_writer(cs_repo *r, const char *key, int flags, cs_sink **out, cs_err *e);
+/* Like cs_repo_writer, through a resumable storage writer (storage.h,
+ * "resumable uploads"), with the age seal of the object when the repository
+ * is encrypted (an empty seal is filled; a filled one is reused): the same
+ * input then gives the same stored bytes, which is what lets an interrupted
+ * upload be resumed. seal is not used when the repository is not encrypted. */
+int cs_repo_resumable_writer(cs_repo *r, const char *key, cs_put_resume *res, age_seal *seal, cs_sink **out,
+                             cs_err *e);
 /* Wrap dst (taken over) so that the stored bytes of an object pushed into
  * *head come out as what the writer was given (decrypted when needed). */
 int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e);

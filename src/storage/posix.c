@@ -395,7 +395,7 @@ static void posix_free(cs_storage *st)
 }
 
 static const cs_storage_ops posix_ops = {
-    "posix", posix_put, posix_get, posix_stat, posix_list, posix_del, NULL, posix_free,
+    "posix", posix_put, posix_get, posix_stat, posix_list, posix_del, NULL, posix_free, NULL, NULL, NULL,
 };
 
 int cs_posix_storage_new(const char *root, bool create, cs_storage **out, cs_err *e)

@@ -7,7 +7,11 @@
  * exponential backoff and full jitter on 5xx, 429/SlowDown, timeouts and
  * dropped connections; downloads resume with a Range where they stopped.
  * Objects up to one part are sent with one PUT; larger ones as a multipart
- * upload with several parts in flight, aborted if anything fails. Part
+ * upload with several parts in flight, aborted if anything fails (a
+ * resumable writer's is kept instead, for a later process to finish: it
+ * reports the upload id and each part's size and BLAKE2b as they are stored,
+ * and a later writer lists the parts with ListParts; its part uploads stop
+ * at once on a cancel request). Part
  * buffers come from one pool per storage handle: at most `concurrency` of
  * them (never fewer than 2), filled or in flight, however many writers are
  * open at once, so memory stays bounded when many files are stored in
@@ -26,6 +30,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/cancel.h"
 #include "common/log.h"
 #include "common/fs.h"
 #include "storage/s3xml.h"
@@ -155,6 +160,7 @@ typedef struct s3_req {
     const uint8_t *body;        /* request body from memory */
     size_t body_len;
     cs_sink *sink;              /* GET: the object's bytes go here as they come */
+    bool cancellable;           /* a cancel request (common/cancel.h) stops it */
     /* results */
     long status;
     cs_buf resp;                /* the body of an error or XML response */
@@ -179,10 +185,18 @@ static size_t read_body(char *buf, size_t size, size_t nitems, void *arg)
     size_t n = r->body_len - r->body_off;
     if (n > room)
         n = room;
-    throttle(&r->s->limiter, n);
+    if (!(r->cancellable && cs_cancel_requested())) /* the transfer stops at once: no wait */
+        throttle(&r->s->limiter, n);
     memcpy(buf, r->body + r->body_off, n);
     r->body_off += n;
     return n;
+}
+
+/* curl calls this at least once a second during a transfer. */
+static int xfer_cancel(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return cs_cancel_requested() ? 1 : 0;
 }
 
 static size_t write_body(char *p, size_t size, size_t nmemb, void *arg)
@@ -326,6 +340,10 @@ static CURLcode attempt(s3_storage *s, CURL *h, s3_req *r, const char *payload_h
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     if (s->ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
+    if (r->cancellable) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_cancel);
+    }
     setup_method(h, r);
     r->body_off = 0;
     r->etag[0] = '\0';
@@ -443,6 +461,10 @@ static int s3_request(s3_storage *s, s3_req *r, cs_err *e)
         }
         if (cc == CURLE_OK && r->status >= 200 && r->status < 300)
             break;
+        if (r->cancellable && cs_cancel_requested()) {
+            rc = cs_cancel_error(e);
+            break;
+        }
         bool again = cc != CURLE_OK || retryable_status(r->status, &r->resp);
         if (!again || n >= s->retries) {
             rc = request_error(s, r, cc, e);
@@ -646,6 +668,7 @@ typedef struct s3_writer {
     unsigned parts;         /* parts handed out so far */
     int failed;             /* first error of a part, kept in fail_err */
     cs_err fail_err;
+    cs_put_resume *res;     /* resumable: report the upload, keep it when freed */
 } s3_writer;
 
 static void *upload_part(void *arg)
@@ -656,12 +679,19 @@ static void *upload_part(void *arg)
     snprintf(num, sizeof num, "%u", p->number);
     cs_sigv4_pair q[] = { { "partNumber", num }, { "uploadId", w->upload_id } };
     s3_req r = { .method = "PUT", .key = w->key, .query = q, .nquery = 2, .body = p->data, .body_len = p->len };
+    cs_put_part done = { p->number, p->len, { 0 } };
+    if (w->res) {
+        r.cancellable = true;
+        crypto_generichash(done.hash, sizeof done.hash, p->data, p->len, NULL, 0);
+    }
     cs_err_clear(&p->err);
     p->rc = s3_request(w->s, &r, &p->err);
     if (!p->rc && !r.etag[0])
         p->rc = cs_err_set(&p->err, CS_E_PROTO, "S3 answered part %u of %s without an ETag", p->number, w->key);
     if (!p->rc)
         memcpy(p->etag, r.etag, sizeof p->etag);
+    if (!p->rc && w->res && w->res->on_part)
+        w->res->on_part(w->res->arg, &done);
     req_free(&r);
     buf_give(w->s, p->data); /* at once: another writer may be waiting for it */
     p->data = NULL;
@@ -705,6 +735,8 @@ static int initiate(s3_writer *w, cs_err *e)
     if (!rc) {
         w->upload_id = cs_strdup(x.upload_id);
         cs_s3xml_initiate_free(&x);
+        if (w->res && w->res->on_token)
+            w->res->on_token(w->res->arg, w->upload_id);
     }
     req_free(&r);
     return rc;
@@ -714,6 +746,8 @@ static int initiate(s3_writer *w, cs_err *e)
  * part when all are busy); the next write takes a new one from the pool. */
 static int dispatch(s3_writer *w, cs_err *e)
 {
+    if (w->res && cs_cancel_requested())
+        return cs_cancel_error(e);
     if (w->parts >= S3_MAX_PARTS)
         return cs_err_set(e, CS_E_INVAL, "object %s needs more than %d parts: raise the part size", w->key,
                           S3_MAX_PARTS);
@@ -764,6 +798,7 @@ static int put_single(s3_writer *w, cs_err *e)
 {
     static const uint8_t empty[1];
     s3_req r = { .method = "PUT", .key = w->key, .body = w->buf ? w->buf : empty, .body_len = w->len };
+    r.cancellable = w->res != NULL;
     if (w->flags & CS_PUT_EXCLUSIVE) {
         r.headers[0] = (cs_sigv4_pair){ "If-None-Match", "*" };
         r.nheaders = 1;
@@ -823,7 +858,8 @@ static int w_close(cs_sink *sink, cs_err *e)
     if (!w->upload_id) {
         rc = put_single(w, e);
     } else {
-        rc = dispatch(w, e);
+        /* Nothing buffered: a resumed upload whose every part was kept. */
+        rc = w->len || !w->parts ? dispatch(w, e) : 0;
         join_all(w);
         if (!rc && w->failed) {
             *e = w->fail_err;
@@ -831,6 +867,8 @@ static int w_close(cs_sink *sink, cs_err *e)
         }
         if (!rc)
             rc = complete(w, e);
+        if (rc && w->res)
+            return cs_err_prefix(e, "storing %s", w->key); /* kept for the next try; free keeps it */
         if (rc)
             abort_upload(w);
         free(w->upload_id);
@@ -844,8 +882,12 @@ static int w_close(cs_sink *sink, cs_err *e)
 static void w_free(cs_sink *sink)
 {
     s3_writer *w = (s3_writer *)(void *)sink;
-    abort_upload(w); /* freed without a successful close: leave nothing open */
+    /* Freed without a successful close: leave nothing open, unless a later
+     * process may resume the upload (it then aborts what it cannot use). */
+    if (!w->res)
+        abort_upload(w);
     join_all(w);
+    free(w->upload_id);
     buf_give(w->s, w->buf);
     for (unsigned i = 0; i < w->parts && w->etags; i++)
         free(w->etags[i]);
@@ -856,6 +898,64 @@ static void w_free(cs_sink *sink)
 }
 
 static const cs_sink_ops writer_ops = { w_write, w_close, w_free };
+
+/* ListMultipartUploads under prefix, page by page. */
+static int s3_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e)
+{
+    s3_storage *s = s3_of(st);
+    char *full = s->prefix[0] ? cs_sprintf("%s/%s", s->prefix, prefix) : cs_strdup(prefix);
+    size_t strip = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    char *key_marker = NULL, *id_marker = NULL;
+    int rc = 0;
+    for (;;) {
+        cs_sigv4_pair q[4] = { { "prefix", full }, { "uploads", "" } };
+        size_t nq = 2;
+        if (key_marker)
+            q[nq++] = (cs_sigv4_pair){ "key-marker", key_marker };
+        if (id_marker)
+            q[nq++] = (cs_sigv4_pair){ "upload-id-marker", id_marker };
+        s3_req r = { .method = "GET", .query = q, .nquery = nq };
+        cs_s3xml_uploads x;
+        rc = s3_request(s, &r, e);
+        if (!rc)
+            rc = cs_s3xml_parse_uploads(r.resp.data, r.resp.len, &x, e);
+        req_free(&r);
+        if (rc)
+            break;
+        for (size_t i = 0; rc == 0 && i < x.nuploads; i++) {
+            const char *key = x.uploads[i].key;
+            if (strlen(key) > strip && !strncmp(key, full, strlen(full)))
+                rc = cb(key + strip, x.uploads[i].upload_id, (int64_t)x.uploads[i].initiated, arg);
+        }
+        free(key_marker);
+        free(id_marker);
+        key_marker = x.is_truncated ? cs_strdup(x.next_key_marker) : NULL;
+        id_marker = x.is_truncated && x.next_upload_id_marker && x.next_upload_id_marker[0]
+                        ? cs_strdup(x.next_upload_id_marker)
+                        : NULL;
+        cs_s3xml_uploads_free(&x);
+        if (rc || !key_marker)
+            break;
+    }
+    free(key_marker);
+    free(id_marker);
+    free(full);
+    return rc;
+}
+
+static s3_writer *writer_new(s3_storage *s, const char *key, int flags)
+{
+    s3_writer *w = cs_calloc(1, sizeof *w);
+    w->base.ops = &writer_ops;
+    w->s = s;
+    w->key = cs_strdup(key);
+    w->flags = flags;
+    w->slots = cs_calloc(s->concurrency, sizeof *w->slots);
+    for (unsigned i = 0; i < s->concurrency; i++)
+        w->slots[i].w = w;
+    w->etags = cs_calloc(S3_MAX_PARTS, sizeof *w->etags);
+    return w;
+}
 
 static int s3_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e)
 {
@@ -870,17 +970,99 @@ static int s3_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_
             return rc;
         cs_err_clear(e);
     }
-    s3_writer *w = cs_calloc(1, sizeof *w);
-    w->base.ops = &writer_ops;
-    w->s = s;
-    w->key = cs_strdup(key);
-    w->flags = flags;
-    w->slots = cs_calloc(s->concurrency, sizeof *w->slots);
-    for (unsigned i = 0; i < s->concurrency; i++)
-        w->slots[i].w = w;
-    w->etags = cs_calloc(S3_MAX_PARTS, sizeof *w->etags);
+    *out = &writer_new(s, key, flags)->base;
+    return 0;
+}
+
+/* The parts of upload w->upload_id the server holds: ETags into w->etags,
+ * sizes into sizes (both by part number - 1). */
+static int list_parts(s3_writer *w, uint64_t *sizes, cs_err *e)
+{
+    char marker[24] = "0";
+    for (;;) {
+        cs_sigv4_pair q[] = { { "part-number-marker", marker }, { "uploadId", w->upload_id } };
+        s3_req r = { .method = "GET", .key = w->key, .query = q, .nquery = 2 };
+        cs_s3xml_parts x;
+        int rc = s3_request(w->s, &r, e);
+        if (!rc)
+            rc = cs_s3xml_parse_parts(r.resp.data, r.resp.len, &x, e);
+        req_free(&r);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < x.nparts; i++) {
+            unsigned n = x.parts[i].part_number - 1; /* 1..10000, checked by the parser */
+            free(w->etags[n]);
+            w->etags[n] = cs_strdup(x.parts[i].etag);
+            sizes[n] = x.parts[i].size;
+        }
+        bool more = x.is_truncated && x.next_part_number_marker > strtoull(marker, NULL, 10);
+        snprintf(marker, sizeof marker, "%llu", (unsigned long long)x.next_part_number_marker);
+        cs_s3xml_parts_free(&x);
+        if (!more)
+            return 0;
+    }
+}
+
+/* Keep the longest run of recorded parts 1, 2, ... that the server holds
+ * with the recorded size, all of one size of at least S3_MIN_PART (whole
+ * parts: a short one was the end of the object, or of a part cut short). */
+static void keep_parts(s3_writer *w, cs_put_resume *r, const uint64_t *sizes)
+{
+    size_t k = 0;
+    while (k < r->n_parts && k < S3_MAX_PARTS && r->parts[k].number == k + 1 && w->etags[k] &&
+           sizes[k] == r->parts[k].size && r->parts[k].size == r->parts[0].size && r->parts[0].size >= S3_MIN_PART)
+        k++;
+    for (size_t i = k; i < S3_MAX_PARTS; i++) {
+        free(w->etags[i]); /* sent again (S3 keeps the last upload of a part number) */
+        w->etags[i] = NULL;
+    }
+    r->kept = k;
+    r->resumed = 0;
+    for (size_t i = 0; i < k; i++)
+        r->resumed += r->parts[i].size;
+    w->parts = (unsigned)k;
+}
+
+static int s3_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, cs_sink **out, cs_err *e)
+{
+    s3_writer *w = writer_new(s3_of(st), key, 0);
+    w->res = r;
+    int rc = 0;
+    if (r->token) {
+        uint64_t *sizes = cs_calloc(S3_MAX_PARTS, sizeof *sizes);
+        w->upload_id = cs_strdup(r->token);
+        rc = list_parts(w, sizes, e);
+        if (rc == CS_E_NOTFOUND) {
+            /* Completed or aborted since: a new upload (reported when it begins). */
+            cs_debug("upload of %s is gone: starting it anew", key);
+            cs_err_clear(e);
+            rc = 0;
+            free(w->upload_id);
+            w->upload_id = NULL;
+        }
+        if (!rc)
+            keep_parts(w, r, sizes);
+        free(sizes);
+    }
+    if (rc) {
+        w_free(&w->base);
+        return cs_err_prefix(e, "resuming the upload of %s", key);
+    }
     *out = &w->base;
     return 0;
+}
+
+static int s3_abort_resumable(cs_storage *st, const char *key, const char *token, cs_err *e)
+{
+    cs_sigv4_pair q[] = { { "uploadId", token } };
+    s3_req r = { .method = "DELETE", .key = key, .query = q, .nquery = 1 };
+    int rc = s3_request(s3_of(st), &r, e);
+    if (rc == CS_E_NOTFOUND) {
+        cs_err_clear(e);
+        rc = 0;
+    }
+    req_free(&r);
+    return rc;
 }
 
 /* ---- open and free ------------------------------------------------------ */
@@ -914,7 +1096,7 @@ static void s3_free(cs_storage *st)
 }
 
 static const cs_storage_ops s3_ops = {
-    "s3", s3_put, s3_get, s3_stat, s3_list, s3_del, s3_del_many, s3_free,
+    "s3", s3_put, s3_get, s3_stat, s3_list, s3_del, s3_del_many, s3_free, s3_put_resumable, s3_abort_resumable, s3_list_resumable,
 };
 
 static char *dup_or_null(const char *v)

@@ -1248,6 +1248,103 @@ int cs_s3xml_parse_uploads(const char *doc, size_t len, cs_s3xml_uploads *out, c
     return rc;
 }
 
+/* ---- <ListPartsResult> ---------------------------------------------------------- */
+
+typedef struct parts_ctx {
+    cs_s3xml_parts *o;
+    size_t cap;
+    bool seen_truncated, seen_marker;
+    bool seen_number, seen_size; /* of the open <Part> */
+} parts_ctx;
+
+static int parts_open(void *ctx, const xml_name *path, size_t depth, cs_err *e)
+{
+    parts_ctx *c = ctx;
+    cs_s3xml_parts *o = c->o;
+    int rc;
+    if (at2(path, depth, "Part")) {
+        if ((rc = too_many(o->nparts, "Part", e)))
+            return rc;
+        o->parts = grow(o->parts, o->nparts, &c->cap, sizeof *o->parts);
+        o->nparts++;
+        c->seen_number = c->seen_size = false;
+    }
+    return 0;
+}
+
+static int parts_leaf(void *ctx, const xml_name *path, size_t depth, const char *t, size_t n, cs_err *e)
+{
+    parts_ctx *c = ctx;
+    cs_s3xml_parts *o = c->o;
+    if (at2(path, depth, "IsTruncated"))
+        return set_bool(&o->is_truncated, &c->seen_truncated, t, n, "IsTruncated", e);
+    if (at2(path, depth, "NextPartNumberMarker"))
+        return set_u64(&o->next_part_number_marker, &c->seen_marker, t, n, "NextPartNumberMarker", e);
+    if (depth == 3 && name_is(&path[1], "Part")) {
+        cs_s3xml_listed_part *pt = &o->parts[o->nparts - 1];
+        if (name_is(&path[2], "PartNumber")) {
+            uint64_t v = 0;
+            int rc = set_u64(&v, &c->seen_number, t, n, "PartNumber", e);
+            if (!rc && (v < 1 || v > 10000))
+                rc = perr(e, "<PartNumber> is out of range");
+            pt->part_number = (unsigned)v;
+            return rc;
+        }
+        if (name_is(&path[2], "Size"))
+            return set_u64(&pt->size, &c->seen_size, t, n, "Size", e);
+        if (name_is(&path[2], "ETag"))
+            return set_str(&pt->etag, t, n, "ETag", e);
+    }
+    return 0;
+}
+
+static int parts_close(void *ctx, const xml_name *path, size_t depth, cs_err *e)
+{
+    const parts_ctx *c = ctx;
+    if (at2(path, depth, "Part")) {
+        const cs_s3xml_listed_part *pt = &c->o->parts[c->o->nparts - 1];
+        if (!c->seen_number)
+            return perr(e, "<Part> without <PartNumber>");
+        if (empty(pt->etag))
+            return perr(e, "<Part> without <ETag>");
+        if (!c->seen_size)
+            return perr(e, "<Part> without <Size>");
+    }
+    return 0;
+}
+
+static int parts_finish(void *ctx, cs_err *e)
+{
+    const parts_ctx *c = ctx;
+    if (!c->seen_truncated)
+        return perr(e, "<ListPartsResult> without <IsTruncated>");
+    if (c->o->is_truncated && !c->seen_marker)
+        return perr(e, "<IsTruncated> is true but <NextPartNumberMarker> is missing");
+    return 0;
+}
+
+static const xml_ops parts_ops = { "ListPartsResult", parts_open, parts_leaf, parts_close, parts_finish };
+
+void cs_s3xml_parts_free(cs_s3xml_parts *x)
+{
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->nparts; i++)
+        free(x->parts[i].etag);
+    free(x->parts);
+    memset(x, 0, sizeof *x);
+}
+
+int cs_s3xml_parse_parts(const char *doc, size_t len, cs_s3xml_parts *out, cs_err *e)
+{
+    parts_ctx c = { out, 0, false, false, false, false };
+    memset(out, 0, sizeof *out);
+    int rc = xml_parse(doc, len, &parts_ops, &c, e);
+    if (rc)
+        cs_s3xml_parts_free(out);
+    return rc;
+}
+
 /* ---- writers ------------------------------------------------------------------ */
 
 #define XML_DECL "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

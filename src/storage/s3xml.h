@@ -152,6 +152,24 @@ typedef struct cs_s3xml_uploads {
 int cs_s3xml_parse_uploads(const char *doc, size_t len, cs_s3xml_uploads *out, cs_err *e);
 void cs_s3xml_uploads_free(cs_s3xml_uploads *x);
 
+/* <ListPartsResult>: each Part needs PartNumber (1..10000), ETag and Size.
+ * IsTruncated is required, and when it is true so is NextPartNumberMarker. */
+typedef struct cs_s3xml_listed_part {
+    unsigned part_number;
+    char *etag; /* as sent, quotes included */
+    uint64_t size;
+} cs_s3xml_listed_part;
+
+typedef struct cs_s3xml_parts {
+    bool is_truncated;
+    uint64_t next_part_number_marker; /* 0 when absent */
+    cs_s3xml_listed_part *parts;
+    size_t nparts;
+} cs_s3xml_parts;
+
+int cs_s3xml_parse_parts(const char *doc, size_t len, cs_s3xml_parts *out, cs_err *e);
+void cs_s3xml_parts_free(cs_s3xml_parts *x);
+
 /* ---- writers ------------------------------------------------------------------
  * They append to out only on success; on failure out is unchanged and the
  * return is CS_E_INVAL with a sentence starting "S3 request: ". */

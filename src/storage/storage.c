@@ -2,6 +2,7 @@
 #include "storage/storage.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -162,4 +163,116 @@ int cs_storage_del_many(cs_storage *st, const char *const *keys, size_t n, cs_er
             return rc;
     }
     return 0;
+}
+
+/* ---- resumable writers: the check of the kept bytes ---------------------- */
+
+/* In front of a driver's resumable writer: the first r->resumed bytes are
+ * hashed part by part and compared with the kept parts' hashes instead of
+ * being passed on; the rest goes through. */
+typedef struct kept_check {
+    cs_sink base;
+    cs_sink *next;
+    cs_put_resume *r;
+    size_t part;       /* the kept part being checked */
+    uint64_t in_part;  /* its bytes seen so far */
+    uint64_t seen;     /* bytes of all kept parts seen so far */
+    crypto_generichash_state h;
+} kept_check;
+
+static int kept_diverged(kept_check *k, cs_err *e)
+{
+    k->r->diverged = true;
+    return cs_err_set(e, CS_E_CORRUPT, "the bytes of part %u differ from those stored before",
+                      k->r->parts[k->part].number);
+}
+
+/* The current part is whole: does its hash match? */
+static int kept_part_done(kept_check *k, cs_err *e)
+{
+    unsigned char got[CS_PUT_HASH_BYTES];
+    crypto_generichash_final(&k->h, got, sizeof got);
+    if (sodium_memcmp(got, k->r->parts[k->part].hash, sizeof got) != 0)
+        return kept_diverged(k, e);
+    k->part++;
+    k->in_part = 0;
+    crypto_generichash_init(&k->h, NULL, 0, CS_PUT_HASH_BYTES);
+    return 0;
+}
+
+static int kept_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    kept_check *k = (kept_check *)(void *)s;
+    while (n > 0 && k->seen < k->r->resumed) {
+        uint64_t room = k->r->parts[k->part].size - k->in_part;
+        size_t take = n < room ? n : (size_t)room;
+        crypto_generichash_update(&k->h, p, take);
+        k->in_part += take;
+        k->seen += take;
+        p += take;
+        n -= take;
+        if (k->in_part == k->r->parts[k->part].size) {
+            int rc = kept_part_done(k, e);
+            if (rc)
+                return rc;
+        }
+    }
+    return n ? cs_sink_write(k->next, p, n, e) : 0;
+}
+
+static int kept_close(cs_sink *s, cs_err *e)
+{
+    kept_check *k = (kept_check *)(void *)s;
+    if (k->seen < k->r->resumed) {
+        k->r->diverged = true;
+        return cs_err_set(e, CS_E_CORRUPT, "%llu bytes were written where %llu were stored before",
+                          (unsigned long long)k->seen, (unsigned long long)k->r->resumed);
+    }
+    return cs_sink_close(k->next, e);
+}
+
+static void kept_free(cs_sink *s)
+{
+    kept_check *k = (kept_check *)(void *)s;
+    cs_sink_free(k->next);
+    free(k);
+}
+
+static const cs_sink_ops kept_ops = { kept_write, kept_close, kept_free };
+
+int cs_storage_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, cs_sink **out, cs_err *e)
+{
+    *out = NULL;
+    r->kept = 0;
+    r->resumed = 0;
+    r->diverged = false;
+    if (!st->ops->put_resumable)
+        return cs_storage_put(st, key, 0, out, e);
+    int rc = check_key(key, e);
+    if (!rc)
+        rc = st->ops->put_resumable(st, key, r, out, e);
+    if (rc || r->kept == 0)
+        return rc;
+    kept_check *k = cs_calloc(1, sizeof *k);
+    k->base.ops = &kept_ops;
+    k->next = *out;
+    k->r = r;
+    crypto_generichash_init(&k->h, NULL, 0, CS_PUT_HASH_BYTES);
+    *out = &k->base;
+    return 0;
+}
+
+int cs_storage_abort_resumable(cs_storage *st, const char *key, const char *token, cs_err *e)
+{
+    int rc = check_key(key, e);
+    if (rc || !st->ops->abort_resumable || !token)
+        return rc;
+    return st->ops->abort_resumable(st, key, token, e);
+}
+
+int cs_storage_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e)
+{
+    if (!st->ops->list_resumable)
+        return 0;
+    return st->ops->list_resumable(st, prefix ? prefix : "", cb, arg, e);
 }

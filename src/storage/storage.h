@@ -7,7 +7,8 @@
  * Drivers: posix (a local directory, the default) and s3 (AWS S3, Backblaze
  * B2, MinIO, versitygw and other S3-compatible servers).
  * An object becomes visible only when its writer closes successfully; a
- * writer freed without close leaves nothing behind. Must not: know about
+ * writer freed without close leaves nothing behind (but a resumable writer's
+ * unfinished upload, see below, which is not an object either). Must not: know about
  * manifests, Cassandra or encryption. */
 #ifndef CS_STORAGE_H
 #define CS_STORAGE_H
@@ -34,6 +35,50 @@ enum cs_put_flags {
     CS_PUT_EXCLUSIVE = 1, /* fail with CS_E_EXISTS if the key exists (locks) */
 };
 
+/* ---- resumable uploads --------------------------------------------------
+ * A large object is sent in parts (S3 multipart). A resumable writer keeps
+ * its upload when it is freed without a successful close (the process was
+ * stopped, the network failed) and reports, as they happen, the driver's
+ * token of the upload (S3: the upload id) and each part it stored with the
+ * part's size and a hash of its bytes (computed while sending). The caller
+ * records them; a later process gives them back, and the new writer keeps
+ * the parts the storage still holds: the first bytes written to it, as many
+ * as those parts hold, are not sent but checked, part by part, against the
+ * recorded hashes (the caller must regenerate exactly the same bytes; a
+ * difference fails the write with CS_E_CORRUPT and sets `diverged`: abort
+ * the upload and start over). Drivers without resumable writers (posix: a
+ * local file is cheap to write again) give an ordinary writer: nothing is
+ * reported, nothing is kept. */
+
+#define CS_PUT_HASH_BYTES 32 /* BLAKE2b-256 */
+
+typedef struct cs_put_part {
+    unsigned number;                      /* 1, 2, ... in the order of the bytes */
+    uint64_t size;
+    unsigned char hash[CS_PUT_HASH_BYTES]; /* of the part's bytes */
+} cs_put_part;
+
+/* Must outlive the writer (its callbacks and results are used until the
+ * writer is freed). Callbacks run on the writer's threads, several at once:
+ * they serialise themselves. */
+typedef struct cs_put_resume {
+    /* in */
+    const char *token;         /* of an earlier upload of the same key; NULL: none */
+    const cs_put_part *parts;  /* parts that upload reported stored, by ascending number */
+    size_t n_parts;
+    void (*on_token)(void *arg, const char *token);      /* a new upload began: record it first */
+    void (*on_part)(void *arg, const cs_put_part *part); /* a part of it is stored */
+    void *arg;
+    /* out */
+    size_t kept;               /* parts[0..kept) are kept (set when the writer is made) */
+    uint64_t resumed;          /* their bytes: written, checked, not sent */
+    bool diverged;             /* the bytes written differ from a kept part's */
+} cs_put_resume;
+
+/* Called once per unfinished upload found by list_resumable (initiated:
+ * seconds since the epoch, 0 when unknown); non-zero stops the listing. */
+typedef int (*cs_storage_upload_cb)(const char *key, const char *token, int64_t initiated, void *arg);
+
 typedef struct cs_storage_ops {
     const char *name; /* "posix", "s3" */
     int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
@@ -44,6 +89,13 @@ typedef struct cs_storage_ops {
     /* Optional: delete many keys in few requests; NULL means one by one. */
     int (*del_many)(cs_storage *st, const char *const *keys, size_t n, cs_err *e);
     void (*free)(cs_storage *st);
+    /* Optional (NULL: the driver has no resumable writers): see above. A
+     * token the storage no longer knows starts a new upload. */
+    int (*put_resumable)(cs_storage *st, const char *key, cs_put_resume *r, cs_sink **out, cs_err *e);
+    /* Drop the upload behind token (a gone one is not an error). */
+    int (*abort_resumable)(cs_storage *st, const char *key, const char *token, cs_err *e);
+    /* The unfinished uploads of keys starting with prefix. */
+    int (*list_resumable)(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e);
 } cs_storage_ops;
 
 /* Settings of the s3 driver (the posix driver ignores them). Strings are
@@ -97,6 +149,17 @@ int cs_storage_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, v
 int cs_storage_del(cs_storage *st, const char *key, cs_err *e);
 /* Delete keys in batches where the driver can (S3: 1000 per request). */
 int cs_storage_del_many(cs_storage *st, const char *const *keys, size_t n, cs_err *e);
+
+/* A resumable writer for key (see "resumable uploads" above); the checks of
+ * the kept bytes come from here, the parts from the driver. An ordinary
+ * writer (r->kept = 0) when the driver has none. */
+int cs_storage_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, cs_sink **out, cs_err *e);
+/* Drop an upload a resumable writer left behind (nothing for drivers
+ * without them). */
+int cs_storage_abort_resumable(cs_storage *st, const char *key, const char *token, cs_err *e);
+/* The unfinished uploads under prefix (none for drivers without them), for
+ * purge to drop those nobody resumed. */
+int cs_storage_list_resumable(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e);
 
 /* Small objects in one call: whole content in memory (at most max bytes). */
 int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e);

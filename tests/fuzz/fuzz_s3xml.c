@@ -2,7 +2,7 @@
  * (storage/s3xml).
  *
  * Every input is read by every parse function (list, initiate, complete,
- * error, delete, uploads), each from an exact-size heap copy so that any read
+ * error, delete, uploads, parts), each from an exact-size heap copy so that any read
  * past the end is caught. Each must end in a documented way: 0, CS_E_PROTO
  * with "S3 response: ...", or CS_E_EXTERNAL with "S3 error ..." (and the
  * latter exactly when cs_s3xml_parse_error accepts the same input). A failed
@@ -212,6 +212,26 @@ static int run_uploads(const char *p, size_t n)
     return 0;
 }
 
+static int run_parts(const char *p, size_t n)
+{
+    cs_s3xml_parts o;
+    cs_err e;
+    int rc = cs_s3xml_parse_parts(p, n, &o, &e);
+    check_outcome(rc, &e, 1);
+    if (rc) {
+        if (!all_zero(&o, sizeof o))
+            abort();
+        return rc;
+    }
+    for (size_t i = 0; i < o.nparts; i++) {
+        if (o.parts[i].part_number < 1 || o.parts[i].part_number > 10000)
+            abort();
+        check_str(o.parts[i].etag, 1);
+    }
+    cs_s3xml_parts_free(&o);
+    return 0;
+}
+
 /* The input as text to write: escape, read back, and both body writers. */
 static void run_writers(const char *p, size_t n)
 {
@@ -254,15 +274,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(p, data, size);
 
     int is_error = run_error(p, size) == 0;
-    int rcs[5] = { run_list(p, size), run_initiate(p, size), run_complete(p, size),
-                   run_delete(p, size), run_uploads(p, size) };
+    int rcs[6] = { run_list(p, size), run_initiate(p, size), run_complete(p, size),
+                   run_delete(p, size), run_uploads(p, size), run_parts(p, size) };
     /* An <Error> document is recognised by every result parser, and only it. */
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if ((rcs[i] == CS_E_EXTERNAL) != is_error)
             abort();
     /* One document is at most one kind. */
     int ok = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         ok += rcs[i] == 0;
     if (ok + is_error > 1)
         abort();

@@ -607,6 +607,71 @@ static void test_uploads(void **state)
                  "<Upload> without <Key>");
 }
 
+static void expect_parts_proto(const char *doc, const char *needle)
+{
+    cs_err e;
+    cs_s3xml_parts o;
+    cs_err_clear(&e);
+    assert_int_equal(cs_s3xml_parse_parts(doc, strlen(doc), &o, &e), CS_E_PROTO);
+    assert_true(all_zero(&o, sizeof o));
+    if (!strstr(e.msg, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, e.msg);
+}
+
+static void test_parts(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<ListPartsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Bucket>b</Bucket><Key>objects/ab/cd</Key><UploadId>u1</UploadId>"
+        "<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker>"
+        "<MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>"
+        "<Part><PartNumber>1</PartNumber><LastModified>2010-11-10T20:48:34.000Z</LastModified>"
+        "<ETag>&quot;7778aef83f66abc1fa1e8477f296d394&quot;</ETag><Size>10485760</Size></Part>"
+        "<Part><PartNumber>2</PartNumber><ETag>\"aaaa\"</ETag><Size>5</Size></Part>"
+        "</ListPartsResult>";
+    cs_err e;
+    cs_s3xml_parts o;
+    assert_int_equal(cs_s3xml_parse_parts(doc, strlen(doc), &o, &e), 0);
+    assert_true(o.is_truncated);
+    assert_int_equal(o.next_part_number_marker, 2);
+    assert_int_equal(o.nparts, 2);
+    assert_int_equal(o.parts[0].part_number, 1);
+    assert_string_equal(o.parts[0].etag, "\"7778aef83f66abc1fa1e8477f296d394\"");
+    assert_int_equal(o.parts[0].size, 10485760);
+    assert_int_equal(o.parts[1].part_number, 2);
+    assert_int_equal(o.parts[1].size, 5);
+    cs_s3xml_parts_free(&o);
+
+    static const char none[] = "<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>";
+    assert_int_equal(cs_s3xml_parse_parts(none, strlen(none), &o, &e), 0);
+    assert_int_equal(o.nparts, 0);
+    cs_s3xml_parts_free(&o);
+
+    static const char err[] = "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>";
+    assert_int_equal(cs_s3xml_parse_parts(err, strlen(err), &o, &e), CS_E_EXTERNAL);
+
+    expect_parts_proto("<ListPartsResult/>", "without <IsTruncated>");
+    expect_parts_proto("<ListPartsResult><IsTruncated>true</IsTruncated></ListPartsResult>",
+                       "<NextPartNumberMarker> is missing");
+    expect_parts_proto("<ListPartsResult><IsTruncated>false</IsTruncated><Part><ETag>x</ETag><Size>1</Size>"
+                       "</Part></ListPartsResult>",
+                       "<Part> without <PartNumber>");
+    expect_parts_proto("<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>1</PartNumber>"
+                       "<Size>1</Size></Part></ListPartsResult>",
+                       "<Part> without <ETag>");
+    expect_parts_proto("<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>1</PartNumber>"
+                       "<ETag>x</ETag></Part></ListPartsResult>",
+                       "<Part> without <Size>");
+    expect_parts_proto("<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>0</PartNumber>"
+                       "<ETag>x</ETag><Size>1</Size></Part></ListPartsResult>",
+                       "<PartNumber> is out of range");
+    expect_parts_proto("<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>10001</PartNumber>"
+                       "<ETag>x</ETag><Size>1</Size></Part></ListPartsResult>",
+                       "<PartNumber> is out of range");
+}
+
 /* ---- the reader ------------------------------------------------------------------- */
 
 static void test_entities(void **state)
@@ -996,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_error_document),
         cmocka_unit_test(test_delete_result),
         cmocka_unit_test(test_uploads),
+        cmocka_unit_test(test_parts),
         cmocka_unit_test(test_entities),
         cmocka_unit_test(test_escape_round_trip),
         cmocka_unit_test(test_syntax),
