@@ -213,20 +213,6 @@ void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool jso
                     *entries[i].address ? entries[i].address : entries[i].host_id, entries[i].damage);
 }
 
-/* "24h", "7d", "90m" for a message. */
-static void duration_text(double s, char out[24])
-{
-    long v = (long)s;
-    if (v && v % 86400 == 0)
-        snprintf(out, 24, "%ldd", v / 86400);
-    else if (v && v % 3600 == 0)
-        snprintf(out, 24, "%ldh", v / 3600);
-    else if (v && v % 60 == 0)
-        snprintf(out, 24, "%ldm", v / 60);
-    else
-        snprintf(out, 24, "%lds", v);
-}
-
 void cs_print_delete(FILE *out, const cs_delete_result *res, bool json)
 {
     if (json) {
@@ -254,7 +240,7 @@ void cs_print_delete(FILE *out, const cs_delete_result *res, bool json)
         stored += it->stored;
     }
     char grace[24], bytes[32];
-    duration_text(res->grace, grace);
+    cs_format_duration(res->grace, grace);
     cs_human_size(stored, bytes, sizeof bytes);
     if (res->freed_known)
         fprintf(out, "%llu objects (%s) that no other backup uses %s deleted by the next purge once older than "

@@ -46,6 +46,20 @@ int cs_exit_code(int err)
     }
 }
 
+/* "24h", "7d", "90m", "45s": a duration as cs_parse_duration reads it. */
+void cs_format_duration(double s, char out[24])
+{
+    long v = (long)s;
+    if (v && v % 86400 == 0)
+        snprintf(out, 24, "%ldd", v / 86400);
+    else if (v && v % 3600 == 0)
+        snprintf(out, 24, "%ldh", v / 3600);
+    else if (v && v % 60 == 0)
+        snprintf(out, 24, "%ldm", v / 60);
+    else
+        snprintf(out, 24, "%lds", v);
+}
+
 int cs_parse_duration(const char *text, double *seconds, cs_err *e)
 {
     static const struct {

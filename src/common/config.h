@@ -147,6 +147,8 @@ int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs
 /* "90s", "45m", "36h", "7d", "2w", "1y", sums like "1d12h", or "0" ->
  * seconds. CS_E_INVAL with a one-line message for anything else. */
 int cs_parse_duration(const char *text, double *seconds, cs_err *e);
+/* The inverse, for messages: "24h", "7d", "90m", "45s". */
+void cs_format_duration(double seconds, char out[24]);
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);

@@ -60,20 +60,6 @@ static void policy_of(const cs_config *cfg, cs_retention *p)
     p->within = cfg->keep_within;
 }
 
-/* "24h", "7d", "90m", "45s" for a reason line. */
-static void format_duration(double s, char out[24])
-{
-    long v = (long)s;
-    if (v && v % 86400 == 0)
-        snprintf(out, 24, "%ldd", v / 86400);
-    else if (v && v % 3600 == 0)
-        snprintf(out, 24, "%ldh", v / 3600);
-    else if (v && v % 60 == 0)
-        snprintf(out, 24, "%ldm", v / 60);
-    else
-        snprintf(out, 24, "%lds", v);
-}
-
 /* ---- deciding ---- */
 
 static int compare_host_then_time(const void *a, const void *b)
@@ -106,7 +92,7 @@ static int decide_node(purge_ctx *c, cs_purge_item *items, size_t n, cs_err *e)
         bool stale = !it->entry.complete && !damaged && it->entry.started < c->now - c->grace;
         it->remove = it->entry.complete ? !r[i].keep : stale;
         char grace[24];
-        format_duration(c->grace, grace);
+        cs_format_duration(c->grace, grace);
         if (damaged)
             snprintf(it->reason, sizeof it->reason, "DAMAGED: not retention's to remove (cassette delete)");
         else if (stale)
