@@ -42,6 +42,7 @@ int cs_exit_code(int err)
     case CS_E_LOCKED: return CS_EXIT_LOCKED;
     case CS_E_NOKEY: return CS_EXIT_NOKEY;
     case CS_E_STALE: return CS_EXIT_STALE;
+    case CS_E_CANCELED: return CS_EXIT_INTERRUPTED;
     default: return CS_EXIT_ERROR;
     }
 }

@@ -170,7 +170,7 @@ def test_lost_object_is_stored_again(cassette, repo, node, session, make_small_d
 
     lost = _lose(repo.path)
     res = cassette("verify", "--repo", repo)
-    assert res.rc == 1, res.describe()
+    assert res.rc == 3, res.describe()  # damage found
     assert lost in res.err and "lo-1" in res.err and "lo-2" in res.err, res.describe()
     hint = [l for l in res.err.splitlines() if "damaged backups" in l]
     assert len(hint) == 1 and "lo-1" in hint[0] and "lo-2" in hint[0], res.describe()

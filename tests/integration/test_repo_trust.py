@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -116,6 +117,14 @@ def backup_file(repo, name, suffix):
     paths = glob.glob(os.path.join(repo.path, "backups", name, f"*.{suffix}"))
     assert len(paths) == 1, f"backup {name}: {paths}"
     return paths[0]
+
+
+def past_this_second():
+    """Waits on the clock until the current second is over: objects written before are then
+    older than the cutoff of a purge --grace 0 (stored times have whole seconds)."""
+    now = int(time.time())
+    while int(time.time()) <= now:
+        time.sleep(0.01)
 
 
 def object_ids(repo):
@@ -215,6 +224,7 @@ def test_damaged_manifest_does_not_block(cassette, repo, key, tiny, node, sessio
     assert set(listing(cassette, repo)) == {"dm-1"}
 
     # The next purge (no grace) sweeps what only the deleted backups used; dm-1 restores whole.
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--grace", "0", "--json").ok()
     assert res.json()["objects_deleted"] > 0, res.describe()
     cassette("verify", "--repo", repo, "--deep", "--identity", key["path"]).ok()
@@ -309,6 +319,7 @@ def test_purge_and_verify_without_identity(cassette, repo, key, tiny, node, sess
     res = cassette("verify", "--repo", repo).ok()
     assert "all good" in res.out, res.describe()
     objects_before = object_ids(repo)
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--keep-last", "1", "--grace", "0", "--dry-run",
                    "--json").ok()
     data = res.json()
@@ -323,6 +334,7 @@ def test_purge_and_verify_without_identity(cassette, repo, key, tiny, node, sess
     db.close()
 
     # The real purge, still without the key: nk-1 and the objects only it used go.
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--keep-last", "1", "--grace", "0", "--json").ok()
     assert res.json()["removed"] == 1 and res.json()["objects_deleted"] == data["objects_deleted"]
     assert set(listing(cassette, repo)) == {"nk-2"}
@@ -369,11 +381,13 @@ def test_damaged_index(cassette, repo, key, tiny):
     assert listing(cassette, repo)["ix-1"]["damaged"] is True
 
     objects = object_ids(repo)
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--grace", "0", "--json").ok()
     assert res.json()["sweep_skipped"] and "ix-1" in res.json()["sweep_skipped"], res.describe()
     assert object_ids(repo) == objects
 
     # With the key, its manifest (sound) says which objects it uses: the sweep goes on.
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--grace", "0", "--json", "--identity", key["path"]).ok()
     assert res.json()["sweep_skipped"] is None, res.describe()
     assert object_ids(repo) == objects  # every object is still used
@@ -401,6 +415,7 @@ def test_interrupted_backup_and_removal_leftovers(cassette, tmp_path, key, tiny)
     assert set(entries) == {"cr-1", "cr-2"}, entries
     assert entries["cr-2"]["complete"] is False and entries["cr-2"]["damaged"] is False
     cassette("verify", "--repo", repo).ok()
+    past_this_second()
     res = cassette("purge", "--repo", repo, "--grace", "0", "--json").ok()
     assert res.json()["removed_incomplete"] == 1 and res.json()["leftovers_deleted"] == 1, \
         res.describe()
@@ -451,6 +466,7 @@ def test_format1_repository(cassette, tmp_path, node, session):
         cassette("restore", "--repo", repo, "--backup", "v1-second", "--identity", V1_KEY).ok()
         assert read_v1(session) == v1_rows(20)
 
+        past_this_second()
         res = cassette("purge", "--repo", repo, "--keep-last", "1", "--grace", "0",
                        "--identity", V1_KEY, "--json").ok()
         assert res.json()["removed"] == 1, res.describe()

@@ -269,6 +269,21 @@ def _forge(repo, backup, change):
     change(m)
     os.chmod(manifests[0], 0o644)
     manifests[0].write_text(json.dumps(m))
+    _refit_index(manifests[0])
+
+
+def _refit_index(manifest):
+    """What a repository writer does next: the index beside the manifest names the manifest's
+    size and BLAKE2b-256 and checksums its own body; none of it is secret, so it is redone."""
+    index = manifest.with_suffix(".index")
+    doc = json.loads(index.read_text())
+    data = manifest.read_bytes()
+    doc["body"]["manifest"] = {"size": len(data),
+                               "blake2b": hashlib.blake2b(data, digest_size=32).hexdigest()}
+    body = json.dumps(doc["body"], sort_keys=True, separators=(",", ":")).encode()
+    doc["blake2b"] = hashlib.blake2b(body, digest_size=32).hexdigest()
+    os.chmod(index, 0o644)
+    index.write_text(json.dumps(doc))
 
 
 def _forge_directories(repo, backup, forged):

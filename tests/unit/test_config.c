@@ -757,6 +757,7 @@ static void test_exit_codes(void **state)
     assert_int_equal(cs_exit_code(CS_E_LOCKED), 4);
     assert_int_equal(cs_exit_code(CS_E_NOKEY), 5);
     assert_int_equal(cs_exit_code(CS_E_STALE), 6);
+    assert_int_equal(cs_exit_code(CS_E_CANCELED), 130);
 }
 
 int main(void)
