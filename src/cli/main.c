@@ -10,47 +10,48 @@
 #include "common/cancel.h"
 #include "common/config.h"
 #include "common/err.h"
+#include "common/job.h"
 #include "common/log.h"
 #include "crypto/age.h"
 #include "ops/ops.h"
 #include "version.h" /* made by the Makefile from git: CS_VERSION, CS_GIT */
 
-static int run_init(const cs_config *cfg, cs_err *e)
+static int run_init(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     char *id = NULL;
-    int rc = cs_op_init(cfg, &id, e);
+    int rc = cs_op_init(job, cfg, &id, e);
     if (!rc)
         printf("initialised repository %s (id %s)\n", cfg->repo, id);
     free(id);
     return rc;
 }
 
-static int run_backup(const cs_config *cfg, cs_err *e)
+static int run_backup(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_backup_result res;
-    int rc = cs_op_backup(cfg, &res, e);
+    int rc = cs_op_backup(job, cfg, &res, e);
     if (!rc)
         cs_print_backup(stdout, &res, cfg->json);
     cs_backup_result_free(&res);
     return rc;
 }
 
-static int run_list(const cs_config *cfg, cs_err *e)
+static int run_list(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
-    int rc = cs_op_list(cfg, &entries, &n, e);
+    int rc = cs_op_list(job, cfg, &entries, &n, e);
     if (!rc)
         cs_print_list(stdout, entries, n, cfg->json);
     cs_backup_entries_free(entries, n);
     return rc;
 }
 
-static int run_catalog(const cs_config *cfg, cs_err *e)
+static int run_catalog(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
-    int rc = cs_op_catalog_rebuild(cfg, &entries, &n, e);
+    int rc = cs_op_catalog_rebuild(job, cfg, &entries, &n, e);
     if (!rc && cfg->json)
         cs_print_list(stdout, entries, n, true);
     else if (!rc)
@@ -59,10 +60,10 @@ static int run_catalog(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
-static int run_purge(const cs_config *cfg, cs_err *e)
+static int run_purge(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_purge_result res;
-    int rc = cs_op_purge(cfg, &res, e);
+    int rc = cs_op_purge(job, cfg, &res, e);
     if (!rc)
         cs_print_purge(stdout, &res, cfg->json);
     cs_purge_result_free(&res);
@@ -100,20 +101,20 @@ static int check_max_age(const cs_status_result *res, double max_age, cs_err *e)
                                       first->address, others, limit);
 }
 
-static int run_delete(const cs_config *cfg, cs_err *e)
+static int run_delete(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_delete_result res;
-    int rc = cs_op_delete(cfg, &res, e);
+    int rc = cs_op_delete(job, cfg, &res, e);
     if (!rc)
         cs_print_delete(stdout, &res, cfg->json);
     cs_delete_result_free(&res);
     return rc;
 }
 
-static int run_status(const cs_config *cfg, cs_err *e)
+static int run_status(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_status_result res;
-    int rc = cs_op_status(cfg, &res, e);
+    int rc = cs_op_status(job, cfg, &res, e);
     if (!rc)
         cs_print_status(stdout, &res, cfg->json);
     if (!rc && cfg->max_age > 0)
@@ -122,30 +123,30 @@ static int run_status(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
-static int run_migrate(const cs_config *cfg, cs_err *e)
+static int run_migrate(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_migrate_result res;
-    int rc = cs_op_migrate(cfg, &res, e);
+    int rc = cs_op_migrate(job, cfg, &res, e);
     if (!rc)
         cs_print_migrate(stdout, &res, cfg->json);
     cs_migrate_result_free(&res);
     return rc;
 }
 
-static int run_schema(const cs_config *cfg, cs_err *e)
+static int run_schema(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_buf out = CS_BUF_INIT;
-    int rc = cs_op_schema_dump(cfg, &out, e);
+    int rc = cs_op_schema_dump(job, cfg, &out, e);
     if (!rc)
         fputs(cs_buf_str(&out), stdout);
     cs_buf_free(&out);
     return rc;
 }
 
-static int run_restore(const cs_config *cfg, cs_err *e)
+static int run_restore(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_restore_result res;
-    int rc = cs_op_restore(cfg, &res, e);
+    int rc = cs_op_restore(job, cfg, &res, e);
     if (!rc)
         cs_print_restore(stdout, cfg->backup, &res, cfg->json);
     if (!rc && res.n_failed) /* the others were restored; these were not */
@@ -156,20 +157,20 @@ static int run_restore(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
-static int run_cleanup(const cs_config *cfg, cs_err *e)
+static int run_cleanup(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_cleanup_result res;
-    int rc = cs_op_cleanup(cfg, &res, e);
+    int rc = cs_op_cleanup(job, cfg, &res, e);
     if (!rc)
         cs_print_cleanup(stdout, &res, cfg->json);
     cs_cleanup_result_free(&res);
     return rc;
 }
 
-static int run_verify(const cs_config *cfg, cs_err *e)
+static int run_verify(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_verify_result res;
-    int rc = cs_op_verify(cfg, &res, e);
+    int rc = cs_op_verify(job, cfg, &res, e);
     if (!rc) {
         cs_print_verify(stdout, stderr, &res, cfg->json);
         if (res.n_problems > res.damaged_backups)
@@ -184,12 +185,12 @@ static int run_verify(const cs_config *cfg, cs_err *e)
     return rc;
 }
 
-static int run_key(const cs_config *cfg, cs_err *e)
+static int run_key(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     const char *sub = cfg->args.n ? cfg->args.items[0] : "";
     if (!strcmp(sub, "generate") && cfg->args.n == 1) {
         cs_buf pub = CS_BUF_INIT, text = CS_BUF_INIT;
-        int rc = cs_op_key_generate(cfg, &pub, &text, e);
+        int rc = cs_op_key_generate(job, cfg, &pub, &text, e);
         if (!rc && cfg->output)
             printf("%s\n", cs_buf_str(&pub)); /* the file holds the secret */
         else if (!rc)
@@ -200,7 +201,7 @@ static int run_key(const cs_config *cfg, cs_err *e)
     }
     if (!strcmp(sub, "public") && cfg->args.n == 2) {
         cs_strlist keys = { NULL, 0 };
-        int rc = cs_op_key_public(cfg, cfg->args.items[1], &keys, e);
+        int rc = cs_op_key_public(job, cfg, cfg->args.items[1], &keys, e);
         for (size_t i = 0; !rc && i < keys.n; i++)
             printf("%s\n", keys.items[i]);
         cs_strlist_free(&keys);
@@ -209,35 +210,35 @@ static int run_key(const cs_config *cfg, cs_err *e)
     return cs_err_set(e, CS_E_INVAL, "unknown key command"); /* the config parser checked already */
 }
 
-static int dispatch(const cs_config *cfg, cs_err *e)
+static int dispatch(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     const char *cmd = cfg->command;
     if (!strcmp(cmd, "init"))
-        return run_init(cfg, e);
+        return run_init(cfg, job, e);
     if (!strcmp(cmd, "backup"))
-        return run_backup(cfg, e);
+        return run_backup(cfg, job, e);
     if (!strcmp(cmd, "list"))
-        return run_list(cfg, e);
+        return run_list(cfg, job, e);
     if (!strcmp(cmd, "restore"))
-        return run_restore(cfg, e);
+        return run_restore(cfg, job, e);
     if (!strcmp(cmd, "verify"))
-        return run_verify(cfg, e);
+        return run_verify(cfg, job, e);
     if (!strcmp(cmd, "key"))
-        return run_key(cfg, e);
+        return run_key(cfg, job, e);
     if (!strcmp(cmd, "purge"))
-        return run_purge(cfg, e);
+        return run_purge(cfg, job, e);
     if (!strcmp(cmd, "status"))
-        return run_status(cfg, e);
+        return run_status(cfg, job, e);
     if (!strcmp(cmd, "catalog"))
-        return run_catalog(cfg, e);
+        return run_catalog(cfg, job, e);
     if (!strcmp(cmd, "migrate"))
-        return run_migrate(cfg, e);
+        return run_migrate(cfg, job, e);
     if (!strcmp(cmd, "schema"))
-        return run_schema(cfg, e);
+        return run_schema(cfg, job, e);
     if (!strcmp(cmd, "delete"))
-        return run_delete(cfg, e);
+        return run_delete(cfg, job, e);
     if (!strcmp(cmd, "cleanup"))
-        return run_cleanup(cfg, e);
+        return run_cleanup(cfg, job, e);
     return cs_err_set(e, CS_E_INVAL, "unknown command %s", cmd);
 }
 
@@ -289,10 +290,15 @@ int main(int argc, char **argv)
         goto out;
     }
     set_log_level(&cfg);
-    if (dispatch(&cfg, &e)) {
+    /* One job per run: the operation's cancel flag, progress and log. */
+    cs_job *job = cs_job_new(cfg.command, NULL);
+    cs_job_attach(job);
+    if (dispatch(&cfg, job, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
         status = cs_exit_code(e.code);
     }
+    cs_job_attach(NULL);
+    cs_job_free(job);
 out:
     cs_config_free(&cfg);
     return status;

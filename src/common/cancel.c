@@ -1,5 +1,6 @@
 /* cancel.c - the cancel flag and the signal handlers that set it. */
 #include "common/cancel.h"
+#include "common/job.h"
 
 #include <signal.h>
 #include <string.h>
@@ -49,9 +50,16 @@ void cs_cancel_uninstall(void)
     installed = false;
 }
 
-bool cs_cancel_requested(void)
+bool cs_cancel_process_requested(void)
 {
     return cancel_flag != 0;
+}
+
+bool cs_cancel_requested(void)
+{
+    /* The calling thread's job (per-job cancel: a server's API) or the
+     * process (a signal). */
+    return cs_job_canceled(cs_job_current());
 }
 
 void cs_cancel_request(void)

@@ -10,8 +10,8 @@
  * what a killed process leaves behind is the next run's to clean up).
  * The handlers are installed only around an operation that honours the flag
  * (backup); other commands keep the default behaviour (killed at once).
- * One flag per process: the CLI runs one operation. A daemon running several
- * would want one per job.
+ * One flag per process, and one per job (common/job.h): a daemon running
+ * several operations stops one of them with cs_job_cancel.
  * Must not: do anything in the handler but set the flag (or _exit). */
 #ifndef CS_CANCEL_H
 #define CS_CANCEL_H
@@ -25,8 +25,11 @@
 void cs_cancel_install(void);
 void cs_cancel_uninstall(void);
 
-/* Has a stop been asked for? Cheap: read it in loops. */
+/* Has a stop been asked for, of the process (a signal) or of the calling
+ * thread's job (see common/job.h)? Cheap: read it in loops. */
 bool cs_cancel_requested(void);
+/* The process flag alone (what a signal set). */
+bool cs_cancel_process_requested(void);
 /* Ask for a stop from the program itself (tests, a failing peer). */
 void cs_cancel_request(void);
 /* Forget a request (tests). */

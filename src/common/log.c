@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "common/job.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,5 +20,7 @@ void cs_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (cs_job_log(level, line)) /* the job's observer keeps its lines apart */
+        return;
     fprintf(stderr, "cassette: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], line);
 }

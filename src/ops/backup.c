@@ -656,8 +656,9 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     return rc;
 }
 
-int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e)
+int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     char name[32];

@@ -8,8 +8,9 @@
 #include "common/buf.h"
 #include "ops/ops.h"
 
-int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e)
+int cs_op_init(cs_job *job, const cs_config *cfg, char **repo_id, cs_err *e)
 {
+    (void)job;
     if (!cfg->repo)
         return cs_err_set(e, CS_E_USAGE, "init needs --repo");
     int rc = cs_ops_check_new_repo(cfg, e);
@@ -54,13 +55,15 @@ static int read_catalog(const cs_config *cfg, bool rebuild, cs_repo **repo_out, 
     return rc;
 }
 
-int cs_op_list(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e)
+int cs_op_list(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e)
 {
+    (void)job;
     return read_catalog(cfg, false, NULL, out, n, e);
 }
 
-int cs_op_catalog_rebuild(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e)
+int cs_op_catalog_rebuild(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e)
 {
+    (void)job;
     int rc = read_catalog(cfg, true, NULL, out, n, e);
     return rc ? cs_err_prefix(e, "catalog rebuild") : 0;
 }
@@ -88,8 +91,9 @@ static int add_lock_line(const cs_lock_info *l, void *arg)
     return 0;
 }
 
-int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e)
+int cs_op_status(cs_job *job, const cs_config *cfg, cs_status_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     cs_repo *repo = NULL;
     int rc = read_catalog(cfg, false, &repo, &res->entries, &res->n_entries, e);

@@ -251,8 +251,9 @@ static void take_entry(cs_aside_entry **list, size_t *n, cs_aside_entry *a)
     memset(a, 0, sizeof *a);
 }
 
-int cs_op_cleanup(const cs_config *cfg, cs_cleanup_result *res, cs_err *e)
+int cs_op_cleanup(cs_job *job, const cs_config *cfg, cs_cleanup_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     res->dry_run = cfg->dry_run;
     if (!cfg->aside)

@@ -122,8 +122,9 @@ static int sync(delete_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_delete(const cs_config *cfg, cs_delete_result *res, cs_err *e)
+int cs_op_delete(cs_job *job, const cs_config *cfg, cs_delete_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     res->dry_run = cfg->dry_run;
     res->grace = cfg->grace;

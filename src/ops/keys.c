@@ -39,8 +39,9 @@ static int write_new_file(const char *path, const cs_buf *text, cs_err *e)
     return rc;
 }
 
-int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e)
+int cs_op_key_generate(cs_job *job, const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e)
 {
+    (void)job;
     age_identity *id = age_keygen();
     cs_buf secret = CS_BUF_INIT;
     int rc = age_identity_public_string(id, public_key, e);
@@ -61,8 +62,9 @@ int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identit
     return rc;
 }
 
-int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e)
+int cs_op_key_public(cs_job *job, const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e)
 {
+    (void)job;
     (void)cfg;
     age_identity **ids = NULL;
     size_t n = 0;

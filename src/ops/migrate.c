@@ -469,8 +469,9 @@ static int check_args(const cs_config *cfg, cs_err *e)
     return 0;
 }
 
-int cs_op_migrate(const cs_config *cfg, cs_migrate_result *res, cs_err *e)
+int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     res->dry_run = cfg->dry_run;
     res->status_only = cfg->args.n == 1;
@@ -528,8 +529,9 @@ static bool wanted(const cs_config *cfg, const char *ks)
     return !cfg->keyspaces.n || cs_strlist_has(&cfg->keyspaces, ks);
 }
 
-int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e)
+int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e)
 {
+    (void)job;
     for (size_t i = 0; i < cfg->keyspaces.n; i++)
         if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
             return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);

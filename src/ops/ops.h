@@ -13,6 +13,7 @@
 #include "cassandra/yaml.h"
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/job.h"
 #include "common/err.h"
 #include "repo/catalog.h"
 #include "repo/lock.h"
@@ -28,7 +29,7 @@ typedef struct cs_backup_result {
     uint64_t bytes_resumed; /* stored bytes an interrupted backup had sent: not sent again */
 } cs_backup_result;
 
-int cs_op_backup(const cs_config *cfg, cs_backup_result *res, cs_err *e);
+int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_err *e);
 void cs_backup_result_free(cs_backup_result *res);
 
 /* A table a restore left out, and why. */
@@ -55,7 +56,7 @@ typedef struct cs_restore_result {
  * (damaged or missing objects): those are in res->failed, and the caller
  * reports them as a failure. With cfg->fail_fast the first one is the
  * error instead. */
-int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e);
+int cs_op_restore(cs_job *job, const cs_config *cfg, cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
 
 /* One broken file found by verify, or a damaged backup (file and object
@@ -82,13 +83,13 @@ typedef struct cs_verify_result {
 
 /* Returns 0 when verification ran (problems are in the result), an error
  * when it could not run at all. */
-int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e);
+int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_err *e);
 void cs_verify_result_free(cs_verify_result *res);
 
 /* Every backup, from the catalog brought in line with the repository. */
-int cs_op_list(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+int cs_op_list(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
 /* Forget the catalog and read it again from the repository alone. */
-int cs_op_catalog_rebuild(const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+int cs_op_catalog_rebuild(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
 
 /* What purge decided for one backup of one node. */
 typedef struct cs_purge_item {
@@ -113,7 +114,7 @@ typedef struct cs_purge_result {
     char *sweep_skipped;       /* why no object was deleted (a damaged backup), or NULL */
 } cs_purge_result;
 
-int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e);
+int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err *e);
 void cs_purge_result_free(cs_purge_result *res);
 
 /* One backup of one node that delete removes (or would). */
@@ -133,7 +134,7 @@ typedef struct cs_delete_result {
 } cs_delete_result;
 
 /* delete --backup NAME [--dry-run] [--force] (see delete.c). */
-int cs_op_delete(const cs_config *cfg, cs_delete_result *res, cs_err *e);
+int cs_op_delete(cs_job *job, const cs_config *cfg, cs_delete_result *res, cs_err *e);
 void cs_delete_result_free(cs_delete_result *res);
 
 /* The repository at a glance. */
@@ -157,9 +158,9 @@ typedef struct cs_status_result {
     size_t n_aside;
 } cs_status_result;
 
-int cs_op_status(const cs_config *cfg, cs_status_result *res, cs_err *e);
+int cs_op_status(cs_job *job, const cs_config *cfg, cs_status_result *res, cs_err *e);
 void cs_status_result_free(cs_status_result *res);
-int cs_op_init(const cs_config *cfg, char **repo_id, cs_err *e);
+int cs_op_init(cs_job *job, const cs_config *cfg, char **repo_id, cs_err *e);
 
 /* Something restores left in the node's directories: the node's previous
  * files moved aside by a replace restore, or the copies an interrupted
@@ -195,15 +196,15 @@ typedef struct cs_cleanup_result {
 } cs_cleanup_result;
 
 /* cleanup --aside [--dry-run]. */
-int cs_op_cleanup(const cs_config *cfg, cs_cleanup_result *res, cs_err *e);
+int cs_op_cleanup(cs_job *job, const cs_config *cfg, cs_cleanup_result *res, cs_err *e);
 void cs_cleanup_result_free(cs_cleanup_result *res);
 
 /* A new age identity: its public key, and the identity file text (written
  * to cfg->output with mode 0600 when set, never over an existing file;
  * identity_text is wiped then). */
-int cs_op_key_generate(const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e);
+int cs_op_key_generate(cs_job *job, const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e);
 /* The public keys of every identity in an identity file. */
-int cs_op_key_public(const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
+int cs_op_key_public(cs_job *job, const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
 
 /* The catalog of repo (cfg->catalog or the default path). */
 int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e);
@@ -236,12 +237,12 @@ typedef struct cs_migrate_result {
 } cs_migrate_result;
 
 /* migrate, migrate --dry-run and migrate status (cfg->args "status"). */
-int cs_op_migrate(const cs_config *cfg, cs_migrate_result *res, cs_err *e);
+int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_err *e);
 void cs_migrate_result_free(cs_migrate_result *res);
 
 /* The schema as DESCRIBE SCHEMA gives it (only cfg->keyspaces if any),
  * statements separated by blank lines, each ending with ';'. */
-int cs_op_schema_dump(const cs_config *cfg, cs_buf *out, cs_err *e);
+int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e);
 
 /* The S3 settings of cfg (borrowing its strings). */
 void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);

@@ -394,8 +394,9 @@ static int run(purge_ctx *c, cs_err *e)
     return cs_catalog_commit(c->cat, e);
 }
 
-int cs_op_purge(const cs_config *cfg, cs_purge_result *res, cs_err *e)
+int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     res->dry_run = cfg->dry_run;
     struct timespec t0;

@@ -1373,8 +1373,9 @@ static int run_restore(restore_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_restore(const cs_config *cfg, cs_restore_result *res, cs_err *e)
+int cs_op_restore(cs_job *job, const cs_config *cfg, cs_restore_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     restore_ctx c;

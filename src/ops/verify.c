@@ -339,8 +339,9 @@ static int run(verify_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_verify(const cs_config *cfg, cs_verify_result *res, cs_err *e)
+int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_err *e)
 {
+    (void)job;
     memset(res, 0, sizeof *res);
     verify_ctx c;
     memset(&c, 0, sizeof c);

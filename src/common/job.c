@@ -1,0 +1,189 @@
+/* job.c - one operation's cancel flag, progress record and log sink. */
+#include "common/job.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cancel.h"
+
+struct cs_job {
+    cs_job_observer obs;
+    volatile sig_atomic_t canceled; /* written by cs_job_cancel, maybe from a handler */
+    pthread_mutex_t mu;             /* guards p (but the counters) and last_report */
+    cs_progress p;                  /* op, phase, item, totals, times */
+    _Atomic uint64_t files_done, bytes_done;
+    double t0;                      /* monotonic start */
+    double last_report;             /* monotonic time of the last on_progress */
+};
+
+static _Thread_local cs_job *current_job;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+cs_job *cs_job_new(const char *op, const cs_job_observer *obs)
+{
+    cs_job *job = calloc(1, sizeof *job);
+    if (!job)
+        abort();
+    if (obs)
+        job->obs = *obs;
+    if (job->obs.progress_interval <= 0)
+        job->obs.progress_interval = 0.2;
+    pthread_mutex_init(&job->mu, NULL);
+    snprintf(job->p.op, sizeof job->p.op, "%s", op ? op : "");
+    job->t0 = mono_now();
+    job->p.started = job->p.phase_started = wall_now();
+    return job;
+}
+
+void cs_job_free(cs_job *job)
+{
+    if (!job)
+        return;
+    if (current_job == job)
+        current_job = NULL;
+    pthread_mutex_destroy(&job->mu);
+    free(job);
+}
+
+cs_job *cs_job_attach(cs_job *job)
+{
+    cs_job *prev = current_job;
+    current_job = job;
+    return prev;
+}
+
+cs_job *cs_job_current(void)
+{
+    return current_job;
+}
+
+void cs_job_cancel(cs_job *job)
+{
+    if (job)
+        job->canceled = 1;
+}
+
+bool cs_job_canceled(const cs_job *job)
+{
+    return (job && job->canceled) || cs_cancel_process_requested();
+}
+
+/* Copy the record with the counters as they are now; mu held. */
+static void snapshot_locked(const cs_job *job, cs_progress *out)
+{
+    *out = job->p;
+    out->files_done = atomic_load(&job->files_done);
+    out->bytes_done = atomic_load(&job->bytes_done);
+    out->elapsed = mono_now() - job->t0;
+    out->canceled = cs_job_canceled(job);
+}
+
+/* Tell the observer, on a phase change always, otherwise at most every
+ * progress_interval seconds. The callback runs outside the mutex, so that
+ * an observer may read the job again. */
+static void report(cs_job *job, bool phase_changed)
+{
+    if (!job->obs.on_progress)
+        return;
+    cs_progress copy;
+    pthread_mutex_lock(&job->mu);
+    double now = mono_now();
+    if (!phase_changed && now - job->last_report < job->obs.progress_interval) {
+        pthread_mutex_unlock(&job->mu);
+        return;
+    }
+    job->last_report = now;
+    snapshot_locked(job, &copy);
+    pthread_mutex_unlock(&job->mu);
+    job->obs.on_progress(job->obs.arg, &copy, phase_changed);
+}
+
+void cs_job_phase(cs_job *job, const char *phase, uint64_t files_total, uint64_t bytes_total)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&job->mu);
+    snprintf(job->p.phase, sizeof job->p.phase, "%s", phase ? phase : "");
+    job->p.item[0] = '\0';
+    job->p.files_total = files_total;
+    job->p.bytes_total = bytes_total;
+    job->p.phase_started = wall_now();
+    atomic_store(&job->files_done, 0);
+    atomic_store(&job->bytes_done, 0);
+    pthread_mutex_unlock(&job->mu);
+    report(job, true);
+}
+
+void cs_job_add_total(cs_job *job, uint64_t files, uint64_t bytes)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&job->mu);
+    job->p.files_total += files;
+    job->p.bytes_total += bytes;
+    pthread_mutex_unlock(&job->mu);
+    report(job, false);
+}
+
+void cs_job_add_bytes(cs_job *job, uint64_t bytes)
+{
+    if (!job)
+        return;
+    atomic_fetch_add(&job->bytes_done, bytes);
+    report(job, false);
+}
+
+void cs_job_add_files(cs_job *job, uint64_t files)
+{
+    if (!job)
+        return;
+    atomic_fetch_add(&job->files_done, files);
+    report(job, false);
+}
+
+void cs_job_item(cs_job *job, const char *item)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&job->mu);
+    snprintf(job->p.item, sizeof job->p.item, "%s", item ? item : "");
+    pthread_mutex_unlock(&job->mu);
+}
+
+void cs_job_progress(const cs_job *job, cs_progress *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!job)
+        return;
+    cs_job *j = (cs_job *)job; /* the mutex is not part of the value */
+    pthread_mutex_lock(&j->mu);
+    snapshot_locked(j, out);
+    pthread_mutex_unlock(&j->mu);
+}
+
+bool cs_job_log(int level, const char *line)
+{
+    cs_job *job = current_job;
+    if (!job || !job->obs.on_log)
+        return false;
+    job->obs.on_log(job->obs.arg, level, line);
+    return true;
+}

@@ -1,0 +1,145 @@
+/* test_job.c - common/job: progress record, per-job cancel, log routing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cancel.h"
+#include "common/job.h"
+#include "common/log.h"
+
+typedef struct seen {
+    int progress_calls, phase_changes, log_lines;
+    char last_phase[32];
+    char last_line[128];
+} seen;
+
+static void on_progress(void *arg, const cs_progress *p, bool phase_changed)
+{
+    seen *s = arg;
+    s->progress_calls++;
+    if (phase_changed)
+        s->phase_changes++;
+    snprintf(s->last_phase, sizeof s->last_phase, "%s", p->phase);
+}
+
+static void on_log(void *arg, int level, const char *line)
+{
+    seen *s = arg;
+    (void)level;
+    s->log_lines++;
+    snprintf(s->last_line, sizeof s->last_line, "%s", line);
+}
+
+static void test_progress_counts(void **state)
+{
+    (void)state;
+    seen s = { 0 };
+    cs_job_observer obs = { on_progress, NULL, &s, 3600 }; /* only phase changes get through */
+    cs_job *job = cs_job_new("backup", &obs);
+    cs_job_phase(job, "upload", 3, 300);
+    cs_job_add_bytes(job, 100);
+    cs_job_add_files(job, 1);
+    cs_job_add_total(job, 1, 50);
+    cs_job_item(job, "ks.t/nb-1-big-Data.db");
+    cs_progress p;
+    cs_job_progress(job, &p);
+    assert_string_equal(p.op, "backup");
+    assert_string_equal(p.phase, "upload");
+    assert_string_equal(p.item, "ks.t/nb-1-big-Data.db");
+    assert_int_equal(p.files_done, 1);
+    assert_int_equal(p.files_total, 4);
+    assert_int_equal(p.bytes_done, 100);
+    assert_int_equal(p.bytes_total, 350);
+    assert_false(p.canceled);
+    assert_int_equal(s.phase_changes, 1);
+    assert_int_equal(s.progress_calls, 1); /* the interval holds back the rest */
+    cs_job_phase(job, "manifest", 0, 0);   /* a new phase starts its counters at 0 */
+    cs_job_progress(job, &p);
+    assert_int_equal(p.files_done, 0);
+    assert_int_equal(p.bytes_done, 0);
+    assert_string_equal(p.item, "");
+    assert_string_equal(s.last_phase, "manifest");
+    cs_job_free(job);
+    /* No job: reports are no-ops. */
+    cs_job_phase(NULL, "x", 1, 1);
+    cs_job_add_bytes(NULL, 1);
+    cs_job_progress(NULL, &p);
+    assert_int_equal(p.bytes_done, 0);
+}
+
+static void *worker_checks_cancel(void *arg)
+{
+    cs_job *job = arg;
+    cs_job_attach(job);
+    bool *r = malloc(sizeof *r);
+    *r = cs_cancel_requested();
+    cs_job_attach(NULL);
+    return r;
+}
+
+static bool canceled_on_thread(cs_job *job)
+{
+    pthread_t t;
+    void *r;
+    pthread_create(&t, NULL, worker_checks_cancel, job);
+    pthread_join(t, &r);
+    bool v = *(bool *)r;
+    free(r);
+    return v;
+}
+
+static void test_cancel_is_per_job(void **state)
+{
+    (void)state;
+    cs_cancel_reset();
+    cs_job *a = cs_job_new("backup", NULL), *b = cs_job_new("restore", NULL);
+    cs_job_cancel(a);
+    assert_true(cs_job_canceled(a));
+    assert_false(cs_job_canceled(b));
+    assert_true(canceled_on_thread(a));  /* a worker of a sees it through cs_cancel_requested */
+    assert_false(canceled_on_thread(b)); /* b's workers go on */
+    assert_false(cs_cancel_requested()); /* this thread has no job */
+    cs_cancel_request();                 /* a signal stops every job */
+    assert_true(cs_job_canceled(b));
+    assert_true(canceled_on_thread(b));
+    cs_cancel_reset();
+    cs_job_free(a);
+    cs_job_free(b);
+}
+
+static void test_log_goes_to_the_threads_job(void **state)
+{
+    (void)state;
+    seen s = { 0 };
+    cs_job_observer obs = { NULL, on_log, &s, 0 };
+    cs_job *job = cs_job_new("verify", &obs);
+    int level = cs_log_get_level();
+    cs_log_set_level(CS_LOG_INFO);
+    cs_job *prev = cs_job_attach(job);
+    assert_null(prev);
+    cs_info("checked %d objects", 7);
+    assert_int_equal(s.log_lines, 1);
+    assert_string_equal(s.last_line, "checked 7 objects");
+    assert_ptr_equal(cs_job_current(), job);
+    cs_job_attach(NULL);
+    assert_false(cs_job_log(CS_LOG_INFO, "nobody listens"));
+    cs_log_set_level(level);
+    cs_job_free(job);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_progress_counts),
+        cmocka_unit_test(test_cancel_is_per_job),
+        cmocka_unit_test(test_log_goes_to_the_threads_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
