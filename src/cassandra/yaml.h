@@ -10,7 +10,7 @@
 #ifndef CS_YAML_H
 #define CS_YAML_H
 
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 
 typedef struct cs_node_dirs {

@@ -15,15 +15,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
-
-typedef struct cs_strlist {
-    char **items;
-    size_t n;
-} cs_strlist;
-
-void cs_strlist_add(cs_strlist *l, const char *s);
-void cs_strlist_free(cs_strlist *l);
-bool cs_strlist_has(const cs_strlist *l, const char *s);
+#include "common/strlist.h"
 
 typedef struct cs_config {
     char *command;          /* "backup", "restore", ... */

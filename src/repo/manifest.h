@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 #include "io/filters.h"
 

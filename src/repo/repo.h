@@ -34,7 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 #include "crypto/age.h"
 #include "repo/index.h"

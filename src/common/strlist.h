@@ -1,0 +1,19 @@
+/* strlist.h - a growable list of owned strings (keyspaces, tables,
+ * directories, recipients): the one list type every layer shares.
+ * Must not: know what the strings mean. */
+#ifndef CS_STRLIST_H
+#define CS_STRLIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cs_strlist {
+    char **items;
+    size_t n;
+} cs_strlist;
+
+void cs_strlist_add(cs_strlist *l, const char *s);
+void cs_strlist_free(cs_strlist *l);
+bool cs_strlist_has(const cs_strlist *l, const char *s);
+
+#endif
