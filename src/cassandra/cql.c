@@ -40,13 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include "common/buf.h"
 #include "common/log.h"
+#include "io/net.h"
 
 #define CQL_HEADER_LEN 9
 #define CQL_V4 4
@@ -170,18 +166,15 @@ typedef struct seg_reader {
 } seg_reader;
 
 struct cql_conn {
-    int fd;
-    SSL_CTX *ssl_ctx; /* TLS only */
-    SSL *ssl;         /* TLS only: all I/O goes through it once the handshake is done */
+    cs_net *net;      /* the socket, plain or TLS */
     bool client_cert; /* TLS with a client certificate of ours */
-    int timeout_ms;
+    int timeout_ms;   /* connect, TLS handshake, and each request */
     char *peer;       /* "host:port", for messages */
     int16_t stream;   /* stream id of the next request */
     int version;      /* protocol version of this connection: 5, or 4 after a fallback */
     bool negotiated;  /* the server accepted STARTUP: answers must carry our version */
     bool framed;      /* v5 after STARTUP's answer: envelopes travel in segments */
     seg_reader in;    /* framed input; its source is this connection */
-    int64_t deadline; /* of the request under way (reads through in use it) */
     bool ready;       /* STARTUP finished: errors no longer say "cannot connect" */
     bool broken;      /* a transport or framing failure left the stream unusable */
 };
@@ -1905,13 +1898,6 @@ static void frame_finish(cs_buf *b)
     p[3] = (uint8_t)n;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* After this the connection cannot be trusted to be at a frame boundary. */
 static int transport_error(cql_conn *c, cs_err *e, const char *reason)
 {
@@ -1922,200 +1908,54 @@ static int transport_error(cql_conn *c, cs_err *e, const char *reason)
                       reason);
 }
 
-static int timeout_error(cql_conn *c, cs_err *e)
+/* A failure of the socket or the TLS session (why holds io/net's reason),
+ * with the advice its kind and the state of the connection suggest. */
+static int net_error(cql_conn *c, const cs_err *why, cs_err *e)
 {
-    char reason[64];
-    snprintf(reason, sizeof reason, "timed out after %d ms", c->timeout_ms);
+    enum cs_net_fault fault = cs_net_fault(c->net);
+    bool tls = cs_net_is_tls(c->net);
+    char reason[CS_ERR_MSG_MAX + 100];
+    if (fault == CS_NET_CLOSED && !c->ready && !tls)
+        /* The likeliest cause is a port that wants TLS. */
+        snprintf(reason, sizeof reason, "the server closed the connection before answering "
+                                        "(does the node require TLS on this port?)");
+    else if (fault == CS_NET_RESET && !c->negotiated && !tls)
+        /* What a node that requires TLS does to a plaintext STARTUP: it drops
+         * it unread. */
+        snprintf(reason, sizeof reason, "the server reset the connection before answering "
+                                        "(does the node require TLS on this port?)");
+    else if (fault == CS_NET_RESET && tls && !c->ready && !c->client_cert)
+        /* A node that wants a client certificate sends its alert and
+         * closes; our STARTUP may meet the reset before we read the alert. */
+        snprintf(reason, sizeof reason, "%s (does the node require a client certificate? set "
+                 "cert_file and key_file)", why->msg);
+    else if (fault == CS_NET_CERT_REQUIRED)
+        snprintf(reason, sizeof reason, "%s (set cert_file and key_file)", why->msg);
+    else
+        snprintf(reason, sizeof reason, "%s", why->msg);
     return transport_error(c, e, reason);
 }
 
-/* Wait until fd is ready for events or the deadline passes: 0 ready,
- * 1 timed out, -1 error (errno set). */
-static int wait_fd(int fd, short events, int64_t deadline)
+static int conn_write(cql_conn *c, const void *buf, size_t n, cs_err *e)
 {
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return 1;
-        struct pollfd pfd = { .fd = fd, .events = events };
-        int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-/* The reason of the first OpenSSL error queued on this thread ("certificate
- * verify failed", "wrong version number"), or fallback; the queue is emptied. */
-static void tls_reason(char *buf, size_t cap, const char *fallback)
-{
-    unsigned long code = ERR_get_error();
-    const char *reason = code ? ERR_reason_error_string(code) : NULL;
-    snprintf(buf, cap, "%s", reason ? reason : fallback);
-    ERR_clear_error();
-}
-
-/* An alert about our client certificate in words an operator can act on
- * (TLS 1.3 sends it after the handshake, on the first read); anything else
- * as "TLS: <OpenSSL's reason>". */
-static void explain_tls_alert(const char *reason, char *buf, size_t cap)
-{
-    if (strstr(reason, "certificate required"))
-        snprintf(buf, cap, "the node requires a client certificate (set cert_file and key_file, "
-                           "or --cql-cert and --cql-key)");
-    else if (strstr(reason, "unknown ca") || strstr(reason, "bad certificate") ||
-             strstr(reason, "certificate unknown") || strstr(reason, "certificate expired"))
-        snprintf(buf, cap, "the node refused the client certificate (TLS alert: %s)", reason);
-    else
-        snprintf(buf, cap, "TLS: %s", reason);
-}
-
-/* An SSL_read/SSL_write that failed with err (not WANT_*). */
-static int tls_io_error(cql_conn *c, int err, cs_err *e)
-{
-    char reason[256];
-    if (err == SSL_ERROR_ZERO_RETURN)
-        return transport_error(c, e, "the server closed the TLS session");
-    if (err == SSL_ERROR_SYSCALL && errno) {
-        int saved = errno;
-        ERR_clear_error();
-        /* A node that wants a client certificate sends its alert and closes; our
-         * STARTUP may meet the reset before we read the alert. */
-        if (!c->ready && !c->client_cert && (saved == ECONNRESET || saved == EPIPE)) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "%s (does the node require a client certificate? set "
-                     "cert_file and key_file)", strerror(saved));
-            return transport_error(c, e, msg);
-        }
-        return transport_error(c, e, strerror(saved));
-    }
-    tls_reason(reason, sizeof reason, "the server closed the connection");
-    char msg[300];
-    explain_tls_alert(reason, msg, sizeof msg);
-    return transport_error(c, e, msg);
-}
-
-/* Wait for what an SSL call asked for: 0 ready, else the error is set. */
-static int tls_wait(cql_conn *c, int err, int64_t deadline, cs_err *e)
-{
-    int rc = wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
-    if (rc > 0)
-        return timeout_error(c, e);
-    if (rc < 0)
-        return transport_error(c, e, strerror(errno));
+    cs_err why;
+    if (cs_net_write(c->net, buf, n, &why))
+        return net_error(c, &why, e);
     return 0;
 }
 
-/* A socket error. A reset before STARTUP is answered on a plain
- * connection is what a node that requires TLS does to a plaintext STARTUP
- * (it drops it unread), so it gets the same hint as a close. */
-static int sock_error(cql_conn *c, int err, cs_err *e)
+static int conn_read(cql_conn *c, void *buf, size_t n, cs_err *e)
 {
-    if ((err == ECONNRESET || err == EPIPE) && !c->negotiated && !c->ssl)
-        return transport_error(c, e, "the server reset the connection before answering "
-                                     "(does the node require TLS on this port?)");
-    return transport_error(c, e, strerror(err));
-}
-
-static int io_write(cql_conn *c, const void *buf, size_t n, int64_t deadline, cs_err *e)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        if (c->ssl) {
-            size_t w = 0;
-            ERR_clear_error();
-            errno = 0;
-            int ok = SSL_write_ex(c->ssl, p, n, &w);
-            if (ok) {
-                p += w;
-                n -= w;
-                continue;
-            }
-            int err = SSL_get_error(c->ssl, ok);
-            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-                return tls_io_error(c, err, e);
-            if (tls_wait(c, err, deadline, e))
-                return CS_E_UNAVAIL;
-            continue;
-        }
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL); /* no SIGPIPE on a closed peer */
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return sock_error(c, errno, e);
-        int rc = wait_fd(c->fd, POLLOUT, deadline);
-        if (rc > 0)
-            return timeout_error(c, e);
-        if (rc < 0)
-            return transport_error(c, e, strerror(errno));
-    }
-    return 0;
-}
-
-/* The peer hung up. Before STARTUP was answered on a plain connection, the
- * likeliest cause is a port that wants TLS. */
-static int closed_error(cql_conn *c, cs_err *e)
-{
-    if (!c->ready && !c->ssl)
-        return transport_error(c, e, "the server closed the connection before answering "
-                                     "(does the node require TLS on this port?)");
-    return transport_error(c, e, "the server closed the connection");
-}
-
-static int io_read(cql_conn *c, void *buf, size_t n, int64_t deadline, cs_err *e)
-{
-    uint8_t *p = buf;
-    while (n) {
-        if (c->ssl) {
-            size_t r = 0;
-            ERR_clear_error();
-            errno = 0;
-            int ok = SSL_read_ex(c->ssl, p, n, &r);
-            if (ok) {
-                p += r;
-                n -= r;
-                continue;
-            }
-            int err = SSL_get_error(c->ssl, ok);
-            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-                return tls_io_error(c, err, e);
-            if (tls_wait(c, err, deadline, e))
-                return CS_E_UNAVAIL;
-            continue;
-        }
-        ssize_t r = recv(c->fd, p, n, 0);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-            continue;
-        }
-        if (r == 0)
-            return closed_error(c, e);
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return sock_error(c, errno, e);
-        int rc = wait_fd(c->fd, POLLIN, deadline);
-        if (rc > 0)
-            return timeout_error(c, e);
-        if (rc < 0)
-            return transport_error(c, e, strerror(errno));
-    }
+    cs_err why;
+    if (cs_net_read(c->net, buf, n, &why))
+        return net_error(c, &why, e);
     return 0;
 }
 
 static int conn_src_read(void *src, uint8_t *buf, size_t n, cs_err *e)
 {
-    cql_conn *c = src;
-    return io_read(c, buf, n, c->deadline, e);
+    return conn_read(src, buf, n, e);
 }
-
 /* A response frame: body is the whole body; payload/plen what follows the
  * optional tracing id, warnings and custom payload. */
 typedef struct frame {
@@ -2199,7 +2039,7 @@ static int read_frame(cql_conn *c, frame *f, cs_err *e)
         if ((rc = in_read(c, h, sizeof h, e)))
             goto fail;
         /* A TLS record (alert 0x15, handshake 0x16) where a frame belongs. */
-        if (!c->ssl && !c->framed && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03) {
+        if (!cs_net_is_tls(c->net) && !c->framed && (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03) {
             rc = transport_error(c, e, "the server answered with TLS (the node requires TLS "
                                        "on this port)");
             goto fail;
@@ -2237,11 +2077,11 @@ fail:
 static int send_envelope(cql_conn *c, const cs_buf *req, cs_err *e)
 {
     if (!c->framed)
-        return io_write(c, req->data, req->len, c->deadline, e);
+        return conn_write(c, req->data, req->len, e);
     size_t n = cql_segments_size(req->len);
     uint8_t *out = cs_malloc(n);
     cql_segments_encode((const uint8_t *)req->data, req->len, out);
-    int rc = io_write(c, out, n, c->deadline, e);
+    int rc = conn_write(c, out, n, e);
     explicit_bzero(out, n);
     free(out);
     return rc;
@@ -2255,7 +2095,7 @@ static int request(cql_conn *c, cs_buf *req, frame *f, cs_err *e)
     if (c->broken)
         return cs_err_set(e, CS_E_UNAVAIL, "connection to Cassandra at %s is unusable after an "
                                            "earlier failure", c->peer);
-    c->deadline = now_ms() + c->timeout_ms;
+    cs_net_set_timeout(c->net, c->timeout_ms); /* one budget for the request and its answer */
     if ((rc = send_envelope(c, req, e)))
         return rc;
     rc = read_frame(c, f, e);
@@ -2274,267 +2114,31 @@ static int unexpected_opcode(cql_conn *c, uint8_t op, const char *after, cs_err 
 /* ---------------------------------------------------------------------
  * (6) Connection set-up and queries. */
 
-/* Try each address getaddrinfo gives until one accepts within the
- * deadline; the last failure's reason is reported. */
-static int tcp_connect(cql_conn *c, const char *host, int port, int64_t deadline, cs_err *e)
+/* TLS on the connected socket (io/net), the failure worded for an operator
+ * who configures a Cassandra node. */
+static int tls_start(cql_conn *c, const cql_conn_opts *o, cs_err *e)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *ai = NULL;
-    char portstr[16], reason[256] = "no address found";
-    int rc;
-    snprintf(portstr, sizeof portstr, "%d", port);
-    int g = getaddrinfo(host, portstr, &hints, &ai);
-    if (g) {
-        rc = transport_error(c, e, gai_strerror(g));
-        goto out;
-    }
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        a->ai_protocol);
-        if (fd < 0) {
-            snprintf(reason, sizeof reason, "%s", strerror(errno));
-            continue;
-        }
-        int err = 0;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-            err = errno;
-            if (err == EINPROGRESS) {
-                int w = wait_fd(fd, POLLOUT, deadline);
-                socklen_t sl = sizeof err;
-                if (w > 0)
-                    err = ETIMEDOUT;
-                else if (w < 0)
-                    err = errno;
-                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-                    err = errno;
-            }
-        }
-        if (err == 0) {
-            int one = 1; /* small request/response frames: do not wait for Nagle */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            c->fd = fd;
-            rc = 0;
-            goto out;
-        }
-        if (err == ETIMEDOUT)
-            snprintf(reason, sizeof reason, "timed out after %d ms", c->timeout_ms);
-        else
-            snprintf(reason, sizeof reason, "%s", strerror(err));
-        close(fd);
-    }
-    rc = transport_error(c, e, reason);
-out:
-    if (ai)
-        freeaddrinfo(ai);
-    return rc;
+    cs_net_tls_opts tls = { .ca_file = o->ca_file, .cert_file = o->cert_file,
+                            .key_file = o->key_file };
+    cs_err why;
+    cs_net_set_timeout(c->net, c->timeout_ms);
+    int rc = cs_net_start_tls(c->net, &tls, &why);
+    if (!rc)
+        return 0;
+    c->broken = true;
+    enum cs_net_fault fault = cs_net_fault(c->net);
+    if (rc != CS_E_UNAVAIL && fault == CS_NET_NO_KEY)
+        return cs_err_set(e, rc, "%s: set key_file", why.msg);
+    if (rc != CS_E_UNAVAIL)
+        return cs_err_set(e, rc, "%s", why.msg);
+    const char *hint = "";
+    if (fault == CS_NET_CLOSED || fault == CS_NET_TIMEOUT)
+        hint = " (does the node have TLS enabled on this port?)";
+    else if (fault == CS_NET_CERT_REQUIRED)
+        hint = " (set cert_file and key_file)";
+    return cs_err_set(e, CS_E_UNAVAIL, "TLS handshake with %s failed: %s%s", c->peer, why.msg,
+                      hint);
 }
-
-/* ---- TLS. OpenSSL reads and writes the socket through a small BIO of our
- * own: the stock socket BIO uses write(2), which raises SIGPIPE when the
- * server has gone, where send(MSG_NOSIGNAL) just fails. */
-
-static int sock_bio_write(BIO *b, const char *buf, int len)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    ssize_t w = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_write(b);
-    return (int)w;
-}
-
-static int sock_bio_read(BIO *b, char *buf, int len)
-{
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    ssize_t r = recv(fd, buf, (size_t)len, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_read(b);
-    return (int)r;
-}
-
-static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b;
-    (void)num;
-    (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static int sock_bio_create(BIO *b)
-{
-    BIO_set_init(b, 1);
-    return 1;
-}
-
-static BIO_METHOD *sock_bio_method;
-static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
-
-static void sock_bio_init(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cassette socket");
-    if (m && BIO_meth_set_write(m, sock_bio_write) && BIO_meth_set_read(m, sock_bio_read) &&
-        BIO_meth_set_ctrl(m, sock_bio_ctrl) && BIO_meth_set_create(m, sock_bio_create)) {
-        sock_bio_method = m;
-        return;
-    }
-    BIO_meth_free(m);
-}
-
-/* Never prompt on the terminal for the passphrase of an encrypted key. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return 0;
-}
-
-static bool is_ip_literal(const char *host)
-{
-    struct in6_addr a6;
-    struct in_addr a4;
-    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
-}
-
-/* A file named in the options that OpenSSL could not use: say which. */
-static int tls_file_error(const char *what, const char *path, cs_err *e)
-{
-    char reason[256];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cs_err_sys(e, CS_E_INVAL, errno, "cannot read the TLS %s %s", what, path);
-    fclose(f);
-    tls_reason(reason, sizeof reason, "not usable");
-    return cs_err_set(e, CS_E_INVAL, "cannot use the TLS %s %s: %s", what, path, reason);
-}
-
-/* The context: TLS 1.2+, peer verification against ca_file (or the system
- * store), the optional client certificate. */
-static int tls_context(cql_conn *c, const cql_conn_opts *o, cs_err *e)
-{
-    ERR_clear_error();
-    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!c->ssl_ctx)
-        return cs_err_set(e, CS_E_NOMEM, "cannot create a TLS context");
-    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_default_passwd_cb(c->ssl_ctx, no_passphrase);
-    SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (o->ca_file && *o->ca_file) {
-        if (SSL_CTX_load_verify_locations(c->ssl_ctx, o->ca_file, NULL) != 1)
-            return tls_file_error("CA file", o->ca_file, e);
-    } else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
-        char reason[256];
-        tls_reason(reason, sizeof reason, "unknown error");
-        return cs_err_set(e, CS_E_INVAL, "cannot load the system's CA certificates: %s", reason);
-    }
-    const char *key = o->key_file && *o->key_file ? o->key_file : NULL;
-    if (o->cert_file && *o->cert_file) {
-        if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, o->cert_file) != 1)
-            return tls_file_error("client certificate", o->cert_file, e);
-        if (!key)
-            key = o->cert_file; /* a PEM with both */
-        if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key, SSL_FILETYPE_PEM) != 1) {
-            if (key == o->cert_file) {
-                ERR_clear_error();
-                return cs_err_set(e, CS_E_INVAL, "no usable private key in the client "
-                                  "certificate file %s: set key_file (--cql-key)", key);
-            }
-            return tls_file_error("client key", key, e);
-        }
-        if (SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
-            ERR_clear_error();
-            return cs_err_set(e, CS_E_INVAL, "the TLS client key %s does not match the "
-                              "certificate %s", key, o->cert_file);
-        }
-        c->client_cert = true;
-    } else if (key) {
-        return cs_err_set(e, CS_E_INVAL, "a TLS client key (%s) needs its certificate too", key);
-    }
-    return 0;
-}
-
-/* Why a handshake failed, as "certificate verify failed: self-signed
- * certificate" or "wrong version number (...)". */
-static void handshake_reason(cql_conn *c, int err, char *buf, size_t cap)
-{
-    long vr = SSL_get_verify_result(c->ssl);
-    char reason[256];
-    int saved = errno;
-    tls_reason(reason, sizeof reason, "");
-    if (vr != X509_V_OK) {
-        snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr));
-        return;
-    }
-    if (!reason[0] && err == SSL_ERROR_SYSCALL && saved)
-        snprintf(reason, sizeof reason, "%s", strerror(saved));
-    if (!reason[0] || strstr(reason, "unexpected eof"))
-        snprintf(buf, cap, "the server closed the connection (does the node have TLS enabled "
-                           "on this port?)");
-    else if (strstr(reason, "wrong version number") || strstr(reason, "packet length too long") ||
-             strstr(reason, "record layer failure") || strstr(reason, "http request"))
-        snprintf(buf, cap, "%s (the server does not speak TLS on this port)", reason);
-    else
-        explain_tls_alert(reason, buf, cap);
-}
-
-static int tls_handshake(cql_conn *c, const cql_conn_opts *o, cs_err *e)
-{
-    int rc = tls_context(c, o, e);
-    if (rc)
-        return rc;
-    pthread_once(&sock_bio_once, sock_bio_init);
-    BIO *bio = sock_bio_method ? BIO_new(sock_bio_method) : NULL;
-    c->ssl = SSL_new(c->ssl_ctx);
-    if (!bio || !c->ssl) {
-        BIO_free(bio);
-        return cs_err_set(e, CS_E_NOMEM, "cannot set up TLS for %s", c->peer);
-    }
-    BIO_set_data(bio, (void *)(intptr_t)c->fd);
-    SSL_set_bio(c->ssl, bio, bio);
-    /* The certificate must name the host we were asked to reach. */
-    if (is_ip_literal(o->host)) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), o->host) != 1)
-            return cs_err_set(e, CS_E_INVAL, "cannot check the TLS certificate for %s", o->host);
-    } else {
-        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (SSL_set1_host(c->ssl, o->host) != 1 || SSL_set_tlsext_host_name(c->ssl, o->host) != 1)
-            return cs_err_set(e, CS_E_INVAL, "cannot check the TLS certificate for %s", o->host);
-    }
-    int64_t deadline = now_ms() + c->timeout_ms;
-    for (;;) {
-        ERR_clear_error();
-        errno = 0;
-        int r = SSL_connect(c->ssl);
-        if (r == 1)
-            break;
-        int err = SSL_get_error(c->ssl, r);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            int w = wait_fd(c->fd, err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline);
-            if (w > 0) {
-                c->broken = true;
-                return cs_err_set(e, CS_E_UNAVAIL, "TLS handshake with %s failed: timed out after "
-                                  "%d ms (does the node have TLS enabled on this port?)",
-                                  c->peer, c->timeout_ms);
-            }
-            if (w < 0) {
-                c->broken = true;
-                return cs_err_sys(e, CS_E_UNAVAIL, errno, "TLS handshake with %s failed", c->peer);
-            }
-            continue;
-        }
-        char reason[512];
-        handshake_reason(c, err, reason, sizeof reason);
-        c->broken = true;
-        return cs_err_set(e, CS_E_UNAVAIL, "TLS handshake with %s failed: %s", c->peer, reason);
-    }
-    cs_debug("CQL connection to %s uses %s, %s", c->peer, SSL_get_version(c->ssl),
-             SSL_get_cipher_name(c->ssl));
-    return 0;
-}
-
 /* SASL PLAIN for PasswordAuthenticator: token "\0user\0password". The
  * request buffer is wiped afterwards since it held the password. */
 static int authenticate(cql_conn *c, const cql_conn_opts *o, const frame *challenge,
@@ -2661,16 +2265,21 @@ static int connect_at(const cql_conn_opts *opts, int port, int version, cql_conn
                       bool *lower, cs_err *e)
 {
     cql_conn *c = cs_calloc(1, sizeof *c);
+    cs_err why;
     int rc;
-    c->fd = -1;
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CQL_DEFAULT_TIMEOUT_MS;
-    c->peer = cs_sprintf("%s:%d", opts->host, port);
+    c->net = cs_net_new(opts->host, port);
+    c->peer = cs_strdup(cs_net_peer(c->net));
+    c->client_cert = opts->cert_file && *opts->cert_file;
     c->version = version;
     c->in.read = conn_src_read;
     c->in.src = c;
-    if ((rc = tcp_connect(c, opts->host, port, now_ms() + c->timeout_ms, e)))
+    cs_net_set_timeout(c->net, c->timeout_ms);
+    if ((rc = cs_net_connect(c->net, &why))) {
+        rc = net_error(c, &why, e);
         goto out;
-    if ((opts->tls || (opts->ca_file && *opts->ca_file)) && (rc = tls_handshake(c, opts, e)))
+    }
+    if ((opts->tls || (opts->ca_file && *opts->ca_file)) && (rc = tls_start(c, opts, e)))
         goto out;
     if ((rc = startup(c, opts, lower, e)))
         goto out;
@@ -2721,16 +2330,7 @@ void cql_close(cql_conn *c)
 {
     if (!c)
         return;
-    if (c->ssl) {
-        /* A close_notify if the session is sound; never wait for the answer. */
-        if (c->ready && !c->broken)
-            SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-    }
-    SSL_CTX_free(c->ssl_ctx);
-    ERR_clear_error();
-    if (c->fd >= 0)
-        close(c->fd);
+    cs_net_close(c->net, c->ready && !c->broken);
     free(c->in.buf);
     free(c->peer);
     free(c);
