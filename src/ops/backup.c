@@ -11,6 +11,7 @@
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/cancel.h"
 #include "common/fs.h"
@@ -498,7 +499,9 @@ static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
     cql_conn *conn = NULL;
     cs_node_info info;
     memset(&info, 0, sizeof info);
-    int rc = cs_node_connect(cfg, &conn, e);
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(cfg, &cql_opts);
+    int rc = cs_node_connect(&cql_opts, &conn, e);
     if (!rc)
         rc = cs_node_read_info(conn, &info, e);
     if (!rc)
@@ -683,7 +686,9 @@ int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_er
     m->started = t0;
     /* Ask the node first: an unreachable node leaves the repository (and
      * a location that is not one yet) untouched. */
-    rc = cs_nodetool_new(cfg, &nt, e);
+    cs_nodetool_opts nodetool_opts;
+    cs_ops_nodetool_opts(cfg, &nodetool_opts);
+    rc = cs_nodetool_new(&nodetool_opts, &nt, e);
     if (!rc)
         rc = describe_node(cfg, m, e);
     if (!rc)

@@ -26,6 +26,7 @@
 #include "cassandra/cql.h"
 #include "cassandra/cqlsplit.h"
 #include "cassandra/node.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -476,6 +477,8 @@ int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_
     res->dry_run = cfg->dry_run;
     res->status_only = cfg->args.n == 1;
     migrate_ctx c = { .cfg = cfg, .res = res };
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(cfg, &cql_opts);
     int rc = check_args(cfg, e);
     if (!rc) {
         c.ks = cfg->keyspaces.items[0];
@@ -484,7 +487,7 @@ int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_
     if (!rc)
         rc = read_dir(&c, e);
     if (!rc)
-        rc = cs_cluster_connect(cfg, &c.conn, e);
+        rc = cs_cluster_connect(&cql_opts, &c.conn, e);
     bool ks_exists = false;
     if (!rc)
         rc = keyspace_exists(&c, &ks_exists, e);
@@ -537,7 +540,9 @@ int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e)
             return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
     cql_conn *conn = NULL;
     json_t *rows = NULL;
-    int rc = cs_cluster_connect(cfg, &conn, e);
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(cfg, &cql_opts);
+    int rc = cs_cluster_connect(&cql_opts, &conn, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &rows, e);
     cql_close(conn);

@@ -25,6 +25,7 @@
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -856,7 +857,11 @@ static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_
 {
     cs_node_info node;
     memset(&node, 0, sizeof node);
-    int rc = cs_node_connect(c->cfg, conn, e);
+    cs_cql_opts cql_opts;
+    cs_nodetool_opts nodetool_opts;
+    cs_ops_cql_opts(c->cfg, &cql_opts);
+    cs_ops_nodetool_opts(c->cfg, &nodetool_opts);
+    int rc = cs_node_connect(&cql_opts, conn, e);
     if (!rc)
         rc = cs_node_read_info(*conn, &node, e);
     if (!rc)
@@ -867,7 +872,7 @@ static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_
         rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir "
                                        "(or --cassandra-yaml FILE)");
     if (!rc)
-        rc = cs_nodetool_new(c->cfg, nt, e);
+        rc = cs_nodetool_new(&nodetool_opts, nt, e);
     cs_node_info_free(&node);
     return rc;
 }
