@@ -284,6 +284,31 @@ static void test_open_foreign(void **state)
     free(other);
 }
 
+/* The repository takes any opened storage (here the in-memory driver) and
+ * owns it: freed with the repository, or at once when opening fails. */
+static void test_open_any_storage(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_storage *mem = cs_mem_storage_new("repo");
+    cs_storage *again = cs_mem_storage_share(mem);
+    cs_storage *third = cs_mem_storage_share(mem);
+    cs_repo *r = NULL;
+    assert_int_equal(cs_repo_open(mem, false, NULL, &r, &e), CS_E_NOTFOUND); /* empty: mem is freed */
+    assert_non_null(strstr(e.msg, "mem://repo is not a cassette repository (it is empty)"));
+    assert_null(r);
+    assert_int_equal(cs_repo_init(again, NULL, &r, &e), 0);
+    assert_string_equal(r->location, "mem://repo");
+    char id[CS_OBJECT_ID_HEX];
+    memcpy(id, r->id, sizeof id);
+    cs_repo_free(r);
+    r = NULL;
+    assert_int_equal(cs_repo_open(third, false, NULL, &r, &e), 0);
+    assert_string_equal(r->id, id);
+    cs_repo_free(r);
+}
+
 static void test_open_damaged(void **state)
 {
     fixture *f = *state;
@@ -843,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_foreign, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_damaged, setup, teardown),
+        cmocka_unit_test(test_open_any_storage),
         cmocka_unit_test(test_object_ids),
         cmocka_unit_test(test_backup_names),
         cmocka_unit_test_setup_teardown(test_mark_started, setup, teardown),
