@@ -1264,14 +1264,16 @@ static int s3_opts_parse(const cs_storage_opts *opts, cs_s3_opts *o, cs_err *e)
     o->addressing = cs_storage_opt(opts, "s3.addressing");
     o->ca_file = cs_storage_opt(opts, "s3.ca_file");
     o->sign_payload = cs_storage_opt(opts, "s3.sign_payload");
+    /* 0 for a number means its default, as it always did (the constructor
+     * applies the defaults). */
     uint64_t concurrency = 0, retries = 0, timeout = 0;
     int rc = cs_storage_opt_size(opts, "s3.part_size", S3_DEFAULT_PART, S3_MIN_PART, S3_MAX_PART, &o->part_size, e);
     if (!rc)
-        rc = cs_storage_opt_number(opts, "s3.concurrency", 4, 1, 64, &concurrency, e);
+        rc = cs_storage_opt_number(opts, "s3.concurrency", 4, 0, 64, &concurrency, e);
     if (!rc)
         rc = cs_storage_opt_number(opts, "s3.retries", 6, 0, 100, &retries, e);
     if (!rc)
-        rc = cs_storage_opt_number(opts, "s3.timeout", 30, 1, 3600, &timeout, e);
+        rc = cs_storage_opt_number(opts, "s3.timeout", 30, 0, 3600, &timeout, e);
     if (!rc)
         rc = cs_storage_opt_size(opts, "storage.rate_limit", 0, 0, UINT64_MAX, &o->rate_limit, e);
     if (!rc)

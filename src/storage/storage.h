@@ -97,7 +97,7 @@ typedef struct cs_put_resume {
 typedef int (*cs_storage_upload_cb)(const char *key, const char *token, int64_t initiated, void *arg);
 
 typedef struct cs_storage_ops {
-    const char *name; /* "posix", "s3" */
+    const char *name; /* "posix", "s3", "mem" */
     int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
     int (*get)(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
     int (*stat)(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);

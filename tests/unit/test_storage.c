@@ -238,7 +238,7 @@ static void test_options(void **state)
     cs_kvlist_set(&o, "s3.part_size", "1M");
     expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.part_size must be from 5M to 5G, not 1M");
     cs_kvlist_set(&o, "s3.concurrency", "65");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.concurrency wants a whole number from 1 to 64, not \"65\"");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.concurrency wants a whole number from 0 to 64, not \"65\"");
     cs_kvlist_set(&o, "s3.timeout", "-1");
     expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.timeout wants a whole number");
     cs_kvlist_set(&o, "s3.addressing", "sideways");
