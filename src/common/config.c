@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "common/units.h"
 
 int cs_exit_code(int err)
 {
@@ -71,8 +72,12 @@ int cs_parse_duration(const char *text, double *seconds, cs_err *e)
 
 /* ---- the option table ---- */
 
-/* OPT_COUNT: a flag that may repeat, counted (-vv). */
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT };
+/* OPT_COUNT: a flag that may repeat, counted (-vv). OPT_STORAGE: an option
+ * of a storage driver, kept as text in cfg->storage_opts under the name in
+ * `key` ("s3.part_size": the driver's scheme, a dot, then the INI key) and
+ * parsed by the driver when it opens a location; a new driver's options are
+ * new rows of this kind only. */
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT, OPT_STORAGE };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
 typedef struct opt_def {
@@ -81,7 +86,7 @@ typedef struct opt_def {
     enum opt_type type;
     size_t offset;        /* into cs_config */
     const char *section;  /* INI section, NULL if not in the file */
-    const char *key;      /* INI key */
+    const char *key;      /* INI key; OPT_STORAGE: the storage option's name, INI key after its first '.' */
     const char *env;      /* environment variables, space-separated, the first set wins; NULL if none */
     const char *def;      /* default, NULL if none */
     const char *commands;
@@ -147,34 +152,34 @@ static const opt_def options[] = {
     { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
       "local cache of what was already stored (an import restore adds what it placed); default "
       "~/.cache/cassette/state" },
-    { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
-      "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
-    { "s3-region", 0, OPT_STR, OFF(s3_region), "s3", "region", "AWS_REGION B2_REGION", NULL, REPO,
+    { "s3-endpoint", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL,
+      REPO, "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
+    { "s3-region", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.region", "AWS_REGION B2_REGION", NULL, REPO,
       "S3 region (default us-east-1)" },
-    { "s3-access-key-id", 0, OPT_STR, OFF(s3_access_key_id), "s3", "access_key_id", "AWS_ACCESS_KEY_ID B2_KEY_ID",
-      NULL, REPO, "S3 access key id" },
-    { "s3-secret-access-key", 0, OPT_STR, OFF(s3_secret_access_key), "s3", "secret_access_key",
+    { "s3-access-key-id", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.access_key_id",
+      "AWS_ACCESS_KEY_ID B2_KEY_ID", NULL, REPO, "S3 access key id" },
+    { "s3-secret-access-key", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.secret_access_key",
       "AWS_SECRET_ACCESS_KEY B2_APPLICATION_KEY", NULL, REPO, "S3 secret key (prefer the environment)" },
-    { "s3-session-token", 0, OPT_STR, OFF(s3_session_token), "s3", "session_token", "AWS_SESSION_TOKEN", NULL, REPO,
-      "S3 session token" },
-    { "s3-bucket", 0, OPT_STR, OFF(s3_bucket), "s3", "bucket", "B2_BUCKET_NAME", NULL, REPO,
+    { "s3-session-token", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.session_token", "AWS_SESSION_TOKEN", NULL,
+      REPO, "S3 session token" },
+    { "s3-bucket", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.bucket", "B2_BUCKET_NAME", NULL, REPO,
       "bucket for a --repo of s3:// or s3:///PREFIX" },
-    { "s3-addressing", 0, OPT_STR, OFF(s3_addressing), "s3", "addressing", "CASSETTE_S3_ADDRESSING", "auto", REPO,
-      "path, virtual, or auto (path-style for a custom endpoint)" },
-    { "s3-ca-file", 0, OPT_STR, OFF(s3_ca_file), "s3", "ca_file", "AWS_CA_BUNDLE", NULL, REPO,
+    { "s3-addressing", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.addressing", "CASSETTE_S3_ADDRESSING", "auto",
+      REPO, "path, virtual, or auto (path-style for a custom endpoint)" },
+    { "s3-ca-file", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.ca_file", "AWS_CA_BUNDLE", NULL, REPO,
       "PEM file of CA certificates instead of the system store" },
-    { "s3-part-size", 0, OPT_SIZE, OFF(s3_part_size), "s3", "part_size", "CASSETTE_S3_PART_SIZE", "8M", REPO,
+    { "s3-part-size", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.part_size", "CASSETTE_S3_PART_SIZE", "8M", REPO,
       "multipart part size (5M or more; an object has at most 10000 parts)" },
-    { "s3-concurrency", 0, OPT_INT, OFF(s3_concurrency), "s3", "concurrency", "CASSETTE_S3_CONCURRENCY", "4", REPO,
-      "part buffers of the whole process, filled or in flight (memory: this many parts, whatever --jobs is)" },
-    { "s3-sign-payload", 0, OPT_STR, OFF(s3_sign_payload), "s3", "sign_payload", "CASSETTE_S3_SIGN_PAYLOAD", "auto",
-      REPO, "SHA-256 of each body in the signature: yes, no, or auto (yes over http, no over https)" },
-    { "s3-retries", 0, OPT_INT, OFF(s3_retries), "s3", "retries", "CASSETTE_S3_RETRIES", "6", REPO,
+    { "s3-concurrency", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.concurrency", "CASSETTE_S3_CONCURRENCY", "4",
+      REPO, "part buffers of the whole process, filled or in flight (memory: this many parts, whatever --jobs is)" },
+    { "s3-sign-payload", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.sign_payload", "CASSETTE_S3_SIGN_PAYLOAD",
+      "auto", REPO, "SHA-256 of each body in the signature: yes, no, or auto (yes over http, no over https)" },
+    { "s3-retries", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.retries", "CASSETTE_S3_RETRIES", "6", REPO,
       "retries of a failed S3 request" },
-    { "s3-timeout", 0, OPT_INT, OFF(s3_timeout), "s3", "timeout", "CASSETTE_S3_TIMEOUT", "30", REPO,
+    { "s3-timeout", 0, OPT_STORAGE, OFF(storage_opts), "s3", "s3.timeout", "CASSETTE_S3_TIMEOUT", "30", REPO,
       "seconds to connect, and seconds without progress before a request is retried" },
-    { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
-      "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
+    { "rate-limit", 0, OPT_STORAGE, OFF(storage_opts), "cassette", "storage.rate_limit", "CASSETTE_RATE_LIMIT", "0",
+      REPO, "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
       "backup restore verify purge catalog delete", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
@@ -287,6 +292,14 @@ bool cs_config_is_command(const char *cmd)
     return false;
 }
 
+/* The key of the option in the INI file (a storage option's name without
+ * its "<scheme>." or "storage." head). */
+static const char *ini_key(const opt_def *o)
+{
+    const char *dot = o->type == OPT_STORAGE ? strchr(o->key, '.') : NULL;
+    return dot ? dot + 1 : o->key;
+}
+
 static bool applies_to(const opt_def *o, const char *cmd)
 {
     if (!strcmp(o->commands, "*") || !cmd)
@@ -327,21 +340,8 @@ static void add_list_items(cs_strlist *l, const char *value)
 /* "64M", "1G", "512K" or plain bytes (binary units). */
 static int parse_size(const char *value, uint64_t *out, const opt_def *o, const char *origin, cs_err *e)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    uint64_t mult = 1;
-    if (end && *end && !end[1]) {
-        switch (*end) {
-        case 'k': case 'K': mult = 1ull << 10; end++; break;
-        case 'm': case 'M': mult = 1ull << 20; end++; break;
-        case 'g': case 'G': mult = 1ull << 30; end++; break;
-        default: break;
-        }
-    }
-    if (errno || !*value || value[0] == '-' || !end || *end || v > (UINT64_MAX >> 30))
+    if (!cs_parse_size(value, out))
         return cs_err_set(e, CS_E_INVAL, "%s: --%s wants a size such as 64M, not \"%s\"", origin, o->flag, value);
-    *out = (uint64_t)v * mult;
     return 0;
 }
 
@@ -386,6 +386,9 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
         int rc = cs_parse_duration(value, (double *)(void *)field, e);
         return rc ? cs_err_prefix(e, "%s: --%s", origin, o->flag) : 0;
     }
+    case OPT_STORAGE:
+        cs_kvlist_set((cs_kvlist *)(void *)field, o->key, value);
+        return 0;
     }
     return cs_err_set(e, CS_E_INVAL, "bad option table");
 }
@@ -409,7 +412,7 @@ static const opt_def *find_short(char c)
 static const opt_def *find_ini(const char *section, const char *key)
 {
     for (size_t i = 0; i < N_OPTIONS; i++)
-        if (options[i].section && !strcmp(options[i].section, section) && !strcmp(options[i].key, key))
+        if (options[i].section && !strcmp(options[i].section, section) && !strcmp(ini_key(&options[i]), key))
             return &options[i];
     return NULL;
 }
@@ -762,6 +765,8 @@ void cs_config_free(cs_config *cfg)
             *s = NULL;
         } else if (options[i].type == OPT_LIST) {
             cs_strlist_free((cs_strlist *)(void *)field);
+        } else if (options[i].type == OPT_STORAGE) {
+            cs_kvlist_free((cs_kvlist *)(void *)field); /* the same list for every row: freed once */
         }
     }
     free(cfg->command);
@@ -841,7 +846,7 @@ static void print_option(FILE *out, const opt_def *o)
     if (o->env)
         fprintf(out, " [env: %s]", o->env);
     if (o->section)
-        fprintf(out, " [file: %s.%s]", o->section, o->key);
+        fprintf(out, " [file: %s.%s]", o->section, ini_key(o));
     fputc('\n', out);
 }
 
@@ -930,7 +935,7 @@ static void man_option(FILE *out, const opt_def *o)
         fputs(".", out);
     }
     if (o->section)
-        fprintf(out, " Config file: [%s] %s.", o->section, o->key);
+        fprintf(out, " Config file: [%s] %s.", o->section, ini_key(o));
     fputc('\n', out);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/kvlist.h"
 #include "common/strlist.h"
 
 typedef struct cs_config {
@@ -73,21 +74,10 @@ typedef struct cs_config {
     /* verify */
     bool deep;
     char *sample;           /* percentage, parsed by verify */
-    /* S3 (see cs_s3_opts in storage/storage.h) */
-    char *s3_endpoint;
-    char *s3_region;
-    char *s3_access_key_id;
-    char *s3_secret_access_key; /* never logged */
-    char *s3_session_token;     /* never logged */
-    char *s3_bucket;
-    char *s3_addressing;
-    char *s3_sign_payload;
-    char *s3_ca_file;
-    uint64_t s3_part_size;
-    long s3_concurrency;
-    long s3_retries;
-    long s3_timeout;
-    uint64_t rate_limit;        /* bytes per second, 0 = none */
+    /* storage drivers' options, "<scheme>.<key>" = text ("s3.endpoint",
+     * "storage.rate_limit"), parsed by the driver (see storage/storage.h):
+     * a new driver's options are new rows of the option table, no new field */
+    cs_kvlist storage_opts;   /* secrets among them are never logged */
     /* output */
     bool json;
     int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */

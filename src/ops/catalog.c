@@ -17,10 +17,11 @@ int cs_op_init(cs_job *job, const cs_config *cfg, char **repo_id, cs_err *e)
     if (rc)
         return rc;
     cs_repo *repo = NULL;
-    cs_s3_opts s3;
-    cs_ops_s3_opts(cfg, &s3);
-    cs_repo_opts opts = { &cfg->recipients, &s3 };
-    rc = cs_repo_init(cfg->repo, &opts, &repo, e);
+    cs_storage *st = NULL;
+    cs_repo_opts opts = { &cfg->recipients };
+    rc = cs_ops_open_storage(cfg, true, &st, e);
+    if (!rc)
+        rc = cs_repo_init(st, &opts, &repo, e);
     if (rc)
         return rc;
     *repo_id = cs_strdup(repo->id);

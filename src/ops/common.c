@@ -7,34 +7,27 @@
 #include "io/filters.h"
 #include "ops/ops.h"
 
-void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o)
+int cs_ops_open_storage(const cs_config *cfg, bool create, cs_storage **out, cs_err *e)
 {
-    memset(o, 0, sizeof *o);
-    o->endpoint = cfg->s3_endpoint;
-    o->region = cfg->s3_region;
-    o->access_key_id = cfg->s3_access_key_id;
-    o->secret_access_key = cfg->s3_secret_access_key;
-    o->session_token = cfg->s3_session_token;
-    o->bucket = cfg->s3_bucket;
-    o->addressing = cfg->s3_addressing;
-    o->sign_payload = cfg->s3_sign_payload;
-    o->ca_file = cfg->s3_ca_file;
-    o->part_size = cfg->s3_part_size;
-    o->concurrency = (unsigned)cfg->s3_concurrency;
-    o->retries = (unsigned)cfg->s3_retries;
-    o->timeout_s = cfg->s3_timeout;
-    o->rate_limit = cfg->rate_limit;
+    if (!cfg->repo)
+        return cs_err_set(e, CS_E_USAGE, "%s needs --repo", cfg->command ? cfg->command : "this command");
+    int rc = cs_storage_open(cfg->repo, &cfg->storage_opts, create, out, e);
+    if (rc == CS_E_NOTFOUND && !create)
+        return cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it does not exist): %s", cfg->repo,
+                          CS_REPO_NO_REPO_HINT);
+    if (rc == CS_E_USAGE)
+        return rc; /* a bad option value: the message names it */
+    return rc ? cs_err_prefix(e, "cannot open repository %s", cfg->repo) : 0;
 }
 
 int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e)
 {
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "%s needs --repo", cfg->command ? cfg->command : "this command");
+    cs_storage *st = NULL;
     cs_repo *repo = NULL;
-    cs_s3_opts s3;
-    cs_ops_s3_opts(cfg, &s3);
-    cs_repo_opts opts = { &cfg->recipients, &s3 };
-    int rc = cs_repo_open(cfg->repo, create, &opts, &repo, e);
+    cs_repo_opts opts = { &cfg->recipients };
+    int rc = cs_ops_open_storage(cfg, create, &st, e);
+    if (!rc)
+        rc = cs_repo_open(st, create, &opts, &repo, e);
     if (!rc && cfg->identity)
         rc = cs_repo_load_identities(repo, cfg->identity, e);
     if (rc) {

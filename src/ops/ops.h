@@ -244,8 +244,10 @@ void cs_migrate_result_free(cs_migrate_result *res);
  * statements separated by blank lines, each ending with ';'. */
 int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e);
 
-/* The S3 settings of cfg (borrowing its strings). */
-void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);
+/* Open the storage of the repository cfg names (cfg->repo, with the drivers'
+ * options cfg->storage_opts), with the messages of the repository commands:
+ * a missing location "is not a cassette repository (it does not exist)". */
+int cs_ops_open_storage(const cs_config *cfg, bool create, cs_storage **out, cs_err *e);
 
 /* Shared by the ops: open the repository named by cfg (creating it, with
  * cfg's recipients, when create is set and it is missing or empty) and

@@ -39,6 +39,29 @@
 #define S3_DEFAULT_PART (8u << 20)
 #define S3_MAX_PARTS 10000
 #define S3_DELETE_BATCH 1000
+#define S3_MAX_PART (5ull << 30)
+
+/* The driver's settings, read from its options ("s3.*" and
+ * storage.rate_limit) by s3_opts_parse; strings are borrowed from the
+ * option list for the duration of the constructor. Secrets are never logged
+ * or put into messages. */
+typedef struct cs_s3_opts {
+    const char *endpoint;          /* "https://s3.us-west-002.backblazeb2.com"; default AWS for the region */
+    const char *region;            /* default "us-east-1" */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    const char *bucket;            /* used when the location names none ("s3://" or "s3:///prefix") */
+    const char *addressing;        /* "path", "virtual", or "auto" (path for a custom endpoint) */
+    const char *ca_file;           /* PEM bundle instead of the system store */
+    const char *sign_payload;      /* "yes", "no", or "auto" (yes over http only) */
+    uint64_t part_size;            /* multipart part size, default 8 MiB (min 5 MiB) */
+    unsigned concurrency;          /* part buffers of the whole process (being filled
+                                      or in flight), default 4, at least 2 */
+    uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
+    unsigned retries;              /* attempts after the first, default 6 */
+    long timeout_s;                /* connect timeout and stall limit, default 30 */
+} cs_s3_opts;
 
 /* ---- the storage handle ---------------------------------------------- */
 
@@ -892,8 +915,74 @@ static int probe(s3_storage *s, cs_err *e)
     return rc;
 }
 
-int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **out, cs_err *e)
+/* ---- options: what the s3 driver owns ---------------------------------- */
+
+static const char *const s3_options[] = {
+    "s3.endpoint", "s3.region", "s3.access_key_id", "s3.secret_access_key", "s3.session_token", "s3.bucket",
+    "s3.addressing", "s3.ca_file", "s3.sign_payload", "s3.part_size", "s3.concurrency", "s3.retries",
+    "s3.timeout", NULL,
+};
+
+/* The choices of s3.addressing and s3.sign_payload, checked here so that a
+ * bad value is a usage error naming the option (the constructor reads the
+ * text). */
+static int s3_opts_check_choices(const cs_storage_opts *opts, cs_err *e)
 {
+    static const char *const addressing[] = { "path", "virtual", "auto", NULL };
+    static const char *const signing[] = { "yes", "no", "auto", NULL };
+    int which = 0;
+    int rc = cs_storage_opt_choice(opts, "s3.addressing", addressing, 2, &which, e);
+    if (!rc)
+        rc = cs_storage_opt_choice(opts, "s3.sign_payload", signing, 2, &which, e);
+    return rc;
+}
+
+/* Fill o from the option list: strings borrowed, numbers and sizes checked
+ * (defaults for those not set). */
+static int s3_opts_parse(const cs_storage_opts *opts, cs_s3_opts *o, cs_err *e)
+{
+    memset(o, 0, sizeof *o);
+    o->endpoint = cs_storage_opt(opts, "s3.endpoint");
+    o->region = cs_storage_opt(opts, "s3.region");
+    o->access_key_id = cs_storage_opt(opts, "s3.access_key_id");
+    o->secret_access_key = cs_storage_opt(opts, "s3.secret_access_key");
+    o->session_token = cs_storage_opt(opts, "s3.session_token");
+    o->bucket = cs_storage_opt(opts, "s3.bucket");
+    o->addressing = cs_storage_opt(opts, "s3.addressing");
+    o->ca_file = cs_storage_opt(opts, "s3.ca_file");
+    o->sign_payload = cs_storage_opt(opts, "s3.sign_payload");
+    /* 0 for a number means its default, as it always did (the constructor
+     * applies the defaults). */
+    uint64_t concurrency = 0, retries = 0, timeout = 0;
+    int rc = cs_storage_opt_size(opts, "s3.part_size", S3_DEFAULT_PART, S3_MIN_PART, S3_MAX_PART, &o->part_size, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.concurrency", 4, 0, 64, &concurrency, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.retries", 6, 0, 100, &retries, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.timeout", 30, 0, 3600, &timeout, e);
+    if (!rc)
+        rc = cs_storage_opt_size(opts, "storage.rate_limit", 0, 0, UINT64_MAX, &o->rate_limit, e);
+    if (!rc)
+        rc = s3_opts_check_choices(opts, e);
+    o->concurrency = (unsigned)concurrency;
+    o->retries = (unsigned)retries;
+    o->timeout_s = (long)timeout;
+    return rc;
+}
+
+/* location is "s3://BUCKET/PREFIX" (BUCKET may be empty: then s3.bucket).
+ * The bucket must exist: create does not make one. */
+static int cs_s3_storage_new(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out,
+                             cs_err *e)
+{
+    (void)create;
+    cs_s3_opts parsed;
+    int prc = s3_opts_parse(opts, &parsed, e);
+    if (prc)
+        return prc;
+    const cs_s3_opts *o = &parsed;
+
     *out = NULL;
     if (sodium_init() < 0)
         return cs_err_set(e, CS_E_INVAL, "cannot initialise libsodium");
@@ -922,3 +1011,5 @@ int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **ou
     *out = &s->base;
     return 0;
 }
+
+const cs_storage_driver cs_s3_driver = { "s3", s3_options, cs_s3_storage_new };

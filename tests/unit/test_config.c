@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "storage/storage.h"
 
 extern char **environ;
 
@@ -156,7 +157,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.nodetool, "nodetool");
     assert_int_equal(cfg.zstd_level, 1);
     assert_int_equal(cfg.jobs, 4);
-    assert_string_equal(cfg.s3_sign_payload, "auto");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "s3.sign_payload"), "auto");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "s3.part_size"), "8M");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "storage.rate_limit"), "0");
     assert_string_equal(cfg.mode, "import");
     assert_null(cfg.repo);
     assert_null(cfg.config_file);
@@ -439,6 +442,59 @@ static void test_precedence(void **state)
     setenv("CASSETTE_CQL_PORT", "port", 1);
     assert_int_equal(LOAD(&cfg, &e, "backup"), CS_E_INVAL);
     assert_non_null(strstr(e.msg, "CASSETTE_CQL_PORT"));
+    cs_config_free(&cfg);
+    free(path);
+}
+
+/* The storage drivers' options: flags, variables and INI keys as ever, kept
+ * as text under the driver's option names for the driver to parse. */
+static void test_storage_options(void **state)
+{
+    fixture *f = *state;
+    cs_config cfg;
+    cs_err e;
+    const char *vars[] = { "AWS_ENDPOINT_URL", "B2_ENDPOINT", "AWS_REGION", "B2_REGION", "AWS_ACCESS_KEY_ID",
+                           "B2_KEY_ID", "AWS_SECRET_ACCESS_KEY", "B2_APPLICATION_KEY", "AWS_SESSION_TOKEN",
+                           "B2_BUCKET_NAME", "AWS_CA_BUNDLE" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    char *path = write_config(f, "s.ini",
+                              "[s3]\nendpoint = http://file:1\nregion = file-region\npart_size = 16M\n"
+                              "[cassette]\nrate_limit = 5M\n");
+    setenv("B2_KEY_ID", "b2key", 1);
+    setenv("AWS_REGION", "env-region", 1);
+    setenv("CASSETTE_S3_CONCURRENCY", "7", 1);
+    assert_int_equal(LOAD(&cfg, &e, "list", "--config", path, "--s3-part-size", "32M"), 0);
+    const cs_kvlist *o = &cfg.storage_opts;
+    assert_string_equal(cs_kvlist_get(o, "s3.endpoint"), "http://file:1");
+    assert_string_equal(cs_kvlist_get(o, "s3.region"), "env-region");     /* environment > file */
+    assert_string_equal(cs_kvlist_get(o, "s3.access_key_id"), "b2key");   /* the second variable */
+    assert_string_equal(cs_kvlist_get(o, "s3.part_size"), "32M");         /* flag > file */
+    assert_string_equal(cs_kvlist_get(o, "s3.concurrency"), "7");
+    assert_string_equal(cs_kvlist_get(o, "storage.rate_limit"), "5M");    /* [cassette] rate_limit */
+    assert_null(cs_kvlist_get(o, "s3.secret_access_key"));
+    cs_config_free(&cfg);
+    assert_int_equal(cfg.storage_opts.n, 0);
+    unsetenv("B2_KEY_ID");
+    unsetenv("AWS_REGION");
+    unsetenv("CASSETTE_S3_CONCURRENCY");
+
+    /* The INI keys are the old ones, not the option names. */
+    expect_ini_error("[s3]\ns3.endpoint = x\n", "unknown setting [s3] s3.endpoint");
+    expect_ini_error("[cassette]\nstorage.rate_limit = 1M\n", "unknown setting");
+
+    /* Every storage row names an option its driver owns: the registry
+     * accepts them all (the bad value stops the open before any request). */
+    assert_int_equal(LOAD(&cfg, &e, "list", "--s3-endpoint", "http://127.0.0.1:1", "--s3-region", "r",
+                          "--s3-access-key-id", "a", "--s3-secret-access-key", "s", "--s3-session-token", "t",
+                          "--s3-bucket", "b", "--s3-addressing", "path", "--s3-ca-file", "/ca", "--s3-part-size", "5M",
+                          "--s3-concurrency", "2", "--s3-retries", "1", "--s3-timeout", "1", "--rate-limit", "1M",
+                          "--s3-sign-payload", "sometimes"),
+                     0);
+    cs_storage *st = NULL;
+    cs_err_clear(&e);
+    assert_int_equal(cs_storage_open("s3:///p", &cfg.storage_opts, false, &st, &e), CS_E_USAGE);
+    assert_non_null(strstr(e.msg, "s3.sign_payload must be yes, no or auto"));
     cs_config_free(&cfg);
     free(path);
 }
@@ -770,6 +826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_applicable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cql_port_range, setup, teardown),

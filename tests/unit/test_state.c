@@ -23,6 +23,7 @@
 #include "ops/state.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 
 #define HOST_A "11111111-2222-3333-4444-555555555555"
 #define HOST_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -53,7 +54,7 @@ static int setup(void **state)
     char *root = cs_path_join(f->dir, "repo");
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(root, NULL, &f->repo, &e);
+    int rc = repo_init_at(root, NULL, &f->repo, &e);
     free(root);
     if (rc) {
         fprintf(stderr, "init: %s\n", e.msg);
@@ -964,9 +965,9 @@ static void test_stale_cache_without_identity(void **state)
     assert_int_equal(age_identity_public_string(id, &pub, &e), 0);
     cs_strlist rcpts = { NULL, 0 };
     cs_strlist_add(&rcpts, cs_buf_str(&pub));
-    cs_repo_opts opts = { &rcpts, NULL };
+    cs_repo_opts opts = { &rcpts };
     char *root = cs_path_join(f->dir, "enc");
-    int rc = cs_repo_init(root, &opts, &f->repo, &e);
+    int rc = repo_init_at(root, &opts, &f->repo, &e);
     if (rc)
         fail_msg("init: %s", e.msg);
     free(root);
