@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "cassandra/cql.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 
 typedef struct cs_node_info {

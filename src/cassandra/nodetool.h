@@ -11,7 +11,7 @@
 #ifndef CS_NODETOOL_H
 #define CS_NODETOOL_H
 
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "common/proc.h"
 

@@ -8,7 +8,7 @@
 
 #include "cli/output.h"
 #include "common/cancel.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "common/job.h"
 #include "common/log.h"

@@ -8,34 +8,6 @@
 #include "common/buf.h"
 #include "common/fs.h"
 
-void cs_human_size(uint64_t bytes, char *buf, size_t cap)
-{
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-    double v = (double)bytes;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
-    else
-        snprintf(buf, cap, "%.1f %s", v, units[u]);
-}
-
-void cs_human_duration(double s, char *buf, size_t cap)
-{
-    long n = s > 0 && s < 1e15 ? (long)s : 0;
-    if (n < 60)
-        snprintf(buf, cap, "%lds", n);
-    else if (n < 3600)
-        snprintf(buf, cap, "%ldm%02lds", n / 60, n % 60);
-    else if (n < 86400)
-        snprintf(buf, cap, "%ldh%02ldm", n / 3600, n % 3600 / 60);
-    else
-        snprintf(buf, cap, "%ldd%02ldh", n / 86400, n % 86400 / 3600);
-}
-
 static void print_json(FILE *out, json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(2));

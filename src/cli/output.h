@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "common/units.h"
 #include "ops/ops.h"
 
 void cs_print_backup(FILE *out, const cs_backup_result *res, bool json);
@@ -19,10 +20,5 @@ void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *re
 void cs_print_cleanup(FILE *out, const cs_cleanup_result *res, bool json);
 /* Problems go to err one per line (text) or into the JSON on out. */
 void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json);
-
-/* "1.5 GiB" style size into buf. */
-void cs_human_size(uint64_t bytes, char *buf, size_t cap);
-/* "45s", "12m05s", "3h20m", "2d04h" style duration into buf. */
-void cs_human_duration(double seconds, char *buf, size_t cap);
 
 #endif

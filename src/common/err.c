@@ -98,3 +98,17 @@ const char *cs_err_name(int code)
     default: return "error";
     }
 }
+
+int cs_exit_code(int err)
+{
+    switch (err) {
+    case CS_OK: return CS_EXIT_OK;
+    case CS_E_USAGE: return CS_EXIT_USAGE;
+    case CS_E_CORRUPT: return CS_EXIT_DAMAGED;
+    case CS_E_LOCKED: return CS_EXIT_LOCKED;
+    case CS_E_NOKEY: return CS_EXIT_NOKEY;
+    case CS_E_STALE: return CS_EXIT_STALE;
+    case CS_E_CANCELED: return CS_EXIT_INTERRUPTED;
+    default: return CS_EXIT_ERROR;
+    }
+}

@@ -55,4 +55,20 @@ int cs_err_prefix(cs_err *e, const char *fmt, ...)
 /* A short name for an error code ("I/O error", "not found", ...). */
 const char *cs_err_name(int code);
 
+/* Exit codes of the CLI (and of any front end that exits), as README.md's
+ * table documents them. */
+enum {
+    CS_EXIT_OK = 0,
+    CS_EXIT_ERROR = 1,       /* could not do it */
+    CS_EXIT_USAGE = 2,       /* bad option, bad value, missing required option */
+    CS_EXIT_DAMAGED = 3,     /* damage found: verify, or stored data that failed its check */
+    CS_EXIT_LOCKED = 4,      /* a conflicting repository lock outlasted --lock-wait */
+    CS_EXIT_NOKEY = 5,       /* encrypted: no identity given, or it does not match */
+    CS_EXIT_STALE = 6,       /* status --max-age: a newest complete backup is older */
+    CS_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM (128 + SIGINT, the shell's habit) */
+};
+
+/* The exit code for an error code (CS_E_*). */
+int cs_exit_code(int err);
+
 #endif

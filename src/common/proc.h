@@ -9,7 +9,7 @@
 #define CS_PROC_H
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 
 /* Split a template into words: blanks separate, '...' and "..." quote,

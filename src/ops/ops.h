@@ -12,7 +12,7 @@
 
 #include "cassandra/yaml.h"
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/job.h"
 #include "common/err.h"
 #include "repo/catalog.h"

@@ -33,6 +33,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "ops/ops.h"
 
 #define SWEEP_BATCH 1000 /* keys per delete request (the S3 limit) */

@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"

@@ -49,7 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "io/sink.h"
 #include "ops/state.h"

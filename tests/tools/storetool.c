@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "io/sink.h"
 #include "ops/ops.h"
 #include "storage/storage.h"

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/proc.h"

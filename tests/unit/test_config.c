@@ -1,4 +1,4 @@
-/* test_config.c - common/config: defaults, INI, environment, flags, errors. */
+/* test_config.c - cli/config: defaults, INI, environment, flags, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "common/fs.h"
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "crypto/age.h"

@@ -1,4 +1,4 @@
-#include "common/config.h"
+#include "cli/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,65 +9,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
-
-int cs_exit_code(int err)
-{
-    switch (err) {
-    case CS_OK: return CS_EXIT_OK;
-    case CS_E_USAGE: return CS_EXIT_USAGE;
-    case CS_E_CORRUPT: return CS_EXIT_DAMAGED;
-    case CS_E_LOCKED: return CS_EXIT_LOCKED;
-    case CS_E_NOKEY: return CS_EXIT_NOKEY;
-    case CS_E_STALE: return CS_EXIT_STALE;
-    case CS_E_CANCELED: return CS_EXIT_INTERRUPTED;
-    default: return CS_EXIT_ERROR;
-    }
-}
-
-/* "24h", "7d", "90m", "45s": a duration as cs_parse_duration reads it. */
-void cs_format_duration(double s, char out[24])
-{
-    long v = (long)s;
-    if (v && v % 86400 == 0)
-        snprintf(out, 24, "%ldd", v / 86400);
-    else if (v && v % 3600 == 0)
-        snprintf(out, 24, "%ldh", v / 3600);
-    else if (v && v % 60 == 0)
-        snprintf(out, 24, "%ldm", v / 60);
-    else
-        snprintf(out, 24, "%lds", v);
-}
-
-int cs_parse_duration(const char *text, double *seconds, cs_err *e)
-{
-    static const struct {
-        char unit;
-        double seconds;
-    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 'y', 365 * 86400 } };
-    const char *p = text;
-    double total = 0;
-    if (!p || !*p)
-        return cs_err_set(e, CS_E_INVAL, "empty duration (e.g. 36h, 7d, 2w, 1d12h)");
-    if (!strcmp(p, "0")) {
-        *seconds = 0;
-        return 0;
-    }
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (e.g. 36h, 7d, 2w, 1d12h)", text);
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        size_t u = 0;
-        while (u < sizeof units / sizeof units[0] && units[u].unit != *end)
-            u++;
-        if (u == sizeof units / sizeof units[0] || v > 1e9)
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (units: s, m, h, d, w, y)", text);
-        total += (double)v * units[u].seconds;
-        p = end + 1;
-    }
-    *seconds = total;
-    return 0;
-}
+#include "common/units.h"
 
 /* ---- the option table ---- */
 
@@ -327,21 +269,8 @@ static void add_list_items(cs_strlist *l, const char *value)
 /* "64M", "1G", "512K" or plain bytes (binary units). */
 static int parse_size(const char *value, uint64_t *out, const opt_def *o, const char *origin, cs_err *e)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    uint64_t mult = 1;
-    if (end && *end && !end[1]) {
-        switch (*end) {
-        case 'k': case 'K': mult = 1ull << 10; end++; break;
-        case 'm': case 'M': mult = 1ull << 20; end++; break;
-        case 'g': case 'G': mult = 1ull << 30; end++; break;
-        default: break;
-        }
-    }
-    if (errno || !*value || value[0] == '-' || !end || *end || v > (UINT64_MAX >> 30))
+    if (cs_parse_size(value, out, e))
         return cs_err_set(e, CS_E_INVAL, "%s: --%s wants a size such as 64M, not \"%s\"", origin, o->flag, value);
-    *out = (uint64_t)v * mult;
     return 0;
 }
 

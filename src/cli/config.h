@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/units.h"
 #include "common/strlist.h"
 
 typedef struct cs_config {
@@ -97,21 +98,6 @@ typedef struct cs_config {
     double max_age;         /* status --max-age: seconds, 0 = not set */
 } cs_config;
 
-/* Exit codes of the CLI, as README.md's table documents them. */
-enum {
-    CS_EXIT_OK = 0,
-    CS_EXIT_ERROR = 1,       /* could not do it */
-    CS_EXIT_USAGE = 2,       /* bad option, bad value, missing required option */
-    CS_EXIT_DAMAGED = 3,     /* damage found: verify, or stored data that failed its check */
-    CS_EXIT_LOCKED = 4,      /* a conflicting repository lock outlasted --lock-wait */
-    CS_EXIT_NOKEY = 5,       /* encrypted: no identity given, or it does not match */
-    CS_EXIT_STALE = 6,       /* status --max-age: a newest complete backup is older */
-    CS_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM (128 + SIGINT, the shell's habit) */
-};
-
-/* The exit code for an error code (CS_E_*). */
-int cs_exit_code(int err);
-
 /* Build the config from argv, the environment and the config file.
  * A usage mistake returns CS_E_INVAL with a one-line message. */
 int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e);
@@ -135,12 +121,6 @@ void cs_config_completion_bash(FILE *out);
 /* Parse the body of an INI file into cfg (keys known to the table only;
  * an unknown section or key is an error naming its line). Exposed for tests. */
 int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e);
-
-/* "90s", "45m", "36h", "7d", "2w", "1y", sums like "1d12h", or "0" ->
- * seconds. CS_E_INVAL with a one-line message for anything else. */
-int cs_parse_duration(const char *text, double *seconds, cs_err *e);
-/* The inverse, for messages: "24h", "7d", "90m", "45s". */
-void cs_format_duration(double seconds, char out[24]);
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);
