@@ -1,10 +1,14 @@
 /* config.h - cassette's configuration: the one table of options.
  *
- * Owns: cs_config (every setting a command can read), the option table from
- * which command-line parsing, environment overrides, the INI config file
- * and `--help` all come, and their precedence: flags > environment >
- * config file > defaults. The config is the only global-ish state; it is
- * built once by the CLI and passed down read-only.
+ * Owns: cs_config (every setting the command line can give), the option
+ * table from which command-line parsing, environment overrides, the INI
+ * config file and `--help` all come, and their precedence: flags >
+ * environment > config file > defaults. Each option is marked request-level
+ * (it fills the operation's request: ops/optable.h), host-local (it fills
+ * cs_host: ops/host.h; it never travels) or the CLI's own (--json, -v).
+ * The commands and the request fields' defaults come from the op table.
+ * Only front ends include this header: ops/ and below take requests and
+ * the host, never the config.
  * Must not: connect to anything or touch the repository. */
 #ifndef CS_CONFIG_H
 #define CS_CONFIG_H
@@ -16,6 +20,8 @@
 
 #include "common/err.h"
 #include "common/units.h"
+#include "ops/host.h"
+#include "ops/optable.h"
 #include "common/strlist.h"
 
 typedef struct cs_config {
@@ -124,5 +130,27 @@ int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);
+
+/* The operation the command line names (command and sub-command words),
+ * or NULL (no command, or words that name none). */
+const cs_op_def *cs_config_op(const cs_config *cfg);
+
+/* Fill req (made by cs_op_request_new) from cfg: each field from the
+ * request-level option of its name, the word after a sub-command into the
+ * operation's positional field. */
+int cs_config_request(const cs_config *cfg, const cs_op_def *op, void *req, cs_err *e);
+
+/* Fill host from cfg's host-local options (free with cs_host_free). */
+int cs_config_host(const cs_config *cfg, cs_host *host, cs_err *e);
+
+/* How the CLI names a field in a message ({repo} -> "--repo"): a
+ * cs_err_namer (common/err.h). */
+const char *cs_config_namer(const char *field, void *arg);
+
+/* Do the option table, the op table and the host agree (every field set
+ * by an option of its scope and type, every request or host option
+ * reaching a field, one default per field name)? why says what is wrong.
+ * For tests. */
+bool cs_config_check_tables(char *why, size_t cap);
 
 #endif

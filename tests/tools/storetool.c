@@ -148,14 +148,19 @@ int main(int argc, char **argv)
     cs_config cfg;
     int rc = cs_config_load(2, cfg_argv, &cfg, &e);
     cs_storage *st = NULL;
+    cs_host host;
+    memset(&host, 0, sizeof host);
+    if (!rc)
+        rc = cs_config_host(&cfg, &host, &e);
     if (!rc) {
         cs_s3_opts s3;
-        cs_ops_s3_opts(&cfg, &s3);
+        cs_ops_s3_opts(&host, &s3);
         rc = cs_storage_open_s3(argv[1], &s3, true, &st, &e);
     }
     if (!rc)
         rc = run(st, argc, argv, &e);
     cs_storage_free(st);
+    cs_host_free(&host);
     cs_config_free(&cfg);
     if (rc) {
         fprintf(stderr, "storetool: %s\n", e.msg);

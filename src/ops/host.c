@@ -1,0 +1,55 @@
+/* host.c - the host's field table (see the header). */
+#include "ops/host.h"
+
+#include <stddef.h>
+
+#define F(name, type) { #name, type, offsetof(cs_host, name), NULL, 0, 0, 0, NULL, NULL, NULL, NULL }
+static const cs_field fields[] = {
+    F(identity, CS_F_STRING),
+    F(catalog, CS_F_STRING),
+    F(state_dir, CS_F_STRING),
+    F(s3_endpoint, CS_F_STRING),
+    F(s3_region, CS_F_STRING),
+    F(s3_access_key_id, CS_F_STRING),
+    F(s3_secret_access_key, CS_F_STRING),
+    F(s3_session_token, CS_F_STRING),
+    F(s3_bucket, CS_F_STRING),
+    F(s3_addressing, CS_F_STRING),
+    F(s3_sign_payload, CS_F_STRING),
+    F(s3_ca_file, CS_F_STRING),
+    F(s3_part_size, CS_F_SIZE),
+    F(s3_concurrency, CS_F_INT),
+    F(s3_retries, CS_F_INT),
+    F(s3_timeout, CS_F_INT),
+    F(rate_limit, CS_F_SIZE),
+    F(cql_host, CS_F_STRING),
+    F(cql_port, CS_F_INT),
+    F(cql_user, CS_F_STRING),
+    F(cql_password, CS_F_STRING),
+    F(cql_tls, CS_F_BOOL),
+    F(cql_ca_file, CS_F_STRING),
+    F(cql_cert, CS_F_STRING),
+    F(cql_key, CS_F_STRING),
+    F(cql_timeout, CS_F_DURATION),
+    F(jmx_user, CS_F_STRING),
+    F(jmx_password, CS_F_STRING),
+    F(nodetool, CS_F_STRING),
+    F(data_dirs, CS_F_STRLIST),
+    F(commitlog_dir, CS_F_STRING),
+    F(hints_dir, CS_F_STRING),
+    F(saved_caches_dir, CS_F_STRING),
+    F(staging_dir, CS_F_STRING),
+    F(cassandra_yaml, CS_F_STRING),
+};
+#undef F
+
+const cs_field *cs_host_fields(size_t *n)
+{
+    *n = sizeof fields / sizeof fields[0];
+    return fields;
+}
+
+void cs_host_free(cs_host *host)
+{
+    cs_fields_free(fields, sizeof fields / sizeof fields[0], host);
+}
