@@ -30,7 +30,7 @@ static int parse_hosts(const cs_cql_opts *o, cs_contact_point **points, size_t *
 {
     int port = o->port ? o->port : 9042;
     if (cs_contact_points_parse(o->hosts ? o->hosts : "", port, points, n, e))
-        return cs_err_prefix(e, "Cassandra host");
+        return cs_err_prefix(e, "{cql_host}");
     return 0;
 }
 
@@ -40,7 +40,7 @@ int cs_node_connect(const cs_cql_opts *opts, cql_conn **out, cs_err *e)
     size_t n = 0;
     int rc = parse_hosts(opts, &points, &n, e);
     if (!rc && n > 1)
-        rc = cs_err_set(e, CS_E_INVAL, "Cassandra host: %s talks to the node it works on: give "
+        rc = cs_err_set(e, CS_E_INVAL, "{cql_host}: %s talks to the node it works on: give "
                         "its own address, not a list of contact points",
                         opts->purpose ? opts->purpose : "this operation");
     if (!rc)

@@ -70,11 +70,11 @@ static int add_jmx_auth(cs_nodetool *nt, const cs_nodetool_opts *opts, cs_err *e
     const char *user = opts->jmx_user, *password = opts->jmx_password;
     if (!user || !*user) {
         if (password && *password)
-            return cs_err_set(e, CS_E_INVAL, "a JMX password is set but no JMX user (jmx_user)");
+            return cs_err_set(e, CS_E_INVAL, "a JMX password is set but no JMX user ({jmx_user})");
         return 0;
     }
     if (!password || !*password)
-        return cs_err_set(e, CS_E_INVAL, "JMX user %s has no password (jmx_password)", user);
+        return cs_err_set(e, CS_E_INVAL, "JMX user %s has no password ({jmx_password})", user);
     if (has_space(user))
         return cs_err_set(e, CS_E_INVAL, "the JMX user name must not contain white space");
     if (has_space(password))

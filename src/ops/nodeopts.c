@@ -1,4 +1,4 @@
-/* nodeopts.c - cs_cql_opts and cs_nodetool_opts from the config (see
+/* nodeopts.c - cs_cql_opts and cs_nodetool_opts from the host (see
  * nodeopts.h). */
 #include "ops/nodeopts.h"
 
@@ -13,25 +13,25 @@ static int timeout_ms(double seconds)
     return seconds >= 86400 ? 86400000 : (int)(seconds * 1000);
 }
 
-void cs_ops_cql_opts(const cs_config *cfg, cs_cql_opts *out)
+void cs_ops_cql_opts(const cs_host *host, const char *purpose, cs_cql_opts *out)
 {
     memset(out, 0, sizeof *out);
-    out->hosts = cfg->cql_host;
-    out->port = (int)cfg->cql_port;
-    out->timeout_ms = timeout_ms(cfg->cql_timeout);
-    out->username = cfg->cql_user;
-    out->password = cfg->cql_password;
-    out->tls = cfg->cql_tls;
-    out->ca_file = cfg->cql_ca_file;
-    out->cert_file = cfg->cql_cert;
-    out->key_file = cfg->cql_key;
-    out->purpose = cfg->command;
+    out->hosts = host->cql_host;
+    out->port = (int)host->cql_port;
+    out->timeout_ms = timeout_ms(host->cql_timeout);
+    out->username = host->cql_user;
+    out->password = host->cql_password;
+    out->tls = host->cql_tls;
+    out->ca_file = host->cql_ca_file;
+    out->cert_file = host->cql_cert;
+    out->key_file = host->cql_key;
+    out->purpose = purpose;
 }
 
-void cs_ops_nodetool_opts(const cs_config *cfg, cs_nodetool_opts *out)
+void cs_ops_nodetool_opts(const cs_host *host, cs_nodetool_opts *out)
 {
     memset(out, 0, sizeof *out);
-    out->command = cfg->nodetool;
-    out->jmx_user = cfg->jmx_user;
-    out->jmx_password = cfg->jmx_password;
+    out->command = host->nodetool;
+    out->jmx_user = host->jmx_user;
+    out->jmx_password = host->jmx_password;
 }

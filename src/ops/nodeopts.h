@@ -1,19 +1,21 @@
-/* nodeopts.h - the option structs of cassandra/ built from an operation's
+/* nodeopts.h - the option structs of cassandra/ built from the host's
  * settings (internal to ops/).
  *
- * Owns: the one place that maps the [cassandra] settings (host, port,
+ * Owns: the one place that maps the host's node settings (CQL host, port,
  * credentials, TLS files, timeout, nodetool template, JMX credentials) onto
- * cs_cql_opts and cs_nodetool_opts, so that cassandra/ never sees the CLI
- * config. The structs borrow cfg's strings: they live as long as cfg.
+ * cs_cql_opts and cs_nodetool_opts, so that cassandra/ never sees a front
+ * end's configuration. The structs borrow the host's strings: they live as
+ * long as the host.
  * Must not: connect, run anything, or check values (cassandra/ does). */
 #ifndef CS_OPS_NODEOPTS_H
 #define CS_OPS_NODEOPTS_H
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
-#include "common/config.h"
+#include "ops/host.h"
 
-void cs_ops_cql_opts(const cs_config *cfg, cs_cql_opts *out);
-void cs_ops_nodetool_opts(const cs_config *cfg, cs_nodetool_opts *out);
+/* purpose: the operation that connects ("backup"), for messages. */
+void cs_ops_cql_opts(const cs_host *host, const char *purpose, cs_cql_opts *out);
+void cs_ops_nodetool_opts(const cs_host *host, cs_nodetool_opts *out);
 
 #endif

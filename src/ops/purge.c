@@ -33,12 +33,13 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "ops/ops.h"
 
 #define SWEEP_BATCH 1000 /* keys per delete request (the S3 limit) */
 
 typedef struct purge_ctx {
-    const cs_config *cfg;
+    const cs_purge_req *req;
     cs_repo *repo;
     cs_catalog *cat;
     cs_lock *lock;
@@ -49,15 +50,15 @@ typedef struct purge_ctx {
     size_t unknown_undamaged; /* committed, not damaged, references unknown */
 } purge_ctx;
 
-static void policy_of(const cs_config *cfg, cs_retention *p)
+static void policy_of(const cs_purge_req *req, cs_retention *p)
 {
     memset(p, 0, sizeof *p);
-    p->last = cfg->keep_last;
-    p->hourly = cfg->keep_hourly;
-    p->daily = cfg->keep_daily;
-    p->weekly = cfg->keep_weekly;
-    p->monthly = cfg->keep_monthly;
-    p->within = cfg->keep_within;
+    p->last = req->keep_last;
+    p->hourly = req->keep_hourly;
+    p->daily = req->keep_daily;
+    p->weekly = req->keep_weekly;
+    p->monthly = req->keep_monthly;
+    p->within = req->keep_within;
 }
 
 /* ---- deciding ---- */
@@ -394,21 +395,22 @@ static int run(purge_ctx *c, cs_err *e)
     return cs_catalog_commit(c->cat, e);
 }
 
-int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err *e)
+int cs_op_purge(cs_job *job, const cs_host *host, const cs_purge_req *req, cs_purge_result *res, cs_err *e)
 {
     (void)job;
     memset(res, 0, sizeof *res);
-    res->dry_run = cfg->dry_run;
+    res->dry_run = req->dry_run;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    purge_ctx c = { .cfg = cfg, .res = res, .now = (double)time(NULL), .grace = cfg->grace };
-    policy_of(cfg, &c.policy);
-    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    purge_ctx c = { .req = req, .res = res, .now = (double)time(NULL), .grace = req->grace };
+    policy_of(req, &c.policy);
+    cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
+    int rc = cs_ops_open_repo(host, req->repo, NULL, false, &c.repo, e);
     if (!rc)
-        rc = cs_ops_lock(cfg, c.repo, cfg->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE,
-                         cfg->dry_run ? "purge --dry-run" : "purge", &c.lock, e);
+        rc = cs_ops_lock(&lo, c.repo, req->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE,
+                         req->dry_run ? "purge --dry-run" : "purge", &c.lock, e);
     if (!rc)
-        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+        rc = cs_ops_open_catalog(host, c.repo, &c.cat, e);
     if (!rc)
         rc = run(&c, e);
     cs_catalog_close(c.cat);

@@ -12,6 +12,7 @@
  * checks) is reported as one problem and the others are verified as
  * usual. Memory stays bounded: the objects come from the catalog in
  * chunks. Holds a shared lock, so a purge cannot delete objects under it. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +32,7 @@ typedef struct damage {
 } damage;
 
 typedef struct verify_ctx {
-    const cs_config *cfg;
+    const cs_verify_req *req;
     cs_repo *repo;
     cs_catalog *cat;
     cs_lock *lock;
@@ -51,19 +52,6 @@ static int add_damage(verify_ctx *c, const cs_catalog_object *o, const char *rea
     memcpy(d->object, o->id, CS_OBJECT_ID_HEX);
     d->reason = cs_strdup(reason);
     return cs_catalog_mark_bad(c->cat, o->row, e);
-}
-
-static int parse_sample(const cs_config *cfg, double *pct, cs_err *e)
-{
-    *pct = 0;
-    if (!cfg->sample)
-        return 0;
-    /* The config checked it is a percentage in (0, 100] given with --deep. */
-    double v = strtod(cfg->sample, NULL);
-    if (!(v > 0 && v <= 100))
-        return cs_err_set(e, CS_E_USAGE, "--sample wants a percentage above 0 and at most 100");
-    *pct = v;
-    return 0;
 }
 
 /* ---- fast ---- */
@@ -189,7 +177,7 @@ static int verify_deep(verify_ctx *c, cs_err *e)
         if (rc || !n)
             break;
         after = c->chunk[n - 1].row;
-        rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, read_object, c, e);
+        rc = cs_parallel_for(n, (unsigned)c->req->jobs, read_object, c, e);
         if (!rc)
             rc = record_chunk(c, n, e);
         if (rc)
@@ -278,7 +266,7 @@ static int name_damage(verify_ctx *c, cs_err *e)
     if (!c->n_damages)
         return 0;
     qsort(c->damages, c->n_damages, sizeof *c->damages, compare_damage);
-    name_arg a = { c, c->cfg->backup, NULL, NULL, { 0 }, false };
+    name_arg a = { c, c->req->backup, NULL, NULL, { 0 }, false };
     int rc = cs_catalog_bad_refs(c->cat, name_files, &a, e);
     if (a.loaded)
         cs_manifest_free(&a.m);
@@ -296,7 +284,7 @@ static int count_backups(verify_ctx *c, cs_err *e)
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
     bool named = false, named_incomplete = false;
     for (size_t i = 0; !rc && i < n; i++) {
-        bool match = !c->cfg->backup || !strcmp(entries[i].name, c->cfg->backup);
+        bool match = !c->req->backup || !strcmp(entries[i].name, c->req->backup);
         if (match && entries[i].damage) {
             /* One problem for the whole backup; the others go on. */
             char *why = cs_sprintf("backup is damaged: %s", entries[i].damage);
@@ -315,9 +303,9 @@ static int count_backups(verify_ctx *c, cs_err *e)
         c->res->files += entries[i].files;
     }
     cs_backup_entries_free(entries, n);
-    if (!rc && c->cfg->backup && !named)
-        rc = named_incomplete ? cs_err_set(e, CS_E_INVAL, "backup %s is incomplete (it was interrupted)", c->cfg->backup)
-                              : cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->cfg->backup,
+    if (!rc && c->req->backup && !named)
+        rc = named_incomplete ? cs_err_set(e, CS_E_INVAL, "backup %s is incomplete (it was interrupted)", c->req->backup)
+                              : cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->req->backup,
                                            c->repo->location);
     return rc;
 }
@@ -329,7 +317,7 @@ static int run(verify_ctx *c, cs_err *e)
     if (!rc)
         rc = count_backups(c, e);
     if (!rc)
-        rc = cs_catalog_select(c->cat, c->cfg->backup, c->res->sample_pct, &chosen, e);
+        rc = cs_catalog_select(c->cat, c->req->backup, c->res->sample_pct, &chosen, e);
     if (!rc)
         cs_info("verify: %llu objects to check (%s)", (unsigned long long)chosen, c->res->deep ? "deep" : "fast");
     if (!rc)
@@ -339,29 +327,25 @@ static int run(verify_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_err *e)
+int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_verify_result *res, cs_err *e)
 {
     (void)job;
     memset(res, 0, sizeof *res);
     verify_ctx c;
     memset(&c, 0, sizeof c);
-    c.cfg = cfg;
+    c.req = req;
     c.res = res;
-    res->deep = cfg->deep;
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "verify needs --repo");
-    if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
-    int rc = parse_sample(cfg, &res->sample_pct, e);
-    if (!rc)
-        rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    res->deep = req->deep;
+    res->sample_pct = isnan(req->sample) ? 0 : req->sample; /* checked: a percentage given with deep */
+    int rc = cs_ops_open_repo(host, req->repo, NULL, false, &c.repo, e);
     /* The deep verify hashes plaintext; the fast one needs no key. */
-    if (!rc && cfg->deep)
+    if (!rc && req->deep)
         rc = cs_ops_require_identity(c.repo, e);
+    cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
     if (!rc)
-        rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
+        rc = cs_ops_lock(&lo, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
     if (!rc)
-        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+        rc = cs_ops_open_catalog(host, c.repo, &c.cat, e);
     if (!rc)
         rc = run(&c, e);
     for (size_t i = 0; i < c.n_damages; i++)
@@ -373,6 +357,19 @@ int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_er
     if (rc)
         cs_err_prefix(e, "verify");
     return rc;
+}
+
+int cs_op_verify_verdict(const cs_verify_req *req, const cs_verify_result *res, cs_err *e)
+{
+    (void)req;
+    if (res->n_problems > res->damaged_backups)
+        return cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged%s",
+                          res->n_problems - res->damaged_backups, (unsigned long long)res->files,
+                          res->damaged_backups ? ", and backups are damaged" : "");
+    if (res->n_problems)
+        return cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu damaged backups (the others are good)",
+                          res->damaged_backups);
+    return 0;
 }
 
 void cs_verify_result_free(cs_verify_result *res)

@@ -287,7 +287,7 @@ int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e)
     if (!r->n_identities) {
         cs_sink_free(dst);
         return cs_err_set(e, CS_E_NOKEY,
-                          "repository %s is encrypted: give an identity file with --identity (or CASSETTE_IDENTITY)",
+                          "repository %s is encrypted: give an identity file with {identity}",
                           r->location);
     }
     *head = age_decrypt_new(dst, r->identities, r->n_identities, e);
@@ -1075,7 +1075,7 @@ static int load_manifest(load_ctx *c, cs_err *e)
             return 0; /* its index is damaged or missing: noted already */
         return cs_err_set(e, CS_E_NOKEY,
                           "backup %s of %s has no index (it was written before repository format 2): give an "
-                          "identity file with --identity (or CASSETTE_IDENTITY)",
+                          "identity file with {identity}",
                           f->name, f->host);
     }
     char *key = cs_repo_backup_key(f->name, f->host, "manifest");

@@ -123,9 +123,11 @@ int cs_storage_opt_number(const cs_storage_opts *opts, const char *name, uint64_
     char *end = NULL;
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
-    if (!isdigit((unsigned char)v[0]) || errno || *end || n < min || n > max)
-        return cs_err_set(e, CS_E_USAGE, "%s wants a whole number from %llu to %llu, not \"%s\"", name,
-                          (unsigned long long)min, (unsigned long long)max, v);
+    if (!isdigit((unsigned char)v[0]) || errno || *end || n < min || n > max) {
+        cs_err_set(e, CS_E_USAGE, "{%s} wants a whole number from %llu to %llu, not \"%s\"", name,
+                   (unsigned long long)min, (unsigned long long)max, v);
+        return cs_err_field(e, name);
+    }
     *out = n;
     return 0;
 }
@@ -152,13 +154,16 @@ int cs_storage_opt_size(const cs_storage_opts *opts, const char *name, uint64_t 
     if (!v)
         return 0;
     uint64_t n = 0;
-    if (!cs_parse_size(v, &n))
-        return cs_err_set(e, CS_E_USAGE, "%s wants a size such as 64M, not \"%s\"", name, v);
+    if (cs_parse_size(v, &n, NULL)) {
+        cs_err_set(e, CS_E_USAGE, "{%s} wants a size such as 64M, not \"%s\"", name, v);
+        return cs_err_field(e, name);
+    }
     if (n < min || n > max) {
         char lo[32], hi[32];
         size_text(min, lo);
         size_text(max, hi);
-        return cs_err_set(e, CS_E_USAGE, "%s must be from %s to %s, not %s", name, lo, hi, v);
+        cs_err_set(e, CS_E_USAGE, "{%s} must be from %s to %s, not %s", name, lo, hi, v);
+        return cs_err_field(e, name);
     }
     *out = n;
     return 0;
@@ -180,9 +185,9 @@ int cs_storage_opt_choice(const cs_storage_opts *opts, const char *name, const c
         }
         cs_buf_printf(&list, "%s%s", i ? (choices[i + 1] ? ", " : " or ") : "", choices[i]);
     }
-    cs_err_set(e, CS_E_USAGE, "%s must be %s, not \"%s\"", name, cs_buf_str(&list), v);
+    cs_err_set(e, CS_E_USAGE, "{%s} must be %s, not \"%s\"", name, cs_buf_str(&list), v);
     cs_buf_free(&list);
-    return CS_E_USAGE;
+    return cs_err_field(e, name);
 }
 
 void cs_storage_free(cs_storage *st)

@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "common/config.h"
+#include "cli/config.h"
 #include "storage/storage.h"
 #include "storage_conformance.h"
 

@@ -818,7 +818,7 @@ static enum sc_result check_parallel_writers(sc_ctx *c)
     pthread_t threads[WRITERS];
     writer_job jobs[WRITERS];
     for (size_t t = 0; t < WRITERS; t++) {
-        jobs[t] = (writer_job){ c, t, 0, { 0, "" } };
+        jobs[t] = (writer_job){ c, t, 0, { 0, "", "" } };
         pthread_create(&threads[t], NULL, write_objects, &jobs[t]);
     }
     for (size_t t = 0; t < WRITERS; t++)

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "io/sink.h"
 #include "storage/storage.h"
 
@@ -148,11 +148,16 @@ int main(int argc, char **argv)
     cs_config cfg;
     int rc = cs_config_load(2, cfg_argv, &cfg, &e);
     cs_storage *st = NULL;
+    cs_host host;
+    memset(&host, 0, sizeof host);
     if (!rc)
-        rc = cs_storage_open(argv[1], &cfg.storage_opts, true, &st, &e);
+        rc = cs_config_host(&cfg, &host, &e);
+    if (!rc)
+        rc = cs_storage_open(argv[1], &host.storage_opts, true, &st, &e);
     if (!rc)
         rc = run(st, argc, argv, &e);
     cs_storage_free(st);
+    cs_host_free(&host);
     cs_config_free(&cfg);
     if (rc) {
         fprintf(stderr, "storetool: %s\n", e.msg);

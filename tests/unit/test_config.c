@@ -1,4 +1,4 @@
-/* test_config.c - common/config: defaults, INI, environment, flags, errors. */
+/* test_config.c - cli/config: defaults, INI, environment, flags, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
+#include "cli/output.h"
+#include "ops/ops.h"
+#include "ops/optable.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "storage/storage.h"
@@ -494,7 +497,12 @@ static void test_storage_options(void **state)
     cs_storage *st = NULL;
     cs_err_clear(&e);
     assert_int_equal(cs_storage_open("s3:///p", &cfg.storage_opts, false, &st, &e), CS_E_USAGE);
-    assert_non_null(strstr(e.msg, "s3.sign_payload must be yes, no or auto"));
+    assert_non_null(strstr(e.msg, "{s3.sign_payload} must be yes, no or auto"));
+    assert_string_equal(e.field, "s3.sign_payload");
+    /* The CLI names the driver's option by its flag. */
+    char said[256];
+    cs_err_render(&e, cs_config_namer, NULL, said, sizeof said);
+    assert_non_null(strstr(said, "--s3-sign-payload must be yes, no or auto"));
     cs_config_free(&cfg);
     free(path);
 }
@@ -816,6 +824,103 @@ static void test_exit_codes(void **state)
     assert_int_equal(cs_exit_code(CS_E_CANCELED), 130);
 }
 
+
+/* The option table, the op table and the host agree: every request and
+ * host field is set by an option of its scope, every such option reaches a
+ * field, one default per field name. */
+static void test_tables_agree(void **state)
+{
+    (void)state;
+    char why[256];
+    bool ok = cs_config_check_tables(why, sizeof why);
+    if (!ok)
+        fail_msg("%s", why);
+    size_t n;
+    const cs_op_def *ops = cs_ops_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cs_output_has_formatter(&ops[i]));
+        assert_non_null(cs_command_find(ops[i].command));
+    }
+}
+
+/* The command line builds the same typed request a JSON request would. */
+static void test_request_from_flags(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    cs_err_clear(&e);
+    const char *args[] = { "backup", "--repo", "/r", "--jobs", "3", "--keyspace", "a,b", "--lock-wait", "30s",
+                           "--identity", "/k", NULL };
+    assert_int_equal(load_args(&cfg, &e, args), 0);
+    const cs_op_def *op = cs_config_op(&cfg);
+    assert_non_null(op);
+    assert_string_equal(op->name, "backup");
+    cs_backup_req *req = cs_op_request_new(op, &e);
+    assert_non_null(req);
+    assert_int_equal(cs_config_request(&cfg, op, req, &e), 0);
+    assert_string_equal(req->repo, "/r");
+    assert_int_equal(req->jobs, 3);
+    assert_int_equal(req->zstd_level, 1); /* the op table's default */
+    assert_int_equal(req->keyspaces.n, 2);
+    assert_true(req->lock_wait == 30 && req->lock_stale == 1800);
+    assert_int_equal(cs_op_request_check(op, req, &e), 0);
+    cs_host host;
+    assert_int_equal(cs_config_host(&cfg, &host, &e), 0);
+    assert_string_equal(host.identity, "/k");
+    assert_string_equal(host.cql_host, "127.0.0.1");
+    assert_int_equal(host.cql_port, 9042);
+    cs_host_free(&host);
+    cs_op_request_free(op, req);
+    cs_config_free(&cfg);
+
+    /* The word after a sub-command fills the operation's positional field. */
+    const char *key[] = { "key", "public", "/id.txt", NULL };
+    assert_int_equal(load_args(&cfg, &e, key), 0);
+    op = cs_config_op(&cfg);
+    assert_string_equal(op->name, "key public");
+    cs_key_public_req *kreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, kreq, &e), 0);
+    assert_string_equal(kreq->file, "/id.txt");
+    cs_op_request_free(op, kreq);
+    cs_config_free(&cfg);
+
+    /* --sample is text on the command line, a number in the request. */
+    const char *verify[] = { "verify", "--repo", "/r", "--deep", "--sample", "12.5", NULL };
+    assert_int_equal(load_args(&cfg, &e, verify), 0);
+    op = cs_config_op(&cfg);
+    cs_verify_req *vreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, vreq, &e), 0);
+    assert_true(vreq->sample == 12.5);
+    cs_op_request_free(op, vreq);
+    cs_config_free(&cfg);
+}
+
+/* Errors name request fields; the CLI says them as its flags. */
+static void test_errors_as_flags(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    const cs_op_def *op = cs_op_find("restore");
+    cs_restore_req *req = cs_op_request_new(op, &e);
+    req->repo = cs_strdup("/r");
+    assert_int_equal(cs_op_request_check(op, req, &e), CS_E_USAGE);
+    assert_string_equal(e.field, "backup");
+    char msg[CS_ERR_MSG_MAX];
+    cs_err_render(&e, cs_config_namer, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "restore needs --backup NAME (see cassette list)");
+    cs_err_render(&e, NULL, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "restore needs backup NAME (see cassette list)");
+    cs_op_request_free(op, req);
+
+    cs_err_set(&e, CS_E_USAGE, "{no_encryption} and {recipients}; {keyspaces}, {data_dirs}, {identity}; "
+                               "{'class': 1} {unknown_field}");
+    cs_err_render(&e, cs_config_namer, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "--no-encryption and --recipient; --keyspace, --data-dir, --identity (or "
+                             "CASSETTE_IDENTITY); {'class': 1} {unknown_field}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +941,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_man_and_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_from_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_as_flags, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,19 +234,19 @@ static void test_options(void **state)
 
     /* The s3 driver checks its values before it connects anywhere. */
     cs_kvlist_set(&o, "s3.part_size", "8X");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.part_size wants a size such as 64M, not \"8X\"");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.part_size} wants a size such as 64M, not \"8X\"");
     cs_kvlist_set(&o, "s3.part_size", "1M");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.part_size must be from 5M to 5G, not 1M");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.part_size} must be from 5M to 5G, not 1M");
     cs_kvlist_set(&o, "s3.concurrency", "65");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.concurrency wants a whole number from 0 to 64, not \"65\"");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.concurrency} wants a whole number from 0 to 64, not \"65\"");
     cs_kvlist_set(&o, "s3.timeout", "-1");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.timeout wants a whole number");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.timeout} wants a whole number");
     cs_kvlist_set(&o, "s3.addressing", "sideways");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.addressing must be path, virtual or auto, not \"sideways\"");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.addressing} must be path, virtual or auto, not \"sideways\"");
     cs_kvlist_set(&o, "s3.sign_payload", "maybe");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "s3.sign_payload must be yes, no or auto");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.sign_payload} must be yes, no or auto");
     cs_kvlist_set(&o, "storage.rate_limit", "fast");
-    expect_open_error("s3://b/p", &o, CS_E_USAGE, "storage.rate_limit wants a size");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{storage.rate_limit} wants a size");
 
     /* Good values, no credentials: the credentials are what is missing. */
     cs_kvlist_set(&o, "s3.part_size", "5M");

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "ops/host.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "crypto/age.h"
@@ -206,7 +206,7 @@ static int open_uploads(void)
 typedef struct fixture {
     char dir[64];
     char *state_dir;
-    cs_config cfg;
+    cs_host cfg;
     cs_repo *repo;
     cs_storage_ops ops;
     char *journal;
