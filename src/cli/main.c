@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/output.h"
+#include "cli/progress.h"
 #include "common/cancel.h"
 #include "common/config.h"
 #include "common/err.h"
@@ -30,6 +31,7 @@ static int run_backup(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_backup_result res;
     int rc = cs_op_backup(job, cfg, &res, e);
+    cs_job_end(job); /* before the result: a live line is cleared */
     if (!rc)
         cs_print_backup(stdout, &res, cfg->json);
     cs_backup_result_free(&res);
@@ -64,6 +66,7 @@ static int run_purge(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_purge_result res;
     int rc = cs_op_purge(job, cfg, &res, e);
+    cs_job_end(job); /* before the result: a live line is cleared */
     if (!rc)
         cs_print_purge(stdout, &res, cfg->json);
     cs_purge_result_free(&res);
@@ -147,6 +150,7 @@ static int run_restore(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_restore_result res;
     int rc = cs_op_restore(job, cfg, &res, e);
+    cs_job_end(job); /* before the result: a live line is cleared */
     if (!rc)
         cs_print_restore(stdout, cfg->backup, &res, cfg->json);
     if (!rc && res.n_failed) /* the others were restored; these were not */
@@ -171,6 +175,7 @@ static int run_verify(const cs_config *cfg, cs_job *job, cs_err *e)
 {
     cs_verify_result res;
     int rc = cs_op_verify(job, cfg, &res, e);
+    cs_job_end(job); /* before the result: a live line is cleared */
     if (!rc) {
         cs_print_verify(stdout, stderr, &res, cfg->json);
         if (res.n_problems > res.damaged_backups)
@@ -290,13 +295,21 @@ int main(int argc, char **argv)
         goto out;
     }
     set_log_level(&cfg);
-    /* One job per run: the operation's cancel flag, progress and log. */
-    cs_job *job = cs_job_new(cfg.command, NULL);
-    cs_job_attach(job);
-    if (dispatch(&cfg, job, &e)) {
+    cs_cli_progress *progress = NULL; /* what is shown of the job, and SIGINT */
+    if (cs_cli_progress_new(&cfg, &progress, &e)) {
         fprintf(stderr, "cassette: %s\n", e.msg);
-        status = cs_exit_code(e.code);
+        status = CS_EXIT_USAGE;
+        goto out;
     }
+    /* One job per run: the operation's cancel flag, progress and log. */
+    cs_job *job = cs_job_new(cfg.command, cs_cli_progress_observer(progress));
+    cs_cli_progress_start(progress, job);
+    cs_job_attach(job);
+    if (dispatch(&cfg, job, &e))
+        status = cs_exit_code(e.code);
+    cs_cli_progress_finish(progress, status ? &e : NULL);
+    if (status)
+        fprintf(stderr, "cassette: %s\n", e.msg);
     cs_job_attach(NULL);
     cs_job_free(job);
 out:

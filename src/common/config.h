@@ -90,6 +90,7 @@ typedef struct cs_config {
     uint64_t rate_limit;        /* bytes per second, 0 = none */
     /* output */
     bool json;
+    char *progress;         /* --progress: auto, tty, plain, json, none (cli/progress.h) */
     int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */
     bool help;
     bool quiet;             /* -q: errors only on stderr */
@@ -144,5 +145,7 @@ void cs_format_duration(double seconds, char out[24]);
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);
+/* Does command cmd take option --flag (per the option table)? */
+bool cs_config_takes(const char *cmd, const char *flag);
 
 #endif
