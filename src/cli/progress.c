@@ -275,8 +275,9 @@ char *cs_progress_event(const char *kind, const cs_progress *p, double byte_rate
     json_object_set_new(ev, "phase_elapsed", seconds_json(phase_elapsed(p)));
     json_object_set_new(ev, "bytes_per_second", json_integer((json_int_t)byte_rate));
     json_object_set_new(ev, "eta", eta >= 0 ? seconds_json(eta) : json_null());
+    json_object_set_new(ev, "final", json_boolean(p->final));
     json_object_set_new(ev, "canceled", json_boolean(p->canceled));
-    char *text = json_dumps(ev, JSON_COMPACT);
+    char *text = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(ev);
     if (!text)
         abort(); /* out of memory */
@@ -343,26 +344,43 @@ static void sample(cs_cli_progress *p, const cs_progress *pr)
 
 /* ---- the job's callbacks (on the job's threads) ---- */
 
+/* A phase that ends: its last counters (a plain line, a "progress" event;
+ * the live line goes on to the next phase). */
+static void phase_over(cs_cli_progress *p, const cs_progress *pr)
+{
+    sample(p, pr);
+    if (p->mode == CS_PROGRESS_PLAIN)
+        plain_line(p, pr);
+    else if (p->mode == CS_PROGRESS_JSON)
+        emit(p, "progress", pr);
+}
+
+static void phase_begins(cs_cli_progress *p, const cs_progress *pr)
+{
+    p->phase_seen = true;
+    cs_rate_reset(&p->bytes);
+    cs_rate_reset(&p->files);
+    sample(p, pr);
+    p->last_emit = mono_now(); /* plain: the next line 10 s into the phase */
+    if (p->mode == CS_PROGRESS_TTY)
+        draw(p, pr);
+    else if (p->mode == CS_PROGRESS_JSON)
+        emit(p, "phase", pr);
+}
+
 static void on_progress(void *arg, const cs_progress *pr, bool phase_changed)
 {
     cs_cli_progress *p = arg;
-    if (!phase_changed)
+    if (!phase_changed && !pr->final)
         return; /* the redraw thread shows the counters at its own pace */
     pthread_mutex_lock(&p->mu);
+    if (!p->ended && pr->final)
+        phase_over(p, pr);
     if (pr->ended) {
         p->ended = true;
         clear_line(p); /* before the result is printed */
-    } else if (!p->ended) {
-        p->phase_seen = true;
-        cs_rate_reset(&p->bytes);
-        cs_rate_reset(&p->files);
-        sample(p, pr);
-        if (p->mode == CS_PROGRESS_TTY)
-            draw(p, pr);
-        else if (p->mode == CS_PROGRESS_PLAIN)
-            plain_line(p, pr);
-        else if (p->mode == CS_PROGRESS_JSON)
-            emit(p, "phase", pr);
+    } else if (!p->ended && phase_changed) {
+        phase_begins(p, pr);
     }
     pthread_mutex_unlock(&p->mu);
 }

@@ -147,10 +147,27 @@ static void report(cs_job *job, bool phase_changed)
     job->obs.on_progress(job->obs.arg, &copy, phase_changed);
 }
 
+/* The phase that ends, once more as it leaves it (whatever the interval),
+ * so that consumers see its final counters. */
+static void report_final(cs_job *job)
+{
+    if (!job->obs.on_progress)
+        return;
+    cs_progress copy;
+    pthread_mutex_lock(&job->mu);
+    bool any = job->p.phase[0] && !job->ended;
+    snapshot_locked(job, &copy);
+    pthread_mutex_unlock(&job->mu);
+    copy.final = true;
+    if (any)
+        job->obs.on_progress(job->obs.arg, &copy, false);
+}
+
 void cs_job_phase(cs_job *job, const char *phase, uint64_t files_total, uint64_t bytes_total)
 {
     if (!job)
         return;
+    report_final(job);
     pthread_mutex_lock(&job->mu);
     snprintf(job->p.phase, sizeof job->p.phase, "%s", phase ? phase : "");
     job->p.item[0] = '\0';
@@ -209,6 +226,7 @@ void cs_job_end(cs_job *job)
     job->ended = true;
     snapshot_locked(job, &copy);
     pthread_mutex_unlock(&job->mu);
+    copy.final = true;
     if (first && job->obs.on_progress)
         job->obs.on_progress(job->obs.arg, &copy, true);
 }

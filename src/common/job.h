@@ -42,12 +42,15 @@ typedef struct cs_progress {
     double phase_started; /* when the current phase began */
     double elapsed;       /* seconds since started (monotonic) */
     bool canceled;        /* a stop was asked for */
+    bool final;           /* the phase is over: its counters as it left them */
     bool ended;           /* the operation has returned (cs_job_end): the last report */
 } cs_progress;
 
 /* What a consumer of a job wants to hear. Every callback may be NULL; they
  * run on the job's threads (several at once: serialise yourself), so they
- * must be quick. on_progress runs on each phase change and at most every
+ * must be quick. on_progress runs on each phase change (first once more
+ * for the phase that ends, with p->final set and phase_changed false, then
+ * for the new one with phase_changed), and at most every
  * `progress_interval` seconds otherwise (0: 0.2 s). */
 typedef struct cs_job_observer {
     void (*on_progress)(void *arg, const cs_progress *p, bool phase_changed);
@@ -95,8 +98,9 @@ void cs_job_add_files(cs_job *job, uint64_t files);
 void cs_job_item(cs_job *job, const char *item);
 
 /* The operation has returned (its runner says so, before it prints the
- * result): observers hear one last on_progress with p->ended set (a
- * terminal line is cleared then), and later reports are not passed on. */
+ * result): observers hear one last on_progress with p->ended and p->final
+ * set (the last phase's counters; a terminal line is cleared then), and
+ * later reports are not passed on. */
 void cs_job_end(cs_job *job);
 
 /* A copy of the job's progress now (for pollers: an API, /metrics). */

@@ -16,7 +16,8 @@
 #include "common/parallel.h"
 
 typedef struct seen {
-    int progress_calls, phase_changes, log_lines;
+    int progress_calls, phase_changes, log_lines, finals;
+    uint64_t final_files; /* of the last final report */
     char last_phase[32];
     char last_line[128];
 } seen;
@@ -27,6 +28,10 @@ static void on_progress(void *arg, const cs_progress *p, bool phase_changed)
     s->progress_calls++;
     if (phase_changed)
         s->phase_changes++;
+    if (p->final) {
+        s->finals++;
+        s->final_files = p->files_done;
+    }
     snprintf(s->last_phase, sizeof s->last_phase, "%s", p->phase);
 }
 
@@ -62,6 +67,9 @@ static void test_progress_counts(void **state)
     assert_int_equal(s.phase_changes, 1);
     assert_int_equal(s.progress_calls, 1); /* the interval holds back the rest */
     cs_job_phase(job, "manifest", 0, 0);   /* a new phase starts its counters at 0 */
+    assert_int_equal(s.finals, 1);         /* but upload's last counters were said first */
+    assert_int_equal(s.final_files, 1);
+    assert_int_equal(s.phase_changes, 2);
     cs_job_progress(job, &p);
     assert_int_equal(p.files_done, 0);
     assert_int_equal(p.bytes_done, 0);
@@ -176,8 +184,11 @@ static void test_end_is_the_last_report(void **state)
     cs_job *job = cs_job_new("verify", &obs);
     cs_job_phase(job, "read", 2, 10);
     assert_int_equal(s.phase_changes, 1);
+    cs_job_add_files(job, 2);
     cs_job_end(job);
     assert_int_equal(s.phase_changes, 2);
+    assert_int_equal(s.finals, 1); /* the end is the last phase's final report */
+    assert_int_equal(s.final_files, 2);
     cs_progress p;
     cs_job_progress(job, &p);
     assert_true(p.ended);
