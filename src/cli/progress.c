@@ -41,6 +41,7 @@ struct cs_cli_progress {
     cs_rate bytes, files;
     double last_emit;     /* monotonic time of the last plain line or progress event */
     uint64_t emitted_files, emitted_bytes; /* json: what the last event said */
+    char emitted_item[256];
     /* json: events go to the real stdout; stdout itself is kept aside in
      * capture until the result document, which ends the stream. */
     FILE *events;
@@ -333,6 +334,7 @@ static void emit(cs_cli_progress *p, const char *kind, const cs_progress *pr)
     p->last_emit = mono_now();
     p->emitted_files = pr->files_done;
     p->emitted_bytes = pr->bytes_done;
+    snprintf(p->emitted_item, sizeof p->emitted_item, "%s", pr->item);
 }
 
 static void sample(cs_cli_progress *p, const cs_progress *pr)
@@ -427,7 +429,8 @@ static void tick(cs_cli_progress *p)
     else if (p->mode == CS_PROGRESS_PLAIN && since >= PLAIN_INTERVAL)
         plain_line(p, &pr);
     else if (p->mode == CS_PROGRESS_JSON && since >= JSON_INTERVAL &&
-             (pr.files_done != p->emitted_files || pr.bytes_done != p->emitted_bytes))
+             (pr.files_done != p->emitted_files || pr.bytes_done != p->emitted_bytes ||
+              strcmp(pr.item, p->emitted_item)))
         emit(p, "progress", &pr);
 }
 

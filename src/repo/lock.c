@@ -556,15 +556,20 @@ static double backoff(unsigned attempt)
 }
 
 /* Tell whoever waits what for, once per holder rather than once per
- * attempt: a warning, so that a command that stands still says why. */
+ * attempt: an info line, and the current item of the calling thread's job
+ * (a live progress line shows it while the command stands still). */
 static void note_waiting(const cs_lock *l, double wait, char **last, const char *holder)
 {
     if (*last && !strcmp(*last, holder))
         return;
     char limit[32];
     fmt_duration(wait, limit);
-    cs_warn("waiting for lock held by %s: %s needs %s lock (giving up after %s)", holder,
-            l->purpose ? l->purpose : "this command", l->kind == CS_LOCK_EXCLUSIVE ? "an exclusive" : "a shared", limit);
+    char *what = cs_sprintf("waiting for lock held by %s: %s needs %s lock (giving up after %s)", holder,
+                            l->purpose ? l->purpose : "this command",
+                            l->kind == CS_LOCK_EXCLUSIVE ? "an exclusive" : "a shared", limit);
+    cs_info("%s", what);
+    cs_job_item(cs_job_current(), what);
+    free(what);
     free(*last);
     *last = cs_strdup(holder);
 }

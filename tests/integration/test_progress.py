@@ -28,6 +28,7 @@ import pytest
 
 from conftest import mark_dirty
 from s3env import S3Client
+from test_exit_codes import _hand_lock
 
 # Part buffers of one part: what is read is at most a part ahead of what is sent.
 SLOW = ["--rate-limit", "4M", "--s3-concurrency", "1", "--s3-part-size", "5M"]
@@ -152,6 +153,16 @@ def test_live_line_on_a_terminal(cassette, node, big_data, s3_loc):
     assert "\x1b" not in tail and "ETA" not in tail, repr(tail)
     listed = cassette("list", "--repo", loc, "--json", env=env).ok().json()
     assert [e["complete"] for e in listed if e["name"] == "on-a-tty"] == [True], listed
+
+    # Log lines (-v) clear the line first: each starts a line of its own.
+    rc, raw = _run_pty(_cmd(cassette, node, "verify", "-v", "--deep", "--repo", loc, "--rate-limit", "8M"),
+                       _env(cassette, env))
+    text = raw.decode(errors="replace")
+    assert rc == 0, text[-3000:]
+    starts = [i for i in range(len(text)) if text.startswith("cassette: info: ", i)]
+    assert starts, text[-3000:]
+    assert all(text[:i].endswith(("\n", "\r\x1b[K")) or i == 0 for i in starts), text[-3000:]
+    assert "verify: read " in text, text[-3000:]
 
 
 def test_no_control_characters_without_a_terminal(cassette, node, session, big_data, tmp_path):
@@ -310,3 +321,29 @@ def test_sigint_during_restore(cassette, node, session, big_data, s3_loc, s3_ser
     assert _staging(node) == [], "the staging directory outlived the restore"
     assert _locks(s3_server, s3_bucket) == []
     assert ds.check(session) == ds.total_rows  # nothing was imported, nothing lost
+
+
+def test_lock_wait_says_what_for(cassette, tmp_path):
+    """A verify waiting for a lock names the holder (the current item of its progress), and
+    SIGINT stops the wait: exit 130, one line."""
+    repo = tmp_path / "repo"
+    cassette("init", "--repo", repo, "--no-encryption").ok()
+    _hand_lock(repo, "exclusive", os.getpid(), "test_progress holder")
+    proc = subprocess.Popen([str(cassette.bin), "--config", str(cassette.ini), "verify", "--repo", str(repo),
+                             "--lock-wait", "10m", "--progress=json"],
+                            env=cassette.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        seen = _read_events_until(proc, lambda ev: "waiting for lock held by test_progress holder"
+                                  in ev.get("item", ""), timeout=60)
+        assert seen[-1]["phase"] == "lock", seen[-1]
+        assert "verify needs a shared lock" in seen[-1]["item"], seen[-1]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert err == "cassette: verify: interrupted; nothing was changed, run verify again\n", err
+    assert _events(out)[-1]["exit_code"] == 130
