@@ -9,8 +9,8 @@
  *   tty    one live line on stderr (phase, files and bytes done of total,
  *          rate, ETA, current item), redrawn in place at most 5 times a
  *          second; cleared before any log line and before the result
- *   plain  a line on stderr at each phase and every 10 s, without any
- *          control character (logs, CI)
+ *   plain  a line on stderr as each phase ends and every 10 s, without
+ *          any control character (logs, CI)
  *   json   one JSON object per line on stdout: {"event":"phase"|"progress"
  *          |"log"|"error", ...}; the last line is the result document that
  *          --json prints (compact), or an "error" event

@@ -234,7 +234,7 @@ static const opt_def options[] = {
     { "aside", 0, OPT_FLAG, OFF(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
     { "progress", 0, OPT_STR, OFF(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto", "backup restore verify purge",
-      "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line per phase and every 10 s), "
+      "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and every 10 s), "
       "json (one event per line on stdout, the --json result last) or none" },
     { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate delete cleanup",
