@@ -191,6 +191,10 @@ static const opt_def options[] = {
       "and exit non-zero)" },
     { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
+    { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
+      "backup restore verify purge",
+      "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
+      "every 10 s), json (one event per line on stdout, the --json result last) or none" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate delete cleanup",
       "machine-readable output" },
@@ -343,6 +347,12 @@ static const opt_def *find_short(char c)
         if (options[i].short_flag == c)
             return &options[i];
     return NULL;
+}
+
+bool cs_config_takes(const char *cmd, const char *flag)
+{
+    const opt_def *o = find_flag(flag, strlen(flag));
+    return o && cmd && applies_to(o, cmd);
 }
 
 static const opt_def *find_ini(const char *section, const char *key)

@@ -87,6 +87,7 @@ typedef struct cs_config {
     cs_kvlist storage_opts;   /* secrets among them are never logged */
     /* output */
     bool json;
+    char *progress;         /* --progress: auto, tty, plain, json, none (cli/progress.h) */
     int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */
     bool help;
     bool quiet;             /* -q: errors only on stderr */
@@ -120,6 +121,8 @@ int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);
+/* Does command cmd take option --flag (per the option table)? */
+bool cs_config_takes(const char *cmd, const char *flag);
 
 /* The operation the command line names (command and sub-command words),
  * or NULL (no command, or words that name none). */

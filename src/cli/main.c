@@ -9,6 +9,7 @@
 
 #include "cli/config.h"
 #include "cli/output.h"
+#include "cli/progress.h"
 #include "common/err.h"
 #include "common/job.h"
 #include "common/log.h"
@@ -29,6 +30,7 @@ static int run_op(const cs_config *cfg, const cs_op_def *op, cs_job *job, cs_err
     rc = req ? cs_config_request(cfg, op, req, e) : e->code;
     if (!rc)
         rc = cs_op_run(op, job, &host, req, &res, e);
+    cs_job_end(job); /* before the result: a live line is cleared */
     if (!rc) {
         json_t *doc = cs_op_result_json(op, req, res);
         cs_print_result(stdout, stderr, op, req, res, doc, cfg->json);
@@ -97,14 +99,22 @@ int main(int argc, char **argv)
         goto out;
     }
     set_log_level(&cfg);
+    cs_cli_progress *progress = NULL; /* what is shown of the job, and SIGINT */
+    if (cs_cli_progress_new(&cfg, &progress, &e)) {
+        print_error(&e);
+        status = CS_EXIT_USAGE;
+        goto out;
+    }
     const cs_op_def *op = cs_config_op(&cfg); /* the config checked it names one */
     /* One job per run: the operation's cancel flag, progress and log. */
-    cs_job *job = cs_job_new(op->name, NULL);
+    cs_job *job = cs_job_new(op->name, cs_cli_progress_observer(progress));
+    cs_cli_progress_start(progress, job);
     cs_job_attach(job);
-    if (run_op(&cfg, op, job, &e)) {
-        print_error(&e);
+    if (run_op(&cfg, op, job, &e))
         status = cs_exit_code(e.code);
-    }
+    cs_cli_progress_finish(progress, status ? &e : NULL);
+    if (status)
+        print_error(&e);
     cs_job_attach(NULL);
     cs_job_free(job);
 out:

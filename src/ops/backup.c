@@ -40,6 +40,7 @@ typedef struct store_job {
 } store_job;
 
 typedef struct backup_ctx {
+    cs_job *job;          /* progress: phases, files and bytes as they stream */
     const cs_backup_req *req;
     const cs_host *host;
     cs_repo *repo;
@@ -121,6 +122,7 @@ static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path,
         goto out;
     }
     head = cs_hash_filter_new(head, &hash);
+    head = cs_progress_filter_new(head, c->job);
     uint64_t n = 0;
     rc = cs_pump_fd(fd, head, &n, e);
     if (!rc)
@@ -199,6 +201,14 @@ static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char 
 
 /* ---- storing the new files, --jobs at a time ---- */
 
+/* "ks.table/file" as the job's current item. */
+static void report_item(const backup_ctx *c, const cs_mtable *t, const cs_mfile *f)
+{
+    char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, f->name);
+    cs_job_item(c->job, item);
+    free(item);
+}
+
 static int store_job_run(void *arg, size_t i, cs_err *e)
 {
     backup_ctx *c = arg;
@@ -210,10 +220,13 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
     cs_debug("storing %s", j->path);
     const cs_mtable *table = &c->m->tables[j->table];
     cs_mfile *f = &table->files[j->file];
+    report_item(c, table, f);
     int rc = store_file(c, table, j->path, f, &j->bytes_read, &j->resumed, e);
     /* Journaled at once: a backup killed later still does not store it again. */
     if (!rc)
         cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], table->id, f);
+    if (!rc)
+        cs_job_add_files(c->job, 1);
     return rc;
 }
 
@@ -223,11 +236,25 @@ static int by_size_desc(const void *a, const void *b)
     return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
 }
 
+/* The files and bytes the upload phase will read: every new file not
+ * reused by content. */
+static void report_upload_phase(backup_ctx *c)
+{
+    uint64_t files = 0, bytes = 0;
+    for (size_t i = 0; i < c->n_jobs; i++)
+        if (!c->jobs[i].reused) {
+            files++;
+            bytes += c->jobs[i].size;
+        }
+    cs_job_phase(c->job, "upload", files, bytes);
+}
+
 /* Largest files first, so that the last one to finish is a small one. */
 static int store_new_files(backup_ctx *c, cs_err *e)
 {
     if (c->n_jobs > 1)
         qsort(c->jobs, c->n_jobs, sizeof *c->jobs, by_size_desc);
+    report_upload_phase(c);
     int rc = cs_parallel_for(c->n_jobs, (unsigned)c->req->jobs, store_job_run, c, e);
     for (size_t i = 0; i < c->n_jobs; i++) {
         c->bytes_read += c->jobs[i].bytes_read + c->jobs[i].hash_read;
@@ -238,13 +265,15 @@ static int store_new_files(backup_ctx *c, cs_err *e)
 
 /* ---- reusing only what the repository holds ---- */
 
-static int hash_file(const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read, cs_err *e)
+static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read,
+                     cs_err *e)
 {
     cs_hash_result res;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path);
     cs_sink *sink = cs_hash_filter_new(NULL, &res);
+    sink = cs_progress_filter_new(sink, job);
     int rc = cs_pump_fd(fd, sink, bytes_read, e);
     if (!rc)
         rc = cs_sink_close(sink, e);
@@ -267,8 +296,10 @@ static int hash_job_run(void *arg, size_t i, cs_err *e)
     size_t n = 0;
     if (!cs_state_contents(c->state, j->size, NULL, &n))
         return 0;
-    int rc = hash_file(j->path, j->size, j->hash, &j->hash_read, e);
+    int rc = hash_file(c->job, j->path, j->size, j->hash, &j->hash_read, e);
     j->hashed = rc == 0;
+    if (!rc)
+        cs_job_add_files(c->job, 1);
     return rc;
 }
 
@@ -346,13 +377,29 @@ static size_t reuse_by_content(backup_ctx *c)
 /* A backup never references an object it has not seen in the repository
  * during this run: what the state says is stored may have been lost since
  * (deleted by hand, a bucket's lifecycle rule, a restore of the bucket). */
+/* The files hash_job_run will read: new names whose size is a known content. */
+static void report_hash_phase(backup_ctx *c)
+{
+    uint64_t files = 0, bytes = 0;
+    for (size_t i = 0; i < c->n_jobs; i++) {
+        size_t n = 0;
+        if (cs_state_contents(c->state, c->jobs[i].size, NULL, &n)) {
+            files++;
+            bytes += c->jobs[i].size;
+        }
+    }
+    cs_job_phase(c->job, "hash", files, bytes);
+}
+
 static int check_reused(backup_ctx *c, cs_err *e)
 {
+    report_hash_phase(c);
     int rc = cs_parallel_for(c->n_jobs, (unsigned)c->req->jobs, hash_job_run, c, e);
     if (rc)
         return rc;
     c->present = cs_present_new();
     want_reused(c);
+    cs_job_phase(c->job, "check objects", 0, 0); /* cs_present_check counts them */
     rc = cs_present_check(c->present, c->repo, cs_state_repo_objects(c->state), (unsigned)c->req->jobs, e);
     if (rc)
         return rc;
@@ -399,6 +446,7 @@ static int walk_snapshot_dir(backup_ctx *c, cs_mtable *t, unsigned dir_index, co
             rc = walk_snapshot_dir(c, t, dir_index, path, rel, e);
         } else if (S_ISREG(st.st_mode)) {
             rc = add_file(c, t, dir_index, path, rel, &st, e);
+            cs_job_add_files(c->job, 1);
         }
         free(path);
         free(rel);
@@ -605,6 +653,7 @@ static int clear_snapshot(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
+    cs_job_phase(c->job, "snapshot", 0, 0); /* nodetool flushes first */
     clear_stale_snapshots(c, nt);
     int rc = cs_cancel_requested() ? cs_cancel_error(e) : cs_nodetool_snapshot(nt, c->tag, &c->req->keyspaces, e);
     if (rc)
@@ -617,6 +666,7 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     free(key_dir);
     if (!rc)
         rc = cs_repo_mark_started(c->repo, c->m, e);
+    cs_job_phase(c->job, "scan", 0, 0);
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
         rc = walk_data_dir(c, i, e);
     if (!rc)
@@ -632,11 +682,14 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     if (!rc)
         rc = cs_lock_check(c->lock, e);
     if (!rc)
+        cs_job_phase(c->job, "manifest", 0, 0);
+    if (!rc)
         rc = cs_repo_put_manifest(c->repo, c->m, e);
     /* The snapshot pins SSTables that compaction may want to delete: drop it
      * whatever happened. A failure to clear it must not hide a first error. */
     cs_err clear_err;
     cs_err_clear(&clear_err);
+    cs_job_phase(c->job, "cleanup", 0, 0);
     if (clear_snapshot(c, nt, &clear_err) && rc == 0)
         cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", c->m->backup, clear_err.msg);
     return rc;
@@ -644,7 +697,6 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 
 int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_backup_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     char name[32];
@@ -657,15 +709,16 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     cs_lock *lock = NULL;
     int lock_fd = -1;
     char *uploads_path = NULL;
-    /* SIGINT and SIGTERM stop the backup at its next safe point: what is
-     * stored stays (large uploads are resumed by the next backup), the
-     * lock is released and the local state saved on the way out. */
-    cs_cancel_install();
+    /* A cancel (SIGINT or SIGTERM in the CLI) stops the backup at its next
+     * safe point: what is stored stays (large uploads are resumed by the
+     * next backup), the lock is released and the local state saved on the
+     * way out. */
     default_name(name);
     m->backup = cs_strdup(req->name ? req->name : name);
     m->started = t0;
     /* Ask the node first: an unreachable node leaves the repository (and
      * a location that is not one yet) untouched. */
+    cs_job_phase(job, "schema", 0, 0); /* the node's topology and schema */
     cs_nodetool_opts nodetool_opts;
     cs_ops_nodetool_opts(host, &nodetool_opts);
     int rc = cs_nodetool_new(&nodetool_opts, &nt, e);
@@ -678,6 +731,7 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     /* Shared: backups and restores run side by side, a purge waits. */
     if (!rc) {
         purpose = cs_sprintf("backup %s of %s", m->backup, m->address ? m->address : m->host_id);
+        cs_job_phase(job, "lock", 0, 0);
         cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, true };
         rc = cs_ops_lock(&lo, repo, CS_LOCK_SHARED, purpose, &lock, e);
     }
@@ -690,7 +744,8 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     res->encrypted = cs_repo_is_encrypted(repo);
     tag = cs_sprintf("cassette-%s", m->backup);
     uploads_path = cs_uploads_path(host, repo, m->host_id);
-    backup_ctx c = { .req = req, .host = host, .repo = repo, .m = m, .state = state, .tag = tag, .lock = lock,
+    backup_ctx c = { .job = job, .req = req, .host = host, .repo = repo, .m = m, .state = state, .tag = tag,
+                     .lock = lock,
                      .uploads = cs_uploads_load(uploads_path, repo) };
     rc = snapshot_and_store(&c, nt, e);
     cs_uploads_free(c.uploads);
@@ -720,7 +775,6 @@ out:
     cs_repo_free(repo);
     free(tag);
     free(uploads_path);
-    cs_cancel_uninstall();
     return rc;
 }
 

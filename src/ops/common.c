@@ -69,6 +69,7 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
     /* The check runs before dst is closed, so a file sink never commits
      * bytes that do not match the manifest. */
     cs_sink *head = cs_hash_verify_new(dst, f->hash, f->size);
+    head = cs_progress_filter_new(head, cs_job_current()); /* plaintext bytes, for the caller's job */
     head = cs_zstd_decompress_new(head, e);
     int rc = head ? cs_repo_reader(repo, head, &head, e) : e->code;
     if (!rc)

@@ -421,7 +421,9 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
 
 /* Shared by the ops: stream an object through zstd-decompress and hash into
  * dst (owned, closed on success) and check the plaintext against f.
- * CS_E_CORRUPT names the object on any mismatch. */
+ * CS_E_CORRUPT names the object on any mismatch. The plaintext bytes count
+ * as bytes done of the calling thread's job, and its cancel stops the
+ * stream (CS_E_CANCELED). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
 
 #endif

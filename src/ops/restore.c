@@ -48,6 +48,7 @@ typedef struct placement {
 } placement;
 
 typedef struct restore_ctx {
+    cs_job *job;           /* progress: download (files, bytes), then placing or importing */
     const cs_restore_req *req;
     const cs_host *host;
     cs_repo *repo;
@@ -213,8 +214,13 @@ static int place_run(void *arg, size_t i, cs_err *e)
     restore_ctx *c = arg;
     placement *p = &c->plan[i];
     const cs_mtable *t = &c->m.tables[p->table];
+    char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, p->f->name);
+    cs_job_item(c->job, item);
+    free(item);
     int rc = place_file(c, p->f, p->dir, e);
     p->done = rc == 0;
+    if (!rc)
+        cs_job_add_files(c->job, 1);
     if (rc && !c->req->fail_fast && is_table_damage(rc)) {
         p->code = rc;
         p->why = cs_strdup(e->msg);
@@ -248,6 +254,10 @@ static int place_planned(restore_ctx *c, cs_err *e)
 {
     if (c->n_plan > 1)
         qsort(c->plan, c->n_plan, sizeof *c->plan, by_size_desc);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->n_plan; i++)
+        bytes += c->plan[i].f->size;
+    cs_job_phase(c->job, "download", c->n_plan, bytes); /* bytes: cs_ops_fetch_object's, as they stream */
     int rc = cs_parallel_for(c->n_plan, (unsigned)c->req->jobs, place_run, c, e);
     const placement **first = cs_calloc(c->m.n_tables + 1, sizeof *first);
     for (size_t i = 0; i < c->n_plan; i++) {
@@ -797,7 +807,12 @@ typedef struct import_run {
 static int import_one(void *arg, size_t i, cs_err *e)
 {
     import_run *r = arg;
-    int rc = import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
+    const cs_mtable *t = &r->c->m.tables[r->tables[i]];
+    char *item = cs_sprintf("%s.%s", t->keyspace, t->table);
+    cs_job_item(r->c->job, item);
+    free(item);
+    int rc = import_table(r->nt, t, r->stage, e);
+    cs_job_add_files(r->c->job, 1);
     if (rc && !r->c->req->fail_fast) {
         r->codes[i] = rc;
         r->whys[i] = cs_strdup(e->msg);
@@ -816,6 +831,7 @@ static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, con
     for (size_t i = 0; i < c->m.n_tables; i++)
         if (c->selected[i] && !adopted[i])
             r.tables[n++] = i;
+    cs_job_phase(c->job, "import", n, 0); /* files: tables, one nodetool import each */
     int rc = cs_parallel_for(n, (unsigned)c->req->jobs, import_one, &r, e);
     for (size_t k = 0; k < n; k++) {
         if (r.whys[k]) {
@@ -896,6 +912,8 @@ static int restore_import(restore_ctx *c, cs_err *e)
     unstage_failed(c, stage, staged);
     if (!rc)
         rc = something_left(c, e);
+    if (!rc)
+        cs_job_phase(c->job, "schema", 0, 0); /* keyspaces, types, tables the node lacks */
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "keyspace", "type", NULL }, e);
     const char *data_dir = c->dirs.data_dirs.items[0];
@@ -1260,6 +1278,8 @@ static int replace_staged(restore_ctx *c, bool whole, journal *j, cs_strlist *st
     if (!rc && whole)
         rc = system_tables_whole(c, e);
     if (!rc)
+        cs_job_phase(c->job, "place", 0, 0); /* renames only: no safe point until done */
+    if (!rc)
         rc = whole ? swap_node(c, j, stages, e) : swap_tables(c, j, stages, e);
     return rc;
 }
@@ -1343,10 +1363,13 @@ static int run_restore(restore_ctx *c, cs_err *e)
     /* Shared: a purge must not delete objects while they are read. */
     cs_lock *lock = NULL;
     char *purpose = cs_sprintf("restore %s", c->req->backup);
+    cs_job_phase(c->job, "lock", 0, 0);
     if (!rc)
         rc = cs_ops_lock(&(cs_ops_lock_opts){ c->req->lock_wait, c->req->lock_stale, false }, c->repo,
                          CS_LOCK_SHARED, purpose, &lock, e);
     free(purpose);
+    if (!rc)
+        cs_job_phase(c->job, "manifest", 0, 0);
     if (!rc)
         rc = cs_repo_read_manifest(c->repo, c->req->backup, NULL, &c->m, e);
     if (!rc)
@@ -1370,16 +1393,21 @@ static int run_restore(restore_ctx *c, cs_err *e)
 
 int cs_op_restore(cs_job *job, const cs_host *host, const cs_restore_req *req, cs_restore_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     restore_ctx c;
     memset(&c, 0, sizeof c);
+    c.job = job;
     c.req = req;
     c.host = host;
     c.res = res;
     res->mode = cs_strdup(req->mode);
     int rc = run_restore(&c, e);
+    /* A cancel (SIGINT or SIGTERM in the CLI) stops at the next safe point
+     * as a failure would: the staging directories are gone, a replace has
+     * put back what it moved, tables imported already stay. */
+    if (rc && cs_job_canceled(job))
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; the staged downloads were removed, run restore again");
     if (rc)
         cs_err_prefix(e, "restore %s", req->backup);
     res->seconds = cs_now() - t0;

@@ -32,6 +32,7 @@ typedef struct damage {
 } damage;
 
 typedef struct verify_ctx {
+    cs_job *job;   /* progress: objects listed or read, bytes read (deep) */
     const cs_verify_req *req;
     cs_repo *repo;
     cs_catalog *cat;
@@ -63,6 +64,7 @@ static int list_object(const char *key, const cs_storage_stat *st, void *arg)
     base = base ? base + 1 : key;
     if (!cs_is_hex32(base))
         return 0;
+    cs_job_add_files(cs_job_current(), 1);
     return cs_catalog_listing_add(a[0], base, st->size, st->mtime, a[1]) ? 1 : 0;
 }
 
@@ -128,9 +130,13 @@ static int read_object(void *arg, size_t i, cs_err *e)
     memcpy(f.object, o->id, CS_OBJECT_ID_HEX);
     cs_err_clear(&c->chunk_err[i]);
     c->chunk_rc[i] = cs_ops_fetch_object(c->repo, &f, cs_null_sink_new(), &c->chunk_err[i]);
+    if (c->chunk_rc[i] == CS_E_CANCELED) { /* not the object's fault: stop, record nothing of the chunk */
+        *e = c->chunk_err[i];
+        return e->code;
+    }
     if (c->chunk_rc[i])
         cs_debug("verify: %s", c->chunk_err[i].msg);
-    (void)e;
+    cs_job_add_files(c->job, 1);
     return 0;
 }
 
@@ -313,13 +319,19 @@ static int count_backups(verify_ctx *c, cs_err *e)
 static int run(verify_ctx *c, cs_err *e)
 {
     uint64_t chosen = 0;
+    cs_job_phase(c->job, "sync", 0, 0); /* the catalog learns the repository's backups */
     int rc = cs_catalog_sync(c->cat, c->repo, c->res->deep ? CS_LOAD_MANIFEST : CS_LOAD_REFS, e);
     if (!rc)
         rc = count_backups(c, e);
     if (!rc)
         rc = cs_catalog_select(c->cat, c->req->backup, c->res->sample_pct, &chosen, e);
+    uint64_t bytes = 0;
+    if (!rc && c->res->deep)
+        rc = cs_catalog_selected_size(c->cat, &bytes, e);
     if (!rc)
         cs_info("verify: %llu objects to check (%s)", (unsigned long long)chosen, c->res->deep ? "deep" : "fast");
+    if (!rc) /* fast: the listing counts objects as they come */
+        cs_job_phase(c->job, c->res->deep ? "read" : "list", c->res->deep ? chosen : 0, bytes);
     if (!rc)
         rc = c->res->deep ? verify_deep(c, e) : verify_fast(c, e);
     if (!rc)
@@ -329,10 +341,10 @@ static int run(verify_ctx *c, cs_err *e)
 
 int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_verify_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     verify_ctx c;
     memset(&c, 0, sizeof c);
+    c.job = job;
     c.req = req;
     c.res = res;
     res->deep = req->deep;
@@ -342,6 +354,8 @@ int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_
     if (!rc && req->deep)
         rc = cs_ops_require_identity(c.repo, e);
     cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
+    if (!rc)
+        cs_job_phase(job, "lock", 0, 0);
     if (!rc)
         rc = cs_ops_lock(&lo, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
     if (!rc)
@@ -354,6 +368,11 @@ int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_
     cs_catalog_close(c.cat);
     cs_lock_release(c.lock);
     cs_repo_free(c.repo);
+    /* A cancel (SIGINT or SIGTERM in the CLI) changes nothing in the
+     * repository; the objects of the chunks read whole are remembered as
+     * verified, so that a sampled verify goes on where it stopped. */
+    if (rc && cs_job_canceled(job))
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; nothing was changed, run verify again");
     if (rc)
         cs_err_prefix(e, "verify");
     return rc;

@@ -28,6 +28,7 @@
 
 #include "common/buf.h"
 #include "common/cancel.h"
+#include "common/job.h"
 #include "common/log.h"
 #include "common/fs.h"
 #include "storage/http.h"
@@ -484,7 +485,7 @@ static int dispatch(s3_writer *w, cs_err *e)
     p->number = ++w->parts;
     w->buf = NULL; /* the next write takes another from the pool */
     w->len = 0;
-    p->running = pthread_create(&p->thread, NULL, upload_part, p) == 0;
+    p->running = cs_job_thread_create(&p->thread, upload_part, p) == 0;
     if (!p->running) {
         upload_part(p); /* no thread to be had: do it here */
         record_part(w, p);
