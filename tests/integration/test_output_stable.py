@@ -106,8 +106,15 @@ def test_repo_v1_outputs(cassette, tmp_path):
         ("v1-restore-nokey", ["restore", "--backup", "v1-first"]),
     ]
     for name, args in runs:
-        res = cassette(*args, "--repo", repo)
+        res = cassette(*args, "--repo", repo, config=_needs_node_config(args))
         check(name, res, repo, fixed_times=True)
+
+
+def _needs_node_config(args):
+    """status also reports what replace restores left aside in the node's directories: the
+    shared test node's, where other tests leave theirs. The reports of the repository are
+    compared without the node's configuration."""
+    return args[0] != "status"
 
 
 @pytest.fixture
@@ -162,7 +169,7 @@ def test_made_repo_outputs(cassette, golden_ks, node, tmp_path):
         ("made-catalog-rebuild", ["catalog", "rebuild"]),
     ]
     for name, args in runs:
-        check(name, cassette(*args, "--repo", repo), repo)
+        check(name, cassette(*args, "--repo", repo, config=_needs_node_config(args)), repo)
 
     session.execute(f"TRUNCATE {KS}.items", timeout=120)
     check("made-restore", cassette("restore", "--repo", repo, "--backup", "golden-2",
