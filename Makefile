@@ -4,12 +4,12 @@
 # its bash completion (both made by the binary from its option table).
 
 CC      ?= gcc
-PKGS    := libzstd libsodium jansson sqlite3 openssl
+PKGS    := libzstd libsodium jansson sqlite3 openssl expat
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 INC     := -Isrc
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson -lsqlite3) -lcurl -lpthread
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson -lsqlite3 -lexpat) -lcurl -lpthread
 
 # Two variants: release-ish (O2, the shipped binary, valgrind runs) and asan
 # (AddressSanitizer + UBSan, what the unit and integration tests run).
@@ -66,9 +66,19 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcassette.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(filter %.o,$^) $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS) -lcmocka
 
 unit: $(UNIT_BIN)
+
+# The storage driver conformance suite (tests/conformance/): linked into its
+# unit test (posix and mem) and into a runner for any location, which the
+# integration tests point at S3 and the other drivers that need a server.
+CONF_OBJ := $(BUILD)/tests/conformance/storage_conformance.o
+CONF_BIN := $(BUILD)/conformance/storage-conformance
+$(BUILD)/tests/test_storage_conformance: $(CONF_OBJ)
+$(CONF_BIN): tests/conformance/main.c $(CONF_OBJ) $(BUILD)/libcassette.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(CONF_OBJ) $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS)
 
 # Small programs over the library that tests and benchmarks drive
 # (tests/tools/NAME.c, bench/NAME.c -> build/tools/NAME).
@@ -81,7 +91,7 @@ $(BUILD)/tools/%: bench/%.c $(BUILD)/libcassette.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libcassette.a $(LDFLAGS) $(LIBS)
 
-tools: $(TOOL_BIN)
+tools: $(TOOL_BIN) $(CONF_BIN)
 
 asan:
 	$(MAKE) VARIANT=asan all unit
@@ -131,4 +141,4 @@ bench: all
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CONF_OBJ:.o=.d)

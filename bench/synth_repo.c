@@ -538,7 +538,10 @@ int main(int argc, char **argv)
     cs_err e;
     cs_err_clear(&e);
     cs_repo *repo = NULL;
-    int rc = cs_repo_init(o.repo, NULL, &repo, &e);
+    cs_storage *st = NULL;
+    int rc = cs_storage_open(o.repo, NULL, true, &st, &e);
+    if (!rc)
+        rc = cs_repo_init(st, NULL, &repo, &e);
     if (rc) {
         fprintf(stderr, "synth_repo: %s\n", e.msg);
         return 1;

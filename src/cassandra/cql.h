@@ -3,7 +3,7 @@
  * otherwise (3.x).
  *
  * Owns: one TCP connection to a Cassandra node, optionally over TLS
- * (OpenSSL: server certificate and host name verified, optional client
+ * (io/net: server certificate and host name verified, optional client
  * certificate), the version negotiation (STARTUP at v5; a protocol error
  * about the version means a new connection at v4), the v5 segment layer
  * (uncompressed, CRC24 header and CRC32 payload checks), the frame
@@ -16,7 +16,13 @@
  * included). One connection per thread. A debug log line names the
  * protocol version negotiated.
  * Must not: know what the queries mean (schema, topology are cassandra/),
- * or put a password in a message or a log line. */
+ * or put a password in a message or a log line.
+ *
+ * Pieces: cql.c (the connection: set-up, negotiation, authentication,
+ * requests, paging), cql_codec.c (envelopes, RESULT and ERROR bodies,
+ * result accessors), cql_value.c (column types and values), cql_segment.c
+ * (v5 segments), cql_wire.h (the protocol's notations); the socket, TLS and
+ * deadlines are io/net's. Their internal headers are for those files only. */
 #ifndef CS_CQL_H
 #define CS_CQL_H
 

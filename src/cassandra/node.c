@@ -1,61 +1,50 @@
 #include "cassandra/node.h"
 
 #include <ctype.h>
-#include <netdb.h>
-#include <poll.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "io/net.h"
 
-static int cql_timeout_ms(double seconds)
-{
-    if (seconds <= 0)
-        return 10000;
-    return seconds >= 86400 ? 86400000 : (int)(seconds * 1000);
-}
-
-static int connect_point(const cs_config *cfg, const cs_contact_point *p, cql_conn **out,
+static int connect_point(const cs_cql_opts *o, const cs_contact_point *p, cql_conn **out,
                          cs_err *e)
 {
     cql_conn_opts opts = {
         .host = p->host,
         .port = p->port,
-        .timeout_ms = cql_timeout_ms(cfg->cql_timeout),
-        .username = cfg->cql_user,
-        .password = cfg->cql_password,
-        .tls = cfg->cql_tls,
-        .ca_file = cfg->cql_ca_file,
-        .cert_file = cfg->cql_cert,
-        .key_file = cfg->cql_key,
+        .timeout_ms = o->timeout_ms,
+        .username = o->username,
+        .password = o->password,
+        .tls = o->tls,
+        .ca_file = o->ca_file,
+        .cert_file = o->cert_file,
+        .key_file = o->key_file,
     };
     return cql_connect(&opts, out, e);
 }
 
-static int parse_host_setting(const cs_config *cfg, cs_contact_point **points, size_t *n,
-                              cs_err *e)
+static int parse_hosts(const cs_cql_opts *o, cs_contact_point **points, size_t *n, cs_err *e)
 {
-    if (cs_contact_points_parse(cfg->cql_host ? cfg->cql_host : "", (int)cfg->cql_port, points,
-                                n, e))
-        return cs_err_prefix(e, "--cql-host");
+    int port = o->port ? o->port : 9042;
+    if (cs_contact_points_parse(o->hosts ? o->hosts : "", port, points, n, e))
+        return cs_err_prefix(e, "{cql_host}");
     return 0;
 }
 
-int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
+int cs_node_connect(const cs_cql_opts *opts, cql_conn **out, cs_err *e)
 {
     cs_contact_point *points = NULL;
     size_t n = 0;
-    int rc = parse_host_setting(cfg, &points, &n, e);
+    int rc = parse_hosts(opts, &points, &n, e);
     if (!rc && n > 1)
-        rc = cs_err_set(e, CS_E_INVAL, "--cql-host: %s talks to the node it works on: give its "
-                        "own address, not a list of contact points", cfg->command);
+        rc = cs_err_set(e, CS_E_INVAL, "{cql_host}: %s talks to the node it works on: give "
+                        "its own address, not a list of contact points",
+                        opts->purpose ? opts->purpose : "this operation");
     if (!rc)
-        rc = connect_point(cfg, &points[0], out, e);
+        rc = connect_point(opts, &points[0], out, e);
     cs_contact_points_free(points, n);
     return rc;
 }
@@ -67,17 +56,17 @@ static bool try_next_after(int code)
     return code == CS_E_UNAVAIL || code == CS_E_IO || code == CS_E_PROTO;
 }
 
-int cs_cluster_connect(const cs_config *cfg, cql_conn **out, cs_err *e)
+int cs_cluster_connect(const cs_cql_opts *opts, cql_conn **out, cs_err *e)
 {
     cs_contact_point *points = NULL;
     size_t n = 0;
-    int rc = parse_host_setting(cfg, &points, &n, e);
+    int rc = parse_hosts(opts, &points, &n, e);
     if (rc)
         return rc;
     cs_buf reasons = { 0 };
     for (size_t i = 0; i < n; i++) {
         cs_err one = { 0 };
-        rc = connect_point(cfg, &points[i], out, &one);
+        rc = connect_point(opts, &points[i], out, &one);
         if (!rc || !try_next_after(rc) || n == 1) {
             if (rc)
                 *e = one;
@@ -376,33 +365,7 @@ bool cs_node_is_valid_name(const char *name)
     return true;
 }
 
-static bool connect_within(const struct addrinfo *ai, int timeout_ms)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0)
-        return false;
-    bool up = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-    if (!up) {
-        struct pollfd p = { fd, POLLOUT, 0 };
-        int err = 0;
-        socklen_t len = sizeof err;
-        up = poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
-    }
-    close(fd);
-    return up;
-}
-
 bool cs_node_is_listening(const char *host, int port)
 {
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, service, &hints, &res) != 0)
-        return false;
-    bool up = false;
-    for (struct addrinfo *ai = res; ai && !up; ai = ai->ai_next)
-        up = connect_within(ai, 3000);
-    freeaddrinfo(res);
-    return up;
+    return cs_net_is_listening(host, port, 3000);
 }

@@ -9,9 +9,11 @@
 
 #include <jansson.h>
 
+#include <stdbool.h>
+
 #include "cassandra/cql.h"
-#include "common/config.h"
 #include "common/err.h"
+#include "common/strlist.h"
 
 typedef struct cs_node_info {
     char *host_id;
@@ -28,17 +30,32 @@ typedef struct cs_node_info {
     char *saved_caches_dir;
 } cs_node_info;
 
-/* Connect to the node itself (backup, restore: they read its identity and
- * directories) using the [cassandra] settings of cfg; its host must be one
- * address, not a list of contact points. */
-int cs_node_connect(const cs_config *cfg, cql_conn **out, cs_err *e);
+/* How to reach Cassandra over CQL. ops/ builds it from its request
+ * (ops/nodeopts.c); the strings are borrowed for the length of the call. */
+typedef struct cs_cql_opts {
+    const char *hosts;    /* "a, b:9043, [::1]:9044": see cs_contact_points_parse */
+    int port;             /* for hosts that name none; 9042 when 0 */
+    int timeout_ms;       /* connect, TLS handshake, login, each request; 10 s when 0 */
+    const char *username; /* NULL: no authentication offered */
+    const char *password; /* never logged */
+    bool tls;             /* implied by ca_file */
+    const char *ca_file;  /* PEM; the system's CA store when NULL */
+    const char *cert_file; /* client certificate (PEM), for require_client_auth */
+    const char *key_file; /* its key (PEM); NULL: taken from cert_file */
+    const char *purpose;  /* what connects ("backup"), for messages; may be NULL */
+} cs_cql_opts;
 
-/* Connect to any node of the cluster (migrate, schema dump): cfg's host may
- * list contact points, tried in order. The next one is tried only when one
- * cannot be reached or fails the TLS handshake; a refused login or a bad
- * setting stops at once (every node would say the same). When none can be
- * reached, the message names each with its reason. */
-int cs_cluster_connect(const cs_config *cfg, cql_conn **out, cs_err *e);
+/* Connect to the node itself (backup, restore: they read its identity and
+ * directories); opts->hosts must be one address, not a list of contact
+ * points. */
+int cs_node_connect(const cs_cql_opts *opts, cql_conn **out, cs_err *e);
+
+/* Connect to any node of the cluster (migrate, schema dump): opts->hosts
+ * may list contact points, tried in order. The next one is tried only when
+ * one cannot be reached or fails the TLS handshake; a refused login or a
+ * bad setting stops at once (every node would say the same). When none can
+ * be reached, the message names each with its reason. */
+int cs_cluster_connect(const cs_cql_opts *opts, cql_conn **out, cs_err *e);
 
 typedef struct cs_contact_point {
     char *host; /* a name, an IPv4 address, or an IPv6 address without brackets */
@@ -69,7 +86,7 @@ int cs_node_check_keyspaces(const json_t *schema, const cs_strlist *names, cs_er
 void cs_node_parse_dir_list(const char *value, cs_strlist *out);
 
 /* Does something accept TCP connections at host:port (within 3 s)?
- * Used to refuse a replace restore while the node is up. */
+ * Used to refuse a replace restore while the node is up (io/net). */
 bool cs_node_is_listening(const char *host, int port);
 
 /* Is ks one of Cassandra's own keyspaces (system, system_schema, ...)? */

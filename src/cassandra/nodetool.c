@@ -65,16 +65,16 @@ static int write_password_file(cs_nodetool *nt, const char *user, const char *pa
 
 /* With a JMX user: the password goes to a private file and nodetool gets
  * "-u USER -pwf FILE" after the template's own words. */
-static int add_jmx_auth(cs_nodetool *nt, const cs_config *cfg, cs_err *e)
+static int add_jmx_auth(cs_nodetool *nt, const cs_nodetool_opts *opts, cs_err *e)
 {
-    const char *user = cfg->jmx_user, *password = cfg->jmx_password;
+    const char *user = opts->jmx_user, *password = opts->jmx_password;
     if (!user || !*user) {
         if (password && *password)
-            return cs_err_set(e, CS_E_INVAL, "a JMX password is set but no JMX user (--jmx-user)");
+            return cs_err_set(e, CS_E_INVAL, "a JMX password is set but no JMX user ({jmx_user})");
         return 0;
     }
     if (!password || !*password)
-        return cs_err_set(e, CS_E_INVAL, "JMX user %s has no password (--jmx-password)", user);
+        return cs_err_set(e, CS_E_INVAL, "JMX user %s has no password ({jmx_password})", user);
     if (has_space(user))
         return cs_err_set(e, CS_E_INVAL, "the JMX user name must not contain white space");
     if (has_space(password))
@@ -90,17 +90,17 @@ static int add_jmx_auth(cs_nodetool *nt, const cs_config *cfg, cs_err *e)
     return 0;
 }
 
-int cs_nodetool_new(const cs_config *cfg, cs_nodetool **out, cs_err *e)
+int cs_nodetool_new(const cs_nodetool_opts *opts, cs_nodetool **out, cs_err *e)
 {
     cs_nodetool *nt = cs_calloc(1, sizeof *nt);
     *out = NULL;
-    int rc = cs_split_command(cfg->nodetool ? cfg->nodetool : "nodetool", &nt->prefix, e);
+    int rc = cs_split_command(opts->command ? opts->command : "nodetool", &nt->prefix, e);
     if (rc) {
         cs_err_prefix(e, "nodetool command");
         cs_nodetool_free(nt);
         return rc;
     }
-    if ((rc = add_jmx_auth(nt, cfg, e))) {
+    if ((rc = add_jmx_auth(nt, opts, e))) {
         cs_nodetool_free(nt);
         return rc;
     }

@@ -1,6 +1,6 @@
 /* nodetool.h - running nodetool against one node.
  *
- * Owns: the nodetool command template from the config (it may be
+ * Owns: the nodetool command template (it may be
  * "nodetool -h 127.0.0.1 -p 7199" or "docker exec cassandra nodetool"),
  * the JMX credentials (the password goes to nodetool in a private 0600 file
  * in $TMPDIR, "-u USER -pwf FILE", never on a command line; the file lives
@@ -11,18 +11,25 @@
 #ifndef CS_NODETOOL_H
 #define CS_NODETOOL_H
 
-#include "common/config.h"
 #include "common/err.h"
 #include "common/proc.h"
+#include "common/strlist.h"
 
 typedef struct cs_nodetool cs_nodetool;
 
-/* From cfg: the nodetool template (cfg->nodetool, "nodetool" when NULL)
- * and, when cfg->jmx_user is set, cfg->jmx_password (required; no white
- * space, as nodetool's password file splits on it). The template runs on
- * this machine: a JMX password file is not visible inside a container
+/* How to run nodetool. ops/ builds it from its request (ops/nodeopts.c);
+ * the strings are copied by cs_nodetool_new. */
+typedef struct cs_nodetool_opts {
+    const char *command;      /* the template; "nodetool" when NULL */
+    const char *jmx_user;     /* NULL or empty: no JMX authentication */
+    const char *jmx_password; /* required with jmx_user; never on a command line */
+} cs_nodetool_opts;
+
+/* The template, and with a JMX user its password (required; no white space,
+ * as nodetool's password file splits on it). The template runs on this
+ * machine: a JMX password file is not visible inside a container
  * ("docker exec ... nodetool"). */
-int cs_nodetool_new(const cs_config *cfg, cs_nodetool **out, cs_err *e);
+int cs_nodetool_new(const cs_nodetool_opts *opts, cs_nodetool **out, cs_err *e);
 /* Removes the password file, if any. NULL is fine. */
 void cs_nodetool_free(cs_nodetool *nt);
 

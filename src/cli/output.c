@@ -1,532 +1,384 @@
+/* output.c - results as text and JSON (see the header). Every text
+ * formatter reads the result's JSON document only. */
 #include "cli/output.h"
 
-#include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/buf.h"
-#include "common/fs.h"
+#include "common/strlist.h"
+#include "common/units.h"
+#include "crypto/age.h"
+#include "ops/ops.h"
 
-void cs_human_size(uint64_t bytes, char *buf, size_t cap)
+/* ---- reading the document ---- */
+
+static const char *js(const json_t *o, const char *key) /* NULL for null or missing */
 {
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-    double v = (double)bytes;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
-    else
-        snprintf(buf, cap, "%.1f %s", v, units[u]);
+    return json_string_value(json_object_get(o, key));
 }
 
-void cs_human_duration(double s, char *buf, size_t cap)
+static const char *js0(const json_t *o, const char *key) /* "" for null or missing */
 {
-    long n = s > 0 && s < 1e15 ? (long)s : 0;
-    if (n < 60)
-        snprintf(buf, cap, "%lds", n);
-    else if (n < 3600)
-        snprintf(buf, cap, "%ldm%02lds", n / 60, n % 60);
-    else if (n < 86400)
-        snprintf(buf, cap, "%ldh%02ldm", n / 3600, n % 3600 / 60);
-    else
-        snprintf(buf, cap, "%ldd%02ldh", n / 86400, n % 86400 / 3600);
+    const char *s = js(o, key);
+    return s ? s : "";
 }
 
-static void print_json(FILE *out, json_t *j)
+static unsigned long long ju(const json_t *o, const char *key)
+{
+    return (unsigned long long)json_integer_value(json_object_get(o, key));
+}
+
+static size_t jz(const json_t *o, const char *key)
+{
+    return (size_t)json_integer_value(json_object_get(o, key));
+}
+
+static double jd(const json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+static bool jb(const json_t *o, const char *key)
+{
+    return json_is_true(json_object_get(o, key));
+}
+
+static bool jnull(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return !v || json_is_null(v);
+}
+
+static void human_size(const json_t *o, const char *key, char *buf, size_t cap)
+{
+    cs_human_size((uint64_t)ju(o, key), buf, cap);
+}
+
+static void print_json(FILE *out, const json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(2));
     if (text) {
         fprintf(out, "%s\n", text);
         free(text);
     }
-    json_decref(j);
 }
 
-static char *iso(double t)
+/* The node of a backup entry as messages name it: its address, else its host id. */
+static const char *node_of(const json_t *b)
 {
-    char buf[21];
-    if (t <= 0)
-        return strdup("");
-    cs_iso8601((int64_t)t, buf);
-    return strdup(buf);
+    return *js0(b, "address") ? js0(b, "address") : js0(b, "host_id");
 }
 
-void cs_print_backup(FILE *out, const cs_backup_result *res, bool json)
+/* What the formatters get. */
+typedef struct fmt_ctx {
+    FILE *out, *err;
+    const cs_op_def *op;
+    const void *req, *res;
+    const json_t *doc;
+    bool json;
+} fmt_ctx;
+
+/* ---- init, backup ---- */
+
+static void fmt_init(const fmt_ctx *c)
 {
-    const cs_manifest *m = &res->manifest;
-    cs_manifest_totals t;
-    cs_manifest_totals_of(m, &t);
-    if (json) {
-        json_t *new_files = json_array();
-        for (size_t i = 0; i < m->n_tables; i++)
-            for (size_t j = 0; j < m->tables[i].n_files; j++)
-                if (m->tables[i].files[j].is_new) {
-                    char *name = NULL;
-                    size_t len = strlen(m->tables[i].keyspace) + strlen(m->tables[i].table) +
-                                 strlen(m->tables[i].files[j].name) + 3;
-                    name = malloc(len);
-                    if (!name)
-                        continue;
-                    snprintf(name, len, "%s/%s/%s", m->tables[i].keyspace, m->tables[i].table,
-                             m->tables[i].files[j].name);
-                    json_array_append_new(new_files, json_string(name));
-                    free(name);
-                }
-        json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:b}", "name", m->backup,
-                                  "host_id", m->host_id, "files", (json_int_t)t.files, "files_new",
-                                  (json_int_t)t.files_new, "files_unchanged", (json_int_t)(t.files - t.files_new),
-                                  "bytes_read", (json_int_t)res->bytes_read, "bytes_stored",
-                                  (json_int_t)t.stored_new, "size", (json_int_t)t.size, "seconds", res->seconds,
-                                  "new_files", new_files, "complete", 1);
-        json_object_set_new(doc, "encrypted", json_boolean(res->encrypted));
-        /* Stored bytes an interrupted backup had sent already: not sent again. */
-        json_object_set_new(doc, "bytes_resumed", json_integer((json_int_t)res->bytes_resumed));
-        print_json(out, doc);
-        return;
-    }
+    fprintf(c->out, "initialised repository %s (id %s)\n", js0(c->doc, "repository"), js0(c->doc, "id"));
+}
+
+static void fmt_backup(const fmt_ctx *c)
+{
+    const json_t *d = c->doc;
     char read[32], stored[32], size[32];
-    cs_human_size(res->bytes_read, read, sizeof read);
-    cs_human_size(t.stored_new, stored, sizeof stored);
-    cs_human_size(t.size, size, sizeof size);
-    fprintf(out,
+    human_size(d, "bytes_read", read, sizeof read);
+    human_size(d, "bytes_stored", stored, sizeof stored);
+    human_size(d, "size", size, sizeof size);
+    fprintf(c->out,
             "backup %s complete: %llu files (%llu new, %llu unchanged), %s in total; read %s, stored %s; %.1f s\n",
-            m->backup, (unsigned long long)t.files, (unsigned long long)t.files_new,
-            (unsigned long long)(t.files - t.files_new), size, read, stored, res->seconds);
-    if (!res->encrypted)
-        fprintf(out, "the repository is not encrypted: these files are stored in plaintext\n");
+            js0(d, "name"), ju(d, "files"), ju(d, "files_new"), ju(d, "files_unchanged"), size, read, stored,
+            jd(d, "seconds"));
+    if (!jb(d, "encrypted"))
+        fprintf(c->out, "the repository is not encrypted: these files are stored in plaintext\n");
 }
 
-/* Logical bytes per byte this backup added: how much dedup saved (null
- * when nothing new was stored, or not known). */
-static json_t *dedup_json(const cs_backup_entry *b)
-{
-    return b->has_new && b->size_new ? json_real((double)b->size / (double)b->size_new) : json_null();
-}
-
-static json_t *new_json(const cs_backup_entry *b, uint64_t v)
-{
-    return b->has_new ? json_integer((json_int_t)v) : json_null();
-}
-
-/* "ks1,ks2,ks.t" -> ["ks1", "ks2", "ks.t"] (null when not readable). */
-static json_t *names_json(const char *names)
-{
-    if (!names)
-        return json_null();
-    json_t *a = json_array();
-    const char *p = names;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        json_array_append_new(a, json_stringn(p, n));
-        p += n + (comma ? 1 : 0);
-    }
-    return a;
-}
-
-static json_t *opt_json_string(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *entry_json(const cs_backup_entry *b)
-{
-    char *started = iso(b->started), *finished = iso(b->finished);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:b}", "name", b->name,
-                          "host_id", b->host_id, "address", b->address, "started", started, "finished", finished,
-                          "duration_s", b->complete ? json_real(b->finished - b->started) : json_null(), "files",
-                          (json_int_t)b->files, "size", (json_int_t)b->size, "stored_size", (json_int_t)b->stored,
-                          "new_files", new_json(b, b->files_new), "new_size", new_json(b, b->size_new), "new_stored",
-                          new_json(b, b->stored_new), "dedup_ratio", dedup_json(b), "complete", b->complete);
-    /* scope: "all", "partial" (names only when readable in the clear), or
-     * null when the backup predates scopes (then counted as all). */
-    json_object_set_new(j, "scope", opt_json_string(b->scope));
-    json_object_set_new(j, "scope_names", names_json(b->scope_names));
-    json_object_set_new(j, "scope_id", opt_json_string(b->scope_id));
-    json_object_set_new(j, "damaged", json_boolean(b->damage != NULL));
-    json_object_set_new(j, "damage", opt_json_string(b->damage));
-    free(started);
-    free(finished);
-    return j;
-}
+/* ---- list ---- */
 
 /* What the SCOPE column shows. */
-static void scope_text(const cs_backup_entry *b, char *out, size_t cap)
+static void scope_text(const json_t *b, char *out, size_t cap)
 {
-    if (!b->scope)
+    const char *scope = js(b, "scope");
+    const json_t *names = json_object_get(b, "scope_names");
+    if (!scope) {
         snprintf(out, cap, "-");
-    else if (strcmp(b->scope, "partial"))
+    } else if (strcmp(scope, "partial")) {
         snprintf(out, cap, "all");
-    else if (b->scope_names)
-        snprintf(out, cap, "%.*s%s", (int)(cap > 4 ? cap - 4 : 0), b->scope_names,
-                 strlen(b->scope_names) > cap - 4 ? "..." : "");
-    else
-        snprintf(out, cap, "partial:%.8s", b->scope_id ? b->scope_id : "");
-}
-
-static const char *state_text(const cs_backup_entry *b)
-{
-    return b->damage ? "DAMAGED" : b->complete ? "complete" : "INCOMPLETE";
-}
-
-void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json)
-{
-    if (json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(a, entry_json(&entries[i]));
-        print_json(out, a);
-        return;
+    } else if (json_is_array(names)) {
+        cs_buf joined = CS_BUF_INIT;
+        size_t i;
+        const json_t *name;
+        json_array_foreach(names, i, name)
+            cs_buf_printf(&joined, "%s%s", i ? "," : "", json_string_value(name));
+        const char *s = cs_buf_str(&joined);
+        snprintf(out, cap, "%.*s%s", (int)(cap > 4 ? cap - 4 : 0), s, strlen(s) > cap - 4 ? "..." : "");
+        cs_buf_free(&joined);
+    } else {
+        snprintf(out, cap, "partial:%.8s", js0(b, "scope_id"));
     }
-    if (n == 0) {
+}
+
+static const char *state_text(const json_t *b)
+{
+    return jb(b, "damaged") ? "DAMAGED" : jb(b, "complete") ? "complete" : "INCOMPLETE";
+}
+
+/* "damaged: backup NAME of node ADDR: why", for each damaged entry of a. */
+static void print_damaged(FILE *out, const json_t *a)
+{
+    size_t i;
+    const json_t *b;
+    json_array_foreach(a, i, b)
+        if (jb(b, "damaged"))
+            fprintf(out, "damaged: backup %s of node %s: %s\n", js0(b, "name"), node_of(b), js0(b, "damage"));
+}
+
+static void fmt_list(const fmt_ctx *c)
+{
+    FILE *out = c->out;
+    if (!json_array_size(c->doc)) {
         fprintf(out, "no backups\n");
         return;
     }
     fprintf(out, "%-24s %-15s %-20s %-16s %8s %8s %10s %10s %10s %7s  %s\n", "NAME", "NODE", "STARTED", "SCOPE",
             "DURATION", "FILES", "SIZE", "STORED", "NEW", "DEDUP", "STATE");
-    size_t damaged = 0;
-    for (size_t i = 0; i < n; i++) {
-        const cs_backup_entry *b = &entries[i];
-        char *started = iso(b->started);
+    size_t i;
+    const json_t *b;
+    json_array_foreach(c->doc, i, b) {
         char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-", scope[20];
-        cs_human_size(b->size, size, sizeof size);
-        cs_human_size(b->stored, stored, sizeof stored);
+        human_size(b, "size", size, sizeof size);
+        human_size(b, "stored_size", stored, sizeof stored);
         scope_text(b, scope, sizeof scope);
-        if (b->has_new)
-            cs_human_size(b->stored_new, added, sizeof added);
-        if (b->has_new && b->size_new)
-            snprintf(dedup, sizeof dedup, "%.1fx", (double)b->size / (double)b->size_new);
-        if (b->complete)
-            snprintf(duration, sizeof duration, "%.1fs", b->finished - b->started);
-        fprintf(out, "%-24s %-15s %-20s %-16s %8s %8llu %10s %10s %10s %7s  %s\n", b->name, b->address, started, scope,
-                duration, (unsigned long long)b->files, size, stored, added, dedup, state_text(b));
-        free(started);
-        damaged += b->damage != NULL;
+        if (!jnull(b, "new_stored"))
+            human_size(b, "new_stored", added, sizeof added);
+        if (!jnull(b, "dedup_ratio"))
+            snprintf(dedup, sizeof dedup, "%.1fx", jd(b, "dedup_ratio"));
+        if (!jnull(b, "duration_s"))
+            snprintf(duration, sizeof duration, "%.1fs", jd(b, "duration_s"));
+        fprintf(out, "%-24s %-15s %-20s %-16s %8s %8llu %10s %10s %10s %7s  %s\n", js0(b, "name"), js0(b, "address"),
+                js0(b, "started"), scope, duration, ju(b, "files"), size, stored, added, dedup, state_text(b));
     }
-    for (size_t i = 0; damaged && i < n; i++)
-        if (entries[i].damage)
-            fprintf(out, "damaged: backup %s of node %s: %s\n", entries[i].name,
-                    *entries[i].address ? entries[i].address : entries[i].host_id, entries[i].damage);
+    print_damaged(out, c->doc);
 }
 
-void cs_print_delete(FILE *out, const cs_delete_result *res, bool json)
+static void fmt_catalog_rebuild(const fmt_ctx *c)
 {
-    if (json) {
-        json_t *items = json_array();
-        for (size_t i = 0; i < res->n_items; i++) {
-            const cs_delete_item *it = &res->items[i];
-            json_t *j = entry_json(&it->entry);
-            json_object_set_new(j, "objects_freed", res->freed_known ? json_integer((json_int_t)it->objects) : json_null());
-            json_object_set_new(j, "stored_freed", res->freed_known ? json_integer((json_int_t)it->stored) : json_null());
-            json_array_append_new(items, j);
-        }
-        print_json(out, json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced,
-                                  "grace_s", res->grace, "backups", items));
-        return;
-    }
-    uint64_t objects = 0, stored = 0;
-    for (size_t i = 0; i < res->n_items; i++) {
-        const cs_delete_item *it = &res->items[i];
-        char *started = iso(it->entry.started);
-        fprintf(out, "%s backup %s of node %s (%s, started %s)\n", res->dry_run ? "would delete" : "deleted",
-                it->entry.name, *it->entry.address ? it->entry.address : it->entry.host_id,
-                it->entry.damage ? "damaged" : it->entry.complete ? "complete" : "incomplete", started);
-        free(started);
-        objects += it->objects;
-        stored += it->stored;
+    fprintf(c->out, "catalog rebuilt: %zu backups\n", json_array_size(c->doc));
+}
+
+/* ---- delete, purge ---- */
+
+static void fmt_delete(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *items = json_object_get(d, "backups");
+    bool dry_run = jb(d, "dry_run"), freed_known = false;
+    unsigned long long objects = 0, stored = 0;
+    size_t i;
+    const json_t *it;
+    json_array_foreach(items, i, it) {
+        fprintf(c->out, "%s backup %s of node %s (%s, started %s)\n", dry_run ? "would delete" : "deleted",
+                js0(it, "name"), node_of(it), jb(it, "damaged") ? "damaged" : jb(it, "complete") ? "complete" : "incomplete",
+                js0(it, "started"));
+        freed_known = !jnull(it, "objects_freed");
+        objects += ju(it, "objects_freed");
+        stored += ju(it, "stored_freed");
     }
     char grace[24], bytes[32];
-    cs_format_duration(res->grace, grace);
-    cs_human_size(stored, bytes, sizeof bytes);
-    if (res->freed_known)
-        fprintf(out, "%llu objects (%s) that no other backup uses %s deleted by the next purge once older than "
-                     "the grace period (%s)\n",
-                (unsigned long long)objects, bytes, res->dry_run ? "would be" : "will be", grace);
+    cs_format_duration(jd(d, "grace_s"), grace);
+    cs_human_size((uint64_t)stored, bytes, sizeof bytes);
+    if (freed_known)
+        fprintf(c->out, "%llu objects (%s) that no other backup uses %s deleted by the next purge once older than "
+                        "the grace period (%s)\n",
+                objects, bytes, dry_run ? "would be" : "will be", grace);
     else
-        fprintf(out, "objects that no other backup uses %s deleted by the next purge once older than the grace "
-                     "period (%s)\n",
-                res->dry_run ? "would be" : "will be", grace);
+        fprintf(c->out, "objects that no other backup uses %s deleted by the next purge once older than the grace "
+                        "period (%s)\n",
+                dry_run ? "would be" : "will be", grace);
 }
 
-void cs_print_purge(FILE *out, const cs_purge_result *res, bool json)
+static void fmt_purge(const fmt_ctx *c)
 {
-    const char *verb = res->dry_run ? "would remove" : "removed";
-    if (json) {
-        json_t *items = json_array();
-        for (size_t i = 0; i < res->n_items; i++) {
-            const cs_purge_item *it = &res->items[i];
-            json_t *j = entry_json(&it->entry);
-            json_object_set_new(j, "remove", json_boolean(it->remove));
-            json_object_set_new(j, "reason", json_string(it->reason));
-            json_array_append_new(items, j);
-        }
-        json_t *root = json_pack("{s:b, s:I, s:I, s:I, s:I, s:f, s:o}", "dry_run", res->dry_run, "removed",
-                                  (json_int_t)res->removed, "removed_incomplete", (json_int_t)res->removed_incomplete,
-                                  "objects_deleted", (json_int_t)res->objects, "bytes_deleted", (json_int_t)res->bytes,
-                                  "seconds", res->seconds, "backups", items);
-        json_object_set_new(root, "objects_waiting", json_integer((json_int_t)res->waiting));
-        json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
-        json_object_set_new(root, "damaged", json_integer((json_int_t)res->damaged));
-        json_object_set_new(root, "leftovers_deleted", json_integer((json_int_t)res->leftovers));
-        json_object_set_new(root, "sweep_skipped", opt_json_string(res->sweep_skipped));
-        print_json(out, root);
-        return;
-    }
-    for (size_t i = 0; i < res->n_items; i++) {
-        const cs_purge_item *it = &res->items[i];
-        if (!it->remove && !res->dry_run && !it->entry.damage)
+    FILE *out = c->out;
+    const json_t *d = c->doc;
+    bool dry_run = jb(d, "dry_run");
+    size_t i;
+    const json_t *it;
+    json_array_foreach(json_object_get(d, "backups"), i, it) {
+        if (!jb(it, "remove") && !dry_run && !jb(it, "damaged"))
             continue;
-        char *started = iso(it->entry.started);
-        fprintf(out, "%-6s %-24s %-15s %-20s %s\n", it->remove ? "remove" : "keep", it->entry.name,
-                it->entry.address, started, it->reason);
-        free(started);
+        fprintf(out, "%-6s %-24s %-15s %-20s %s\n", jb(it, "remove") ? "remove" : "keep", js0(it, "name"),
+                js0(it, "address"), js0(it, "started"), js0(it, "reason"));
     }
     char bytes[32];
-    cs_human_size(res->bytes, bytes, sizeof bytes);
+    human_size(d, "bytes_deleted", bytes, sizeof bytes);
     fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
-            verb, res->removed, res->removed_incomplete, res->dry_run ? "would delete" : "deleted",
-            (unsigned long long)res->objects, bytes, res->seconds);
-    if (res->waiting) {
-        cs_human_size(res->waiting_bytes, bytes, sizeof bytes);
+            dry_run ? "would remove" : "removed", jz(d, "removed"), jz(d, "removed_incomplete"),
+            dry_run ? "would delete" : "deleted", ju(d, "objects_deleted"), bytes, jd(d, "seconds"));
+    if (ju(d, "objects_waiting")) {
+        human_size(d, "bytes_waiting", bytes, sizeof bytes);
         fprintf(out, "%llu unreferenced objects (%s) wait for the grace period (--grace) or an incomplete backup; "
                      "a later purge deletes them\n",
-                (unsigned long long)res->waiting, bytes);
+                ju(d, "objects_waiting"), bytes);
     }
-    if (res->leftovers)
-        fprintf(out, "%s %zu files left by an interrupted removal\n", res->dry_run ? "would delete" : "deleted",
-                res->leftovers);
-    if (res->damaged)
+    if (ju(d, "leftovers_deleted"))
+        fprintf(out, "%s %zu files left by an interrupted removal\n", dry_run ? "would delete" : "deleted",
+                jz(d, "leftovers_deleted"));
+    if (ju(d, "damaged"))
         fprintf(out, "kept %zu damaged backups (cassette verify names the damage; cassette delete --backup NAME "
                      "removes one)\n",
-                res->damaged);
-    if (res->sweep_skipped)
-        fprintf(out, "no object deleted: %s\n", res->sweep_skipped);
+                jz(d, "damaged"));
+    if (js(d, "sweep_skipped"))
+        fprintf(out, "no object deleted: %s\n", js(d, "sweep_skipped"));
 }
 
-static json_t *aside_json(const cs_aside_entry *a, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:f, s:b}", "path", a[i].path, "kind",
-                                             a[i].staging ? "staging" : "aside", "bytes", (json_int_t)a[i].bytes,
-                                             "files", (json_int_t)a[i].files, "age_s", a[i].age_s, "in_use",
-                                             a[i].in_use));
-    return arr;
-}
+/* ---- what restores left: status, cleanup ---- */
 
 /* "/x (moved aside by a replace restore; 1.2 GiB, 3.0 h old)" */
-static void print_aside_line(FILE *out, const char *verb, const cs_aside_entry *a)
+static void print_aside_line(FILE *out, const char *verb, const json_t *a)
 {
     char size[32], age[32];
-    cs_human_size(a->bytes, size, sizeof size);
-    cs_human_duration(a->age_s, age, sizeof age);
-    fprintf(out, "%s %s (%s; %s, %s old)\n", verb, a->path,
-            a->in_use ? "its restore is running" : a->staging ? "copies left by an interrupted restore"
-                                                                : "moved aside by a replace restore",
+    human_size(a, "bytes", size, sizeof size);
+    cs_human_duration(jd(a, "age_s"), age, sizeof age);
+    bool staging = !strcmp(js0(a, "kind"), "staging");
+    fprintf(out, "%s %s (%s; %s, %s old)\n", verb, js0(a, "path"),
+            jb(a, "in_use") ? "its restore is running"
+            : staging       ? "copies left by an interrupted restore"
+                            : "moved aside by a replace restore",
             size, age);
 }
 
-static void print_aside_status(FILE *out, const cs_aside_entry *a, size_t n)
+static void print_aside_status(FILE *out, const json_t *aside)
 {
     uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        print_aside_line(out, "aside:", &a[i]);
-        bytes += a[i].bytes;
+    size_t i;
+    const json_t *a;
+    json_array_foreach(aside, i, a) {
+        print_aside_line(out, "aside:", a);
+        bytes += (uint64_t)ju(a, "bytes");
     }
-    if (n) {
+    if (json_array_size(aside)) {
         char size[32];
         cs_human_size(bytes, size, sizeof size);
         fprintf(out, "%zu directories left by restores hold %s; once the restore is trusted, "
-                     "cassette cleanup --aside removes them\n", n, size);
+                     "cassette cleanup --aside removes them\n",
+                json_array_size(aside), size);
     }
 }
 
-void cs_print_status(FILE *out, const cs_status_result *res, bool json)
+static void fmt_status(const fmt_ctx *c)
 {
-    if (json) {
-        json_t *nodes = json_array(), *locks = json_array();
-        for (size_t i = 0; i < res->n_nodes; i++) {
-            const cs_status_node *n = &res->nodes[i];
-            json_t *node = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "host_id", n->host_id, "address", n->address,
-                                     "complete", (json_int_t)n->complete, "incomplete", (json_int_t)n->incomplete,
-                                     "newest", n->newest ? entry_json(n->newest) : json_null(), "oldest",
-                                     n->oldest ? entry_json(n->oldest) : json_null());
-            json_object_set_new(node, "damaged", json_integer((json_int_t)n->damaged));
-            /* Seconds since the newest complete backup started: what --max-age compares. */
-            json_object_set_new(node, "newest_age_seconds",
-                                n->newest ? json_integer((json_int_t)((double)time(NULL) - n->newest->started))
-                                          : json_null());
-            json_array_append_new(nodes, node);
-        }
-        for (size_t i = 0; i < res->locks.n; i++)
-            json_array_append_new(locks, json_string(res->locks.items[i]));
-        json_t *damaged = json_array();
-        for (size_t i = 0; i < res->n_entries; i++)
-            if (res->entries[i].damage)
-                json_array_append_new(damaged, entry_json(&res->entries[i]));
-        json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:o}", "repository", res->location, "id", res->id,
-                              "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
-                              (json_int_t)res->stored_new, "nodes", nodes, "locks", locks);
-        json_object_set_new(j, "damaged", damaged);
-        json_object_set_new(j, "aside", aside_json(res->aside, res->n_aside));
-        print_json(out, j);
-        return;
-    }
+    FILE *out = c->out;
+    const json_t *d = c->doc, *nodes = json_object_get(d, "nodes"), *locks = json_object_get(d, "locks");
     char stored[32];
-    cs_human_size(res->stored_new, stored, sizeof stored);
+    human_size(d, "stored_new", stored, sizeof stored);
     fprintf(out, "repository %s (id %s, %s)\n%zu backups of %zu nodes; the backups hold %s of new data\n",
-            res->location, res->id, res->encrypted ? "encrypted" : "not encrypted", res->n_entries, res->n_nodes,
-            stored);
-    for (size_t i = 0; i < res->n_nodes; i++) {
-        const cs_status_node *n = &res->nodes[i];
-        char *newest = n->newest ? iso(n->newest->started) : strdup("none");
-        char *oldest = n->oldest ? iso(n->oldest->started) : strdup("none");
+            js0(d, "repository"), js0(d, "id"), jb(d, "encrypted") ? "encrypted" : "not encrypted", jz(d, "backups"),
+            json_array_size(nodes), stored);
+    size_t i;
+    const json_t *n;
+    json_array_foreach(nodes, i, n) {
+        const json_t *newest = json_object_get(n, "newest"), *oldest = json_object_get(n, "oldest");
+        bool has_newest = json_is_object(newest), has_oldest = json_is_object(oldest);
         char age[48] = "";
-        if (n->newest) {
-            char d[32];
-            cs_human_duration((double)time(NULL) - n->newest->started, d, sizeof d);
-            snprintf(age, sizeof age, " (%s ago)", d);
+        if (has_newest) {
+            char dur[32];
+            cs_human_duration(jd(n, "newest_age_seconds"), dur, sizeof dur);
+            snprintf(age, sizeof age, " (%s ago)", dur);
         }
         char damaged[32] = "";
-        if (n->damaged)
-            snprintf(damaged, sizeof damaged, ", %zu DAMAGED", n->damaged);
-        fprintf(out, "node %s (%s): %zu complete, %zu incomplete%s; newest %s %s%s, oldest %s\n", n->address,
-                n->host_id, n->complete, n->incomplete, damaged, n->newest ? n->newest->name : "-", newest, age,
-                oldest);
-        free(newest);
-        free(oldest);
+        if (ju(n, "damaged"))
+            snprintf(damaged, sizeof damaged, ", %zu DAMAGED", jz(n, "damaged"));
+        fprintf(out, "node %s (%s): %zu complete, %zu incomplete%s; newest %s %s%s, oldest %s\n", js0(n, "address"),
+                js0(n, "host_id"), jz(n, "complete"), jz(n, "incomplete"), damaged,
+                has_newest ? js0(newest, "name") : "-", has_newest ? js0(newest, "started") : "none", age,
+                has_oldest ? js0(oldest, "started") : "none");
     }
-    for (size_t i = 0; i < res->n_entries; i++)
-        if (res->entries[i].damage)
-            fprintf(out, "damaged: backup %s of node %s: %s\n", res->entries[i].name,
-                    *res->entries[i].address ? res->entries[i].address : res->entries[i].host_id,
-                    res->entries[i].damage);
-    for (size_t i = 0; i < res->locks.n; i++)
-        fprintf(out, "lock: %s\n", res->locks.items[i]);
-    if (!res->locks.n)
+    print_damaged(out, json_object_get(d, "damaged"));
+    const json_t *l;
+    json_array_foreach(locks, i, l)
+        fprintf(out, "lock: %s\n", json_string_value(l));
+    if (!json_array_size(locks))
         fprintf(out, "no locks held\n");
-    print_aside_status(out, res->aside, res->n_aside);
+    print_aside_status(out, json_object_get(d, "aside"));
 }
 
-static const char *migration_state(const cs_migration *m, bool dry_run)
+static void fmt_cleanup(const fmt_ctx *c)
 {
-    if (m->applied_now)
-        return "applied now";
-    if (m->applied && m->changed)
-        return "CHANGED since applied";
-    if (m->applied)
-        return "applied";
-    return dry_run ? "would apply" : "pending";
+    const json_t *d = c->doc;
+    bool dry_run = jb(d, "dry_run");
+    size_t i;
+    const json_t *a;
+    json_array_foreach(json_object_get(d, "removed"), i, a)
+        print_aside_line(c->out, dry_run ? "would remove" : "removed", a);
+    json_array_foreach(json_object_get(d, "kept"), i, a)
+        print_aside_line(c->out, "kept", a);
+    char size[32];
+    human_size(d, "bytes", size, sizeof size);
+    fprintf(c->out, "%s %zu directories left by restores (%s)\n", dry_run ? "would remove" : "removed",
+            json_array_size(json_object_get(d, "removed")), size);
 }
 
-void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json)
-{
-    if (json) {
-        json_t *a = json_array(), *unknown = json_array();
-        for (size_t i = 0; i < res->n; i++) {
-            const cs_migration *m = &res->items[i];
-            char *at = iso((double)m->applied_at_ms / 1000.0);
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:I}", "version",
-                                               m->version, "name", m->name, "file", m->file, "checksum", m->checksum,
-                                               "statements", (json_int_t)m->n_stmts, "applied", m->applied, "applied_now",
-                                               m->applied_now, "changed", m->changed, "applied_at", at, "duration_ms",
-                                               (json_int_t)m->duration_ms));
-            free(at);
-        }
-        for (size_t i = 0; i < res->unknown.n; i++)
-            json_array_append_new(unknown, json_string(res->unknown.items[i]));
-        print_json(out, json_pack("{s:b, s:I, s:o, s:o}", "dry_run", res->dry_run, "applied_now",
-                                  (json_int_t)res->applied_now, "migrations", a, "applied_without_file", unknown));
-        return;
-    }
-    size_t pending = 0;
-    for (size_t i = 0; i < res->n; i++) {
-        const cs_migration *m = &res->items[i];
-        pending += !m->applied;
-        char *at = m->applied ? iso((double)m->applied_at_ms / 1000.0) : strdup("");
-        fprintf(out, "%-22s %-50s %3zu statements  %s\n", migration_state(m, res->dry_run), m->file, m->n_stmts, at);
-        free(at);
-    }
-    for (size_t i = 0; i < res->unknown.n; i++)
-        fprintf(out, "%-22s %s (recorded in the tracking table, no such file)\n", "applied, no file",
-                res->unknown.items[i]);
-    if (res->status_only || res->dry_run)
-        fprintf(out, "%zu migrations, %zu pending\n", res->n, pending);
-    else
-        fprintf(out, "applied %zu migrations; %zu in all, none pending\n", res->applied_now, res->n);
-}
+/* ---- restore, verify ---- */
 
-static json_t *strlist_json(const cs_strlist *l)
+static bool same_strings(const json_t *a, const json_t *b)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
-
-static bool same_dirs(const cs_strlist *a, const cs_strlist *b)
-{
-    if (a->n != b->n)
+    if (json_array_size(a) != json_array_size(b))
         return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->items[i], b->items[i]))
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (strcmp(json_string_value(json_array_get(a, i)), json_string_value(json_array_get(b, i))))
             return false;
     return true;
 }
 
-void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json)
+static void fmt_restore(const fmt_ctx *c)
 {
-    if (json) {
-        json_t *failed = json_array();
-        for (size_t i = 0; i < res->n_failed; i++)
-            json_array_append_new(failed, json_pack("{s:s, s:s}", "table", res->failed[i].table, "reason",
-                                                    res->failed[i].reason));
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o}", "backup", backup, "mode", res->mode, "tables",
-                              (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes",
-                              (json_int_t)res->bytes, "seconds", res->seconds, "moved_aside",
-                              strlist_json(&res->moved_aside));
-        json_object_set_new(j, "data_dirs", strlist_json(&res->data_dirs));
-        json_object_set_new(j, "backup_data_dirs", strlist_json(&res->backup_data_dirs));
-        json_object_set_new(j, "not_restored", failed);
-        json_object_set_new(j, "complete", json_boolean(res->n_failed == 0));
-        print_json(out, j);
-        return;
-    }
+    FILE *out = c->out;
+    const json_t *d = c->doc, *dirs = json_object_get(d, "data_dirs"), *theirs = json_object_get(d, "backup_data_dirs");
     char size[32];
-    cs_human_size(res->bytes, size, sizeof size);
-    fprintf(out, "restored %s (%s): %zu tables, %llu files, %s; %.1f s\n", backup, res->mode, res->tables,
-            (unsigned long long)res->files, size, res->seconds);
-    if (res->data_dirs.n && res->backup_data_dirs.n && !same_dirs(&res->data_dirs, &res->backup_data_dirs))
+    human_size(d, "bytes", size, sizeof size);
+    fprintf(out, "restored %s (%s): %zu tables, %llu files, %s; %.1f s\n", js0(d, "backup"), js0(d, "mode"),
+            jz(d, "tables"), ju(d, "files"), size, jd(d, "seconds"));
+    if (json_array_size(dirs) && json_array_size(theirs) && !same_strings(dirs, theirs))
         fprintf(out, "into the node's own data directory %s%s (the backed-up node kept its data in %s%s: "
-                     "information only)\n", res->data_dirs.items[0], res->data_dirs.n > 1 ? " and more" : "",
-                res->backup_data_dirs.items[0], res->backup_data_dirs.n > 1 ? " and more" : "");
-    for (size_t i = 0; i < res->moved_aside.n; i++)
-        fprintf(out, "previous files kept in %s\n", res->moved_aside.items[i]);
-    for (size_t i = 0; i < res->n_failed; i++)
-        fprintf(out, "NOT restored: %s: %s\n", res->failed[i].table, res->failed[i].reason);
-    if (!strcmp(res->mode, "replace"))
+                     "information only)\n",
+                json_string_value(json_array_get(dirs, 0)), json_array_size(dirs) > 1 ? " and more" : "",
+                json_string_value(json_array_get(theirs, 0)), json_array_size(theirs) > 1 ? " and more" : "");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(d, "moved_aside"), i, v)
+        fprintf(out, "previous files kept in %s\n", json_string_value(v));
+    json_array_foreach(json_object_get(d, "not_restored"), i, v)
+        fprintf(out, "NOT restored: %s: %s\n", js0(v, "table"), js0(v, "reason"));
+    if (!strcmp(js0(d, "mode"), "replace"))
         fprintf(out, "the node is ready to start\n");
 }
 
 /* One line after the damage: which backups are damaged, and, when objects
  * are lost (missing or cut short), that the next backup stores those files
  * again (a backup reuses only objects it has seen in the repository). */
-static void print_verify_hint(FILE *err, const cs_verify_result *res)
+static void print_verify_hint(FILE *err, const json_t *problems)
 {
     cs_buf names = CS_BUF_INIT;
     cs_strlist seen = { NULL, 0 };
     bool lost = false;
-    for (size_t i = 0; i < res->n_problems; i++) {
-        const char *r = res->problems[i].reason;
+    size_t i;
+    const json_t *p;
+    json_array_foreach(problems, i, p) {
+        const char *r = js0(p, "reason"), *backup = js0(p, "backup");
         lost = lost || !strncmp(r, "object is missing", 17) || !strncmp(r, "object holds", 12);
-        if (cs_strlist_has(&seen, res->problems[i].backup))
+        if (cs_strlist_has(&seen, backup))
             continue;
-        cs_strlist_add(&seen, res->problems[i].backup);
-        cs_buf_printf(&names, "%s%s", names.len ? ", " : "", res->problems[i].backup);
+        cs_strlist_add(&seen, backup);
+        cs_buf_printf(&names, "%s%s", names.len ? ", " : "", backup);
     }
     cs_strlist_free(&seen);
     fprintf(err, "cassette: verify: damaged backups: %s%s\n", cs_buf_str(&names),
@@ -536,61 +388,146 @@ static void print_verify_hint(FILE *err, const cs_verify_result *res)
     cs_buf_free(&names);
 }
 
-void cs_print_cleanup(FILE *out, const cs_cleanup_result *res, bool json)
+static void fmt_verify(const fmt_ctx *c)
 {
-    if (json) {
-        print_json(out, json_pack("{s:b, s:o, s:o, s:I}", "dry_run", res->dry_run, "removed",
-                                  aside_json(res->removed, res->n_removed), "kept",
-                                  aside_json(res->kept, res->n_kept), "bytes", (json_int_t)res->bytes));
-        return;
+    const json_t *d = c->doc, *problems = json_object_get(d, "problems");
+    const cs_verify_req *req = c->req;
+    if (c->json)
+        print_json(c->out, d);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(problems, i, p) {
+        if (jnull(p, "object"))
+            fprintf(c->err, "cassette: verify: backup %s: %s\n", js0(p, "backup"), js0(p, "reason"));
+        else
+            fprintf(c->err, "cassette: verify: backup %s: %s (object %s): %s\n", js0(p, "backup"), js0(p, "file"),
+                    js0(p, "object"), js0(p, "reason"));
     }
-    for (size_t i = 0; i < res->n_removed; i++)
-        print_aside_line(out, res->dry_run ? "would remove" : "removed", &res->removed[i]);
-    for (size_t i = 0; i < res->n_kept; i++)
-        print_aside_line(out, "kept", &res->kept[i]);
+    if (json_array_size(problems))
+        print_verify_hint(c->err, problems);
+    if (c->json || json_array_size(problems))
+        return;
+    bool deep = !strcmp(js0(d, "mode"), "deep");
+    uint64_t bytes = (uint64_t)ju(d, "bytes");
     char size[32];
-    cs_human_size(res->bytes, size, sizeof size);
-    fprintf(out, "%s %zu directories left by restores (%s)\n", res->dry_run ? "would remove" : "removed",
-            res->n_removed, size);
+    cs_human_size(deep || bytes ? bytes : (uint64_t)ju(d, "stored_bytes"), size, sizeof size);
+    if (!deep && !bytes)
+        snprintf(size + strlen(size), sizeof size - strlen(size), " stored");
+    char sample[48] = "";
+    /* Said only when one was asked for (the document says 100 for all). */
+    if (req && !isnan(req->sample))
+        snprintf(sample, sizeof sample, " (a %g%% sample)", jd(d, "sample_pct"));
+    fprintf(c->out, "verified %zu backups (%s): %llu files, %llu objects%s, %s; all good\n", jz(d, "backups"),
+            deep ? "read back whole" : "every object present with its size", ju(d, "files"), ju(d, "objects"), sample,
+            size);
 }
 
-void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json)
+/* ---- migrate, schema, keys ---- */
+
+static const char *migration_state(const json_t *m, bool dry_run)
 {
-    if (json) {
-        json_t *problems = json_array();
-        for (size_t i = 0; i < res->n_problems; i++)
-            json_array_append_new(problems, json_pack("{s:s, s:o, s:o, s:s}", "backup", res->problems[i].backup,
-                                                      "file", opt_json_string(res->problems[i].file), "object",
-                                                      opt_json_string(res->problems[i].object), "reason",
-                                                      res->problems[i].reason));
-        json_t *j = json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:o}", "mode", res->deep ? "deep" : "fast",
-                              "sample_pct", res->sample_pct ? res->sample_pct : 100.0, "backups",
-                              (json_int_t)res->backups, "files", (json_int_t)res->files, "objects",
-                              (json_int_t)res->objects, "bytes", (json_int_t)res->bytes, "problems", problems);
-        json_object_set_new(j, "stored_bytes", json_integer((json_int_t)res->stored_bytes));
-        json_object_set_new(j, "damaged_backups", json_integer((json_int_t)res->damaged_backups));
-        print_json(out, j);
+    if (jb(m, "applied_now"))
+        return "applied now";
+    if (jb(m, "applied") && jb(m, "changed"))
+        return "CHANGED since applied";
+    if (jb(m, "applied"))
+        return "applied";
+    return dry_run ? "would apply" : "pending";
+}
+
+static void fmt_migrate(const fmt_ctx *c)
+{
+    FILE *out = c->out;
+    const json_t *d = c->doc, *items = json_object_get(d, "migrations");
+    bool dry_run = jb(d, "dry_run"), status_only = c->op->sub && !strcmp(c->op->sub, "status");
+    size_t pending = 0, i;
+    const json_t *m;
+    json_array_foreach(items, i, m) {
+        pending += !jb(m, "applied");
+        fprintf(out, "%-22s %-50s %3zu statements  %s\n", migration_state(m, dry_run), js0(m, "file"),
+                jz(m, "statements"), jb(m, "applied") ? js0(m, "applied_at") : "");
     }
-    for (size_t i = 0; i < res->n_problems; i++) {
-        const cs_verify_problem *p = &res->problems[i];
-        if (!p->object)
-            fprintf(err, "cassette: verify: backup %s: %s\n", p->backup, p->reason);
-        else
-            fprintf(err, "cassette: verify: backup %s: %s (object %s): %s\n", p->backup, p->file, p->object,
-                    p->reason);
+    json_array_foreach(json_object_get(d, "applied_without_file"), i, m)
+        fprintf(out, "%-22s %s (recorded in the tracking table, no such file)\n", "applied, no file",
+                json_string_value(m));
+    if (status_only || dry_run)
+        fprintf(out, "%zu migrations, %zu pending\n", json_array_size(items), pending);
+    else
+        fprintf(out, "applied %zu migrations; %zu in all, none pending\n", jz(d, "applied_now"),
+                json_array_size(items));
+}
+
+static void fmt_schema(const fmt_ctx *c)
+{
+    fputs(js0(c->doc, "schema"), c->out);
+}
+
+/* The identity's text is a secret: it never goes into a document, so it
+ * comes from the result, and only when it was not written to a file. */
+static void fmt_key_generate(const fmt_ctx *c)
+{
+    const cs_key_result *res = c->res;
+    if (!jnull(c->doc, "file") || !res)
+        fprintf(c->out, "%s\n", js0(c->doc, "public_key"));
+    else
+        fputs(cs_buf_str(&res->identity_text), c->out);
+}
+
+static void fmt_key_public(const fmt_ctx *c)
+{
+    size_t i;
+    const json_t *k;
+    json_array_foreach(json_object_get(c->doc, "public_keys"), i, k)
+        fprintf(c->out, "%s\n", json_string_value(k));
+}
+
+/* ---- by operation ---- */
+
+static const struct {
+    const char *op;
+    void (*text)(const fmt_ctx *c);
+    bool own_json; /* prints its document itself (it adds to stderr either way) */
+} formatters[] = {
+    { "init", fmt_init, false },
+    { "backup", fmt_backup, false },
+    { "list", fmt_list, false },
+    { "restore", fmt_restore, false },
+    { "verify", fmt_verify, true },
+    { "purge", fmt_purge, false },
+    { "status", fmt_status, false },
+    { "delete", fmt_delete, false },
+    { "catalog rebuild", fmt_catalog_rebuild, false },
+    { "migrate", fmt_migrate, false },
+    { "migrate status", fmt_migrate, false },
+    { "schema dump", fmt_schema, false },
+    { "key generate", fmt_key_generate, false },
+    { "key public", fmt_key_public, false },
+    { "cleanup", fmt_cleanup, false },
+};
+#define N_FORMATTERS (sizeof formatters / sizeof formatters[0])
+
+static size_t formatter_of(const cs_op_def *op)
+{
+    for (size_t i = 0; i < N_FORMATTERS; i++)
+        if (!strcmp(formatters[i].op, op->name))
+            return i;
+    return N_FORMATTERS;
+}
+
+bool cs_output_has_formatter(const cs_op_def *op)
+{
+    return formatter_of(op) < N_FORMATTERS;
+}
+
+void cs_print_result(FILE *out, FILE *err, const cs_op_def *op, const void *req, const void *res, const json_t *doc,
+                     bool json)
+{
+    size_t i = formatter_of(op);
+    fmt_ctx c = { out, err, op, req, res, doc, json };
+    if (json && (i == N_FORMATTERS || !formatters[i].own_json)) {
+        print_json(out, doc);
+        return;
     }
-    if (res->n_problems)
-        print_verify_hint(err, res);
-    if (!json && !res->n_problems) {
-        char size[32];
-        cs_human_size(res->deep || res->bytes ? res->bytes : res->stored_bytes, size, sizeof size);
-        if (!res->deep && !res->bytes)
-            snprintf(size + strlen(size), sizeof size - strlen(size), " stored");
-        char sample[48] = "";
-        if (res->sample_pct)
-            snprintf(sample, sizeof sample, " (a %g%% sample)", res->sample_pct);
-        fprintf(out, "verified %zu backups (%s): %llu files, %llu objects%s, %s; all good\n", res->backups,
-                res->deep ? "read back whole" : "every object present with its size", (unsigned long long)res->files,
-                (unsigned long long)res->objects, sample, size);
-    }
+    if (i < N_FORMATTERS)
+        formatters[i].text(&c);
 }

@@ -1,28 +1,28 @@
-/* output.h - how results look: text for people, JSON for programs.
+/* output.h - how results look on the command line.
  *
- * Owns: the formatting of every op's result. Must not: run ops. */
+ * Owns: printing an operation's result: --json prints its JSON document
+ * (ops/results.h) as it is; the text for people is made from that same
+ * document (one formatter per operation), so that it cannot say what the
+ * document does not, and a result that came back from a server prints the
+ * same. The one exception is key generate's identity, a secret that never
+ * goes into a document: its text comes from the result itself.
+ * Must not: run ops, or compute what the document should hold. */
 #ifndef CS_OUTPUT_H
 #define CS_OUTPUT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "ops/ops.h"
+#include "ops/optable.h"
 
-void cs_print_backup(FILE *out, const cs_backup_result *res, bool json);
-void cs_print_list(FILE *out, const cs_backup_entry *entries, size_t n, bool json);
-void cs_print_delete(FILE *out, const cs_delete_result *res, bool json);
-void cs_print_purge(FILE *out, const cs_purge_result *res, bool json);
-void cs_print_status(FILE *out, const cs_status_result *res, bool json);
-void cs_print_migrate(FILE *out, const cs_migrate_result *res, bool json);
-void cs_print_restore(FILE *out, const char *backup, const cs_restore_result *res, bool json);
-void cs_print_cleanup(FILE *out, const cs_cleanup_result *res, bool json);
-/* Problems go to err one per line (text) or into the JSON on out. */
-void cs_print_verify(FILE *out, FILE *err, const cs_verify_result *res, bool json);
+/* Print the result of op: doc on out (--json) or its text; notes meant
+ * for stderr (verify's damage) go to err either way. req and res are the
+ * request and result doc was made from (res may be NULL: a remote answer). */
+void cs_print_result(FILE *out, FILE *err, const cs_op_def *op, const void *req, const void *res, const json_t *doc,
+                     bool json);
 
-/* "1.5 GiB" style size into buf. */
-void cs_human_size(uint64_t bytes, char *buf, size_t cap);
-/* "45s", "12m05s", "3h20m", "2d04h" style duration into buf. */
-void cs_human_duration(double seconds, char *buf, size_t cap);
+/* Does op have a text formatter? (a unit test checks every op does) */
+bool cs_output_has_formatter(const cs_op_def *op);
 
 #endif

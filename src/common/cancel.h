@@ -8,8 +8,10 @@
  * and local state is saved on the way out. A second signal while the first
  * one is being honoured exits at once with status 130 (the operator insists;
  * what a killed process leaves behind is the next run's to clean up).
- * The handlers are installed only around an operation that honours the flag
- * (backup); other commands keep the default behaviour (killed at once).
+ * The handlers are installed by the CLI (cli/progress.c) only around the
+ * operations that honour the flag (backup, restore, verify, purge: never
+ * by an operation itself, which may run beside others in a server); other
+ * commands keep the default behaviour (killed at once).
  * One flag per process, and one per job (common/job.h): a daemon running
  * several operations stops one of them with cs_job_cancel.
  * Must not: do anything in the handler but set the flag (or _exit). */

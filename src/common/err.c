@@ -1,5 +1,6 @@
 #include "common/err.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@ void cs_err_clear(cs_err *e)
         return;
     e->code = CS_OK;
     e->msg[0] = '\0';
+    e->field[0] = '\0';
 }
 
 static void format_into(char *dst, size_t cap, const char *fmt, va_list ap)
@@ -32,7 +34,56 @@ int cs_err_set(cs_err *e, int code, const char *fmt, ...)
     format_into(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     e->code = code;
+    e->field[0] = '\0';
     return code;
+}
+
+int cs_err_field(cs_err *e, const char *field)
+{
+    if (!e)
+        return CS_E_INVAL;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    return e->code;
+}
+
+/* The length of a field reference at p ("{keep_last}"), 0 if p holds none. */
+static size_t field_ref_len(const char *p, char *name, size_t cap)
+{
+    if (p[0] != '{' || !islower((unsigned char)p[1]))
+        return 0;
+    size_t n = 1;
+    /* a dot for the storage drivers' options ({s3.part_size}) */
+    while (islower((unsigned char)p[n + 1]) || isdigit((unsigned char)p[n + 1]) || p[n + 1] == '_' ||
+           p[n + 1] == '.')
+        n++;
+    if (p[n + 1] != '}' || n >= cap)
+        return 0;
+    memcpy(name, p + 1, n);
+    name[n] = '\0';
+    return n + 2;
+}
+
+void cs_err_render(const cs_err *e, cs_err_namer namer, void *arg, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (!cap)
+        return;
+    for (const char *p = e->msg; *p && o + 1 < cap;) {
+        char name[CS_ERR_FIELD_MAX];
+        size_t len = field_ref_len(p, name, sizeof name);
+        const char *text = len ? (namer ? namer(name, arg) : name) : NULL;
+        if (!text) {
+            out[o++] = *p++;
+            continue;
+        }
+        size_t n = strlen(text);
+        if (n > cap - 1 - o)
+            n = cap - 1 - o;
+        memcpy(out + o, text, n);
+        o += n;
+        p += len;
+    }
+    out[o] = '\0';
 }
 
 int cs_err_sys(cs_err *e, int code, int errnum, const char *fmt, ...)
@@ -46,6 +97,7 @@ int cs_err_sys(cs_err *e, int code, int errnum, const char *fmt, ...)
     size_t len = strlen(e->msg);
     snprintf(e->msg + len, sizeof e->msg - len, ": %s", strerror(errnum));
     e->code = code;
+    e->field[0] = '\0';
     return code;
 }
 
@@ -96,5 +148,19 @@ const char *cs_err_name(int code)
     case CS_E_LOCKED: return "locked";
     case CS_E_STALE: return "backup too old";
     default: return "error";
+    }
+}
+
+int cs_exit_code(int err)
+{
+    switch (err) {
+    case CS_OK: return CS_EXIT_OK;
+    case CS_E_USAGE: return CS_EXIT_USAGE;
+    case CS_E_CORRUPT: return CS_EXIT_DAMAGED;
+    case CS_E_LOCKED: return CS_EXIT_LOCKED;
+    case CS_E_NOKEY: return CS_EXIT_NOKEY;
+    case CS_E_STALE: return CS_EXIT_STALE;
+    case CS_E_CANCELED: return CS_EXIT_INTERRUPTED;
+    default: return CS_EXIT_ERROR;
     }
 }

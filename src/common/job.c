@@ -1,6 +1,7 @@
 /* job.c - one operation's cancel flag, progress record and log sink. */
 #include "common/job.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@ struct cs_job {
     _Atomic uint64_t files_done, bytes_done;
     double t0;                      /* monotonic start */
     double last_report;             /* monotonic time of the last on_progress */
+    bool ended;                     /* cs_job_end was called: nothing more is reported */
 };
 
 static _Thread_local cs_job *current_job;
@@ -75,6 +77,34 @@ cs_job *cs_job_current(void)
     return current_job;
 }
 
+typedef struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    cs_job *job;
+} thread_start;
+
+static void *thread_main(void *v)
+{
+    thread_start start = *(thread_start *)v;
+    free(v);
+    cs_job_attach(start.job);
+    return start.fn(start.arg);
+}
+
+int cs_job_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    thread_start *start = malloc(sizeof *start);
+    if (!start)
+        return EAGAIN; /* what pthread_create says when it lacks resources */
+    start->fn = fn;
+    start->arg = arg;
+    start->job = current_job;
+    int rc = pthread_create(thread, NULL, thread_main, start);
+    if (rc)
+        free(start);
+    return rc;
+}
+
 void cs_job_cancel(cs_job *job)
 {
     if (job)
@@ -94,6 +124,7 @@ static void snapshot_locked(const cs_job *job, cs_progress *out)
     out->bytes_done = atomic_load(&job->bytes_done);
     out->elapsed = mono_now() - job->t0;
     out->canceled = cs_job_canceled(job);
+    out->ended = job->ended;
 }
 
 /* Tell the observer, on a phase change always, otherwise at most every
@@ -106,7 +137,7 @@ static void report(cs_job *job, bool phase_changed)
     cs_progress copy;
     pthread_mutex_lock(&job->mu);
     double now = mono_now();
-    if (!phase_changed && now - job->last_report < job->obs.progress_interval) {
+    if (job->ended || (!phase_changed && now - job->last_report < job->obs.progress_interval)) {
         pthread_mutex_unlock(&job->mu);
         return;
     }
@@ -116,10 +147,27 @@ static void report(cs_job *job, bool phase_changed)
     job->obs.on_progress(job->obs.arg, &copy, phase_changed);
 }
 
+/* The phase that ends, once more as it leaves it (whatever the interval),
+ * so that consumers see its final counters. */
+static void report_final(cs_job *job)
+{
+    if (!job->obs.on_progress)
+        return;
+    cs_progress copy;
+    pthread_mutex_lock(&job->mu);
+    bool any = job->p.phase[0] && !job->ended;
+    snapshot_locked(job, &copy);
+    pthread_mutex_unlock(&job->mu);
+    copy.final = true;
+    if (any)
+        job->obs.on_progress(job->obs.arg, &copy, false);
+}
+
 void cs_job_phase(cs_job *job, const char *phase, uint64_t files_total, uint64_t bytes_total)
 {
     if (!job)
         return;
+    report_final(job);
     pthread_mutex_lock(&job->mu);
     snprintf(job->p.phase, sizeof job->p.phase, "%s", phase ? phase : "");
     job->p.item[0] = '\0';
@@ -166,6 +214,21 @@ void cs_job_item(cs_job *job, const char *item)
     pthread_mutex_lock(&job->mu);
     snprintf(job->p.item, sizeof job->p.item, "%s", item ? item : "");
     pthread_mutex_unlock(&job->mu);
+}
+
+void cs_job_end(cs_job *job)
+{
+    if (!job)
+        return;
+    cs_progress copy;
+    pthread_mutex_lock(&job->mu);
+    bool first = !job->ended;
+    job->ended = true;
+    snapshot_locked(job, &copy);
+    pthread_mutex_unlock(&job->mu);
+    copy.final = true;
+    if (first && job->obs.on_progress)
+        job->obs.on_progress(job->obs.arg, &copy, true);
 }
 
 void cs_job_progress(const cs_job *job, cs_progress *out)

@@ -24,6 +24,7 @@
 #ifndef CS_JOB_H
 #define CS_JOB_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,11 +42,15 @@ typedef struct cs_progress {
     double phase_started; /* when the current phase began */
     double elapsed;       /* seconds since started (monotonic) */
     bool canceled;        /* a stop was asked for */
+    bool final;           /* the phase is over: its counters as it left them */
+    bool ended;           /* the operation has returned (cs_job_end): the last report */
 } cs_progress;
 
 /* What a consumer of a job wants to hear. Every callback may be NULL; they
  * run on the job's threads (several at once: serialise yourself), so they
- * must be quick. on_progress runs on each phase change and at most every
+ * must be quick. on_progress runs on each phase change (first once more
+ * for the phase that ends, with p->final set and phase_changed false, then
+ * for the new one with phase_changed), and at most every
  * `progress_interval` seconds otherwise (0: 0.2 s). */
 typedef struct cs_job_observer {
     void (*on_progress)(void *arg, const cs_progress *p, bool phase_changed);
@@ -63,6 +68,15 @@ void cs_job_free(cs_job *job);
 cs_job *cs_job_attach(cs_job *job);
 /* The job of the calling thread, or NULL. */
 cs_job *cs_job_current(void);
+
+/* pthread_create for the threads an operation starts (workers, a lock's
+ * refresher, a storage writer's part uploads): the new thread works for
+ * the calling thread's job (cs_job_current() there is the same, so its
+ * cancel checks and log lines are the job's). Layers that must not know
+ * about jobs use it as they would pthread_create. The job must outlive the
+ * thread (threads are joined before the operation returns). Returns
+ * pthread_create's result. */
+int cs_job_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* Ask the job to stop at its next safe point. Safe from any thread and
  * from a signal handler. */
@@ -82,6 +96,12 @@ void cs_job_add_bytes(cs_job *job, uint64_t bytes);
 void cs_job_add_files(cs_job *job, uint64_t files);
 /* The item being worked on (copied; NULL clears it). */
 void cs_job_item(cs_job *job, const char *item);
+
+/* The operation has returned (its runner says so, before it prints the
+ * result): observers hear one last on_progress with p->ended and p->final
+ * set (the last phase's counters; a terminal line is cleared then), and
+ * later reports are not passed on. */
+void cs_job_end(cs_job *job);
 
 /* A copy of the job's progress now (for pollers: an API, /metrics). */
 void cs_job_progress(const cs_job *job, cs_progress *out);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 
 #include "common/buf.h"
+#include "common/cancel.h"
+#include "common/job.h"
 
 typedef struct par_run {
     size_t n;
@@ -23,6 +25,10 @@ static void *par_worker(void *v)
         pthread_mutex_lock(&r->lock);
         size_t i = r->next;
         int stop = r->rc != 0 || i >= r->n;
+        if (!stop && cs_cancel_requested()) { /* a safe point: between two items */
+            r->rc = cs_cancel_error(&r->err);
+            stop = 1;
+        }
         if (!stop)
             r->next++;
         pthread_mutex_unlock(&r->lock);
@@ -49,7 +55,7 @@ int cs_parallel_for(size_t n, unsigned jobs, cs_parallel_fn fn, void *arg, cs_er
     size_t want = jobs < n ? jobs : n;
     pthread_t *tids = cs_calloc(want ? want : 1, sizeof *tids);
     size_t started = 0;
-    while (started + 1 < want && pthread_create(&tids[started], NULL, par_worker, &r) == 0)
+    while (started + 1 < want && cs_job_thread_create(&tids[started], par_worker, &r) == 0)
         started++;
     par_worker(&r); /* the caller works too */
     for (size_t i = 0; i < started; i++)

@@ -3,8 +3,10 @@
  * Owns: cs_parallel_for, the one way commands spread independent items
  * (files to store, restore or verify) over --jobs threads. Items are taken
  * in index order; the first failure stops the others from taking new items
- * (those already running finish) and is the error returned. fn must touch
- * only what belongs to its item, or guard shared state itself. */
+ * (those already running finish) and is the error returned. A cancel
+ * request (common/cancel.h) is such a failure, CS_E_CANCELED, seen before
+ * each item. The threads work for the caller's job (common/job.h). fn must
+ * touch only what belongs to its item, or guard shared state itself. */
 #ifndef CS_PARALLEL_H
 #define CS_PARALLEL_H
 

@@ -9,8 +9,8 @@
 #define CS_PROC_H
 
 #include "common/buf.h"
-#include "common/config.h"
 #include "common/err.h"
+#include "common/strlist.h"
 
 /* Split a template into words: blanks separate, '...' and "..." quote,
  * backslash escapes the next character outside single quotes. */

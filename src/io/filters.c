@@ -10,6 +10,8 @@
 #include <sodium.h>
 #include <zstd.h>
 
+#include "common/cancel.h"
+
 #define ZSTD_LEVEL_MIN CS_ZSTD_LEVEL_STORE
 #define ZSTD_LEVEL_MAX 19
 
@@ -171,6 +173,49 @@ cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count)
     c->count = count;
     *count = 0;
     return &c->base;
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+typedef struct progress_filter {
+    cs_sink base;
+    cs_sink *next;
+    cs_job *job;
+} progress_filter;
+
+static int progress_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    progress_filter *f = (progress_filter *)s;
+    if (cs_job_canceled(f->job)) /* a safe point: between two writes */
+        return cs_cancel_error(e);
+    int rc = f->next ? cs_sink_write(f->next, p, n, e) : 0;
+    if (!rc)
+        cs_job_add_bytes(f->job, n);
+    return rc;
+}
+
+static int progress_close(cs_sink *s, cs_err *e)
+{
+    progress_filter *f = (progress_filter *)s;
+    return f->next ? cs_sink_close(f->next, e) : 0;
+}
+
+static void progress_free(cs_sink *s)
+{
+    progress_filter *f = (progress_filter *)s;
+    cs_sink_free(f->next);
+    free(f);
+}
+
+static const cs_sink_ops progress_ops = { progress_write, progress_close, progress_free };
+
+cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job)
+{
+    progress_filter *f = cs_calloc(1, sizeof *f);
+    f->base.ops = &progress_ops;
+    f->next = next;
+    f->job = job;
+    return &f->base;
 }
 
 /* ---- zstd compress ------------------------------------------------------ */

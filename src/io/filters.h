@@ -1,7 +1,7 @@
 /* filters.h - the pipeline's transforming sinks.
  *
  * Owns: hash (BLAKE2b-256 through libsodium's crypto_generichash), byte
- * count, and zstd compression/decompression (libzstd streaming API). Each
+ * count, progress (a job's bytes done), and zstd compression/decompression (libzstd streaming API). Each
  * filter takes ownership of `next` (also on failure: it frees next) and
  * pushes its output there; close finishes its own work and then closes next.
  * Results land in caller-owned structs when close succeeds. */
@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "common/job.h"
 #include "io/sink.h"
 
 #define CS_HASH_BYTES 32
@@ -32,6 +33,13 @@ cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_hex, uint64_t ex
 
 /* Count what passes through into *count (updated as bytes pass). */
 cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count);
+
+/* Add what passes through to job's bytes done (common/job.h) as it flows:
+ * the one place progress bytes come from. Also a cancel safe point: a
+ * write fails with CS_E_CANCELED, before passing anything on, once the job
+ * (or the process) is asked to stop. job may be NULL (nothing is counted;
+ * the process's cancel still counts). */
+cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job);
 
 /* zstd's fastest kind of level (what the zstd CLI calls --fast=7): for data
  * that is compressed already, where level 1 saves nothing and costs ~7x the

@@ -11,12 +11,14 @@
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/cancel.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/parallel.h"
 #include "io/filters.h"
+#include "ops/nodeopts.h"
 #include "ops/ops.h"
 #include "ops/present.h"
 #include "ops/state.h"
@@ -38,7 +40,9 @@ typedef struct store_job {
 } store_job;
 
 typedef struct backup_ctx {
-    const cs_config *cfg;
+    cs_job *job;          /* progress: phases, files and bytes as they stream */
+    const cs_backup_req *req;
+    const cs_host *host;
     cs_repo *repo;
     cs_manifest *m;
     cs_state *state;
@@ -59,25 +63,6 @@ static void default_name(char out[32])
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(out, 32, "%Y%m%d-%H%M%S", &tm);
-}
-
-static int check_args(const cs_config *cfg, cs_err *e)
-{
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "backup needs --repo");
-    if (cfg->name && !cs_repo_is_valid_backup_name(cfg->name))
-        return cs_err_set(e, CS_E_USAGE, "invalid backup name \"%s\" (letters, digits, '.', '_' and '-')", cfg->name);
-    for (size_t i = 0; i < cfg->keyspaces.n; i++)
-        if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
-            return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
-    if (cfg->zstd_level < 1 || cfg->zstd_level > 19)
-        return cs_err_set(e, CS_E_USAGE, "zstd level must be between 1 and 19");
-    if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
-    /* Only --init may make a repository, and then as init would. */
-    if (cfg->init)
-        return cs_ops_check_new_repo(cfg, e);
-    return 0;
 }
 
 /* ---- storing one file ---- */
@@ -114,7 +99,7 @@ static char *live_path_of(const backup_ctx *c, const char *path)
 static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path, cs_mfile *f, uint64_t *bytes_read,
                       uint64_t *resumed, bool *diverged, cs_err *e)
 {
-    int level = is_compressed_data(path) ? CS_ZSTD_LEVEL_STORE : (int)c->cfg->zstd_level;
+    int level = is_compressed_data(path) ? CS_ZSTD_LEVEL_STORE : (int)c->req->zstd_level;
     char *live = live_path_of(c, path);
     cs_upload_file uf = { c->m->data_dirs.items[f->data_dir], t->id, f->name, live, f->size, f->mtime_ns, level };
     cs_upload *up = NULL;
@@ -137,6 +122,7 @@ static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path,
         goto out;
     }
     head = cs_hash_filter_new(head, &hash);
+    head = cs_progress_filter_new(head, c->job);
     uint64_t n = 0;
     rc = cs_pump_fd(fd, head, &n, e);
     if (!rc)
@@ -215,6 +201,14 @@ static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char 
 
 /* ---- storing the new files, --jobs at a time ---- */
 
+/* "ks.table/file" as the job's current item. */
+static void report_item(const backup_ctx *c, const cs_mtable *t, const cs_mfile *f)
+{
+    char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, f->name);
+    cs_job_item(c->job, item);
+    free(item);
+}
+
 static int store_job_run(void *arg, size_t i, cs_err *e)
 {
     backup_ctx *c = arg;
@@ -226,10 +220,13 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
     cs_debug("storing %s", j->path);
     const cs_mtable *table = &c->m->tables[j->table];
     cs_mfile *f = &table->files[j->file];
+    report_item(c, table, f);
     int rc = store_file(c, table, j->path, f, &j->bytes_read, &j->resumed, e);
     /* Journaled at once: a backup killed later still does not store it again. */
     if (!rc)
         cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], table->id, f);
+    if (!rc)
+        cs_job_add_files(c->job, 1);
     return rc;
 }
 
@@ -239,12 +236,26 @@ static int by_size_desc(const void *a, const void *b)
     return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
 }
 
+/* The files and bytes the upload phase will read: every new file not
+ * reused by content. */
+static void report_upload_phase(backup_ctx *c)
+{
+    uint64_t files = 0, bytes = 0;
+    for (size_t i = 0; i < c->n_jobs; i++)
+        if (!c->jobs[i].reused) {
+            files++;
+            bytes += c->jobs[i].size;
+        }
+    cs_job_phase(c->job, "upload", files, bytes);
+}
+
 /* Largest files first, so that the last one to finish is a small one. */
 static int store_new_files(backup_ctx *c, cs_err *e)
 {
     if (c->n_jobs > 1)
         qsort(c->jobs, c->n_jobs, sizeof *c->jobs, by_size_desc);
-    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->cfg->jobs, store_job_run, c, e);
+    report_upload_phase(c);
+    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->req->jobs, store_job_run, c, e);
     for (size_t i = 0; i < c->n_jobs; i++) {
         c->bytes_read += c->jobs[i].bytes_read + c->jobs[i].hash_read;
         c->bytes_resumed += c->jobs[i].resumed;
@@ -254,13 +265,15 @@ static int store_new_files(backup_ctx *c, cs_err *e)
 
 /* ---- reusing only what the repository holds ---- */
 
-static int hash_file(const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read, cs_err *e)
+static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read,
+                     cs_err *e)
 {
     cs_hash_result res;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path);
     cs_sink *sink = cs_hash_filter_new(NULL, &res);
+    sink = cs_progress_filter_new(sink, job);
     int rc = cs_pump_fd(fd, sink, bytes_read, e);
     if (!rc)
         rc = cs_sink_close(sink, e);
@@ -283,8 +296,10 @@ static int hash_job_run(void *arg, size_t i, cs_err *e)
     size_t n = 0;
     if (!cs_state_contents(c->state, j->size, NULL, &n))
         return 0;
-    int rc = hash_file(j->path, j->size, j->hash, &j->hash_read, e);
+    int rc = hash_file(c->job, j->path, j->size, j->hash, &j->hash_read, e);
     j->hashed = rc == 0;
+    if (!rc)
+        cs_job_add_files(c->job, 1);
     return rc;
 }
 
@@ -362,14 +377,30 @@ static size_t reuse_by_content(backup_ctx *c)
 /* A backup never references an object it has not seen in the repository
  * during this run: what the state says is stored may have been lost since
  * (deleted by hand, a bucket's lifecycle rule, a restore of the bucket). */
+/* The files hash_job_run will read: new names whose size is a known content. */
+static void report_hash_phase(backup_ctx *c)
+{
+    uint64_t files = 0, bytes = 0;
+    for (size_t i = 0; i < c->n_jobs; i++) {
+        size_t n = 0;
+        if (cs_state_contents(c->state, c->jobs[i].size, NULL, &n)) {
+            files++;
+            bytes += c->jobs[i].size;
+        }
+    }
+    cs_job_phase(c->job, "hash", files, bytes);
+}
+
 static int check_reused(backup_ctx *c, cs_err *e)
 {
-    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->cfg->jobs, hash_job_run, c, e);
+    report_hash_phase(c);
+    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->req->jobs, hash_job_run, c, e);
     if (rc)
         return rc;
     c->present = cs_present_new();
     want_reused(c);
-    rc = cs_present_check(c->present, c->repo, cs_state_repo_objects(c->state), (unsigned)c->cfg->jobs, e);
+    cs_job_phase(c->job, "check objects", 0, 0); /* cs_present_check counts them */
+    rc = cs_present_check(c->present, c->repo, cs_state_repo_objects(c->state), (unsigned)c->req->jobs, e);
     if (rc)
         return rc;
     size_t again = store_missing_again(c);
@@ -415,6 +446,7 @@ static int walk_snapshot_dir(backup_ctx *c, cs_mtable *t, unsigned dir_index, co
             rc = walk_snapshot_dir(c, t, dir_index, path, rel, e);
         } else if (S_ISREG(st.st_mode)) {
             rc = add_file(c, t, dir_index, path, rel, &st, e);
+            cs_job_add_files(c->job, 1);
         }
         free(path);
         free(rel);
@@ -476,7 +508,7 @@ static int walk_data_dir(backup_ctx *c, unsigned dir_index, cs_err *e)
     while (rc == 0 && (ks = readdir(d)) != NULL) {
         if (!cs_node_is_valid_name(ks->d_name))
             continue;
-        if (c->cfg->keyspaces.n && !cs_strlist_has(&c->cfg->keyspaces, ks->d_name))
+        if (c->req->keyspaces.n && !cs_strlist_has(&c->req->keyspaces, ks->d_name))
             continue;
         char *ks_dir = cs_path_join(root, ks->d_name);
         DIR *kd = cs_is_dir(ks_dir) ? opendir(ks_dir) : NULL;
@@ -493,18 +525,20 @@ static int walk_data_dir(backup_ctx *c, unsigned dir_index, cs_err *e)
 
 /* ---- the whole backup ---- */
 
-static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
+static int describe_node(const cs_host *host, const cs_backup_req *req, cs_manifest *m, cs_err *e)
 {
     cql_conn *conn = NULL;
     cs_node_info info;
     memset(&info, 0, sizeof info);
-    int rc = cs_node_connect(cfg, &conn, e);
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(host, "backup", &cql_opts);
+    int rc = cs_node_connect(&cql_opts, &conn, e);
     if (!rc)
         rc = cs_node_read_info(conn, &info, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &m->schema, e);
     if (!rc)
-        rc = cs_node_check_keyspaces(m->schema, &cfg->keyspaces, e);
+        rc = cs_node_check_keyspaces(m->schema, &req->keyspaces, e);
     cql_close(conn);
     if (rc) {
         cs_node_info_free(&info);
@@ -518,21 +552,21 @@ static int describe_node(const cs_config *cfg, cs_manifest *m, cs_err *e)
     m->release_version = info.release_version;
     m->partitioner = info.partitioner;
     m->tokens = info.tokens;
-    m->commitlog_dir = cfg->commitlog_dir ? cs_strdup(cfg->commitlog_dir) : info.commitlog_dir;
-    m->hints_dir = cfg->hints_dir ? cs_strdup(cfg->hints_dir) : info.hints_dir;
-    m->saved_caches_dir = cfg->saved_caches_dir ? cs_strdup(cfg->saved_caches_dir) : info.saved_caches_dir;
-    const cs_strlist *dirs = cfg->data_dirs.n ? &cfg->data_dirs : &info.data_dirs;
+    m->commitlog_dir = host->commitlog_dir ? cs_strdup(host->commitlog_dir) : info.commitlog_dir;
+    m->hints_dir = host->hints_dir ? cs_strdup(host->hints_dir) : info.hints_dir;
+    m->saved_caches_dir = host->saved_caches_dir ? cs_strdup(host->saved_caches_dir) : info.saved_caches_dir;
+    const cs_strlist *dirs = host->data_dirs.n ? &host->data_dirs : &info.data_dirs;
     for (size_t i = 0; i < dirs->n; i++)
         cs_strlist_add(&m->data_dirs, dirs->items[i]);
-    if (cfg->commitlog_dir)
+    if (host->commitlog_dir)
         free(info.commitlog_dir);
-    if (cfg->hints_dir)
+    if (host->hints_dir)
         free(info.hints_dir);
-    if (cfg->saved_caches_dir)
+    if (host->saved_caches_dir)
         free(info.saved_caches_dir);
     cs_strlist_free(&info.data_dirs);
     if (m->data_dirs.n == 0)
-        return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir");
+        return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set {data_dirs}");
     return 0;
 }
 
@@ -619,18 +653,20 @@ static int clear_snapshot(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
+    cs_job_phase(c->job, "snapshot", 0, 0); /* nodetool flushes first */
     clear_stale_snapshots(c, nt);
-    int rc = cs_cancel_requested() ? cs_cancel_error(e) : cs_nodetool_snapshot(nt, c->tag, &c->cfg->keyspaces, e);
+    int rc = cs_cancel_requested() ? cs_cancel_error(e) : cs_nodetool_snapshot(nt, c->tag, &c->req->keyspaces, e);
     if (rc)
         return rc;
     /* Only now does the repository change: a node that cannot snapshot
      * leaves it exactly as it was. The scope goes into every file of the
      * backup (retention counts backups of one scope together). */
-    char *key_dir = cs_state_dir(c->cfg);
-    rc = cs_repo_scope_of(c->repo, key_dir, &c->cfg->keyspaces, NULL, &c->m->scope, e);
+    char *key_dir = cs_state_dir(c->host);
+    rc = cs_repo_scope_of(c->repo, key_dir, &c->req->keyspaces, NULL, &c->m->scope, e);
     free(key_dir);
     if (!rc)
         rc = cs_repo_mark_started(c->repo, c->m, e);
+    cs_job_phase(c->job, "scan", 0, 0);
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
         rc = walk_data_dir(c, i, e);
     if (!rc)
@@ -646,19 +682,21 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     if (!rc)
         rc = cs_lock_check(c->lock, e);
     if (!rc)
+        cs_job_phase(c->job, "manifest", 0, 0);
+    if (!rc)
         rc = cs_repo_put_manifest(c->repo, c->m, e);
     /* The snapshot pins SSTables that compaction may want to delete: drop it
      * whatever happened. A failure to clear it must not hide a first error. */
     cs_err clear_err;
     cs_err_clear(&clear_err);
+    cs_job_phase(c->job, "cleanup", 0, 0);
     if (clear_snapshot(c, nt, &clear_err) && rc == 0)
         cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", c->m->backup, clear_err.msg);
     return rc;
 }
 
-int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_err *e)
+int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_backup_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     char name[32];
@@ -671,40 +709,43 @@ int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_er
     cs_lock *lock = NULL;
     int lock_fd = -1;
     char *uploads_path = NULL;
-    int rc = check_args(cfg, e);
-    if (rc)
-        return rc;
-    /* SIGINT and SIGTERM stop the backup at its next safe point: what is
-     * stored stays (large uploads are resumed by the next backup), the
-     * lock is released and the local state saved on the way out. */
-    cs_cancel_install();
+    /* A cancel (SIGINT or SIGTERM in the CLI) stops the backup at its next
+     * safe point: what is stored stays (large uploads are resumed by the
+     * next backup), the lock is released and the local state saved on the
+     * way out. */
     default_name(name);
-    m->backup = cs_strdup(cfg->name ? cfg->name : name);
+    m->backup = cs_strdup(req->name ? req->name : name);
     m->started = t0;
     /* Ask the node first: an unreachable node leaves the repository (and
      * a location that is not one yet) untouched. */
-    rc = cs_nodetool_new(cfg, &nt, e);
+    cs_job_phase(job, "schema", 0, 0); /* the node's topology and schema */
+    cs_nodetool_opts nodetool_opts;
+    cs_ops_nodetool_opts(host, &nodetool_opts);
+    int rc = cs_nodetool_new(&nodetool_opts, &nt, e);
     if (!rc)
-        rc = describe_node(cfg, m, e);
+        rc = describe_node(host, req, m, e);
     if (!rc)
-        rc = cs_state_lock(cfg, m->host_id, &lock_fd, e);
+        rc = cs_state_lock(host, m->host_id, &lock_fd, e);
     if (!rc)
-        rc = cs_ops_open_repo(cfg, cfg->init, &repo, e);
+        rc = cs_ops_open_repo(host, req->repo, &req->recipients, req->init, &repo, e);
     /* Shared: backups and restores run side by side, a purge waits. */
     if (!rc) {
         purpose = cs_sprintf("backup %s of %s", m->backup, m->address ? m->address : m->host_id);
-        rc = cs_ops_lock(cfg, repo, CS_LOCK_SHARED, purpose, &lock, e);
+        cs_job_phase(job, "lock", 0, 0);
+        cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, true };
+        rc = cs_ops_lock(&lo, repo, CS_LOCK_SHARED, purpose, &lock, e);
     }
     if (!rc)
         rc = cs_repo_check_name_free(repo, m->backup, e);
     if (!rc)
-        rc = cs_state_load(cfg, repo, m->host_id, &state, e);
+        rc = cs_state_load(host, repo, m->host_id, &state, e);
     if (rc)
         goto out;
     res->encrypted = cs_repo_is_encrypted(repo);
     tag = cs_sprintf("cassette-%s", m->backup);
-    uploads_path = cs_uploads_path(cfg, repo, m->host_id);
-    backup_ctx c = { .cfg = cfg, .repo = repo, .m = m, .state = state, .tag = tag, .lock = lock,
+    uploads_path = cs_uploads_path(host, repo, m->host_id);
+    backup_ctx c = { .job = job, .req = req, .host = host, .repo = repo, .m = m, .state = state, .tag = tag,
+                     .lock = lock,
                      .uploads = cs_uploads_load(uploads_path, repo) };
     rc = snapshot_and_store(&c, nt, e);
     cs_uploads_free(c.uploads);
@@ -718,7 +759,7 @@ int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_er
     /* A lost cache only costs re-reading files: its failure is a warning. */
     cs_err state_err;
     cs_err_clear(&state_err);
-    if (rc ? cs_state_save_partial(cfg, repo, state, m, &state_err) : cs_state_save(cfg, repo, m, &state_err))
+    if (rc ? cs_state_save_partial(host, repo, state, m, &state_err) : cs_state_save(host, repo, m, &state_err))
         cs_warn("could not save the local dedup cache: %s", state_err.msg);
 out:
     res->seconds = cs_now() - t0;
@@ -734,7 +775,6 @@ out:
     cs_repo_free(repo);
     free(tag);
     free(uploads_path);
-    cs_cancel_uninstall();
     return rc;
 }
 

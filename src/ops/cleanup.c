@@ -79,16 +79,16 @@ static void copy_dirs_from(cs_node_dirs *out, const cs_strlist *data, const char
         out->saved_caches_dir = cs_strdup(caches);
 }
 
-int cs_ops_node_dirs(const cs_config *cfg, const struct cs_node_info *node, cs_node_dirs *out, cs_err *e)
+int cs_ops_node_dirs(const cs_host *host, const struct cs_node_info *node, cs_node_dirs *out, cs_err *e)
 {
     memset(out, 0, sizeof *out);
-    copy_dirs_from(out, &cfg->data_dirs, cfg->commitlog_dir, cfg->hints_dir, cfg->saved_caches_dir);
-    if (cfg->cassandra_yaml) {
+    copy_dirs_from(out, &host->data_dirs, host->commitlog_dir, host->hints_dir, host->saved_caches_dir);
+    if (host->cassandra_yaml) {
         cs_node_dirs y;
-        int rc = cs_yaml_read_node_dirs(cfg->cassandra_yaml, &y, e);
+        int rc = cs_yaml_read_node_dirs(host->cassandra_yaml, &y, e);
         if (rc) {
             cs_node_dirs_free(out);
-            return cs_err_prefix(e, "--cassandra-yaml");
+            return cs_err_prefix(e, "{cassandra_yaml}");
         }
         copy_dirs_from(out, &y.data_dirs, y.commitlog_dir, y.hints_dir, y.saved_caches_dir);
         cs_node_dirs_free(&y);
@@ -215,12 +215,12 @@ static void scan_dir(aside_list *l, const char *dir)
     scan_beside(l, dir);
 }
 
-int cs_ops_list_aside(const cs_config *cfg, cs_aside_entry **out, size_t *n, cs_err *e)
+int cs_ops_list_aside(const cs_host *host, cs_aside_entry **out, size_t *n, cs_err *e)
 {
     *out = NULL;
     *n = 0;
     cs_node_dirs dirs;
-    int rc = cs_ops_node_dirs(cfg, NULL, &dirs, e);
+    int rc = cs_ops_node_dirs(host, NULL, &dirs, e);
     if (rc)
         return rc;
     aside_list l = { NULL, 0 };
@@ -251,32 +251,29 @@ static void take_entry(cs_aside_entry **list, size_t *n, cs_aside_entry *a)
     memset(a, 0, sizeof *a);
 }
 
-int cs_op_cleanup(cs_job *job, const cs_config *cfg, cs_cleanup_result *res, cs_err *e)
+int cs_op_cleanup(cs_job *job, const cs_host *host, const cs_cleanup_req *req, cs_cleanup_result *res, cs_err *e)
 {
     (void)job;
     memset(res, 0, sizeof *res);
-    res->dry_run = cfg->dry_run;
-    if (!cfg->aside)
-        return cs_err_set(e, CS_E_USAGE, "cleanup needs --aside (what replace restores moved aside; see cassette "
-                                         "status)");
+    res->dry_run = req->dry_run;
     cs_node_dirs dirs;
-    int rc = cs_ops_node_dirs(cfg, NULL, &dirs, e);
+    int rc = cs_ops_node_dirs(host, NULL, &dirs, e);
     bool none = !rc && !dirs.data_dirs.n && !dirs.commitlog_dir && !dirs.hints_dir && !dirs.saved_caches_dir;
     if (!rc)
         cs_node_dirs_free(&dirs);
     if (none)
-        return cs_err_set(e, CS_E_USAGE, "cleanup needs the node's directories: set --data-dir (or "
-                                         "--cassandra-yaml FILE)");
+        return cs_err_set(e, CS_E_USAGE, "cleanup needs the node's directories: set {data_dirs} (or "
+                                         "{cassandra_yaml} FILE)");
     cs_aside_entry *found = NULL;
     size_t n = 0;
     if (!rc)
-        rc = cs_ops_list_aside(cfg, &found, &n, e);
+        rc = cs_ops_list_aside(host, &found, &n, e);
     for (size_t i = 0; !rc && i < n; i++) {
         if (found[i].in_use) {
             take_entry(&res->kept, &res->n_kept, &found[i]);
             continue;
         }
-        if (!cfg->dry_run) {
+        if (!req->dry_run) {
             cs_info("removing %s", found[i].path);
             rc = cs_remove_tree(found[i].path, e);
         }

@@ -1,5 +1,6 @@
-/* common.c - what every op does with a repository: open it as the config
- * says, and read one stored file back, checked. */
+/* common.c - what every op does with a repository: open it with the
+ * host's storage settings and identity, and read one stored file back,
+ * checked. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,36 +8,33 @@
 #include "io/filters.h"
 #include "ops/ops.h"
 
-void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o)
+int cs_ops_open_storage(const cs_host *host, const char *location, bool create, cs_storage **out, cs_err *e)
 {
-    memset(o, 0, sizeof *o);
-    o->endpoint = cfg->s3_endpoint;
-    o->region = cfg->s3_region;
-    o->access_key_id = cfg->s3_access_key_id;
-    o->secret_access_key = cfg->s3_secret_access_key;
-    o->session_token = cfg->s3_session_token;
-    o->bucket = cfg->s3_bucket;
-    o->addressing = cfg->s3_addressing;
-    o->sign_payload = cfg->s3_sign_payload;
-    o->ca_file = cfg->s3_ca_file;
-    o->part_size = cfg->s3_part_size;
-    o->concurrency = (unsigned)cfg->s3_concurrency;
-    o->retries = (unsigned)cfg->s3_retries;
-    o->timeout_s = cfg->s3_timeout;
-    o->rate_limit = cfg->rate_limit;
+    if (!location) {
+        cs_err_set(e, CS_E_USAGE, "no repository location: give {repo}");
+        return cs_err_field(e, "repo");
+    }
+    int rc = cs_storage_open(location, &host->storage_opts, create, out, e);
+    if (rc == CS_E_NOTFOUND && !create)
+        return cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it does not exist): %s", location,
+                          CS_REPO_NO_REPO_HINT);
+    if (rc == CS_E_USAGE)
+        return rc; /* a bad option value: the message names it */
+    return rc ? cs_err_prefix(e, "cannot open repository %s", location) : 0;
 }
 
-int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e)
+int cs_ops_open_repo(const cs_host *host, const char *location, const cs_strlist *recipients, bool create,
+                     cs_repo **out, cs_err *e)
 {
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "%s needs --repo", cfg->command ? cfg->command : "this command");
+    static const cs_strlist none = { NULL, 0 };
+    cs_storage *st = NULL;
     cs_repo *repo = NULL;
-    cs_s3_opts s3;
-    cs_ops_s3_opts(cfg, &s3);
-    cs_repo_opts opts = { &cfg->recipients, &s3 };
-    int rc = cs_repo_open(cfg->repo, create, &opts, &repo, e);
-    if (!rc && cfg->identity)
-        rc = cs_repo_load_identities(repo, cfg->identity, e);
+    cs_repo_opts opts = { recipients ? recipients : &none };
+    int rc = cs_ops_open_storage(host, location, create, &st, e);
+    if (!rc)
+        rc = cs_repo_open(st, create, &opts, &repo, e);
+    if (!rc && host->identity)
+        rc = cs_repo_load_identities(repo, host->identity, e);
     if (rc) {
         cs_repo_free(repo);
         return rc;
@@ -49,19 +47,19 @@ int cs_ops_require_identity(const cs_repo *repo, cs_err *e)
 {
     if (cs_repo_is_encrypted(repo) && !repo->n_identities)
         return cs_err_set(e, CS_E_NOKEY,
-                          "repository %s is encrypted: give an identity file with --identity (or CASSETTE_IDENTITY)",
+                          "repository %s is encrypted: give an identity file with {identity}",
                           repo->location);
     return 0;
 }
 
-int cs_ops_check_new_repo(const cs_config *cfg, cs_err *e)
+int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_err *e)
 {
-    if (cfg->recipients.n && cfg->no_encryption)
-        return cs_err_set(e, CS_E_USAGE, "--no-encryption and --recipient contradict each other: choose one");
-    if (!cfg->recipients.n && !cfg->no_encryption)
+    if (recipients->n && no_encryption)
+        return cs_err_set(e, CS_E_USAGE, "{no_encryption} and {recipients} contradict each other: choose one");
+    if (!recipients->n && !no_encryption)
         return cs_err_set(e, CS_E_USAGE,
-                          "a new repository needs --recipient age1... (make a key with cassette key generate), "
-                          "or --no-encryption to store plaintext on purpose");
+                          "a new repository needs {recipients} age1... (make a key with cassette key generate), "
+                          "or {no_encryption} to store plaintext on purpose");
     return 0;
 }
 
@@ -71,6 +69,7 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
     /* The check runs before dst is closed, so a file sink never commits
      * bytes that do not match the manifest. */
     cs_sink *head = cs_hash_verify_new(dst, f->hash, f->size);
+    head = cs_progress_filter_new(head, cs_job_current()); /* plaintext bytes, for the caller's job */
     head = cs_zstd_decompress_new(head, e);
     int rc = head ? cs_repo_reader(repo, head, &head, e) : e->code;
     if (!rc)
@@ -84,18 +83,17 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
     return rc;
 }
 
-int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e)
+int cs_ops_open_catalog(const cs_host *host, cs_repo *repo, cs_catalog **out, cs_err *e)
 {
-    char *path = cfg->catalog ? cs_strdup(cfg->catalog) : cs_catalog_default_path(repo->id);
+    char *path = host->catalog ? cs_strdup(host->catalog) : cs_catalog_default_path(repo->id);
     int rc = cs_catalog_open(path, repo, out, e);
     free(path);
     return rc;
 }
 
-int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
+int cs_ops_lock(const cs_ops_lock_opts *o, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e)
 {
-    /* A backup clears what killed processes of this host left (see lock.h). */
-    cs_lock_opts o = { cfg->lock_stale, cfg->lock_wait, purpose, cfg->command && !strcmp(cfg->command, "backup") };
-    return cs_lock_acquire(repo->st, kind, &o, out, e);
+    cs_lock_opts lo = { o->stale, o->wait, purpose, o->clear_own };
+    return cs_lock_acquire(repo->st, kind, &lo, out, e);
 }

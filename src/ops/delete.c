@@ -19,7 +19,7 @@
 #include "ops/ops.h"
 
 typedef struct delete_ctx {
-    const cs_config *cfg;
+    const cs_delete_req *req;
     cs_repo *repo;
     cs_catalog *cat;
     cs_lock *lock;
@@ -56,11 +56,11 @@ static int choose(delete_ctx *c, cs_err *e)
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
     cs_delete_result *res = c->res;
     for (size_t i = 0; !rc && i < n; i++) {
-        if (strcmp(entries[i].name, c->cfg->backup))
+        if (strcmp(entries[i].name, c->req->backup))
             continue;
         const char *why = protected_as(entries, n, &entries[i]);
-        if (why && !c->cfg->force) {
-            rc = cs_err_set(e, CS_E_INVAL, "backup %s is %s of node %s: give --force to delete it anyway",
+        if (why && !c->req->force) {
+            rc = cs_err_set(e, CS_E_INVAL, "backup %s is %s of node %s: give {force} to delete it anyway",
                             entries[i].name, why,
                             *entries[i].address ? entries[i].address : entries[i].host_id);
             break;
@@ -74,7 +74,7 @@ static int choose(delete_ctx *c, cs_err *e)
     }
     cs_backup_entries_free(entries, n);
     if (!rc && !res->n_items)
-        rc = cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->cfg->backup, c->repo->location);
+        rc = cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->req->backup, c->repo->location);
     return rc;
 }
 
@@ -122,34 +122,29 @@ static int sync(delete_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_delete(cs_job *job, const cs_config *cfg, cs_delete_result *res, cs_err *e)
+int cs_op_delete(cs_job *job, const cs_host *host, const cs_delete_req *req, cs_delete_result *res, cs_err *e)
 {
     (void)job;
     memset(res, 0, sizeof *res);
-    res->dry_run = cfg->dry_run;
-    res->grace = cfg->grace;
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "delete needs --repo");
-    if (!cfg->backup)
-        return cs_err_set(e, CS_E_USAGE, "delete needs --backup NAME");
-    if (!cs_repo_is_valid_backup_name(cfg->backup))
-        return cs_err_set(e, CS_E_USAGE, "invalid backup name \"%s\"", cfg->backup);
-    delete_ctx c = { .cfg = cfg, .res = res };
-    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    res->dry_run = req->dry_run;
+    res->grace = req->grace;
+    delete_ctx c = { .req = req, .res = res };
+    int rc = cs_ops_open_repo(host, req->repo, NULL, false, &c.repo, e);
     if (!rc) {
-        char *purpose = cs_sprintf("delete %s%s", cfg->backup, cfg->dry_run ? " --dry-run" : "");
-        rc = cs_ops_lock(cfg, c.repo, cfg->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE, purpose, &c.lock, e);
+        char *purpose = cs_sprintf("delete %s%s", req->backup, req->dry_run ? " --dry-run" : "");
+        cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
+        rc = cs_ops_lock(&lo, c.repo, req->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE, purpose, &c.lock, e);
         free(purpose);
     }
     if (!rc)
-        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+        rc = cs_ops_open_catalog(host, c.repo, &c.cat, e);
     if (!rc)
         rc = sync(&c, e);
     if (!rc)
         rc = choose(&c, e);
     if (!rc && res->freed_known)
         rc = count_freed(&c, e);
-    if (!rc && !cfg->dry_run)
+    if (!rc && !req->dry_run)
         rc = remove_files(&c, e);
     cs_catalog_close(c.cat);
     cs_lock_release(c.lock);

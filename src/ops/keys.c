@@ -39,45 +39,65 @@ static int write_new_file(const char *path, const cs_buf *text, cs_err *e)
     return rc;
 }
 
-int cs_op_key_generate(cs_job *job, const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e)
+int cs_op_key_generate(cs_job *job, const cs_host *host, const cs_key_generate_req *req, cs_key_result *res,
+                       cs_err *e)
 {
     (void)job;
+    (void)host;
+    memset(res, 0, sizeof *res);
     age_identity *id = age_keygen();
     cs_buf secret = CS_BUF_INIT;
-    int rc = age_identity_public_string(id, public_key, e);
+    int rc = age_identity_public_string(id, &res->public_key, e);
     if (!rc)
         rc = age_identity_secret_string(id, &secret, e);
     if (!rc) {
         char created[21];
         cs_iso8601((int64_t)time(NULL), created);
-        cs_buf_printf(identity_text, "# created: %s\n# public key: %s\n%s\n", created, cs_buf_str(public_key),
-                      cs_buf_str(&secret));
+        cs_buf_printf(&res->identity_text, "# created: %s\n# public key: %s\n%s\n", created,
+                      cs_buf_str(&res->public_key), cs_buf_str(&secret));
     }
-    if (!rc && cfg->output) {
-        rc = write_new_file(cfg->output, identity_text, e);
-        age_buf_wipe(identity_text);
+    if (!rc && req->output) {
+        rc = write_new_file(req->output, &res->identity_text, e);
+        age_buf_wipe(&res->identity_text);
+        if (!rc)
+            res->file = cs_strdup(req->output);
     }
     age_buf_wipe(&secret);
     age_identity_free(id);
     return rc;
 }
 
-int cs_op_key_public(cs_job *job, const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e)
+void cs_key_result_free(cs_key_result *res)
+{
+    age_buf_wipe(&res->identity_text);
+    cs_buf_free(&res->public_key);
+    free(res->file);
+    memset(res, 0, sizeof *res);
+}
+
+int cs_op_key_public(cs_job *job, const cs_host *host, const cs_key_public_req *req, cs_key_public_result *res,
+                     cs_err *e)
 {
     (void)job;
-    (void)cfg;
+    (void)host;
+    memset(res, 0, sizeof *res);
     age_identity **ids = NULL;
     size_t n = 0;
-    int rc = age_identities_load(path, &ids, &n, e);
+    int rc = age_identities_load(req->file, &ids, &n, e);
     for (size_t i = 0; !rc && i < n; i++) {
         cs_buf pub = CS_BUF_INIT;
         rc = age_identity_public_string(ids[i], &pub, e);
         if (!rc)
-            cs_strlist_add(keys, cs_buf_str(&pub));
+            cs_strlist_add(&res->keys, cs_buf_str(&pub));
         cs_buf_free(&pub);
     }
     age_identities_free(ids, n);
     if (rc)
-        cs_err_prefix(e, "identity file %s", path);
+        cs_err_prefix(e, "identity file %s", req->file);
     return rc;
+}
+
+void cs_key_public_result_free(cs_key_public_result *res)
+{
+    cs_strlist_free(&res->keys);
 }

@@ -26,9 +26,11 @@
 #include "cassandra/cql.h"
 #include "cassandra/cqlsplit.h"
 #include "cassandra/node.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "ops/nodeopts.h"
 #include "ops/ops.h"
 
 #define MIGRATION_FILE_MAX (16u << 20)
@@ -36,7 +38,7 @@
 #define AGREEMENT_WAIT_S 60
 
 typedef struct migrate_ctx {
-    const cs_config *cfg;
+    const cs_migrate_req *req;
     const char *ks;
     cql_conn *conn;
     uint16_t consistency;
@@ -94,9 +96,9 @@ static int read_one(cs_migration *m, cs_err *e)
 
 static int read_dir(migrate_ctx *c, cs_err *e)
 {
-    DIR *d = opendir(c->cfg->dir);
+    DIR *d = opendir(c->req->dir);
     if (!d)
-        return cs_err_sys(e, CS_E_NOTFOUND, errno, "cannot read migration directory %s", c->cfg->dir);
+        return cs_err_sys(e, CS_E_NOTFOUND, errno, "cannot read migration directory %s", c->req->dir);
     cs_migrate_result *res = c->res;
     int rc = 0;
     struct dirent *de;
@@ -115,7 +117,7 @@ static int read_dir(migrate_ctx *c, cs_err *e)
         m->version = version;
         m->name = name;
         m->file = cs_strdup(de->d_name);
-        m->path = cs_path_join(c->cfg->dir, de->d_name);
+        m->path = cs_path_join(c->req->dir, de->d_name);
         rc = read_one(m, e);
     }
     closedir(d);
@@ -286,10 +288,10 @@ static int refuse_changed(migrate_ctx *c, cs_err *e)
 {
     for (size_t i = 0; i < c->res->n; i++) {
         const cs_migration *m = &c->res->items[i];
-        if (m->applied && m->changed && !c->cfg->force_checksum)
+        if (m->applied && m->changed && !c->req->force_checksum)
             return cs_err_set(e, CS_E_INVAL,
                               "migration %s changed after it was applied (checksum %.12s... now); refusing to go on"
-                              " (--force-checksum records the new checksum)",
+                              " ({force_checksum} records the new checksum)",
                               m->file, m->checksum);
     }
     return 0;
@@ -319,7 +321,7 @@ static int try_lock(migrate_ctx *c, bool *got, char **holder, cs_err *e)
 
 static int take_lock(migrate_ctx *c, cs_err *e)
 {
-    double deadline = (double)time(NULL) + c->cfg->lock_wait;
+    double deadline = (double)time(NULL) + c->req->lock_wait;
     bool said = false;
     for (;;) {
         bool got = false;
@@ -458,33 +460,21 @@ static int apply_pending(migrate_ctx *c, cs_err *e)
 
 /* ---- the op ---- */
 
-static int check_args(const cs_config *cfg, cs_err *e)
+static int migrate(const cs_host *host, const cs_migrate_req *req, bool status_only, cs_migrate_result *res,
+                   cs_err *e)
 {
-    if (!cfg->dir)
-        return cs_err_set(e, CS_E_USAGE, "migrate needs --dir (the directory of .cql files)");
-    if (cfg->keyspaces.n != 1)
-        return cs_err_set(e, CS_E_USAGE, "migrate needs one --keyspace (where the tracking table lives)");
-    if (!cs_node_is_valid_name(cfg->keyspaces.items[0]))
-        return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[0]);
-    return 0;
-}
-
-int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_err *e)
-{
-    (void)job;
     memset(res, 0, sizeof *res);
-    res->dry_run = cfg->dry_run;
-    res->status_only = cfg->args.n == 1;
-    migrate_ctx c = { .cfg = cfg, .res = res };
-    int rc = check_args(cfg, e);
-    if (!rc) {
-        c.ks = cfg->keyspaces.items[0];
-        rc = cql_consistency_parse(cfg->cql_consistency, &c.consistency, e);
-    }
+    res->dry_run = req->dry_run;
+    res->status_only = status_only;
+    migrate_ctx c = { .req = req, .res = res };
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(host, "migrate", &cql_opts);
+    c.ks = req->keyspaces.items[0];
+    int rc = cql_consistency_parse(req->cql_consistency, &c.consistency, e);
     if (!rc)
         rc = read_dir(&c, e);
     if (!rc)
-        rc = cs_cluster_connect(cfg, &c.conn, e);
+        rc = cs_cluster_connect(&cql_opts, &c.conn, e);
     bool ks_exists = false;
     if (!rc)
         rc = keyspace_exists(&c, &ks_exists, e);
@@ -497,14 +487,27 @@ int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_
     if (!rc && !res->status_only)
         rc = refuse_changed(&c, e);
     if (!rc && !res->status_only && !res->dry_run) {
-        char host[64] = "";
-        gethostname(host, sizeof host - 1);
+        char host_name[64] = "";
+        gethostname(host_name, sizeof host_name - 1);
         uint32_t rnd = randombytes_random();
-        snprintf(c.owner, sizeof c.owner, "%s:%ld:%08x", host, (long)getpid(), rnd);
+        snprintf(c.owner, sizeof c.owner, "%s:%ld:%08x", host_name, (long)getpid(), rnd);
         rc = apply_pending(&c, e);
     }
     cql_close(c.conn);
     return rc ? cs_err_prefix(e, "migrate") : 0;
+}
+
+int cs_op_migrate(cs_job *job, const cs_host *host, const cs_migrate_req *req, cs_migrate_result *res, cs_err *e)
+{
+    (void)job;
+    return migrate(host, req, false, res, e);
+}
+
+int cs_op_migrate_status(cs_job *job, const cs_host *host, const cs_migrate_req *req, cs_migrate_result *res,
+                         cs_err *e)
+{
+    (void)job;
+    return migrate(host, req, true, res, e);
 }
 
 void cs_migrate_result_free(cs_migrate_result *res)
@@ -524,20 +527,21 @@ void cs_migrate_result_free(cs_migrate_result *res)
 
 /* ---- schema dump ---- */
 
-static bool wanted(const cs_config *cfg, const char *ks)
+static bool wanted(const cs_schema_req *req, const char *ks)
 {
-    return !cfg->keyspaces.n || cs_strlist_has(&cfg->keyspaces, ks);
+    return !req->keyspaces.n || cs_strlist_has(&req->keyspaces, ks);
 }
 
-int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e)
+int cs_op_schema_dump(cs_job *job, const cs_host *host, const cs_schema_req *req, cs_schema_result *res, cs_err *e)
 {
     (void)job;
-    for (size_t i = 0; i < cfg->keyspaces.n; i++)
-        if (!cs_node_is_valid_name(cfg->keyspaces.items[i]))
-            return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", cfg->keyspaces.items[i]);
+    memset(res, 0, sizeof *res);
+    cs_buf *out = &res->text;
     cql_conn *conn = NULL;
     json_t *rows = NULL;
-    int rc = cs_cluster_connect(cfg, &conn, e);
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(host, "schema dump", &cql_opts);
+    int rc = cs_cluster_connect(&cql_opts, &conn, e);
     if (!rc)
         rc = cs_node_read_schema(conn, &rows, e);
     cql_close(conn);
@@ -547,7 +551,7 @@ int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e)
     json_array_foreach(rows, i, row) {
         const char *ks = json_string_value(json_object_get(row, "keyspace"));
         const char *cql = json_string_value(json_object_get(row, "cql"));
-        if (!ks || !cql || !wanted(cfg, ks))
+        if (!ks || !cql || !wanted(req, ks))
             continue;
         if (!cs_strlist_has(&seen, ks))
             cs_strlist_add(&seen, ks);
@@ -558,9 +562,14 @@ int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e)
         cs_buf_addstr(out, n && cql[n - 1] == ';' ? "\n\n" : ";\n\n");
     }
     json_decref(rows);
-    for (size_t k = 0; !rc && k < cfg->keyspaces.n; k++)
-        if (!cs_strlist_has(&seen, cfg->keyspaces.items[k]))
-            rc = cs_err_set(e, CS_E_USAGE, "keyspace %s does not exist", cfg->keyspaces.items[k]);
+    for (size_t k = 0; !rc && k < req->keyspaces.n; k++)
+        if (!cs_strlist_has(&seen, req->keyspaces.items[k]))
+            rc = cs_err_set(e, CS_E_USAGE, "keyspace %s does not exist", req->keyspaces.items[k]);
     cs_strlist_free(&seen);
     return rc ? cs_err_prefix(e, "schema dump") : 0;
+}
+
+void cs_schema_result_free(cs_schema_result *res)
+{
+    cs_buf_free(&res->text);
 }

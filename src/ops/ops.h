@@ -1,9 +1,15 @@
 /* ops.h - cassette's use cases, one plain function each.
  *
- * Owns: backup, restore, verify, list and init as functions over
- * (config, node, repository) -> result. The CLI formats results; the ops
- * never print (except progress through the logger).
- * Must not: parse argv or format output for the user. */
+ * Owns: every operation as a function of (job, host, request) -> result:
+ * the job (common/job.h) to cancel and follow it, the host (ops/host.h)
+ * for what never travels, the request for what was asked. The requests'
+ * fields, defaults and checks, and the one table of operations that every
+ * front end goes through, are in ops/optable.h; the results as JSON
+ * documents in ops/results.h. The ops never print (except progress and
+ * warnings through the logger); a message names a request or host field as
+ * {name} (common/err.h), never a flag.
+ * Must not: parse argv, read the CLI's configuration, or format output for
+ * the user. */
 #ifndef CS_OPS_H
 #define CS_OPS_H
 
@@ -12,14 +18,113 @@
 
 #include "cassandra/yaml.h"
 #include "common/buf.h"
-#include "common/config.h"
 #include "common/job.h"
 #include "common/err.h"
 #include "repo/catalog.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "ops/host.h"
 #include "repo/retention.h"
+
+/* ---- requests: what each operation is asked ----
+ * Their fields (JSON names, types, defaults, checks) are in ops/optable.c;
+ * a request reaches an op checked (cs_op_run). */
+
+typedef struct cs_init_req {
+    char *repo;             /* repository location: a directory, s3://BUCKET/PREFIX */
+    cs_strlist recipients;  /* age1... public keys the new repository encrypts to */
+    bool no_encryption;     /* a new repository without recipients, on purpose */
+} cs_init_req;
+
+typedef struct cs_backup_req {
+    char *repo;
+    char *name;             /* NULL: the UTC time, 20261122-013000 */
+    cs_strlist keyspaces;   /* empty: all */
+    long zstd_level;
+    long jobs;              /* files stored at once */
+    bool init;              /* create the repository if the location holds none */
+    cs_strlist recipients;  /* with init */
+    bool no_encryption;     /* with init */
+    double lock_wait, lock_stale; /* seconds */
+} cs_backup_req;
+
+/* list and catalog rebuild. */
+typedef struct cs_list_req {
+    char *repo;
+} cs_list_req;
+
+typedef struct cs_status_req {
+    char *repo;
+    double max_age;         /* seconds; 0: no verdict on the newest backups */
+} cs_status_req;
+
+typedef struct cs_restore_req {
+    char *repo;
+    char *backup;
+    cs_strlist keyspaces;
+    cs_strlist tables;      /* "ks.table" */
+    char *mode;             /* "import" or "replace" */
+    bool fail_fast;         /* stop at the first table that cannot be restored */
+    long jobs;
+    double lock_wait, lock_stale;
+} cs_restore_req;
+
+typedef struct cs_verify_req {
+    char *repo;
+    char *backup;           /* NULL: every backup */
+    bool deep;
+    double sample;          /* percentage of the stored bytes (deep); NAN: not given, all */
+    long jobs;
+    double lock_wait, lock_stale;
+} cs_verify_req;
+
+typedef struct cs_purge_req {
+    char *repo;
+    long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly; /* 0: rule not set */
+    double keep_within;     /* 0: rule not set */
+    double grace;
+    bool dry_run;
+    double lock_wait, lock_stale;
+} cs_purge_req;
+
+typedef struct cs_delete_req {
+    char *repo;
+    char *backup;
+    bool dry_run;
+    bool force;             /* also the newest complete backup of a node */
+    double grace;           /* purge's, for the message */
+    double lock_wait, lock_stale;
+} cs_delete_req;
+
+typedef struct cs_cleanup_req {
+    bool aside;
+    bool dry_run;
+} cs_cleanup_req;
+
+/* migrate and migrate status. */
+typedef struct cs_migrate_req {
+    char *dir;              /* of <timestamp>_<name>.cql files */
+    cs_strlist keyspaces;   /* exactly one: the keyspace of the statements and the tracking table */
+    bool dry_run;
+    bool force_checksum;
+    char *cql_consistency;
+    double lock_wait;
+} cs_migrate_req;
+
+typedef struct cs_schema_req {
+    cs_strlist keyspaces;   /* empty: all */
+} cs_schema_req;
+
+typedef struct cs_key_generate_req {
+    char *output;           /* write the identity here (0600, never over a file); NULL: into the result */
+} cs_key_generate_req;
+
+typedef struct cs_key_public_req {
+    char *file;             /* an identity file */
+} cs_key_public_req;
+
+/* ---- results, and the operations ---- */
 
 typedef struct cs_backup_result {
     cs_manifest manifest;  /* what was written; files with is_new were stored now */
@@ -29,7 +134,7 @@ typedef struct cs_backup_result {
     uint64_t bytes_resumed; /* stored bytes an interrupted backup had sent: not sent again */
 } cs_backup_result;
 
-int cs_op_backup(cs_job *job, const cs_config *cfg, cs_backup_result *res, cs_err *e);
+int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_backup_result *res, cs_err *e);
 void cs_backup_result_free(cs_backup_result *res);
 
 /* A table a restore left out, and why. */
@@ -54,9 +159,12 @@ typedef struct cs_restore_result {
 
 /* Returns 0 when the restore ran, even if some tables could not be restored
  * (damaged or missing objects): those are in res->failed, and the caller
- * reports them as a failure. With cfg->fail_fast the first one is the
+ * reports them as a failure (cs_op_restore_verdict). With req->fail_fast
+ * the first one is the
  * error instead. */
-int cs_op_restore(cs_job *job, const cs_config *cfg, cs_restore_result *res, cs_err *e);
+int cs_op_restore(cs_job *job, const cs_host *host, const cs_restore_req *req, cs_restore_result *res, cs_err *e);
+/* The error of a restore that left tables out, or 0. */
+int cs_op_restore_verdict(const cs_restore_req *req, const cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
 
 /* One broken file found by verify, or a damaged backup (file and object
@@ -83,13 +191,21 @@ typedef struct cs_verify_result {
 
 /* Returns 0 when verification ran (problems are in the result), an error
  * when it could not run at all. */
-int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_err *e);
+int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_verify_result *res, cs_err *e);
+/* CS_E_CORRUPT when verification found damage, or 0. */
+int cs_op_verify_verdict(const cs_verify_req *req, const cs_verify_result *res, cs_err *e);
 void cs_verify_result_free(cs_verify_result *res);
 
 /* Every backup, from the catalog brought in line with the repository. */
-int cs_op_list(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+typedef struct cs_list_result {
+    cs_backup_entry *entries; /* oldest first */
+    size_t n;
+} cs_list_result;
+
+int cs_op_list(cs_job *job, const cs_host *host, const cs_list_req *req, cs_list_result *res, cs_err *e);
+void cs_list_result_free(cs_list_result *res);
 /* Forget the catalog and read it again from the repository alone. */
-int cs_op_catalog_rebuild(cs_job *job, const cs_config *cfg, cs_backup_entry **out, size_t *n, cs_err *e);
+int cs_op_catalog_rebuild(cs_job *job, const cs_host *host, const cs_list_req *req, cs_list_result *res, cs_err *e);
 
 /* What purge decided for one backup of one node. */
 typedef struct cs_purge_item {
@@ -114,7 +230,7 @@ typedef struct cs_purge_result {
     char *sweep_skipped;       /* why no object was deleted (a damaged backup), or NULL */
 } cs_purge_result;
 
-int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err *e);
+int cs_op_purge(cs_job *job, const cs_host *host, const cs_purge_req *req, cs_purge_result *res, cs_err *e);
 void cs_purge_result_free(cs_purge_result *res);
 
 /* One backup of one node that delete removes (or would). */
@@ -134,7 +250,7 @@ typedef struct cs_delete_result {
 } cs_delete_result;
 
 /* delete --backup NAME [--dry-run] [--force] (see delete.c). */
-int cs_op_delete(cs_job *job, const cs_config *cfg, cs_delete_result *res, cs_err *e);
+int cs_op_delete(cs_job *job, const cs_host *host, const cs_delete_req *req, cs_delete_result *res, cs_err *e);
 void cs_delete_result_free(cs_delete_result *res);
 
 /* The repository at a glance. */
@@ -158,9 +274,19 @@ typedef struct cs_status_result {
     size_t n_aside;
 } cs_status_result;
 
-int cs_op_status(cs_job *job, const cs_config *cfg, cs_status_result *res, cs_err *e);
+int cs_op_status(cs_job *job, const cs_host *host, const cs_status_req *req, cs_status_result *res, cs_err *e);
 void cs_status_result_free(cs_status_result *res);
-int cs_op_init(cs_job *job, const cs_config *cfg, char **repo_id, cs_err *e);
+/* With req->max_age: CS_E_STALE when a node's newest complete backup
+ * started longer ago (or there is none), else 0. */
+int cs_op_status_verdict(const cs_status_req *req, const cs_status_result *res, cs_err *e);
+
+typedef struct cs_init_result {
+    char *location;
+    char *id;
+} cs_init_result;
+
+int cs_op_init(cs_job *job, const cs_host *host, const cs_init_req *req, cs_init_result *res, cs_err *e);
+void cs_init_result_free(cs_init_result *res);
 
 /* Something restores left in the node's directories: the node's previous
  * files moved aside by a replace restore, or the copies an interrupted
@@ -176,15 +302,15 @@ typedef struct cs_aside_entry {
 
 void cs_aside_entries_free(cs_aside_entry *a, size_t n);
 
-/* Where the node keeps its files: cfg's --data-dir and friends, then its
- * --cassandra-yaml, then what the running node reported (node, or NULL).
+/* Where the node keeps its files: the host's data_dirs and friends, then
+ * its cassandra_yaml, then what the running node reported (node, or NULL).
  * Never a manifest's directories. */
 struct cs_node_info;
-int cs_ops_node_dirs(const cs_config *cfg, const struct cs_node_info *node, cs_node_dirs *out, cs_err *e);
+int cs_ops_node_dirs(const cs_host *host, const struct cs_node_info *node, cs_node_dirs *out, cs_err *e);
 
-/* Everything restores left in the node's directories as cfg names them
- * (none when cfg names none). */
-int cs_ops_list_aside(const cs_config *cfg, cs_aside_entry **out, size_t *n, cs_err *e);
+/* Everything restores left in the node's directories as the host names
+ * them (none when it names none). */
+int cs_ops_list_aside(const cs_host *host, cs_aside_entry **out, size_t *n, cs_err *e);
 
 typedef struct cs_cleanup_result {
     bool dry_run;
@@ -196,20 +322,42 @@ typedef struct cs_cleanup_result {
 } cs_cleanup_result;
 
 /* cleanup --aside [--dry-run]. */
-int cs_op_cleanup(cs_job *job, const cs_config *cfg, cs_cleanup_result *res, cs_err *e);
+int cs_op_cleanup(cs_job *job, const cs_host *host, const cs_cleanup_req *req, cs_cleanup_result *res, cs_err *e);
 void cs_cleanup_result_free(cs_cleanup_result *res);
 
 /* A new age identity: its public key, and the identity file text (written
- * to cfg->output with mode 0600 when set, never over an existing file;
- * identity_text is wiped then). */
-int cs_op_key_generate(cs_job *job, const cs_config *cfg, cs_buf *public_key, cs_buf *identity_text, cs_err *e);
-/* The public keys of every identity in an identity file. */
-int cs_op_key_public(cs_job *job, const cs_config *cfg, const char *path, cs_strlist *keys, cs_err *e);
+ * to req->output with mode 0600 when set, never over an existing file;
+ * identity_text is wiped and empty then). The text never goes into the
+ * result's JSON document. */
+typedef struct cs_key_result {
+    cs_buf public_key;
+    cs_buf identity_text;   /* secret: wiped by cs_key_result_free */
+    char *file;             /* where it was written, or NULL */
+} cs_key_result;
 
-/* The catalog of repo (cfg->catalog or the default path). */
-int cs_ops_open_catalog(const cs_config *cfg, cs_repo *repo, cs_catalog **out, cs_err *e);
-/* Take a lock on repo with cfg's --lock-wait and --lock-stale. */
-int cs_ops_lock(const cs_config *cfg, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
+int cs_op_key_generate(cs_job *job, const cs_host *host, const cs_key_generate_req *req, cs_key_result *res,
+                       cs_err *e);
+void cs_key_result_free(cs_key_result *res);
+
+/* The public keys of every identity in an identity file. */
+typedef struct cs_key_public_result {
+    cs_strlist keys;
+} cs_key_public_result;
+
+int cs_op_key_public(cs_job *job, const cs_host *host, const cs_key_public_req *req, cs_key_public_result *res,
+                     cs_err *e);
+void cs_key_public_result_free(cs_key_public_result *res);
+
+/* The catalog of repo (the host's catalog or the default path). */
+int cs_ops_open_catalog(const cs_host *host, cs_repo *repo, cs_catalog **out, cs_err *e);
+/* Take a lock on repo, waiting up to wait seconds, breaking locks not
+ * refreshed for stale seconds; clear_own: a backup clears what killed
+ * processes of this host left (see lock.h). */
+typedef struct cs_ops_lock_opts {
+    double wait, stale;
+    bool clear_own;
+} cs_ops_lock_opts;
+int cs_ops_lock(const cs_ops_lock_opts *o, cs_repo *repo, cs_lock_kind kind, const char *purpose, cs_lock **out,
                 cs_err *e);
 
 /* One migration file and what the tracking table says of it. */
@@ -236,21 +384,32 @@ typedef struct cs_migrate_result {
     cs_strlist unknown;     /* versions in the tracking table without a file */
 } cs_migrate_result;
 
-/* migrate, migrate --dry-run and migrate status (cfg->args "status"). */
-int cs_op_migrate(cs_job *job, const cs_config *cfg, cs_migrate_result *res, cs_err *e);
+/* migrate and migrate --dry-run; migrate status only reads. */
+int cs_op_migrate(cs_job *job, const cs_host *host, const cs_migrate_req *req, cs_migrate_result *res, cs_err *e);
+int cs_op_migrate_status(cs_job *job, const cs_host *host, const cs_migrate_req *req, cs_migrate_result *res,
+                         cs_err *e);
 void cs_migrate_result_free(cs_migrate_result *res);
 
-/* The schema as DESCRIBE SCHEMA gives it (only cfg->keyspaces if any),
+/* The schema as DESCRIBE SCHEMA gives it (only req->keyspaces if any),
  * statements separated by blank lines, each ending with ';'. */
-int cs_op_schema_dump(cs_job *job, const cs_config *cfg, cs_buf *out, cs_err *e);
+typedef struct cs_schema_result {
+    cs_buf text;
+} cs_schema_result;
 
-/* The S3 settings of cfg (borrowing its strings). */
-void cs_ops_s3_opts(const cs_config *cfg, cs_s3_opts *o);
+int cs_op_schema_dump(cs_job *job, const cs_host *host, const cs_schema_req *req, cs_schema_result *res, cs_err *e);
+void cs_schema_result_free(cs_schema_result *res);
 
-/* Shared by the ops: open the repository named by cfg (creating it, with
- * cfg's recipients, when create is set and it is missing or empty) and
- * load cfg's identity file if one is given. */
-int cs_ops_open_repo(const cs_config *cfg, bool create, cs_repo **out, cs_err *e);
+/* Open the storage at location with the host's storage options (the
+ * driver's by the location's scheme), with the messages of the repository
+ * commands: a missing location "is not a cassette repository (it does not
+ * exist)". */
+int cs_ops_open_storage(const cs_host *host, const char *location, bool create, cs_storage **out, cs_err *e);
+
+/* Shared by the ops: open the repository at location (creating it, with
+ * recipients, when create is set and it is missing or empty) and load the
+ * host's identity file if it names one. */
+int cs_ops_open_repo(const cs_host *host, const char *location, const cs_strlist *recipients, bool create,
+                     cs_repo **out, cs_err *e);
 
 /* Reading data from an encrypted repository needs an identity: say so
  * before any work starts. */
@@ -258,11 +417,13 @@ int cs_ops_require_identity(const cs_repo *repo, cs_err *e);
 
 /* A new repository is encrypted unless the operator says otherwise: init
  * and backup --init need --recipient, or --no-encryption (never both). */
-int cs_ops_check_new_repo(const cs_config *cfg, cs_err *e);
+int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_err *e);
 
 /* Shared by the ops: stream an object through zstd-decompress and hash into
  * dst (owned, closed on success) and check the plaintext against f.
- * CS_E_CORRUPT names the object on any mismatch. */
+ * CS_E_CORRUPT names the object on any mismatch. The plaintext bytes count
+ * as bytes done of the calling thread's job, and its cancel stops the
+ * stream (CS_E_CANCELED). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "common/job.h"
 #include "common/log.h"
 #include "common/parallel.h"
 
@@ -121,6 +122,8 @@ static int stat_one(void *arg, size_t i, cs_err *e)
         cs_err_prefix(e, "object %s", w->object);
     }
     free(key);
+    if (!rc)
+        cs_job_add_files(cs_job_current(), 1); /* the worker works for the caller's job */
     return rc;
 }
 
@@ -136,9 +139,12 @@ int cs_present_check(cs_present *p, cs_repo *repo, uint64_t repo_objects, unsign
         return 0;
     p->listed = cs_present_should_list(p->n, repo_objects, jobs);
     p->repo = repo;
+    cs_job_add_total(cs_job_current(), p->n, 0);
     int rc = p->listed ? cs_storage_list(repo->st, "objects/", listed_key, p, e)
                        : cs_parallel_for(p->n, jobs ? jobs : 1, stat_one, p, e);
     p->repo = NULL;
+    if (!rc && p->listed)
+        cs_job_add_files(cs_job_current(), p->n); /* one listing answered for all */
     if (rc) {
         for (size_t i = 0; i < p->n; i++)
             p->v[i].found = -1;

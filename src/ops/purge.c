@@ -32,13 +32,16 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/cancel.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "ops/ops.h"
 
 #define SWEEP_BATCH 1000 /* keys per delete request (the S3 limit) */
 
 typedef struct purge_ctx {
-    const cs_config *cfg;
+    cs_job *job;   /* progress: keys and objects deleted of those to delete */
+    const cs_purge_req *req;
     cs_repo *repo;
     cs_catalog *cat;
     cs_lock *lock;
@@ -49,15 +52,15 @@ typedef struct purge_ctx {
     size_t unknown_undamaged; /* committed, not damaged, references unknown */
 } purge_ctx;
 
-static void policy_of(const cs_config *cfg, cs_retention *p)
+static void policy_of(const cs_purge_req *req, cs_retention *p)
 {
     memset(p, 0, sizeof *p);
-    p->last = cfg->keep_last;
-    p->hourly = cfg->keep_hourly;
-    p->daily = cfg->keep_daily;
-    p->weekly = cfg->keep_weekly;
-    p->monthly = cfg->keep_monthly;
-    p->within = cfg->keep_within;
+    p->last = req->keep_last;
+    p->hourly = req->keep_hourly;
+    p->daily = req->keep_daily;
+    p->weekly = req->keep_weekly;
+    p->monthly = req->keep_monthly;
+    p->within = req->keep_within;
 }
 
 /* ---- deciding ---- */
@@ -147,7 +150,12 @@ static int delete_keys(purge_ctx *c, int kind, cs_err *e)
     int rc = 0;
     for (size_t done = 0; !rc && done < n; done += SWEEP_BATCH) {
         size_t k = n - done < SWEEP_BATCH ? n - done : SWEEP_BATCH;
-        rc = cs_storage_del_many(c->repo->st, (const char *const *)keys + done, k, e);
+        if (cs_job_canceled(c->job)) /* a safe point: between two batches */
+            rc = cs_cancel_error(e);
+        if (!rc)
+            rc = cs_storage_del_many(c->repo->st, (const char *const *)keys + done, k, e);
+        if (!rc)
+            cs_job_add_files(c->job, k);
     }
     for (size_t i = 0; i < n; i++)
         free(keys[i]);
@@ -159,6 +167,10 @@ static int remove_backups(purge_ctx *c, cs_err *e)
 {
     cs_purge_result *res = c->res;
     int rc = 0;
+    size_t n_remove = 0;
+    for (size_t i = 0; i < res->n_items; i++)
+        n_remove += res->items[i].remove;
+    cs_job_phase(c->job, "delete", res->dry_run ? 0 : n_remove * CS_BK_KINDS, 0); /* files: a backup's keys */
     if (!res->dry_run) {
         rc = cs_lock_check(c->lock, e);
         for (size_t k = 0; !rc && k < CS_BK_KINDS; k++)
@@ -192,6 +204,7 @@ static int list_object(const char *key, const cs_storage_stat *st, void *arg)
     base = base ? base + 1 : key;
     if (!cs_is_hex32(base))
         return 0; /* not an object of ours: leave it alone */
+    cs_job_add_files(c->job, 1);
     return cs_catalog_listing_add(c->cat, base, st->size, st->mtime, e) ? 1 : 0;
 }
 
@@ -229,6 +242,23 @@ static int count_waiting(purge_ctx *c, char (*ids)[CS_OBJECT_ID_HEX], int64_t *r
     }
 }
 
+/* How many objects the sweep at cutoff deletes, and their bytes (for its
+ * progress: the totals are known before the first delete). */
+static int count_unreferenced(purge_ctx *c, int64_t cutoff, char (*ids)[CS_OBJECT_ID_HEX], int64_t *rows,
+                              uint64_t *objects, uint64_t *bytes, cs_err *e)
+{
+    int64_t after = 0;
+    *objects = *bytes = 0;
+    for (;;) {
+        size_t n = 0;
+        int rc = cs_catalog_unreferenced(c->cat, cutoff, after, ids, rows, SWEEP_BATCH, &n, bytes, e);
+        if (rc || !n)
+            return rc;
+        after = rows[n - 1];
+        *objects += n;
+    }
+}
+
 /* Committed backups whose references are unknown: damaged ones stop the
  * sweep (said in the result); any other is a bug of the sync, an error. */
 static int note_unknown_refs(const char *name, const char *host, const char *damage, void *arg)
@@ -258,6 +288,7 @@ static int sweep(purge_ctx *c, cs_err *e)
         return 0;
     }
     void *arg[2] = { c, e };
+    cs_job_phase(c->job, "list objects", 0, 0);
     int rc = cs_catalog_listing_begin(c->cat, e);
     if (!rc) {
         rc = cs_storage_list(c->repo->st, "objects/", list_object, arg, e);
@@ -273,8 +304,13 @@ static int sweep(purge_ctx *c, cs_err *e)
     char **keys = cs_calloc(SWEEP_BATCH, sizeof *keys);
     int64_t *rows = cs_calloc(SWEEP_BATCH, sizeof *rows);
     int64_t after = 0;
-    for (;;) {
+    uint64_t to_delete = 0, to_free = 0;
+    if (!c->res->dry_run)
+        rc = count_unreferenced(c, cutoff, ids, rows, &to_delete, &to_free, e);
+    cs_job_phase(c->job, "sweep", to_delete, to_free);
+    for (; !rc;) {
         size_t n = 0;
+        uint64_t bytes_before = c->res->bytes;
         rc = cs_catalog_unreferenced(c->cat, cutoff, after, ids, rows, SWEEP_BATCH, &n, &c->res->bytes, e);
         if (rc || !n)
             break;
@@ -291,6 +327,8 @@ static int sweep(purge_ctx *c, cs_err *e)
             free(keys[i]);
         if (rc)
             break;
+        cs_job_add_files(c->job, n);
+        cs_job_add_bytes(c->job, c->res->bytes - bytes_before);
         cs_info("deleted %llu unreferenced objects so far", (unsigned long long)c->res->objects);
     }
     if (!rc)
@@ -373,7 +411,10 @@ static void drop_stale_uploads(purge_ctx *c)
 
 static int run(purge_ctx *c, cs_err *e)
 {
+    cs_job_phase(c->job, "sync", 0, 0); /* the catalog learns the repository's backups */
     int rc = cs_catalog_sync(c->cat, c->repo, CS_LOAD_REFS, e);
+    if (!rc)
+        cs_job_phase(c->job, "decide", 0, 0);
     if (!rc)
         rc = decide(c, e);
     if (rc)
@@ -394,21 +435,23 @@ static int run(purge_ctx *c, cs_err *e)
     return cs_catalog_commit(c->cat, e);
 }
 
-int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err *e)
+int cs_op_purge(cs_job *job, const cs_host *host, const cs_purge_req *req, cs_purge_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
-    res->dry_run = cfg->dry_run;
+    res->dry_run = req->dry_run;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    purge_ctx c = { .cfg = cfg, .res = res, .now = (double)time(NULL), .grace = cfg->grace };
-    policy_of(cfg, &c.policy);
-    int rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    purge_ctx c = { .job = job, .req = req, .res = res, .now = (double)time(NULL), .grace = req->grace };
+    policy_of(req, &c.policy);
+    cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
+    int rc = cs_ops_open_repo(host, req->repo, NULL, false, &c.repo, e);
     if (!rc)
-        rc = cs_ops_lock(cfg, c.repo, cfg->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE,
-                         cfg->dry_run ? "purge --dry-run" : "purge", &c.lock, e);
+        cs_job_phase(job, "lock", 0, 0);
     if (!rc)
-        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+        rc = cs_ops_lock(&lo, c.repo, req->dry_run ? CS_LOCK_SHARED : CS_LOCK_EXCLUSIVE,
+                         req->dry_run ? "purge --dry-run" : "purge", &c.lock, e);
+    if (!rc)
+        rc = cs_ops_open_catalog(host, c.repo, &c.cat, e);
     if (!rc)
         rc = run(&c, e);
     cs_catalog_close(c.cat);
@@ -417,6 +460,11 @@ int cs_op_purge(cs_job *job, const cs_config *cfg, cs_purge_result *res, cs_err 
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* A cancel (SIGINT or SIGTERM in the CLI) stops between two deletes, as
+     * a crash would: the deletion order leaves only whole backups, and the
+     * next purge finishes from the repository alone. */
+    if (rc && cs_job_canceled(job))
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; the backups left are whole, run purge again to finish");
     return rc ? cs_err_prefix(e, "purge") : 0;
 }
 

@@ -25,12 +25,14 @@
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
+#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/parallel.h"
 #include "io/sink.h"
 #include "ops/aside.h"
+#include "ops/nodeopts.h"
 #include "ops/ops.h"
 #include "ops/state.h"
 
@@ -46,7 +48,9 @@ typedef struct placement {
 } placement;
 
 typedef struct restore_ctx {
-    const cs_config *cfg;
+    cs_job *job;           /* progress: download (files, bytes), then placing or importing */
+    const cs_restore_req *req;
+    const cs_host *host;
     cs_repo *repo;
     cs_manifest m;
     bool *selected;        /* per manifest table: to restore (a failed table is taken out) */
@@ -58,50 +62,37 @@ typedef struct restore_ctx {
     char unique[CS_UNIQUE_MAX];
 } restore_ctx;
 
-static bool is_replace(const cs_config *cfg)
+static bool is_replace(const cs_restore_req *req)
 {
-    return !strcmp(cfg->mode, "replace");
-}
-
-static int check_args(const cs_config *cfg, cs_err *e)
-{
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "restore needs --repo");
-    if (!cfg->backup)
-        return cs_err_set(e, CS_E_USAGE, "restore needs --backup NAME (see cassette list)");
-    if (strcmp(cfg->mode, "import") && strcmp(cfg->mode, "replace"))
-        return cs_err_set(e, CS_E_USAGE, "--mode must be import or replace, not \"%s\"", cfg->mode);
-    if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
-    return 0;
+    return !strcmp(req->mode, "replace");
 }
 
 /* ---- choosing tables ---- */
 
-static bool table_wanted(const cs_config *cfg, const cs_mtable *t)
+static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
 {
-    if (!cfg->keyspaces.n && !cfg->tables.n)
+    if (!req->keyspaces.n && !req->tables.n)
         return true;
-    if (cs_strlist_has(&cfg->keyspaces, t->keyspace))
+    if (cs_strlist_has(&req->keyspaces, t->keyspace))
         return true;
     char *full = cs_sprintf("%s.%s", t->keyspace, t->table);
-    bool hit = cs_strlist_has(&cfg->tables, full);
+    bool hit = cs_strlist_has(&req->tables, full);
     free(full);
     return hit;
 }
 
 static int check_filters_exist(restore_ctx *c, cs_err *e)
 {
-    for (size_t i = 0; i < c->cfg->keyspaces.n; i++) {
-        const char *ks = c->cfg->keyspaces.items[i];
+    for (size_t i = 0; i < c->req->keyspaces.n; i++) {
+        const char *ks = c->req->keyspaces.items[i];
         bool found = false;
         for (size_t j = 0; j < c->m.n_tables && !found; j++)
             found = !strcmp(c->m.tables[j].keyspace, ks);
         if (!found)
             return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", c->m.backup, ks);
     }
-    for (size_t i = 0; i < c->cfg->tables.n; i++) {
-        const char *full = c->cfg->tables.items[i];
+    for (size_t i = 0; i < c->req->tables.n; i++) {
+        const char *full = c->req->tables.items[i];
         const char *dot = strchr(full, '.');
         char *ks = dot ? cs_strndup(full, (size_t)(dot - full)) : NULL;
         bool found = dot && cs_manifest_find_table(&c->m, ks, dot + 1);
@@ -119,16 +110,16 @@ static int select_tables(restore_ctx *c, cs_err *e)
     if (rc)
         return rc;
     c->selected = cs_calloc(c->m.n_tables ? c->m.n_tables : 1, sizeof *c->selected);
-    bool import = !is_replace(c->cfg);
-    bool explicit = c->cfg->keyspaces.n || c->cfg->tables.n;
+    bool import = !is_replace(c->req);
+    bool explicit = c->req->keyspaces.n || c->req->tables.n;
     size_t n = 0;
     for (size_t i = 0; i < c->m.n_tables; i++) {
         const cs_mtable *t = &c->m.tables[i];
-        if (!table_wanted(c->cfg, t))
+        if (!table_wanted(c->req, t))
             continue;
         if (import && cs_node_is_system_keyspace(t->keyspace)) {
             if (explicit)
-                return cs_err_set(e, CS_E_USAGE, "%s.%s is a system table: restore it with --mode replace",
+                return cs_err_set(e, CS_E_USAGE, "%s.%s is a system table: restore it with {mode} replace",
                                   t->keyspace, t->table);
             continue;
         }
@@ -223,9 +214,14 @@ static int place_run(void *arg, size_t i, cs_err *e)
     restore_ctx *c = arg;
     placement *p = &c->plan[i];
     const cs_mtable *t = &c->m.tables[p->table];
+    char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, p->f->name);
+    cs_job_item(c->job, item);
+    free(item);
     int rc = place_file(c, p->f, p->dir, e);
     p->done = rc == 0;
-    if (rc && !c->cfg->fail_fast && is_table_damage(rc)) {
+    if (!rc)
+        cs_job_add_files(c->job, 1);
+    if (rc && !c->req->fail_fast && is_table_damage(rc)) {
         p->code = rc;
         p->why = cs_strdup(e->msg);
         return 0;
@@ -258,7 +254,11 @@ static int place_planned(restore_ctx *c, cs_err *e)
 {
     if (c->n_plan > 1)
         qsort(c->plan, c->n_plan, sizeof *c->plan, by_size_desc);
-    int rc = cs_parallel_for(c->n_plan, (unsigned)c->cfg->jobs, place_run, c, e);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->n_plan; i++)
+        bytes += c->plan[i].f->size;
+    cs_job_phase(c->job, "download", c->n_plan, bytes); /* bytes: cs_ops_fetch_object's, as they stream */
+    int rc = cs_parallel_for(c->n_plan, (unsigned)c->req->jobs, place_run, c, e);
     const placement **first = cs_calloc(c->m.n_tables + 1, sizeof *first);
     for (size_t i = 0; i < c->n_plan; i++) {
         const placement *p = &c->plan[i];
@@ -733,14 +733,14 @@ out:
  * link: cassette writes only into directories it can see are directories. */
 static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
 {
-    const char *dir = c->cfg->staging_dir;
+    const char *dir = c->host->staging_dir;
     struct stat st;
     if (!dir) {
         *root = cs_strdup(c->dirs.data_dirs.items[0]);
         return 0;
     }
     if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
-        return cs_err_set(e, CS_E_USAGE, "--staging-dir %s is a symbolic link: give the directory itself "
+        return cs_err_set(e, CS_E_USAGE, "{staging_dir} %s is a symbolic link: give the directory itself "
                                          "(cassette does not write through links)", dir);
     int rc = cs_mkdirs(dir, 0755, e);
     if (!rc)
@@ -785,7 +785,7 @@ static void unstage_failed(restore_ctx *c, const char *stage, const bool *staged
  * it): the others go on unless --fail-fast. */
 static int table_step_failed(restore_ctx *c, size_t i, int rc, cs_err *e)
 {
-    if (!rc || c->cfg->fail_fast)
+    if (!rc || c->req->fail_fast)
         return rc;
     table_failed(c, i, rc, e->msg);
     cs_err_clear(e);
@@ -807,8 +807,13 @@ typedef struct import_run {
 static int import_one(void *arg, size_t i, cs_err *e)
 {
     import_run *r = arg;
-    int rc = import_table(r->nt, &r->c->m.tables[r->tables[i]], r->stage, e);
-    if (rc && !r->c->cfg->fail_fast) {
+    const cs_mtable *t = &r->c->m.tables[r->tables[i]];
+    char *item = cs_sprintf("%s.%s", t->keyspace, t->table);
+    cs_job_item(r->c->job, item);
+    free(item);
+    int rc = import_table(r->nt, t, r->stage, e);
+    cs_job_add_files(r->c->job, 1);
+    if (rc && !r->c->req->fail_fast) {
         r->codes[i] = rc;
         r->whys[i] = cs_strdup(e->msg);
         return 0;
@@ -826,7 +831,8 @@ static int import_tables(restore_ctx *c, cs_nodetool *nt, const char *stage, con
     for (size_t i = 0; i < c->m.n_tables; i++)
         if (c->selected[i] && !adopted[i])
             r.tables[n++] = i;
-    int rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, import_one, &r, e);
+    cs_job_phase(c->job, "import", n, 0); /* files: tables, one nodetool import each */
+    int rc = cs_parallel_for(n, (unsigned)c->req->jobs, import_one, &r, e);
     for (size_t k = 0; k < n; k++) {
         if (r.whys[k]) {
             const char *colon = strstr(r.whys[k], ": "); /* the reason without "ks.table: " */
@@ -848,7 +854,7 @@ static void learn_placed(restore_ctx *c, const char *host_id)
 {
     cs_err err;
     cs_err_clear(&err);
-    if (host_id && cs_state_learn(c->cfg, c->repo, host_id, &c->m, c->selected, &err))
+    if (host_id && cs_state_learn(c->host, c->repo, host_id, &c->m, c->selected, &err))
         cs_warn("the next backup may store the restored files again: %s", err.msg);
 }
 
@@ -856,18 +862,22 @@ static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_
 {
     cs_node_info node;
     memset(&node, 0, sizeof node);
-    int rc = cs_node_connect(c->cfg, conn, e);
+    cs_cql_opts cql_opts;
+    cs_nodetool_opts nodetool_opts;
+    cs_ops_cql_opts(c->host, "restore", &cql_opts);
+    cs_ops_nodetool_opts(c->host, &nodetool_opts);
+    int rc = cs_node_connect(&cql_opts, conn, e);
     if (!rc)
         rc = cs_node_read_info(*conn, &node, e);
     if (!rc)
-        rc = cs_ops_node_dirs(c->cfg, &node, &c->dirs, e);
+        rc = cs_ops_node_dirs(c->host, &node, &c->dirs, e);
     if (!rc && node.host_id)
         c->host_id = cs_strdup(node.host_id); /* whose backup state learns what is placed */
     if (!rc && !c->dirs.data_dirs.n)
-        rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set --data-dir "
-                                       "(or --cassandra-yaml FILE)");
+        rc = cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set {data_dirs} "
+                                       "(or {cassandra_yaml} FILE)");
     if (!rc)
-        rc = cs_nodetool_new(c->cfg, nt, e);
+        rc = cs_nodetool_new(&nodetool_opts, nt, e);
     cs_node_info_free(&node);
     return rc;
 }
@@ -902,6 +912,8 @@ static int restore_import(restore_ctx *c, cs_err *e)
     unstage_failed(c, stage, staged);
     if (!rc)
         rc = something_left(c, e);
+    if (!rc)
+        cs_job_phase(c->job, "schema", 0, 0); /* keyspaces, types, tables the node lacks */
     if (!rc)
         rc = ensure_schema(c, conn, (const char *const[]){ "keyspace", "type", NULL }, e);
     const char *data_dir = c->dirs.data_dirs.items[0];
@@ -1099,15 +1111,15 @@ static int move_contents(journal *j, const char *from, const char *to, cs_err *e
  * the commitlog too (replaying it over restored data would mix times). */
 static int replace_targets(restore_ctx *c, bool whole, cs_err *e)
 {
-    int rc = cs_ops_node_dirs(c->cfg, NULL, &c->dirs, e);
+    int rc = cs_ops_node_dirs(c->host, NULL, &c->dirs, e);
     if (rc)
         return rc;
     if (!c->dirs.data_dirs.n)
-        return cs_err_set(e, CS_E_USAGE, "restore --mode replace needs the node's data directories: set --data-dir "
-                                         "(or --cassandra-yaml FILE); a backup's own directories are never used");
+        return cs_err_set(e, CS_E_USAGE, "restore {mode} replace needs the node's data directories: set {data_dirs} "
+                                         "(or {cassandra_yaml} FILE); a backup's own directories are never used");
     if (whole && !c->dirs.commitlog_dir)
         return cs_err_set(e, CS_E_USAGE, "a whole-node replace moves the node's commitlog aside too: set "
-                                         "--commitlog-dir (or --cassandra-yaml FILE)");
+                                         "{commitlog_dir} (or {cassandra_yaml} FILE)");
     if (whole && !c->dirs.hints_dir)
         cs_warn("the node's hints directory is not known (--hints-dir): it is left as it is");
     if (whole && !c->dirs.saved_caches_dir)
@@ -1266,20 +1278,22 @@ static int replace_staged(restore_ctx *c, bool whole, journal *j, cs_strlist *st
     if (!rc && whole)
         rc = system_tables_whole(c, e);
     if (!rc)
+        cs_job_phase(c->job, "place", 0, 0); /* renames only: no safe point until done */
+    if (!rc)
         rc = whole ? swap_node(c, j, stages, e) : swap_tables(c, j, stages, e);
     return rc;
 }
 
 static int restore_replace(restore_ctx *c, cs_err *e)
 {
-    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
-    if (cs_node_is_listening(c->cfg->cql_host, (int)c->cfg->cql_port))
+    bool whole = !c->req->keyspaces.n && !c->req->tables.n;
+    if (cs_node_is_listening(c->host->cql_host, (int)c->host->cql_port))
         return cs_err_set(e, CS_E_INVAL,
-                          "the node at %s:%ld is running; stop it before restoring with --mode replace",
-                          c->cfg->cql_host, c->cfg->cql_port);
+                          "the node at %s:%ld is running; stop it before restoring with {mode} replace",
+                          c->host->cql_host, c->host->cql_port);
     if (whole && !cs_manifest_find_table(&c->m, "system_schema", "tables"))
         return cs_err_set(e, CS_E_USAGE, "backup %s does not hold the system keyspaces (it was taken with "
-                                         "--keyspace); replace it table by table with --keyspace or --table",
+                                         "{keyspaces}); replace it table by table with {keyspaces} or {tables}",
                           c->m.backup);
     journal j;
     memset(&j, 0, sizeof j);
@@ -1307,7 +1321,7 @@ static int restore_replace(restore_ctx *c, cs_err *e)
  * it rebuilds indexes). */
 static void count_restored(restore_ctx *c)
 {
-    bool import = !is_replace(c->cfg);
+    bool import = !is_replace(c->req);
     for (size_t i = 0; i < c->m.n_tables; i++) {
         if (!c->selected[i])
             continue;
@@ -1338,29 +1352,33 @@ static void record_dirs(restore_ctx *c)
 
 static int run_restore(restore_ctx *c, cs_err *e)
 {
-    bool whole = !c->cfg->keyspaces.n && !c->cfg->tables.n;
+    bool whole = !c->req->keyspaces.n && !c->req->tables.n;
     int rc = 0;
-    if (is_replace(c->cfg))
+    if (is_replace(c->req))
         rc = replace_targets(c, whole, e); /* before anything is read: a missing setting is said at once */
     if (!rc)
-        rc = cs_ops_open_repo(c->cfg, false, &c->repo, e);
+        rc = cs_ops_open_repo(c->host, c->req->repo, NULL, false, &c->repo, e);
     if (!rc)
         rc = cs_ops_require_identity(c->repo, e);
     /* Shared: a purge must not delete objects while they are read. */
     cs_lock *lock = NULL;
-    char *purpose = cs_sprintf("restore %s", c->cfg->backup);
+    char *purpose = cs_sprintf("restore %s", c->req->backup);
+    cs_job_phase(c->job, "lock", 0, 0);
     if (!rc)
-        rc = cs_ops_lock(c->cfg, c->repo, CS_LOCK_SHARED, purpose, &lock, e);
+        rc = cs_ops_lock(&(cs_ops_lock_opts){ c->req->lock_wait, c->req->lock_stale, false }, c->repo,
+                         CS_LOCK_SHARED, purpose, &lock, e);
     free(purpose);
     if (!rc)
-        rc = cs_repo_read_manifest(c->repo, c->cfg->backup, NULL, &c->m, e);
+        cs_job_phase(c->job, "manifest", 0, 0);
+    if (!rc)
+        rc = cs_repo_read_manifest(c->repo, c->req->backup, NULL, &c->m, e);
     if (!rc)
         rc = select_tables(c, e);
-    if (!rc && !is_replace(c->cfg))
+    if (!rc && !is_replace(c->req))
         rc = check_schema_rows(c, e); /* before anything is downloaded or run */
     if (!rc) {
         cs_restore_unique(c->unique);
-        rc = is_replace(c->cfg) ? restore_replace(c, e) : restore_import(c, e);
+        rc = is_replace(c->req) ? restore_replace(c, e) : restore_import(c, e);
     }
     if (!rc)
         rc = something_left(c, e);
@@ -1373,22 +1391,25 @@ static int run_restore(restore_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_restore(cs_job *job, const cs_config *cfg, cs_restore_result *res, cs_err *e)
+int cs_op_restore(cs_job *job, const cs_host *host, const cs_restore_req *req, cs_restore_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     double t0 = cs_now();
     restore_ctx c;
     memset(&c, 0, sizeof c);
-    c.cfg = cfg;
+    c.job = job;
+    c.req = req;
+    c.host = host;
     c.res = res;
-    int rc = check_args(cfg, e);
+    res->mode = cs_strdup(req->mode);
+    int rc = run_restore(&c, e);
+    /* A cancel (SIGINT or SIGTERM in the CLI) stops at the next safe point
+     * as a failure would: the staging directories are gone, a replace has
+     * put back what it moved, tables imported already stay. */
+    if (rc && cs_job_canceled(job))
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; the staged downloads were removed, run restore again");
     if (rc)
-        return rc;
-    res->mode = cs_strdup(cfg->mode);
-    rc = run_restore(&c, e);
-    if (rc)
-        cs_err_prefix(e, "restore %s", cfg->backup);
+        cs_err_prefix(e, "restore %s", req->backup);
     res->seconds = cs_now() - t0;
     free_plan(&c);
     free(c.selected);
@@ -1397,6 +1418,16 @@ int cs_op_restore(cs_job *job, const cs_config *cfg, cs_restore_result *res, cs_
     cs_manifest_free(&c.m);
     cs_repo_free(c.repo);
     return rc;
+}
+
+/* The others were restored; these were not. */
+int cs_op_restore_verdict(const cs_restore_req *req, const cs_restore_result *res, cs_err *e)
+{
+    if (!res->n_failed)
+        return 0;
+    return cs_err_set(e, res->failed_code, "restore %s: %zu of %zu tables not restored: %s (%s)%s", req->backup,
+                      res->n_failed, res->n_failed + res->tables, res->failed[0].table, res->failed[0].reason,
+                      res->n_failed > 1 ? " and more, listed above" : "");
 }
 
 void cs_restore_result_free(cs_restore_result *res)

@@ -125,16 +125,16 @@ static void fill_from_manifest(entry_set *s, const cs_manifest *m, bool only_new
         }
 }
 
-char *cs_state_dir(const cs_config *cfg)
+char *cs_state_dir(const cs_host *host)
 {
     const char *home = getenv("HOME");
-    return cfg->state_dir ? cs_strdup(cfg->state_dir)
+    return host->state_dir ? cs_strdup(host->state_dir)
                           : cs_sprintf("%s/.cache/cassette/state", home && *home ? home : "/tmp");
 }
 
-int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e)
+int cs_state_lock(const cs_host *host, const char *host_id, int *fd_out, cs_err *e)
 {
-    char *dir = cs_state_dir(cfg);
+    char *dir = cs_state_dir(host);
     char *path = cs_sprintf("%s/%s.lock", dir, host_id);
     int rc = cs_mkdirs(dir, 0700, e);
     int fd = -1;
@@ -162,9 +162,9 @@ void cs_state_unlock(int fd)
 }
 
 /* <state dir>/<repo id>/<host id>.<suffix> (caller frees). */
-static char *state_path(const cs_config *cfg, const cs_repo *repo, const char *host_id, const char *suffix)
+static char *state_path(const cs_host *host, const cs_repo *repo, const char *host_id, const char *suffix)
 {
-    char *dir = cs_state_dir(cfg);
+    char *dir = cs_state_dir(host);
     char *path = cs_sprintf("%s/%s/%s.%s", dir, repo->id, host_id, suffix);
     free(dir);
     return path;
@@ -410,7 +410,7 @@ static int lock_content(const char *content_path)
     return fd;
 }
 
-int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_id, const cs_manifest *m,
+int cs_state_learn(const cs_host *host, const cs_repo *repo, const char *host_id, const cs_manifest *m,
                    const bool *tables, cs_err *e)
 {
     cs_buf lines = CS_BUF_INIT;
@@ -420,7 +420,7 @@ int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_i
             const cs_mfile *f = &m->tables[i].files[j];
             add_content_line(&lines, f->size, f->hash, f->object, f->stored, now);
         }
-    char *path = state_path(cfg, repo, host_id, "content");
+    char *path = state_path(host, repo, host_id, "content");
     int lock = lines.len ? lock_content(path) : -1;
     int rc = 0;
     if (lock >= 0) {
@@ -502,9 +502,9 @@ static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
 /* After a complete backup: the learned contents m holds are in the cache
  * now (by name); forget them and those expired, and keep one line per
  * object. A failure costs only a larger file: a warning. */
-static void prune_content(const cs_config *cfg, cs_repo *repo, const cs_manifest *m)
+static void prune_content(const cs_host *host, cs_repo *repo, const cs_manifest *m)
 {
-    char *path = state_path(cfg, repo, m->host_id, "content");
+    char *path = state_path(host, repo, m->host_id, "content");
     int lock = cs_exists(path) ? lock_content(path) : -1;
     cs_err err;
     cs_err_clear(&err);
@@ -565,16 +565,16 @@ static void open_journal(cs_state *s, size_t good)
     s->journal_fd = fd;
 }
 
-int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e)
+int cs_state_load(const cs_host *host, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e)
 {
     cs_state *s = cs_calloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->journal_fd = -1;
-    s->journal_path = state_path(cfg, repo, host_id, "journal");
+    s->journal_path = state_path(host, repo, host_id, "journal");
     entry_set cache = { NULL, 0 }, stale = { NULL, 0 }, journal = { NULL, 0 };
     char *owner = NULL, *newest = NULL;
     bool owner_complete = false;
-    char *path = state_path(cfg, repo, host_id, "json");
+    char *path = state_path(host, repo, host_id, "json");
     bool ok = load_file(&cache, path, &owner);
     int rc = find_backups(repo, host_id, owner, &newest, &owner_complete, &s->repo_objects, e);
     if (rc)
@@ -632,7 +632,7 @@ int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_s
     move_entries(&s->set, &cache);
     move_entries(&s->set, &journal);
     sort_unique(&s->set);
-    char *content = state_path(cfg, repo, host_id, "content");
+    char *content = state_path(host, repo, host_id, "content");
     load_content(&s->known, content);
     free(content);
     index_contents(s);
@@ -703,7 +703,7 @@ const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, con
     return NULL;
 }
 
-static int write_state(const cs_config *cfg, cs_repo *repo, const char *host_id, const char *anchor,
+static int write_state(const cs_host *host, cs_repo *repo, const char *host_id, const char *anchor,
                        const entry_set *s, cs_err *e)
 {
     json_t *files = json_array();
@@ -716,7 +716,7 @@ static int write_state(const cs_config *cfg, cs_repo *repo, const char *host_id,
     json_t *root = json_pack("{s:o, s:o}", "backup", anchor ? json_string(anchor) : json_null(), "files", files);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    char *path = state_path(cfg, repo, host_id, "json");
+    char *path = state_path(host, repo, host_id, "json");
     char *dir = cs_dirname(path);
     int rc = cs_mkdirs(dir, 0700, e);
     if (!rc)
@@ -729,30 +729,30 @@ static int write_state(const cs_config *cfg, cs_repo *repo, const char *host_id,
 
 /* Once the cache holds everything the journal did. A journal left behind
  * costs only stats at the next load. */
-static void remove_journal(const cs_config *cfg, cs_repo *repo, const char *host_id)
+static void remove_journal(const cs_host *host, cs_repo *repo, const char *host_id)
 {
-    char *path = state_path(cfg, repo, host_id, "journal");
+    char *path = state_path(host, repo, host_id, "journal");
     if (unlink(path) != 0 && errno != ENOENT)
         cs_warn("dedup journal: cannot remove %s: %s", path, strerror(errno));
     free(path);
 }
 
-int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e)
+int cs_state_save(const cs_host *host, cs_repo *repo, const cs_manifest *m, cs_err *e)
 {
     entry_set s = { NULL, 0 };
     fill_from_manifest(&s, m, false, false);
-    int rc = write_state(cfg, repo, m->host_id, m->backup, &s, e);
+    int rc = write_state(host, repo, m->host_id, m->backup, &s, e);
     clear_entries(&s);
     /* Every file this backup stored is in m; what earlier killed backups
      * stored and m does not hold is no longer needed. */
     if (!rc)
-        remove_journal(cfg, repo, m->host_id);
+        remove_journal(host, repo, m->host_id);
     if (!rc)
-        prune_content(cfg, repo, m);
+        prune_content(host, repo, m);
     return rc;
 }
 
-int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
+int cs_state_save_partial(const cs_host *host, cs_repo *repo, const cs_state *old, const cs_manifest *m,
                           cs_err *e)
 {
     entry_set s = { NULL, 0 };
@@ -763,7 +763,7 @@ int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *o
     }
     fill_from_manifest(&s, m, true, true);
     sort_unique(&s); /* a file stored again replaces what old knew of it */
-    int rc = write_state(cfg, repo, m->host_id, old ? old->anchor : NULL, &s, e);
+    int rc = write_state(host, repo, m->host_id, old ? old->anchor : NULL, &s, e);
     clear_entries(&s);
     /* The journal adds nothing to this cache: what it held at load is in
      * old (or was dropped because its object is gone), and every line
@@ -771,7 +771,7 @@ int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *o
      * growing over repeated failures, and its lines from being checked at
      * every load. Without old, its lines were never merged: keep it. */
     if (!rc && old)
-        remove_journal(cfg, repo, m->host_id);
+        remove_journal(host, repo, m->host_id);
     return rc;
 }
 

@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#include "common/config.h"
+#include "ops/host.h"
 #include "common/err.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
@@ -43,18 +43,18 @@ typedef struct cs_state_entry {
     bool unreferenced; /* not a file of the anchor backup: checked before use */
 } cs_state_entry;
 
-/* The local state directory (config, else ~/.cache/cassette/state). */
-char *cs_state_dir(const cs_config *cfg);
+/* The local state directory (the host's state_dir, else ~/.cache/cassette/state). */
+char *cs_state_dir(const cs_host *host);
 
 /* Hold an exclusive lock on this host's backups from this machine
  * (<state dir>/<host id>.lock, flock). CS_E_EXISTS if another backup of
  * the node holds it. Released by cs_state_unlock or at exit. */
-int cs_state_lock(const cs_config *cfg, const char *host_id, int *fd_out, cs_err *e);
+int cs_state_lock(const cs_host *host, const char *host_id, int *fd_out, cs_err *e);
 void cs_state_unlock(int fd);
 
 /* Load the cache (see above), the journal and the learned contents.
  * Opens the journal for cs_state_record. */
-int cs_state_load(const cs_config *cfg, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
+int cs_state_load(const cs_host *host, cs_repo *repo, const char *host_id, cs_state **out, cs_err *e);
 /* Append f (just stored: name, size, mtime_ns, hash, object, stored) to the
  * journal, so that it is known even if the process is killed before any
  * save. Thread-safe; one write(2) per line. A failure is one warning, never
@@ -65,12 +65,12 @@ const cs_state_entry *cs_state_find(const cs_state *s, const char *data_dir, con
                                     const char *name, uint64_t size, int64_t mtime_ns);
 /* Write the cache for the files of manifest m (a complete backup), then
  * remove the journal. */
-int cs_state_save(const cs_config *cfg, cs_repo *repo, const cs_manifest *m, cs_err *e);
+int cs_state_save(const cs_host *host, cs_repo *repo, const cs_manifest *m, cs_err *e);
 /* After a backup that failed part way: keep what old knew, plus every file
  * m stored whole before the failure, so that the next backup stores only
  * what is missing, then remove the journal (old holds what it held at
  * load, m what was recorded since). The new entries are unreferenced. */
-int cs_state_save_partial(const cs_config *cfg, cs_repo *repo, const cs_state *old, const cs_manifest *m,
+int cs_state_save_partial(const cs_host *host, cs_repo *repo, const cs_state *old, const cs_manifest *m,
                           cs_err *e);
 void cs_state_free(cs_state *s);
 
@@ -92,7 +92,7 @@ const cs_state_entry *const *cs_state_contents(const cs_state *s, uint64_t size,
 /* Record that host_id now holds the files of m's tables (those with
  * tables[i] set, or all when tables is NULL): their sizes, hashes and
  * objects. Safe beside a running backup (a lock file orders the two). */
-int cs_state_learn(const cs_config *cfg, const cs_repo *repo, const char *host_id, const cs_manifest *m,
+int cs_state_learn(const cs_host *host, const cs_repo *repo, const char *host_id, const cs_manifest *m,
                    const bool *tables, cs_err *e);
 
 /* About how many objects the repository holds, from the backups' summaries

@@ -377,9 +377,9 @@ static int write_journal(const char *path, const entry_list *l, cs_err *e)
 
 /* ---- the journal ---- */
 
-char *cs_uploads_path(const cs_config *cfg, const cs_repo *repo, const char *host_id)
+char *cs_uploads_path(const cs_host *host, const cs_repo *repo, const char *host_id)
 {
-    char *dir = cs_state_dir(cfg);
+    char *dir = cs_state_dir(host);
     char *path = cs_sprintf("%s/%s/%s.uploads", dir, repo->id, host_id);
     free(dir);
     return path;

@@ -49,7 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/config.h"
+#include "ops/host.h"
 #include "common/err.h"
 #include "io/sink.h"
 #include "ops/state.h"
@@ -71,7 +71,7 @@ typedef struct cs_upload_file {
 } cs_upload_file;
 
 /* <state dir>/<repo id>/<host id>.uploads (caller frees). */
-char *cs_uploads_path(const cs_config *cfg, const cs_repo *repo, const char *host_id);
+char *cs_uploads_path(const cs_host *host, const cs_repo *repo, const char *host_id);
 
 /* Read and compact the journal, and open it for appending. A journal that
  * cannot be read or written is a warning (its uploads start over), never an

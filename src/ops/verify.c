@@ -12,6 +12,7 @@
  * checks) is reported as one problem and the others are verified as
  * usual. Memory stays bounded: the objects come from the catalog in
  * chunks. Holds a shared lock, so a purge cannot delete objects under it. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +32,8 @@ typedef struct damage {
 } damage;
 
 typedef struct verify_ctx {
-    const cs_config *cfg;
+    cs_job *job;   /* progress: objects listed or read, bytes read (deep) */
+    const cs_verify_req *req;
     cs_repo *repo;
     cs_catalog *cat;
     cs_lock *lock;
@@ -53,19 +55,6 @@ static int add_damage(verify_ctx *c, const cs_catalog_object *o, const char *rea
     return cs_catalog_mark_bad(c->cat, o->row, e);
 }
 
-static int parse_sample(const cs_config *cfg, double *pct, cs_err *e)
-{
-    *pct = 0;
-    if (!cfg->sample)
-        return 0;
-    /* The config checked it is a percentage in (0, 100] given with --deep. */
-    double v = strtod(cfg->sample, NULL);
-    if (!(v > 0 && v <= 100))
-        return cs_err_set(e, CS_E_USAGE, "--sample wants a percentage above 0 and at most 100");
-    *pct = v;
-    return 0;
-}
-
 /* ---- fast ---- */
 
 static int list_object(const char *key, const cs_storage_stat *st, void *arg)
@@ -75,6 +64,7 @@ static int list_object(const char *key, const cs_storage_stat *st, void *arg)
     base = base ? base + 1 : key;
     if (!cs_is_hex32(base))
         return 0;
+    cs_job_add_files(cs_job_current(), 1);
     return cs_catalog_listing_add(a[0], base, st->size, st->mtime, a[1]) ? 1 : 0;
 }
 
@@ -140,9 +130,13 @@ static int read_object(void *arg, size_t i, cs_err *e)
     memcpy(f.object, o->id, CS_OBJECT_ID_HEX);
     cs_err_clear(&c->chunk_err[i]);
     c->chunk_rc[i] = cs_ops_fetch_object(c->repo, &f, cs_null_sink_new(), &c->chunk_err[i]);
+    if (c->chunk_rc[i] == CS_E_CANCELED) { /* not the object's fault: stop, record nothing of the chunk */
+        *e = c->chunk_err[i];
+        return e->code;
+    }
     if (c->chunk_rc[i])
         cs_debug("verify: %s", c->chunk_err[i].msg);
-    (void)e;
+    cs_job_add_files(c->job, 1);
     return 0;
 }
 
@@ -189,7 +183,7 @@ static int verify_deep(verify_ctx *c, cs_err *e)
         if (rc || !n)
             break;
         after = c->chunk[n - 1].row;
-        rc = cs_parallel_for(n, (unsigned)c->cfg->jobs, read_object, c, e);
+        rc = cs_parallel_for(n, (unsigned)c->req->jobs, read_object, c, e);
         if (!rc)
             rc = record_chunk(c, n, e);
         if (rc)
@@ -278,7 +272,7 @@ static int name_damage(verify_ctx *c, cs_err *e)
     if (!c->n_damages)
         return 0;
     qsort(c->damages, c->n_damages, sizeof *c->damages, compare_damage);
-    name_arg a = { c, c->cfg->backup, NULL, NULL, { 0 }, false };
+    name_arg a = { c, c->req->backup, NULL, NULL, { 0 }, false };
     int rc = cs_catalog_bad_refs(c->cat, name_files, &a, e);
     if (a.loaded)
         cs_manifest_free(&a.m);
@@ -296,7 +290,7 @@ static int count_backups(verify_ctx *c, cs_err *e)
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
     bool named = false, named_incomplete = false;
     for (size_t i = 0; !rc && i < n; i++) {
-        bool match = !c->cfg->backup || !strcmp(entries[i].name, c->cfg->backup);
+        bool match = !c->req->backup || !strcmp(entries[i].name, c->req->backup);
         if (match && entries[i].damage) {
             /* One problem for the whole backup; the others go on. */
             char *why = cs_sprintf("backup is damaged: %s", entries[i].damage);
@@ -315,9 +309,9 @@ static int count_backups(verify_ctx *c, cs_err *e)
         c->res->files += entries[i].files;
     }
     cs_backup_entries_free(entries, n);
-    if (!rc && c->cfg->backup && !named)
-        rc = named_incomplete ? cs_err_set(e, CS_E_INVAL, "backup %s is incomplete (it was interrupted)", c->cfg->backup)
-                              : cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->cfg->backup,
+    if (!rc && c->req->backup && !named)
+        rc = named_incomplete ? cs_err_set(e, CS_E_INVAL, "backup %s is incomplete (it was interrupted)", c->req->backup)
+                              : cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->req->backup,
                                            c->repo->location);
     return rc;
 }
@@ -325,13 +319,19 @@ static int count_backups(verify_ctx *c, cs_err *e)
 static int run(verify_ctx *c, cs_err *e)
 {
     uint64_t chosen = 0;
+    cs_job_phase(c->job, "sync", 0, 0); /* the catalog learns the repository's backups */
     int rc = cs_catalog_sync(c->cat, c->repo, c->res->deep ? CS_LOAD_MANIFEST : CS_LOAD_REFS, e);
     if (!rc)
         rc = count_backups(c, e);
     if (!rc)
-        rc = cs_catalog_select(c->cat, c->cfg->backup, c->res->sample_pct, &chosen, e);
+        rc = cs_catalog_select(c->cat, c->req->backup, c->res->sample_pct, &chosen, e);
+    uint64_t bytes = 0;
+    if (!rc && c->res->deep)
+        rc = cs_catalog_selected_size(c->cat, &bytes, e);
     if (!rc)
         cs_info("verify: %llu objects to check (%s)", (unsigned long long)chosen, c->res->deep ? "deep" : "fast");
+    if (!rc) /* fast: the listing counts objects as they come */
+        cs_job_phase(c->job, c->res->deep ? "read" : "list", c->res->deep ? chosen : 0, bytes);
     if (!rc)
         rc = c->res->deep ? verify_deep(c, e) : verify_fast(c, e);
     if (!rc)
@@ -339,29 +339,27 @@ static int run(verify_ctx *c, cs_err *e)
     return rc;
 }
 
-int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_err *e)
+int cs_op_verify(cs_job *job, const cs_host *host, const cs_verify_req *req, cs_verify_result *res, cs_err *e)
 {
-    (void)job;
     memset(res, 0, sizeof *res);
     verify_ctx c;
     memset(&c, 0, sizeof c);
-    c.cfg = cfg;
+    c.job = job;
+    c.req = req;
     c.res = res;
-    res->deep = cfg->deep;
-    if (!cfg->repo)
-        return cs_err_set(e, CS_E_USAGE, "verify needs --repo");
-    if (cfg->jobs < 1 || cfg->jobs > 64)
-        return cs_err_set(e, CS_E_USAGE, "--jobs must be between 1 and 64");
-    int rc = parse_sample(cfg, &res->sample_pct, e);
-    if (!rc)
-        rc = cs_ops_open_repo(cfg, false, &c.repo, e);
+    res->deep = req->deep;
+    res->sample_pct = isnan(req->sample) ? 0 : req->sample; /* checked: a percentage given with deep */
+    int rc = cs_ops_open_repo(host, req->repo, NULL, false, &c.repo, e);
     /* The deep verify hashes plaintext; the fast one needs no key. */
-    if (!rc && cfg->deep)
+    if (!rc && req->deep)
         rc = cs_ops_require_identity(c.repo, e);
+    cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, false };
     if (!rc)
-        rc = cs_ops_lock(cfg, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
+        cs_job_phase(job, "lock", 0, 0);
     if (!rc)
-        rc = cs_ops_open_catalog(cfg, c.repo, &c.cat, e);
+        rc = cs_ops_lock(&lo, c.repo, CS_LOCK_SHARED, "verify", &c.lock, e);
+    if (!rc)
+        rc = cs_ops_open_catalog(host, c.repo, &c.cat, e);
     if (!rc)
         rc = run(&c, e);
     for (size_t i = 0; i < c.n_damages; i++)
@@ -370,9 +368,27 @@ int cs_op_verify(cs_job *job, const cs_config *cfg, cs_verify_result *res, cs_er
     cs_catalog_close(c.cat);
     cs_lock_release(c.lock);
     cs_repo_free(c.repo);
+    /* A cancel (SIGINT or SIGTERM in the CLI) changes nothing in the
+     * repository; the objects of the chunks read whole are remembered as
+     * verified, so that a sampled verify goes on where it stopped. */
+    if (rc && cs_job_canceled(job))
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted; nothing was changed, run verify again");
     if (rc)
         cs_err_prefix(e, "verify");
     return rc;
+}
+
+int cs_op_verify_verdict(const cs_verify_req *req, const cs_verify_result *res, cs_err *e)
+{
+    (void)req;
+    if (res->n_problems > res->damaged_backups)
+        return cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu of %llu files are damaged%s",
+                          res->n_problems - res->damaged_backups, (unsigned long long)res->files,
+                          res->damaged_backups ? ", and backups are damaged" : "");
+    if (res->n_problems)
+        return cs_err_set(e, CS_E_CORRUPT, "verify failed: %zu damaged backups (the others are good)",
+                          res->damaged_backups);
+    return 0;
 }
 
 void cs_verify_result_free(cs_verify_result *res)

@@ -731,6 +731,18 @@ static void read_object(sqlite3_stmt *st, cs_catalog_object *o)
     o->conflict = sqlite3_column_int(st, 5) != 0;
 }
 
+int cs_catalog_selected_size(cs_catalog *c, uint64_t *bytes, cs_err *e)
+{
+    sqlite3_stmt *st = prepare(c, "SELECT COALESCE(SUM(o.size), 0) FROM temp.sel s JOIN objects o ON o.id = s.row", e);
+    if (!st)
+        return e->code;
+    int step = sqlite3_step(st);
+    *bytes = step == SQLITE_ROW ? col_u64(st, 0) : 0;
+    int rc = step == SQLITE_ROW ? 0 : db_err(c, e, "read");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int cs_catalog_selected(cs_catalog *c, int64_t after, cs_catalog_object *out, size_t max, size_t *n, cs_err *e)
 {
     sqlite3_stmt *st = prepare(c,

@@ -76,6 +76,8 @@ typedef struct cs_catalog_object {
  * ago first.
  * *count: how many were chosen. */
 int cs_catalog_select(cs_catalog *c, const char *backup, double sample_pct, uint64_t *count, cs_err *e);
+/* The plaintext bytes of the chosen objects (what a deep verify reads). */
+int cs_catalog_selected_size(cs_catalog *c, uint64_t *bytes, cs_err *e);
 /* The next up to max chosen objects after row `after` (0: from the start). */
 int cs_catalog_selected(cs_catalog *c, int64_t after, cs_catalog_object *out, size_t max, size_t *n, cs_err *e);
 /* Record that these objects were read back whole and found good, now. */

@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/cancel.h"
 #include "common/fs.h"
+#include "common/job.h"
 #include "common/log.h"
 
 #define LOCK_PREFIX "locks/"
@@ -484,7 +485,7 @@ static void *refresh_main(void *arg)
 
 static int start_refresh(cs_lock *l, cs_err *e)
 {
-    int rc = pthread_create(&l->thread, NULL, refresh_main, l);
+    int rc = cs_job_thread_create(&l->thread, refresh_main, l);
     if (rc)
         return cs_err_sys(e, CS_E_IO, rc, "cannot start the lock refresh thread");
     l->thread_running = true;
@@ -554,12 +555,21 @@ static double backoff(unsigned attempt)
     return lo + (hi - lo) * (double)randombytes_uniform(1000001) / 1e6;
 }
 
-/* Tell whoever waits, once per holder rather than once per attempt. */
-static void note_waiting(char **last, const char *holder)
+/* Tell whoever waits what for, once per holder rather than once per
+ * attempt: an info line, and the current item of the calling thread's job
+ * (a live progress line shows it while the command stands still). */
+static void note_waiting(const cs_lock *l, double wait, char **last, const char *holder)
 {
     if (*last && !strcmp(*last, holder))
         return;
-    cs_info("waiting for lock held by %s", holder);
+    char limit[32];
+    fmt_duration(wait, limit);
+    char *what = cs_sprintf("waiting for lock held by %s: %s needs %s lock (giving up after %s)", holder,
+                            l->purpose ? l->purpose : "this command",
+                            l->kind == CS_LOCK_EXCLUSIVE ? "an exclusive" : "a shared", limit);
+    cs_info("%s", what);
+    cs_job_item(cs_job_current(), what);
+    free(what);
     free(*last);
     *last = cs_strdup(holder);
 }
@@ -595,7 +605,7 @@ int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs
                              : cs_err_set(e, CS_E_LOCKED, "repository is locked by %s", holder);
             goto out;
         }
-        note_waiting(&last, holder);
+        note_waiting(l, o->wait, &last, holder);
         if (cs_cancel_requested()) { /* SIGINT while waiting: stop waiting */
             rc = cs_cancel_error(e);
             goto out;
@@ -624,6 +634,8 @@ out:
 
 int cs_lock_check(cs_lock *l, cs_err *e)
 {
+    if (cs_cancel_requested()) /* a safe point of the operation (common/cancel.h) */
+        return cs_cancel_error(e);
     pthread_mutex_lock(&l->mu);
     bool lost = l->lost;
     pthread_mutex_unlock(&l->mu);

@@ -57,11 +57,15 @@ typedef struct cs_lock cs_lock;
  * 07:30:00 UTC", followed by " (still held after waiting 30.0s)" when
  * o->wait > 0) when a conflicting lock is still held after o->wait
  * seconds; CS_E_INVAL for a negative stale_after or wait. While waiting it
- * logs "waiting for lock held by ..." at info level, once per holder. */
+ * logs "waiting for lock held by <holder>: <purpose> needs an exclusive
+ * (a shared) lock (giving up after <wait>)" at info level, once per holder,
+ * and makes it the current item of the calling thread's job (common/job.h). */
 int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs_lock **out, cs_err *e);
 /* Is the lock still in the storage? CS_E_EXISTS ("the repository lock
  * locks/<id>.lock was broken by another process") if not; an I/O error if
- * it cannot be told. Safe to call while the refresh thread runs. */
+ * it cannot be told. Also a safe point: CS_E_CANCELED once a cancel is
+ * requested (common/cancel.h), before the storage is asked. Safe to call
+ * while the refresh thread runs. */
 int cs_lock_check(cs_lock *l, cs_err *e);
 /* Stop refreshing, delete the lock object and free l (NULL is fine). A
  * failure to delete is a warning: the lock becomes stale on its own. */

@@ -15,8 +15,6 @@
 #include "io/filters.h"
 
 #define REPO_FILE "cassette.repo"
-/* A typo or a missing mount must never become a new repository unasked. */
-#define NO_REPO_HINT "create one with cassette init, or check the location"
 
 void cs_repo_new_object_id(char out[CS_OBJECT_ID_HEX])
 {
@@ -161,17 +159,13 @@ out:
     return rc;
 }
 
-static int open_storage(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
+/* A repository around st (taken over). */
+static cs_repo *repo_new(cs_storage *st)
 {
     cs_repo *r = cs_calloc(1, sizeof *r);
-    r->location = cs_strdup(location);
-    int rc = cs_storage_open_s3(location, opts ? opts->s3 : NULL, create, &r->st, e);
-    if (rc) {
-        cs_repo_free(r);
-        return cs_err_prefix(e, "cannot open repository %s", location);
-    }
-    *out = r;
-    return 0;
+    r->st = st;
+    r->location = cs_strdup(st->location);
+    return r;
 }
 
 static int location_is_empty(cs_repo *r, bool *empty, cs_err *e)
@@ -184,25 +178,19 @@ static int location_is_empty(cs_repo *r, bool *empty, cs_err *e)
     return 0;
 }
 
-int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
+int cs_repo_open(cs_storage *st, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
 {
-    cs_repo *r = NULL;
+    cs_repo *r = repo_new(st);
     const cs_strlist *recipients = opts ? opts->recipients : NULL;
-    int rc = open_storage(location, create, opts, &r, e);
-    if (rc == CS_E_NOTFOUND && !create)
-        return cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it does not exist): %s", location,
-                          NO_REPO_HINT);
-    if (rc)
-        return rc;
-    rc = read_repo_file(r, e);
+    int rc = read_repo_file(r, e);
     if (rc == CS_E_NOTFOUND) {
         bool empty = false;
         cs_err_clear(e);
         rc = location_is_empty(r, &empty, e);
         if (!rc && !(create && empty))
-            rc = empty ? cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it is empty): %s", location,
-                                    NO_REPO_HINT)
-                       : cs_err_set(e, CS_E_INVAL, "%s is not a cassette repository (no %s)", location, REPO_FILE);
+            rc = empty ? cs_err_set(e, CS_E_NOTFOUND, "%s is not a cassette repository (it is empty): %s", r->location,
+                                    CS_REPO_NO_REPO_HINT)
+                       : cs_err_set(e, CS_E_INVAL, "%s is not a cassette repository (no %s)", r->location, REPO_FILE);
         else if (!rc)
             rc = write_repo_file(r, recipients, e);
     }
@@ -214,17 +202,14 @@ int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs
     return 0;
 }
 
-int cs_repo_init(const char *location, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
+int cs_repo_init(cs_storage *st, const cs_repo_opts *opts, cs_repo **out, cs_err *e)
 {
-    cs_repo *r = NULL;
+    cs_repo *r = repo_new(st);
     const cs_strlist *recipients = opts ? opts->recipients : NULL;
-    int rc = open_storage(location, true, opts, &r, e);
-    if (rc)
-        return rc;
     bool empty = false;
-    rc = location_is_empty(r, &empty, e);
+    int rc = location_is_empty(r, &empty, e);
     if (!rc && !empty)
-        rc = cs_err_set(e, CS_E_EXISTS, "%s is not empty; a new repository needs an empty location", location);
+        rc = cs_err_set(e, CS_E_EXISTS, "%s is not empty; a new repository needs an empty location", r->location);
     if (!rc)
         rc = write_repo_file(r, recipients, e);
     if (rc) {
@@ -302,7 +287,7 @@ int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e)
     if (!r->n_identities) {
         cs_sink_free(dst);
         return cs_err_set(e, CS_E_NOKEY,
-                          "repository %s is encrypted: give an identity file with --identity (or CASSETTE_IDENTITY)",
+                          "repository %s is encrypted: give an identity file with {identity}",
                           r->location);
     }
     *head = age_decrypt_new(dst, r->identities, r->n_identities, e);
@@ -1090,7 +1075,7 @@ static int load_manifest(load_ctx *c, cs_err *e)
             return 0; /* its index is damaged or missing: noted already */
         return cs_err_set(e, CS_E_NOKEY,
                           "backup %s of %s has no index (it was written before repository format 2): give an "
-                          "identity file with --identity (or CASSETTE_IDENTITY)",
+                          "identity file with {identity}",
                           f->name, f->host);
     }
     char *key = cs_repo_backup_key(f->name, f->host, "manifest");

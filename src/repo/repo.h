@@ -57,19 +57,26 @@ typedef struct cs_repo {
     uint64_t age_empty_size;     /* bytes of an empty age file to the recipients */
 } cs_repo;
 
-/* How to open a repository: both fields may be NULL. */
+/* How to open a repository: the field may be NULL. */
 typedef struct cs_repo_opts {
     const cs_strlist *recipients; /* age1... keys a new repository encrypts to */
-    const cs_s3_opts *s3;         /* settings for an s3:// location */
 } cs_repo_opts;
 
-/* Open an existing repository. With create, a missing or empty location
- * becomes a new repository encrypted to opts->recipients (none: not
- * encrypted); a non-empty location without cassette.repo is always an
- * error ("not a cassette repository"). opts may be NULL. */
-int cs_repo_open(const char *location, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
-/* Create a new repository; the location must be missing or empty. */
-int cs_repo_init(const char *location, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
+/* What to tell someone whose location holds no repository (a typo or a
+ * missing mount must never become a new repository unasked). */
+#define CS_REPO_NO_REPO_HINT "create one with cassette init, or check the location"
+
+/* Open the repository in st, an opened storage (cs_storage_open: the caller
+ * chooses the driver and its options). The repository takes st over, also
+ * when it fails (st is freed then); st->location names it in messages. With
+ * create, an empty location becomes a new repository encrypted to
+ * opts->recipients (none: not encrypted); a non-empty location without
+ * cassette.repo is always an error ("not a cassette repository"). opts may
+ * be NULL. */
+int cs_repo_open(cs_storage *st, bool create, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
+/* Create a new repository in st (taken over, as by cs_repo_open); the
+ * location must be empty. */
+int cs_repo_init(cs_storage *st, const cs_repo_opts *opts, cs_repo **out, cs_err *e);
 void cs_repo_free(cs_repo *r);
 
 bool cs_repo_is_encrypted(const cs_repo *r);

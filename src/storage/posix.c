@@ -3,7 +3,7 @@
  * Keys map to files under the root. Writers write a temporary file
  * ".tmp-<name>-<pid>-<random>" beside the final name and rename (or, for
  * exclusive puts, hard-link) it into place on close, so readers and list
- * never see a partial object. */
+ * never see a partial object. Registered for plain paths and file:// URLs. */
 #include "storage/storage.h"
 
 #include <dirent.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -431,3 +432,24 @@ out:
     free(r);
     return rc;
 }
+
+/* A plain path, or a file:// URL with an absolute path (file://localhost/
+ * too). The posix driver has no options. */
+static int posix_open(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out, cs_err *e)
+{
+    (void)opts;
+    const char *path = location;
+    if (!strncasecmp(location, "file://", 7)) {
+        path = location + 7;
+        if (strncmp(path, "localhost/", 10) == 0)
+            path += 9;
+        if (path[0] != '/')
+            return cs_err_set(e, CS_E_INVAL, "invalid storage location %s: a file:// URL needs an absolute path",
+                              location);
+    }
+    return cs_posix_storage_new(path, create, out, e);
+}
+
+static const char *const posix_options[] = { NULL };
+
+const cs_storage_driver cs_posix_driver = { "file", posix_options, posix_open };

@@ -1,38 +1,37 @@
 /* s3.c - the S3 storage driver: AWS S3, Backblaze B2, MinIO, versitygw.
  *
- * Behind the same cs_storage interface as posix. Transport is libcurl (one
- * easy handle per thread at a time, kept in a pool for connection reuse);
- * every request is signed with our SigV4 (sigv4.c) and every response body
- * is read by our bounded XML reader (s3xml.c). Requests are retried with
- * exponential backoff and full jitter on 5xx, 429/SlowDown, timeouts and
- * dropped connections; downloads resume with a Range where they stopped.
- * Objects up to one part are sent with one PUT; larger ones as a multipart
- * upload with several parts in flight, aborted if anything fails (a
- * resumable writer's is kept instead, for a later process to finish: it
- * reports the upload id and each part's size and BLAKE2b as they are stored,
- * and a later writer lists the parts with ListParts; its part uploads stop
- * at once on a cancel request). Part
- * buffers come from one pool per storage handle: at most `concurrency` of
- * them (never fewer than 2), filled or in flight, however many writers are
- * open at once, so memory stays bounded when many files are stored in
- * parallel. A token bucket limits the bytes per
- * second of the whole process. Payloads are signed (SHA-256 of the body)
- * over http and sent as UNSIGNED-PAYLOAD over https, where TLS protects them
- * in transit (what the AWS SDKs do); every stored object also carries its own
+ * Behind the same cs_storage interface as posix. What is S3's lives here:
+ * URLs (path or virtual-host style), SigV4 signing of every attempt
+ * (sigv4.c), S3's errors and retryable answers, the XML documents
+ * (s3xml.c), and the multipart logic; the transport is storage/http's
+ * (curl handle pool, retries with backoff and full jitter on 5xx,
+ * 429/SlowDown, timeouts and dropped connections, downloads resumed with a
+ * Range where they stopped, the token bucket limiting the bytes per second,
+ * and the pool of part buffers). Objects up to one part are sent with one
+ * PUT; larger ones as a multipart upload with several parts in flight,
+ * aborted if anything fails (a resumable writer's is kept instead, for a
+ * later process to finish: it reports the upload id and each part's size
+ * and BLAKE2b as they are stored, and a later writer lists the parts with
+ * ListParts; its part uploads stop at once on a cancel request). Part
+ * buffers come from the storage handle's http client: at most
+ * `concurrency` of them (never fewer than 2), filled or in flight, however
+ * many writers are open at once, so memory stays bounded when many files
+ * are stored in parallel. Payloads are signed (SHA-256 of the body) over
+ * http and sent as UNSIGNED-PAYLOAD over https, where TLS protects them in
+ * transit (what the AWS SDKs do); every stored object also carries its own
  * end-to-end hash. Must not: log or report any credential. */
-#include <curl/curl.h>
-#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "common/buf.h"
 #include "common/cancel.h"
+#include "common/job.h"
 #include "common/log.h"
 #include "common/fs.h"
+#include "storage/http.h"
 #include "storage/s3xml.h"
 #include "storage/sigv4.h"
 #include "storage/storage.h"
@@ -40,23 +39,32 @@
 #define S3_MIN_PART (5u << 20)
 #define S3_DEFAULT_PART (8u << 20)
 #define S3_MAX_PARTS 10000
-#define S3_BODY_MAX (16u << 20) /* largest XML response we read */
 #define S3_DELETE_BATCH 1000
+#define S3_MAX_PART (5ull << 30)
+
+/* The driver's settings, read from its options ("s3.*" and
+ * storage.rate_limit) by s3_opts_parse; strings are borrowed from the
+ * option list for the duration of the constructor. Secrets are never logged
+ * or put into messages. */
+typedef struct cs_s3_opts {
+    const char *endpoint;          /* "https://s3.us-west-002.backblazeb2.com"; default AWS for the region */
+    const char *region;            /* default "us-east-1" */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    const char *bucket;            /* used when the location names none ("s3://" or "s3:///prefix") */
+    const char *addressing;        /* "path", "virtual", or "auto" (path for a custom endpoint) */
+    const char *ca_file;           /* PEM bundle instead of the system store */
+    const char *sign_payload;      /* "yes", "no", or "auto" (yes over http only) */
+    uint64_t part_size;            /* multipart part size, default 8 MiB (min 5 MiB) */
+    unsigned concurrency;          /* part buffers of the whole process (being filled
+                                      or in flight), default 4, at least 2 */
+    uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
+    unsigned retries;              /* attempts after the first, default 6 */
+    long timeout_s;                /* connect timeout and stall limit, default 30 */
+} cs_s3_opts;
 
 /* ---- the storage handle ---------------------------------------------- */
-
-/* curl_global_init once per process, before any thread uses curl. */
-static void curl_global_init_void(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-typedef struct s3_limiter {
-    pthread_mutex_t lock;
-    double rate;    /* bytes per second; 0 = unlimited */
-    double tokens;  /* may go negative: the debt sleeps it off */
-    double last;
-} s3_limiter;
 
 typedef struct s3_storage {
     cs_storage base;
@@ -69,21 +77,10 @@ typedef struct s3_storage {
     char *secret_access_key;
     char *session_token;
     char *region;
-    char *ca_file;
     uint64_t part_size;
     unsigned concurrency;
-    unsigned retries;
-    long timeout_s;
     bool sign_payload;   /* SHA-256 of every body in the signature */
-    s3_limiter limiter;
-    /* part buffers shared by every writer: at most bufs_max exist */
-    pthread_mutex_t bufs_lock;
-    pthread_cond_t bufs_cond;
-    uint8_t **bufs_free;
-    unsigned bufs_free_n, bufs_made, bufs_max;
-    pthread_mutex_t pool_lock;
-    CURL **pool;         /* idle easy handles: their connections stay open */
-    size_t pool_n;
+    cs_http *http;       /* transport, handle pool, rate limit, part buffers */
 } s3_storage;
 
 static s3_storage *s3_of(cs_storage *st)
@@ -91,160 +88,23 @@ static s3_storage *s3_of(cs_storage *st)
     return (s3_storage *)(void *)st;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double seconds)
-{
-    if (seconds <= 0)
-        return;
-    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* Take n bytes from the bucket, sleeping off any debt outside the lock. */
-static void throttle(s3_limiter *l, size_t n)
-{
-    if (l->rate <= 0 || n == 0)
-        return;
-    pthread_mutex_lock(&l->lock);
-    double t = now_s();
-    l->tokens += (t - l->last) * l->rate;
-    if (l->tokens > l->rate / 4) /* at most a quarter second of burst */
-        l->tokens = l->rate / 4;
-    l->last = t;
-    l->tokens -= (double)n;
-    double wait = l->tokens < 0 ? -l->tokens / l->rate : 0;
-    pthread_mutex_unlock(&l->lock);
-    sleep_s(wait);
-}
-
-static CURL *handle_get(s3_storage *s)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&s->pool_lock);
-    if (s->pool_n)
-        h = s->pool[--s->pool_n];
-    pthread_mutex_unlock(&s->pool_lock);
-    if (!h)
-        h = curl_easy_init();
-    if (!h) {
-        fputs("cassette: cannot create an HTTP handle\n", stderr);
-        abort();
-    }
-    return h;
-}
-
-static void handle_put(s3_storage *s, CURL *h)
-{
-    pthread_mutex_lock(&s->pool_lock);
-    s->pool = cs_realloc(s->pool, (s->pool_n + 1) * sizeof *s->pool);
-    s->pool[s->pool_n++] = h;
-    pthread_mutex_unlock(&s->pool_lock);
-}
-
 /* ---- one request -------------------------------------------------------- */
 
+/* An S3 request: the transport's part first (the callbacks get it back). */
 typedef struct s3_req {
-    const char *method;
+    cs_http_req http;           /* method, body, sink, cancellable; results */
     const char *key;            /* object key below the prefix; NULL: the bucket */
     const cs_sigv4_pair *query;
     size_t nquery;
     cs_sigv4_pair headers[4];   /* extra signed headers */
     size_t nheaders;
-    const uint8_t *body;        /* request body from memory */
-    size_t body_len;
-    cs_sink *sink;              /* GET: the object's bytes go here as they come */
-    bool cancellable;           /* a cancel request (common/cancel.h) stops it */
-    /* results */
-    long status;
-    cs_buf resp;                /* the body of an error or XML response */
-    char etag[256];
-    uint64_t delivered;         /* bytes handed to sink over all attempts */
-    uint64_t content_length;
-    int64_t mtime;
-    bool sink_failed;
-    cs_err sink_err;
-    /* attempt state */
-    size_t body_off;
-    bool decided;               /* the status of this attempt is known */
-    bool streaming;             /* this attempt's body goes to sink */
+    char payload_hash[CS_SIGV4_HEX];
     s3_storage *s;
-    CURL *h;
 } s3_req;
 
-static size_t read_body(char *buf, size_t size, size_t nitems, void *arg)
+static s3_req *s3_req_of(const cs_http_req *r)
 {
-    s3_req *r = arg;
-    size_t room = size * nitems;
-    size_t n = r->body_len - r->body_off;
-    if (n > room)
-        n = room;
-    if (!(r->cancellable && cs_cancel_requested())) /* the transfer stops at once: no wait */
-        throttle(&r->s->limiter, n);
-    memcpy(buf, r->body + r->body_off, n);
-    r->body_off += n;
-    return n;
-}
-
-/* curl calls this at least once a second during a transfer. */
-static int xfer_cancel(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return cs_cancel_requested() ? 1 : 0;
-}
-
-static size_t write_body(char *p, size_t size, size_t nmemb, void *arg)
-{
-    s3_req *r = arg;
-    size_t n = size * nmemb;
-    if (!r->decided) {
-        /* Body bytes come after the headers: the status is known now. Only
-         * a successful GET streams to the sink; errors are read as XML. */
-        long status = 0;
-        curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
-        r->streaming = r->sink && (status == 200 || status == 206);
-        r->decided = true;
-    }
-    if (r->streaming) {
-        throttle(&r->s->limiter, n);
-        if (cs_sink_write(r->sink, p, n, &r->sink_err) != 0) {
-            r->sink_failed = true;
-            return 0; /* abort the transfer; never retried */
-        }
-        r->delivered += n;
-        return n;
-    }
-    if (r->resp.len + n > S3_BODY_MAX)
-        return 0;
-    cs_buf_add(&r->resp, p, n);
-    return n;
-}
-
-static size_t read_header(char *p, size_t size, size_t nitems, void *arg)
-{
-    s3_req *r = arg;
-    size_t n = size * nitems;
-    if (n > 5 && strncasecmp(p, "ETag:", 5) == 0) {
-        const char *v = p + 5;
-        size_t len = n - 5;
-        while (len && (*v == ' ' || *v == '\t')) {
-            v++;
-            len--;
-        }
-        while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-            len--;
-        if (len < sizeof r->etag) {
-            memcpy(r->etag, v, len);
-            r->etag[len] = '\0';
-        }
-    }
-    return n;
+    return (s3_req *)(void *)r;
 }
 
 /* The path as signed and sent: "/bucket/prefix/key" or "/prefix/key". */
@@ -269,49 +129,12 @@ static char *request_host(const s3_storage *s)
     return s->path_style ? cs_strdup(s->host) : cs_sprintf("%s.%s", s->bucket, s->host);
 }
 
-static struct curl_slist *signed_headers(s3_storage *s, s3_req *r, const char *host, const char *path,
-                                         const char *payload_hash, cs_err *e)
+/* Before every attempt: the URL, and the headers signed now (with the
+ * Range of a resumed download among them). */
+static int prepare(cs_http_req *hr, const char *range, cs_http_attempt *a, cs_err *e)
 {
-    cs_sigv4_creds creds = { s->access_key_id, s->secret_access_key, s->session_token, s->region, "s3" };
-    cs_sigv4_request sr = { r->method, host, path, r->query, r->nquery, r->headers, r->nheaders, payload_hash,
-                            time(NULL) };
-    cs_sigv4_sent sent = { NULL, 0 };
-    if (cs_sigv4_headers(&creds, &sr, &sent, e) != 0)
-        return NULL;
-    struct curl_slist *list = NULL;
-    for (size_t i = 0; i < sent.n; i++)
-        list = curl_slist_append(list, sent.lines[i]);
-    /* curl would wait for "100 Continue" before large bodies: a round trip
-     * per part for nothing. */
-    list = curl_slist_append(list, "Expect:");
-    list = curl_slist_append(list, "Accept:");
-    cs_sigv4_sent_free(&sent);
-    return list;
-}
-
-static void setup_method(CURL *h, s3_req *r)
-{
-    if (!strcmp(r->method, "HEAD")) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (!strcmp(r->method, "PUT") || (!strcmp(r->method, "POST") && r->body)) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, read_body);
-        curl_easy_setopt(h, CURLOPT_READDATA, r);
-        if (strcmp(r->method, "PUT"))
-            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
-    } else if (!strcmp(r->method, "POST")) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    } else if (strcmp(r->method, "GET")) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
-    }
-}
-
-/* One attempt. Returns the curl code; r->status holds the HTTP status. */
-static CURLcode attempt(s3_storage *s, CURL *h, s3_req *r, const char *payload_hash, cs_err *e)
-{
+    s3_req *r = s3_req_of(hr);
+    s3_storage *s = r->s;
     char *path = request_path(s, r->key);
     char *host = request_host(s);
     cs_buf url = CS_BUF_INIT;
@@ -321,58 +144,32 @@ static CURLcode attempt(s3_storage *s, CURL *h, s3_req *r, const char *payload_h
         cs_buf_addch(&url, '?');
         cs_sigv4_query_string(r->query, r->nquery, &url);
     }
-    CURLcode cc = CURLE_FAILED_INIT;
-    struct curl_slist *headers = signed_headers(s, r, host, path, payload_hash, e);
-    if (!headers)
-        goto out;
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, cs_buf_str(&url));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->timeout_s);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout_s);
-    curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    if (s->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
-    if (r->cancellable) {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_cancel);
-    }
-    setup_method(h, r);
-    r->body_off = 0;
-    r->etag[0] = '\0';
-    r->h = h;
-    r->decided = false;
-    r->streaming = false;
-    cs_buf_reset(&r->resp);
-    cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_off_t cl = -1;
-    curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    r->content_length = cl > 0 ? (uint64_t)cl : 0;
-    long ft = -1;
-    curl_easy_getinfo(h, CURLINFO_FILETIME, &ft);
-    r->mtime = ft;
-out:
-    curl_slist_free_all(headers);
+    cs_http_attempt_url(a, cs_buf_str(&url));
+    cs_sigv4_pair headers[5];
+    size_t nheaders = r->nheaders;
+    memcpy(headers, r->headers, nheaders * sizeof *headers);
+    if (range)
+        headers[nheaders++] = (cs_sigv4_pair){ "Range", range };
+    cs_sigv4_creds creds = { s->access_key_id, s->secret_access_key, s->session_token, s->region, "s3" };
+    cs_sigv4_request sr = { hr->method, host, path, r->query, r->nquery, headers, nheaders, r->payload_hash,
+                            time(NULL) };
+    cs_sigv4_sent sent = { NULL, 0 };
+    int rc = cs_sigv4_headers(&creds, &sr, &sent, e);
+    for (size_t i = 0; !rc && i < sent.n; i++)
+        cs_http_attempt_header(a, sent.lines[i]);
+    cs_sigv4_sent_free(&sent);
     cs_buf_free(&url);
     free(path);
     free(host);
-    return cc;
+    return rc;
 }
 
 /* ---- retries and errors ------------------------------------------------- */
 
-static bool retryable_status(long status, const cs_buf *body)
+/* Beyond the transport's: S3 asks for a retry with 400 RequestTimeout. */
+static bool retryable(const cs_http_req *r)
 {
-    return status == 500 || status == 502 || status == 503 || status == 504 || status == 429 ||
-           (status == 400 && strstr(cs_buf_str(body), "<Code>RequestTimeout</Code>"));
+    return r->status == 400 && strstr(cs_buf_str(&r->resp), "<Code>RequestTimeout</Code>");
 }
 
 static const char *endpoint_of(const s3_storage *s, char *buf, size_t cap)
@@ -382,114 +179,68 @@ static const char *endpoint_of(const s3_storage *s, char *buf, size_t cap)
 }
 
 /* One sentence for a failed request; never a credential in it. */
-static int request_error(s3_storage *s, s3_req *r, CURLcode cc, cs_err *e)
+static int request_error(const cs_http_req *hr, cs_err *e)
 {
+    const s3_req *r = s3_req_of(hr);
+    const s3_storage *s = r->s;
     char ep[300];
     endpoint_of(s, ep, sizeof ep);
-    if (cc != CURLE_OK)
-        return cs_err_set(e, CS_E_UNAVAIL, "cannot reach S3 at %s: %s", ep, curl_easy_strerror(cc));
+    if (hr->transport_error)
+        return cs_err_set(e, CS_E_UNAVAIL, "cannot reach S3 at %s: %s", ep, hr->transport_error);
     cs_s3xml_error x;
     cs_err ignored;
-    bool parsed = r->resp.len && cs_s3xml_parse_error(r->resp.data, r->resp.len, &x, &ignored) == 0;
+    bool parsed = hr->resp.len && cs_s3xml_parse_error(hr->resp.data, hr->resp.len, &x, &ignored) == 0;
     const char *code = parsed ? x.code : "";
     const char *msg = parsed && x.message ? x.message : "";
     int rc;
-    if (r->status == 403 || r->status == 401)
+    if (hr->status == 403 || hr->status == 401)
         rc = cs_err_set(e, CS_E_EXTERNAL, "access denied to bucket %s at %s%s%s", s->bucket, ep,
                         code[0] ? ": " : "", code);
-    else if (!strcmp(code, "NoSuchBucket") || (r->status == 404 && !r->key))
+    else if (!strcmp(code, "NoSuchBucket") || (hr->status == 404 && !r->key))
         rc = cs_err_set(e, CS_E_NOTFOUND, "bucket %s does not exist at %s", s->bucket, ep);
-    else if (r->status == 404)
+    else if (hr->status == 404)
         rc = cs_err_set(e, CS_E_NOTFOUND, "object %s not found", r->key);
-    else if (r->status == 412)
+    else if (hr->status == 412)
         rc = cs_err_set(e, CS_E_EXISTS, "object %s already exists", r->key ? r->key : "");
     else
-        rc = cs_err_set(e, CS_E_EXTERNAL, "S3 %s %s at %s failed: HTTP %ld%s%s%s%s", r->method,
-                        r->key ? r->key : s->bucket, ep, r->status, code[0] ? " " : "", code, msg[0] ? ": " : "",
+        rc = cs_err_set(e, CS_E_EXTERNAL, "S3 %s %s at %s failed: HTTP %ld%s%s%s%s", hr->method,
+                        r->key ? r->key : s->bucket, ep, hr->status, code[0] ? " " : "", code, msg[0] ? ": " : "",
                         msg);
     if (parsed)
         cs_s3xml_error_free(&x);
     return rc;
 }
 
-/* Full jitter: a random wait between 0 and min(cap, base * 2^n). */
-static void backoff(unsigned attempt_no)
-{
-    double ceiling = 0.2 * (double)(1u << (attempt_no < 8 ? attempt_no : 8));
-    if (ceiling > 10)
-        ceiling = 10;
-    sleep_s(ceiling * (double)randombytes_uniform(1000001) / 1e6);
-}
-
-static void set_range(s3_req *r, size_t slot, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "bytes=%llu-", (unsigned long long)r->delivered);
-    r->headers[slot].name = "Range";
-    r->headers[slot].value = buf;
-    if (r->nheaders <= slot)
-        r->nheaders = slot + 1;
-}
-
-/* Run r to success or final failure, retrying what can succeed later. */
+/* Run r to success or final failure (storage/http retries what can
+ * succeed later). */
 static int s3_request(s3_storage *s, s3_req *r, cs_err *e)
 {
-    char payload_hash[CS_SIGV4_HEX];
-    if (r->body && s->sign_payload)
-        cs_sigv4_sha256_hex(r->body, r->body_len, payload_hash);
-    else if (r->body)
-        memcpy(payload_hash, CS_SIGV4_UNSIGNED_PAYLOAD, sizeof CS_SIGV4_UNSIGNED_PAYLOAD);
+    cs_http_req *hr = &r->http;
+    if (hr->body && s->sign_payload)
+        cs_sigv4_sha256_hex(hr->body, hr->body_len, r->payload_hash);
+    else if (hr->body)
+        memcpy(r->payload_hash, CS_SIGV4_UNSIGNED_PAYLOAD, sizeof CS_SIGV4_UNSIGNED_PAYLOAD);
     else
-        memcpy(payload_hash, CS_SIGV4_EMPTY_SHA256, sizeof payload_hash);
+        memcpy(r->payload_hash, CS_SIGV4_EMPTY_SHA256, sizeof r->payload_hash);
     r->s = s;
-    size_t range_slot = r->nheaders;
-    char range[64];
-    CURL *h = handle_get(s);
-    int rc = 0;
-    for (unsigned n = 0;; n++) {
-        if (r->sink && r->delivered)
-            set_range(r, range_slot, range, sizeof range); /* resume where the last try stopped */
-        cs_err_clear(e);
-        CURLcode cc = attempt(s, h, r, payload_hash, e);
-        if (r->sink_failed) {
-            *e = r->sink_err;
-            rc = e->code;
-            break;
-        }
-        if (cc == CURLE_FAILED_INIT && e->code) {
-            rc = e->code; /* could not even sign the request */
-            break;
-        }
-        if (cc == CURLE_OK && r->status >= 200 && r->status < 300)
-            break;
-        if (r->cancellable && cs_cancel_requested()) {
-            rc = cs_cancel_error(e);
-            break;
-        }
-        bool again = cc != CURLE_OK || retryable_status(r->status, &r->resp);
-        if (!again || n >= s->retries) {
-            rc = request_error(s, r, cc, e);
-            if (again)
-                cs_err_prefix(e, "after %u attempts", n + 1);
-            break;
-        }
-        cs_debug("S3 %s %s: %s, retrying", r->method, r->key ? r->key : s->bucket,
-                 cc != CURLE_OK ? curl_easy_strerror(cc) : "server busy");
-        backoff(n);
-    }
-    handle_put(s, h);
-    return rc;
+    hr->service = "S3";
+    hr->target = r->key ? r->key : s->bucket;
+    hr->prepare = prepare;
+    hr->retryable = retryable;
+    hr->error = request_error;
+    return cs_http_request(s->http, hr, e);
 }
 
 static void req_free(s3_req *r)
 {
-    cs_buf_free(&r->resp);
+    cs_http_req_free(&r->http);
 }
 
 /* ---- get, stat, del ----------------------------------------------------- */
 
 static int s3_get(cs_storage *st, const char *key, cs_sink *dst, cs_err *e)
 {
-    s3_req r = { .method = "GET", .key = key, .sink = dst };
+    s3_req r = { .http = { .method = "GET", .sink = dst }, .key = key };
     int rc = s3_request(s3_of(st), &r, e);
     req_free(&r);
     return rc;
@@ -497,11 +248,11 @@ static int s3_get(cs_storage *st, const char *key, cs_sink *dst, cs_err *e)
 
 static int s3_stat(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e)
 {
-    s3_req r = { .method = "HEAD", .key = key };
+    s3_req r = { .http = { .method = "HEAD" }, .key = key };
     int rc = s3_request(s3_of(st), &r, e);
     if (!rc) {
-        out->size = r.content_length;
-        out->mtime = r.mtime;
+        out->size = r.http.content_length;
+        out->mtime = r.http.mtime;
     }
     req_free(&r);
     return rc;
@@ -509,7 +260,7 @@ static int s3_stat(cs_storage *st, const char *key, cs_storage_stat *out, cs_err
 
 static int s3_del(cs_storage *st, const char *key, cs_err *e)
 {
-    s3_req r = { .method = "DELETE", .key = key };
+    s3_req r = { .http = { .method = "DELETE" }, .key = key };
     int rc = s3_request(s3_of(st), &r, e);
     if (rc == CS_E_NOTFOUND) {
         cs_err_clear(e);
@@ -525,7 +276,7 @@ static int delete_batch(s3_storage *s, const char *const *keys, size_t n, cs_err
     for (size_t i = 0; i < n; i++)
         full[i] = s->prefix[0] ? cs_sprintf("%s/%s", s->prefix, keys[i]) : cs_strdup(keys[i]);
     cs_buf body = CS_BUF_INIT;
-    s3_req r = { .method = "POST" };
+    s3_req r = { .http = { .method = "POST" } };
     cs_sigv4_pair q[] = { { "delete", "" } };
     r.query = q;
     r.nquery = 1;
@@ -541,13 +292,13 @@ static int delete_batch(s3_storage *s, const char *const *keys, size_t n, cs_err
     r.headers[1] = (cs_sigv4_pair){ "x-amz-sdk-checksum-algorithm", "SHA256" };
     r.headers[2] = (cs_sigv4_pair){ "Content-Type", "application/xml" };
     r.nheaders = 3;
-    r.body = (const uint8_t *)body.data;
-    r.body_len = body.len;
+    r.http.body = (const uint8_t *)body.data;
+    r.http.body_len = body.len;
     rc = s3_request(s, &r, e);
     if (rc)
         goto out;
     cs_s3xml_delete res;
-    rc = cs_s3xml_parse_delete(r.resp.data, r.resp.len, &res, e);
+    rc = cs_s3xml_parse_delete(r.http.resp.data, r.http.resp.len, &res, e);
     if (!rc && res.nerrors)
         rc = cs_err_set(e, CS_E_EXTERNAL, "S3 could not delete %s: %s", res.errors[0].key, res.errors[0].code);
     if (!rc || res.nerrors)
@@ -586,11 +337,11 @@ static int s3_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, vo
         size_t nq = 3;
         if (token)
             q[nq++] = (cs_sigv4_pair){ "continuation-token", token };
-        s3_req r = { .method = "GET", .query = q, .nquery = nq };
+        s3_req r = { .http = { .method = "GET" }, .query = q, .nquery = nq };
         rc = s3_request(s, &r, e);
         cs_s3xml_list l;
         if (!rc)
-            rc = cs_s3xml_parse_list(r.resp.data, r.resp.len, &l, e);
+            rc = cs_s3xml_parse_list(r.http.resp.data, r.http.resp.len, &l, e);
         req_free(&r);
         if (rc)
             break;
@@ -610,35 +361,6 @@ static int s3_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, vo
     free(token);
     free(full);
     return rc;
-}
-
-/* ---- part buffers ----------------------------------------------------- */
-
-/* A part_size buffer from the pool, waiting while all bufs_max are taken.
- * Every taken buffer is either being filled by a writer that is running or
- * carried by an upload that finishes on its own, so the wait ends. */
-static uint8_t *buf_take(s3_storage *s)
-{
-    uint8_t *b = NULL;
-    pthread_mutex_lock(&s->bufs_lock);
-    while (s->bufs_free_n == 0 && s->bufs_made >= s->bufs_max)
-        pthread_cond_wait(&s->bufs_cond, &s->bufs_lock);
-    if (s->bufs_free_n > 0)
-        b = s->bufs_free[--s->bufs_free_n];
-    else
-        s->bufs_made++;
-    pthread_mutex_unlock(&s->bufs_lock);
-    return b ? b : cs_malloc(s->part_size);
-}
-
-static void buf_give(s3_storage *s, uint8_t *b)
-{
-    if (!b)
-        return;
-    pthread_mutex_lock(&s->bufs_lock);
-    s->bufs_free[s->bufs_free_n++] = b;
-    pthread_cond_signal(&s->bufs_cond);
-    pthread_mutex_unlock(&s->bufs_lock);
 }
 
 /* ---- put: one PUT, or a multipart upload with parts in flight ----------- */
@@ -678,22 +400,23 @@ static void *upload_part(void *arg)
     char num[16];
     snprintf(num, sizeof num, "%u", p->number);
     cs_sigv4_pair q[] = { { "partNumber", num }, { "uploadId", w->upload_id } };
-    s3_req r = { .method = "PUT", .key = w->key, .query = q, .nquery = 2, .body = p->data, .body_len = p->len };
+    s3_req r = { .http = { .method = "PUT", .body = p->data, .body_len = p->len },
+                 .key = w->key, .query = q, .nquery = 2 };
     cs_put_part done = { p->number, p->len, { 0 } };
     if (w->res) {
-        r.cancellable = true;
+        r.http.cancellable = true;
         crypto_generichash(done.hash, sizeof done.hash, p->data, p->len, NULL, 0);
     }
     cs_err_clear(&p->err);
     p->rc = s3_request(w->s, &r, &p->err);
-    if (!p->rc && !r.etag[0])
+    if (!p->rc && !r.http.etag[0])
         p->rc = cs_err_set(&p->err, CS_E_PROTO, "S3 answered part %u of %s without an ETag", p->number, w->key);
     if (!p->rc)
-        memcpy(p->etag, r.etag, sizeof p->etag);
+        memcpy(p->etag, r.http.etag, sizeof p->etag);
     if (!p->rc && w->res && w->res->on_part)
         w->res->on_part(w->res->arg, &done);
     req_free(&r);
-    buf_give(w->s, p->data); /* at once: another writer may be waiting for it */
+    cs_http_part_give(w->s->http, p->data); /* at once: another writer may be waiting for it */
     p->data = NULL;
     return NULL;
 }
@@ -727,11 +450,11 @@ static void join_all(s3_writer *w)
 static int initiate(s3_writer *w, cs_err *e)
 {
     cs_sigv4_pair q[] = { { "uploads", "" } };
-    s3_req r = { .method = "POST", .key = w->key, .query = q, .nquery = 1 };
+    s3_req r = { .http = { .method = "POST" }, .key = w->key, .query = q, .nquery = 1 };
     int rc = s3_request(w->s, &r, e);
     cs_s3xml_initiate x;
     if (!rc)
-        rc = cs_s3xml_parse_initiate(r.resp.data, r.resp.len, &x, e);
+        rc = cs_s3xml_parse_initiate(r.http.resp.data, r.http.resp.len, &x, e);
     if (!rc) {
         w->upload_id = cs_strdup(x.upload_id);
         cs_s3xml_initiate_free(&x);
@@ -762,7 +485,7 @@ static int dispatch(s3_writer *w, cs_err *e)
     p->number = ++w->parts;
     w->buf = NULL; /* the next write takes another from the pool */
     w->len = 0;
-    p->running = pthread_create(&p->thread, NULL, upload_part, p) == 0;
+    p->running = cs_job_thread_create(&p->thread, upload_part, p) == 0;
     if (!p->running) {
         upload_part(p); /* no thread to be had: do it here */
         record_part(w, p);
@@ -775,7 +498,7 @@ static int w_write(cs_sink *sink, const uint8_t *p, size_t n, cs_err *e)
     s3_writer *w = (s3_writer *)(void *)sink;
     while (n > 0) {
         if (!w->buf)
-            w->buf = buf_take(w->s);
+            w->buf = cs_http_part_take(w->s->http);
         size_t room = w->s->part_size - w->len;
         size_t k = n < room ? n : room;
         memcpy(w->buf + w->len, p, k);
@@ -797,8 +520,8 @@ static int w_write(cs_sink *sink, const uint8_t *p, size_t n, cs_err *e)
 static int put_single(s3_writer *w, cs_err *e)
 {
     static const uint8_t empty[1];
-    s3_req r = { .method = "PUT", .key = w->key, .body = w->buf ? w->buf : empty, .body_len = w->len };
-    r.cancellable = w->res != NULL;
+    s3_req r = { .http = { .method = "PUT", .body = w->buf ? w->buf : empty, .body_len = w->len }, .key = w->key };
+    r.http.cancellable = w->res != NULL;
     if (w->flags & CS_PUT_EXCLUSIVE) {
         r.headers[0] = (cs_sigv4_pair){ "If-None-Match", "*" };
         r.nheaders = 1;
@@ -815,18 +538,18 @@ static int complete(s3_writer *w, cs_err *e)
         parts[i] = (cs_s3xml_part){ i + 1, w->etags[i] };
     cs_buf body = CS_BUF_INIT;
     cs_sigv4_pair q[] = { { "uploadId", w->upload_id } };
-    s3_req r = { .method = "POST", .key = w->key, .query = q, .nquery = 1 };
+    s3_req r = { .http = { .method = "POST" }, .key = w->key, .query = q, .nquery = 1 };
     int rc = cs_s3xml_complete_body(parts, w->parts, &body, e);
     if (!rc) {
-        r.body = (const uint8_t *)body.data;
-        r.body_len = body.len;
+        r.http.body = (const uint8_t *)body.data;
+        r.http.body_len = body.len;
         r.headers[0] = (cs_sigv4_pair){ "Content-Type", "application/xml" };
         r.nheaders = 1;
         rc = s3_request(w->s, &r, e);
     }
     cs_s3xml_complete x;
     if (!rc)
-        rc = cs_s3xml_parse_complete(r.resp.data, r.resp.len, &x, e); /* 200 may still hold an <Error> */
+        rc = cs_s3xml_parse_complete(r.http.resp.data, r.http.resp.len, &x, e); /* 200 may still hold an <Error> */
     if (!rc)
         cs_s3xml_complete_free(&x);
     req_free(&r);
@@ -841,7 +564,7 @@ static void abort_upload(s3_writer *w)
         return;
     join_all(w);
     cs_sigv4_pair q[] = { { "uploadId", w->upload_id } };
-    s3_req r = { .method = "DELETE", .key = w->key, .query = q, .nquery = 1 };
+    s3_req r = { .http = { .method = "DELETE" }, .key = w->key, .query = q, .nquery = 1 };
     cs_err e;
     cs_err_clear(&e);
     if (s3_request(w->s, &r, &e) && e.code != CS_E_NOTFOUND)
@@ -888,7 +611,7 @@ static void w_free(cs_sink *sink)
         abort_upload(w);
     join_all(w);
     free(w->upload_id);
-    buf_give(w->s, w->buf);
+    cs_http_part_give(w->s->http, w->buf);
     for (unsigned i = 0; i < w->parts && w->etags; i++)
         free(w->etags[i]);
     free(w->etags);
@@ -914,11 +637,11 @@ static int s3_list_resumable(cs_storage *st, const char *prefix, cs_storage_uplo
             q[nq++] = (cs_sigv4_pair){ "key-marker", key_marker };
         if (id_marker)
             q[nq++] = (cs_sigv4_pair){ "upload-id-marker", id_marker };
-        s3_req r = { .method = "GET", .query = q, .nquery = nq };
+        s3_req r = { .http = { .method = "GET" }, .query = q, .nquery = nq };
         cs_s3xml_uploads x;
         rc = s3_request(s, &r, e);
         if (!rc)
-            rc = cs_s3xml_parse_uploads(r.resp.data, r.resp.len, &x, e);
+            rc = cs_s3xml_parse_uploads(r.http.resp.data, r.http.resp.len, &x, e);
         req_free(&r);
         if (rc)
             break;
@@ -981,11 +704,11 @@ static int list_parts(s3_writer *w, uint64_t *sizes, cs_err *e)
     char marker[24] = "0";
     for (;;) {
         cs_sigv4_pair q[] = { { "part-number-marker", marker }, { "uploadId", w->upload_id } };
-        s3_req r = { .method = "GET", .key = w->key, .query = q, .nquery = 2 };
+        s3_req r = { .http = { .method = "GET" }, .key = w->key, .query = q, .nquery = 2 };
         cs_s3xml_parts x;
         int rc = s3_request(w->s, &r, e);
         if (!rc)
-            rc = cs_s3xml_parse_parts(r.resp.data, r.resp.len, &x, e);
+            rc = cs_s3xml_parse_parts(r.http.resp.data, r.http.resp.len, &x, e);
         req_free(&r);
         if (rc)
             return rc;
@@ -1055,7 +778,7 @@ static int s3_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, c
 static int s3_abort_resumable(cs_storage *st, const char *key, const char *token, cs_err *e)
 {
     cs_sigv4_pair q[] = { { "uploadId", token } };
-    s3_req r = { .method = "DELETE", .key = key, .query = q, .nquery = 1 };
+    s3_req r = { .http = { .method = "DELETE" }, .key = key, .query = q, .nquery = 1 };
     int rc = s3_request(s3_of(st), &r, e);
     if (rc == CS_E_NOTFOUND) {
         cs_err_clear(e);
@@ -1070,23 +793,13 @@ static int s3_abort_resumable(cs_storage *st, const char *key, const char *token
 static void s3_free(cs_storage *st)
 {
     s3_storage *s = s3_of(st);
-    for (size_t i = 0; i < s->pool_n; i++)
-        curl_easy_cleanup(s->pool[i]);
-    free(s->pool);
-    for (unsigned i = 0; i < s->bufs_free_n; i++)
-        free(s->bufs_free[i]);
-    free(s->bufs_free);
-    pthread_mutex_destroy(&s->bufs_lock);
-    pthread_cond_destroy(&s->bufs_cond);
-    pthread_mutex_destroy(&s->pool_lock);
-    pthread_mutex_destroy(&s->limiter.lock);
+    cs_http_free(s->http);
     if (s->secret_access_key)
         sodium_memzero(s->secret_access_key, strlen(s->secret_access_key));
     free(s->secret_access_key);
     free(s->access_key_id);
     free(s->session_token);
     free(s->region);
-    free(s->ca_file);
     free(s->scheme);
     free(s->host);
     free(s->bucket);
@@ -1181,17 +894,15 @@ static void apply_defaults(s3_storage *s, const cs_s3_opts *o)
     s->concurrency = o->concurrency ? o->concurrency : 4;
     if (s->concurrency > 64)
         s->concurrency = 64;
-    s->retries = o->retries ? o->retries : 6;
-    s->timeout_s = o->timeout_s > 0 ? o->timeout_s : 30;
-    s->bufs_max = s->concurrency < 2 ? 2 : s->concurrency;
-    s->bufs_free = cs_calloc(s->bufs_max, sizeof *s->bufs_free);
-    pthread_mutex_init(&s->bufs_lock, NULL);
-    pthread_cond_init(&s->bufs_cond, NULL);
-    pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_mutex_init(&s->limiter.lock, NULL);
-    s->limiter.rate = (double)o->rate_limit;
-    s->limiter.last = now_s();
-    s->limiter.tokens = 0;
+    cs_http_opts h = {
+        .ca_file = o->ca_file,
+        .timeout_s = o->timeout_s > 0 ? o->timeout_s : 30,
+        .retries = o->retries ? o->retries : 6,
+        .rate_limit = o->rate_limit,
+        .part_size = s->part_size,
+        .part_buffers = s->concurrency < 2 ? 2 : s->concurrency,
+    };
+    s->http = cs_http_new(&h);
 }
 
 /* One cheap request that tells at once whether the endpoint answers, the
@@ -1199,17 +910,81 @@ static void apply_defaults(s3_storage *s, const cs_s3_opts *o)
 static int probe(s3_storage *s, cs_err *e)
 {
     cs_sigv4_pair q[] = { { "list-type", "2" }, { "max-keys", "1" }, { "prefix", s->prefix } };
-    s3_req r = { .method = "GET", .query = q, .nquery = 3 };
+    s3_req r = { .http = { .method = "GET" }, .query = q, .nquery = 3 };
     int rc = s3_request(s, &r, e);
     req_free(&r);
     return rc;
 }
 
-int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **out, cs_err *e)
+/* ---- options: what the s3 driver owns ---------------------------------- */
+
+static const char *const s3_options[] = {
+    "s3.endpoint", "s3.region", "s3.access_key_id", "s3.secret_access_key", "s3.session_token", "s3.bucket",
+    "s3.addressing", "s3.ca_file", "s3.sign_payload", "s3.part_size", "s3.concurrency", "s3.retries",
+    "s3.timeout", NULL,
+};
+
+/* The choices of s3.addressing and s3.sign_payload, checked here so that a
+ * bad value is a usage error naming the option (the constructor reads the
+ * text). */
+static int s3_opts_check_choices(const cs_storage_opts *opts, cs_err *e)
 {
-    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    static const char *const addressing[] = { "path", "virtual", "auto", NULL };
+    static const char *const signing[] = { "yes", "no", "auto", NULL };
+    int which = 0;
+    int rc = cs_storage_opt_choice(opts, "s3.addressing", addressing, 2, &which, e);
+    if (!rc)
+        rc = cs_storage_opt_choice(opts, "s3.sign_payload", signing, 2, &which, e);
+    return rc;
+}
+
+/* Fill o from the option list: strings borrowed, numbers and sizes checked
+ * (defaults for those not set). */
+static int s3_opts_parse(const cs_storage_opts *opts, cs_s3_opts *o, cs_err *e)
+{
+    memset(o, 0, sizeof *o);
+    o->endpoint = cs_storage_opt(opts, "s3.endpoint");
+    o->region = cs_storage_opt(opts, "s3.region");
+    o->access_key_id = cs_storage_opt(opts, "s3.access_key_id");
+    o->secret_access_key = cs_storage_opt(opts, "s3.secret_access_key");
+    o->session_token = cs_storage_opt(opts, "s3.session_token");
+    o->bucket = cs_storage_opt(opts, "s3.bucket");
+    o->addressing = cs_storage_opt(opts, "s3.addressing");
+    o->ca_file = cs_storage_opt(opts, "s3.ca_file");
+    o->sign_payload = cs_storage_opt(opts, "s3.sign_payload");
+    /* 0 for a number means its default, as it always did (the constructor
+     * applies the defaults). */
+    uint64_t concurrency = 0, retries = 0, timeout = 0;
+    int rc = cs_storage_opt_size(opts, "s3.part_size", S3_DEFAULT_PART, S3_MIN_PART, S3_MAX_PART, &o->part_size, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.concurrency", 4, 0, 64, &concurrency, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.retries", 6, 0, 100, &retries, e);
+    if (!rc)
+        rc = cs_storage_opt_number(opts, "s3.timeout", 30, 0, 3600, &timeout, e);
+    if (!rc)
+        rc = cs_storage_opt_size(opts, "storage.rate_limit", 0, 0, UINT64_MAX, &o->rate_limit, e);
+    if (!rc)
+        rc = s3_opts_check_choices(opts, e);
+    o->concurrency = (unsigned)concurrency;
+    o->retries = (unsigned)retries;
+    o->timeout_s = (long)timeout;
+    return rc;
+}
+
+/* location is "s3://BUCKET/PREFIX" (BUCKET may be empty: then s3.bucket).
+ * The bucket must exist: create does not make one. */
+static int cs_s3_storage_new(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out,
+                             cs_err *e)
+{
+    (void)create;
+    cs_s3_opts parsed;
+    int prc = s3_opts_parse(opts, &parsed, e);
+    if (prc)
+        return prc;
+    const cs_s3_opts *o = &parsed;
+
     *out = NULL;
-    pthread_once(&curl_once, curl_global_init_void);
     if (sodium_init() < 0)
         return cs_err_set(e, CS_E_INVAL, "cannot initialise libsodium");
     s3_storage *s = cs_calloc(1, sizeof *s);
@@ -1219,7 +994,6 @@ int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **ou
     s->access_key_id = dup_or_null(o->access_key_id);
     s->secret_access_key = dup_or_null(o->secret_access_key);
     s->session_token = dup_or_null(o->session_token);
-    s->ca_file = dup_or_null(o->ca_file);
     apply_defaults(s, o);
     int rc = parse_location(s, location, o, e);
     if (!rc)
@@ -1238,3 +1012,5 @@ int cs_s3_storage_new(const char *location, const cs_s3_opts *o, cs_storage **ou
     *out = &s->base;
     return 0;
 }
+
+const cs_storage_driver cs_s3_driver = { "s3", s3_options, cs_s3_storage_new };

@@ -1,25 +1,15 @@
 /* s3xml.h - the XML the S3 driver reads and writes.
  *
- * Owns: a small, strict, bounded XML reader for S3 response bodies (outside
- * input), parse functions for exactly the documents the driver needs, each
- * into a plain struct, and the writers of the two request bodies the driver
- * sends (CompleteMultipartUpload and Delete).
- *
- * The reader accepts well-formed XML 1.0 in UTF-8: leading whitespace (S3
- * sends spaces as keep-alives before the body of a slow
- * CompleteMultipartUpload) and a byte order mark, an XML declaration,
- * comments and processing instructions (skipped), elements with attributes
- * (checked, then ignored: xmlns and friends), self-closing tags, text with
- * the five predefined entities and numeric character references (decoded
- * to UTF-8), CDATA sections (taken as text). Namespace prefixes are
- * ignored: <s3:Key> is Key. It refuses DOCTYPE (so no entity definitions),
- * invalid UTF-8, characters XML 1.0 cannot carry, mismatched tags, nesting
- * deeper than CS_S3XML_MAX_DEPTH, names longer than CS_S3XML_MAX_NAME,
- * one element's text longer than CS_S3XML_MAX_TEXT, lists longer than
- * CS_S3XML_MAX_ITEMS, and anything after the root element but whitespace,
- * comments and processing instructions. Elements a parser does not know are
- * skipped (S3 keeps adding fields: Owner, StorageClass, ChecksumAlgorithm).
- * Memory is bounded by the document: at most a constant times its length.
+ * Owns: parse functions for exactly the S3 documents the driver needs,
+ * each into a plain struct, and the writers of the two request bodies the
+ * driver sends (CompleteMultipartUpload and Delete). Reading is
+ * storage/xml's (libexpat; see xml.h for what it accepts and refuses: no
+ * DOCTYPE, no entities but the predefined ones, the limits below, leading
+ * whitespace allowed as S3's keep-alive before a slow
+ * CompleteMultipartUpload body, namespace prefixes dropped: <s3:Key> is
+ * Key). Elements a parser does not know are skipped (S3 keeps adding
+ * fields: Owner, StorageClass, ChecksumAlgorithm), and so are known names
+ * at other depths. Lists hold at most CS_S3XML_MAX_ITEMS entries.
  *
  * Every parse function: doc/len is the whole body (not NUL-terminated; the
  * driver caps its size). It fills *out (which it clears first) and returns
@@ -36,8 +26,8 @@
  *   CS_E_INVAL    doc is NULL with a non-zero len.
  * Text values never contain NUL bytes and are valid UTF-8.
  *
- * Must not: do I/O, log, allocate more than the bounds above, or crash on
- * any input (tests/fuzz/fuzz_s3xml.c). */
+ * Must not: do I/O, log, keep more than the parsed values, or crash on any
+ * input (tests/fuzz/fuzz_s3xml.c). */
 #ifndef CS_STORAGE_S3XML_H
 #define CS_STORAGE_S3XML_H
 
@@ -48,11 +38,12 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "storage/xml.h"
 
-#define CS_S3XML_MAX_DEPTH 16          /* elements open at once */
-#define CS_S3XML_MAX_NAME 256          /* bytes in an element or attribute name */
-#define CS_S3XML_MAX_TEXT (64 * 1024)  /* bytes of one element's decoded text */
-#define CS_S3XML_MAX_ITEMS 100000      /* entries of one list in one document */
+#define CS_S3XML_MAX_DEPTH CS_XML_MAX_DEPTH  /* elements open at once */
+#define CS_S3XML_MAX_NAME CS_XML_MAX_NAME    /* bytes in an element or attribute name */
+#define CS_S3XML_MAX_TEXT CS_XML_MAX_TEXT    /* bytes of one leaf element's decoded text */
+#define CS_S3XML_MAX_ITEMS CS_XML_MAX_ITEMS  /* entries of one list in one document */
 
 /* <Error>: Code is required; the rest is NULL when absent. */
 typedef struct cs_s3xml_error {

@@ -1,13 +1,32 @@
-/* storage.c - opening a storage location, key checks, small-object helpers. */
+/* storage.c - the driver registry and opening a storage location, option
+ * helpers for drivers, key checks, small-object helpers. */
 #include "storage/storage.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/fs.h"
+#include "common/units.h"
+
+/* ---- the registry -------------------------------------------------------
+ * One row per driver: a new driver is one more row here (and its file). The
+ * first row is the default for plain paths. */
+static const cs_storage_driver *const drivers[] = {
+    &cs_posix_driver,
+    &cs_s3_driver,
+};
+#define N_DRIVERS (sizeof drivers / sizeof drivers[0])
+
+/* Options every driver may read (see storage.h). */
+static const char *const shared_options[] = {
+    "storage.rate_limit",
+    NULL,
+};
 
 /* Length of a URL scheme ("s3" in "s3://...") or 0 when loc has none. */
 static size_t scheme_len(const char *loc)
@@ -20,33 +39,155 @@ static size_t scheme_len(const char *loc)
     return strncmp(loc + i, "://", 3) == 0 ? i : 0;
 }
 
-int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e)
+static const cs_storage_driver *driver_of_scheme(const char *scheme, size_t n)
 {
-    return cs_storage_open_s3(location, NULL, create, out, e);
+    for (size_t i = 0; i < N_DRIVERS; i++)
+        if (strlen(drivers[i]->scheme) == n && strncasecmp(drivers[i]->scheme, scheme, n) == 0)
+            return drivers[i];
+    return NULL;
 }
 
-int cs_storage_open_s3(const char *location, const cs_s3_opts *s3, bool create, cs_storage **out, cs_err *e)
+static bool in_list(const char *const *names, const char *name)
+{
+    for (size_t i = 0; names && names[i]; i++)
+        if (!strcmp(names[i], name))
+            return true;
+    return false;
+}
+
+/* The scheme of a location never names a secret, but the rest may
+ * ("ftp://user:password@host"): only the scheme goes into the message. */
+static int unknown_scheme(const char *location, size_t sl, cs_err *e)
+{
+    cs_buf known = CS_BUF_INIT;
+    for (size_t i = 0; i < N_DRIVERS; i++)
+        cs_buf_printf(&known, "%s%s://", i ? ", " : "", drivers[i]->scheme);
+    cs_err_set(e, CS_E_INVAL, "unsupported storage location %.*s://... (known: %s, or a local path)", (int)sl,
+               location, cs_buf_str(&known));
+    cs_buf_free(&known);
+    return CS_E_INVAL;
+}
+
+/* Every option must belong to a driver of the registry (or be shared);
+ * those of the chosen driver and the shared ones must be names it owns. */
+static int check_option_names(const cs_storage_driver *d, const cs_storage_opts *opts, cs_err *e)
+{
+    for (size_t i = 0; opts && i < opts->n; i++) {
+        const char *name = opts->items[i].name;
+        const char *dot = strchr(name, '.');
+        const cs_storage_driver *owner = dot ? driver_of_scheme(name, (size_t)(dot - name)) : NULL;
+        bool shared = dot && (size_t)(dot - name) == 7 && !strncmp(name, "storage", 7);
+        if ((shared && !in_list(shared_options, name)) || (!shared && !owner) ||
+            (owner == d && !in_list(d->options, name)))
+            return cs_err_set(e, CS_E_USAGE, "unknown storage option %s", name);
+    }
+    return 0;
+}
+
+int cs_storage_open(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out, cs_err *e)
 {
     *out = NULL;
     if (!location || !*location)
         return cs_err_set(e, CS_E_INVAL, "empty storage location");
     size_t sl = scheme_len(location);
-    if (sl == 0)
-        return cs_posix_storage_new(location, create, out, e);
-    if (sl == 4 && strncasecmp(location, "file", 4) == 0) {
-        const char *path = location + 7;
-        if (strncmp(path, "localhost/", 10) == 0)
-            path += 9;
-        if (path[0] != '/')
-            return cs_err_set(e, CS_E_INVAL, "invalid storage location %s: a file:// URL needs an absolute path", location);
-        return cs_posix_storage_new(path, create, out, e);
+    const cs_storage_driver *d = sl ? driver_of_scheme(location, sl) : drivers[0];
+    if (!d)
+        return unknown_scheme(location, sl, e);
+    int rc = check_option_names(d, opts, e);
+    if (!rc)
+        rc = d->open(location, opts, create, out, e);
+    if (rc) {
+        *out = NULL;
+        return rc;
     }
-    if (sl == 2 && strncasecmp(location, "s3", 2) == 0) {
-        cs_s3_opts none;
-        memset(&none, 0, sizeof none);
-        return cs_s3_storage_new(location, s3 ? s3 : &none, out, e);
+    free((*out)->location);
+    (*out)->location = cs_strdup(location);
+    return 0;
+}
+
+/* ---- options, for drivers ------------------------------------------------ */
+
+const char *cs_storage_opt(const cs_storage_opts *opts, const char *name)
+{
+    const char *v = opts ? cs_kvlist_get(opts, name) : NULL;
+    return v && *v ? v : NULL;
+}
+
+int cs_storage_opt_number(const cs_storage_opts *opts, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                          uint64_t *out, cs_err *e)
+{
+    const char *v = cs_storage_opt(opts, name);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (!isdigit((unsigned char)v[0]) || errno || *end || n < min || n > max) {
+        cs_err_set(e, CS_E_USAGE, "{%s} wants a whole number from %llu to %llu, not \"%s\"", name,
+                   (unsigned long long)min, (unsigned long long)max, v);
+        return cs_err_field(e, name);
     }
-    return cs_err_set(e, CS_E_INVAL, "unsupported storage location %.*s://...", (int)sl, location);
+    *out = n;
+    return 0;
+}
+
+/* "5M" for 5 << 20: sizes in messages as they would be typed. */
+static void size_text(uint64_t n, char out[32])
+{
+    static const char units[] = "GMK";
+    for (int i = 0; i < 3; i++) {
+        uint64_t u = 1ull << (10 * (3 - i));
+        if (n && n % u == 0) {
+            snprintf(out, 32, "%llu%c", (unsigned long long)(n / u), units[i]);
+            return;
+        }
+    }
+    snprintf(out, 32, "%llu", (unsigned long long)n);
+}
+
+int cs_storage_opt_size(const cs_storage_opts *opts, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                        uint64_t *out, cs_err *e)
+{
+    const char *v = cs_storage_opt(opts, name);
+    *out = def;
+    if (!v)
+        return 0;
+    uint64_t n = 0;
+    if (cs_parse_size(v, &n, NULL)) {
+        cs_err_set(e, CS_E_USAGE, "{%s} wants a size such as 64M, not \"%s\"", name, v);
+        return cs_err_field(e, name);
+    }
+    if (n < min || n > max) {
+        char lo[32], hi[32];
+        size_text(min, lo);
+        size_text(max, hi);
+        cs_err_set(e, CS_E_USAGE, "{%s} must be from %s to %s, not %s", name, lo, hi, v);
+        return cs_err_field(e, name);
+    }
+    *out = n;
+    return 0;
+}
+
+int cs_storage_opt_choice(const cs_storage_opts *opts, const char *name, const char *const *choices, int def,
+                          int *out, cs_err *e)
+{
+    const char *v = cs_storage_opt(opts, name);
+    *out = def;
+    if (!v)
+        return 0;
+    cs_buf list = CS_BUF_INIT;
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(choices[i], v)) {
+            *out = i;
+            cs_buf_free(&list);
+            return 0;
+        }
+        cs_buf_printf(&list, "%s%s", i ? (choices[i + 1] ? ", " : " or ") : "", choices[i]);
+    }
+    cs_err_set(e, CS_E_USAGE, "{%s} must be %s, not \"%s\"", name, cs_buf_str(&list), v);
+    cs_buf_free(&list);
+    return cs_err_field(e, name);
 }
 
 void cs_storage_free(cs_storage *st)

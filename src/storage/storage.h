@@ -1,15 +1,31 @@
 /* storage.h - the one storage interface used by every command.
  *
  * Owns: cs_storage, a driver-neutral handle on a flat key space of
- * immutable objects ("objects/ab/abcd...", "backups/NAME/HOST.manifest"),
- * and the helpers for small objects built on the driver operations.
+ * immutable objects ("objects/ab/abcd...", "backups/NAME/HOST.manifest");
+ * the registry of drivers that cs_storage_open picks from by the location's
+ * scheme; and the helpers for small objects built on the driver operations.
  * Keys are '/'-separated relative paths that pass cs_path_is_safe_relative.
- * Drivers: posix (a local directory, the default) and s3 (AWS S3, Backblaze
- * B2, MinIO, versitygw and other S3-compatible servers).
- * An object becomes visible only when its writer closes successfully; a
- * writer freed without close leaves nothing behind (but a resumable writer's
- * unfinished upload, see below, which is not an object either). Must not: know about
- * manifests, Cassandra or encryption. */
+ *
+ * Drivers: posix (a local directory or file:// URL, the default), s3
+ * (s3://BUCKET/PREFIX: AWS S3, Backblaze B2, MinIO, versitygw and other
+ * S3-compatible servers) and mem (in memory, for tests; not in the
+ * registry). Each driver owns its options: the caller hands over a list of
+ * (name, value) strings, names prefixed by the driver's scheme
+ * ("s3.endpoint", "s3.part_size"; "storage.*" names concern every driver
+ * that can honour them), and the driver parses and checks its own values.
+ * How to add a driver: docs/storage-drivers.md.
+ *
+ * The contract every driver keeps (tests/conformance checks it on each):
+ * - An object becomes visible (get, stat, list) only when its writer closes
+ *   successfully; a writer freed without close leaves nothing behind (but a
+ *   resumable writer's unfinished upload, see below, which is not an object
+ *   either), and list never shows a partial write.
+ * - CS_PUT_EXCLUSIVE creates a key at most once: a second exclusive put of
+ *   an existing key fails with CS_E_EXISTS (locks rely on it).
+ * - get and stat of a missing key are CS_E_NOTFOUND; del of a missing key
+ *   is not an error.
+ * Must not: know about manifests, Cassandra or encryption, or include the
+ * CLI config. */
 #ifndef CS_STORAGE_H
 #define CS_STORAGE_H
 
@@ -18,6 +34,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/kvlist.h"
 #include "io/sink.h"
 
 typedef struct cs_storage cs_storage;
@@ -80,7 +97,7 @@ typedef struct cs_put_resume {
 typedef int (*cs_storage_upload_cb)(const char *key, const char *token, int64_t initiated, void *arg);
 
 typedef struct cs_storage_ops {
-    const char *name; /* "posix", "s3" */
+    const char *name; /* "posix", "s3", "mem" */
     int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
     int (*get)(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
     int (*stat)(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
@@ -98,38 +115,50 @@ typedef struct cs_storage_ops {
     int (*list_resumable)(cs_storage *st, const char *prefix, cs_storage_upload_cb cb, void *arg, cs_err *e);
 } cs_storage_ops;
 
-/* Settings of the s3 driver (the posix driver ignores them). Strings are
- * borrowed for the duration of cs_storage_open_s3; zero/NULL means the
- * default. Secrets are never logged or put into messages. */
-typedef struct cs_s3_opts {
-    const char *endpoint;          /* "https://s3.us-west-002.backblazeb2.com"; default AWS for the region */
-    const char *region;            /* default "us-east-1" */
-    const char *access_key_id;
-    const char *secret_access_key;
-    const char *session_token;
-    const char *bucket;            /* used when the location names none ("s3://" or "s3:///prefix") */
-    const char *addressing;        /* "path", "virtual", or "auto" (path for a custom endpoint) */
-    const char *ca_file;           /* PEM bundle instead of the system store */
-    const char *sign_payload;      /* "yes", "no", or "auto" (yes over http only) */
-    uint64_t part_size;            /* multipart part size, default 8 MiB (min 5 MiB) */
-    unsigned concurrency;          /* part buffers of the whole process (being filled
-                                      or in flight), default 4, at least 2 */
-    uint64_t rate_limit;           /* bytes per second for the whole process, 0 = none */
-    unsigned retries;              /* attempts after the first, default 6 */
-    long timeout_s;                /* connect timeout and stall limit, default 30 */
-} cs_s3_opts;
 
 struct cs_storage {
     const cs_storage_ops *ops;
-    char *location; /* human-readable, for messages; never holds secrets */
+    char *location; /* for messages: the location as it was opened; never holds secrets */
 };
 
-/* Open a storage location: a path or file:// URL -> posix. The directory
- * must exist unless create is true (then it is created). */
-int cs_storage_open(const char *location, bool create, cs_storage **out, cs_err *e);
-/* Same, with settings for an s3:// location (s3 may be NULL). */
-int cs_storage_open_s3(const char *location, const cs_s3_opts *s3, bool create, cs_storage **out, cs_err *e);
+/* ---- options and the driver registry ------------------------------------
+ * Options are strings (as a flag, a variable or a config file gives them),
+ * named "<scheme>.<key>"; a driver reads those of its scheme and the shared
+ * "storage.*" ones it can honour (storage.rate_limit: bytes per second for
+ * the whole process, honoured by the network drivers). Secrets among them
+ * (s3.secret_access_key) are never logged or put into messages. */
+typedef cs_kvlist cs_storage_opts;
+
+typedef struct cs_storage_driver {
+    const char *scheme;         /* "file", "s3": locations "SCHEME://...", options "SCHEME.KEY" */
+    const char *const *options; /* the option names it owns, NULL-terminated */
+    /* Open location (its scheme is this driver's, or it is a plain path for
+     * the "file" driver). The options' values are checked here: a bad one is
+     * CS_E_USAGE with a one-line message naming the option. */
+    int (*open)(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out, cs_err *e);
+} cs_storage_driver;
+
+/* Open a storage location with the driver its scheme names (a plain path:
+ * the "file" driver); opts may be NULL. A local directory must exist
+ * unless create is true (then it is created); a bucket must exist. An
+ * unknown scheme, or an option of this driver (or a shared one) that no one
+ * owns, is an error; options of other drivers are ignored (a config may hold
+ * settings for several). */
+int cs_storage_open(const char *location, const cs_storage_opts *opts, bool create, cs_storage **out, cs_err *e);
 void cs_storage_free(cs_storage *st);
+
+/* For drivers: read one option (an empty value counts as not set). Each
+ * fails with CS_E_USAGE and a message naming the option. */
+const char *cs_storage_opt(const cs_storage_opts *opts, const char *name);
+/* A whole number in [min, max]; def when not set. */
+int cs_storage_opt_number(const cs_storage_opts *opts, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                          uint64_t *out, cs_err *e);
+/* A size ("64M", "1G", "512K" or bytes) in [min, max]; def when not set. */
+int cs_storage_opt_size(const cs_storage_opts *opts, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                        uint64_t *out, cs_err *e);
+/* One of choices (NULL-terminated): its index; def when not set. */
+int cs_storage_opt_choice(const cs_storage_opts *opts, const char *name, const char *const *choices, int def,
+                          int *out, cs_err *e);
 
 /* Open a writer for key (see cs_put_flags). Close commits, free aborts. */
 int cs_storage_put(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
@@ -165,9 +194,17 @@ int cs_storage_list_resumable(cs_storage *st, const char *prefix, cs_storage_upl
 int cs_storage_put_bytes(cs_storage *st, const char *key, int flags, const void *p, size_t n, cs_err *e);
 int cs_storage_get_bytes(cs_storage *st, const char *key, size_t max, cs_buf *out, cs_err *e);
 
-/* Driver constructors (used by cs_storage_open). */
+/* The drivers of the registry (storage.c lists them). */
+extern const cs_storage_driver cs_posix_driver; /* "file": a local directory */
+extern const cs_storage_driver cs_s3_driver;    /* "s3": s3://BUCKET/PREFIX (BUCKET may be empty: s3.bucket) */
+
+/* Drivers made directly. A local directory (see cs_storage_open). */
 int cs_posix_storage_new(const char *root, bool create, cs_storage **out, cs_err *e);
-/* location is "s3://BUCKET/PREFIX" (BUCKET may be empty: then opts->bucket). */
-int cs_s3_storage_new(const char *location, const cs_s3_opts *opts, cs_storage **out, cs_err *e);
+/* A new, empty store in memory, for tests: it keeps the interface's whole
+ * contract; name is only for messages ("mem://NAME"). */
+cs_storage *cs_mem_storage_new(const char *name);
+/* Another handle on the same store (for a test that reopens it); the store
+ * lives until its last handle is freed. */
+cs_storage *cs_mem_storage_share(cs_storage *mem);
 
 #endif

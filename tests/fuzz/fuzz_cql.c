@@ -18,8 +18,10 @@
  *
  * Build and run (clang with libFuzzer):
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
- *     -o build/fuzz_cql tests/fuzz/fuzz_cql.c src/cassandra/cql.c \
- *     src/common/buf.c src/common/err.c src/common/log.c
+ *     -o build/fuzz_cql tests/fuzz/fuzz_cql.c src/cassandra/cql_codec.c \
+ *     src/cassandra/cql_value.c src/cassandra/cql_segment.c \
+ *     src/common/buf.c src/common/err.c src/common/log.c src/common/job.c \
+ *     src/common/cancel.c
  *   mkdir -p build/fuzz-corpus && \
  *     build/fuzz_cql build/fuzz-corpus tests/fuzz/corpus/cql -max_total_time=60
  */

@@ -1,5 +1,5 @@
 /* storetool - drive one storage location from the shell, for tests and
- * benchmarks of the storage drivers (posix and s3) without Cassandra.
+ * benchmarks of the storage drivers (any of the registry) without Cassandra.
  *
  *   storetool LOCATION put KEY [FILE]       stdin or FILE -> object
  *   storetool LOCATION get KEY [FILE]       object -> stdout or FILE
@@ -8,8 +8,9 @@
  *   storetool LOCATION del KEY...           one DELETE each
  *   storetool LOCATION delmany PREFIX       every key under PREFIX, batched
  *
- * S3 settings come from the same variables cassette reads (AWS_*, B2_*,
- * CASSETTE_S3_*, CASSETTE_RATE_LIMIT), through cassette's own config code.
+ * Driver settings come from the same variables cassette reads (AWS_*, B2_*,
+ * CASSETTE_S3_*, CASSETTE_RATE_LIMIT, ...), through cassette's own config
+ * code and its option table.
  * Errors: one line "storetool: ..." and exit 1. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,9 +19,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
 #include "io/sink.h"
-#include "ops/ops.h"
 #include "storage/storage.h"
 
 static int fd_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e);
@@ -148,14 +148,16 @@ int main(int argc, char **argv)
     cs_config cfg;
     int rc = cs_config_load(2, cfg_argv, &cfg, &e);
     cs_storage *st = NULL;
-    if (!rc) {
-        cs_s3_opts s3;
-        cs_ops_s3_opts(&cfg, &s3);
-        rc = cs_storage_open_s3(argv[1], &s3, true, &st, &e);
-    }
+    cs_host host;
+    memset(&host, 0, sizeof host);
+    if (!rc)
+        rc = cs_config_host(&cfg, &host, &e);
+    if (!rc)
+        rc = cs_storage_open(argv[1], &host.storage_opts, true, &st, &e);
     if (!rc)
         rc = run(st, argc, argv, &e);
     cs_storage_free(st);
+    cs_host_free(&host);
     cs_config_free(&cfg);
     if (rc) {
         fprintf(stderr, "storetool: %s\n", e.msg);

@@ -17,6 +17,7 @@
 #include "repo/catalog.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 
 #define HOST_A "11111111-2222-3333-4444-555555555555"
 #define HOST_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -38,7 +39,7 @@ static int setup(void **state)
     f->root = cs_path_join(f->dir, "repo");
     f->db = cs_path_join(f->dir, "catalog.db");
     cs_err e;
-    if (cs_repo_init(f->root, NULL, &f->repo, &e) || cs_catalog_open(f->db, f->repo, &f->cat, &e))
+    if (repo_init_at(f->root, NULL, &f->repo, &e) || cs_catalog_open(f->db, f->repo, &f->cat, &e))
         return -1;
     *state = f;
     return 0;
@@ -317,7 +318,7 @@ static void test_other_repository(void **state)
     char *other_root = cs_path_join(f->dir, "other");
     cs_repo *other = NULL;
     cs_err e;
-    assert_int_equal(cs_repo_init(other_root, NULL, &other, &e), 0);
+    assert_int_equal(repo_init_at(other_root, NULL, &other, &e), 0);
     cs_catalog *c = NULL;
     assert_int_equal(cs_catalog_open(f->db, other, &c, &e), 0);
     cs_backup_entry *b = NULL;

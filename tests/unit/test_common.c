@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "common/strlist.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/kvlist.h"
 #include "common/proc.h"
+#include "common/units.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -821,6 +823,48 @@ static void test_strlist(void **state)
     cs_strlist_free(&l);
 }
 
+/* ---- kvlist and units ---- */
+
+static void test_kvlist(void **state)
+{
+    (void)state;
+    cs_kvlist l = CS_KVLIST_INIT;
+    assert_null(cs_kvlist_get(&l, "a"));
+    assert_null(cs_kvlist_get(NULL, "a"));
+    cs_kvlist_set(&l, "s3.region", "eu");
+    cs_kvlist_set(&l, "s3.bucket", "b");
+    cs_kvlist_set(&l, "s3.region", "us"); /* replaces, keeps its place */
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].name, "s3.region");
+    assert_string_equal(cs_kvlist_get(&l, "s3.region"), "us");
+    assert_string_equal(cs_kvlist_get(&l, "s3.bucket"), "b");
+    cs_kvlist_set(&l, "empty", "");
+    assert_string_equal(cs_kvlist_get(&l, "empty"), "");
+    cs_kvlist_free(&l);
+    assert_int_equal(l.n, 0);
+    assert_null(l.items);
+    cs_kvlist_free(&l);
+}
+
+static void test_parse_size(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_true(!cs_parse_size("0", &v, NULL) && v == 0);
+    assert_true(!cs_parse_size("4096", &v, NULL) && v == 4096);
+    assert_true(!cs_parse_size("512K", &v, NULL) && v == 512u << 10);
+    assert_true(!cs_parse_size("8m", &v, NULL) && v == 8u << 20);
+    assert_true(!cs_parse_size("2G", &v, NULL) && v == 2ull << 30);
+    const char *bad[] = { "", "M", "-1", "+5", " 5", "5 ", "5MB", "5T", "1.5M", "99999999999999999999", "17179869184G" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 7;
+        if (!cs_parse_size(bad[i], &v, NULL))
+            fail_msg("\"%s\" parsed as %llu", bad[i], (unsigned long long)v);
+        assert_int_equal(v, 7);
+    }
+    assert_true(cs_parse_size(NULL, &v, NULL) != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +878,8 @@ int main(void)
         cmocka_unit_test(test_buf_printf),
         cmocka_unit_test(test_buf_detach),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_kvlist),
+        cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_path_safe_relative),
         cmocka_unit_test(test_path_join),
         cmocka_unit_test(test_dirname),

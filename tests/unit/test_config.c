@@ -1,4 +1,4 @@
-/* test_config.c - common/config: defaults, INI, environment, flags, errors. */
+/* test_config.c - cli/config: defaults, INI, environment, flags, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +11,13 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "cli/config.h"
+#include "cli/output.h"
+#include "ops/ops.h"
+#include "ops/optable.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "storage/storage.h"
 
 extern char **environ;
 
@@ -156,7 +160,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.nodetool, "nodetool");
     assert_int_equal(cfg.zstd_level, 1);
     assert_int_equal(cfg.jobs, 4);
-    assert_string_equal(cfg.s3_sign_payload, "auto");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "s3.sign_payload"), "auto");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "s3.part_size"), "8M");
+    assert_string_equal(cs_kvlist_get(&cfg.storage_opts, "storage.rate_limit"), "0");
     assert_string_equal(cfg.mode, "import");
     assert_null(cfg.repo);
     assert_null(cfg.config_file);
@@ -439,6 +445,64 @@ static void test_precedence(void **state)
     setenv("CASSETTE_CQL_PORT", "port", 1);
     assert_int_equal(LOAD(&cfg, &e, "backup"), CS_E_INVAL);
     assert_non_null(strstr(e.msg, "CASSETTE_CQL_PORT"));
+    cs_config_free(&cfg);
+    free(path);
+}
+
+/* The storage drivers' options: flags, variables and INI keys as ever, kept
+ * as text under the driver's option names for the driver to parse. */
+static void test_storage_options(void **state)
+{
+    fixture *f = *state;
+    cs_config cfg;
+    cs_err e;
+    const char *vars[] = { "AWS_ENDPOINT_URL", "B2_ENDPOINT", "AWS_REGION", "B2_REGION", "AWS_ACCESS_KEY_ID",
+                           "B2_KEY_ID", "AWS_SECRET_ACCESS_KEY", "B2_APPLICATION_KEY", "AWS_SESSION_TOKEN",
+                           "B2_BUCKET_NAME", "AWS_CA_BUNDLE" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    char *path = write_config(f, "s.ini",
+                              "[s3]\nendpoint = http://file:1\nregion = file-region\npart_size = 16M\n"
+                              "[cassette]\nrate_limit = 5M\n");
+    setenv("B2_KEY_ID", "b2key", 1);
+    setenv("AWS_REGION", "env-region", 1);
+    setenv("CASSETTE_S3_CONCURRENCY", "7", 1);
+    assert_int_equal(LOAD(&cfg, &e, "list", "--config", path, "--s3-part-size", "32M"), 0);
+    const cs_kvlist *o = &cfg.storage_opts;
+    assert_string_equal(cs_kvlist_get(o, "s3.endpoint"), "http://file:1");
+    assert_string_equal(cs_kvlist_get(o, "s3.region"), "env-region");     /* environment > file */
+    assert_string_equal(cs_kvlist_get(o, "s3.access_key_id"), "b2key");   /* the second variable */
+    assert_string_equal(cs_kvlist_get(o, "s3.part_size"), "32M");         /* flag > file */
+    assert_string_equal(cs_kvlist_get(o, "s3.concurrency"), "7");
+    assert_string_equal(cs_kvlist_get(o, "storage.rate_limit"), "5M");    /* [cassette] rate_limit */
+    assert_null(cs_kvlist_get(o, "s3.secret_access_key"));
+    cs_config_free(&cfg);
+    assert_int_equal(cfg.storage_opts.n, 0);
+    unsetenv("B2_KEY_ID");
+    unsetenv("AWS_REGION");
+    unsetenv("CASSETTE_S3_CONCURRENCY");
+
+    /* The INI keys are the old ones, not the option names. */
+    expect_ini_error("[s3]\ns3.endpoint = x\n", "unknown setting [s3] s3.endpoint");
+    expect_ini_error("[cassette]\nstorage.rate_limit = 1M\n", "unknown setting");
+
+    /* Every storage row names an option its driver owns: the registry
+     * accepts them all (the bad value stops the open before any request). */
+    assert_int_equal(LOAD(&cfg, &e, "list", "--s3-endpoint", "http://127.0.0.1:1", "--s3-region", "r",
+                          "--s3-access-key-id", "a", "--s3-secret-access-key", "s", "--s3-session-token", "t",
+                          "--s3-bucket", "b", "--s3-addressing", "path", "--s3-ca-file", "/ca", "--s3-part-size", "5M",
+                          "--s3-concurrency", "2", "--s3-retries", "1", "--s3-timeout", "1", "--rate-limit", "1M",
+                          "--s3-sign-payload", "sometimes"),
+                     0);
+    cs_storage *st = NULL;
+    cs_err_clear(&e);
+    assert_int_equal(cs_storage_open("s3:///p", &cfg.storage_opts, false, &st, &e), CS_E_USAGE);
+    assert_non_null(strstr(e.msg, "{s3.sign_payload} must be yes, no or auto"));
+    assert_string_equal(e.field, "s3.sign_payload");
+    /* The CLI names the driver's option by its flag. */
+    char said[256];
+    cs_err_render(&e, cs_config_namer, NULL, said, sizeof said);
+    assert_non_null(strstr(said, "--s3-sign-payload must be yes, no or auto"));
     cs_config_free(&cfg);
     free(path);
 }
@@ -760,6 +824,103 @@ static void test_exit_codes(void **state)
     assert_int_equal(cs_exit_code(CS_E_CANCELED), 130);
 }
 
+
+/* The option table, the op table and the host agree: every request and
+ * host field is set by an option of its scope, every such option reaches a
+ * field, one default per field name. */
+static void test_tables_agree(void **state)
+{
+    (void)state;
+    char why[256];
+    bool ok = cs_config_check_tables(why, sizeof why);
+    if (!ok)
+        fail_msg("%s", why);
+    size_t n;
+    const cs_op_def *ops = cs_ops_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(cs_output_has_formatter(&ops[i]));
+        assert_non_null(cs_command_find(ops[i].command));
+    }
+}
+
+/* The command line builds the same typed request a JSON request would. */
+static void test_request_from_flags(void **state)
+{
+    (void)state;
+    cs_config cfg;
+    cs_err e;
+    cs_err_clear(&e);
+    const char *args[] = { "backup", "--repo", "/r", "--jobs", "3", "--keyspace", "a,b", "--lock-wait", "30s",
+                           "--identity", "/k", NULL };
+    assert_int_equal(load_args(&cfg, &e, args), 0);
+    const cs_op_def *op = cs_config_op(&cfg);
+    assert_non_null(op);
+    assert_string_equal(op->name, "backup");
+    cs_backup_req *req = cs_op_request_new(op, &e);
+    assert_non_null(req);
+    assert_int_equal(cs_config_request(&cfg, op, req, &e), 0);
+    assert_string_equal(req->repo, "/r");
+    assert_int_equal(req->jobs, 3);
+    assert_int_equal(req->zstd_level, 1); /* the op table's default */
+    assert_int_equal(req->keyspaces.n, 2);
+    assert_true(req->lock_wait == 30 && req->lock_stale == 1800);
+    assert_int_equal(cs_op_request_check(op, req, &e), 0);
+    cs_host host;
+    assert_int_equal(cs_config_host(&cfg, &host, &e), 0);
+    assert_string_equal(host.identity, "/k");
+    assert_string_equal(host.cql_host, "127.0.0.1");
+    assert_int_equal(host.cql_port, 9042);
+    cs_host_free(&host);
+    cs_op_request_free(op, req);
+    cs_config_free(&cfg);
+
+    /* The word after a sub-command fills the operation's positional field. */
+    const char *key[] = { "key", "public", "/id.txt", NULL };
+    assert_int_equal(load_args(&cfg, &e, key), 0);
+    op = cs_config_op(&cfg);
+    assert_string_equal(op->name, "key public");
+    cs_key_public_req *kreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, kreq, &e), 0);
+    assert_string_equal(kreq->file, "/id.txt");
+    cs_op_request_free(op, kreq);
+    cs_config_free(&cfg);
+
+    /* --sample is text on the command line, a number in the request. */
+    const char *verify[] = { "verify", "--repo", "/r", "--deep", "--sample", "12.5", NULL };
+    assert_int_equal(load_args(&cfg, &e, verify), 0);
+    op = cs_config_op(&cfg);
+    cs_verify_req *vreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, vreq, &e), 0);
+    assert_true(vreq->sample == 12.5);
+    cs_op_request_free(op, vreq);
+    cs_config_free(&cfg);
+}
+
+/* Errors name request fields; the CLI says them as its flags. */
+static void test_errors_as_flags(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    const cs_op_def *op = cs_op_find("restore");
+    cs_restore_req *req = cs_op_request_new(op, &e);
+    req->repo = cs_strdup("/r");
+    assert_int_equal(cs_op_request_check(op, req, &e), CS_E_USAGE);
+    assert_string_equal(e.field, "backup");
+    char msg[CS_ERR_MSG_MAX];
+    cs_err_render(&e, cs_config_namer, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "restore needs --backup NAME (see cassette list)");
+    cs_err_render(&e, NULL, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "restore needs backup NAME (see cassette list)");
+    cs_op_request_free(op, req);
+
+    cs_err_set(&e, CS_E_USAGE, "{no_encryption} and {recipients}; {keyspaces}, {data_dirs}, {identity}; "
+                               "{'class': 1} {unknown_field}");
+    cs_err_render(&e, cs_config_namer, NULL, msg, sizeof msg);
+    assert_string_equal(msg, "--no-encryption and --recipient; --keyspace, --data-dir, --identity (or "
+                             "CASSETTE_IDENTITY); {'class': 1} {unknown_field}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_applicable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cql_port_range, setup, teardown),
@@ -779,6 +941,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_man_and_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tables_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_from_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_as_flags, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

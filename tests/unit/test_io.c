@@ -369,6 +369,46 @@ static void test_buf_null_count(void **state)
 
 /* A verifying hash stops at the first byte beyond the expected size: a
  * small object that decompresses to much more never fills a disk. */
+/* The progress filter counts what passes into the job, and is a cancel
+ * safe point: nothing more passes once the job is asked to stop. */
+static void test_progress_filter(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_job *job = cs_job_new("backup", NULL);
+    cs_job_phase(job, "upload", 1, 7);
+    cs_buf b = CS_BUF_INIT;
+    cs_sink *s = cs_progress_filter_new(cs_buf_sink_new(&b, 100), job);
+    assert_int_equal(cs_sink_write(s, "abc", 3, &e), 0);
+    assert_int_equal(cs_sink_write(s, "defg", 4, &e), 0);
+    cs_progress p;
+    cs_job_progress(job, &p);
+    assert_int_equal(p.bytes_done, 7);
+    assert_string_equal(cs_buf_str(&b), "abcdefg");
+    cs_job_cancel(job);
+    assert_int_equal(cs_sink_write(s, "h", 1, &e), CS_E_CANCELED);
+    assert_string_equal(cs_buf_str(&b), "abcdefg");
+    cs_job_progress(job, &p);
+    assert_int_equal(p.bytes_done, 7);
+    /* A failure downstream is not counted. */
+    cs_job *other = cs_job_new("restore", NULL);
+    cs_sink *full = cs_progress_filter_new(cs_buf_sink_new(&b, 1), other);
+    assert_int_equal(cs_sink_write(full, "xy", 2, &e), CS_E_INVAL);
+    cs_job_progress(other, &p);
+    assert_int_equal(p.bytes_done, 0);
+    /* No job: bytes pass, nothing is counted. */
+    cs_sink *none = cs_progress_filter_new(cs_null_sink_new(), NULL);
+    assert_int_equal(cs_sink_write(none, "z", 1, &e), 0);
+    assert_int_equal(cs_sink_close(none, &e), 0);
+    cs_sink_free(none);
+    cs_sink_free(full);
+    cs_sink_free(s);
+    cs_buf_free(&b);
+    cs_job_free(other);
+    cs_job_free(job);
+}
+
 static void test_hash_verify_stops_at_excess(void **state)
 {
     (void)state;
@@ -427,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_buf_null_count),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
         cmocka_unit_test(test_hash_verify_stops_at_excess),
+        cmocka_unit_test(test_progress_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

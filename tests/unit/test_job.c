@@ -13,9 +13,11 @@
 #include "common/cancel.h"
 #include "common/job.h"
 #include "common/log.h"
+#include "common/parallel.h"
 
 typedef struct seen {
-    int progress_calls, phase_changes, log_lines;
+    int progress_calls, phase_changes, log_lines, finals;
+    uint64_t final_files; /* of the last final report */
     char last_phase[32];
     char last_line[128];
 } seen;
@@ -26,6 +28,10 @@ static void on_progress(void *arg, const cs_progress *p, bool phase_changed)
     s->progress_calls++;
     if (phase_changed)
         s->phase_changes++;
+    if (p->final) {
+        s->finals++;
+        s->final_files = p->files_done;
+    }
     snprintf(s->last_phase, sizeof s->last_phase, "%s", p->phase);
 }
 
@@ -61,6 +67,9 @@ static void test_progress_counts(void **state)
     assert_int_equal(s.phase_changes, 1);
     assert_int_equal(s.progress_calls, 1); /* the interval holds back the rest */
     cs_job_phase(job, "manifest", 0, 0);   /* a new phase starts its counters at 0 */
+    assert_int_equal(s.finals, 1);         /* but upload's last counters were said first */
+    assert_int_equal(s.final_files, 1);
+    assert_int_equal(s.phase_changes, 2);
     cs_job_progress(job, &p);
     assert_int_equal(p.files_done, 0);
     assert_int_equal(p.bytes_done, 0);
@@ -134,11 +143,111 @@ static void test_log_goes_to_the_threads_job(void **state)
     cs_job_free(job);
 }
 
+static void *thread_sees(void *arg)
+{
+    *(cs_job **)arg = cs_job_current();
+    cs_info("from a worker");
+    return NULL;
+}
+
+/* Threads an operation starts work for its job: cancel and log lines. */
+static void test_thread_inherits_job(void **state)
+{
+    (void)state;
+    seen s = { 0 };
+    cs_job_observer obs = { NULL, on_log, &s, 0 };
+    cs_job *job = cs_job_new("backup", &obs);
+    int level = cs_log_get_level();
+    cs_log_set_level(CS_LOG_INFO);
+    cs_job_attach(job);
+    cs_job *seen_there = NULL;
+    pthread_t t;
+    assert_int_equal(cs_job_thread_create(&t, thread_sees, &seen_there), 0);
+    pthread_join(t, NULL);
+    assert_ptr_equal(seen_there, job);
+    assert_int_equal(s.log_lines, 1);
+    assert_string_equal(s.last_line, "from a worker");
+    cs_job_attach(NULL); /* a thread without a job starts one without */
+    assert_int_equal(cs_job_thread_create(&t, thread_sees, &seen_there), 0);
+    pthread_join(t, NULL);
+    assert_null(seen_there);
+    cs_log_set_level(level);
+    cs_job_free(job);
+}
+
+/* cs_job_end: observers hear it once, with ended set, and nothing after. */
+static void test_end_is_the_last_report(void **state)
+{
+    (void)state;
+    seen s = { 0 };
+    cs_job_observer obs = { on_progress, NULL, &s, 0.000001 };
+    cs_job *job = cs_job_new("verify", &obs);
+    cs_job_phase(job, "read", 2, 10);
+    assert_int_equal(s.phase_changes, 1);
+    cs_job_add_files(job, 2);
+    cs_job_end(job);
+    assert_int_equal(s.phase_changes, 2);
+    assert_int_equal(s.finals, 1); /* the end is the last phase's final report */
+    assert_int_equal(s.final_files, 2);
+    cs_progress p;
+    cs_job_progress(job, &p);
+    assert_true(p.ended);
+    int calls = s.progress_calls;
+    cs_job_phase(job, "late", 0, 0);
+    cs_job_add_bytes(job, 5);
+    cs_job_end(job);
+    assert_int_equal(s.progress_calls, calls);
+    cs_job_end(NULL);
+    cs_job_free(job);
+}
+
+typedef struct par_seen {
+    cs_job *job;
+    pthread_mutex_t mu;
+    size_t ran;
+    bool all_on_job;
+} par_seen;
+
+static int par_item(void *arg, size_t i, cs_err *e)
+{
+    par_seen *s = arg;
+    (void)e;
+    pthread_mutex_lock(&s->mu);
+    s->ran++;
+    s->all_on_job = s->all_on_job && cs_job_current() == s->job;
+    pthread_mutex_unlock(&s->mu);
+    if (i == 3)
+        cs_job_cancel(s->job);
+    return 0;
+}
+
+/* cs_parallel_for's workers work for the caller's job, and a cancel stops
+ * them from taking new items. */
+static void test_parallel_for_is_the_jobs(void **state)
+{
+    (void)state;
+    par_seen s = { cs_job_new("restore", NULL), PTHREAD_MUTEX_INITIALIZER, 0, true };
+    cs_job_attach(s.job);
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_parallel_for(1000, 4, par_item, &s, &e);
+    assert_int_equal(rc, CS_E_CANCELED);
+    assert_int_equal(e.code, CS_E_CANCELED);
+    assert_true(s.ran >= 4 && s.ran < 1000);
+    assert_true(s.all_on_job);
+    cs_job_attach(NULL);
+    cs_job_free(s.job);
+    pthread_mutex_destroy(&s.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_progress_counts),
         cmocka_unit_test(test_cancel_is_per_job),
+        cmocka_unit_test(test_thread_inherits_job),
+        cmocka_unit_test(test_end_is_the_last_report),
+        cmocka_unit_test(test_parallel_for_is_the_jobs),
         cmocka_unit_test(test_log_goes_to_the_threads_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,7 @@ static int setup(void **state)
     f->root = cs_path_join(f->dir, "repo");
     cs_err e;
     cs_err_clear(&e);
-    if (cs_storage_open(f->root, true, &f->st, &e) != 0) {
+    if (cs_storage_open(f->root, NULL, true, &f->st, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
     }

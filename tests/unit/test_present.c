@@ -16,6 +16,7 @@
 #include "crypto/age.h"
 #include "ops/present.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 
 #define OBJ_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define OBJ_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -41,11 +42,11 @@ static int open_repo(fixture *f, bool encrypted)
         cs_buf_free(&pub);
         age_identity_free(id);
     }
-    cs_repo_opts opts = { &rcpts, NULL };
+    cs_repo_opts opts = { &rcpts };
     char *root = cs_path_join(f->dir, encrypted ? "enc" : "repo");
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(root, &opts, &f->repo, &e);
+    int rc = repo_init_at(root, &opts, &f->repo, &e);
     free(root);
     cs_strlist_free(&rcpts);
     if (rc)

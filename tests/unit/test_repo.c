@@ -18,6 +18,7 @@
 #include "crypto/age.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 
 /* cs_manifest_to_json, which must succeed for these manifests. */
 static char *manifest_json(const cs_manifest *m)
@@ -87,7 +88,7 @@ static cs_repo *init_repo(const fixture *f)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(f->root, NULL, &r, &e);
+    int rc = repo_init_at(f->root, NULL, &r, &e);
     if (rc)
         fail_msg("init: %s", e.msg);
     assert_non_null(r);
@@ -168,12 +169,12 @@ static void test_init_missing(void **state)
 
     /* Opening it again (with or without create) gives the same repository. */
     r = NULL;
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     assert_string_equal(r->location, f->root);
     cs_repo_free(r);
     r = NULL;
-    assert_int_equal(cs_repo_open(f->root, true, NULL, &r, &e), 0);
+    assert_int_equal(repo_open_at(f->root, true, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     cs_repo_free(r);
     cs_repo_free(NULL);
@@ -181,10 +182,10 @@ static void test_init_missing(void **state)
     /* A second init of the same location fails and keeps the repository. */
     r = NULL;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_init(f->root, NULL, &r, &e), CS_E_EXISTS);
+    assert_int_equal(repo_init_at(f->root, NULL, &r, &e), CS_E_EXISTS);
     assert_null(r);
     assert_non_null(strstr(e.msg, "not empty"));
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, id);
     cs_repo_free(r);
     free(repo_file);
@@ -198,7 +199,7 @@ static void test_init_non_empty(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_init(f->root, NULL, &r, &e), CS_E_EXISTS);
+    assert_int_equal(repo_init_at(f->root, NULL, &r, &e), CS_E_EXISTS);
     assert_null(r);
     assert_non_null(strstr(e.msg, f->root));
     assert_non_null(strstr(e.msg, "not empty"));
@@ -216,7 +217,7 @@ static void test_open_empty(void **state)
     assert_int_equal(mkdir(f->root, 0755), 0);
     cs_repo *r = NULL;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
     assert_null(r);
     assert_non_null(strstr(e.msg, "not a cassette repository"));
     assert_non_null(strstr(e.msg, "cassette init"));
@@ -228,11 +229,11 @@ static void test_open_empty(void **state)
     char *sub = repo_path(f, "lost+found");
     assert_int_equal(mkdir(sub, 0700), 0);
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), CS_E_NOTFOUND);
 
     /* With create, the empty location becomes a repository. */
     cs_err_clear(&e);
-    int rc = cs_repo_open(f->root, true, NULL, &r, &e);
+    int rc = repo_open_at(f->root, true, NULL, &r, &e);
     if (rc)
         fail_msg("%s", e.msg);
     assert_non_null(r);
@@ -249,14 +250,14 @@ static void test_open_missing(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_not_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
+    assert_int_not_equal(repo_open_at(f->root, false, NULL, &r, &e), 0);
     assert_null(r);
     assert_non_null(strstr(e.msg, f->root));
     assert_false(cs_exists(f->root));
 
     /* With create, a missing location is made. */
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, true, NULL, &r, &e), 0);
+    assert_int_equal(repo_open_at(f->root, true, NULL, &r, &e), 0);
     char *repo_file = repo_path(f, "cassette.repo");
     assert_true(cs_exists(repo_file));
     cs_repo_free(r);
@@ -272,7 +273,7 @@ static void test_open_foreign(void **state)
         cs_repo *r = NULL;
         cs_err e;
         cs_err_clear(&e);
-        assert_int_equal(cs_repo_open(f->root, create != 0, NULL, &r, &e), CS_E_INVAL);
+        assert_int_equal(repo_open_at(f->root, create != 0, NULL, &r, &e), CS_E_INVAL);
         assert_null(r);
         assert_non_null(strstr(e.msg, "not a cassette repository"));
         assert_non_null(strstr(e.msg, "no cassette.repo"));
@@ -281,6 +282,31 @@ static void test_open_foreign(void **state)
     assert_false(cs_exists(repo_file));
     free(repo_file);
     free(other);
+}
+
+/* The repository takes any opened storage (here the in-memory driver) and
+ * owns it: freed with the repository, or at once when opening fails. */
+static void test_open_any_storage(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_storage *mem = cs_mem_storage_new("repo");
+    cs_storage *again = cs_mem_storage_share(mem);
+    cs_storage *third = cs_mem_storage_share(mem);
+    cs_repo *r = NULL;
+    assert_int_equal(cs_repo_open(mem, false, NULL, &r, &e), CS_E_NOTFOUND); /* empty: mem is freed */
+    assert_non_null(strstr(e.msg, "mem://repo is not a cassette repository (it is empty)"));
+    assert_null(r);
+    assert_int_equal(cs_repo_init(again, NULL, &r, &e), 0);
+    assert_string_equal(r->location, "mem://repo");
+    char id[CS_OBJECT_ID_HEX];
+    memcpy(id, r->id, sizeof id);
+    cs_repo_free(r);
+    r = NULL;
+    assert_int_equal(cs_repo_open(third, false, NULL, &r, &e), 0);
+    assert_string_equal(r->id, id);
+    cs_repo_free(r);
 }
 
 static void test_open_damaged(void **state)
@@ -296,7 +322,7 @@ static void test_open_damaged(void **state)
         cs_repo *r = NULL;
         cs_err e;
         cs_err_clear(&e);
-        int rc = cs_repo_open(f->root, false, NULL, &r, &e);
+        int rc = repo_open_at(f->root, false, NULL, &r, &e);
         if (rc != CS_E_CORRUPT)
             fail_msg("\"%s\": rc %d (%s)", damaged[i], rc, e.msg);
         assert_null(r);
@@ -306,12 +332,12 @@ static void test_open_damaged(void **state)
     cs_repo *r = NULL;
     cs_err e;
     cs_err_clear(&e);
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), CS_E_INVAL);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), CS_E_INVAL);
     assert_non_null(strstr(e.msg, "format 3 is not supported"));
     assert_null(r);
 
     write_text(repo_file, "{\"format\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"future\":true}");
-    assert_int_equal(cs_repo_open(f->root, false, NULL, &r, &e), 0);
+    assert_int_equal(repo_open_at(f->root, false, NULL, &r, &e), 0);
     assert_string_equal(r->id, "0123456789abcdef0123456789abcdef");
     cs_repo_free(r);
     free(repo_file);
@@ -766,9 +792,9 @@ static void test_scope_ids(void **state)
     assert_int_equal(age_identity_public_string(id, &pub, &e), 0);
     cs_strlist recipients = { NULL, 0 };
     cs_strlist_add(&recipients, cs_buf_str(&pub));
-    cs_repo_opts opts = { &recipients, NULL };
+    cs_repo_opts opts = { &recipients };
     char *root2 = cs_path_join(f->dir, "enc");
-    assert_int_equal(cs_repo_init(root2, &opts, &r, &e), 0);
+    assert_int_equal(repo_init_at(root2, &opts, &r, &e), 0);
     cs_scope c, d;
     memset(&c, 0, sizeof c);
     memset(&d, 0, sizeof d);
@@ -842,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_foreign, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_damaged, setup, teardown),
+        cmocka_unit_test(test_open_any_storage),
         cmocka_unit_test(test_object_ids),
         cmocka_unit_test(test_backup_names),
         cmocka_unit_test_setup_teardown(test_mark_started, setup, teardown),

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/config.h"
+#include "common/units.h"
 #include "repo/retention.h"
 
 #define HOUR 3600.0

@@ -16,13 +16,14 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "ops/host.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "crypto/age.h"
 #include "ops/state.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 
 #define HOST_A "11111111-2222-3333-4444-555555555555"
 #define HOST_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -34,7 +35,7 @@
 typedef struct fixture {
     char dir[64];
     char *state_dir;
-    cs_config cfg;
+    cs_host cfg;
     cs_repo *repo;
 } fixture;
 
@@ -49,11 +50,11 @@ static int setup(void **state)
         return -1;
     }
     f->state_dir = cs_path_join(f->dir, "state");
-    f->cfg.state_dir = f->state_dir; /* not owned by cfg: never cs_config_free'd */
+    f->cfg.state_dir = f->state_dir; /* not owned by cfg: never cs_host_free'd */
     char *root = cs_path_join(f->dir, "repo");
     cs_err e;
     cs_err_clear(&e);
-    int rc = cs_repo_init(root, NULL, &f->repo, &e);
+    int rc = repo_init_at(root, NULL, &f->repo, &e);
     free(root);
     if (rc) {
         fprintf(stderr, "init: %s\n", e.msg);
@@ -527,7 +528,7 @@ static void test_lock(void **state)
     /* A state "directory" that is a file: an I/O error, not a crash. */
     char *file = cs_path_join(f->dir, "plain");
     assert_int_equal(cs_write_file_atomic(file, "x", 1, 0600, &e), 0);
-    cs_config cfg = f->cfg;
+    cs_host cfg = f->cfg;
     cfg.state_dir = file;
     int fd4 = 123;
     cs_err_clear(&e);
@@ -545,7 +546,7 @@ static void test_state_dir(void **state)
 
     const char *saved = getenv("HOME");
     char *home = saved ? cs_strdup(saved) : NULL;
-    cs_config cfg;
+    cs_host cfg;
     memset(&cfg, 0, sizeof cfg);
     setenv("HOME", "/home/tester", 1);
     d = cs_state_dir(&cfg);
@@ -964,9 +965,9 @@ static void test_stale_cache_without_identity(void **state)
     assert_int_equal(age_identity_public_string(id, &pub, &e), 0);
     cs_strlist rcpts = { NULL, 0 };
     cs_strlist_add(&rcpts, cs_buf_str(&pub));
-    cs_repo_opts opts = { &rcpts, NULL };
+    cs_repo_opts opts = { &rcpts };
     char *root = cs_path_join(f->dir, "enc");
-    int rc = cs_repo_init(root, &opts, &f->repo, &e);
+    int rc = repo_init_at(root, &opts, &f->repo, &e);
     if (rc)
         fail_msg("init: %s", e.msg);
     free(root);

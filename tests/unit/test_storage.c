@@ -37,7 +37,7 @@ static int setup(void **state)
     f->root = cs_path_join(f->dir, "repo");
     cs_err e;
     cs_err_clear(&e);
-    if (cs_storage_open(f->root, true, &f->st, &e) != 0) {
+    if (cs_storage_open(f->root, NULL, true, &f->st, &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         return -1;
     }
@@ -153,44 +153,116 @@ static void test_open(void **state)
     cs_storage *st = NULL;
 
     cs_err_clear(&e);
-    assert_int_equal(cs_storage_open(f->root, false, &st, &e), 0);
+    assert_int_equal(cs_storage_open(f->root, NULL, false, &st, &e), 0);
     assert_string_equal(st->ops->name, "posix");
     assert_string_equal(st->location, f->root);
     cs_storage_free(st);
 
     char *url = cs_sprintf("file://%s/", f->root);
-    assert_int_equal(cs_storage_open(url, false, &st, &e), 0);
-    assert_string_equal(st->location, f->root);
+    assert_int_equal(cs_storage_open(url, NULL, false, &st, &e), 0);
+    assert_string_equal(st->location, url); /* as given, for messages */
     put_str(st, "via-url", "x");
     cs_storage_free(st);
     free(url);
     assert_list(f->st, "", "via-url");
 
     cs_err_clear(&e);
-    assert_int_equal(cs_storage_open("ftp://user:pw@host/path", false, &st, &e), CS_E_INVAL);
+    assert_int_equal(cs_storage_open("ftp://user:pw@host/path", NULL, false, &st, &e), CS_E_INVAL);
     assert_null(st);
     assert_non_null(strstr(e.msg, "unsupported storage location"));
+    assert_non_null(strstr(e.msg, "file://, s3://")); /* the known schemes, from the registry */
     assert_null(strstr(e.msg, "pw")); /* URLs may carry secrets */
 
     /* s3:// without credentials: one clear sentence, no request made. */
     cs_err_clear(&e);
-    assert_int_equal(cs_storage_open("s3://bucket/path", false, &st, &e), CS_E_INVAL);
+    assert_int_equal(cs_storage_open("s3://bucket/path", NULL, false, &st, &e), CS_E_INVAL);
     assert_null(st);
     assert_non_null(strstr(e.msg, "no S3 credentials"));
 
     char *missing = cs_path_join(f->dir, "nope/deeper");
-    assert_int_equal(cs_storage_open(missing, false, &st, &e), CS_E_NOTFOUND);
+    assert_int_equal(cs_storage_open(missing, NULL, false, &st, &e), CS_E_NOTFOUND);
     assert_non_null(strstr(e.msg, missing));
-    assert_int_equal(cs_storage_open(missing, true, &st, &e), 0);
+    assert_int_equal(cs_storage_open(missing, NULL, true, &st, &e), 0);
     assert_true(cs_is_dir(missing));
     cs_storage_free(st);
     free(missing);
 
     char *file = cs_path_join(f->root, "via-url");
-    assert_int_equal(cs_storage_open(file, false, &st, &e), CS_E_INVAL);
+    assert_int_equal(cs_storage_open(file, NULL, false, &st, &e), CS_E_INVAL);
     free(file);
-    assert_int_equal(cs_storage_open("", false, &st, &e), CS_E_INVAL);
+    assert_int_equal(cs_storage_open("", NULL, false, &st, &e), CS_E_INVAL);
     cs_storage_free(NULL);
+}
+
+/* Drivers own their options: names are checked against the registry, the
+ * values by the driver, each error naming the option. */
+static void expect_open_error(const char *location, cs_storage_opts *o, int code, const char *want)
+{
+    cs_storage *st = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    int rc = cs_storage_open(location, o, false, &st, &e);
+    if (rc != code || !strstr(e.msg, want))
+        fail_msg("%s: rc %d \"%s\", wanted %d \"%s\"", location, rc, e.msg, code, want);
+    assert_null(st);
+    cs_kvlist_free(o);
+}
+
+static void test_options(void **state)
+{
+    fixture *f = *state;
+    cs_storage_opts o = CS_KVLIST_INIT;
+
+    /* Options of another driver are left to it: a posix location opens. */
+    cs_kvlist_set(&o, "s3.part_size", "not a size");
+    cs_kvlist_set(&o, "storage.rate_limit", "1M");
+    cs_storage *st = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_storage_open(f->root, &o, false, &st, &e), 0);
+    cs_storage_free(st);
+    cs_kvlist_free(&o);
+
+    cs_kvlist_set(&o, "ftp.user", "x");
+    expect_open_error(f->root, &o, CS_E_USAGE, "unknown storage option ftp.user");
+    cs_kvlist_set(&o, "storage.colour", "x");
+    expect_open_error(f->root, &o, CS_E_USAGE, "unknown storage option storage.colour");
+    cs_kvlist_set(&o, "file.root", "x");
+    expect_open_error(f->root, &o, CS_E_USAGE, "unknown storage option file.root");
+    cs_kvlist_set(&o, "s3.colour", "x");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "unknown storage option s3.colour");
+
+    /* The s3 driver checks its values before it connects anywhere. */
+    cs_kvlist_set(&o, "s3.part_size", "8X");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.part_size} wants a size such as 64M, not \"8X\"");
+    cs_kvlist_set(&o, "s3.part_size", "1M");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.part_size} must be from 5M to 5G, not 1M");
+    cs_kvlist_set(&o, "s3.concurrency", "65");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.concurrency} wants a whole number from 0 to 64, not \"65\"");
+    cs_kvlist_set(&o, "s3.timeout", "-1");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.timeout} wants a whole number");
+    cs_kvlist_set(&o, "s3.addressing", "sideways");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.addressing} must be path, virtual or auto, not \"sideways\"");
+    cs_kvlist_set(&o, "s3.sign_payload", "maybe");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{s3.sign_payload} must be yes, no or auto");
+    cs_kvlist_set(&o, "storage.rate_limit", "fast");
+    expect_open_error("s3://b/p", &o, CS_E_USAGE, "{storage.rate_limit} wants a size");
+
+    /* Good values, no credentials: the credentials are what is missing. */
+    cs_kvlist_set(&o, "s3.part_size", "5M");
+    cs_kvlist_set(&o, "s3.addressing", "path");
+    cs_kvlist_set(&o, "s3.region", "");
+    expect_open_error("s3://b/p", &o, CS_E_INVAL, "no S3 credentials");
+
+    /* A secret never shows in a message. */
+    cs_kvlist_set(&o, "s3.access_key_id", "AKID");
+    cs_kvlist_set(&o, "s3.secret_access_key", "sekrit");
+    cs_kvlist_set(&o, "s3.endpoint", "ftp://host");
+    cs_storage *none = NULL;
+    cs_err_clear(&e);
+    assert_int_equal(cs_storage_open("s3://b/p", &o, false, &none, &e), CS_E_INVAL);
+    assert_null(strstr(e.msg, "sekrit"));
+    cs_kvlist_free(&o);
 }
 
 static void test_put_get_stat_del(void **state)
@@ -474,6 +546,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get_stat_del, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exclusive, setup, teardown),

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "common/config.h"
+#include "ops/host.h"
 #include "common/err.h"
 #include "common/fs.h"
 #include "crypto/age.h"
@@ -29,6 +29,7 @@
 #include "ops/state.h"
 #include "ops/uploads.h"
 #include "repo/repo.h"
+#include "repo_at.h"
 #include "storage/storage.h"
 
 #define HOST "11111111-2222-3333-4444-555555555555"
@@ -205,7 +206,7 @@ static int open_uploads(void)
 typedef struct fixture {
     char dir[64];
     char *state_dir;
-    cs_config cfg;
+    cs_host cfg;
     cs_repo *repo;
     cs_storage_ops ops;
     char *journal;
@@ -235,8 +236,8 @@ static int setup_repo(void **state, bool encrypted)
         assert_int_equal(cs_write_file_atomic(idpath, sec.data, sec.len, 0600, &e), 0);
         cs_strlist_add(&rcpts, cs_buf_str(&pub));
     }
-    cs_repo_opts opts = { &rcpts, NULL };
-    int rc = cs_repo_init(root, &opts, &f->repo, &e);
+    cs_repo_opts opts = { &rcpts };
+    int rc = repo_init_at(root, &opts, &f->repo, &e);
     if (!rc && id)
         rc = cs_repo_load_identities(f->repo, idpath, &e);
     if (rc)

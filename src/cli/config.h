@@ -1,10 +1,14 @@
 /* config.h - cassette's configuration: the one table of options.
  *
- * Owns: cs_config (every setting a command can read), the option table from
- * which command-line parsing, environment overrides, the INI config file
- * and `--help` all come, and their precedence: flags > environment >
- * config file > defaults. The config is the only global-ish state; it is
- * built once by the CLI and passed down read-only.
+ * Owns: cs_config (every setting the command line can give), the option
+ * table from which command-line parsing, environment overrides, the INI
+ * config file and `--help` all come, and their precedence: flags >
+ * environment > config file > defaults. Each option is marked request-level
+ * (it fills the operation's request: ops/optable.h), host-local (it fills
+ * cs_host: ops/host.h; it never travels) or the CLI's own (--json, -v).
+ * The commands and the request fields' defaults come from the op table.
+ * Only front ends include this header: ops/ and below take requests and
+ * the host, never the config.
  * Must not: connect to anything or touch the repository. */
 #ifndef CS_CONFIG_H
 #define CS_CONFIG_H
@@ -15,6 +19,10 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/kvlist.h"
+#include "common/units.h"
+#include "ops/host.h"
+#include "ops/optable.h"
 #include "common/strlist.h"
 
 typedef struct cs_config {
@@ -73,44 +81,19 @@ typedef struct cs_config {
     /* verify */
     bool deep;
     char *sample;           /* percentage, parsed by verify */
-    /* S3 (see cs_s3_opts in storage/storage.h) */
-    char *s3_endpoint;
-    char *s3_region;
-    char *s3_access_key_id;
-    char *s3_secret_access_key; /* never logged */
-    char *s3_session_token;     /* never logged */
-    char *s3_bucket;
-    char *s3_addressing;
-    char *s3_sign_payload;
-    char *s3_ca_file;
-    uint64_t s3_part_size;
-    long s3_concurrency;
-    long s3_retries;
-    long s3_timeout;
-    uint64_t rate_limit;        /* bytes per second, 0 = none */
+    /* storage drivers' options, "<scheme>.<key>" = text ("s3.endpoint",
+     * "storage.rate_limit"), parsed by the driver (see storage/storage.h):
+     * a new driver's options are new rows of the option table, no new field */
+    cs_kvlist storage_opts;   /* secrets among them are never logged */
     /* output */
     bool json;
+    char *progress;         /* --progress: auto, tty, plain, json, none (cli/progress.h) */
     int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */
     bool help;
     bool quiet;             /* -q: errors only on stderr */
     bool version;
     double max_age;         /* status --max-age: seconds, 0 = not set */
 } cs_config;
-
-/* Exit codes of the CLI, as README.md's table documents them. */
-enum {
-    CS_EXIT_OK = 0,
-    CS_EXIT_ERROR = 1,       /* could not do it */
-    CS_EXIT_USAGE = 2,       /* bad option, bad value, missing required option */
-    CS_EXIT_DAMAGED = 3,     /* damage found: verify, or stored data that failed its check */
-    CS_EXIT_LOCKED = 4,      /* a conflicting repository lock outlasted --lock-wait */
-    CS_EXIT_NOKEY = 5,       /* encrypted: no identity given, or it does not match */
-    CS_EXIT_STALE = 6,       /* status --max-age: a newest complete backup is older */
-    CS_EXIT_INTERRUPTED = 130 /* SIGINT or SIGTERM (128 + SIGINT, the shell's habit) */
-};
-
-/* The exit code for an error code (CS_E_*). */
-int cs_exit_code(int err);
 
 /* Build the config from argv, the environment and the config file.
  * A usage mistake returns CS_E_INVAL with a one-line message. */
@@ -136,13 +119,31 @@ void cs_config_completion_bash(FILE *out);
  * an unknown section or key is an error naming its line). Exposed for tests. */
 int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e);
 
-/* "90s", "45m", "36h", "7d", "2w", "1y", sums like "1d12h", or "0" ->
- * seconds. CS_E_INVAL with a one-line message for anything else. */
-int cs_parse_duration(const char *text, double *seconds, cs_err *e);
-/* The inverse, for messages: "24h", "7d", "90m", "45s". */
-void cs_format_duration(double seconds, char out[24]);
-
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);
+/* Does command cmd take option --flag (per the option table)? */
+bool cs_config_takes(const char *cmd, const char *flag);
+
+/* The operation the command line names (command and sub-command words),
+ * or NULL (no command, or words that name none). */
+const cs_op_def *cs_config_op(const cs_config *cfg);
+
+/* Fill req (made by cs_op_request_new) from cfg: each field from the
+ * request-level option of its name, the word after a sub-command into the
+ * operation's positional field. */
+int cs_config_request(const cs_config *cfg, const cs_op_def *op, void *req, cs_err *e);
+
+/* Fill host from cfg's host-local options (free with cs_host_free). */
+int cs_config_host(const cs_config *cfg, cs_host *host, cs_err *e);
+
+/* How the CLI names a field in a message ({repo} -> "--repo"): a
+ * cs_err_namer (common/err.h). */
+const char *cs_config_namer(const char *field, void *arg);
+
+/* Do the option table, the op table and the host agree (every field set
+ * by an option of its scope and type, every request or host option
+ * reaching a field, one default per field name)? why says what is wrong.
+ * For tests. */
+bool cs_config_check_tables(char *why, size_t cap);
 
 #endif

@@ -1,4 +1,4 @@
-#include "common/config.h"
+#include "cli/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,190 +9,148 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
-
-int cs_exit_code(int err)
-{
-    switch (err) {
-    case CS_OK: return CS_EXIT_OK;
-    case CS_E_USAGE: return CS_EXIT_USAGE;
-    case CS_E_CORRUPT: return CS_EXIT_DAMAGED;
-    case CS_E_LOCKED: return CS_EXIT_LOCKED;
-    case CS_E_NOKEY: return CS_EXIT_NOKEY;
-    case CS_E_STALE: return CS_EXIT_STALE;
-    case CS_E_CANCELED: return CS_EXIT_INTERRUPTED;
-    default: return CS_EXIT_ERROR;
-    }
-}
-
-/* "24h", "7d", "90m", "45s": a duration as cs_parse_duration reads it. */
-void cs_format_duration(double s, char out[24])
-{
-    long v = (long)s;
-    if (v && v % 86400 == 0)
-        snprintf(out, 24, "%ldd", v / 86400);
-    else if (v && v % 3600 == 0)
-        snprintf(out, 24, "%ldh", v / 3600);
-    else if (v && v % 60 == 0)
-        snprintf(out, 24, "%ldm", v / 60);
-    else
-        snprintf(out, 24, "%lds", v);
-}
-
-int cs_parse_duration(const char *text, double *seconds, cs_err *e)
-{
-    static const struct {
-        char unit;
-        double seconds;
-    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 'y', 365 * 86400 } };
-    const char *p = text;
-    double total = 0;
-    if (!p || !*p)
-        return cs_err_set(e, CS_E_INVAL, "empty duration (e.g. 36h, 7d, 2w, 1d12h)");
-    if (!strcmp(p, "0")) {
-        *seconds = 0;
-        return 0;
-    }
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (e.g. 36h, 7d, 2w, 1d12h)", text);
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        size_t u = 0;
-        while (u < sizeof units / sizeof units[0] && units[u].unit != *end)
-            u++;
-        if (u == sizeof units / sizeof units[0] || v > 1e9)
-            return cs_err_set(e, CS_E_INVAL, "invalid duration \"%s\" (units: s, m, h, d, w, y)", text);
-        total += (double)v * units[u].seconds;
-        p = end + 1;
-    }
-    *seconds = total;
-    return 0;
-}
+#include "common/units.h"
+#include "ops/optable.h"
 
 /* ---- the option table ---- */
 
-/* OPT_COUNT: a flag that may repeat, counted (-vv). */
-enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT };
+/* OPT_COUNT: a flag that may repeat, counted (-vv). OPT_STORAGE: an option
+ * of a storage driver, kept as text in cfg->storage_opts under the name in
+ * `key` ("s3.part_size": the driver's scheme, a dot, then the INI key) and
+ * parsed by the driver when it opens a location; a new driver's options are
+ * new rows of this kind only. */
+enum opt_type { OPT_STR, OPT_INT, OPT_LIST, OPT_FLAG, OPT_SIZE, OPT_DURATION, OPT_COUNT, OPT_STORAGE };
 
 /* Which commands an option applies to: a space-separated list, "*" for all. */
+/* Where an option's value goes (see ops/host.h and ops/optable.h): into the
+ * operation's request (it may travel: a server could ask the same), into
+ * the host (it never travels: credentials, local paths, the node), or it
+ * is the CLI's own (output, help). */
+enum opt_scope { SCOPE_REQUEST, SCOPE_HOST, SCOPE_CLI };
+
 typedef struct opt_def {
     const char *flag;     /* long flag without "--" */
     char short_flag;      /* 0 if none */
     enum opt_type type;
     size_t offset;        /* into cs_config */
+    const char *field;    /* the request's or host's field of that name ({field} in messages) */
+    enum opt_scope scope;
     const char *section;  /* INI section, NULL if not in the file */
-    const char *key;      /* INI key */
+    const char *key;      /* INI key; OPT_STORAGE: the storage option's name, INI key after its first '.' */
     const char *env;      /* environment variables, space-separated, the first set wins; NULL if none */
-    const char *def;      /* default, NULL if none */
+    const char *def;      /* default, NULL if none; a request field's is the op table's (cs_op_field_default) */
     const char *commands;
     const char *help;
 } opt_def;
 
-#define OFF(f) offsetof(cs_config, f)
+/* The cs_config member, named as the request's or host's field it fills. */
+#define REQ(f) offsetof(cs_config, f), #f, SCOPE_REQUEST
+#define HOST(f) offsetof(cs_config, f), #f, SCOPE_HOST
+#define CLI(f) offsetof(cs_config, f), #f, SCOPE_CLI
 #define NODE "backup restore migrate schema"
 #define REPO "init backup list restore verify purge status catalog delete"
 #define LOCKED "backup restore verify purge delete"
 #define NODE_DIRS NODE " status cleanup" /* status lists what restores moved aside there */
 #define KEEP(flag, field, key, what)                                                                           \
-    { flag, 0, OPT_INT, OFF(field), "retention", key, NULL, NULL, "purge", what }
+    { flag, 0, OPT_INT, REQ(field), "retention", key, NULL, NULL, "purge", what }
 static const opt_def options[] = {
-    { "config", 0, OPT_STR, OFF(config_file), NULL, NULL, "CASSETTE_CONFIG", NULL, "*",
+    { "config", 0, OPT_STR, CLI(config_file), NULL, NULL, "CASSETTE_CONFIG", NULL, "*",
       "INI file with [repository], [cassandra] and [cassette] sections" },
-    { "repo", 0, OPT_STR, OFF(repo), "repository", "path", "CASSETTE_REPO", NULL, REPO,
+    { "repo", 0, OPT_STR, REQ(repo), "repository", "path", "CASSETTE_REPO", NULL, REPO,
       "repository location: a local directory or s3://BUCKET/PREFIX" },
-    { "catalog", 0, OPT_STR, OFF(catalog), "cassette", "catalog", "CASSETTE_CATALOG", NULL,
+    { "catalog", 0, OPT_STR, HOST(catalog), "cassette", "catalog", "CASSETTE_CATALOG", NULL,
       "list status verify purge catalog delete",
       "SQLite cache of the repository's backups; default ~/.cache/cassette/catalog/<repository id>.db" },
-    { "cql-host", 0, OPT_STR, OFF(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
+    { "cql-host", 0, OPT_STR, HOST(cql_host), "cassandra", "host", "CASSETTE_CQL_HOST", "127.0.0.1", NODE,
       "address of the node's CQL native transport; migrate and schema dump take a list of "
       "contact points (a,b:9043,[::1]), tried in order" },
-    { "cql-port", 0, OPT_INT, OFF(cql_port), "cassandra", "port", "CASSETTE_CQL_PORT", "9042", NODE,
+    { "cql-port", 0, OPT_INT, HOST(cql_port), "cassandra", "port", "CASSETTE_CQL_PORT", "9042", NODE,
       "CQL port" },
-    { "cql-user", 0, OPT_STR, OFF(cql_user), "cassandra", "username", "CASSETTE_CQL_USER", NULL, NODE,
+    { "cql-user", 0, OPT_STR, HOST(cql_user), "cassandra", "username", "CASSETTE_CQL_USER", NULL, NODE,
       "CQL user name (PasswordAuthenticator)" },
-    { "cql-password", 0, OPT_STR, OFF(cql_password), "cassandra", "password", "CASSETTE_CQL_PASSWORD", NULL, NODE,
+    { "cql-password", 0, OPT_STR, HOST(cql_password), "cassandra", "password", "CASSETTE_CQL_PASSWORD", NULL, NODE,
       "CQL password (prefer the environment or the config file)" },
-    { "cql-tls", 0, OPT_FLAG, OFF(cql_tls), "cassandra", "tls", "CASSETTE_CQL_TLS", NULL, NODE,
+    { "cql-tls", 0, OPT_FLAG, HOST(cql_tls), "cassandra", "tls", "CASSETTE_CQL_TLS", NULL, NODE,
       "connect to CQL over TLS (client_encryption_options)" },
-    { "cql-ca-file", 0, OPT_STR, OFF(cql_ca_file), "cassandra", "ca_file", "CASSETTE_CQL_CA_FILE", NULL, NODE,
+    { "cql-ca-file", 0, OPT_STR, HOST(cql_ca_file), "cassandra", "ca_file", "CASSETTE_CQL_CA_FILE", NULL, NODE,
       "PEM file of CA certificates that sign the node's certificate (implies --cql-tls)" },
-    { "cql-cert", 0, OPT_STR, OFF(cql_cert), "cassandra", "cert_file", "CASSETTE_CQL_CERT", NULL, NODE,
+    { "cql-cert", 0, OPT_STR, HOST(cql_cert), "cassandra", "cert_file", "CASSETTE_CQL_CERT", NULL, NODE,
       "client certificate (PEM) when the node asks for one (require_client_auth)" },
-    { "cql-key", 0, OPT_STR, OFF(cql_key), "cassandra", "key_file", "CASSETTE_CQL_KEY", NULL, NODE,
+    { "cql-key", 0, OPT_STR, HOST(cql_key), "cassandra", "key_file", "CASSETTE_CQL_KEY", NULL, NODE,
       "private key (PEM) of --cql-cert" },
-    { "cql-timeout", 0, OPT_DURATION, OFF(cql_timeout), "cassandra", "timeout", "CASSETTE_CQL_TIMEOUT", "10s", NODE,
+    { "cql-timeout", 0, OPT_DURATION, HOST(cql_timeout), "cassandra", "timeout", "CASSETTE_CQL_TIMEOUT", "10s", NODE,
       "limit on connecting to the node and on each CQL request (schema changes included)" },
-    { "cql-consistency", 0, OPT_STR, OFF(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
-      "LOCAL_QUORUM", "migrate", "consistency level of migration statements and the tracking table" },
-    { "jmx-user", 0, OPT_STR, OFF(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore",
+    { "cql-consistency", 0, OPT_STR, REQ(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
+      NULL, "migrate", "consistency level of migration statements and the tracking table" },
+    { "jmx-user", 0, OPT_STR, HOST(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore",
       "JMX user for nodetool (its password goes to nodetool through a file, never the command line)" },
-    { "jmx-password", 0, OPT_STR, OFF(jmx_password), "cassandra", "jmx_password", "CASSETTE_JMX_PASSWORD", NULL,
+    { "jmx-password", 0, OPT_STR, HOST(jmx_password), "cassandra", "jmx_password", "CASSETTE_JMX_PASSWORD", NULL,
       "backup restore", "JMX password (prefer the environment or the config file)" },
-    { "nodetool", 0, OPT_STR, OFF(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
+    { "nodetool", 0, OPT_STR, HOST(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
-    { "data-dir", 0, OPT_LIST, OFF(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
+    { "data-dir", 0, OPT_LIST, HOST(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
       "data directory (repeat, or comma-separated); default: asked from the node" },
-    { "commitlog-dir", 0, OPT_STR, OFF(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
+    { "commitlog-dir", 0, OPT_STR, HOST(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
       NODE_DIRS, "commitlog directory (replace mode)" },
-    { "hints-dir", 0, OPT_STR, OFF(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE_DIRS,
+    { "hints-dir", 0, OPT_STR, HOST(hints_dir), "cassandra", "hints_dir", "CASSETTE_HINTS_DIR", NULL, NODE_DIRS,
       "hints directory (replace mode)" },
-    { "saved-caches-dir", 0, OPT_STR, OFF(saved_caches_dir), "cassandra", "saved_caches_dir",
+    { "saved-caches-dir", 0, OPT_STR, HOST(saved_caches_dir), "cassandra", "saved_caches_dir",
       "CASSETTE_SAVED_CACHES_DIR", NULL, NODE_DIRS, "saved caches directory (replace mode)" },
-    { "staging-dir", 0, OPT_STR, OFF(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
+    { "staging-dir", 0, OPT_STR, HOST(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
       "restore", "where import restores download to; default: inside the first data directory (same file system)" },
-    { "cassandra-yaml", 0, OPT_STR, OFF(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
+    { "cassandra-yaml", 0, OPT_STR, HOST(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
       "restore status cleanup",
       "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
       "and friends take precedence)" },
-    { "state-dir", 0, OPT_STR, OFF(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
+    { "state-dir", 0, OPT_STR, HOST(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
       "local cache of what was already stored (an import restore adds what it placed); default "
       "~/.cache/cassette/state" },
-    { "s3-endpoint", 0, OPT_STR, OFF(s3_endpoint), "s3", "endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL, REPO,
-      "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
-    { "s3-region", 0, OPT_STR, OFF(s3_region), "s3", "region", "AWS_REGION B2_REGION", NULL, REPO,
+    { "s3-endpoint", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL,
+      REPO, "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
+    { "s3-region", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.region", "AWS_REGION B2_REGION", NULL, REPO,
       "S3 region (default us-east-1)" },
-    { "s3-access-key-id", 0, OPT_STR, OFF(s3_access_key_id), "s3", "access_key_id", "AWS_ACCESS_KEY_ID B2_KEY_ID",
-      NULL, REPO, "S3 access key id" },
-    { "s3-secret-access-key", 0, OPT_STR, OFF(s3_secret_access_key), "s3", "secret_access_key",
+    { "s3-access-key-id", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.access_key_id",
+      "AWS_ACCESS_KEY_ID B2_KEY_ID", NULL, REPO, "S3 access key id" },
+    { "s3-secret-access-key", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.secret_access_key",
       "AWS_SECRET_ACCESS_KEY B2_APPLICATION_KEY", NULL, REPO, "S3 secret key (prefer the environment)" },
-    { "s3-session-token", 0, OPT_STR, OFF(s3_session_token), "s3", "session_token", "AWS_SESSION_TOKEN", NULL, REPO,
-      "S3 session token" },
-    { "s3-bucket", 0, OPT_STR, OFF(s3_bucket), "s3", "bucket", "B2_BUCKET_NAME", NULL, REPO,
+    { "s3-session-token", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.session_token", "AWS_SESSION_TOKEN", NULL,
+      REPO, "S3 session token" },
+    { "s3-bucket", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.bucket", "B2_BUCKET_NAME", NULL, REPO,
       "bucket for a --repo of s3:// or s3:///PREFIX" },
-    { "s3-addressing", 0, OPT_STR, OFF(s3_addressing), "s3", "addressing", "CASSETTE_S3_ADDRESSING", "auto", REPO,
-      "path, virtual, or auto (path-style for a custom endpoint)" },
-    { "s3-ca-file", 0, OPT_STR, OFF(s3_ca_file), "s3", "ca_file", "AWS_CA_BUNDLE", NULL, REPO,
+    { "s3-addressing", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.addressing", "CASSETTE_S3_ADDRESSING", "auto",
+      REPO, "path, virtual, or auto (path-style for a custom endpoint)" },
+    { "s3-ca-file", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.ca_file", "AWS_CA_BUNDLE", NULL, REPO,
       "PEM file of CA certificates instead of the system store" },
-    { "s3-part-size", 0, OPT_SIZE, OFF(s3_part_size), "s3", "part_size", "CASSETTE_S3_PART_SIZE", "8M", REPO,
+    { "s3-part-size", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.part_size", "CASSETTE_S3_PART_SIZE", "8M", REPO,
       "multipart part size (5M or more; an object has at most 10000 parts)" },
-    { "s3-concurrency", 0, OPT_INT, OFF(s3_concurrency), "s3", "concurrency", "CASSETTE_S3_CONCURRENCY", "4", REPO,
-      "part buffers of the whole process, filled or in flight (memory: this many parts, whatever --jobs is)" },
-    { "s3-sign-payload", 0, OPT_STR, OFF(s3_sign_payload), "s3", "sign_payload", "CASSETTE_S3_SIGN_PAYLOAD", "auto",
-      REPO, "SHA-256 of each body in the signature: yes, no, or auto (yes over http, no over https)" },
-    { "s3-retries", 0, OPT_INT, OFF(s3_retries), "s3", "retries", "CASSETTE_S3_RETRIES", "6", REPO,
+    { "s3-concurrency", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.concurrency", "CASSETTE_S3_CONCURRENCY", "4",
+      REPO, "part buffers of the whole process, filled or in flight (memory: this many parts, whatever --jobs is)" },
+    { "s3-sign-payload", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.sign_payload", "CASSETTE_S3_SIGN_PAYLOAD",
+      "auto", REPO, "SHA-256 of each body in the signature: yes, no, or auto (yes over http, no over https)" },
+    { "s3-retries", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.retries", "CASSETTE_S3_RETRIES", "6", REPO,
       "retries of a failed S3 request" },
-    { "s3-timeout", 0, OPT_INT, OFF(s3_timeout), "s3", "timeout", "CASSETTE_S3_TIMEOUT", "30", REPO,
+    { "s3-timeout", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.timeout", "CASSETTE_S3_TIMEOUT", "30", REPO,
       "seconds to connect, and seconds without progress before a request is retried" },
-    { "rate-limit", 0, OPT_SIZE, OFF(rate_limit), "cassette", "rate_limit", "CASSETTE_RATE_LIMIT", "0", REPO,
-      "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
-    { "identity", 'i', OPT_STR, OFF(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
+    { "rate-limit", 0, OPT_STORAGE, HOST(storage_opts), "cassette", "storage.rate_limit", "CASSETTE_RATE_LIMIT", "0",
+      REPO, "bytes per second to and from S3 for the whole process (e.g. 50M); 0: no limit" },
+    { "identity", 'i', OPT_STR, HOST(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
       "backup restore verify purge catalog delete", "age identity file that can read an encrypted repository" },
-    { "recipient", 'r', OPT_LIST, OFF(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
+    { "recipient", 'r', OPT_LIST, REQ(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
-    { "no-encryption", 0, OPT_FLAG, OFF(no_encryption), NULL, NULL, NULL, NULL, "init backup",
+    { "no-encryption", 0, OPT_FLAG, REQ(no_encryption), NULL, NULL, NULL, NULL, "init backup",
       "make the new repository without encryption, on purpose (init and backup --init refuse to make one "
       "without --recipient otherwise)" },
-    { "init", 0, OPT_FLAG, OFF(init), NULL, NULL, NULL, NULL, "backup",
+    { "init", 0, OPT_FLAG, REQ(init), NULL, NULL, NULL, NULL, "backup",
       "create the repository first if the location holds none (with --recipient, or --no-encryption); without "
       "it, backup refuses a location that is not a repository" },
-    { "output", 'o', OPT_STR, OFF(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
-    { "zstd-level", 0, OPT_INT, OFF(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", "1", "backup",
+    { "output", 'o', OPT_STR, REQ(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
+    { "zstd-level", 0, OPT_INT, REQ(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", NULL, "backup",
       "zstd compression level (1-19)" },
-    { "jobs", 'j', OPT_INT, OFF(jobs), "cassette", "jobs", "CASSETTE_JOBS", "4", "backup restore verify",
+    { "jobs", 'j', OPT_INT, REQ(jobs), "cassette", "jobs", "CASSETTE_JOBS", NULL, "backup restore verify",
       "files stored, restored or verified at once (1-64)" },
-    { "lock-wait", 0, OPT_DURATION, OFF(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", "10m", LOCKED " migrate",
+    { "lock-wait", 0, OPT_DURATION, REQ(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", NULL, LOCKED " migrate",
       "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
-    { "lock-stale", 0, OPT_DURATION, OFF(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", "30m", LOCKED,
+    { "lock-stale", 0, OPT_DURATION, REQ(lock_stale), "cassette", "lock_stale", "CASSETTE_LOCK_STALE", NULL, LOCKED,
       "a lock not refreshed for this long is stale and broken (holders refresh every quarter of it)" },
     KEEP("keep-last", keep_last, "keep_last", "keep the newest N complete backups of each node [default: 168 when no "
                                               "--keep rule is given]"),
@@ -200,91 +158,86 @@ static const opt_def options[] = {
     KEEP("keep-daily", keep_daily, "keep_daily", "keep the newest backup of each of the last N days"),
     KEEP("keep-weekly", keep_weekly, "keep_weekly", "keep the newest backup of each of the last N ISO weeks"),
     KEEP("keep-monthly", keep_monthly, "keep_monthly", "keep the newest backup of each of the last N months"),
-    { "keep-within", 0, OPT_DURATION, OFF(keep_within), "retention", "keep_within", NULL, NULL, "purge",
+    { "keep-within", 0, OPT_DURATION, REQ(keep_within), "retention", "keep_within", NULL, NULL, "purge",
       "keep every backup started within this long of the node's newest complete one, e.g. 36h, 7d, 2w" },
-    { "grace", 0, OPT_DURATION, OFF(grace), "retention", "grace", "CASSETTE_GRACE", "24h", "purge",
+    { "grace", 0, OPT_DURATION, REQ(grace), "retention", "grace", "CASSETTE_GRACE", NULL, "purge",
       "unreferenced objects and incomplete backups younger than this are left alone (a backup may be using them)" },
-    { "dry-run", 'n', OPT_FLAG, OFF(dry_run), NULL, NULL, NULL, NULL, "purge migrate delete cleanup",
+    { "dry-run", 'n', OPT_FLAG, REQ(dry_run), NULL, NULL, NULL, NULL, "purge migrate delete cleanup",
       "say what would be done and why; change nothing" },
-    { "force", 0, OPT_FLAG, OFF(force), NULL, NULL, NULL, NULL, "delete",
+    { "force", 0, OPT_FLAG, REQ(force), NULL, NULL, NULL, NULL, "delete",
       "delete also the newest complete (or newest complete full) backup of a node" },
-    { "deep", 0, OPT_FLAG, OFF(deep), NULL, NULL, NULL, NULL, "verify",
+    { "deep", 0, OPT_FLAG, REQ(deep), NULL, NULL, NULL, NULL, "verify",
       "download, decrypt, decompress and hash every object (default: check from listings that each exists with "
       "its size)" },
-    { "sample", 0, OPT_STR, OFF(sample), NULL, NULL, NULL, NULL, "verify",
+    { "sample", 0, OPT_STR, REQ(sample), NULL, NULL, NULL, NULL, "verify",
       "with --deep: read only this percentage of the stored bytes, the objects read longest ago first, so that "
       "runs rotate through the repository" },
-    { "name", 0, OPT_STR, OFF(name), NULL, NULL, NULL, NULL, "backup",
+    { "name", 0, OPT_STR, REQ(name), NULL, NULL, NULL, NULL, "backup",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
-    { "backup", 0, OPT_STR, OFF(backup), NULL, NULL, NULL, NULL, "restore verify delete",
+    { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete",
       "name of the backup to restore, verify or delete" },
-    { "keyspace", 0, OPT_LIST, OFF(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema",
+    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema",
       "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
-    { "dir", 0, OPT_STR, OFF(dir), NULL, NULL, NULL, NULL, "migrate",
+    { "dir", 0, OPT_STR, REQ(dir), NULL, NULL, NULL, NULL, "migrate",
       "directory of <timestamp>_<name>.cql migration files" },
-    { "force-checksum", 0, OPT_FLAG, OFF(force_checksum), NULL, NULL, NULL, NULL, "migrate",
+    { "force-checksum", 0, OPT_FLAG, REQ(force_checksum), NULL, NULL, NULL, NULL, "migrate",
       "go on although an applied migration file has changed since (records its new checksum)" },
-    { "table", 0, OPT_LIST, OFF(tables), NULL, NULL, NULL, NULL, "restore",
+    { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore",
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
-    { "mode", 0, OPT_STR, OFF(mode), NULL, NULL, NULL, "import", "restore",
+    { "mode", 0, OPT_STR, REQ(mode), NULL, NULL, NULL, NULL, "restore",
       "import (node running, nodetool import) or replace (node stopped)" },
-    { "fail-fast", 0, OPT_FLAG, OFF(fail_fast), NULL, NULL, NULL, NULL, "restore",
+    { "fail-fast", 0, OPT_FLAG, REQ(fail_fast), NULL, NULL, NULL, NULL, "restore",
       "stop at the first table that cannot be restored (default: restore every healthy table, then name the others "
       "and exit non-zero)" },
-    { "aside", 0, OPT_FLAG, OFF(aside), NULL, NULL, NULL, NULL, "cleanup",
+    { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
-    { "json", 0, OPT_FLAG, OFF(json), NULL, NULL, NULL, NULL,
+    { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
+      "backup restore verify purge",
+      "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
+      "every 10 s), json (one event per line on stdout, the --json result last) or none" },
+    { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate delete cleanup",
       "machine-readable output" },
-    { "verbose", 'v', OPT_COUNT, OFF(verbose), NULL, NULL, NULL, NULL, "*",
+    { "verbose", 'v', OPT_COUNT, CLI(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },
-    { "quiet", 'q', OPT_FLAG, OFF(quiet), NULL, NULL, NULL, NULL, "*", "print only errors on stderr (no warnings)" },
-    { "max-age", 0, OPT_DURATION, OFF(max_age), NULL, NULL, NULL, NULL, "status",
+    { "quiet", 'q', OPT_FLAG, CLI(quiet), NULL, NULL, NULL, NULL, "*", "print only errors on stderr (no warnings)" },
+    { "max-age", 0, OPT_DURATION, REQ(max_age), NULL, NULL, NULL, NULL, "status",
       "exit 6 when a node's newest complete backup is older than this, e.g. 2h (a probe for monitoring)" },
-    { "version", 0, OPT_FLAG, OFF(version), NULL, NULL, NULL, NULL, "*", "print the version and git hash" },
-    { "help", 'h', OPT_FLAG, OFF(help), NULL, NULL, NULL, NULL, "*", "show help" },
+    { "version", 0, OPT_FLAG, CLI(version), NULL, NULL, NULL, NULL, "*", "print the version and git hash" },
+    { "help", 'h', OPT_FLAG, CLI(help), NULL, NULL, NULL, NULL, "*", "show help" },
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
-typedef struct cmd_def {
-    const char *name;
-    const char *args;
-    const char *help;
-} cmd_def;
+/* The commands come from the one table of operations (ops/optable.h). */
+typedef cs_command_def cmd_def;
 
-static const cmd_def commands[] = {
-    { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
-      "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
-    { "backup", "--repo PATH [--name NAME] [--keyspace KS]...",
-      "snapshot the node and store every new file once" },
-    { "list", "--repo PATH [--json]", "list the backups in a repository" },
-    { "restore",
-      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
-      "bring a backup back into a node" },
-    { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
-      "check that every object a backup needs is there (exit 0: all good, 3: damage found, 1: cannot run, "
-      "2: usage)" },
-    { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
-      "remove backups that retention does not keep, then objects no backup needs" },
-    { "status", "--repo PATH [--json]", "the repository at a glance: nodes, newest backups, sizes, locks" },
-    { "delete", "--repo PATH --backup NAME [--dry-run] [--force]",
-      "remove one backup (its objects that no other backup uses go with the next purge, after the grace period)" },
-    { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
-    { "migrate", "[status] --dir DIR --keyspace KS [--dry-run] [--force-checksum]",
-      "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },
-    { "schema", "dump [--keyspace KS]...", "print the schema as DESCRIBE SCHEMA gives it, ready to replay" },
-    { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
-    { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
-      "remove what replace restores moved aside, once the restore is trusted" },
-};
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
+static const cmd_def *cmds(void)
+{
+    size_t n;
+    return cs_commands_all(&n);
+}
+
+static size_t n_cmds(void)
+{
+    size_t n;
+    cs_commands_all(&n);
+    return n;
+}
 
 bool cs_config_is_command(const char *cmd)
 {
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(commands[i].name, cmd))
+    for (size_t i = 0; i < n_cmds(); i++)
+        if (!strcmp(cmds()[i].name, cmd))
             return true;
     return false;
+}
+
+/* The key of the option in the INI file (a storage option's name without
+ * its "<scheme>." or "storage." head). */
+static const char *ini_key(const opt_def *o)
+{
+    const char *dot = o->type == OPT_STORAGE ? strchr(o->key, '.') : NULL;
+    return dot ? dot + 1 : o->key;
 }
 
 static bool applies_to(const opt_def *o, const char *cmd)
@@ -327,21 +280,8 @@ static void add_list_items(cs_strlist *l, const char *value)
 /* "64M", "1G", "512K" or plain bytes (binary units). */
 static int parse_size(const char *value, uint64_t *out, const opt_def *o, const char *origin, cs_err *e)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    uint64_t mult = 1;
-    if (end && *end && !end[1]) {
-        switch (*end) {
-        case 'k': case 'K': mult = 1ull << 10; end++; break;
-        case 'm': case 'M': mult = 1ull << 20; end++; break;
-        case 'g': case 'G': mult = 1ull << 30; end++; break;
-        default: break;
-        }
-    }
-    if (errno || !*value || value[0] == '-' || !end || *end || v > (UINT64_MAX >> 30))
+    if (cs_parse_size(value, out, e))
         return cs_err_set(e, CS_E_INVAL, "%s: --%s wants a size such as 64M, not \"%s\"", origin, o->flag, value);
-    *out = (uint64_t)v * mult;
     return 0;
 }
 
@@ -386,6 +326,9 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
         int rc = cs_parse_duration(value, (double *)(void *)field, e);
         return rc ? cs_err_prefix(e, "%s: --%s", origin, o->flag) : 0;
     }
+    case OPT_STORAGE:
+        cs_kvlist_set((cs_kvlist *)(void *)field, o->key, value);
+        return 0;
     }
     return cs_err_set(e, CS_E_INVAL, "bad option table");
 }
@@ -406,10 +349,16 @@ static const opt_def *find_short(char c)
     return NULL;
 }
 
+bool cs_config_takes(const char *cmd, const char *flag)
+{
+    const opt_def *o = find_flag(flag, strlen(flag));
+    return o && cmd && applies_to(o, cmd);
+}
+
 static const opt_def *find_ini(const char *section, const char *key)
 {
     for (size_t i = 0; i < N_OPTIONS; i++)
-        if (options[i].section && !strcmp(options[i].section, section) && !strcmp(options[i].key, key))
+        if (options[i].section && !strcmp(options[i].section, section) && !strcmp(ini_key(&options[i]), key))
             return &options[i];
     return NULL;
 }
@@ -513,11 +462,18 @@ static const char *find_config_path(int argc, char **argv)
     return path ? path : env && *env ? env : NULL;
 }
 
+/* An option's default: a request field's comes from the op table (the
+ * one place a JSON request gets it from too), the others' from this one. */
+static const char *default_of(const opt_def *o)
+{
+    return o->scope == SCOPE_REQUEST ? cs_op_field_default(o->field) : o->def;
+}
+
 static int apply_defaults(cs_config *cfg, cs_err *e)
 {
     for (size_t i = 0; i < N_OPTIONS; i++)
-        if (options[i].def) {
-            int rc = set_value(cfg, &options[i], options[i].def, true, "default", e);
+        if (default_of(&options[i])) {
+            int rc = set_value(cfg, &options[i], default_of(&options[i]), true, "default", e);
             if (rc)
                 return rc;
         }
@@ -605,6 +561,20 @@ static int apply_default_files(cs_config *cfg, cs_err *e)
     return rc;
 }
 
+/* How many words may follow a command: a sub-command word, and the word
+ * an operation of it takes (key public FILE). */
+static size_t max_words(const char *command)
+{
+    size_t n, most = 0;
+    const cs_op_def *ops = cs_ops_all(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ops[i].command, command)) {
+            size_t words = (ops[i].sub ? 1u : 0u) + (ops[i].positional ? 1u : 0u);
+            most = words > most ? words : most;
+        }
+    return most;
+}
+
 static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
 {
     bool seen_list[N_OPTIONS] = { false };
@@ -641,12 +611,8 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
                 return cs_err_set(e, CS_E_INVAL, "unknown command \"%s\" (try cassette --help)", arg);
             cfg->command = cs_strdup(arg);
             continue;
-        } else if (!strcmp(cfg->command, "key") && cfg->args.n < 2) {
-            cs_strlist_add(&cfg->args, arg); /* key generate | key public FILE */
-            continue;
-        } else if ((!strcmp(cfg->command, "catalog") || !strcmp(cfg->command, "migrate") ||
-                    !strcmp(cfg->command, "schema")) && cfg->args.n < 1) {
-            cs_strlist_add(&cfg->args, arg); /* catalog rebuild, migrate status, schema dump */
+        } else if (cfg->args.n < max_words(cfg->command)) {
+            cs_strlist_add(&cfg->args, arg); /* key generate, key public FILE, migrate status, ... */
             continue;
         } else {
             return cs_err_set(e, CS_E_INVAL, "unexpected argument \"%s\"", arg);
@@ -701,17 +667,6 @@ static int check_applicable(int argc, char **argv, const cs_config *cfg, cs_err 
 /* Usage mistakes that involve more than one option. */
 static int check_combinations(const cs_config *cfg, cs_err *e)
 {
-    if (!strcmp(cfg->command, "verify") && cfg->sample) {
-        char *end = NULL;
-        double v = strtod(cfg->sample, &end);
-        if (!cfg->deep)
-            return cs_err_set(e, CS_E_INVAL, "--sample needs --deep (a fast verify checks every object already)");
-        if (end == cfg->sample || *end || !(v > 0 && v <= 100))
-            return cs_err_set(e, CS_E_INVAL, "--sample wants a percentage above 0 and at most 100, not \"%s\"",
-                              cfg->sample);
-    }
-    if (cfg->lock_stale > 0 && cfg->lock_stale < 4)
-        return cs_err_set(e, CS_E_INVAL, "--lock-stale must be at least 4s");
     if (cfg->quiet && cfg->verbose)
         return cs_err_set(e, CS_E_INVAL, "--quiet and --verbose contradict each other");
     return 0;
@@ -732,21 +687,12 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
         rc = parse_args(argc, argv, cfg, e);
     if (!rc)
         rc = check_applicable(argc, argv, cfg, e);
-    if (!rc && cfg->command && !strcmp(cfg->command, "key") && !cfg->help &&
-        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "generate")) &&
-        !(cfg->args.n == 2 && !strcmp(cfg->args.items[0], "public")))
-        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette key generate [-o FILE] | cassette key public FILE");
+    if (!rc && cfg->command && !cfg->help && !cs_config_op(cfg)) {
+        const cmd_def *c = cs_command_find(cfg->command);
+        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette %s %s", c->name, c->synopsis);
+    }
     if (!rc && cfg->command && !cfg->help)
         rc = check_combinations(cfg, e);
-    if (!rc && cfg->command && !strcmp(cfg->command, "catalog") && !cfg->help &&
-        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "rebuild")))
-        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette catalog rebuild --repo PATH");
-    if (!rc && cfg->command && !strcmp(cfg->command, "schema") && !cfg->help &&
-        !(cfg->args.n == 1 && !strcmp(cfg->args.items[0], "dump")))
-        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette schema dump [--keyspace KS]...");
-    if (!rc && cfg->command && !strcmp(cfg->command, "migrate") && !cfg->help &&
-        !(cfg->args.n == 0 || (cfg->args.n == 1 && !strcmp(cfg->args.items[0], "status"))))
-        rc = cs_err_set(e, CS_E_INVAL, "usage: cassette migrate [status] --dir DIR --keyspace KS");
     if (!rc && (cfg->cql_port < 1 || cfg->cql_port > 65535))
         rc = cs_err_set(e, CS_E_INVAL, "CQL port %ld is out of range", cfg->cql_port);
     return rc;
@@ -762,6 +708,8 @@ void cs_config_free(cs_config *cfg)
             *s = NULL;
         } else if (options[i].type == OPT_LIST) {
             cs_strlist_free((cs_strlist *)(void *)field);
+        } else if (options[i].type == OPT_STORAGE) {
+            cs_kvlist_free((cs_kvlist *)(void *)field); /* the same list for every row: freed once */
         }
     }
     free(cfg->command);
@@ -790,19 +738,19 @@ static const struct exit_def {
 
 static const cmd_def *find_command(const char *name)
 {
-    for (size_t i = 0; name && i < N_COMMANDS; i++)
-        if (!strcmp(commands[i].name, name))
-            return &commands[i];
+    for (size_t i = 0; name && i < n_cmds(); i++)
+        if (!strcmp(cmds()[i].name, name))
+            return &cmds()[i];
     return NULL;
 }
 
 static size_t n_commands_of(const opt_def *o)
 {
     if (!strcmp(o->commands, "*"))
-        return N_COMMANDS;
+        return n_cmds();
     size_t n = 0;
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        n += applies_to(o, commands[i].name);
+    for (size_t i = 0; i < n_cmds(); i++)
+        n += applies_to(o, cmds()[i].name);
     return n;
 }
 
@@ -810,7 +758,7 @@ static size_t n_commands_of(const opt_def *o)
 static bool in_synopsis(const cmd_def *c, const char *flag)
 {
     size_t n = strlen(flag);
-    for (const char *p = c->args; (p = strstr(p, "--")) != NULL; p += 2)
+    for (const char *p = c->synopsis; (p = strstr(p, "--")) != NULL; p += 2)
         if (!strncmp(p + 2, flag, n) && !isalnum((unsigned char)p[2 + n]) && p[2 + n] != '-')
             return true;
     return false;
@@ -836,12 +784,12 @@ static void print_option(FILE *out, const opt_def *o)
     snprintf(left, sizeof left, "%s%c%s--%s%s", o->short_flag ? "-" : "", o->short_flag ? o->short_flag : ' ',
              o->short_flag ? ", " : "  ", o->flag, takes_value(o) ? " VALUE" : "");
     fprintf(out, "  %-28s %s", left, o->help);
-    if (o->def)
-        fprintf(out, " [default: %s]", o->def);
+    if (default_of(o))
+        fprintf(out, " [default: %s]", default_of(o));
     if (o->env)
         fprintf(out, " [env: %s]", o->env);
     if (o->section)
-        fprintf(out, " [file: %s.%s]", o->section, o->key);
+        fprintf(out, " [file: %s.%s]", o->section, ini_key(o));
     fputc('\n', out);
 }
 
@@ -865,7 +813,7 @@ void cs_config_usage(FILE *out, const char *cmd)
 {
     const cmd_def *c = find_command(cmd);
     if (c) {
-        fprintf(out, "usage: cassette %s %s\n\n%s\n", c->name, c->args, c->help);
+        fprintf(out, "usage: cassette %s %s\n\n%s\n", c->name, c->synopsis, c->summary);
         char title[64];
         snprintf(title, sizeof title, "options of %s", c->name);
         print_group(out, c, GROUP_OWN, title);
@@ -875,8 +823,8 @@ void cs_config_usage(FILE *out, const char *cmd)
     }
     fprintf(out, "usage: cassette [options] COMMAND [options]\n\n"
                  "cassette backs up and restores Apache Cassandra nodes.\n\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+    for (size_t i = 0; i < n_cmds(); i++)
+        fprintf(out, "  %-8s %s\n", cmds()[i].name, cmds()[i].summary);
     fprintf(out, "  %-8s %s\n", "help", "cassette help COMMAND (or COMMAND --help) shows that command's options first");
     fprintf(out, "\noptions:\n");
     for (size_t i = 0; i < N_OPTIONS; i++)
@@ -919,9 +867,9 @@ static void man_option(FILE *out, const opt_def *o)
         roff(out, o->commands);
         fputs(".", out);
     }
-    if (o->def) {
+    if (default_of(o)) {
         fputs(" Default: ", out);
-        roff(out, o->def);
+        roff(out, default_of(o));
         fputs(".", out);
     }
     if (o->env) {
@@ -930,7 +878,7 @@ static void man_option(FILE *out, const opt_def *o)
         fputs(".", out);
     }
     if (o->section)
-        fprintf(out, " Config file: [%s] %s.", o->section, o->key);
+        fprintf(out, " Config file: [%s] %s.", o->section, ini_key(o));
     fputc('\n', out);
 }
 
@@ -953,11 +901,11 @@ void cs_config_man(FILE *out, const char *version)
           "Bad input gets one line on standard error starting with \\(lqcassette:\\(rq.\n"
           ".SH COMMANDS\n",
           out);
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        fprintf(out, ".TP\n\\fB%s\\fR ", commands[i].name);
-        roff(out, commands[i].args);
+    for (size_t i = 0; i < n_cmds(); i++) {
+        fprintf(out, ".TP\n\\fB%s\\fR ", cmds()[i].name);
+        roff(out, cmds()[i].synopsis);
         fputc('\n', out);
-        roff(out, commands[i].help);
+        roff(out, cmds()[i].summary);
         fputs(".\n", out);
     }
     fputs(".TP\n\\fBhelp\\fR \\fICOMMAND\\fR\nThe options of one command, its own first (also \\fICOMMAND\\fR "
@@ -984,7 +932,7 @@ void cs_config_man(FILE *out, const char *version)
  * ("generate", "[status]") that are not the value of an option. */
 static void print_sub_words(FILE *out, const cmd_def *c)
 {
-    const char *p = c->args;
+    const char *p = c->synopsis;
     bool after_option = false, first = true;
     while (*p) {
         size_t n = strcspn(p, " ");
@@ -1050,17 +998,17 @@ void cs_config_completion_bash(FILE *out)
           out);
     print_flags(out, NULL, false, " ");
     fputs("'; words='", out);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "%s ", commands[i].name);
+    for (size_t i = 0; i < n_cmds(); i++)
+        fprintf(out, "%s ", cmds()[i].name);
     fputs("help' ;;\n        help) words='", out);
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "%s%s", i ? " " : "", commands[i].name);
+    for (size_t i = 0; i < n_cmds(); i++)
+        fprintf(out, "%s%s", i ? " " : "", cmds()[i].name);
     fputs("' ;;\n", out);
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        fprintf(out, "        %s) opts='", commands[i].name);
-        print_flags(out, commands[i].name, false, " ");
+    for (size_t i = 0; i < n_cmds(); i++) {
+        fprintf(out, "        %s) opts='", cmds()[i].name);
+        print_flags(out, cmds()[i].name, false, " ");
         fputs("'; words='", out);
-        print_sub_words(out, &commands[i]);
+        print_sub_words(out, &cmds()[i]);
         fputs("' ;;\n", out);
     }
     fputs("    esac\n"
@@ -1072,4 +1020,182 @@ void cs_config_completion_bash(FILE *out)
           "}\n"
           "complete -o default -F _cassette cassette\n",
           out);
+}
+
+/* ---- from the config to an operation: its request, the host ---- */
+
+const cs_op_def *cs_config_op(const cs_config *cfg)
+{
+    if (!cfg->command)
+        return NULL;
+    const char *sub = cs_command_has_subs(cfg->command) && cfg->args.n ? cfg->args.items[0] : NULL;
+    const cs_op_def *op = cs_op_find_command(cfg->command, sub);
+    size_t words = op ? (op->sub ? 1u : 0u) + (op->positional ? 1u : 0u) : 0;
+    return op && cfg->args.n == words ? op : NULL;
+}
+
+static const opt_def *option_of_field(const char *field, enum opt_scope scope)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].scope == scope && !strcmp(options[i].field, field))
+            return &options[i];
+    return NULL;
+}
+
+/* Copy the option's value in cfg to the field f of dst (a request or the
+ * host): the same type, or text the field parses (--sample). */
+static int copy_value(const cs_config *cfg, const opt_def *o, const cs_field *f, void *dst, cs_err *e)
+{
+    const char *src = (const char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_STR: {
+        const char *s = *(char *const *)(const void *)src;
+        return s ? cs_field_set_text(f, dst, s, e) : 0;
+    }
+    case OPT_INT:
+        if (f->type != CS_F_INT)
+            break;
+        *CS_FIELD_PTR(long, dst, f) = *(const long *)(const void *)src;
+        return 0;
+    case OPT_LIST: {
+        if (f->type != CS_F_STRLIST)
+            break;
+        const cs_strlist *l = (const cs_strlist *)(const void *)src;
+        for (size_t i = 0; i < l->n; i++)
+            cs_strlist_add(CS_FIELD_PTR(cs_strlist, dst, f), l->items[i]);
+        return 0;
+    }
+    case OPT_FLAG:
+        if (f->type != CS_F_BOOL)
+            break;
+        *CS_FIELD_PTR(bool, dst, f) = *(const bool *)(const void *)src;
+        return 0;
+    case OPT_SIZE:
+        if (f->type != CS_F_SIZE)
+            break;
+        *CS_FIELD_PTR(uint64_t, dst, f) = *(const uint64_t *)(const void *)src;
+        return 0;
+    case OPT_DURATION:
+        if (f->type != CS_F_DURATION)
+            break;
+        *CS_FIELD_PTR(double, dst, f) = *(const double *)(const void *)src;
+        return 0;
+    case OPT_STORAGE: {
+        if (f->type != CS_F_SETTINGS)
+            break;
+        const cs_kvlist *l = (const cs_kvlist *)(const void *)src;
+        for (size_t i = 0; i < l->n; i++)
+            cs_kvlist_set(CS_FIELD_PTR(cs_kvlist, dst, f), l->items[i].name, l->items[i].value);
+        return 0;
+    }
+    case OPT_COUNT:
+        break;
+    }
+    return cs_err_set(e, CS_E_INVAL, "option --%s does not fit field %s (a bug)", o->flag, f->name);
+}
+
+int cs_config_request(const cs_config *cfg, const cs_op_def *op, void *req, cs_err *e)
+{
+    for (size_t i = 0; i < op->n_fields; i++) {
+        const cs_field *f = &op->fields[i];
+        if (op->positional && !strcmp(f->name, op->positional)) {
+            int rc = cs_field_set_text(f, req, cfg->args.items[cfg->args.n - 1], e);
+            if (rc)
+                return rc;
+            continue;
+        }
+        const opt_def *o = option_of_field(f->name, SCOPE_REQUEST);
+        if (!o)
+            return cs_err_set(e, CS_E_INVAL, "no option sets %s of %s (a bug)", f->name, op->name);
+        int rc = copy_value(cfg, o, f, req, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cs_config_host(const cs_config *cfg, cs_host *host, cs_err *e)
+{
+    size_t n;
+    const cs_field *fields = cs_host_fields(&n);
+    memset(host, 0, sizeof *host);
+    for (size_t i = 0; i < n; i++) {
+        const opt_def *o = option_of_field(fields[i].name, SCOPE_HOST);
+        int rc = o ? copy_value(cfg, o, &fields[i], host, e)
+                   : cs_err_set(e, CS_E_INVAL, "no option sets the host's %s (a bug)", fields[i].name);
+        if (rc) {
+            cs_host_free(host);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Where a message has always named the environment variable too. */
+static const struct {
+    const char *field, *text;
+} mentions[] = {
+    { "identity", "--identity (or CASSETTE_IDENTITY)" },
+};
+
+const char *cs_config_namer(const char *field, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < sizeof mentions / sizeof mentions[0]; i++)
+        if (!strcmp(mentions[i].field, field))
+            return mentions[i].text;
+    static _Thread_local char flag[64];
+    const opt_def *o = option_of_field(field, SCOPE_REQUEST);
+    if (!o)
+        o = option_of_field(field, SCOPE_HOST);
+    for (size_t i = 0; !o && i < N_OPTIONS; i++) /* a storage driver's option: {s3.part_size} */
+        if (options[i].type == OPT_STORAGE && !strcmp(options[i].key, field))
+            o = &options[i];
+    if (!o)
+        return NULL;
+    snprintf(flag, sizeof flag, "--%s", o->flag);
+    return flag;
+}
+
+bool cs_config_check_tables(char *why, size_t cap)
+{
+    size_t n_ops, n_host;
+    const cs_op_def *ops = cs_ops_all(&n_ops);
+    const cs_field *host = cs_host_fields(&n_host);
+    why[0] = '\0';
+    /* Every field is set by an option (or the word after a sub-command) of its scope and type. */
+    for (size_t i = 0; i < n_ops && !why[0]; i++)
+        for (size_t j = 0; j < ops[i].n_fields && !why[0]; j++) {
+            const cs_field *f = &ops[i].fields[j];
+            const char *def = cs_op_field_default(f->name);
+            if ((def || f->def) && (!def || !f->def || strcmp(def, f->def)))
+                snprintf(why, cap, "field %s of %s has another default than elsewhere", f->name, ops[i].name);
+            else if (!(ops[i].positional && !strcmp(ops[i].positional, f->name)) &&
+                     !option_of_field(f->name, SCOPE_REQUEST))
+                snprintf(why, cap, "no option sets field %s of %s", f->name, ops[i].name);
+        }
+    for (size_t j = 0; j < n_host && !why[0]; j++)
+        if (!option_of_field(host[j].name, SCOPE_HOST))
+            snprintf(why, cap, "no option sets the host's %s", host[j].name);
+    /* Every request or host option reaches a field: of an operation of each
+     * command it applies to, or of the host. */
+    for (size_t i = 0; i < N_OPTIONS && !why[0]; i++) {
+        const opt_def *o = &options[i];
+        if (o->scope == SCOPE_HOST && !cs_fields_find(host, n_host, o->field))
+            snprintf(why, cap, "--%s is host-local but the host has no field %s", o->flag, o->field);
+        if (o->scope != SCOPE_REQUEST)
+            continue;
+        for (size_t c = 0; c < n_cmds() && !why[0]; c++) {
+            if (!applies_to(o, cmds()[c].name))
+                continue;
+            bool found = false;
+            for (size_t k = 0; k < n_ops && !found; k++)
+                found = !strcmp(ops[k].command, cmds()[c].name) &&
+                        cs_fields_find(ops[k].fields, ops[k].n_fields, o->field);
+            if (!found)
+                snprintf(why, cap, "--%s applies to %s, whose request has no field %s", o->flag, cmds()[c].name,
+                         o->field);
+        }
+    }
+    return !why[0];
 }

@@ -1,0 +1,468 @@
+/* optable.c - the table of operations (see the header): each operation's
+ * request fields and checks, how it runs, its document and its verdict;
+ * and the commands as --help shows them. */
+#include "ops/optable.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cassandra/node.h"
+#include "common/buf.h"
+#include "ops/ops.h"
+#include "ops/results.h"
+
+/* ---- the fields' own checks ---- */
+
+static int check_backup_name(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *name = *CS_FIELD_CPTR(char *, req, f);
+    if (name && !cs_repo_is_valid_backup_name(name))
+        return cs_err_set(e, CS_E_USAGE, "invalid backup name \"%s\" (letters, digits, '.', '_' and '-')", name);
+    return 0;
+}
+
+static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
+{
+    const cs_strlist *l = CS_FIELD_CPTR(cs_strlist, req, f);
+    for (size_t i = 0; i < l->n; i++)
+        if (!cs_node_is_valid_name(l->items[i]))
+            return cs_err_set(e, CS_E_USAGE, "invalid keyspace name \"%s\"", l->items[i]);
+    return 0;
+}
+
+static int check_percent(const cs_field *f, const void *req, cs_err *e)
+{
+    double v = *CS_FIELD_CPTR(double, req, f);
+    if (!isnan(v) && !(v > 0 && v <= 100))
+        return cs_err_set(e, CS_E_USAGE, "{%s} wants %s, not \"%g\"", f->name, f->what, v);
+    return 0;
+}
+
+/* Holders refresh a lock every quarter of it: less than 4 s would be a
+ * refresh per second. 0: the default. */
+static int check_lock_stale(const cs_field *f, const void *req, cs_err *e)
+{
+    double v = *CS_FIELD_CPTR(double, req, f);
+    if (v > 0 && v < 4)
+        return cs_err_set(e, CS_E_USAGE, "{%s} must be at least 4s", f->name);
+    return 0;
+}
+
+/* ---- the requests' fields ---- */
+
+#define FIELD(T, name, type, def, flags, min, max, values, what, needs, check) \
+    { #name, type, offsetof(T, name), def, flags, min, max, values, what, needs, check }
+#define STR(T, name) FIELD(T, name, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, NULL)
+#define BOOL(T, name) FIELD(T, name, CS_F_BOOL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL)
+#define LIST(T, name) FIELD(T, name, CS_F_STRLIST, NULL, 0, 0, 0, NULL, NULL, NULL, NULL)
+#define REPO(T) FIELD(T, repo, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, NULL, NULL)
+#define KEYSPACES(T) FIELD(T, keyspaces, CS_F_STRLIST, NULL, 0, 0, 0, NULL, NULL, NULL, check_keyspace_names)
+#define JOBS(T) FIELD(T, jobs, CS_F_INT, "4", 0, 1, 64, NULL, NULL, NULL, NULL)
+#define LOCK_WAIT(T) FIELD(T, lock_wait, CS_F_DURATION, "10m", 0, 0, 0, NULL, NULL, NULL, NULL)
+#define LOCK_STALE(T) FIELD(T, lock_stale, CS_F_DURATION, "30m", 0, 0, 0, NULL, NULL, NULL, check_lock_stale)
+#define GRACE(T) FIELD(T, grace, CS_F_DURATION, "24h", 0, 0, 0, NULL, NULL, NULL, NULL)
+#define KEEP(T, name) FIELD(T, name, CS_F_INT, NULL, 0, 0, 1000000, NULL, NULL, NULL, NULL)
+#define N(a) (sizeof a / sizeof a[0])
+
+static const cs_field init_fields[] = {
+    REPO(cs_init_req),
+    LIST(cs_init_req, recipients),
+    BOOL(cs_init_req, no_encryption),
+};
+
+static const cs_field backup_fields[] = {
+    REPO(cs_backup_req),
+    FIELD(cs_backup_req, name, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_backup_name),
+    KEYSPACES(cs_backup_req),
+    FIELD(cs_backup_req, zstd_level, CS_F_INT, "1", 0, 1, 19, NULL, "a zstd level between 1 and 19", NULL, NULL),
+    JOBS(cs_backup_req),
+    BOOL(cs_backup_req, init),
+    LIST(cs_backup_req, recipients),
+    BOOL(cs_backup_req, no_encryption),
+    LOCK_WAIT(cs_backup_req),
+    LOCK_STALE(cs_backup_req),
+};
+
+static const cs_field list_fields[] = {
+    REPO(cs_list_req),
+};
+
+static const cs_field status_fields[] = {
+    REPO(cs_status_req),
+    FIELD(cs_status_req, max_age, CS_F_DURATION, NULL, 0, 0, 0, NULL, NULL, NULL, NULL),
+};
+
+static const cs_field restore_fields[] = {
+    REPO(cs_restore_req),
+    FIELD(cs_restore_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " NAME (see cassette list)",
+          NULL),
+    LIST(cs_restore_req, keyspaces),
+    LIST(cs_restore_req, tables),
+    FIELD(cs_restore_req, mode, CS_F_ENUM, "import", 0, 0, 0, "import|replace", NULL, NULL, NULL),
+    BOOL(cs_restore_req, fail_fast),
+    JOBS(cs_restore_req),
+    LOCK_WAIT(cs_restore_req),
+    LOCK_STALE(cs_restore_req),
+};
+
+static const cs_field verify_fields[] = {
+    REPO(cs_verify_req),
+    STR(cs_verify_req, backup),
+    BOOL(cs_verify_req, deep),
+    FIELD(cs_verify_req, sample, CS_F_NUMBER, NULL, 0, 0, 0, NULL, "a percentage above 0 and at most 100", NULL,
+          check_percent),
+    JOBS(cs_verify_req),
+    LOCK_WAIT(cs_verify_req),
+    LOCK_STALE(cs_verify_req),
+};
+
+static const cs_field purge_fields[] = {
+    REPO(cs_purge_req),
+    KEEP(cs_purge_req, keep_last),
+    KEEP(cs_purge_req, keep_hourly),
+    KEEP(cs_purge_req, keep_daily),
+    KEEP(cs_purge_req, keep_weekly),
+    KEEP(cs_purge_req, keep_monthly),
+    FIELD(cs_purge_req, keep_within, CS_F_DURATION, NULL, 0, 0, 0, NULL, NULL, NULL, NULL),
+    GRACE(cs_purge_req),
+    BOOL(cs_purge_req, dry_run),
+    LOCK_WAIT(cs_purge_req),
+    LOCK_STALE(cs_purge_req),
+};
+
+static const cs_field delete_fields[] = {
+    REPO(cs_delete_req),
+    FIELD(cs_delete_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " NAME", check_backup_name),
+    BOOL(cs_delete_req, dry_run),
+    BOOL(cs_delete_req, force),
+    GRACE(cs_delete_req),
+    LOCK_WAIT(cs_delete_req),
+    LOCK_STALE(cs_delete_req),
+};
+
+static const cs_field cleanup_fields[] = {
+    FIELD(cs_cleanup_req, aside, CS_F_BOOL, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL,
+          " (what replace restores moved aside; see cassette status)", NULL),
+    BOOL(cs_cleanup_req, dry_run),
+};
+
+static const cs_field migrate_fields[] = {
+    FIELD(cs_migrate_req, dir, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " (the directory of .cql files)",
+          NULL),
+    KEYSPACES(cs_migrate_req),
+    BOOL(cs_migrate_req, dry_run),
+    BOOL(cs_migrate_req, force_checksum),
+    FIELD(cs_migrate_req, cql_consistency, CS_F_STRING, "LOCAL_QUORUM", 0, 0, 0, NULL, NULL, NULL, NULL),
+    LOCK_WAIT(cs_migrate_req),
+};
+
+static const cs_field schema_fields[] = {
+    KEYSPACES(cs_schema_req),
+};
+
+static const cs_field key_generate_fields[] = {
+    STR(cs_key_generate_req, output),
+};
+
+static const cs_field key_public_fields[] = {
+    FIELD(cs_key_public_req, file, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, NULL, NULL),
+};
+
+/* ---- checks across fields ---- */
+
+static int check_init(const void *req, cs_err *e)
+{
+    const cs_init_req *r = req;
+    return cs_ops_check_new_repo(&r->recipients, r->no_encryption, e);
+}
+
+/* Only init may make a repository, and then as init would. */
+static int check_backup(const void *req, cs_err *e)
+{
+    const cs_backup_req *r = req;
+    return r->init ? cs_ops_check_new_repo(&r->recipients, r->no_encryption, e) : 0;
+}
+
+static int check_verify(const void *req, cs_err *e)
+{
+    const cs_verify_req *r = req;
+    if (!isnan(r->sample) && !r->deep) {
+        cs_err_set(e, CS_E_USAGE, "{sample} needs {deep} (a fast verify checks every object already)");
+        return cs_err_field(e, "sample");
+    }
+    return 0;
+}
+
+static int check_migrate(const void *req, cs_err *e)
+{
+    const cs_migrate_req *r = req;
+    if (r->keyspaces.n != 1) {
+        cs_err_set(e, CS_E_USAGE, "migrate needs one {keyspaces} (where the tracking table lives)");
+        return cs_err_field(e, "keyspaces");
+    }
+    return 0;
+}
+
+/* ---- the operations ---- */
+
+/* Typed functions behind the table's untyped ones. */
+#define RUN(fn, Req, Res)                                                                                  \
+    static int run_##fn(cs_job *job, const cs_host *host, const void *req, void *res, cs_err *e)           \
+    {                                                                                                      \
+        return cs_op_##fn(job, host, (const Req *)req, (Res *)res, e);                                     \
+    }
+#define DOC(fn, json, Req, Res)                                                                            \
+    static json_t *doc_##fn(const void *req, const void *res)                                              \
+    {                                                                                                      \
+        return json((const Req *)req, (const Res *)res);                                                   \
+    }
+#define FREE(fn, Res)                                                                                      \
+    static void free_##fn(void *res)                                                                       \
+    {                                                                                                      \
+        cs_##fn##_free((Res *)res);                                                                        \
+    }
+#define VERDICT(fn, Req, Res)                                                                              \
+    static int verdict_##fn(const void *req, const void *res, cs_err *e)                                   \
+    {                                                                                                      \
+        return cs_op_##fn##_verdict((const Req *)req, (const Res *)res, e);                                \
+    }
+
+RUN(init, cs_init_req, cs_init_result)
+RUN(backup, cs_backup_req, cs_backup_result)
+RUN(list, cs_list_req, cs_list_result)
+RUN(status, cs_status_req, cs_status_result)
+RUN(restore, cs_restore_req, cs_restore_result)
+RUN(verify, cs_verify_req, cs_verify_result)
+RUN(purge, cs_purge_req, cs_purge_result)
+RUN(delete, cs_delete_req, cs_delete_result)
+RUN(catalog_rebuild, cs_list_req, cs_list_result)
+RUN(migrate, cs_migrate_req, cs_migrate_result)
+RUN(migrate_status, cs_migrate_req, cs_migrate_result)
+RUN(schema_dump, cs_schema_req, cs_schema_result)
+RUN(key_generate, cs_key_generate_req, cs_key_result)
+RUN(key_public, cs_key_public_req, cs_key_public_result)
+RUN(cleanup, cs_cleanup_req, cs_cleanup_result)
+
+DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
+DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
+DOC(list, cs_list_result_json, cs_list_req, cs_list_result)
+DOC(status, cs_status_result_json, cs_status_req, cs_status_result)
+DOC(restore, cs_restore_result_json, cs_restore_req, cs_restore_result)
+DOC(verify, cs_verify_result_json, cs_verify_req, cs_verify_result)
+DOC(purge, cs_purge_result_json, cs_purge_req, cs_purge_result)
+DOC(delete, cs_delete_result_json, cs_delete_req, cs_delete_result)
+DOC(migrate, cs_migrate_result_json, cs_migrate_req, cs_migrate_result)
+DOC(schema, cs_schema_result_json, cs_schema_req, cs_schema_result)
+DOC(key_generate, cs_key_result_json, cs_key_generate_req, cs_key_result)
+DOC(key_public, cs_key_public_result_json, cs_key_public_req, cs_key_public_result)
+DOC(cleanup, cs_cleanup_result_json, cs_cleanup_req, cs_cleanup_result)
+
+FREE(init_result, cs_init_result)
+FREE(backup_result, cs_backup_result)
+FREE(list_result, cs_list_result)
+FREE(status_result, cs_status_result)
+FREE(restore_result, cs_restore_result)
+FREE(verify_result, cs_verify_result)
+FREE(purge_result, cs_purge_result)
+FREE(delete_result, cs_delete_result)
+FREE(migrate_result, cs_migrate_result)
+FREE(schema_result, cs_schema_result)
+FREE(key_result, cs_key_result)
+FREE(key_public_result, cs_key_public_result)
+FREE(cleanup_result, cs_cleanup_result)
+
+VERDICT(status, cs_status_req, cs_status_result)
+VERDICT(restore, cs_restore_req, cs_restore_result)
+VERDICT(verify, cs_verify_req, cs_verify_result)
+
+#define OP(name, command, sub, positional, summary, fields, Req, Res, check, run, doc, verdict, free)  \
+    { name, command, sub, positional, summary, fields, N(fields), sizeof(Req), sizeof(Res), check, run, doc, \
+      verdict, free }
+
+static const cs_op_def ops[] = {
+    OP("init", "init", NULL, NULL, "create an empty repository", init_fields, cs_init_req, cs_init_result,
+       check_init, run_init, doc_init, NULL, free_init_result),
+    OP("backup", "backup", NULL, NULL, "snapshot the node and store every new file once", backup_fields,
+       cs_backup_req, cs_backup_result, check_backup, run_backup, doc_backup, NULL, free_backup_result),
+    OP("list", "list", NULL, NULL, "list the backups in a repository", list_fields, cs_list_req, cs_list_result, NULL,
+       run_list, doc_list, NULL, free_list_result),
+    OP("restore", "restore", NULL, NULL, "bring a backup back into a node", restore_fields, cs_restore_req,
+       cs_restore_result, NULL, run_restore, doc_restore, verdict_restore, free_restore_result),
+    OP("verify", "verify", NULL, NULL, "check that every object a backup needs is there", verify_fields,
+       cs_verify_req, cs_verify_result, check_verify, run_verify, doc_verify, verdict_verify, free_verify_result),
+    OP("purge", "purge", NULL, NULL, "remove backups that retention does not keep, then objects no backup needs",
+       purge_fields, cs_purge_req, cs_purge_result, NULL, run_purge, doc_purge, NULL, free_purge_result),
+    OP("status", "status", NULL, NULL, "the repository at a glance: nodes, newest backups, sizes, locks",
+       status_fields, cs_status_req, cs_status_result, NULL, run_status, doc_status, verdict_status,
+       free_status_result),
+    OP("delete", "delete", NULL, NULL, "remove one backup", delete_fields, cs_delete_req, cs_delete_result, NULL,
+       run_delete, doc_delete, NULL, free_delete_result),
+    OP("catalog rebuild", "catalog", "rebuild", NULL, "recreate the local catalog from the repository alone",
+       list_fields, cs_list_req, cs_list_result, NULL, run_catalog_rebuild, doc_list, NULL, free_list_result),
+    OP("migrate", "migrate", NULL, NULL, "apply pending migration files in order, each once", migrate_fields,
+       cs_migrate_req, cs_migrate_result, check_migrate, run_migrate, doc_migrate, NULL, free_migrate_result),
+    OP("migrate status", "migrate", "status", NULL, "which migration files are applied, changed or pending",
+       migrate_fields, cs_migrate_req, cs_migrate_result, check_migrate, run_migrate_status, doc_migrate, NULL,
+       free_migrate_result),
+    OP("schema dump", "schema", "dump", NULL, "the schema as DESCRIBE SCHEMA gives it, ready to replay",
+       schema_fields, cs_schema_req, cs_schema_result, NULL, run_schema_dump, doc_schema, NULL, free_schema_result),
+    OP("key generate", "key", "generate", NULL, "make an age identity", key_generate_fields, cs_key_generate_req,
+       cs_key_result, NULL, run_key_generate, doc_key_generate, NULL, free_key_result),
+    OP("key public", "key", "public", "file", "print the public keys of an identity file", key_public_fields,
+       cs_key_public_req, cs_key_public_result, NULL, run_key_public, doc_key_public, NULL, free_key_public_result),
+    OP("cleanup", "cleanup", NULL, NULL, "remove what replace restores moved aside", cleanup_fields, cs_cleanup_req,
+       cs_cleanup_result, NULL, run_cleanup, doc_cleanup, NULL, free_cleanup_result),
+};
+
+/* The commands as --help shows them, in its order. */
+static const cs_command_def commands[] = {
+    { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
+      "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
+    { "backup", "--repo PATH [--name NAME] [--keyspace KS]...", "snapshot the node and store every new file once" },
+    { "list", "--repo PATH [--json]", "list the backups in a repository" },
+    { "restore",
+      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
+      "bring a backup back into a node" },
+    { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
+      "check that every object a backup needs is there (exit 0: all good, 3: damage found, 1: cannot run, "
+      "2: usage)" },
+    { "purge", "--repo PATH [--keep-last N] [--keep-hourly|daily|weekly|monthly N] [--keep-within D] [--dry-run]",
+      "remove backups that retention does not keep, then objects no backup needs" },
+    { "status", "--repo PATH [--json]", "the repository at a glance: nodes, newest backups, sizes, locks" },
+    { "delete", "--repo PATH --backup NAME [--dry-run] [--force]",
+      "remove one backup (its objects that no other backup uses go with the next purge, after the grace period)" },
+    { "catalog", "rebuild --repo PATH", "recreate the local catalog from the repository alone" },
+    { "migrate", "[status] --dir DIR --keyspace KS [--dry-run] [--force-checksum]",
+      "apply <timestamp>_<name>.cql files in order, each once, recorded in KS.cassette_migrations" },
+    { "schema", "dump [--keyspace KS]...", "print the schema as DESCRIBE SCHEMA gives it, ready to replay" },
+    { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
+    { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
+      "remove what replace restores moved aside, once the restore is trusted" },
+};
+
+const cs_op_def *cs_ops_all(size_t *n)
+{
+    *n = N(ops);
+    return ops;
+}
+
+const cs_op_def *cs_op_find(const char *name)
+{
+    for (size_t i = 0; name && i < N(ops); i++)
+        if (!strcmp(ops[i].name, name))
+            return &ops[i];
+    return NULL;
+}
+
+const cs_op_def *cs_op_find_command(const char *command, const char *sub)
+{
+    for (size_t i = 0; command && i < N(ops); i++) {
+        if (strcmp(ops[i].command, command))
+            continue;
+        if ((!ops[i].sub && !sub) || (ops[i].sub && sub && !strcmp(ops[i].sub, sub)))
+            return &ops[i];
+    }
+    return NULL;
+}
+
+const cs_command_def *cs_commands_all(size_t *n)
+{
+    *n = N(commands);
+    return commands;
+}
+
+const cs_command_def *cs_command_find(const char *name)
+{
+    for (size_t i = 0; name && i < N(commands); i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+bool cs_command_has_subs(const char *command)
+{
+    for (size_t i = 0; i < N(ops); i++)
+        if (!strcmp(ops[i].command, command) && ops[i].sub)
+            return true;
+    return false;
+}
+
+const char *cs_op_field_default(const char *field)
+{
+    for (size_t i = 0; i < N(ops); i++) {
+        const cs_field *f = cs_fields_find(ops[i].fields, ops[i].n_fields, field);
+        if (f)
+            return f->def;
+    }
+    return NULL;
+}
+
+/* ---- requests ---- */
+
+void *cs_op_request_new(const cs_op_def *op, cs_err *e)
+{
+    void *req = cs_calloc(1, op->req_size);
+    if (cs_fields_init(op->fields, op->n_fields, req, op->req_size, e)) {
+        cs_op_request_free(op, req);
+        return NULL;
+    }
+    return req;
+}
+
+void cs_op_request_free(const cs_op_def *op, void *req)
+{
+    if (!req)
+        return;
+    cs_fields_free(op->fields, op->n_fields, req);
+    free(req);
+}
+
+int cs_op_request_check(const cs_op_def *op, const void *req, cs_err *e)
+{
+    int rc = cs_fields_check(op->fields, op->n_fields, req, op->command, e);
+    if (!rc && op->check)
+        rc = op->check(req, e);
+    return rc;
+}
+
+int cs_op_request_from_json(const cs_op_def *op, const json_t *json, void *req, cs_err *e)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s request", op->name);
+    int rc = cs_fields_from_json(op->fields, op->n_fields, json, what, req, e);
+    return rc ? rc : cs_op_request_check(op, req, e);
+}
+
+json_t *cs_op_request_to_json(const cs_op_def *op, const void *req)
+{
+    return cs_fields_to_json(op->fields, op->n_fields, req);
+}
+
+/* ---- running ---- */
+
+int cs_op_run(const cs_op_def *op, cs_job *job, const cs_host *host, const void *req, void **res_out, cs_err *e)
+{
+    *res_out = cs_calloc(1, op->res_size);
+    int rc = cs_op_request_check(op, req, e);
+    return rc ? rc : op->run(job, host, req, *res_out, e);
+}
+
+json_t *cs_op_result_json(const cs_op_def *op, const void *req, const void *res)
+{
+    return op->result_json(req, res);
+}
+
+int cs_op_verdict(const cs_op_def *op, const void *req, const void *res, cs_err *e)
+{
+    return op->verdict ? op->verdict(req, res, e) : 0;
+}
+
+void cs_op_result_free(const cs_op_def *op, void *res)
+{
+    if (!res)
+        return;
+    op->result_free(res);
+    free(res);
+}
