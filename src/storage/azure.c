@@ -346,7 +346,7 @@ static int az_list(cs_storage *st, const char *prefix, cs_storage_list_cb cb, vo
     int rc = 0;
     for (;;) {
         cs_azsign_pair q[5] = { { "restype", "container" }, { "comp", "list" }, { "prefix", full },
-                                { "maxresults", "5000" } };
+                                { "maxresults", "1000" } };
         size_t nq = 4;
         if (marker)
             q[nq++] = (cs_azsign_pair){ "marker", marker };
@@ -729,21 +729,22 @@ static int parse_endpoint(az_storage *s, const char *ep, cs_err *e)
     return rc;
 }
 
+/* A bad credential is a usage error naming its option; the checks' own
+ * sentences never quote the secret. */
+static int bad_credential(const char *option, cs_err *e)
+{
+    char why[sizeof e->msg];
+    snprintf(why, sizeof why, "%s", e->msg);
+    cs_err_set(e, CS_E_USAGE, "{%s} is not valid: %s", option, why);
+    return cs_err_field(e, option);
+}
+
 static int parse_credentials(az_storage *s, const az_opts *o, cs_err *e)
 {
-    int rc;
-    if (o->key) {
-        rc = cs_azsign_key_decode(o->key, &s->key, e);
-        if (rc)
-            cs_err_field(e, "az.key");
-        return rc;
-    }
-    if (o->sas) {
-        rc = cs_azsign_sas_check(o->sas, &s->sas, e);
-        if (rc)
-            cs_err_field(e, "az.sas_token");
-        return rc;
-    }
+    if (o->key)
+        return cs_azsign_key_decode(o->key, &s->key, e) ? bad_credential("az.key", e) : 0;
+    if (o->sas)
+        return cs_azsign_sas_check(o->sas, &s->sas, e) ? bad_credential("az.sas_token", e) : 0;
     return cs_err_set(e, CS_E_INVAL, "no Azure credentials: set AZURE_STORAGE_KEY (the account key) or "
                                      "AZURE_STORAGE_SAS_TOKEN (a SAS token)");
 }
