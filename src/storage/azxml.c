@@ -52,7 +52,7 @@ static int list_leaf(void *arg, const cs_xml_path *p, const char *t, size_t n, c
         return cs_xml_u64(&b->size, &c->seen_size[o->nblobs - 1], t, n, "Content-Length", e);
     if (cs_xml_path_is(p, "EnumerationResults/Blobs/Blob/Properties/Last-Modified") &&
         !cs_azxml_http_date(t, n, &b->mtime))
-        return cs_err_set(e, CS_E_PROTO, "Last-Modified is not an HTTP date");
+        return cs_err_set(e, CS_E_PROTO, "<Last-Modified> is not an HTTP date");
     return 0;
 }
 
@@ -179,7 +179,7 @@ bool cs_azxml_http_date(const char *t, size_t len, int64_t *out)
     if (mon < 0 || !digits(t + 5, 2, &mday) || !digits(t + 12, 4, &year) || !digits(t + 17, 2, &hour) ||
         !digits(t + 20, 2, &min) || !digits(t + 23, 2, &sec))
         return false;
-    if (mday < 1 || mday > 31 || year < 1970 || hour > 23 || min > 59 || sec > 60)
+    if (mday < 1 || mday > 31 || year < 1970 || hour > 23 || min > 59 || sec > 59)
         return false;
     struct tm tm = { .tm_year = year - 1900, .tm_mon = mon, .tm_mday = mday, .tm_hour = hour, .tm_min = min,
                      .tm_sec = sec };
