@@ -272,30 +272,6 @@ static bool applies_to(const opt_def *o, const char *cmd)
 
 /* ---- setting values ---- */
 
-static void add_list_items(cs_strlist *l, const char *value)
-{
-    /* Comma-separated, blanks around items ignored. */
-    const char *p = value;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n && isspace((unsigned char)*p)) {
-            p++;
-            n--;
-        }
-        while (n && isspace((unsigned char)p[n - 1]))
-            n--;
-        if (n) {
-            char *item = cs_strndup(p, n);
-            cs_strlist_add(l, item);
-            free(item);
-        }
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-}
-
 /* "64M", "1G", "512K" or plain bytes (binary units). */
 static int parse_size(const char *value, uint64_t *out, const opt_def *o, const char *origin, cs_err *e)
 {
@@ -330,7 +306,7 @@ static int set_value(cs_config *cfg, const opt_def *o, const char *value, bool r
         cs_strlist *l = (cs_strlist *)(void *)field;
         if (replace_list)
             cs_strlist_free(l);
-        add_list_items(l, value);
+        cs_strlist_add_csv(l, value);
         return 0;
     }
     case OPT_FLAG:

@@ -1,6 +1,7 @@
 /* strlist.c - a growable list of owned strings. */
 #include "common/strlist.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,4 +28,27 @@ bool cs_strlist_has(const cs_strlist *l, const char *s)
         if (!strcmp(l->items[i], s))
             return true;
     return false;
+}
+
+void cs_strlist_add_csv(cs_strlist *l, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && isspace((unsigned char)*p)) {
+            p++;
+            n--;
+        }
+        while (n && isspace((unsigned char)p[n - 1]))
+            n--;
+        if (n) {
+            char *item = cs_strndup(p, n);
+            cs_strlist_add(l, item);
+            free(item);
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
 }

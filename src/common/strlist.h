@@ -13,6 +13,9 @@ typedef struct cs_strlist {
 } cs_strlist;
 
 void cs_strlist_add(cs_strlist *l, const char *s);
+/* Add each item of a comma-separated text ("ks1, ks2"): blanks around
+ * items are dropped, empty items skipped. */
+void cs_strlist_add_csv(cs_strlist *l, const char *text);
 void cs_strlist_free(cs_strlist *l);
 bool cs_strlist_has(const cs_strlist *l, const char *s);
 

@@ -103,30 +103,6 @@ static void set_string(char **slot, const char *text, size_t n)
     *slot = text ? cs_strndup(text, n) : NULL;
 }
 
-static void add_list_items(cs_strlist *l, const char *value)
-{
-    /* Comma-separated, blanks around items ignored. */
-    const char *p = value;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n && (*p == ' ' || *p == '\t')) {
-            p++;
-            n--;
-        }
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n) {
-            char *item = cs_strndup(p, n);
-            cs_strlist_add(l, item);
-            free(item);
-        }
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-}
-
 static int parse_bool(const char *text, bool *out)
 {
     static const char *const yes[] = { "1", "true", "yes", "on" }, *const no[] = { "0", "false", "no", "off" };
@@ -176,7 +152,7 @@ int cs_field_set_text(const cs_field *f, void *req, const char *text, cs_err *e)
     case CS_F_SIZE:
         return cs_parse_size(text, CS_FIELD_PTR(uint64_t, req, f), e) ? bad_text(f, text, e) : 0;
     case CS_F_STRLIST:
-        add_list_items(CS_FIELD_PTR(cs_strlist, req, f), text);
+        cs_strlist_add_csv(CS_FIELD_PTR(cs_strlist, req, f), text);
         return 0;
     case CS_F_SETTINGS: {
         const char *eq = strchr(text, '=');
