@@ -4,8 +4,9 @@
 #   - Debian packages (apt only when one is missing; `apt-get update` once),
 #   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
 #   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
+#   - Azurite (Azure Storage emulator for the Azure tests) into $CASSETTE_CACHE/azurite (npm),
 #   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver and pytest.
-# --demo: only what `make demo` uses (no test, fuzzing, valgrind or S3 tools).
+# --demo: only what `make demo` uses (no test, fuzzing, valgrind, S3 or Azure tools).
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
 DEMO=0
@@ -100,5 +101,21 @@ if [ "$DEMO" = 0 ] && [ ! -x "$GO_DIR/bin/versitygw" ]; then
         || fail "go install versitygw@$VERSITYGW_VERSION failed"
     "$GO_DIR/bin/versitygw" --version >>"$LOG" 2>&1 || fail "the versitygw just built does not run"
     rm -rf "$GO_DIR/build"   # the build cache (~370 MB); the module cache stays for rebuilds
+fi
+
+# --- Azurite (Azure Blob emulator on loopback for the Azure tests) ---------------
+# Node.js with npm when there is no npm at all (a machine's own Node.js build already
+# carries its npm, and Debian's npm package would conflict with it).
+if [ "$DEMO" = 0 ]; then
+    if ! command -v npm >/dev/null; then
+        say "installing Node.js and npm with apt-get (for Azurite)"
+        SUDO=()
+        [ "$(id -u)" -ne 0 ] && SUDO=(sudo -n)
+        "${SUDO[@]}" apt-get update >>"$LOG" 2>&1 || fail "apt-get update failed"
+        DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends nodejs npm \
+            >>"$LOG" 2>&1 || fail "apt-get install nodejs npm failed"
+    fi
+    # It says on stdout what it is about to install (nothing when it is there); npm's output goes to the log.
+    "$CASSETTE_ROOT/tests/env/azurite.sh" install 2>>"$LOG" || fail "installing Azurite failed"
 fi
 exit 0

@@ -19,6 +19,7 @@
 static const cs_storage_driver *const drivers[] = {
     &cs_posix_driver,
     &cs_s3_driver,
+    &cs_az_driver,
 };
 #define N_DRIVERS (sizeof drivers / sizeof drivers[0])
 

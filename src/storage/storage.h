@@ -8,7 +8,8 @@
  *
  * Drivers: posix (a local directory or file:// URL, the default), s3
  * (s3://BUCKET/PREFIX: AWS S3, Backblaze B2, MinIO, versitygw and other
- * S3-compatible servers) and mem (in memory, for tests; not in the
+ * S3-compatible servers), az (az://CONTAINER/PREFIX: Azure Blob Storage
+ * and its emulator Azurite) and mem (in memory, for tests; not in the
  * registry). Each driver owns its options: the caller hands over a list of
  * (name, value) strings, names prefixed by the driver's scheme
  * ("s3.endpoint", "s3.part_size"; "storage.*" names concern every driver
@@ -97,7 +98,7 @@ typedef struct cs_put_resume {
 typedef int (*cs_storage_upload_cb)(const char *key, const char *token, int64_t initiated, void *arg);
 
 typedef struct cs_storage_ops {
-    const char *name; /* "posix", "s3", "mem" */
+    const char *name; /* "posix", "s3", "az", "mem" */
     int (*put)(cs_storage *st, const char *key, int flags, cs_sink **out, cs_err *e);
     int (*get)(cs_storage *st, const char *key, cs_sink *dst, cs_err *e);
     int (*stat)(cs_storage *st, const char *key, cs_storage_stat *out, cs_err *e);
@@ -197,6 +198,7 @@ int cs_storage_get_bytes(cs_storage *st, const char *key, size_t max, cs_buf *ou
 /* The drivers of the registry (storage.c lists them). */
 extern const cs_storage_driver cs_posix_driver; /* "file": a local directory */
 extern const cs_storage_driver cs_s3_driver;    /* "s3": s3://BUCKET/PREFIX (BUCKET may be empty: s3.bucket) */
+extern const cs_storage_driver cs_az_driver;    /* "az": az://CONTAINER/PREFIX (Azure Blob Storage) */
 
 /* Drivers made directly. A local directory (see cs_storage_open). */
 int cs_posix_storage_new(const char *root, bool create, cs_storage **out, cs_err *e);

@@ -1,6 +1,7 @@
 """The storage driver conformance suite (tests/conformance) against the drivers that need a
-server: S3 on a real versitygw, and the same through our fault proxy (503s, connection resets,
-stalls), where every check must still pass because the driver retries. No Cassandra.
+server: S3 on a real versitygw, Azure Blob on a real Azurite, and the same through our fault
+proxy (503s, connection resets, stalls), where every check must still pass because the driver
+retries. No Cassandra.
 
 The unit test test_storage_conformance runs the same checks over posix and mem. A new driver
 adds one target below: a function that returns a Target for a fresh, empty location of a
@@ -14,8 +15,9 @@ from typing import Callable, Dict
 
 import pytest
 
+from azenv import azurite  # noqa: F401  (fixture)
 from conftest import ROOT
-from s3env import FaultProxy
+from s3env import FaultProxy, unique_bucket_name
 
 RUNNER = pathlib.Path(os.environ.get("CASSETTE_CONFORMANCE",
                                      ROOT / "build" / "asan" / "conformance" / "storage-conformance"))
@@ -28,6 +30,7 @@ class Target:
     env: Dict[str, str]                        # the driver's settings, as cassette reads them
     upstream_port: int                         # where the server listens (the proxy forwards there)
     via: Callable[[str], Dict[str, str]]       # env overrides that send the driver to a proxy URL
+    faulty: Dict[str, str]                     # env for a run through faults: short timeouts, more retries
     skips: tuple = ()                          # checks this driver may skip (it lacks the feature)
 
 
@@ -40,16 +43,32 @@ def s3_target(request):
            "AWS_REGION": server.region, "AWS_ENDPOINT_URL": server.endpoint,
            "CASSETTE_S3_PART_SIZE": "5M"}
     return Target(f"s3://{bucket}/conformance", env, server.port,
-                  lambda url: {"AWS_ENDPOINT_URL": url})
+                  lambda url: {"AWS_ENDPOINT_URL": url},
+                  {"CASSETTE_S3_TIMEOUT": "2", "CASSETTE_S3_RETRIES": "8"})
 
 
-# One entry per driver that needs a server (the Azure driver adds "az": Azurite).
-TARGETS = {"s3": s3_target}
+def az_target(request):
+    """A fresh container of the Azurite of tests/env/azurite.sh; 1M blocks, the smallest the
+    driver takes, so the large objects go up in many blocks. No resumable writers (an
+    interrupted upload is sent again), so its check may skip."""
+    server = request.getfixturevalue("azurite")
+    container = server.mkcontainer(unique_bucket_name(request.node.name))
+    request.addfinalizer(lambda: server.rmcontainer(container))
+    env = dict(server.env(), CASSETTE_AZ_BLOCK_SIZE="1M")
+    return Target(f"az://{container}/conformance", env, server.port,
+                  lambda url: {"CASSETTE_AZ_ENDPOINT": server.endpoint_via(url)},
+                  {"CASSETTE_AZ_TIMEOUT": "2", "CASSETTE_AZ_RETRIES": "8"},
+                  skips=("resumable",))
+
+
+# One entry per driver that needs a server.
+TARGETS = {"s3": s3_target, "az": az_target}
 
 
 def run_suite(target, env_extra=None, checks=(), timeout=900):
     assert os.access(RUNNER, os.X_OK), f"{RUNNER} missing: make VARIANT=asan"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CASSETTE_", "AWS_", "B2_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CASSETTE_", "AWS_", "B2_", "AZURE_"))}
     env.update(target.env)
     env.update(env_extra or {})
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -112,7 +131,7 @@ def test_conformance_through_faults(driver, fault, request, tmp_path):
     proxy = FaultProxy(target.upstream_port, log_path=tmp_path / "faultproxy.log")
     try:
         proxy.set(**FAULTS[fault])
-        env = dict(target.via(proxy.endpoint), CASSETTE_S3_TIMEOUT="2", CASSETTE_S3_RETRIES="8")
+        env = dict(target.via(proxy.endpoint), **target.faulty)
         p = run_suite(target, env, FAULT_CHECKS)
         assert_passed(p, target, FAULT_CHECKS)
         assert proxy.counters()["faults"] > 0, proxy.counters()
