@@ -210,6 +210,20 @@ static const opt_def options[] = {
       "and exit non-zero)" },
     { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
+    { "listen", 0, OPT_STR, CLI(listen), "agent", "listen", "CASSETTE_AGENT_LISTEN", "127.0.0.1:7620", "agent",
+      "address and port the agent serves on, HOST:PORT ([::1]:PORT for IPv6; :PORT for every address); 7620 is "
+      "none of Cassandra's ports" },
+    { "token-file", 0, OPT_STR, CLI(token_file), "agent", "token_file", "CASSETTE_AGENT_TOKEN_FILE", NULL, "agent",
+      "file holding the bearer token clients must send (only its owner may read it: mode 600); the token is "
+      "never taken from the command line" },
+    { "insecure-loopback", 0, OPT_FLAG, CLI(insecure_loopback), NULL, NULL, NULL, NULL, "agent",
+      "serve without a token, on purpose: only on a loopback address" },
+    { "tls-cert", 0, OPT_STR, CLI(tls_cert), "agent", "tls_cert", "CASSETTE_AGENT_TLS_CERT", NULL, "agent",
+      "certificate (PEM) to serve HTTPS with" },
+    { "tls-key", 0, OPT_STR, CLI(tls_key), "agent", "tls_key", "CASSETTE_AGENT_TLS_KEY", NULL, "agent",
+      "private key (PEM) of --tls-cert" },
+    { "tls-client-ca", 0, OPT_STR, CLI(tls_client_ca), "agent", "tls_client_ca", "CASSETTE_AGENT_TLS_CLIENT_CA", NULL,
+      "agent", "CA certificates (PEM): clients must present a certificate one of them signed (mutual TLS)" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
       "backup restore verify purge",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
@@ -259,9 +273,25 @@ static const char *ini_key(const opt_def *o)
     return dot ? dot + 1 : o->key;
 }
 
+/* A command of the op table's command list that runs no operation of its
+ * own but serves them (agent): it runs operations for others with its own
+ * machine's host settings, so it takes every host option (and no request
+ * option: its requests come over HTTP). */
+static bool is_front_end(const char *cmd)
+{
+    size_t n;
+    const cs_op_def *ops = cs_ops_all(&n);
+    for (size_t i = 0; cmd && i < n; i++)
+        if (!strcmp(ops[i].command, cmd))
+            return false;
+    return cmd != NULL;
+}
+
 static bool applies_to(const opt_def *o, const char *cmd)
 {
     if (!strcmp(o->commands, "*") || !cmd)
+        return true;
+    if (o->scope == SCOPE_HOST && is_front_end(cmd))
         return true;
     size_t n = strlen(cmd);
     for (const char *p = o->commands; (p = strstr(p, cmd)) != NULL; p += n)
@@ -682,7 +712,7 @@ int cs_config_load(int argc, char **argv, cs_config *cfg, cs_err *e)
         rc = parse_args(argc, argv, cfg, e);
     if (!rc)
         rc = check_applicable(argc, argv, cfg, e);
-    if (!rc && cfg->command && !cfg->help && !cs_config_op(cfg)) {
+    if (!rc && cfg->command && !cfg->help && !is_front_end(cfg->command) && !cs_config_op(cfg)) {
         const cmd_def *c = cs_command_find(cfg->command);
         rc = cs_err_set(e, CS_E_INVAL, "usage: cassette %s %s", c->name, c->synopsis);
     }

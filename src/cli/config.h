@@ -93,6 +93,11 @@ typedef struct cs_config {
     bool quiet;             /* -q: errors only on stderr */
     bool version;
     double max_age;         /* status --max-age: seconds, 0 = not set */
+    /* agent: where and how it serves (cli/ hands them to agent/agent.h) */
+    char *listen;           /* "HOST:PORT" */
+    char *token_file;       /* the bearer token's file (the token itself never is an option) */
+    bool insecure_loopback; /* no token, on purpose, on loopback only */
+    char *tls_cert, *tls_key, *tls_client_ca;
 } cs_config;
 
 /* Build the config from argv, the environment and the config file.

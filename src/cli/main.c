@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "cli/config.h"
 #include "cli/output.h"
 #include "cli/progress.h"
@@ -40,6 +41,40 @@ static int run_op(const cs_config *cfg, const cs_op_def *op, cs_job *job, cs_err
     cs_op_result_free(op, res);
     cs_op_request_free(op, req);
     cs_host_free(&host);
+    return rc;
+}
+
+/* `cassette agent`: serve the op table over HTTP(S) with this machine's
+ * host settings until SIGINT or SIGTERM (exit 0 then: a stop asked for is
+ * the daemon's normal end). */
+static int run_agent(const cs_config *cfg, cs_err *e)
+{
+    cs_host host;
+    char listen_host[256];
+    int port = 0;
+    char *token = NULL;
+    int rc = cs_http_parse_listen(cfg->listen, "0.0.0.0", listen_host, sizeof listen_host, &port, e);
+    if (rc)
+        return rc;
+    if (cfg->token_file) {
+        rc = cs_http_read_token(cfg->token_file, &token, e);
+    } else if (!cfg->insecure_loopback) {
+        rc = cs_err_set(e, CS_E_USAGE, "agent needs --token-file FILE (or, on a loopback address only, "
+                                       "--insecure-loopback)");
+    } else if (!cs_http_is_loopback(listen_host)) {
+        rc = cs_err_set(e, CS_E_USAGE, "--insecure-loopback serves without a token on a loopback address only, "
+                                       "not on %s", listen_host);
+    }
+    if (rc)
+        return rc;
+    rc = cs_config_host(cfg, &host, e);
+    if (!rc) {
+        cs_httpd_opts opts = { .host = listen_host, .port = port, .tls_cert = cfg->tls_cert,
+                               .tls_key = cfg->tls_key, .tls_client_ca = cfg->tls_client_ca, .token = token };
+        rc = cs_agent_run(&host, &opts, e);
+        cs_host_free(&host);
+    }
+    cs_http_token_free(token);
     return rc;
 }
 
@@ -99,6 +134,13 @@ int main(int argc, char **argv)
         goto out;
     }
     set_log_level(&cfg);
+    if (!cs_config_op(&cfg)) { /* a command that serves operations: the agent */
+        if (run_agent(&cfg, &e)) {
+            print_error(&e);
+            status = cs_exit_code(e.code);
+        }
+        goto out;
+    }
     cs_cli_progress *progress = NULL; /* what is shown of the job, and SIGINT */
     if (cs_cli_progress_new(&cfg, &progress, &e)) {
         print_error(&e);

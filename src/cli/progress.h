@@ -30,6 +30,7 @@
 #include "cli/config.h"
 #include "common/err.h"
 #include "common/job.h"
+#include "common/progress.h" /* cs_rate, cs_progress_eta: the numbers of the line and events */
 
 typedef enum cs_progress_mode {
     CS_PROGRESS_NONE,
@@ -58,26 +59,6 @@ void cs_cli_progress_finish(cs_cli_progress *p, const cs_err *failure);
 
 /* --progress's value and what auto becomes; false for an unknown value. */
 bool cs_progress_mode_of(const char *value, bool stderr_tty, int verbose, bool quiet, cs_progress_mode *out);
-
-/* Recent throughput: samples of a counter over the last window seconds. */
-#define CS_RATE_SAMPLES 64
-typedef struct cs_rate {
-    double t[CS_RATE_SAMPLES];
-    uint64_t v[CS_RATE_SAMPLES];
-    size_t n, head;   /* ring: n samples, the oldest at head */
-    double window;    /* seconds kept (0: 10) */
-} cs_rate;
-
-void cs_rate_reset(cs_rate *r);
-/* The counter is at v at time t (seconds, increasing). */
-void cs_rate_add(cs_rate *r, double t, uint64_t v);
-/* Units per second over the samples kept; 0 until two samples a tenth of
- * a second apart. */
-double cs_rate_per_second(const cs_rate *r);
-
-/* Seconds until done reaches total at rate; -1 when it cannot be told
- * (no total, no rate yet). 0 when done. */
-double cs_progress_eta(uint64_t done, uint64_t total, double rate);
 
 /* What the counted files of a phase are ("files", "objects", "tables"). */
 const char *cs_progress_noun(const char *phase);

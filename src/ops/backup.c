@@ -527,19 +527,10 @@ static int walk_data_dir(backup_ctx *c, unsigned dir_index, cs_err *e)
 
 static int describe_node(const cs_host *host, const cs_backup_req *req, cs_manifest *m, cs_err *e)
 {
-    cql_conn *conn = NULL;
     cs_node_info info;
-    memset(&info, 0, sizeof info);
-    cs_cql_opts cql_opts;
-    cs_ops_cql_opts(host, "backup", &cql_opts);
-    int rc = cs_node_connect(&cql_opts, &conn, e);
-    if (!rc)
-        rc = cs_node_read_info(conn, &info, e);
-    if (!rc)
-        rc = cs_node_read_schema(conn, &m->schema, e);
+    int rc = cs_ops_read_node(host, "backup", &info, &m->schema, e);
     if (!rc)
         rc = cs_node_check_keyspaces(m->schema, &req->keyspaces, e);
-    cql_close(conn);
     if (rc) {
         cs_node_info_free(&info);
         return rc;
@@ -552,21 +543,10 @@ static int describe_node(const cs_host *host, const cs_backup_req *req, cs_manif
     m->release_version = info.release_version;
     m->partitioner = info.partitioner;
     m->tokens = info.tokens;
-    m->commitlog_dir = host->commitlog_dir ? cs_strdup(host->commitlog_dir) : info.commitlog_dir;
-    m->hints_dir = host->hints_dir ? cs_strdup(host->hints_dir) : info.hints_dir;
-    m->saved_caches_dir = host->saved_caches_dir ? cs_strdup(host->saved_caches_dir) : info.saved_caches_dir;
-    const cs_strlist *dirs = host->data_dirs.n ? &host->data_dirs : &info.data_dirs;
-    for (size_t i = 0; i < dirs->n; i++)
-        cs_strlist_add(&m->data_dirs, dirs->items[i]);
-    if (host->commitlog_dir)
-        free(info.commitlog_dir);
-    if (host->hints_dir)
-        free(info.hints_dir);
-    if (host->saved_caches_dir)
-        free(info.saved_caches_dir);
-    cs_strlist_free(&info.data_dirs);
-    if (m->data_dirs.n == 0)
-        return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set {data_dirs}");
+    m->commitlog_dir = info.commitlog_dir;
+    m->hints_dir = info.hints_dir;
+    m->saved_caches_dir = info.saved_caches_dir;
+    m->data_dirs = info.data_dirs;
     return 0;
 }
 

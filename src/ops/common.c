@@ -1,11 +1,12 @@
 /* common.c - what every op does with a repository: open it with the
  * host's storage settings and identity, and read one stored file back,
- * checked. */
+ * checked; and read the local node the host reaches. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
 #include "io/filters.h"
+#include "ops/nodeopts.h"
 #include "ops/ops.h"
 
 int cs_ops_open_storage(const cs_host *host, const char *location, bool create, cs_storage **out, cs_err *e)
@@ -96,4 +97,45 @@ int cs_ops_lock(const cs_ops_lock_opts *o, cs_repo *repo, cs_lock_kind kind, con
 {
     cs_lock_opts lo = { o->stale, o->wait, purpose, o->clear_own };
     return cs_lock_acquire(repo->st, kind, &lo, out, e);
+}
+
+int cs_ops_read_node(const cs_host *host, const char *purpose, cs_node_info *info, json_t **schema, cs_err *e)
+{
+    cql_conn *conn = NULL;
+    memset(info, 0, sizeof *info);
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(host, purpose, &cql_opts);
+    int rc = cs_node_connect(&cql_opts, &conn, e);
+    if (!rc)
+        rc = cs_node_read_info(conn, info, e);
+    if (!rc && schema)
+        rc = cs_node_read_schema(conn, schema, e);
+    cql_close(conn);
+    if (rc) {
+        cs_node_info_free(info);
+        return rc;
+    }
+    /* The host's own settings win over what the node says (a container's
+     * paths differ from the node's view of them). */
+    const struct {
+        const char *setting;
+        char **dir;
+    } dirs[] = { { host->commitlog_dir, &info->commitlog_dir },
+                 { host->hints_dir, &info->hints_dir },
+                 { host->saved_caches_dir, &info->saved_caches_dir } };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (dirs[i].setting) {
+            free(*dirs[i].dir);
+            *dirs[i].dir = cs_strdup(dirs[i].setting);
+        }
+    if (host->data_dirs.n) {
+        cs_strlist_free(&info->data_dirs);
+        for (size_t i = 0; i < host->data_dirs.n; i++)
+            cs_strlist_add(&info->data_dirs, host->data_dirs.items[i]);
+    }
+    if (info->data_dirs.n == 0) {
+        cs_node_info_free(info);
+        return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set {data_dirs}");
+    }
+    return 0;
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cassandra/node.h"
 #include "cassandra/yaml.h"
 #include "common/buf.h"
 #include "common/job.h"
@@ -425,5 +426,15 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
  * as bytes done of the calling thread's job, and its cancel stops the
  * stream (CS_E_CANCELED). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
+
+/* ---- the local node ---- */
+
+/* Read the node the host reaches (its identity, topology, version and
+ * directories, the host's directory settings taking precedence) over CQL,
+ * and its schema when schema is not NULL (new reference). purpose names
+ * the operation in messages ("backup"). Free info with cs_node_info_free
+ * (also filled with nothing on error). What backup records of the node,
+ * and what an agent answers about it. */
+int cs_ops_read_node(const cs_host *host, const char *purpose, cs_node_info *info, json_t **schema, cs_err *e);
 
 #endif

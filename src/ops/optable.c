@@ -340,6 +340,8 @@ static const cs_command_def commands[] = {
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
     { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
       "remove what replace restores moved aside, once the restore is trusted" },
+    { "agent", "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]",
+      "serve this node's operations (backup, restore, verify, ...) over HTTP(S) to a coordinator" },
 };
 
 const cs_op_def *cs_ops_all(size_t *n)

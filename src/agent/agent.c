@@ -1,0 +1,337 @@
+/* agent.c - the agent's routes and life (see the header). */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "agent/jobs.h"
+#include "common/buf.h"
+#include "ops/ops.h"
+
+struct cs_agent {
+    const cs_host *host;
+    cs_jobs *jobs;
+};
+
+static const char *const served[] = { "backup", "restore", "verify", "list", "status", "schema dump" };
+
+bool cs_agent_serves(const cs_op_def *op)
+{
+    for (size_t i = 0; op && i < sizeof served / sizeof served[0]; i++)
+        if (!strcmp(op->name, served[i]))
+            return true;
+    return false;
+}
+
+cs_agent *cs_agent_new(const cs_host *host)
+{
+    cs_agent *a = cs_calloc(1, sizeof *a);
+    a->host = host;
+    a->jobs = cs_jobs_new(host);
+    return a;
+}
+
+void cs_agent_free(cs_agent *agent)
+{
+    if (!agent)
+        return;
+    cs_jobs_free(agent->jobs);
+    free(agent);
+}
+
+/* ---- answers ---- */
+
+/* The status an operation's or the node's error answers with. */
+static unsigned status_of(int code)
+{
+    switch (code) {
+    case CS_E_INVAL:
+    case CS_E_USAGE:
+        return 400;
+    case CS_E_NOTFOUND:
+        return 404;
+    case CS_E_LOCKED:
+        return 429;
+    case CS_E_UNAVAIL:
+        return 503;
+    default:
+        return 502;
+    }
+}
+
+static void answer(cs_http_answer *ans, unsigned status, json_t *body)
+{
+    ans->status = status;
+    ans->body = body;
+}
+
+/* ---- GET /v1/node ---- */
+
+static json_t *dir_json(const char *path)
+{
+    json_t *d = json_pack("{s:s}", "path", path);
+    struct statvfs st;
+    if (statvfs(path, &st) == 0) {
+        json_object_set_new(d, "free_bytes", json_integer((json_int_t)((uint64_t)st.f_bavail * st.f_frsize)));
+        json_object_set_new(d, "total_bytes", json_integer((json_int_t)((uint64_t)st.f_blocks * st.f_frsize)));
+    } else {
+        json_object_set_new(d, "error", json_string(strerror(errno)));
+    }
+    return d;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *list_json(const cs_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+static void get_node(cs_agent *a, cs_http_answer *ans)
+{
+    cs_node_info info;
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_ops_read_node(a->host, "agent", &info, NULL, &e)) {
+        cs_http_error(ans, status_of(e.code), &e);
+        return;
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "host_id", str_or_null(info.host_id));
+    json_object_set_new(doc, "address", str_or_null(info.address));
+    json_object_set_new(doc, "cluster_name", str_or_null(info.cluster_name));
+    json_object_set_new(doc, "datacenter", str_or_null(info.datacenter));
+    json_object_set_new(doc, "rack", str_or_null(info.rack));
+    json_object_set_new(doc, "release_version", str_or_null(info.release_version));
+    json_object_set_new(doc, "partitioner", str_or_null(info.partitioner));
+    json_object_set_new(doc, "tokens", list_json(&info.tokens));
+    json_t *dirs = json_array();
+    for (size_t i = 0; i < info.data_dirs.n; i++)
+        json_array_append_new(dirs, dir_json(info.data_dirs.items[i]));
+    json_object_set_new(doc, "data_dirs", dirs);
+    json_object_set_new(doc, "commitlog_dir", str_or_null(info.commitlog_dir));
+    json_object_set_new(doc, "hints_dir", str_or_null(info.hints_dir));
+    json_object_set_new(doc, "saved_caches_dir", str_or_null(info.saved_caches_dir));
+    cs_node_info_free(&info);
+    answer(ans, 200, doc);
+}
+
+/* ---- GET /v1/ops ---- */
+
+static const char *const type_names[] = { "string", "bool", "integer", "number", "duration",
+                                          "size", "string list", "enum", "settings" };
+
+static json_t *field_json(const cs_field *f)
+{
+    json_t *d = json_pack("{s:s, s:s, s:b}", "name", f->name, "type", type_names[f->type], "required",
+                          (f->flags & CS_F_REQUIRED) != 0);
+    if (f->def)
+        json_object_set_new(d, "default", json_string(f->def));
+    if (f->values)
+        json_object_set_new(d, "values", json_string(f->values));
+    if (f->min < f->max) {
+        json_object_set_new(d, "min", json_integer(f->min));
+        json_object_set_new(d, "max", json_integer(f->max));
+    }
+    return d;
+}
+
+static void get_ops(cs_http_answer *ans)
+{
+    size_t n;
+    const cs_op_def *ops = cs_ops_all(&n);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!cs_agent_serves(&ops[i]))
+            continue;
+        json_t *fields = json_array();
+        for (size_t j = 0; j < ops[i].n_fields; j++)
+            json_array_append_new(fields, field_json(&ops[i].fields[j]));
+        json_array_append_new(list, json_pack("{s:s, s:s, s:o}", "name", ops[i].name, "summary", ops[i].summary,
+                                              "fields", fields));
+    }
+    answer(ans, 200, list);
+}
+
+/* ---- POST /v1/ops/{name} ---- */
+
+static void start_op(cs_agent *a, const char *name, const cs_http_request *req, cs_http_answer *ans)
+{
+    const cs_op_def *op = cs_op_find(name);
+    if (!op || !cs_agent_serves(op)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s \"%.60s\" (GET /v1/ops lists the operations it serves)",
+                 op ? "the agent does not serve" : "no operation", name);
+        cs_http_error_msg(ans, op ? 403 : 404, msg);
+        return;
+    }
+    json_error_t jerr;
+    json_t *body = req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                                 : json_object();
+    if (!body) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        cs_http_error_msg(ans, 400, msg);
+        return;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        cs_http_error_msg(ans, 400, "the request must be a JSON object of the operation's fields");
+        return;
+    }
+    cs_err e;
+    cs_err_clear(&e);
+    void *r = cs_op_request_new(op, &e);
+    int rc = r ? cs_op_request_from_json(op, body, r, &e) : e.code;
+    json_decref(body);
+    uint64_t id = 0;
+    if (rc) {
+        cs_op_request_free(op, r);
+    } else {
+        rc = cs_jobs_start(a->jobs, op, r, &id, &e); /* takes r */
+    }
+    if (rc) {
+        cs_http_error(ans, status_of(rc), &e);
+        return;
+    }
+    answer(ans, 202, json_pack("{s:I}", "job", (json_int_t)id));
+}
+
+/* ---- jobs ---- */
+
+/* A job id: decimal digits only. */
+static bool parse_id(const char *s, size_t n, uint64_t *out)
+{
+    if (!n || n > 18)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static void no_job(cs_http_answer *ans, uint64_t id)
+{
+    char msg[80];
+    snprintf(msg, sizeof msg, "no job %llu (finished jobs are kept a while, not forever)", (unsigned long long)id);
+    cs_http_error_msg(ans, 404, msg);
+}
+
+static void get_job(cs_agent *a, uint64_t id, cs_http_answer *ans)
+{
+    json_t *doc = cs_jobs_get(a->jobs, id);
+    if (!doc)
+        no_job(ans, id);
+    else
+        answer(ans, 200, doc);
+}
+
+static void cancel_job(cs_agent *a, uint64_t id, cs_http_answer *ans)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_jobs_cancel(a->jobs, id, &e)) {
+        no_job(ans, id);
+        return;
+    }
+    get_job(a, id, ans);
+    if (ans->status == 200)
+        ans->status = 202;
+}
+
+/* ---- routing ---- */
+
+static bool method_is(const cs_http_request *req, const char *want, cs_http_answer *ans)
+{
+    if (req->method && !strcmp(req->method, want))
+        return true;
+    char msg[80];
+    snprintf(msg, sizeof msg, "method not allowed here (use %s)", want);
+    cs_http_error_msg(ans, 405, msg);
+    return false;
+}
+
+void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
+{
+    cs_agent *a = arg;
+    const char *p = req->path ? req->path : "";
+    static const char ops_prefix[] = "/v1/ops/", jobs_prefix[] = "/v1/jobs/";
+    if (!strcmp(p, "/v1/node")) {
+        if (method_is(req, "GET", ans))
+            get_node(a, ans);
+    } else if (!strcmp(p, "/v1/ops")) {
+        if (method_is(req, "GET", ans))
+            get_ops(ans);
+    } else if (!strncmp(p, ops_prefix, sizeof ops_prefix - 1) && p[sizeof ops_prefix - 1]) {
+        if (method_is(req, "POST", ans))
+            start_op(a, p + sizeof ops_prefix - 1, req, ans);
+    } else if (!strcmp(p, "/v1/jobs")) {
+        if (method_is(req, "GET", ans))
+            answer(ans, 200, cs_jobs_list(a->jobs));
+    } else if (!strncmp(p, jobs_prefix, sizeof jobs_prefix - 1)) {
+        const char *s = p + sizeof jobs_prefix - 1;
+        size_t n = strcspn(s, "/");
+        uint64_t id;
+        if (!parse_id(s, n, &id))
+            cs_http_error_msg(ans, 404, "no such path (a job id is a number)");
+        else if (!s[n] && method_is(req, "GET", ans))
+            get_job(a, id, ans);
+        else if (s[n] && !strcmp(s + n, "/cancel") && method_is(req, "POST", ans))
+            cancel_job(a, id, ans);
+        else if (s[n] && strcmp(s + n, "/cancel"))
+            cs_http_error_msg(ans, 404, "no such path");
+    } else {
+        cs_http_error_msg(ans, 404, "no such path (the API is under /v1: node, ops, jobs)");
+    }
+}
+
+/* ---- life ---- */
+
+int cs_agent_run(const cs_host *host, cs_httpd_opts *opts, cs_err *e)
+{
+    /* Signals are taken by sigwait below, not by handlers: every thread
+     * (the daemon's, the jobs') inherits the mask, so a stop is seen here
+     * once and the jobs are canceled one by one, as a server would. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    signal(SIGPIPE, SIG_IGN);
+    cs_agent *agent = cs_agent_new(host);
+    opts->handler = cs_agent_handle;
+    opts->arg = agent;
+    cs_httpd *d = NULL;
+    int rc = cs_httpd_start(opts, &d, e);
+    if (!rc) {
+        bool v6 = strchr(opts->host, ':') != NULL;
+        fprintf(stderr, "cassette agent: listening on %s://%s%s%s:%d (%s%s)\n", opts->tls_cert ? "https" : "http",
+                v6 ? "[" : "", opts->host, v6 ? "]" : "", opts->port,
+                opts->token ? "bearer token required" : "no token: loopback only",
+                opts->tls_client_ca ? ", client certificates required" : "");
+        int sig = 0;
+        while (sigwait(&stop, &sig) != 0)
+            ;
+        fprintf(stderr, "cassette agent: %s: stopping (running jobs are canceled)\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+        cs_httpd_stop(d);
+    }
+    cs_agent_free(agent); /* cancels and waits for the running jobs */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* agent.h - `cassette agent`: the operation table of one node, over HTTP(S).
+ *
+ * Owns: the agent's routes and what each answers (docs/agent-openapi.yaml
+ * is their description):
+ *   GET  /v1/node              the local node: host id, cluster, DC, rack,
+ *                              tokens, version, directories, free disk
+ *   GET  /v1/ops               the operations served, with their request fields
+ *   POST /v1/ops/{name}        start one (body: its request as JSON) -> 202 {"job": ID}
+ *   GET  /v1/jobs              every job kept, newest first
+ *   GET  /v1/jobs/{id}         state, progress, log, result document or error
+ *   POST /v1/jobs/{id}/cancel  ask a job to stop (it ends "canceled")
+ * which operations an agent serves (cs_agent_serves), and the agent's life:
+ * listen, serve until SIGINT or SIGTERM, then stop accepting, cancel the
+ * running jobs, wait for them and return.
+ * The host (credentials, node access, directories, storage options) is
+ * the agent's own, from its command line, configuration and environment;
+ * a request never sets it (a request's fields are the op table's only).
+ * Must not: run an operation any other way than the op table does
+ * (cs_op_request_from_json, cs_op_run, cs_op_result_json), or log a token
+ * or a request body. */
+#ifndef CS_AGENT_H
+#define CS_AGENT_H
+
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "net/httpd.h"
+#include "ops/host.h"
+#include "ops/optable.h"
+
+#define CS_AGENT_DEFAULT_PORT 7620 /* none of Cassandra's: 7000, 7001, 7199, 9042, 9142, 9160 */
+
+typedef struct cs_agent cs_agent;
+
+/* Does the agent serve op? backup, restore, verify, list, status and
+ * schema dump: what a node does for a coordinator. Not key generate or
+ * key public (secrets and local files), init, purge, delete, catalog
+ * rebuild or migrate (repository- or cluster-wide: a coordinator runs them
+ * with its own credentials, and a leaked agent token must not be able to
+ * empty the repository), nor cleanup (removing what restores moved aside
+ * stays an operator's decision on the machine). */
+bool cs_agent_serves(const cs_op_def *op);
+
+/* An agent for host (borrowed: it must outlive the agent). */
+cs_agent *cs_agent_new(const cs_host *host);
+/* Cancel the running jobs, wait for them, free. NULL is fine. */
+void cs_agent_free(cs_agent *agent);
+
+/* The routes: a cs_http_handler (arg: the agent). */
+void cs_agent_handle(void *agent, const cs_http_request *req, cs_http_answer *ans);
+
+/* Serve opts (its handler and arg are set here) until SIGINT or SIGTERM,
+ * then stop as the header says. 0 after a stop on a signal; an error when
+ * the agent could not start (address in use, bad TLS files). */
+int cs_agent_run(const cs_host *host, cs_httpd_opts *opts, cs_err *e);
+
+#endif

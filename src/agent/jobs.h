@@ -1,0 +1,49 @@
+/* jobs.h - the agent's running and finished operations.
+ *
+ * Owns: the registry of jobs an agent runs: each an operation of the op
+ * table with its request, run on a thread of its own with a cs_job whose
+ * observer keeps the progress rates and the last log lines; its state
+ * (running, succeeded, failed, canceled), and when it is over its result
+ * document (cs_op_result_json: exactly the CLI's --json document) or its
+ * error. Finished jobs are kept up to a bound (the oldest go first);
+ * running jobs are bounded too. Stopping the registry cancels the running
+ * jobs and waits for them.
+ * Must not: parse HTTP or JSON requests (agent/agent.h does), or take a
+ * host from anyone but its owner. */
+#ifndef CS_AGENT_JOBS_H
+#define CS_AGENT_JOBS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "ops/host.h"
+#include "ops/optable.h"
+
+typedef struct cs_jobs cs_jobs;
+
+#define CS_JOBS_MAX_RUNNING 4   /* operations at once (each has its own --jobs workers) */
+#define CS_JOBS_MAX_FINISHED 64 /* finished jobs kept for GET /v1/jobs */
+
+/* A registry running operations with host (borrowed: it must outlive the
+ * registry). */
+cs_jobs *cs_jobs_new(const cs_host *host);
+/* Cancel every running job, wait for them, free. NULL is fine. */
+void cs_jobs_free(cs_jobs *jobs);
+
+/* Start op with req (taken over: the registry frees it) as a new job;
+ * *id is its number. CS_E_LOCKED when CS_JOBS_MAX_RUNNING run already. */
+int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t *id, cs_err *e);
+/* The job as a JSON document (new reference), or NULL when there is no
+ * such job (never was, or dropped): {"id", "op", "state", "progress",
+ * "log", "result" | "error"}. */
+json_t *cs_jobs_get(cs_jobs *jobs, uint64_t id);
+/* Every job kept, newest first, without result documents. */
+json_t *cs_jobs_list(cs_jobs *jobs);
+/* Ask a job to stop: CS_E_NOTFOUND when there is no such job; a job
+ * already over is left as it is. */
+int cs_jobs_cancel(cs_jobs *jobs, uint64_t id, cs_err *e);
+/* Cancel every running job (a stop of the agent); they end as canceled. */
+void cs_jobs_cancel_all(cs_jobs *jobs);
+
+#endif
