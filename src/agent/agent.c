@@ -15,6 +15,7 @@
 struct cs_agent {
     const cs_host *host;
     cs_jobs *jobs;
+    bool dry_run;
 };
 
 static const char *const served[] = { "backup", "restore", "verify", "list", "status", "schema dump" };
@@ -41,6 +42,11 @@ void cs_agent_free(cs_agent *agent)
         return;
     cs_jobs_free(agent->jobs);
     free(agent);
+}
+
+void cs_agent_set_dry_run(cs_agent *agent, bool dry_run)
+{
+    agent->dry_run = dry_run;
 }
 
 /* ---- answers ---- */
@@ -102,6 +108,10 @@ static void get_node(cs_agent *a, cs_http_answer *ans)
     cs_node_info info;
     cs_err e;
     cs_err_clear(&e);
+    if (a->dry_run) {
+        cs_http_error_msg(ans, 503, "dry run: the node is not asked");
+        return;
+    }
     if (cs_ops_read_node(a->host, "agent", &info, NULL, &e)) {
         cs_http_error(ans, status_of(e.code), &e);
         return;
@@ -195,8 +205,12 @@ static void start_op(cs_agent *a, const char *name, const cs_http_request *req, 
     int rc = r ? cs_op_request_from_json(op, body, r, &e) : e.code;
     json_decref(body);
     uint64_t id = 0;
-    if (rc) {
+    if (rc || a->dry_run) {
         cs_op_request_free(op, r);
+        if (!rc) {
+            answer(ans, 202, json_pack("{s:i, s:b}", "job", 0, "dry_run", 1));
+            return;
+        }
     } else {
         rc = cs_jobs_start(a->jobs, op, r, &id, &e); /* takes r */
     }

@@ -45,6 +45,11 @@ bool cs_agent_serves(const cs_op_def *op);
 cs_agent *cs_agent_new(const cs_host *host);
 /* Cancel the running jobs, wait for them, free. NULL is fine. */
 void cs_agent_free(cs_agent *agent);
+/* Touch nothing outside the process (fuzzers, unit tests): requests are
+ * routed and checked as usual, but POST /v1/ops/{name} answers 202 with
+ * {"job": 0, "dry_run": true} without running anything, and GET /v1/node
+ * answers 503 without asking the node. */
+void cs_agent_set_dry_run(cs_agent *agent, bool dry_run);
 
 /* The routes: a cs_http_handler (arg: the agent). */
 void cs_agent_handle(void *agent, const cs_http_request *req, cs_http_answer *ans);

@@ -1,0 +1,249 @@
+"""`cassette agent` (issue 19, first step): the op table of the test node over HTTPS.
+
+Each test starts the ASan binary as an agent beside the real node (`--config` the node's
+cassette.ini, so its host settings are the CLI's: in the secured pass the login, TLS and JMX
+login too), with a self-signed certificate made here by the openssl CLI and a bearer token in a
+file of mode 600, waits until it answers, calls it with http.client over TLS (the certificate
+checked), and stops it with SIGTERM at the end (exit 0; its output never holds the token).
+
+- GET /v1/node matches the node as the Python driver reads system.local.
+- GET /v1/ops lists what an agent serves with the request fields.
+- A backup job: progress polled until done, its result document has the shape of
+  `cassette backup --json`; a restore job after a TRUNCATE gives every row back, row by row.
+- A backup canceled at once ends "canceled" (exit code 130, as SIGINT does in the CLI); the next
+  backup succeeds.
+- No token / a wrong token: 401 and nothing done; malformed JSON, unknown op, an operation the
+  agent does not serve, an oversized body: one clear error each; a restore naming an unknown
+  backup: the job fails saying so.
+- The token is in neither the agent's stdout/stderr nor /proc/PID/cmdline."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+TOKEN_BYTES = 32
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    def __init__(self, proc, port, token, ctx, out, err):
+        self.proc, self.port, self.token, self.ctx = proc, port, token, ctx
+        self.out, self.err = out, err
+
+    def call(self, method, path, body=None, token=True, raw=None):
+        """(status, JSON document) of one request; token=False sends none, a string sends it."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {self.token if token is True else token}"
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            text = r.read().decode()
+            return r.status, json.loads(text)
+        finally:
+            conn.close()
+
+    def start_job(self, op, request):
+        st, doc = self.call("POST", f"/v1/ops/{op}", request)
+        assert st == 202, (st, doc)
+        return doc["job"]
+
+    def wait_job(self, job, deadline_s=300):
+        """Polls the job until it is over; (final document, progress records seen)."""
+        seen = []
+        deadline = time.monotonic() + deadline_s
+        while True:
+            st, doc = self.call("GET", f"/v1/jobs/{job}")
+            assert st == 200, (st, doc)
+            seen.append(doc["progress"])
+            if doc["state"] != "running":
+                return doc, seen
+            assert time.monotonic() < deadline, f"job {job} still running: {doc}"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def agent(cassette, node, tmp_path):
+    d = tmp_path / "agent"
+    d.mkdir()
+    token = os.urandom(TOKEN_BYTES).hex()
+    tok = d / "token"
+    tok.write_text(token + "\n")
+    tok.chmod(0o600)
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    port = _free_port()
+    out, err = d / "stdout", d / "stderr"
+    cmd = [str(cassette.bin), "--config", str(node.ini), "agent", "--listen", f"127.0.0.1:{port}",
+           "--token-file", str(tok), "--tls-cert", str(cert), "--tls-key", str(key)]
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=cassette.env())
+    a = Agent(proc, port, token, ctx, out, err)
+    deadline = time.monotonic() + 30
+    while True:  # readiness: the API answers
+        assert proc.poll() is None, f"agent exited {proc.returncode}: {err.read_text()}"
+        try:
+            if a.call("GET", "/v1/ops")[0] == 200:
+                break
+        except (OSError, ssl.SSLError, http.client.HTTPException):
+            pass
+        assert time.monotonic() < deadline, f"agent did not answer: {err.read_text()}"
+        time.sleep(0.05)
+    yield a
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert rc == 0, f"agent exited {rc} on SIGTERM: {err.read_text()}"
+    for f in (out, err):
+        assert token not in f.read_text(), f"the token is in the agent's {f.name}"
+    assert "ERROR: AddressSanitizer" not in err.read_text(), err.read_text()
+
+
+def _host_id(session):
+    return str(session.execute("SELECT host_id FROM system.local").one().host_id)
+
+
+def test_node_and_ops(agent, session, node):
+    st, facts = agent.call("GET", "/v1/node")
+    assert st == 200, facts
+    local = session.execute("SELECT host_id, cluster_name, data_center, rack, tokens, release_version"
+                            " FROM system.local").one()
+    assert facts["host_id"] == str(local.host_id)
+    assert facts["cluster_name"] == local.cluster_name
+    assert facts["datacenter"] == local.data_center and facts["rack"] == local.rack
+    assert facts["release_version"] == local.release_version
+    assert sorted(facts["tokens"]) == sorted(local.tokens)
+    assert [d["path"] for d in facts["data_dirs"]] == [str(p) for p in node.data_dirs]
+    assert all(d["free_bytes"] > 0 and d["total_bytes"] >= d["free_bytes"] for d in facts["data_dirs"])
+
+    st, ops = agent.call("GET", "/v1/ops")
+    assert st == 200
+    by_name = {o["name"]: o for o in ops}
+    assert {"backup", "restore", "verify", "list", "status"} <= set(by_name)
+    assert "key generate" not in by_name and "purge" not in by_name
+    fields = {f["name"]: f for f in by_name["restore"]["fields"]}
+    assert fields["repo"]["required"] and fields["mode"]["values"] == "import|replace"
+
+    # the token never on the command line
+    with open(f"/proc/{agent.proc.pid}/cmdline", "rb") as f:
+        assert agent.token.encode() not in f.read()
+
+
+def test_backup_restore_through_agent(agent, cassette, session, make_small_data, tmp_path):
+    ds = make_small_data("ag")
+    repo = str(tmp_path / "repo")
+    job = agent.start_job("backup", {"repo": repo, "name": "ag-1", "keyspaces": ds.keyspaces, "init": True,
+                                     "no_encryption": True, "jobs": 2})
+    doc, seen = agent.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+    assert doc["op"] == "backup" and doc["request"]["name"] == "ag-1"
+    assert "error" not in doc
+    phases = {p["phase"] for p in seen} | {doc["progress"]["phase"]}
+    assert phases & {"snapshot", "upload", "store"}, phases
+    keys = {"op", "phase", "files_done", "files_total", "bytes_done", "bytes_total", "item", "elapsed",
+            "bytes_per_second", "eta"}
+    assert keys <= set(doc["progress"]), doc["progress"]
+    result = doc["result"]
+    assert result["name"] == "ag-1" and result["host_id"] == _host_id(session), result
+
+    # the same document as the CLI's --json (the keys, recursively at the top level)
+    cli = cassette("backup", "--repo", repo, "--name", "cli-1", "--keyspace", ds.main, "--keyspace", ds.side,
+                   "--json").ok().json()
+    assert set(cli) == set(result), (sorted(cli), sorted(result))
+
+    # restore through the agent after losing a table's rows
+    types = ds.table("types")
+    session.execute(f"TRUNCATE {types.full_name}", timeout=120)
+    assert list(session.execute(f"SELECT id FROM {types.full_name} LIMIT 1")) == []
+    job = agent.start_job("restore", {"repo": repo, "backup": "ag-1", "keyspaces": ds.keyspaces})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+    assert doc["result"]["backup"] == "ag-1" and doc["result"]["mode"] == "import", doc["result"]
+    assert ds.check(session) == ds.total_rows
+
+    st, jobs = agent.call("GET", "/v1/jobs")
+    assert st == 200 and [j["op"] for j in jobs] == ["restore", "backup"], jobs
+
+
+def test_cancel_then_backup(agent, session, make_small_data, tmp_path):
+    ds = make_small_data("ac")
+    repo = str(tmp_path / "repo")
+    job = agent.start_job("backup", {"repo": repo, "name": "c-1", "keyspaces": ds.keyspaces, "init": True,
+                                     "no_encryption": True})
+    st, doc = agent.call("POST", f"/v1/jobs/{job}/cancel")
+    assert st == 202 and doc["id"] == job, doc
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "canceled", doc
+    assert doc["error"]["code"] == "canceled" and doc["error"]["exit_code"] == 130, doc["error"]
+    assert "result" not in doc
+    # the next backup is fine
+    job = agent.start_job("backup", {"repo": repo, "name": "c-2", "keyspaces": ds.keyspaces, "init": True,
+                                     "no_encryption": True})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+
+
+def test_refusals(agent, tmp_path):
+    repo = tmp_path / "repo-never"
+    backup = {"repo": str(repo), "name": "x", "init": True, "no_encryption": True}
+    for token in (False, "wrong-" + "0" * 20, agent.token[:-1]):
+        for method, path, body in (("GET", "/v1/node", None), ("GET", "/v1/jobs", None),
+                                   ("POST", "/v1/ops/backup", backup), ("POST", "/v1/jobs/1/cancel", None)):
+            st, doc = agent.call(method, path, body, token=token)
+            assert st == 401 and "bearer token" in doc["error"] and set(doc) == {"error"}, (method, path, doc)
+    assert not repo.exists()
+    st, jobs = agent.call("GET", "/v1/jobs")
+    assert st == 200 and jobs == []  # nothing was started
+
+    st, doc = agent.call("POST", "/v1/ops/backup", raw='{"repo": "/x", ')
+    assert st == 400 and doc["error"].startswith("malformed JSON"), doc
+    st, doc = agent.call("POST", "/v1/ops/nope", {})
+    assert st == 404 and "no operation" in doc["error"], doc
+    st, doc = agent.call("POST", "/v1/ops/purge", {"repo": str(repo)})
+    assert st == 403 and "does not serve" in doc["error"], doc
+    st, doc = agent.call("POST", "/v1/ops/backup", {"repo": str(repo), "jobs": 1000})
+    assert st == 400 and doc["field"] == "jobs", doc
+    st, doc = agent.call("POST", "/v1/ops/backup", {"repo": str(repo), "cql_password": "x"})
+    assert st == 400 and doc["field"] == "cql_password", doc  # host settings never come from a request
+    st, doc = agent.call("POST", "/v1/ops/backup", raw='{"repo": "' + "a" * (2 << 20) + '"}')
+    assert st == 413 and "larger than" in doc["error"], doc
+    st, doc = agent.call("GET", "/v1/nothing")
+    assert st == 404
+    st, doc = agent.call("DELETE", "/v1/jobs")
+    assert st == 405
+    st, doc = agent.call("GET", "/v1/jobs/12345")
+    assert st == 404 and "no job" in doc["error"]
+    assert not repo.exists()
+
+    # a restore naming a backup the repository does not hold: the job says so
+    good = tmp_path / "repo"
+    job = agent.start_job("list", {"repo": str(good)})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "failed" and "not a cassette repository" in doc["error"]["message"], doc
+    subprocess.run([str(agent.proc.args[0]), "init", "--repo", str(good), "--no-encryption"], check=True,
+                   capture_output=True)
+    job = agent.start_job("restore", {"repo": str(good), "backup": "no-such-backup"})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "failed", doc
+    assert "no-such-backup" in doc["error"]["message"], doc["error"]

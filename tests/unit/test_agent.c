@@ -1,0 +1,156 @@
+/* test_agent.c - agent/: the routes (paths, methods, unknown and unserved
+ * operations, malformed JSON, request errors naming fields, job ids) in
+ * dry-run mode, and one real job through the registry (list of a
+ * location that holds no repository: it ends failed with its error). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent.h"
+
+static cs_host host; /* empty: dry runs touch nothing, list needs no node */
+
+static cs_http_answer call(cs_agent *a, const char *method, const char *path, const char *body)
+{
+    cs_http_request req = { .method = method, .path = path, .body = body ? body : "",
+                            .body_len = body ? strlen(body) : 0 };
+    cs_http_answer ans = { 0, NULL };
+    cs_agent_handle(a, &req, &ans);
+    assert_non_null(ans.body);
+    return ans;
+}
+
+/* status and, for an error, the message contains want (and field names the field). */
+static void expect(cs_agent *a, const char *method, const char *path, const char *body, unsigned status,
+                   const char *want, const char *field)
+{
+    cs_http_answer ans = call(a, method, path, body);
+    if (ans.status != status)
+        fail_msg("%s %s: status %u, wanted %u", method, path, ans.status, status);
+    if (want) {
+        const char *msg = json_string_value(json_object_get(ans.body, "error"));
+        assert_non_null(msg);
+        if (!strstr(msg, want))
+            fail_msg("%s %s: \"%s\" does not say \"%s\"", method, path, msg, want);
+        const json_t *f = json_object_get(ans.body, "field");
+        if (field)
+            assert_string_equal(json_string_value(f), field);
+        else
+            assert_null(f);
+    }
+    json_decref(ans.body);
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    cs_agent *a = cs_agent_new(&host);
+    cs_agent_set_dry_run(a, true);
+    expect(a, "GET", "/", NULL, 404, "no such path", NULL);
+    expect(a, "GET", "/v1", NULL, 404, "no such path", NULL);
+    expect(a, "GET", "/v1/nodes", NULL, 404, "no such path", NULL);
+    expect(a, "GET", "/v1/ops/", NULL, 404, "no such path", NULL);
+    expect(a, "POST", "/v1/node", NULL, 405, "GET", NULL);
+    expect(a, "DELETE", "/v1/ops", NULL, 405, "GET", NULL);
+    expect(a, "GET", "/v1/ops/backup", NULL, 405, "POST", NULL);
+    expect(a, "GET", "/v1/jobs/1/cancel", NULL, 405, "POST", NULL);
+    expect(a, "GET", "/v1/jobs/x", NULL, 404, "number", NULL);
+    expect(a, "GET", "/v1/jobs/99999999999999999999", NULL, 404, "number", NULL);
+    expect(a, "GET", "/v1/jobs/7", NULL, 404, "no job 7", NULL);
+    expect(a, "POST", "/v1/jobs/7/cancel", NULL, 404, "no job 7", NULL);
+    expect(a, "GET", "/v1/jobs/7/other", NULL, 404, "no such path", NULL);
+    expect(a, "GET", "/v1/node", NULL, 503, "dry run", NULL);
+    /* operations: unknown, not served, bad bodies, bad fields */
+    expect(a, "POST", "/v1/ops/nope", "{}", 404, "no operation \"nope\"", NULL);
+    expect(a, "POST", "/v1/ops/key generate", "{}", 403, "does not serve", NULL);
+    expect(a, "POST", "/v1/ops/purge", "{}", 403, "does not serve", NULL);
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":", 400, "malformed JSON", NULL);
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"repo\":\"/s\"}", 400, "malformed JSON", NULL);
+    expect(a, "POST", "/v1/ops/backup", "[1]", 400, "JSON object", NULL);
+    expect(a, "POST", "/v1/ops/backup", "{}", 400, "repo", "repo");
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"jobs\":0}", 400, "jobs", "jobs");
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"cql_password\":\"x\"}", 400, "cql_password",
+           "cql_password"); /* a host setting is never taken from a request */
+    expect(a, "POST", "/v1/ops/restore", "{\"repo\":\"/r\"}", 400, "backup", "backup");
+    cs_http_answer ans = call(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"keyspaces\":[\"ks\"]}");
+    assert_int_equal(ans.status, 202);
+    assert_true(json_is_true(json_object_get(ans.body, "dry_run")));
+    json_decref(ans.body);
+    cs_agent_free(a);
+}
+
+static void test_ops_listed(void **state)
+{
+    (void)state;
+    cs_agent *a = cs_agent_new(&host);
+    cs_http_answer ans = call(a, "GET", "/v1/ops", NULL);
+    assert_int_equal(ans.status, 200);
+    assert_true(json_is_array(ans.body));
+    bool backup = false;
+    size_t i;
+    json_t *op;
+    json_array_foreach(ans.body, i, op) {
+        const char *name = json_string_value(json_object_get(op, "name"));
+        assert_true(cs_agent_serves(cs_op_find(name)));
+        assert_true(json_is_array(json_object_get(op, "fields")));
+        backup |= !strcmp(name, "backup");
+    }
+    assert_true(backup);
+    assert_false(cs_agent_serves(cs_op_find("key generate")));
+    assert_false(cs_agent_serves(cs_op_find("purge")));
+    json_decref(ans.body);
+    cs_agent_free(a);
+}
+
+static void test_job_fails(void **state)
+{
+    (void)state;
+    cs_agent *a = cs_agent_new(&host);
+    cs_http_answer ans = call(a, "POST", "/v1/ops/list", "{\"repo\":\"/nonexistent/cassette-test-repo\"}");
+    assert_int_equal(ans.status, 202);
+    json_int_t id = json_integer_value(json_object_get(ans.body, "job"));
+    assert_true(id > 0);
+    json_decref(ans.body);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld", (long long)id);
+    const char *st = "running";
+    for (int i = 0; i < 500 && !strcmp(st, "running"); i++) { /* up to 5 s: a list of nothing is quick */
+        ans = call(a, "GET", path, NULL);
+        assert_int_equal(ans.status, 200);
+        st = strcmp(json_string_value(json_object_get(ans.body, "state")), "running") ? "over" : "running";
+        if (strcmp(st, "running")) {
+            assert_string_equal(json_string_value(json_object_get(ans.body, "state")), "failed");
+            const json_t *err = json_object_get(ans.body, "error");
+            assert_non_null(strstr(json_string_value(json_object_get(err, "message")), "not a cassette repository"));
+            assert_string_equal(json_string_value(json_object_get(json_object_get(ans.body, "progress"), "op")),
+                                "list");
+            assert_null(json_object_get(ans.body, "result"));
+        }
+        json_decref(ans.body);
+        nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+    }
+    assert_string_equal(st, "over");
+    ans = call(a, "GET", "/v1/jobs", NULL);
+    assert_int_equal(json_array_size(ans.body), 1);
+    json_decref(ans.body);
+    ans = call(a, "POST", strcat(path, "/cancel"), NULL); /* over already: left as it is */
+    assert_int_equal(ans.status, 202);
+    assert_string_equal(json_string_value(json_object_get(ans.body, "state")), "failed");
+    json_decref(ans.body);
+    cs_agent_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_ops_listed),
+        cmocka_unit_test(test_job_fails),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
