@@ -195,7 +195,7 @@ def test_cancel_then_backup(agent, session, make_small_data, tmp_path):
     assert st == 202 and doc["id"] == job, doc
     doc, _ = agent.wait_job(job)
     assert doc["state"] == "canceled", doc
-    assert doc["error"]["code"] == "canceled" and doc["error"]["exit_code"] == 130, doc["error"]
+    assert doc["error"]["code"] == "interrupted" and doc["error"]["exit_code"] == 130, doc["error"]
     assert "result" not in doc
     # the next backup is fine
     job = agent.start_job("backup", {"repo": repo, "name": "c-2", "keyspaces": ds.keyspaces, "init": True,
