@@ -79,7 +79,8 @@ static void answer(cs_http_answer *ans, unsigned status, json_t *body)
 
 static json_t *dir_json(const char *path)
 {
-    json_t *d = json_pack("{s:s}", "path", path);
+    json_t *d = json_object();
+    json_object_set_new(d, "path", cs_http_text_json(path));
     struct statvfs st;
     if (statvfs(path, &st) == 0) {
         json_object_set_new(d, "free_bytes", json_integer((json_int_t)((uint64_t)st.f_bavail * st.f_frsize)));
@@ -92,14 +93,14 @@ static json_t *dir_json(const char *path)
 
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    return s ? cs_http_text_json(s) : json_null();
 }
 
 static json_t *list_json(const cs_strlist *l)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
+        json_array_append_new(a, cs_http_text_json(l->items[i]));
     return a;
 }
 

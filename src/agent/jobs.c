@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/progress.h"
+#include "net/httpd.h"
 
 #define LOG_LINES 32   /* the last lines of a job's log, kept for its record */
 #define LOG_LINE_MAX 512
@@ -260,10 +261,12 @@ static json_t *error_json(const cs_err *e)
 {
     char msg[CS_ERR_MSG_MAX + 256];
     cs_err_render(e, NULL, NULL, msg, sizeof msg);
-    json_t *err = json_pack("{s:s, s:s, s:i}", "message", msg, "code", cs_err_name(e->code), "exit_code",
-                            cs_exit_code(e->code));
+    json_t *err = json_object();
+    json_object_set_new(err, "message", cs_http_text_json(msg));
+    json_object_set_new(err, "code", json_string(cs_err_name(e->code)));
+    json_object_set_new(err, "exit_code", json_integer(cs_exit_code(e->code)));
     if (e->field[0])
-        json_object_set_new(err, "field", json_string(e->field));
+        json_object_set_new(err, "field", cs_http_text_json(e->field));
     return err;
 }
 
@@ -277,7 +280,7 @@ json_t *cs_jobs_get(cs_jobs *jobs, uint64_t id)
         json_t *log = json_array();
         pthread_mutex_lock(&en->mu);
         for (size_t i = 0; i < en->log_n; i++)
-            json_array_append_new(log, json_string(en->log[(en->log_head + i) % LOG_LINES]));
+            json_array_append_new(log, cs_http_text_json(en->log[(en->log_head + i) % LOG_LINES]));
         pthread_mutex_unlock(&en->mu);
         json_object_set_new(doc, "log", log);
         if (en->result)

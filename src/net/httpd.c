@@ -35,11 +35,29 @@ typedef struct conn_ctx {
 
 /* ---- pure parts ---- */
 
+json_t *cs_http_text_json(const char *msg)
+{
+    char *text = cs_strdup(msg && *msg ? msg : "error");
+    for (char *p = text; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    json_t *s = json_string(text);
+    if (!s) {
+        for (char *p = text; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        s = json_string(text);
+    }
+    free(text);
+    return s;
+}
+
 void cs_http_error_msg(cs_http_answer *ans, unsigned status, const char *msg)
 {
     json_decref(ans->body);
     ans->status = status;
-    ans->body = json_pack("{s:s}", "error", msg ? msg : "error");
+    ans->body = json_object();
+    json_object_set_new(ans->body, "error", cs_http_text_json(msg));
 }
 
 void cs_http_error(cs_http_answer *ans, unsigned status, const cs_err *e)
@@ -48,7 +66,7 @@ void cs_http_error(cs_http_answer *ans, unsigned status, const cs_err *e)
     cs_err_render(e, NULL, NULL, msg, sizeof msg);
     cs_http_error_msg(ans, status, msg);
     if (e->field[0])
-        json_object_set_new(ans->body, "field", json_string(e->field));
+        json_object_set_new(ans->body, "field", cs_http_text_json(e->field));
 }
 
 bool cs_http_bearer_ok(const char *authorization, const char *token)

@@ -82,6 +82,12 @@ void cs_http_error(cs_http_answer *ans, unsigned status, const cs_err *e);
 /* The same from a message (no field named). */
 void cs_http_error_msg(cs_http_answer *ans, unsigned status, const char *msg);
 
+/* text as a JSON string on one line (new reference, never NULL):
+ * control characters become spaces, and text that is not UTF-8 (it may
+ * quote a path from outside, or be cut inside a character) keeps its
+ * ASCII only. */
+json_t *cs_http_text_json(const char *text);
+
 /* "HOST:PORT", "[::1]:PORT" or ":PORT" (all addresses) into host (cap
  * bytes) and port; default_host when the host part is empty. */
 int cs_http_parse_listen(const char *text, const char *default_host, char *host, size_t cap, int *port,
