@@ -76,48 +76,83 @@ class Agent:
             time.sleep(0.1)
 
 
+def _openssl(*args):
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def _cert(d, name, issuer=None, san="IP:127.0.0.1"):
+    """A certificate and key (PEM) named name in d: self-signed, or signed by issuer (a pair)."""
+    cert, key = d / f"{name}.pem", d / f"{name}.key"
+    if issuer is None:
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", cert, "-days", "1", "-subj", f"/CN={name}", "-addext",
+                 f"subjectAltName={san}")
+    else:
+        csr = d / f"{name}.csr"
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        _openssl("x509", "-req", "-in", csr, "-CA", issuer[0], "-CAkey", issuer[1], "-CAcreateserial",
+                 "-out", cert, "-days", "1")
+    return cert, key
+
+
 @pytest.fixture
-def agent(cassette, node, tmp_path):
-    d = tmp_path / "agent"
-    d.mkdir()
-    token = os.urandom(TOKEN_BYTES).hex()
-    tok = d / "token"
-    tok.write_text(token + "\n")
-    tok.chmod(0o600)
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    ctx = ssl.create_default_context(cafile=str(cert))
-    port = _free_port()
-    out, err = d / "stdout", d / "stderr"
-    cmd = [str(cassette.bin), "--config", str(node.ini), "agent", "--listen", f"127.0.0.1:{port}",
-           "--token-file", str(tok), "--tls-cert", str(cert), "--tls-key", str(key)]
-    with open(out, "w") as fo, open(err, "w") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=cassette.env())
-    a = Agent(proc, port, token, ctx, out, err)
-    deadline = time.monotonic() + 30
-    while True:  # readiness: the API answers
-        assert proc.poll() is None, f"agent exited {proc.returncode}: {err.read_text()}"
-        try:
-            if a.call("GET", "/v1/ops")[0] == 200:
+def start_agent(cassette, node, tmp_path):
+    """start(*extra_args, client_cert=None) -> a running Agent over HTTPS with a token; every
+    agent started is stopped with SIGTERM at the end and must exit 0 without the token in its
+    output."""
+    started = []
+
+    def start(*extra, client_cert=None):
+        d = tmp_path / f"agent{len(started)}"
+        d.mkdir()
+        token = os.urandom(TOKEN_BYTES).hex()
+        tok = d / "token"
+        tok.write_text(token + "\n")
+        tok.chmod(0o600)
+        cert, key = _cert(d, "server")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        if client_cert:
+            ctx.load_cert_chain(*map(str, client_cert))
+        port = _free_port()
+        out, err = d / "stdout", d / "stderr"
+        cmd = [str(cassette.bin), "--config", str(node.ini), "agent", "--listen", f"127.0.0.1:{port}",
+               "--token-file", str(tok), "--tls-cert", str(cert), "--tls-key", str(key), *map(str, extra)]
+        with open(out, "w") as fo, open(err, "w") as fe:
+            proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=cassette.env())
+        a = Agent(proc, port, token, ctx, out, err)
+        a.server_cert = cert
+        started.append(a)
+        deadline = time.monotonic() + 30
+        while True:  # readiness: the port takes connections
+            assert proc.poll() is None, f"agent exited {proc.returncode}: {err.read_text()}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-        except (OSError, ssl.SSLError, http.client.HTTPException):
-            pass
-        assert time.monotonic() < deadline, f"agent did not answer: {err.read_text()}"
-        time.sleep(0.05)
-    yield a
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        assert rc == 0, f"agent exited {rc} on SIGTERM: {err.read_text()}"
-    for f in (out, err):
-        assert token not in f.read_text(), f"the token is in the agent's {f.name}"
-    assert "ERROR: AddressSanitizer" not in err.read_text(), err.read_text()
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"agent did not listen: {err.read_text()}"
+            time.sleep(0.05)
+        return a
+
+    yield start
+    for a in started:
+        if a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = a.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                a.proc.kill()
+                raise
+            assert rc == 0, f"agent exited {rc} on SIGTERM: {a.err.read_text()}"
+        for f in (a.out, a.err):
+            assert a.token not in f.read_text(), f"the token is in the agent's {f.name}"
+        assert "ERROR: AddressSanitizer" not in a.err.read_text(), a.err.read_text()
+
+
+@pytest.fixture
+def agent(start_agent):
+    return start_agent()
 
 
 def _host_id(session):
@@ -247,3 +282,29 @@ def test_refusals(agent, tmp_path):
     doc, _ = agent.wait_job(job)
     assert doc["state"] == "failed", doc
     assert "no-such-backup" in doc["error"]["message"], doc["error"]
+
+
+def _client_ctx(agent, cert=None):
+    ctx = ssl.create_default_context(cafile=str(agent.server_cert))
+    if cert:
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
+def test_mutual_tls(start_agent, tmp_path):
+    """With --tls-client-ca a client needs a certificate that CA signed, token or not."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    ca = _cert(d, "client-ca", san="DNS:client-ca")
+    client = _cert(d, "client", issuer=ca)
+    stranger = _cert(d, "stranger", san="DNS:stranger")
+    a = start_agent("--tls-client-ca", ca[0], client_cert=client)
+    st, ops = a.call("GET", "/v1/ops")
+    assert st == 200 and ops, ops
+    for who in (None, stranger):
+        other = Agent(a.proc, a.port, a.token, _client_ctx(a, who), a.out, a.err)
+        try:
+            st, doc = other.call("GET", "/v1/ops")
+        except (ssl.SSLError, ConnectionError):
+            continue  # refused during the handshake: as good
+        assert st == 401 and "client certificate" in doc["error"], (who, st, doc)
