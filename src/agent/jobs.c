@@ -236,15 +236,14 @@ static entry *find(cs_jobs *jobs, uint64_t id)
 }
 
 /* id, op, state, times and progress (mu held). */
-static json_t *summary(const entry *en)
+static json_t *summary(entry *en)
 {
     cs_progress p = en->last;
     if (en->state == JOB_RUNNING)
         cs_job_progress(en->job, &p);
-    entry *m = (entry *)en; /* its own lock only */
-    pthread_mutex_lock(&m->mu);
-    double byte_rate = cs_rate_per_second(&m->bytes), file_rate = cs_rate_per_second(&m->files);
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_lock(&en->mu);
+    double byte_rate = cs_rate_per_second(&en->bytes), file_rate = cs_rate_per_second(&en->files);
+    pthread_mutex_unlock(&en->mu);
     if (en->state != JOB_RUNNING)
         byte_rate = file_rate = 0;
     json_t *doc = json_object();

@@ -308,3 +308,25 @@ def test_mutual_tls(start_agent, tmp_path):
         except (ssl.SSLError, ConnectionError):
             continue  # refused during the handshake: as good
         assert st == 401 and "client certificate" in doc["error"], (who, st, doc)
+
+
+def test_start_refusals(cassette, tmp_path):
+    """No token and no --insecure-loopback, --insecure-loopback off loopback, a token file others
+    may read, a certificate without its key: one line each, and no agent."""
+    tok = tmp_path / "token"
+    tok.write_text("t" * 40 + "\n")
+    tok.chmod(0o644)
+    cases = [
+        ([], "needs --token-file"),
+        (["--insecure-loopback", "--listen", "0.0.0.0:7620"], "loopback address only"),
+        (["--token-file", tok], "chmod 600"),
+        (["--token-file", tok, "--listen", "127.0.0.1:x"], "--listen"),
+        (["--repo", tmp_path], "does not take --repo"),  # requests come over HTTP, not from flags
+    ]
+    for args, want in cases:
+        res = cassette("agent", *args, timeout=60)
+        assert res.rc in (1, 2) and want in res.err and res.err.count("\n") == 1, res.describe()
+        assert "t" * 40 not in res.err
+    tok.chmod(0o600)
+    res = cassette("agent", "--token-file", tok, "--tls-cert", tmp_path / "cert.pem", timeout=60)
+    assert res.rc == 2 and "--tls-cert and --tls-key go together" in res.err, res.describe()
