@@ -229,6 +229,16 @@ static int read_settings(cql_conn *c, cs_node_info *info, cs_err *e)
     return 0;
 }
 
+static void add_tokens(const cql_result *r, size_t row, cs_strlist *out)
+{
+    int col = cql_result_col(r, "tokens");
+    const cql_value *tokens = col >= 0 ? cql_result_value(r, row, (size_t)col) : NULL;
+    if (tokens && tokens->kind == CQL_LIST)
+        for (size_t i = 0; i < tokens->n; i++)
+            if (tokens->items[i].kind == CQL_SCALAR)
+                cs_strlist_add(out, tokens->items[i].text);
+}
+
 int cs_node_read_info(cql_conn *c, cs_node_info *info, cs_err *e)
 {
     memset(info, 0, sizeof *info);
@@ -251,16 +261,88 @@ int cs_node_read_info(cql_conn *c, cs_node_info *info, cs_err *e)
     info->rack = dup_text(r, 0, "rack");
     info->release_version = dup_text(r, 0, "release_version");
     info->partitioner = dup_text(r, 0, "partitioner");
-    int col = cql_result_col(r, "tokens");
-    const cql_value *tokens = col >= 0 ? cql_result_value(r, 0, (size_t)col) : NULL;
-    if (tokens && tokens->kind == CQL_LIST)
-        for (size_t i = 0; i < tokens->n; i++)
-            if (tokens->items[i].kind == CQL_SCALAR)
-                cs_strlist_add(&info->tokens, tokens->items[i].text);
+    add_tokens(r, 0, &info->tokens);
     cql_result_free(r);
     if (!info->host_id[0])
         return cs_err_set(e, CS_E_PROTO, "system.local has no host_id");
     return read_settings(c, info, e);
+}
+
+static cs_ring_node *ring_add(cs_ring *ring)
+{
+    ring->nodes = cs_realloc(ring->nodes, (ring->n + 1) * sizeof *ring->nodes);
+    cs_ring_node *n = &ring->nodes[ring->n++];
+    memset(n, 0, sizeof *n);
+    return n;
+}
+
+static void ring_fill(cs_ring_node *n, const cql_result *r, size_t row, const char *addr_col, const char *rpc_col)
+{
+    n->host_id = dup_text(r, row, "host_id");
+    n->address = dup_text(r, row, addr_col);
+    n->rpc_address = dup_text(r, row, rpc_col);
+    n->datacenter = dup_text(r, row, "data_center");
+    n->rack = dup_text(r, row, "rack");
+    n->release_version = dup_text(r, row, "release_version");
+    add_tokens(r, row, &n->tokens);
+}
+
+int cs_node_read_ring(cql_conn *c, cs_ring *ring, cs_err *e)
+{
+    memset(ring, 0, sizeof *ring);
+    cql_result *r = NULL;
+    int rc = cql_query(c,
+                       "SELECT host_id, broadcast_address, rpc_address, cluster_name, data_center, rack, "
+                       "release_version, partitioner, tokens FROM system.local WHERE key = 'local'",
+                       &r, e);
+    if (rc)
+        return cs_err_prefix(e, "reading system.local");
+    if (cql_result_rows(r) != 1) {
+        cql_result_free(r);
+        return cs_err_set(e, CS_E_PROTO, "system.local returned %zu rows", cql_result_rows(r));
+    }
+    ring->cluster_name = dup_text(r, 0, "cluster_name");
+    ring->partitioner = dup_text(r, 0, "partitioner");
+    ring_fill(ring_add(ring), r, 0, "broadcast_address", "rpc_address");
+    cql_result_free(r);
+    r = NULL;
+    rc = cql_query(c, "SELECT peer, native_address, host_id, data_center, rack, release_version, tokens "
+                      "FROM system.peers_v2",
+                   &r, e);
+    if (rc) {
+        cs_ring_free(ring);
+        return cs_err_prefix(e, "reading system.peers_v2");
+    }
+    for (size_t i = 0; i < cql_result_rows(r); i++) {
+        const char *id = cql_result_text(r, i, "host_id");
+        if (id && id[0]) /* a peer being removed may have lost its row's fields */
+            ring_fill(ring_add(ring), r, i, "peer", "native_address");
+    }
+    cql_result_free(r);
+    for (size_t i = 0; i < ring->n; i++)
+        if (!ring->nodes[i].host_id[0]) {
+            cs_ring_free(ring);
+            return cs_err_set(e, CS_E_PROTO, "system.local has no host_id");
+        }
+    return 0;
+}
+
+void cs_ring_free(cs_ring *ring)
+{
+    for (size_t i = 0; i < ring->n; i++) {
+        cs_ring_node *n = &ring->nodes[i];
+        free(n->host_id);
+        free(n->address);
+        free(n->rpc_address);
+        free(n->datacenter);
+        free(n->rack);
+        free(n->release_version);
+        cs_strlist_free(&n->tokens);
+    }
+    free(ring->nodes);
+    free(ring->cluster_name);
+    free(ring->partitioner);
+    memset(ring, 0, sizeof *ring);
 }
 
 void cs_node_info_free(cs_node_info *info)

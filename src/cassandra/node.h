@@ -70,6 +70,29 @@ int cs_contact_points_parse(const char *list, int default_port, cs_contact_point
 void cs_contact_points_free(cs_contact_point *points, size_t n);
 
 int cs_node_read_info(cql_conn *c, cs_node_info *out, cs_err *e);
+
+/* One node of the ring as a node sees it (system.local for itself,
+ * system.peers_v2 for the others). */
+typedef struct cs_ring_node {
+    char *host_id;
+    char *address;      /* listen (peer) address */
+    char *rpc_address;  /* where clients reach it (native_address) */
+    char *datacenter;
+    char *rack;
+    char *release_version;
+    cs_strlist tokens;
+} cs_ring_node;
+
+typedef struct cs_ring {
+    char *cluster_name;
+    char *partitioner;
+    cs_ring_node *nodes;  /* the contacted node first, then its peers */
+    size_t n;
+} cs_ring;
+
+/* The ring as the connected node knows it. */
+int cs_node_read_ring(cql_conn *c, cs_ring *out, cs_err *e);
+void cs_ring_free(cs_ring *ring);
 void cs_node_info_free(cs_node_info *info);
 
 /* DESCRIBE SCHEMA as a JSON array of {"keyspace","type","name","cql"} in

@@ -3,6 +3,7 @@
 #include "common/job.h"
 
 #include <signal.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,4 +76,18 @@ void cs_cancel_reset(void)
 int cs_cancel_error(cs_err *e)
 {
     return cs_err_set(e, CS_E_CANCELED, "interrupted");
+}
+
+int cs_cancel_sleep(double seconds, cs_err *e)
+{
+    /* Short slices: a stop is seen within 50 ms. */
+    while (seconds > 0) {
+        if (cs_cancel_requested())
+            return cs_cancel_error(e);
+        double slice = seconds < 0.05 ? seconds : 0.05;
+        struct timespec ts = { 0, (long)(slice * 1e9) };
+        nanosleep(&ts, NULL);
+        seconds -= slice;
+    }
+    return cs_cancel_requested() ? cs_cancel_error(e) : 0;
 }

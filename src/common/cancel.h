@@ -37,6 +37,10 @@ void cs_cancel_request(void);
 /* Forget a request (tests). */
 void cs_cancel_reset(void);
 
+/* Sleep for seconds, waking early on a stop request: then CS_E_CANCELED
+ * (as cs_cancel_error), else 0. */
+int cs_cancel_sleep(double seconds, cs_err *e);
+
 /* CS_E_CANCELED, "interrupted" (the operation says what to do next). */
 int cs_cancel_error(cs_err *e);
 

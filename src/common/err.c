@@ -129,6 +129,14 @@ int cs_err_prefix(cs_err *e, const char *fmt, ...)
     return e->code;
 }
 
+int cs_err_code_of(const char *name)
+{
+    for (int code = CS_E_INVAL; name && code >= CS_E_STALE; code--)
+        if (!strcmp(cs_err_name(code), name))
+            return code;
+    return CS_E_EXTERNAL;
+}
+
 const char *cs_err_name(int code)
 {
     switch (code) {

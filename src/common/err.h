@@ -75,6 +75,9 @@ int cs_err_prefix(cs_err *e, const char *fmt, ...)
 
 /* A short name for an error code ("I/O error", "not found", ...). */
 const char *cs_err_name(int code);
+/* The code cs_err_name gives that name to (a peer's error document), or
+ * CS_E_EXTERNAL for a name it does not give. */
+int cs_err_code_of(const char *name);
 
 /* Exit codes of the CLI (and of any front end that exits), as README.md's
  * table documents them. */

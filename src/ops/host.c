@@ -27,6 +27,10 @@ static const cs_field fields[] = {
     F(saved_caches_dir, CS_F_STRING),
     F(staging_dir, CS_F_STRING),
     F(cassandra_yaml, CS_F_STRING),
+    F(agent_token_file, CS_F_STRING),
+    F(agent_ca_file, CS_F_STRING),
+    F(agent_cert, CS_F_STRING),
+    F(agent_key, CS_F_STRING),
 };
 #undef F
 

@@ -49,6 +49,11 @@ typedef struct cs_host {
     char *saved_caches_dir;
     char *staging_dir;
     char *cassandra_yaml;   /* where the node's directories are, when not given */
+    /* the agents a coordinator (cluster commands) talks to */
+    char *agent_token_file; /* their bearer token (never logged) */
+    char *agent_ca_file;    /* the CA of their certificates */
+    char *agent_cert;       /* a client certificate, for agents started with a client CA */
+    char *agent_key;
 } cs_host;
 
 /* The fields of cs_host (names as messages and configurations say them). */

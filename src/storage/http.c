@@ -23,6 +23,7 @@
 
 struct cs_http {
     char *ca_file;
+    char *cert_file, *key_file;
     long timeout_s;
     unsigned retries;
     pthread_mutex_t bucket_lock;
@@ -114,6 +115,8 @@ cs_http *cs_http_new(const cs_http_opts *o)
     }
     cs_http *h = cs_calloc(1, sizeof *h);
     h->ca_file = o->ca_file && *o->ca_file ? cs_strdup(o->ca_file) : NULL;
+    h->cert_file = o->cert_file && *o->cert_file ? cs_strdup(o->cert_file) : NULL;
+    h->key_file = o->key_file && *o->key_file ? cs_strdup(o->key_file) : NULL;
     h->timeout_s = o->timeout_s;
     h->retries = o->retries;
     h->bucket.rate = (double)o->rate_limit;
@@ -143,6 +146,8 @@ void cs_http_free(cs_http *h)
     pthread_mutex_destroy(&h->parts_lock);
     pthread_cond_destroy(&h->parts_cond);
     free(h->ca_file);
+    free(h->cert_file);
+    free(h->key_file);
     free(h);
 }
 
@@ -338,6 +343,10 @@ static void setup_transfer(cs_http *h, CURL *c, xfer *x, const cs_http_attempt *
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     if (h->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+    if (h->cert_file)
+        curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file);
+    if (h->key_file)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file);
     if (x->r->cancellable) {
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cancel);

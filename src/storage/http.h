@@ -44,6 +44,8 @@ typedef struct cs_http cs_http;
 
 typedef struct cs_http_opts {
     const char *ca_file;   /* PEM bundle instead of the system store; NULL: system (copied) */
+    const char *cert_file; /* client certificate (PEM) for mutual TLS; NULL: none (copied) */
+    const char *key_file;  /* its private key (PEM); NULL: in cert_file (copied) */
     long timeout_s;        /* connect timeout, and the longest stall of a transfer */
     unsigned retries;      /* attempts after the first */
     uint64_t rate_limit;   /* bytes per second over all transfers, 0 = none */

@@ -1,0 +1,159 @@
+/* cluster.h - operations across the nodes of a cluster, run through their agents.
+ *
+ * Owns: the coordinating operations of the op table (ops/optable.h):
+ *   cluster backup   one backup set for every node: snapshots on all nodes
+ *                    at once (optionally inside an application pause), the
+ *                    nodes' uploads by their agents under a node parallelism
+ *                    limit, retried with backoff, then the cluster manifest
+ *                    and the set's commit (repo/set.h), and every snapshot
+ *                    cleared whatever happened;
+ *   cluster restore  a backup set back into a cluster, node by node through
+ *                    the agents, after a plan the operator confirms;
+ *   cluster status   each agent reachable or not, its node, and the
+ *                    repository's newest complete cluster backup;
+ *   cluster tokens   the initial_token line of each node of a backup set.
+ * The coordinator only coordinates: every byte of a node is read, stored,
+ * fetched and written by that node's agent, with the code of the node
+ * operations (backup, restore). Nodes are named by host id everywhere, with
+ * their addresses recorded beside.
+ * Must not: touch a node's files or run nodetool itself; print. */
+#ifndef CS_CLUSTER_CLUSTER_H
+#define CS_CLUSTER_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "common/job.h"
+#include "common/strlist.h"
+#include "ops/host.h"
+
+#define CS_CLUSTER_AGENT_TEMPLATE "https://{rpc_address}:7620"
+
+/* How the agents are found, the same in every cluster operation. */
+#define CS_CLUSTER_TARGET_FIELDS                                                                              \
+    char *contact;          /* a CQL contact point (NULL: the host's cql_host) */                            \
+    cs_strlist agents;      /* agent URLs; empty: agent_template over the ring's nodes */                   \
+    char *agent_template    /* "https://{rpc_address}:7620" */
+
+typedef struct cs_cluster_backup_req {
+    char *repo;
+    char *name;             /* NULL: the UTC time */
+    cs_strlist keyspaces;
+    CS_CLUSTER_TARGET_FIELDS;
+    long parallel_nodes;    /* nodes uploading at once */
+    long jobs;              /* files stored at once on each node */
+    long zstd_level;
+    long retries;           /* attempts after the first for a node's backup */
+    bool allow_partial;     /* back up the nodes that can be when some cannot */
+    char *pause_cmd;        /* run before the snapshots (application pause) */
+    char *resume_cmd;       /* run after them, always */
+    double lock_wait, lock_stale;
+} cs_cluster_backup_req;
+
+/* One node as a cluster operation saw it. */
+typedef struct cs_cluster_node {
+    char *host_id, *address, *rpc_address, *datacenter, *rack, *agent;
+    cs_strlist tokens;
+    bool ok;
+    char *reason;           /* why not ok (NULL when ok) */
+    int code;               /* its CS_E_* */
+    double snapshot_started, snapshot_finished; /* 0: no snapshot */
+    unsigned attempts;
+    json_t *result;         /* the node operation's result document, or NULL */
+} cs_cluster_node;
+
+typedef struct cs_cluster_backup_result {
+    char *name, *set_id, *cluster;
+    cs_cluster_node *nodes;
+    size_t n_nodes, complete;
+    double snapshot_spread; /* latest snapshot start - earliest (s) */
+    double pause_seconds;   /* the pause window, -1 without --pause-cmd */
+    bool resumed;           /* resume_cmd ran and succeeded */
+    double seconds;
+    bool allow_partial;
+} cs_cluster_backup_result;
+
+int cs_op_cluster_backup(cs_job *job, const cs_host *host, const cs_cluster_backup_req *req,
+                         cs_cluster_backup_result *res, cs_err *e);
+/* An incomplete backup is a failure unless allow_partial. */
+int cs_op_cluster_backup_verdict(const cs_cluster_backup_req *req, const cs_cluster_backup_result *res, cs_err *e);
+json_t *cs_cluster_backup_result_json(const cs_cluster_backup_req *req, const cs_cluster_backup_result *res);
+void cs_cluster_backup_result_free(cs_cluster_backup_result *res);
+
+typedef struct cs_cluster_restore_req {
+    char *repo;
+    char *backup;
+    CS_CLUSTER_TARGET_FIELDS;
+    cs_strlist keyspaces;
+    cs_strlist tables;
+    cs_strlist nodes;       /* restore only these target nodes (host id or address) */
+    cs_strlist host_map;    /* "SOURCE=TARGET" host ids or addresses; default: same host ids */
+    char *mode;             /* "import" or "replace" */
+    long parallel_nodes;
+    long jobs;
+    bool plan;              /* print the plan, do nothing */
+    bool yes;               /* run it */
+    double lock_wait, lock_stale;
+} cs_cluster_restore_req;
+
+/* One row of a restore plan: a source node's backup onto a target node. */
+typedef struct cs_cluster_move {
+    cs_cluster_node source; /* from the backup set (no agent) */
+    cs_cluster_node target; /* the agent's node; result: its restore document */
+    uint64_t bytes, files;
+} cs_cluster_move;
+
+typedef struct cs_cluster_restore_result {
+    char *backup, *set_id, *cluster, *mode;
+    bool same_cluster;      /* every source host id is a target's */
+    bool planned_only;
+    cs_cluster_move *moves;
+    size_t n_moves, restored;
+    double seconds;
+} cs_cluster_restore_result;
+
+int cs_op_cluster_restore(cs_job *job, const cs_host *host, const cs_cluster_restore_req *req,
+                          cs_cluster_restore_result *res, cs_err *e);
+int cs_op_cluster_restore_verdict(const cs_cluster_restore_req *req, const cs_cluster_restore_result *res,
+                                  cs_err *e);
+json_t *cs_cluster_restore_result_json(const cs_cluster_restore_req *req, const cs_cluster_restore_result *res);
+void cs_cluster_restore_result_free(cs_cluster_restore_result *res);
+
+typedef struct cs_cluster_status_req {
+    char *repo;             /* optional: the newest complete cluster backup */
+    CS_CLUSTER_TARGET_FIELDS;
+} cs_cluster_status_req;
+
+typedef struct cs_cluster_status_result {
+    char *cluster;
+    cs_cluster_node *nodes; /* ok: the agent answered; result: its /v1/node document */
+    size_t n_nodes, reachable;
+    char *newest;           /* newest complete cluster backup, or NULL */
+    double newest_finished;
+    size_t sets, sets_complete;
+} cs_cluster_status_result;
+
+int cs_op_cluster_status(cs_job *job, const cs_host *host, const cs_cluster_status_req *req,
+                         cs_cluster_status_result *res, cs_err *e);
+int cs_op_cluster_status_verdict(const cs_cluster_status_req *req, const cs_cluster_status_result *res, cs_err *e);
+json_t *cs_cluster_status_result_json(const cs_cluster_status_req *req, const cs_cluster_status_result *res);
+void cs_cluster_status_result_free(cs_cluster_status_result *res);
+
+typedef struct cs_cluster_tokens_req {
+    char *repo;
+    char *backup;
+} cs_cluster_tokens_req;
+
+typedef struct cs_cluster_tokens_result {
+    char *backup, *cluster, *partitioner;
+    cs_cluster_node *nodes; /* host id, address, DC, rack, tokens */
+    size_t n_nodes;
+} cs_cluster_tokens_result;
+
+int cs_op_cluster_tokens(cs_job *job, const cs_host *host, const cs_cluster_tokens_req *req,
+                         cs_cluster_tokens_result *res, cs_err *e);
+json_t *cs_cluster_tokens_result_json(const cs_cluster_tokens_req *req, const cs_cluster_tokens_result *res);
+void cs_cluster_tokens_result_free(cs_cluster_tokens_result *res);
+
+#endif

@@ -1,0 +1,477 @@
+/* coord.c - what the cluster operations share (see the header). */
+#include "cluster/coord.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cassandra/node.h"
+#include "common/buf.h"
+#include "common/cancel.h"
+#include "common/log.h"
+#include "common/parallel.h"
+#include "ops/nodeopts.h"
+
+/* ---- node records ---- */
+
+void cs_cluster_node_free(cs_cluster_node *n)
+{
+    free(n->host_id);
+    free(n->address);
+    free(n->rpc_address);
+    free(n->datacenter);
+    free(n->rack);
+    free(n->agent);
+    free(n->reason);
+    cs_strlist_free(&n->tokens);
+    json_decref(n->result);
+    memset(n, 0, sizeof *n);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? cs_strdup(s) : NULL;
+}
+
+void cs_cluster_node_copy(cs_cluster_node *to, const cs_cluster_node *from)
+{
+    memset(to, 0, sizeof *to);
+    to->host_id = dup_or_null(from->host_id);
+    to->address = dup_or_null(from->address);
+    to->rpc_address = dup_or_null(from->rpc_address);
+    to->datacenter = dup_or_null(from->datacenter);
+    to->rack = dup_or_null(from->rack);
+    to->agent = dup_or_null(from->agent);
+    for (size_t i = 0; i < from->tokens.n; i++)
+        cs_strlist_add(&to->tokens, from->tokens.items[i]);
+    to->ok = from->ok;
+    to->reason = dup_or_null(from->reason);
+    to->code = from->code;
+    to->snapshot_started = from->snapshot_started;
+    to->snapshot_finished = from->snapshot_finished;
+}
+
+void cs_cluster_node_fail(cs_cluster_node *n, const cs_err *e)
+{
+    n->ok = false;
+    free(n->reason);
+    n->reason = cs_strdup(e->msg[0] ? e->msg : "failed");
+    n->code = e->code ? e->code : CS_E_EXTERNAL;
+}
+
+const char *cs_cluster_node_name(const cs_cluster_node *n)
+{
+    return n->address && n->address[0] ? n->address : n->host_id ? n->host_id : "?";
+}
+
+static json_t *text_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *cs_cluster_node_json(const cs_cluster_node *n)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "host_id", text_or_null(n->host_id));
+    json_object_set_new(o, "address", text_or_null(n->address));
+    json_object_set_new(o, "rpc_address", text_or_null(n->rpc_address));
+    json_object_set_new(o, "datacenter", text_or_null(n->datacenter));
+    json_object_set_new(o, "rack", text_or_null(n->rack));
+    json_t *tokens = json_array();
+    for (size_t i = 0; i < n->tokens.n; i++)
+        json_array_append_new(tokens, json_string(n->tokens.items[i]));
+    json_object_set_new(o, "tokens", tokens);
+    json_object_set_new(o, "agent", text_or_null(n->agent));
+    json_object_set_new(o, "ok", json_boolean(n->ok));
+    json_object_set_new(o, "reason", text_or_null(n->reason));
+    return o;
+}
+
+/* ---- the agents ---- */
+
+int cs_coord_agents_new(const cs_host *host, cs_agentc **out, cs_err *e)
+{
+    cs_agentc_opts o = {
+        .token_file = host->agent_token_file,
+        .ca_file = host->agent_ca_file,
+        .cert_file = host->agent_cert,
+        .key_file = host->agent_key,
+        .timeout_s = 30,
+    };
+    return cs_agentc_new(&o, out, e);
+}
+
+static const char *json_text(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static void tokens_of(const json_t *doc, cs_strlist *out)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(doc, "tokens"), i, t)
+        if (json_is_string(t))
+            cs_strlist_add(out, json_string_value(t));
+}
+
+/* A node as its agent describes it (GET /v1/node). */
+static void node_from_doc(cs_cluster_node *n, const char *agent, const json_t *doc)
+{
+    memset(n, 0, sizeof *n);
+    n->host_id = dup_or_null(json_text(doc, "host_id"));
+    n->address = dup_or_null(json_text(doc, "address"));
+    n->rpc_address = dup_or_null(json_text(doc, "rpc_address"));
+    n->datacenter = dup_or_null(json_text(doc, "datacenter"));
+    n->rack = dup_or_null(json_text(doc, "rack"));
+    n->agent = cs_strdup(agent);
+    tokens_of(doc, &n->tokens);
+    n->ok = true;
+    n->result = json_incref((json_t *)doc);
+}
+
+/* Is the node behind this /v1/node document up? Agents that cannot reach
+ * their node answer from what they last saw, with "live": false. */
+static bool node_live(const json_t *doc)
+{
+    json_t *live = json_object_get(doc, "live");
+    return !json_is_false(live);
+}
+
+typedef struct probe {
+    cs_coord *c;
+    char **urls;
+    json_t **docs;
+    cs_err *errs;
+} probe;
+
+static int probe_one(void *arg, size_t i, cs_err *e)
+{
+    (void)e;
+    probe *p = arg;
+    cs_err_clear(&p->errs[i]);
+    if (p->urls[i])
+        cs_agentc_node(p->c->agents, p->urls[i], &p->docs[i], &p->errs[i]);
+    return 0; /* every agent is asked, whatever the others answer */
+}
+
+/* GET /v1/node of every URL at once. */
+static void probe_all(cs_coord *c, char **urls, size_t n, json_t **docs, cs_err *errs)
+{
+    probe p = { c, urls, docs, errs };
+    cs_err ignored;
+    cs_err_clear(&ignored);
+    cs_parallel_for(n, n > 32 ? 32 : (unsigned)(n ? n : 1), probe_one, &p, &ignored);
+}
+
+static int read_ring(cs_coord *c, const cs_coord_target *t, cs_ring *ring, cs_err *e)
+{
+    cs_cql_opts o;
+    cs_ops_cql_opts(c->host, "cluster", &o);
+    if (t->contact && *t->contact)
+        o.hosts = t->contact;
+    cql_conn *conn = NULL;
+    int rc = cs_cluster_connect(&o, &conn, e);
+    if (!rc)
+        rc = cs_node_read_ring(conn, ring, e);
+    if (!rc && t->need_schema)
+        rc = cs_node_read_schema(conn, &c->schema, e);
+    cql_close(conn);
+    return rc;
+}
+
+static void add_node(cs_coord *c, cs_cluster_node *n /* taken */)
+{
+    c->nodes = cs_realloc(c->nodes, (c->n + 1) * sizeof *c->nodes);
+    c->nodes[c->n++] = *n;
+    memset(n, 0, sizeof *n);
+}
+
+static void node_from_ring(cs_cluster_node *n, const cs_ring_node *r)
+{
+    memset(n, 0, sizeof *n);
+    n->host_id = cs_strdup(r->host_id);
+    n->address = cs_strdup(r->address);
+    n->rpc_address = cs_strdup(r->rpc_address && r->rpc_address[0] ? r->rpc_address : r->address);
+    n->datacenter = cs_strdup(r->datacenter);
+    n->rack = cs_strdup(r->rack);
+    for (size_t i = 0; i < r->tokens.n; i++)
+        cs_strlist_add(&n->tokens, r->tokens.items[i]);
+}
+
+/* Listed agents: each says which node it serves. */
+static int open_listed(cs_coord *c, const cs_strlist *agents, const cs_ring *ring, cs_err *e)
+{
+    json_t **docs = cs_calloc(agents->n, sizeof *docs);
+    cs_err *errs = cs_calloc(agents->n, sizeof *errs);
+    probe_all(c, agents->items, agents->n, docs, errs);
+    int rc = 0;
+    for (size_t i = 0; i < agents->n && !rc; i++) {
+        cs_cluster_node n;
+        if (!docs[i]) {
+            /* An agent that does not answer serves a node we cannot name
+             * but by its URL. */
+            memset(&n, 0, sizeof n);
+            n.agent = cs_strdup(agents->items[i]);
+            n.address = cs_strdup(agents->items[i]);
+            cs_cluster_node_fail(&n, &errs[i]);
+        } else if (!json_text(docs[i], "host_id")) {
+            rc = cs_err_set(e, CS_E_PROTO, "agent %s: its node has no host id", agents->items[i]);
+            continue;
+        } else {
+            node_from_doc(&n, agents->items[i], docs[i]);
+        }
+        for (size_t k = 0; k < c->n && !rc; k++)
+            if (n.host_id && c->nodes[k].host_id && !strcmp(n.host_id, c->nodes[k].host_id))
+                rc = cs_err_set(e, CS_E_USAGE, "{agents}: %s and %s serve the same node %s", c->nodes[k].agent,
+                                n.agent, n.host_id);
+        if (rc) {
+            cs_cluster_node_free(&n);
+            continue;
+        }
+        add_node(c, &n);
+    }
+    /* Every node of the ring needs its agent. */
+    for (size_t r = 0; ring && r < ring->n && !rc; r++) {
+        bool found = false;
+        for (size_t k = 0; k < c->n && !found; k++)
+            found = c->nodes[k].host_id && !strcmp(c->nodes[k].host_id, ring->nodes[r].host_id);
+        if (!found) {
+            cs_cluster_node n;
+            node_from_ring(&n, &ring->nodes[r]);
+            cs_err why;
+            cs_err_set(&why, CS_E_USAGE, "no agent listed for this node (host id %s)", n.host_id);
+            cs_cluster_node_fail(&n, &why);
+            add_node(c, &n);
+        }
+    }
+    for (size_t i = 0; i < agents->n; i++)
+        json_decref(docs[i]);
+    free(docs);
+    free(errs);
+    return rc;
+}
+
+/* The template over known nodes: each agent must serve the node it was
+ * made for. */
+static int open_templated(cs_coord *c, const char *tmpl, cs_cluster_node *nodes /* taken */, size_t n,
+                          cs_err *e)
+{
+    char **urls = cs_calloc(n ? n : 1, sizeof *urls);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const cs_cluster_node *k = &nodes[i];
+        urls[i] = cs_agentc_expand(tmpl, k->rpc_address ? k->rpc_address : k->address,
+                                   k->address ? k->address : "", k->host_id, e);
+        if (!urls[i])
+            rc = e->code;
+    }
+    json_t **docs = cs_calloc(n ? n : 1, sizeof *docs);
+    cs_err *errs = cs_calloc(n ? n : 1, sizeof *errs);
+    if (!rc)
+        probe_all(c, urls, n, docs, errs);
+    for (size_t i = 0; i < n; i++) {
+        cs_cluster_node *k = &nodes[i];
+        if (!rc) {
+            k->agent = cs_strdup(urls[i]);
+            const char *id = docs[i] ? json_text(docs[i], "host_id") : NULL;
+            if (!docs[i]) {
+                cs_cluster_node_fail(k, &errs[i]);
+            } else if (!id || strcmp(id, k->host_id)) {
+                cs_err why;
+                cs_err_set(&why, CS_E_USAGE, "agent %s serves host %s, not %s", urls[i], id ? id : "(none)",
+                           k->host_id);
+                cs_cluster_node_fail(k, &why);
+            } else {
+                k->ok = true;
+                k->result = json_incref(docs[i]);
+            }
+            add_node(c, k);
+        } else {
+            cs_cluster_node_free(k);
+        }
+        free(urls[i]);
+        json_decref(docs[i]);
+    }
+    free(urls);
+    free(docs);
+    free(errs);
+    free(nodes);
+    return rc;
+}
+
+int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_target *t, cs_err *e)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    c->host = host;
+    c->job = job;
+    int rc = cs_coord_agents_new(host, &c->agents, e);
+    if (rc)
+        return rc;
+    cs_ring ring;
+    memset(&ring, 0, sizeof ring);
+    cs_err ring_err;
+    cs_err_clear(&ring_err);
+    bool have_ring = read_ring(c, t, &ring, &ring_err) == 0;
+    if (!have_ring && ring_err.code != CS_E_UNAVAIL && ring_err.code != CS_E_IO)
+        return cs_err_set(e, ring_err.code, "%s", ring_err.msg); /* a login or setting to fix */
+    if (!have_ring && !t->agents->n && !t->n_known)
+        return cs_err_set(e, ring_err.code, "%s (list the agents with {agents} when the cluster is down)",
+                          ring_err.msg);
+    if (!have_ring)
+        cs_debug("no contact point answered (%s): the agents say which node they serve", ring_err.msg);
+    if (have_ring) {
+        c->cluster = cs_strdup(ring.cluster_name);
+        c->partitioner = cs_strdup(ring.partitioner);
+    }
+    if (t->agents->n) {
+        rc = open_listed(c, t->agents, have_ring ? &ring : NULL, e);
+    } else {
+        size_t n = have_ring ? ring.n : t->n_known;
+        cs_cluster_node *nodes = cs_calloc(n ? n : 1, sizeof *nodes);
+        for (size_t i = 0; i < n; i++)
+            if (have_ring)
+                node_from_ring(&nodes[i], &ring.nodes[i]);
+            else
+                cs_cluster_node_copy(&nodes[i], &t->known[i]);
+        rc = open_templated(c, t->agent_template && *t->agent_template ? t->agent_template
+                                                                        : CS_CLUSTER_AGENT_TEMPLATE,
+                            nodes, n, e);
+    }
+    cs_ring_free(&ring);
+    /* The cluster's name from an agent when no contact point answered. */
+    for (size_t i = 0; !rc && !c->cluster && i < c->n; i++)
+        if (c->nodes[i].result && json_text(c->nodes[i].result, "cluster_name"))
+            c->cluster = cs_strdup(json_text(c->nodes[i].result, "cluster_name"));
+    for (size_t i = 0; !rc && i < c->n; i++) {
+        cs_cluster_node *n = &c->nodes[i];
+        if (n->ok && n->result && !node_live(n->result)) {
+            cs_err why;
+            cs_err_set(&why, CS_E_UNAVAIL, "Cassandra is not running on %s (its agent answers)",
+                       cs_cluster_node_name(n));
+            n->code = why.code; /* kept ok: a stopped node is what a replace restore wants */
+            free(n->reason);
+            n->reason = cs_strdup(why.msg);
+        }
+    }
+    c->files_done = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
+    c->files_total = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
+    c->bytes_done = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
+    c->bytes_total = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
+    return rc;
+}
+
+void cs_coord_close(cs_coord *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        cs_cluster_node_free(&c->nodes[i]);
+    free(c->nodes);
+    free(c->cluster);
+    free(c->partitioner);
+    json_decref(c->schema);
+    cs_agentc_free(c->agents);
+    free(c->files_done);
+    free(c->files_total);
+    free(c->bytes_done);
+    free(c->bytes_total);
+    pthread_mutex_destroy(&c->mu);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- running node operations ---- */
+
+void cs_coord_phase(cs_coord *c, const char *phase)
+{
+    pthread_mutex_lock(&c->mu);
+    memset(c->files_done, 0, c->n * sizeof(uint64_t));
+    memset(c->files_total, 0, c->n * sizeof(uint64_t));
+    memset(c->bytes_done, 0, c->n * sizeof(uint64_t));
+    memset(c->bytes_total, 0, c->n * sizeof(uint64_t));
+    pthread_mutex_unlock(&c->mu);
+    cs_job_phase(c->job, phase, 0, 0);
+}
+
+static uint64_t counter(const json_t *p, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(p, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static uint64_t raise_to(uint64_t *slot, uint64_t v)
+{
+    uint64_t d = v > *slot ? v - *slot : 0;
+    if (v > *slot)
+        *slot = v;
+    return d;
+}
+
+/* Add what node i did since its last report to the job's one record. */
+static void report(cs_coord *c, size_t i, const json_t *job)
+{
+    const json_t *p = json_object_get(job, "progress");
+    if (!p)
+        return;
+    pthread_mutex_lock(&c->mu);
+    uint64_t ft = raise_to(&c->files_total[i], counter(p, "files_total"));
+    uint64_t bt = raise_to(&c->bytes_total[i], counter(p, "bytes_total"));
+    uint64_t fd = raise_to(&c->files_done[i], counter(p, "files_done"));
+    uint64_t bd = raise_to(&c->bytes_done[i], counter(p, "bytes_done"));
+    pthread_mutex_unlock(&c->mu);
+    if (ft || bt)
+        cs_job_add_total(c->job, ft, bt);
+    if (bd)
+        cs_job_add_bytes(c->job, bd);
+    if (fd)
+        cs_job_add_files(c->job, fd);
+    const char *phase = json_text(p, "phase");
+    if (phase && *phase) {
+        char item[256];
+        snprintf(item, sizeof item, "%s: %s", cs_cluster_node_name(&c->nodes[i]), phase);
+        cs_job_item(c->job, item);
+    }
+}
+
+static bool job_running(const json_t *job)
+{
+    const char *state = json_text(job, "state");
+    return state && !strcmp(state, "running");
+}
+
+int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e)
+{
+    *result = NULL;
+    cs_cluster_node *n = &c->nodes[i];
+    uint64_t id = 0;
+    int rc = cs_agentc_start(c->agents, n->agent, op, request, &id, e);
+    json_decref(request);
+    if (rc)
+        return rc;
+    json_t *job = NULL;
+    double wait = 0.05;
+    for (;;) {
+        json_decref(job);
+        job = NULL;
+        rc = cs_agentc_job(c->agents, n->agent, id, &job, e);
+        if (rc)
+            break; /* the agent stopped answering (after the transport's retries) */
+        report(c, i, job);
+        if (!job_running(job))
+            break;
+        if (cs_cancel_sleep(wait, e)) {
+            cs_err ignored;
+            cs_err_clear(&ignored);
+            cs_agentc_cancel(c->agents, n->agent, id, &ignored); /* it stops at its next safe point */
+            rc = CS_E_CANCELED;
+            break;
+        }
+        wait = wait < 0.5 ? wait * 2 : 0.5;
+    }
+    if (!rc)
+        rc = cs_agentc_job_error(job, e);
+    if (!rc)
+        *result = json_incref(json_object_get(job, "result"));
+    json_decref(job);
+    if (!rc && !*result)
+        rc = cs_err_set(e, CS_E_PROTO, "the agent's %s job ended without a result", op);
+    return rc;
+}

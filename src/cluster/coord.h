@@ -1,0 +1,72 @@
+/* coord.h - what the cluster operations share (internal to cluster/).
+ *
+ * Owns: cs_coord, one coordinator's view of a cluster for one operation:
+ * the agent client, the nodes found (from the ring over CQL, from listed
+ * agents, or from a backup set's record when the cluster is down), which
+ * agent serves which node (by host id), running a node operation on an
+ * agent to its end while the operation's progress adds up the nodes'
+ * (one progress record: the job's), and the node records' JSON.
+ * Must not: print, or decide what an operation does with a failed node. */
+#ifndef CS_CLUSTER_COORD_H
+#define CS_CLUSTER_COORD_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "cluster/agentc.h"
+#include "cluster/cluster.h"
+
+typedef struct cs_coord {
+    const cs_host *host;
+    cs_job *job;
+    cs_agentc *agents;
+    char *cluster;          /* cluster name, NULL when no node said */
+    char *partitioner;
+    json_t *schema;         /* DESCRIBE SCHEMA from the contact point, or NULL */
+    cs_cluster_node *nodes;
+    size_t n;
+    /* progress: the last counters each node's job reported */
+    pthread_mutex_t mu;
+    uint64_t *files_done, *files_total, *bytes_done, *bytes_total;
+} cs_coord;
+
+/* How to find the agents (the request's target fields). */
+typedef struct cs_coord_target {
+    const char *contact;
+    const cs_strlist *agents;
+    const char *agent_template;
+    /* nodes to use when no contact point answers and no agents are listed
+     * (a cluster that is down: the backup set's record); may be NULL */
+    const cs_cluster_node *known;
+    size_t n_known;
+    bool need_schema;       /* read DESCRIBE SCHEMA from the contact point */
+} cs_coord_target;
+
+/* Find the cluster's nodes and their agents. A node whose agent cannot be
+ * reached, or that serves another host, is kept with ok false and its
+ * reason; an error is returned only when no node can be found at all or a
+ * setting is wrong. */
+int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_target *t, cs_err *e);
+void cs_coord_close(cs_coord *c);
+
+/* Run op with request (taken) on node i's agent and wait for its end:
+ * *result is its result document (new reference) when it succeeded. A stop
+ * request cancels the agent's job. */
+int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e);
+
+/* Progress: a new phase of the whole operation (every node's counters
+ * start again). */
+void cs_coord_phase(cs_coord *c, const char *phase);
+
+/* Node records. */
+void cs_cluster_node_free(cs_cluster_node *n);
+void cs_cluster_node_copy(cs_cluster_node *to, const cs_cluster_node *from);
+void cs_cluster_node_fail(cs_cluster_node *n, const cs_err *e);
+json_t *cs_cluster_node_json(const cs_cluster_node *n);
+/* "127.0.0.1 (5b6c...)" as messages name a node: address, else host id. */
+const char *cs_cluster_node_name(const cs_cluster_node *n);
+
+/* The agents' client from the host's settings. */
+int cs_coord_agents_new(const cs_host *host, cs_agentc **out, cs_err *e);
+
+#endif
