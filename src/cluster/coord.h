@@ -15,6 +15,7 @@
 
 #include "cluster/agentc.h"
 #include "cluster/cluster.h"
+#include "repo/repo.h"
 
 typedef struct cs_coord {
     const cs_host *host;
@@ -65,6 +66,10 @@ void cs_cluster_node_fail(cs_cluster_node *n, const cs_err *e);
 json_t *cs_cluster_node_json(const cs_cluster_node *n);
 /* "127.0.0.1 (5b6c...)" as messages name a node: address, else host id. */
 const char *cs_cluster_node_name(const cs_cluster_node *n);
+
+/* The cluster manifest of backup set name, parsed (needs the identity
+ * when the repository is encrypted). */
+int cs_cluster_read_manifest(cs_repo *repo, const char *name, json_t **out, cs_err *e);
 
 /* The agents' client from the host's settings. */
 int cs_coord_agents_new(const cs_host *host, cs_agentc **out, cs_err *e);
