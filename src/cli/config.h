@@ -98,6 +98,18 @@ typedef struct cs_config {
     char *token_file;       /* the bearer token's file (the token itself never is an option) */
     bool insecure_loopback; /* no token, on purpose, on loopback only */
     char *tls_cert, *tls_key, *tls_client_ca;
+    /* cluster commands: the agents, and how to drive them */
+    char *contact;          /* a CQL contact point of the cluster */
+    cs_strlist agents;      /* agent URLs */
+    char *agent_template;   /* "https://{rpc_address}:7620" */
+    char *agent_token_file, *agent_ca_file, *agent_cert, *agent_key;
+    long parallel_nodes;
+    long retries;
+    bool allow_partial;
+    char *pause_cmd, *resume_cmd;
+    cs_strlist nodes;       /* cluster restore --nodes */
+    cs_strlist host_map;    /* cluster restore --host-map SOURCE=TARGET */
+    bool plan, yes;
 } cs_config;
 
 /* Build the config from argv, the environment and the config file.

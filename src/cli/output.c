@@ -481,6 +481,91 @@ static void fmt_key_public(const fmt_ctx *c)
         fprintf(c->out, "%s\n", json_string_value(k));
 }
 
+/* ---- cluster ---- */
+
+static void fmt_cluster_backup(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *n;
+    size_t i;
+    json_array_foreach(json_object_get(d, "nodes"), i, n) {
+        const json_t *b = json_object_get(n, "backup");
+        if (jb(n, "ok") && b) {
+            char size[32], stored[32];
+            human_size(b, "size", size, sizeof size);
+            human_size(b, "bytes_stored", stored, sizeof stored);
+            fprintf(c->out, "  %-16s %-8s %llu files (%llu new), %s, stored %s; %.1f s\n", js0(n, "address"), "ok",
+                    ju(b, "files"), ju(b, "files_new"), size, stored, jd(b, "seconds"));
+        } else {
+            fprintf(c->out, "  %-16s %-8s %s\n", js0(n, "address"), "FAILED", js0(n, "reason"));
+        }
+    }
+    size_t done = jz(d, "nodes_complete"), all = jz(d, "nodes_expected");
+    fprintf(c->out, "cluster backup %s of %s: %s %zu/%zu; snapshots within %.3f s", js0(d, "name"),
+            js0(d, "cluster"), done == all ? "complete" : "incomplete", done, all, jd(d, "snapshot_spread"));
+    if (!jnull(d, "pause_seconds"))
+        fprintf(c->out, "; application paused %.3f s", jd(d, "pause_seconds"));
+    fprintf(c->out, "; %.1f s\n", jd(d, "seconds"));
+    if (done != all && jb(d, "allow_partial"))
+        fprintf(c->out, "incomplete on purpose (--allow-partial): the nodes above marked FAILED are not in it\n");
+}
+
+static void fmt_cluster_restore(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *m;
+    size_t i;
+    bool plan = jb(d, "planned_only");
+    fprintf(c->out, "%s of cluster backup %s (%s, %s): %s\n", plan ? "plan of the restore" : "restore",
+            js0(d, "backup"), js0(d, "cluster"), jb(d, "in_place") ? "in place" : "into another cluster",
+            js0(d, "mode"));
+    json_array_foreach(json_object_get(d, "nodes"), i, m) {
+        const json_t *src = json_object_get(m, "source"), *dst = json_object_get(m, "target");
+        char size[32];
+        human_size(m, "bytes", size, sizeof size);
+        const char *state = plan ? "" : jb(dst, "ok") ? "  restored" : "  FAILED: ";
+        fprintf(c->out, "  %s (%.8s) -> %s (%.8s): %llu files, %s%s%s\n", js0(src, "address"),
+                js0(src, "host_id"), js0(dst, "address"), js0(dst, "host_id"), ju(m, "files"), size, state,
+                plan || jb(dst, "ok") ? "" : js0(dst, "reason"));
+    }
+    if (plan) {
+        fprintf(c->out, "nothing was changed; run it with --yes\n");
+        return;
+    }
+    fprintf(c->out, "restored %zu of %zu nodes; %.1f s\n", jz(d, "nodes_restored"),
+            json_array_size(json_object_get(d, "nodes")), jd(d, "seconds"));
+    if (!strcmp(js0(d, "mode"), "replace"))
+        fprintf(c->out, "start the nodes now; what was in their directories is moved aside (cassette status)\n");
+}
+
+static void fmt_cluster_status(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *n;
+    size_t i;
+    fprintf(c->out, "cluster %s: %zu of %zu agents reachable\n", js0(d, "cluster"), jz(d, "reachable"),
+            json_array_size(json_object_get(d, "nodes")));
+    json_array_foreach(json_object_get(d, "nodes"), i, n) {
+        const char *state = !jb(n, "reachable") ? "UNREACHABLE" : jb(n, "cassandra_up") ? "up" : "node down";
+        fprintf(c->out, "  %-16s %-36s %-12s %s%s%s\n", js0(n, "address"), js0(n, "host_id"), state,
+                js0(n, "agent"), jb(n, "reachable") ? "" : ": ", jb(n, "reachable") ? "" : js0(n, "reason"));
+    }
+    const json_t *r = json_object_get(d, "repository");
+    if (r && !jnull(r, "newest_complete"))
+        fprintf(c->out, "newest complete cluster backup: %s, %.0f s old (%zu of %zu cluster backups complete)\n",
+                js0(r, "newest_complete"), jd(r, "newest_age"), jz(r, "sets_complete"), jz(r, "sets"));
+    else if (r)
+        fprintf(c->out, "no complete cluster backup in the repository\n");
+}
+
+static void fmt_cluster_tokens(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *n;
+    size_t i;
+    fprintf(c->out, "# cluster backup %s of %s: give each new node its source node's tokens before its first start\n",
+            js0(d, "backup"), js0(d, "cluster"));
+    json_array_foreach(json_object_get(d, "nodes"), i, n)
+        fprintf(c->out, "# %s (host %s, %s/%s)\nnum_tokens: %llu\n%s\n", js0(n, "address"), js0(n, "host_id"),
+                js0(n, "datacenter"), js0(n, "rack"), ju(n, "num_tokens"), js0(n, "initial_token"));
+}
+
 /* ---- by operation ---- */
 
 static const struct {
@@ -503,6 +588,10 @@ static const struct {
     { "key generate", fmt_key_generate, false },
     { "key public", fmt_key_public, false },
     { "cleanup", fmt_cleanup, false },
+    { "cluster backup", fmt_cluster_backup, false },
+    { "cluster restore", fmt_cluster_restore, false },
+    { "cluster status", fmt_cluster_status, false },
+    { "cluster tokens", fmt_cluster_tokens, false },
 };
 #define N_FORMATTERS (sizeof formatters / sizeof formatters[0])
 

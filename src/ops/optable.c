@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cassandra/node.h"
+#include "cluster/cluster.h"
 #include "common/buf.h"
 #include "ops/ops.h"
 #include "ops/results.h"
@@ -170,6 +171,57 @@ static const cs_field key_public_fields[] = {
     FIELD(cs_key_public_req, file, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, NULL, NULL),
 };
 
+#define TARGET(T)                                                                                           \
+    STR(T, contact), LIST(T, agents),                                                                       \
+    FIELD(T, agent_template, CS_F_STRING, CS_CLUSTER_AGENT_TEMPLATE, 0, 0, 0, NULL, NULL, NULL, NULL)
+#define PARALLEL_NODES(T) FIELD(T, parallel_nodes, CS_F_INT, "2", 0, 1, 1000, NULL, NULL, NULL, NULL)
+
+static const cs_field cluster_backup_fields[] = {
+    REPO(cs_cluster_backup_req),
+    FIELD(cs_cluster_backup_req, name, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_backup_name),
+    KEYSPACES(cs_cluster_backup_req),
+    TARGET(cs_cluster_backup_req),
+    PARALLEL_NODES(cs_cluster_backup_req),
+    JOBS(cs_cluster_backup_req),
+    FIELD(cs_cluster_backup_req, zstd_level, CS_F_INT, "1", 0, 1, 19, NULL, "a zstd level between 1 and 19", NULL,
+          NULL),
+    FIELD(cs_cluster_backup_req, retries, CS_F_INT, "2", 0, 0, 10, NULL, NULL, NULL, NULL),
+    BOOL(cs_cluster_backup_req, allow_partial),
+    STR(cs_cluster_backup_req, pause_cmd),
+    STR(cs_cluster_backup_req, resume_cmd),
+    LOCK_WAIT(cs_cluster_backup_req),
+    LOCK_STALE(cs_cluster_backup_req),
+};
+
+static const cs_field cluster_restore_fields[] = {
+    REPO(cs_cluster_restore_req),
+    FIELD(cs_cluster_restore_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL,
+          " NAME (see cassette list)", check_backup_name),
+    TARGET(cs_cluster_restore_req),
+    KEYSPACES(cs_cluster_restore_req),
+    LIST(cs_cluster_restore_req, tables),
+    LIST(cs_cluster_restore_req, nodes),
+    LIST(cs_cluster_restore_req, host_map),
+    FIELD(cs_cluster_restore_req, mode, CS_F_ENUM, "import", 0, 0, 0, "import|replace", NULL, NULL, NULL),
+    PARALLEL_NODES(cs_cluster_restore_req),
+    JOBS(cs_cluster_restore_req),
+    BOOL(cs_cluster_restore_req, plan),
+    BOOL(cs_cluster_restore_req, yes),
+    LOCK_WAIT(cs_cluster_restore_req),
+    LOCK_STALE(cs_cluster_restore_req),
+};
+
+static const cs_field cluster_status_fields[] = {
+    STR(cs_cluster_status_req, repo),
+    TARGET(cs_cluster_status_req),
+};
+
+static const cs_field cluster_tokens_fields[] = {
+    REPO(cs_cluster_tokens_req),
+    FIELD(cs_cluster_tokens_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL,
+          " NAME (see cassette list)", check_backup_name),
+};
+
 /* ---- checks across fields ---- */
 
 static int check_init(const void *req, cs_err *e)
@@ -244,6 +296,10 @@ RUN(schema_dump, cs_schema_req, cs_schema_result)
 RUN(key_generate, cs_key_generate_req, cs_key_result)
 RUN(key_public, cs_key_public_req, cs_key_public_result)
 RUN(cleanup, cs_cleanup_req, cs_cleanup_result)
+RUN(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
+RUN(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
+RUN(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
+RUN(cluster_tokens, cs_cluster_tokens_req, cs_cluster_tokens_result)
 
 DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
 DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
@@ -258,6 +314,10 @@ DOC(schema, cs_schema_result_json, cs_schema_req, cs_schema_result)
 DOC(key_generate, cs_key_result_json, cs_key_generate_req, cs_key_result)
 DOC(key_public, cs_key_public_result_json, cs_key_public_req, cs_key_public_result)
 DOC(cleanup, cs_cleanup_result_json, cs_cleanup_req, cs_cleanup_result)
+DOC(cluster_backup, cs_cluster_backup_result_json, cs_cluster_backup_req, cs_cluster_backup_result)
+DOC(cluster_restore, cs_cluster_restore_result_json, cs_cluster_restore_req, cs_cluster_restore_result)
+DOC(cluster_status, cs_cluster_status_result_json, cs_cluster_status_req, cs_cluster_status_result)
+DOC(cluster_tokens, cs_cluster_tokens_result_json, cs_cluster_tokens_req, cs_cluster_tokens_result)
 
 FREE(init_result, cs_init_result)
 FREE(backup_result, cs_backup_result)
@@ -272,10 +332,17 @@ FREE(schema_result, cs_schema_result)
 FREE(key_result, cs_key_result)
 FREE(key_public_result, cs_key_public_result)
 FREE(cleanup_result, cs_cleanup_result)
+FREE(cluster_backup_result, cs_cluster_backup_result)
+FREE(cluster_restore_result, cs_cluster_restore_result)
+FREE(cluster_status_result, cs_cluster_status_result)
+FREE(cluster_tokens_result, cs_cluster_tokens_result)
 
 VERDICT(status, cs_status_req, cs_status_result)
 VERDICT(restore, cs_restore_req, cs_restore_result)
 VERDICT(verify, cs_verify_req, cs_verify_result)
+VERDICT(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
+VERDICT(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
+VERDICT(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
 
 #define OP(name, command, sub, positional, summary, fields, Req, Res, check, run, doc, verdict, free)  \
     { name, command, sub, positional, summary, fields, N(fields), sizeof(Req), sizeof(Res), check, run, doc, \
@@ -314,6 +381,18 @@ static const cs_op_def ops[] = {
        cs_key_public_req, cs_key_public_result, NULL, run_key_public, doc_key_public, NULL, free_key_public_result),
     OP("cleanup", "cleanup", NULL, NULL, "remove what replace restores moved aside", cleanup_fields, cs_cleanup_req,
        cs_cleanup_result, NULL, run_cleanup, doc_cleanup, NULL, free_cleanup_result),
+    OP("cluster backup", "cluster", "backup", NULL, "back up every node of a cluster through its agents as one set",
+       cluster_backup_fields, cs_cluster_backup_req, cs_cluster_backup_result, NULL, run_cluster_backup,
+       doc_cluster_backup, verdict_cluster_backup, free_cluster_backup_result),
+    OP("cluster restore", "cluster", "restore", NULL, "restore a cluster backup into a cluster through the agents",
+       cluster_restore_fields, cs_cluster_restore_req, cs_cluster_restore_result, NULL, run_cluster_restore,
+       doc_cluster_restore, verdict_cluster_restore, free_cluster_restore_result),
+    OP("cluster status", "cluster", "status", NULL, "each node's agent, and the newest complete cluster backup",
+       cluster_status_fields, cs_cluster_status_req, cs_cluster_status_result, NULL, run_cluster_status,
+       doc_cluster_status, verdict_cluster_status, free_cluster_status_result),
+    OP("cluster tokens", "cluster", "tokens", NULL, "the initial_token of each node of a cluster backup",
+       cluster_tokens_fields, cs_cluster_tokens_req, cs_cluster_tokens_result, NULL, run_cluster_tokens,
+       doc_cluster_tokens, NULL, free_cluster_tokens_result),
 };
 
 /* The commands as --help shows them, in its order. */
@@ -342,6 +421,11 @@ static const cs_command_def commands[] = {
       "remove what replace restores moved aside, once the restore is trusted" },
     { "agent", "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]",
       "serve this node's operations (backup, restore, verify, ...) over HTTP(S) to a coordinator" },
+    { "cluster",
+      "backup --repo PATH [--name NAME] [--agents URL,...] [--parallel-nodes N] [--allow-partial] | "
+      "restore --repo PATH --backup NAME (--plan | --yes) [--mode import|replace] | status [--repo PATH] | "
+      "tokens --repo PATH --backup NAME",
+      "back up or restore every node of a cluster through the agents; their state; a backup's tokens" },
 };
 
 const cs_op_def *cs_ops_all(size_t *n)
