@@ -779,6 +779,7 @@ void cs_backup_entry_clear(cs_backup_entry *b)
     free(b->scope_names);
     free(b->scope_id);
     free(b->damage);
+    cs_set_info_free(b->set);
     memset(b, 0, sizeof *b);
 }
 

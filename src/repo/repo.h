@@ -132,6 +132,24 @@ int cs_repo_read_index(cs_repo *r, const char *name, const char *host_id, cs_ind
 int cs_repo_scope_of(cs_repo *r, const char *key_dir, const cs_strlist *keyspaces, const cs_strlist *tables,
                      cs_scope *out, cs_err *e);
 
+/* An expected host of a backup set whose node backup is not complete. */
+typedef struct cs_set_missing {
+    char *host_id, *address, *reason;
+} cs_set_missing;
+
+/* What list shows of a backup set (see set.h): NULL in a node backup
+ * taken alone. */
+typedef struct cs_set_info {
+    char *id, *cluster;
+    size_t expected, complete_hosts;
+    bool complete;              /* committed, and every expected host's backup complete */
+    cs_set_missing *missing;    /* the expected hosts that are not, in the record's order */
+    size_t n_missing;
+} cs_set_info;
+
+/* Free info and what it holds (NULL: nothing). */
+void cs_set_info_free(cs_set_info *info);
+
 typedef struct cs_backup_entry {
     char *name;
     char *host_id;
@@ -152,6 +170,7 @@ typedef struct cs_backup_entry {
     char *scope_names; /* "ks1,ks2,ks.t" when readable in the clear, else NULL */
     char *scope_id;    /* partial: the opaque id; else NULL */
     char *damage;      /* NULL, or why this committed backup cannot be trusted */
+    cs_set_info *set;  /* the set the name belongs to (owned), or NULL: a node backup alone */
 } cs_backup_entry;
 
 /* Retention's group of a backup: "all" or "partial:<id>" (caller frees). */
