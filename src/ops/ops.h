@@ -412,6 +412,17 @@ int cs_ops_open_storage(const cs_host *host, const char *location, bool create, 
 int cs_ops_open_repo(const cs_host *host, const char *location, const cs_strlist *recipients, bool create,
                      cs_repo **out, cs_err *e);
 
+/* Backup sets (repo/set.h) as the ops see them: every entry of a set's
+ * name gets the set's state in entry->set (grace: how long an uncommitted
+ * set counts as running). With placeholders, a set none of whose hosts has
+ * a backup at all gets one entry of its own (host id and address "", not
+ * complete), so that list shows every set. *sets (may be NULL): every set
+ * of the repository, for the caller to free with cs_set_entries_free. A set
+ * whose record is damaged is a warning; its node backups stay node backups. */
+struct cs_set_entry;
+int cs_ops_attach_sets(cs_repo *repo, cs_backup_entry **entries, size_t *n, double grace, bool placeholders,
+                       struct cs_set_entry **sets, size_t *n_sets, cs_err *e);
+
 /* Reading data from an encrypted repository needs an identity: say so
  * before any work starts. */
 int cs_ops_require_identity(const cs_repo *repo, cs_err *e);

@@ -147,7 +147,8 @@ typedef struct cs_set_info {
     size_t n_missing;
 } cs_set_info;
 
-/* Free info and what it holds (NULL: nothing). */
+/* Free what info holds; free info too (NULL: nothing). */
+void cs_set_info_clear(cs_set_info *info);
 void cs_set_info_free(cs_set_info *info);
 
 typedef struct cs_backup_entry {
