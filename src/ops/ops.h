@@ -48,6 +48,7 @@ typedef struct cs_backup_req {
     cs_strlist recipients;  /* with init */
     bool no_encryption;     /* with init */
     double lock_wait, lock_stale; /* seconds */
+    char *set;              /* join this backup set (its id; the name must be the set's) */
 } cs_backup_req;
 
 /* list and catalog rebuild. */
@@ -66,6 +67,7 @@ typedef struct cs_restore_req {
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* "import" or "replace" */
+    char *source_host;      /* whose backup to restore (a host id); NULL: see restore.c */
     bool fail_fast;         /* stop at the first table that cannot be restored */
     long jobs;
     double lock_wait, lock_stale;
