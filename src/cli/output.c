@@ -248,6 +248,9 @@ static void fmt_delete(const fmt_ctx *c)
         objects += ju(it, "objects_freed");
         stored += ju(it, "stored_freed");
     }
+    if (jb(d, "set"))
+        fprintf(c->out, "%s backup set %s whole (its record, commit and cluster manifest)\n",
+                dry_run ? "would delete" : "deleted", js0(d, "name"));
     char grace[24], bytes[32];
     cs_format_duration(jd(d, "grace_s"), grace);
     cs_human_size((uint64_t)stored, bytes, sizeof bytes);
@@ -279,6 +282,8 @@ static void fmt_purge(const fmt_ctx *c)
     fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
             dry_run ? "would remove" : "removed", jz(d, "removed"), jz(d, "removed_incomplete"),
             dry_run ? "would delete" : "deleted", ju(d, "objects_deleted"), bytes, jd(d, "seconds"));
+    if (ju(d, "sets_removed"))
+        fprintf(out, "%s %zu backup sets whole\n", dry_run ? "would remove" : "removed", jz(d, "sets_removed"));
     if (ju(d, "objects_waiting")) {
         human_size(d, "bytes_waiting", bytes, sizeof bytes);
         fprintf(out, "%llu unreferenced objects (%s) wait for the grace period (--grace) or an incomplete backup; "

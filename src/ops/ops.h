@@ -223,6 +223,7 @@ typedef struct cs_purge_result {
     size_t n_items;
     size_t removed;            /* complete backups removed by retention */
     size_t removed_incomplete; /* stale incomplete backups removed */
+    size_t removed_sets;       /* backup sets removed whole (their node backups are counted above) */
     uint64_t objects;          /* objects deleted (or that would be) */
     uint64_t bytes;            /* their stored bytes */
     uint64_t waiting;          /* unreferenced objects kept for now: younger than --grace (or an incomplete backup) */
@@ -246,6 +247,7 @@ typedef struct cs_delete_item {
 typedef struct cs_delete_result {
     bool dry_run;
     bool forced;               /* --force was needed (a newest backup) */
+    bool set;                  /* the backup is a set's: its set files went too */
     bool freed_known;          /* objects/stored are known (indexes or an identity) */
     double grace;              /* purge's grace period, for the message */
     cs_delete_item *items;     /* every node of the backup */

@@ -148,8 +148,11 @@ json_t *cs_delete_result_json(const cs_delete_req *req, const cs_delete_result *
         json_object_set_new(j, "stored_freed", res->freed_known ? json_integer((json_int_t)it->stored) : json_null());
         json_array_append_new(items, j);
     }
-    return json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced, "grace_s", res->grace,
-                     "backups", items);
+    json_t *doc = json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced, "grace_s",
+                            res->grace, "backups", items);
+    json_object_set_new(doc, "name", json_string(req->backup));
+    json_object_set_new(doc, "set", json_boolean(res->set));
+    return doc;
 }
 
 json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res)
@@ -171,6 +174,7 @@ json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res
     json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
     json_object_set_new(root, "damaged", json_integer((json_int_t)res->damaged));
     json_object_set_new(root, "leftovers_deleted", json_integer((json_int_t)res->leftovers));
+    json_object_set_new(root, "sets_removed", json_integer((json_int_t)res->removed_sets));
     json_object_set_new(root, "sweep_skipped", opt_string(res->sweep_skipped));
     return root;
 }
