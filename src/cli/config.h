@@ -62,6 +62,8 @@ typedef struct cs_config {
     /* command arguments */
     char *name;             /* backup --name */
     char *backup;           /* restore/verify --backup */
+    char *set;              /* backup --set: the backup set's id */
+    char *source_host;      /* restore --source-host: whose backup */
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */

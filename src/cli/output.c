@@ -142,6 +142,66 @@ static void print_damaged(FILE *out, const json_t *a)
             fprintf(out, "damaged: backup %s of node %s: %s\n", js0(b, "name"), node_of(b), js0(b, "damage"));
 }
 
+/* A set's STATE: "complete 3/3", or "incomplete 2/3 (node ADDR: why; ...)". */
+static void set_state_text(const json_t *set, cs_buf *out)
+{
+    const json_t *missing = json_object_get(set, "missing");
+    cs_buf_printf(out, "%s %zu/%zu", jb(set, "complete") ? "complete" : "incomplete", jz(set, "complete_hosts"),
+                  jz(set, "expected"));
+    size_t i;
+    const json_t *m;
+    json_array_foreach(missing, i, m)
+        cs_buf_printf(out, "%snode %s: %s%s", i ? "; " : " (", *js0(m, "address") ? js0(m, "address") : js0(m, "host_id"),
+                      js0(m, "reason"), i + 1 == json_array_size(missing) ? ")" : "");
+}
+
+/* One row of the list: a node backup, or a set (its nodes' totals, the
+ * cluster in the NODE column) at the first entry of its name. */
+static void list_row(FILE *out, const json_t *doc, size_t at, const json_t *b)
+{
+    const json_t *set = json_object_get(b, "set");
+    char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-", scope[20];
+    uint64_t files = ju(b, "files"), sz = ju(b, "size"), st = ju(b, "stored_size"), nsz = ju(b, "new_size"),
+             nst = ju(b, "new_stored");
+    bool has_new = !jnull(b, "new_stored");
+    double dur = jnull(b, "duration_s") ? -1 : jd(b, "duration_s");
+    cs_buf state = CS_BUF_INIT;
+    if (json_is_object(set)) {
+        files = sz = st = nsz = nst = 0;
+        has_new = true;
+        size_t i;
+        const json_t *o;
+        json_array_foreach(doc, i, o) {
+            if (i < at || strcmp(js0(o, "name"), js0(b, "name")))
+                continue;
+            files += ju(o, "files");
+            sz += ju(o, "size");
+            st += ju(o, "stored_size");
+            nsz += ju(o, "new_size");
+            nst += ju(o, "new_stored");
+            has_new &= !jnull(o, "new_stored");
+            if (!jnull(o, "duration_s") && jd(o, "duration_s") > dur)
+                dur = jd(o, "duration_s");
+        }
+        set_state_text(set, &state);
+    } else {
+        cs_buf_addstr(&state, state_text(b));
+    }
+    cs_human_size(sz, size, sizeof size);
+    cs_human_size(st, stored, sizeof stored);
+    scope_text(b, scope, sizeof scope);
+    if (has_new)
+        cs_human_size(nst, added, sizeof added);
+    if (has_new && nsz)
+        snprintf(dedup, sizeof dedup, "%.1fx", (double)sz / (double)nsz);
+    if (dur >= 0)
+        snprintf(duration, sizeof duration, "%.1fs", dur);
+    fprintf(out, "%-24s %-15s %-20s %-16s %8s %8llu %10s %10s %10s %7s  %s\n", js0(b, "name"),
+            json_is_object(set) ? js0(set, "cluster") : js0(b, "address"), js0(b, "started"), scope, duration,
+            (unsigned long long)files, size, stored, added, dedup, cs_buf_str(&state));
+    cs_buf_free(&state);
+}
+
 static void fmt_list(const fmt_ctx *c)
 {
     FILE *out = c->out;
@@ -153,20 +213,16 @@ static void fmt_list(const fmt_ctx *c)
             "DURATION", "FILES", "SIZE", "STORED", "NEW", "DEDUP", "STATE");
     size_t i;
     const json_t *b;
+    cs_strlist sets_seen = { NULL, 0 };
     json_array_foreach(c->doc, i, b) {
-        char size[32], stored[32], added[32] = "-", dedup[16] = "-", duration[24] = "-", scope[20];
-        human_size(b, "size", size, sizeof size);
-        human_size(b, "stored_size", stored, sizeof stored);
-        scope_text(b, scope, sizeof scope);
-        if (!jnull(b, "new_stored"))
-            human_size(b, "new_stored", added, sizeof added);
-        if (!jnull(b, "dedup_ratio"))
-            snprintf(dedup, sizeof dedup, "%.1fx", jd(b, "dedup_ratio"));
-        if (!jnull(b, "duration_s"))
-            snprintf(duration, sizeof duration, "%.1fs", jd(b, "duration_s"));
-        fprintf(out, "%-24s %-15s %-20s %-16s %8s %8llu %10s %10s %10s %7s  %s\n", js0(b, "name"), js0(b, "address"),
-                js0(b, "started"), scope, duration, ju(b, "files"), size, stored, added, dedup, state_text(b));
+        if (json_is_object(json_object_get(b, "set"))) {
+            if (cs_strlist_has(&sets_seen, js0(b, "name")))
+                continue; /* each set once */
+            cs_strlist_add(&sets_seen, js0(b, "name"));
+        }
+        list_row(out, c->doc, i, b);
     }
+    cs_strlist_free(&sets_seen);
     print_damaged(out, c->doc);
 }
 
@@ -192,6 +248,9 @@ static void fmt_delete(const fmt_ctx *c)
         objects += ju(it, "objects_freed");
         stored += ju(it, "stored_freed");
     }
+    if (jb(d, "set"))
+        fprintf(c->out, "%s backup set %s whole (its record, commit and cluster manifest)\n",
+                dry_run ? "would delete" : "deleted", js0(d, "name"));
     char grace[24], bytes[32];
     cs_format_duration(jd(d, "grace_s"), grace);
     cs_human_size((uint64_t)stored, bytes, sizeof bytes);
@@ -223,6 +282,8 @@ static void fmt_purge(const fmt_ctx *c)
     fprintf(out, "%s %zu backups and %zu incomplete ones; %s %llu unreferenced objects (%s); %.1f s\n",
             dry_run ? "would remove" : "removed", jz(d, "removed"), jz(d, "removed_incomplete"),
             dry_run ? "would delete" : "deleted", ju(d, "objects_deleted"), bytes, jd(d, "seconds"));
+    if (ju(d, "sets_removed"))
+        fprintf(out, "%s %zu backup sets whole\n", dry_run ? "would remove" : "removed", jz(d, "sets_removed"));
     if (ju(d, "objects_waiting")) {
         human_size(d, "bytes_waiting", bytes, sizeof bytes);
         fprintf(out, "%llu unreferenced objects (%s) wait for the grace period (--grace) or an incomplete backup; "
@@ -301,6 +362,15 @@ static void fmt_status(const fmt_ctx *c)
                 js0(n, "host_id"), jz(n, "complete"), jz(n, "incomplete"), damaged,
                 has_newest ? js0(newest, "name") : "-", has_newest ? js0(newest, "started") : "none", age,
                 has_oldest ? js0(oldest, "started") : "none");
+    }
+    const json_t *set;
+    json_array_foreach(json_object_get(d, "sets"), i, set) {
+        cs_buf state = CS_BUF_INIT;
+        const json_t *info = json_object_get(set, "set");
+        set_state_text(info, &state);
+        fprintf(out, "set %s (cluster %s, started %s): %s\n", js0(set, "name"), js0(info, "cluster"),
+                js0(set, "started"), cs_buf_str(&state));
+        cs_buf_free(&state);
     }
     print_damaged(out, json_object_get(d, "damaged"));
     const json_t *l;

@@ -20,6 +20,7 @@
 #include "io/filters.h"
 #include "ops/nodeopts.h"
 #include "ops/ops.h"
+#include "repo/set.h"
 #include "ops/present.h"
 #include "ops/state.h"
 #include "ops/uploads.h"
@@ -675,6 +676,47 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     return rc;
 }
 
+/* Alone, the name must be free (no node and no set has it). With {set},
+ * the name must be that set's (cluster backup began it), the set not yet
+ * committed, this node one of its expected hosts, and not started here. */
+static int check_name(cs_repo *repo, const cs_backup_req *req, const cs_manifest *m, cs_err *e)
+{
+    cs_backup_set s;
+    int rc = cs_repo_read_set(repo, m->backup, &s, e);
+    if (rc == CS_E_NOTFOUND) {
+        cs_err_clear(e);
+        if (req->set)
+            return cs_err_set(e, CS_E_NOTFOUND, "there is no backup set named %s ({set} is for the backups a cluster "
+                                                "backup begins)", m->backup);
+        return cs_repo_check_name_free(repo, m->backup, e);
+    }
+    if (rc)
+        return rc;
+    if (!req->set)
+        rc = cs_err_set(e, CS_E_EXISTS, "the name %s belongs to a cluster backup set: choose another name", m->backup);
+    else if (strcmp(s.set_id, req->set))
+        rc = cs_err_set(e, CS_E_INVAL, "backup set %s has another set id than {set} %s", m->backup, req->set);
+    else if (s.committed)
+        rc = cs_err_set(e, CS_E_INVAL, "backup set %s is committed already: a node can no longer join it", m->backup);
+    else if (!cs_set_find_host(&s, m->host_id))
+        rc = cs_err_set(e, CS_E_INVAL, "this node (host id %s) is not one of the hosts backup set %s expects",
+                        m->host_id, m->backup);
+    cs_backup_set_free(&s);
+    if (rc)
+        return rc;
+    char *key = cs_repo_backup_key(m->backup, m->host_id, "started");
+    cs_storage_stat st;
+    rc = cs_storage_stat_key(repo->st, key, &st, e);
+    free(key);
+    if (!rc)
+        return cs_err_set(e, CS_E_EXISTS, "this node has started backup %s of set %s already", m->backup, req->set);
+    if (rc == CS_E_NOTFOUND) {
+        cs_err_clear(e);
+        return 0;
+    }
+    return rc;
+}
+
 int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_backup_result *res, cs_err *e)
 {
     memset(res, 0, sizeof *res);
@@ -716,7 +758,7 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
         rc = cs_ops_lock(&lo, repo, CS_LOCK_SHARED, purpose, &lock, e);
     }
     if (!rc)
-        rc = cs_repo_check_name_free(repo, m->backup, e);
+        rc = check_name(repo, req, m, e);
     if (!rc)
         rc = cs_state_load(host, repo, m->host_id, &state, e);
     if (rc)

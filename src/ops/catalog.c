@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/units.h"
 #include "ops/ops.h"
+#include "repo/set.h"
 
 int cs_op_init(cs_job *job, const cs_host *host, const cs_init_req *req, cs_init_result *res, cs_err *e)
 {
@@ -55,6 +56,8 @@ static int read_catalog(const cs_host *host, const char *location, bool rebuild,
         rc = cs_catalog_sync(cat, repo, refs ? CS_LOAD_REFS : CS_LOAD_ENTRY, e);
     if (!rc)
         rc = cs_catalog_backups(cat, out, n, e);
+    if (!rc)
+        rc = cs_ops_attach_sets(repo, out, n, CS_SET_RUNNING_GRACE, true, NULL, NULL, e);
     cs_catalog_close(cat);
     if (repo_out && !rc)
         *repo_out = repo;
@@ -120,6 +123,8 @@ int cs_op_status(cs_job *job, const cs_host *host, const cs_status_req *req, cs_
     res->encrypted = cs_repo_is_encrypted(repo);
     for (size_t i = 0; i < res->n_entries; i++) {
         const cs_backup_entry *b = &res->entries[i]; /* oldest first */
+        if (!*b->host_id)
+            continue; /* a set none of whose hosts has a backup: in the sets, not a node */
         cs_status_node *node = node_of(res, b);
         if (b->damage) {
             node->damaged++;

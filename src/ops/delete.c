@@ -13,10 +13,12 @@
  * complete full backup, without --force: that is the one a restore wants. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 #include "ops/ops.h"
+#include "repo/set.h"
 
 typedef struct delete_ctx {
     const cs_delete_req *req;
@@ -24,6 +26,9 @@ typedef struct delete_ctx {
     cs_catalog *cat;
     cs_lock *lock;
     cs_delete_result *res;
+    cs_set_entry *sets;
+    size_t n_sets;
+    const cs_set_entry *set;   /* the backup is this set's, or NULL */
 } delete_ctx;
 
 /* Is b the newest complete backup of its node, or its newest complete full one? */
@@ -49,16 +54,53 @@ static const char *protected_as(const cs_backup_entry *entries, size_t n, const 
     return NULL;
 }
 
+/* Is the set of name the newest complete one of its cluster? */
+static const char *set_protected_as(const delete_ctx *c, const cs_backup_entry *entries, size_t n)
+{
+    const cs_backup_set *s = &c->set->set;
+    double now = (double)time(NULL);
+    cs_set_info mine;
+    cs_set_state_of(s, entries, n, now, CS_SET_RUNNING_GRACE, &mine);
+    bool complete = mine.complete;
+    cs_set_info_clear(&mine);
+    if (!complete)
+        return NULL;
+    for (size_t k = 0; k < c->n_sets; k++) {
+        const cs_backup_set *o = &c->sets[k].set;
+        if (!o->name || c->sets[k].damage || o == s || strcmp(o->cluster, s->cluster) || o->started < s->started)
+            continue;
+        cs_set_info info;
+        cs_set_state_of(o, entries, n, now, CS_SET_RUNNING_GRACE, &info);
+        bool newer = info.complete;
+        cs_set_info_clear(&info);
+        if (newer)
+            return NULL;
+    }
+    return "the newest complete backup set";
+}
+
 static int choose(delete_ctx *c, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
+    if (!rc)
+        rc = cs_ops_attach_sets(c->repo, &entries, &n, CS_SET_RUNNING_GRACE, false, &c->sets, &c->n_sets, e);
     cs_delete_result *res = c->res;
+    const cs_set_entry *x = rc ? NULL : cs_set_entries_find(c->sets, c->n_sets, c->req->backup);
+    c->set = x && x->set.name && !x->damage ? x : NULL;
+    if (c->set) {
+        const char *why = set_protected_as(c, entries, n);
+        if (why && !c->req->force)
+            rc = cs_err_set(e, CS_E_INVAL, "backup %s is %s of cluster %s: give {force} to delete it anyway",
+                            c->req->backup, why, c->set->set.cluster);
+        res->forced |= why != NULL;
+        res->set = true;
+    }
     for (size_t i = 0; !rc && i < n; i++) {
         if (strcmp(entries[i].name, c->req->backup))
             continue;
-        const char *why = protected_as(entries, n, &entries[i]);
+        const char *why = c->set ? NULL : protected_as(entries, n, &entries[i]);
         if (why && !c->req->force) {
             rc = cs_err_set(e, CS_E_INVAL, "backup %s is %s of node %s: give {force} to delete it anyway",
                             entries[i].name, why,
@@ -73,7 +115,7 @@ static int choose(delete_ctx *c, cs_err *e)
         memset(&entries[i], 0, sizeof entries[i]); /* the strings move over */
     }
     cs_backup_entries_free(entries, n);
-    if (!rc && !res->n_items)
+    if (!rc && !res->n_items && !c->set)
         rc = cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->req->backup, c->repo->location);
     return rc;
 }
@@ -104,6 +146,15 @@ static int remove_files(delete_ctx *c, cs_err *e)
         cs_info("deleted backup %s of node %s", b->name, *b->address ? b->address : b->host_id);
         rc = cs_catalog_forget(c->cat, b->name, b->host_id, e);
     }
+    /* A set goes whole: its node backups first, then its own files, the
+     * record last (set.h). */
+    for (size_t k = 0; !rc && c->set && k < 3; k++) {
+        char *key = cs_repo_set_key(c->set->set.name, cs_set_delete_order[k]);
+        rc = cs_storage_del(c->repo->st, key, e);
+        free(key);
+    }
+    if (!rc && c->set)
+        cs_info("deleted backup set %s", c->set->set.name);
     return rc;
 }
 
@@ -149,6 +200,7 @@ int cs_op_delete(cs_job *job, const cs_host *host, const cs_delete_req *req, cs_
     cs_catalog_close(c.cat);
     cs_lock_release(c.lock);
     cs_repo_free(c.repo);
+    cs_set_entries_free(c.sets, c.n_sets);
     return rc ? cs_err_prefix(e, "delete") : 0;
 }
 

@@ -48,6 +48,7 @@ typedef struct cs_backup_req {
     cs_strlist recipients;  /* with init */
     bool no_encryption;     /* with init */
     double lock_wait, lock_stale; /* seconds */
+    char *set;              /* join this backup set (its id; the name must be the set's) */
 } cs_backup_req;
 
 /* list and catalog rebuild. */
@@ -66,6 +67,7 @@ typedef struct cs_restore_req {
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* "import" or "replace" */
+    char *source_host;      /* whose backup to restore (a host id); NULL: see restore.c */
     bool fail_fast;         /* stop at the first table that cannot be restored */
     long jobs;
     double lock_wait, lock_stale;
@@ -221,6 +223,7 @@ typedef struct cs_purge_result {
     size_t n_items;
     size_t removed;            /* complete backups removed by retention */
     size_t removed_incomplete; /* stale incomplete backups removed */
+    size_t removed_sets;       /* backup sets removed whole (their node backups are counted above) */
     uint64_t objects;          /* objects deleted (or that would be) */
     uint64_t bytes;            /* their stored bytes */
     uint64_t waiting;          /* unreferenced objects kept for now: younger than --grace (or an incomplete backup) */
@@ -244,6 +247,7 @@ typedef struct cs_delete_item {
 typedef struct cs_delete_result {
     bool dry_run;
     bool forced;               /* --force was needed (a newest backup) */
+    bool set;                  /* the backup is a set's: its set files went too */
     bool freed_known;          /* objects/stored are known (indexes or an identity) */
     double grace;              /* purge's grace period, for the message */
     cs_delete_item *items;     /* every node of the backup */
@@ -411,6 +415,17 @@ int cs_ops_open_storage(const cs_host *host, const char *location, bool create, 
  * host's identity file if it names one. */
 int cs_ops_open_repo(const cs_host *host, const char *location, const cs_strlist *recipients, bool create,
                      cs_repo **out, cs_err *e);
+
+/* Backup sets (repo/set.h) as the ops see them: every entry of a set's
+ * name gets the set's state in entry->set (grace: how long an uncommitted
+ * set counts as running). With placeholders, a set none of whose hosts has
+ * a backup at all gets one entry of its own (host id and address "", not
+ * complete), so that list shows every set. *sets (may be NULL): every set
+ * of the repository, for the caller to free with cs_set_entries_free. A set
+ * whose record is damaged is a warning; its node backups stay node backups. */
+struct cs_set_entry;
+int cs_ops_attach_sets(cs_repo *repo, cs_backup_entry **entries, size_t *n, double grace, bool placeholders,
+                       struct cs_set_entry **sets, size_t *n_sets, cs_err *e);
 
 /* Reading data from an encrypted repository needs an identity: say so
  * before any work starts. */

@@ -24,6 +24,22 @@ static int check_backup_name(const cs_field *f, const void *req, cs_err *e)
     return 0;
 }
 
+static int check_set_id(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *id = *CS_FIELD_CPTR(char *, req, f);
+    if (id && !cs_is_hex32(id))
+        return cs_err_set(e, CS_E_USAGE, "invalid set id \"%s\" (32 hex digits)", id);
+    return 0;
+}
+
+static int check_host_id(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *id = *CS_FIELD_CPTR(char *, req, f);
+    if (id && !cs_repo_is_valid_backup_name(id))
+        return cs_err_set(e, CS_E_USAGE, "invalid host id \"%s\"", id);
+    return 0;
+}
+
 static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
 {
     const cs_strlist *l = CS_FIELD_CPTR(cs_strlist, req, f);
@@ -84,6 +100,7 @@ static const cs_field backup_fields[] = {
     BOOL(cs_backup_req, no_encryption),
     LOCK_WAIT(cs_backup_req),
     LOCK_STALE(cs_backup_req),
+    FIELD(cs_backup_req, set, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_set_id),
 };
 
 static const cs_field list_fields[] = {
@@ -102,6 +119,7 @@ static const cs_field restore_fields[] = {
     LIST(cs_restore_req, keyspaces),
     LIST(cs_restore_req, tables),
     FIELD(cs_restore_req, mode, CS_F_ENUM, "import", 0, 0, 0, "import|replace", NULL, NULL, NULL),
+    FIELD(cs_restore_req, source_host, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_host_id),
     BOOL(cs_restore_req, fail_fast),
     JOBS(cs_restore_req),
     LOCK_WAIT(cs_restore_req),
@@ -234,6 +252,10 @@ static int check_init(const void *req, cs_err *e)
 static int check_backup(const void *req, cs_err *e)
 {
     const cs_backup_req *r = req;
+    if (r->set && !r->name) {
+        cs_err_set(e, CS_E_USAGE, "{set} needs {name}: the set's backup name");
+        return cs_err_field(e, "set");
+    }
     return r->init ? cs_ops_check_new_repo(&r->recipients, r->no_encryption, e) : 0;
 }
 

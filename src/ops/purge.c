@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "ops/ops.h"
+#include "repo/set.h"
 
 #define SWEEP_BATCH 1000 /* keys per delete request (the S3 limit) */
 
@@ -50,6 +51,9 @@ typedef struct purge_ctx {
     double now;
     cs_purge_result *res;
     size_t unknown_undamaged; /* committed, not damaged, references unknown */
+    cs_set_entry *sets;       /* every backup set of the repository */
+    size_t n_sets;
+    cs_strlist removed_sets;  /* names of the sets removed whole */
 } purge_ctx;
 
 static void policy_of(const cs_purge_req *req, cs_retention *p)
@@ -65,9 +69,13 @@ static void policy_of(const cs_purge_req *req, cs_retention *p)
 
 /* ---- deciding ---- */
 
+/* Node backups taken alone first, by node then time; then the backups of
+ * sets (decided per set, below). */
 static int compare_host_then_time(const void *a, const void *b)
 {
     const cs_purge_item *x = a, *y = b;
+    if ((x->entry.set != NULL) != (y->entry.set != NULL))
+        return x->entry.set ? 1 : -1;
     int c = strcmp(x->entry.host_id, y->entry.host_id);
     if (c)
         return c;
@@ -111,13 +119,94 @@ static int decide_node(purge_ctx *c, cs_purge_item *items, size_t n, cs_err *e)
     return rc;
 }
 
+/* ---- deciding for sets: each name whole ---- */
+
+typedef struct set_verdict {
+    const cs_backup_set *set;
+    cs_set_info info;
+    bool damaged;   /* a node's backup of the set is damaged */
+    bool remove;
+    char reason[96];
+} set_verdict;
+
+/* Retention over the sets (per cluster, see cs_set_retention_apply); an
+ * incomplete set goes once older than the grace period, a set with a
+ * damaged node backup stays (cassette delete removes it). */
+static int judge_sets(purge_ctx *c, const cs_purge_item *items, size_t n, set_verdict *v, size_t n_v, cs_err *e)
+{
+    cs_backup_entry *entries = cs_calloc(n ? n : 1, sizeof *entries);
+    for (size_t i = 0; i < n; i++)
+        entries[i] = items[i].entry; /* a view: nothing is freed through it */
+    cs_retention_item *r = cs_calloc(n_v ? n_v : 1, sizeof *r);
+    for (size_t k = 0; k < n_v; k++) {
+        cs_set_state_of(v[k].set, entries, n, c->now, c->grace, &v[k].info);
+        for (size_t i = 0; i < n; i++)
+            v[k].damaged |= !strcmp(items[i].entry.name, v[k].set->name) && items[i].entry.damage;
+        r[k].name = v[k].set->name;
+        r[k].started = v[k].set->started;
+        r[k].complete = v[k].info.complete && !v[k].damaged;
+        r[k].group = v[k].set->cluster;
+    }
+    int rc = cs_set_retention_apply(&c->policy, r, n_v, e);
+    char grace[24];
+    cs_format_duration(c->grace, grace);
+    for (size_t k = 0; !rc && k < n_v; k++) {
+        set_verdict *x = &v[k];
+        bool stale = !x->damaged && !x->info.complete && x->set->started < c->now - c->grace;
+        x->remove = r[k].complete ? !r[k].keep : stale;
+        if (x->damaged)
+            snprintf(x->reason, sizeof x->reason, "DAMAGED: a node's backup of the set (cassette delete)");
+        else if (r[k].complete)
+            snprintf(x->reason, sizeof x->reason, "set: %s", r[k].reason);
+        else
+            snprintf(x->reason, sizeof x->reason, "incomplete set %zu/%zu%s", x->info.complete_hosts, x->info.expected,
+                     stale ? ", older than the grace period" : ": not retention's to remove yet");
+    }
+    free(r);
+    free(entries);
+    return rc;
+}
+
+/* items[0..n): the node backups of sets. Each follows its set. */
+static int decide_sets(purge_ctx *c, cs_purge_item *items, size_t n, cs_err *e)
+{
+    set_verdict *v = cs_calloc(c->n_sets ? c->n_sets : 1, sizeof *v);
+    size_t n_v = 0;
+    for (size_t k = 0; k < c->n_sets; k++)
+        if (c->sets[k].set.name && !c->sets[k].damage)
+            v[n_v++].set = &c->sets[k].set;
+    int rc = judge_sets(c, items, n, v, n_v, e);
+    for (size_t k = 0; !rc && k < n_v; k++) {
+        for (size_t i = 0; i < n; i++) {
+            cs_purge_item *it = &items[i];
+            if (strcmp(it->entry.name, v[k].set->name))
+                continue;
+            bool damaged = it->entry.damage != NULL;
+            it->remove = v[k].remove;
+            snprintf(it->reason, sizeof it->reason, "%s", damaged ? "DAMAGED: not retention's to remove (cassette delete)"
+                                                                  : v[k].reason);
+            c->res->damaged += damaged;
+        }
+        if (v[k].remove)
+            cs_strlist_add(&c->removed_sets, v[k].set->name);
+    }
+    for (size_t k = 0; k < n_v; k++)
+        cs_set_info_clear(&v[k].info);
+    free(v);
+    return rc;
+}
+
 static int decide(purge_ctx *c, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
-    if (rc)
+    if (!rc)
+        rc = cs_ops_attach_sets(c->repo, &entries, &n, c->grace, false, &c->sets, &c->n_sets, e);
+    if (rc) {
+        cs_backup_entries_free(entries, n);
         return rc;
+    }
     cs_purge_result *res = c->res;
     res->items = cs_calloc(n ? n : 1, sizeof *res->items);
     for (size_t i = 0; i < n; i++)
@@ -126,13 +215,18 @@ static int decide(purge_ctx *c, cs_err *e)
     res->n_items = n;
     if (n)
         qsort(res->items, n, sizeof *res->items, compare_host_then_time);
-    for (size_t first = 0; !rc && first < n;) {
+    size_t alone = 0; /* items[0..alone): node backups taken alone */
+    while (alone < n && !res->items[alone].entry.set)
+        alone++;
+    for (size_t first = 0; !rc && first < alone;) {
         size_t last = first + 1;
-        while (last < n && !strcmp(res->items[last].entry.host_id, res->items[first].entry.host_id))
+        while (last < alone && !strcmp(res->items[last].entry.host_id, res->items[first].entry.host_id))
             last++;
         rc = decide_node(c, res->items + first, last - first, e);
         first = last;
     }
+    if (!rc)
+        rc = decide_sets(c, res->items + alone, n - alone, e);
     return rc;
 }
 
@@ -163,6 +257,21 @@ static int delete_keys(purge_ctx *c, int kind, cs_err *e)
     return rc;
 }
 
+/* The files of sets, after their node backups: cluster manifest, commit,
+ * the record last (set.h): a purge killed in between leaves an incomplete
+ * set (or leftovers) that the next one finds. */
+static int remove_set_files(purge_ctx *c, const cs_strlist *names, cs_err *e)
+{
+    int rc = 0;
+    for (size_t k = 0; !rc && k < 3; k++)
+        for (size_t i = 0; !rc && i < names->n; i++) {
+            char *key = cs_repo_set_key(names->items[i], cs_set_delete_order[k]);
+            rc = cs_storage_del(c->repo->st, key, e);
+            free(key);
+        }
+    return rc;
+}
+
 static int remove_backups(purge_ctx *c, cs_err *e)
 {
     cs_purge_result *res = c->res;
@@ -175,9 +284,14 @@ static int remove_backups(purge_ctx *c, cs_err *e)
         rc = cs_lock_check(c->lock, e);
         for (size_t k = 0; !rc && k < CS_BK_KINDS; k++)
             rc = delete_keys(c, cs_backup_delete_order[k], e);
+        if (!rc)
+            rc = remove_set_files(c, &c->removed_sets, e);
         if (rc)
             return cs_err_prefix(e, "removing backups");
     }
+    res->removed_sets = c->removed_sets.n;
+    for (size_t i = 0; !res->dry_run && i < c->removed_sets.n; i++)
+        cs_info("removed backup set %s", c->removed_sets.items[i]);
     for (size_t i = 0; !rc && i < res->n_items; i++) {
         cs_purge_item *it = &res->items[i];
         if (!it->remove)
@@ -359,6 +473,14 @@ static int remove_leftovers(purge_ctx *c, cs_err *e)
                 free(key);
             }
     }
+    for (size_t i = 0; !rc && i < c->n_sets; i++) /* a set's files without its record */
+        for (size_t k = 0; !c->sets[i].files.has_record && k < 3; k++) {
+            bool has = k == 0 ? c->sets[i].files.has_manifest : k == 1 ? c->sets[i].files.has_commit : false;
+            char *key = cs_repo_set_key(c->sets[i].files.name, cs_set_delete_order[k]);
+            if (has)
+                cs_strlist_add(&keys, key);
+            free(key);
+        }
     c->res->leftovers = keys.n;
     if (!rc && keys.n && !c->res->dry_run)
         rc = cs_lock_check(c->lock, e);
@@ -457,6 +579,8 @@ int cs_op_purge(cs_job *job, const cs_host *host, const cs_purge_req *req, cs_pu
     cs_catalog_close(c.cat);
     cs_lock_release(c.lock);
     cs_repo_free(c.repo);
+    cs_set_entries_free(c.sets, c.n_sets);
+    cs_strlist_free(&c.removed_sets);
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

@@ -1350,6 +1350,67 @@ static void record_dirs(restore_ctx *c)
                 c->m.data_dirs.n > 1 ? " (and more)" : "", c->dirs.data_dirs.items[0]);
 }
 
+/* The running node's host id, or NULL (a stopped node: replace). */
+static char *own_host_id(restore_ctx *c)
+{
+    cs_cql_opts cql_opts;
+    cs_ops_cql_opts(c->host, "restore", &cql_opts);
+    cql_conn *conn = NULL;
+    cs_node_info node;
+    memset(&node, 0, sizeof node);
+    cs_err err;
+    cs_err_clear(&err);
+    char *id = NULL;
+    if (!cs_node_connect(&cql_opts, &conn, &err) && !cs_node_read_info(conn, &node, &err) && node.host_id)
+        id = cs_strdup(node.host_id);
+    if (!id)
+        cs_debug("the node's own host id is not known: %s", err.msg);
+    cs_node_info_free(&node);
+    cql_close(conn);
+    return id;
+}
+
+/* "backup X holds 3 nodes; say which with {source_host}: ID (ADDR), ..." */
+static int name_the_hosts(restore_ctx *c, const cs_strlist *hosts, cs_err *e)
+{
+    cs_buf list = CS_BUF_INIT;
+    for (size_t i = 0; i < hosts->n; i++) {
+        cs_index ix;
+        cs_err err;
+        cs_err_clear(&err);
+        bool known = !cs_repo_read_index(c->repo, c->req->backup, hosts->items[i], &ix, &err);
+        cs_buf_printf(&list, "%s%s (%s)", i ? ", " : "", hosts->items[i], known && *ix.address ? ix.address : "?");
+        if (known)
+            cs_index_free(&ix);
+    }
+    cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; say which with {source_host}: %s", c->req->backup, hosts->n,
+               cs_buf_str(&list));
+    cs_buf_free(&list);
+    return cs_err_field(e, "source_host");
+}
+
+/* Whose manifest to restore: {source_host}; else the backup's only host;
+ * else the node's own host id when the backup holds it; else the operator
+ * must say (a node may restore another host's files: a new cluster). */
+static int read_source_manifest(restore_ctx *c, cs_err *e)
+{
+    if (c->req->source_host)
+        return cs_repo_read_manifest(c->repo, c->req->backup, c->req->source_host, &c->m, e);
+    cs_strlist hosts = { NULL, 0 };
+    int rc = cs_repo_backup_hosts(c->repo, c->req->backup, &hosts, e);
+    char *own = NULL;
+    if (!rc && hosts.n > 1) {
+        own = own_host_id(c);
+        if (!own || !cs_strlist_has(&hosts, own))
+            rc = name_the_hosts(c, &hosts, e);
+    }
+    if (!rc)
+        rc = cs_repo_read_manifest(c->repo, c->req->backup, own, &c->m, e);
+    free(own);
+    cs_strlist_free(&hosts);
+    return rc;
+}
+
 static int run_restore(restore_ctx *c, cs_err *e)
 {
     bool whole = !c->req->keyspaces.n && !c->req->tables.n;
@@ -1371,7 +1432,7 @@ static int run_restore(restore_ctx *c, cs_err *e)
     if (!rc)
         cs_job_phase(c->job, "manifest", 0, 0);
     if (!rc)
-        rc = cs_repo_read_manifest(c->repo, c->req->backup, NULL, &c->m, e);
+        rc = read_source_manifest(c, e);
     if (!rc)
         rc = select_tables(c, e);
     if (!rc && !is_replace(c->req))

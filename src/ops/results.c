@@ -60,6 +60,17 @@ static json_t *names_json(const char *names)
     return a;
 }
 
+json_t *cs_set_info_json(const cs_set_info *s)
+{
+    json_t *missing = json_array();
+    for (size_t i = 0; i < s->n_missing; i++)
+        json_array_append_new(missing, json_pack("{s:s, s:s, s:s}", "host_id", s->missing[i].host_id, "address",
+                                                 s->missing[i].address, "reason", s->missing[i].reason));
+    return json_pack("{s:s, s:s, s:I, s:I, s:b, s:o}", "id", s->id, "cluster", s->cluster, "expected",
+                     (json_int_t)s->expected, "complete_hosts", (json_int_t)s->complete_hosts, "complete", s->complete,
+                     "missing", missing);
+}
+
 json_t *cs_backup_entry_json(const cs_backup_entry *b)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:b}", "name", b->name,
@@ -76,6 +87,7 @@ json_t *cs_backup_entry_json(const cs_backup_entry *b)
     json_object_set_new(j, "scope_id", opt_string(b->scope_id));
     json_object_set_new(j, "damaged", json_boolean(b->damage != NULL));
     json_object_set_new(j, "damage", opt_string(b->damage));
+    json_object_set_new(j, "set", b->set ? cs_set_info_json(b->set) : json_null());
     return j;
 }
 
@@ -136,8 +148,11 @@ json_t *cs_delete_result_json(const cs_delete_req *req, const cs_delete_result *
         json_object_set_new(j, "stored_freed", res->freed_known ? json_integer((json_int_t)it->stored) : json_null());
         json_array_append_new(items, j);
     }
-    return json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced, "grace_s", res->grace,
-                     "backups", items);
+    json_t *doc = json_pack("{s:b, s:b, s:f, s:o}", "dry_run", res->dry_run, "forced", res->forced, "grace_s",
+                            res->grace, "backups", items);
+    json_object_set_new(doc, "name", json_string(req->backup));
+    json_object_set_new(doc, "set", json_boolean(res->set));
+    return doc;
 }
 
 json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res)
@@ -159,6 +174,7 @@ json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res
     json_object_set_new(root, "bytes_waiting", json_integer((json_int_t)res->waiting_bytes));
     json_object_set_new(root, "damaged", json_integer((json_int_t)res->damaged));
     json_object_set_new(root, "leftovers_deleted", json_integer((json_int_t)res->leftovers));
+    json_object_set_new(root, "sets_removed", json_integer((json_int_t)res->removed_sets));
     json_object_set_new(root, "sweep_skipped", opt_string(res->sweep_skipped));
     return root;
 }
@@ -206,10 +222,25 @@ json_t *cs_status_result_json(const cs_status_req *req, const cs_status_result *
     for (size_t i = 0; i < res->n_entries; i++)
         if (res->entries[i].damage)
             json_array_append_new(damaged, cs_backup_entry_json(&res->entries[i]));
+    /* Each set once (oldest first), with its state. */
+    json_t *sets = json_array();
+    size_t placeholders = 0;
+    for (size_t i = 0; i < res->n_entries; i++) {
+        const cs_backup_entry *b = &res->entries[i];
+        placeholders += !*b->host_id;
+        bool first = b->set != NULL;
+        for (size_t k = 0; first && k < i; k++)
+            first = strcmp(res->entries[k].name, b->name) != 0;
+        if (first)
+            json_array_append_new(sets, json_pack("{s:s, s:o, s:o}", "name", b->name, "started",
+                                                  iso_json(b->started), "set", cs_set_info_json(b->set)));
+    }
     json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:o}", "repository", res->location, "id", res->id,
-                          "encrypted", res->encrypted, "backups", (json_int_t)res->n_entries, "stored_new",
+                          "encrypted", res->encrypted, "backups", (json_int_t)(res->n_entries - placeholders),
+                          "stored_new",
                           (json_int_t)res->stored_new, "nodes", nodes, "locks", locks);
     json_object_set_new(j, "damaged", damaged);
+    json_object_set_new(j, "sets", sets);
     json_object_set_new(j, "aside", aside_json(res->aside, res->n_aside));
     return j;
 }

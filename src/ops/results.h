@@ -16,6 +16,9 @@
 
 /* One backup of one node, as list, status, purge and delete show it. */
 json_t *cs_backup_entry_json(const cs_backup_entry *b);
+/* A backup entry's "set": {"id", "cluster", "expected", "complete_hosts",
+ * "complete", "missing": [{"host_id", "address", "reason"}]}. */
+json_t *cs_set_info_json(const cs_set_info *s);
 
 json_t *cs_init_result_json(const cs_init_req *req, const cs_init_result *res);
 json_t *cs_backup_result_json(const cs_backup_req *req, const cs_backup_result *res);

@@ -587,6 +587,30 @@ out:
     return rc;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cs_repo_backup_hosts(cs_repo *r, const char *name, cs_strlist *out, cs_err *e)
+{
+    if (!cs_repo_is_valid_backup_name(name))
+        return 0;
+    host_scan s = { .prefix = NULL };
+    char *prefix = cs_sprintf("backups/%s/", name);
+    s.prefix = prefix;
+    int rc = cs_storage_list(r->st, prefix, scan_host, &s, e);
+    if (s.manifests.n)
+        qsort(s.manifests.items, s.manifests.n, sizeof *s.manifests.items, compare_strings);
+    for (size_t i = 0; !rc && i < s.manifests.n; i++)
+        cs_strlist_add(out, s.manifests.items[i]);
+    cs_strlist_free(&s.manifests);
+    cs_strlist_free(&s.started);
+    cs_strlist_free(&s.indexes);
+    free(prefix);
+    return rc;
+}
+
 /* ---- scope ---- */
 
 static int create_scope_key(const char *path, cs_err *e)

@@ -117,6 +117,8 @@ int cs_repo_put_manifest(cs_repo *r, const cs_manifest *m, cs_err *e);
  * backup is an error that says so; a manifest that does not match its
  * index is CS_E_CORRUPT. */
 int cs_repo_read_manifest(cs_repo *r, const char *name, const char *host_id, cs_manifest *out, cs_err *e);
+/* The host ids that have a manifest of backup name (sorted). */
+int cs_repo_backup_hosts(cs_repo *r, const char *name, cs_strlist *out, cs_err *e);
 /* Read and check the index of one backup of one host. */
 int cs_repo_read_index(cs_repo *r, const char *name, const char *host_id, cs_index *out, cs_err *e);
 
@@ -147,7 +149,8 @@ typedef struct cs_set_info {
     size_t n_missing;
 } cs_set_info;
 
-/* Free info and what it holds (NULL: nothing). */
+/* Free what info holds; free info too (NULL: nothing). */
+void cs_set_info_clear(cs_set_info *info);
 void cs_set_info_free(cs_set_info *info);
 
 typedef struct cs_backup_entry {

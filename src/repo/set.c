@@ -644,6 +644,12 @@ cs_set_info *cs_set_info_dup(const cs_set_info *info)
 
 void cs_set_info_free(cs_set_info *info)
 {
+    cs_set_info_clear(info);
+    free(info);
+}
+
+void cs_set_info_clear(cs_set_info *info)
+{
     if (!info)
         return;
     for (size_t i = 0; i < info->n_missing; i++) {
@@ -654,5 +660,38 @@ void cs_set_info_free(cs_set_info *info)
     free(info->missing);
     free(info->id);
     free(info->cluster);
-    free(info);
+    memset(info, 0, sizeof *info);
+}
+
+/* ---- retention ---- */
+
+int cs_set_retention_apply(const cs_retention *policy, cs_retention_item *items, size_t n, cs_err *e)
+{
+    cs_retention_item *group = cs_calloc(n ? n : 1, sizeof *group);
+    size_t *where = cs_calloc(n ? n : 1, sizeof *where);
+    bool *done = cs_calloc(n ? n : 1, sizeof *done);
+    int rc = 0;
+    for (size_t first = 0; !rc && first < n; first++) {
+        if (done[first])
+            continue;
+        const char *cluster = items[first].group ? items[first].group : "";
+        size_t k = 0;
+        for (size_t i = first; i < n; i++) {
+            if (done[i] || strcmp(items[i].group ? items[i].group : "", cluster))
+                continue;
+            done[i] = true;
+            group[k] = items[i];
+            group[k].group = NULL; /* one cluster: the reasons are those of a node's backups */
+            where[k++] = i;
+        }
+        rc = cs_retention_apply(policy, group, k, e);
+        for (size_t i = 0; !rc && i < k; i++) {
+            items[where[i]].keep = group[i].keep;
+            memcpy(items[where[i]].reason, group[i].reason, sizeof group[i].reason);
+        }
+    }
+    free(group);
+    free(where);
+    free(done);
+    return rc;
 }

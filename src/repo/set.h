@@ -26,10 +26,14 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "repo/repo.h"
+#include "repo/retention.h"
 
 #define CS_SET_FORMAT 1
 #define CS_SET_MAX_HOSTS 10000
 #define CS_SET_RECORD_MAX (4u << 20) /* bytes of a set record or commit we agree to read */
+/* An uncommitted set younger than this is "running" in list and status
+ * (purge uses its --grace). */
+#define CS_SET_RUNNING_GRACE (24 * 3600.0)
 
 typedef struct cs_set_host {
     char *host_id, *address, *datacenter, *rack;
@@ -117,6 +121,14 @@ extern const char *const cs_set_delete_order[3];
  * now: seconds since the epoch. */
 void cs_set_state_of(const cs_backup_set *s, const cs_backup_entry *entries, size_t n, double now, double grace,
                      cs_set_info *out);
+/* Retention over whole sets (items: one per set, complete as
+ * cs_set_state_of says; group: the set's cluster). The policy applies to
+ * the sets of each cluster on their own, as to the backups of one node: an
+ * incomplete set never counts among the kept ones, the newest complete set
+ * of each cluster is always kept. Incomplete sets are left for the caller
+ * (kept here; purge removes them once older than its grace period). */
+int cs_set_retention_apply(const cs_retention *policy, cs_retention_item *items, size_t n, cs_err *e);
+
 /* A copy of info (caller frees with cs_set_info_free). */
 cs_set_info *cs_set_info_dup(const cs_set_info *info);
 
