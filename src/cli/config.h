@@ -62,6 +62,8 @@ typedef struct cs_config {
     /* command arguments */
     char *name;             /* backup --name */
     char *backup;           /* restore/verify --backup */
+    char *snapshot;         /* backup --snapshot TAG: back up a snapshot taken already */
+    char *tag;              /* snapshot [clear] --tag */
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
@@ -98,6 +100,7 @@ typedef struct cs_config {
     char *token_file;       /* the bearer token's file (the token itself never is an option) */
     bool insecure_loopback; /* no token, on purpose, on loopback only */
     char *tls_cert, *tls_key, *tls_client_ca;
+    cs_strlist allow_repos; /* repository locations requests may name (or one below them) */
 } cs_config;
 
 /* Build the config from argv, the environment and the config file.

@@ -23,6 +23,16 @@ static int check_backup_name(const cs_field *f, const void *req, cs_err *e)
     return 0;
 }
 
+/* A snapshot tag is a directory name on the node: the syntax of a backup name. */
+static int check_tag(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *tag = *CS_FIELD_CPTR(char *, req, f);
+    if (tag && !cs_repo_is_valid_backup_name(tag))
+        return cs_err_set(e, CS_E_USAGE, "invalid snapshot tag \"%s\" in {%s} (letters, digits, '.', '_' and '-')",
+                          tag, f->name);
+    return 0;
+}
+
 static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
 {
     const cs_strlist *l = CS_FIELD_CPTR(cs_strlist, req, f);
@@ -83,6 +93,16 @@ static const cs_field backup_fields[] = {
     BOOL(cs_backup_req, no_encryption),
     LOCK_WAIT(cs_backup_req),
     LOCK_STALE(cs_backup_req),
+    FIELD(cs_backup_req, snapshot, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_tag),
+};
+
+static const cs_field snapshot_fields[] = {
+    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " TAG", check_tag),
+    KEYSPACES(cs_snapshot_req),
+};
+
+static const cs_field snapshot_clear_fields[] = {
+    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " TAG", check_tag),
 };
 
 static const cs_field list_fields[] = {
@@ -244,6 +264,8 @@ RUN(schema_dump, cs_schema_req, cs_schema_result)
 RUN(key_generate, cs_key_generate_req, cs_key_result)
 RUN(key_public, cs_key_public_req, cs_key_public_result)
 RUN(cleanup, cs_cleanup_req, cs_cleanup_result)
+RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
+RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
 
 DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
 DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
@@ -258,6 +280,8 @@ DOC(schema, cs_schema_result_json, cs_schema_req, cs_schema_result)
 DOC(key_generate, cs_key_result_json, cs_key_generate_req, cs_key_result)
 DOC(key_public, cs_key_public_result_json, cs_key_public_req, cs_key_public_result)
 DOC(cleanup, cs_cleanup_result_json, cs_cleanup_req, cs_cleanup_result)
+DOC(snapshot, cs_snapshot_result_json, cs_snapshot_req, cs_snapshot_result)
+DOC(snapshot_clear, cs_snapshot_clear_result_json, cs_snapshot_req, cs_snapshot_result)
 
 FREE(init_result, cs_init_result)
 FREE(backup_result, cs_backup_result)
@@ -272,6 +296,7 @@ FREE(schema_result, cs_schema_result)
 FREE(key_result, cs_key_result)
 FREE(key_public_result, cs_key_public_result)
 FREE(cleanup_result, cs_cleanup_result)
+FREE(snapshot_result, cs_snapshot_result)
 
 VERDICT(status, cs_status_req, cs_status_result)
 VERDICT(restore, cs_restore_req, cs_restore_result)
@@ -314,13 +339,20 @@ static const cs_op_def ops[] = {
        cs_key_public_req, cs_key_public_result, NULL, run_key_public, doc_key_public, NULL, free_key_public_result),
     OP("cleanup", "cleanup", NULL, NULL, "remove what replace restores moved aside", cleanup_fields, cs_cleanup_req,
        cs_cleanup_result, NULL, run_cleanup, doc_cleanup, NULL, free_cleanup_result),
+    OP("snapshot", "snapshot", NULL, NULL, "take a snapshot of the node (nodetool snapshot, which flushes first)",
+       snapshot_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot, doc_snapshot, NULL,
+       free_snapshot_result),
+    OP("snapshot clear", "snapshot", "clear", NULL, "clear a snapshot of the node, as backup clears its own",
+       snapshot_clear_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot_clear, doc_snapshot_clear, NULL,
+       free_snapshot_result),
 };
 
 /* The commands as --help shows them, in its order. */
 static const cs_command_def commands[] = {
     { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
       "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
-    { "backup", "--repo PATH [--name NAME] [--keyspace KS]...", "snapshot the node and store every new file once" },
+    { "backup", "--repo PATH [--name NAME] [--keyspace KS]... [--snapshot TAG]",
+      "snapshot the node and store every new file once (or back up a snapshot taken already)" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
     { "restore",
       "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
@@ -340,7 +372,11 @@ static const cs_command_def commands[] = {
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
     { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
       "remove what replace restores moved aside, once the restore is trusted" },
-    { "agent", "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]",
+    { "snapshot", "--tag TAG [--keyspace KS]... | clear --tag TAG",
+      "take a snapshot of the node, or clear one (what a cluster backup does on every node)" },
+    { "agent",
+      "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] "
+      "[--allow-repo LOC]...",
       "serve this node's operations (backup, restore, verify, ...) over HTTP(S) to a coordinator" },
 };
 
