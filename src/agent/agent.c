@@ -16,9 +16,11 @@ struct cs_agent {
     const cs_host *host;
     cs_jobs *jobs;
     bool dry_run;
+    cs_strlist allow_repos; /* locations requests may name, or below them */
 };
 
-static const char *const served[] = { "backup", "restore", "verify", "list", "status", "schema dump" };
+static const char *const served[] = { "backup",      "restore",  "verify",        "list",
+                                      "status",      "schema dump", "snapshot", "snapshot clear" };
 
 bool cs_agent_serves(const cs_op_def *op)
 {
@@ -41,12 +43,63 @@ void cs_agent_free(cs_agent *agent)
     if (!agent)
         return;
     cs_jobs_free(agent->jobs);
+    cs_strlist_free(&agent->allow_repos);
     free(agent);
 }
 
 void cs_agent_set_dry_run(cs_agent *agent, bool dry_run)
 {
     agent->dry_run = dry_run;
+}
+
+/* ---- allowed repositories ---- */
+
+/* Does location have a ".." path component (s3://b/x/../y, /a/..)? */
+static bool has_dotdot(const char *location)
+{
+    for (const char *p = location; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n + (p[n] ? 1 : 0);
+    }
+    return false;
+}
+
+/* The length of location without its trailing slashes ("/" stays "/"). */
+static size_t trimmed_len(const char *location)
+{
+    size_t n = strlen(location);
+    while (n > 1 && location[n - 1] == '/')
+        n--;
+    return n;
+}
+
+bool cs_agent_repo_allowed(const cs_strlist *allowed, const char *repo)
+{
+    if (!repo || !*repo || has_dotdot(repo))
+        return false;
+    size_t rn = trimmed_len(repo);
+    for (size_t i = 0; i < allowed->n; i++) {
+        const char *a = allowed->items[i];
+        size_t an = trimmed_len(a);
+        if (rn < an || strncmp(repo, a, an))
+            continue;
+        /* the same location, or a path component boundary right after it */
+        if (rn == an || repo[an] == '/' || a[an - 1] == '/')
+            return true;
+    }
+    return false;
+}
+
+int cs_agent_allow_repo(cs_agent *agent, const char *location, cs_err *e)
+{
+    if (!location || !*location)
+        return cs_err_set(e, CS_E_USAGE, "--allow-repo wants a repository location, not an empty one");
+    if (has_dotdot(location))
+        return cs_err_set(e, CS_E_USAGE, "--allow-repo %s: a location with a \"..\" component is refused", location);
+    cs_strlist_add(&agent->allow_repos, location);
+    return 0;
 }
 
 /* ---- answers ---- */
@@ -113,11 +166,13 @@ static void get_node(cs_agent *a, cs_http_answer *ans)
         cs_http_error_msg(ans, 503, "dry run: the node is not asked");
         return;
     }
-    if (cs_ops_read_node(a->host, "agent", &info, NULL, &e)) {
+    bool live = true;
+    if (cs_ops_read_node_or_cached(a->host, "agent", &info, &live, &e)) {
         cs_http_error(ans, status_of(e.code), &e);
         return;
     }
     json_t *doc = json_object();
+    json_object_set_new(doc, "live", json_boolean(live)); /* false: the node is down, these are its last facts */
     json_object_set_new(doc, "host_id", str_or_null(info.host_id));
     json_object_set_new(doc, "address", str_or_null(info.address));
     json_object_set_new(doc, "cluster_name", str_or_null(info.cluster_name));
@@ -176,6 +231,27 @@ static void get_ops(cs_http_answer *ans)
 
 /* ---- POST /v1/ops/{name} ---- */
 
+/* The repository a request names must be allowed, and the agent never
+ * makes one: true (and ans is the 403) when the request is refused. A
+ * "repo" that is not a string is left to the request's own checks. */
+static bool refuse_repo(const cs_agent *a, const json_t *body, cs_http_answer *ans)
+{
+    if (json_is_true(json_object_get(body, "init"))) {
+        cs_http_error_msg(ans, 403, "the agent does not create repositories; run cassette init");
+        return true;
+    }
+    const char *repo = json_string_value(json_object_get(body, "repo"));
+    if (!repo || cs_agent_repo_allowed(&a->allow_repos, repo))
+        return false;
+    char msg[CS_ERR_MSG_MAX];
+    if (!a->allow_repos.n)
+        snprintf(msg, sizeof msg, "this agent serves no repository: start it with --allow-repo LOC");
+    else
+        snprintf(msg, sizeof msg, "repository %.200s is not allowed on this agent (--allow-repo)", repo);
+    cs_http_error_msg(ans, 403, msg);
+    return true;
+}
+
 static void start_op(cs_agent *a, const char *name, const cs_http_request *req, cs_http_answer *ans)
 {
     const cs_op_def *op = cs_op_find(name);
@@ -198,6 +274,10 @@ static void start_op(cs_agent *a, const char *name, const cs_http_request *req, 
     if (!json_is_object(body)) {
         json_decref(body);
         cs_http_error_msg(ans, 400, "the request must be a JSON object of the operation's fields");
+        return;
+    }
+    if (refuse_repo(a, body, ans)) {
+        json_decref(body);
         return;
     }
     cs_err e;
@@ -316,7 +396,7 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
 
 /* ---- life ---- */
 
-int cs_agent_run(const cs_host *host, cs_httpd_opts *opts, cs_err *e)
+int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, cs_httpd_opts *opts, cs_err *e)
 {
     /* Signals are taken by sigwait below, not by handlers: every thread
      * (the daemon's, the jobs') inherits the mask, so a stop is seen here
@@ -332,7 +412,11 @@ int cs_agent_run(const cs_host *host, cs_httpd_opts *opts, cs_err *e)
     opts->handler = cs_agent_handle;
     opts->arg = agent;
     cs_httpd *d = NULL;
-    int rc = cs_httpd_start(opts, &d, e);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && allow_repos && i < allow_repos->n; i++)
+        rc = cs_agent_allow_repo(agent, allow_repos->items[i], e);
+    if (!rc)
+        rc = cs_httpd_start(opts, &d, e);
     if (!rc) {
         bool v6 = strchr(opts->host, ':') != NULL;
         fprintf(stderr, "cassette agent: listening on %s://%s%s%s:%d (%s%s)\n", opts->tls_cert ? "https" : "http",

@@ -47,7 +47,7 @@ typedef struct opt_def {
 #define REQ(f) offsetof(cs_config, f), #f, SCOPE_REQUEST
 #define HOST(f) offsetof(cs_config, f), #f, SCOPE_HOST
 #define CLI(f) offsetof(cs_config, f), #f, SCOPE_CLI
-#define NODE "backup restore migrate schema"
+#define NODE "backup restore migrate schema snapshot"
 #define REPO "init backup list restore verify purge status catalog delete cluster"
 #define CQL NODE " cluster" /* the cluster commands read the ring from a contact point */
 #define LOCKED "backup restore verify purge delete cluster"
@@ -83,10 +83,10 @@ static const opt_def options[] = {
       "limit on connecting to the node and on each CQL request (schema changes included)" },
     { "cql-consistency", 0, OPT_STR, REQ(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
       NULL, "migrate", "consistency level of migration statements and the tracking table" },
-    { "jmx-user", 0, OPT_STR, HOST(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore",
+    { "jmx-user", 0, OPT_STR, HOST(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore snapshot",
       "JMX user for nodetool (its password goes to nodetool through a file, never the command line)" },
     { "jmx-password", 0, OPT_STR, HOST(jmx_password), "cassandra", "jmx_password", "CASSETTE_JMX_PASSWORD", NULL,
-      "backup restore", "JMX password (prefer the environment or the config file)" },
+      "backup restore snapshot", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, HOST(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
     { "data-dir", 0, OPT_LIST, HOST(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
@@ -103,8 +103,10 @@ static const opt_def options[] = {
       "restore status cleanup",
       "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
       "and friends take precedence)" },
-    { "state-dir", 0, OPT_STR, HOST(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL, "backup restore",
-      "local cache of what was already stored (an import restore adds what it placed); default "
+    { "state-dir", 0, OPT_STR, HOST(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL,
+      "backup restore snapshot",
+      "local cache of what was already stored (an import restore adds what it placed) and of the node's facts; "
+      "default "
       "~/.cache/cassette/state" },
     { "s3-endpoint", 0, OPT_STORAGE, HOST(storage_opts), "s3", "s3.endpoint", "AWS_ENDPOINT_URL B2_ENDPOINT", NULL,
       REPO, "S3 endpoint URL, e.g. https://s3.us-west-002.backblazeb2.com (default: AWS)" },
@@ -194,13 +196,18 @@ static const opt_def options[] = {
       "runs rotate through the repository" },
     { "name", 0, OPT_STR, REQ(name), NULL, NULL, NULL, NULL, "backup cluster",
       "backup name; default: the UTC time, e.g. 20261122-013000" },
+    { "snapshot", 0, OPT_STR, REQ(snapshot), NULL, NULL, NULL, NULL, "backup",
+      "back up this snapshot, taken already (cassette snapshot --tag TAG), instead of taking one; it is cleared at "
+      "the end" },
+    { "tag", 0, OPT_STR, REQ(tag), NULL, NULL, NULL, NULL, "snapshot",
+      "the snapshot's tag (letters, digits, '.', '_' and '-')" },
     { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster",
       "name of the backup to restore, verify or delete" },
     { "set", 0, OPT_STR, REQ(set), NULL, NULL, NULL, NULL, "backup",
       "join cluster backup set ID (cluster backup passes it)" },
     { "source-host", 0, OPT_STR, REQ(source_host), NULL, NULL, NULL, NULL, "restore",
       "restore this host's backup (a host id; default: the backup's only host, else this node's own)" },
-    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema cluster",
+    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema snapshot cluster",
       "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
     { "dir", 0, OPT_STR, REQ(dir), NULL, NULL, NULL, NULL, "migrate",
       "directory of <timestamp>_<name>.cql migration files" },
@@ -260,6 +267,9 @@ static const opt_def options[] = {
     { "plan", 0, OPT_FLAG, REQ(plan), NULL, NULL, NULL, NULL, "cluster",
       "print what the restore would do on each node and stop" },
     { "yes", 0, OPT_FLAG, REQ(yes), NULL, NULL, NULL, NULL, "cluster", "run the restore the plan describes" },
+    { "allow-repo", 0, OPT_LIST, CLI(allow_repos), "agent", "allow_repos", "CASSETTE_AGENT_ALLOW_REPOS", NULL, "agent",
+      "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
+      "request that names a repository" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
       "backup restore verify purge",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "

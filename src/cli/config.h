@@ -64,6 +64,8 @@ typedef struct cs_config {
     char *backup;           /* restore/verify --backup */
     char *set;              /* backup --set: the backup set's id */
     char *source_host;      /* restore --source-host: whose backup */
+    char *snapshot;         /* backup --snapshot TAG: back up a snapshot taken already */
+    char *tag;              /* snapshot [clear] --tag */
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
@@ -112,6 +114,7 @@ typedef struct cs_config {
     cs_strlist nodes;       /* cluster restore --nodes */
     cs_strlist host_map;    /* cluster restore --host-map SOURCE=TARGET */
     bool plan, yes;
+    cs_strlist allow_repos; /* repository locations requests may name (or one below them) */
 } cs_config;
 
 /* Build the config from argv, the environment and the config file.

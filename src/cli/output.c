@@ -397,6 +397,24 @@ static void fmt_cleanup(const fmt_ctx *c)
             json_array_size(json_object_get(d, "removed")), size);
 }
 
+/* ---- snapshots ---- */
+
+static void fmt_snapshot(const fmt_ctx *c)
+{
+    const json_t *d = c->doc;
+    fprintf(c->out, "snapshot %s taken on %s (%s) in %.1fs\n", js0(d, "tag"), js0(d, "address"), js0(d, "host_id"),
+            jd(d, "finished") - jd(d, "started"));
+}
+
+static void fmt_snapshot_clear(const fmt_ctx *c)
+{
+    const json_t *d = c->doc;
+    if (jb(d, "cleared"))
+        fprintf(c->out, "snapshot %s cleared on %s\n", js0(d, "tag"), js0(d, "host_id"));
+    else
+        fprintf(c->out, "no snapshot %s on %s: nothing to clear\n", js0(d, "tag"), js0(d, "host_id"));
+}
+
 /* ---- restore, verify ---- */
 
 static bool same_strings(const json_t *a, const json_t *b)
@@ -662,6 +680,8 @@ static const struct {
     { "cluster restore", fmt_cluster_restore, false },
     { "cluster status", fmt_cluster_status, false },
     { "cluster tokens", fmt_cluster_tokens, false },
+    { "snapshot", fmt_snapshot, false },
+    { "snapshot clear", fmt_snapshot_clear, false },
 };
 #define N_FORMATTERS (sizeof formatters / sizeof formatters[0])
 

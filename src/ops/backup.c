@@ -11,7 +11,6 @@
 
 #include "cassandra/node.h"
 #include "cassandra/nodetool.h"
-#include "ops/nodeopts.h"
 #include "common/buf.h"
 #include "common/cancel.h"
 #include "common/fs.h"
@@ -22,6 +21,7 @@
 #include "ops/ops.h"
 #include "repo/set.h"
 #include "ops/present.h"
+#include "ops/snapshot.h"
 #include "ops/state.h"
 #include "ops/uploads.h"
 
@@ -52,7 +52,7 @@ typedef struct backup_ctx {
     uint64_t bytes_resumed;
     store_job *jobs;
     size_t n_jobs;
-    cs_strlist snap_dirs; /* <table>/snapshots/<tag> of every table walked */
+    bool snapshot_taken;  /* by this backup (not given): it clears it */
     cs_lock *lock;        /* the shared repository lock */
     cs_present *present;  /* the objects to reuse, checked in the repository */
     cs_uploads *uploads;  /* large uploads in progress, resumed across runs */
@@ -482,7 +482,6 @@ static int walk_table(backup_ctx *c, unsigned dir_index, const char *ks, const c
     char *snap = cs_sprintf("%s/snapshots/%s", table_path, c->tag);
     int rc = 0;
     if (cs_is_dir(snap)) {
-        cs_strlist_add(&c->snap_dirs, snap);
         cs_mtable *t = cs_manifest_find_table(c->m, ks, table);
         if (!t)
             t = cs_manifest_add_table(c->m, ks, table, id);
@@ -551,94 +550,38 @@ static int describe_node(const cs_host *host, const cs_backup_req *req, cs_manif
     return 0;
 }
 
-/* Tags of cassette snapshots still on disk: left by a backup that was
- * killed (we hold the node's lock, so none of them is running). */
-static void find_stale_tags(const cs_strlist *data_dirs, cs_strlist *tags)
-{
-    for (size_t d = 0; d < data_dirs->n; d++) {
-        DIR *dd = opendir(data_dirs->items[d]);
-        struct dirent *ks;
-        while (dd && (ks = readdir(dd)) != NULL) {
-            if (!cs_node_is_valid_name(ks->d_name))
-                continue;
-            char *ks_dir = cs_path_join(data_dirs->items[d], ks->d_name);
-            DIR *kd = opendir(ks_dir);
-            struct dirent *td;
-            while (kd && (td = readdir(kd)) != NULL) {
-                char *snaps = cs_sprintf("%s/%s/snapshots", ks_dir, td->d_name);
-                DIR *sd = td->d_name[0] != '.' ? opendir(snaps) : NULL;
-                struct dirent *tag;
-                while (sd && (tag = readdir(sd)) != NULL)
-                    if (!strncmp(tag->d_name, "cassette-", 9) && !cs_strlist_has(tags, tag->d_name))
-                        cs_strlist_add(tags, tag->d_name);
-                if (sd)
-                    closedir(sd);
-                free(snaps);
-            }
-            if (kd)
-                closedir(kd);
-            free(ks_dir);
-        }
-        if (dd)
-            closedir(dd);
-    }
-}
-
+/* Snapshots of cassette still on disk: left by a backup that was killed
+ * (we hold the node's lock, so none of them is running). The one this
+ * backup was given (its snapshot field) is not stale: it is why it runs. */
 static void clear_stale_snapshots(backup_ctx *c, cs_nodetool *nt)
 {
     cs_strlist tags = { NULL, 0 };
-    find_stale_tags(&c->m->data_dirs, &tags);
+    cs_snapshot_find_tags(&c->m->data_dirs, "cassette-", &tags);
     for (size_t i = 0; i < tags.n; i++) {
+        if (!strcmp(tags.items[i], c->tag))
+            continue;
         cs_err err;
         cs_err_clear(&err);
+        bool cleared;
         cs_warn("clearing snapshot %s left by an interrupted backup", tags.items[i]);
-        if (cs_nodetool_clearsnapshot(nt, tags.items[i], &err))
+        if (cs_snapshot_clear(nt, c->m->release_version, &c->m->data_dirs, tags.items[i], &cleared, &err))
             cs_warn("%s", err.msg);
     }
     cs_strlist_free(&tags);
-}
-
-/* Cassandra up to 5.0 keeps no record of a snapshot without a TTL: clearing
- * one is deleting its directories, which is all `nodetool clearsnapshot`
- * does on the node. Doing it here saves starting a nodetool JVM (a second or
- * more, most of a backup in which nothing changed). Later versions track
- * every snapshot in memory: there, and whenever a directory cannot be
- * removed or the tag is still found afterwards, nodetool does it. */
-static bool snapshots_untracked(const char *release)
-{
-    return release && (!strncmp(release, "4.", 2) || !strcmp(release, "5.0") || !strncmp(release, "5.0.", 4));
-}
-
-static bool tag_on_disk(const backup_ctx *c)
-{
-    cs_strlist tags = { NULL, 0 };
-    find_stale_tags(&c->m->data_dirs, &tags);
-    bool found = cs_strlist_has(&tags, c->tag);
-    cs_strlist_free(&tags);
-    return found;
-}
-
-static int clear_snapshot(backup_ctx *c, cs_nodetool *nt, cs_err *e)
-{
-    if (snapshots_untracked(c->m->release_version)) {
-        int rc = 0;
-        for (size_t i = 0; rc == 0 && i < c->snap_dirs.n; i++)
-            rc = cs_remove_tree(c->snap_dirs.items[i], e);
-        if (rc == 0 && !tag_on_disk(c))
-            return 0;
-        cs_debug("snapshot %s: %s; asking nodetool", c->tag, rc ? e->msg : "some directories are left");
-        cs_err_clear(e);
-    }
-    return cs_nodetool_clearsnapshot(nt, c->tag, e);
 }
 
 static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
 {
     cs_job_phase(c->job, "snapshot", 0, 0); /* nodetool flushes first */
     clear_stale_snapshots(c, nt);
-    int rc = cs_cancel_requested() ? cs_cancel_error(e) : cs_nodetool_snapshot(nt, c->tag, &c->req->keyspaces, e);
+    int rc = 0;
+    if (cs_cancel_requested())
+        rc = cs_cancel_error(e);
+    else if (!c->req->snapshot)
+        rc = cs_nodetool_snapshot(nt, c->tag, &c->req->keyspaces, e);
     if (rc)
         return rc;
+    c->snapshot_taken = !c->req->snapshot;
     /* Only now does the repository change: a node that cannot snapshot
      * leaves it exactly as it was. The scope goes into every file of the
      * backup (retention counts backups of one scope together). */
@@ -666,14 +609,30 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
         cs_job_phase(c->job, "manifest", 0, 0);
     if (!rc)
         rc = cs_repo_put_manifest(c->repo, c->m, e);
-    /* The snapshot pins SSTables that compaction may want to delete: drop it
-     * whatever happened. A failure to clear it must not hide a first error. */
+    return rc;
+}
+
+/* The snapshot pins SSTables that compaction may want to delete: drop it
+ * whatever happened. A failure to clear it must not hide a first error. */
+static void clear_snapshot(cs_job *job, cs_nodetool *nt, const cs_manifest *m, const char *tag, int rc)
+{
     cs_err clear_err;
     cs_err_clear(&clear_err);
-    cs_job_phase(c->job, "cleanup", 0, 0);
-    if (clear_snapshot(c, nt, &clear_err) && rc == 0)
-        cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", c->m->backup, clear_err.msg);
-    return rc;
+    bool cleared;
+    cs_job_phase(job, "cleanup", 0, 0);
+    if (cs_snapshot_clear(nt, m->release_version, &m->data_dirs, tag, &cleared, &clear_err) && rc == 0)
+        cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", m->backup, clear_err.msg);
+}
+
+/* A snapshot given to back up must be there: one clear error, before the
+ * repository changes. */
+static int check_given_snapshot(const cs_backup_req *req, const cs_manifest *m, cs_err *e)
+{
+    if (!req->snapshot || cs_snapshot_on_disk(&m->data_dirs, req->snapshot))
+        return 0;
+    cs_err_set(e, CS_E_NOTFOUND, "snapshot %s is on no data directory of the node (take it with cassette snapshot "
+                                 "--tag %s)", req->snapshot, req->snapshot);
+    return cs_err_field(e, "snapshot");
 }
 
 /* Alone, the name must be free (no node and no set has it). With {set},
@@ -731,6 +690,7 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     cs_lock *lock = NULL;
     int lock_fd = -1;
     char *uploads_path = NULL;
+    bool clear_tag = false; /* the snapshot is this backup's to clear */
     /* A cancel (SIGINT or SIGTERM in the CLI) stops the backup at its next
      * safe point: what is stored stays (large uploads are resumed by the
      * next backup), the lock is released and the local state saved on the
@@ -747,7 +707,13 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     if (!rc)
         rc = describe_node(host, req, m, e);
     if (!rc)
+        rc = check_given_snapshot(req, m, e);
+    if (!rc)
         rc = cs_state_lock(host, m->host_id, &lock_fd, e);
+    /* A given snapshot is cleared whatever happens from here; not before
+     * the node's lock is held: another backup of the node may use it. */
+    tag = req->snapshot ? cs_strdup(req->snapshot) : cs_sprintf("cassette-%s", m->backup);
+    clear_tag = !rc && req->snapshot;
     if (!rc)
         rc = cs_ops_open_repo(host, req->repo, &req->recipients, req->init, &repo, e);
     /* Shared: backups and restores run side by side, a purge waits. */
@@ -764,12 +730,12 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     if (rc)
         goto out;
     res->encrypted = cs_repo_is_encrypted(repo);
-    tag = cs_sprintf("cassette-%s", m->backup);
     uploads_path = cs_uploads_path(host, repo, m->host_id);
     backup_ctx c = { .job = job, .req = req, .host = host, .repo = repo, .m = m, .state = state, .tag = tag,
                      .lock = lock,
                      .uploads = cs_uploads_load(uploads_path, repo) };
     rc = snapshot_and_store(&c, nt, e);
+    clear_tag |= c.snapshot_taken;
     cs_uploads_free(c.uploads);
     res->bytes_read = c.bytes_read;
     cs_present_free(c.present);
@@ -777,13 +743,14 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     for (size_t i = 0; i < c.n_jobs; i++)
         free(c.jobs[i].path);
     free(c.jobs);
-    cs_strlist_free(&c.snap_dirs);
     /* A lost cache only costs re-reading files: its failure is a warning. */
     cs_err state_err;
     cs_err_clear(&state_err);
     if (rc ? cs_state_save_partial(host, repo, state, m, &state_err) : cs_state_save(host, repo, m, &state_err))
         cs_warn("could not save the local dedup cache: %s", state_err.msg);
 out:
+    if (clear_tag)
+        clear_snapshot(job, nt, m, tag, rc);
     res->seconds = cs_now() - t0;
     if (rc && cs_cancel_requested())
         rc = cs_err_set(e, CS_E_CANCELED, "interrupted; run backup again to resume"); /* whatever failed then */

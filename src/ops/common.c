@@ -1,13 +1,17 @@
 /* common.c - what every op does with a repository: open it with the
  * host's storage settings and identity, and read one stored file back,
  * checked; and read the local node the host reaches. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
 #include "io/filters.h"
 #include "ops/nodeopts.h"
 #include "ops/ops.h"
+#include "ops/state.h"
 
 int cs_ops_open_storage(const cs_host *host, const char *location, bool create, cs_storage **out, cs_err *e)
 {
@@ -99,6 +103,128 @@ int cs_ops_lock(const cs_ops_lock_opts *o, cs_repo *repo, cs_lock_kind kind, con
     return cs_lock_acquire(repo->st, kind, &lo, out, e);
 }
 
+/* ---- the node facts cache ---- */
+
+static const struct {
+    const char *name;
+    size_t offset;
+} fact_strings[] = {
+    { "host_id", offsetof(cs_node_info, host_id) },
+    { "address", offsetof(cs_node_info, address) },
+    { "cluster_name", offsetof(cs_node_info, cluster_name) },
+    { "datacenter", offsetof(cs_node_info, datacenter) },
+    { "rack", offsetof(cs_node_info, rack) },
+    { "release_version", offsetof(cs_node_info, release_version) },
+    { "partitioner", offsetof(cs_node_info, partitioner) },
+    { "commitlog_dir", offsetof(cs_node_info, commitlog_dir) },
+    { "hints_dir", offsetof(cs_node_info, hints_dir) },
+    { "saved_caches_dir", offsetof(cs_node_info, saved_caches_dir) },
+};
+#define N_FACT_STRINGS (sizeof fact_strings / sizeof fact_strings[0])
+#define FACT(info, i) ((char **)(void *)((char *)(info) + fact_strings[i].offset))
+#define CFACT(info, i) (*(char *const *)(const void *)((const char *)(info) + fact_strings[i].offset))
+
+static json_t *strlist_json(const cs_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}
+
+static void strlist_from_json(const json_t *a, cs_strlist *out)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v)
+        if (json_is_string(v))
+            cs_strlist_add(out, json_string_value(v));
+}
+
+static char *node_cache_path(const cs_host *host)
+{
+    char *dir = cs_state_dir(host);
+    char *path = cs_path_join(dir, "node.json");
+    free(dir);
+    return path;
+}
+
+/* Only when the facts changed: most reads find them as they were. */
+static int write_node_cache(const cs_host *host, const cs_node_info *info, cs_err *e)
+{
+    json_t *doc = json_pack("{s:s, s:i}", "type", "cassette-node", "format", 1);
+    for (size_t i = 0; i < N_FACT_STRINGS; i++) {
+        const char *v = CFACT(info, i);
+        json_object_set_new(doc, fact_strings[i].name, v ? json_string(v) : json_null());
+    }
+    json_object_set_new(doc, "tokens", strlist_json(&info->tokens));
+    json_object_set_new(doc, "data_dirs", strlist_json(&info->data_dirs));
+    char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
+    json_decref(doc);
+    char *path = node_cache_path(host);
+    char *dir = cs_state_dir(host);
+    char *old = NULL;
+    int rc = 0;
+    if (cs_read_file(path, 1 << 20, &old, NULL, NULL) || strcmp(old, text)) {
+        rc = cs_mkdirs(dir, 0700, e);
+        if (!rc)
+            rc = cs_write_file_atomic(path, text, strlen(text), 0600, e);
+    }
+    free(old);
+    free(dir);
+    free(path);
+    free(text);
+    return rc;
+}
+
+int cs_ops_cached_node(const cs_host *host, cs_node_info *info, cs_err *e)
+{
+    memset(info, 0, sizeof *info);
+    char *path = node_cache_path(host);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cs_read_file(path, 1 << 20, &text, &len, e);
+    json_error_t jerr;
+    json_t *doc = rc ? NULL : json_loadb(text, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    if (!rc && (!json_is_object(doc) || !type || strcmp(type, "cassette-node")))
+        rc = cs_err_set(e, CS_E_CORRUPT, "%s is not a node facts cache of cassette", path);
+    else if (rc == CS_E_NOTFOUND)
+        rc = cs_err_set(e, CS_E_NOTFOUND, "no node facts cached in %s (the node was never read)", path);
+    for (size_t i = 0; !rc && i < N_FACT_STRINGS; i++) {
+        const char *v = json_string_value(json_object_get(doc, fact_strings[i].name));
+        *FACT(info, i) = v ? cs_strdup(v) : NULL;
+    }
+    if (!rc) {
+        strlist_from_json(json_object_get(doc, "tokens"), &info->tokens);
+        strlist_from_json(json_object_get(doc, "data_dirs"), &info->data_dirs);
+    }
+    if (!rc && !info->host_id)
+        rc = cs_err_set(e, CS_E_CORRUPT, "%s names no host id", path);
+    if (rc)
+        cs_node_info_free(info);
+    json_decref(doc);
+    free(text);
+    free(path);
+    return rc;
+}
+
+int cs_ops_read_node_or_cached(const cs_host *host, const char *purpose, cs_node_info *info, bool *live, cs_err *e)
+{
+    *live = true;
+    int rc = cs_ops_read_node(host, purpose, info, NULL, e);
+    if (rc != CS_E_UNAVAIL)
+        return rc;
+    cs_err cache_err;
+    cs_err_clear(&cache_err);
+    if (cs_ops_cached_node(host, info, &cache_err))
+        return rc; /* the node's own error says more */
+    cs_debug("%s: the node is not reachable (%s): its cached facts", purpose, e->msg);
+    cs_err_clear(e);
+    *live = false;
+    return 0;
+}
+
 int cs_ops_read_node(const cs_host *host, const char *purpose, cs_node_info *info, json_t **schema, cs_err *e)
 {
     cql_conn *conn = NULL;
@@ -137,5 +263,10 @@ int cs_ops_read_node(const cs_host *host, const char *purpose, cs_node_info *inf
         cs_node_info_free(info);
         return cs_err_set(e, CS_E_INVAL, "the node did not say where its data directories are; set {data_dirs}");
     }
+    /* A lost cache costs only the answers about a stopped node. */
+    cs_err cache_err;
+    cs_err_clear(&cache_err);
+    if (write_node_cache(host, info, &cache_err))
+        cs_warn("could not write the node facts cache: %s", cache_err.msg);
     return 0;
 }

@@ -49,7 +49,14 @@ typedef struct cs_backup_req {
     bool no_encryption;     /* with init */
     double lock_wait, lock_stale; /* seconds */
     char *set;              /* join this backup set (its id; the name must be the set's) */
+    char *snapshot;         /* back up this existing snapshot (a tag) instead of taking one; NULL: take one */
 } cs_backup_req;
+
+/* snapshot and snapshot clear (clear: the tag only). */
+typedef struct cs_snapshot_req {
+    char *tag;              /* backup-name syntax */
+    cs_strlist keyspaces;   /* snapshot: empty: all */
+} cs_snapshot_req;
 
 /* list and catalog rebuild. */
 typedef struct cs_list_req {
@@ -139,6 +146,25 @@ typedef struct cs_backup_result {
 
 int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_backup_result *res, cs_err *e);
 void cs_backup_result_free(cs_backup_result *res);
+
+/* A snapshot taken or cleared. */
+typedef struct cs_snapshot_result {
+    char *tag;
+    char *host_id, *address;
+    double started, finished; /* snapshot: epoch seconds (ms) around nodetool snapshot */
+    bool cleared;             /* snapshot clear: the tag was there */
+} cs_snapshot_result;
+
+/* nodetool snapshot -t TAG [KS...] on the node (it flushes first); a tag
+ * the node has already is refused. */
+int cs_op_snapshot(cs_job *job, const cs_host *host, const cs_snapshot_req *req, cs_snapshot_result *res,
+                   cs_err *e);
+/* Clear snapshot TAG the way backup clears its own (ops/snapshot.h); on a
+ * stopped node, from the directories the node facts cache names. A tag
+ * that is not there is no error (cleared false). */
+int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req *req, cs_snapshot_result *res,
+                         cs_err *e);
+void cs_snapshot_result_free(cs_snapshot_result *res);
 
 /* A table a restore left out, and why. */
 typedef struct cs_restore_failure {
@@ -451,5 +477,16 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
  * (also filled with nothing on error). What backup records of the node,
  * and what an agent answers about it. */
 int cs_ops_read_node(const cs_host *host, const char *purpose, cs_node_info *info, json_t **schema, cs_err *e);
+
+/* The node facts cache: every cs_ops_read_node that succeeds writes what
+ * it read to <state_dir>/node.json (atomically, only when it changed), so
+ * that a stopped node can still be described (an agent's GET /v1/node, a
+ * replace restore that needs the node's own host id). Reads it back into
+ * info (free with cs_node_info_free); CS_E_NOTFOUND when there is none. */
+int cs_ops_cached_node(const cs_host *host, cs_node_info *info, cs_err *e);
+/* cs_ops_read_node, or when the node cannot be reached (CS_E_UNAVAIL: a
+ * stopped node) the cached facts with *live false. The node's own error
+ * when there is no cache. */
+int cs_ops_read_node_or_cached(const cs_host *host, const char *purpose, cs_node_info *info, bool *live, cs_err *e);
 
 #endif

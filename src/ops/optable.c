@@ -40,6 +40,16 @@ static int check_host_id(const cs_field *f, const void *req, cs_err *e)
     return 0;
 }
 
+/* A snapshot tag is a directory name on the node: the syntax of a backup name. */
+static int check_tag(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *tag = *CS_FIELD_CPTR(char *, req, f);
+    if (tag && !cs_repo_is_valid_backup_name(tag))
+        return cs_err_set(e, CS_E_USAGE, "invalid snapshot tag \"%s\" in {%s} (letters, digits, '.', '_' and '-')",
+                          tag, f->name);
+    return 0;
+}
+
 static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
 {
     const cs_strlist *l = CS_FIELD_CPTR(cs_strlist, req, f);
@@ -101,6 +111,16 @@ static const cs_field backup_fields[] = {
     LOCK_WAIT(cs_backup_req),
     LOCK_STALE(cs_backup_req),
     FIELD(cs_backup_req, set, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_set_id),
+    FIELD(cs_backup_req, snapshot, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_tag),
+};
+
+static const cs_field snapshot_fields[] = {
+    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " TAG", check_tag),
+    KEYSPACES(cs_snapshot_req),
+};
+
+static const cs_field snapshot_clear_fields[] = {
+    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " TAG", check_tag),
 };
 
 static const cs_field list_fields[] = {
@@ -322,6 +342,8 @@ RUN(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 RUN(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
 RUN(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
 RUN(cluster_tokens, cs_cluster_tokens_req, cs_cluster_tokens_result)
+RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
+RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
 
 DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
 DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
@@ -340,6 +362,8 @@ DOC(cluster_backup, cs_cluster_backup_result_json, cs_cluster_backup_req, cs_clu
 DOC(cluster_restore, cs_cluster_restore_result_json, cs_cluster_restore_req, cs_cluster_restore_result)
 DOC(cluster_status, cs_cluster_status_result_json, cs_cluster_status_req, cs_cluster_status_result)
 DOC(cluster_tokens, cs_cluster_tokens_result_json, cs_cluster_tokens_req, cs_cluster_tokens_result)
+DOC(snapshot, cs_snapshot_result_json, cs_snapshot_req, cs_snapshot_result)
+DOC(snapshot_clear, cs_snapshot_clear_result_json, cs_snapshot_req, cs_snapshot_result)
 
 FREE(init_result, cs_init_result)
 FREE(backup_result, cs_backup_result)
@@ -358,6 +382,7 @@ FREE(cluster_backup_result, cs_cluster_backup_result)
 FREE(cluster_restore_result, cs_cluster_restore_result)
 FREE(cluster_status_result, cs_cluster_status_result)
 FREE(cluster_tokens_result, cs_cluster_tokens_result)
+FREE(snapshot_result, cs_snapshot_result)
 
 VERDICT(status, cs_status_req, cs_status_result)
 VERDICT(restore, cs_restore_req, cs_restore_result)
@@ -415,13 +440,20 @@ static const cs_op_def ops[] = {
     OP("cluster tokens", "cluster", "tokens", NULL, "the initial_token of each node of a cluster backup",
        cluster_tokens_fields, cs_cluster_tokens_req, cs_cluster_tokens_result, NULL, run_cluster_tokens,
        doc_cluster_tokens, NULL, free_cluster_tokens_result),
+    OP("snapshot", "snapshot", NULL, NULL, "take a snapshot of the node (nodetool snapshot, which flushes first)",
+       snapshot_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot, doc_snapshot, NULL,
+       free_snapshot_result),
+    OP("snapshot clear", "snapshot", "clear", NULL, "clear a snapshot of the node, as backup clears its own",
+       snapshot_clear_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot_clear, doc_snapshot_clear, NULL,
+       free_snapshot_result),
 };
 
 /* The commands as --help shows them, in its order. */
 static const cs_command_def commands[] = {
     { "init", "--repo PATH (--recipient age1...)... | --repo PATH --no-encryption",
       "create an empty repository (encrypted to the recipients; unencrypted only with --no-encryption)" },
-    { "backup", "--repo PATH [--name NAME] [--keyspace KS]...", "snapshot the node and store every new file once" },
+    { "backup", "--repo PATH [--name NAME] [--keyspace KS]... [--snapshot TAG]",
+      "snapshot the node and store every new file once (or back up a snapshot taken already)" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
     { "restore",
       "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
@@ -441,7 +473,11 @@ static const cs_command_def commands[] = {
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
     { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
       "remove what replace restores moved aside, once the restore is trusted" },
-    { "agent", "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]",
+    { "snapshot", "--tag TAG [--keyspace KS]... | clear --tag TAG",
+      "take a snapshot of the node, or clear one (what a cluster backup does on every node)" },
+    { "agent",
+      "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] "
+      "[--allow-repo LOC]...",
       "serve this node's operations (backup, restore, verify, ...) over HTTP(S) to a coordinator" },
     { "cluster",
       "backup --repo PATH [--name NAME] [--agents URL,...] [--parallel-nodes N] [--allow-partial] | "

@@ -320,3 +320,20 @@ json_t *cs_key_public_result_json(const cs_key_public_req *req, const cs_key_pub
     (void)req;
     return json_pack("{s:o}", "public_keys", strlist_json(&res->keys));
 }
+
+/* ---- snapshots ---- */
+
+/* Times as epoch seconds (ms): a coordinator lines up the nodes' snapshots. */
+json_t *cs_snapshot_result_json(const cs_snapshot_req *req, const cs_snapshot_result *res)
+{
+    (void)req;
+    return json_pack("{s:o, s:o, s:o, s:f, s:f}", "tag", opt_string(res->tag), "host_id", opt_string(res->host_id),
+                     "address", opt_string(res->address), "started", res->started, "finished", res->finished);
+}
+
+json_t *cs_snapshot_clear_result_json(const cs_snapshot_req *req, const cs_snapshot_result *res)
+{
+    (void)req;
+    return json_pack("{s:o, s:o, s:b}", "tag", opt_string(res->tag), "host_id", opt_string(res->host_id), "cleared",
+                     res->cleared);
+}

@@ -28,6 +28,8 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
 json_t *cs_verify_result_json(const cs_verify_req *req, const cs_verify_result *res);
 json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res);
 json_t *cs_delete_result_json(const cs_delete_req *req, const cs_delete_result *res);
+json_t *cs_snapshot_result_json(const cs_snapshot_req *req, const cs_snapshot_result *res);
+json_t *cs_snapshot_clear_result_json(const cs_snapshot_req *req, const cs_snapshot_result *res);
 json_t *cs_cleanup_result_json(const cs_cleanup_req *req, const cs_cleanup_result *res);
 json_t *cs_migrate_result_json(const cs_migrate_req *req, const cs_migrate_result *res);
 json_t *cs_schema_result_json(const cs_schema_req *req, const cs_schema_result *res);

@@ -1,7 +1,9 @@
 /* test_agent.c - agent/: the routes (paths, methods, unknown and unserved
  * operations, malformed JSON, request errors naming fields, job ids) in
- * dry-run mode, and one real job through the registry (list of a
- * location that holds no repository: it ends failed with its error). */
+ * dry-run mode, the allowed repositories (--allow-repo: path component
+ * boundaries, "..", none allowed, init refused), and one real job through
+ * the registry (list of a location that holds no repository: it ends
+ * failed with its error). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,6 +53,7 @@ static void test_routes(void **state)
     (void)state;
     cs_agent *a = cs_agent_new(&host);
     cs_agent_set_dry_run(a, true);
+    assert_int_equal(cs_agent_allow_repo(a, "/r", NULL), 0);
     expect(a, "GET", "/", NULL, 404, "no such path", NULL);
     expect(a, "GET", "/v1", NULL, 404, "no such path", NULL);
     expect(a, "GET", "/v1/nodes", NULL, 404, "no such path", NULL);
@@ -77,10 +80,71 @@ static void test_routes(void **state)
     expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"cql_password\":\"x\"}", 400, "cql_password",
            "cql_password"); /* a host setting is never taken from a request */
     expect(a, "POST", "/v1/ops/restore", "{\"repo\":\"/r\"}", 400, "backup", "backup");
+    expect(a, "POST", "/v1/ops/snapshot", "{}", 400, "tag", "tag");
+    expect(a, "POST", "/v1/ops/snapshot", "{\"tag\":\"../x\"}", 400, "invalid snapshot tag", "tag");
+    expect(a, "POST", "/v1/ops/snapshot clear", "{\"tag\":\"t\",\"keyspaces\":[]}", 400, "unknown field",
+           "keyspaces");
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"snapshot\":\"a/b\"}", 400, "invalid snapshot tag",
+           "snapshot");
     cs_http_answer ans = call(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"keyspaces\":[\"ks\"]}");
     assert_int_equal(ans.status, 202);
     assert_true(json_is_true(json_object_get(ans.body, "dry_run")));
     json_decref(ans.body);
+    cs_agent_free(a);
+}
+
+static void test_allow_list(void **state)
+{
+    (void)state;
+    cs_strlist allowed = { NULL, 0 };
+    assert_false(cs_agent_repo_allowed(&allowed, "/r")); /* none given: none allowed */
+    cs_strlist_add(&allowed, "s3://b/x");
+    cs_strlist_add(&allowed, "/srv/backups/");
+    assert_true(cs_agent_repo_allowed(&allowed, "s3://b/x"));
+    assert_true(cs_agent_repo_allowed(&allowed, "s3://b/x/"));
+    assert_true(cs_agent_repo_allowed(&allowed, "s3://b/x/y"));
+    assert_true(cs_agent_repo_allowed(&allowed, "s3://b/x/y/z"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b/xy"));    /* a sibling with the same prefix */
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b/"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://c/x"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b/x/../y"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b/x/.."));
+    assert_true(cs_agent_repo_allowed(&allowed, "s3://b/x/..y")); /* a name, not a component */
+    assert_true(cs_agent_repo_allowed(&allowed, "/srv/backups"));
+    assert_true(cs_agent_repo_allowed(&allowed, "/srv/backups/node1"));
+    assert_false(cs_agent_repo_allowed(&allowed, "/srv/backups2"));
+    assert_false(cs_agent_repo_allowed(&allowed, "/srv/backups/../etc"));
+    assert_false(cs_agent_repo_allowed(&allowed, "/srv"));
+    assert_false(cs_agent_repo_allowed(&allowed, ""));
+    assert_false(cs_agent_repo_allowed(&allowed, NULL));
+    cs_strlist_free(&allowed);
+    cs_strlist_add(&allowed, "/");
+    assert_true(cs_agent_repo_allowed(&allowed, "/anything/below"));
+    assert_false(cs_agent_repo_allowed(&allowed, "/a/../b"));
+    assert_false(cs_agent_repo_allowed(&allowed, "s3://b/x"));
+    cs_strlist_free(&allowed);
+
+    cs_agent *a = cs_agent_new(&host);
+    cs_agent_set_dry_run(a, true);
+    /* none allowed: no request that names a repository */
+    expect(a, "POST", "/v1/ops/list", "{\"repo\":\"/r\"}", 403, "--allow-repo", NULL);
+    expect(a, "POST", "/v1/ops/snapshot", "{\"tag\":\"t1\"}", 202, NULL, NULL); /* names none */
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_agent_allow_repo(a, "/r/../s", &e), CS_E_USAGE);
+    assert_non_null(strstr(e.msg, ".."));
+    assert_int_equal(cs_agent_allow_repo(a, "", &e), CS_E_USAGE);
+    assert_int_equal(cs_agent_allow_repo(a, "s3://b/x", &e), 0);
+    expect(a, "POST", "/v1/ops/list", "{\"repo\":\"s3://b/x/y\"}", 202, NULL, NULL);
+    expect(a, "POST", "/v1/ops/list", "{\"repo\":\"s3://b/xy\"}", 403,
+           "repository s3://b/xy is not allowed on this agent (--allow-repo)", NULL);
+    expect(a, "POST", "/v1/ops/list", "{\"repo\":\"s3://b/x/../z\"}", 403, "not allowed", NULL);
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"s3://b/x\",\"init\":true,\"no_encryption\":true}", 403,
+           "the agent does not create repositories; run cassette init", NULL);
+    expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"s3://b/x\",\"init\":false,\"snapshot\":\"t1\"}", 202, NULL,
+           NULL);
+    expect(a, "POST", "/v1/ops/list", "{\"repo\":7}", 400, "repo", "repo"); /* its own check */
     cs_agent_free(a);
 }
 
@@ -101,6 +165,8 @@ static void test_ops_listed(void **state)
         backup |= !strcmp(name, "backup");
     }
     assert_true(backup);
+    assert_true(cs_agent_serves(cs_op_find("snapshot")));
+    assert_true(cs_agent_serves(cs_op_find("snapshot clear")));
     assert_false(cs_agent_serves(cs_op_find("key generate")));
     assert_false(cs_agent_serves(cs_op_find("purge")));
     json_decref(ans.body);
@@ -111,6 +177,7 @@ static void test_job_fails(void **state)
 {
     (void)state;
     cs_agent *a = cs_agent_new(&host);
+    assert_int_equal(cs_agent_allow_repo(a, "/nonexistent", NULL), 0);
     cs_http_answer ans = call(a, "POST", "/v1/ops/list", "{\"repo\":\"/nonexistent/cassette-test-repo\"}");
     assert_int_equal(ans.status, 202);
     json_int_t id = json_integer_value(json_object_get(ans.body, "job"));
@@ -149,6 +216,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_allow_list),
         cmocka_unit_test(test_ops_listed),
         cmocka_unit_test(test_job_fails),
     };
