@@ -129,6 +129,28 @@ static void node_from_doc(cs_cluster_node *n, const char *agent, const json_t *d
     n->result = json_incref((json_t *)doc);
 }
 
+/* What a node says of itself (system.local, through its agent) wins over
+ * what a peer says of it: system.peers_v2 may lack a peer's tokens while
+ * gossip settles. */
+static void adopt_own_view(cs_cluster_node *n, const json_t *doc)
+{
+    cs_strlist tokens = { NULL, 0 };
+    tokens_of(doc, &tokens);
+    if (tokens.n) {
+        cs_strlist_free(&n->tokens);
+        n->tokens = tokens;
+    }
+    const char *dc = json_text(doc, "datacenter"), *rack = json_text(doc, "rack");
+    if (dc && *dc) {
+        free(n->datacenter);
+        n->datacenter = cs_strdup(dc);
+    }
+    if (rack && *rack) {
+        free(n->rack);
+        n->rack = cs_strdup(rack);
+    }
+}
+
 /* Is the node behind this /v1/node document up? Agents that cannot reach
  * their node answer from what they last saw, with "live": false. */
 static bool node_live(const json_t *doc)
@@ -284,6 +306,7 @@ static int open_templated(cs_coord *c, const char *tmpl, cs_cluster_node *nodes 
             } else {
                 k->ok = true;
                 k->result = json_incref(docs[i]);
+                adopt_own_view(k, docs[i]);
             }
             add_node(c, k);
         } else {
