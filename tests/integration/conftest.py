@@ -80,7 +80,7 @@ class Node:
         self.addr = f"127.0.0.{n}"
         self.dir = self.base / f"node{n}"
         self.ini = self.dir / "cassette.ini"
-        self.jmx_port = 7000 + 100 * n
+        self.jmx_port = 7000 + 100 * n if n <= 9 else 10000 + 100 * (n - 10)  # cassandra.sh's rule
 
     def sh(self, *args, check=True, timeout=400):
         p = subprocess.run([str(CASSANDRA_SH), "--base", str(self.base), *map(str, args)],
