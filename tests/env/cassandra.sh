@@ -675,15 +675,27 @@ cmd_start_cluster() {
         "$(saved_opt "$C_FIRST" cluster_name)" $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100))
 }
 
-# Stops every node of --cluster at once: SIGTERM to all, then waits for each.
+# Stops every node of --cluster at once: SIGTERM to all, then waits for each. (The pids are
+# read first: a node removes its pid file as it begins to shut down, long before it exits.)
 cmd_stop_cluster() {
-    local n pid
+    local n pid stopping=() e
     [ -n "$CLUSTER_RANGE" ] || die "stop-cluster needs --cluster FIRST-LAST (or CASSETTE_TEST_CLUSTER_NODES)"
     parse_range "$CLUSTER_RANGE"
     for ((n = C_FIRST; n <= C_LAST; n++)); do
-        if pid="$(running_pid "$n")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+        if pid="$(running_pid "$n")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            stopping+=("$n:$pid")
+        else
+            rm -f "$(node_dir "$n")/cassandra.pid"
+            echo "node $n not running"
+        fi
     done
-    for ((n = C_FIRST; n <= C_LAST; n++)); do cmd_stop "$n"; done
+    for e in "${stopping[@]+"${stopping[@]}"}"; do
+        n="${e%%:*}"; pid="${e#*:}"
+        stop_pid "$pid" "node $n" "$STOP_TIMEOUT"
+        rm -f "$(node_dir "$n")/cassandra.pid"
+        echo "node $n stopped (pid $pid)"
+    done
 }
 
 cmd_stop() {
