@@ -5,7 +5,8 @@
 #   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
 #   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
 #   - Azurite (Azure Storage emulator for the Azure tests) into $CASSETTE_CACHE/azurite (npm),
-#   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver and pytest.
+#   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver, pytest and PyYAML
+#     (systemd's systemd-analyze and PyYAML check the agent's deploy/ files).
 # --demo: only what `make demo` uses (no test, fuzzing, valgrind, S3 or Azure tools).
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
@@ -21,7 +22,7 @@ say() { echo "install-deps: $*"; }
 # --- Debian packages -------------------------------------------------------
 PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev age zstd valgrind maven
-      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db)
+      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db systemd)
 if [ "$DEMO" = 1 ]; then   # build the binary, run a node (Java, jars by maven), check rows (Python)
     PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
           libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev maven openjdk-17-jdk-headless python3-venv)
@@ -74,15 +75,15 @@ if [ "$have_jars" = 0 ]; then
 fi
 
 # --- Python venv -----------------------------------------------------------
-if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >/dev/null 2>&1; then
-    say "making the Python venv $CASSETTE_VENV with cassandra-driver and pytest (about a minute)"
+if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml' >/dev/null 2>&1; then
+    say "making the Python venv $CASSETTE_VENV with cassandra-driver, pytest and PyYAML (about a minute)"
     if [ ! -x "$CASSETTE_VENV/bin/python" ]; then
         python3 -m venv "$CASSETTE_VENV" >>"$LOG" 2>&1 || fail "python3 -m venv failed"
     fi
     CASS_DRIVER_NO_CYTHON=1 "$CASSETTE_VENV/bin/pip" install -q --disable-pip-version-check \
-        cassandra-driver pytest >>"$LOG" 2>&1 || fail "pip install cassandra-driver pytest failed"
-    "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest' >>"$LOG" 2>&1 \
-        || fail "the venv $CASSETTE_VENV cannot import cassandra-driver and pytest"
+        cassandra-driver pytest pyyaml >>"$LOG" 2>&1 || fail "pip install cassandra-driver pytest pyyaml failed"
+    "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml' >>"$LOG" 2>&1 \
+        || fail "the venv $CASSETTE_VENV cannot import cassandra-driver, pytest and PyYAML"
 fi
 
 # --- versitygw (S3 server on loopback for the S3 tests) ------------------------

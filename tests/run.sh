@@ -7,7 +7,10 @@
 #   4. starts Cassandra node 1 once and runs the integration tests (pytest) against it,
 #      stopping the node at the end if this script started it;
 #   5. runs the tests that talk to Cassandra again, with the secured-node tests, against
-#      node 8 started with a login, TLS with client certificates and a JMX login (the same code, secured).
+#      node 8 started with a login, TLS with client certificates and a JMX login (the same code, secured);
+#   6. runs the cluster tests (marker "cluster") on the 3-node cluster of nodes 11-13 with an
+#      agent per node (tests/integration/clusterenv.py; nodes 14-18 for the restore targets),
+#      alone on the machine: nodes 1 and 8 are stopped first.
 # The last line is exactly "N passed, M failed" over everything; exit 1 if M > 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,8 @@ FAILED=0
 RESULTS="$ROOT/build/test-results"
 STARTED_NODE=0     # node 1 (plain) started by this script
 STARTED_SECURE=0   # node 8 (secured) started by this script
+CLUSTER_RANGES=(11-13 14-16 17-18)   # clusterenv.py's clusters
+CLUSTERS_TO_STOP=()                  # the ones not running before the cluster pass
 CASSANDRA_SH="$ROOT/tests/env/cassandra.sh"
 export CASSETTE_TEST_DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
 
@@ -30,9 +35,23 @@ finish() {
     if [ "$STARTED_SECURE" = 1 ]; then
         "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     fi
+    stop_clusters
     echo "$PASSED passed, $FAILED failed"
     if [ "$FAILED" -gt 0 ]; then exit 1; fi
     exit "$rc"
+}
+# Stops the clusters (agents first) that the cluster pass found stopped: whatever it left
+# running, even when pytest was interrupted.
+stop_clusters() {
+    local r n
+    for r in "${CLUSTERS_TO_STOP[@]+"${CLUSTERS_TO_STOP[@]}"}"; do
+        for ((n = ${r%-*}; n <= ${r#*-}; n++)); do
+            "$ROOT/tests/env/agent.sh" stop "$n" >/dev/null 2>&1 || echo "run.sh: could not stop the agent of node $n" >&2
+        done
+        "$CASSANDRA_SH" --cluster "$r" stop-cluster >/dev/null 2>&1 \
+            || echo "run.sh: could not stop Cassandra nodes $r" >&2
+    done
+    CLUSTERS_TO_STOP=()
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
@@ -180,7 +199,7 @@ PY
 }
 
 section "integration tests (pytest, real Cassandra: node 1, plain)"
-CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain run_pytest integration-junit -m "not secure_node"
+CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain run_pytest integration-junit -m "not secure_node and not cluster"
 
 # The same tests again wherever they talk to Cassandra (marker "cassandra"), and the
 # secured-node tests, against a node that wants a login, TLS with a client certificate and a JMX login: every CQL and
@@ -201,7 +220,7 @@ fi
 if "$CASSANDRA_SH" start 8 $SECURE_OPTS; then
     CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
         CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=8 \
-        run_pytest integration-secure-junit -m "cassandra or secure_node"
+        run_pytest integration-secure-junit -m "(cassandra or secure_node) and not cluster"
 else
     echo "FAIL secured node 8 did not start"
     FAILED=$((FAILED + 1))
@@ -210,4 +229,19 @@ if [ "$STARTED_SECURE" = 1 ]; then
     "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     STARTED_SECURE=0
 fi
+
+# The cluster tests: the fixtures start the clusters they need (start-cluster, then the agents)
+# and stop what they started; this script stops whatever a broken run left of them.
+section "cluster tests (nodes 11-13 with an agent each; 14-18 as restore targets)"
+for r in "${CLUSTER_RANGES[@]}"; do
+    running=0
+    for ((n = ${r%-*}; n <= ${r#*-}; n++)); do
+        "$CASSANDRA_SH" status "$n" >/dev/null 2>&1 && running=1
+    done
+    [ "$running" = 1 ] || CLUSTERS_TO_STOP+=("$r")
+done
+t_cluster=$(date +%s)
+run_pytest integration-cluster-junit -m cluster
+stop_clusters
+echo "cluster pass took $(( $(date +%s) - t_cluster )) s"
 echo "total time $(( $(date +%s) - t_start )) s"

@@ -4,6 +4,10 @@
 #   cassandra.sh start N       start node N (idempotent) and wait until it serves CQL
 #   cassandra.sh stop N        SIGTERM node N, wait for it to exit (SIGKILL after 60 s)
 #   cassandra.sh stop-all      stop every node under the base directory
+#   cassandra.sh start-cluster start every node of --cluster FIRST-LAST at once (the running
+#                              ones are kept) and wait until each serves CQL and sees every
+#                              other node UP (its log's "is now UP" lines and system.peers_v2)
+#   cassandra.sh stop-cluster  SIGTERM every node of --cluster FIRST-LAST at once, wait for all
 #   cassandra.sh status N      "running (pid P)" and exit 0, or "stopped" and exit 3
 #   cassandra.sh wait N        wait until a launched node N serves CQL
 #   cassandra.sh nodetool N ARGS...   nodetool against node N
@@ -13,6 +17,15 @@
 #
 # Options (anywhere): --base DIR (default $CASSETTE_TEST_DIR or /tmp/cassette-test),
 #   --nodes K (cluster size, default $CASSETTE_TEST_NODES or 1; sets tokens and seeds).
+#   --cluster FIRST-LAST (default $CASSETTE_TEST_CLUSTER_NODES): nodes FIRST..LAST form one
+#               cluster of their own: all seeds, one balanced token each by position in the
+#               range, cluster_name $CASSETTE_TEST_CLUSTER. Remembered with the node's start
+#               options: a later start of the node (after its data was deleted, say) without
+#               --cluster joins the same cluster with the same name and tokens.
+#   --token T[,T...]  start of one node: its initial_token(s) instead of the balanced one
+#               (num_tokens is their count); remembered as --cluster is. For several nodes:
+#               CASSETTE_TEST_TOKENS="N=T[,T...] N=T..." (e.g. the tokens of the nodes of the
+#               cluster a backup came from, for a new cluster that carries them).
 # Options of start (remembered while the node runs: cql, nodetool, wait and ini use them):
 #   --auth      PasswordAuthenticator + CassandraAuthorizer; the default superuser
 #               cassandra/cassandra; ready means a CQL login as that user succeeds.
@@ -31,13 +44,15 @@
 #   A node started without them runs exactly as before (no auth, no TLS). cassette.ini of a
 #   node started with them carries username/password, ca_file and jmx_user/jmx_password.
 # Environment: CASSETTE_TEST_DATA_DIRS (data directories per node, default 1),
-#   CASSETTE_TEST_CLUSTER (cluster_name, default cassette-test),
+#   CASSETTE_TEST_CLUSTER (cluster_name, default cassette-test; for a --cluster node, default
+#   the name it was first started with),
 #   CASSETTE_CASSANDRA_YAML (extra "key: value" lines that replace or extend cassandra.yaml),
 #   CASSETTE_CASSANDRA_START_TIMEOUT (seconds, default 180).
 #
-# Node N listens on 127.0.0.N (storage 7000, CQL 9042), JMX on 127.0.0.1:7N00. A node N
-# above --nodes is a cluster of its own (its own seed), so nodes of different bases can run
-# side by side when their numbers differ.
+# Node N (1..29) listens on 127.0.0.N (storage 7000, CQL 9042), JMX on 127.0.0.1 port 7000+100N
+# for N <= 9 (7100..7900), 10000+100(N-10) for N >= 10 (10000..11900). A node N above --nodes
+# and outside a --cluster is a cluster of its own (its own seed), so nodes of different bases
+# can run side by side when their numbers differ.
 # Layout: <base>/node<N>/{conf,data,commitlog,hints,saved_caches,cdc_raw,logs}/,
 #   cassandra.pid, cassette.ini.
 set -euo pipefail
@@ -54,6 +69,8 @@ usage() {
 }
 
 OPT_AUTH=0; OPT_TLS=0; OPT_JMX_AUTH=0; OPT_CLIENT_AUTH=0; OPT_GIVEN=0
+CLUSTER_RANGE="${CASSETTE_TEST_CLUSTER_NODES:-}"
+OPT_TOKEN=""
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -67,6 +84,10 @@ while [ $# -gt 0 ]; do
         --base=*) BASE="${1#--base=}"; shift ;;
         --nodes) [ $# -ge 2 ] || usage; NODES="$2"; shift 2 ;;
         --nodes=*) NODES="${1#--nodes=}"; shift ;;
+        --cluster) [ $# -ge 2 ] || usage; CLUSTER_RANGE="$2"; shift 2 ;;
+        --cluster=*) CLUSTER_RANGE="${1#--cluster=}"; shift ;;
+        --token) [ $# -ge 2 ] || usage; OPT_TOKEN="$2"; shift 2 ;;
+        --token=*) OPT_TOKEN="${1#--token=}"; shift ;;
         --) shift; args+=("$@"); break ;;
         *) args+=("$1"); shift ;;
     esac
@@ -79,13 +100,15 @@ BASE="$(cd "$BASE" && pwd)"
 
 check_node() {
     case "${1:-}" in
-        [1-9]) ;;
-        *) die "node number must be 1..9, got '${1:-}'" ;;
+        [1-9]|1[0-9]|2[0-9]) ;;
+        *) die "node number must be 1..29, got '${1:-}'" ;;
     esac
 }
 node_dir()  { echo "$BASE/node$1"; }
 node_addr() { echo "127.0.0.$1"; }
-jmx_port()  { echo $((7000 + $1 * 100)); }
+# 7100..7900 for nodes 1..9 (as ever); above, 10000 + 100 per node past 10: clear of
+# Cassandra's 7000/7001/7199/9042 and of the 7N00 ports of nodes 1..9.
+jmx_port()  { if (($1 <= 9)); then echo $((7000 + $1 * 100)); else echo $((10000 + ($1 - 10) * 100)); fi; }
 log_file()  { echo "$(node_dir "$1")/logs/system.log"; }
 now_ms()    { date +%s%3N; }
 opts_file() { echo "$(node_dir "$1")/start-options"; }
@@ -120,8 +143,14 @@ save_opts() {
     local f
     f="$(opts_file "$1")"
     mkdir -p "$(dirname "$f")"
-    printf 'auth=%s\ntls=%s\njmx_auth=%s\nclient_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" \
-        "$OPT_CLIENT_AUTH" >"$f.tmp"
+    {
+        printf 'auth=%s\ntls=%s\njmx_auth=%s\nclient_auth=%s\n' "$OPT_AUTH" "$OPT_TLS" "$OPT_JMX_AUTH" \
+            "$OPT_CLIENT_AUTH"
+        if [ -n "$NODE_CLUSTER" ]; then
+            printf 'cluster=%s\ncluster_name=%s\n' "$NODE_CLUSTER" "$NODE_CLUSTER_NAME"
+        fi
+        if [ -n "$NODE_TOKENS" ]; then printf 'tokens=%s\n' "$NODE_TOKENS"; fi
+    } >"$f.tmp"
     mv "$f.tmp" "$f"
 }
 
@@ -185,7 +214,61 @@ running_pid() {
 
 # Token of node N of NODES, balanced over the Murmur3 ring.
 initial_token() {
-    python3 -c "import sys; n,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + ((n-1) % k)*(2**64//k))" "$1" "$NODES"
+    balanced_token $(($1 - 1)) "$NODES"
+}
+
+# The token of position P (0-based) of K nodes, balanced over the Murmur3 ring.
+balanced_token() {
+    python3 -c "import sys; p,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + (p % k)*(2**64//k))" "$1" "$2"
+}
+
+# Splits a --cluster range FIRST-LAST into C_FIRST and C_LAST (node numbers, FIRST < LAST).
+parse_range() {
+    [[ "$1" =~ ^([0-9]+)-([0-9]+)$ ]] || die "--cluster wants FIRST-LAST (e.g. 11-13), got '$1'"
+    C_FIRST="${BASH_REMATCH[1]}"; C_LAST="${BASH_REMATCH[2]}"
+    check_node "$C_FIRST"; check_node "$C_LAST"
+    ((C_FIRST < C_LAST)) || die "--cluster $1: FIRST must be below LAST"
+}
+
+# The value of key K in node N's start options ("" when not there).
+saved_opt() {
+    local f
+    f="$(opts_file "$1")"
+    [ -f "$f" ] && sed -n "s/^$2=//p" "$f" || true
+}
+
+# Node N's entry of CASSETTE_TEST_TOKENS ("N=T[,T...] ..."), or nothing.
+tokens_from_env() {
+    local e
+    for e in ${CASSETTE_TEST_TOKENS:+${CASSETTE_TEST_TOKENS//;/ }}; do
+        [ "${e%%=*}" = "$1" ] && { echo "${e#*=}"; return 0; }
+    done
+    return 0
+}
+
+# Sets NODE_CLUSTER (FIRST-LAST, or empty: the --nodes rule), NODE_CLUSTER_NAME and
+# NODE_TOKENS (explicit tokens, or empty: balanced) for a start of node N: what --cluster,
+# --token and the environment say, else what the node was last started with.
+resolve_cluster() {
+    local n="$1"
+    NODE_CLUSTER="${CLUSTER_RANGE:-$(saved_opt "$n" cluster)}"
+    NODE_CLUSTER_NAME=""
+    NODE_TOKENS="${OPT_TOKEN:-$(tokens_from_env "$n")}"
+    NODE_TOKENS="${NODE_TOKENS:-$(saved_opt "$n" tokens)}"
+    [ -z "$NODE_TOKENS" ] || [[ "$NODE_TOKENS" =~ ^-?[0-9]+(,-?[0-9]+)*$ ]] \
+        || die "node $n: tokens must be integers separated by commas, got '$NODE_TOKENS'"
+    [ -n "$NODE_CLUSTER" ] || return 0
+    parse_range "$NODE_CLUSTER"
+    ((n >= C_FIRST && n <= C_LAST)) || die "node $n is not in --cluster $NODE_CLUSTER"
+    NODE_CLUSTER_NAME="${CASSETTE_TEST_CLUSTER:-$(saved_opt "$n" cluster_name)}"
+    NODE_CLUSTER_NAME="${NODE_CLUSTER_NAME:-cassette-test}"
+}
+
+# Node N's initial_token value: the explicit tokens, else its balanced one.
+node_tokens() {
+    if [ -n "$NODE_TOKENS" ]; then echo "$NODE_TOKENS"
+    elif [ -n "$NODE_CLUSTER" ]; then balanced_token $(($1 - C_FIRST)) $((C_LAST - C_FIRST + 1))
+    else initial_token "$1"; fi
 }
 
 data_dirs() {
@@ -196,20 +279,25 @@ data_dirs() {
 }
 
 write_conf() {
-    local n="$1" d addr seeds="" i extra yaml
+    local n="$1" d addr seeds="" i extra yaml tokens
     d="$(node_dir "$n")"; addr="$(node_addr "$n")"
     mkdir -p "$d"/conf/triggers "$d"/{conf,commitlog,hints,saved_caches,cdc_raw,logs}
     while read -r i; do mkdir -p "$i"; done < <(data_dirs "$n")
-    for ((i = 1; i <= NODES; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
-    # A node outside the cluster's size runs alone, as its own seed (the benchmark's node 3
-    # beside the tests' node 1, say): it never waits to gossip with a seed that is not there.
-    ((n <= NODES)) || seeds="$addr:7000"
+    if [ -n "$NODE_CLUSTER" ]; then   # every node of the range a seed, as ccm does
+        for ((i = C_FIRST; i <= C_LAST; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
+    else
+        for ((i = 1; i <= NODES; i++)); do seeds="${seeds:+$seeds,}127.0.0.$i:7000"; done
+        # A node outside the cluster's size runs alone, as its own seed (the benchmark's node 3
+        # beside the tests' node 1, say): it never waits to gossip with a seed that is not there.
+        ((n <= NODES)) || seeds="$addr:7000"
+    fi
+    tokens="$(node_tokens "$n")"
     yaml="$d/conf/cassandra.yaml"
     {
         echo "# Written by tests/env/cassandra.sh; rewritten on every start."
-        echo "cluster_name: ${CASSETTE_TEST_CLUSTER:-cassette-test}"
-        echo "num_tokens: 1"
-        echo "initial_token: $(initial_token "$n")"
+        echo "cluster_name: ${NODE_CLUSTER_NAME:-${CASSETTE_TEST_CLUSTER:-cassette-test}}"
+        echo "num_tokens: $(tr ',' '\n' <<<"$tokens" | wc -l)"
+        echo "initial_token: $tokens"
         echo "auto_bootstrap: false"
         echo "partitioner: org.apache.cassandra.dht.Murmur3Partitioner"
         echo "endpoint_snitch: SimpleSnitch"
@@ -351,7 +439,8 @@ driver_cql() {
     "$CASSETTE_VENV/bin/python" - "$(node_addr "$n")" "$stmt" "$timeout" "$OPT_AUTH" "$ca" "$client" <<'PY'
 import ssl, sys
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import WhiteListRoundRobinPolicy
 addr, stmt, timeout, auth, ca, client = sys.argv[1:7]
 kw = {}
 if auth == "1":
@@ -363,7 +452,10 @@ if ca:
         ctx.load_cert_chain(client + ".pem", client + ".key")
     kw["ssl_context"] = ctx
 t = float(timeout)
+# The statement runs on node N itself, not on a peer the driver would pick.
+profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([addr]))
 cluster = Cluster([addr], port=9042, protocol_version=5, connect_timeout=min(t, 10),
+                  execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                   control_connection_timeout=min(t, 10), **kw)
 try:
     for row in cluster.connect().execute(stmt, timeout=t):
@@ -407,21 +499,54 @@ wait_ready() {
     done
 }
 
+# Checks that running node N runs with the options given (when any were: auth and TLS
+# options, --cluster) and loads them (OPT_*) for the waits that follow.
+check_running_opts() {
+    local n="$1" want="$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH" cluster
+    cluster="$(saved_opt "$n" cluster)"
+    load_opts "$n"   # what it runs with
+    if [ "$OPT_GIVEN" = 1 ] && [ "$want" != "$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH" ]; then
+        die "node $n runs with other options ($(describe_opts)); stop it first"
+    fi
+    if [ -n "$CLUSTER_RANGE" ] && [ "$CLUSTER_RANGE" != "$cluster" ]; then
+        die "node $n runs in $([ -n "$cluster" ] && echo "cluster $cluster" || echo "no --cluster"), not --cluster $CLUSTER_RANGE; stop it first"
+    fi
+}
+
 cmd_start() {
-    local n="$1" d pid lib java jamm tmpdir t0 jmx
+    local n="$1" pid
     check_node "$n"
-    d="$(node_dir "$n")"
     if pid="$(running_pid "$n")"; then
-        local want="$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH"
-        load_opts "$n"   # what it runs with
-        if [ "$OPT_GIVEN" = 1 ] && [ "$want" != "$OPT_AUTH $OPT_TLS $OPT_JMX_AUTH $OPT_CLIENT_AUTH" ]; then
-            die "node $n runs with other options ($(describe_opts)); stop it first"
-        fi
+        check_running_opts "$n"
         wait_ready "$n" || exit 1
         write_ini "$n"
         echo "node $n already running (pid $pid)"
         return 0
     fi
+    launch "$n"
+    pid="$(cat "$(node_dir "$n")/cassandra.pid")"
+    if ! wait_ready "$n"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        exit 1
+    fi
+    say_up "$n"
+}
+
+# Prints "node N up on ... in S s (pid P)", the time counted from its launch.
+say_up() {
+    local n="$1" d t0 t1
+    d="$(node_dir "$n")"
+    t0="$(cat "$d/start.t0")"; t1="$(now_ms)"
+    printf 'node %s up on %s:9042 in %d.%01d s (pid %s)\n' "$n" "$(node_addr "$n")" \
+        $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100)) "$(running_pid "$n")"
+}
+
+# Launches stopped node N in the background (its pid in cassandra.pid, its launch time in
+# start.t0) without waiting for it; the options are OPT_* and the cluster's.
+launch() {
+    local n="$1" d pid lib java jamm tmpdir jmx
+    d="$(node_dir "$n")"
+    resolve_cluster "$n"
     if port_open "$(node_addr "$n")" 9042; then
         die "port 9042 on $(node_addr "$n") is taken by another process; not starting node $n"
     fi
@@ -471,20 +596,106 @@ cmd_start() {
     [ -n "$tmpdir" ] && jvm+=(-Djava.io.tmpdir="$tmpdir" -Djna.tmpdir="$tmpdir")
 
     if [ -f "$(log_file "$n")" ]; then stat -c %s "$(log_file "$n")" >"$d/start.offset"; else echo 0 >"$d/start.offset"; fi
-    t0="$(now_ms)"
+    now_ms >"$d/start.t0"
     echo "==== $(date -u +%FT%TZ) start node $n" >>"$d/logs/stdout.log"
     setsid "$java" "${jvm[@]}" -cp "$d/conf:$lib/*" org.apache.cassandra.service.CassandraDaemon \
         </dev/null >>"$d/logs/stdout.log" 2>&1 &
     pid=$!
-    echo "$pid" >"$d/cassandra.pid"
     # Cassandra rewrites the pid file itself (same pid); wait_ready checks it is alive.
-    if ! wait_ready "$n"; then
-        kill -KILL "$pid" 2>/dev/null || true
-        exit 1
-    fi
-    local t1; t1="$(now_ms)"
-    printf 'node %s up on %s:9042 in %d.%01d s (pid %s)\n' "$n" "$(node_addr "$n")" \
-        $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100)) "$pid"
+    echo "$pid" >"$d/cassandra.pid"
+}
+
+# Waits until node N of the cluster C_FIRST..C_LAST sees every other node UP: for each peer,
+# the last "is now UP/DOWN" line of its log since its start says UP, and its system.peers_v2
+# has the peer with a host id and tokens (what clients and cassette read). Fails if the
+# process dies or the deadline passes.
+wait_peers_up() {
+    local n="$1" d log off deadline pid i want missing rows
+    d="$(node_dir "$n")"; log="$(log_file "$n")"
+    off="$(cat "$d/start.offset" 2>/dev/null || echo 0)"
+    deadline=$(( $(date +%s) + START_TIMEOUT ))
+    want=$((C_LAST - C_FIRST))
+    while :; do
+        pid="$(running_pid "$n")" || { echo "cassandra.sh: node $n died while starting" >&2; print_log_tail "$n"; return 1; }
+        missing=""
+        for ((i = C_FIRST; i <= C_LAST; i++)); do
+            ((i == n)) && continue
+            # (a peer restarted since goes DOWN then UP again: its last line counts)
+            if [ "$({ tail -c +"$((off + 1))" "$log" 2>/dev/null || true; } \
+                    | grep -aoE "/127\.0\.0\.$i:7000 is now (UP|DOWN)" | tail -n 1)" \
+                    != "/127.0.0.$i:7000 is now UP" ]; then
+                missing="$missing 127.0.0.$i"
+            fi
+        done
+        if [ -z "$missing" ]; then
+            rows="$(driver_cql "$n" "SELECT peer, host_id, tokens FROM system.peers_v2" 10 2>/dev/null \
+                    | awk -F' [|] ' '$2 != "None" && $3 != "None"' | wc -l || true)"
+            [ "$rows" -ge "$want" ] && return 0
+            missing=" (system.peers_v2 lists $rows of $want peers)"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "cassandra.sh: node $n does not see every peer UP after ${START_TIMEOUT}s; missing:$missing" >&2
+            print_log_tail "$n"; return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# Starts every node of --cluster at once (the running ones are kept, if they run with the
+# options given) and waits until each serves CQL and sees every other node UP. On failure,
+# the nodes it launched are killed.
+cmd_start_cluster() {
+    local n launched=() t0 t1 pid
+    [ -n "$CLUSTER_RANGE" ] || die "start-cluster needs --cluster FIRST-LAST (or CASSETTE_TEST_CLUSTER_NODES)"
+    [ -z "$OPT_TOKEN" ] || die "start-cluster takes tokens from CASSETTE_TEST_TOKENS=\"N=T ...\", not --token"
+    parse_range "$CLUSTER_RANGE"
+    t0="$(now_ms)"
+    for ((n = C_FIRST; n <= C_LAST; n++)); do
+        running_pid "$n" >/dev/null && check_running_opts "$n"
+    done
+    for ((n = C_FIRST; n <= C_LAST; n++)); do
+        running_pid "$n" >/dev/null && continue
+        launch "$n"
+        launched+=("$n")
+    done
+    parse_range "$CLUSTER_RANGE"   # (launch parsed each node's own range: the same)
+    for ((n = C_FIRST; n <= C_LAST; n++)); do
+        if ! wait_ready "$n" || ! wait_peers_up "$n"; then
+            for n in "${launched[@]+"${launched[@]}"}"; do
+                pid="$(cat "$(node_dir "$n")/cassandra.pid" 2>/dev/null || true)"
+                [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+            done
+            exit 1
+        fi
+        write_ini "$n"
+    done
+    for n in "${launched[@]+"${launched[@]}"}"; do say_up "$n"; done
+    t1="$(now_ms)"
+    printf 'cluster %s (%s) up, every node sees the others UP, in %d.%01d s\n' "$CLUSTER_RANGE" \
+        "$(saved_opt "$C_FIRST" cluster_name)" $(((t1 - t0) / 1000)) $((((t1 - t0) % 1000) / 100))
+}
+
+# Stops every node of --cluster at once: SIGTERM to all, then waits for each. (The pids are
+# read first: a node removes its pid file as it begins to shut down, long before it exits.)
+cmd_stop_cluster() {
+    local n pid stopping=() e
+    [ -n "$CLUSTER_RANGE" ] || die "stop-cluster needs --cluster FIRST-LAST (or CASSETTE_TEST_CLUSTER_NODES)"
+    parse_range "$CLUSTER_RANGE"
+    for ((n = C_FIRST; n <= C_LAST; n++)); do
+        if pid="$(running_pid "$n")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            stopping+=("$n:$pid")
+        else
+            rm -f "$(node_dir "$n")/cassandra.pid"
+            echo "node $n not running"
+        fi
+    done
+    for e in "${stopping[@]+"${stopping[@]}"}"; do
+        n="${e%%:*}"; pid="${e#*:}"
+        stop_pid "$pid" "node $n" "$STOP_TIMEOUT"
+        rm -f "$(node_dir "$n")/cassandra.pid"
+        echo "node $n stopped (pid $pid)"
+    done
 }
 
 cmd_stop() {
@@ -503,7 +714,7 @@ cmd_stop() {
 
 cmd_stop_all() {
     local d n rc=0
-    for d in "$BASE"/node[1-9]; do
+    for d in "$BASE"/node[1-9] "$BASE"/node[12][0-9]; do
         [ -d "$d" ] || continue
         n="${d##*/node}"
         cmd_stop "$n" || rc=1
@@ -534,6 +745,8 @@ case "$CMD" in
     start)    [ $# -eq 1 ] || usage; cmd_start "$1" ;;
     stop)     [ $# -eq 1 ] || usage; cmd_stop "$1" ;;
     stop-all) [ $# -eq 0 ] || usage; cmd_stop_all ;;
+    start-cluster) [ $# -eq 0 ] || usage; cmd_start_cluster ;;
+    stop-cluster)  [ $# -eq 0 ] || usage; cmd_stop_cluster ;;
     status)   [ $# -eq 1 ] || usage; cmd_status "$1" ;;
     wait)     [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" >/dev/null || die "node $1 not running"
               load_opts "$1"; wait_ready "$1" ;;

@@ -12,6 +12,8 @@
 - ``repo``: a fresh repository path per test (not created).
 - ``big_data``: the 100k-row data set, loaded once per session.
 - ``small_data``: a small data set in keyspaces of the test's own, dropped afterwards.
+- ``cluster``, ``new_cluster``, ``small_cluster``: multi-node clusters with an agent per node
+  (clusterenv.py); a test that takes one is marked ``cluster``.
 """
 
 import hashlib
@@ -36,6 +38,7 @@ sys.path.insert(0, str(HERE))
 from dataset import Dataset  # noqa: E402
 
 from s3env import faultproxy, s3_bucket, s3_server  # noqa: E402,F401  (S3 fixtures)
+from clusterenv import cluster, new_cluster, small_cluster  # noqa: E402,F401  (cluster fixtures)
 
 ROOT = HERE.parent.parent
 CASSANDRA_SH = ROOT / "tests" / "env" / "cassandra.sh"
@@ -80,7 +83,7 @@ class Node:
         self.addr = f"127.0.0.{n}"
         self.dir = self.base / f"node{n}"
         self.ini = self.dir / "cassette.ini"
-        self.jmx_port = 7000 + 100 * n
+        self.jmx_port = 7000 + 100 * n if n <= 9 else 10000 + 100 * (n - 10)  # cassandra.sh's rule
 
     def sh(self, *args, check=True, timeout=400):
         p = subprocess.run([str(CASSANDRA_SH), "--base", str(self.base), *map(str, args)],
@@ -264,6 +267,9 @@ def pytest_configure(config):
                             " as it is (plain) on its own; never in the secured pass")
     config.addinivalue_line("markers", "secure_node: needs a node started with --auth"
                             " --tls-required --tls-client-auth --jmx-auth (the secured pass of tests/run.sh)")
+    config.addinivalue_line("markers", "cluster: runs on the multi-node test clusters (nodes 11-18,"
+                            " agents); set on every test that takes a cluster fixture; only the"
+                            " cluster pass of tests/run.sh runs these")
 
 
 # Tests that use one of these, directly or through another fixture, talk to Cassandra; so do
@@ -272,8 +278,13 @@ def pytest_configure(config):
 _CASSANDRA_FIXTURES = {"session", "cluster_session", "big_data", "make_small_data", "spare_node"}
 
 
+_CLUSTER_FIXTURES = {"cluster", "new_cluster", "small_cluster"}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if set(getattr(item, "fixturenames", ())) & _CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
         if item.get_closest_marker("bench"):
             continue
         fn = getattr(item, "function", None)
