@@ -229,14 +229,24 @@ class TestCluster:
                 time.sleep(0.5)
                 continue
             while True:
-                up = [h for h in c.metadata.all_hosts() if h.is_up]
+                # Up in the driver's metadata, and answering a query sent to it (a host just
+                # marked up may still have no connection pool).
+                up = [h for h in c.metadata.all_hosts() if h.is_up and self._answers(s, h)]
                 if len(up) == len(self.nodes):
                     self.driver, self.session = c, s
                     return s
                 if time.monotonic() > deadline:
                     c.shutdown()
-                    raise AssertionError(f"the driver sees {len(up)} of {len(self.nodes)} nodes up")
+                    raise AssertionError(f"the driver reaches {len(up)} of {len(self.nodes)} nodes")
                 time.sleep(0.25)
+
+    @staticmethod
+    def _answers(session, host):
+        try:
+            session.execute("SELECT release_version FROM system.local", host=host, timeout=10)
+            return True
+        except Exception:
+            return False
 
     def close(self):
         if self.driver is not None:
