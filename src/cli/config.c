@@ -271,11 +271,11 @@ static const opt_def options[] = {
       "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
       "request that names a repository" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
-      "backup restore verify purge",
+      "backup restore verify purge cluster",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate delete cleanup",
+      "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, CLI(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },

@@ -60,6 +60,7 @@ typedef struct cs_cluster_node {
     int code;               /* its CS_E_* */
     double snapshot_started, snapshot_finished; /* 0: no snapshot */
     unsigned attempts;
+    json_t *facts;          /* what its agent said of it (GET /v1/node), or NULL */
     json_t *result;         /* the node operation's result document, or NULL */
 } cs_cluster_node;
 
@@ -127,7 +128,7 @@ typedef struct cs_cluster_status_req {
 
 typedef struct cs_cluster_status_result {
     char *cluster;
-    cs_cluster_node *nodes; /* ok: the agent answered; result: its /v1/node document */
+    cs_cluster_node *nodes; /* ok: the agent answered (facts: its /v1/node document) */
     size_t n_nodes, reachable;
     char *newest;           /* newest complete cluster backup, or NULL */
     double newest_finished;

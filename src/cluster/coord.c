@@ -23,6 +23,7 @@ void cs_cluster_node_free(cs_cluster_node *n)
     free(n->agent);
     free(n->reason);
     cs_strlist_free(&n->tokens);
+    json_decref(n->facts);
     json_decref(n->result);
     memset(n, 0, sizeof *n);
 }
@@ -126,7 +127,7 @@ static void node_from_doc(cs_cluster_node *n, const char *agent, const json_t *d
     n->agent = cs_strdup(agent);
     tokens_of(doc, &n->tokens);
     n->ok = true;
-    n->result = json_incref((json_t *)doc);
+    n->facts = json_incref((json_t *)doc);
 }
 
 /* What a node says of itself (system.local, through its agent) wins over
@@ -305,7 +306,7 @@ static int open_templated(cs_coord *c, const char *tmpl, cs_cluster_node *nodes 
                 cs_cluster_node_fail(k, &why);
             } else {
                 k->ok = true;
-                k->result = json_incref(docs[i]);
+                k->facts = json_incref(docs[i]);
                 adopt_own_view(k, docs[i]);
             }
             add_node(c, k);
@@ -364,11 +365,11 @@ int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_
     cs_ring_free(&ring);
     /* The cluster's name from an agent when no contact point answered. */
     for (size_t i = 0; !rc && !c->cluster && i < c->n; i++)
-        if (c->nodes[i].result && json_text(c->nodes[i].result, "cluster_name"))
-            c->cluster = cs_strdup(json_text(c->nodes[i].result, "cluster_name"));
+        if (c->nodes[i].facts && json_text(c->nodes[i].facts, "cluster_name"))
+            c->cluster = cs_strdup(json_text(c->nodes[i].facts, "cluster_name"));
     for (size_t i = 0; !rc && i < c->n; i++) {
         cs_cluster_node *n = &c->nodes[i];
-        if (n->ok && n->result && !node_live(n->result)) {
+        if (n->ok && n->facts && !node_live(n->facts)) {
             cs_err why;
             cs_err_set(&why, CS_E_UNAVAIL, "Cassandra is not running on %s (its agent answers)",
                        cs_cluster_node_name(n));

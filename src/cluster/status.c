@@ -67,7 +67,7 @@ int cs_op_cluster_status(cs_job *job, const cs_host *host, const cs_cluster_stat
         res->nodes = cs_calloc(c.n ? c.n : 1, sizeof *res->nodes);
         for (size_t i = 0; i < c.n; i++) {
             cs_cluster_node_copy(&res->nodes[i], &c.nodes[i]);
-            res->nodes[i].result = json_incref(c.nodes[i].result);
+            res->nodes[i].facts = json_incref(c.nodes[i].facts);
             res->reachable += c.nodes[i].ok;
         }
     }
@@ -97,12 +97,12 @@ json_t *cs_cluster_status_result_json(const cs_cluster_status_req *req, const cs
     for (size_t i = 0; i < res->n_nodes; i++) {
         const cs_cluster_node *n = &res->nodes[i];
         json_t *o = cs_cluster_node_json(n);
-        json_t *live = n->result ? json_object_get(n->result, "live") : NULL;
+        json_t *live = n->facts ? json_object_get(n->facts, "live") : NULL;
         json_object_set_new(o, "reachable", json_boolean(n->ok));
         json_object_set_new(o, "cassandra_up", json_boolean(n->ok && !json_is_false(live)));
-        json_t *version = n->result ? json_object_get(n->result, "version") : NULL;
+        json_t *version = n->facts ? json_object_get(n->facts, "version") : NULL;
         json_object_set(o, "agent_version", version ? version : json_null());
-        json_t *release = n->result ? json_object_get(n->result, "release_version") : NULL;
+        json_t *release = n->facts ? json_object_get(n->facts, "release_version") : NULL;
         json_object_set(o, "release_version", release ? release : json_null());
         json_array_append_new(nodes, o);
     }
