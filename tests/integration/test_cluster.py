@@ -128,8 +128,10 @@ def _stored_again(repo, first, then):
     return again
 
 
-def _node_files(node):
-    return sorted(str(p.relative_to(node.dir)) for p in (node.dir / "data").rglob("*"))
+def _node_files(node, keyspaces=None):
+    """The files under the node's data directory (of these keyspaces only, when given)."""
+    roots = [node.dir / "data" / ks for ks in keyspaces] if keyspaces else [node.dir / "data"]
+    return sorted(str(p.relative_to(node.dir)) for r in roots for p in r.rglob("*"))
 
 
 def test_status_and_refusals(cluster):
@@ -286,3 +288,38 @@ def test_pause_hooks(cluster, tmp_path):
              pause, "--resume-cmd", resume, "--keyspace", "no_such_keyspace")
     assert r.rc != 0, r.describe()
     assert [line.split()[0] for line in log.read_text().splitlines()] == ["paused", "resumed"]
+
+
+def test_restore_into_new_cluster(cluster, new_cluster):
+    """Another cluster (another name, the source's tokens carried): every row equal; the source
+    is untouched."""
+    before = _load(cluster)
+    repo = _init_repo(cluster, "s3")
+    _run(cluster, "cluster", "backup", *_contact(cluster), "--repo", repo, "--name", "tonew").ok()
+    tok = _run(cluster, "cluster", "tokens", "--repo", repo, "--backup", "tonew", "--json").ok().json()
+    text = _run(cluster, "cluster", "tokens", "--repo", repo, "--backup", "tonew").ok().out
+    assert text.count("initial_token:") == 3, text
+    # The source's nodes in token order; the new cluster's nodes get them in the same order.
+    tokens = sorted((n["tokens"] for n in tok["nodes"]), key=lambda t: int(t[0]))
+    # What the source holds of the restored keyspaces (its system tables change as it restarts).
+    source_files = {n.n: _node_files(n, ["crf1", "crf3"]) for n in cluster.nodes}
+    cluster.stop()   # five nodes at most at once on this machine; its data stays
+    try:
+        new_cluster.start(tokens=tokens, fresh=True)
+        new_cluster.connect()
+        args = ["cluster", "restore", "--contact", new_cluster.addresses[0], "--repo", repo, "--backup", "tonew"]
+        plan = _run(new_cluster, *args, "--plan").ok().out
+        assert "into another cluster" in plan and plan.count("->") == 3, plan
+        r = _run(new_cluster, *args, "--yes", "--json").ok()
+        doc = r.json()
+        assert not doc["in_place"] and doc["nodes_restored"] == 3, doc
+        got = _read_all(new_cluster)
+        _assert_same(before, got)
+        assert new_cluster.session.execute("SELECT cluster_name FROM system.local").one().cluster_name == \
+            "cassette-restored"
+    finally:
+        new_cluster.stop()
+        cluster.start()
+        cluster.connect()
+    assert {n.n: _node_files(n, ["crf1", "crf3"]) for n in cluster.nodes} == source_files
+    _assert_same(before, _read_all(cluster))
