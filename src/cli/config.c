@@ -239,7 +239,7 @@ static const opt_def options[] = {
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate delete cleanup",
+      "backup list restore verify purge status catalog migrate delete cleanup snapshot",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, CLI(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },

@@ -174,8 +174,7 @@ int cs_op_snapshot(cs_job *job, const cs_host *host, const cs_snapshot_req *req,
         rc = cs_node_check_keyspaces(schema, &req->keyspaces, e);
     /* A tag taken already would mix two snapshots' files. */
     if (!rc && cs_snapshot_on_disk(&info.data_dirs, req->tag))
-        rc = cs_err_set(e, CS_E_EXISTS, "the node has a snapshot %s already (clear it with snapshot clear)",
-                        req->tag);
+        rc = cs_err_set(e, CS_E_EXISTS, "the node has a snapshot of that {tag} already (snapshot clear removes it)");
     if (!rc)
         rc = cs_nodetool_new(&nodetool_opts, &nt, e);
     if (!rc && cs_cancel_requested())
