@@ -28,6 +28,8 @@ checked), and stops it with SIGTERM at the end (exit 0; its output never holds t
 import http.client
 import json
 import os
+import pathlib
+import re
 import signal
 import socket
 import ssl
@@ -167,6 +169,22 @@ def agent(start_agent):
     return start_agent()
 
 
+def _openapi_requests():
+    """{op name: (request properties, required ones)} from docs/agent-openapi.yaml, read as
+    text (its layout: the enum of /v1/ops/{name}, and one <Op>Request schema per operation)."""
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "agent-openapi.yaml").read_text()
+    ops = re.search(r"enum: \[(backup[^\]]*)\]", text).group(1).split(", ")
+    out = {}
+    for op in ops:
+        schema = "".join(w.capitalize() for w in op.split()) + "Request"
+        block = re.search(rf"\n    {schema}:\n((?:      .*\n|\n)+)", text).group(1)
+        required = re.search(r"^      required: \[([^\]]*)\]", block, re.M)
+        props = block.split("      properties:\n", 1)[1]
+        out[op] = (set(re.findall(r"^        (\w+):", props, re.M)),
+                   set(required.group(1).split(", ")) if required else set())
+    return out
+
+
 def _host_id(session):
     return str(session.execute("SELECT host_id FROM system.local").one().host_id)
 
@@ -192,6 +210,14 @@ def test_node_and_ops(agent, session, node):
     assert "key generate" not in by_name and "purge" not in by_name
     fields = {f["name"]: f for f in by_name["restore"]["fields"]}
     assert fields["repo"]["required"] and fields["mode"]["values"] == "import|replace"
+
+    # docs/agent-openapi.yaml describes every operation served, with its request's fields
+    api = _openapi_requests()
+    assert set(api) == set(by_name), sorted(api)
+    for name, op in by_name.items():
+        props, required = api[name]
+        assert props == {f["name"] for f in op["fields"]}, name
+        assert required == {f["name"] for f in op["fields"] if f["required"]}, name
 
     # the token never on the command line
     with open(f"/proc/{agent.proc.pid}/cmdline", "rb") as f:
