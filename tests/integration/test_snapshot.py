@@ -7,7 +7,9 @@ coordinator asks of each node) on the real test node.
 - backup --snapshot T backs up that snapshot, not the live data (a row written after it is not
   in the backup: a restore gives the snapshot's rows, row by row), although the tag starts with
   cassette- as the ones killed backups leave (never swept as stale); the tag is gone afterwards.
-- backup --snapshot naming a tag the node does not have: one line, the repository untouched.
+- backup --snapshot naming a tag the node does not have, or a snapshot of some keyspaces for a
+  backup of all (or of a keyspace it lacks): one line, the repository untouched; a snapshot the
+  backup was given is cleared whatever happened.
 - snapshot clear: cleared true, then (not there any more) cleared false, exit 0 both times.
 - A bad tag (a path) is a usage error naming --tag."""
 
@@ -20,6 +22,8 @@ def test_snapshot_backup_clear(cassette, node, session, make_small_data, tmp_pat
     repo = tmp_path / "repo"
     cassette("init", "--repo", repo, "--no-encryption").ok()
     tag = "cassette-coordinated-1"
+    for t in (tag, "t-part", "t-clear"):  # left by an earlier run that failed
+        node.nodetool("clearsnapshot", "-t", t, check=False)
 
     doc = cassette("snapshot", "--tag", tag, "--keyspace", ds.main, "--json").ok().json()
     host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
@@ -51,6 +55,14 @@ def test_snapshot_backup_clear(cassette, node, session, make_small_data, tmp_pat
     res = cassette("backup", "--repo", repo, "--name", "none", "--snapshot", "no-such-tag")
     assert res.rc != 0 and "snapshot no-such-tag is on no data directory" in res.err, res.describe()
     assert res.err.count("\n") == 1, res.describe()
+    assert cassette("list", "--repo", repo, "--json").ok().json() == listed
+
+    # a snapshot of some keyspaces: not a backup of everything, nor of a keyspace it lacks
+    for extra, want in (([], "taken of some keyspaces only"), (["--keyspace", ds.side], f"keyspace {ds.side}")):
+        cassette("snapshot", "--tag", "t-part", "--keyspace", ds.main).ok()
+        res = cassette("backup", "--repo", repo, "--name", "part", "--snapshot", "t-part", *extra)
+        assert res.rc == 2 and want in res.err and res.err.count("\n") == 1, res.describe()
+        assert not _tag_dirs(node, "t-part"), "a given snapshot is cleared whatever happened"
     assert cassette("list", "--repo", repo, "--json").ok().json() == listed
 
     # clear: there, then not there
