@@ -624,15 +624,52 @@ static void clear_snapshot(cs_job *job, cs_nodetool *nt, const cs_manifest *m, c
         cs_warn("backup %s is complete, but its snapshot could not be cleared: %s", m->backup, clear_err.msg);
 }
 
-/* A snapshot given to back up must be there: one clear error, before the
- * repository changes. */
+/* Has keyspace a table directory on the node? (An empty keyspace has
+ * nothing a snapshot could hold.) */
+static bool keyspace_has_tables(const cs_strlist *data_dirs, const char *keyspace)
+{
+    bool found = false;
+    for (size_t i = 0; !found && i < data_dirs->n; i++) {
+        char *dir = cs_path_join(data_dirs->items[i], keyspace);
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && !found && (de = readdir(d)) != NULL)
+            found = de->d_name[0] != '.';
+        if (d)
+            closedir(d);
+        free(dir);
+    }
+    return found;
+}
+
+/* A snapshot given to back up must be there, and hold what the backup
+ * says it holds (its scope): every keyspace asked for, or, for a backup of
+ * everything, the schema (a snapshot of some keyspaces lacks it). One clear
+ * error, before the repository changes (the snapshot is cleared all the
+ * same: a coordinator takes a new one to try again). */
 static int check_given_snapshot(const cs_backup_req *req, const cs_manifest *m, cs_err *e)
 {
-    if (!req->snapshot || cs_snapshot_on_disk(&m->data_dirs, req->snapshot))
+    const char *tag = req->snapshot;
+    if (!tag)
         return 0;
-    cs_err_set(e, CS_E_NOTFOUND, "snapshot %s is on no data directory of the node (take it with cassette snapshot "
-                                 "--tag %s)", req->snapshot, req->snapshot);
-    return cs_err_field(e, "snapshot");
+    if (!cs_snapshot_on_disk(&m->data_dirs, tag)) {
+        cs_err_set(e, CS_E_NOTFOUND, "snapshot %s is on no data directory of the node (take it with cassette "
+                                     "snapshot --tag %s)", tag, tag);
+        return cs_err_field(e, "snapshot");
+    }
+    for (size_t i = 0; i < req->keyspaces.n; i++)
+        if (!cs_snapshot_in_keyspace(&m->data_dirs, req->keyspaces.items[i], tag) &&
+            keyspace_has_tables(&m->data_dirs, req->keyspaces.items[i])) {
+            cs_err_set(e, CS_E_USAGE, "snapshot %s holds no table of keyspace %s: take it with the backup's "
+                                      "{keyspaces}", tag, req->keyspaces.items[i]);
+            return cs_err_field(e, "snapshot");
+        }
+    if (!req->keyspaces.n && !cs_snapshot_in_keyspace(&m->data_dirs, "system_schema", tag)) {
+        cs_err_set(e, CS_E_USAGE, "snapshot %s was taken of some keyspaces only: name them in {keyspaces}, or back "
+                                  "up a snapshot of every keyspace", tag);
+        return cs_err_field(e, "snapshot");
+    }
+    return 0;
 }
 
 /* Alone, the name must be free (no node and no set has it). With {set},
@@ -707,13 +744,13 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     if (!rc)
         rc = describe_node(host, req, m, e);
     if (!rc)
-        rc = check_given_snapshot(req, m, e);
-    if (!rc)
         rc = cs_state_lock(host, m->host_id, &lock_fd, e);
     /* A given snapshot is cleared whatever happens from here; not before
      * the node's lock is held: another backup of the node may use it. */
     tag = req->snapshot ? cs_strdup(req->snapshot) : cs_sprintf("cassette-%s", m->backup);
     clear_tag = !rc && req->snapshot;
+    if (!rc)
+        rc = check_given_snapshot(req, m, e);
     if (!rc)
         rc = cs_ops_open_repo(host, req->repo, &req->recipients, req->init, &repo, e);
     /* Shared: backups and restores run side by side, a purge waits. */

@@ -17,7 +17,7 @@
 /* ---- snapshots on disk ---- */
 
 /* Calls fn for every <data dir>/<keyspace>/<table>/snapshots/<tag>
- * directory entry, with its path and tag. */
+ * directory entry (of keyspace only, unless NULL), with its path and tag. */
 typedef void (*snapshot_fn)(const char *path, const char *tag, void *arg);
 
 static void each_in_table(const char *table_dir, snapshot_fn fn, void *arg)
@@ -37,13 +37,13 @@ static void each_in_table(const char *table_dir, snapshot_fn fn, void *arg)
     free(snaps);
 }
 
-static void each_snapshot(const cs_strlist *data_dirs, snapshot_fn fn, void *arg)
+static void each_snapshot(const cs_strlist *data_dirs, const char *keyspace, snapshot_fn fn, void *arg)
 {
     for (size_t d = 0; d < data_dirs->n; d++) {
         DIR *dd = opendir(data_dirs->items[d]);
         struct dirent *ks;
         while (dd && (ks = readdir(dd)) != NULL) {
-            if (!cs_node_is_valid_name(ks->d_name))
+            if (!cs_node_is_valid_name(ks->d_name) || (keyspace && strcmp(ks->d_name, keyspace)))
                 continue;
             char *ks_dir = cs_path_join(data_dirs->items[d], ks->d_name);
             DIR *kd = opendir(ks_dir);
@@ -80,16 +80,22 @@ static void add_tag(const char *path, const char *tag, void *arg)
 void cs_snapshot_find_tags(const cs_strlist *data_dirs, const char *prefix, cs_strlist *tags)
 {
     tags_arg a = { prefix, tags };
-    each_snapshot(data_dirs, add_tag, &a);
+    each_snapshot(data_dirs, NULL, add_tag, &a);
+}
+
+bool cs_snapshot_in_keyspace(const cs_strlist *data_dirs, const char *keyspace, const char *tag)
+{
+    cs_strlist tags = { NULL, 0 };
+    tags_arg a = { tag, &tags };
+    each_snapshot(data_dirs, keyspace, add_tag, &a);
+    bool found = cs_strlist_has(&tags, tag);
+    cs_strlist_free(&tags);
+    return found;
 }
 
 bool cs_snapshot_on_disk(const cs_strlist *data_dirs, const char *tag)
 {
-    cs_strlist tags = { NULL, 0 };
-    cs_snapshot_find_tags(data_dirs, tag, &tags);
-    bool found = cs_strlist_has(&tags, tag);
-    cs_strlist_free(&tags);
-    return found;
+    return cs_snapshot_in_keyspace(data_dirs, NULL, tag);
 }
 
 typedef struct dirs_arg {
@@ -120,7 +126,7 @@ int cs_snapshot_clear(cs_nodetool *nt, const char *release, const cs_strlist *da
 {
     cs_strlist dirs = { NULL, 0 };
     dirs_arg a = { tag, &dirs };
-    each_snapshot(data_dirs, add_dir, &a);
+    each_snapshot(data_dirs, NULL, add_dir, &a);
     *cleared = dirs.n > 0;
     int rc = 0;
     if (!nt || snapshots_untracked(release)) {
@@ -174,8 +180,7 @@ int cs_op_snapshot(cs_job *job, const cs_host *host, const cs_snapshot_req *req,
         rc = cs_node_check_keyspaces(schema, &req->keyspaces, e);
     /* A tag taken already would mix two snapshots' files. */
     if (!rc && cs_snapshot_on_disk(&info.data_dirs, req->tag))
-        rc = cs_err_set(e, CS_E_EXISTS, "the node has a snapshot %s already (clear it with snapshot clear)",
-                        req->tag);
+        rc = cs_err_set(e, CS_E_EXISTS, "the node has this snapshot already: clear it first (snapshot clear)");
     if (!rc)
         rc = cs_nodetool_new(&nodetool_opts, &nt, e);
     if (!rc && cs_cancel_requested())

@@ -22,6 +22,8 @@ void cs_snapshot_find_tags(const cs_strlist *data_dirs, const char *prefix, cs_s
 
 /* Is a snapshot tagged tag under one of data_dirs? */
 bool cs_snapshot_on_disk(const cs_strlist *data_dirs, const char *tag);
+/* Does snapshot tag hold a table of keyspace (NULL: of any keyspace)? */
+bool cs_snapshot_in_keyspace(const cs_strlist *data_dirs, const char *keyspace, const char *tag);
 
 /* Clear snapshot tag of the node whose data directories and version
  * (system.local's release_version, may be NULL) these are; nt NULL: the

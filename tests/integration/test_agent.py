@@ -15,11 +15,21 @@ checked), and stops it with SIGTERM at the end (exit 0; its output never holds t
 - No token / a wrong token: 401 and nothing done; malformed JSON, unknown op, an operation the
   agent does not serve, an oversized body: one clear error each; a restore naming an unknown
   backup: the job fails saying so.
-- The token is in neither the agent's stdout/stderr nor /proc/PID/cmdline."""
+- The token is in neither the agent's stdout/stderr nor /proc/PID/cmdline.
+- --allow-repo: a request's repository must be an allowed one or below it (a sibling sharing a
+  prefix and a ".." component are refused: 403); an agent without it serves no request that names
+  a repository; init over the agent is refused (403); a ".." in --allow-repo stops the start.
+- snapshot -> backup with `snapshot` -> the tag is gone from disk; snapshot clear of it then says
+  cleared false.
+- GET /v1/node when the node is stopped: 200 with "live": false and the facts read before (the
+  node facts cache); 503 from an agent with no cache; snapshot clear on the stopped node removes
+  the tag's directories. The node is started again at the end."""
 
 import http.client
 import json
 import os
+import pathlib
+import re
 import signal
 import socket
 import ssl
@@ -27,6 +37,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import wait_cql
 
 TOKEN_BYTES = 32
 
@@ -58,7 +69,7 @@ class Agent:
             conn.close()
 
     def start_job(self, op, request):
-        st, doc = self.call("POST", f"/v1/ops/{op}", request)
+        st, doc = self.call("POST", f"/v1/ops/{op.replace(' ', '%20')}", request)
         assert st == 202, (st, doc)
         return doc["job"]
 
@@ -103,7 +114,7 @@ def start_agent(cassette, node, tmp_path):
     output."""
     started = []
 
-    def start(*extra, client_cert=None):
+    def start(*extra, client_cert=None, allow=(tmp_path,), env=None):
         d = tmp_path / f"agent{len(started)}"
         d.mkdir()
         token = os.urandom(TOKEN_BYTES).hex()
@@ -118,8 +129,11 @@ def start_agent(cassette, node, tmp_path):
         out, err = d / "stdout", d / "stderr"
         cmd = [str(cassette.bin), "--config", str(node.ini), "agent", "--listen", f"127.0.0.1:{port}",
                "--token-file", str(tok), "--tls-cert", str(cert), "--tls-key", str(key), *map(str, extra)]
+        for loc in allow:
+            cmd += ["--allow-repo", str(loc)]
         with open(out, "w") as fo, open(err, "w") as fe:
-            proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=cassette.env())
+            proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                                    env={**cassette.env(), **(env or {})})
         a = Agent(proc, port, token, ctx, out, err)
         a.server_cert = cert
         started.append(a)
@@ -155,6 +169,22 @@ def agent(start_agent):
     return start_agent()
 
 
+def _openapi_requests():
+    """{op name: (request properties, required ones)} from docs/agent-openapi.yaml, read as
+    text (its layout: the enum of /v1/ops/{name}, and one <Op>Request schema per operation)."""
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "agent-openapi.yaml").read_text()
+    ops = re.search(r"enum: \[(backup[^\]]*)\]", text).group(1).split(", ")
+    out = {}
+    for op in ops:
+        schema = "".join(w.capitalize() for w in op.split()) + "Request"
+        block = re.search(rf"\n    {schema}:\n((?:      .*\n|\n)+)", text).group(1)
+        required = re.search(r"^      required: \[([^\]]*)\]", block, re.M)
+        props = block.split("      properties:\n", 1)[1]
+        out[op] = (set(re.findall(r"^        (\w+):", props, re.M)),
+                   set(required.group(1).split(", ")) if required else set())
+    return out
+
+
 def _host_id(session):
     return str(session.execute("SELECT host_id FROM system.local").one().host_id)
 
@@ -162,6 +192,7 @@ def _host_id(session):
 def test_node_and_ops(agent, session, node):
     st, facts = agent.call("GET", "/v1/node")
     assert st == 200, facts
+    assert facts["live"] is True
     local = session.execute("SELECT host_id, cluster_name, data_center, rack, tokens, release_version"
                             " FROM system.local").one()
     assert facts["host_id"] == str(local.host_id)
@@ -175,10 +206,18 @@ def test_node_and_ops(agent, session, node):
     st, ops = agent.call("GET", "/v1/ops")
     assert st == 200
     by_name = {o["name"]: o for o in ops}
-    assert {"backup", "restore", "verify", "list", "status"} <= set(by_name)
+    assert {"backup", "restore", "verify", "list", "status", "snapshot", "snapshot clear"} <= set(by_name)
     assert "key generate" not in by_name and "purge" not in by_name
     fields = {f["name"]: f for f in by_name["restore"]["fields"]}
     assert fields["repo"]["required"] and fields["mode"]["values"] == "import|replace"
+
+    # docs/agent-openapi.yaml describes every operation served, with its request's fields
+    api = _openapi_requests()
+    assert set(api) == set(by_name), sorted(api)
+    for name, op in by_name.items():
+        props, required = api[name]
+        assert props == {f["name"] for f in op["fields"]}, name
+        assert required == {f["name"] for f in op["fields"] if f["required"]}, name
 
     # the token never on the command line
     with open(f"/proc/{agent.proc.pid}/cmdline", "rb") as f:
@@ -188,8 +227,8 @@ def test_node_and_ops(agent, session, node):
 def test_backup_restore_through_agent(agent, cassette, session, make_small_data, tmp_path):
     ds = make_small_data("ag")
     repo = str(tmp_path / "repo")
-    job = agent.start_job("backup", {"repo": repo, "name": "ag-1", "keyspaces": ds.keyspaces, "init": True,
-                                     "no_encryption": True, "jobs": 2})
+    cassette("init", "--repo", repo, "--no-encryption").ok()  # the agent never makes one
+    job = agent.start_job("backup", {"repo": repo, "name": "ag-1", "keyspaces": ds.keyspaces, "jobs": 2})
     doc, seen = agent.wait_job(job)
     assert doc["state"] == "succeeded", doc
     assert doc["op"] == "backup" and doc["request"]["name"] == "ag-1"
@@ -221,11 +260,11 @@ def test_backup_restore_through_agent(agent, cassette, session, make_small_data,
     assert st == 200 and [j["op"] for j in jobs] == ["restore", "backup"], jobs
 
 
-def test_cancel_then_backup(agent, session, make_small_data, tmp_path):
+def test_cancel_then_backup(agent, cassette, session, make_small_data, tmp_path):
     ds = make_small_data("ac")
     repo = str(tmp_path / "repo")
-    job = agent.start_job("backup", {"repo": repo, "name": "c-1", "keyspaces": ds.keyspaces, "init": True,
-                                     "no_encryption": True})
+    cassette("init", "--repo", repo, "--no-encryption").ok()
+    job = agent.start_job("backup", {"repo": repo, "name": "c-1", "keyspaces": ds.keyspaces})
     st, doc = agent.call("POST", f"/v1/jobs/{job}/cancel")
     assert st == 202 and doc["id"] == job, doc
     doc, _ = agent.wait_job(job)
@@ -233,15 +272,14 @@ def test_cancel_then_backup(agent, session, make_small_data, tmp_path):
     assert doc["error"]["code"] == "interrupted" and doc["error"]["exit_code"] == 130, doc["error"]
     assert "result" not in doc
     # the next backup is fine
-    job = agent.start_job("backup", {"repo": repo, "name": "c-2", "keyspaces": ds.keyspaces, "init": True,
-                                     "no_encryption": True})
+    job = agent.start_job("backup", {"repo": repo, "name": "c-2", "keyspaces": ds.keyspaces})
     doc, _ = agent.wait_job(job)
     assert doc["state"] == "succeeded", doc
 
 
 def test_refusals(agent, tmp_path):
     repo = tmp_path / "repo-never"
-    backup = {"repo": str(repo), "name": "x", "init": True, "no_encryption": True}
+    backup = {"repo": str(repo), "name": "x"}
     for token in (False, "wrong-" + "0" * 20, agent.token[:-1]):
         for method, path, body in (("GET", "/v1/node", None), ("GET", "/v1/jobs", None),
                                    ("POST", "/v1/ops/backup", backup), ("POST", "/v1/jobs/1/cancel", None)):
@@ -330,3 +368,102 @@ def test_start_refusals(cassette, tmp_path):
     tok.chmod(0o600)
     res = cassette("agent", "--token-file", tok, "--tls-cert", tmp_path / "cert.pem", timeout=60)
     assert res.rc == 2 and "--tls-cert and --tls-key go together" in res.err, res.describe()
+
+
+def test_allow_repo(start_agent, cassette, tmp_path):
+    allowed = tmp_path / "allowed"
+    cassette("init", "--repo", allowed / "r1", "--no-encryption").ok()
+    a = start_agent(allow=(allowed,))
+    job = a.start_job("list", {"repo": str(allowed / "r1")})  # below an allowed location
+    doc, _ = a.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+    for repo in (tmp_path / "allowed2", tmp_path, allowed / ".." / "elsewhere", f"{allowed}/r1/../../x"):
+        st, doc = a.call("POST", "/v1/ops/list", {"repo": str(repo)})
+        assert st == 403 and doc["error"] == f"repository {repo} is not allowed on this agent (--allow-repo)", doc
+    st, doc = a.call("POST", "/v1/ops/backup", {"repo": str(allowed / "new"), "init": True, "no_encryption": True})
+    assert st == 403 and "the agent does not create repositories; run cassette init" in doc["error"], doc
+    assert not (allowed / "new").exists()
+    st, jobs = a.call("GET", "/v1/jobs")
+    assert st == 200 and len(jobs) == 1, jobs  # nothing else was started
+
+    # no --allow-repo: no request that names a repository; the node's own ops still run
+    b = start_agent(allow=())
+    st, doc = b.call("POST", "/v1/ops/list", {"repo": str(allowed / "r1")})
+    assert st == 403 and "start it with --allow-repo" in doc["error"], doc
+    st, doc = b.call("POST", "/v1/ops/snapshot%20clear", {"tag": "never-taken"})
+    assert st == 202, doc
+
+    # a ".." in --allow-repo: no start
+    tok = tmp_path / "tok"
+    tok.write_text("t" * 40 + "\n")
+    tok.chmod(0o600)
+    res = cassette("agent", "--token-file", tok, "--listen", "127.0.0.1:1", "--allow-repo", f"{allowed}/../x",
+                   timeout=60)
+    assert res.rc == 2 and '".." component' in res.err and res.err.count("\n") == 1, res.describe()
+
+
+def _tag_dirs(node, tag):
+    return sorted(p for d in node.data_dirs for p in d.glob(f"*/*/snapshots/{tag}"))
+
+
+def test_snapshot_backup_through_agent(agent, cassette, node, session, make_small_data, tmp_path):
+    """What a coordinator does on each node: snapshot, back the snapshot up, clear."""
+    ds = make_small_data("as")
+    repo = str(tmp_path / "repo")
+    cassette("init", "--repo", repo, "--no-encryption").ok()
+    tag = "cassette-set-1"
+    job = agent.start_job("snapshot", {"tag": tag, "keyspaces": ds.keyspaces})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+    snap = doc["result"]
+    assert snap["tag"] == tag and snap["host_id"] == _host_id(session), snap
+    assert 0 < snap["started"] <= snap["finished"], snap
+    assert _tag_dirs(node, tag)
+
+    job = agent.start_job("backup", {"repo": repo, "name": "set-1", "snapshot": tag, "keyspaces": ds.keyspaces})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "succeeded", doc
+    assert doc["request"]["snapshot"] == tag and doc["result"]["name"] == "set-1", doc
+    assert not _tag_dirs(node, tag), "the snapshot is still on disk after the backup"
+
+    job = agent.start_job("snapshot clear", {"tag": tag})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "succeeded" and doc["result"] == {"tag": tag, "host_id": snap["host_id"],
+                                                              "cleared": False}, doc
+
+    # a backup of a snapshot the node does not have: the job says so
+    job = agent.start_job("backup", {"repo": repo, "name": "set-2", "snapshot": "no-such-tag"})
+    doc, _ = agent.wait_job(job)
+    assert doc["state"] == "failed" and "is on no data directory" in doc["error"]["message"], doc
+
+
+def test_node_facts_when_stopped(start_agent, node, session, tmp_path):
+    """Stops the test node and starts it again (the tests after this one need it)."""
+    a = start_agent()
+    st, live = a.call("GET", "/v1/node")
+    assert st == 200 and live["live"] is True, live  # read: cached
+    st, doc = a.call("POST", "/v1/ops/snapshot", {"tag": "down-1"})
+    assert st == 202, doc
+    doc, _ = a.wait_job(doc["job"])
+    assert doc["state"] == "succeeded", doc
+    fresh = start_agent(env={"CASSETTE_STATE_DIR": str(tmp_path / "empty-state")})  # no cache
+    node.stop()
+    try:
+        st, facts = a.call("GET", "/v1/node")
+        assert st == 200 and facts["live"] is False, facts
+        for k in ("host_id", "address", "cluster_name", "datacenter", "rack", "release_version", "tokens"):
+            assert facts[k] == live[k], k
+        assert [d["path"] for d in facts["data_dirs"]] == [d["path"] for d in live["data_dirs"]]
+        st, doc = fresh.call("GET", "/v1/node")
+        assert st == 503 and doc["error"], doc
+        # a snapshot cleared on the stopped node: its directories
+        job = a.start_job("snapshot clear", {"tag": "down-1"})
+        doc, _ = a.wait_job(job)
+        assert doc["state"] == "succeeded" and doc["result"]["cleared"] is True, doc
+        assert doc["result"]["host_id"] == live["host_id"]
+        assert not _tag_dirs(node, "down-1")
+    finally:
+        node.start()
+        wait_cql(session)
+    st, facts = a.call("GET", "/v1/node")
+    assert st == 200 and facts["live"] is True, facts
