@@ -56,6 +56,7 @@ typedef struct backup_ctx {
     cs_lock *lock;        /* the shared repository lock */
     cs_present *present;  /* the objects to reuse, checked in the repository */
     cs_uploads *uploads;  /* large uploads in progress, resumed across runs */
+    bool again;           /* a set's backup this node began before and did not finish: marked already */
 } backup_ctx;
 
 static void default_name(char out[32])
@@ -588,7 +589,7 @@ static int snapshot_and_store(backup_ctx *c, cs_nodetool *nt, cs_err *e)
     char *key_dir = cs_state_dir(c->host);
     rc = cs_repo_scope_of(c->repo, key_dir, &c->req->keyspaces, NULL, &c->m->scope, e);
     free(key_dir);
-    if (!rc)
+    if (!rc && !c->again)
         rc = cs_repo_mark_started(c->repo, c->m, e);
     cs_job_phase(c->job, "scan", 0, 0);
     for (unsigned i = 0; rc == 0 && i < c->m->data_dirs.n; i++)
@@ -674,9 +675,12 @@ static int check_given_snapshot(const cs_backup_req *req, const cs_manifest *m, 
 
 /* Alone, the name must be free (no node and no set has it). With {set},
  * the name must be that set's (cluster backup began it), the set not yet
- * committed, this node one of its expected hosts, and not started here. */
-static int check_name(cs_repo *repo, const cs_backup_req *req, const cs_manifest *m, cs_err *e)
+ * committed, this node one of its expected hosts, and not complete here: a
+ * node whose attempt failed is tried again by the coordinator (*again: its
+ * start mark is there already). */
+static int check_name(cs_repo *repo, const cs_backup_req *req, const cs_manifest *m, bool *again, cs_err *e)
 {
+    *again = false;
     cs_backup_set s;
     int rc = cs_repo_read_set(repo, m->backup, &s, e);
     if (rc == CS_E_NOTFOUND) {
@@ -704,10 +708,20 @@ static int check_name(cs_repo *repo, const cs_backup_req *req, const cs_manifest
     cs_storage_stat st;
     rc = cs_storage_stat_key(repo->st, key, &st, e);
     free(key);
-    if (!rc)
-        return cs_err_set(e, CS_E_EXISTS, "this node has started backup %s of set %s already", m->backup, req->set);
     if (rc == CS_E_NOTFOUND) {
         cs_err_clear(e);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    key = cs_repo_backup_key(m->backup, m->host_id, "manifest");
+    rc = cs_storage_stat_key(repo->st, key, &st, e);
+    free(key);
+    if (!rc)
+        return cs_err_set(e, CS_E_EXISTS, "this node's backup %s of set %s is complete already", m->backup, req->set);
+    if (rc == CS_E_NOTFOUND) {
+        cs_err_clear(e);
+        *again = true;
         return 0;
     }
     return rc;
@@ -745,8 +759,10 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
         rc = describe_node(host, req, m, e);
     if (!rc)
         rc = cs_state_lock(host, m->host_id, &lock_fd, e);
-    /* A given snapshot is cleared whatever happens from here; not before
-     * the node's lock is held: another backup of the node may use it. */
+    /* A given snapshot is cleared once it is backed up; not before the
+     * node's lock is held (another backup of the node may use it), and not
+     * when this backup fails: whoever took it may try again with it (a
+     * cluster backup's retries) and clears it in the end. */
     tag = req->snapshot ? cs_strdup(req->snapshot) : cs_sprintf("cassette-%s", m->backup);
     clear_tag = !rc && req->snapshot;
     if (!rc)
@@ -760,8 +776,9 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
         cs_ops_lock_opts lo = { req->lock_wait, req->lock_stale, true };
         rc = cs_ops_lock(&lo, repo, CS_LOCK_SHARED, purpose, &lock, e);
     }
+    bool again = false;
     if (!rc)
-        rc = check_name(repo, req, m, e);
+        rc = check_name(repo, req, m, &again, e);
     if (!rc)
         rc = cs_state_load(host, repo, m->host_id, &state, e);
     if (rc)
@@ -770,7 +787,7 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     uploads_path = cs_uploads_path(host, repo, m->host_id);
     backup_ctx c = { .job = job, .req = req, .host = host, .repo = repo, .m = m, .state = state, .tag = tag,
                      .lock = lock,
-                     .uploads = cs_uploads_load(uploads_path, repo) };
+                     .uploads = cs_uploads_load(uploads_path, repo), .again = again };
     rc = snapshot_and_store(&c, nt, e);
     clear_tag |= c.snapshot_taken;
     cs_uploads_free(c.uploads);
@@ -786,7 +803,7 @@ int cs_op_backup(cs_job *job, const cs_host *host, const cs_backup_req *req, cs_
     if (rc ? cs_state_save_partial(host, repo, state, m, &state_err) : cs_state_save(host, repo, m, &state_err))
         cs_warn("could not save the local dedup cache: %s", state_err.msg);
 out:
-    if (clear_tag)
+    if (clear_tag && (rc == 0 || !req->snapshot))
         clear_snapshot(job, nt, m, tag, rc);
     res->seconds = cs_now() - t0;
     if (rc && cs_cancel_requested())
