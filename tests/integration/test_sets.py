@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
+import sqlite3
 import subprocess
 
 import pytest
@@ -159,6 +159,14 @@ def test_sets_on_one_node(cassette, session, node, own, make_small_data, tmp_pat
     assert "incomplete 1/2 (node 127.0.0.98: agent killed)" in row_of(text, "s3"), text
     assert row_of(text, "solo").rstrip().endswith("complete"), text
     assert "complete 1/1" in row_of(text, "s2"), text
+    # the local catalog knows the sets
+    repo_id = json.loads((pathlib.Path(repo) / "cassette.repo").read_text())["id"]
+    db = tmp_path / "cache" / "cassette" / "catalog" / f"{repo_id}.db"
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT name, set_id, cluster, expected, complete_hosts, complete FROM sets"
+                           " ORDER BY name").fetchall()
+    assert rows == [("s1", set_id, "Test Cluster", 2, 2, 1), ("s2", id2, "Test Cluster", 1, 1, 1),
+                    ("s3", id3, "Test Cluster", 2, 1, 0)], rows
     status = cassette("status", "--repo", repo).ok().out
     assert "set s3 (cluster Test Cluster" in status and "incomplete 1/2" in status, status
     sets = cassette("status", "--repo", repo, "--json").ok().json()["sets"]
@@ -198,6 +206,12 @@ def test_sets_on_one_node(cassette, session, node, own, make_small_data, tmp_pat
     # the newest complete set is never removed by retention
     cassette("purge", "--repo", repo, "--keep-within", "1s", "--grace", "0s").ok()
     assert {e["name"] for e in list_json(cassette, repo)} == {"solo", "s2"}
+
+    # verify reports per set
+    res = cassette("verify", "--repo", repo).ok()
+    assert "set s2: complete 1/1; its backups are good" in res.out, res.out
+    doc = cassette("verify", "--repo", repo, "--json").ok().json()
+    assert [(s["name"], s["set"]["complete"], s["problems"]) for s in doc["sets"]] == [("s2", True, 0)]
 
     # delete: the newest complete set needs --force, then goes whole
     res = cassette("delete", "--repo", repo, "--backup", "s2")
