@@ -229,6 +229,19 @@ def test_sets_on_one_node(cassette, session, node, own, make_small_data, tmp_pat
     assert {e["name"] for e in list_json(cassette, repo)} == {"solo"}
     cassette("verify", "--repo", repo).ok()
 
+    # a damaged record: a warning, its node backups count alone; delete removes it on purpose
+    id5 = settool(cassette, repo, "begin", "s5", "Test Cluster", f"{own}={addr}").stdout.strip()
+    backup(cassette, repo, "s5", ds.main, "--set", id5).ok()
+    (pathlib.Path(repo) / "sets" / "s5.set").write_text('{"type": "cassette-set", "format": 1, "name": "s5"')
+    res = cassette("list", "--repo", repo).ok()
+    assert "backup set s5 is damaged" in res.err, res.err
+    assert row_of(res.out, "s5").rstrip().endswith("complete"), res.out
+    assert set_of(list_json(cassette, repo), "s5") is None
+    res = cassette("delete", "--repo", repo, "--backup", "s5", "--force").ok()
+    assert "deleted backup set s5 whole" in res.out
+    assert not list((pathlib.Path(repo) / "sets").glob("s5.*"))
+    assert {e["name"] for e in list_json(cassette, repo)} == {"solo"}
+
 
 def test_set_of_one(cassette, repo, own, node, make_small_data):
     """A set whose only host is this node, on a directory and on the real S3 server."""
