@@ -493,6 +493,16 @@ static void fmt_verify(const fmt_ctx *c)
     }
     if (json_array_size(problems))
         print_verify_hint(c->err, problems);
+    const json_t *set;
+    json_array_foreach(json_object_get(d, "sets"), i, set) {
+        if (c->json)
+            break;
+        cs_buf state = CS_BUF_INIT;
+        set_state_text(json_object_get(set, "set"), &state);
+        fprintf(c->out, "set %s: %s; %s\n", js0(set, "name"), cs_buf_str(&state),
+                ju(set, "problems") ? "damaged (see above)" : "its backups are good");
+        cs_buf_free(&state);
+    }
     if (c->json || json_array_size(problems))
         return;
     bool deep = !strcmp(js0(d, "mode"), "deep");
