@@ -114,6 +114,7 @@ typedef struct cs_config {
     cs_strlist nodes;       /* cluster restore --nodes */
     cs_strlist host_map;    /* cluster restore --host-map SOURCE=TARGET */
     bool plan, yes;
+    bool all_replicas;      /* cluster restore --mode load: every node's copy */
     cs_strlist allow_repos; /* repository locations requests may name (or one below them) */
 } cs_config;
 

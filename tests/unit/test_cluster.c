@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cluster/agentc.h"
+#include "cluster/cover.h"
 #include "common/err.h"
 
 static void expands(const char *tmpl, const char *want)
@@ -78,12 +79,64 @@ static void test_code_of(void **state)
     assert_int_equal(cs_err_code_of("ok"), CS_E_EXTERNAL);
 }
 
+static void test_replication_factor(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_cover_replication_factor("CREATE KEYSPACE k WITH replication = {'class': "
+                                                 "'org.apache.cassandra.locator.SimpleStrategy', "
+                                                 "'replication_factor': '3'} AND durable_writes = true;"),
+                     3);
+    assert_int_equal(cs_cover_replication_factor("CREATE KEYSPACE k WITH replication = {'class': "
+                                                 "'org.apache.cassandra.locator.NetworkTopologyStrategy', "
+                                                 "'datacenter1': '2'} AND durable_writes = true;"),
+                     2);
+    /* two DCs, a local strategy, no replication: not told */
+    assert_int_equal(cs_cover_replication_factor("CREATE KEYSPACE k WITH replication = {'class': "
+                                                 "'org.apache.cassandra.locator.NetworkTopologyStrategy', "
+                                                 "'dc1': '3', 'dc2': '3'};"),
+                     0);
+    assert_int_equal(cs_cover_replication_factor("CREATE KEYSPACE system WITH replication = {'class': "
+                                                 "'org.apache.cassandra.locator.LocalStrategy'};"),
+                     0);
+    assert_int_equal(cs_cover_replication_factor("CREATE KEYSPACE k;"), 0);
+    assert_int_equal(cs_cover_replication_factor(NULL), 0);
+}
+
+/* Every range is held by a chosen node: node j holds j, j-1, ..., j-rf+1. */
+static void assert_covers(size_t n, int rf, size_t want)
+{
+    bool chosen[64];
+    assert_int_equal(cs_cover_choose(n, rf, chosen), want);
+    for (size_t range = 0; range < n; range++) {
+        bool held = false;
+        for (size_t j = 0; j < n; j++)
+            for (int k = 0; k < (rf > 0 ? rf : 1) && chosen[j]; k++)
+                held |= (j + n * 4 - (size_t)k) % n == range;
+        assert_true(held);
+    }
+}
+
+static void test_cover(void **state)
+{
+    (void)state;
+    assert_covers(3, 3, 1);
+    assert_covers(3, 1, 3);
+    assert_covers(3, 2, 2);
+    assert_covers(6, 3, 2);
+    assert_covers(7, 3, 3);
+    assert_covers(2, 3, 1);
+    assert_covers(5, 0, 5); /* unknown: every node */
+    assert_covers(1, 1, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_job_error),
         cmocka_unit_test(test_code_of),
+        cmocka_unit_test(test_replication_factor),
+        cmocka_unit_test(test_cover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
