@@ -340,7 +340,9 @@ static bool applies_to(const opt_def *o, const char *cmd)
 {
     if (!strcmp(o->commands, "*") || !cmd)
         return true;
-    if (o->scope == SCOPE_HOST && is_front_end(cmd))
+    /* A front end serves the node operations, with every host setting they
+     * read; the coordinator's own (how to reach agents) are not among them. */
+    if (o->scope == SCOPE_HOST && is_front_end(cmd) && strcmp(o->commands, "cluster"))
         return true;
     size_t n = strlen(cmd);
     for (const char *p = o->commands; (p = strstr(p, cmd)) != NULL; p += n)
