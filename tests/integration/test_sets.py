@@ -116,7 +116,7 @@ def test_sets_on_one_node(cassette, session, node, own, make_small_data, tmp_pat
     backup(cassette, repo, "s1", ds.main, "--set", set_id).ok()
     res = backup(cassette, repo, "s1", ds.main, "--set", set_id)
     assert_one_error_line(res)
-    assert "started backup s1" in res.err
+    assert "backup s1 of set" in res.err and "complete already" in res.err
     # a set name is taken for any node backup, and a node backup's name for a set
     res = settool(cassette, repo, "begin", "s1", "c", f"{own}={addr}", check=False)
     assert res.returncode != 0 and "already exists" in res.stderr
