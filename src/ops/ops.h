@@ -467,6 +467,10 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
  * as bytes done of the calling thread's job, and its cancel stops the
  * stream (CS_E_CANCELED). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
+/* cs_ops_fetch_object into the file dir/<f->name> (its parent directories
+ * made; the file exists only once every byte is checked). What restore and
+ * load download with. */
+int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err *e);
 
 /* ---- the local node ---- */
 

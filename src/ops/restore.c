@@ -182,23 +182,7 @@ static int something_left(restore_ctx *c, cs_err *e)
 /* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
 {
-    char *path = cs_path_join(dir, f->name);
-    char *parent = cs_dirname(path);
-    cs_sink *out = NULL;
-    int rc = cs_mkdirs(parent, 0755, e);
-    if (!rc) {
-        out = cs_file_sink_new(path, 0644, e);
-        rc = out ? 0 : e->code;
-    }
-    if (!rc)
-        rc = cs_ops_fetch_object(c->repo, f, out, e); /* takes out */
-    else
-        cs_sink_free(out);
-    if (rc)
-        cs_err_prefix(e, "%s", f->name);
-    free(parent);
-    free(path);
-    return rc;
+    return cs_ops_fetch_file(c->repo, f, dir, e);
 }
 
 static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
@@ -302,11 +286,10 @@ static void clean_stale_staging(const char *root)
         closedir(d);
 }
 
-/* "<root>/.cassette-staging-<unique>", made now. */
-static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
+int cs_restore_make_stage(const char *root, const char *unique, char **out, cs_err *e)
 {
     clean_stale_staging(root);
-    char *stage = cs_sprintf("%s/%s%s", root, CS_STAGING_PREFIX, c->unique);
+    char *stage = cs_sprintf("%s/%s%s", root, CS_STAGING_PREFIX, unique);
     int rc = make_own_dir(stage, e);
     if (rc) {
         free(stage);
@@ -314,6 +297,11 @@ static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
     }
     *out = stage;
     return 0;
+}
+
+static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
+{
+    return cs_restore_make_stage(root, c->unique, out, e);
 }
 
 static void remove_tree_quietly(const char *path)
@@ -727,18 +715,16 @@ out:
     return rc;
 }
 
-/* Import stages in --staging-dir, or inside the first data directory: the
- * same file system, so that nodetool import and adopt_table move the
- * files in instead of copying them. --staging-dir is refused when it is a
- * link: cassette writes only into directories it can see are directories. */
-static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
+int cs_restore_staging_root(const cs_host *host, const cs_node_dirs *dirs, char **root, cs_err *e)
 {
-    const char *dir = c->host->staging_dir;
+    const char *dir = host->staging_dir;
     struct stat st;
-    if (!dir) {
-        *root = cs_strdup(c->dirs.data_dirs.items[0]);
+    if (!dir && dirs->data_dirs.n) {
+        *root = cs_strdup(dirs->data_dirs.items[0]);
         return 0;
     }
+    if (!dir)
+        return cs_err_set(e, CS_E_INVAL, "no directory to download to: set {staging_dir} (or {data_dirs})");
     if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
         return cs_err_set(e, CS_E_USAGE, "{staging_dir} %s is a symbolic link: give the directory itself "
                                          "(cassette does not write through links)", dir);
@@ -746,6 +732,11 @@ static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
     if (!rc)
         *root = cs_strdup(dir);
     return rc;
+}
+
+static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
+{
+    return cs_restore_staging_root(c->host, &c->dirs, root, e);
 }
 
 /* Plan every file of table i into <stage>/<ks>/<table> (made now, so that
