@@ -69,39 +69,49 @@ static bool is_replace(const cs_restore_req *req)
 
 /* ---- choosing tables ---- */
 
-static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
+bool cs_restore_table_wanted(const cs_strlist *keyspaces, const cs_strlist *tables, const cs_mtable *t)
 {
-    if (!req->keyspaces.n && !req->tables.n)
+    if (!keyspaces->n && !tables->n)
         return true;
-    if (cs_strlist_has(&req->keyspaces, t->keyspace))
+    if (cs_strlist_has(keyspaces, t->keyspace))
         return true;
     char *full = cs_sprintf("%s.%s", t->keyspace, t->table);
-    bool hit = cs_strlist_has(&req->tables, full);
+    bool hit = cs_strlist_has(tables, full);
     free(full);
     return hit;
 }
 
-static int check_filters_exist(restore_ctx *c, cs_err *e)
+static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
 {
-    for (size_t i = 0; i < c->req->keyspaces.n; i++) {
-        const char *ks = c->req->keyspaces.items[i];
+    return cs_restore_table_wanted(&req->keyspaces, &req->tables, t);
+}
+
+int cs_restore_check_filters(const cs_manifest *m, const cs_strlist *keyspaces, const cs_strlist *tables, cs_err *e)
+{
+    for (size_t i = 0; i < keyspaces->n; i++) {
+        const char *ks = keyspaces->items[i];
         bool found = false;
-        for (size_t j = 0; j < c->m.n_tables && !found; j++)
-            found = !strcmp(c->m.tables[j].keyspace, ks);
+        for (size_t j = 0; j < m->n_tables && !found; j++)
+            found = !strcmp(m->tables[j].keyspace, ks);
         if (!found)
-            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", c->m.backup, ks);
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", m->backup, ks);
     }
-    for (size_t i = 0; i < c->req->tables.n; i++) {
-        const char *full = c->req->tables.items[i];
+    for (size_t i = 0; i < tables->n; i++) {
+        const char *full = tables->items[i];
         const char *dot = strchr(full, '.');
         char *ks = dot ? cs_strndup(full, (size_t)(dot - full)) : NULL;
-        bool found = dot && cs_manifest_find_table(&c->m, ks, dot + 1);
+        bool found = dot && cs_manifest_find_table(m, ks, dot + 1);
         free(ks);
         if (!found)
-            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table %s%s", c->m.backup, full,
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table %s%s", m->backup, full,
                               dot ? "" : " (write it as KEYSPACE.TABLE)");
     }
     return 0;
+}
+
+static int check_filters_exist(restore_ctx *c, cs_err *e)
+{
+    return cs_restore_check_filters(&c->m, &c->req->keyspaces, &c->req->tables, e);
 }
 
 static int select_tables(restore_ctx *c, cs_err *e)
@@ -1361,23 +1371,27 @@ static char *own_host_id(restore_ctx *c)
     return id;
 }
 
-/* "backup X holds 3 nodes; say which with {source_host}: ID (ADDR), ..." */
-static int name_the_hosts(restore_ctx *c, const cs_strlist *hosts, cs_err *e)
+int cs_restore_name_the_hosts(cs_repo *repo, const char *backup, const cs_strlist *hosts, cs_err *e)
 {
     cs_buf list = CS_BUF_INIT;
     for (size_t i = 0; i < hosts->n; i++) {
         cs_index ix;
         cs_err err;
         cs_err_clear(&err);
-        bool known = !cs_repo_read_index(c->repo, c->req->backup, hosts->items[i], &ix, &err);
+        bool known = !cs_repo_read_index(repo, backup, hosts->items[i], &ix, &err);
         cs_buf_printf(&list, "%s%s (%s)", i ? ", " : "", hosts->items[i], known && *ix.address ? ix.address : "?");
         if (known)
             cs_index_free(&ix);
     }
-    cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; say which with {source_host}: %s", c->req->backup, hosts->n,
+    cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; say which with {source_host}: %s", backup, hosts->n,
                cs_buf_str(&list));
     cs_buf_free(&list);
     return cs_err_field(e, "source_host");
+}
+
+static int name_the_hosts(restore_ctx *c, const cs_strlist *hosts, cs_err *e)
+{
+    return cs_restore_name_the_hosts(c->repo, c->req->backup, hosts, e);
 }
 
 /* Whose manifest to restore: {source_host}; else the backup's only host;
