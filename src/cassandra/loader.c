@@ -40,8 +40,6 @@ int cs_loader_argv(const cs_loader_opts *o, const char *dir, cs_strlist *argv, c
         return cs_err_set(e, CS_E_INVAL, "CQL user %s has no password ({cql_password})", o->user);
     cs_strlist words = { NULL, 0 };
     int rc = cs_split_command(o->command ? o->command : "sstableloader", &words, e);
-    if (!rc && !words.n)
-        rc = cs_err_set(e, CS_E_USAGE, "{sstableloader} is empty");
     if (rc) {
         cs_strlist_free(&words);
         return cs_err_prefix(e, "sstableloader command");
