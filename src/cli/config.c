@@ -221,7 +221,8 @@ static const opt_def options[] = {
     { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore cluster load",
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, REQ(mode), NULL, NULL, NULL, NULL, "restore cluster",
-      "import (node running, nodetool import) or replace (node stopped)" },
+      "import (node running, nodetool import) or replace (node stopped); cluster restore: also load (another "
+      "topology, through Cassandra's bulk loader)" },
     { "fail-fast", 0, OPT_FLAG, REQ(fail_fast), NULL, NULL, NULL, NULL, "restore",
       "stop at the first table that cannot be restored (default: restore every healthy table, then name the others "
       "and exit non-zero)" },
@@ -274,6 +275,8 @@ static const opt_def options[] = {
     { "plan", 0, OPT_FLAG, REQ(plan), NULL, NULL, NULL, NULL, "cluster",
       "print what the restore would do on each node and stop" },
     { "yes", 0, OPT_FLAG, REQ(yes), NULL, NULL, NULL, NULL, "cluster", "run the restore the plan describes" },
+    { "all-replicas", 0, OPT_FLAG, REQ(all_replicas), NULL, NULL, NULL, NULL, "cluster",
+      "with --mode load: stream every node's copy, not the fewest nodes that hold each range once" },
     { "allow-repo", 0, OPT_LIST, CLI(allow_repos), "agent", "allow_repos", "CASSETTE_AGENT_ALLOW_REPOS", NULL, "agent",
       "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
       "request that names a repository" },
@@ -344,7 +347,9 @@ static bool applies_to(const opt_def *o, const char *cmd)
 {
     if (!strcmp(o->commands, "*") || !cmd)
         return true;
-    if (o->scope == SCOPE_HOST && is_front_end(cmd))
+    /* A front end serves the node operations, with every host setting they
+     * read; the coordinator's own (how to reach agents) are not among them. */
+    if (o->scope == SCOPE_HOST && is_front_end(cmd) && strcmp(o->commands, "cluster"))
         return true;
     size_t n = strlen(cmd);
     for (const char *p = o->commands; (p = strstr(p, cmd)) != NULL; p += n)

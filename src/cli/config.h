@@ -116,6 +116,7 @@ typedef struct cs_config {
     cs_strlist targets;     /* load --target: the target cluster's CQL addresses */
     cs_strlist host_map;    /* cluster restore --host-map SOURCE=TARGET */
     bool plan, yes;
+    bool all_replicas;      /* cluster restore --mode load: every node's copy */
     cs_strlist allow_repos; /* repository locations requests may name (or one below them) */
 } cs_config;
 

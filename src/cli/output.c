@@ -514,6 +514,16 @@ static void fmt_verify(const fmt_ctx *c)
     }
     if (json_array_size(problems))
         print_verify_hint(c->err, problems);
+    const json_t *set;
+    json_array_foreach(json_object_get(d, "sets"), i, set) {
+        if (c->json)
+            break;
+        cs_buf state = CS_BUF_INIT;
+        set_state_text(json_object_get(set, "set"), &state);
+        fprintf(c->out, "set %s: %s; %s\n", js0(set, "name"), cs_buf_str(&state),
+                ju(set, "problems") ? "damaged (see above)" : "its backups are good");
+        cs_buf_free(&state);
+    }
     if (c->json || json_array_size(problems))
         return;
     bool deep = !strcmp(js0(d, "mode"), "deep");
@@ -626,14 +636,22 @@ static void fmt_cluster_restore(const fmt_ctx *c)
     fprintf(c->out, "%s of cluster backup %s (%s, %s): %s\n", plan ? "plan of the restore" : "restore",
             js0(d, "backup"), js0(d, "cluster"), jb(d, "in_place") ? "in place" : "into another cluster",
             js0(d, "mode"));
+    bool load = !strcmp(js0(d, "mode"), "load");
     json_array_foreach(json_object_get(d, "nodes"), i, m) {
         const json_t *src = json_object_get(m, "source"), *dst = json_object_get(m, "target");
         char size[32];
         human_size(m, "bytes", size, sizeof size);
-        const char *state = plan ? "" : jb(dst, "ok") ? "  restored" : "  FAILED: ";
-        fprintf(c->out, "  %s (%.8s) -> %s (%.8s): %llu files, %s%s%s\n", js0(src, "address"),
-                js0(src, "host_id"), js0(dst, "address"), js0(dst, "host_id"), ju(m, "files"), size, state,
-                plan || jb(dst, "ok") ? "" : js0(dst, "reason"));
+        const char *state = plan ? "" : jb(dst, "ok") ? (load ? "  loaded" : "  restored") : "  FAILED: ";
+        fprintf(c->out, "  %s (%.8s) %s %s (%.8s): %llu files, %s", js0(src, "address"), js0(src, "host_id"),
+                load ? "streamed by" : "->", js0(dst, "address"), js0(dst, "host_id"), ju(m, "files"), size);
+        if (load) {
+            const json_t *k;
+            size_t n;
+            fprintf(c->out, " of which keyspaces");
+            json_array_foreach(json_object_get(m, "keyspaces"), n, k)
+                fprintf(c->out, "%s%s", n ? ", " : " ", json_string_value(k));
+        }
+        fprintf(c->out, "%s%s\n", state, plan || jb(dst, "ok") ? "" : js0(dst, "reason"));
     }
     if (plan) {
         fprintf(c->out, "nothing was changed; run it with --yes\n");
@@ -643,6 +661,9 @@ static void fmt_cluster_restore(const fmt_ctx *c)
             json_array_size(json_object_get(d, "nodes")), jd(d, "seconds"));
     if (!strcmp(js0(d, "mode"), "replace"))
         fprintf(c->out, "start the nodes now; what was in their directories is moved aside (cassette status)\n");
+    if (load)
+        fprintf(c->out, "each range was streamed from one replica: run a full repair on the target cluster now "
+                        "(nodetool repair -full)\n");
 }
 
 static void fmt_cluster_status(const fmt_ctx *c)

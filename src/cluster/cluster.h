@@ -90,7 +90,8 @@ typedef struct cs_cluster_restore_req {
     cs_strlist tables;
     cs_strlist nodes;       /* restore only these target nodes (host id or address) */
     cs_strlist host_map;    /* "SOURCE=TARGET" host ids or addresses; default: same host ids */
-    char *mode;             /* "import" or "replace" */
+    char *mode;             /* "import", "replace" or "load" (another topology: the bulk loader) */
+    bool all_replicas;      /* load: every source node, not a replica cover */
     long parallel_nodes;
     long jobs;
     bool plan;              /* print the plan, do nothing */
@@ -101,8 +102,9 @@ typedef struct cs_cluster_restore_req {
 /* One row of a restore plan: a source node's backup onto a target node. */
 typedef struct cs_cluster_move {
     cs_cluster_node source; /* from the backup set (no agent) */
-    cs_cluster_node target; /* the agent's node; result: its restore document */
+    cs_cluster_node target; /* the agent's node; result: its restore (or load) document */
     uint64_t bytes, files;
+    cs_strlist keyspaces;   /* load: the keyspaces this source streams (it is in their replica cover) */
 } cs_cluster_move;
 
 typedef struct cs_cluster_restore_result {

@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "cluster/coord.h"
+#include "cluster/cover.h"
+#include "cassandra/node.h"
 #include "common/buf.h"
 #include "common/cancel.h"
 #include "common/fs.h"
@@ -30,6 +32,7 @@ typedef struct crestore {
     const cs_cluster_restore_req *req;
     cs_cluster_restore_result *res;
     size_t *target_of;      /* per move: the coordinator's node index */
+    json_t *schema;         /* the cluster manifest's (DESCRIBE SCHEMA rows) */
 } crestore;
 
 static char *text_of(const json_t *o, const char *key)
@@ -39,12 +42,14 @@ static char *text_of(const json_t *o, const char *key)
 }
 
 /* The source nodes: the cluster manifest's nodes whose backup completed. */
-static int read_sources(cs_repo *repo, const char *name, cs_cluster_restore_result *res, cs_err *e)
+static int read_sources(cs_repo *repo, const char *name, crestore *r, cs_err *e)
 {
+    cs_cluster_restore_result *res = r->res;
     json_t *m = NULL;
     int rc = cs_cluster_read_manifest(repo, name, &m, e);
     if (rc)
         return rc;
+    r->schema = json_incref(json_object_get(m, "schema"));
     res->cluster = text_of(m, "cluster");
     res->set_id = text_of(m, "set_id");
     json_t *nodes = json_object_get(m, "nodes"), *o;
@@ -268,6 +273,147 @@ static int make_map(crestore *r, cs_err *e)
     return rc;
 }
 
+/* ---- another topology: the bulk loader ---- */
+
+static bool is_load(const crestore *r)
+{
+    return !strcmp(r->res->mode, "load");
+}
+
+/* The default import becomes a load when the target is another cluster
+ * whose nodes cannot each take one source node's files: another node
+ * count, or tokens that are none of the sources'. */
+static void choose_load(crestore *r)
+{
+    const cs_cluster_restore_result *res = r->res;
+    const cs_coord *c = &r->coord;
+    if (strcmp(res->mode, "import") || r->req->host_map.n)
+        return;
+    bool other_topology = c->n != res->n_moves;
+    for (size_t k = 0; k < c->n && !other_topology; k++) {
+        bool owned = false;
+        for (size_t i = 0; i < res->n_moves && !owned; i++)
+            owned = (c->nodes[k].host_id && !strcmp(c->nodes[k].host_id, res->moves[i].source.host_id)) ||
+                    same_tokens(&c->nodes[k].tokens, &res->moves[i].source.tokens);
+        other_topology = !owned;
+    }
+    if (other_topology) {
+        free(r->res->mode);
+        r->res->mode = cs_strdup("load");
+    }
+}
+
+static bool keyspace_wanted(const crestore *r, const char *ks)
+{
+    if (cs_node_is_system_keyspace(ks))
+        return false;
+    if (!r->req->keyspaces.n && !r->req->tables.n)
+        return true;
+    if (cs_strlist_has(&r->req->keyspaces, ks))
+        return true;
+    size_t n = strlen(ks);
+    for (size_t i = 0; i < r->req->tables.n; i++)
+        if (!strncmp(r->req->tables.items[i], ks, n) && r->req->tables.items[i][n] == '.')
+            return true;
+    return false;
+}
+
+/* Can placement be told from the tokens (one per node, one DC and rack)? */
+static bool placement_known(const cs_cluster_restore_result *res)
+{
+    for (size_t i = 0; i < res->n_moves; i++) {
+        const cs_cluster_node *a = &res->moves[i].source, *b = &res->moves[0].source;
+        if (a->tokens.n != 1 || strcmp(a->datacenter ? a->datacenter : "", b->datacenter ? b->datacenter : "") ||
+            strcmp(a->rack ? a->rack : "", b->rack ? b->rack : ""))
+            return false;
+    }
+    return true;
+}
+
+static int by_first_token(const void *a, const void *b)
+{
+    const cs_cluster_move *x = a, *y = b;
+    return token_cmp(first_token(&x->source), first_token(&y->source));
+}
+
+/* Which source nodes stream which keyspaces, and through which target
+ * agent: a replica cover per keyspace (or every node with
+ * {all_replicas}), spread over the targets. */
+static int plan_load(crestore *r, cs_err *e)
+{
+    cs_cluster_restore_result *res = r->res;
+    cs_coord *c = &r->coord;
+    qsort(res->moves, res->n_moves, sizeof *res->moves, by_first_token);
+    bool known = placement_known(res) && !r->req->all_replicas;
+    bool *chosen = cs_calloc(res->n_moves, sizeof *chosen);
+    size_t i;
+    json_t *row;
+    json_array_foreach(r->schema, i, row) {
+        const char *type = json_string_value(json_object_get(row, "type"));
+        const char *ks = json_string_value(json_object_get(row, "keyspace"));
+        if (!type || strcmp(type, "keyspace") || !ks || !keyspace_wanted(r, ks))
+            continue;
+        int rf = known ? cs_cover_replication_factor(json_string_value(json_object_get(row, "cql"))) : 0;
+        cs_cover_choose(res->n_moves, rf, chosen);
+        for (size_t k = 0; k < res->n_moves; k++)
+            if (chosen[k])
+                cs_strlist_add(&res->moves[k].keyspaces, ks);
+    }
+    free(chosen);
+    /* Sources with nothing to stream drop out. */
+    size_t kept = 0;
+    for (size_t k = 0; k < res->n_moves; k++) {
+        if (res->moves[k].keyspaces.n)
+            res->moves[kept++] = res->moves[k];
+        else
+            cs_cluster_node_free(&res->moves[k].source);
+    }
+    res->n_moves = kept;
+    if (!kept)
+        return cs_err_set(e, CS_E_USAGE, "backup %s holds no keyspace to load (only system keyspaces, or none of "
+                          "{keyspaces})", res->backup);
+    r->target_of = cs_calloc(kept, sizeof *r->target_of);
+    size_t next = 0, live = 0;
+    for (size_t k = 0; k < c->n; k++)
+        live += c->nodes[k].ok && c->nodes[k].code != CS_E_UNAVAIL;
+    if (!live)
+        return cs_err_set(e, CS_E_UNAVAIL, "no node of the target cluster is up: a load streams into running "
+                          "nodes");
+    for (size_t k = 0; k < kept; k++) {
+        while (!c->nodes[next % c->n].ok || c->nodes[next % c->n].code == CS_E_UNAVAIL)
+            next++;
+        r->target_of[k] = next++ % c->n;
+    }
+    return 0;
+}
+
+static json_t *load_request(const crestore *r, const cs_cluster_move *mv)
+{
+    const cs_cluster_restore_req *req = r->req;
+    json_t *o = json_object();
+    json_object_set_new(o, "repo", json_string(req->repo));
+    json_object_set_new(o, "backup", json_string(req->backup));
+    json_object_set_new(o, "source_host", json_string(mv->source.host_id));
+    json_t *ks = json_array(), *tables = json_array(), *targets = json_array();
+    for (size_t i = 0; i < mv->keyspaces.n; i++)
+        json_array_append_new(ks, json_string(mv->keyspaces.items[i]));
+    for (size_t i = 0; i < req->tables.n; i++)
+        json_array_append_new(tables, json_string(req->tables.items[i]));
+    for (size_t i = 0; i < r->coord.n; i++) {
+        const cs_cluster_node *t = &r->coord.nodes[i];
+        const char *addr = t->rpc_address && *t->rpc_address ? t->rpc_address : t->address;
+        if (t->ok && addr && *addr)
+            json_array_append_new(targets, json_string(addr));
+    }
+    json_object_set_new(o, "keyspaces", ks);
+    json_object_set_new(o, "tables", tables);
+    json_object_set_new(o, "targets", targets);
+    json_object_set_new(o, "jobs", json_integer(req->jobs));
+    json_object_set_new(o, "lock_wait", json_real(req->lock_wait));
+    json_object_set_new(o, "lock_stale", json_real(req->lock_stale));
+    return o;
+}
+
 /* --nodes: only the targets named. */
 static bool wanted(const crestore *r, const cs_cluster_node *t)
 {
@@ -332,7 +478,8 @@ static int restore_one(void *arg, size_t i, cs_err *e)
     cs_err err;
     cs_err_clear(&err);
     mv->target.attempts = 1;
-    int rc = cs_coord_run(&r->coord, r->target_of[i], "restore", restore_request(r, mv), &doc, &err);
+    int rc = is_load(r) ? cs_coord_run(&r->coord, r->target_of[i], "load", load_request(r, mv), &doc, &err)
+                        : cs_coord_run(&r->coord, r->target_of[i], "restore", restore_request(r, mv), &doc, &err);
     if (rc) {
         cs_cluster_node_fail(&mv->target, &err);
         json_decref(doc);
@@ -362,7 +509,7 @@ static int run_moves(crestore *r, cs_err *e)
     size_t first = 0;
     /* Into another cluster the schema does not exist yet: the first node
      * makes it alone. */
-    if (!res->same_cluster && res->n_moves > 1 && strcmp(r->req->mode ? r->req->mode : "import", "replace")) {
+    if (!res->same_cluster && res->n_moves > 1 && !strcmp(res->mode, "import")) {
         int rc = restore_one(r, 0, e);
         if (rc)
             return rc;
@@ -376,7 +523,7 @@ static int run_moves(crestore *r, cs_err *e)
 
 static int check_mode(const crestore *r, cs_err *e)
 {
-    bool replace = r->req->mode && !strcmp(r->req->mode, "replace");
+    bool replace = !strcmp(r->res->mode, "replace");
     for (size_t i = 0; i < r->res->n_moves; i++) {
         const cs_cluster_node *t = &r->res->moves[i].target;
         const cs_cluster_node *probe = &r->coord.nodes[r->target_of[i]];
@@ -388,8 +535,8 @@ static int check_mode(const crestore *r, cs_err *e)
             return cs_err_set(e, CS_E_USAGE, "node %s is running: a replace restore wants every target node "
                               "stopped ({mode} import restores into running nodes)", cs_cluster_node_name(t));
         if (!replace && down)
-            return cs_err_set(e, CS_E_USAGE, "node %s is not running: an import restore wants every target node "
-                              "up ({mode} replace restores into stopped nodes)", cs_cluster_node_name(t));
+            return cs_err_set(e, CS_E_USAGE, "node %s is not running: an %s restore wants every target node "
+                              "up ({mode} replace restores into stopped nodes)", cs_cluster_node_name(t), r->res->mode);
     }
     return 0;
 }
@@ -406,7 +553,7 @@ int cs_op_cluster_restore(cs_job *job, const cs_host *host, const cs_cluster_res
     cs_job_phase(job, "plan", 0, 0);
     int rc = cs_ops_open_repo(host, req->repo, NULL, false, &repo, e);
     if (!rc)
-        rc = read_sources(repo, req->backup, res, e);
+        rc = read_sources(repo, req->backup, &r, e);
     if (!rc)
         rc = size_sources(repo, res, e);
     cs_repo_free(repo);
@@ -425,7 +572,9 @@ int cs_op_cluster_restore(cs_job *job, const cs_host *host, const cs_cluster_res
         cs_cluster_node_free(&known[i]);
     free(known);
     if (!rc)
-        rc = make_map(&r, e);
+        choose_load(&r);
+    if (!rc)
+        rc = is_load(&r) ? plan_load(&r, e) : make_map(&r, e);
     if (!rc) {
         fill_targets(&r);
         if (!res->n_moves)
@@ -449,6 +598,7 @@ int cs_op_cluster_restore(cs_job *job, const cs_host *host, const cs_cluster_res
     if (rc)
         cs_err_prefix(e, "cluster restore %s", req->backup);
     free(r.target_of);
+    json_decref(r.schema);
     cs_coord_close(&r.coord);
     return rc;
 }
@@ -491,8 +641,12 @@ json_t *cs_cluster_restore_result_json(const cs_cluster_restore_req *req, const 
         json_object_del(src, "reason");
         json_t *dst = cs_cluster_node_json(&mv->target);
         json_object_set_new(dst, "restore", mv->target.result ? json_incref(mv->target.result) : json_null());
-        json_array_append_new(moves, json_pack("{s:o, s:o, s:I, s:I}", "source", src, "target", dst, "bytes",
-                                               (json_int_t)mv->bytes, "files", (json_int_t)mv->files));
+        json_t *ks = json_array();
+        for (size_t k = 0; k < mv->keyspaces.n; k++)
+            json_array_append_new(ks, json_string(mv->keyspaces.items[k]));
+        json_array_append_new(moves, json_pack("{s:o, s:o, s:I, s:I, s:o}", "source", src, "target", dst, "bytes",
+                                               (json_int_t)mv->bytes, "files", (json_int_t)mv->files, "keyspaces",
+                                               ks));
         bytes += mv->bytes;
     }
     json_object_set_new(d, "nodes", moves);
@@ -505,6 +659,7 @@ void cs_cluster_restore_result_free(cs_cluster_restore_result *res)
     for (size_t i = 0; i < res->n_moves; i++) {
         cs_cluster_node_free(&res->moves[i].source);
         cs_cluster_node_free(&res->moves[i].target);
+        cs_strlist_free(&res->moves[i].keyspaces);
     }
     free(res->moves);
     free(res->backup);

@@ -58,6 +58,8 @@ static int read_catalog(const cs_host *host, const char *location, bool rebuild,
         rc = cs_catalog_backups(cat, out, n, e);
     if (!rc)
         rc = cs_ops_attach_sets(repo, out, n, CS_SET_RUNNING_GRACE, true, NULL, NULL, e);
+    if (!rc)
+        rc = cs_catalog_put_sets(cat, *out, *n, e); /* the catalog knows the sets too */
     cs_catalog_close(cat);
     if (repo_out && !rc)
         *repo_out = repo;

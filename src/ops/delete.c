@@ -28,7 +28,8 @@ typedef struct delete_ctx {
     cs_delete_result *res;
     cs_set_entry *sets;
     size_t n_sets;
-    const cs_set_entry *set;   /* the backup is this set's, or NULL */
+    const cs_set_entry *set;   /* the backup is this set's (a sound record), or NULL */
+    const char *set_files;     /* the name of set files to delete (even a damaged record's), or NULL */
 } delete_ctx;
 
 /* Is b the newest complete backup of its node, or its newest complete full one? */
@@ -89,6 +90,7 @@ static int choose(delete_ctx *c, cs_err *e)
     cs_delete_result *res = c->res;
     const cs_set_entry *x = rc ? NULL : cs_set_entries_find(c->sets, c->n_sets, c->req->backup);
     c->set = x && x->set.name && !x->damage ? x : NULL;
+    c->set_files = x ? x->files.name : NULL; /* a damaged set goes on purpose too */
     if (c->set) {
         const char *why = set_protected_as(c, entries, n);
         if (why && !c->req->force)
@@ -115,7 +117,8 @@ static int choose(delete_ctx *c, cs_err *e)
         memset(&entries[i], 0, sizeof entries[i]); /* the strings move over */
     }
     cs_backup_entries_free(entries, n);
-    if (!rc && !res->n_items && !c->set)
+    res->set = c->set_files != NULL;
+    if (!rc && !res->n_items && !c->set_files)
         rc = cs_err_set(e, CS_E_NOTFOUND, "no backup named %s in %s", c->req->backup, c->repo->location);
     return rc;
 }
@@ -148,13 +151,13 @@ static int remove_files(delete_ctx *c, cs_err *e)
     }
     /* A set goes whole: its node backups first, then its own files, the
      * record last (set.h). */
-    for (size_t k = 0; !rc && c->set && k < 3; k++) {
-        char *key = cs_repo_set_key(c->set->set.name, cs_set_delete_order[k]);
+    for (size_t k = 0; !rc && c->set_files && k < 3; k++) {
+        char *key = cs_repo_set_key(c->set_files, cs_set_delete_order[k]);
         rc = cs_storage_del(c->repo->st, key, e);
         free(key);
     }
-    if (!rc && c->set)
-        cs_info("deleted backup set %s", c->set->set.name);
+    if (!rc && c->set_files)
+        cs_info("deleted backup set %s", c->set_files);
     return rc;
 }
 

@@ -260,6 +260,8 @@ typedef struct cs_verify_result {
     size_t damaged_backups; /* backups reported damaged as a whole */
     cs_verify_problem *problems;
     size_t n_problems;
+    cs_backup_entry *sets;  /* each backup set verified, once: name, started and set state */
+    size_t n_sets;
 } cs_verify_result;
 
 /* Returns 0 when verification ran (problems are in the result), an error

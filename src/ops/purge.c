@@ -159,8 +159,9 @@ static int judge_sets(purge_ctx *c, const cs_purge_item *items, size_t n, set_ve
         else if (r[k].complete)
             snprintf(x->reason, sizeof x->reason, "set: %s", r[k].reason);
         else
-            snprintf(x->reason, sizeof x->reason, "incomplete set %zu/%zu%s", x->info.complete_hosts, x->info.expected,
-                     stale ? ", older than the grace period" : ": not retention's to remove yet");
+            snprintf(x->reason, sizeof x->reason, "incomplete set %zu/%zu%s%s%s", x->info.complete_hosts,
+                     x->info.expected, stale ? ", older than the grace period (" : ": not retention's to remove yet",
+                     stale ? grace : "", stale ? ")" : "");
     }
     free(r);
     free(entries);

@@ -295,6 +295,15 @@ json_t *cs_verify_result_json(const cs_verify_req *req, const cs_verify_result *
                           (json_int_t)res->bytes, "problems", problems);
     json_object_set_new(j, "stored_bytes", json_integer((json_int_t)res->stored_bytes));
     json_object_set_new(j, "damaged_backups", json_integer((json_int_t)res->damaged_backups));
+    json_t *sets = json_array();
+    for (size_t i = 0; i < res->n_sets; i++) {
+        size_t found = 0;
+        for (size_t k = 0; k < res->n_problems; k++)
+            found += !strcmp(res->problems[k].backup, res->sets[i].name);
+        json_array_append_new(sets, json_pack("{s:s, s:o, s:I}", "name", res->sets[i].name, "set",
+                                              cs_set_info_json(res->sets[i].set), "problems", (json_int_t)found));
+    }
+    json_object_set_new(j, "sets", sets);
     return j;
 }
 

@@ -22,6 +22,7 @@
 #include "common/parallel.h"
 #include "io/sink.h"
 #include "ops/ops.h"
+#include "repo/set.h"
 
 #define CHUNK 256 /* objects read from the catalog at a time (deep) */
 
@@ -283,11 +284,37 @@ static int name_damage(verify_ctx *c, cs_err *e)
 
 /* ---- the op ---- */
 
+/* Each set among the backups verified, once, with its state: verify
+ * reports per set too (an incomplete set is said, not a problem: its node
+ * backups that are complete are verified like any other). */
+static void note_sets(verify_ctx *c, const cs_backup_entry *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cs_backup_entry *b = &entries[i];
+        if (!b->set || (c->req->backup && strcmp(b->name, c->req->backup)))
+            continue;
+        bool seen = false;
+        for (size_t k = 0; !seen && k < c->res->n_sets; k++)
+            seen = !strcmp(c->res->sets[k].name, b->name);
+        if (seen)
+            continue;
+        c->res->sets = cs_realloc(c->res->sets, (c->res->n_sets + 1) * sizeof *c->res->sets);
+        cs_backup_entry *x = &c->res->sets[c->res->n_sets++];
+        memset(x, 0, sizeof *x);
+        x->name = cs_strdup(b->name);
+        x->started = b->started;
+        x->set = cs_set_info_dup(b->set);
+    }
+}
+
 static int count_backups(verify_ctx *c, cs_err *e)
 {
     cs_backup_entry *entries = NULL;
     size_t n = 0;
     int rc = cs_catalog_backups(c->cat, &entries, &n, e);
+    if (!rc)
+        rc = cs_ops_attach_sets(c->repo, &entries, &n, CS_SET_RUNNING_GRACE, false, NULL, NULL, e);
+    note_sets(c, entries, n);
     bool named = false, named_incomplete = false;
     for (size_t i = 0; !rc && i < n; i++) {
         bool match = !c->req->backup || !strcmp(entries[i].name, c->req->backup);
@@ -400,5 +427,6 @@ void cs_verify_result_free(cs_verify_result *res)
         free(res->problems[i].reason);
     }
     free(res->problems);
+    cs_backup_entries_free(res->sets, res->n_sets);
     memset(res, 0, sizeof *res);
 }

@@ -38,7 +38,12 @@ static const char SCHEMA[] =
     " id INTEGER PRIMARY KEY, oid TEXT NOT NULL UNIQUE, size INTEGER, stored INTEGER NOT NULL,"
     " hash TEXT, nrefs INTEGER NOT NULL, conflict INTEGER NOT NULL DEFAULT 0, verified REAL);"
     "CREATE TABLE IF NOT EXISTS refs(backup INTEGER NOT NULL, object INTEGER NOT NULL,"
-    " PRIMARY KEY(backup, object)) WITHOUT ROWID;";
+    " PRIMARY KEY(backup, object)) WITHOUT ROWID;"
+    /* backup sets as list, status and verify last saw them (added in
+     * place: an older cassette ignores the table) */
+    "CREATE TABLE IF NOT EXISTS sets(name TEXT PRIMARY KEY, set_id TEXT NOT NULL, cluster TEXT NOT NULL,"
+    " started REAL NOT NULL, expected INTEGER NOT NULL, complete_hosts INTEGER NOT NULL,"
+    " complete INTEGER NOT NULL);";
 
 /* ---- SQLite plumbing ---- */
 
@@ -252,7 +257,7 @@ void cs_catalog_close(cs_catalog *c)
 
 int cs_catalog_clear(cs_catalog *c, cs_err *e)
 {
-    return exec(c, "DELETE FROM refs; DELETE FROM objects; DELETE FROM backups", e);
+    return exec(c, "DELETE FROM refs; DELETE FROM objects; DELETE FROM backups; DELETE FROM sets", e);
 }
 
 /* ---- sync ---- */
@@ -627,6 +632,77 @@ int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_e
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+int cs_catalog_put_sets(cs_catalog *c, const cs_backup_entry *entries, size_t n, cs_err *e)
+{
+    int rc = cs_catalog_begin(c, e);
+    if (rc)
+        return rc;
+    rc = exec(c, "DELETE FROM sets", e);
+    sqlite3_stmt *st = rc ? NULL : prepare(c, "INSERT OR REPLACE INTO sets(name, set_id, cluster, started, expected,"
+                                              " complete_hosts, complete) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", e);
+    if (!rc && !st)
+        rc = e->code;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const cs_set_info *s = entries[i].set;
+        if (!s)
+            continue;
+        bind_text(st, 1, entries[i].name);
+        bind_text(st, 2, s->id);
+        bind_text(st, 3, s->cluster);
+        sqlite3_bind_double(st, 4, entries[i].started);
+        bind_u64(st, 5, s->expected);
+        bind_u64(st, 6, s->complete_hosts);
+        sqlite3_bind_int(st, 7, s->complete);
+        rc = step_done(c, st, e);
+    }
+    sqlite3_finalize(st);
+    if (rc) {
+        cs_catalog_rollback(c);
+        return rc;
+    }
+    return cs_catalog_commit(c, e);
+}
+
+int cs_catalog_sets(cs_catalog *c, cs_catalog_set **out, size_t *n, cs_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prepare(c, "SELECT name, set_id, cluster, started, expected, complete_hosts, complete FROM sets"
+                                  " ORDER BY started, name", e);
+    if (!st)
+        return e->code;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = cs_realloc(*out, (*n + 1) * sizeof **out);
+        cs_catalog_set *x = &(*out)[(*n)++];
+        x->name = cs_strdup(col_text(st, 0));
+        x->set_id = cs_strdup(col_text(st, 1));
+        x->cluster = cs_strdup(col_text(st, 2));
+        x->started = sqlite3_column_double(st, 3);
+        x->expected = (size_t)col_u64(st, 4);
+        x->complete_hosts = (size_t)col_u64(st, 5);
+        x->complete = sqlite3_column_int(st, 6) != 0;
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        cs_catalog_sets_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return db_err(c, e, "read sets");
+    }
+    return 0;
+}
+
+void cs_catalog_sets_free(cs_catalog_set *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(s[i].name);
+        free(s[i].set_id);
+        free(s[i].cluster);
+    }
+    free(s);
 }
 
 int cs_catalog_only_refs(cs_catalog *c, const char *name, const char *host_id, uint64_t *objects, uint64_t *stored,

@@ -10,6 +10,8 @@
  *            does not), how many backups reference it, when it was
  *            last read back whole (verify --sample rotates by this);
  *   refs     which backup references which object;
+ *   sets     each backup set as list last saw it (set id, cluster,
+ *            expected and complete hosts);
  * and the sync that brings it in line with the repository: one listing of
  * backups/, then only what changed is read (a summary; an index or a
  * manifest when references are wanted). The repository is the truth: a catalog of another
@@ -53,6 +55,20 @@ int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e
 
 /* Every backup of every host, in the order of cs_repo_list_backups. */
 int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *e);
+
+/* Backup sets (repo/set.h) as list last saw them: name, set id, cluster,
+ * start, expected and complete hosts. Put replaces them all with the sets
+ * of entries (those with a set; each name once). */
+typedef struct cs_catalog_set {
+    char *name, *set_id, *cluster;
+    double started;
+    size_t expected, complete_hosts;
+    bool complete;
+} cs_catalog_set;
+int cs_catalog_put_sets(cs_catalog *c, const cs_backup_entry *entries, size_t n, cs_err *e);
+/* Every set, oldest first. */
+int cs_catalog_sets(cs_catalog *c, cs_catalog_set **out, size_t *n, cs_err *e);
+void cs_catalog_sets_free(cs_catalog_set *s, size_t n);
 
 /* Forget one backup of one host (after purge deleted it). */
 int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_err *e);

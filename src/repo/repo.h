@@ -9,6 +9,8 @@
  *                                        checksummed (see index.h)
  *   backups/<name>/<host_id>.manifest    written last: the backup exists
  *   backups/<name>/<host_id>.summary     small totals that make `list` cheap
+ *   sets/<name>.set, .manifest, .commit  a backup set shared by the nodes of
+ *                                        a cluster (see set.h)
  * and the rules: object ids are random (they reveal nothing of keyspace,
  * table or content), objects are never modified, a backup is complete only
  * when its manifest is present. When cassette.repo lists age recipients,

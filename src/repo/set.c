@@ -381,19 +381,54 @@ int cs_repo_set_get_manifest(cs_repo *r, const char *name, cs_buf *out, cs_err *
     return rc;
 }
 
+/* A reason as the commit may hold it: one line of printable ASCII, at most
+ * REASON_MAX bytes (reasons are error messages: anything may be in them). */
+static char *clean_reason(const char *why)
+{
+    if (!why)
+        return NULL;
+    char *r = cs_strndup(why, strnlen(why, REASON_MAX));
+    for (char *p = r; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    if (!*r) {
+        free(r);
+        r = cs_strdup("failed");
+    }
+    return r;
+}
+
+static int commit_clean(cs_repo *r, const cs_backup_set *s, cs_err *e);
+
 int cs_repo_set_commit(cs_repo *r, const cs_backup_set *s, cs_err *e)
+{
+    cs_backup_set c = *s;
+    c.hosts = cs_calloc(s->n_hosts ? s->n_hosts : 1, sizeof *c.hosts);
+    for (size_t i = 0; i < s->n_hosts; i++) {
+        c.hosts[i] = s->hosts[i];
+        c.hosts[i].reason = s->hosts[i].ok ? NULL : clean_reason(s->hosts[i].reason);
+    }
+    int rc = commit_clean(r, &c, e);
+    for (size_t i = 0; i < s->n_hosts; i++)
+        free(c.hosts[i].reason);
+    free(c.hosts);
+    return rc;
+}
+
+static int commit_clean(cs_repo *r, const cs_backup_set *s, cs_err *e)
 {
     const char *why = NULL;
     if (!cs_set_is_valid(s, &why))
         return cs_err_set(e, CS_E_INVAL, "set %s: %s", s->name ? s->name : "", why);
     cs_backup_set stored;
     int rc = cs_repo_read_set(r, s->name, &stored, e);
-    if (!rc && strcmp(stored.set_id, s->set_id))
+    if (rc)
+        return rc;
+    if (strcmp(stored.set_id, s->set_id))
         rc = cs_err_set(e, CS_E_INVAL, "backup set %s has another set id", s->name);
-    if (!rc && stored.committed)
+    else if (stored.committed)
         rc = cs_err_set(e, CS_E_EXISTS, "backup set %s is committed already", s->name);
-    if (!rc)
-        cs_backup_set_free(&stored);
+    cs_backup_set_free(&stored);
     if (rc)
         return rc;
     char *text = cs_set_commit_to_json(s);

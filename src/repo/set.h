@@ -61,7 +61,9 @@ int cs_repo_set_put_manifest(cs_repo *r, const char *name, const char *json, siz
  * CS_E_NOTFOUND when the set has none. */
 int cs_repo_set_get_manifest(cs_repo *r, const char *name, cs_buf *out, cs_err *e);
 /* Write sets/<name>.commit from s (its finished time and every host's ok
- * and reason); the set record must be there with s's set id. */
+ * and reason); the set record must be there with s's set id, not yet
+ * committed. Reasons are written as one line of printable ASCII (at most
+ * 512 bytes; others replaced by '?'); a host that is ok has none. */
 int cs_repo_set_commit(cs_repo *r, const cs_backup_set *s, cs_err *e);
 /* The set named name: its record, and its commit when present.
  * CS_E_NOTFOUND: no set of that name; CS_E_CORRUPT: damaged. */

@@ -323,3 +323,33 @@ def test_restore_into_new_cluster(cluster, new_cluster):
         cluster.connect()
     assert {n.n: _node_files(n, ["crf1", "crf3"]) for n in cluster.nodes} == source_files
     _assert_same(before, _read_all(cluster))
+
+
+def test_restore_into_other_topology(cluster, small_cluster):
+    """A 2-node cluster (another node count): the backup is streamed in by the agents with
+    Cassandra's bulk loader, one replica of each range (a replica cover of the source): every
+    row equal at CONSISTENCY ALL."""
+    before = _load(cluster)
+    repo = _init_repo(cluster, "s3")
+    _run(cluster, "cluster", "backup", *_contact(cluster), "--repo", repo, "--name", "toload").ok()
+    # The operator makes the schema for the smaller cluster (RF 2 at most on two nodes).
+    s = small_cluster.session
+    for stmt in ("DROP KEYSPACE IF EXISTS crf3", "DROP KEYSPACE IF EXISTS crf1",
+                 "CREATE KEYSPACE crf3 WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}",
+                 "CREATE KEYSPACE crf1 WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+                 "CREATE TYPE crf3.addr (street text, zip int)",
+                 "CREATE TABLE crf3.users (id int PRIMARY KEY, name text, home frozen<addr>, tags set<text>)",
+                 "CREATE INDEX users_by_name ON crf3.users (name)",
+                 "CREATE TABLE crf1.events (id int, seq int, body text, PRIMARY KEY (id, seq))"):
+        _ddl(s, stmt)
+    args = ["cluster", "restore", "--contact", small_cluster.addresses[0], "--repo", repo, "--backup", "toload",
+            "--keyspace", "crf3", "--keyspace", "crf1"]
+    plan = _run(small_cluster, *args, "--plan", "--json").ok().json()
+    assert plan["mode"] == "load", plan
+    streams = {n["source"]["host_id"]: n["keyspaces"] for n in plan["nodes"]}
+    # RF 3 on three nodes: one node holds every range of crf3; RF 1: every node streams crf1.
+    assert sum("crf3" in ks for ks in streams.values()) == 1, streams
+    assert sum("crf1" in ks for ks in streams.values()) == 3, streams
+    r = _run(small_cluster, *args, "--yes").ok()
+    assert "repair" in r.out, r.out
+    _assert_same(before, _read_all(small_cluster))
