@@ -20,7 +20,8 @@ struct cs_agent {
 };
 
 static const char *const served[] = { "backup",      "restore",  "verify",        "list",
-                                      "status",      "schema dump", "snapshot", "snapshot clear" };
+                                      "status",      "schema dump", "snapshot", "snapshot clear",
+                                      "load" };
 
 bool cs_agent_serves(const cs_op_def *op)
 {

@@ -38,7 +38,8 @@
 typedef struct cs_agent cs_agent;
 
 /* Does the agent serve op? backup, restore, verify, list, status, schema
- * dump, snapshot and snapshot clear: what a node does for a coordinator.
+ * dump, snapshot, snapshot clear and load: what a node does for a
+ * coordinator.
  * Not key generate or
  * key public (secrets and local files), init, purge, delete, catalog
  * rebuild or migrate (repository- or cluster-wide: a coordinator runs them

@@ -48,9 +48,9 @@ typedef struct opt_def {
 #define HOST(f) offsetof(cs_config, f), #f, SCOPE_HOST
 #define CLI(f) offsetof(cs_config, f), #f, SCOPE_CLI
 #define NODE "backup restore migrate schema snapshot"
-#define REPO "init backup list restore verify purge status catalog delete cluster"
-#define CQL NODE " cluster" /* the cluster commands read the ring from a contact point */
-#define LOCKED "backup restore verify purge delete cluster"
+#define REPO "init backup list restore verify purge status catalog delete cluster load"
+#define CQL NODE " cluster load" /* the cluster commands read the ring from a contact point */
+#define LOCKED "backup restore verify purge delete cluster load"
 #define NODE_DIRS NODE " status cleanup" /* status lists what restores moved aside there */
 #define KEEP(flag, field, key, what)                                                                           \
     { flag, 0, OPT_INT, REQ(field), "retention", key, NULL, NULL, "purge", what }
@@ -89,7 +89,11 @@ static const opt_def options[] = {
       "backup restore snapshot", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, HOST(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
-    { "data-dir", 0, OPT_LIST, HOST(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS,
+    { "sstableloader", 0, OPT_STR, HOST(sstableloader), "cassandra", "sstableloader", "CASSETTE_SSTABLELOADER",
+      "sstableloader", "load",
+      "Cassandra's bulk loader command, e.g. \"docker exec cassandra sstableloader\" (cassette adds -d, -p, -u, -pw, "
+      "--no-progress and the directory)" },
+    { "data-dir", 0, OPT_LIST, HOST(data_dirs), "cassandra", "data_dirs", "CASSETTE_DATA_DIRS", NULL, NODE_DIRS " load",
       "data directory (repeat, or comma-separated); default: asked from the node" },
     { "commitlog-dir", 0, OPT_STR, HOST(commitlog_dir), "cassandra", "commitlog_dir", "CASSETTE_COMMITLOG_DIR", NULL,
       NODE_DIRS, "commitlog directory (replace mode)" },
@@ -98,9 +102,10 @@ static const opt_def options[] = {
     { "saved-caches-dir", 0, OPT_STR, HOST(saved_caches_dir), "cassandra", "saved_caches_dir",
       "CASSETTE_SAVED_CACHES_DIR", NULL, NODE_DIRS, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, HOST(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
-      "restore", "where import restores download to; default: inside the first data directory (same file system)" },
+      "restore load",
+      "where import restores and loads download to; default: inside the first data directory (same file system)" },
     { "cassandra-yaml", 0, OPT_STR, HOST(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
-      "restore status cleanup",
+      "restore status cleanup load",
       "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
       "and friends take precedence)" },
     { "state-dir", 0, OPT_STR, HOST(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL,
@@ -156,7 +161,7 @@ static const opt_def options[] = {
     { "rate-limit", 0, OPT_STORAGE, HOST(storage_opts), "cassette", "storage.rate_limit", "CASSETTE_RATE_LIMIT", "0",
       REPO, "bytes per second to and from S3 or Azure for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, HOST(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
-      "backup restore verify purge catalog delete cluster", "age identity file that can read an encrypted repository" },
+      "backup restore verify purge catalog delete cluster load", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, REQ(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
     { "no-encryption", 0, OPT_FLAG, REQ(no_encryption), NULL, NULL, NULL, NULL, "init backup",
@@ -168,7 +173,7 @@ static const opt_def options[] = {
     { "output", 'o', OPT_STR, REQ(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
     { "zstd-level", 0, OPT_INT, REQ(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", NULL, "backup cluster",
       "zstd compression level (1-19)" },
-    { "jobs", 'j', OPT_INT, REQ(jobs), "cassette", "jobs", "CASSETTE_JOBS", NULL, "backup restore verify cluster",
+    { "jobs", 'j', OPT_INT, REQ(jobs), "cassette", "jobs", "CASSETTE_JOBS", NULL, "backup restore verify cluster load",
       "files stored, restored or verified at once (1-64)" },
     { "lock-wait", 0, OPT_DURATION, REQ(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", NULL, LOCKED " migrate",
       "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
@@ -201,19 +206,19 @@ static const opt_def options[] = {
       "the end" },
     { "tag", 0, OPT_STR, REQ(tag), NULL, NULL, NULL, NULL, "snapshot",
       "the snapshot's tag (letters, digits, '.', '_' and '-')" },
-    { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster",
+    { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster load",
       "name of the backup to restore, verify or delete" },
     { "set", 0, OPT_STR, REQ(set), NULL, NULL, NULL, NULL, "backup",
       "join cluster backup set ID (cluster backup passes it)" },
-    { "source-host", 0, OPT_STR, REQ(source_host), NULL, NULL, NULL, NULL, "restore",
+    { "source-host", 0, OPT_STR, REQ(source_host), NULL, NULL, NULL, NULL, "restore load",
       "restore this host's backup (a host id; default: the backup's only host, else this node's own)" },
-    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema snapshot cluster",
+    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema snapshot cluster load",
       "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
     { "dir", 0, OPT_STR, REQ(dir), NULL, NULL, NULL, NULL, "migrate",
       "directory of <timestamp>_<name>.cql migration files" },
     { "force-checksum", 0, OPT_FLAG, REQ(force_checksum), NULL, NULL, NULL, NULL, "migrate",
       "go on although an applied migration file has changed since (records its new checksum)" },
-    { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore cluster",
+    { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore cluster load",
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, REQ(mode), NULL, NULL, NULL, NULL, "restore cluster",
       "import (node running, nodetool import) or replace (node stopped); cluster restore: also load (another "
@@ -265,6 +270,8 @@ static const opt_def options[] = {
       "restore only these target nodes (host id or address; repeat, or comma-separated)" },
     { "host-map", 0, OPT_LIST, REQ(host_map), NULL, NULL, NULL, NULL, "cluster",
       "SOURCE=TARGET: restore the backup of node SOURCE into node TARGET (host ids or addresses; repeat)" },
+    { "target", 0, OPT_LIST, REQ(targets), NULL, NULL, NULL, NULL, "load",
+      "CQL address of a node of the cluster to load into (repeat, or comma-separated; default: --cql-host)" },
     { "plan", 0, OPT_FLAG, REQ(plan), NULL, NULL, NULL, NULL, "cluster",
       "print what the restore would do on each node and stop" },
     { "yes", 0, OPT_FLAG, REQ(yes), NULL, NULL, NULL, NULL, "cluster", "run the restore the plan describes" },
@@ -274,11 +281,11 @@ static const opt_def options[] = {
       "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
       "request that names a repository" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
-      "backup restore verify purge cluster",
+      "backup restore verify purge cluster load",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster",
+      "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster load",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, CLI(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },

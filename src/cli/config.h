@@ -46,6 +46,7 @@ typedef struct cs_config {
     char *dir;              /* migrate --dir */
     bool force_checksum;
     char *nodetool;
+    char *sstableloader;
     cs_strlist data_dirs;
     char *commitlog_dir;
     char *hints_dir;
@@ -112,6 +113,7 @@ typedef struct cs_config {
     bool allow_partial;
     char *pause_cmd, *resume_cmd;
     cs_strlist nodes;       /* cluster restore --nodes */
+    cs_strlist targets;     /* load --target: the target cluster's CQL addresses */
     cs_strlist host_map;    /* cluster restore --host-map SOURCE=TARGET */
     bool plan, yes;
     bool all_replicas;      /* cluster restore --mode load: every node's copy */

@@ -450,6 +450,27 @@ static void fmt_restore(const fmt_ctx *c)
         fprintf(out, "the node is ready to start\n");
 }
 
+/* A load: totals, each table loaded with its time, each one not with why.
+ * A repair should follow: the loader streams to the replicas that own each
+ * row, but loads one source node's copy only. */
+static void fmt_load(const fmt_ctx *c)
+{
+    FILE *out = c->out;
+    const json_t *d = c->doc;
+    char size[32];
+    human_size(d, "bytes", size, sizeof size);
+    fprintf(out, "loaded %s of host %s: %zu tables, %llu files, %s; %.1f s\n", js0(d, "backup"),
+            js0(d, "source_host"), jz(d, "tables"), ju(d, "files"), size, jd(d, "seconds"));
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(d, "per_table"), i, v) {
+        if (jb(v, "loaded"))
+            fprintf(out, "  %s: %llu files in %.1f s\n", js0(v, "table"), ju(v, "files"), jd(v, "seconds"));
+        else
+            fprintf(out, "NOT loaded: %s: %s\n", js0(v, "table"), js0(v, "reason"));
+    }
+}
+
 /* One line after the damage: which backups are damaged, and, when objects
  * are lost (missing or cut short), that the next backup stores those files
  * again (a backup reuses only objects it has seen in the repository). */
@@ -703,6 +724,7 @@ static const struct {
     { "cluster tokens", fmt_cluster_tokens, false },
     { "snapshot", fmt_snapshot, false },
     { "snapshot clear", fmt_snapshot_clear, false },
+    { "load", fmt_load, false },
 };
 #define N_FORMATTERS (sizeof formatters / sizeof formatters[0])
 

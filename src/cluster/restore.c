@@ -394,11 +394,22 @@ static json_t *load_request(const crestore *r, const cs_cluster_move *mv)
     json_object_set_new(o, "repo", json_string(req->repo));
     json_object_set_new(o, "backup", json_string(req->backup));
     json_object_set_new(o, "source_host", json_string(mv->source.host_id));
+    /* The load op takes a table when its keyspace is in keyspaces OR it is
+     * in tables (restore's filters): a keyspace this source covers goes
+     * whole only when the operator asked for it whole, and a table named
+     * with --table only from the source that covers its keyspace. */
     json_t *ks = json_array(), *tables = json_array(), *targets = json_array();
+    bool whole = !req->keyspaces.n && !req->tables.n;
     for (size_t i = 0; i < mv->keyspaces.n; i++)
-        json_array_append_new(ks, json_string(mv->keyspaces.items[i]));
-    for (size_t i = 0; i < req->tables.n; i++)
-        json_array_append_new(tables, json_string(req->tables.items[i]));
+        if (whole || cs_strlist_has(&req->keyspaces, mv->keyspaces.items[i]))
+            json_array_append_new(ks, json_string(mv->keyspaces.items[i]));
+    for (size_t i = 0; i < req->tables.n; i++) {
+        const char *t = req->tables.items[i], *dot = strchr(t, '.');
+        char *tks = dot ? cs_strndup(t, (size_t)(dot - t)) : NULL;
+        if (tks && cs_strlist_has(&mv->keyspaces, tks) && !cs_strlist_has(&req->keyspaces, tks))
+            json_array_append_new(tables, json_string(t));
+        free(tks);
+    }
     for (size_t i = 0; i < r->coord.n; i++) {
         const cs_cluster_node *t = &r->coord.nodes[i];
         const char *addr = t->rpc_address && *t->rpc_address ? t->rpc_address : t->address;

@@ -19,6 +19,12 @@
 
 #include <stdbool.h>
 
+#include "cassandra/yaml.h"
+#include "common/err.h"
+#include "ops/host.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+
 #define CS_ASIDE_PREFIX ".cassette-aside-"
 #define CS_STAGING_PREFIX ".cassette-staging-"
 #define CS_LEGACY_ASIDE ".cassette-aside-"   /* after the directory's own name */
@@ -31,5 +37,20 @@ void cs_restore_unique(char out[CS_UNIQUE_MAX]);
 /* Is name (an aside or staging directory's) one whose restore process
  * still runs? Legacy names and names without a pid are not. */
 bool cs_restore_name_in_use(const char *name);
+
+/* Where a restore or a load downloads to: {staging_dir} (made; never a
+ * link), else the node's first data directory (the same file system as
+ * its tables). */
+int cs_restore_staging_root(const cs_host *host, const cs_node_dirs *dirs, char **root, cs_err *e);
+/* "<root>/.cassette-staging-<unique>", made now (empty, ours), after the
+ * stale ones in root (left by restores whose process is gone) are removed. */
+int cs_restore_make_stage(const char *root, const char *unique, char **out, cs_err *e);
+
+/* The table filters restore and load share: is t wanted (no filter: every
+ * table), and does the backup hold every keyspace and table named? */
+bool cs_restore_table_wanted(const cs_strlist *keyspaces, const cs_strlist *tables, const cs_mtable *t);
+int cs_restore_check_filters(const cs_manifest *m, const cs_strlist *keyspaces, const cs_strlist *tables, cs_err *e);
+/* "backup X holds 3 nodes; say which with {source_host}: ID (ADDR), ..." */
+int cs_restore_name_the_hosts(cs_repo *repo, const char *backup, const cs_strlist *hosts, cs_err *e);
 
 #endif

@@ -88,6 +88,25 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
     return rc;
 }
 
+int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err *e)
+{
+    char *path = cs_path_join(dir, f->name);
+    char *parent = cs_dirname(path);
+    cs_sink *out = NULL;
+    int rc = cs_mkdirs(parent, 0755, e);
+    if (!rc) {
+        out = cs_file_sink_new(path, 0644, e);
+        rc = out ? 0 : e->code;
+    }
+    if (!rc)
+        rc = cs_ops_fetch_object(repo, f, out, e); /* takes out */
+    if (rc)
+        cs_err_prefix(e, "%s", f->name);
+    free(parent);
+    free(path);
+    return rc;
+}
+
 int cs_ops_open_catalog(const cs_host *host, cs_repo *repo, cs_catalog **out, cs_err *e)
 {
     char *path = host->catalog ? cs_strdup(host->catalog) : cs_catalog_default_path(repo->id);

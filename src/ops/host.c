@@ -21,6 +21,7 @@ static const cs_field fields[] = {
     F(jmx_user, CS_F_STRING),
     F(jmx_password, CS_F_STRING),
     F(nodetool, CS_F_STRING),
+    F(sstableloader, CS_F_STRING),
     F(data_dirs, CS_F_STRLIST),
     F(commitlog_dir, CS_F_STRING),
     F(hints_dir, CS_F_STRING),

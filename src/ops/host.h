@@ -42,6 +42,7 @@ typedef struct cs_host {
     char *jmx_user;
     char *jmx_password;     /* never logged, never on a command line */
     char *nodetool;         /* the nodetool command template */
+    char *sstableloader;    /* the bulk loader's command template (load) */
     /* the node's directories (restore writes only there) */
     cs_strlist data_dirs;
     char *commitlog_dir;

@@ -80,6 +80,19 @@ typedef struct cs_restore_req {
     double lock_wait, lock_stale;
 } cs_restore_req;
 
+/* load: one source host's files of a backup, streamed into a (possibly
+ * different) cluster by Cassandra's bulk loader. */
+typedef struct cs_load_req {
+    char *repo;
+    char *backup;
+    char *source_host;      /* whose files (a host id); NULL: the backup's only host */
+    cs_strlist keyspaces;
+    cs_strlist tables;      /* "ks.table" */
+    cs_strlist targets;     /* CQL addresses of the target cluster's nodes; empty: the host's cql_host */
+    long jobs;              /* files downloaded at once */
+    double lock_wait, lock_stale;
+} cs_load_req;
+
 typedef struct cs_verify_req {
     char *repo;
     char *backup;           /* NULL: every backup */
@@ -195,6 +208,37 @@ int cs_op_restore(cs_job *job, const cs_host *host, const cs_restore_req *req, c
 /* The error of a restore that left tables out, or 0. */
 int cs_op_restore_verdict(const cs_restore_req *req, const cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
+
+/* One table of a load: loaded, or why not. */
+typedef struct cs_load_table {
+    char *table;            /* "ks.table" */
+    uint64_t files, bytes;  /* downloaded and handed to the loader */
+    double seconds;         /* download and load */
+    bool loaded;
+    char *reason;           /* why not (NULL when loaded) */
+} cs_load_table;
+
+typedef struct cs_load_result {
+    char *source_host;
+    cs_strlist targets;
+    size_t tables;          /* tables loaded */
+    uint64_t files, bytes;
+    double seconds;
+    cs_load_table *per_table; /* every table tried, in manifest order */
+    size_t n_tables;
+    int failed_code;        /* the CS_E_* of the first table not loaded */
+} cs_load_result;
+
+/* Download and check the source host's files of each table (as restore
+ * does) into <staging>/<keyspace>/<table>/, hand that directory to the
+ * loader ({sstableloader} -d TARGETS ...), remove it: one table on disk at
+ * a time. System keyspaces are never loaded; the target cluster must have
+ * the tables (one error naming a missing one, before anything is
+ * downloaded). A table whose objects are damaged, or which the loader
+ * refuses, is named in res and the others go on (cs_op_load_verdict). */
+int cs_op_load(cs_job *job, const cs_host *host, const cs_load_req *req, cs_load_result *res, cs_err *e);
+int cs_op_load_verdict(const cs_load_req *req, const cs_load_result *res, cs_err *e);
+void cs_load_result_free(cs_load_result *res);
 
 /* One broken file found by verify, or a damaged backup (file and object
  * NULL). */
@@ -469,6 +513,10 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
  * as bytes done of the calling thread's job, and its cancel stops the
  * stream (CS_E_CANCELED). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
+/* cs_ops_fetch_object into the file dir/<f->name> (its parent directories
+ * made; the file exists only once every byte is checked). What restore and
+ * load download with. */
+int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err *e);
 
 /* ---- the local node ---- */
 

@@ -146,6 +146,18 @@ static const cs_field restore_fields[] = {
     LOCK_STALE(cs_restore_req),
 };
 
+static const cs_field load_fields[] = {
+    REPO(cs_load_req),
+    FIELD(cs_load_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " NAME (see cassette list)", NULL),
+    FIELD(cs_load_req, source_host, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_host_id),
+    KEYSPACES(cs_load_req),
+    LIST(cs_load_req, tables),
+    LIST(cs_load_req, targets),
+    JOBS(cs_load_req),
+    LOCK_WAIT(cs_load_req),
+    LOCK_STALE(cs_load_req),
+};
+
 static const cs_field verify_fields[] = {
     REPO(cs_verify_req),
     STR(cs_verify_req, backup),
@@ -345,6 +357,7 @@ RUN(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
 RUN(cluster_tokens, cs_cluster_tokens_req, cs_cluster_tokens_result)
 RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
 RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
+RUN(load, cs_load_req, cs_load_result)
 
 DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
 DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
@@ -365,6 +378,7 @@ DOC(cluster_status, cs_cluster_status_result_json, cs_cluster_status_req, cs_clu
 DOC(cluster_tokens, cs_cluster_tokens_result_json, cs_cluster_tokens_req, cs_cluster_tokens_result)
 DOC(snapshot, cs_snapshot_result_json, cs_snapshot_req, cs_snapshot_result)
 DOC(snapshot_clear, cs_snapshot_clear_result_json, cs_snapshot_req, cs_snapshot_result)
+DOC(load, cs_load_result_json, cs_load_req, cs_load_result)
 
 FREE(init_result, cs_init_result)
 FREE(backup_result, cs_backup_result)
@@ -384,9 +398,11 @@ FREE(cluster_restore_result, cs_cluster_restore_result)
 FREE(cluster_status_result, cs_cluster_status_result)
 FREE(cluster_tokens_result, cs_cluster_tokens_result)
 FREE(snapshot_result, cs_snapshot_result)
+FREE(load_result, cs_load_result)
 
 VERDICT(status, cs_status_req, cs_status_result)
 VERDICT(restore, cs_restore_req, cs_restore_result)
+VERDICT(load, cs_load_req, cs_load_result)
 VERDICT(verify, cs_verify_req, cs_verify_result)
 VERDICT(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 VERDICT(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
@@ -447,6 +463,8 @@ static const cs_op_def ops[] = {
     OP("snapshot clear", "snapshot", "clear", NULL, "clear a snapshot of the node, as backup clears its own",
        snapshot_clear_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot_clear, doc_snapshot_clear, NULL,
        free_snapshot_result),
+    OP("load", "load", NULL, NULL, "stream a node's backed-up tables into a cluster with Cassandra's bulk loader",
+       load_fields, cs_load_req, cs_load_result, NULL, run_load, doc_load, verdict_load, free_load_result),
 };
 
 /* The commands as --help shows them, in its order. */
@@ -476,6 +494,9 @@ static const cs_command_def commands[] = {
       "remove what replace restores moved aside, once the restore is trusted" },
     { "snapshot", "--tag TAG [--keyspace KS]... | clear --tag TAG",
       "take a snapshot of the node, or clear one (what a cluster backup does on every node)" },
+    { "load", "--repo PATH --backup NAME [--source-host HOSTID] [--target ADDR]... [--keyspace KS]... [--table KS.T]...",
+      "stream one node's backed-up tables into a cluster of any topology with sstableloader (the schema must be "
+      "there)" },
     { "agent",
       "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] "
       "[--allow-repo LOC]...",

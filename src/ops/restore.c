@@ -69,39 +69,49 @@ static bool is_replace(const cs_restore_req *req)
 
 /* ---- choosing tables ---- */
 
-static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
+bool cs_restore_table_wanted(const cs_strlist *keyspaces, const cs_strlist *tables, const cs_mtable *t)
 {
-    if (!req->keyspaces.n && !req->tables.n)
+    if (!keyspaces->n && !tables->n)
         return true;
-    if (cs_strlist_has(&req->keyspaces, t->keyspace))
+    if (cs_strlist_has(keyspaces, t->keyspace))
         return true;
     char *full = cs_sprintf("%s.%s", t->keyspace, t->table);
-    bool hit = cs_strlist_has(&req->tables, full);
+    bool hit = cs_strlist_has(tables, full);
     free(full);
     return hit;
 }
 
-static int check_filters_exist(restore_ctx *c, cs_err *e)
+static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
 {
-    for (size_t i = 0; i < c->req->keyspaces.n; i++) {
-        const char *ks = c->req->keyspaces.items[i];
+    return cs_restore_table_wanted(&req->keyspaces, &req->tables, t);
+}
+
+int cs_restore_check_filters(const cs_manifest *m, const cs_strlist *keyspaces, const cs_strlist *tables, cs_err *e)
+{
+    for (size_t i = 0; i < keyspaces->n; i++) {
+        const char *ks = keyspaces->items[i];
         bool found = false;
-        for (size_t j = 0; j < c->m.n_tables && !found; j++)
-            found = !strcmp(c->m.tables[j].keyspace, ks);
+        for (size_t j = 0; j < m->n_tables && !found; j++)
+            found = !strcmp(m->tables[j].keyspace, ks);
         if (!found)
-            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", c->m.backup, ks);
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no keyspace %s", m->backup, ks);
     }
-    for (size_t i = 0; i < c->req->tables.n; i++) {
-        const char *full = c->req->tables.items[i];
+    for (size_t i = 0; i < tables->n; i++) {
+        const char *full = tables->items[i];
         const char *dot = strchr(full, '.');
         char *ks = dot ? cs_strndup(full, (size_t)(dot - full)) : NULL;
-        bool found = dot && cs_manifest_find_table(&c->m, ks, dot + 1);
+        bool found = dot && cs_manifest_find_table(m, ks, dot + 1);
         free(ks);
         if (!found)
-            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table %s%s", c->m.backup, full,
+            return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table %s%s", m->backup, full,
                               dot ? "" : " (write it as KEYSPACE.TABLE)");
     }
     return 0;
+}
+
+static int check_filters_exist(restore_ctx *c, cs_err *e)
+{
+    return cs_restore_check_filters(&c->m, &c->req->keyspaces, &c->req->tables, e);
 }
 
 static int select_tables(restore_ctx *c, cs_err *e)
@@ -182,23 +192,7 @@ static int something_left(restore_ctx *c, cs_err *e)
 /* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
 {
-    char *path = cs_path_join(dir, f->name);
-    char *parent = cs_dirname(path);
-    cs_sink *out = NULL;
-    int rc = cs_mkdirs(parent, 0755, e);
-    if (!rc) {
-        out = cs_file_sink_new(path, 0644, e);
-        rc = out ? 0 : e->code;
-    }
-    if (!rc)
-        rc = cs_ops_fetch_object(c->repo, f, out, e); /* takes out */
-    else
-        cs_sink_free(out);
-    if (rc)
-        cs_err_prefix(e, "%s", f->name);
-    free(parent);
-    free(path);
-    return rc;
+    return cs_ops_fetch_file(c->repo, f, dir, e);
 }
 
 static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
@@ -302,11 +296,10 @@ static void clean_stale_staging(const char *root)
         closedir(d);
 }
 
-/* "<root>/.cassette-staging-<unique>", made now. */
-static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
+int cs_restore_make_stage(const char *root, const char *unique, char **out, cs_err *e)
 {
     clean_stale_staging(root);
-    char *stage = cs_sprintf("%s/%s%s", root, CS_STAGING_PREFIX, c->unique);
+    char *stage = cs_sprintf("%s/%s%s", root, CS_STAGING_PREFIX, unique);
     int rc = make_own_dir(stage, e);
     if (rc) {
         free(stage);
@@ -314,6 +307,11 @@ static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
     }
     *out = stage;
     return 0;
+}
+
+static int make_stage(restore_ctx *c, const char *root, char **out, cs_err *e)
+{
+    return cs_restore_make_stage(root, c->unique, out, e);
 }
 
 static void remove_tree_quietly(const char *path)
@@ -727,18 +725,16 @@ out:
     return rc;
 }
 
-/* Import stages in --staging-dir, or inside the first data directory: the
- * same file system, so that nodetool import and adopt_table move the
- * files in instead of copying them. --staging-dir is refused when it is a
- * link: cassette writes only into directories it can see are directories. */
-static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
+int cs_restore_staging_root(const cs_host *host, const cs_node_dirs *dirs, char **root, cs_err *e)
 {
-    const char *dir = c->host->staging_dir;
+    const char *dir = host->staging_dir;
     struct stat st;
-    if (!dir) {
-        *root = cs_strdup(c->dirs.data_dirs.items[0]);
+    if (!dir && dirs->data_dirs.n) {
+        *root = cs_strdup(dirs->data_dirs.items[0]);
         return 0;
     }
+    if (!dir)
+        return cs_err_set(e, CS_E_INVAL, "no directory to download to: set {staging_dir} (or {data_dirs})");
     if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
         return cs_err_set(e, CS_E_USAGE, "{staging_dir} %s is a symbolic link: give the directory itself "
                                          "(cassette does not write through links)", dir);
@@ -746,6 +742,11 @@ static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
     if (!rc)
         *root = cs_strdup(dir);
     return rc;
+}
+
+static int import_staging_root(restore_ctx *c, char **root, cs_err *e)
+{
+    return cs_restore_staging_root(c->host, &c->dirs, root, e);
 }
 
 /* Plan every file of table i into <stage>/<ks>/<table> (made now, so that
@@ -1370,23 +1371,27 @@ static char *own_host_id(restore_ctx *c)
     return id;
 }
 
-/* "backup X holds 3 nodes; say which with {source_host}: ID (ADDR), ..." */
-static int name_the_hosts(restore_ctx *c, const cs_strlist *hosts, cs_err *e)
+int cs_restore_name_the_hosts(cs_repo *repo, const char *backup, const cs_strlist *hosts, cs_err *e)
 {
     cs_buf list = CS_BUF_INIT;
     for (size_t i = 0; i < hosts->n; i++) {
         cs_index ix;
         cs_err err;
         cs_err_clear(&err);
-        bool known = !cs_repo_read_index(c->repo, c->req->backup, hosts->items[i], &ix, &err);
+        bool known = !cs_repo_read_index(repo, backup, hosts->items[i], &ix, &err);
         cs_buf_printf(&list, "%s%s (%s)", i ? ", " : "", hosts->items[i], known && *ix.address ? ix.address : "?");
         if (known)
             cs_index_free(&ix);
     }
-    cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; say which with {source_host}: %s", c->req->backup, hosts->n,
+    cs_err_set(e, CS_E_INVAL, "backup %s holds %zu nodes; say which with {source_host}: %s", backup, hosts->n,
                cs_buf_str(&list));
     cs_buf_free(&list);
     return cs_err_field(e, "source_host");
+}
+
+static int name_the_hosts(restore_ctx *c, const cs_strlist *hosts, cs_err *e)
+{
+    return cs_restore_name_the_hosts(c->repo, c->req->backup, hosts, e);
 }
 
 /* Whose manifest to restore: {source_host}; else the backup's only host;

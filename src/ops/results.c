@@ -263,6 +263,23 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
     return j;
 }
 
+/* Per table the loader's outcome: loaded, or the reason it was not. */
+json_t *cs_load_result_json(const cs_load_req *req, const cs_load_result *res)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < res->n_tables; i++) {
+        const cs_load_table *t = &res->per_table[i];
+        json_array_append_new(tables, json_pack("{s:s, s:b, s:I, s:I, s:f, s:o}", "table", t->table, "loaded",
+                                                t->loaded, "files", (json_int_t)t->files, "bytes",
+                                                (json_int_t)t->bytes, "seconds", t->seconds, "reason",
+                                                opt_string(t->reason)));
+    }
+    return json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:f, s:o, s:b}", "backup", req->backup, "source_host",
+                     opt_string(res->source_host), "targets", strlist_json(&res->targets), "tables",
+                     (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes", (json_int_t)res->bytes,
+                     "seconds", res->seconds, "per_table", tables, "complete", res->tables == res->n_tables);
+}
+
 json_t *cs_verify_result_json(const cs_verify_req *req, const cs_verify_result *res)
 {
     (void)req;

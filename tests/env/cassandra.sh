@@ -398,6 +398,7 @@ write_ini() {
 host = $addr
 port = 9042
 nodetool = $CASSETTE_ENV_DIR/nodetool.sh -h 127.0.0.1 -p $(jmx_port "$n")
+sstableloader = $CASSETTE_ENV_DIR/sstableloader.sh
 data_dirs = $dirs
 commitlog_dir = $d/commitlog
 hints_dir = $d/hints
