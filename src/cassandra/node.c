@@ -239,20 +239,31 @@ static void add_tokens(const cql_result *r, size_t row, cs_strlist *out)
                 cs_strlist_add(out, tokens->items[i].text);
 }
 
+/* The node's one row of system.local, these columns. */
+static int read_local(cql_conn *c, const char *columns, cql_result **out, cs_err *e)
+{
+    char *q = cs_sprintf("SELECT %s FROM system.local WHERE key = 'local'", columns);
+    int rc = cql_query(c, q, out, e);
+    free(q);
+    if (rc)
+        return cs_err_prefix(e, "reading system.local");
+    size_t rows = cql_result_rows(*out);
+    if (rows != 1) {
+        cql_result_free(*out);
+        *out = NULL;
+        return cs_err_set(e, CS_E_PROTO, "system.local returned %zu rows", rows);
+    }
+    return 0;
+}
+
 int cs_node_read_info(cql_conn *c, cs_node_info *info, cs_err *e)
 {
     memset(info, 0, sizeof *info);
     cql_result *r = NULL;
-    int rc = cql_query(c,
-                       "SELECT host_id, broadcast_address, listen_address, cluster_name, data_center, "
-                       "rack, release_version, partitioner, tokens FROM system.local WHERE key = 'local'",
-                       &r, e);
+    int rc = read_local(c, "host_id, broadcast_address, listen_address, cluster_name, data_center, rack, "
+                           "release_version, partitioner, tokens", &r, e);
     if (rc)
-        return cs_err_prefix(e, "reading system.local");
-    if (cql_result_rows(r) != 1) {
-        cql_result_free(r);
-        return cs_err_set(e, CS_E_PROTO, "system.local returned %zu rows", cql_result_rows(r));
-    }
+        return rc;
     info->host_id = dup_text(r, 0, "host_id");
     info->address = dup_text(r, 0, cql_result_text(r, 0, "broadcast_address") ? "broadcast_address"
                                                                                : "listen_address");
@@ -291,16 +302,10 @@ int cs_node_read_ring(cql_conn *c, cs_ring *ring, cs_err *e)
 {
     memset(ring, 0, sizeof *ring);
     cql_result *r = NULL;
-    int rc = cql_query(c,
-                       "SELECT host_id, broadcast_address, rpc_address, cluster_name, data_center, rack, "
-                       "release_version, partitioner, tokens FROM system.local WHERE key = 'local'",
-                       &r, e);
+    int rc = read_local(c, "host_id, broadcast_address, rpc_address, cluster_name, data_center, rack, "
+                           "release_version, partitioner, tokens", &r, e);
     if (rc)
-        return cs_err_prefix(e, "reading system.local");
-    if (cql_result_rows(r) != 1) {
-        cql_result_free(r);
-        return cs_err_set(e, CS_E_PROTO, "system.local returned %zu rows", cql_result_rows(r));
-    }
+        return rc;
     ring->cluster_name = dup_text(r, 0, "cluster_name");
     ring->partitioner = dup_text(r, 0, "partitioner");
     ring_fill(ring_add(ring), r, 0, "broadcast_address", "rpc_address");
