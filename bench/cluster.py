@@ -74,9 +74,11 @@ def run(argv, env=None, check=True, timeout=900):
 
 
 def proc_cpu(pid):
+    """user+sys seconds of a live process and of its children it waited for (an agent's
+    nodetool JVMs), 0 when it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
 
@@ -277,8 +279,11 @@ def check_rows(session, want, sample=40):
 def live_bytes(env, n):
     """On-disk bytes of node n's live SSTables of the bench keyspace (snapshots not counted)."""
     total = 0
-    for table_dir in (env.node_dir(n) / "data").glob(f"*/{KEYSPACE}/*"):
-        total += sum(f.stat().st_size for f in table_dir.iterdir() if f.is_file())
+    for line in env.ini(n).read_text().splitlines():
+        if line.replace(" ", "").startswith("data_dirs="):
+            for d in line.split("=", 1)[1].split(","):
+                for table_dir in Path(d.strip()).glob(f"{KEYSPACE}/*"):
+                    total += sum(f.stat().st_size for f in table_dir.iterdir() if f.is_file())
     return total
 
 
@@ -304,7 +309,7 @@ class Results:
     def __init__(self):
         self.rows = []
 
-    def measure(self, env, label, argv, state_name):
+    def measure(self, env, label, argv, state_name, agents=True):
         state = Path(tempfile.mkdtemp(prefix="bcl-", dir=env.base)) / state_name
         state.mkdir(parents=True)
         pids = {n: env.agent_pid(n) for n in NODES}
@@ -317,13 +322,16 @@ class Results:
                            capture_output=True, text=True, env=env.cassette_env(state),
                            stdin=subprocess.DEVNULL, timeout=1800)
         wall = time.monotonic() - t0
+        (state.parent / "stdout").write_text(p.stdout)
+        (state.parent / "stderr").write_text(p.stderr)
         agents_cpu = sum(proc_cpu(p) - before[n] for n, p in pids.items() if p)
         if p.returncode != 0:
             tail = " | ".join(p.stderr.strip().splitlines()[-5:])
             raise BenchError(f"{label}: exit {p.returncode}: {tail}")
         fields = tfile.read_text().strip().splitlines()[-1].split()
         row = {"label": label, "wall": wall, "cpu": float(fields[1]) + float(fields[2]),
-               "rss_mib": int(fields[3]) / 1024, "agents_cpu": agents_cpu, "load": load_before}
+               "rss_mib": int(fields[3]) / 1024, "agents_cpu": agents_cpu if agents else None,
+               "load": load_before, "out": p.stdout}
         self.rows.append(row)
         say(f"{label}: {wall:.2f} s, CPU {row['cpu']:.2f} s, peak RSS {row['rss_mib']:.0f} MiB, "
             f"agents' CPU {agents_cpu:.2f} s (load {load_before})")
@@ -409,7 +417,7 @@ def bench(args, env, res):
                                                              "--json"], "a")
         parts = [res.measure(env, f"(b) cassette backup node {n}", [CASSETTE, "--config", env.ini(n), "backup",
                                                                     "--repo", node_repo, "--name", f"full-{n}",
-                                                                    "--json"], f"b{n}")
+                                                                    "--json"], f"b{n}", agents=False)
                  for n in NODES]
         b = res.total("(b) three node backups, one after another", parts)
         hwm_backup = {n: vm_hwm_kib(env.agent_pid(n)) for n in NODES}
@@ -430,7 +438,7 @@ def bench(args, env, res):
         truncate()
         parts = [res.measure(env, f"(d) cassette restore node {n} --mode import", [
             CASSETTE, "--config", env.ini(n), "restore", "--repo", node_repo, "--backup", f"full-{n}",
-            "--mode", "import", "--keyspace", KEYSPACE, "--json"], f"dr{n}") for n in NODES]
+            "--mode", "import", "--keyspace", KEYSPACE, "--json"], f"dr{n}", agents=False) for n in NODES]
         db = res.total("(d) three node restores, one after another", parts)
         say(f"rows after the node restores: {check_rows(s, rows)}")
     finally:
