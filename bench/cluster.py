@@ -385,8 +385,32 @@ def report(res, data, hwm, ratios, notes):
     for n in NODES:
         a, b = hwm["backup"].get(n), hwm["end"].get(n)
         out.append(f"| node {n} (127.0.0.{n}) | {a / 1024:.0f} | {b / 1024:.0f} |")
+    out += ["", "Where the time went (the commands' --json): " + " ".join(data.get("breakdown", []))]
     out += [""] + notes + [""]
     return "\n".join(out)
+
+
+def breakdown(a, parts_b, d, parts_d):
+    """What the commands' own --json documents say of where the time went."""
+    import json
+    out = []
+    try:
+        doc = json.loads(a["out"])
+        nodes = doc["nodes"]
+        window = max(n["snapshot_finished"] for n in nodes) - min(n["snapshot_started"] for n in nodes)
+        ups = ", ".join(f"{n['backup']['seconds']:.1f}" for n in nodes)
+        out.append(f"(a) cluster backup {doc['seconds']:.1f} s: snapshots on all nodes {window:.1f} s "
+                   f"(start spread {doc['snapshot_spread']:.2f} s), the agents' uploads {ups} s "
+                   f"(--parallel-nodes at a time); nodes complete {doc['nodes_complete']}/{doc['nodes_expected']}.")
+        secs = ", ".join(f"{json.loads(r['out'])['seconds']:.1f}" for r in parts_b)
+        out.append(f"(b) node backups (snapshot included) {secs} s.")
+        doc = json.loads(d["out"])
+        rs = ", ".join(f"{n['target']['restore']['seconds']:.1f}" for n in doc["nodes"])
+        out.append(f"(d) cluster restore {doc['seconds']:.1f} s: the agents' restores {rs} s; node restores "
+                   + ", ".join(f"{json.loads(r['out'])['seconds']:.1f}" for r in parts_d) + " s.")
+    except (ValueError, KeyError, TypeError) as e:
+        out.append(f"(the commands' --json documents could not be read for a breakdown: {e!r})")
+    return out
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -420,6 +444,7 @@ def bench(args, env, res):
                                                                     "--json"], f"b{n}", agents=False)
                  for n in NODES]
         b = res.total("(b) three node backups, one after another", parts)
+        parts_b = parts
         hwm_backup = {n: vm_hwm_kib(env.agent_pid(n)) for n in NODES}
 
         # (d): restores into the running nodes, after TRUNCATE
@@ -444,6 +469,7 @@ def bench(args, env, res):
     finally:
         c.shutdown()
     hwm_end = {n: vm_hwm_kib(env.agent_pid(n)) for n in NODES}
+    data["breakdown"] = breakdown(a, parts_b, d, parts)
     ratios = {"backup: three node backups / cluster backup": b["wall"] / a["wall"],
               "restore: three node restores / cluster restore": db["wall"] / d["wall"]}
     return data, {"backup": hwm_backup, "end": hwm_end}, ratios
