@@ -418,7 +418,9 @@ def breakdown(a, parts_b, d, parts_d):
 def bench(args, env, res):
     cl_repo = f"s3://{BUCKET}/cluster"
     node_repo = f"s3://{BUCKET}/nodes"
-    env.start([cl_repo, node_repo])
+    one_repo = f"s3://{BUCKET}/cluster-one"   # the cluster commands one node at a time
+    one = not args.no_one_at_a_time and args.parallel_nodes != 1
+    env.start([cl_repo, node_repo, one_repo])
     c, s = connect()
     try:
         say(f"loading ~{args.mib} MiB at RF 3 (load average {loadavg()}) ...")
@@ -430,7 +432,7 @@ def bench(args, env, res):
         say(f"loaded {rows} in {load_s:.0f} s; live bytes per node "
             f"{[round(b / MIB, 1) for b in data['node_bytes']]} MiB")
         state = Path(tempfile.mkdtemp(prefix="bcl-init-", dir=env.base))
-        for r in (cl_repo, node_repo):
+        for r in (cl_repo, node_repo, one_repo):
             run([CASSETTE, "init", "--repo", r, "--no-encryption"], env=env.cassette_env(state))
         contact = ["--contact", f"127.0.0.{FIRST}"]
         pn = ["--parallel-nodes", str(args.parallel_nodes)] if args.parallel_nodes else []
@@ -445,6 +447,10 @@ def bench(args, env, res):
                  for n in NODES]
         b = res.total("(b) three node backups, one after another", parts)
         parts_b = parts
+        if one:
+            a1 = res.measure(env, "(a1) cassette cluster backup --parallel-nodes 1", [
+                CASSETTE, "cluster", "backup", *contact, "--repo", one_repo, "--name", "full",
+                "--parallel-nodes", "1", *env.agent_opts(), "--json"], "a1")
         hwm_backup = {n: vm_hwm_kib(env.agent_pid(n)) for n in NODES}
 
         # (d): restores into the running nodes, after TRUNCATE
@@ -466,28 +472,40 @@ def bench(args, env, res):
             "--mode", "import", "--keyspace", KEYSPACE, "--json"], f"dr{n}", agents=False) for n in NODES]
         db = res.total("(d) three node restores, one after another", parts)
         say(f"rows after the node restores: {check_rows(s, rows)}")
+        if one:
+            truncate()
+            d1 = res.measure(env, "(d1) cassette cluster restore --mode import --parallel-nodes 1", [
+                CASSETTE, "cluster", "restore", *contact, "--repo", one_repo, "--backup", "full", "--mode",
+                "import", "--keyspace", KEYSPACE, "--parallel-nodes", "1", "--yes", *env.agent_opts(), "--json"],
+                "d1")
+            say(f"rows after the cluster restore --parallel-nodes 1: {check_rows(s, rows)}")
     finally:
         c.shutdown()
     hwm_end = {n: vm_hwm_kib(env.agent_pid(n)) for n in NODES}
     data["breakdown"] = breakdown(a, parts_b, d, parts)
     ratios = {"backup: three node backups / cluster backup": b["wall"] / a["wall"],
               "restore: three node restores / cluster restore": db["wall"] / d["wall"]}
+    if one:
+        ratios["backup: three node backups / cluster backup --parallel-nodes 1"] = b["wall"] / a1["wall"]
+        ratios["restore: three node restores / cluster restore --parallel-nodes 1"] = db["wall"] / d1["wall"]
     return data, {"backup": hwm_backup, "end": hwm_end}, ratios
 
 
 MEDUSA_NOTE = (
-    "(c) Medusa's `backup-cluster` / `restore-cluster` were not run. Medusa orchestrates them over "
-    "ssh (parallel-ssh) and sends every host the same command line, built on the coordinator from "
-    "its one config file: `nodetool snapshot` with the coordinator's own JMX host and port, then "
-    "`medusa --config-file <the coordinator's file> backup-node` (and restore-node, which stops and "
-    "starts Cassandra with that file's commands). Here the three nodes share one machine and differ "
-    "only by address and JMX port (127.0.0.21-23, JMX 11100/11200/11300 on 127.0.0.1), so every "
-    "ssh session would snapshot and upload the same node; Medusa's cluster mode needs one host (or "
-    "container) per node with one local config each. Besides, no ssh server runs in this container "
-    "(openssh-server is not installed; the client is). Making it work would take per-address shims "
-    "of nodetool and medusa behind an sshd on loopback, which is not Medusa as shipped; the "
-    "baseline is therefore the same backups and restores run node by node with cassette, one after "
-    "another. Medusa's single-node numbers are in the bench/run sections above.")
+    "(c) Medusa's `backup-cluster` / `restore-cluster` were not run. Medusa (0.31.0) orchestrates "
+    "them over ssh (parallel-ssh) and sends every host the same command line, built on the "
+    "coordinator from its one config file: `nodetool snapshot` with the coordinator's own JMX "
+    "host and port, then `medusa --config-file <the coordinator's file> backup-node` (no per-host "
+    "option: the node's name, JMX port, cassandra.yaml and data directory all come from that file); "
+    "`restore-node` gets a per-host `--fqdn` but the same file (and stops and starts Cassandra with "
+    "its commands). Here the three nodes share one machine and differ only by address and JMX port "
+    "(127.0.0.21-23, JMX 11100/11200/11300 on 127.0.0.1), so every ssh session would snapshot and "
+    "upload the same node under the same name: Medusa's cluster mode needs one host (or container) "
+    "per node with a local config each. Nor does an ssh server run in this container (the client "
+    "is installed, openssh-server is not; Debian's package could be). Making it work would take "
+    "per-address shims of nodetool and medusa behind an sshd on loopback, which is no longer Medusa "
+    "as shipped; the baseline is therefore the same backups and restores run node by node with "
+    "cassette, one after another. Medusa's single-node numbers are in the bench/run sections above.")
 
 
 def main():
@@ -497,6 +515,8 @@ def main():
     ap.add_argument("--s3-port", type=int, default=7076, help="port of the benchmark's versitygw")
     ap.add_argument("--parallel-nodes", type=int, default=0, help="--parallel-nodes of the cluster commands "
                     "(default: theirs)")
+    ap.add_argument("--no-one-at-a-time", action="store_true", help="skip the cluster backup and restore "
+                    "with --parallel-nodes 1 (measured by default beside the default parallelism)")
     ap.add_argument("--keep", action="store_true", help="leave the cluster, agents and server running")
     ap.add_argument("--no-append", action="store_true", help="print the results, do not append them")
     ap.add_argument("--force", action="store_true", help="run even while a full test run (tests/run.sh) goes")
