@@ -251,9 +251,21 @@ def load(session, mib):
     return {"wide": wide, "events": small}
 
 
-def counts(session):
-    return {t: session.execute(f"SELECT count(*) FROM {KEYSPACE}.{t}", timeout=300).one()[0]
-            for t in ("wide", "events")}
+def counts(session, attempts=5):
+    """Rows of each table at CONSISTENCY ALL. A replica that answers a page too late (the
+    server's range read timeout, on a busy machine) is asked again."""
+    from cassandra import OperationTimedOut, ReadTimeout
+    out = {}
+    for t in ("wide", "events"):
+        for attempt in range(attempts):
+            try:
+                out[t] = session.execute(f"SELECT count(*) FROM {KEYSPACE}.{t}", timeout=300).one()[0]
+                break
+            except (ReadTimeout, OperationTimedOut) as e:
+                if attempt == attempts - 1:
+                    raise BenchError(f"count of {KEYSPACE}.{t} at ALL timed out {attempts} times: {e}")
+                say(f"count of {KEYSPACE}.{t} timed out ({e.__class__.__name__}); again")
+    return out
 
 
 def check_rows(session, want, sample=40):
@@ -538,6 +550,7 @@ def main():
         say(f"{CASSETTE} is missing: run make first")
         return 2
     env = Env(args.base, args.s3_port)
+    load_start = loadavg()
     # SIGTERM and SIGHUP end the run the way Ctrl-C does: through the cleanup below.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -545,7 +558,10 @@ def main():
     t0 = time.monotonic()
     try:
         data, hwm, ratios = bench(args, env, res)
-    except (BenchError, subprocess.TimeoutExpired, KeyboardInterrupt) as e:
+    except (Exception, KeyboardInterrupt) as e:  # the driver's errors too: report, clean up, exit 1
+        if not isinstance(e, (BenchError, subprocess.TimeoutExpired, KeyboardInterrupt)):
+            import traceback
+            traceback.print_exc()
         say(f"error: {e!r}" if isinstance(e, KeyboardInterrupt) else f"error: {e}")
         for r in res.rows:
             say(f"  measured before the failure: {r['label']}: {r['wall']:.2f} s")
@@ -553,7 +569,8 @@ def main():
     finally:
         if not args.keep:
             env.cleanup()
-    notes = [f"Whole run {time.monotonic() - t0:.0f} s; load average at the end {loadavg()}.", "", ONE_MACHINE_NOTE,
+    notes = [f"Whole run {time.monotonic() - t0:.0f} s; load average before it started {load_start}, at the "
+             f"end {loadavg()} (the benchmark's own nodes and load count in it).", "", ONE_MACHINE_NOTE,
              "", MEDUSA_NOTE]
     text = report(res, data, hwm, ratios, notes)
     print(text)
