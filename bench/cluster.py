@@ -565,10 +565,13 @@ def main():
         say(f"error: {e!r}" if isinstance(e, KeyboardInterrupt) else f"error: {e}")
         for r in res.rows:
             say(f"  measured before the failure: {r['label']}: {r['wall']:.2f} s")
+        say(f"the nodes' directories, logs and each command's output stay in {env.base}")
         return 1
     finally:
         if not args.keep:
             env.cleanup()
+    if not args.keep:
+        shutil.rmtree(env.base, ignore_errors=True)   # ~2 GB of nodes and objects
     notes = [f"Whole run {time.monotonic() - t0:.0f} s; load average before it started {load_start}, at the "
              f"end {loadavg()} (the benchmark's own nodes and load count in it).", "", ONE_MACHINE_NOTE,
              "", MEDUSA_NOTE]
