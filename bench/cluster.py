@@ -568,6 +568,8 @@ def main():
         say(f"the nodes' directories, logs and each command's output stay in {env.base}")
         return 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)   # a second signal must not cut the cleanup short
         if not args.keep:
             env.cleanup()
     if not args.keep:
