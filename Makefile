@@ -39,7 +39,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRC := $(SRC)
 
-.PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench install FORCE
+.PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench bench-cluster install FORCE
 all: $(BUILD)/cassette tools
 
 # Version and git hash compiled into main.o (`cassette --version`); the
@@ -137,6 +137,9 @@ install: $(BUILD)/cassette $(BUILD)/cassette.1 $(BUILD)/cassette.bash
 
 bench: all
 	./bench/run
+
+bench-cluster: all
+	BENCH_NO_BUILD=1 ./bench/cluster.sh
 
 clean:
 	rm -rf build
