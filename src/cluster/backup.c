@@ -322,7 +322,7 @@ static int check_nodes(cbackup *b, cs_err *e)
     const cs_cluster_node *first = NULL;
     for (size_t i = 0; i < b->coord.n; i++) {
         cs_cluster_node *n = &b->coord.nodes[i];
-        if (n->ok && n->code == CS_E_UNAVAIL) /* agent up, Cassandra down */
+        if (n->ok && n->stopped)
             n->ok = false;
         if (!n->ok) {
             down++;

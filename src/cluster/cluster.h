@@ -55,7 +55,8 @@ typedef struct cs_cluster_backup_req {
 typedef struct cs_cluster_node {
     char *host_id, *address, *rpc_address, *datacenter, *rack, *agent;
     cs_strlist tokens;
-    bool ok;
+    bool ok;                /* its agent answers (and, in results, its operation succeeded) */
+    bool stopped;           /* its agent answers but Cassandra does not (reason says so) */
     char *reason;           /* why not ok (NULL when ok) */
     int code;               /* its CS_E_* */
     double snapshot_started, snapshot_finished; /* 0: no snapshot */

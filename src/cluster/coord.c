@@ -45,6 +45,7 @@ void cs_cluster_node_copy(cs_cluster_node *to, const cs_cluster_node *from)
     for (size_t i = 0; i < from->tokens.n; i++)
         cs_strlist_add(&to->tokens, from->tokens.items[i]);
     to->ok = from->ok;
+    to->stopped = from->stopped;
     to->reason = dup_or_null(from->reason);
     to->code = from->code;
     to->snapshot_started = from->snapshot_started;
@@ -370,12 +371,11 @@ int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_
     for (size_t i = 0; !rc && i < c->n; i++) {
         cs_cluster_node *n = &c->nodes[i];
         if (n->ok && n->facts && !node_live(n->facts)) {
-            cs_err why;
-            cs_err_set(&why, CS_E_UNAVAIL, "Cassandra is not running on %s (its agent answers)",
-                       cs_cluster_node_name(n));
-            n->code = why.code; /* kept ok: a stopped node is what a replace restore wants */
+            /* Kept ok: a stopped node is what a replace restore wants. */
+            n->stopped = true;
+            n->code = CS_E_UNAVAIL;
             free(n->reason);
-            n->reason = cs_strdup(why.msg);
+            n->reason = cs_sprintf("Cassandra is not running on %s (its agent answers)", cs_cluster_node_name(n));
         }
     }
     c->files_done = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));

@@ -375,12 +375,12 @@ static int plan_load(crestore *r, cs_err *e)
     r->target_of = cs_calloc(kept, sizeof *r->target_of);
     size_t next = 0, live = 0;
     for (size_t k = 0; k < c->n; k++)
-        live += c->nodes[k].ok && c->nodes[k].code != CS_E_UNAVAIL;
+        live += c->nodes[k].ok && !c->nodes[k].stopped;
     if (!live)
         return cs_err_set(e, CS_E_UNAVAIL, "no node of the target cluster is up: a load streams into running "
                           "nodes");
     for (size_t k = 0; k < kept; k++) {
-        while (!c->nodes[next % c->n].ok || c->nodes[next % c->n].code == CS_E_UNAVAIL)
+        while (!c->nodes[next % c->n].ok || c->nodes[next % c->n].stopped)
             next++;
         r->target_of[k] = next++ % c->n;
     }
@@ -541,7 +541,7 @@ static int check_mode(const crestore *r, cs_err *e)
         if (!probe->ok)
             return cs_err_set(e, probe->code ? probe->code : CS_E_UNAVAIL, "node %s: %s", cs_cluster_node_name(t),
                               probe->reason ? probe->reason : "its agent cannot be reached");
-        bool down = probe->code == CS_E_UNAVAIL;
+        bool down = probe->stopped;
         if (replace && !down)
             return cs_err_set(e, CS_E_USAGE, "node %s is running: a replace restore wants every target node "
                               "stopped ({mode} import restores into running nodes)", cs_cluster_node_name(t));

@@ -97,9 +97,8 @@ json_t *cs_cluster_status_result_json(const cs_cluster_status_req *req, const cs
     for (size_t i = 0; i < res->n_nodes; i++) {
         const cs_cluster_node *n = &res->nodes[i];
         json_t *o = cs_cluster_node_json(n);
-        json_t *live = n->facts ? json_object_get(n->facts, "live") : NULL;
         json_object_set_new(o, "reachable", json_boolean(n->ok));
-        json_object_set_new(o, "cassandra_up", json_boolean(n->ok && !json_is_false(live)));
+        json_object_set_new(o, "cassandra_up", json_boolean(n->ok && !n->stopped));
         json_t *version = n->facts ? json_object_get(n->facts, "version") : NULL;
         json_object_set(o, "agent_version", version ? version : json_null());
         json_t *release = n->facts ? json_object_get(n->facts, "release_version") : NULL;
