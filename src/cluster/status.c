@@ -135,6 +135,9 @@ int cs_cluster_read_manifest(cs_repo *repo, const char *name, json_t **out, cs_e
 {
     cs_buf b = CS_BUF_INIT;
     int rc = cs_repo_set_get_manifest(repo, name, &b, e);
+    if (rc == CS_E_NOTFOUND)
+        rc = cs_err_set(e, CS_E_NOTFOUND, "there is no cluster backup named %s (cassette list shows the backups; a "
+                                          "node backup taken alone is restored with cassette restore)", name);
     if (!rc) {
         json_error_t je;
         *out = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &je);
