@@ -17,8 +17,10 @@
  * Bad text is one error naming the part that is wrong; a cron expression
  * that can never fire ("0 0 30 2 *") is refused at parse time, and so are
  * windows that overlap or are empty.
- * Must not: read the clock, sleep, or change the process's time zone
- * (TZ) where another thread could see it. */
+ * Must not: read the clock or sleep. Zones are glibc's (TZ set and
+ * tzset() under this module's own lock, restored after): nothing else in
+ * cassette reads local time (it uses UTC only: gmtime_r, timegm), so no
+ * other thread can see the switch. */
 #ifndef CS_SERVER_SCHEDULE_H
 #define CS_SERVER_SCHEDULE_H
 
