@@ -41,10 +41,7 @@ typedef struct cbackup {
 
 static void default_name(char out[32])
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y%m%d-%H%M%S", &tm);
+    cs_utc_stamp((int64_t)time(NULL), out);
 }
 
 /* ---- hooks ---- */

@@ -229,6 +229,14 @@ double cs_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void cs_utc_stamp(int64_t t, char out[16])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 16, "%Y%m%d-%H%M%S", &tm);
+}
+
 void cs_iso8601(int64_t t, char out[21])
 {
     time_t tt = (time_t)t;

@@ -48,5 +48,7 @@ int cs_remove_tree(const char *path, cs_err *e);
  * string "2026-11-22T01:02:03Z" for t (out must hold 21 bytes). */
 double cs_now(void);
 void cs_iso8601(int64_t t, char out[21]);
+/* The UTC time t as a name part, "20261122-010203" (backup names, exports). */
+void cs_utc_stamp(int64_t t, char out[16]);
 
 #endif

@@ -61,10 +61,7 @@ typedef struct backup_ctx {
 
 static void default_name(char out[32])
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y%m%d-%H%M%S", &tm);
+    cs_utc_stamp((int64_t)time(NULL), out);
 }
 
 /* ---- storing one file ---- */

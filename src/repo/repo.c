@@ -295,6 +295,37 @@ int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e)
 }
 
 
+int cs_repo_put_doc(cs_repo *r, const char *key, int flags, const char *text, size_t len, cs_err *e)
+{
+    cs_sink *w = NULL;
+    int rc = cs_repo_writer(r, key, flags, &w, e);
+    if (!rc)
+        rc = cs_sink_write(w, text, len, e);
+    if (!rc)
+        rc = cs_sink_close(w, e);
+    cs_sink_free(w);
+    return rc ? cs_err_prefix(e, "writing %s", key) : 0;
+}
+
+int cs_repo_get_doc(cs_repo *r, const char *key, size_t max, cs_buf *out, cs_err *e)
+{
+    cs_buf sealed = CS_BUF_INIT;
+    cs_buf_reset(out);
+    int rc = cs_storage_get_bytes(r->st, key, max + (max >> 8) + 4096, &sealed, e);
+    cs_sink *head = NULL;
+    if (!rc)
+        rc = cs_repo_reader(r, cs_buf_sink_new(out, max), &head, e);
+    if (!rc && sealed.len)
+        rc = cs_sink_write(head, sealed.data, sealed.len, e);
+    if (!rc)
+        rc = cs_sink_close(head, e);
+    cs_sink_free(head);
+    if (rc)
+        cs_err_prefix(e, "%s", key);
+    cs_buf_free(&sealed);
+    return rc;
+}
+
 /* ---- sealed files (manifests) ---- */
 
 /* Stored manifests are at most this big (a CS_MANIFEST_MAX text, encrypted). */

@@ -99,6 +99,12 @@ int cs_repo_resumable_writer(cs_repo *r, const char *key, cs_put_resume *res, ag
 /* Wrap dst (taken over) so that the stored bytes of an object pushed into
  * *head come out as what the writer was given (decrypted when needed). */
 int cs_repo_reader(cs_repo *r, cs_sink *dst, cs_sink **head, cs_err *e);
+/* A small document (a cluster manifest, a server's state export) stored
+ * whole at key: sealed like a manifest when the repository is encrypted
+ * (cs_repo_writer), with flags (CS_PUT_EXCLUSIVE: never over another). */
+int cs_repo_put_doc(cs_repo *r, const char *key, int flags, const char *text, size_t len, cs_err *e);
+/* The document at key, unsealed, into out (at most max bytes of it). */
+int cs_repo_get_doc(cs_repo *r, const char *key, size_t max, cs_buf *out, cs_err *e);
 
 /* A fresh random object id (32 hex digits). */
 void cs_repo_new_object_id(char out[CS_OBJECT_ID_HEX]);

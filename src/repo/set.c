@@ -345,13 +345,7 @@ int cs_repo_set_put_manifest(cs_repo *r, const char *name, const char *json, siz
     if (!cs_repo_is_valid_backup_name(name))
         return cs_err_set(e, CS_E_INVAL, "invalid set name \"%s\"", name);
     char *key = cs_repo_set_key(name, "manifest");
-    cs_sink *w = NULL;
-    int rc = cs_repo_writer(r, key, CS_PUT_EXCLUSIVE, &w, e);
-    if (!rc)
-        rc = cs_sink_write(w, json, len, e);
-    if (!rc)
-        rc = cs_sink_close(w, e);
-    cs_sink_free(w);
+    int rc = cs_repo_put_doc(r, key, CS_PUT_EXCLUSIVE, json, len, e);
     if (rc)
         cs_err_prefix(e, "writing the cluster manifest of %s", name);
     free(key);
@@ -363,20 +357,7 @@ int cs_repo_set_get_manifest(cs_repo *r, const char *name, cs_buf *out, cs_err *
     if (!cs_repo_is_valid_backup_name(name))
         return cs_err_set(e, CS_E_NOTFOUND, "no backup set named \"%s\"", name);
     char *key = cs_repo_set_key(name, "manifest");
-    cs_buf sealed = CS_BUF_INIT;
-    cs_buf_reset(out);
-    int rc = cs_storage_get_bytes(r->st, key, CS_MANIFEST_MAX + (CS_MANIFEST_MAX >> 8), &sealed, e);
-    cs_sink *head = NULL;
-    if (!rc)
-        rc = cs_repo_reader(r, cs_buf_sink_new(out, CS_MANIFEST_MAX), &head, e);
-    if (!rc && sealed.len)
-        rc = cs_sink_write(head, sealed.data, sealed.len, e);
-    if (!rc)
-        rc = cs_sink_close(head, e);
-    cs_sink_free(head);
-    if (rc)
-        cs_err_prefix(e, "%s", key);
-    cs_buf_free(&sealed);
+    int rc = cs_repo_get_doc(r, key, CS_MANIFEST_MAX, out, e);
     free(key);
     return rc;
 }
