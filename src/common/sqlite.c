@@ -1,6 +1,10 @@
 /* sqlite.c - SQLite plumbing (see sqlite.h). */
 #include "common/sqlite.h"
 
+#include <stdlib.h>
+
+#include "common/buf.h"
+
 
 int cs_sqlite_err(sqlite3 *db, const char *label, const char *what, cs_err *e)
 {
@@ -55,6 +59,31 @@ int cs_sqlite_open(const char *path, const char *label, int busy_ms, const char 
     }
     *db = h;
     return 0;
+}
+
+char *cs_sqlite_meta_get(sqlite3 *db, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) == SQLITE_OK) {
+        cs_sqlite_bind_text(st, 1, key);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = cs_strdup(cs_sqlite_col_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+int cs_sqlite_meta_set(sqlite3 *db, const char *label, const char *key, const char *value, cs_err *e)
+{
+    sqlite3_stmt *st = cs_sqlite_prepare(db, label, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", e);
+    if (!st)
+        return e->code;
+    cs_sqlite_bind_text(st, 1, key);
+    cs_sqlite_bind_text(st, 2, value);
+    int rc = cs_sqlite_step_done(db, label, st, e);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 const char *cs_sqlite_col_text(sqlite3_stmt *st, int i)

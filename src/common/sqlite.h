@@ -30,6 +30,12 @@ sqlite3_stmt *cs_sqlite_prepare(sqlite3 *db, const char *label, const char *sql,
  * then reset it for reuse. */
 int cs_sqlite_step_done(sqlite3 *db, const char *label, sqlite3_stmt *st, cs_err *e);
 
+/* The meta(key TEXT PRIMARY KEY, value TEXT) table in which cassette's
+ * SQLite files keep their schema version and such: the value of key
+ * (caller frees), NULL when there is none or no such table. */
+char *cs_sqlite_meta_get(sqlite3 *db, const char *key);
+int cs_sqlite_meta_set(sqlite3 *db, const char *label, const char *key, const char *value, cs_err *e);
+
 /* Column i as text, "" when NULL. */
 const char *cs_sqlite_col_text(sqlite3_stmt *st, int i);
 /* Bind a copy of s (NULL binds NULL). */

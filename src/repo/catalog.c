@@ -120,31 +120,6 @@ char *cs_catalog_default_path(const char *repo_id)
     return cs_sprintf("%s/.cache/cassette/catalog/%s.db", home && *home ? home : "/tmp", repo_id);
 }
 
-static char *meta_value(cs_catalog *c, const char *key)
-{
-    sqlite3_stmt *st = NULL;
-    char *v = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) == SQLITE_OK) {
-        cs_sqlite_bind_text(st, 1, key);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = cs_strdup(cs_sqlite_col_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
-static int set_meta(cs_catalog *c, const char *key, const char *value, cs_err *e)
-{
-    sqlite3_stmt *st = prepare(c, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", e);
-    if (!st)
-        return e->code;
-    cs_sqlite_bind_text(st, 1, key);
-    cs_sqlite_bind_text(st, 2, value);
-    int rc = step_done(c, st, e);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Open the file and make it this repository's catalog of this schema. A
  * mismatch is not an error: the file is a cache and starts over. */
 static int open_db(cs_catalog *c, const char *repo_id, bool *mismatch, cs_err *e)
@@ -159,12 +134,12 @@ static int open_db(cs_catalog *c, const char *repo_id, bool *mismatch, cs_err *e
         *mismatch = true;
         return 0;
     }
-    char *schema = meta_value(c, "schema");
-    char *repo = meta_value(c, "repository");
+    char *schema = cs_sqlite_meta_get(c->db, "schema");
+    char *repo = cs_sqlite_meta_get(c->db, "repository");
     if (!schema && !repo) {
-        int rc = set_meta(c, "schema", CATALOG_SCHEMA, e);
+        int rc = cs_sqlite_meta_set(c->db, c->label, "schema", CATALOG_SCHEMA, e);
         if (!rc)
-            rc = set_meta(c, "repository", repo_id, e);
+            rc = cs_sqlite_meta_set(c->db, c->label, "repository", repo_id, e);
         free(schema);
         free(repo);
         return rc;

@@ -118,7 +118,9 @@ int cs_state_open(const char *url, const cs_state_opts *o, cs_state **out, cs_er
     } else {
         bool sqlite = !strncmp(url, "sqlite:", 7);
         const char *path = sqlite ? url + 7 : url;
-        if (!*path || (!sqlite && strstr(url, "://")))
+        if (!*path)
+            return cs_err_set(e, CS_E_USAGE, "state: %s names no file", url);
+        if (!sqlite && strstr(url, "://"))
             return cs_err_set(e, CS_E_USAGE, "state: %s is neither sqlite:PATH, a path, nor cassandra://HOST/KEYSPACE",
                               url);
         rc = cs_state_sqlite_open(path, o, out, e);

@@ -11,6 +11,7 @@
 #include "server/state_impl.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -632,24 +633,14 @@ static int read_lease(sq_state *q, lease_row *r, cs_err *e)
 /* The next epoch from meta's counter, which it advances. */
 static int next_epoch(sq_state *q, uint64_t *epoch, cs_err *e)
 {
-    sqlite3_stmt *st = prepare(q, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'lease_epoch'", e);
-    if (!st)
-        return e->code;
-    int step = sqlite3_step(st);
-    sqlite3_int64 last = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return db_err(q, "read", e);
-    *epoch = (uint64_t)(last > 0 ? last : 0) + 1;
+    char *last = cs_sqlite_meta_get(q->db, "lease_epoch");
+    if (!last)
+        return cs_err_set(e, CS_E_CORRUPT, "%s: the lease epoch counter is missing", q->label);
+    *epoch = strtoull(last, NULL, 10) + 1;
+    free(last);
     char text[24];
     snprintf(text, sizeof text, "%llu", (unsigned long long)*epoch);
-    st = prepare(q, "INSERT OR REPLACE INTO meta(key, value) VALUES('lease_epoch', ?1)", e);
-    if (!st)
-        return e->code;
-    cs_sqlite_bind_text(st, 1, text);
-    int rc = cs_sqlite_step_done(q->db, q->label, st, e);
-    sqlite3_finalize(st);
-    return rc;
+    return cs_sqlite_meta_set(q->db, q->label, "lease_epoch", text, e);
 }
 
 static int write_lease(sq_state *q, const char *owner, uint64_t epoch, double expires, cs_err *e)
@@ -759,20 +750,6 @@ static const cs_state_ops SQLITE_OPS = {
     .lease_get = sq_lease_get,
 };
 
-/* meta[key], or NULL when there is none (or no meta table). */
-static char *meta_value(sq_state *q, const char *key)
-{
-    sqlite3_stmt *st = NULL;
-    char *v = NULL;
-    if (sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) == SQLITE_OK) {
-        cs_sqlite_bind_text(st, 1, key);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = cs_strdup(cs_sqlite_col_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
 static int table_count(sq_state *q, int *n, cs_err *e)
 {
     sqlite3_stmt *st = prepare(q, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", e);
@@ -790,13 +767,13 @@ static int init_schema(sq_state *q, cs_err *e)
 {
     int tables = 0;
     int rc = table_count(q, &tables, e);
-    char *mark = rc || !tables ? NULL : meta_value(q, "store");
+    char *mark = rc || !tables ? NULL : cs_sqlite_meta_get(q->db, "store");
     if (!rc && tables && (!mark || strcmp(mark, STORE_MARK)))
         rc = cs_err_set(e, CS_E_INVAL, "%s: an SQLite file of something else, not a cassette state store", q->label);
     free(mark);
     if (!rc)
         rc = cs_sqlite_exec(q->db, q->label, SCHEMA, e);
-    char *schema = rc ? NULL : meta_value(q, "schema");
+    char *schema = rc ? NULL : cs_sqlite_meta_get(q->db, "schema");
     if (!rc && (!schema || strcmp(schema, STORE_SCHEMA)))
         rc = cs_err_set(e, CS_E_INVAL, "%s: schema version %s, this cassette knows version %s", q->label,
                         schema ? schema : "(none)", STORE_SCHEMA);
