@@ -271,7 +271,13 @@ int cs_state_audit_add(cs_state *s, const json_t *entry, cs_err *e)
 {
     if (!json_is_object(entry))
         return cs_err_set(e, CS_E_INVAL, "audit: the entry must be a JSON object");
-    return s->ops->audit_add(s, entry, e);
+    if (json_is_number(json_object_get(entry, "at")))
+        return s->ops->audit_add(s, entry, e);
+    json_t *stamped = json_copy((json_t *)entry);
+    json_object_set_new(stamped, "at", json_real(cs_now()));
+    int rc = s->ops->audit_add(s, stamped, e);
+    json_decref(stamped);
+    return rc;
 }
 
 int cs_state_audit_list(cs_state *s, size_t limit, json_t **out, cs_err *e)

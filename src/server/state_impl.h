@@ -62,6 +62,7 @@ typedef struct cs_state_ops {
 
     int (*prune)(cs_state *s, double before, cs_err *e);
 
+    /* entry["at"] is a number. */
     int (*audit_add)(cs_state *s, const json_t *entry, cs_err *e);
     /* limit is already 1..CS_STATE_LIMIT_MAX. */
     int (*audit_list)(cs_state *s, size_t limit, json_t **out, cs_err *e);

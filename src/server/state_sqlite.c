@@ -552,26 +552,16 @@ static int sq_prune(cs_state *s, double before, cs_err *e)
 
 static int audit_add(sq_state *q, const json_t *entry, cs_err *e)
 {
-    /* An entry without its time gets the store's. */
-    const json_t *at = json_object_get(entry, "at");
-    json_t *copy = NULL;
-    if (!json_is_number(at)) {
-        copy = json_copy((json_t *)entry);
-        json_object_set_new(copy, "at", json_real(cs_now()));
-        entry = copy;
-        at = json_object_get(entry, "at");
-    }
     char *text = encode(entry, "audit", e);
     sqlite3_stmt *st = text ? prepare(q, "INSERT INTO audit(at, doc) VALUES(?1, ?2)", e) : NULL;
     int rc = st ? 0 : e->code;
     if (st) {
-        sqlite3_bind_double(st, 1, json_number_value(at));
+        sqlite3_bind_double(st, 1, json_number_value(json_object_get(entry, "at")));
         cs_sqlite_bind_text(st, 2, text);
         rc = cs_sqlite_step_done(q->db, q->label, st, e);
     }
     sqlite3_finalize(st);
     free(text);
-    json_decref(copy);
     return rc;
 }
 

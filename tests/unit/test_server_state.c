@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +102,15 @@ static void check_state(cs_state *s, const char *id, const char *want)
     assert_int_equal(cs_state_run_get(s, id, &r, &e), 0);
     assert_string_equal(str(r, "state"), want);
     json_decref(r);
+}
+
+static void expect_count(cs_state *s, const char *state, size_t want)
+{
+    cs_err e;
+    json_t *list;
+    assert_int_equal(cs_state_run_list(s, &(cs_run_filter){ .state = state, .limit = 1000 }, &list, &e), 0);
+    assert_int_equal(json_array_size(list), want);
+    json_decref(list);
 }
 
 /* ---- opening ---- */
@@ -471,7 +481,71 @@ static void test_run_cas_race(void **state)
     }
     for (int t = 0; t < RACERS; t++)
         assert_int_equal(racers[t].errors, 0);
+    expect_count(f->s, "running", RACE_RUNS);
+    expect_count(f->s, "queued", 0);
     cs_state_close(other);
+}
+
+/* Two processes, each with its own handle on the file, take the same
+ * queued runs: each run is taken once. */
+static void take_all(const char *db, int out_fd)
+{
+    cs_err e;
+    cs_state *s;
+    if (cs_state_open(db, NULL, &s, &e))
+        _exit(2);
+    for (int i = 0; i < RACE_RUNS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r-%02d", i);
+        json_t *doc = run_doc(id, "t-1", "prod", "backup", "running", 100 + i);
+        bool applied = false;
+        char won;
+        if (cs_state_run_cas(s, "queued", doc, &applied, &e))
+            _exit(3);
+        won = applied ? '1' : '0';
+        if (write(out_fd, &won, 1) != 1)
+            _exit(4);
+        json_decref(doc);
+    }
+    cs_state_close(s);
+}
+
+static void test_run_cas_processes(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < RACE_RUNS; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r-%02d", i);
+        add_run(f->s, id, "t-1", "prod", "backup", "queued", 100 + i);
+    }
+    int fds[2][2];
+    pid_t pids[2];
+    for (int p = 0; p < 2; p++) {
+        assert_int_equal(pipe(fds[p]), 0);
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(fds[p][0]);
+            take_all(f->db, fds[p][1]);
+            _exit(0);
+        }
+        close(fds[p][1]);
+    }
+    char wins[2][RACE_RUNS];
+    for (int p = 0; p < 2; p++) {
+        size_t got = 0;
+        ssize_t n;
+        while (got < RACE_RUNS && (n = read(fds[p][0], wins[p] + got, RACE_RUNS - got)) > 0)
+            got += (size_t)n;
+        assert_int_equal(got, RACE_RUNS);
+        close(fds[p][0]);
+        int status;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    for (int i = 0; i < RACE_RUNS; i++)
+        assert_int_equal((wins[0][i] == '1') + (wins[1][i] == '1'), 1);
+    expect_count(f->s, "running", RACE_RUNS);
 }
 
 static void test_run_cancel(void **state)
@@ -888,6 +962,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_add_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cas_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_cas_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_list_limits, setup, teardown),
