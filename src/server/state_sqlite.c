@@ -162,14 +162,9 @@ static int read_docs(sq_state *q, sqlite3_stmt *st, json_t *array, cs_err *e)
     return step == SQLITE_DONE ? 0 : db_err(q, "read", e);
 }
 
-/* The documents sql selects, binding ?1 to arg (NULL: nothing bound). */
-static int list_docs(sq_state *q, const char *sql, const char *arg, json_t **out, cs_err *e)
+/* The documents st selects, as an array into *out; finalizes st. */
+static int collect(sq_state *q, sqlite3_stmt *st, json_t **out, cs_err *e)
 {
-    sqlite3_stmt *st = prepare(q, sql, e);
-    if (!st)
-        return e->code;
-    if (arg)
-        cs_sqlite_bind_text(st, 1, arg);
     json_t *array = json_array();
     int rc = read_docs(q, st, array, e);
     sqlite3_finalize(st);
@@ -178,6 +173,17 @@ static int list_docs(sq_state *q, const char *sql, const char *arg, json_t **out
     else
         *out = array;
     return rc;
+}
+
+/* The documents sql selects, binding ?1 to arg (NULL: nothing bound). */
+static int list_docs(sq_state *q, const char *sql, const char *arg, json_t **out, cs_err *e)
+{
+    sqlite3_stmt *st = prepare(q, sql, e);
+    if (!st)
+        return e->code;
+    if (arg)
+        cs_sqlite_bind_text(st, 1, arg);
+    return collect(q, st, out, e);
 }
 
 /* Run sql binding ?1 to id; *changes: rows it changed. */
@@ -297,6 +303,7 @@ static int sq_task_delete(cs_state *s, const char *id, cs_err *e)
  * ?5 state, ?6 queued_at, ?7 the document (then ?8: a cas's `from`). */
 static int write_run(sq_state *q, const char *sql, const json_t *doc, const char *from, int *changes, cs_err *e)
 {
+    *changes = 0;
     char *text = encode(doc, "run", e);
     if (!text)
         return e->code;
@@ -437,14 +444,7 @@ static int run_list(sq_state *q, const cs_run_filter *f, json_t **out, cs_err *e
     if (f->since > 0)
         sqlite3_bind_double(st, ++n, f->since);
     sqlite3_bind_int64(st, ++n, (sqlite3_int64)f->limit);
-    json_t *array = json_array();
-    int rc = read_docs(q, st, array, e);
-    sqlite3_finalize(st);
-    if (rc)
-        json_decref(array);
-    else
-        *out = array;
-    return rc;
+    return collect(q, st, out, e);
 }
 
 static int sq_run_list(cs_state *s, const cs_run_filter *f, json_t **out, cs_err *e)
@@ -577,14 +577,7 @@ static int audit_list(sq_state *q, size_t limit, json_t **out, cs_err *e)
     if (!st)
         return e->code;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
-    json_t *array = json_array();
-    int rc = read_docs(q, st, array, e);
-    sqlite3_finalize(st);
-    if (rc)
-        json_decref(array);
-    else
-        *out = array;
-    return rc;
+    return collect(q, st, out, e);
 }
 
 static int sq_audit_list(cs_state *s, size_t limit, json_t **out, cs_err *e)
@@ -684,7 +677,9 @@ static int sq_lease_release(cs_state *s, const char *owner, cs_err *e)
 {
     int changes;
     sq_state *q = lock(s);
-    return unlock(q, write_id(q, "UPDATE lease SET owner = NULL, expires = 0 WHERE name = '" LEASE_NAME "' AND owner = ?1",
+    return unlock(q, write_id(q,
+                              "UPDATE lease SET owner = NULL, expires = 0"
+                              " WHERE name = '" LEASE_NAME "' AND owner = ?1",
                               owner, &changes, e));
 }
 
