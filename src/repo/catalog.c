@@ -1,7 +1,6 @@
 /* catalog.c - the SQLite cache of a repository (see catalog.h). */
 #include "repo/catalog.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/sqlite.h"
 
 #define CATALOG_SCHEMA "3"
 #define CACHE_KIB 16384 /* SQLite page cache: 16 MiB whatever the repository's size */
@@ -16,6 +16,7 @@
 struct cs_catalog {
     sqlite3 *db;
     char *path;
+    char *label;             /* "catalog PATH", what its errors begin with */
     int depth;               /* open savepoints */
     sqlite3_stmt *add_listed; /* between listing_begin and listing_end */
 };
@@ -47,38 +48,25 @@ static const char SCHEMA[] =
 
 /* ---- SQLite plumbing ---- */
 
+/* The shared plumbing (common/sqlite.h), bound to this catalog. */
 static int db_err(cs_catalog *c, cs_err *e, const char *what)
 {
-    return cs_err_set(e, CS_E_IO, "catalog %s: %s: %s", c->path, what, sqlite3_errmsg(c->db));
+    return cs_sqlite_err(c->db, c->label, what, e);
 }
 
 static int exec(cs_catalog *c, const char *sql, cs_err *e)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
-    int rc = cs_err_set(e, CS_E_IO, "catalog %s: %s", c->path, msg ? msg : sqlite3_errmsg(c->db));
-    sqlite3_free(msg);
-    return rc;
+    return cs_sqlite_exec(c->db, c->label, sql, e);
 }
 
 static sqlite3_stmt *prepare(cs_catalog *c, const char *sql, cs_err *e)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        db_err(c, e, "prepare");
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    return st;
+    return cs_sqlite_prepare(c->db, c->label, sql, e);
 }
 
-/* Step a statement that returns no rows, then reset it for reuse. */
 static int step_done(cs_catalog *c, sqlite3_stmt *st, cs_err *e)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_err(c, e, "write");
+    return cs_sqlite_step_done(c->db, c->label, st, e);
 }
 
 static uint64_t col_u64(sqlite3_stmt *st, int i)
@@ -87,20 +75,9 @@ static uint64_t col_u64(sqlite3_stmt *st, int i)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
-}
-
 static char *col_opt_text(sqlite3_stmt *st, int i)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : cs_strdup(col_text(st, i));
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : cs_strdup(cs_sqlite_col_text(st, i));
 }
 
 static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
@@ -143,58 +120,26 @@ char *cs_catalog_default_path(const char *repo_id)
     return cs_sprintf("%s/.cache/cassette/catalog/%s.db", home && *home ? home : "/tmp", repo_id);
 }
 
-static char *meta_value(cs_catalog *c, const char *key)
-{
-    sqlite3_stmt *st = NULL;
-    char *v = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) == SQLITE_OK) {
-        bind_text(st, 1, key);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = cs_strdup(col_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
-static int set_meta(cs_catalog *c, const char *key, const char *value, cs_err *e)
-{
-    sqlite3_stmt *st = prepare(c, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", e);
-    if (!st)
-        return e->code;
-    bind_text(st, 1, key);
-    bind_text(st, 2, value);
-    int rc = step_done(c, st, e);
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Open the file and make it this repository's catalog of this schema. A
  * mismatch is not an error: the file is a cache and starts over. */
 static int open_db(cs_catalog *c, const char *repo_id, bool *mismatch, cs_err *e)
 {
     *mismatch = false;
-    if (sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        *mismatch = true;
-        return 0;
-    }
-    /* Another cassette may be syncing the same catalog: wait for it. */
-    sqlite3_busy_timeout(c->db, 120000);
     char pragmas[160];
-    snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA temp_store=FILE",
+    snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA temp_store=FILE",
              CACHE_KIB);
-    if (exec(c, pragmas, e) || exec(c, SCHEMA, e)) {
+    /* Another cassette may be syncing the same catalog: wait for it. */
+    if (cs_sqlite_open(c->path, c->label, 120000, pragmas, &c->db, e) || exec(c, SCHEMA, e)) {
         cs_err_clear(e);
         *mismatch = true;
         return 0;
     }
-    char *schema = meta_value(c, "schema");
-    char *repo = meta_value(c, "repository");
+    char *schema = cs_sqlite_meta_get(c->db, "schema");
+    char *repo = cs_sqlite_meta_get(c->db, "repository");
     if (!schema && !repo) {
-        int rc = set_meta(c, "schema", CATALOG_SCHEMA, e);
+        int rc = cs_sqlite_meta_set(c->db, c->label, "schema", CATALOG_SCHEMA, e);
         if (!rc)
-            rc = set_meta(c, "repository", repo_id, e);
+            rc = cs_sqlite_meta_set(c->db, c->label, "repository", repo_id, e);
         free(schema);
         free(repo);
         return rc;
@@ -219,6 +164,7 @@ int cs_catalog_open(const char *path, const cs_repo *repo, cs_catalog **out, cs_
 {
     cs_catalog *c = cs_calloc(1, sizeof *c);
     c->path = cs_strdup(path);
+    c->label = cs_sprintf("catalog %s", path);
     char *dir = cs_dirname(path);
     int rc = cs_mkdirs(dir, 0700, e);
     free(dir);
@@ -252,6 +198,7 @@ void cs_catalog_close(cs_catalog *c)
         cs_catalog_rollback(c);
     sqlite3_close(c->db);
     free(c->path);
+    free(c->label);
     free(c);
 }
 
@@ -297,9 +244,9 @@ static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
         rows = cs_realloc(rows, (count + 1) * sizeof *rows);
         cat_row *r = &rows[count++];
         r->id = sqlite3_column_int64(st, 0);
-        r->name = cs_strdup(col_text(st, 1));
-        r->host = cs_strdup(col_text(st, 2));
-        r->sig = cs_strdup(col_text(st, 3));
+        r->name = cs_strdup(cs_sqlite_col_text(st, 1));
+        r->host = cs_strdup(cs_sqlite_col_text(st, 2));
+        r->sig = cs_strdup(cs_sqlite_col_text(st, 3));
         r->level = sqlite3_column_int(st, 4);
         r->refs = sqlite3_column_int(st, 5);
         r->committed = sqlite3_column_int(st, 6) != 0;
@@ -349,7 +296,7 @@ static int forget_row(cs_catalog *c, int64_t id, cs_err *e)
 static void bind_opt_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
-        bind_text(st, i, s);
+        cs_sqlite_bind_text(st, i, s);
     else
         sqlite3_bind_null(st, i);
 }
@@ -367,9 +314,9 @@ static int insert_row(cs_catalog *c, const cs_backup_info *info, const cs_backup
         return e->code;
     const cs_backup_entry *en = &info->entry;
     char *sig = signature(f);
-    bind_text(st, 1, f->name);
-    bind_text(st, 2, f->host);
-    bind_text(st, 3, en->address ? en->address : "");
+    cs_sqlite_bind_text(st, 1, f->name);
+    cs_sqlite_bind_text(st, 2, f->host);
+    cs_sqlite_bind_text(st, 3, en->address ? en->address : "");
     sqlite3_bind_double(st, 4, en->started);
     sqlite3_bind_double(st, 5, f->has[CS_BK_MANIFEST] ? en->finished : 0.0);
     sqlite3_bind_int(st, 6, f->has[CS_BK_MANIFEST]);
@@ -386,7 +333,7 @@ static int insert_row(cs_catalog *c, const cs_backup_info *info, const cs_backup
     bind_opt_text(st, 15, en->scope_names);
     bind_opt_text(st, 16, en->scope_id);
     bind_opt_text(st, 17, en->damage);
-    bind_text(st, 18, sig);
+    cs_sqlite_bind_text(st, 18, sig);
     sqlite3_bind_int(st, 19, (int)level);
     sqlite3_bind_int(st, 20, info->refs);
     int rc = step_done(c, st, e);
@@ -455,7 +402,7 @@ static int insert_refs(cs_catalog *c, const cs_backup_info *info, int64_t id, cs
     for (size_t i = 0; !rc && i < n; i++) {
         if (i && !strcmp(items[i].oid, items[i - 1].oid))
             continue; /* one object, two files: counted once per backup */
-        bind_text(up, 1, items[i].oid);
+        cs_sqlite_bind_text(up, 1, items[i].oid);
         if (items[i].size)
             bind_u64(up, 2, *items[i].size);
         else
@@ -588,9 +535,9 @@ int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *
         entries = cs_realloc(entries, (count + 1) * sizeof *entries);
         cs_backup_entry *b = &entries[count++];
         memset(b, 0, sizeof *b);
-        b->name = cs_strdup(col_text(st, 0));
-        b->host_id = cs_strdup(col_text(st, 1));
-        b->address = cs_strdup(col_text(st, 2));
+        b->name = cs_strdup(cs_sqlite_col_text(st, 0));
+        b->host_id = cs_strdup(cs_sqlite_col_text(st, 1));
+        b->address = cs_strdup(cs_sqlite_col_text(st, 2));
         b->started = sqlite3_column_double(st, 3);
         b->finished = sqlite3_column_double(st, 4);
         b->complete = sqlite3_column_int(st, 5) != 0;
@@ -622,8 +569,8 @@ int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_e
     sqlite3_stmt *st = prepare(c, "SELECT id FROM backups WHERE name = ?1 AND host_id = ?2", e);
     if (!st)
         return e->code;
-    bind_text(st, 1, name);
-    bind_text(st, 2, host_id);
+    cs_sqlite_bind_text(st, 1, name);
+    cs_sqlite_bind_text(st, 2, host_id);
     int rc = 0;
     if (sqlite3_step(st) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
@@ -648,9 +595,9 @@ int cs_catalog_put_sets(cs_catalog *c, const cs_backup_entry *entries, size_t n,
         const cs_set_info *s = entries[i].set;
         if (!s)
             continue;
-        bind_text(st, 1, entries[i].name);
-        bind_text(st, 2, s->id);
-        bind_text(st, 3, s->cluster);
+        cs_sqlite_bind_text(st, 1, entries[i].name);
+        cs_sqlite_bind_text(st, 2, s->id);
+        cs_sqlite_bind_text(st, 3, s->cluster);
         sqlite3_bind_double(st, 4, entries[i].started);
         bind_u64(st, 5, s->expected);
         bind_u64(st, 6, s->complete_hosts);
@@ -677,9 +624,9 @@ int cs_catalog_sets(cs_catalog *c, cs_catalog_set **out, size_t *n, cs_err *e)
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         *out = cs_realloc(*out, (*n + 1) * sizeof **out);
         cs_catalog_set *x = &(*out)[(*n)++];
-        x->name = cs_strdup(col_text(st, 0));
-        x->set_id = cs_strdup(col_text(st, 1));
-        x->cluster = cs_strdup(col_text(st, 2));
+        x->name = cs_strdup(cs_sqlite_col_text(st, 0));
+        x->set_id = cs_strdup(cs_sqlite_col_text(st, 1));
+        x->cluster = cs_strdup(cs_sqlite_col_text(st, 2));
         x->started = sqlite3_column_double(st, 3);
         x->expected = (size_t)col_u64(st, 4);
         x->complete_hosts = (size_t)col_u64(st, 5);
@@ -714,8 +661,8 @@ int cs_catalog_only_refs(cs_catalog *c, const char *name, const char *host_id, u
                                e);
     if (!st)
         return e->code;
-    bind_text(st, 1, name);
-    bind_text(st, 2, host_id);
+    cs_sqlite_bind_text(st, 1, name);
+    cs_sqlite_bind_text(st, 2, host_id);
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : db_err(c, e, "read");
     *objects = rc ? 0 : col_u64(st, 0);
     *stored = rc ? 0 : col_u64(st, 1);
@@ -733,7 +680,7 @@ int cs_catalog_without_refs(cs_catalog *c, cs_catalog_backup_cb cb, void *arg, c
         return e->code;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        if (cb(col_text(st, 0), col_text(st, 1), sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : col_text(st, 2),
+        if (cb(cs_sqlite_col_text(st, 0), cs_sqlite_col_text(st, 1), sqlite3_column_type(st, 2) == SQLITE_NULL ? NULL : cs_sqlite_col_text(st, 2),
                arg))
             break;
     int rc = step == SQLITE_DONE || step == SQLITE_ROW ? 0 : db_err(c, e, "read");
@@ -769,7 +716,7 @@ int cs_catalog_select(cs_catalog *c, const char *backup, double sample_pct, uint
     if (!st)
         return e->code;
     if (backup)
-        bind_text(st, 1, backup);
+        cs_sqlite_bind_text(st, 1, backup);
     rc = step_done(c, st, e);
     sqlite3_finalize(st);
     uint64_t total = (uint64_t)sqlite3_changes64(c->db);
@@ -800,10 +747,10 @@ static void read_object(sqlite3_stmt *st, cs_catalog_object *o)
 {
     memset(o, 0, sizeof *o);
     o->row = sqlite3_column_int64(st, 0);
-    snprintf(o->id, sizeof o->id, "%s", col_text(st, 1));
+    snprintf(o->id, sizeof o->id, "%s", cs_sqlite_col_text(st, 1));
     o->size = col_u64(st, 2);
     o->stored = col_u64(st, 3);
-    snprintf(o->hash, sizeof o->hash, "%s", col_text(st, 4));
+    snprintf(o->hash, sizeof o->hash, "%s", cs_sqlite_col_text(st, 4));
     o->conflict = sqlite3_column_int(st, 5) != 0;
 }
 
@@ -882,7 +829,7 @@ int cs_catalog_bad_refs(cs_catalog *c, cs_catalog_ref_cb cb, void *arg, cs_err *
         return e->code;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        if (cb(col_text(st, 0), col_text(st, 1), col_text(st, 2), arg))
+        if (cb(cs_sqlite_col_text(st, 0), cs_sqlite_col_text(st, 1), cs_sqlite_col_text(st, 2), arg))
             break;
     rc = step == SQLITE_DONE || step == SQLITE_ROW ? 0 : db_err(c, e, "read");
     sqlite3_finalize(st);
@@ -908,7 +855,7 @@ int cs_catalog_listing_begin(cs_catalog *c, cs_err *e)
 int cs_catalog_listing_add(cs_catalog *c, const char *id, uint64_t size, int64_t mtime, cs_err *e)
 {
     sqlite3_stmt *st = c->add_listed;
-    bind_text(st, 1, id);
+    cs_sqlite_bind_text(st, 1, id);
     bind_u64(st, 2, size);
     sqlite3_bind_int64(st, 3, mtime);
     return step_done(c, st, e);
@@ -968,7 +915,7 @@ int cs_catalog_unreferenced(cs_catalog *c, int64_t cutoff, int64_t after, char (
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
         rows[*n] = sqlite3_column_int64(st, 0);
-        snprintf(ids[*n], CS_OBJECT_ID_HEX, "%s", col_text(st, 1));
+        snprintf(ids[*n], CS_OBJECT_ID_HEX, "%s", cs_sqlite_col_text(st, 1));
         *bytes += col_u64(st, 2);
         (*n)++;
     }

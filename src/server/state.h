@@ -84,7 +84,7 @@ typedef struct cs_run_filter {
     const char *cluster, *task, *kind; /* NULL: any */
     const char *state;                 /* one state, or "open" (queued or running), NULL: any */
     double since;                      /* queued_at >= since (0: any) */
-    size_t limit;                      /* 0: 100 */
+    size_t limit;                      /* 0: 100; at most 1000 are returned */
     bool oldest_first;                 /* default: newest first (by queued_at) */
 } cs_run_filter;
 int cs_state_run_list(cs_state *s, const cs_run_filter *f, json_t **out, cs_err *e);
@@ -96,13 +96,14 @@ int cs_state_run_list(cs_state *s, const cs_run_filter *f, json_t **out, cs_err 
 int cs_state_run_cancel(cs_state *s, const char *id, char state_out[16], cs_err *e);
 int cs_state_run_cancel_asked(cs_state *s, const char *id, bool *asked, cs_err *e);
 
-/* Forget final runs and audit entries older than `before` (sqlite; the
- * cassandra store's TTL does it: 0 and nothing done). */
+/* Forget final runs queued and audit entries written before `before`
+ * (sqlite; the cassandra store's TTL does it: 0 and nothing done). */
 int cs_state_prune(cs_state *s, double before, cs_err *e);
 
 /* ---- audit: {"at", "who", "role", "method", "path", "status", "what"} ---- */
+/* An entry without "at" is stored with the time it was added. */
 int cs_state_audit_add(cs_state *s, const json_t *entry, cs_err *e);
-/* Newest first, at most limit (0: 100). */
+/* Newest first, at most limit (0: 100; at most 1000). */
 int cs_state_audit_list(cs_state *s, size_t limit, json_t **out, cs_err *e);
 
 /* ---- the leader lease ----
