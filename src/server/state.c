@@ -397,3 +397,9 @@ int cs_state_import(cs_state *s, const json_t *doc, size_t *added, cs_err *e)
         rc = import_list(s, doc, "runs", import_run, added, e);
     return rc;
 }
+
+uint64_t cs_state_epoch_after(uint64_t prev, double now)
+{
+    uint64_t ms = now > 0 ? (uint64_t)(now * 1000) : 0;
+    return ms > prev ? ms : prev + 1;
+}

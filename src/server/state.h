@@ -110,9 +110,11 @@ int cs_state_audit_list(cs_state *s, size_t limit, json_t **out, cs_err *e);
  * One lease per store: the server holding it runs tasks. Take it when it
  * is free or lapsed, or renew it when owner holds it: *held says whether
  * owner holds it now, for ttl seconds from now. *epoch is the lease's
- * epoch: it grows by one every time the lease changes hands (never
- * reused, also after it lapsed), so it fences off a server that lost the
- * lease without knowing it. */
+ * epoch: it grows every time the lease changes hands (never reused, also
+ * after it lapsed; never below the time in milliseconds, so that a new
+ * store outranks an old one), so it fences off a server that lost the
+ * lease without knowing it: agents refuse an epoch older than one they
+ * have seen. */
 int cs_state_lease(cs_state *s, const char *owner, double ttl, bool *held, uint64_t *epoch, cs_err *e);
 /* Give the lease up when owner holds it (a clean stop: another server
  * takes over at once instead of after the ttl). */

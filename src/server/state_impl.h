@@ -86,6 +86,12 @@ int cs_state_cql_open(const char *url, const cs_state_opts *o, cs_state **out, c
 
 /* Shared checks for the back ends (times: cs_now of common/fs.h). */
 /* Whether name is one of the six run states. */
+/* The epoch a lease taken now gets after prev: prev + 1, and never below
+ * the time in milliseconds, so that the first lease of a new store (a
+ * server moved to another machine, a store rebuilt from an export)
+ * outranks every epoch an older store gave out and the agents it fenced
+ * still serve it (state.h, the lease). */
+uint64_t cs_state_epoch_after(uint64_t prev, double now);
 bool cs_state_known(const char *name);
 /* Whether name is a final run state (done, failed, cancelled, interrupted). */
 bool cs_state_final(const char *name);

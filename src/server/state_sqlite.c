@@ -619,7 +619,7 @@ static int next_epoch(sq_state *q, uint64_t *epoch, cs_err *e)
     char *last = cs_sqlite_meta_get(q->db, "lease_epoch");
     if (!last)
         return cs_err_set(e, CS_E_CORRUPT, "%s: the lease epoch counter is missing", q->label);
-    *epoch = strtoull(last, NULL, 10) + 1;
+    *epoch = cs_state_epoch_after(strtoull(last, NULL, 10), cs_now());
     free(last);
     char text[24];
     snprintf(text, sizeof text, "%llu", (unsigned long long)*epoch);

@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "server/state.h"
+#include "server/state_impl.h"
 
 typedef struct fixture {
     char dir[64];
@@ -767,19 +768,22 @@ static void test_lease(void **state)
     assert_int_equal(json_integer_value(json_object_get(got, "epoch")), 0);
     json_decref(got);
 
-    /* A takes it; B cannot while it is live; A renews under the same epoch */
+    /* A takes it; B cannot while it is live; A renews under the same epoch.
+     * An epoch is at least the time in milliseconds (cs_state_lease). */
+    double t0 = cs_now();
     assert_int_equal(cs_state_lease(f->s, "server-a", 30, &held, &epoch, &e), 0);
     assert_true(held);
-    assert_int_equal(epoch, 1);
+    uint64_t e1 = epoch;
+    assert_true(e1 >= (uint64_t)(t0 * 1000));
     assert_int_equal(cs_state_lease(b, "server-b", 30, &held, &epoch, &e), 0);
     assert_false(held);
-    assert_int_equal(epoch, 1);
+    assert_int_equal(epoch, e1);
     assert_int_equal(cs_state_lease(f->s, "server-a", 60, &held, &epoch, &e), 0);
     assert_true(held);
-    assert_int_equal(epoch, 1);
+    assert_int_equal(epoch, e1);
     assert_int_equal(cs_state_lease_get(b, &got, &e), 0);
     assert_string_equal(str(got, "owner"), "server-a");
-    assert_int_equal(json_integer_value(json_object_get(got, "epoch")), 1);
+    assert_int_equal(json_integer_value(json_object_get(got, "epoch")), e1);
     assert_true(json_number_value(json_object_get(got, "expires")) > cs_now() + 30);
     json_decref(got);
 
@@ -790,25 +794,27 @@ static void test_lease(void **state)
     assert_int_equal(cs_state_lease_release(f->s, "server-a", &e), 0);
     assert_int_equal(cs_state_lease_get(b, &got, &e), 0);
     assert_true(json_is_null(json_object_get(got, "owner")));
-    assert_int_equal(json_integer_value(json_object_get(got, "epoch")), 1);
+    assert_int_equal(json_integer_value(json_object_get(got, "epoch")), e1);
     json_decref(got);
     assert_int_equal(cs_state_lease(b, "server-b", 1, &held, &epoch, &e), 0);
     assert_true(held);
-    assert_int_equal(epoch, 2);
+    uint64_t e2 = epoch;
+    assert_true(e2 > e1);
 
-    /* B's lapses: A takes it with the next epoch */
+    /* B's lapses: A takes it with a newer epoch */
     assert_int_equal(cs_state_lease(f->s, "server-a", 30, &held, &epoch, &e), 0);
     assert_false(held);
-    assert_int_equal(epoch, 2);
-    assert_int_equal(wait_lease(f->s, "server-a", 30), 3);
+    assert_int_equal(epoch, e2);
+    uint64_t e3 = wait_lease(f->s, "server-a", 30);
+    assert_true(e3 > e2);
     assert_int_equal(cs_state_lease(b, "server-b", 30, &held, &epoch, &e), 0);
     assert_false(held);
-    assert_int_equal(epoch, 3);
+    assert_int_equal(epoch, e3);
 
     /* A's own lapsed lease taken again by A is a new epoch too */
     assert_int_equal(cs_state_lease(f->s, "server-a", 0.2, &held, &epoch, &e), 0);
     assert_true(held);
-    assert_int_equal(epoch, 3);
+    assert_int_equal(epoch, e3);
     double deadline = cs_now() + 10;
     for (;;) {
         assert_int_equal(cs_state_lease_get(b, &got, &e), 0);
@@ -819,14 +825,25 @@ static void test_lease(void **state)
         assert_true(cs_now() < deadline);
         nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
     }
-    assert_int_equal(wait_lease(f->s, "server-a", 30), 4);
+    uint64_t e4 = wait_lease(f->s, "server-a", 30);
+    assert_true(e4 > e3);
 
     /* the epoch is kept by the file */
     cs_state_close(b);
     assert_int_equal(cs_state_lease_release(f->s, "server-a", &e), 0);
     cs_state_close(f->s);
     assert_int_equal(cs_state_open(f->db, NULL, &f->s, &e), 0);
-    assert_int_equal(wait_lease(f->s, "server-c", 30), 5);
+    assert_true(wait_lease(f->s, "server-c", 30) > e4);
+}
+
+/* The next epoch: one more than the last, and never below the time in
+ * milliseconds, so a new store's first lease outranks old ones. */
+static void test_epoch_after(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_state_epoch_after(0, 1000.5), 1000500);
+    assert_int_equal(cs_state_epoch_after(1000500, 1000.5), 1000501);
+    assert_int_equal(cs_state_epoch_after(5000000, 1000.5), 5000001);
 }
 
 /* ---- export / import ---- */
@@ -968,6 +985,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_list_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test(test_epoch_after),
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_import, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
