@@ -421,6 +421,8 @@ static int field_item(const field_text *f, const char *p, const char *end, uint6
             if ((rc = field_value(f, &p, end, &hi, e)))
                 return rc;
             single = false;
+            if (f->spec->hi == 7 && hi == 0)
+                hi = 7; /* "fri-sun": Sunday as the end of a range is 7 */
             if (hi < lo)
                 return field_error(f, e, "range %d-%d goes backwards", lo, hi);
         }
@@ -978,7 +980,7 @@ static int span_parse(const char *text, size_t src, span *out, size_t *nout, cs_
     }
     /* one weekday: ends that day, or the next when the end comes first */
     int64_t start = day_from * DAY + from;
-    int64_t end = day_to < 0 ? day_from * DAY + to + (to <= from ? DAY : 0) : day_to * DAY + to;
+    int64_t end = day_to < 0 ? day_from * DAY + to + (to < from ? DAY : 0) : day_to * DAY + to;
     int64_t l = floor_mod(end - start, WEEK);
     if (!l)
         return window_error(e, text, "starts where it ends (empty)");
@@ -1033,7 +1035,7 @@ int cs_window_parse(const char *const *spans, size_t n, const char *tz, cs_windo
             rc = span_parse(spans[i], i, w->spans + w->n, &got, e);
         w->n += got;
     }
-    if (!rc) {
+    if (!rc && w->n) {
         qsort(w->spans, w->n, sizeof *w->spans, span_cmp);
         rc = check_overlaps(w, spans, e);
     }
@@ -1113,6 +1115,51 @@ static int64_t open_for(const cs_window *w, const span *sp, int64_t ws)
     return -1;
 }
 
+/* The first instant in (t, r] at which the clock is set back (fall back),
+ * -1 when it is not (r is at most a week after t: one change at most). */
+static int64_t set_back_between(const zone *z, int64_t t, int64_t r)
+{
+    if (z->utc)
+        return -1;
+    int64_t off = utc_offset(z, t);
+    if (utc_offset(z, r) >= off)
+        return -1;
+    int64_t lo = t, hi = r; /* utc_offset(lo) == off > utc_offset(hi) */
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (utc_offset(z, mid) < off)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* Where the wall clock next reaches the end of the spans open at t (or
+ * jumps past it), or is set back out of them; -1: never (they cover the
+ * week). Each step is re-checked because the clock may jump into another
+ * span or be set back into or out of one. */
+static int64_t window_end_at(const cs_window *w, int64_t t)
+{
+    int64_t cur = t;
+    for (size_t i = 0; i < 2 * w->n + 8; i++) {
+        int64_t g = wall_of(&w->tz, cur), ws = week_second(g);
+        int64_t left = open_for(w, span_at(w, ws), ws);
+        if (left < 0)
+            return -1;
+        int64_t r = wall_reached_after(&w->tz, g + left, cur);
+        if (r <= cur)
+            r = cur + left;
+        int64_t back = set_back_between(&w->tz, cur, r);
+        if (back >= 0)
+            r = back;
+        if (!open_at(w, r))
+            return r;
+        cur = r;
+    }
+    return cur;
+}
+
 double cs_window_end(const cs_window *w, double t)
 {
     if (!w || !w->n)
@@ -1122,23 +1169,18 @@ double cs_window_end(const cs_window *w, double t)
     zone_use u;
     if (!zone_enter(&w->tz, &u))
         return 0;
-    int64_t tt = whole(t), g = wall_of(&w->tz, tt), ws = week_second(g);
-    const span *sp = span_at(w, ws);
+    int64_t tt = whole(t);
     double end = t; /* closed: it has ended */
-    if (sp) {
-        int64_t left = open_for(w, sp, ws);
-        if (left < 0) {
-            end = 0; /* the spans cover the whole week */
-        } else {
-            int64_t r = wall_reached_after(&w->tz, g + left, tt);
-            end = (double)(r > tt ? r : tt + left);
-        }
+    if (open_at(w, tt)) {
+        int64_t r = window_end_at(w, tt);
+        end = r < 0 ? 0 : (double)r;
     }
     zone_leave(&u);
     return end;
 }
 
-/* The next instant after t at which a span starts (by the wall clock). */
+/* The next instant after t at which a span starts by the wall clock, or
+ * the clock is set back (which may open one). */
 static int64_t next_start(const cs_window *w, int64_t t)
 {
     int64_t g = wall_of(&w->tz, t), ws = week_second(g), best = WEEK;
@@ -1148,7 +1190,10 @@ static int64_t next_start(const cs_window *w, int64_t t)
             best = d;
     }
     int64_t r = wall_reached_after(&w->tz, g + best, t);
-    return r > t ? r : t + best;
+    if (r <= t)
+        r = t + best;
+    int64_t back = set_back_between(&w->tz, t, r);
+    return back >= 0 ? back : r;
 }
 
 double cs_window_next_open(const cs_window *w, double t)

@@ -4,8 +4,9 @@
  * pure (no clock is read here: callers pass "now"):
  *   - a schedule: a 5-field cron expression ("m h dom mon dow": numbers,
  *     "*", lists "1,5", ranges "1-5", steps "* /15" and "10-40/10", month and
- *     weekday names "jan", "mon"; dow 0 and 7 are Sunday; when both dom and
- *     dow are restricted, either matching fires, as cron does), or
+ *     weekday names "jan", "mon"; dow 0 and 7 are Sunday, "fri-sun" too;
+ *     when both dom and dow are restricted, either matching fires, as cron
+ *     does; a field that starts with "*" is not restricted), or
  *     "@every DURATION" ("20s", "1h", "1h30m", "2d"; at least 1 s), or
  *     "@hourly", "@daily", "@weekly", "@monthly", "@yearly"; cron runs in a
  *     time zone (an IANA name such as "Europe/Berlin"; default "UTC"): a
