@@ -43,6 +43,8 @@
 #define FIRE_CHECK_BASE 1704067200
 #define ZONEINFO "/usr/share/zoneinfo/"
 #define MAX_SPANS 100
+/* "No such time" from the searches (wall times before 1970 are negative). */
+#define NONE INT64_MIN
 
 /* ------------------------------------------------------------------ */
 /* messages */
@@ -292,7 +294,7 @@ static int64_t wall_jump(const zone *z, int64_t g)
 }
 
 /* The first instant after t at which the clock reaches wall time g
- * (shows it, or jumps over it); -1 when that happened at or before t. */
+ * (shows it, or jumps over it); NONE when that happened at or before t. */
 static int64_t wall_reached_after(const zone *z, int64_t g, int64_t t)
 {
     int64_t u[2];
@@ -305,7 +307,7 @@ static int64_t wall_reached_after(const zone *z, int64_t g, int64_t t)
         if (j > t)
             return j;
     }
-    return -1;
+    return NONE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -575,7 +577,7 @@ static int prev_bit(uint64_t bits, int from)
     return -1;
 }
 
-/* The first matching wall minute at or after g (minute-aligned), -1 past
+/* The first matching wall minute at or after g (minute-aligned), NONE past
  * limit. Steps by month, day, hour, then minute: never minute by minute
  * over days that cannot match. */
 static int64_t next_wall(const cs_schedule *s, int64_t g, int64_t limit)
@@ -614,10 +616,10 @@ static int64_t next_wall(const cs_schedule *s, int64_t g, int64_t limit)
         c.mi = mi;
         return cursor_wall(&c);
     }
-    return -1;
+    return NONE;
 }
 
-/* The last matching wall minute at or before g, -1 before floor. */
+/* The last matching wall minute at or before g, NONE before floor. */
 static int64_t prev_wall(const cs_schedule *s, int64_t g, int64_t floor)
 {
     cursor c = cursor_at(g);
@@ -652,10 +654,10 @@ static int64_t prev_wall(const cs_schedule *s, int64_t g, int64_t floor)
         c.mi = mi;
         return cursor_wall(&c);
     }
-    return -1;
+    return NONE;
 }
 
-/* The first slot strictly after real time t, -1 within the search span. */
+/* The first slot strictly after real time t, NONE within the search span. */
 static int64_t cron_next(const cs_schedule *s, int64_t t)
 {
     const zone *z = &s->tz;
@@ -663,8 +665,8 @@ static int64_t cron_next(const cs_schedule *s, int64_t t)
     int64_t limit = g + SEARCH_SPAN;
     for (;;) {
         g = next_wall(s, g, limit);
-        if (g < 0)
-            return -1;
+        if (g == NONE)
+            return NONE;
         int64_t u[2];
         int n = wall_instants(z, g, u);
         if (n && u[0] > t)
@@ -679,7 +681,7 @@ static int64_t cron_next(const cs_schedule *s, int64_t t)
     }
 }
 
-/* The last slot at or before real time t, -1 within the search span. */
+/* The last slot at or before real time t, NONE within the search span. */
 static int64_t cron_prev(const cs_schedule *s, int64_t t)
 {
     const zone *z = &s->tz;
@@ -696,8 +698,8 @@ static int64_t cron_prev(const cs_schedule *s, int64_t t)
     int64_t floor = g - SEARCH_SPAN;
     for (;;) {
         g = prev_wall(s, g, floor);
-        if (g < 0)
-            return -1;
+        if (g == NONE)
+            return NONE;
         int n = wall_instants(z, g, u);
         if (n && u[0] <= t)
             return u[0];
@@ -783,10 +785,10 @@ static int check_fires(const cs_schedule *s, const char *text, cs_err *e)
         return cs_err_set(e, CS_E_NOMEM, "cannot switch to time zone %s", s->tz.name);
     int64_t first = cron_next(s, FIRE_CHECK_BASE);
     zone_leave(&u);
-    if (first >= 0)
+    if (first != NONE)
         return 0;
     char buf[72];
-    if (next_wall(s, FIRE_CHECK_BASE, FIRE_CHECK_BASE + SEARCH_SPAN) < 0)
+    if (next_wall(s, FIRE_CHECK_BASE, FIRE_CHECK_BASE + SEARCH_SPAN) == NONE)
         return schedule_error(e, "cron expression \"%s\" never fires (no date matches its day and month fields)",
                               shown(text, strlen(text), buf));
     return schedule_error(e,
@@ -841,14 +843,15 @@ double cs_schedule_next(const cs_schedule *s, double anchor, double t)
     if (s->kind == KIND_EVERY) {
         if (!time_ok(anchor))
             return 0;
-        return anchor + (every_index(s, anchor, t) + 1) * s->every;
+        double next = anchor + (every_index(s, anchor, t) + 1) * s->every;
+        return next > T_MAX ? 0 : next;
     }
     zone_use u;
     if (!zone_enter(&s->tz, &u))
         return 0;
     int64_t next = cron_next(s, whole(t));
     zone_leave(&u);
-    return next < 0 || (double)next > T_MAX ? 0 : (double)next;
+    return next == NONE || (double)next > T_MAX ? 0 : (double)next;
 }
 
 double cs_schedule_due(const cs_schedule *s, double anchor, double last, double now)
@@ -868,7 +871,7 @@ double cs_schedule_due(const cs_schedule *s, double anchor, double last, double 
         return 0;
     int64_t slot = cron_prev(s, whole(now));
     zone_leave(&u);
-    return slot >= 0 && (double)slot > after ? (double)slot : 0;
+    return slot != NONE && (double)slot > after ? (double)slot : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1116,14 +1119,14 @@ static int64_t open_for(const cs_window *w, const span *sp, int64_t ws)
 }
 
 /* The first instant in (t, r] at which the clock is set back (fall back),
- * -1 when it is not (r is at most a week after t: one change at most). */
+ * NONE when it is not (r is at most a week after t: one change at most). */
 static int64_t set_back_between(const zone *z, int64_t t, int64_t r)
 {
     if (z->utc)
-        return -1;
+        return NONE;
     int64_t off = utc_offset(z, t);
     if (utc_offset(z, r) >= off)
-        return -1;
+        return NONE;
     int64_t lo = t, hi = r; /* utc_offset(lo) == off > utc_offset(hi) */
     while (hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -1136,7 +1139,7 @@ static int64_t set_back_between(const zone *z, int64_t t, int64_t r)
 }
 
 /* Where the wall clock next reaches the end of the spans open at t (or
- * jumps past it), or is set back out of them; -1: never (they cover the
+ * jumps past it), or is set back out of them; NONE: never (they cover the
  * week). Each step is re-checked because the clock may jump into another
  * span or be set back into or out of one. */
 static int64_t window_end_at(const cs_window *w, int64_t t)
@@ -1146,12 +1149,12 @@ static int64_t window_end_at(const cs_window *w, int64_t t)
         int64_t g = wall_of(&w->tz, cur), ws = week_second(g);
         int64_t left = open_for(w, span_at(w, ws), ws);
         if (left < 0)
-            return -1;
+            return NONE;
         int64_t r = wall_reached_after(&w->tz, g + left, cur);
         if (r <= cur)
             r = cur + left;
         int64_t back = set_back_between(&w->tz, cur, r);
-        if (back >= 0)
+        if (back != NONE)
             r = back;
         if (!open_at(w, r))
             return r;
@@ -1173,7 +1176,7 @@ double cs_window_end(const cs_window *w, double t)
     double end = t; /* closed: it has ended */
     if (open_at(w, tt)) {
         int64_t r = window_end_at(w, tt);
-        end = r < 0 ? 0 : (double)r;
+        end = r == NONE ? 0 : (double)r;
     }
     zone_leave(&u);
     return end;
@@ -1193,7 +1196,7 @@ static int64_t next_start(const cs_window *w, int64_t t)
     if (r <= t)
         r = t + best;
     int64_t back = set_back_between(&w->tz, t, r);
-    return back >= 0 ? back : r;
+    return back != NONE ? back : r;
 }
 
 double cs_window_next_open(const cs_window *w, double t)
