@@ -214,19 +214,28 @@ static void test_cron_new_york(void **state)
 /* ---- brute force cross-check in zones ---- */
 
 /* Does a minute-aligned instant u fire? Its local time matches, and the
- * clock did not show that time an hour before (the second pass of a
- * repeated hour: the zones here move by one hour). */
+ * clock did not show that minute in the three hours before (the second
+ * pass of a repeated hour or half hour). */
 typedef bool (*cron_match)(const struct tm *tm);
+
+static bool same_minute(const struct tm *a, const struct tm *b)
+{
+    return a->tm_min == b->tm_min && a->tm_hour == b->tm_hour && a->tm_mday == b->tm_mday &&
+           a->tm_mon == b->tm_mon && a->tm_year == b->tm_year;
+}
 
 static bool fires_at(cron_match match, time_t u)
 {
     struct tm now, before;
-    time_t b = u - 3600;
     localtime_r(&u, &now);
-    localtime_r(&b, &before);
     if (now.tm_sec || !match(&now))
         return false;
-    return !(before.tm_hour == now.tm_hour && before.tm_min == now.tm_min && before.tm_mday == now.tm_mday);
+    for (time_t b = u - 60; b >= u - 3 * 3600; b -= 60) {
+        localtime_r(&b, &before);
+        if (same_minute(&before, &now))
+            return false;
+    }
+    return true;
 }
 
 static bool m_every7(const struct tm *tm) { return tm->tm_min % 7 == 0; }
@@ -274,6 +283,45 @@ static void brute_zone(const char *tz, const char *around)
     tzset();
 }
 
+static bool m_midnight(const struct tm *tm) { return tm->tm_min == 0 && tm->tm_hour == 0; }
+static bool m_late(const struct tm *tm) { return tm->tm_min % 10 == 5 && tm->tm_hour == 23; }
+
+/* Zones whose changes are at midnight (Santiago) or half an hour (Lord Howe). */
+static void brute_zone_odd(const char *tz, const char *around)
+{
+    static const struct {
+        const char *text;
+        cron_match match;
+    } cases[] = { { "0 0 * * *", m_midnight }, { "5-55/10 23 * * *", m_late }, { "* 2 * * *", m_hour2 },
+                  { "*/7 * * * *", m_every7 } };
+    setenv("TZ", tz, 1);
+    tzset();
+    double center = T(around);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cs_schedule *s = sched(cases[c].text, tz);
+        for (double t = center - 4 * HOUR; t < center + 4 * HOUR; t += 11 * MIN + 7) {
+            time_t u = ((time_t)t / 60 + 1) * 60;
+            while (!fires_at(cases[c].match, u))
+                u += 60;
+            char b1[32], b2[32], b3[32];
+            double got = cs_schedule_next(s, 0, t);
+            if (got != (double)u)
+                fail_msg("%s \"%s\" next after %s: got %s, brute force %s", tz, cases[c].text, iso(t, b3),
+                         iso(got, b1), iso((double)u, b2));
+            time_t p = ((time_t)t / 60) * 60;
+            while (!fires_at(cases[c].match, p))
+                p -= 60;
+            double due = cs_schedule_due(s, center - 30 * DAY, center - 20 * DAY, t);
+            if (due != (double)p)
+                fail_msg("%s \"%s\" due at %s: got %s, brute force %s", tz, cases[c].text, iso(t, b3),
+                         iso(due, b1), iso((double)p, b2));
+        }
+        cs_schedule_free(s);
+    }
+    unsetenv("TZ");
+    tzset();
+}
+
 static void test_brute_force_zones(void **state)
 {
     (void)state;
@@ -282,6 +330,68 @@ static void test_brute_force_zones(void **state)
     brute_zone("America/New_York", "2025-03-09T07:00:00Z");
     brute_zone("America/New_York", "2025-11-02T06:00:00Z");
     brute_zone("Europe/Berlin", "2025-07-01T00:00:00Z");
+    brute_zone("Australia/Lord_Howe", "2025-04-05T15:00:00Z");
+    brute_zone("Australia/Lord_Howe", "2025-10-04T15:30:00Z");
+    brute_zone_odd("America/Santiago", "2025-04-06T03:00:00Z");
+    brute_zone_odd("America/Santiago", "2025-09-07T04:00:00Z");
+    brute_zone_odd("Australia/Lord_Howe", "2025-04-05T15:00:00Z");
+}
+
+/* A daily span "HH:MM-HH:MM" by the local clock, read through glibc. */
+static bool brute_open(int from, int to, time_t t)
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    int m = tm.tm_hour * 60 + tm.tm_min;
+    return from < to ? m >= from && m < to : m >= from || m < to;
+}
+
+static void brute_window(const char *tz, const char *around, const char *text, int from, int to)
+{
+    const char *spans[] = { text };
+    cs_window *w = NULL;
+    cs_err e;
+    assert_int_equal(cs_window_parse(spans, 1, tz, &w, &e), 0);
+    setenv("TZ", tz, 1);
+    tzset();
+    double center = T(around);
+    char b1[32], b2[32], b3[32];
+    for (double t = center - 5 * HOUR; t < center + 5 * HOUR; t += 6 * MIN + 11) {
+        time_t tt = (time_t)t;
+        bool open = brute_open(from, to, tt);
+        if (cs_window_open(w, t) != open)
+            fail_msg("%s %s at %s: open %d", tz, text, iso(t, b1), !open);
+        time_t u = (tt / 60 + 1) * 60; /* the first minute at which it is the other way */
+        while (brute_open(from, to, u) == open)
+            u += 60;
+        double got = open ? cs_window_end(w, t) : cs_window_next_open(w, t);
+        if (got != (double)u)
+            fail_msg("%s %s at %s: %s %s, brute force %s", tz, text, iso(t, b3), open ? "end" : "next open",
+                     iso(got, b1), iso((double)u, b2));
+    }
+    unsetenv("TZ");
+    tzset();
+    cs_window_free(w);
+}
+
+static void test_brute_force_windows(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int from, to;
+    } spans[] = { { "01:30-02:30", 90, 150 }, { "02:10-02:20", 130, 140 }, { "23:30-00:30", 1410, 30 },
+                  { "02:45-03:30", 165, 210 },  { "00:00-01:00", 0, 60 } };
+    static const struct {
+        const char *tz, *at;
+    } changes[] = { { "Europe/Berlin", "2025-03-30T01:00:00Z" },     { "Europe/Berlin", "2025-10-26T01:00:00Z" },
+                    { "America/New_York", "2025-03-09T07:00:00Z" }, { "America/New_York", "2025-11-02T06:00:00Z" },
+                    { "America/Santiago", "2025-04-06T03:00:00Z" }, { "America/Santiago", "2025-09-07T04:00:00Z" },
+                    { "Australia/Lord_Howe", "2025-04-05T15:00:00Z" },
+                    { "Australia/Lord_Howe", "2025-10-04T15:30:00Z" } };
+    for (size_t z = 0; z < sizeof changes / sizeof changes[0]; z++)
+        for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
+            brute_window(changes[z].tz, changes[z].at, spans[i].text, spans[i].from, spans[i].to);
 }
 
 /* The zone switch leaves TZ as it found it. */
@@ -729,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_cron_berlin_fall_back),
         cmocka_unit_test(test_cron_new_york),
         cmocka_unit_test(test_brute_force_zones),
+        cmocka_unit_test(test_brute_force_windows),
         cmocka_unit_test(test_tz_restored),
         cmocka_unit_test(test_every),
         cmocka_unit_test(test_due_every),
