@@ -150,7 +150,7 @@ static int zone_error(cs_err *e, const char *tz, const char *why)
 /* Is path a regular file that starts as a compiled zone does ("TZif")? */
 static bool is_tzif(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* never wait on a FIFO */
     if (fd < 0)
         return false;
     struct stat st;

@@ -239,7 +239,10 @@ static bool fires_at(cron_match match, time_t u)
 }
 
 static bool m_every7(const struct tm *tm) { return tm->tm_min % 7 == 0; }
-static bool m_early(const struct tm *tm) { return (tm->tm_min == 0 || tm->tm_min == 30) && tm->tm_hour >= 1 && tm->tm_hour <= 3; }
+static bool m_early(const struct tm *tm)
+{
+    return (tm->tm_min == 0 || tm->tm_min == 30) && tm->tm_hour >= 1 && tm->tm_hour <= 3;
+}
 static bool m_215(const struct tm *tm) { return tm->tm_min == 15 && tm->tm_hour == 2; }
 static bool m_hour2(const struct tm *tm) { return tm->tm_hour == 2; }
 static bool m_sunday(const struct tm *tm) { return tm->tm_wday == 0 && tm->tm_min == 45; }
