@@ -28,7 +28,9 @@
 
 #include "common/err.h"
 
-typedef struct cs_state cs_state;
+/* Its own struct tag: ops/state.h (the dedup cache) has a cs_state too, so a
+ * file that includes both fails to compile instead of mixing them. */
+typedef struct cs_server_state cs_state;
 
 /* How to reach a Cassandra store (ignored by sqlite); the strings are
  * borrowed for cs_state_open's call only. */

@@ -2,7 +2,7 @@
  * (internal to src/server/state*.c; everything else uses state.h).
  *
  * Owns: the table of functions a back end fills (cs_state_ops) and the
- * part of a cs_state that state.c keeps (struct cs_state), so that state.h
+ * part of a cs_state that state.c keeps (struct cs_server_state), so that state.h
  * has one implementation of its rules that hold for every back end:
  *   - state.c checks every argument before forwarding it: documents are
  *     objects, ids (a record's "id", a task's "cluster", an owner) are
@@ -74,7 +74,7 @@ typedef struct cs_state_ops {
 } cs_state_ops;
 
 /* The head of every back end's handle. */
-struct cs_state {
+struct cs_server_state {
     const cs_state_ops *ops;
     double history_seconds; /* set by cs_state_open from the options (30 days by default) */
 };
