@@ -55,6 +55,7 @@ FORCE:
 
 $(BUILD)/libcassette.a: $(OBJ)
 	@mkdir -p $(@D)
+	@rm -f $@  # members are named by file name only (ops/state.o, server/state.o): build it afresh
 	ar rcs $@ $^
 
 $(BUILD)/cassette: $(MAIN_OBJ) $(BUILD)/libcassette.a
