@@ -206,6 +206,11 @@ static const opt_def options[] = {
       "the end" },
     { "tag", 0, OPT_STR, REQ(tag), NULL, NULL, NULL, NULL, "snapshot",
       "the snapshot's tag (letters, digits, '.', '_' and '-')" },
+    { "older-than", 0, OPT_DURATION, REQ(older_than), NULL, NULL, NULL, NULL, "snapshot cluster",
+      "snapshot clear, cluster snapshot-cleanup: clear every snapshot of --prefix taken longer ago than this, e.g. "
+      "2d (instead of --tag)" },
+    { "prefix", 0, OPT_STR, REQ(prefix), NULL, NULL, NULL, NULL, "snapshot cluster",
+      "with --older-than: only snapshots whose tag starts so (cassette's own by default; \"\" for every one)" },
     { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster load",
       "name of the backup to restore, verify or delete" },
     { "set", 0, OPT_STR, REQ(set), NULL, NULL, NULL, NULL, "backup",
@@ -1012,7 +1017,8 @@ void cs_config_man(FILE *out, const char *version)
 }
 
 /* The words of a synopsis that are sub-commands: bare lower-case words
- * ("generate", "[status]") that are not the value of an option. */
+ * ("generate", "[status]", "snapshot-cleanup") that are not the value of
+ * an option. */
 static void print_sub_words(FILE *out, const cmd_def *c)
 {
     const char *p = c->synopsis;
@@ -1028,8 +1034,8 @@ static void print_sub_words(FILE *out, const cmd_def *c)
         while (wn && w[wn - 1] == ']')
             wn--;
         bool word = wn > 0;
-        for (size_t i = 0; i < wn; i++)
-            word = word && islower((unsigned char)w[i]);
+        for (size_t i = 0; i < wn; i++) /* "snapshot-cleanup": a hyphen inside */
+            word = word && (islower((unsigned char)w[i]) || (i > 0 && w[i] == '-'));
         if (word && !after_option) {
             fprintf(out, "%s%.*s", first ? "" : " ", (int)wn, w);
             first = false;

@@ -67,6 +67,8 @@ typedef struct cs_config {
     char *source_host;      /* restore --source-host: whose backup */
     char *snapshot;         /* backup --snapshot TAG: back up a snapshot taken already */
     char *tag;              /* snapshot [clear] --tag */
+    double older_than;      /* snapshot clear, cluster snapshot-cleanup: seconds; 0: not given */
+    char *prefix;           /* ... of the snapshot tags cleared ("cassette-") */
     cs_strlist keyspaces;
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */

@@ -406,10 +406,26 @@ static void fmt_snapshot(const fmt_ctx *c)
             jd(d, "finished") - jd(d, "started"));
 }
 
+/* "a, b, c" of a list of strings, or "none". */
+static void print_tags(FILE *out, const json_t *tags)
+{
+    const json_t *t;
+    size_t i;
+    if (!json_array_size(tags))
+        fputs("none", out);
+    json_array_foreach(tags, i, t)
+        fprintf(out, "%s%s", i ? ", " : "", json_string_value(t));
+}
+
 static void fmt_snapshot_clear(const fmt_ctx *c)
 {
     const json_t *d = c->doc;
-    if (jb(d, "cleared"))
+    if (json_object_get(d, "cleared_tags")) {
+        fprintf(c->out, "snapshots \"%s*\" older than %.0f s cleared on %s (%s): ", js0(d, "prefix"),
+                jd(d, "older_than"), js0(d, "address"), js0(d, "host_id"));
+        print_tags(c->out, json_object_get(d, "cleared_tags"));
+        fprintf(c->out, " (%zu younger kept)\n", json_array_size(json_object_get(d, "kept_tags")));
+    } else if (jb(d, "cleared"))
         fprintf(c->out, "snapshot %s cleared on %s\n", js0(d, "tag"), js0(d, "host_id"));
     else
         fprintf(c->out, "no snapshot %s on %s: nothing to clear\n", js0(d, "tag"), js0(d, "host_id"));
@@ -696,6 +712,26 @@ static void fmt_cluster_tokens(const fmt_ctx *c)
                 js0(n, "datacenter"), js0(n, "rack"), ju(n, "num_tokens"), js0(n, "initial_token"));
 }
 
+static void fmt_cluster_snapshot_cleanup(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *n;
+    size_t i;
+    json_array_foreach(json_object_get(d, "nodes"), i, n) {
+        if (jb(n, "ok")) {
+            fprintf(c->out, "  %-16s %-8s cleared ", js0(n, "address"), "ok");
+            print_tags(c->out, json_object_get(n, "cleared_tags"));
+            fprintf(c->out, " (%zu younger kept)\n", json_array_size(json_object_get(n, "kept_tags")));
+        } else {
+            fprintf(c->out, "  %-16s %-8s %s\n", js0(n, "address"), "FAILED", js0(n, "reason"));
+        }
+    }
+    size_t all = json_array_size(json_object_get(d, "nodes")), failed = jz(d, "nodes_failed");
+    fprintf(c->out, "snapshot cleanup of %s (prefix \"%s\", older than %.0f s): %zu snapshots cleared on %zu of %zu "
+                    "nodes; %.1f s\n",
+            js0(d, "cluster"), js0(d, "prefix"), jd(d, "older_than"), jz(d, "cleared"), all - failed, all,
+            jd(d, "seconds"));
+}
+
 /* ---- by operation ---- */
 
 static const struct {
@@ -722,6 +758,7 @@ static const struct {
     { "cluster restore", fmt_cluster_restore, false },
     { "cluster status", fmt_cluster_status, false },
     { "cluster tokens", fmt_cluster_tokens, false },
+    { "cluster snapshot-cleanup", fmt_cluster_snapshot_cleanup, false },
     { "snapshot", fmt_snapshot, false },
     { "snapshot clear", fmt_snapshot_clear, false },
     { "load", fmt_load, false },

@@ -11,7 +11,10 @@
  *                    the agents, after a plan the operator confirms;
  *   cluster status   each agent reachable or not, its node, and the
  *                    repository's newest complete cluster backup;
- *   cluster tokens   the initial_token line of each node of a backup set.
+ *   cluster tokens   the initial_token line of each node of a backup set;
+ *   cluster snapshot-cleanup  every node's snapshots of a prefix that are
+ *                    older than a duration cleared by its agent (`snapshot
+ *                    clear` with older_than), what each cleared.
  * The coordinator only coordinates: every byte of a node is read, stored,
  * fetched and written by that node's agent, with the code of the node
  * operations (backup, restore). Nodes are named by host id everywhere, with
@@ -159,5 +162,28 @@ int cs_op_cluster_tokens(cs_job *job, const cs_host *host, const cs_cluster_toke
                          cs_cluster_tokens_result *res, cs_err *e);
 json_t *cs_cluster_tokens_result_json(const cs_cluster_tokens_req *req, const cs_cluster_tokens_result *res);
 void cs_cluster_tokens_result_free(cs_cluster_tokens_result *res);
+
+typedef struct cs_cluster_snapshot_cleanup_req {
+    CS_CLUSTER_TARGET_FIELDS;
+    double older_than;      /* seconds: snapshots taken longer ago are cleared */
+    char *prefix;           /* only tags that start so ("cassette-"; "": every tag) */
+} cs_cluster_snapshot_cleanup_req;
+
+typedef struct cs_cluster_snapshot_cleanup_result {
+    char *cluster;
+    cs_cluster_node *nodes; /* ok: its agent cleared them; result: its snapshot clear document */
+    size_t n_nodes, failed;
+    size_t cleared;         /* snapshots cleared, all nodes together */
+    double seconds;
+} cs_cluster_snapshot_cleanup_result;
+
+int cs_op_cluster_snapshot_cleanup(cs_job *job, const cs_host *host, const cs_cluster_snapshot_cleanup_req *req,
+                                   cs_cluster_snapshot_cleanup_result *res, cs_err *e);
+/* A node that could not be cleaned up (agent unreachable, its clear failed) is a failure. */
+int cs_op_cluster_snapshot_cleanup_verdict(const cs_cluster_snapshot_cleanup_req *req,
+                                           const cs_cluster_snapshot_cleanup_result *res, cs_err *e);
+json_t *cs_cluster_snapshot_cleanup_result_json(const cs_cluster_snapshot_cleanup_req *req,
+                                                const cs_cluster_snapshot_cleanup_result *res);
+void cs_cluster_snapshot_cleanup_result_free(cs_cluster_snapshot_cleanup_result *res);
 
 #endif

@@ -52,10 +52,12 @@ typedef struct cs_backup_req {
     char *snapshot;         /* back up this existing snapshot (a tag) instead of taking one; NULL: take one */
 } cs_backup_req;
 
-/* snapshot and snapshot clear (clear: the tag only). */
+/* snapshot and snapshot clear (clear: the tag, or older_than and prefix). */
 typedef struct cs_snapshot_req {
-    char *tag;              /* backup-name syntax */
+    char *tag;              /* backup-name syntax; clear: NULL with older_than */
     cs_strlist keyspaces;   /* snapshot: empty: all */
+    double older_than;      /* clear: every snapshot older than this (s); 0: not given */
+    char *prefix;           /* clear with older_than: only tags that start so ("cassette-"; "": all) */
 } cs_snapshot_req;
 
 /* list and catalog rebuild. */
@@ -166,6 +168,8 @@ typedef struct cs_snapshot_result {
     char *host_id, *address;
     double started, finished; /* snapshot: epoch seconds (ms) around nodetool snapshot */
     bool cleared;             /* snapshot clear: the tag was there */
+    cs_strlist cleared_tags;  /* snapshot clear with older_than: the tags cleared */
+    cs_strlist kept_tags;     /* ... and those with the prefix that are younger */
 } cs_snapshot_result;
 
 /* nodetool snapshot -t TAG [KS...] on the node (it flushes first); a tag
@@ -174,7 +178,9 @@ int cs_op_snapshot(cs_job *job, const cs_host *host, const cs_snapshot_req *req,
                    cs_err *e);
 /* Clear snapshot TAG the way backup clears its own (ops/snapshot.h); on a
  * stopped node, from the directories the node facts cache names. A tag
- * that is not there is no error (cleared false). */
+ * that is not there is no error (cleared false). With older_than instead
+ * of a tag: every snapshot whose tag starts with prefix and that was taken
+ * longer ago than older_than (cs_snapshot_find_old), each cleared so. */
 int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req *req, cs_snapshot_result *res,
                          cs_err *e);
 void cs_snapshot_result_free(cs_snapshot_result *res);

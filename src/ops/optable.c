@@ -50,6 +50,16 @@ static int check_tag(const cs_field *f, const void *req, cs_err *e)
     return 0;
 }
 
+/* A snapshot tag prefix: the start of a tag ("" is every tag). */
+static int check_prefix(const cs_field *f, const void *req, cs_err *e)
+{
+    const char *p = *CS_FIELD_CPTR(char *, req, f);
+    if (p && *p && !cs_repo_is_valid_backup_name(p))
+        return cs_err_set(e, CS_E_USAGE, "invalid snapshot tag prefix \"%s\" in {%s} (letters, digits, '.', '_' and '-')",
+                          p, f->name);
+    return 0;
+}
+
 static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
 {
     const cs_strlist *l = CS_FIELD_CPTR(cs_strlist, req, f);
@@ -119,8 +129,14 @@ static const cs_field snapshot_fields[] = {
     KEYSPACES(cs_snapshot_req),
 };
 
+#define OLDER_THAN(T) FIELD(T, older_than, CS_F_DURATION, NULL, 0, 0, 0, NULL, NULL, NULL, NULL)
+#define PREFIX(T) FIELD(T, prefix, CS_F_STRING, "cassette-", 0, 0, 0, NULL, NULL, NULL, check_prefix)
+
+/* One tag, or (older_than) every snapshot of the prefix older than that. */
 static const cs_field snapshot_clear_fields[] = {
-    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " TAG", check_tag),
+    FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_tag),
+    OLDER_THAN(cs_snapshot_req),
+    PREFIX(cs_snapshot_req),
 };
 
 static const cs_field list_fields[] = {
@@ -267,6 +283,12 @@ static const cs_field cluster_status_fields[] = {
     TARGET(cs_cluster_status_req),
 };
 
+static const cs_field cluster_snapshot_cleanup_fields[] = {
+    TARGET(cs_cluster_snapshot_cleanup_req),
+    OLDER_THAN(cs_cluster_snapshot_cleanup_req),
+    PREFIX(cs_cluster_snapshot_cleanup_req),
+};
+
 static const cs_field cluster_tokens_fields[] = {
     REPO(cs_cluster_tokens_req),
     FIELD(cs_cluster_tokens_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL,
@@ -298,6 +320,32 @@ static int check_verify(const void *req, cs_err *e)
     if (!isnan(r->sample) && !r->deep) {
         cs_err_set(e, CS_E_USAGE, "{sample} needs {deep} (a fast verify checks every object already)");
         return cs_err_field(e, "sample");
+    }
+    return 0;
+}
+
+static int check_snapshot_clear(const void *req, cs_err *e)
+{
+    const cs_snapshot_req *r = req;
+    if (r->tag && r->older_than > 0) {
+        cs_err_set(e, CS_E_USAGE, "{tag} and {older_than} exclude each other: clear one snapshot, or every old one");
+        return cs_err_field(e, "older_than");
+    }
+    if (!r->tag && !(r->older_than > 0)) {
+        cs_err_set(e, CS_E_USAGE, "snapshot clear needs {tag} (one snapshot) or {older_than} (every snapshot of "
+                                  "{prefix} older than that)");
+        return cs_err_field(e, "tag");
+    }
+    return 0;
+}
+
+static int check_cluster_snapshot_cleanup(const void *req, cs_err *e)
+{
+    const cs_cluster_snapshot_cleanup_req *r = req;
+    if (!(r->older_than > 0)) {
+        cs_err_set(e, CS_E_USAGE, "cluster snapshot-cleanup needs {older_than} (e.g. 2d: every snapshot of {prefix} "
+                                  "older than that)");
+        return cs_err_field(e, "older_than");
     }
     return 0;
 }
@@ -355,6 +403,7 @@ RUN(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 RUN(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
 RUN(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
 RUN(cluster_tokens, cs_cluster_tokens_req, cs_cluster_tokens_result)
+RUN(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result)
 RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
 RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
 RUN(load, cs_load_req, cs_load_result)
@@ -376,6 +425,8 @@ DOC(cluster_backup, cs_cluster_backup_result_json, cs_cluster_backup_req, cs_clu
 DOC(cluster_restore, cs_cluster_restore_result_json, cs_cluster_restore_req, cs_cluster_restore_result)
 DOC(cluster_status, cs_cluster_status_result_json, cs_cluster_status_req, cs_cluster_status_result)
 DOC(cluster_tokens, cs_cluster_tokens_result_json, cs_cluster_tokens_req, cs_cluster_tokens_result)
+DOC(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_result_json, cs_cluster_snapshot_cleanup_req,
+    cs_cluster_snapshot_cleanup_result)
 DOC(snapshot, cs_snapshot_result_json, cs_snapshot_req, cs_snapshot_result)
 DOC(snapshot_clear, cs_snapshot_clear_result_json, cs_snapshot_req, cs_snapshot_result)
 DOC(load, cs_load_result_json, cs_load_req, cs_load_result)
@@ -397,6 +448,7 @@ FREE(cluster_backup_result, cs_cluster_backup_result)
 FREE(cluster_restore_result, cs_cluster_restore_result)
 FREE(cluster_status_result, cs_cluster_status_result)
 FREE(cluster_tokens_result, cs_cluster_tokens_result)
+FREE(cluster_snapshot_cleanup_result, cs_cluster_snapshot_cleanup_result)
 FREE(snapshot_result, cs_snapshot_result)
 FREE(load_result, cs_load_result)
 
@@ -407,6 +459,7 @@ VERDICT(verify, cs_verify_req, cs_verify_result)
 VERDICT(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 VERDICT(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
 VERDICT(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
+VERDICT(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result)
 
 #define OP(name, command, sub, positional, summary, fields, Req, Res, check, run, doc, verdict, free)  \
     { name, command, sub, positional, summary, fields, N(fields), sizeof(Req), sizeof(Res), check, run, doc, \
@@ -457,12 +510,18 @@ static const cs_op_def ops[] = {
     OP("cluster tokens", "cluster", "tokens", NULL, "the initial_token of each node of a cluster backup",
        cluster_tokens_fields, cs_cluster_tokens_req, cs_cluster_tokens_result, NULL, run_cluster_tokens,
        doc_cluster_tokens, NULL, free_cluster_tokens_result),
+    OP("cluster snapshot-cleanup", "cluster", "snapshot-cleanup", NULL,
+       "clear every node's snapshots of a prefix that are older than a duration, through the agents",
+       cluster_snapshot_cleanup_fields, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result,
+       check_cluster_snapshot_cleanup, run_cluster_snapshot_cleanup, doc_cluster_snapshot_cleanup,
+       verdict_cluster_snapshot_cleanup, free_cluster_snapshot_cleanup_result),
     OP("snapshot", "snapshot", NULL, NULL, "take a snapshot of the node (nodetool snapshot, which flushes first)",
        snapshot_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot, doc_snapshot, NULL,
        free_snapshot_result),
-    OP("snapshot clear", "snapshot", "clear", NULL, "clear a snapshot of the node, as backup clears its own",
-       snapshot_clear_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot_clear, doc_snapshot_clear, NULL,
-       free_snapshot_result),
+    OP("snapshot clear", "snapshot", "clear", NULL,
+       "clear a snapshot of the node, as backup clears its own, or every one of a prefix older than a duration",
+       snapshot_clear_fields, cs_snapshot_req, cs_snapshot_result, check_snapshot_clear, run_snapshot_clear,
+       doc_snapshot_clear, NULL, free_snapshot_result),
     OP("load", "load", NULL, NULL, "stream a node's backed-up tables into a cluster with Cassandra's bulk loader",
        load_fields, cs_load_req, cs_load_result, NULL, run_load, doc_load, verdict_load, free_load_result),
 };
@@ -492,8 +551,8 @@ static const cs_command_def commands[] = {
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
     { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
       "remove what replace restores moved aside, once the restore is trusted" },
-    { "snapshot", "--tag TAG [--keyspace KS]... | clear --tag TAG",
-      "take a snapshot of the node, or clear one (what a cluster backup does on every node)" },
+    { "snapshot", "--tag TAG [--keyspace KS]... | clear (--tag TAG | --older-than D [--prefix P])",
+      "take a snapshot of the node, or clear one (what a cluster backup does on every node), or clear the old ones" },
     { "load", "--repo PATH --backup NAME [--source-host HOSTID] [--target ADDR]... [--keyspace KS]... [--table KS.T]...",
       "stream one node's backed-up tables into a cluster of any topology with sstableloader (the schema must be "
       "there)" },
@@ -504,8 +563,9 @@ static const cs_command_def commands[] = {
     { "cluster",
       "backup --repo PATH [--name NAME] [--agents URL,...] [--parallel-nodes N] [--allow-partial] | "
       "restore --repo PATH --backup NAME (--plan | --yes) [--mode import|replace] | status [--repo PATH] | "
-      "tokens --repo PATH --backup NAME",
-      "back up or restore every node of a cluster through the agents; their state; a backup's tokens" },
+      "tokens --repo PATH --backup NAME | snapshot-cleanup --older-than D [--prefix P]",
+      "back up or restore every node of a cluster through the agents; their state; a backup's tokens; old "
+      "snapshots cleared" },
 };
 
 const cs_op_def *cs_ops_all(size_t *n)

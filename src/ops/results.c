@@ -357,9 +357,15 @@ json_t *cs_snapshot_result_json(const cs_snapshot_req *req, const cs_snapshot_re
                      "address", opt_string(res->address), "started", res->started, "finished", res->finished);
 }
 
+/* With a tag: that tag and whether it was there; with older_than: the
+ * tags cleared and the younger ones kept. */
 json_t *cs_snapshot_clear_result_json(const cs_snapshot_req *req, const cs_snapshot_result *res)
 {
-    (void)req;
+    if (!req->tag)
+        return json_pack("{s:o, s:o, s:f, s:s, s:o, s:o}", "host_id", opt_string(res->host_id), "address",
+                         opt_string(res->address), "older_than", req->older_than, "prefix",
+                         req->prefix ? req->prefix : "", "cleared_tags", strlist_json(&res->cleared_tags),
+                         "kept_tags", strlist_json(&res->kept_tags));
     return json_pack("{s:o, s:o, s:b}", "tag", opt_string(res->tag), "host_id", opt_string(res->host_id), "cleared",
                      res->cleared);
 }

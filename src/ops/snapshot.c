@@ -3,9 +3,13 @@
 #include "ops/snapshot.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/cancel.h"
@@ -96,6 +100,113 @@ bool cs_snapshot_in_keyspace(const cs_strlist *data_dirs, const char *keyspace, 
 bool cs_snapshot_on_disk(const cs_strlist *data_dirs, const char *tag)
 {
     return cs_snapshot_in_keyspace(data_dirs, NULL, tag);
+}
+
+/* ---- when a snapshot was taken ---- */
+
+/* "2026-12-06T17:39:21.325Z" (Java's Instant: 0 to 9 digits of fraction)
+ * to epoch seconds; 0 when it is not that. */
+static double parse_instant(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int used = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                     &tm.tm_sec, &used) != 6)
+        return 0;
+    const char *p = s + used;
+    double frac = 0, scale = 0.1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    if (strcmp(p, "Z"))
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t > 0 ? (double)t + frac : 0;
+}
+
+/* When a table's snapshot was taken: the created_at of its manifest.json,
+ * which Cassandra (4.1 and later) writes as it takes the snapshot and which
+ * `nodetool listsnapshots` shows as the creation time (it reads the same
+ * field); else the time that manifest was written (older versions: it is
+ * written once, as the snapshot is taken, and never changed); else the
+ * directory's own. Not `nodetool listsnapshots` itself: a JVM start per
+ * node, text for people whose columns differ between versions, and nothing
+ * from a stopped node. Not the SSTables' times: they are hard links with
+ * the times of the live files, often days older than the snapshot. */
+double cs_snapshot_dir_time(const char *dir, bool *ephemeral)
+{
+    *ephemeral = false;
+    char *manifest = cs_path_join(dir, "manifest.json");
+    char *text = NULL;
+    cs_err ignored;
+    cs_err_clear(&ignored);
+    double t = 0;
+    if (cs_read_file(manifest, 16u << 20, &text, NULL, &ignored) == 0) {
+        json_t *m = json_loads(text, 0, NULL);
+        t = parse_instant(json_string_value(json_object_get(m, "created_at")));
+        *ephemeral = json_is_true(json_object_get(m, "ephemeral"));
+        json_decref(m);
+        free(text);
+    }
+    struct stat st;
+    if (t <= 0 && (stat(manifest, &st) == 0 || stat(dir, &st) == 0))
+        t = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+    free(manifest);
+    return t;
+}
+
+typedef struct age_arg {
+    const char *prefix;
+    cs_strlist tags;        /* each tag with the prefix once */
+    double *newest;         /* per tag: its youngest table's time */
+    bool *ephemeral;
+} age_arg;
+
+static void add_age(const char *path, const char *tag, void *arg)
+{
+    age_arg *a = arg;
+    if (strncmp(tag, a->prefix, strlen(a->prefix)) || !cs_repo_is_valid_backup_name(tag))
+        return;
+    size_t i = 0;
+    while (i < a->tags.n && strcmp(a->tags.items[i], tag))
+        i++;
+    if (i == a->tags.n) {
+        cs_strlist_add(&a->tags, tag);
+        a->newest = cs_realloc(a->newest, a->tags.n * sizeof *a->newest);
+        a->ephemeral = cs_realloc(a->ephemeral, a->tags.n * sizeof *a->ephemeral);
+        a->newest[i] = 0;
+        a->ephemeral[i] = false;
+    }
+    bool eph;
+    double t = cs_snapshot_dir_time(path, &eph);
+    /* unknown (0): taken now, as far as anyone can tell: never old */
+    a->newest[i] = t <= 0 ? INFINITY : t > a->newest[i] ? t : a->newest[i];
+    a->ephemeral[i] = a->ephemeral[i] || eph;
+}
+
+static int cmp_text(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+void cs_snapshot_find_old(const cs_strlist *data_dirs, const char *prefix, double before, cs_strlist *old,
+                          cs_strlist *young)
+{
+    age_arg a = { prefix ? prefix : "", { NULL, 0 }, NULL, NULL };
+    each_snapshot(data_dirs, NULL, add_age, &a);
+    for (size_t i = 0; i < a.tags.n; i++)
+        if (!a.ephemeral[i])
+            cs_strlist_add(a.newest[i] < before ? old : young, a.tags.items[i]);
+    if (old->n > 1)
+        qsort(old->items, old->n, sizeof *old->items, cmp_text);
+    if (young->n > 1)
+        qsort(young->items, young->n, sizeof *young->items, cmp_text);
+    cs_strlist_free(&a.tags);
+    free(a.newest);
+    free(a.ephemeral);
 }
 
 typedef struct dirs_arg {
@@ -199,11 +310,38 @@ int cs_op_snapshot(cs_job *job, const cs_host *host, const cs_snapshot_req *req,
     return rc;
 }
 
+/* Clear every snapshot of the prefix older than req->older_than. */
+static int clear_old(cs_job *job, cs_nodetool *nt, const cs_node_info *info, const cs_snapshot_req *req,
+                     cs_snapshot_result *res, cs_err *e)
+{
+    cs_job_phase(job, "find", 0, 0);
+    cs_snapshot_find_old(&info->data_dirs, req->prefix, cs_now() - req->older_than, &res->cleared_tags,
+                         &res->kept_tags);
+    cs_job_phase(job, "clear", res->cleared_tags.n, 0);
+    int rc = 0;
+    size_t done = 0;
+    for (size_t i = 0; !rc && i < res->cleared_tags.n; i++) {
+        const char *tag = res->cleared_tags.items[i];
+        bool there = false;
+        cs_job_item(job, tag);
+        rc = cs_snapshot_clear(nt, info->release_version, &info->data_dirs, tag, &there, e);
+        if (rc)
+            cs_err_prefix(e, "snapshot %s", tag);
+        else
+            done++;
+        cs_job_add_files(job, 1);
+    }
+    /* What an error left: only the tags cleared are named so. */
+    while (res->cleared_tags.n > done)
+        free(res->cleared_tags.items[--res->cleared_tags.n]);
+    return rc;
+}
+
 int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req *req, cs_snapshot_result *res,
                          cs_err *e)
 {
     memset(res, 0, sizeof *res);
-    res->tag = cs_strdup(req->tag);
+    res->tag = req->tag ? cs_strdup(req->tag) : NULL;
     cs_node_info info;
     cs_nodetool *nt = NULL;
     cs_nodetool_opts nodetool_opts;
@@ -216,12 +354,16 @@ int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req
     /* A stopped node has nothing in memory: its directories are all. */
     if (!rc && live)
         rc = cs_nodetool_new(&nodetool_opts, &nt, e);
-    if (!rc) {
+    if (!rc && !req->tag) {
+        rc = clear_old(job, nt, &info, req, res, e);
+    } else if (!rc) {
         cs_job_phase(job, "clear", 0, 0);
         rc = cs_snapshot_clear(nt, info.release_version, &info.data_dirs, req->tag, &res->cleared, e);
     }
-    if (rc)
+    if (rc && req->tag)
         cs_err_prefix(e, "snapshot clear %s", req->tag);
+    else if (rc)
+        cs_err_prefix(e, "snapshot clear");
     cs_nodetool_free(nt);
     cs_node_info_free(&info);
     return rc;
@@ -230,6 +372,8 @@ int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req
 void cs_snapshot_result_free(cs_snapshot_result *res)
 {
     free(res->tag);
+    cs_strlist_free(&res->cleared_tags);
+    cs_strlist_free(&res->kept_tags);
     free(res->host_id);
     free(res->address);
     memset(res, 0, sizeof *res);

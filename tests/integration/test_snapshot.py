@@ -11,7 +11,12 @@ coordinator asks of each node) on the real test node.
   backup of all (or of a keyspace it lacks): one line, the repository untouched; the snapshot
   the backup was given stays for its taker (a cluster backup tries again with it, then clears it).
 - snapshot clear: cleared true, then (not there any more) cleared false, exit 0 both times.
-- A bad tag (a path) is a usage error naming --tag."""
+- A bad tag (a path) is a usage error naming --tag.
+- snapshot clear --older-than D [--prefix P] (issue 20's snapshot cleanup): the old snapshots of the
+  prefix go, the younger ones and other prefixes stay, checked with nodetool listsnapshots."""
+
+import time
+
 
 def _tag_dirs(node, tag, keyspace=None):
     return sorted(p for d in node.data_dirs for p in d.glob(f"{keyspace or '*'}/*/snapshots/{tag}"))
@@ -80,5 +85,63 @@ def test_snapshot_usage(cassette):
     for args, want in ((["snapshot"], "--tag"), (["snapshot", "--tag", "a/b"], "invalid snapshot tag"),
                        (["snapshot", "clear", "--tag", ".."], "invalid snapshot tag"),
                        (["backup", "--repo", "/nonexistent", "--snapshot", "x/../y"], "--snapshot")):
+        res = cassette(*args)
+        assert res.rc == 2 and want in res.err and res.err.count("\n") == 1, res.describe()
+
+
+def _listed_tags(node):
+    """The snapshot tags `nodetool listsnapshots` shows (Cassandra's own view, not the disk's)."""
+    out = node.nodetool("listsnapshots").stdout
+    tags = set()
+    for line in out.splitlines()[2:]:
+        words = line.split()
+        if len(words) >= 3 and not line.startswith(("Total", "There are no")):
+            tags.add(words[0])
+    return tags
+
+
+def test_snapshot_clear_older_than(cassette, node, session, make_small_data):
+    """snapshot clear --older-than D (the server's snapshot_cleanup, on each node): clears every
+    snapshot of --prefix (cassette- by default) taken longer ago than D, by the creation time
+    Cassandra records (what nodetool listsnapshots shows), and keeps the younger ones and those of
+    other prefixes; --json names what it cleared and kept."""
+    ds = make_small_data("so")
+    old, young, other = "cassette-cleanup-old", "cassette-cleanup-young", "mine-cleanup-old"
+    for t in (old, young, other):  # left by an earlier run that failed
+        node.nodetool("clearsnapshot", "-t", t, check=False)
+    cassette("snapshot", "--tag", old, "--keyspace", ds.main).ok()
+    cassette("snapshot", "--tag", other, "--keyspace", ds.main).ok()
+    time.sleep(6)
+    cassette("snapshot", "--tag", young, "--keyspace", ds.main).ok()
+    assert {old, young, other} <= _listed_tags(node)
+
+    doc = cassette("snapshot", "clear", "--older-than", "4s", "--json").ok().json()
+    host_id = str(session.execute("SELECT host_id FROM system.local").one().host_id)
+    assert doc["host_id"] == host_id and doc["prefix"] == "cassette-" and doc["older_than"] == 4, doc
+    assert old in doc["cleared_tags"] and young not in doc["cleared_tags"], doc
+    assert young in doc["kept_tags"] and other not in doc["kept_tags"] + doc["cleared_tags"], doc
+    listed = _listed_tags(node)
+    assert old not in listed and young in listed and other in listed, listed
+    assert not _tag_dirs(node, old) and _tag_dirs(node, young)
+
+    # another prefix, asked for by name; the text output names what went
+    res = cassette("snapshot", "clear", "--older-than", "4s", "--prefix", "mine-").ok()
+    assert other in res.out and "cleared" in res.out, res.describe()
+    listed = _listed_tags(node)
+    assert other not in listed and young in listed, listed
+
+    # nothing old left: an empty list, exit 0
+    doc = cassette("snapshot", "clear", "--older-than", "1h", "--json").ok().json()
+    assert doc["cleared_tags"] == [] and young in doc["kept_tags"], doc
+    cassette("snapshot", "clear", "--tag", young).ok()
+    assert young not in _listed_tags(node)
+
+
+def test_snapshot_clear_usage(cassette):
+    for args, want in ((["snapshot", "clear"], "--tag"),
+                       (["snapshot", "clear", "--tag", "t", "--older-than", "1d"], "exclude each other"),
+                       (["snapshot", "clear", "--older-than", "soon"], "--older-than"),
+                       (["snapshot", "clear", "--older-than", "1d", "--prefix", "a/b"], "--prefix"),
+                       (["cluster", "snapshot-cleanup"], "--older-than")):
         res = cassette(*args)
         assert res.rc == 2 and want in res.err and res.err.count("\n") == 1, res.describe()

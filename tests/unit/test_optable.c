@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "cluster/cluster.h"
 #include "ops/ops.h"
 #include "ops/optable.h"
 
@@ -124,6 +125,20 @@ static void test_bad_requests(void **state)
           "cleanup needs aside (what replace restores moved aside; see cassette status)", CS_E_USAGE },
         { "migrate", "{\"dir\": \"/m\", \"keyspaces\": [\"a\", \"b\"]}", "keyspaces",
           "migrate needs one keyspaces (where the tracking table lives)", CS_E_USAGE },
+        { "snapshot clear", "{}", "tag",
+          "snapshot clear needs tag (one snapshot) or older_than (every snapshot of prefix older than that)",
+          CS_E_USAGE },
+        { "snapshot clear", "{\"tag\": \"t1\", \"older_than\": \"1d\"}", "older_than",
+          "tag and older_than exclude each other: clear one snapshot, or every old one", CS_E_USAGE },
+        { "snapshot clear", "{\"older_than\": 60, \"prefix\": \"../x\"}", "prefix",
+          "invalid snapshot tag prefix \"../x\" in prefix (letters, digits, '.', '_' and '-')", CS_E_USAGE },
+        { "snapshot clear", "{\"older_than\": \"soon\"}", "older_than",
+          "older_than: invalid duration \"soon\" (e.g. 36h, 7d, 2w, 1d12h)", CS_E_USAGE },
+        { "cluster snapshot-cleanup", "{\"contact\": \"10.0.0.1\"}", "older_than",
+          "cluster snapshot-cleanup needs older_than (e.g. 2d: every snapshot of prefix older than that)",
+          CS_E_USAGE },
+        { "cluster snapshot-cleanup", "{\"older_than\": 60, \"tag\": \"t\"}", "tag",
+          "unknown field \"tag\" in a cluster snapshot-cleanup request", CS_E_USAGE },
         { "delete", "{\"repo\": \"/r\", \"backup\": \"../b1\"}", "backup",
           "invalid backup name \"../b1\" (letters, digits, '.', '_' and '-')", CS_E_USAGE },
     };
@@ -136,6 +151,43 @@ static void test_bad_requests(void **state)
                      cases[i].json, rc, msg, e.field, cases[i].code, cases[i].msg, cases[i].field);
         assert_null(strchr(msg, '\n'));
     }
+}
+
+/* snapshot clear: a tag, or older_than with the prefix's default; the
+ * cluster operation the same with the target fields. */
+static void test_snapshot_cleanup_requests(void **state)
+{
+    (void)state;
+    cs_err e;
+    char msg[CS_ERR_MSG_MAX];
+    void *r = NULL;
+    assert_int_equal(from_json("snapshot clear", "{\"tag\": \"t-1\"}", &r, msg, sizeof msg, &e), 0);
+    assert_string_equal(((cs_snapshot_req *)r)->tag, "t-1");
+    assert_true(((cs_snapshot_req *)r)->older_than == 0);
+    cs_op_request_free(cs_op_find("snapshot clear"), r);
+    assert_int_equal(from_json("snapshot clear", "{\"older_than\": \"2d\"}", &r, msg, sizeof msg, &e), 0);
+    assert_null(((cs_snapshot_req *)r)->tag);
+    assert_true(((cs_snapshot_req *)r)->older_than == 2 * 86400);
+    assert_string_equal(((cs_snapshot_req *)r)->prefix, "cassette-");
+    cs_op_request_free(cs_op_find("snapshot clear"), r);
+    assert_int_equal(from_json("snapshot clear", "{\"older_than\": 1.5, \"prefix\": \"\"}", &r, msg, sizeof msg,
+                               &e),
+                     0);
+    assert_string_equal(((cs_snapshot_req *)r)->prefix, ""); /* every tag, on purpose */
+    cs_op_request_free(cs_op_find("snapshot clear"), r);
+    const cs_op_def *op = cs_op_find_command("cluster", "snapshot-cleanup");
+    assert_non_null(op);
+    assert_string_equal(op->name, "cluster snapshot-cleanup");
+    assert_int_equal(from_json("cluster snapshot-cleanup",
+                               "{\"agents\": [\"https://a:7620\"], \"older_than\": 3600, \"prefix\": \"nightly-\"}",
+                               &r, msg, sizeof msg, &e),
+                     0);
+    cs_cluster_snapshot_cleanup_req *c = r;
+    assert_int_equal(c->agents.n, 1);
+    assert_true(c->older_than == 3600);
+    assert_string_equal(c->prefix, "nightly-");
+    assert_string_equal(c->agent_template, "https://{rpc_address}:7620");
+    cs_op_request_free(op, r);
 }
 
 /* Optional numbers: null, absent and given. */
@@ -192,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_backup_request),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_optional_number),
+        cmocka_unit_test(test_snapshot_cleanup_requests),
         cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

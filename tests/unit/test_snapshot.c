@@ -1,5 +1,5 @@
 /* test_snapshot.c - ops/snapshot.h: snapshots found by tag and keyspace
- * under data directories, and cleared on a stopped node (directories
+ * under data directories, their ages (old ones found by prefix), cleared on a stopped node (directories
  * only); and the node facts cache (ops.h) read back from
  * <state_dir>/node.json: missing, not one, good. */
 #include <setjmp.h>
@@ -81,6 +81,70 @@ static void test_find(void **state)
     assert_false(cs_snapshot_in_keyspace(&f->data_dirs, "ks3", "cassette-a"));
 }
 
+/* Snapshot dir of tag in data dir d with a manifest.json of text (NULL: none). */
+static char *snapshot_with_manifest(const char *d, const char *table, const char *tag, const char *text)
+{
+    add_snapshot(d, "ks1", table, tag);
+    char *dir = cs_sprintf("%s/ks1/%s-0123456789abcdef0123456789abcdef/snapshots/%s", d, table, tag);
+    if (text) {
+        char *m = cs_path_join(dir, "manifest.json");
+        assert_int_equal(cs_write_file_atomic(m, text, strlen(text), 0600, NULL), 0);
+        free(m);
+    }
+    return dir;
+}
+
+/* Ages: the manifest's created_at, else its mtime; a tag is as young as
+ * its youngest table; the prefix; ephemeral ones left out. */
+static void test_find_old(void **state)
+{
+    fixture *f = *state;
+    const char *d0 = f->data_dirs.items[0], *d1 = f->data_dirs.items[1];
+    bool eph;
+    char *dir = snapshot_with_manifest(d0, "t1", "cassette-old",
+                                       "{\"files\":[],\"created_at\":\"2020-01-02T03:04:05.5Z\",\"expires_at\":null}");
+    assert_true(cs_snapshot_dir_time(dir, &eph) == 1577934245.5);
+    assert_false(eph);
+    free(dir);
+    dir = snapshot_with_manifest(d1, "t2", "cassette-old", "{\"files\":[],\"created_at\":\"2020-01-01T00:00:00Z\"}");
+    assert_true(cs_snapshot_dir_time(dir, &eph) == 1577836800.0);
+    free(dir);
+    /* one table of it recent: the tag is young */
+    free(snapshot_with_manifest(d0, "t1", "cassette-mixed", "{\"created_at\":\"2020-01-01T00:00:00.123456789Z\"}"));
+    free(snapshot_with_manifest(d1, "t3", "cassette-mixed", "{\"created_at\":\"2031-01-01T00:00:00Z\"}"));
+    /* no created_at (Cassandra 4.0): the manifest's mtime, now */
+    dir = snapshot_with_manifest(d0, "t4", "cassette-40", "{\"files\":[]}");
+    double t = cs_snapshot_dir_time(dir, &eph);
+    assert_true(t > cs_now() - 60 && t <= cs_now() + 1);
+    free(dir);
+    free(snapshot_with_manifest(d0, "t1", "other-old", "{\"created_at\":\"2020-01-01T00:00:00Z\"}"));
+    free(snapshot_with_manifest(d0, "t1", "cassette-eph", "{\"created_at\":\"2020-01-01T00:00:00Z\",\"ephemeral\":true}"));
+    /* a damaged manifest: its mtime */
+    free(snapshot_with_manifest(d1, "t1", "cassette-bad", "{\"created_at\":\"yesterday\""));
+
+    cs_strlist old = { NULL, 0 }, young = { NULL, 0 };
+    double before = 1700000000.0; /* 2023 */
+    cs_snapshot_find_old(&f->data_dirs, "cassette-", before, &old, &young);
+    assert_int_equal(old.n, 1);
+    assert_string_equal(old.items[0], "cassette-old");
+    assert_int_equal(young.n, 3); /* sorted */
+    assert_string_equal(young.items[0], "cassette-40");
+    assert_string_equal(young.items[1], "cassette-bad");
+    assert_string_equal(young.items[2], "cassette-mixed");
+    cs_strlist_free(&old);
+    cs_strlist_free(&young);
+    cs_snapshot_find_old(&f->data_dirs, "", before, &old, &young);
+    assert_int_equal(old.n, 2);
+    assert_string_equal(old.items[1], "other-old");
+    cs_strlist_free(&old);
+    cs_strlist_free(&young);
+    cs_snapshot_find_old(&f->data_dirs, "cassette-", cs_now() + 3600, &old, &young);
+    assert_int_equal(old.n, 3); /* all but the one of 2031 (and the ephemeral one) */
+    assert_false(cs_strlist_has(&old, "cassette-mixed"));
+    cs_strlist_free(&old);
+    cs_strlist_free(&young);
+}
+
 static void test_clear_stopped(void **state)
 {
     fixture *f = *state;
@@ -139,6 +203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_cache, setup, teardown),
     };
