@@ -8,6 +8,15 @@
   and its network, the token a secret.
 - Each of them names only options that `cassette agent --help` lists, and deploy/cassette.ini
   only keys it lists ([file: section.key]).
+- The server's (README.md, "Running the server"): deploy/cassette-server.service passes
+  `systemd-analyze verify` with a low exposure, runs as a user of its own that may write only its
+  state directory, its secrets through LoadCredential; compose.yaml's cassette-server reaches the
+  node's CQL and agent by the service name, its tokens and key are secrets; deploy/server.ini's
+  keys (the commented ones too) are real: those outside [server] are keys `cassette cluster
+  --help` lists; [server]'s, once the binary has the server command, keys `cassette server
+  --help` lists, and the whole file loads (`--check-config` when the server has it, else the
+  config loader through `cassette --config FILE --version`); the unit's and compose's options
+  are options `cassette server --help` lists.
 """
 
 import re
@@ -23,22 +32,45 @@ DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "cassette-agent.service"
 COMPOSE = DEPLOY / "compose.yaml"
 INI = DEPLOY / "cassette.ini"
+SERVER_UNIT = DEPLOY / "cassette-server.service"
+SERVER_INI = DEPLOY / "server.ini"
+
+
+def command_help(cassette_bin, command):
+    """(options, INI keys) `cassette COMMAND --help` lists, or None when there is no such command."""
+    p = subprocess.run([str(cassette_bin), command, "--help"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    if p.returncode != 0 and "unknown command" in p.stderr:
+        return None
+    assert p.returncode == 0, p.stderr
+    options = set(re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", p.stdout, re.M))
+    keys = set(re.findall(r"\[file: ([a-z0-9_]+\.[a-z0-9_]+)\]", p.stdout))
+    return options, keys
 
 
 @pytest.fixture(scope="module")
 def agent_help(cassette_bin):
-    p = subprocess.run([str(cassette_bin), "agent", "--help"], capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=60)
-    assert p.returncode == 0, p.stderr
-    options = set(re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", p.stdout, re.M))
-    keys = set(re.findall(r"\[file: ([a-z0-9_]+\.[a-z0-9_]+)\]", p.stdout))
-    assert "--token-file" in options and "agent.listen" in keys, p.stdout
+    options, keys = command_help(cassette_bin, "agent")
+    assert "--token-file" in options and "agent.listen" in keys, (options, keys)
     return options, keys
 
 
-def unit_directives():
+@pytest.fixture(scope="module")
+def cluster_help(cassette_bin):
+    options, keys = command_help(cassette_bin, "cluster")
+    assert "cluster.agent_ca_file" in keys, keys
+    return options, keys
+
+
+@pytest.fixture(scope="module")
+def server_help(cassette_bin):
+    """`cassette server --help`'s options and keys, or None while the binary has no server."""
+    return command_help(cassette_bin, "server")
+
+
+def unit_directives(unit=UNIT):
     """[(key, value)] of the unit file, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", UNIT.read_text())
+    text = re.sub(r"\\\n\s*", " ", unit.read_text())
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -53,11 +85,12 @@ def options_of(args):
     return [a.split("=", 1)[0] for a in args if a.startswith("--")]
 
 
-def test_systemd_unit_verifies(cassette_bin, tmp_path):
+@pytest.mark.parametrize("source", [UNIT, SERVER_UNIT], ids=["agent", "server"])
+def test_systemd_unit_verifies(cassette_bin, tmp_path, source):
     tool = shutil.which("systemd-analyze")
     assert tool, "systemd-analyze is missing (scripts/install-deps.sh installs systemd)"
-    unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/cassette", str(cassette_bin)))
+    unit = tmp_path / source.name
+    unit.write_text(source.read_text().replace("/usr/local/bin/cassette", str(cassette_bin)))
     p = subprocess.run([tool, "verify", "--man=no", str(unit)], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0 and not p.stderr.strip(), (p.returncode, p.stdout, p.stderr)
@@ -122,3 +155,105 @@ def test_example_ini_names_only_known_keys(agent_help):
         if f"{section}.{key}" not in agent_help[1]:
             unknown.append(f"{section}.{key}")
     assert not unknown, f"{INI.name} has keys `cassette agent --help` does not list: {unknown}"
+
+
+def ini_entries(path):
+    """[(section, key, line number)] of an INI file, with the keys of commented-out settings
+    ("# key = value") too: the examples a reader uncomments must be real keys as well."""
+    section, out = None, []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        m = re.fullmatch(r"\[([a-z0-9_]+)\]", line)
+        if m:
+            section = m.group(1)
+            continue
+        m = re.fullmatch(r"[#;]\s*([a-z0-9_]+)\s*=\s*\S.*", line) or \
+            re.fullmatch(r"([a-z0-9_]+)\s*=.*", line)
+        if m:
+            out.append((section, m.group(1), n))
+    return out
+
+
+def test_server_unit_runs_apart_from_the_nodes(server_help):
+    d = unit_directives(SERVER_UNIT)
+    keys = dict(d)
+    assert keys["DynamicUser"] == "yes" and "User" not in keys
+    assert keys["NoNewPrivileges"] == "yes" and keys["ProtectSystem"] == "strict"
+    assert "ReadWritePaths" not in keys, "the server writes no node's files"
+    assert keys["StateDirectory"] == "cassette-server"
+    creds = {v.split(":", 1)[0]: v.split(":", 1)[1] for k, v in d if k == "LoadCredential"}
+    assert creds == {"server.tokens": "/etc/cassette/server.tokens",
+                     "server.key": "/etc/cassette/server.key",
+                     "agent.token": "/etc/cassette/agent.token"}, creds
+    args = keys["ExecStart"].split()
+    assert args[:2] == ["/usr/local/bin/cassette", "server"]
+    assert args[args.index("--config") + 1] == "/etc/cassette/server.ini"
+    assert args[args.index("--tokens-file") + 1] == "%d/server.tokens"
+    assert args[args.index("--agent-token-file") + 1] == "%d/agent.token"
+    if server_help is None:
+        pytest.skip("this binary has no server command yet: its options are not checked")
+    unknown = set(options_of(args)) - server_help[0]
+    assert not unknown, f"{SERVER_UNIT.name} names options `cassette server --help` does not list: {unknown}"
+
+
+def test_compose_server(server_help):
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    server = services["cassette-server"]
+    assert server["depends_on"]["cassandra"]["condition"] == "service_healthy"
+    assert "network_mode" not in server, "the server has a network of its own"
+    assert not any(v.split(":")[1] == "/var/lib/cassandra" for v in server["volumes"]), \
+        "the server never touches a node's files"
+    state = [v.split(":")[0] for v in server["volumes"] if v.split(":")[1] == "/var/lib/cassette-server"]
+    assert state == ["cassette_server"] and "cassette_server" in doc["volumes"]
+    assert 7630 in [p["target"] for p in server["ports"]]
+    env = dict(e.split("=", 1) for e in server["environment"] if "=" in e)
+    assert env["CASSETTE_STATE_DIR"] == "/var/lib/cassette-server"
+    cmd = server["command"]
+    assert cmd[0] == "server"
+    for s in server["secrets"]:
+        assert s in doc["secrets"], s
+    for flag in ("--tokens-file", "--tls-key", "--agent-token-file"):
+        value = [a.split("=", 1)[1] for a in cmd if a.startswith(flag + "=")]
+        assert value and value[0].startswith("/run/secrets/"), (flag, cmd)
+        assert value[0].rsplit("/", 1)[1] in server["secrets"], (flag, cmd)
+    # the agent's token is the one the agent serves with
+    agent_cmd = services["cassette-agent"]["command"]
+    assert "--token-file=/run/secrets/cassette_agent_token" in agent_cmd
+    assert "--agent-token-file=/run/secrets/cassette_agent_token" in cmd
+    # the file the compose mounts as server.ini is deploy/server.ini's layout
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in server["volumes"]}
+    assert mounts["/etc/cassette/server.ini"] == "./server.ini"
+    ini = SERVER_INI.read_text()
+    assert "/etc/cassette/agent-ca.pem" in ini and "/etc/cassette/agent-ca.pem" in mounts
+    assert "/etc/cassette/server.pem" in ini and "/etc/cassette/server.pem" in mounts
+    if server_help is None:
+        pytest.skip("this binary has no server command yet: its options are not checked")
+    unknown = set(options_of(cmd)) - server_help[0]
+    assert not unknown, f"{COMPOSE.name} names options `cassette server --help` does not list: {unknown}"
+
+
+def test_server_ini_names_only_known_keys(cassette_bin, cluster_help, server_help, tmp_path):
+    entries = ini_entries(SERVER_INI)
+    sections = {s for s, _, _ in entries}
+    assert {"server", "cluster", "cassandra", "s3"} <= sections, sections
+    assert {("server", k) for k in ("listen", "state", "workers", "export_repo")} <= \
+        {(s, k) for s, k, _ in entries}
+    unknown = [f"{s}.{k} (line {n})" for s, k, n in entries
+               if s != "server" and f"{s}.{k}" not in cluster_help[1]]
+    assert not unknown, f"{SERVER_INI.name} has keys `cassette cluster --help` does not list: {unknown}"
+    if server_help is None:
+        pytest.skip("this binary has no server command yet: the [server] keys are not checked")
+    unknown = [f"{s}.{k} (line {n})" for s, k, n in entries
+               if f"{s}.{k}" not in server_help[1] and f"{s}.{k}" not in cluster_help[1]]
+    assert not unknown, f"{SERVER_INI.name} has keys `cassette server --help` does not list: {unknown}"
+    # the whole file, commented settings uncommented, through the binary's own loader
+    text = re.sub(r"(?m)^#\s*([a-z0-9_]+\s*=\s*\S)", r"\1", SERVER_INI.read_text())
+    ini = tmp_path / "server.ini"
+    ini.write_text(text)
+    if "--check-config" in server_help[0]:
+        args = [str(cassette_bin), "server", "--config", str(ini), "--check-config"]
+    else:
+        args = [str(cassette_bin), "--config", str(ini), "--version"]
+    p = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, (args, p.stdout, p.stderr)
