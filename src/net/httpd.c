@@ -28,6 +28,7 @@ struct cs_httpd {
 
 /* One request's state across MHD's calls: its body so far. */
 typedef struct conn_ctx {
+    char *query; /* the query string rebuilt from MHD's arguments, or NULL */
     char *body;
     size_t len, cap;
     bool too_big;
@@ -98,7 +99,7 @@ void cs_http_dispatch(const cs_httpd_opts *opts, const cs_http_request *req, cs_
         return;
     }
     opts->handler(opts->arg, req, ans);
-    if (!ans->body)
+    if (!ans->body && ans->status != 204)
         cs_http_error_msg(ans, 500, "the handler gave no answer (a bug)");
 }
 
@@ -186,6 +187,17 @@ void cs_http_token_free(char *token)
 
 static enum MHD_Result send_answer(struct MHD_Connection *conn, cs_http_answer *ans)
 {
+    if (ans->status == 204) {
+        json_decref(ans->body);
+        ans->body = NULL;
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        enum MHD_Result ret = MHD_queue_response(conn, 204, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     char *text = ans->body ? json_dumps(ans->body, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(ans->body);
     ans->body = NULL;
@@ -220,6 +232,44 @@ static bool client_cert_ok(struct MHD_Connection *conn)
     return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
 }
 
+/* MHD splits the query into decoded arguments: put them back together as
+ * "k=v&k2=v2" with each part percent-encoded again where it must be, so
+ * a handler parses one plain form whatever the client sent. */
+static void add_encoded(cs_buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || strchr("-._~:,@/", *p))
+            cs_buf_addch(b, (char)*p);
+        else
+            cs_buf_printf(b, "%%%02X", *p);
+    }
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    cs_buf *b = cls;
+    if (b->len)
+        cs_buf_addch(b, '&');
+    add_encoded(b, key ? key : "");
+    if (value) {
+        cs_buf_addch(b, '=');
+        add_encoded(b, value);
+    }
+    return MHD_YES;
+}
+
+static char *query_of(struct MHD_Connection *conn)
+{
+    cs_buf b = { 0 };
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &b);
+    if (!b.len) {
+        cs_buf_free(&b);
+        return NULL;
+    }
+    return cs_buf_detach(&b);
+}
+
 static void keep_body(conn_ctx *c, const char *data, size_t n, size_t max)
 {
     if (c->too_big || c->len + n > max) {
@@ -246,7 +296,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs_httpd *d = cls;
     conn_ctx *c = *con_cls;
     if (!c) {
-        *con_cls = cs_calloc(1, sizeof *c);
+        c = cs_calloc(1, sizeof *c);
+        c->query = query_of(conn);
+        *con_cls = c;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -262,6 +314,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     cs_http_request req = {
         .method = method,
         .path = url,
+        .query = c->query,
         .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
         .body = c->body ? c->body : "",
         .body_len = c->len,
@@ -279,6 +332,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     conn_ctx *c = *con_cls;
     if (c) {
+        free(c->query);
         free(c->body);
         free(c);
         *con_cls = NULL;
@@ -320,6 +374,9 @@ int cs_httpd_start(const cs_httpd_opts *opts, cs_httpd **out, cs_err *e)
         rc = !d->cert ? cs_err_set(e, CS_E_USAGE, "--tls-client-ca needs --tls-cert and --tls-key") :
                         read_pem(opts->tls_client_ca, "--tls-client-ca", &d->client_ca, e);
     }
+    if (!rc && !opts->token && !opts->handler_auth && !cs_http_is_loopback(opts->host))
+        rc = cs_err_set(e, CS_E_USAGE, "serving %s without a bearer token: only a loopback address may be",
+                        opts->host);
     if (rc) {
         httpd_free(d);
         return rc;
@@ -375,4 +432,10 @@ void cs_httpd_stop(cs_httpd *d)
         return;
     MHD_stop_daemon(d->mhd);
     httpd_free(d);
+}
+
+int cs_httpd_port(const cs_httpd *d)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? (int)i->port : 0;
 }

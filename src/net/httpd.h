@@ -27,13 +27,15 @@
 typedef struct cs_http_request {
     const char *method;        /* "GET", "POST", ... */
     const char *path;          /* "/v1/jobs/3" (no query string) */
+    const char *query;         /* the query string as sent ("cluster=c1&limit=5", no '?'), or NULL */
     const char *authorization; /* the Authorization header, or NULL */
     const char *body;          /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     bool body_too_big;         /* the body was longer than the limit (it was not kept) */
 } cs_http_request;
 
-/* What a handler answers: a status and a JSON document (owned; NULL: none). */
+/* What a handler answers: a status and a JSON document (owned; NULL: none,
+ * which only a 204 may be: it is sent without a body). */
 typedef struct cs_http_answer {
     unsigned status;
     json_t *body;
@@ -50,6 +52,8 @@ typedef struct cs_httpd_opts {
     const char *tls_key;
     const char *tls_client_ca; /* PEM: clients must present a certificate it signed */
     const char *token;         /* the bearer token; NULL: none asked (loopback only, on purpose) */
+    bool handler_auth;         /* token NULL: the handler checks the Authorization header itself
+                                * (its own tokens and roles), so any address may be served */
     size_t max_body;           /* 0: CS_HTTP_MAX_BODY */
     unsigned max_connections;  /* at once; 0: 16 */
     cs_http_handler handler;
@@ -60,16 +64,19 @@ typedef struct cs_httpd cs_httpd;
 
 /* Listen and serve on threads of the daemon's own (one per connection, at
  * most max_connections). opts (and the strings in it) must outlive the
- * daemon. A bad TLS file or an address that cannot be bound is one error. */
+ * daemon. A bad TLS file or an address that cannot be bound is one error;
+ * so is a non-loopback host with neither a token nor handler_auth. */
 int cs_httpd_start(const cs_httpd_opts *opts, cs_httpd **out, cs_err *e);
 /* Stop accepting, finish the answers under way, free. NULL is fine. */
 void cs_httpd_stop(cs_httpd *d);
+/* The port the daemon listens on (the one the system chose for port 0). */
+int cs_httpd_port(const cs_httpd *d);
 
 /* ---- pure parts (tests, fuzzers) ---- */
 
 /* The whole answer to req: 413 for a body past the limit, 401 without the
  * right bearer token (opts->token NULL: none asked), else the handler's
- * answer. ans->body is set on every path. */
+ * answer. ans->body is set on every path but a 204's. */
 void cs_http_dispatch(const cs_httpd_opts *opts, const cs_http_request *req, cs_http_answer *ans);
 
 /* Does the Authorization header carry "Bearer <token>"? Constant time in

@@ -13,7 +13,7 @@
  *   GET    /v1/clusters/{id}/backups           {"backups": [...]} from its repository
  *   GET    /v1/clusters/{id}/backups/{name}
  *   POST   /v1/clusters/{id}/backups           take a backup now -> 202 run
- *   GET    /v1/clusters/{id}/restores          restore runs, newest first
+ *   GET    /v1/clusters/{id}/restores          {"restores": [run...]}, newest first
  *   POST   /v1/clusters/{id}/restores          start a restore -> 202 run
  *   GET    /v1/tasks[?cluster=]                {"tasks": [...]}
  *   POST   /v1/tasks                           -> 201
@@ -22,11 +22,16 @@
  *   GET    /v1/runs[?cluster=&task=&kind=&state=&since=&limit=]  {"runs": [...]}
  *   GET    /v1/runs/{id}
  *   POST   /v1/runs/{id}/cancel                -> 202 run (409 when it has ended)
- *   GET    /v1/audit[?limit=]                  admin only
+ *   GET    /v1/audit[?limit=]                  {"audit": [...]}, admin only
  * Roles: viewer (GET), operator (also runs: backups, restores, task run,
  * run cancel), admin (also clusters, tasks, audit); a token may be
  * limited to some clusters (others: 403; lists show only its clusters).
- * Every answer is JSON; errors are {"error", "field"} (net/httpd.h) with
+ * Bodies: POST /v1/clusters and /v1/tasks take the document (model.h);
+ * PATCH takes the fields to change (null removes one; ids and the times
+ * the server keeps cannot be changed); POST .../backups and .../restores
+ * take the operation's params ({"type": "snapshot"}, {"backup": NAME,
+ * "nodes": [...]}; an empty body is {}); the other POSTs take no body.
+ * Every answer is JSON (a 204 has no body); errors are {"error", "field"} (net/httpd.h) with
  * 400 (bad input), 401, 403, 404, 409 (conflict), 413, 502 (a cluster that
  * cannot be reached). Every change (a POST, PATCH or DELETE that succeeded
  * or was refused past authentication) is written to the audit log: who
@@ -60,6 +65,8 @@ typedef struct cs_api_hooks {
      * run queued or cancelled, a task changed). */
     void (*wake)(void *ctx);
     void *ctx;
+    /* What GET /version answers as "version" (borrowed; NULL: "unknown"). */
+    const char *version;
 } cs_api_hooks;
 
 /* One token: its name (who, in the audit log), role and clusters. */
