@@ -2,6 +2,8 @@
 #include "agent/agent.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +12,18 @@
 
 #include "agent/jobs.h"
 #include "common/buf.h"
+#include "common/fs.h"
 #include "ops/ops.h"
+#include "ops/state.h"
 
 struct cs_agent {
     const cs_host *host;
     cs_jobs *jobs;
     bool dry_run;
     cs_strlist allow_repos; /* locations requests may name, or below them */
+    pthread_mutex_t fence_mu; /* guards epoch, epoch_loaded and <state_dir>/agent-epoch */
+    uint64_t epoch;           /* the highest X-Cassette-Epoch seen (0: none) */
+    bool epoch_loaded;
 };
 
 static const char *const served[] = { "backup",      "restore",  "verify",        "list",
@@ -36,6 +43,7 @@ cs_agent *cs_agent_new(const cs_host *host)
     cs_agent *a = cs_calloc(1, sizeof *a);
     a->host = host;
     a->jobs = cs_jobs_new(host);
+    pthread_mutex_init(&a->fence_mu, NULL);
     return a;
 }
 
@@ -45,6 +53,7 @@ void cs_agent_free(cs_agent *agent)
         return;
     cs_jobs_free(agent->jobs);
     cs_strlist_free(&agent->allow_repos);
+    pthread_mutex_destroy(&agent->fence_mu);
     free(agent);
 }
 
@@ -349,6 +358,100 @@ static void cancel_job(cs_agent *a, uint64_t id, cs_http_answer *ans)
         ans->status = 202;
 }
 
+/* ---- fencing ---- */
+
+/* A decimal epoch of 1 to 19 digits (no sign, no blanks). */
+bool cs_agent_parse_epoch(const char *s, uint64_t *out)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (!n || n > 19 || strspn(s, "0123456789") != n)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    *out = v;
+    return true;
+}
+
+static char *epoch_path(const cs_agent *a)
+{
+    char *dir = cs_state_dir(a->host);
+    char *path = cs_sprintf("%s/agent-epoch", dir);
+    free(dir);
+    return path;
+}
+
+/* The highest epoch kept in <state_dir>/agent-epoch (0 when there is no
+ * file yet). Called with fence_mu held. */
+static int load_epoch(cs_agent *a, cs_err *e)
+{
+    if (a->epoch_loaded)
+        return 0;
+    char *path = epoch_path(a);
+    char *text = NULL;
+    size_t len = 0;
+    cs_err re;
+    cs_err_clear(&re);
+    int rc = 0;
+    if (cs_read_file(path, 64, &text, &len, &re) == 0) {
+        text[strcspn(text, "\r\n")] = '\0';
+        if (!cs_agent_parse_epoch(text, &a->epoch))
+            rc = cs_err_set(e, CS_E_IO, "%s holds no epoch: remove it only if no server fences this agent", path);
+    } else if (re.code != CS_E_NOTFOUND) {
+        rc = cs_err_set(e, re.code, "%s", re.msg);
+    }
+    free(text);
+    free(path);
+    a->epoch_loaded = rc == 0;
+    return rc;
+}
+
+/* Keep epoch as the highest seen, durably before the request is served. */
+static int store_epoch(cs_agent *a, uint64_t epoch, cs_err *e)
+{
+    char *dir = cs_state_dir(a->host);
+    char *path = cs_sprintf("%s/agent-epoch", dir);
+    char text[32];
+    int n = snprintf(text, sizeof text, "%" PRIu64 "\n", epoch);
+    int rc = cs_mkdirs(dir, 0700, e);
+    if (!rc)
+        rc = cs_write_file_atomic(path, text, (size_t)n, 0600, e);
+    if (!rc)
+        a->epoch = epoch;
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* A request's X-Cassette-Epoch against the highest seen: true (ans set)
+ * when it is refused: 400 malformed, 409 older, 503 the epoch cannot be
+ * kept. No header: accepted (the CLI sends none). */
+static bool fenced(cs_agent *a, const cs_http_request *req, cs_http_answer *ans)
+{
+    if (!req->epoch)
+        return false;
+    uint64_t epoch;
+    if (!cs_agent_parse_epoch(req->epoch, &epoch)) {
+        cs_http_error_msg(ans, 400, "X-Cassette-Epoch must be a decimal number");
+        return true;
+    }
+    cs_err e;
+    cs_err_clear(&e);
+    bool refused = false;
+    pthread_mutex_lock(&a->fence_mu);
+    if (load_epoch(a, &e) || (epoch > a->epoch && store_epoch(a, epoch, &e))) {
+        cs_http_error(ans, 503, &e);
+        refused = true;
+    } else if (epoch < a->epoch) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "fenced: epoch %" PRIu64 " is older than %" PRIu64, epoch, a->epoch);
+        cs_http_error_msg(ans, 409, msg);
+        refused = true;
+    }
+    pthread_mutex_unlock(&a->fence_mu);
+    return refused;
+}
+
 /* ---- routing ---- */
 
 static bool method_is(const cs_http_request *req, const char *want, cs_http_answer *ans)
@@ -366,6 +469,8 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
     cs_agent *a = arg;
     const char *p = req->path ? req->path : "";
     static const char ops_prefix[] = "/v1/ops/", jobs_prefix[] = "/v1/jobs/";
+    if (fenced(a, req, ans))
+        return;
     if (!strcmp(p, "/v1/node")) {
         if (method_is(req, "GET", ans))
             get_node(a, ans);

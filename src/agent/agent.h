@@ -19,6 +19,12 @@
  * The host (credentials, node access, directories, storage options) is
  * the agent's own, from its command line, configuration and environment;
  * a request never sets it (a request's fields are the op table's only).
+ * Fencing: a request may carry "X-Cassette-Epoch: N" (a server's lease
+ * epoch). The agent keeps the highest N seen in <state_dir>/agent-epoch
+ * (written atomically and synced before the request is served) and
+ * answers 409 {"error": "fenced: epoch N is older than M"} to a lower one,
+ * 400 to a header that is not a decimal number; a request without the
+ * header (the CLI's) is served as before.
  * Must not: run an operation any other way than the op table does
  * (cs_op_request_from_json, cs_op_run, cs_op_result_json), or log a token
  * or a request body. */
@@ -26,6 +32,7 @@
 #define CS_AGENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/strlist.h"
@@ -65,6 +72,9 @@ void cs_agent_free(cs_agent *agent);
  * {"job": 0, "dry_run": true} without running anything, and GET /v1/node
  * answers 503 without asking the node. */
 void cs_agent_set_dry_run(cs_agent *agent, bool dry_run);
+
+/* A decimal X-Cassette-Epoch value (1 to 19 digits). */
+bool cs_agent_parse_epoch(const char *s, uint64_t *out);
 
 /* The routes: a cs_http_handler (arg: the agent). */
 void cs_agent_handle(void *agent, const cs_http_request *req, cs_http_answer *ans);

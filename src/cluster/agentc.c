@@ -15,6 +15,7 @@
 struct cs_agentc {
     cs_http *http;
     char *auth; /* "Authorization: Bearer <token>", or NULL: never logged */
+    char fence[48]; /* "X-Cassette-Epoch: N", or "": none */
 };
 
 static int read_token(const char *path, char **out, cs_err *e)
@@ -52,6 +53,8 @@ int cs_agentc_new(const cs_agentc_opts *o, cs_agentc **out, cs_err *e)
     cs_agentc *c = cs_calloc(1, sizeof *c);
     c->http = cs_http_new(&ho);
     c->auth = auth;
+    if (o->fence)
+        snprintf(c->fence, sizeof c->fence, "X-Cassette-Epoch: %" PRIu64, o->fence);
     *out = c;
     return 0;
 }
@@ -83,6 +86,8 @@ static int prepare(cs_http_req *r, const char *range, cs_http_attempt *a, cs_err
     cs_http_attempt_url(a, k->url);
     if (k->c->auth)
         cs_http_attempt_header(a, k->c->auth);
+    if (k->c->fence[0])
+        cs_http_attempt_header(a, k->c->fence);
     cs_http_attempt_header(a, "Accept: application/json");
     if (k->has_body)
         cs_http_attempt_header(a, "Content-Type: application/json");
@@ -100,6 +105,7 @@ static int code_of_status(long status)
         return CS_E_USAGE;
     case 404:
         return CS_E_NOTFOUND;
+    case 409:
     case 429:
         return CS_E_LOCKED;
     case 503:

@@ -28,6 +28,7 @@ typedef struct cs_agentc_opts {
     const char *cert_file;  /* client certificate for agents that ask for one */
     const char *key_file;
     long timeout_s;         /* connect and stall timeout of one request (0: 30) */
+    uint64_t fence;         /* sent as "X-Cassette-Epoch: N" on every request; 0: not sent */
 } cs_agentc_opts;
 
 int cs_agentc_new(const cs_agentc_opts *o, cs_agentc **out, cs_err *e);
@@ -36,7 +37,8 @@ void cs_agentc_free(cs_agentc *c);
 /* One request: *out is the JSON answer of a 2xx status (new reference).
  * Any other status is an error carrying the agent's own sentence, with
  * the code the status means (401/403: CS_E_USAGE, 404: CS_E_NOTFOUND,
- * 429: CS_E_LOCKED, 503: CS_E_UNAVAIL); no answer at all is CS_E_UNAVAIL. */
+ * 409 (fenced: a newer epoch was seen): CS_E_LOCKED, 429: CS_E_LOCKED,
+ * 503: CS_E_UNAVAIL); no answer at all is CS_E_UNAVAIL. */
 int cs_agentc_call(cs_agentc *c, const char *base, const char *method, const char *path, json_t *body,
                    json_t **out, cs_err *e);
 

@@ -7,6 +7,7 @@
 #include "cassandra/node.h"
 #include "common/buf.h"
 #include "common/cancel.h"
+#include "common/job.h"
 #include "common/log.h"
 #include "common/parallel.h"
 #include "ops/nodeopts.h"
@@ -98,6 +99,7 @@ int cs_coord_agents_new(const cs_host *host, cs_agentc **out, cs_err *e)
         .cert_file = host->agent_cert,
         .key_file = host->agent_key,
         .timeout_s = 30,
+        .fence = cs_job_fence(cs_job_current()), /* the server's lease epoch; 0 from the CLI */
     };
     return cs_agentc_new(&o, out, e);
 }

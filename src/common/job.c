@@ -18,6 +18,7 @@ struct cs_job {
     pthread_mutex_t mu;             /* guards p (but the counters) and last_report */
     cs_progress p;                  /* op, phase, item, totals, times */
     _Atomic uint64_t files_done, bytes_done;
+    _Atomic uint64_t fence;         /* the lease epoch its agent commands carry (0: none) */
     double t0;                      /* monotonic start */
     double last_report;             /* monotonic time of the last on_progress */
     bool ended;                     /* cs_job_end was called: nothing more is reported */
@@ -249,4 +250,15 @@ bool cs_job_log(int level, const char *line)
         return false;
     job->obs.on_log(job->obs.arg, level, line);
     return true;
+}
+
+void cs_job_set_fence(cs_job *job, uint64_t fence)
+{
+    if (job)
+        atomic_store(&job->fence, fence);
+}
+
+uint64_t cs_job_fence(const cs_job *job)
+{
+    return job ? atomic_load(&((cs_job *)job)->fence) : 0;
 }

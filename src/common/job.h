@@ -106,6 +106,12 @@ void cs_job_end(cs_job *job);
 /* A copy of the job's progress now (for pollers: an API, /metrics). */
 void cs_job_progress(const cs_job *job, cs_progress *out);
 
+/* The fencing token a job's agent commands carry (the server's lease
+ * epoch; cluster/coord.c sends it to every agent as X-Cassette-Epoch).
+ * 0: none (the CLI's jobs). job may be NULL for cs_job_fence (0). */
+void cs_job_set_fence(cs_job *job, uint64_t fence);
+uint64_t cs_job_fence(const cs_job *job);
+
 /* For the logger: hand a formatted line to the current job's observer.
  * Returns false when the calling thread has no job or its observer takes
  * no log lines (the caller prints the line itself then). */

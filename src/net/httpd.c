@@ -316,6 +316,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .path = url,
         .query = c->query,
         .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        .epoch = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Cassette-Epoch"),
         .body = c->body ? c->body : "",
         .body_len = c->len,
         .body_too_big = c->too_big,

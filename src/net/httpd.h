@@ -29,6 +29,7 @@ typedef struct cs_http_request {
     const char *path;          /* "/v1/jobs/3" (no query string) */
     const char *query;         /* the query string as sent ("cluster=c1&limit=5", no '?'), or NULL */
     const char *authorization; /* the Authorization header, or NULL */
+    const char *epoch;         /* the X-Cassette-Epoch header (a server's fencing token), or NULL */
     const char *body;          /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     bool body_too_big;         /* the body was longer than the limit (it was not kept) */

@@ -23,7 +23,11 @@ checked), and stops it with SIGTERM at the end (exit 0; its output never holds t
   cleared false.
 - GET /v1/node when the node is stopped: 200 with "live": false and the facts read before (the
   node facts cache); 503 from an agent with no cache; snapshot clear on the stopped node removes
-  the tag's directories. The node is started again at the end."""
+  the tag's directories. The node is started again at the end.
+- Fencing (issue 20): a command carrying X-Cassette-Epoch N runs; a replay carrying N-1 is 409
+  ("fenced: epoch N-1 is older than N") and runs nothing (no job, no snapshot); the highest
+  epoch is kept in <state_dir>/agent-epoch across a restart; a malformed epoch is 400; a request
+  without the header (the CLI's) is served."""
 
 import http.client
 import json
@@ -53,10 +57,13 @@ class Agent:
         self.proc, self.port, self.token, self.ctx = proc, port, token, ctx
         self.out, self.err = out, err
 
-    def call(self, method, path, body=None, token=True, raw=None):
-        """(status, JSON document) of one request; token=False sends none, a string sends it."""
+    def call(self, method, path, body=None, token=True, raw=None, epoch=None):
+        """(status, JSON document) of one request; token=False sends none, a string sends it;
+        epoch: the X-Cassette-Epoch header's value (None: none)."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=60)
         headers = {"Content-Type": "application/json"}
+        if epoch is not None:
+            headers["X-Cassette-Epoch"] = str(epoch)
         if token:
             headers["Authorization"] = f"Bearer {self.token if token is True else token}"
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
@@ -467,3 +474,43 @@ def test_node_facts_when_stopped(start_agent, node, session, tmp_path):
         wait_cql(session)
     st, facts = a.call("GET", "/v1/node")
     assert st == 200 and facts["live"] is True, facts
+
+
+def test_fencing_replay(start_agent, node, state_dir):
+    """A server's command with epoch N, then a replay with N-1: refused, and nothing runs."""
+    agent = start_agent()
+    n = int(time.time() * 1000)  # as a lease epoch: never below the time in milliseconds
+    st, doc = agent.call("POST", "/v1/ops/snapshot", {"tag": "fence-n"}, epoch=n)
+    assert st == 202, (st, doc)
+    first = doc["job"]
+    done, _ = agent.wait_job(first)
+    assert done["state"] == "succeeded", done
+    assert (state_dir / "agent-epoch").read_text() == f"{n}\n"
+
+    _, jobs_before = agent.call("GET", "/v1/jobs")
+    st, doc = agent.call("POST", "/v1/ops/snapshot", {"tag": "fence-replay"}, epoch=n - 1)
+    assert st == 409 and doc == {"error": f"fenced: epoch {n - 1} is older than {n}"}, (st, doc)
+    _, jobs_after = agent.call("GET", "/v1/jobs")
+    assert jobs_after == jobs_before, "the fenced command started a job"
+    assert not _tag_dirs(node, "fence-replay"), "the fenced snapshot was taken"
+    # every route is fenced, polls too
+    st, doc = agent.call("GET", f"/v1/jobs/{first}", epoch=n - 1)
+    assert st == 409, (st, doc)
+
+    for bad in ("x", "-1", "1.5", "99999999999999999999"):
+        st, doc = agent.call("GET", "/v1/jobs", epoch=bad)
+        assert st == 400 and "X-Cassette-Epoch" in doc["error"], (bad, st, doc)
+    st, _ = agent.call("GET", "/v1/jobs")  # no header: the CLI
+    assert st == 200
+
+    # a restarted agent remembers the highest epoch; a newer server's epoch passes
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(timeout=120) == 0
+    again = start_agent()
+    st, doc = again.call("GET", "/v1/jobs", epoch=n - 1)
+    assert st == 409 and doc["error"] == f"fenced: epoch {n - 1} is older than {n}", (st, doc)
+    st, doc = again.call("POST", "/v1/ops/snapshot%20clear", {"tag": "fence-n"}, epoch=n + 1)
+    assert st == 202, (st, doc)
+    cleared, _ = again.wait_job(doc["job"])
+    assert cleared["state"] == "succeeded", cleared
+    assert (state_dir / "agent-epoch").read_text() == f"{n + 1}\n"

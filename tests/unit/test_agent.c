@@ -3,15 +3,20 @@
  * dry-run mode, the allowed repositories (--allow-repo: path component
  * boundaries, "..", none allowed, init refused), and one real job through
  * the registry (list of a location that holds no repository: it ends
- * failed with its error). */
+ * failed with its error), and fencing (X-Cassette-Epoch: kept across
+ * agents in <state_dir>/agent-epoch, an older one refused with 409, a
+ * malformed one with 400, none accepted). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 
@@ -91,6 +96,81 @@ static void test_routes(void **state)
     assert_true(json_is_true(json_object_get(ans.body, "dry_run")));
     json_decref(ans.body);
     cs_agent_free(a);
+}
+
+/* One request with an X-Cassette-Epoch header (NULL: none); its status. */
+static unsigned call_epoch(cs_agent *a, const char *method, const char *path, const char *epoch, const char *want)
+{
+    cs_http_request req = { .method = method, .path = path, .body = "{\"tag\":\"t\"}", .body_len = 11, .epoch = epoch };
+    cs_http_answer ans = { 0, NULL };
+    cs_agent_handle(a, &req, &ans);
+    assert_non_null(ans.body);
+    if (want) {
+        const char *msg = json_string_value(json_object_get(ans.body, "error"));
+        if (!msg || strcmp(msg, want))
+            fail_msg("%s: \"%s\", wanted \"%s\"", epoch ? epoch : "(none)", msg ? msg : "", want);
+    }
+    unsigned status = ans.status;
+    json_decref(ans.body);
+    return status;
+}
+
+static void test_fence(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cs-test-fence-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[64];
+    snprintf(sub, sizeof sub, "%s/state", dir); /* made on first use */
+    cs_host h;
+    memset(&h, 0, sizeof h);
+    h.state_dir = sub;
+    cs_agent *a = cs_agent_new(&h);
+    cs_agent_set_dry_run(a, true);
+    const char *op = "/v1/ops/snapshot";
+    assert_int_equal(call_epoch(a, "POST", op, NULL, NULL), 202);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000005", NULL), 202);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000005", NULL), 202); /* the same: fine */
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000004", "fenced: epoch 1700000000004 is older than 1700000000005"),
+                     409);
+    assert_int_equal(call_epoch(a, "GET", "/v1/jobs", "7", NULL), 409);
+    assert_int_equal(call_epoch(a, "POST", op, NULL, NULL), 202); /* no header: the CLI */
+    assert_int_equal(call_epoch(a, "POST", op, "", NULL), 400);
+    assert_int_equal(call_epoch(a, "POST", op, "-3", NULL), 400);
+    assert_int_equal(call_epoch(a, "POST", op, "12 ", NULL), 400);
+    assert_int_equal(call_epoch(a, "POST", op, "99999999999999999999", NULL), 400);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000009", NULL), 202);
+    cs_agent_free(a);
+
+    /* a new agent (a restart) remembers the highest epoch from its file */
+    char path[96];
+    snprintf(path, sizeof path, "%s/agent-epoch", sub);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[32] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "1700000000009\n");
+    a = cs_agent_new(&h);
+    cs_agent_set_dry_run(a, true);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000008", "fenced: epoch 1700000000008 is older than 1700000000009"),
+                     409);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000010", NULL), 202);
+    cs_agent_free(a);
+
+    /* a file that holds no epoch: refused, not taken as 0 */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("garbage\n", f);
+    fclose(f);
+    a = cs_agent_new(&h);
+    cs_agent_set_dry_run(a, true);
+    assert_int_equal(call_epoch(a, "POST", op, "1700000000011", NULL), 503);
+    assert_int_equal(call_epoch(a, "POST", op, NULL, NULL), 202);
+    cs_agent_free(a);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
 }
 
 static void test_allow_list(void **state)
@@ -217,6 +297,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_fence),
         cmocka_unit_test(test_ops_listed),
         cmocka_unit_test(test_job_fails),
     };
