@@ -1029,10 +1029,10 @@ void cs_api_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
     char buf[512];
     char *segs[MAX_SEGS + 1] = { 0 };
     size_t n = strlen(path) < sizeof buf ? split_path(path, buf, sizeof buf, segs) : MAX_SEGS + 1;
-    if (n == 1 && (!strcmp(segs[0], "healthz") || !strcmp(segs[0], "version"))) {
+    if (!strcmp(path, "/healthz") || !strcmp(path, "/version")) {
         if (!is(&c, "GET"))
             not_allowed(&c);
-        else if (!strcmp(segs[0], "healthz"))
+        else if (!strcmp(path, "/healthz"))
             answer(&c, 200, json_pack("{s:b}", "ok", 1));
         else
             answer(&c, 200, json_pack("{s:s, s:i}", "version", api->hooks.version ? api->hooks.version : "unknown",
@@ -1049,7 +1049,7 @@ void cs_api_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
         c.role = t->role;
         c.clusters = &t->clusters;
     }
-    if (n >= 2 && n <= 5 && !strcmp(segs[0], "v1"))
+    if (path[0] == '/' && n >= 2 && n <= 5 && !strcmp(segs[0], "v1"))
         route_v1(&c, segs, n);
     else
         failf(&c, 404, "no such path (the API is under /v1: server, clusters, tasks, runs, audit)");
