@@ -233,20 +233,20 @@ static const opt_def options[] = {
       "and exit non-zero)" },
     { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
-    { "listen", 0, OPT_STR, CLI(listen), "agent", "listen", "CASSETTE_AGENT_LISTEN", "127.0.0.1:7620", "agent",
-      "address and port the agent serves on, HOST:PORT ([::1]:PORT for IPv6; :PORT for every address); 7620 is "
-      "none of Cassandra's ports" },
+    { "listen", 0, OPT_STR, CLI(listen), "agent", "listen", "CASSETTE_AGENT_LISTEN", NULL, "agent server",
+      "address and port to serve on, HOST:PORT ([::1]:PORT for IPv6; :PORT for every address); default "
+      "127.0.0.1:7620 for the agent, 127.0.0.1:7630 for the server (none of Cassandra's ports)" },
     { "token-file", 0, OPT_STR, CLI(token_file), "agent", "token_file", "CASSETTE_AGENT_TOKEN_FILE", NULL, "agent",
       "file holding the bearer token clients must send (only its owner may read it: mode 600); the token is "
       "never taken from the command line" },
     { "insecure-loopback", 0, OPT_FLAG, CLI(insecure_loopback), NULL, NULL, NULL, NULL, "agent",
       "serve without a token, on purpose: only on a loopback address" },
-    { "tls-cert", 0, OPT_STR, CLI(tls_cert), "agent", "tls_cert", "CASSETTE_AGENT_TLS_CERT", NULL, "agent",
+    { "tls-cert", 0, OPT_STR, CLI(tls_cert), "agent", "tls_cert", "CASSETTE_AGENT_TLS_CERT", NULL, "agent server",
       "certificate (PEM) to serve HTTPS with" },
-    { "tls-key", 0, OPT_STR, CLI(tls_key), "agent", "tls_key", "CASSETTE_AGENT_TLS_KEY", NULL, "agent",
+    { "tls-key", 0, OPT_STR, CLI(tls_key), "agent", "tls_key", "CASSETTE_AGENT_TLS_KEY", NULL, "agent server",
       "private key (PEM) of --tls-cert" },
     { "tls-client-ca", 0, OPT_STR, CLI(tls_client_ca), "agent", "tls_client_ca", "CASSETTE_AGENT_TLS_CLIENT_CA", NULL,
-      "agent", "CA certificates (PEM): clients must present a certificate one of them signed (mutual TLS)" },
+      "agent server", "CA certificates (PEM): clients must present a certificate one of them signed (mutual TLS)" },
     { "contact", 0, OPT_STR, REQ(contact), "cluster", "contact", "CASSETTE_CONTACT", NULL, "cluster",
       "a CQL contact point of the cluster, HOST[:PORT] (default: --cql-host); the ring is read from it" },
     { "agents", 0, OPT_LIST, REQ(agents), "cluster", "agents", "CASSETTE_AGENTS", NULL, "cluster",
@@ -254,12 +254,12 @@ static const opt_def options[] = {
     { "agent-template", 0, OPT_STR, REQ(agent_template), "cluster", "agent_template", "CASSETTE_AGENT_TEMPLATE", NULL,
       "cluster", "each node's agent URL, from {rpc_address}, {address} or {host_id}" },
     { "agent-token-file", 0, OPT_STR, HOST(agent_token_file), "cluster", "agent_token_file",
-      "CASSETTE_AGENTS_TOKEN_FILE", NULL, "cluster", "file holding the agents' bearer token (never on the command line)" },
+      "CASSETTE_AGENTS_TOKEN_FILE", NULL, "cluster server", "file holding the agents' bearer token (never on the command line)" },
     { "agent-ca-file", 0, OPT_STR, HOST(agent_ca_file), "cluster", "agent_ca_file", "CASSETTE_AGENT_CA_FILE", NULL,
-      "cluster", "CA certificates (PEM) that sign the agents' certificates (default: the system's)" },
-    { "agent-cert", 0, OPT_STR, HOST(agent_cert), "cluster", "agent_cert", "CASSETTE_AGENT_CERT", NULL, "cluster",
+      "cluster server", "CA certificates (PEM) that sign the agents' certificates (default: the system's)" },
+    { "agent-cert", 0, OPT_STR, HOST(agent_cert), "cluster", "agent_cert", "CASSETTE_AGENT_CERT", NULL, "cluster server",
       "client certificate (PEM) for agents that want one (their --tls-client-ca)" },
-    { "agent-key", 0, OPT_STR, HOST(agent_key), "cluster", "agent_key", "CASSETTE_AGENT_KEY", NULL, "cluster",
+    { "agent-key", 0, OPT_STR, HOST(agent_key), "cluster", "agent_key", "CASSETTE_AGENT_KEY", NULL, "cluster server",
       "private key (PEM) of --agent-cert" },
     { "parallel-nodes", 0, OPT_INT, REQ(parallel_nodes), "cluster", "parallel_nodes", "CASSETTE_PARALLEL_NODES", NULL,
       "cluster", "nodes uploading or restoring at once (snapshots are always taken on all nodes at once)" },
@@ -282,6 +282,29 @@ static const opt_def options[] = {
     { "yes", 0, OPT_FLAG, REQ(yes), NULL, NULL, NULL, NULL, "cluster", "run the restore the plan describes" },
     { "all-replicas", 0, OPT_FLAG, REQ(all_replicas), NULL, NULL, NULL, NULL, "cluster",
       "with --mode load: stream every node's copy, not the fewest nodes that hold each range once" },
+    { "tokens-file", 0, OPT_STR, CLI(tokens_file), "server", "tokens_file", "CASSETTE_SERVER_TOKENS_FILE", NULL,
+      "server",
+      "file of the API's tokens, lines \"NAME ROLE TOKEN [CLUSTER,...]\" (role viewer, operator or admin; mode 600); "
+      "without it the server serves a loopback address only, every caller admin" },
+    { "state", 0, OPT_STR, CLI(state_url), "server", "state", "CASSETTE_SERVER_STATE", NULL, "server",
+      "where the server keeps clusters, tasks and runs: sqlite:PATH (default sqlite:<state dir>/server.db) or "
+      "cassandra://HOST[:PORT]/KEYSPACE (several servers, one leader; --cql-user and the --cql-tls rows apply)" },
+    { "state-rf", 0, OPT_INT, CLI(state_rf), "server", "state_rf", NULL, "1", "server",
+      "replication factor of the state keyspace when the server creates it" },
+    { "server-id", 0, OPT_STR, CLI(server_id), "server", "server_id", "CASSETTE_SERVER_ID", NULL, "server",
+      "this server's name in the lease and in run records (default: the host name)" },
+    { "workers", 0, OPT_INT, CLI(workers), "server", "workers", "CASSETTE_SERVER_WORKERS", "2", "server",
+      "runs at once (one per cluster at a time; clusters in parallel)" },
+    { "lease", 0, OPT_DURATION, CLI(lease), "server", "lease", NULL, "15s", "server",
+      "the leader lease's time: another server takes over this long after the leader stops renewing it" },
+    { "history", 0, OPT_DURATION, CLI(history), "server", "history", NULL, "30d", "server",
+      "how long runs and audit entries are kept" },
+    { "export-repo", 0, OPT_STR, CLI(export_repo), "server", "export_repo", "CASSETTE_SERVER_EXPORT_REPO", NULL,
+      "server",
+      "repository the state is exported to (server/state-<time>.json, the newest 7 kept), and imported from when "
+      "the server starts with an empty store" },
+    { "export-every", 0, OPT_DURATION, CLI(export_every), "server", "export_every", NULL, "1d", "server",
+      "time between state exports" },
     { "allow-repo", 0, OPT_LIST, CLI(allow_repos), "agent", "allow_repos", "CASSETTE_AGENT_ALLOW_REPOS", NULL, "agent",
       "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
       "request that names a repository" },
@@ -348,19 +371,26 @@ static bool is_front_end(const char *cmd)
     return cmd != NULL;
 }
 
+/* Does the space-separated list name cmd? */
+static bool lists(const char *commands, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    for (const char *p = commands; (p = strstr(p, cmd)) != NULL; p += n)
+        if ((p == commands || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static bool applies_to(const opt_def *o, const char *cmd)
 {
     if (!strcmp(o->commands, "*") || !cmd)
         return true;
     /* A front end serves the node operations, with every host setting they
      * read; the coordinator's own (how to reach agents) are not among them. */
-    if (o->scope == SCOPE_HOST && is_front_end(cmd) && strcmp(o->commands, "cluster"))
+    if (o->scope == SCOPE_HOST && is_front_end(cmd) && strcmp(o->commands, "cluster") &&
+        strcmp(o->commands, "cluster server"))
         return true;
-    size_t n = strlen(cmd);
-    for (const char *p = o->commands; (p = strstr(p, cmd)) != NULL; p += n)
-        if ((p == o->commands || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
-            return true;
-    return false;
+    return lists(o->commands, cmd);
 }
 
 /* ---- setting values ---- */
@@ -448,6 +478,12 @@ static const opt_def *find_ini(const char *section, const char *key)
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (options[i].section && !strcmp(options[i].section, section) && !strcmp(ini_key(&options[i]), key))
             return &options[i];
+    /* The server serves as the agent does: [server] listen and tls_* are
+     * the agent's rows (which apply to both commands). */
+    static const char *const shared[] = { "listen", "tls_cert", "tls_key", "tls_client_ca", NULL };
+    for (size_t i = 0; !strcmp(section, "server") && shared[i]; i++)
+        if (!strcmp(key, shared[i]))
+            return find_ini("agent", key);
     return NULL;
 }
 

@@ -105,6 +105,14 @@ typedef struct cs_config {
     char *token_file;       /* the bearer token's file (the token itself never is an option) */
     bool insecure_loopback; /* no token, on purpose, on loopback only */
     char *tls_cert, *tls_key, *tls_client_ca;
+    /* server (cli/ hands them to server/server.h; listen and tls_* above too) */
+    char *tokens_file;      /* the API's tokens: "NAME ROLE TOKEN [CLUSTER,...]" lines */
+    char *state_url;        /* "sqlite:PATH", PATH or "cassandra://HOST[:PORT]/KEYSPACE" */
+    long state_rf;
+    char *server_id;
+    long workers;
+    double lease, history, export_every; /* seconds */
+    char *export_repo;
     /* cluster commands: the agents, and how to drive them */
     char *contact;          /* a CQL contact point of the cluster */
     cs_strlist agents;      /* agent URLs */

@@ -11,11 +11,14 @@
 #include "cli/config.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "common/buf.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/job.h"
 #include "common/log.h"
 #include "ops/host.h"
 #include "ops/optable.h"
+#include "server/server.h"
 #include "version.h" /* made by the Makefile from git: CS_VERSION, CS_GIT */
 
 /* Run op with the request and host cfg gives, print its result, and
@@ -53,7 +56,7 @@ static int run_agent(const cs_config *cfg, cs_err *e)
     char listen_host[256];
     int port = 0;
     char *token = NULL;
-    int rc = cs_http_parse_listen(cfg->listen, "0.0.0.0", listen_host, sizeof listen_host, &port, e);
+    int rc = cs_http_parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:7620", "0.0.0.0", listen_host, sizeof listen_host, &port, e);
     if (rc)
         return rc;
     if (cfg->token_file) {
@@ -75,6 +78,51 @@ static int run_agent(const cs_config *cfg, cs_err *e)
         cs_host_free(&host);
     }
     cs_http_token_free(token);
+    return rc;
+}
+
+/* `cassette server`: the daemon (server/server.h) with this machine's
+ * host settings, until SIGINT or SIGTERM (exit 0 then). */
+static int run_server(const cs_config *cfg, cs_err *e)
+{
+    char listen_host[256], *state = NULL;
+    int port = 0;
+    int rc = cs_http_parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:7630", "0.0.0.0", listen_host,
+                                  sizeof listen_host, &port, e);
+    if (rc)
+        return rc;
+    if (!cfg->tokens_file && !cs_http_is_loopback(listen_host))
+        return cs_err_set(e, CS_E_USAGE, "server without --tokens-file serves a loopback address only, not %s",
+                          listen_host);
+    cs_host host;
+    rc = cs_config_host(cfg, &host, e);
+    if (rc)
+        return rc;
+    if (cfg->state_url) {
+        state = cs_strdup(cfg->state_url);
+    } else {
+        const char *home = getenv("HOME");
+        const char *dir = cfg->state_dir;
+        char *def = dir ? NULL : cs_sprintf("%s/.cache/cassette/state", home && *home ? home : ".");
+        rc = cs_mkdirs(dir ? dir : def, 0700, e);
+        state = cs_sprintf("sqlite:%s/server.db", dir ? dir : def);
+        free(def);
+    }
+    cs_server_opts o = {
+        .state_url = state,
+        .state_opts = { .cql_user = cfg->cql_user, .cql_password = cfg->cql_password, .cql_tls = cfg->cql_tls,
+                        .cql_ca_file = cfg->cql_ca_file, .cql_cert = cfg->cql_cert, .cql_key = cfg->cql_key,
+                        .cql_timeout = cfg->cql_timeout, .replication_factor = cfg->state_rf,
+                        .history_seconds = cfg->history },
+        .server_id = cfg->server_id, .workers = cfg->workers, .lease = cfg->lease, .history = cfg->history,
+        .export_repo = cfg->export_repo, .export_every = cfg->export_every,
+        .listen_host = listen_host, .port = port, .tls_cert = cfg->tls_cert, .tls_key = cfg->tls_key,
+        .tls_client_ca = cfg->tls_client_ca, .tokens_file = cfg->tokens_file, .version = CS_VERSION,
+    };
+    if (!rc)
+        rc = cs_server_run(&host, &o, e);
+    free(state);
+    cs_host_free(&host);
     return rc;
 }
 
@@ -134,8 +182,8 @@ int main(int argc, char **argv)
         goto out;
     }
     set_log_level(&cfg);
-    if (!cs_config_op(&cfg)) { /* a command that serves operations: the agent */
-        if (run_agent(&cfg, &e)) {
+    if (!cs_config_op(&cfg)) { /* a command that serves operations: the agent, the server */
+        if ((!strcmp(cfg.command, "server") ? run_server : run_agent)(&cfg, &e)) {
             print_error(&e);
             status = cs_exit_code(e.code);
         }

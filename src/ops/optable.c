@@ -560,6 +560,9 @@ static const cs_command_def commands[] = {
       "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] "
       "[--allow-repo LOC]...",
       "serve this node's operations (backup, restore, verify, ...) over HTTP(S) to a coordinator" },
+    { "server",
+      "[--config FILE] [--listen HOST:PORT] [--tokens-file FILE] [--state URL] [--workers N] [--export-repo LOC]",
+      "registered clusters, scheduled tasks, one queue per cluster, run history, a REST API (a daemon)" },
     { "cluster",
       "backup --repo PATH [--name NAME] [--agents URL,...] [--parallel-nodes N] [--allow-partial] | "
       "restore --repo PATH --backup NAME (--plan | --yes) [--mode import|replace] | status [--repo PATH] | "
