@@ -240,7 +240,32 @@ typedef struct op_run {
     cs_err e;
     bool done;
     pthread_mutex_t *mu;
+    pthread_mutex_t seen_mu;
+    uint64_t files_seen, bytes_seen; /* the most any phase counted: phases start again at 0 */
 } op_run;
+
+/* The job's observer: the most files and bytes any phase has done. */
+static void on_progress(void *arg, const cs_progress *p, bool phase_changed)
+{
+    (void)phase_changed;
+    op_run *o = arg;
+    pthread_mutex_lock(&o->seen_mu);
+    if (p->files_done > o->files_seen)
+        o->files_seen = p->files_done;
+    if (p->bytes_done > o->bytes_seen)
+        o->bytes_seen = p->bytes_done;
+    pthread_mutex_unlock(&o->seen_mu);
+}
+
+/* Files and bytes of the run: the most a phase counted, now included. */
+static void counts(op_run *o, const cs_progress *p, uint64_t *files, uint64_t *bytes)
+{
+    on_progress(o, p, false);
+    pthread_mutex_lock(&o->seen_mu);
+    *files = o->files_seen;
+    *bytes = o->bytes_seen;
+    pthread_mutex_unlock(&o->seen_mu);
+}
 
 static void *op_thread(void *arg)
 {
@@ -265,13 +290,15 @@ static json_t *progress_json(const cs_progress *p)
                      "bytes_total", (json_int_t)p->bytes_total);
 }
 
-static void write_progress(cs_runner *r, json_t *run, cs_job *job)
+static void write_progress(cs_runner *r, json_t *run, op_run *o)
 {
     cs_progress p;
-    cs_job_progress(job, &p);
+    cs_job_progress(o->job, &p);
+    uint64_t files, bytes;
+    counts(o, &p, &files, &bytes);
     json_object_set_new(run, "progress", progress_json(&p));
-    json_object_set_new(run, "files", json_integer((json_int_t)p.files_done));
-    json_object_set_new(run, "bytes", json_integer((json_int_t)p.bytes_done));
+    json_object_set_new(run, "files", json_integer((json_int_t)files));
+    json_object_set_new(run, "bytes", json_integer((json_int_t)bytes));
     cs_err e;
     cs_err_clear(&e);
     if (cs_state_run_update(r->o.state, run, &e))
@@ -309,21 +336,52 @@ static void watch(cs_runner *r, long i, json_t *run, op_run *o, const cs_window 
         }
         pthread_mutex_unlock(&r->mu);
         if (now - last >= PROGRESS_EVERY) {
-            write_progress(r, run, o->job);
+            write_progress(r, run, o);
             last = now;
         }
     }
 }
 
+/* The largest of doc's counts of keys (0: none). */
+static json_int_t largest(const json_t *doc, const char *const *keys)
+{
+    json_int_t best = 0;
+    for (size_t k = 0; keys[k]; k++)
+        if (json_integer_value(json_object_get(doc, keys[k])) > best)
+            best = json_integer_value(json_object_get(doc, keys[k]));
+    return best;
+}
+
+/* A count a result document gives: its own (a node operation's), else the
+ * sum over its "nodes" of theirs or their node operation's ("backup", ...). */
+static json_int_t result_count(const json_t *doc, const char *const *keys)
+{
+    json_int_t own = largest(doc, keys), sum = 0;
+    if (own)
+        return own;
+    size_t i;
+    json_t *node;
+    json_array_foreach(json_object_get(doc, "nodes"), i, node) {
+        json_int_t best = largest(node, keys);
+        const char *key;
+        json_t *v;
+        json_object_foreach(node, key, v)
+            if (json_is_object(v) && largest(v, keys) > best)
+                best = largest(v, keys);
+        sum += best;
+    }
+    return sum;
+}
+
 /* Counters the result gives, when progress counted none. */
 static void counts_from_result(json_t *doc, const json_t *result)
 {
-    static const char *const keys[][2] = { { "files", "files" }, { "bytes", "bytes" } };
-    for (size_t k = 0; k < 2; k++) {
-        json_t *v = json_object_get(result, keys[k][1]);
-        if (json_integer_value(json_object_get(doc, keys[k][0])) == 0 && json_is_integer(v))
-            json_object_set(doc, keys[k][0], v);
-    }
+    static const char *const files[] = { "files", NULL };
+    static const char *const bytes[] = { "bytes", "bytes_read", "size", NULL };
+    if (json_integer_value(json_object_get(doc, "files")) == 0)
+        json_object_set_new(doc, "files", json_integer(result_count(result, files)));
+    if (json_integer_value(json_object_get(doc, "bytes")) == 0)
+        json_object_set_new(doc, "bytes", json_integer(result_count(result, bytes)));
 }
 
 /* End run (running) as its operation left it; queue what follows. */
@@ -337,9 +395,11 @@ static void finish(cs_runner *r, json_t *run, op_run *o, enum stop_why why, cons
         state = why == WHY_CANCEL ? "cancelled" : why == WHY_NONE ? "failed" : "interrupted";
     json_object_set_new(run, "state", json_string(state));
     json_object_set_new(run, "ended", json_real(now));
+    uint64_t files, bytes;
+    counts(o, &p, &files, &bytes);
     json_object_set_new(run, "progress", progress_json(&p));
-    json_object_set_new(run, "files", json_integer((json_int_t)p.files_done));
-    json_object_set_new(run, "bytes", json_integer((json_int_t)p.bytes_done));
+    json_object_set_new(run, "files", json_integer((json_int_t)files));
+    json_object_set_new(run, "bytes", json_integer((json_int_t)bytes));
     if (o->res) {
         json_t *result = cs_op_result_json(o->op, o->req, o->res);
         counts_from_result(run, result);
@@ -371,11 +431,13 @@ static void fail_early(cs_runner *r, json_t *run, const cs_err *err)
 {
     op_run o;
     memset(&o, 0, sizeof o);
+    pthread_mutex_init(&o.seen_mu, NULL);
     o.rc = err->code ? err->code : CS_E_EXTERNAL;
     o.e = *err;
     o.job = cs_job_new(text(run, "kind") ? text(run, "kind") : "run", NULL);
     finish(r, run, &o, WHY_NONE, NULL);
     cs_job_free(o.job);
+    pthread_mutex_destroy(&o.seen_mu);
 }
 
 /* Re-read the cluster's topology (stored when it changed). */
@@ -405,6 +467,7 @@ static void execute(cs_runner *r, long i, json_t *run)
     json_t *cluster = NULL, *task = task_of(r->o.state, run);
     op_run o;
     memset(&o, 0, sizeof o);
+    pthread_mutex_init(&o.seen_mu, NULL);
     o.mu = &r->mu;
     o.host = r->o.host;
     cs_info("run %s: %s of cluster %s started", text(run, "id"), text(run, "kind"), text(run, "cluster"));
@@ -418,7 +481,8 @@ static void execute(cs_runner *r, long i, json_t *run)
         goto out;
     }
     json_object_set_new(run, "op", json_string(o.op->name));
-    o.job = cs_job_new(o.op->name, NULL);
+    cs_job_observer obs = { .on_progress = on_progress, .arg = &o, .progress_interval = 1 };
+    o.job = cs_job_new(o.op->name, &obs);
     /* TODO(cqlstate): cs_job_set_fence(o.job, epoch) once common/job.h has it. */
     pthread_mutex_lock(&r->mu);
     r->slots[i].job = o.job;
@@ -448,6 +512,7 @@ out:
         cs_op_request_free(o.op, o.req);
     json_decref(cluster);
     json_decref(task);
+    pthread_mutex_destroy(&o.seen_mu);
 }
 
 static void *worker(void *arg)

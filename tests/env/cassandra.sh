@@ -222,12 +222,13 @@ balanced_token() {
     python3 -c "import sys; p,k=int(sys.argv[1]),int(sys.argv[2]); print(-2**63 + (p % k)*(2**64//k))" "$1" "$2"
 }
 
-# Splits a --cluster range FIRST-LAST into C_FIRST and C_LAST (node numbers, FIRST < LAST).
+# Splits a --cluster range FIRST-LAST into C_FIRST and C_LAST (node numbers, FIRST <= LAST: 19-19 is
+# a one-node cluster of its own).
 parse_range() {
     [[ "$1" =~ ^([0-9]+)-([0-9]+)$ ]] || die "--cluster wants FIRST-LAST (e.g. 11-13), got '$1'"
     C_FIRST="${BASH_REMATCH[1]}"; C_LAST="${BASH_REMATCH[2]}"
     check_node "$C_FIRST"; check_node "$C_LAST"
-    ((C_FIRST < C_LAST)) || die "--cluster $1: FIRST must be below LAST"
+    ((C_FIRST <= C_LAST)) || die "--cluster $1: FIRST must not be above LAST"
 }
 
 # The value of key K in node N's start options ("" when not there).
