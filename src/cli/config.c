@@ -308,6 +308,17 @@ static const opt_def options[] = {
     { "allow-repo", 0, OPT_LIST, CLI(allow_repos), "agent", "allow_repos", "CASSETTE_AGENT_ALLOW_REPOS", NULL, "agent",
       "repository location requests may name, or one below it (repeat for more); without it the agent serves no "
       "request that names a repository" },
+    /* client mode (cli/client.c): these commands ask cassette server instead */
+    { "server", 0, OPT_STR, CLI(server_url), "cassette", "server_url", "CASSETTE_SERVER", NULL,
+      "cluster backup list restore",
+      "ask cassette server at this URL (http(s)://HOST:PORT) instead of running here: cluster "
+      "register|list|show|remove, backup, list, restore, and the server's own task and run commands" },
+    { "server-token-file", 0, OPT_STR, CLI(server_token_file), "cassette", "server_token_file",
+      "CASSETTE_SERVER_TOKEN_FILE", NULL, "cluster backup list restore",
+      "with --server: file holding the bearer token to send (never on the command line, never printed)" },
+    { "server-ca-file", 0, OPT_STR, CLI(server_ca_file), "cassette", "server_ca_file", "CASSETTE_SERVER_CA_FILE",
+      NULL, "cluster backup list restore",
+      "with --server: CA certificates (PEM) that sign the server's certificate (default: the system's)" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
       "backup restore verify purge cluster load",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
@@ -491,6 +502,12 @@ static const opt_def *find_ini(const char *section, const char *key)
 static bool takes_value(const opt_def *o)
 {
     return o->type != OPT_FLAG && o->type != OPT_COUNT;
+}
+
+bool cs_config_flag_takes_value(const char *flag)
+{
+    const opt_def *o = find_flag(flag, strlen(flag));
+    return o && takes_value(o);
 }
 
 /* "-vv", "-nv": short options that take no value, given together. */
@@ -950,6 +967,9 @@ void cs_config_usage(FILE *out, const char *cmd)
     for (size_t i = 0; i < n_cmds(); i++)
         fprintf(out, "  %-8s %s\n", cmds()[i].name, cmds()[i].summary);
     fprintf(out, "  %-8s %s\n", "help", "cassette help COMMAND (or COMMAND --help) shows that command's options first");
+    fprintf(out, "  %-8s %s\n", "task", "with --server: the server's tasks: add, list, show, run, disable, enable, remove "
+                                     "(cassette task --help)");
+    fprintf(out, "  %-8s %s\n", "run", "with --server: the server's runs: list, show, cancel");
     fprintf(out, "\noptions:\n");
     for (size_t i = 0; i < N_OPTIONS; i++)
         print_option(out, &options[i]);

@@ -128,6 +128,10 @@ typedef struct cs_config {
     bool plan, yes;
     bool all_replicas;      /* cluster restore --mode load: every node's copy */
     cs_strlist allow_repos; /* repository locations requests may name (or one below them) */
+    /* client mode (cli/client.h): the server to ask instead of running here */
+    char *server_url;
+    char *server_token_file; /* the token itself is never an option, never printed */
+    char *server_ca_file;
 } cs_config;
 
 /* Build the config from argv, the environment and the config file.
@@ -153,6 +157,10 @@ void cs_config_completion_bash(FILE *out);
 /* Parse the body of an INI file into cfg (keys known to the table only;
  * an unknown section or key is an error naming its line). Exposed for tests. */
 int cs_config_parse_ini(cs_config *cfg, const char *text, const char *origin, cs_err *e);
+
+/* Does the long option flag (without "--") take a value? false when it
+ * is unknown. (Client mode finds the command words with it.) */
+bool cs_config_flag_takes_value(const char *flag);
 
 /* Is cmd one of cassette's commands? */
 bool cs_config_is_command(const char *cmd);

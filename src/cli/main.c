@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "cli/client.h"
 #include "cli/config.h"
 #include "cli/output.h"
 #include "cli/progress.h"
@@ -164,6 +165,9 @@ int main(int argc, char **argv)
     cs_err e;
     cs_err_clear(&e);
     int status = run_generator(argc, argv);
+    if (status >= 0)
+        return status;
+    status = cs_client_main(argc, argv); /* --server: ask cassette server instead */
     if (status >= 0)
         return status;
     status = CS_EXIT_OK;

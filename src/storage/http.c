@@ -294,7 +294,7 @@ static void setup_method(CURL *c, xfer *x)
     const cs_http_req *r = x->r;
     if (!strcmp(r->method, "HEAD")) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (!strcmp(r->method, "PUT") || (!strcmp(r->method, "POST") && r->body)) {
+    } else if (!strcmp(r->method, "PUT") || ((!strcmp(r->method, "POST") || !strcmp(r->method, "PATCH")) && r->body)) {
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
