@@ -64,6 +64,9 @@ static const copt copts[] = {
     { "node", 0, C_LIST, "nodes" },
     { "nodes", 0, C_LIST, "nodes" },
     { "backup", 0, C_VALUE, "backup" },
+    { "name", 0, C_VALUE, "name" },
+    { "pause-cmd", 0, C_VALUE, "pause_cmd" },
+    { "resume-cmd", 0, C_VALUE, "resume_cmd" },
     { "wait", 0, C_FLAG, "" },
 };
 #define N_COPTS (sizeof copts / sizeof copts[0])
@@ -119,7 +122,7 @@ static const ccmd ccmds[] = {
     { "run", "list", "cluster task state", false, "" },
     { "run", "show", "", true, "" },
     { "run", "cancel", "", true, "" },
-    { "backup", NULL, "cluster type keyspace wait", false, "cluster" },
+    { "backup", NULL, "cluster type name keyspace pause-cmd resume-cmd wait", false, "cluster" },
     { "list", NULL, "cluster", false, "cluster" },
     { "restore", NULL, "cluster backup keyspace table node nodes wait", false, "cluster backup" },
 };

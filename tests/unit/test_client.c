@@ -99,6 +99,10 @@ static void test_requests(void **state)
            "backup", "--cluster", "prod", "--type", "cluster_consistent", "--keyspace", "ks1", "--keyspace", "ks2",
            "--wait");
     EXPECT("POST", "/v1/clusters/prod/backups", "{}", "backup", "--cluster", "prod");
+    EXPECT("POST", "/v1/clusters/prod/backups",
+           "{\"name\":\"b1\",\"pause_cmd\":\"/bin/p\",\"resume_cmd\":\"/bin/r\",\"type\":\"cluster_consistent\"}",
+           "backup", "--cluster", "prod", "--name", "b1", "--type", "cluster_consistent", "--pause-cmd", "/bin/p",
+           "--resume-cmd", "/bin/r");
     EXPECT("GET", "/v1/clusters/prod/backups", "", "--json", "list", "--cluster", "prod");
     EXPECT("POST", "/v1/clusters/prod/restores",
            "{\"backup\":\"b1\",\"keyspaces\":[\"ks\"],\"nodes\":[\"127.0.0.1\",\"127.0.0.2\"],\"tables\":[\"ks.t\"]}",
