@@ -483,7 +483,8 @@ static void execute(cs_runner *r, long i, json_t *run)
     json_object_set_new(run, "op", json_string(o.op->name));
     cs_job_observer obs = { .on_progress = on_progress, .arg = &o, .progress_interval = 1 };
     o.job = cs_job_new(o.op->name, &obs);
-    /* TODO(cqlstate): cs_job_set_fence(o.job, epoch) once common/job.h has it. */
+    /* The lease's epoch goes to every agent command: agents refuse an older one. */
+    cs_job_set_fence(o.job, (uint64_t)json_integer_value(json_object_get(run, "epoch")));
     pthread_mutex_lock(&r->mu);
     r->slots[i].job = o.job;
     enum stop_why early = r->slots[i].why;

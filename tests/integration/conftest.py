@@ -39,6 +39,7 @@ from dataset import Dataset  # noqa: E402
 
 from s3env import faultproxy, s3_bucket, s3_server  # noqa: E402,F401  (S3 fixtures)
 from clusterenv import cluster, new_cluster, small_cluster  # noqa: E402,F401  (cluster fixtures)
+from serverenv import single_cluster  # noqa: E402,F401  (the server's one-node cluster)
 
 ROOT = HERE.parent.parent
 CASSANDRA_SH = ROOT / "tests" / "env" / "cassandra.sh"
@@ -278,7 +279,7 @@ def pytest_configure(config):
 _CASSANDRA_FIXTURES = {"session", "cluster_session", "big_data", "make_small_data", "spare_node"}
 
 
-_CLUSTER_FIXTURES = {"cluster", "new_cluster", "small_cluster"}
+_CLUSTER_FIXTURES = {"cluster", "new_cluster", "small_cluster", "single_cluster"}
 
 
 def pytest_collection_modifyitems(config, items):
