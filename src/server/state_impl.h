@@ -16,12 +16,7 @@
  * A back end allocates a struct whose first member is a cs_state, fills
  * ops, and returns &that.base from its open function; ops->close frees it.
  * The back ends: state_sqlite.c (cs_state_sqlite_open) and state_cql.c
- * (cs_state_cql_open). state_nocql.c holds a weak stand-in of the latter
- * that says "this cassette has no cassandra state store": the linker takes
- * the first archive member that defines a symbol it misses and never
- * replaces a weak definition it already has by a later member's, so the
- * stand-in is not in state.c (state_cql.o would never be pulled in) but in
- * a file that sorts after state_cql.c in libcassette.a.
+ * (cs_state_cql_open).
  * Every function of ops may be called from several threads at once.
  * Must not: be included outside src/server/state*.c. */
 #ifndef CS_SERVER_STATE_IMPL_H
