@@ -172,6 +172,8 @@ bool cs_client_command(int argc, char **argv, bool *must)
 {
     const char *command, *sub;
     words_of(argc, argv, &command, &sub);
+    if (command && sub && !strcmp(command, "help")) /* cassette help task */
+        command = sub;
     *must = command && (!strcmp(command, "task") || !strcmp(command, "run"));
     if (!command)
         return false;
@@ -933,6 +935,10 @@ static int fail(const cs_err *e)
 
 static bool wants_help(int argc, char **argv)
 {
+    const char *command, *sub;
+    words_of(argc, argv, &command, &sub);
+    if (command && !strcmp(command, "help"))
+        return true;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return true;

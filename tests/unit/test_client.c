@@ -62,6 +62,8 @@ static void test_which_commands(void **state)
     assert_false(cs_client_command(ARGC("cluster", "backup"), ARGV("cluster", "backup"), &must));
     assert_false(cs_client_command(ARGC("verify"), ARGV("verify"), &must));
     assert_false(cs_client_command(ARGC("--json"), ARGV("--json"), &must));
+    assert_true(cs_client_command(ARGC("help", "task"), ARGV("help", "task"), &must));
+    assert_true(must);
 }
 
 static void test_requests(void **state)
