@@ -358,19 +358,19 @@ static bool parse_limit(call *c, const char *text, size_t *out)
 
 /* ---- the store ---- */
 
+/* A token limited to some clusters learns nothing of the others, not even
+ * whether they exist: 403 before the store is asked. */
 static json_t *get_cluster(call *c, const char *id)
 {
     cs_err e;
     json_t *doc = NULL;
+    if (!cluster_ok(c, id))
+        return NULL;
     if (cs_state_cluster_get(c->api->st, id, &doc, &e)) {
         if (e.code == CS_E_NOTFOUND)
             failf(c, 404, "no cluster %s", cs_model_id_ok(id) ? id : "of that id");
         else
             fail(c, &e);
-        return NULL;
-    }
-    if (!cluster_ok(c, id)) {
-        json_decref(doc);
         return NULL;
     }
     return doc;

@@ -338,7 +338,8 @@ static void test_runs(void **state)
                      400);
     assert_string_equal(field_of(out), "repo");
     json_decref(out);
-    assert_int_equal(req(f, "POST", "/v1/clusters/nope/backups", NULL, OPER, NULL, NULL), 404);
+    assert_int_equal(req(f, "POST", "/v1/clusters/nope/backups", NULL, OPER, NULL, NULL), 403);
+    assert_int_equal(req(f, "POST", "/v1/clusters/nope/backups", NULL, WIDE, NULL, NULL), 404);
     assert_int_equal(req(f, "POST", "/v1/clusters/c1/backups", NULL, OPER, NULL, &out), 202);
     char *run1 = cs_strdup(json_string_value(json_object_get(out, "id")));
     assert_true(json_is_null(json_object_get(out, "task")));
