@@ -768,6 +768,8 @@ static void runs_list(call *c)
     }
     if (!parse_limit(c, limit, &f.limit) || (cluster && !cluster_ok(c, cluster)))
         goto out;
+    if (!cluster && c->clusters && c->clusters->n == 1)
+        f.cluster = c->clusters->items[0]; /* the limit counts its runs only */
     cs_err e;
     json_t *arr = NULL;
     if (cs_state_run_list(c->api->st, &f, &arr, &e)) {
