@@ -13,8 +13,14 @@
 #include "agent/jobs.h"
 #include "common/buf.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "ops/ops.h"
 #include "ops/state.h"
+
+/* How long a newer server's first command waits for the deposed server's
+ * canceled jobs to end (then it is served anyway); below the server's
+ * request timeout (30 s). */
+#define FENCE_CANCEL_WAIT_S 20.0
 
 struct cs_agent {
     const cs_host *host;
@@ -262,7 +268,7 @@ static bool refuse_repo(const cs_agent *a, const json_t *body, cs_http_answer *a
     return true;
 }
 
-static void start_op(cs_agent *a, const char *name, const cs_http_request *req, cs_http_answer *ans)
+static void start_op(cs_agent *a, const char *name, const cs_http_request *req, uint64_t epoch, cs_http_answer *ans)
 {
     const cs_op_def *op = cs_op_find(name);
     if (!op || !cs_agent_serves(op)) {
@@ -303,7 +309,7 @@ static void start_op(cs_agent *a, const char *name, const cs_http_request *req, 
             return;
         }
     } else {
-        rc = cs_jobs_start(a->jobs, op, r, &id, &e); /* takes r */
+        rc = cs_jobs_start(a->jobs, op, r, epoch, &id, &e); /* takes r */
     }
     if (rc) {
         cs_http_error(ans, status_of(rc), &e);
@@ -425,9 +431,12 @@ static int store_epoch(cs_agent *a, uint64_t epoch, cs_err *e)
 
 /* A request's X-Cassette-Epoch against the highest seen: true (ans set)
  * when it is refused: 400 malformed, 409 older, 503 the epoch cannot be
- * kept. No header: accepted (the CLI sends none). */
-static bool fenced(cs_agent *a, const cs_http_request *req, cs_http_answer *ans)
+ * kept. No header: accepted (the CLI sends none). *epoch_out: the
+ * request's epoch (0: none). *raised: it is newer than any seen before. */
+static bool fenced(cs_agent *a, const cs_http_request *req, cs_http_answer *ans, uint64_t *epoch_out, bool *raised)
 {
+    *epoch_out = 0;
+    *raised = false;
     if (!req->epoch)
         return false;
     uint64_t epoch;
@@ -439,7 +448,8 @@ static bool fenced(cs_agent *a, const cs_http_request *req, cs_http_answer *ans)
     cs_err_clear(&e);
     bool refused = false;
     pthread_mutex_lock(&a->fence_mu);
-    if (load_epoch(a, &e) || (epoch > a->epoch && store_epoch(a, epoch, &e))) {
+    bool newer = false;
+    if (load_epoch(a, &e) || ((newer = epoch > a->epoch) && store_epoch(a, epoch, &e))) {
         cs_http_error(ans, 503, &e);
         refused = true;
     } else if (epoch < a->epoch) {
@@ -449,7 +459,22 @@ static bool fenced(cs_agent *a, const cs_http_request *req, cs_http_answer *ans)
         refused = true;
     }
     pthread_mutex_unlock(&a->fence_mu);
+    if (!refused) {
+        *epoch_out = epoch;
+        *raised = newer;
+    }
     return refused;
+}
+
+/* A newer server drives this node now: the jobs the deposed one started
+ * are stopped (nobody polls them any more, and their locks would fail the
+ * new server's commands) before its first command is served. */
+static void cancel_deposed(cs_agent *a, uint64_t epoch)
+{
+    size_t n = cs_jobs_cancel_fenced(a->jobs, epoch, FENCE_CANCEL_WAIT_S);
+    if (n)
+        cs_warn("agent: epoch %" PRIu64 ": canceled %zu job%s of a server with an older epoch", epoch, n,
+                n == 1 ? "" : "s");
 }
 
 /* ---- routing ---- */
@@ -469,8 +494,12 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
     cs_agent *a = arg;
     const char *p = req->path ? req->path : "";
     static const char ops_prefix[] = "/v1/ops/", jobs_prefix[] = "/v1/jobs/";
-    if (fenced(a, req, ans))
+    uint64_t epoch;
+    bool raised;
+    if (fenced(a, req, ans, &epoch, &raised))
         return;
+    if (raised)
+        cancel_deposed(a, epoch);
     if (!strcmp(p, "/v1/node")) {
         if (method_is(req, "GET", ans))
             get_node(a, ans);
@@ -479,7 +508,7 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
             get_ops(ans);
     } else if (!strncmp(p, ops_prefix, sizeof ops_prefix - 1) && p[sizeof ops_prefix - 1]) {
         if (method_is(req, "POST", ans))
-            start_op(a, p + sizeof ops_prefix - 1, req, ans);
+            start_op(a, p + sizeof ops_prefix - 1, req, epoch, ans);
     } else if (!strcmp(p, "/v1/jobs")) {
         if (method_is(req, "GET", ans))
             answer(ans, 200, cs_jobs_list(a->jobs));

@@ -27,6 +27,7 @@ typedef struct entry {
     pthread_t thread;
     bool thread_started;
     cs_jobs *owner;
+    uint64_t epoch;       /* the fencing epoch it was started with (0: none) */
     /* under owner->mu */
     job_state state;
     cs_err err;           /* failed or canceled: why */
@@ -160,6 +161,36 @@ void cs_jobs_cancel_all(cs_jobs *jobs)
     pthread_mutex_unlock(&jobs->mu);
 }
 
+/* Running jobs started with an epoch in (0, epoch) (mu held); cancel them
+ * too when cancel is set. */
+static size_t fenced_running(cs_jobs *jobs, uint64_t epoch, bool cancel)
+{
+    size_t n = 0;
+    for (entry *en = jobs->head; en; en = en->next)
+        if (en->state == JOB_RUNNING && en->epoch && en->epoch < epoch) {
+            if (cancel)
+                cs_job_cancel(en->job);
+            n++;
+        }
+    return n;
+}
+
+size_t cs_jobs_cancel_fenced(cs_jobs *jobs, uint64_t epoch, double wait_s)
+{
+    pthread_mutex_lock(&jobs->mu);
+    size_t canceled = fenced_running(jobs, epoch, true);
+    double until = now_mono() + wait_s;
+    /* A canceled job stops at its next safe point (a part, a file): short. */
+    while (fenced_running(jobs, epoch, false) && now_mono() < until) {
+        pthread_mutex_unlock(&jobs->mu);
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&jobs->mu);
+    }
+    pthread_mutex_unlock(&jobs->mu);
+    return canceled;
+}
+
 void cs_jobs_free(cs_jobs *jobs)
 {
     if (!jobs)
@@ -189,7 +220,7 @@ static void prune(cs_jobs *jobs)
     }
 }
 
-int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t *id, cs_err *e)
+int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t epoch, uint64_t *id, cs_err *e)
 {
     pthread_mutex_lock(&jobs->mu);
     size_t running = 0;
@@ -206,6 +237,7 @@ int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t *id, c
     en->op = op;
     en->req = req;
     en->owner = jobs;
+    en->epoch = epoch;
     en->state = JOB_RUNNING;
     en->started = now_real();
     pthread_mutex_init(&en->mu, NULL);

@@ -7,7 +7,9 @@
  * document (cs_op_result_json: exactly the CLI's --json document) or its
  * error. Finished jobs are kept up to a bound (the oldest go first);
  * running jobs are bounded too. Stopping the registry cancels the running
- * jobs and waits for them.
+ * jobs and waits for them. Each job keeps the fencing epoch of the request
+ * that started it, so that a newer server's first command can stop the
+ * jobs a deposed one left running (cs_jobs_cancel_fenced).
  * Must not: parse HTTP or JSON requests (agent/agent.h does), or take a
  * host from anyone but its owner. */
 #ifndef CS_AGENT_JOBS_H
@@ -32,8 +34,9 @@ cs_jobs *cs_jobs_new(const cs_host *host);
 void cs_jobs_free(cs_jobs *jobs);
 
 /* Start op with req (taken over: the registry frees it) as a new job;
- * *id is its number. CS_E_LOCKED when CS_JOBS_MAX_RUNNING run already. */
-int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t *id, cs_err *e);
+ * epoch is the X-Cassette-Epoch it came with (0: none, the CLI's); *id is
+ * its number. CS_E_LOCKED when CS_JOBS_MAX_RUNNING run already. */
+int cs_jobs_start(cs_jobs *jobs, const cs_op_def *op, void *req, uint64_t epoch, uint64_t *id, cs_err *e);
 /* The job as a JSON document (new reference), or NULL when there is no
  * such job (never was, or dropped): {"id", "op", "state", "progress",
  * "log", "result" | "error"}. */
@@ -43,6 +46,11 @@ json_t *cs_jobs_list(cs_jobs *jobs);
 /* Ask a job to stop: CS_E_NOTFOUND when there is no such job; a job
  * already over is left as it is. */
 int cs_jobs_cancel(cs_jobs *jobs, uint64_t id, cs_err *e);
+/* Cancel the running jobs started with an epoch older than epoch (not
+ * those without one) and wait up to wait_s seconds for them to end, so
+ * that the locks they hold are free for the newer server's commands.
+ * Returns how many were canceled. */
+size_t cs_jobs_cancel_fenced(cs_jobs *jobs, uint64_t epoch, double wait_s);
 /* Cancel every running job (a stop of the agent); they end as canceled. */
 void cs_jobs_cancel_all(cs_jobs *jobs);
 

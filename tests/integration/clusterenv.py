@@ -261,15 +261,16 @@ class TestCluster:
             ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
         return ctx
 
-    def agent_call(self, n, method, path, body=None, token=True, raw=None, timeout=60):
+    def agent_call(self, n, method, path, body=None, token=True, raw=None, timeout=60, headers=None):
         """(status, JSON document) of one request to node n's agent; token=False sends none,
-        a string sends that one."""
+        a string sends that one; headers: more of them (X-Cassette-Epoch)."""
         conn = http.client.HTTPSConnection(f"127.0.0.{n}", AGENT_PORT, context=self.ssl_context(),
                                            timeout=timeout)
-        headers = {"Content-Type": "application/json"}
+        extra_headers, headers = headers, {"Content-Type": "application/json"}
         if token:
             tok = self.token_file.read_text().strip() if token is True else token
             headers["Authorization"] = f"Bearer {tok}"
+        headers.update(extra_headers or {})
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         try:
             conn.request(method, path, body=data, headers=headers)

@@ -35,7 +35,7 @@ class ServerProc:
     """`cassette server --config <dir>/server.ini ARGS` on 127.0.0.1:<port>."""
 
     def __init__(self, cassette_bin, directory, cluster_env, args=(), env=None, port=None,
-                 server_id="srv"):
+                 server_id="srv", state=None, settings=None):
         self.bin = cassette_bin
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +45,8 @@ class ServerProc:
         self.args = [str(a) for a in args]
         self.extra_env = dict(env or {})
         self.server_id = server_id
+        self.state = state or f"sqlite:{self.dir / 'server.db'}"
+        self.settings = dict(settings or {})  # more [server] rows: lease, export_repo, ...
         self.proc = None
         self.log_path = self.dir / "server.log"
 
@@ -53,9 +55,10 @@ class ServerProc:
         ini = self.dir / "server.ini"
         ini.write_text("[server]\n"
                        f"listen = 127.0.0.1:{self.port}\n"
-                       f"state = sqlite:{self.dir / 'server.db'}\n"
+                       f"state = {self.state}\n"
                        f"server_id = {self.server_id}\n"
                        "workers = 2\n"
+                       + "".join(f"{k} = {v}\n" for k, v in self.settings.items()) +
                        "[cluster]\n"
                        f"agent_token_file = {c.token_file}\n"
                        f"agent_ca_file = {c.ca}\n"
@@ -89,6 +92,10 @@ class ServerProc:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"cassette server does not answer /healthz:\n{self.log()}")
+
+    def info(self):
+        """GET /v1/server: leader, epoch, the lease."""
+        return self.ok("GET", "/v1/server")
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
