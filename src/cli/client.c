@@ -11,14 +11,12 @@
 #include "cli/output.h"
 #include "common/buf.h"
 #include "common/cancel.h"
-#include "common/fs.h"
 #include "common/log.h"
 #include "common/units.h"
 #include "ops/optable.h"
 #include "server/model.h"
 #include "storage/http.h"
 
-#define TOKEN_MAX 4096
 
 /* ---- the options of client mode ---- */
 
@@ -832,24 +830,6 @@ static int ask(const conn *c, const char *method, const char *path, const json_t
     return rc;
 }
 
-static int read_token(const char *path, char **out, cs_err *e)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (cs_read_file(path, TOKEN_MAX, &text, &len, e))
-        return cs_err_prefix(e, "--server-token-file");
-    size_t n = strcspn(text, "\r\n");
-    text[n] = '\0';
-    if (n == 0 || strlen(text) != n) {
-        free(text);
-        return cs_err_set(e, CS_E_USAGE, "--server-token-file %s: the first line holds no token", path);
-    }
-    *out = cs_sprintf("Authorization: Bearer %s", text);
-    memset(text, 0, n);
-    free(text);
-    return 0;
-}
-
 /* Poll run until it is final (answer: the last run document). */
 static int wait_run(const conn *c, json_t **run, cs_err *e)
 {
@@ -988,7 +968,7 @@ int cs_client_main(int argc, char **argv)
         goto out;
     }
     cs_log_set_level(CS_LOG_WARN);
-    if (token_file && read_token(token_file, &c.auth, &e)) {
+    if (token_file && cs_http_bearer_file(token_file, "--server-token-file", CS_E_USAGE, &c.auth, &e)) {
         status = fail(&e);
         goto out;
     }

@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/fs.h"
 #include "storage/http.h"
 
-#define TOKEN_MAX 4096
 
 struct cs_agentc {
     cs_http *http;
@@ -18,30 +16,11 @@ struct cs_agentc {
     char fence[48]; /* "X-Cassette-Epoch: N", or "": none */
 };
 
-static int read_token(const char *path, char **out, cs_err *e)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (cs_read_file(path, TOKEN_MAX, &text, &len, e))
-        return cs_err_prefix(e, "{agent_token_file}");
-    size_t n = strcspn(text, "\r\n");
-    text[n] = '\0';
-    if (n == 0 || strlen(text) != n) {
-        free(text);
-        return cs_err_set(e, CS_E_INVAL, "{agent_token_file} %s: the first line holds no token", path);
-    }
-    *out = cs_sprintf("Authorization: Bearer %s", text);
-    /* the token is wiped from the read buffer before it goes */
-    memset(text, 0, n);
-    free(text);
-    return 0;
-}
-
 int cs_agentc_new(const cs_agentc_opts *o, cs_agentc **out, cs_err *e)
 {
     *out = NULL;
     char *auth = NULL;
-    if (o->token_file && *o->token_file && read_token(o->token_file, &auth, e))
+    if (o->token_file && *o->token_file && cs_http_bearer_file(o->token_file, "{agent_token_file}", CS_E_INVAL, &auth, e))
         return e->code;
     cs_http_opts ho = {
         .ca_file = o->ca_file,

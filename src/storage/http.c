@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/cancel.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 struct cs_http {
@@ -463,4 +464,24 @@ int cs_http_request(cs_http *h, cs_http_req *r, cs_err *e)
 void cs_http_req_free(cs_http_req *r)
 {
     cs_buf_free(&r->resp);
+}
+
+#define TOKEN_MAX 4096
+
+int cs_http_bearer_file(const char *path, const char *what, int bad_code, char **header, cs_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (cs_read_file(path, TOKEN_MAX, &text, &len, e))
+        return cs_err_prefix(e, "%s", what);
+    size_t n = strcspn(text, "\r\n");
+    text[n] = '\0';
+    if (n == 0 || strlen(text) != n) {
+        free(text);
+        return cs_err_set(e, bad_code, "%s %s: the first line holds no token", what, path);
+    }
+    *header = cs_sprintf("Authorization: Bearer %s", text);
+    sodium_memzero(text, n);
+    free(text);
+    return 0;
 }

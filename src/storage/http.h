@@ -108,6 +108,11 @@ struct cs_http_req {
  * with e set by the sink (its error, never retried), prepare, a cancel
  * request, or r->error. The curl handle comes from h's pool and goes back. */
 int cs_http_request(cs_http *h, cs_http_req *r, cs_err *e);
+/* The header line "Authorization: Bearer <token>" (new string, never to be
+ * logged) from the first line of the file at path; the token is wiped from
+ * the read buffer. what names the setting in errors; bad_code is the code
+ * of a file whose first line holds no token. */
+int cs_http_bearer_file(const char *path, const char *what, int bad_code, char **header, cs_err *e);
 /* Free what the request holds (resp); r can be run again. */
 void cs_http_req_free(cs_http_req *r);
 

@@ -15,9 +15,7 @@ from cassandra.query import SimpleStatement
 
 from dataset import Dataset
 
-serverenv = pytest.importorskip("serverenv")  # the server's test fixtures (issue 20)
-ServerProc = serverenv.ServerProc
-single_cluster = serverenv.single_cluster  # the fixture: node 19, a one-node cluster with its agent
+from serverenv import ServerProc, single_cluster  # noqa: F401 (the fixture: node 19, a one-node cluster)
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,6 @@ authentication, and no token, neither does the server's output.
 - test_server_with_the_node: the test node (CASSETTE_TEST_NODE) and an agent beside it
   (plain HTTP on loopback): registration discovers it, backups list its repository, a backup
   run is queued and runs, a restore is queued, cancel, the 409s, removal.
-Skipped when the binary has no `server` command (built before the server landed).
 """
 import json
 import os
@@ -115,13 +114,6 @@ def start_server(cassette_bin, tmp_path):
             text = f.read_text()
             assert not any(t in text for t in TOKENS.values()), f"a token is in the server's {f.name}"
             assert "runtime error" not in text and "AddressSanitizer" not in text, text[-3000:]
-
-
-@pytest.fixture(autouse=True)
-def _has_server(cassette_bin):
-    p = subprocess.run([str(cassette_bin), "server", "--help"], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip("this cassette has no server command")
 
 
 def audit_holds_every_change(s):
