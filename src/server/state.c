@@ -403,3 +403,10 @@ uint64_t cs_state_epoch_after(uint64_t prev, double now)
     uint64_t ms = now > 0 ? (uint64_t)(now * 1000) : 0;
     return ms > prev ? ms : prev + 1;
 }
+
+json_t *cs_state_lease_doc(const char *owner, uint64_t epoch, double expires, double now)
+{
+    if (owner && owner[0] && expires > now)
+        return json_pack("{s:s, s:I, s:f}", "owner", owner, "epoch", (json_int_t)epoch, "expires", expires);
+    return json_pack("{s:n, s:I}", "owner", "epoch", (json_int_t)epoch);
+}

@@ -887,10 +887,7 @@ static int cq_lease_get(cs_state *s, json_t **out, cs_err *e)
     int rc = unlock(q, read_lease(q, &l, e));
     if (rc)
         return rc;
-    if (l.owner[0] && l.expires > cs_now())
-        *out = json_pack("{s:s, s:I, s:f}", "owner", l.owner, "epoch", (json_int_t)l.epoch, "expires", l.expires);
-    else
-        *out = json_pack("{s:n, s:I}", "owner", "epoch", (json_int_t)l.epoch);
+    *out = cs_state_lease_doc(l.owner, l.epoch, l.expires, cs_now());
     return 0;
 }
 

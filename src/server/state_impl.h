@@ -87,6 +87,9 @@ int cs_state_cql_open(const char *url, const cs_state_opts *o, cs_state **out, c
  * outranks every epoch an older store gave out and the agents it fenced
  * still serve it (state.h, the lease). */
 uint64_t cs_state_epoch_after(uint64_t prev, double now);
+/* lease_get's document from the lease row: {"owner", "epoch", "expires"},
+ * owner null (and no expires) when nobody holds it at now. */
+json_t *cs_state_lease_doc(const char *owner, uint64_t epoch, double expires, double now);
 bool cs_state_known(const char *name);
 /* Whether name is a final run state (done, failed, cancelled, interrupted). */
 bool cs_state_final(const char *name);

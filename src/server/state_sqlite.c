@@ -690,10 +690,7 @@ static int sq_lease_get(cs_state *s, json_t **out, cs_err *e)
     int rc = unlock(q, read_lease(q, &r, e));
     if (rc)
         return rc;
-    if (r.owner[0] && r.expires > cs_now())
-        *out = json_pack("{s:s, s:I, s:f}", "owner", r.owner, "epoch", (json_int_t)r.epoch, "expires", r.expires);
-    else
-        *out = json_pack("{s:n, s:I}", "owner", "epoch", (json_int_t)r.epoch);
+    *out = cs_state_lease_doc(r.owner, r.epoch, r.expires, cs_now());
     return 0;
 }
 
