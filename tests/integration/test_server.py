@@ -141,3 +141,55 @@ def test_window_stops_and_resumes(cassette_bin, single_cluster, single_data, slo
     srv.stop()
     assert no_broken_complete(env, repo)
     print(f"\n[dw5] {time.monotonic() - t0:.0f} s")
+
+
+def test_two_clusters_scheduled_for_minutes(cassette_bin, single_cluster, single_data, cluster, tmp_path):
+    """Done-when 1: a server with two registered clusters (node 19 alone, nodes 11-13) runs backup
+    and purge tasks @every 20s for three minutes: the runs of one cluster never overlap, the two
+    clusters' runs do, and a backup restores row by row."""
+    t0 = time.monotonic()
+    ds3 = Dataset(prefix="srv3", seed=21, scale=0.02, replication=3)
+    ds3.drop(cluster.session)
+    ds3.create_schema(cluster.session)
+    ds3.load(cluster.session)
+    repo1, repo3 = new_repo(single_cluster, "dw1-single"), new_repo(cluster, "dw1-three")
+    srv = ServerProc(cassette_bin, tmp_path / "srv", single_cluster, server_id="dw1").start()
+    register(srv, "single", single_cluster, repo1, single_cluster.addresses[0])
+    register(srv, "three", cluster, repo3, cluster.addresses[0])
+    for c in ("single", "three"):
+        srv.ok("POST", "/v1/tasks", {"id": f"backup-{c}", "cluster": c, "kind": "backup", "schedule": "@every 20s"})
+        srv.ok("POST", "/v1/tasks", {"id": f"purge-{c}", "cluster": c, "kind": "purge", "schedule": "@every 20s",
+                                     "params": {"keep_last": 3}})
+    time.sleep(150)
+    for c in ("single", "three"):
+        for kind in ("backup", "purge"):
+            srv.ok("PATCH", f"/v1/tasks/{kind}-{c}", {"enabled": False})
+    deadline = time.monotonic() + 300
+    while srv.runs(state="open") and time.monotonic() < deadline:
+        time.sleep(1)
+    runs = srv.runs(limit=1000)
+    assert not srv.runs(state="open"), srv.runs(state="open")
+    bad = [r for r in runs if r["state"] != "done"]
+    assert not bad, json.dumps(bad, indent=1)[:4000]
+    never_two_running(runs)
+    per = {c: [r for r in runs if r["cluster"] == c] for c in ("single", "three")}
+    for c, rs in per.items():
+        kinds = {k: sum(1 for r in rs if r["kind"] == k) for k in ("backup", "purge")}
+        assert kinds["backup"] >= 3 and kinds["purge"] >= 3, (c, kinds)
+    cross = [(a[2]["id"], b[2]["id"]) for a in intervals(per["single"]) for b in intervals(per["three"])
+             if overlaps(a, b)]
+    assert cross, "the two clusters' runs never overlapped"
+    # Restore the newest backup of node 19 over its emptied tables, row by row.
+    newest = max((r for r in per["single"] if r["kind"] == "backup"), key=lambda r: r["ended"])
+    name = newest["result"]["name"]
+    for t in single_data.tables:
+        single_cluster.session.execute(f"TRUNCATE {t.full_name}", timeout=120)
+    run = srv.ok("POST", "/v1/clusters/single/restores",
+                 {"backup": name, "keyspaces": sorted({t.keyspace for t in single_data.tables})})
+    done = srv.wait_run(lambda r: r["id"] == run["id"] and r["state"] not in ("queued", "running"),
+                        timeout=600, what="the restore")
+    assert done["state"] == "done", done
+    single_data.check(single_cluster.session)
+    srv.stop()
+    print(f"\n[dw1] {time.monotonic() - t0:.0f} s: {len(runs)} runs, {len(cross)} overlapping pairs across "
+          f"clusters")
