@@ -770,6 +770,8 @@ static int parse_args(int argc, char **argv, cs_config *cfg, cs_err *e)
             return cs_err_set(e, CS_E_INVAL, "option --%s takes no value", o->flag);
         }
         size_t idx = (size_t)(o - options);
+        if (!cs_strlist_has(&cfg->given, o->flag))
+            cs_strlist_add(&cfg->given, o->flag);
         int rc = set_value(cfg, o, value, !seen_list[idx], "command line", e);
         seen_list[idx] = true;
         if (rc)
@@ -853,6 +855,7 @@ void cs_config_free(cs_config *cfg)
             cs_kvlist_free((cs_kvlist *)(void *)field); /* the same list for every row: freed once */
         }
     }
+    cs_strlist_free(&cfg->given);
     free(cfg->command);
     cfg->command = NULL;
     cs_strlist_free(&cfg->args);
@@ -1239,6 +1242,25 @@ static int copy_value(const cs_config *cfg, const opt_def *o, const cs_field *f,
     return cs_err_set(e, CS_E_INVAL, "option --%s does not fit field %s (a bug)", o->flag, f->name);
 }
 
+/* A request-level flag given on the command line that the operation has no
+ * field for would be dropped silently (snapshot --older-than, which only
+ * snapshot clear reads): a usage mistake, like a flag of another command. */
+static int check_used(const cs_config *cfg, const cs_op_def *op, cs_err *e)
+{
+    for (size_t i = 0; i < cfg->given.n; i++) {
+        const opt_def *o = find_flag(cfg->given.items[i], strlen(cfg->given.items[i]));
+        if (!o || o->scope != SCOPE_REQUEST)
+            continue;
+        bool used = false;
+        for (size_t k = 0; k < op->n_fields && !used; k++)
+            used = !strcmp(op->fields[k].name, o->field);
+        if (!used)
+            return cs_err_set(e, CS_E_USAGE, "%s%s%s does not take --%s", op->command, op->sub ? " " : "",
+                              op->sub ? op->sub : "", o->flag);
+    }
+    return 0;
+}
+
 int cs_config_request(const cs_config *cfg, const cs_op_def *op, void *req, cs_err *e)
 {
     for (size_t i = 0; i < op->n_fields; i++) {
@@ -1256,7 +1278,7 @@ int cs_config_request(const cs_config *cfg, const cs_op_def *op, void *req, cs_e
         if (rc)
             return rc;
     }
-    return 0;
+    return check_used(cfg, op, e);
 }
 
 int cs_config_host(const cs_config *cfg, cs_host *host, cs_err *e)

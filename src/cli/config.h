@@ -60,6 +60,8 @@ typedef struct cs_config {
     bool init;              /* backup --init: create the repository if the location holds none */
     char *output;           /* key generate -o */
     cs_strlist args;        /* positional words after the command ("key generate", FILE) */
+    cs_strlist given;       /* the long flags given on the command line (cs_config_request checks the
+                               request-level ones against the operation's fields) */
     /* command arguments */
     char *name;             /* backup --name */
     char *backup;           /* restore/verify --backup */

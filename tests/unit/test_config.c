@@ -894,6 +894,26 @@ static void test_request_from_flags(void **state)
     assert_true(vreq->sample == 12.5);
     cs_op_request_free(op, vreq);
     cs_config_free(&cfg);
+
+    /* A flag of the command that this operation has no field for (snapshot
+     * clear's --older-than to snapshot) is a usage mistake, not dropped. */
+    const char *snap[] = { "snapshot", "--tag", "t", "--older-than", "1d", NULL };
+    assert_int_equal(load_args(&cfg, &e, snap), 0);
+    op = cs_config_op(&cfg);
+    assert_string_equal(op->name, "snapshot");
+    cs_snapshot_req *sreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, sreq, &e), CS_E_USAGE);
+    assert_string_equal(e.msg, "snapshot does not take --older-than");
+    cs_op_request_free(op, sreq);
+    cs_config_free(&cfg);
+    const char *clear[] = { "snapshot", "clear", "--older-than", "1d", "--prefix", "x-", NULL };
+    assert_int_equal(load_args(&cfg, &e, clear), 0);
+    op = cs_config_op(&cfg);
+    sreq = cs_op_request_new(op, &e);
+    assert_int_equal(cs_config_request(&cfg, op, sreq, &e), 0);
+    assert_true(sreq->older_than == 86400 && !strcmp(sreq->prefix, "x-"));
+    cs_op_request_free(op, sreq);
+    cs_config_free(&cfg);
 }
 
 /* Errors name request fields; the CLI says them as its flags. */
