@@ -953,6 +953,18 @@ static void print_group(FILE *out, const cmd_def *c, enum opt_group g, const cha
         }
 }
 
+/* The commands only client mode has (cli/client.c parses their words and
+ * flags): in the usage, the manual page and the completion too. */
+static const struct {
+    const char *name, *subs, *synopsis, *summary;
+} client_cmds[] = {
+    { "task", "add list show run disable enable remove",
+      "add|list|show|run|disable|enable|remove ... (with --server URL)",
+      "with --server: the server's tasks: add, list, show, run, disable, enable, remove (cassette task --help)" },
+    { "run", "list show cancel", "list|show|cancel ... (with --server URL)",
+      "with --server: the server's runs: list, show, cancel" },
+};
+
 void cs_config_usage(FILE *out, const char *cmd)
 {
     const cmd_def *c = find_command(cmd);
@@ -970,9 +982,8 @@ void cs_config_usage(FILE *out, const char *cmd)
     for (size_t i = 0; i < n_cmds(); i++)
         fprintf(out, "  %-8s %s\n", cmds()[i].name, cmds()[i].summary);
     fprintf(out, "  %-8s %s\n", "help", "cassette help COMMAND (or COMMAND --help) shows that command's options first");
-    fprintf(out, "  %-8s %s\n", "task", "with --server: the server's tasks: add, list, show, run, disable, enable, remove "
-                                     "(cassette task --help)");
-    fprintf(out, "  %-8s %s\n", "run", "with --server: the server's runs: list, show, cancel");
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
+        fprintf(out, "  %-8s %s\n", client_cmds[i].name, client_cmds[i].summary);
     fprintf(out, "\noptions:\n");
     for (size_t i = 0; i < N_OPTIONS; i++)
         print_option(out, &options[i]);
@@ -1053,6 +1064,13 @@ void cs_config_man(FILE *out, const char *version)
         roff(out, cmds()[i].synopsis);
         fputc('\n', out);
         roff(out, cmds()[i].summary);
+        fputs(".\n", out);
+    }
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++) {
+        fprintf(out, ".TP\n\\fB%s\\fR ", client_cmds[i].name);
+        roff(out, client_cmds[i].synopsis);
+        fputc('\n', out);
+        roff(out, client_cmds[i].summary);
         fputs(".\n", out);
     }
     fputs(".TP\n\\fBhelp\\fR \\fICOMMAND\\fR\nThe options of one command, its own first (also \\fICOMMAND\\fR "
@@ -1148,6 +1166,8 @@ void cs_config_completion_bash(FILE *out)
     fputs("'; words='", out);
     for (size_t i = 0; i < n_cmds(); i++)
         fprintf(out, "%s ", cmds()[i].name);
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
+        fprintf(out, "%s ", client_cmds[i].name);
     fputs("help' ;;\n        help) words='", out);
     for (size_t i = 0; i < n_cmds(); i++)
         fprintf(out, "%s%s", i ? " " : "", cmds()[i].name);
@@ -1159,6 +1179,9 @@ void cs_config_completion_bash(FILE *out)
         print_sub_words(out, &cmds()[i]);
         fputs("' ;;\n", out);
     }
+    for (size_t i = 0; i < sizeof client_cmds / sizeof client_cmds[0]; i++)
+        fprintf(out, "        %s) opts='--server --server-token-file --server-ca-file --json'; words='%s' ;;\n",
+                client_cmds[i].name, client_cmds[i].subs);
     fputs("    esac\n"
           "    if [[ $cur == -* ]]; then\n"
           "        COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
