@@ -37,7 +37,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC := $(SRC)
+FUZZ_LIB_OBJ := $(SRC:%.c=build/fuzz/obj/%.o)
 
 .PHONY: all asan unit tools test demo clean deps fuzz fuzz-build bench bench-cluster install FORCE
 all: $(BUILD)/cassette tools
@@ -97,10 +97,20 @@ tools: $(TOOL_BIN) $(CONF_BIN)
 asan:
 	$(MAKE) VARIANT=asan all unit
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+# The library is compiled once for every target (instrumented for the
+# fuzzer, not linked with its main), then each target links against it.
+FUZZ_CFLAGS := $(CSTD) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all $(INC)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(INC) \
-	    -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/libcassette.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@  # members are named by file name only: built afresh, as the main library
+	ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libcassette.a
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libcassette.a $(LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -145,4 +155,4 @@ bench-cluster: all
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CONF_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CONF_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
