@@ -164,10 +164,11 @@ def overlaps(a, b):
 
 @pytest.fixture(scope="session")
 def single_cluster(cassette_bin, s3_server, tmp_path_factory):
-    """Node 19, "cassette-single": a one-node cluster of its own with its agent and a driver
-    session (single_cluster.session); a ClusterEnv."""
+    """Node 19 (CASSETTE_TEST_SINGLE_NODE), "cassette-single": a one-node cluster of its own with
+    its agent and a driver session (single_cluster.session); a ClusterEnv."""
     _ensure_bucket(s3_server)
-    c = ClusterEnv("cassette-single", 19, 19, cassette_bin, s3_server, tmp_path_factory)
+    n = int(os.environ.get("CASSETTE_TEST_SINGLE_NODE") or 19)  # another number: a second one side by side
+    c = ClusterEnv("cassette-single", n, n, cassette_bin, s3_server, tmp_path_factory)
     c.start()
     c.connect()
     yield c
