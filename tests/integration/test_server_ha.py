@@ -87,9 +87,9 @@ def test_two_servers_one_leader_takeover_fencing_import(cassette_bin, cluster, s
                    timeout=120, what="b's own scheduled run")
 
         # The agent has seen b's epoch: a replay of a's command with a's epoch is refused.
-        st, doc = env.agent_call(19, "GET", "/v1/jobs", headers={"X-Cassette-Epoch": str(epoch_a)})
+        st, doc = env.agent_call(env.numbers[0], "GET", "/v1/jobs", headers={"X-Cassette-Epoch": str(epoch_a)})
         assert st == 409 and "fenced" in doc["error"], (st, doc)
-        st, doc = env.agent_call(19, "POST", "/v1/ops/backup", {"repo": repo, "tag": "replayed"},
+        st, doc = env.agent_call(env.numbers[0], "POST", "/v1/ops/backup", {"repo": repo, "tag": "replayed"},
                                  headers={"X-Cassette-Epoch": str(epoch_a)})
         assert st == 409, (st, doc)
 
