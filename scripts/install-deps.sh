@@ -6,7 +6,9 @@
 #   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
 #   - Azurite (Azure Storage emulator for the Azure tests) into $CASSETTE_CACHE/azurite (npm),
 #   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver, pytest and PyYAML
-#     (systemd's systemd-analyze and PyYAML check the agent's deploy/ files).
+#     (systemd's systemd-analyze and PyYAML check the agent's deploy/ files;
+#     promtool, from Debian's prometheus package, checks and unit-tests the alert rules
+#     in deploy/prometheus/; its service is not needed and may be stopped).
 # --demo: only what `make demo` uses (no test, fuzzing, valgrind, S3 or Azure tools).
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
@@ -22,7 +24,8 @@ say() { echo "install-deps: $*"; }
 # --- Debian packages -------------------------------------------------------
 PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev age zstd valgrind maven
-      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db systemd tzdata)
+      openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db systemd tzdata
+      prometheus)
 if [ "$DEMO" = 1 ]; then   # build the binary, run a node (Java, jars by maven), check rows (Python)
     PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
           libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev maven openjdk-17-jdk-headless python3-venv)
@@ -44,6 +47,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${SUDO[@]}" apt-get update >>"$LOG" 2>&1 || fail "apt-get update failed"
     "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1 \
         || fail "apt-get install ${missing[*]} failed"
+fi
+if [ "$DEMO" = 0 ]; then
+    promtool --version >>"$LOG" 2>&1 || fail "promtool (Debian's prometheus package) does not run"
 fi
 
 # --- Cassandra jars --------------------------------------------------------
