@@ -53,9 +53,33 @@ json_t *cs_http_text_json(const char *msg)
     return s;
 }
 
-void cs_http_error_msg(cs_http_answer *ans, unsigned status, const char *msg)
+void cs_http_answer_clear(cs_http_answer *ans)
 {
     json_decref(ans->body);
+    ans->body = NULL;
+    if (ans->text_owned)
+        free((void *)ans->text);
+    ans->text = NULL;
+    ans->text_len = 0;
+    ans->text_owned = false;
+    ans->content_type = NULL;
+    ans->csp = NULL;
+}
+
+void cs_http_answer_text(cs_http_answer *ans, unsigned status, const char *content_type, const char *text,
+                         size_t len, bool owned)
+{
+    cs_http_answer_clear(ans);
+    ans->status = status;
+    ans->text = text;
+    ans->text_len = len;
+    ans->text_owned = owned;
+    ans->content_type = content_type;
+}
+
+void cs_http_error_msg(cs_http_answer *ans, unsigned status, const char *msg)
+{
+    cs_http_answer_clear(ans);
     ans->status = status;
     ans->body = json_object();
     json_object_set_new(ans->body, "error", cs_http_text_json(msg));
@@ -85,8 +109,7 @@ bool cs_http_bearer_ok(const char *authorization, const char *token)
 
 void cs_http_dispatch(const cs_httpd_opts *opts, const cs_http_request *req, cs_http_answer *ans)
 {
-    ans->status = 500;
-    ans->body = NULL;
+    *ans = (cs_http_answer){ .status = 500 };
     if (opts->token && !cs_http_bearer_ok(req->authorization, opts->token)) {
         cs_http_error_msg(ans, 401, "missing or wrong bearer token (Authorization: Bearer TOKEN)");
         return;
@@ -99,7 +122,7 @@ void cs_http_dispatch(const cs_httpd_opts *opts, const cs_http_request *req, cs_
         return;
     }
     opts->handler(opts->arg, req, ans);
-    if (!ans->body && ans->status != 204)
+    if (!ans->body && !ans->text && ans->status != 204)
         cs_http_error_msg(ans, 500, "the handler gave no answer (a bug)");
 }
 
@@ -185,18 +208,49 @@ void cs_http_token_free(char *token)
 
 /* ---- the daemon ---- */
 
+/* The headers every answer carries, then its own. */
+static void add_headers(struct MHD_Response *r, const cs_http_answer *ans, const char *content_type)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (ans->csp)
+        MHD_add_response_header(r, "Content-Security-Policy", ans->csp);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, cs_http_answer *ans, struct MHD_Response *r,
+                             const char *content_type)
+{
+    if (!r) {
+        cs_http_answer_clear(ans);
+        return MHD_NO;
+    }
+    add_headers(r, ans, content_type);
+    enum MHD_Result ret = MHD_queue_response(conn, ans->status, r);
+    MHD_destroy_response(r);
+    cs_http_answer_clear(ans);
+    return ret;
+}
+
 static enum MHD_Result send_answer(struct MHD_Connection *conn, cs_http_answer *ans)
 {
     if (ans->status == 204) {
         json_decref(ans->body);
         ans->body = NULL;
-        struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        if (!r)
-            return MHD_NO;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        enum MHD_Result ret = MHD_queue_response(conn, 204, r);
-        MHD_destroy_response(r);
-        return ret;
+        return queue(conn, ans, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), NULL);
+    }
+    if (!ans->body && ans->text) {
+        const char *type = ans->content_type ? ans->content_type : "text/plain; charset=utf-8";
+        struct MHD_Response *r = NULL;
+        if (ans->text_owned) {
+            r = MHD_create_response_from_buffer(ans->text_len, (void *)ans->text, MHD_RESPMEM_MUST_FREE);
+            if (r)
+                ans->text_owned = false; /* MHD frees it now */
+        } else {
+            r = MHD_create_response_from_buffer(ans->text_len, (void *)ans->text, MHD_RESPMEM_PERSISTENT);
+        }
+        return queue(conn, ans, r, type);
     }
     char *text = ans->body ? json_dumps(ans->body, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(ans->body);
@@ -208,15 +262,9 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, cs_http_answer *
     line[n] = '\n';
     line[n + 1] = '\0';
     struct MHD_Response *r = MHD_create_response_from_buffer(n + 1, line, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
+    if (!r)
         free(line);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, ans->status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue(conn, ans, r, "application/json");
 }
 
 /* Mutual TLS: did the client show a certificate the client CA signed? */
@@ -306,7 +354,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     if (d->opts->tls_client_ca && !client_cert_ok(conn)) {
         cs_http_error_msg(&ans, 401, "a client certificate signed by the agent's client CA is required");
         return send_answer(conn, &ans);

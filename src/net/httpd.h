@@ -36,10 +36,19 @@ typedef struct cs_http_request {
 } cs_http_request;
 
 /* What a handler answers: a status and a JSON document (owned; NULL: none,
- * which only a 204 may be: it is sent without a body). */
+ * which only a 204 may be: it is sent without a body), or, body NULL, a
+ * text that is not JSON (a page, a metrics exposition): text_len bytes
+ * sent with content_type (NULL: "text/plain; charset=utf-8") and, when
+ * csp is set, that Content-Security-Policy. Every answer carries
+ * X-Content-Type-Options: nosniff and Cache-Control: no-store. */
 typedef struct cs_http_answer {
     unsigned status;
     json_t *body;
+    const char *text;         /* static (lives as long as the program), or owned when text_owned */
+    size_t text_len;
+    bool text_owned;          /* text came from malloc: freed with the answer */
+    const char *content_type; /* static */
+    const char *csp;          /* static */
 } cs_http_answer;
 
 typedef void (*cs_http_handler)(void *arg, const cs_http_request *req, cs_http_answer *ans);
@@ -79,6 +88,14 @@ int cs_httpd_port(const cs_httpd *d);
  * right bearer token (opts->token NULL: none asked), else the handler's
  * answer. ans->body is set on every path but a 204's. */
 void cs_http_dispatch(const cs_httpd_opts *opts, const cs_http_request *req, cs_http_answer *ans);
+
+/* Answer status with text (len bytes) of content_type (static; NULL:
+ * text/plain). owned: text came from malloc and the answer frees it. Any
+ * earlier body or text is dropped. */
+void cs_http_answer_text(cs_http_answer *ans, unsigned status, const char *content_type, const char *text,
+                         size_t len, bool owned);
+/* Drop what ans holds (its JSON body, its owned text); status stays. */
+void cs_http_answer_clear(cs_http_answer *ans);
 
 /* Does the Authorization header carry "Bearer <token>"? Constant time in
  * the token's content (sodium_memcmp). */

@@ -1055,7 +1055,7 @@ void cs_api_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
         route_v1(&c, segs, n);
     else
         failf(&c, 404, "no such path (the API is under /v1: server, clusters, tasks, runs, audit)");
-    if (!ans->body && ans->status != 204)
+    if (!ans->body && !ans->text && ans->status != 204)
         cs_http_error_msg(ans, 500, "no answer (a bug)");
     if (!is(&c, "GET") && !is(&c, "HEAD"))
         audit(&c);

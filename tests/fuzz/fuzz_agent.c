@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_httpd_opts opts = { .token = TOKEN, .max_body = 4096, .handler = cs_agent_handle, .arg = agent };
     cs_http_request req = { .method = method, .path = path, .authorization = *auth ? auth : NULL, .body = body,
                             .body_len = body_len, .body_too_big = body_len > 4096 };
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_http_dispatch(&opts, &req, &ans);
     check_answer(&ans, cs_http_bearer_ok(req.authorization, TOKEN));
     json_decref(ans.body);

@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_httpd_opts opts = { .max_body = 4096, .handler = cs_api_handle, .arg = api, .handler_auth = true };
     cs_http_request req = { .method = method, .path = path, .query = q, .authorization = *auth ? auth : NULL,
                             .body = body, .body_len = body_len, .body_too_big = body_len > 4096 };
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_http_dispatch(&opts, &req, &ans);
     bool open_path = !strcmp(path, "/healthz") || !strcmp(path, "/version");
     check_answer(&ans, token_ok(req.authorization), open_path);

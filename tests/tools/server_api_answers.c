@@ -102,7 +102,7 @@ int main(int argc, char **argv)
                                 .path = json_string_value(json_object_get(in, "path")),
                                 .query = json_string_value(json_object_get(in, "query")),
                                 .authorization = auth, .body = body, .body_len = strlen(body) };
-        cs_http_answer ans = { 0, NULL };
+        cs_http_answer ans = { 0 };
         cs_http_dispatch(&opts, &req, &ans);
         json_t *out = json_pack("{s:i, s:o}", "status", (json_int_t)ans.status, "body",
                                 ans.body ? ans.body : json_null());

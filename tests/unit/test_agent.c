@@ -26,7 +26,7 @@ static cs_http_answer call(cs_agent *a, const char *method, const char *path, co
 {
     cs_http_request req = { .method = method, .path = path, .body = body ? body : "",
                             .body_len = body ? strlen(body) : 0 };
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_agent_handle(a, &req, &ans);
     assert_non_null(ans.body);
     return ans;
@@ -102,7 +102,7 @@ static void test_routes(void **state)
 static unsigned call_epoch(cs_agent *a, const char *method, const char *path, const char *epoch, const char *want)
 {
     cs_http_request req = { .method = method, .path = path, .body = "{\"tag\":\"t\"}", .body_len = 11, .epoch = epoch };
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_agent_handle(a, &req, &ans);
     assert_non_null(ans.body);
     if (want) {

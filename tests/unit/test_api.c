@@ -126,7 +126,7 @@ static unsigned req(fixture *f, const char *method, const char *path, const char
     char *auth = token ? cs_sprintf("Bearer %s", token) : NULL;
     cs_http_request r = { .method = method, .path = path, .query = query, .authorization = auth,
                           .body = body ? body : "", .body_len = body ? strlen(body) : 0 };
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_http_dispatch(&f->opts, &r, &ans);
     free(auth);
     if (ans.status == 204)
@@ -497,7 +497,7 @@ static void test_tokens_file(void **state)
     cs_http_request r = { .method = "POST", .path = "/v1/clusters",
                           .body = "{\"id\": \"c5\", \"contact\": \"h\", \"repo\": \"s3://b\"}" };
     r.body_len = strlen(r.body);
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_http_dispatch(&o, &r, &ans);
     assert_int_equal(ans.status, 201); /* no discover hook: stored as given */
     json_decref(ans.body);

@@ -1,6 +1,8 @@
 /* test_httpd.c - net/httpd's pure parts: the bearer check, the listen
  * address, loopback, the token file, and the answers cs_http_dispatch
- * gives before a handler runs (401, 413) and their JSON shape. */
+ * gives before a handler runs (401, 413) and their JSON shape; and one
+ * live daemon on loopback for what goes on the wire (text answers and
+ * their headers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +10,11 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,7 +185,7 @@ static void test_error_render(void **state)
     cs_err_clear(&e);
     cs_err_set(&e, CS_E_USAGE, "{jobs} must be between 1 and 64");
     cs_err_field(&e, "jobs");
-    cs_http_answer ans = { 0, NULL };
+    cs_http_answer ans = { 0 };
     cs_http_error(&ans, 400, &e);
     assert_int_equal(ans.status, 400);
     assert_error_shape(ans.body, "jobs");
@@ -188,11 +193,89 @@ static void test_error_render(void **state)
     json_decref(ans.body);
 }
 
+static const char page[] = "<!doctype html><p>hi</p>";
+
+/* /page: a static text with a policy; /owned: a text from malloc; else JSON. */
+static void text_handler(void *arg, const cs_http_request *req, cs_http_answer *ans)
+{
+    (void)arg;
+    if (!strcmp(req->path, "/page")) {
+        cs_http_answer_text(ans, 200, "text/html; charset=utf-8", page, sizeof page - 1, false);
+        ans->csp = "default-src 'self'";
+    } else if (!strcmp(req->path, "/owned")) {
+        char *t = strdup("a 1\n");
+        cs_http_answer_text(ans, 200, NULL, t, strlen(t), true);
+    } else {
+        ans->status = 200;
+        ans->body = json_pack("{s:b}", "ok", 1);
+    }
+}
+
+/* GET path from the daemon on port with HTTP/1.0; the whole answer (owned). */
+static char *fetch(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    ssize_t got;
+    while ((got = read(fd, out + len, cap - len - 1)) > 0)
+        len += (size_t)got;
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
+
+static void test_text_answers(void **state)
+{
+    (void)state;
+    cs_http_answer ans = { 0 };
+    char *t = strdup("x");
+    cs_http_answer_text(&ans, 200, NULL, t, 1, true);
+    cs_http_error_msg(&ans, 400, "replaced"); /* the owned text is freed (ASan would say) */
+    assert_null(ans.text);
+    assert_false(ans.text_owned);
+    cs_http_answer_clear(&ans);
+    assert_null(ans.body);
+
+    cs_httpd_opts o = { .host = "127.0.0.1", .port = 0, .handler = text_handler };
+    cs_httpd *d = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_httpd_start(&o, &d, &e), 0);
+    int port = cs_httpd_port(d);
+    char *r = fetch(port, "/page");
+    assert_non_null(strstr(r, " 200 "));
+    assert_non_null(strstr(r, "Content-Type: text/html; charset=utf-8\r\n"));
+    assert_non_null(strstr(r, "Content-Security-Policy: default-src 'self'\r\n"));
+    assert_non_null(strstr(r, "X-Content-Type-Options: nosniff\r\n"));
+    assert_non_null(strstr(r, "\r\n\r\n<!doctype html><p>hi</p>"));
+    free(r);
+    r = fetch(port, "/owned");
+    assert_non_null(strstr(r, "Content-Type: text/plain; charset=utf-8\r\n"));
+    assert_null(strstr(r, "Content-Security-Policy"));
+    assert_non_null(strstr(r, "\r\n\r\na 1\n"));
+    free(r);
+    r = fetch(port, "/json");
+    assert_non_null(strstr(r, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(r, "X-Content-Type-Options: nosniff\r\n"));
+    assert_non_null(strstr(r, "{\"ok\":true}\n"));
+    free(r);
+    cs_httpd_stop(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bearer),     cmocka_unit_test(test_listen),   cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_token_file), cmocka_unit_test(test_dispatch), cmocka_unit_test(test_error_render),
+        cmocka_unit_test(test_text_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
