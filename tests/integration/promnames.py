@@ -8,6 +8,7 @@ can import to check that the rules' and the dashboard's names really exist.
 - ``rules_metric_names(path)``: those of every rule of a Prometheus rules file;
 - ``dashboard_expressions(path)`` / ``dashboard_metric_names(path)``: the queries of a Grafana
   dashboard (panels, rows' panels, template variables' label_values()) and their names;
+- ``used_metric_names(root)``: the names of the shipped rules and dashboard together;
 - ``documented_metrics(path)``: {name: type} of docs/metrics.md's tables;
 - ``exposition_names(text)``: the sample names of a Prometheus text exposition;
 - ``missing_names(used, available)``: the used names that are not available, a histogram's
@@ -15,6 +16,7 @@ can import to check that the rules' and the dashboard's names really exist.
 """
 
 import json
+import pathlib
 import re
 
 import yaml
@@ -100,6 +102,14 @@ def dashboard_metric_names(path):
     for _, expr in dashboard_expressions(path):
         names |= expr_metric_names(expr)
     return names
+
+
+def used_metric_names(root):
+    """The metric names the shipped rules and dashboard use (root: the checkout), for a scrape
+    test: ``missing_names(used_metric_names(ROOT), exposition_names(text))``."""
+    root = pathlib.Path(root)
+    return (rules_metric_names(root / "deploy" / "prometheus" / "cassette-alerts.yml")
+            | dashboard_metric_names(root / "deploy" / "grafana" / "cassette-dashboard.json"))
 
 
 def documented_metrics(path):

@@ -140,6 +140,8 @@ def test_metric_name_extraction():
     assert promnames.missing_names({"a_bucket", "a_sum", "up", "b"}, {"a": "histogram", "b": "gauge"}) == set()
     assert promnames.missing_names({"b_count"}, {"b": "gauge"}) == {"b_count"}
     assert promnames.missing_names({"a"}, {"a_bucket", "a_sum", "a_count"}) == set()
+    assert promnames.used_metric_names(ROOT) == (promnames.rules_metric_names(RULES)
+                                                 | promnames.dashboard_metric_names(DASHBOARD))
     assert promnames.exposition_names('# HELP x X.\n# TYPE x counter\nx{a="1"} 2\ny 3\n') == {"x", "y"}
 
 
