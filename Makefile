@@ -53,6 +53,15 @@ $(MAIN_OBJ): $(BUILD)/version.h
 $(MAIN_OBJ): CFLAGS += -I$(BUILD)
 FORCE:
 
+# The status page (src/server/status.*, served by `cassette server`) as
+# byte arrays in one generated header, so the binary needs no file beside it.
+PAGE_FILES := src/server/status.html src/server/status.js src/server/status.css
+%/status_html.h: $(PAGE_FILES) scripts/embed.sh
+	@mkdir -p $(@D)
+	@./scripts/embed.sh $(PAGE_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/src/server/page.o: $(BUILD)/status_html.h
+$(BUILD)/src/server/page.o: CFLAGS += -I$(BUILD)
+
 $(BUILD)/libcassette.a: $(OBJ)
 	@mkdir -p $(@D)
 	@rm -f $@  # members are named by file name only (ops/state.o, server/state.o): build it afresh
@@ -103,6 +112,9 @@ FUZZ_CFLAGS := $(CSTD) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/obj/src/server/page.o: build/fuzz/status_html.h
+build/fuzz/obj/src/server/page.o: FUZZ_CFLAGS += -Ibuild/fuzz
 
 build/fuzz/libcassette.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@  # members are named by file name only: built afresh, as the main library

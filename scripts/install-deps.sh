@@ -8,7 +8,8 @@
 #   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver, pytest and PyYAML
 #     (systemd's systemd-analyze and PyYAML check the agent's deploy/ files;
 #     promtool, from Debian's prometheus package, checks and unit-tests the alert rules
-#     in deploy/prometheus/; its service is not needed and may be stopped).
+#     in deploy/prometheus/; its service is not needed and may be stopped; Debian's
+#     chromium loads the server's status page headless in a test).
 # --demo: only what `make demo` uses (no test, fuzzing, valgrind, S3 or Azure tools).
 # CASSETTE_CACHE defaults to ~/.cache/cassette.
 set -euo pipefail
@@ -30,6 +31,9 @@ if [ "$DEMO" = 1 ]; then   # build the binary, run a node (Java, jars by maven),
     PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
           libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev maven openjdk-17-jdk-headless python3-venv)
 fi
+# The status page's browser test (tests/integration/test_status_page.py) drives Debian's
+# headless Chromium over its DevTools pipe: no WebDriver, no browser downloaded by a tool.
+[ "$DEMO" = 1 ] || PKGS+=(chromium)
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -50,6 +54,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 if [ "$DEMO" = 0 ]; then
     promtool --version >>"$LOG" 2>&1 || fail "promtool (Debian's prometheus package) does not run"
+fi
+if [ "$DEMO" = 0 ]; then
+    chromium --version >>"$LOG" 2>&1 || fail "chromium (Debian's package, for the status page test) does not run"
 fi
 
 # --- Cassandra jars --------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "common/fs.h"
 #include "common/strlist.h"
 #include "server/model.h"
+#include "server/page.h"
 
 #define MIN_TOKEN 16
 #define MAX_TOKENS_FILE (1u << 20)
@@ -612,6 +613,14 @@ static void cluster_restores(call *c, const char *id)
 
 /* ---- routes: tasks ---- */
 
+/* task with "next" (cs_model_task_next; null: none), for an answer. */
+static json_t *with_next(json_t *task)
+{
+    double next = cs_model_task_next(task, cs_now());
+    json_object_set_new(task, "next", next > 0 ? json_real(next) : json_null());
+    return task;
+}
+
 static json_t *get_task(call *c, const char *id)
 {
     cs_err e;
@@ -643,6 +652,10 @@ static void tasks_list(call *c)
         fail(c, &e);
     } else {
         filter_visible(c, arr, "cluster");
+        size_t i;
+        json_t *t;
+        json_array_foreach(arr, i, t)
+            with_next(t);
         answer(c, 200, json_pack("{s:o}", "tasks", arr));
     }
     free(cluster);
@@ -668,7 +681,7 @@ static void tasks_create(call *c)
             what(c, "added task %s (%s of cluster %s)", json_string_value(json_object_get(doc, "id")),
                  json_string_value(json_object_get(doc, "kind")), json_string_value(cl));
             wake(c);
-            answer(c, 201, json_incref(doc));
+            answer(c, 201, with_next(json_incref(doc)));
         }
     }
     json_decref(cluster);
@@ -692,7 +705,7 @@ static void task_patch(call *c, const char *id)
         } else {
             what(c, "updated task %s", id);
             wake(c);
-            answer(c, 200, json_incref(doc));
+            answer(c, 200, with_next(json_incref(doc)));
         }
     }
     json_decref(cluster);
@@ -968,7 +981,7 @@ static void route_v1(call *c, char **s, size_t n)
         if (is(c, "GET")) {
             json_t *doc = get_task(c, s[2]);
             if (doc)
-                answer(c, 200, doc);
+                answer(c, 200, with_next(doc));
         } else if (is(c, "PATCH")) {
             task_patch(c, s[2]);
         } else if (is(c, "DELETE")) {
@@ -1031,14 +1044,17 @@ void cs_api_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
     char buf[512];
     char *segs[MAX_SEGS + 1] = { 0 };
     size_t n = strlen(path) < sizeof buf ? split_path(path, buf, sizeof buf, segs) : MAX_SEGS + 1;
-    if (!strcmp(path, "/healthz") || !strcmp(path, "/version")) {
+    if (!strcmp(path, "/healthz") || !strcmp(path, "/version") || cs_page_has(path)) {
         if (!is(&c, "GET"))
             not_allowed(&c);
         else if (!strcmp(path, "/healthz"))
             answer(&c, 200, json_pack("{s:b}", "ok", 1));
+        else if (!strcmp(path, "/version"))
+            answer(&c, 200, json_pack("{s:s, s:i, s:b}", "version",
+                                      api->hooks.version ? api->hooks.version : "unknown", "api", 1, "tokens",
+                                      !api->open));
         else
-            answer(&c, 200, json_pack("{s:s, s:i}", "version", api->hooks.version ? api->hooks.version : "unknown",
-                                      "api", 1));
+            cs_page_answer(path, ans); /* the status page: its data comes from the API, with a token */
         return;
     }
     if (!api->open) {

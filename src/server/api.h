@@ -2,7 +2,9 @@
  *
  * Owns: the routes and what each answers, the bearer tokens with their
  * roles and clusters, and the audit log of changes:
- *   GET    /healthz, /version                  (no token)
+ *   GET    /healthz, /version                  (no token; /version says whether tokens are asked)
+ *   GET    /, /status, /status.js, /status.css the status page (no token: server/page.h; it
+ *                                              reads the routes below with its user's token)
  *   GET    /v1/server                          leader, epoch, workers, queues
  *   GET    /v1/clusters                        {"clusters": [...]}
  *   POST   /v1/clusters                        register (discovers) -> 201
@@ -15,7 +17,7 @@
  *   POST   /v1/clusters/{id}/backups           take a backup now -> 202 run
  *   GET    /v1/clusters/{id}/restores          {"restores": [run...]}, newest first
  *   POST   /v1/clusters/{id}/restores          start a restore -> 202 run
- *   GET    /v1/tasks[?cluster=]                {"tasks": [...]}
+ *   GET    /v1/tasks[?cluster=]                {"tasks": [...]}, each with "next" (its next run)
  *   POST   /v1/tasks                           -> 201
  *   GET|PATCH|DELETE /v1/tasks/{id}
  *   POST   /v1/tasks/{id}/run                  run now (the schedule stays) -> 202 run
@@ -31,7 +33,7 @@
  * the server keeps cannot be changed); POST .../backups and .../restores
  * take the operation's params ({"type": "snapshot"}, {"backup": NAME,
  * "nodes": [...]}; an empty body is {}); the other POSTs take no body.
- * Every answer is JSON (a 204 has no body); errors are {"error", "field"} (net/httpd.h) with
+ * Every answer but the page's is JSON (a 204 has no body); errors are {"error", "field"} (net/httpd.h) with
  * 400 (bad input), 401, 403, 404, 409 (conflict), 413, 502 (a cluster that
  * cannot be reached). Every change (a POST, PATCH or DELETE that succeeded
  * or was refused past authentication) is written to the audit log: who

@@ -377,6 +377,27 @@ static int check_when(const json_t *doc, cs_err *e)
     return rc ? e->code : 0;
 }
 
+double cs_model_task_next(const json_t *task, double now)
+{
+    const char *sched = json_string_value(json_object_get(task, "schedule"));
+    const json_t *en = json_object_get(task, "enabled");
+    if (!sched || !*sched || (en && !json_is_true(en)))
+        return 0;
+    cs_schedule *s = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_schedule_parse(sched, json_string_value(json_object_get(task, "timezone")), &s, &e))
+        return 0;
+    double anchor = json_number_value(json_object_get(task, "created"));
+    double last = json_number_value(json_object_get(task, "last_slot"));
+    double t = floor(now);
+    double next = cs_schedule_due(s, anchor, last, t);
+    if (next <= 0)
+        next = cs_schedule_next(s, anchor, last > t ? last : t);
+    cs_schedule_free(s);
+    return next;
+}
+
 int cs_model_task_check(json_t *doc, const json_t *cluster, bool create, double now, cs_err *e)
 {
     const char *k = NULL;

@@ -19,7 +19,8 @@
  *   (server/schedule.h), "enabled" (default true), "retries" (0..10,
  *   default 1), "retry_backoff" (seconds, default 60; doubles each attempt),
  *   "params": {operation request fields}, "created", "updated",
- *   "last_slot" (the schedule slot last queued, 0: none)}.
+ *   "last_slot" (the schedule slot last queued, 0: none)}; the API adds
+ *   "next" (cs_model_task_next) to the ones it answers: never stored.
  * Run: {"id", "task" (null for an ad hoc run), "cluster", "kind", "op" (the
  *   operation's name), "params", "state", "queued_at", "not_before",
  *   "started", "ended", "attempt" (1 = first), "retry_of", "resumed_from",
@@ -56,6 +57,13 @@ int cs_model_cluster_check(json_t *doc, bool create, double now, cs_err *e);
  * that overlap: refused), the kind must be known and params must make a
  * good request for it (cs_model_request with cluster). */
 int cs_model_task_check(json_t *doc, const json_t *cluster, bool create, double now, cs_err *e);
+
+/* When task (a stored task document) runs next by its schedule, for
+ * GET /v1/tasks ("next"): a slot that is due and not yet queued (at most
+ * now), else the schedule's first slot after now and after its last_slot;
+ * 0 when it has no schedule, is disabled, or its schedule does not parse.
+ * A window (which may hold the run back) is not counted. */
+double cs_model_task_next(const json_t *task, double now);
 
 /* The operation and its request for kind with params on cluster: backup ->
  * "cluster backup" (params "type": "snapshot" (default) or

@@ -7,7 +7,10 @@ body against its schema (the OpenAPI 3.0 subset the file uses: $ref, type
 with nullable, enum, required, properties, additionalProperties, items,
 minimum/maximum, minLength, pattern, allOf/anyOf/oneOf/not). A 204 must
 have no body; a status the route does not list is an error; a path
-no route matches must be a 404 with the error shape.
+no route matches must be a 404 with the error shape. A response whose
+content is not JSON (the status page: text/html, text/javascript, text/css)
+takes the text as its body: a string that is not empty; media_types() says
+which Content-Type it may have.
 
     from openapi_check import OpenAPI
     api = OpenAPI()                       # docs/server-openapi.yaml
@@ -81,9 +84,18 @@ class OpenAPI:
         if not content:
             return template, None, True
         media = content.get("application/json")
-        if media is None:
-            raise AssertionError(f"{method} {template} {status}: no application/json content")
+        if media is None:  # a text (a page): its body is that text
+            return template, {"type": "string", "minLength": 1}, False
         return template, media.get("schema", {}), False
+
+    def media_types(self, method, path, status):
+        """The Content-Types (without parameters) the file gives METHOD PATH's STATUS answer."""
+        template, op = self.operation(method, path)
+        if op is None:
+            return ["application/json"] if status == 405 else []
+        responses = op.get("responses", {})
+        resp = self.resolve(responses.get(str(status)) or responses.get("default") or {})
+        return sorted(resp.get("content", {}))
 
     # ---- the check ----
 

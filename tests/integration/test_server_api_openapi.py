@@ -11,6 +11,7 @@ running `cassette server`.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -64,7 +65,13 @@ TASK2 = {"id": "t2", "cluster": "c2", "kind": "purge", "schedule": "0 3 * * *",
 
 SCRIPT = [
     R("GET", "/healthz", 200, token=None),
-    R("GET", "/version", 200, token=None),
+    R("GET", "/version", 200, token=None, check=lambda b: b["tokens"] is True),
+    # the status page: no token
+    R("GET", "/", 200, token=None, check=lambda b: b.startswith("<!doctype html>")),
+    R("GET", "/status", 200, token=None, check=lambda b: '<script src="/status.js"' in b),
+    R("GET", "/status.js", 200, token=None, check=lambda b: "textContent" in b),
+    R("GET", "/status.css", 200, token=None),
+    R("POST", "/", 405, token=None),
     R("POST", "/healthz", 405, token=None),
     R("GET", "/v1/server", 200, token="view"),
     R("GET", "/v1/server", 401, token=None),
@@ -108,10 +115,10 @@ SCRIPT = [
     R("GET", "/v1/tasks", 200, token="view"),
     R("GET", "/v1/tasks", 200, token="view", query="cluster=c2"),
     R("GET", "/v1/tasks", 403, token="oper", query="cluster=c2"),
-    R("GET", "/v1/tasks/t1", 200, token="oper"),
+    R("GET", "/v1/tasks/t1", 200, token="oper", check=lambda b: b["next"] > b["created"]),
     R("GET", "/v1/tasks/t2", 403, token="oper"),
     R("GET", "/v1/tasks/t9", 404, token="view"),
-    R("PATCH", "/v1/tasks/t1", 200, body={"enabled": False}),
+    R("PATCH", "/v1/tasks/t1", 200, body={"enabled": False}, check=lambda b: b["next"] is None),
     R("PATCH", "/v1/tasks/t1", 400, body={"cluster": "c2"}),
     R("PATCH", "/v1/tasks/t1", 400, body={"schedule": "99 * * * *"}),
     R("PATCH", "/v1/tasks/t9", 404, body={"enabled": True}),
@@ -165,6 +172,30 @@ def test_every_route_answers_as_the_openapi_file_says(tmp_path, api):
         for method in item:
             if method in ("get", "post", "patch", "delete", "put"):
                 assert (method, template) in routes, f"{method.upper()} {template} was not called"
+
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def test_status_page_types_and_policy(tmp_path, api):
+    """Each file of the status page has the Content-Type the OpenAPI file gives it and the
+    strict policy; the page loads nothing from elsewhere and runs nothing inline; its script
+    puts data into the page as text only."""
+    paths = ["/", "/status", "/status.js", "/status.css"]
+    answers = run_requests(tmp_path, [R("GET", p, 200, token=None) for p in paths])
+    for path, ans in zip(paths, answers):
+        assert ans["status"] == 200, ans
+        assert ans["content_type"].split(";")[0] in api.media_types("GET", path, 200), (path, ans["content_type"])
+        assert "charset=utf-8" in ans["content_type"]
+        assert ans["csp"] == CSP
+    html, js = answers[0]["body"], answers[2]["body"]
+    assert answers[1]["body"] == html
+    assert "<script>" not in html and "<style" not in html and not re.search(r"<[^>]*\s(on\w+|style)\s*=", html)
+    assert "http://" not in html + js and "https://" not in html + js
+    for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert bad not in js, bad
+    assert "localStorage" not in js and "sessionStorage" in js  # the token: this tab only
 
 
 def test_cancel_and_the_audit_log(tmp_path, api):

@@ -44,7 +44,8 @@ class Server:
         self.changes = 0
 
     def call(self, method, path, body=None, token="admin", query=None, raw=None, expect=None):
-        """(status, JSON body or None); the answer is checked against the OpenAPI file."""
+        """(status, JSON body or None, or the text of a page); the answer is checked against the
+        OpenAPI file, its Content-Type too; self.headers: the answer's headers."""
         url = f"http://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
         data = raw.encode() if raw is not None else (json.dumps(body).encode() if body is not None else None)
         headers = {"Content-Type": "application/json"}
@@ -53,10 +54,16 @@ class Server:
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                status, text = r.status, r.read().decode()
+                status, text, self.headers = r.status, r.read().decode(), r.headers
         except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode()
-        doc = json.loads(text) if text.strip() else None
+            status, text, self.headers = e.code, e.read().decode(), e.headers
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0]
+        doc = (json.loads(text) if ctype == "application/json" else text) if text.strip() else None
+        if text.strip():
+            known = self.api.route(path)[1] is not None
+            types = self.api.media_types(method, path, status) if known else ["application/json"]
+            assert ctype in types, (method, path, status, ctype)
+        assert self.headers.get("X-Content-Type-Options") == "nosniff", (method, path)
         self.api.check(method, path, status, doc)
         if token in TOKENS and method != "GET" and status != 401:
             self.changes += 1
@@ -130,7 +137,15 @@ def test_server_without_a_cluster(start_server):
     s = start_server()
     s.call("GET", "/healthz", token=None, expect=200)
     st, doc = s.call("GET", "/version", token=None, expect=200)
-    assert doc["version"]
+    assert doc["version"] and doc["tokens"] is True
+    # the status page: no token, its type and a strict policy (test_status_page.py loads it in Chromium)
+    for path in ("/", "/status", "/status.js", "/status.css"):
+        st, text = s.call("GET", path, token=None, expect=200)
+        assert "charset=utf-8" in s.headers["Content-Type"]
+        csp = s.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp, csp
+        assert s.headers["Cache-Control"] == "no-store"
+    s.call("POST", "/status", token=None, expect=405)
     s.call("GET", "/v1/server", token="view", expect=200)
     for method, path in (("GET", "/v1/server"), ("GET", "/v1/clusters"), ("POST", "/v1/clusters"),
                          ("GET", "/v1/tasks"), ("GET", "/v1/runs"), ("GET", "/v1/audit"),

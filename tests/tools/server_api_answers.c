@@ -7,7 +7,8 @@
  * (oper-token-0123456789ab), "look viewer" (view-token-0123456789ab).
  * Each input line is a JSON object {"method", "path", "query"?, "token"?:
  * "admin"|"oper"|"view"|other text, "body"?: JSON value or a string sent
- * as it is}; each output line is {"status", "body"} (body null for 204).
+ * as it is}; each output line is {"status", "body"} (body null for 204; a
+ * page's text as a string, with its "content_type" and "csp").
  * Fake hooks: discover fills a one-node topology, or fails (502) for a
  * contact containing "unreachable"; backups lists "b1". */
 #include <stdio.h>
@@ -104,8 +105,17 @@ int main(int argc, char **argv)
                                 .authorization = auth, .body = body, .body_len = strlen(body) };
         cs_http_answer ans = { 0 };
         cs_http_dispatch(&opts, &req, &ans);
+        json_t *answer = ans.body ? ans.body : ans.text ? json_stringn(ans.text, ans.text_len) : json_null();
+        ans.body = NULL; /* json_pack takes it */
         json_t *out = json_pack("{s:i, s:o}", "status", (json_int_t)ans.status, "body",
-                                ans.body ? ans.body : json_null());
+                                answer ? answer : json_null());
+        if (ans.text) { /* a page: its type and policy too */
+            json_object_set_new(out, "content_type",
+                                json_string(ans.content_type ? ans.content_type : "text/plain; charset=utf-8"));
+            if (ans.csp)
+                json_object_set_new(out, "csp", json_string(ans.csp));
+        }
+        cs_http_answer_clear(&ans);
         char *text = json_dumps(out, JSON_COMPACT);
         printf("%s\n", text);
         fflush(stdout);

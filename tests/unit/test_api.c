@@ -170,6 +170,7 @@ static void test_open_routes_and_auth(void **state)
     assert_int_equal(req(f, "GET", "/healthz", NULL, NULL, NULL, NULL), 200);
     assert_int_equal(req(f, "GET", "/version", NULL, NULL, NULL, &out), 200);
     assert_string_equal(json_string_value(json_object_get(out, "version")), "9.9.9");
+    assert_true(json_is_true(json_object_get(out, "tokens"))); /* the status page asks for one */
     json_decref(out);
     assert_int_equal(req(f, "GET", "/v1/clusters", NULL, NULL, NULL, NULL), 401);
     assert_int_equal(req(f, "GET", "/v1/clusters", NULL, "wrong-token-0123456789", NULL, NULL), 401);
@@ -276,13 +277,22 @@ static void test_tasks(void **state)
     const char *t1 = "{\"id\": \"t1\", \"cluster\": \"c1\", \"kind\": \"backup\", \"schedule\": \"@every 20s\"}";
     const char *t2 = "{\"id\": \"t2\", \"cluster\": \"c2\", \"kind\": \"purge\", \"params\": {\"keep_last\": 2}}";
     assert_int_equal(req(f, "POST", "/v1/tasks", NULL, OPER, t1, NULL), 403);
+    double before = cs_now();
     assert_int_equal(req(f, "POST", "/v1/tasks", NULL, ADMIN, t1, &out), 201);
     assert_int_equal(json_integer_value(json_object_get(out, "retries")), 1);
+    json_decref(out);
+    /* "next": the schedule's next slot (@every 20s from its creation), never stored */
+    assert_int_equal(req(f, "GET", "/v1/tasks/t1", NULL, VIEW, NULL, &out), 200);
+    double next = json_number_value(json_object_get(out, "next"));
+    double created = json_number_value(json_object_get(out, "created"));
+    assert_true(next > before && next <= created + 20.5);
     json_decref(out);
     assert_int_equal(req(f, "POST", "/v1/tasks", NULL, ADMIN, t1, NULL), 409);
     assert_int_equal(req(f, "POST", "/v1/tasks", NULL, ADMIN, t2, NULL), 201);
     assert_int_equal(req(f, "GET", "/v1/tasks", NULL, VIEW, NULL, &out), 200);
     assert_int_equal(json_array_size(json_object_get(out, "tasks")), 2);
+    assert_true(json_number_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "next")) > 0);
+    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(out, "tasks"), 1), "next"))); /* none */
     json_decref(out);
     assert_int_equal(req(f, "GET", "/v1/tasks", "cluster=c2", VIEW, NULL, &out), 200);
     assert_int_equal(json_array_size(json_object_get(out, "tasks")), 1);
@@ -298,6 +308,7 @@ static void test_tasks(void **state)
                      200);
     assert_true(json_is_false(json_object_get(out, "enabled")));
     assert_null(json_object_get(out, "schedule"));
+    assert_true(json_is_null(json_object_get(out, "next")));
     json_decref(out);
     assert_int_equal(req(f, "PATCH", "/v1/tasks/t1", NULL, ADMIN, "{\"schedule\": \"61 * * * *\"}", &out), 400);
     assert_string_equal(field_of(out), "schedule");
@@ -505,6 +516,44 @@ static void test_tokens_file(void **state)
     cs_api_free(NULL);
 }
 
+/* The status page: served without a token, as text with its policy; nothing else. */
+static void test_status_page(void **state)
+{
+    fixture *f = *state;
+    const char *paths[] = { "/", "/status", "/status.js", "/status.css" };
+    const char *types[] = { "text/html", "text/html", "text/javascript", "text/css" };
+    for (size_t i = 0; i < 4; i++) {
+        cs_http_request r = { .method = "GET", .path = paths[i], .body = "" };
+        cs_http_answer ans = { 0 };
+        cs_http_dispatch(&f->opts, &r, &ans);
+        assert_int_equal(ans.status, 200);
+        assert_null(ans.body);
+        assert_non_null(ans.text);
+        assert_false(ans.text_owned);
+        assert_true(ans.text_len > 100 && strlen(ans.text) == ans.text_len);
+        assert_memory_equal(ans.content_type, types[i], strlen(types[i]));
+        assert_non_null(strstr(ans.content_type, "charset=utf-8"));
+        assert_non_null(strstr(ans.csp, "default-src 'none'"));
+        assert_non_null(strstr(ans.csp, "script-src 'self'"));
+        assert_null(strstr(ans.csp, "unsafe"));
+        cs_http_answer_clear(&ans);
+    }
+    cs_http_request r = { .method = "GET", .path = "/", .body = "" };
+    cs_http_answer ans = { 0 };
+    cs_http_dispatch(&f->opts, &r, &ans);
+    assert_non_null(strstr(ans.text, "<script src=\"/status.js\""));
+    assert_null(strstr(ans.text, "<script>")); /* nothing inline: the policy would refuse it */
+    assert_null(strstr(ans.text, "http://"));  /* nothing from elsewhere */
+    assert_null(strstr(ans.text, "https://"));
+    r.method = "POST";
+    cs_http_dispatch(&f->opts, &r, &ans);
+    assert_int_equal(ans.status, 405);
+    assert_null(ans.text);
+    json_decref(ans.body);
+    assert_int_equal(req(f, "GET", "/status.html", NULL, NULL, NULL, NULL), 401); /* not a page path */
+    assert_int_equal(req(f, "GET", "/status.html", NULL, VIEW, NULL, NULL), 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_page, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,6 +146,30 @@ static void test_task_check(void **state)
     json_decref(c);
 }
 
+/* The next run GET /v1/tasks shows. */
+static void test_task_next(void **state)
+{
+    (void)state;
+    json_t *t = json_pack("{s:s, s:s, s:f, s:f}", "schedule", "@every 20s", "timezone", "UTC", "created", 1000.0,
+                          "last_slot", 0.0);
+    assert_true(cs_model_task_next(t, 1005.5) == 1020);   /* the first slot after creation */
+    assert_true(cs_model_task_next(t, 1030) == 1020);     /* due, not yet queued: still that one */
+    json_object_set_new(t, "last_slot", json_real(1020));
+    assert_true(cs_model_task_next(t, 1030) == 1040);
+    json_object_set_new(t, "schedule", json_string("0 3 * * *"));
+    assert_true(cs_model_task_next(t, 86400 * 10 + 5) == 86400 * 9 + 3 * 3600); /* yesterday's is due */
+    json_object_set_new(t, "last_slot", json_real(86400 * 9 + 3 * 3600));
+    assert_true(cs_model_task_next(t, 86400 * 10 + 5) == 86400 * 10 + 3 * 3600);
+    json_object_set_new(t, "enabled", json_false());
+    assert_true(cs_model_task_next(t, 2000) == 0);        /* disabled */
+    json_object_set_new(t, "enabled", json_true());
+    json_object_set_new(t, "schedule", json_string("every day"));
+    assert_true(cs_model_task_next(t, 2000) == 0);        /* does not parse */
+    json_object_del(t, "schedule");
+    assert_true(cs_model_task_next(t, 2000) == 0);        /* runs only when asked */
+    json_decref(t);
+}
+
 static void test_request(void **state)
 {
     (void)state;
@@ -272,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_cluster_check),
         cmocka_unit_test(test_task_check),
+        cmocka_unit_test(test_task_next),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_run_new),
     };
