@@ -134,6 +134,8 @@ json_t *cs_backup_result_json(const cs_backup_req *req, const cs_backup_result *
     json_object_set_new(doc, "encrypted", json_boolean(res->encrypted));
     /* Stored bytes an interrupted backup had sent already: not sent again. */
     json_object_set_new(doc, "bytes_resumed", json_integer((json_int_t)res->bytes_resumed));
+    /* Bytes of the files stored by this backup (size - size_new: what dedup saved). */
+    json_object_set_new(doc, "size_new", json_integer((json_int_t)t.size_new));
     return doc;
 }
 
