@@ -844,7 +844,10 @@ static void run_cancel(call *c, const char *id)
     }
     what(c, "asked run %s to stop", id);
     wake(c);
+    bool ended_here = !strcmp(now_state, "cancelled"); /* it was queued: the runner never saw it */
     doc = get_run(c, id);
+    if (doc && ended_here && c->api->hooks.ended)
+        c->api->hooks.ended(c->api->hooks.ctx, doc);
     if (doc)
         answer(c, 202, doc);
 }
@@ -861,6 +864,17 @@ static void server_info(call *c)
     if (!json_object_get(info, "state"))
         json_object_set_new(info, "state", json_string(cs_state_kind(c->api->st)));
     answer(c, 200, info);
+}
+
+/* The exposition of the clusters the caller may see (not audited: a GET). */
+static void metrics_text(call *c)
+{
+    char *text = c->api->hooks.metrics ? c->api->hooks.metrics(c->api->hooks.ctx, c->clusters) : NULL;
+    if (!text) {
+        failf(c, 500, "this server has no metrics");
+        return;
+    }
+    cs_http_answer_text(c->ans, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), true);
 }
 
 static void audit_list(call *c)
@@ -1067,7 +1081,9 @@ void cs_api_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
         c.role = t->role;
         c.clusters = &t->clusters;
     }
-    if (path[0] == '/' && n >= 2 && n <= 5 && !strcmp(segs[0], "v1"))
+    if (!strcmp(path, "/metrics"))
+        is(&c, "GET") ? metrics_text(&c) : not_allowed(&c);
+    else if (path[0] == '/' && n >= 2 && n <= 5 && !strcmp(segs[0], "v1"))
         route_v1(&c, segs, n);
     else
         failf(&c, 404, "no such path (the API is under /v1: server, clusters, tasks, runs, audit)");

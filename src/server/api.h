@@ -5,6 +5,7 @@
  *   GET    /healthz, /version                  (no token; /version says whether tokens are asked)
  *   GET    /, /status, /status.js, /status.css the status page (no token: server/page.h; it
  *                                              reads the routes below with its user's token)
+ *   GET    /metrics                            Prometheus text (docs/metrics.md), any role
  *   GET    /v1/server                          leader, epoch, workers, queues
  *   GET    /v1/clusters                        {"clusters": [...]}
  *   POST   /v1/clusters                        register (discovers) -> 201
@@ -33,7 +34,7 @@
  * the server keeps cannot be changed); POST .../backups and .../restores
  * take the operation's params ({"type": "snapshot"}, {"backup": NAME,
  * "nodes": [...]}; an empty body is {}); the other POSTs take no body.
- * Every answer but the page's is JSON (a 204 has no body); errors are {"error", "field"} (net/httpd.h) with
+ * Every answer but the page's and /metrics' is JSON (a 204 has no body); errors are {"error", "field"} (net/httpd.h) with
  * 400 (bad input), 401, 403, 404, 409 (conflict), 413, 502 (a cluster that
  * cannot be reached). Every change (a POST, PATCH or DELETE that succeeded
  * or was refused past authentication) is written to the audit log: who
@@ -48,6 +49,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/strlist.h"
 #include "net/httpd.h"
 #include "server/state.h"
 
@@ -66,6 +68,13 @@ typedef struct cs_api_hooks {
     /* Something the scheduler or the runner should look at again now (a
      * run queued or cancelled, a task changed). */
     void (*wake)(void *ctx);
+    /* The exposition for GET /metrics (malloc'ed text; NULL: 500) of the
+     * clusters the caller may see (NULL or empty: every one). Fast: it
+     * must not touch a repository. */
+    char *(*metrics)(void *ctx, const cs_strlist *clusters);
+    /* A run the API ended itself (a queued run cancelled: it never reaches
+     * the runner), its final document; NULL: nobody is told. */
+    void (*ended)(void *ctx, const json_t *run);
     void *ctx;
     /* What GET /version answers as "version" (borrowed; NULL: "unknown"). */
     const char *version;

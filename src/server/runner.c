@@ -132,7 +132,7 @@ static bool retry_left(cs_state *st, const json_t *run, double *backoff)
     return attempt <= retries;
 }
 
-int cs_runner_recover(cs_state *st, const char *owner, uint64_t epoch, double now, cs_err *e)
+static int recover(cs_state *st, const char *owner, uint64_t epoch, double now, const cs_runner_opts *o, cs_err *e)
 {
     cs_run_filter f = { .state = "running", .limit = 1000, .oldest_first = true };
     json_t *runs = NULL;
@@ -158,6 +158,8 @@ int cs_runner_recover(cs_state *st, const char *owner, uint64_t epoch, double no
         cs_err_clear(&e2);
         if (!cs_state_run_cas(st, "running", doc, &applied, &e2) && applied) {
             cs_warn("run %s: left running by %s: interrupted", text(run, "id"), server ? server : "?");
+            if (o && o->ended)
+                o->ended(o->ended_ctx, doc);
             double backoff;
             if (retry_left(st, run, &backoff))
                 queue_follow_up(st, run, true, now, now);
@@ -166,6 +168,11 @@ int cs_runner_recover(cs_state *st, const char *owner, uint64_t epoch, double no
     }
     json_decref(runs);
     return 0;
+}
+
+int cs_runner_recover(cs_state *st, const char *owner, uint64_t epoch, double now, cs_err *e)
+{
+    return recover(st, owner, epoch, now, NULL, e);
 }
 
 /* ---- taking a run ---- */
@@ -419,6 +426,8 @@ static void finish(cs_runner *r, json_t *run, op_run *o, enum stop_why why, cons
         return;
     }
     cs_info("run %s: %s", text(run, "id"), state);
+    if (r->o.ended)
+        r->o.ended(r->o.ended_ctx, run);
     double backoff;
     if (!strcmp(state, "failed") && retry_left(r->o.state, run, &backoff))
         queue_follow_up(r->o.state, run, true, now + backoff, now);
@@ -597,7 +606,7 @@ void cs_runner_lead(cs_runner *r, bool leader, uint64_t epoch)
     if (leader && !was) {
         cs_err e;
         cs_err_clear(&e);
-        if (cs_runner_recover(r->o.state, r->o.server_id, epoch, cs_now(), &e))
+        if (recover(r->o.state, r->o.server_id, epoch, cs_now(), &r->o, &e))
             cs_warn("server: recovering runs: %s", e.msg);
     }
     pthread_cond_broadcast(&r->cv);

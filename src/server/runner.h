@@ -13,7 +13,9 @@
  *     resumption at the next opening; a failure with attempts left queues a
  *     retry after retry_backoff * 2^(attempt-1);
  *   - crash recovery: runs left running by a server that is not this one's
- *     lease are interrupted and retried.
+ *     lease are interrupted and retried;
+ *   - every run it ends (finished, or interrupted by recovery) is told to
+ *     opts.ended once: the one place where a server learns that a run ended.
  * Workers run only while the server is the leader (cs_runner_lead); losing
  * the lease cancels the running jobs (they end "interrupted").
  * Must not: read the schedule (server.c queues scheduled runs) or know HTTP. */
@@ -33,6 +35,10 @@ typedef struct cs_runner cs_runner;
 /* Discover the cluster doc describes and fill its discovered fields (the
  * server's discovery; the runner calls it before each run). */
 typedef int (*cs_runner_discover_fn)(void *ctx, json_t *cluster, cs_err *e);
+/* A run the runner ended (its final document, as stored: state, ended,
+ * result, error): called once per run, on the worker's thread, after the
+ * end is stored (the server's metrics count it there: server/stats.h). */
+typedef void (*cs_runner_ended_fn)(void *ctx, const json_t *run);
 
 typedef struct cs_runner_opts {
     cs_state *state;          /* borrowed */
@@ -41,6 +47,8 @@ typedef struct cs_runner_opts {
     long workers;             /* 1.. */
     cs_runner_discover_fn discover;
     void *discover_ctx;
+    cs_runner_ended_fn ended; /* NULL: nobody is told */
+    void *ended_ctx;
 } cs_runner_opts;
 
 int cs_runner_start(const cs_runner_opts *o, cs_runner **out, cs_err *e);

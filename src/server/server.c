@@ -24,9 +24,19 @@
 #include "server/model.h"
 #include "server/runner.h"
 #include "server/schedule.h"
+#include "server/stats.h"
 
 #define EXPORT_PREFIX "server/state-"
 #define EXPORTS_KEPT 7
+#define REPO_REFRESH 600.0 /* seconds between listings of a cluster's repository for /metrics */
+
+/* When a cluster's repository was last listed for the metrics, and
+ * whether a run that changes it (backup, purge) ended since. */
+typedef struct repo_seen {
+    char *cluster;
+    double at;
+    bool dirty;
+} repo_seen;
 
 typedef struct server {
     const cs_host *host;
@@ -39,6 +49,9 @@ typedef struct server {
     bool leader, stopping, woken;
     uint64_t epoch;
     double last_export;
+    cs_stats *stats;
+    repo_seen *seen; /* under mu */
+    size_t n_seen;
 } server;
 
 static const char *text(const json_t *o, const char *key)
@@ -165,6 +178,181 @@ static json_t *info(void *ctx)
     return doc;
 }
 
+/* ---- metrics (server/stats.h) ---- */
+
+/* Keep only the clusters (documents with "id", or runs and tasks with
+ * "cluster") that visible names (NULL or empty: every one). */
+static void only_visible(json_t *arr, const char *key, const cs_strlist *visible)
+{
+    if (!visible || !visible->n)
+        return;
+    for (size_t i = json_array_size(arr); i-- > 0;) {
+        const char *id = text(json_array_get(arr, i), key);
+        if (!id || !cs_strlist_has(visible, id))
+            json_array_remove(arr, i);
+    }
+}
+
+/* GET /metrics: the aggregate and what the store says now (never a
+ * repository: those are listed by housekeeping). */
+static char *metrics(void *ctx, const cs_strlist *visible)
+{
+    server *s = ctx;
+    json_t *clusters = NULL, *tasks = NULL, *open = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_run_filter f = { .state = "open", .limit = 1000 };
+    if (cs_state_cluster_list(s->st, &clusters, &e) || cs_state_task_list(s->st, NULL, &tasks, &e) ||
+        cs_state_run_list(s->st, &f, &open, &e))
+        cs_warn("metrics: %s", e.msg); /* what could be read is shown */
+    only_visible(clusters, "id", visible);
+    only_visible(tasks, "cluster", visible);
+    only_visible(open, "cluster", visible);
+    cs_stats_live live = { .version = s->o.version, .server = s->owner, .clusters = clusters, .tasks = tasks,
+                           .open_runs = open };
+    char *text_ = cs_stats_render(s->stats, &live);
+    json_decref(clusters);
+    json_decref(tasks);
+    json_decref(open);
+    return text_;
+}
+
+/* The run kinds whose newest runs seed the gauges at start. */
+static const char *const seed_kinds[] = { "backup", "purge", "verify", "restore", "snapshot_cleanup", "drill", NULL };
+
+/* The last success and failure (and the newest backup's, verify's and
+ * drill's gauges) of each cluster and kind from the run history, so that
+ * a restarted server does not forget them. Counters start at 0. */
+static void seed_stats(server *s)
+{
+    json_t *clusters = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_state_cluster_list(s->st, &clusters, &e)) {
+        cs_warn("metrics: no history: %s", e.msg);
+        return;
+    }
+    static const char *const states[] = { "done", "failed", NULL };
+    size_t i;
+    json_t *c;
+    json_array_foreach(clusters, i, c)
+        for (size_t k = 0; seed_kinds[k]; k++)
+            for (size_t st = 0; states[st]; st++) {
+                /* newest first by queued_at: a few, since ends may come in another order */
+                cs_run_filter f = { .cluster = text(c, "id"), .kind = seed_kinds[k], .state = states[st], .limit = 5 };
+                json_t *runs = NULL, *run;
+                size_t j;
+                if (cs_state_run_list(s->st, &f, &runs, &e))
+                    continue;
+                json_array_foreach(runs, j, run)
+                    cs_stats_seed_run(s->stats, run);
+                json_decref(runs);
+            }
+    json_decref(clusters);
+}
+
+/* A run ended (the runner says so once): count it; a backup or a purge
+ * changed its repository: list it again soon. */
+static void run_ended(void *ctx, const json_t *run)
+{
+    server *s = ctx;
+    cs_stats_run_ended(s->stats, run);
+    const char *kind = text(run, "kind"), *cluster = text(run, "cluster");
+    if (!kind || !cluster || (strcmp(kind, "backup") && strcmp(kind, "purge")))
+        return;
+    pthread_mutex_lock(&s->mu);
+    size_t i = 0;
+    while (i < s->n_seen && strcmp(s->seen[i].cluster, cluster))
+        i++;
+    if (i == s->n_seen) {
+        s->seen = cs_realloc(s->seen, (s->n_seen + 1) * sizeof *s->seen);
+        s->seen[s->n_seen++] = (repo_seen){ .cluster = cs_strdup(cluster) };
+    }
+    s->seen[i].dirty = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Is cluster's repository due for a listing (now: taken as done)? */
+static bool repo_due(server *s, const char *cluster, double now)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t i = 0;
+    while (i < s->n_seen && strcmp(s->seen[i].cluster, cluster))
+        i++;
+    if (i == s->n_seen) {
+        s->seen = cs_realloc(s->seen, (s->n_seen + 1) * sizeof *s->seen);
+        s->seen[s->n_seen++] = (repo_seen){ .cluster = cs_strdup(cluster), .dirty = true };
+    }
+    bool due = s->seen[i].dirty || now - s->seen[i].at >= REPO_REFRESH;
+    if (due) {
+        s->seen[i].dirty = false;
+        s->seen[i].at = now;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return due;
+}
+
+typedef struct repo_sum {
+    uint64_t bytes;
+    int64_t objects;
+} repo_sum;
+
+static int sum_key(const char *key, const cs_storage_stat *st, void *arg)
+{
+    (void)key;
+    repo_sum *r = arg;
+    r->bytes += st ? st->size : 0;
+    r->objects++;
+    return 0;
+}
+
+/* List cluster's repository: its backups (the backups hook: the list
+ * operation) and every key under its location (size, count). */
+static void list_repo(server *s, const json_t *cluster)
+{
+    const char *id = text(cluster, "id"), *location = text(cluster, "repo");
+    json_t *doc = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    if (backups(s, cluster, &doc, &e))
+        cs_debug("metrics: cluster %s: backups not listed: %s", id, e.msg);
+    repo_sum sum = { 0, 0 };
+    cs_repo *repo = NULL;
+    cs_err_clear(&e);
+    if (!location || cs_ops_open_repo(s->host, location, NULL, false, &repo, &e) ||
+        cs_storage_list(repo->st, "", sum_key, &sum, &e)) {
+        if (location)
+            cs_debug("metrics: cluster %s: repository not listed: %s", id, e.msg);
+        sum.objects = -1;
+    }
+    cs_repo_free(repo);
+    cs_stats_repo(s->stats, id, json_object_get(doc, "backups"), sum.bytes, sum.objects);
+    json_decref(doc);
+}
+
+/* The repositories that are due (housekeeping's thread). */
+static void refresh_repos(server *s)
+{
+    json_t *clusters = NULL;
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_state_cluster_list(s->st, &clusters, &e))
+        return;
+    size_t i;
+    json_t *c;
+    json_array_foreach(clusters, i, c) {
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping)
+            break;
+        if (text(c, "id") && repo_due(s, text(c, "id"), cs_now()))
+            list_repo(s, c);
+    }
+    json_decref(clusters);
+}
+
 static void wake(void *ctx)
 {
     server *s = ctx;
@@ -258,6 +446,7 @@ static void renew(server *s)
         cs_warn("server: lease: %s", e.msg);
         held = false;
     }
+    cs_stats_lease(s->stats, held, epoch);
     pthread_mutex_lock(&s->mu);
     bool changed = held != s->leader || (held && epoch != s->epoch);
     s->leader = held;
@@ -424,6 +613,7 @@ static void *housekeeping(void *arg)
                 s->last_export = now; /* a failed one is tried again next period */
             }
         }
+        refresh_repos(s);
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -494,10 +684,11 @@ static int serve(server *s, const sigset_t *stop, cs_err *e)
     cs_api *api = NULL;
     cs_httpd *d = NULL;
     pthread_t hk;
-    cs_api_hooks hooks = { .discover = discover, .backups = backups, .info = info, .wake = wake, .ctx = s,
-                           .version = s->o.version };
+    cs_api_hooks hooks = { .discover = discover, .backups = backups, .info = info, .wake = wake,
+                           .metrics = metrics, .ended = run_ended, .ctx = s, .version = s->o.version };
     cs_runner_opts ro = { .state = s->st, .host = s->host, .server_id = s->owner, .workers = s->o.workers,
-                          .discover = discover, .discover_ctx = s };
+                          .discover = discover, .discover_ctx = s, .ended = run_ended, .ended_ctx = s };
+    seed_stats(s);
     int rc = cs_runner_start(&ro, &s->runner, e);
     if (!rc)
         rc = cs_api_new(s->st, &hooks, s->o.tokens_file, &api, e);
@@ -549,6 +740,7 @@ int cs_server_run(const cs_host *host, const cs_server_opts *o, cs_err *e)
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     defaults(&s);
+    s.stats = cs_stats_new();
     int rc = cs_state_open(o->state_url, &o->state_opts, &s.st, e);
     cs_err ie;
     cs_err_clear(&ie);
@@ -557,6 +749,10 @@ int cs_server_run(const cs_host *host, const cs_server_opts *o, cs_err *e)
     if (!rc)
         rc = serve(&s, &stop, e);
     cs_state_close(s.st);
+    cs_stats_free(s.stats);
+    for (size_t i = 0; i < s.n_seen; i++)
+        free(s.seen[i].cluster);
+    free(s.seen);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

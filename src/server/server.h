@@ -6,10 +6,13 @@
  * second and when woken: each enabled task whose schedule is due gets one
  * queued run, misfires included: server/schedule.h), the workers
  * (server/runner.h), the REST API (server/api.h over net/httpd.h) with the
- * hooks it needs (discovery of a cluster, its backups), housekeeping on a
- * thread of its own (history pruned, the state exported to a repository
- * every export_every and imported from there into an empty store at
- * start), and a clean stop on SIGINT/SIGTERM (the lease released, running
+ * hooks it needs (discovery of a cluster, its backups, GET /metrics from
+ * server/stats.h: seeded from the run history at start, told of every run
+ * that ends), housekeeping on a thread of its own (history pruned, the
+ * state exported to a repository every export_every and imported from
+ * there into an empty store at start, each cluster's repository listed
+ * for the metrics after a backup or purge ended and every 10 minutes),
+ * and a clean stop on SIGINT/SIGTERM (the lease released, running
  * runs ended "interrupted" and queued again).
  * Must not: parse flags or INI files (cli/ does), or print but its start
  * and stop lines. */

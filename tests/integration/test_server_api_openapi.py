@@ -73,6 +73,11 @@ SCRIPT = [
     R("GET", "/status.css", 200, token=None),
     R("POST", "/", 405, token=None),
     R("POST", "/healthz", 405, token=None),
+    R("GET", "/metrics", 401, token=None),
+    R("GET", "/metrics", 401, token="not-a-token-0123456789"),
+    R("GET", "/metrics", 200, token="view", check=lambda b: "cassette_clusters 0\n" in b),
+    R("GET", "/metrics", 200, token="oper", check=lambda b: "cassette_clusters 1\n" in b),  # limited to c1
+    R("POST", "/metrics", 405, token="view"),
     R("GET", "/v1/server", 200, token="view"),
     R("GET", "/v1/server", 401, token=None),
     R("GET", "/v1/clusters", 401, token="not-a-token-0123456789"),
@@ -163,6 +168,9 @@ def test_every_route_answers_as_the_openapi_file_says(tmp_path, api):
         where = f"{req['method']} {req['path']}?{req.get('query', '')}"
         assert ans["status"] == req["expect"], f"{where}: {ans}"
         api.check(req["method"], req["path"], ans["status"], ans["body"])
+        if ans.get("content_type"):  # a text answer (a page, /metrics): of a type the file gives
+            assert ans["content_type"].split(";")[0] in api.media_types(req["method"], req["path"], ans["status"]), \
+                (where, ans["content_type"])
         if "check" in req:
             assert req["check"](ans["body"]), f"{where}: {ans['body']}"
         template, _ = api.route(req["path"])

@@ -147,7 +147,9 @@ def test_server_without_a_cluster(start_server):
         assert s.headers["Cache-Control"] == "no-store"
     s.call("POST", "/status", token=None, expect=405)
     s.call("GET", "/v1/server", token="view", expect=200)
-    for method, path in (("GET", "/v1/server"), ("GET", "/v1/clusters"), ("POST", "/v1/clusters"),
+    st, text = s.call("GET", "/metrics", token="view", expect=200)
+    assert "cassette_clusters 0\n" in text and "cassette_server_leader" in text, text
+    for method, path in (("GET", "/metrics"), ("GET", "/v1/server"), ("GET", "/v1/clusters"), ("POST", "/v1/clusters"),
                          ("GET", "/v1/tasks"), ("GET", "/v1/runs"), ("GET", "/v1/audit"),
                          ("DELETE", "/v1/clusters/c1")):
         s.call(method, path, body={} if method == "POST" else None, token=None, expect=401)
@@ -242,6 +244,8 @@ def test_server_with_the_node(start_server, cassette, node, tmp_path):
         assert st == 409, doc  # the backup is queued or running
         done = wait_final(s, run["id"])
         assert done["state"] == "done", done
+        st, text = s.call("GET", "/metrics", token="oper", expect=200)  # the runner counted it once
+        assert 'cassette_task_runs_total{cluster="c1",kind="backup",state="done"} 1\n' in text, text
         s.call("POST", f"/v1/runs/{run['id']}/cancel", token="oper", expect=409)
         st, backups = s.call("GET", "/v1/clusters/c1/backups", token="view", expect=200)
         assert backups["backups"], backups

@@ -10,7 +10,8 @@
  * as it is}; each output line is {"status", "body"} (body null for 204; a
  * page's text as a string, with its "content_type" and "csp").
  * Fake hooks: discover fills a one-node topology, or fails (502) for a
- * contact containing "unreachable"; backups lists "b1". */
+ * contact containing "unreachable"; backups lists "b1"; metrics is one
+ * gauge (the number of clusters the token is limited to). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,13 @@ static json_t *fake_info(void *ctx)
     return json_pack("{s:b, s:i, s:i}", "leader", 1, "epoch", 7, "workers", 2);
 }
 
+static char *fake_metrics(void *ctx, const cs_strlist *clusters)
+{
+    (void)ctx;
+    return cs_sprintf("# HELP cassette_clusters Registered clusters.\n# TYPE cassette_clusters gauge\n"
+                      "cassette_clusters %zu\n", clusters ? clusters->n : 0);
+}
+
 static const char *token_of(const char *who)
 {
     if (!who)
@@ -84,7 +92,7 @@ int main(int argc, char **argv)
     cs_state *st = NULL;
     cs_api *api = NULL;
     cs_api_hooks hooks = { .discover = fake_discover, .backups = fake_backups, .info = fake_info,
-                           .version = "test" };
+                           .metrics = fake_metrics, .version = "test" };
     if (cs_state_open(db, NULL, &st, &e) || cs_api_new(st, &hooks, tokens, &api, &e)) {
         fprintf(stderr, "server_api_answers: %s\n", e.msg);
         return 1;

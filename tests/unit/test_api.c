@@ -35,6 +35,7 @@ typedef struct fixture {
     cs_api *api;
     cs_httpd_opts opts;
     int wakes;
+    int ended;   /* runs the API ended itself (the ended hook) */
     int changes; /* requests that the audit log must hold */
 } fixture;
 
@@ -75,6 +76,27 @@ static void fake_wake(void *ctx)
     ((fixture *)ctx)->wakes++;
 }
 
+static void fake_ended(void *ctx, const json_t *run)
+{
+    assert_string_equal(json_string_value(json_object_get(run, "state")), "cancelled");
+    ((fixture *)ctx)->ended++;
+}
+
+/* The clusters the caller may see, as the exposition's one sample. */
+static char *fake_metrics(void *ctx, const cs_strlist *clusters)
+{
+    (void)ctx;
+    cs_buf b;
+    memset(&b, 0, sizeof b);
+    cs_buf_addstr(&b, "# TYPE cassette_clusters gauge\ncassette_clusters{seen=\"");
+    for (size_t i = 0; clusters && i < clusters->n; i++)
+        cs_buf_printf(&b, "%s%s", i ? "," : "", clusters->items[i]);
+    cs_buf_addstr(&b, "\"} 1\n");
+    char *text = cs_strdup(cs_buf_str(&b));
+    cs_buf_free(&b);
+    return text;
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -94,7 +116,7 @@ static int setup(void **state)
     cs_err e;
     int rc = cs_state_open(db, NULL, &f->st, &e);
     cs_api_hooks hooks = { .discover = fake_discover, .backups = fake_backups, .info = fake_info,
-                           .wake = fake_wake, .ctx = f, .version = "9.9.9" };
+                           .wake = fake_wake, .metrics = fake_metrics, .ended = fake_ended, .ctx = f, .version = "9.9.9" };
     if (!rc)
         rc = cs_api_new(f->st, &hooks, tokens, &f->api, &e);
     free(db);
@@ -183,6 +205,72 @@ static void test_open_routes_and_auth(void **state)
     assert_int_equal(req(f, "GET", "/v2/clusters", NULL, VIEW, NULL, NULL), 404);
     assert_int_equal(req(f, "PUT", "/v1/clusters", NULL, ADMIN, "{}", NULL), 405);
     assert_int_equal(req(f, "POST", "/healthz", NULL, NULL, NULL, NULL), 405);
+}
+
+/* GET /metrics: any role's token (401 without), text, limited to the
+ * token's clusters; not audited; without a tokens file, no token needed. */
+static void test_metrics_route(void **state)
+{
+    fixture *f = *state;
+    cs_http_request r = { .method = "GET", .path = "/metrics", .body = "" };
+    cs_http_answer ans = { 0 };
+    cs_http_dispatch(&f->opts, &r, &ans);
+    assert_int_equal(ans.status, 401);
+    cs_http_answer_clear(&ans);
+    const char *tokens[] = { VIEW, OPER, ADMIN };
+    const char *want[] = { "seen=\"\"", "seen=\"c1\"", "seen=\"\"" };
+    for (size_t i = 0; i < 3; i++) {
+        char *auth = cs_sprintf("Bearer %s", tokens[i]);
+        r.authorization = auth;
+        memset(&ans, 0, sizeof ans);
+        cs_http_dispatch(&f->opts, &r, &ans);
+        assert_int_equal(ans.status, 200);
+        assert_null(ans.body);
+        assert_non_null(ans.text);
+        assert_non_null(strstr(ans.content_type, "text/plain"));
+        assert_non_null(strstr(ans.text, want[i]));
+        cs_http_answer_clear(&ans);
+        free(auth);
+    }
+    json_t *out = NULL;
+    assert_int_equal(req(f, "POST", "/metrics", NULL, VIEW, "", NULL), 405);
+    f->changes--; /* refused past authentication: audited */
+    assert_int_equal(req(f, "GET", "/v1/audit", NULL, ADMIN, NULL, &out), 200);
+    assert_int_equal(json_array_size(json_object_get(out, "audit")), 1); /* the POST only */
+    json_decref(out);
+
+    /* a queued run cancelled ends in the API, not in the runner: told once */
+    add_cluster(f, "c1");
+    assert_int_equal(req(f, "POST", "/v1/clusters/c1/backups", NULL, OPER, "{}", &out), 202);
+    char *cancel = cs_sprintf("/v1/runs/%s/cancel", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    assert_int_equal(req(f, "POST", cancel, NULL, OPER, NULL, NULL), 202);
+    assert_int_equal(req(f, "POST", cancel, NULL, OPER, NULL, NULL), 409);
+    assert_int_equal(f->ended, 1);
+    free(cancel);
+
+    /* no tokens file: everyone may scrape */
+    cs_api *open = NULL;
+    cs_err e;
+    cs_api_hooks hooks = { .metrics = fake_metrics };
+    assert_int_equal(cs_api_new(f->st, &hooks, NULL, &open, &e), 0);
+    cs_httpd_opts o = { .handler = cs_api_handle, .arg = open };
+    r.authorization = NULL;
+    memset(&ans, 0, sizeof ans);
+    cs_http_dispatch(&o, &r, &ans);
+    assert_int_equal(ans.status, 200);
+    assert_non_null(strstr(ans.text, "cassette_clusters"));
+    cs_http_answer_clear(&ans);
+    cs_api_free(open);
+    /* no metrics hook: 500, never a crash */
+    hooks.metrics = NULL;
+    assert_int_equal(cs_api_new(f->st, &hooks, NULL, &open, &e), 0);
+    o.arg = open;
+    memset(&ans, 0, sizeof ans);
+    cs_http_dispatch(&o, &r, &ans);
+    assert_int_equal(ans.status, 500);
+    cs_http_answer_clear(&ans);
+    cs_api_free(open);
 }
 
 static void test_clusters(void **state)
@@ -558,6 +646,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_routes_and_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clusters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
