@@ -291,7 +291,9 @@ static void gauges(cs_stats *s, const json_t *run, const char *cluster, const ch
                                                                 : 0;
         }
     }
-    if (done && !strcmp(kind, "verify") && json_is_object(result) && ended > c->verify_end) {
+    /* A verify that found damage fails, with its result: it counts too. */
+    if ((done || failed) && !strcmp(kind, "verify") && json_is_array(json_object_get(result, "problems")) &&
+        ended > c->verify_end) {
         c->verify_end = ended;
         c->damaged = damaged_of(result);
         c->has_verify = true;

@@ -180,6 +180,22 @@ static void test_verify_drill_cancel(void **state)
     assert_false(has(t, "cassette_task_last_failure_timestamp_seconds"));
     assert_false(has(t, "cassette_backup_last_size_bytes"));
     free(t);
+    /* a verify that finds damage fails, with its result; one without a result leaves the gauge */
+    json_t *bad = parse("{\"cluster\": \"c1\", \"kind\": \"verify\", \"state\": \"failed\", \"started\": 80,"
+                        " \"ended\": 90, \"error_code\": \"corrupt data\", \"error\": \"verify failed: 1 of 9 files"
+                        " are damaged\", \"result\": {\"problems\": [{\"backup\": \"b\", \"object\": null,"
+                        " \"reason\": \"manifest missing\"}]}}");
+    json_t *nores = parse("{\"cluster\": \"c1\", \"kind\": \"verify\", \"state\": \"failed\", \"started\": 95,"
+                          " \"ended\": 99, \"error_code\": \"not found\", \"error\": \"no backup x\"}");
+    cs_stats_run_ended(s, bad);
+    cs_stats_run_ended(s, nores);
+    t = render(s, C1, "[]", "[]");
+    assert_int_equal(value_of(t, "cassette_verify_damaged_objects{cluster=\"c1\"}"), 1);
+    assert_int_equal(value_of(t, "cassette_task_last_failure_timestamp_seconds{cluster=\"c1\",kind=\"verify\"}"), 99);
+    assert_int_equal(value_of(t, "cassette_task_errors_total{cluster=\"c1\",kind=\"verify\",error=\"storage\"}"), 1);
+    free(t);
+    json_decref(bad);
+    json_decref(nores);
     json_decref(v);
     json_decref(d);
     json_decref(x);
