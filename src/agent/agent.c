@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "agent/jobs.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "ops/ops.h"
 #include "ops/state.h"
 
@@ -30,6 +32,7 @@ struct cs_agent {
     pthread_mutex_t fence_mu; /* guards epoch, epoch_loaded and <state_dir>/agent-epoch */
     uint64_t epoch;           /* the highest X-Cassette-Epoch seen (0: none) */
     bool epoch_loaded;
+    const char *version;      /* cassette_agent_info's (borrowed; NULL: "unknown") */
 };
 
 static const char *const served[] = { "backup",      "restore",  "verify",        "list",
@@ -66,6 +69,11 @@ void cs_agent_free(cs_agent *agent)
 void cs_agent_set_dry_run(cs_agent *agent, bool dry_run)
 {
     agent->dry_run = dry_run;
+}
+
+void cs_agent_set_version(cs_agent *agent, const char *version)
+{
+    agent->version = version;
 }
 
 /* ---- allowed repositories ---- */
@@ -477,6 +485,128 @@ static void cancel_deposed(cs_agent *a, uint64_t epoch)
                 n == 1 ? "" : "s");
 }
 
+/* ---- GET /metrics (docs/metrics.md: the agent's rows) ---- */
+
+enum { M_INFO, M_EPOCH, M_RUNNING, M_PHASE, M_DONE, M_TOTAL, M_RATE, M_ENDED, M_FREE, M_RSS, M_N };
+
+static const struct {
+    const char *name, *type, *help;
+} families[M_N] = {
+    { "cassette_agent_info", "gauge", "1, with the agent's version and its node's host id" },
+    { "cassette_agent_epoch", "gauge", "highest fencing epoch seen" },
+    { "cassette_agent_jobs_running", "gauge", "operations running" },
+    { "cassette_agent_job_phase", "gauge", "1 for the phase each running job is in" },
+    { "cassette_agent_job_bytes_done", "gauge", "bytes done in the current phase" },
+    { "cassette_agent_job_bytes_total", "gauge", "bytes to do in the current phase (0: not known)" },
+    { "cassette_agent_job_bytes_per_second", "gauge", "recent rate" },
+    { "cassette_agent_jobs_total", "counter", "jobs ended, by state (succeeded, failed, canceled)" },
+    { "cassette_data_directory_free_ratio", "gauge", "free space / size of each data directory's file system" },
+    { "process_resident_memory_bytes", "gauge", "the agent's own resident memory" },
+};
+
+static void family(cs_metrics *m, int f)
+{
+    cs_metrics_family(m, families[f].name, families[f].type, families[f].help);
+}
+
+typedef struct walk {
+    cs_metrics *m;
+    size_t running;
+} walk;
+
+static void running_job(void *arg, uint64_t id, const char *op, const cs_progress *p, double bytes_per_second)
+{
+    walk *w = arg;
+    char job[24];
+    snprintf(job, sizeof job, "%" PRIu64, id);
+    w->running++;
+    family(w->m, M_PHASE);
+    cs_metrics_sample(w->m, 1, "job", job, "op", op, "phase", p->phase[0] ? p->phase : "starting", NULL);
+    family(w->m, M_DONE);
+    cs_metrics_sample(w->m, (double)p->bytes_done, "job", job, "op", op, NULL);
+    family(w->m, M_TOTAL);
+    cs_metrics_sample(w->m, (double)p->bytes_total, "job", job, "op", op, NULL);
+    family(w->m, M_RATE);
+    cs_metrics_sample(w->m, bytes_per_second, "job", job, "op", op, NULL);
+}
+
+static void ended_jobs(void *arg, const char *op, const char *state, uint64_t count)
+{
+    walk *w = arg;
+    family(w->m, M_ENDED);
+    cs_metrics_sample(w->m, (double)count, "op", op, "state", state, NULL);
+}
+
+/* The node's facts for the labels and the data directories: the cached
+ * ones (ops.h: every read of the node refreshes them), the node itself
+ * only when there are none yet. false when neither can be had. */
+static bool node_facts(cs_agent *a, cs_node_info *info)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    bool live = true;
+    if (a->dry_run)
+        return false;
+    if (cs_ops_cached_node(a->host, info, &e) == 0)
+        return true;
+    cs_err_clear(&e);
+    return cs_ops_read_node_or_cached(a->host, "agent", info, &live, &e) == 0;
+}
+
+/* The agent's resident set (/proc/self/statm's second field, in pages);
+ * -1 when it cannot be read. */
+static double resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    int n = f ? fscanf(f, "%llu %llu", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (double)resident * (double)page : -1;
+}
+
+static void get_metrics(cs_agent *a, cs_http_answer *ans)
+{
+    cs_metrics *m = cs_metrics_new();
+    for (int f = 0; f < M_N; f++)
+        family(m, f); /* the order of docs/metrics.md, whatever comes first below */
+    cs_node_info info;
+    memset(&info, 0, sizeof info);
+    bool have_node = node_facts(a, &info);
+    family(m, M_INFO);
+    cs_metrics_sample(m, 1, "version", a->version ? a->version : "unknown", "host_id",
+                      have_node && info.host_id ? info.host_id : "", NULL);
+    pthread_mutex_lock(&a->fence_mu);
+    cs_err e;
+    cs_err_clear(&e);
+    (void)load_epoch(a, &e); /* a garbled file: 0 here, the fencing says why */
+    uint64_t epoch = a->epoch;
+    pthread_mutex_unlock(&a->fence_mu);
+    family(m, M_EPOCH);
+    cs_metrics_sample(m, (double)epoch, NULL);
+    walk w = { m, 0 };
+    cs_jobs_visitor v = { running_job, ended_jobs, &w };
+    cs_jobs_walk(a->jobs, &v);
+    family(m, M_RUNNING);
+    cs_metrics_sample(m, (double)w.running, NULL);
+    family(m, M_FREE);
+    for (size_t i = 0; have_node && i < info.data_dirs.n; i++) {
+        struct statvfs st;
+        if (statvfs(info.data_dirs.items[i], &st) == 0 && st.f_blocks)
+            cs_metrics_sample(m, (double)st.f_bavail / (double)st.f_blocks, "path", info.data_dirs.items[i], NULL);
+    }
+    cs_node_info_free(&info);
+    double rss = resident_bytes();
+    family(m, M_RSS);
+    if (rss >= 0)
+        cs_metrics_sample(m, rss, NULL);
+    size_t len = 0;
+    const char *text = cs_metrics_text(m, &len);
+    cs_http_answer_text(ans, 200, "text/plain; version=0.0.4; charset=utf-8", cs_strndup(text, len), len, true);
+    cs_metrics_free(m);
+}
+
 /* ---- routing ---- */
 
 static bool method_is(const cs_http_request *req, const char *want, cs_http_answer *ans)
@@ -500,7 +630,10 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
         return;
     if (raised)
         cancel_deposed(a, epoch);
-    if (!strcmp(p, "/v1/node")) {
+    if (!strcmp(p, "/metrics")) {
+        if (method_is(req, "GET", ans))
+            get_metrics(a, ans);
+    } else if (!strcmp(p, "/v1/node")) {
         if (method_is(req, "GET", ans))
             get_node(a, ans);
     } else if (!strcmp(p, "/v1/ops")) {
@@ -525,13 +658,14 @@ void cs_agent_handle(void *arg, const cs_http_request *req, cs_http_answer *ans)
         else if (s[n] && strcmp(s + n, "/cancel"))
             cs_http_error_msg(ans, 404, "no such path");
     } else {
-        cs_http_error_msg(ans, 404, "no such path (the API is under /v1: node, ops, jobs)");
+        cs_http_error_msg(ans, 404, "no such path (the API is under /v1: node, ops, jobs; and /metrics)");
     }
 }
 
 /* ---- life ---- */
 
-int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, cs_httpd_opts *opts, cs_err *e)
+int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, const char *version, cs_httpd_opts *opts,
+                 cs_err *e)
 {
     /* Signals are taken by sigwait below, not by handlers: every thread
      * (the daemon's, the jobs') inherits the mask, so a stop is seen here
@@ -544,6 +678,7 @@ int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, cs_httpd_op
     pthread_sigmask(SIG_BLOCK, &stop, &old);
     signal(SIGPIPE, SIG_IGN);
     cs_agent *agent = cs_agent_new(host);
+    cs_agent_set_version(agent, version);
     opts->handler = cs_agent_handle;
     opts->arg = agent;
     cs_httpd *d = NULL;

@@ -11,6 +11,10 @@
  *   GET  /v1/jobs              every job kept, newest first
  *   GET  /v1/jobs/{id}         state, progress, log, result document or error
  *   POST /v1/jobs/{id}/cancel  ask a job to stop (it ends "canceled")
+ *   GET  /metrics              Prometheus text (docs/metrics.md's agent rows):
+ *                              the jobs' progress records and ended counts
+ *                              (jobs.h), the epoch, the data directories'
+ *                              free space, the agent's memory
  * which operations an agent serves (cs_agent_serves), which repositories
  * requests may name (--allow-repo: cs_agent_repo_allowed; none when none
  * is given; the agent never creates one), and the agent's life:
@@ -73,6 +77,9 @@ void cs_agent_free(cs_agent *agent);
  * answers 503 without asking the node. */
 void cs_agent_set_dry_run(cs_agent *agent, bool dry_run);
 
+/* The version GET /metrics names (borrowed; NULL: "unknown"). */
+void cs_agent_set_version(cs_agent *agent, const char *version);
+
 /* A decimal X-Cassette-Epoch value (1 to 19 digits). */
 bool cs_agent_parse_epoch(const char *s, uint64_t *out);
 
@@ -81,8 +88,9 @@ void cs_agent_handle(void *agent, const cs_http_request *req, cs_http_answer *an
 
 /* Serve opts (its handler and arg are set here) until SIGINT or SIGTERM,
  * then stop as the header says, allowing the repositories allow_repos names
- * (cs_agent_allow_repo). 0 after a stop on a signal; an error when the
+ * (cs_agent_allow_repo), naming version in GET /metrics. 0 after a stop on a signal; an error when the
  * agent could not start (address in use, bad TLS files, a bad location). */
-int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, cs_httpd_opts *opts, cs_err *e);
+int cs_agent_run(const cs_host *host, const cs_strlist *allow_repos, const char *version, cs_httpd_opts *opts,
+                 cs_err *e);
 
 #endif

@@ -42,11 +42,21 @@ typedef struct entry {
     struct entry *next;   /* newer first */
 } entry;
 
+/* Jobs ended with one op and state (the finished entries are pruned;
+ * these counts never are). */
+typedef struct ended_count {
+    const cs_op_def *op;
+    job_state state;
+    uint64_t n;
+} ended_count;
+
 struct cs_jobs {
     const cs_host *host;
     pthread_mutex_t mu;
     entry *head;          /* newest first */
     uint64_t next_id;
+    ended_count *ended;   /* under mu */
+    size_t n_ended;
 };
 
 static double now_real(void)
@@ -102,6 +112,18 @@ static void on_log(void *arg, int level, const char *line)
 
 /* ---- running ---- */
 
+/* One more job of op ended in state (mu held). */
+static void count_ended(cs_jobs *jobs, const cs_op_def *op, job_state state)
+{
+    for (size_t i = 0; i < jobs->n_ended; i++)
+        if (jobs->ended[i].op == op && jobs->ended[i].state == state) {
+            jobs->ended[i].n++;
+            return;
+        }
+    jobs->ended = cs_realloc(jobs->ended, (jobs->n_ended + 1) * sizeof *jobs->ended);
+    jobs->ended[jobs->n_ended++] = (ended_count){ op, state, 1 };
+}
+
 static void *job_main(void *arg)
 {
     entry *en = arg;
@@ -126,6 +148,7 @@ static void *job_main(void *arg)
     en->err = err;
     en->state = !rc ? JOB_SUCCEEDED : rc == CS_E_CANCELED ? JOB_CANCELED : JOB_FAILED;
     en->ended = now_real();
+    count_ended(en->owner, en->op, en->state);
     pthread_mutex_unlock(&en->owner->mu);
     return NULL;
 }
@@ -201,6 +224,7 @@ void cs_jobs_free(cs_jobs *jobs)
         entry_free(en); /* joins a running job's thread: it stops at its next safe point */
     }
     pthread_mutex_destroy(&jobs->mu);
+    free(jobs->ended);
     free(jobs);
 }
 
@@ -341,4 +365,22 @@ int cs_jobs_cancel(cs_jobs *jobs, uint64_t id, cs_err *e)
         cs_job_cancel(en->job);
     pthread_mutex_unlock(&jobs->mu);
     return en ? 0 : cs_err_set(e, CS_E_NOTFOUND, "no job %llu", (unsigned long long)id);
+}
+
+void cs_jobs_walk(cs_jobs *jobs, const cs_jobs_visitor *v)
+{
+    pthread_mutex_lock(&jobs->mu);
+    for (entry *en = jobs->head; v->running && en; en = en->next) {
+        if (en->state != JOB_RUNNING)
+            continue;
+        cs_progress p;
+        cs_job_progress(en->job, &p);
+        pthread_mutex_lock(&en->mu);
+        double rate = cs_rate_per_second(&en->bytes);
+        pthread_mutex_unlock(&en->mu);
+        v->running(v->arg, en->id, en->op->name, &p, rate);
+    }
+    for (size_t i = 0; v->ended && i < jobs->n_ended; i++)
+        v->ended(v->arg, jobs->ended[i].op->name, state_names[jobs->ended[i].state], jobs->ended[i].n);
+    pthread_mutex_unlock(&jobs->mu);
 }

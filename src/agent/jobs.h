@@ -9,7 +9,8 @@
  * running jobs are bounded too. Stopping the registry cancels the running
  * jobs and waits for them. Each job keeps the fencing epoch of the request
  * that started it, so that a newer server's first command can stop the
- * jobs a deposed one left running (cs_jobs_cancel_fenced).
+ * jobs a deposed one left running (cs_jobs_cancel_fenced). It counts
+ * the jobs that ended, by op and state (cs_jobs_walk), for /metrics.
  * Must not: parse HTTP or JSON requests (agent/agent.h does), or take a
  * host from anyone but its owner. */
 #ifndef CS_AGENT_JOBS_H
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/job.h"
 #include "ops/host.h"
 #include "ops/optable.h"
 
@@ -53,5 +55,18 @@ int cs_jobs_cancel(cs_jobs *jobs, uint64_t id, cs_err *e);
 size_t cs_jobs_cancel_fenced(cs_jobs *jobs, uint64_t epoch, double wait_s);
 /* Cancel every running job (a stop of the agent); they end as canceled. */
 void cs_jobs_cancel_all(cs_jobs *jobs);
+
+/* What GET /metrics reads of the registry (cs_jobs_walk). Callbacks run
+ * with the registry locked: quick, and never calling the registry. */
+typedef struct cs_jobs_visitor {
+    /* Each running job: its id, op, progress record and recent byte rate. */
+    void (*running)(void *arg, uint64_t id, const char *op, const cs_progress *p, double bytes_per_second);
+    /* Each (op, state) of the jobs ended since the registry was made, with
+     * how many: counted where a job ends, so pruning finished jobs never
+     * lowers it (a Prometheus counter). state: succeeded, failed, canceled. */
+    void (*ended)(void *arg, const char *op, const char *state, uint64_t count);
+    void *arg;
+} cs_jobs_visitor;
+void cs_jobs_walk(cs_jobs *jobs, const cs_jobs_visitor *v);
 
 #endif

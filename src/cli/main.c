@@ -75,7 +75,7 @@ static int run_agent(const cs_config *cfg, cs_err *e)
     if (!rc) {
         cs_httpd_opts opts = { .host = listen_host, .port = port, .tls_cert = cfg->tls_cert,
                                .tls_key = cfg->tls_key, .tls_client_ca = cfg->tls_client_ca, .token = token };
-        rc = cs_agent_run(&host, &cfg->allow_repos, &opts, e);
+        rc = cs_agent_run(&host, &cfg->allow_repos, CS_VERSION, &opts, e);
         cs_host_free(&host);
     }
     cs_http_token_free(token);

@@ -5,7 +5,8 @@
  * the registry (list of a location that holds no repository: it ends
  * failed with its error), and fencing (X-Cassette-Epoch: kept across
  * agents in <state_dir>/agent-epoch, an older one refused with 409, a
- * malformed one with 400, none accepted). */
+ * malformed one with 400, none accepted), and GET /metrics (its text,
+ * the ended jobs counted). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,6 +254,41 @@ static void test_ops_listed(void **state)
     cs_agent_free(a);
 }
 
+/* GET /metrics: the text, its Content-Type; *text owned by the caller. */
+static char *metrics(cs_agent *a)
+{
+    cs_http_request req = { .method = "GET", .path = "/metrics", .body = "" };
+    cs_http_answer ans = { 0 };
+    cs_agent_handle(a, &req, &ans);
+    assert_int_equal(ans.status, 200);
+    assert_null(ans.body);
+    assert_non_null(ans.text);
+    assert_non_null(strstr(ans.content_type, "text/plain; version=0.0.4"));
+    char *text = strndup(ans.text, ans.text_len);
+    cs_http_answer_clear(&ans);
+    return text;
+}
+
+static void test_metrics_route(void **state)
+{
+    (void)state;
+    cs_agent *a = cs_agent_new(&host);
+    cs_agent_set_dry_run(a, true);
+    cs_agent_set_version(a, "1.2.3");
+    expect(a, "POST", "/metrics", NULL, 405, "GET", NULL);
+    char *text = metrics(a);
+    assert_non_null(strstr(text, "# TYPE cassette_agent_info gauge\ncassette_agent_info{version=\"1.2.3\",host_id=\"\"} 1\n"));
+    assert_non_null(strstr(text, "\ncassette_agent_epoch 0\n"));
+    assert_non_null(strstr(text, "\ncassette_agent_jobs_running 0\n"));
+    assert_non_null(strstr(text, "# TYPE cassette_agent_jobs_total counter\n"));
+    assert_non_null(strstr(text, "\nprocess_resident_memory_bytes "));
+    /* the families in docs/metrics.md's order */
+    assert_true(strstr(text, "cassette_agent_info") < strstr(text, "cassette_agent_epoch"));
+    assert_true(strstr(text, "cassette_agent_jobs_total") < strstr(text, "cassette_data_directory_free_ratio"));
+    free(text);
+    cs_agent_free(a);
+}
+
 static void test_job_fails(void **state)
 {
     (void)state;
@@ -285,6 +321,13 @@ static void test_job_fails(void **state)
     ans = call(a, "GET", "/v1/jobs", NULL);
     assert_int_equal(json_array_size(ans.body), 1);
     json_decref(ans.body);
+    cs_agent_set_dry_run(a, true); /* /metrics asks no node then */
+    char *text = metrics(a);
+    assert_non_null(strstr(text, "\ncassette_agent_jobs_total{op=\"list\",state=\"failed\"} 1\n"));
+    assert_non_null(strstr(text, "\ncassette_agent_jobs_running 0\n"));
+    assert_null(strstr(text, "cassette_agent_job_phase{"));
+    free(text);
+    cs_agent_set_dry_run(a, false);
     ans = call(a, "POST", strcat(path, "/cancel"), NULL); /* over already: left as it is */
     assert_int_equal(ans.status, 202);
     assert_string_equal(json_string_value(json_object_get(ans.body, "state")), "failed");
@@ -300,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_fence),
         cmocka_unit_test(test_ops_listed),
         cmocka_unit_test(test_job_fails),
+        cmocka_unit_test(test_metrics_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
