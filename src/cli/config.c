@@ -323,6 +323,9 @@ static const opt_def options[] = {
       "backup restore verify purge cluster load",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
+    { "metrics-file", 0, OPT_STR, CLI(metrics_file), NULL, NULL, NULL, NULL, "backup restore verify purge",
+      "after the run, succeeded or failed, write its Prometheus metrics (docs/metrics.md) atomically to this file "
+      "for node_exporter's textfile collector (one file per command and repository)" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
       "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster load",
       "machine-readable output" },

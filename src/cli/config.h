@@ -97,6 +97,7 @@ typedef struct cs_config {
     /* output */
     bool json;
     char *progress;         /* --progress: auto, tty, plain, json, none (cli/progress.h) */
+    char *metrics_file;     /* --metrics-file: the run's textfile for node_exporter (cli/textfile.h) */
     int verbose;            /* -v: 1 (progress), -vv: 2 (debug) */
     bool help;
     bool quiet;             /* -q: errors only on stderr */

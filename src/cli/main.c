@@ -12,6 +12,7 @@
 #include "cli/config.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "cli/textfile.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/fs.h"
@@ -24,6 +25,22 @@
 
 /* Run op with the request and host cfg gives, print its result, and
  * return its verdict (the error the result amounts to) or its error. */
+/* --metrics-file: the run's textfile, after the run whether it succeeded
+ * (err NULL) or not. A file that cannot be written is a warning: the run's
+ * own outcome is what the exit status says. */
+static void write_metrics_file(const cs_config *cfg, const cs_op_def *op, const cs_job *job, const json_t *doc,
+                               const cs_err *err)
+{
+    cs_progress p;
+    cs_job_progress(job, &p);
+    cs_textfile_run run = { .op = op->name, .repo = cfg->repo, .result = doc, .err = err, .ended = cs_now(),
+                            .duration = p.elapsed };
+    cs_err we;
+    cs_err_clear(&we);
+    if (cs_textfile_write(&run, cfg->metrics_file, &we))
+        cs_warn("%s", we.msg);
+}
+
 static int run_op(const cs_config *cfg, const cs_op_def *op, cs_job *job, cs_err *e)
 {
     cs_host host;
@@ -36,12 +53,15 @@ static int run_op(const cs_config *cfg, const cs_op_def *op, cs_job *job, cs_err
     if (!rc)
         rc = cs_op_run(op, job, &host, req, &res, e);
     cs_job_end(job); /* before the result: a live line is cleared */
+    json_t *doc = NULL;
     if (!rc) {
-        json_t *doc = cs_op_result_json(op, req, res);
+        doc = cs_op_result_json(op, req, res);
         cs_print_result(stdout, stderr, op, req, res, doc, cfg->json);
-        json_decref(doc);
         rc = cs_op_verdict(op, req, res, e);
     }
+    if (cfg->metrics_file)
+        write_metrics_file(cfg, op, job, doc, rc ? e : NULL);
+    json_decref(doc);
     cs_op_result_free(op, res);
     cs_op_request_free(op, req);
     cs_host_free(&host);

@@ -172,3 +172,56 @@ int cs_exit_code(int err)
     default: return CS_EXIT_ERROR;
     }
 }
+
+/* Where word starts a word of text (not "block" for "lock"), or NULL. */
+static const char *word_at(const char *text, const char *word)
+{
+    for (const char *at = strstr(text, word); at; at = strstr(at + 1, word))
+        if (at == text || !isalnum((unsigned char)at[-1]))
+            return at;
+    return NULL;
+}
+
+const char *cs_err_kind(int code, const char *msg)
+{
+    if (code == CS_E_LOCKED)
+        return "lock";
+    if (code == CS_E_NOKEY)
+        return "crypto";
+    static const struct {
+        const char *word, *kind;
+    } words[] = { /* at one place the first of these wins: "agent" before "age" */
+                  { "lock", "lock" },          { "agent", "agent" },         { "decrypt", "crypto" },
+                  { "age", "crypto" },         { "identity", "crypto" },     { "nodetool", "cassandra" },
+                  { "cql", "cassandra" },      { "cassandra", "cassandra" }, { "snapshot", "cassandra" },
+                  { "s3", "storage" },         { "storage", "storage" },     { "repository", "storage" },
+                  { "object", "storage" },     { "upload", "storage" },      { "bucket", "storage" } };
+    char lower[CS_ERR_MSG_MAX];
+    size_t n = 0;
+    for (; msg && msg[n] && n + 1 < sizeof lower; n++)
+        lower[n] = (char)tolower((unsigned char)msg[n]);
+    lower[n] = '\0';
+    const char *best = NULL, *best_at = NULL;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        const char *at = word_at(lower, words[i].word);
+        if (at && (!best_at || at < best_at)) {
+            best = words[i].kind;
+            best_at = at;
+        }
+    }
+    if (best)
+        return best;
+    switch (code) {
+    case CS_E_IO:
+    case CS_E_NOTFOUND:
+    case CS_E_CORRUPT:
+    case CS_E_PROTO:
+    case CS_E_EXISTS:
+        return "storage";
+    case CS_E_EXTERNAL:
+    case CS_E_UNAVAIL:
+        return "cassandra";
+    default:
+        return "other";
+    }
+}

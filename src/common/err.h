@@ -79,6 +79,17 @@ const char *cs_err_name(int code);
  * CS_E_EXTERNAL for a name it does not give. */
 int cs_err_code_of(const char *name);
 
+/* What kind of failure an error is, for metrics and alerts: "lock"
+ * (CS_E_LOCKED), "crypto" (CS_E_NOKEY, or a message about decryption,
+ * age, an identity), "cassandra" (a message about nodetool, CQL,
+ * Cassandra, a snapshot), "storage" (a message about S3, storage, the
+ * repository, an object, an upload, a bucket), "agent" (a message about
+ * an agent); else by code: I/O, not found, corrupt, protocol, exists are
+ * "storage", external and unavailable "cassandra", the rest "other". The
+ * earliest of those words in msg (a message's context comes first) wins.
+ * msg may be NULL. */
+const char *cs_err_kind(int code, const char *msg);
+
 /* Exit codes of the CLI (and of any front end that exits), as README.md's
  * table documents them. */
 enum {

@@ -243,6 +243,26 @@ static void test_err_names(void **state)
 
 /* ---- buf ---------------------------------------------------------------- */
 
+/* The kind of a failure, for metrics: the code, then the message's words. */
+static void test_err_kind(void **state)
+{
+    (void)state;
+    assert_string_equal(cs_err_kind(CS_E_LOCKED, "repository s3://b/x is locked"), "lock");
+    assert_string_equal(cs_err_kind(CS_E_NOKEY, NULL), "crypto");
+    assert_string_equal(cs_err_kind(CS_E_NOTFOUND, "/r: not a cassette repository"), "storage");
+    assert_string_equal(cs_err_kind(CS_E_UNAVAIL, "cannot reach S3 at http://x: refused"), "storage");
+    assert_string_equal(cs_err_kind(CS_E_UNAVAIL, "cannot connect to 127.0.0.1:9042: refused"), "cassandra");
+    assert_string_equal(cs_err_kind(CS_E_EXTERNAL, "nodetool snapshot failed: exit 1"), "cassandra");
+    assert_string_equal(cs_err_kind(CS_E_CORRUPT, "age: header MAC mismatch"), "crypto");
+    assert_string_equal(cs_err_kind(CS_E_EXTERNAL, "agent 10.0.0.1: 502"), "agent");
+    assert_string_equal(cs_err_kind(CS_E_IO, "cannot write /x: No space left"), "storage");
+    assert_string_equal(cs_err_kind(CS_E_USAGE, "--jobs must be between 1 and 64"), "other");
+    assert_string_equal(cs_err_kind(CS_E_CANCELED, "interrupted"), "other");
+    assert_string_equal(cs_err_kind(CS_E_INVAL, "a block is bad"), "other"); /* not "lock" */
+    /* the earliest word wins: the context comes first */
+    assert_string_equal(cs_err_kind(CS_E_IO, "snapshot ks.t: upload of object 3f: timeout"), "cassandra");
+}
+
 static void test_buf_add(void **state)
 {
     (void)state;
@@ -874,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_err_one_line),
         cmocka_unit_test(test_err_truncation),
         cmocka_unit_test(test_err_names),
+        cmocka_unit_test(test_err_kind),
         cmocka_unit_test(test_buf_add),
         cmocka_unit_test(test_buf_printf),
         cmocka_unit_test(test_buf_detach),
