@@ -5,8 +5,9 @@
 #   - Apache Cassandra 5.0 runtime jars into $CASSETTE_CACHE/cassandra-<v>/lib,
 #   - versitygw (S3-compatible server for the S3 tests) into $CASSETTE_CACHE/go/bin,
 #   - Azurite (Azure Storage emulator for the Azure tests) into $CASSETTE_CACHE/azurite (npm),
-#   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver, pytest and PyYAML
+#   - a Python venv $CASSETTE_CACHE/venv with cassandra-driver, pytest, PyYAML and prometheus-client
 #     (systemd's systemd-analyze and PyYAML check the agent's deploy/ files;
+#     prometheus-client's exposition parser reads the metrics the tests scrape;
 #     promtool, from Debian's prometheus package, checks and unit-tests the alert rules
 #     in deploy/prometheus/; its service is not needed and may be stopped; Debian's
 #     chromium loads the server's status page headless in a test).
@@ -88,15 +89,16 @@ if [ "$have_jars" = 0 ]; then
 fi
 
 # --- Python venv -----------------------------------------------------------
-if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml' >/dev/null 2>&1; then
-    say "making the Python venv $CASSETTE_VENV with cassandra-driver, pytest and PyYAML (about a minute)"
+if ! "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml, prometheus_client.parser' >/dev/null 2>&1; then
+    say "making the Python venv $CASSETTE_VENV with cassandra-driver, pytest, PyYAML and prometheus-client (about a minute)"
     if [ ! -x "$CASSETTE_VENV/bin/python" ]; then
         python3 -m venv "$CASSETTE_VENV" >>"$LOG" 2>&1 || fail "python3 -m venv failed"
     fi
     CASS_DRIVER_NO_CYTHON=1 "$CASSETTE_VENV/bin/pip" install -q --disable-pip-version-check \
-        cassandra-driver pytest pyyaml >>"$LOG" 2>&1 || fail "pip install cassandra-driver pytest pyyaml failed"
-    "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml' >>"$LOG" 2>&1 \
-        || fail "the venv $CASSETTE_VENV cannot import cassandra-driver, pytest and PyYAML"
+        cassandra-driver pytest pyyaml prometheus-client >>"$LOG" 2>&1 \
+        || fail "pip install cassandra-driver pytest pyyaml prometheus-client failed"
+    "$CASSETTE_VENV/bin/python" -c 'import cassandra.cluster, pytest, yaml, prometheus_client.parser' >>"$LOG" 2>&1 \
+        || fail "the venv $CASSETTE_VENV cannot import cassandra-driver, pytest, PyYAML and prometheus-client"
 fi
 
 # --- versitygw (S3 server on loopback for the S3 tests) ------------------------
