@@ -33,6 +33,7 @@ struct cs_agent {
     uint64_t epoch;           /* the highest X-Cassette-Epoch seen (0: none) */
     bool epoch_loaded;
     const char *version;      /* cassette_agent_info's (borrowed; NULL: "unknown") */
+    double node_tried;        /* under fence_mu: when /metrics last asked the node (no cached facts) */
 };
 
 static const char *const served[] = { "backup",      "restore",  "verify",        "list",
@@ -539,7 +540,10 @@ static void ended_jobs(void *arg, const char *op, const char *state, uint64_t co
 
 /* The node's facts for the labels and the data directories: the cached
  * ones (ops.h: every read of the node refreshes them), the node itself
- * only when there are none yet. false when neither can be had. */
+ * only when there are none yet, and then at most once a NODE_RETRY_S (a
+ * node that cannot be reached must not make every scrape wait for its
+ * timeout). false when neither can be had. */
+#define NODE_RETRY_S 60.0
 static bool node_facts(cs_agent *a, cs_node_info *info)
 {
     cs_err e;
@@ -549,8 +553,14 @@ static bool node_facts(cs_agent *a, cs_node_info *info)
         return false;
     if (cs_ops_cached_node(a->host, info, &e) == 0)
         return true;
+    double now = cs_now();
+    pthread_mutex_lock(&a->fence_mu);
+    bool ask = !a->node_tried || now - a->node_tried >= NODE_RETRY_S;
+    if (ask)
+        a->node_tried = now;
+    pthread_mutex_unlock(&a->fence_mu);
     cs_err_clear(&e);
-    return cs_ops_read_node_or_cached(a->host, "agent", info, &live, &e) == 0;
+    return ask && cs_ops_read_node_or_cached(a->host, "agent", info, &live, &e) == 0;
 }
 
 /* The agent's resident set (/proc/self/statm's second field, in pages);
