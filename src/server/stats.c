@@ -27,7 +27,6 @@ typedef struct kind_stats {
     uint64_t runs[N_STATES];
     uint64_t errors[N_ERRORS];
     cs_histogram duration;
-    bool counted; /* a run ended while this process ran (counters are written) */
 } kind_stats;
 
 /* One cluster. */
@@ -202,52 +201,10 @@ static double drill_rto(const json_t *run)
     return number(run, "ended") - number(run, "started");
 }
 
-/* The first place word starts a word of text (not "block" for "lock"). */
-static const char *word_at(const char *text, const char *word)
-{
-    for (const char *at = strstr(text, word); at; at = strstr(at + 1, word))
-        if (at == text || !((at[-1] >= 'a' && at[-1] <= 'z') || (at[-1] >= '0' && at[-1] <= '9')))
-            return at;
-    return NULL;
-}
-
 const char *cs_stats_error_kind(const json_t *run)
 {
-    const char *code = text(run, "error_code"), *msg = text(run, "error");
-    int c = code ? cs_err_code_of(code) : CS_E_EXTERNAL;
-    if (c == CS_E_LOCKED)
-        return "lock";
-    if (c == CS_E_NOKEY)
-        return "crypto";
-    if (!msg)
-        msg = "";
-    /* Where the error came from, as the message's context says it. */
-    static const struct {
-        const char *word, *kind;
-    } words[] = { /* at one place the first of these wins: "agent" before "age" */
-                  { "lock", "lock" },          { "agent", "agent" },      { "decrypt", "crypto" },
-                  { "age", "crypto" },         { "identity", "crypto" },  { "nodetool", "cassandra" },
-                  { "cql", "cassandra" },      { "cassandra", "cassandra" }, { "snapshot", "cassandra" },
-                  { "s3", "storage" },         { "storage", "storage" },  { "repository", "storage" },
-                  { "object", "storage" },     { "upload", "storage" },   { "bucket", "storage" } };
-    char lower[CS_ERR_MSG_MAX];
-    size_t n = 0;
-    for (; msg[n] && n + 1 < sizeof lower; n++)
-        lower[n] = (char)(msg[n] >= 'A' && msg[n] <= 'Z' ? msg[n] - 'A' + 'a' : msg[n]);
-    lower[n] = '\0';
-    const char *best = NULL, *best_at = NULL;
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
-        const char *at = word_at(lower, words[i].word);
-        if (at && (!best_at || at < best_at)) {
-            best = words[i].kind;
-            best_at = at;
-        }
-    }
-    if (best)
-        return best;
-    if (c == CS_E_CORRUPT)
-        return "storage";
-    return "other";
+    const char *code = text(run, "error_code");
+    return cs_err_kind(code ? cs_err_code_of(code) : CS_OK, text(run, "error"));
 }
 
 /* ---- runs ---- */
@@ -332,7 +289,6 @@ void cs_stats_run_ended(cs_stats *s, const json_t *run)
     pthread_mutex_lock(&s->mu);
     gauges(s, run, cluster, kind, st);
     kind_stats *k = kind_of(s, cluster, kind);
-    k->counted = true;
     k->runs[st]++;
     if (error)
         k->errors[error_index(error)]++;

@@ -36,8 +36,8 @@ void cs_stats_run_ended(cs_stats *s, const json_t *run);
  * end time wins), no counter moves. */
 void cs_stats_seed_run(cs_stats *s, const json_t *run);
 
-/* The error kind of a failed run (its "error_code" and "error"): one of
- * storage, cassandra, crypto, lock, agent, other. */
+/* The error kind of a failed run: cs_err_kind (common/err.h) of its
+ * "error_code" (a cs_err_name) and "error". */
 const char *cs_stats_error_kind(const json_t *run);
 
 /* A listing of cluster's repository: the backups (`cassette list --json`'s

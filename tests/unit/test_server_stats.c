@@ -192,7 +192,7 @@ static void test_verify_drill_cancel(void **state)
     t = render(s, C1, "[]", "[]");
     assert_int_equal(value_of(t, "cassette_verify_damaged_objects{cluster=\"c1\"}"), 1);
     assert_int_equal(value_of(t, "cassette_task_last_failure_timestamp_seconds{cluster=\"c1\",kind=\"verify\"}"), 99);
-    assert_int_equal(value_of(t, "cassette_task_errors_total{cluster=\"c1\",kind=\"verify\",error=\"storage\"}"), 1);
+    assert_int_equal(value_of(t, "cassette_task_errors_total{cluster=\"c1\",kind=\"verify\",error=\"storage\"}"), 2); /* corrupt; not found */
     free(t);
     json_decref(bad);
     json_decref(nores);
@@ -215,7 +215,8 @@ static void test_error_kinds(void **state)
         { "corrupt data", "object 3f2a: hash mismatch", "storage" },
         { "corrupt data", "decrypting object 3f2a: bad header", "crypto" },
         { "invalid input", "the block size is wrong", "other" },
-        { "unavailable", "", "other" },
+        { "unavailable", "", "cassandra" },
+        { "usage error", "", "other" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         json_t *run = json_pack("{s:s, s:s}", "error_code", cases[i][0], "error", cases[i][1]);
