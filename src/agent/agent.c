@@ -522,13 +522,13 @@ static void running_job(void *arg, uint64_t id, const char *op, const cs_progres
     snprintf(job, sizeof job, "%" PRIu64, id);
     w->running++;
     family(w->m, M_PHASE);
-    cs_metrics_sample(w->m, 1, "job", job, "op", op, "phase", p->phase[0] ? p->phase : "starting", NULL);
+    cs_metrics_sample(w->m, 1, "job_id", job, "op", op, "phase", p->phase[0] ? p->phase : "starting", NULL);
     family(w->m, M_DONE);
-    cs_metrics_sample(w->m, (double)p->bytes_done, "job", job, "op", op, NULL);
+    cs_metrics_sample(w->m, (double)p->bytes_done, "job_id", job, "op", op, NULL);
     family(w->m, M_TOTAL);
-    cs_metrics_sample(w->m, (double)p->bytes_total, "job", job, "op", op, NULL);
+    cs_metrics_sample(w->m, (double)p->bytes_total, "job_id", job, "op", op, NULL);
     family(w->m, M_RATE);
-    cs_metrics_sample(w->m, bytes_per_second, "job", job, "op", op, NULL);
+    cs_metrics_sample(w->m, bytes_per_second, "job_id", job, "op", op, NULL);
 }
 
 static void ended_jobs(void *arg, const char *op, const char *state, uint64_t count)
