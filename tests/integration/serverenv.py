@@ -2,7 +2,7 @@
 
 - ``ServerProc``: one `cassette server` process with its own state and config: ``start()`` waits
   until GET /healthz answers, ``call(method, path, body)`` -> (status, JSON document) with urllib
-  (no third-party HTTP client), ``runs(**filters)``, ``wait_run(pred)``, ``kill()`` (SIGKILL),
+  (no third-party HTTP client; with ``token``, as that bearer token), ``runs(**filters)``, ``wait_run(pred)``, ``kill()`` (SIGKILL),
   ``stop()`` (SIGTERM, waits). Its stderr goes to ``<dir>/server.log``.
 - ``single_cluster`` (session fixture): node 19 of tests/env/cassandra.sh as a one-node cluster
   of its own ("cassette-single") with its agent, like clusterenv.py's fixtures (a ClusterEnv);
@@ -35,7 +35,7 @@ class ServerProc:
     """`cassette server --config <dir>/server.ini ARGS` on 127.0.0.1:<port>."""
 
     def __init__(self, cassette_bin, directory, cluster_env, args=(), env=None, port=None,
-                 server_id="srv", state=None, settings=None):
+                 server_id="srv", state=None, settings=None, token=None):
         self.bin = cassette_bin
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +47,7 @@ class ServerProc:
         self.server_id = server_id
         self.state = state or f"sqlite:{self.dir / 'server.db'}"
         self.settings = dict(settings or {})  # more [server] rows: lease, export_repo, ...
+        self.token = token  # sent as a bearer token by call() (a server started with --tokens-file)
         self.proc = None
         self.log_path = self.dir / "server.log"
 
@@ -102,8 +103,10 @@ class ServerProc:
 
     def call(self, method, path, body=None, timeout=120):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 text = r.read().decode()
