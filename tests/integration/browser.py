@@ -194,18 +194,18 @@ class Page:
         return r.get("result", {}).get("value")
 
     def wait_for(self, expression, timeout=30):
-        """The first truthy value of expression, evaluated in the page every 100 ms; BrowserError
-        after timeout seconds."""
+        """The first truthy value of expression (as JSON gives it back: an element is {}),
+        evaluated in the page every 100 ms; BrowserError after timeout seconds."""
         js = ("new Promise(done => { const t0 = Date.now(); (function check() { let v = null;"
               f" try {{ v = ({expression}); }} catch (e) {{ v = null; }}"
-              f" if (v) done(v); else if (Date.now() - t0 > {int(timeout * 1000)}) done(null);"
+              f" if (v) done({{value: v}}); else if (Date.now() - t0 > {int(timeout * 1000)}) done(null);"
               " else setTimeout(check, 100); })(); })")
-        v = self.evaluate(js, timeout=timeout + 10)
-        if not v:
+        r = self.evaluate(js, timeout=timeout + 10)  # {value} (an element arrives as {}), or null
+        if r is None:
             text = self.evaluate("document.body ? document.body.innerText : ''") or ""
             raise BrowserError(f"not true after {timeout} s: {expression}\npage: {text[:3000]}\n"
                                f"errors: {self.errors}")
-        return v
+        return r.get("value")
 
     def screenshot(self, path):
         """A PNG of the whole page (the viewport grown to the page's height) at path."""
