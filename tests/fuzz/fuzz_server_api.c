@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "server/api.h"
+#include "server/page.h"
 #include "server/state.h"
 
 #define ADMIN "fuzz-admin-token-0123456789"
@@ -57,6 +58,13 @@ static json_t *fake_info(void *ctx)
 }
 
 /* The next line of the input (up to '\n' or the end), NUL-terminated, owned. */
+static char *fake_metrics(void *ctx, const cs_strlist *clusters)
+{
+    (void)ctx;
+    (void)clusters;
+    return strdup("# TYPE cassette_clusters gauge\ncassette_clusters 0\n");
+}
+
 static char *take_line(const uint8_t **p, const uint8_t *end)
 {
     const uint8_t *nl = memchr(*p, '\n', (size_t)(end - *p));
@@ -74,7 +82,9 @@ static void check_answer(const cs_http_answer *ans, bool authorized, bool open_p
     bool known = false;
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         known |= ans->status == ok[i];
-    if (!known || (ans->status == 204) != !ans->body)
+    if (!known || (ans->status == 204) != !(ans->body || ans->text))
+        abort();
+    if (ans->text && ans->status != 200) /* pages and /metrics; every error is JSON */
         abort();
     if (!authorized && !open_path && ans->status != 401 && ans->status != 413)
         abort();
@@ -108,7 +118,7 @@ static cs_api *api_once(void)
     chmod(tokens, 0600);
     cs_err e;
     static const cs_api_hooks hooks = { .discover = fake_discover, .backups = fake_backups, .info = fake_info,
-                                        .version = "fuzz" };
+                                        .metrics = fake_metrics, .version = "fuzz" };
     if (cs_state_open(db, NULL, &st, &e) || cs_api_new(st, &hooks, tokens, &api, &e))
         abort();
     return api;
@@ -136,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .body = body, .body_len = body_len, .body_too_big = body_len > 4096 };
     cs_http_answer ans = { 0 };
     cs_http_dispatch(&opts, &req, &ans);
-    bool open_path = !strcmp(path, "/healthz") || !strcmp(path, "/version");
+    bool open_path = !strcmp(path, "/healthz") || !strcmp(path, "/version") || cs_page_has(path);
     check_answer(&ans, token_ok(req.authorization), open_path);
     json_decref(ans.body);
     free(method);
