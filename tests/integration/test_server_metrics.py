@@ -236,5 +236,8 @@ def test_server_metrics_during_and_after_runs(cassette_bin, single_cluster, metr
         assert s.get("cassette_task_runs_total", cluster=CID, kind="backup", state="done") in (None, 0)
         print("\n[metrics] " + json.dumps({"read": read, "stored": stored, "files_new": files_new,
                                            "took": round(took, 1)}))
+        srv.stop()
+        log = srv.log()  # both servers' lines, leak reports at their exits included
+        assert not any(w in log for w in ("runtime error", "AddressSanitizer", "LeakSanitizer")), log[-3000:]
     finally:
         srv.stop()
