@@ -498,7 +498,7 @@ static const struct {
     { "cassette_agent_jobs_running", "gauge", "operations running" },
     { "cassette_agent_job_phase", "gauge", "1 for the phase each running job is in" },
     { "cassette_agent_job_bytes_done", "gauge", "bytes done in the current phase" },
-    { "cassette_agent_job_bytes_total", "gauge", "bytes to do in the current phase (0: not known)" },
+    { "cassette_agent_job_bytes_planned", "gauge", "bytes to do in the current phase (0: not known)" },
     { "cassette_agent_job_bytes_per_second", "gauge", "recent rate" },
     { "cassette_agent_jobs_total", "counter", "jobs ended, by state (succeeded, failed, canceled)" },
     { "cassette_data_directory_free_ratio", "gauge", "free space / size of each data directory's file system" },

@@ -195,7 +195,7 @@ def test_dashboard_covers_the_wanted_views():
                    "cassette_backup_last_dedup_ratio", "cassette_queue_length", "cassette_tasks_running",
                    "increase(cassette_task_errors_total", "cassette_repository_size_bytes",
                    "cassette_repository_objects", "cassette_agent_job_bytes_done",
-                   "cassette_agent_job_bytes_total", "cassette_data_directory_free_ratio",
+                   "cassette_agent_job_bytes_planned", "cassette_data_directory_free_ratio",
                    "process_resident_memory_bytes", "cassette_drill_rto_seconds"]:
         assert wanted in exprs, wanted
 
