@@ -115,7 +115,8 @@ def metrics_data(single_cluster):
     ds.drop(single_cluster.session)
     ds.create_schema(single_cluster.session)
     ds.load(single_cluster.session)
-    return ds
+    yield ds
+    ds.drop(single_cluster.session)  # the tests after this one back up the node without it
 
 
 def test_server_metrics_during_and_after_runs(cassette_bin, single_cluster, metrics_data, slow_agent, tmp_path):
