@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_http_answer ans = { 0 };
     cs_http_dispatch(&opts, &req, &ans);
     check_answer(&ans, cs_http_bearer_ok(req.authorization, TOKEN));
-    json_decref(ans.body);
+    cs_http_answer_clear(&ans);
     free(method);
     free(path);
     free(auth);

@@ -148,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_http_dispatch(&opts, &req, &ans);
     bool open_path = !strcmp(path, "/healthz") || !strcmp(path, "/version") || cs_page_has(path);
     check_answer(&ans, token_ok(req.authorization), open_path);
-    json_decref(ans.body);
+    cs_http_answer_clear(&ans);
     free(method);
     free(path);
     free(auth);
