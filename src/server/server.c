@@ -251,6 +251,21 @@ static void seed_stats(server *s)
     json_decref(clusters);
 }
 
+
+/* The index of cluster's entry in s->seen, added (dirty: never listed) when
+ * it has none yet. s->mu held. */
+static size_t repo_seen_of(server *s, const char *cluster)
+{
+    size_t i = 0;
+    while (i < s->n_seen && strcmp(s->seen[i].cluster, cluster))
+        i++;
+    if (i == s->n_seen) {
+        s->seen = cs_realloc(s->seen, (s->n_seen + 1) * sizeof *s->seen);
+        s->seen[s->n_seen++] = (repo_seen){ .cluster = cs_strdup(cluster), .dirty = true };
+    }
+    return i;
+}
+
 /* A run ended (the runner says so once): count it; a backup or a purge
  * changed its repository: list it again soon. */
 static void run_ended(void *ctx, const json_t *run)
@@ -261,13 +276,7 @@ static void run_ended(void *ctx, const json_t *run)
     if (!kind || !cluster || (strcmp(kind, "backup") && strcmp(kind, "purge")))
         return;
     pthread_mutex_lock(&s->mu);
-    size_t i = 0;
-    while (i < s->n_seen && strcmp(s->seen[i].cluster, cluster))
-        i++;
-    if (i == s->n_seen) {
-        s->seen = cs_realloc(s->seen, (s->n_seen + 1) * sizeof *s->seen);
-        s->seen[s->n_seen++] = (repo_seen){ .cluster = cs_strdup(cluster) };
-    }
+    size_t i = repo_seen_of(s, cluster);
     s->seen[i].dirty = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -277,13 +286,7 @@ static void run_ended(void *ctx, const json_t *run)
 static bool repo_due(server *s, const char *cluster, double now)
 {
     pthread_mutex_lock(&s->mu);
-    size_t i = 0;
-    while (i < s->n_seen && strcmp(s->seen[i].cluster, cluster))
-        i++;
-    if (i == s->n_seen) {
-        s->seen = cs_realloc(s->seen, (s->n_seen + 1) * sizeof *s->seen);
-        s->seen[s->n_seen++] = (repo_seen){ .cluster = cs_strdup(cluster), .dirty = true };
-    }
+    size_t i = repo_seen_of(s, cluster);
     bool due = s->seen[i].dirty || now - s->seen[i].at >= REPO_REFRESH;
     if (due) {
         s->seen[i].dirty = false;
