@@ -378,7 +378,9 @@ def cluster(cassette_bin, s3_server, tmp_path_factory):
     """The shared 3-node cluster (nodes 11-13, "cassette-cluster") with an agent per node and a
     driver session (cluster.session); a ClusterEnv."""
     _ensure_bucket(s3_server)
-    c = ClusterEnv("cassette-cluster", 11, 13, cassette_bin, s3_server, tmp_path_factory)
+    # CASSETTE_TEST_CLUSTER_NODES=21-23: another 3-node cluster side by side (same name, own nodes).
+    first, last = (int(x) for x in (os.environ.get("CASSETTE_TEST_CLUSTER_NODES") or "11-13").split("-"))
+    c = ClusterEnv("cassette-cluster", first, last, cassette_bin, s3_server, tmp_path_factory)
     c.start()
     c.connect()
     yield c
