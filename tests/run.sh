@@ -26,6 +26,11 @@ CLUSTER_RANGES=(11-13 14-16 17-18 19-19)   # clusterenv.py's and serverenv.py's 
 CLUSTERS_TO_STOP=()                  # the ones not running before the cluster pass
 CASSANDRA_SH="$ROOT/tests/env/cassandra.sh"
 export CASSETTE_TEST_DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
+# The secured pass runs beside the plain one: its own node, base directory (S3 data, agent
+# keys, pytest's temporary files) and ports, so that neither session can touch the other's.
+SECURE_DIR="$CASSETTE_TEST_DIR-secured"
+SECURE_OPTS="--auth --tls-required --tls-client-auth --jmx-auth"
+SECURE_PASS_PID=""
 
 finish() {
     local rc=$?
@@ -33,8 +38,9 @@ finish() {
         "$CASSANDRA_SH" stop 1 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 1" >&2
     fi
     if [ "$STARTED_SECURE" = 1 ]; then
-        "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
+        "$CASSANDRA_SH" --base "$SECURE_DIR" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     fi
+    [ -z "$SECURE_PASS_PID" ] || kill "$SECURE_PASS_PID" 2>/dev/null
     stop_clusters
     echo "$PASSED passed, $FAILED failed"
     if [ "$FAILED" -gt 0 ]; then exit 1; fi
@@ -129,6 +135,71 @@ else
     "$CASSANDRA_SH" start 1 || fatal "Cassandra node 1 did not start"
 fi
 
+# Runs pytest over tests/integration with extra arguments; adds its counts from the JUnit
+# report (a skipped test counts as failed; so does a run that reports nothing).
+run_pytest() {   # run_pytest NAME ARGS...: its report in $RESULTS/NAME.xml, its exit status in NAME.rc
+    local name="$1"; shift
+    rm -f "$RESULTS/$name.xml" "$RESULTS/$name.rc"
+    "$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
+        --junitxml="$RESULTS/$name.xml" --durations=15 "$@"
+    echo $? >"$RESULTS/$name.rc"
+}
+count_junit() {   # count_junit NAME: add run_pytest NAME's results to the totals
+    local junit="$RESULTS/$1.xml" prc ip if_
+    prc="$(cat "$RESULTS/$1.rc" 2>/dev/null || echo "none")"
+    if [ ! -f "$junit" ]; then
+        echo "run.sh: pytest wrote no report $1.xml (exit $prc)" >&2
+        FAILED=$((FAILED + 1))
+        return
+    fi
+    read -r ip if_ < <("$CASSETTE_VENV/bin/python" - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+t = f = e = s = 0
+for su in suites:
+    t += int(su.get("tests", 0)); f += int(su.get("failures", 0))
+    e += int(su.get("errors", 0)); s += int(su.get("skipped", 0))
+print(t - f - e - s, f + e + s)
+PY
+)
+    PASSED=$((PASSED + ip))
+    FAILED=$((FAILED + if_))
+    if [ "$prc" != 0 ] && [ "$if_" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+    if [ "$((ip + if_))" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+}
+
+# The secured pass checks what changes with authentication, TLS (client certificates) and JMX
+# authentication: every path that talks to Cassandra. The files left out test the repository's
+# side (damage, resume, progress, encryption, storage back ends, CLI conventions) through the
+# same backup and restore calls; they run against the plain node only.
+SECURE_SKIP=(test_repo_trust test_restore_trust test_backup_trust test_s3 test_azure test_resume
+             test_progress test_sets test_interrupt test_verify test_dedup test_encryption
+             test_cli_conventions test_output_stable test_exit_codes)
+secure_pass() {   # runs in the background; its output goes to $RESULTS/integration-secure.log
+    local ignore=() f
+    for f in "${SECURE_SKIP[@]}"; do ignore+=("--ignore=tests/integration/$f.py"); done
+    if ! "$CASSANDRA_SH" --base "$SECURE_DIR" start 8 $SECURE_OPTS; then
+        echo "FAIL secured node 8 did not start"
+        return 1
+    fi
+    CASSETTE_TEST_DIR="$SECURE_DIR" CASSETTE_S3_PORT=7170 CASSETTE_AZURITE_PORT=10100 \
+        CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
+        CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=8 \
+        run_pytest integration-secure-junit --basetemp="$SECURE_DIR/pytest" \
+        -m "(cassandra or secure_node) and not cluster" "${ignore[@]}"
+}
+
+t_secure=$(date +%s)
+section "integration tests on node 8 ($SECURE_OPTS): starting in the background"
+mkdir -p "$SECURE_DIR"
+if ! "$CASSANDRA_SH" --base "$SECURE_DIR" status 8 >/dev/null 2>&1; then
+    rm -rf "$SECURE_DIR/node8"
+    STARTED_SECURE=1
+fi
+secure_pass >"$RESULTS/integration-secure.log" 2>&1 &
+SECURE_PASS_PID=$!
+
 section "fuzzing (libFuzzer, ${FUZZ_SECONDS:-15} s per target, two at a time)"
 # Every parser of outside input has a target in tests/fuzz/; each run is a test. Two run at
 # once (one per core): each still gets its FUZZ_SECONDS of a core.
@@ -168,73 +239,27 @@ else
     FAILED=$((FAILED + 1))
 fi
 
-# Runs pytest over tests/integration with extra arguments; adds its counts from the JUnit
-# report (a skipped test counts as failed; so does a run that reports nothing).
-run_pytest() {
-    local junit="$RESULTS/$1.xml" prc ip if_; shift
-    rm -f "$junit"
-    "$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
-        --junitxml="$junit" --durations=15 "$@"
-    prc=$?
-    if [ ! -f "$junit" ]; then
-        echo "run.sh: pytest wrote no report (exit $prc)" >&2
-        FAILED=$((FAILED + 1))
-        return
-    fi
-    read -r ip if_ < <("$CASSETTE_VENV/bin/python" - "$junit" <<'PY'
-import sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-t = f = e = s = 0
-for su in suites:
-    t += int(su.get("tests", 0)); f += int(su.get("failures", 0))
-    e += int(su.get("errors", 0)); s += int(su.get("skipped", 0))
-print(t - f - e - s, f + e + s)
-PY
-)
-    PASSED=$((PASSED + ip))
-    FAILED=$((FAILED + if_))
-    if [ "$prc" -ne 0 ] && [ "$if_" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
-    if [ "$((ip + if_))" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
-}
-
-section "integration tests (pytest, real Cassandra: node 1, plain)"
-CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain run_pytest integration-junit -m "not secure_node and not cluster"
-
-# The same tests again wherever they talk to Cassandra (marker "cassandra"), and the
-# secured-node tests, against a node that wants a login, TLS with a client certificate and a JMX login: every CQL and
-# nodetool call of cassette must carry them. Node 1 goes first to leave both cores to it.
-# What this pass adds is the connection, so where a test's size is about the repository
-# (the shared data set, the number of SIGKILL points) it runs smaller than in pass 1, and
-# test_repo_trust.py (the repository's format, damage and keys; its backups are made like every
-# other test's) runs in pass 1 only.
-SECURE_OPTS="--auth --tls-required --tls-client-auth --jmx-auth"
-section "integration tests, secured node 8 ($SECURE_OPTS)"
+section "integration tests on node 1 (plain), beside the secured pass"
+t_pass=$(date +%s)
+CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain \
+    run_pytest integration-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m "not secure_node and not cluster"
+echo "plain pass took $(( $(date +%s) - t_pass )) s"
+wait "$SECURE_PASS_PID"
+SECURE_PASS_PID=""
+section "the secured pass's output (node 8)"
+cat "$RESULTS/integration-secure.log"
+echo "the secured pass ended $(( $(date +%s) - t_secure )) s after its start"
+count_junit integration-junit
+count_junit integration-secure-junit
 if [ "$STARTED_NODE" = 1 ]; then
     "$CASSANDRA_SH" stop 1 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 1" >&2
     STARTED_NODE=0
 fi
-if ! "$CASSANDRA_SH" status 8 >/dev/null 2>&1; then
-    rm -rf "$CASSETTE_TEST_DIR/node8"
-    STARTED_SECURE=1
-fi
-# shellcheck disable=SC2086
-if "$CASSANDRA_SH" start 8 $SECURE_OPTS; then
-    CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
-        CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=8 \
-        run_pytest integration-secure-junit -m "(cassandra or secure_node) and not cluster" \
-        --ignore=tests/integration/test_repo_trust.py
-else
-    echo "FAIL secured node 8 did not start"
-    FAILED=$((FAILED + 1))
-fi
 if [ "$STARTED_SECURE" = 1 ]; then
-    "$CASSANDRA_SH" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
+    "$CASSANDRA_SH" --base "$SECURE_DIR" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     STARTED_SECURE=0
 fi
 
-# The cluster tests: the fixtures start the clusters they need (start-cluster, then the agents)
-# and stop what they started; this script stops whatever a broken run left of them.
 section "cluster tests (nodes 11-13 with an agent each; 14-18 as restore targets)"
 for r in "${CLUSTER_RANGES[@]}"; do
     running=0
@@ -244,7 +269,8 @@ for r in "${CLUSTER_RANGES[@]}"; do
     [ "$running" = 1 ] || CLUSTERS_TO_STOP+=("$r")
 done
 t_cluster=$(date +%s)
-run_pytest integration-cluster-junit -m cluster
+run_pytest integration-cluster-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m cluster
+count_junit integration-cluster-junit
 stop_clusters
 echo "cluster pass took $(( $(date +%s) - t_cluster )) s"
 echo "total time $(( $(date +%s) - t_start )) s"
