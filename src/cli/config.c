@@ -231,6 +231,9 @@ static const opt_def options[] = {
     { "fail-fast", 0, OPT_FLAG, REQ(fail_fast), NULL, NULL, NULL, NULL, "restore",
       "stop at the first table that cannot be restored (default: restore every healthy table, then name the others "
       "and exit non-zero)" },
+    { "keyspace-map", 0, OPT_LIST, REQ(keyspace_map), NULL, NULL, NULL, NULL, "restore",
+      "SOURCE=TARGET: restore the tables of keyspace SOURCE into the new keyspace TARGET (made from the backup's "
+      "schema, without its indexes and views) beside the live ones; import mode only (repeat for more)" },
     { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
     { "listen", 0, OPT_STR, CLI(listen), "agent", "listen", "CASSETTE_AGENT_LISTEN", NULL, "agent server",

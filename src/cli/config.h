@@ -75,6 +75,7 @@ typedef struct cs_config {
     cs_strlist tables;      /* "ks.table" */
     char *mode;             /* restore --mode import|replace */
     bool fail_fast;         /* restore: stop at the first damaged table */
+    cs_strlist keyspace_map; /* restore --keyspace-map SRC=DST */
     bool aside;             /* cleanup --aside */
     long zstd_level;
     long jobs;              /* files handled at once by backup, restore, verify */

@@ -80,6 +80,10 @@ typedef struct cs_restore_req {
     bool fail_fast;         /* stop at the first table that cannot be restored */
     long jobs;
     double lock_wait, lock_stale;
+    /* "SRC=DST": the tables of keyspace SRC go into keyspace DST instead, as
+     * new tables made from the backup's schema (import mode only; see
+     * restore.c). Without keyspaces or tables, only the mapped keyspaces. */
+    cs_strlist keyspace_map;
 } cs_restore_req;
 
 /* load: one source host's files of a backup, streamed into a (possibly
@@ -203,6 +207,9 @@ typedef struct cs_restore_result {
     cs_restore_failure *failed;  /* tables not restored while the others were */
     size_t n_failed;
     int failed_code;             /* the CS_E_* of the first of them */
+    cs_strlist restored;         /* "ks.table" of each table restored, in manifest order */
+    cs_strlist restored_into;    /* ... and the "ks.table" it went into (another with keyspace_map) */
+    cs_strlist not_created;      /* indexes and views of mapped keyspaces, not made in the target */
 } cs_restore_result;
 
 /* Returns 0 when the restore ran, even if some tables could not be restored
@@ -214,6 +221,49 @@ int cs_op_restore(cs_job *job, const cs_host *host, const cs_restore_req *req, c
 /* The error of a restore that left tables out, or 0. */
 int cs_op_restore_verdict(const cs_restore_req *req, const cs_restore_result *res, cs_err *e);
 void cs_restore_result_free(cs_restore_result *res);
+
+/* Is map (keyspace_map) good: each entry "SRC=DST" of two plain CQL names,
+ * DST of at most 48 characters, not one of Cassandra's own keyspaces nor
+ * SRC, each SRC and each DST once? 0 or CS_E_USAGE naming the entry. */
+int cs_restore_check_map(const cs_strlist *map, cs_err *e);
+/* The DST of keyspace ks in map ("SRC=DST" entries), or NULL. */
+const char *cs_restore_map_lookup(const cs_strlist *map, const char *ks);
+/* The backup's CREATE KEYSPACE/TYPE/TABLE statement cql of a row of that
+ * type ("keyspace", "type", "table"), made for keyspace dst instead: the
+ * name after "CREATE <kind> [IF NOT EXISTS] " (the keyspace, or the
+ * keyspace before ".name") is replaced, quoted when it needs to be; NULL
+ * when the statement does not have that shape. New string. */
+char *cs_restore_rename_keyspace(const char *cql, const char *type, const char *dst);
+
+/* drill: restore tables of a backup into scratch keyspaces on this node,
+ * compare them with the live tables (ops/drill.h), drop them. */
+typedef struct cs_drill_req {
+    char *repo;
+    char *backup;           /* NULL: the newest complete backup of this node */
+    cs_strlist keyspaces;   /* empty: all (never system keyspaces) */
+    cs_strlist tables;      /* "ks.table" */
+    long sample_tables;     /* 0: every selected table; else that many, picked at random */
+    long sample_rows;       /* rows compared by content per table */
+    bool keep;              /* leave the scratch keyspaces */
+    long jobs;
+    double lock_wait, lock_stale;
+} cs_drill_req;
+
+typedef struct cs_drill_result {
+    char *backup;
+    char drill_id[9];
+    json_t *tables;         /* per table: a report of ops/drill.h, or {"table", "restored": false, "reason"} */
+    double rto_seconds;     /* the restore's start to its last table imported */
+    double seconds;
+    cs_strlist scratch_keyspaces;
+    bool kept;
+    int restore_code;       /* CS_E_* of the first table not restored, or 0 */
+} cs_drill_result;
+
+int cs_op_drill(cs_job *job, const cs_host *host, const cs_drill_req *req, cs_drill_result *res, cs_err *e);
+/* A table not restored, or lost or mismatched rows: the first, as the error. */
+int cs_op_drill_verdict(const cs_drill_req *req, const cs_drill_result *res, cs_err *e);
+void cs_drill_result_free(cs_drill_result *res);
 
 /* One table of a load: loaded, or why not. */
 typedef struct cs_load_table {

@@ -69,6 +69,11 @@ static int check_keyspace_names(const cs_field *f, const void *req, cs_err *e)
     return 0;
 }
 
+static int check_keyspace_map(const cs_field *f, const void *req, cs_err *e)
+{
+    return cs_restore_check_map(CS_FIELD_CPTR(cs_strlist, req, f), e);
+}
+
 static int check_percent(const cs_field *f, const void *req, cs_err *e)
 {
     double v = *CS_FIELD_CPTR(double, req, f);
@@ -160,6 +165,7 @@ static const cs_field restore_fields[] = {
     JOBS(cs_restore_req),
     LOCK_WAIT(cs_restore_req),
     LOCK_STALE(cs_restore_req),
+    FIELD(cs_restore_req, keyspace_map, CS_F_STRLIST, NULL, 0, 0, 0, NULL, NULL, NULL, check_keyspace_map),
 };
 
 static const cs_field load_fields[] = {
@@ -324,6 +330,17 @@ static int check_verify(const void *req, cs_err *e)
     return 0;
 }
 
+/* keyspace_map makes new tables and imports into them: a running node. */
+static int check_restore(const void *req, cs_err *e)
+{
+    const cs_restore_req *r = req;
+    if (r->keyspace_map.n && !strcmp(r->mode, "replace")) {
+        cs_err_set(e, CS_E_USAGE, "{keyspace_map} restores into new tables of a running node: only with {mode} import");
+        return cs_err_field(e, "keyspace_map");
+    }
+    return 0;
+}
+
 static int check_snapshot_clear(const void *req, cs_err *e)
 {
     const cs_snapshot_req *r = req;
@@ -473,7 +490,7 @@ static const cs_op_def ops[] = {
     OP("list", "list", NULL, NULL, "list the backups in a repository", list_fields, cs_list_req, cs_list_result, NULL,
        run_list, doc_list, NULL, free_list_result),
     OP("restore", "restore", NULL, NULL, "bring a backup back into a node", restore_fields, cs_restore_req,
-       cs_restore_result, NULL, run_restore, doc_restore, verdict_restore, free_restore_result),
+       cs_restore_result, check_restore, run_restore, doc_restore, verdict_restore, free_restore_result),
     OP("verify", "verify", NULL, NULL, "check that every object a backup needs is there", verify_fields,
        cs_verify_req, cs_verify_result, check_verify, run_verify, doc_verify, verdict_verify, free_verify_result),
     OP("purge", "purge", NULL, NULL, "remove backups that retention does not keep, then objects no backup needs",
@@ -534,8 +551,9 @@ static const cs_command_def commands[] = {
       "snapshot the node and store every new file once (or back up a snapshot taken already)" },
     { "list", "--repo PATH [--json]", "list the backups in a repository" },
     { "restore",
-      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast]",
-      "bring a backup back into a node" },
+      "--repo PATH --backup NAME [--keyspace KS]... [--table KS.T]... [--mode import|replace] [--fail-fast] "
+      "[--keyspace-map KS=NEWKS]...",
+      "bring a backup back into a node (or its tables into new keyspaces beside the live ones)" },
     { "verify", "--repo PATH [--backup NAME] [--deep [--sample PCT]]",
       "check that every object a backup needs is there (exit 0: all good, 3: damage found, 1: cannot run, "
       "2: usage)" },

@@ -67,6 +67,101 @@ static bool is_replace(const cs_restore_req *req)
     return !strcmp(req->mode, "replace");
 }
 
+/* ---- restoring into other keyspaces (keyspace_map) ---- */
+
+const char *cs_restore_map_lookup(const cs_strlist *map, const char *ks)
+{
+    size_t n = strlen(ks);
+    for (size_t i = 0; i < map->n; i++)
+        if (!strncmp(map->items[i], ks, n) && map->items[i][n] == '=')
+            return map->items[i] + n + 1;
+    return NULL;
+}
+
+/* The keyspace table t goes into. */
+static const char *target_ks(const restore_ctx *c, const cs_mtable *t)
+{
+    const char *dst = cs_restore_map_lookup(&c->req->keyspace_map, t->keyspace);
+    return dst ? dst : t->keyspace;
+}
+
+static bool is_mapped(const restore_ctx *c, const char *ks)
+{
+    return cs_restore_map_lookup(&c->req->keyspace_map, ks) != NULL;
+}
+
+static int check_map_entry(const cs_strlist *map, size_t i, cs_err *e)
+{
+    const char *entry = map->items[i];
+    const char *eq = strchr(entry, '=');
+    char *src = eq ? cs_strndup(entry, (size_t)(eq - entry)) : NULL;
+    const char *dst = eq ? eq + 1 : NULL;
+    int rc = 0;
+    if (!eq || !cs_node_is_valid_name(src) || !cs_node_is_valid_name(dst))
+        rc = cs_err_set(e, CS_E_USAGE, "{keyspace_map} wants SOURCE=TARGET, two keyspace names, not \"%s\"", entry);
+    else if (strlen(dst) > 48)
+        rc = cs_err_set(e, CS_E_USAGE, "{keyspace_map} %s: a keyspace name has at most 48 characters", entry);
+    else if (cs_node_is_system_keyspace(dst) || cs_node_is_system_keyspace(src))
+        rc = cs_err_set(e, CS_E_USAGE, "{keyspace_map} %s: Cassandra's own keyspaces are not restored elsewhere, "
+                                       "nor overwritten", entry);
+    else if (!strcmp(src, dst))
+        rc = cs_err_set(e, CS_E_USAGE, "{keyspace_map} %s maps a keyspace onto itself", entry);
+    for (size_t k = 0; !rc && k < i; k++) {
+        const char *other = strchr(map->items[k], '=');
+        if (!strncmp(map->items[k], entry, (size_t)(eq - entry) + 1) || (other && !strcmp(other + 1, dst)))
+            rc = cs_err_set(e, CS_E_USAGE, "{keyspace_map} %s and %s: each keyspace once, on each side",
+                            map->items[k], entry);
+    }
+    free(src);
+    return rc;
+}
+
+int cs_restore_check_map(const cs_strlist *map, cs_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < map->n; i++)
+        rc = check_map_entry(map, i, e);
+    return rc;
+}
+
+/* A keyspace name as CQL text: always quoted, so that it is exactly the
+ * name given. */
+static char *quote_ident(const char *name)
+{
+    cs_buf b = CS_BUF_INIT;
+    cs_buf_printf(&b, "\"");
+    for (const char *p = name; *p; p++)
+        cs_buf_printf(&b, *p == '"' ? "\"\"" : "%c", *p);
+    cs_buf_printf(&b, "\"");
+    char *out = cs_strdup(cs_buf_str(&b));
+    cs_buf_free(&b);
+    return out;
+}
+
+static const char *read_ident(const char *p, char *out, size_t cap);
+
+char *cs_restore_rename_keyspace(const char *cql, const char *type, const char *dst)
+{
+    static const struct {
+        const char *type, *prefix;
+    } kinds[] = { { "keyspace", "CREATE KEYSPACE " }, { "type", "CREATE TYPE " }, { "table", "CREATE TABLE " } };
+    const char *p = NULL;
+    for (size_t i = 0; !p && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(type, kinds[i].type) && !strncmp(cql, kinds[i].prefix, strlen(kinds[i].prefix)))
+            p = cql + strlen(kinds[i].prefix);
+    if (p && !strncmp(p, "IF NOT EXISTS ", 14))
+        p += 14;
+    char ks[256];
+    const char *rest = p ? read_ident(p, ks, sizeof ks) : NULL;
+    bool keyspace = !strcmp(type, "keyspace");
+    if (!rest || (keyspace ? !(*rest == ' ' || *rest == '\0' || *rest == ';') : *rest != '.'))
+        return NULL;
+    char *q = quote_ident(dst);
+    char *out = cs_sprintf("%.*s%s%s", (int)(p - cql), cql, q, rest);
+    free(q);
+    return out;
+}
+
 /* ---- choosing tables ---- */
 
 bool cs_restore_table_wanted(const cs_strlist *keyspaces, const cs_strlist *tables, const cs_mtable *t)
@@ -81,8 +176,11 @@ bool cs_restore_table_wanted(const cs_strlist *keyspaces, const cs_strlist *tabl
     return hit;
 }
 
+/* With a keyspace_map and no other filter: only the mapped keyspaces. */
 static bool table_wanted(const cs_restore_req *req, const cs_mtable *t)
 {
+    if (req->keyspace_map.n && !req->keyspaces.n && !req->tables.n)
+        return cs_restore_map_lookup(&req->keyspace_map, t->keyspace) != NULL;
     return cs_restore_table_wanted(&req->keyspaces, &req->tables, t);
 }
 
@@ -114,9 +212,54 @@ static int check_filters_exist(restore_ctx *c, cs_err *e)
     return cs_restore_check_filters(&c->m, &c->req->keyspaces, &c->req->tables, e);
 }
 
+/* Is ks a keyspace of the backup (a table of it, or a schema row)? */
+static bool backup_has_keyspace(const restore_ctx *c, const char *ks)
+{
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (!strcmp(c->m.tables[i].keyspace, ks))
+            return true;
+    size_t i;
+    json_t *row;
+    json_array_foreach(c->m.schema, i, row) {
+        const char *name = json_string_value(json_object_get(row, "keyspace"));
+        if (name && !strcmp(name, ks))
+            return true;
+    }
+    return false;
+}
+
+/* Each SRC of the map has a table to restore; no DST is a keyspace of the
+ * backup (restoring into one would mix the two). */
+static int check_map_against_backup(restore_ctx *c, cs_err *e)
+{
+    const cs_strlist *map = &c->req->keyspace_map;
+    for (size_t k = 0; k < map->n; k++) {
+        const char *dst = strchr(map->items[k], '=') + 1;
+        bool found = false;
+        for (size_t i = 0; i < c->m.n_tables && !found; i++)
+            found = c->selected[i] && target_ks(c, &c->m.tables[i]) == dst;
+        if (!found)
+            return cs_err_set(e, CS_E_NOTFOUND, "{keyspace_map} %s: backup %s holds no table of that keyspace to "
+                                                "restore", map->items[k], c->m.backup);
+        if (backup_has_keyspace(c, dst))
+            return cs_err_set(e, CS_E_USAGE, "{keyspace_map} %s: %s is a keyspace of backup %s; restore into a new "
+                                             "one", map->items[k], dst, c->m.backup);
+    }
+    return 0;
+}
+
 static int select_tables(restore_ctx *c, cs_err *e)
 {
     int rc = check_filters_exist(c, e);
+    for (size_t k = 0; !rc && k < c->req->keyspace_map.n; k++) {
+        const char *entry = c->req->keyspace_map.items[k];
+        bool found = false;
+        for (size_t i = 0; i < c->m.n_tables && !found; i++)
+            found = cs_restore_map_lookup(&c->req->keyspace_map, c->m.tables[i].keyspace) == strchr(entry, '=') + 1;
+        if (!found)
+            rc = cs_err_set(e, CS_E_NOTFOUND, "{keyspace_map} %s: backup %s holds no keyspace %.*s", entry,
+                            c->m.backup, (int)strcspn(entry, "="), entry);
+    }
     if (rc)
         return rc;
     c->selected = cs_calloc(c->m.n_tables ? c->m.n_tables : 1, sizeof *c->selected);
@@ -138,7 +281,7 @@ static int select_tables(restore_ctx *c, cs_err *e)
     }
     if (n == 0)
         return cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no table to restore", c->m.backup);
-    return 0;
+    return check_map_against_backup(c, e);
 }
 
 static size_t count_selected(const restore_ctx *c)
@@ -530,6 +673,45 @@ static bool is_one_of(const char *word, const char *const *words)
     return false;
 }
 
+/* The statement that makes what row s makes, IF NOT EXISTS: in its own
+ * keyspace, or (keyspace_map) in the target keyspace, where indexes are
+ * not made. NULL: nothing to run (views, functions, a mapped index). */
+static char *schema_statement(const restore_ctx *c, const schema_row *s)
+{
+    const char *dst = cs_restore_map_lookup(&c->req->keyspace_map, s->ks);
+    if (!dst)
+        return if_not_exists(s->cql);
+    if (!strcmp(s->type, "index"))
+        return NULL;
+    char *renamed = cs_restore_rename_keyspace(s->cql, s->type, dst);
+    char *stmt = renamed ? if_not_exists(renamed) : NULL;
+    free(renamed);
+    return stmt;
+}
+
+static bool keyspace_selected(const restore_ctx *c, const char *ks)
+{
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (c->selected[i] && !strcmp(c->m.tables[i].keyspace, ks))
+            return true;
+    return false;
+}
+
+/* Indexes and views of a mapped keyspace are not made in the target: named
+ * in the result and the log. */
+static void note_not_created(restore_ctx *c, const schema_row *s)
+{
+    bool index = !strcmp(s->type, "index") && schema_row_needed(c, s);
+    bool view = !strcmp(s->type, "materialized_view") && keyspace_selected(c, s->ks);
+    if (!is_mapped(c, s->ks) || !(index || view))
+        return;
+    char *what = cs_sprintf("%s %s.%s", index ? "index" : "materialized view", s->ks, s->name);
+    cs_info("%s is not made in %s (a restore into another keyspace makes only its types and tables)", what,
+            cs_restore_map_lookup(&c->req->keyspace_map, s->ks));
+    cs_strlist_add(&c->res->not_created, what);
+    free(what);
+}
+
 /* Create what the selected tables need of the schema rows whose type is
  * one of types (NULL-terminated), IF NOT EXISTS. */
 static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *types, cs_err *e)
@@ -538,9 +720,13 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
     json_t *row;
     json_array_foreach(c->m.schema, i, row) {
         schema_row s;
-        if (!read_schema_row(row, &s) || !is_one_of(s.type, types) || !schema_row_needed(c, &s))
+        if (!read_schema_row(row, &s))
             continue;
-        char *stmt = if_not_exists(s.cql);
+        if (is_one_of("index", types))
+            note_not_created(c, &s);
+        if (!is_one_of(s.type, types) || !schema_row_needed(c, &s))
+            continue;
+        char *stmt = schema_statement(c, &s);
         if (!stmt)
             continue; /* views, functions: not created by restore yet */
         if (!statement_matches_row(&s)) {
@@ -567,7 +753,7 @@ static int check_schema_rows(restore_ctx *c, cs_err *e)
     json_array_foreach(c->m.schema, i, row) {
         schema_row s;
         char *stmt = read_schema_row(row, &s) && schema_row_needed(c, &s)
-                         ? if_not_exists(s.cql) : NULL;
+                         ? schema_statement(c, &s) : NULL;
         bool bad = stmt && !statement_matches_row(&s);
         free(stmt);
         if (bad)
@@ -578,11 +764,14 @@ static int check_schema_rows(restore_ctx *c, cs_err *e)
     return 0;
 }
 
-static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *stage, cs_err *e)
+static int import_table(cs_nodetool *nt, const cs_mtable *t, const char *into_ks, const char *stage, cs_err *e)
 {
     char *dir = cs_sprintf("%s/%s/%s", stage, t->keyspace, t->table);
-    cs_info("importing %s.%s", t->keyspace, t->table);
-    int rc = cs_nodetool_import(nt, t->keyspace, t->table, dir, e);
+    if (strcmp(into_ks, t->keyspace))
+        cs_info("importing %s.%s into %s.%s", t->keyspace, t->table, into_ks, t->table);
+    else
+        cs_info("importing %s.%s", t->keyspace, t->table);
+    int rc = cs_nodetool_import(nt, into_ks, t->table, dir, e);
     free(dir);
     if (rc)
         cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
@@ -684,6 +873,8 @@ static int adopt_table(restore_ctx *c, cql_conn *conn, const cs_mtable *t, const
                        bool *adopted, cs_err *e)
 {
     *adopted = false;
+    if (is_mapped(c, t->keyspace))
+        return 0; /* a new table of another keyspace: made by ensure_schema, filled by nodetool import */
     bool exists = true;
     const char *cql = table_cql(c, t);
     char *stmt = cql ? with_table_id(cql, t->id) : NULL;
@@ -812,7 +1003,7 @@ static int import_one(void *arg, size_t i, cs_err *e)
     char *item = cs_sprintf("%s.%s", t->keyspace, t->table);
     cs_job_item(r->c->job, item);
     free(item);
-    int rc = import_table(r->nt, t, r->stage, e);
+    int rc = import_table(r->nt, t, target_ks(r->c, t), r->stage, e);
     cs_job_add_files(r->c->job, 1);
     if (rc && !r->c->req->fail_fast) {
         r->codes[i] = rc;
@@ -855,8 +1046,13 @@ static void learn_placed(restore_ctx *c, const char *host_id)
 {
     cs_err err;
     cs_err_clear(&err);
-    if (host_id && cs_state_learn(c->host, c->repo, host_id, &c->m, c->selected, &err))
+    bool *same = cs_calloc(c->m.n_tables + 1, sizeof *same); /* tables restored into themselves */
+    bool any = false;
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        any |= same[i] = c->selected[i] && !is_mapped(c, c->m.tables[i].keyspace);
+    if (host_id && any && cs_state_learn(c->host, c->repo, host_id, &c->m, same, &err))
         cs_warn("the next backup may store the restored files again: %s", err.msg);
+    free(same);
 }
 
 static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_err *e)
@@ -883,6 +1079,37 @@ static int import_connect(restore_ctx *c, cql_conn **conn, cs_nodetool **nt, cs_
     return rc;
 }
 
+/* Does the restore put table `name` into keyspace dst? */
+static bool restores_into(const restore_ctx *c, const char *dst, const char *name)
+{
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (c->selected[i] && !strcmp(target_ks(c, &c->m.tables[i]), dst) && !strcmp(c->m.tables[i].table, name))
+            return true;
+    return false;
+}
+
+/* A target keyspace of keyspace_map may exist only with tables this
+ * restore puts there (a rerun): never mix restored rows into other data. */
+static int check_map_targets(restore_ctx *c, cql_conn *conn, cs_err *e)
+{
+    int rc = 0;
+    for (size_t k = 0; !rc && k < c->req->keyspace_map.n; k++) {
+        const char *dst = strchr(c->req->keyspace_map.items[k], '=') + 1;
+        char *q = cs_sprintf("SELECT table_name FROM system_schema.tables WHERE keyspace_name = '%s'", dst);
+        cql_result *r = NULL;
+        rc = cql_query(conn, q, &r, e); /* dst: a plain name, checked */
+        for (size_t i = 0; !rc && i < cql_result_rows(r); i++) {
+            const char *name = cql_result_text(r, i, "table_name");
+            if (name && !restores_into(c, dst, name))
+                rc = cs_err_set(e, CS_E_INVAL, "keyspace %s exists and holds table %s, which this restore does not "
+                                               "restore: restore into a new keyspace ({keyspace_map})", dst, name);
+        }
+        cql_result_free(r);
+        free(q);
+    }
+    return rc;
+}
+
 /* Import: every file is downloaded and checked first; only then does the
  * node see anything (schema, then SSTables), and only of the tables whose
  * files are all good. */
@@ -894,6 +1121,8 @@ static int restore_import(restore_ctx *c, cs_err *e)
     bool *staged = cs_calloc(c->m.n_tables + 1, sizeof *staged);
     bool *adopted = cs_calloc(c->m.n_tables + 1, sizeof *adopted);
     int rc = import_connect(c, &conn, &nt, e);
+    if (!rc)
+        rc = check_map_targets(c, conn, e);
     if (!rc)
         rc = import_staging_root(c, &root, e);
     if (!rc)
@@ -1327,6 +1556,12 @@ static void count_restored(restore_ctx *c)
         if (!c->selected[i])
             continue;
         c->res->tables++;
+        const cs_mtable *t = &c->m.tables[i];
+        char *from = cs_sprintf("%s.%s", t->keyspace, t->table), *into = cs_sprintf("%s.%s", target_ks(c, t), t->table);
+        cs_strlist_add(&c->res->restored, from);
+        cs_strlist_add(&c->res->restored_into, into);
+        free(from);
+        free(into);
         for (size_t j = 0; j < c->m.tables[i].n_files; j++) {
             const cs_mfile *f = &c->m.tables[i].files[j];
             if (import && strchr(f->name, '/'))
@@ -1507,5 +1742,8 @@ void cs_restore_result_free(cs_restore_result *res)
         free(res->failed[i].reason);
     }
     free(res->failed);
+    cs_strlist_free(&res->restored);
+    cs_strlist_free(&res->restored_into);
+    cs_strlist_free(&res->not_created);
     memset(res, 0, sizeof *res);
 }

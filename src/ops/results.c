@@ -262,6 +262,17 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
     json_object_set_new(j, "backup_data_dirs", strlist_json(&res->backup_data_dirs));
     json_object_set_new(j, "not_restored", failed);
     json_object_set_new(j, "complete", json_boolean(res->n_failed == 0));
+    if (req->keyspace_map.n) { /* where each table went, and what was not made there */
+        json_t *into = json_array();
+        for (size_t i = 0; i < res->restored.n && i < res->restored_into.n; i++) {
+            const char *dst = res->restored_into.items[i];
+            json_array_append_new(into, json_pack("{s:s, s:s%, s:s}", "table", res->restored.items[i], "keyspace",
+                                                  dst, strcspn(dst, "."), "into", dst));
+        }
+        json_object_set_new(j, "keyspace_map", strlist_json(&req->keyspace_map));
+        json_object_set_new(j, "restored_into", into);
+        json_object_set_new(j, "not_created", strlist_json(&res->not_created));
+    }
     return j;
 }
 

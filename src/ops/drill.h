@@ -1,0 +1,57 @@
+/* drill.h - the checks of a restore drill: a table restored into a scratch
+ * keyspace compared with the live table it came from.
+ *
+ * Owns: the scratch keyspaces' names (cassette_drill_<id>_<ks>), the
+ * comparison of one restored table with its live source over CQL (row
+ * counts per token range, a sample of rows by content, what changed since
+ * the backup told apart from what the backup lost), the report of one
+ * table as a JSON object, and the verdict a set of reports amounts to.
+ * Memory stays bounded: every read is one token range or a LIMIT, never a
+ * whole table. Used by the node drill (ops/drill.c's cs_op_drill) and by
+ * the cluster drill.
+ * Must not: restore, create or drop anything (the callers do), or print. */
+#ifndef CS_OPS_DRILL_H
+#define CS_OPS_DRILL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cassandra/cql.h"
+#include "common/err.h"
+#include "common/job.h"
+
+#define CS_DRILL_PREFIX "cassette_drill_"
+#define CS_DRILL_KS_MAX 48 /* Cassandra's limit on a keyspace name */
+
+typedef struct cs_drill_opts {
+    size_t sample_rows;        /* rows compared by content per table (default 100) */
+    uint16_t consistency;      /* CQL consistency of every read (node: ONE; cluster: QUORUM or ALL) */
+    int64_t backup_start_us;   /* rows written (writetime) at or before this are in the backup */
+} cs_drill_opts;
+
+/* A new drill id: 8 lowercase hex characters, random. */
+void cs_drill_new_id(char out[9]);
+
+/* "cassette_drill_<id>_<ks>", cut to 48 characters; id is 8 lowercase hex
+ * characters. CS_E_USAGE for a bad id, CS_E_INVAL when out is too small. */
+int cs_drill_scratch_name(const char *drill_id, const char *ks, char *out, size_t cap, cs_err *e);
+
+/* Compare scratch_ks.table (restored) with ks.table (live) over conn;
+ * *report = a new JSON object for the table: "table" ("ks.table"),
+ * "scratch" ("scratch_ks.table"), "rows_backup" and "rows_live" (counts),
+ * "ranges", "sampled", "matched", "changed_since", "gone_since", "lost",
+ * "mismatched", "writetimes" (false: a table without regular columns, only
+ * counted), "problems" (a few one-line sentences naming key and column).
+ * An error return is a failure to check (CQL down, a table missing), not a
+ * difference: differences are in the report. Reports progress through job
+ * (may be NULL): phase "check", one item per range and per sampled row. */
+int cs_drill_check_table(cql_conn *conn, const char *ks, const char *table, const char *scratch_ks,
+                         const cs_drill_opts *o, cs_job *job, json_t **report, cs_err *e);
+
+/* The error the reports (a JSON array of cs_drill_check_table's reports)
+ * amount to: CS_E_CORRUPT naming the first table with lost or mismatched
+ * rows and its first problem, or 0. */
+int cs_drill_reports_verdict(const json_t *reports, cs_err *e);
+
+#endif
