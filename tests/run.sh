@@ -218,9 +218,10 @@ if make -j2 fuzz-build >"$RESULTS/build-fuzz.log" 2>&1; then
         [ -x "$bin" ] && [ -f "$bin" ] && fuzz_bins+=("$bin")
     done
     for ((i = 0; i < ${#fuzz_bins[@]}; i += 2)); do
-        fuzz_one "${fuzz_bins[i]}" &
-        if [ $((i + 1)) -lt ${#fuzz_bins[@]} ]; then fuzz_one "${fuzz_bins[i + 1]}" & fi
-        wait
+        pids=()   # wait for these two only: the secured pass runs in the background too
+        fuzz_one "${fuzz_bins[i]}" & pids+=($!)
+        if [ $((i + 1)) -lt ${#fuzz_bins[@]} ]; then fuzz_one "${fuzz_bins[i + 1]}" & pids+=($!); fi
+        wait "${pids[@]}"
     done
     for bin in "${fuzz_bins[@]}"; do
         name="${bin#build/fuzz/fuzz_}"
