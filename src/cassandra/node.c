@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/cancel.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "io/net.h"
 
@@ -455,4 +457,29 @@ bool cs_node_is_valid_name(const char *name)
 bool cs_node_is_listening(const char *host, int port)
 {
     return cs_net_is_listening(host, port, 3000);
+}
+
+int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e)
+{
+    double deadline = cs_now() + seconds;
+    for (;;) {
+        cql_result *local = NULL, *peers = NULL;
+        int rc = cql_query(c, "SELECT schema_version FROM system.local", &local, e);
+        if (!rc)
+            rc = cql_query(c, "SELECT peer, schema_version FROM system.peers", &peers, e);
+        bool agree = !rc && cql_result_rows(local) == 1;
+        const char *mine = agree ? cql_result_text(local, 0, "schema_version") : NULL;
+        for (size_t i = 0; agree && i < cql_result_rows(peers); i++) {
+            const char *theirs = cql_result_text(peers, i, "schema_version");
+            agree = mine && theirs && !strcmp(mine, theirs);
+        }
+        cql_result_free(local);
+        cql_result_free(peers);
+        if (rc || agree)
+            return rc;
+        if (cs_now() > deadline)
+            return cs_err_set(e, CS_E_EXTERNAL, "the nodes do not agree on the schema after %d s", seconds);
+        if (cs_cancel_sleep(0.2, e))
+            return e->code;
+    }
 }

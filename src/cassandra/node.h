@@ -99,6 +99,11 @@ void cs_node_info_free(cs_node_info *info);
  * the server's order (keyspace, then its types, tables, indexes, views). */
 int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e);
 
+/* Poll system.local and system.peers over c until every node reports the
+ * same schema version (after a CREATE or DROP, before another node relies
+ * on it); CS_E_EXTERNAL after seconds, the caller's cancel stops it. */
+int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e);
+
 /* Does the node have every keyspace of names? schema is what
  * cs_node_read_schema gave (Cassandra's own keyspaces always exist).
  * CS_E_USAGE naming the first missing one and the keyspaces there are, so

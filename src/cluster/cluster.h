@@ -101,6 +101,10 @@ typedef struct cs_cluster_restore_req {
     bool plan;              /* print the plan, do nothing */
     bool yes;               /* run it */
     double lock_wait, lock_stale;
+    /* Not a request field (the drill sets it): "SRC=DST" keyspaces, the
+     * node restore's keyspace_map. In place only; the first node restores
+     * alone (it creates the keyspaces DST), then the others. */
+    cs_strlist keyspace_map;
 } cs_cluster_restore_req;
 
 /* One row of a restore plan: a source node's backup onto a target node. */

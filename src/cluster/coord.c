@@ -189,14 +189,29 @@ static void probe_all(cs_coord *c, char **urls, size_t n, json_t **docs, cs_err 
     cs_parallel_for(n, n > 32 ? 32 : (unsigned)(n ? n : 1), probe_one, &p, &ignored);
 }
 
-static int read_ring(cs_coord *c, const cs_coord_target *t, cs_ring *ring, cs_err *e)
+static int connect_contact(const cs_host *host, const char *contact, cql_conn **conn, cs_err *e)
 {
     cs_cql_opts o;
-    cs_ops_cql_opts(c->host, "cluster", &o);
-    if (t->contact && *t->contact)
-        o.hosts = t->contact;
+    cs_ops_cql_opts(host, "cluster", &o);
+    if (contact && *contact)
+        o.hosts = contact;
+    return cs_cluster_connect(&o, conn, e);
+}
+
+int cs_coord_schema_agreement(cs_coord *c, const char *contact, cs_err *e)
+{
     cql_conn *conn = NULL;
-    int rc = cs_cluster_connect(&o, &conn, e);
+    int rc = connect_contact(c->host, contact, &conn, e);
+    if (!rc)
+        rc = cs_node_wait_schema_agreement(conn, 60, e);
+    cql_close(conn);
+    return rc;
+}
+
+static int read_ring(cs_coord *c, const cs_coord_target *t, cs_ring *ring, cs_err *e)
+{
+    cql_conn *conn = NULL;
+    int rc = connect_contact(c->host, t->contact, &conn, e);
     if (!rc)
         rc = cs_node_read_ring(conn, ring, e);
     if (!rc && t->need_schema)

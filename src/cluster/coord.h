@@ -55,6 +55,10 @@ void cs_coord_close(cs_coord *c);
  * request cancels the agent's job. */
 int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e);
 
+/* Wait until every node of the cluster agrees on the schema (asked over
+ * CQL at contact, else the host's cql_host), up to a minute. */
+int cs_coord_schema_agreement(cs_coord *c, const char *contact, cs_err *e);
+
 /* Progress: a new phase of the whole operation (every node's counters
  * start again). */
 void cs_coord_phase(cs_coord *c, const char *phase);

@@ -244,6 +244,9 @@ static int make_map(crestore *r, cs_err *e)
         else
             r->target_of[i] = (size_t)t;
     }
+    if (r->req->keyspace_map.n && !res->same_cluster)
+        return cs_err_set(e, CS_E_USAGE, "backup %s was taken of other nodes: a restore into other keyspaces "
+                          "(a drill) restores every node's backup into the same node", res->backup);
     int rc = 0;
     if (r->req->host_map.n) {
         for (size_t i = 0; i < res->n_moves; i++)
@@ -287,7 +290,7 @@ static void choose_load(crestore *r)
 {
     const cs_cluster_restore_result *res = r->res;
     const cs_coord *c = &r->coord;
-    if (strcmp(res->mode, "import") || r->req->host_map.n)
+    if (strcmp(res->mode, "import") || r->req->host_map.n || r->req->keyspace_map.n)
         return;
     bool other_topology = c->n != res->n_moves;
     for (size_t k = 0; k < c->n && !other_topology; k++) {
@@ -474,6 +477,12 @@ static json_t *restore_request(const crestore *r, const cs_cluster_move *mv)
         json_array_append_new(tables, json_string(req->tables.items[i]));
     json_object_set_new(o, "keyspaces", ks);
     json_object_set_new(o, "tables", tables);
+    if (req->keyspace_map.n) {
+        json_t *map = json_array();
+        for (size_t i = 0; i < req->keyspace_map.n; i++)
+            json_array_append_new(map, json_string(req->keyspace_map.items[i]));
+        json_object_set_new(o, "keyspace_map", map);
+    }
     json_object_set_new(o, "jobs", json_integer(req->jobs));
     json_object_set_new(o, "lock_wait", json_real(req->lock_wait));
     json_object_set_new(o, "lock_stale", json_real(req->lock_stale));
@@ -518,14 +527,18 @@ static int run_moves(crestore *r, cs_err *e)
     cs_cluster_restore_result *res = r->res;
     unsigned k = (unsigned)(r->req->parallel_nodes > 0 ? r->req->parallel_nodes : 1);
     size_t first = 0;
-    /* Into another cluster the schema does not exist yet: the first node
-     * makes it alone. */
-    if (!res->same_cluster && res->n_moves > 1 && !strcmp(res->mode, "import")) {
+    /* Into another cluster, or into other keyspaces, the schema does not
+     * exist yet: the first node makes it alone, and every node has it
+     * before the others look for it (else each would create its own). */
+    if ((!res->same_cluster || r->req->keyspace_map.n) && res->n_moves > 1 && !strcmp(res->mode, "import")) {
         int rc = restore_one(r, 0, e);
         if (rc)
             return rc;
         if (!res->moves[0].target.ok)
             return 0; /* the others would fail the same way */
+        rc = cs_coord_schema_agreement(&r->coord, r->req->contact, e);
+        if (rc)
+            return rc;
         first = 1;
     }
     slice s = { r, first };

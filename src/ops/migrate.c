@@ -176,27 +176,7 @@ static int run_own(migrate_ctx *c, const char *cql, cql_result **out, cs_err *e)
 /* Poll until every node reports the same schema version. */
 static int wait_schema_agreement(migrate_ctx *c, cs_err *e)
 {
-    time_t deadline = time(NULL) + AGREEMENT_WAIT_S;
-    for (;;) {
-        cql_result *local = NULL, *peers = NULL;
-        int rc = cql_query(c->conn, "SELECT schema_version FROM system.local", &local, e);
-        if (!rc)
-            rc = cql_query(c->conn, "SELECT peer, schema_version FROM system.peers", &peers, e);
-        bool agree = !rc && cql_result_rows(local) == 1;
-        const char *mine = agree ? cql_result_text(local, 0, "schema_version") : NULL;
-        for (size_t i = 0; agree && i < cql_result_rows(peers); i++) {
-            const char *theirs = cql_result_text(peers, i, "schema_version");
-            agree = mine && theirs && !strcmp(mine, theirs);
-        }
-        cql_result_free(local);
-        cql_result_free(peers);
-        if (rc || agree)
-            return rc;
-        if (time(NULL) > deadline)
-            return cs_err_set(e, CS_E_EXTERNAL, "the nodes do not agree on the schema after %d s", AGREEMENT_WAIT_S);
-        struct timespec ts = { 0, 200 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
+    return cs_node_wait_schema_agreement(c->conn, AGREEMENT_WAIT_S, e);
 }
 
 static int keyspace_exists(migrate_ctx *c, bool *yes, cs_err *e)
