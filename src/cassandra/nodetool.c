@@ -183,10 +183,22 @@ int cs_nodetool_snapshot(cs_nodetool *nt, const char *tag, const cs_strlist *key
     return rc;
 }
 
-int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, cs_err *e)
+int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, const cs_strlist *keyspaces, cs_err *e)
 {
-    const char *args[] = { "clearsnapshot", "-t", tag, NULL };
-    return cs_nodetool_run(nt, args, NULL, e);
+    size_t n_ks = keyspaces ? keyspaces->n : 0;
+    const char **args = cs_calloc(n_ks + 5, sizeof *args);
+    size_t n = 0;
+    args[n++] = "clearsnapshot";
+    args[n++] = "-t";
+    args[n++] = tag;
+    if (n_ks)
+        args[n++] = "--";
+    for (size_t i = 0; i < n_ks; i++)
+        args[n++] = keyspaces->items[i];
+    args[n] = NULL;
+    int rc = cs_nodetool_run(nt, args, NULL, e);
+    free(args);
+    return rc;
 }
 
 int cs_nodetool_import(cs_nodetool *nt, const char *ks, const char *table, const char *dir, cs_err *e)

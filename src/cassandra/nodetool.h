@@ -39,8 +39,8 @@ int cs_nodetool_run(cs_nodetool *nt, const char *const *args, cs_proc_result *re
 
 /* nodetool snapshot -t TAG [KS...] (flushes first). */
 int cs_nodetool_snapshot(cs_nodetool *nt, const char *tag, const cs_strlist *keyspaces, cs_err *e);
-/* nodetool clearsnapshot -t TAG (all keyspaces). */
-int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, cs_err *e);
+/* nodetool clearsnapshot -t TAG [-- KS...] (keyspaces NULL or empty: all). */
+int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, const cs_strlist *keyspaces, cs_err *e);
 /* nodetool import --no-verify KS TABLE DIR; fails if nodetool reports directories that
  * failed to import. */
 int cs_nodetool_import(cs_nodetool *nt, const char *ks, const char *table, const char *dir, cs_err *e);

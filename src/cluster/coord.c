@@ -7,10 +7,12 @@
 #include "cassandra/node.h"
 #include "common/buf.h"
 #include "common/cancel.h"
+#include "common/fs.h"
 #include "common/job.h"
 #include "common/log.h"
 #include "common/parallel.h"
 #include "ops/nodeopts.h"
+#include "repo/set.h"
 
 /* ---- node records ---- */
 
@@ -87,6 +89,48 @@ json_t *cs_cluster_node_json(const cs_cluster_node *n)
     json_object_set_new(o, "ok", json_boolean(n->ok));
     json_object_set_new(o, "reason", text_or_null(n->reason));
     return o;
+}
+
+/* ---- the repository's sets ---- */
+
+int cs_coord_read_sets(cs_repo *repo, const char *cluster, cs_coord_sets *out, cs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    cs_set_entry *sets = NULL;
+    size_t n_sets = 0, n_entries = 0;
+    cs_backup_entry *entries = NULL;
+    int rc = cs_repo_list_sets(repo, &sets, &n_sets, e);
+    if (!rc)
+        rc = cs_repo_list_backups(repo, &entries, &n_entries, e);
+    double now = cs_now();
+    for (size_t i = 0; !rc && i < n_sets; i++) {
+        const cs_backup_set *s = &sets[i].set;
+        if (sets[i].damage || (cluster && s->cluster && strcmp(s->cluster, cluster)))
+            continue;
+        cs_set_info info;
+        memset(&info, 0, sizeof info);
+        cs_set_state_of(s, entries, n_entries, now, CS_SET_RUNNING_GRACE, &info);
+        out->sets++;
+        if (info.complete) {
+            out->complete++;
+            if (s->finished >= out->newest_finished) {
+                free(out->newest);
+                out->newest = cs_strdup(s->name);
+                out->newest_started = s->started;
+                out->newest_finished = s->finished;
+            }
+        }
+        cs_set_info_clear(&info);
+    }
+    cs_backup_entries_free(entries, n_entries);
+    cs_set_entries_free(sets, n_sets);
+    return rc;
+}
+
+void cs_coord_sets_free(cs_coord_sets *s)
+{
+    free(s->newest);
+    memset(s, 0, sizeof *s);
 }
 
 /* ---- the agents ---- */

@@ -75,6 +75,17 @@ const char *cs_cluster_node_name(const cs_cluster_node *n);
  * when the repository is encrypted). */
 int cs_cluster_read_manifest(cs_repo *repo, const char *name, json_t **out, cs_err *e);
 
+/* The repository's sets: how many, how many complete, and the newest
+ * complete one (by its finish) of cluster (NULL: of any cluster). */
+typedef struct cs_coord_sets {
+    size_t sets, complete;
+    char *newest;           /* NULL when none is complete */
+    double newest_started, newest_finished;
+} cs_coord_sets;
+
+int cs_coord_read_sets(cs_repo *repo, const char *cluster, cs_coord_sets *out, cs_err *e);
+void cs_coord_sets_free(cs_coord_sets *s);
+
 /* The agents' client from the host's settings. */
 int cs_coord_agents_new(const cs_host *host, cs_agentc **out, cs_err *e);
 

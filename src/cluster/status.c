@@ -14,41 +14,19 @@
 static int newest_complete(const cs_host *host, const char *location, cs_cluster_status_result *res, cs_err *e)
 {
     cs_repo *repo = NULL;
-    cs_set_entry *sets = NULL;
-    size_t n_sets = 0, n_entries = 0;
-    cs_backup_entry *entries = NULL;
+    cs_coord_sets sets;
+    memset(&sets, 0, sizeof sets);
     int rc = cs_ops_open_repo(host, location, NULL, false, &repo, e);
     if (!rc)
-        rc = cs_repo_list_sets(repo, &sets, &n_sets, e);
-    if (!rc)
-        rc = cs_repo_list_backups(repo, &entries, &n_entries, e);
-    double now = cs_now();
-    for (size_t i = 0; !rc && i < n_sets; i++) {
-        if (sets[i].damage)
-            continue;
-        cs_set_info info;
-        memset(&info, 0, sizeof info);
-        cs_set_state_of(&sets[i].set, entries, n_entries, now, 24 * 3600, &info);
-        res->sets++;
-        if (info.complete) {
-            res->sets_complete++;
-            if (sets[i].set.finished >= res->newest_finished) {
-                free(res->newest);
-                res->newest = cs_strdup(sets[i].set.name);
-                res->newest_finished = sets[i].set.finished;
-            }
-        }
-        free(info.id);
-        free(info.cluster);
-        for (size_t k = 0; k < info.n_missing; k++) {
-            free(info.missing[k].host_id);
-            free(info.missing[k].address);
-            free(info.missing[k].reason);
-        }
-        free(info.missing);
+        rc = cs_coord_read_sets(repo, NULL, &sets, e);
+    if (!rc) {
+        res->sets = sets.sets;
+        res->sets_complete = sets.complete;
+        res->newest = sets.newest;
+        res->newest_finished = sets.newest_finished;
+        sets.newest = NULL;
     }
-    cs_backup_entries_free(entries, n_entries);
-    cs_set_entries_free(sets, n_sets);
+    cs_coord_sets_free(&sets);
     cs_repo_free(repo);
     return rc;
 }

@@ -137,11 +137,14 @@ static const cs_field snapshot_fields[] = {
 #define OLDER_THAN(T) FIELD(T, older_than, CS_F_DURATION, NULL, 0, 0, 0, NULL, NULL, NULL, NULL)
 #define PREFIX(T) FIELD(T, prefix, CS_F_STRING, "cassette-", 0, 0, 0, NULL, NULL, NULL, check_prefix)
 
-/* One tag, or (older_than) every snapshot of the prefix older than that. */
+/* One tag, or (older_than) every snapshot of the prefix older than that;
+ * with keyspaces, in those keyspaces only (and then, without either, every
+ * snapshot of the prefix there: what a drill's dropped keyspaces left). */
 static const cs_field snapshot_clear_fields[] = {
     FIELD(cs_snapshot_req, tag, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_tag),
     OLDER_THAN(cs_snapshot_req),
     PREFIX(cs_snapshot_req),
+    KEYSPACES(cs_snapshot_req),
 };
 
 static const cs_field list_fields[] = {
@@ -348,9 +351,9 @@ static int check_snapshot_clear(const void *req, cs_err *e)
         cs_err_set(e, CS_E_USAGE, "{tag} and {older_than} exclude each other: clear one snapshot, or every old one");
         return cs_err_field(e, "older_than");
     }
-    if (!r->tag && !(r->older_than > 0)) {
-        cs_err_set(e, CS_E_USAGE, "snapshot clear needs {tag} (one snapshot) or {older_than} (every snapshot of "
-                                  "{prefix} older than that)");
+    if (!r->tag && !(r->older_than > 0) && !r->keyspaces.n) {
+        cs_err_set(e, CS_E_USAGE, "snapshot clear needs {tag} (one snapshot), {older_than} (every snapshot of "
+                                  "{prefix} older than that) or {keyspaces} (every snapshot of {prefix} there)");
         return cs_err_field(e, "tag");
     }
     return 0;
@@ -569,7 +572,7 @@ static const cs_command_def commands[] = {
     { "key", "generate [-o FILE] | public FILE", "make an age identity, or print the public keys of one" },
     { "cleanup", "--aside [--dry-run] [--data-dir DIR]... [--cassandra-yaml FILE]",
       "remove what replace restores moved aside, once the restore is trusted" },
-    { "snapshot", "--tag TAG [--keyspace KS]... | clear (--tag TAG | --older-than D [--prefix P])",
+    { "snapshot", "--tag TAG [--keyspace KS]... | clear (--tag TAG | --older-than D [--prefix P]) [--keyspace KS]...",
       "take a snapshot of the node, or clear one (what a cluster backup does on every node), or clear the old ones" },
     { "load", "--repo PATH --backup NAME [--source-host HOSTID] [--target ADDR]... [--keyspace KS]... [--table KS.T]...",
       "stream one node's backed-up tables into a cluster of any topology with sstableloader (the schema must be "

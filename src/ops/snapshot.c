@@ -68,6 +68,15 @@ static void each_snapshot(const cs_strlist *data_dirs, const char *keyspace, sna
     }
 }
 
+/* each_snapshot over keyspaces (NULL or empty: every keyspace). */
+static void each_snapshot_in(const cs_strlist *data_dirs, const cs_strlist *keyspaces, snapshot_fn fn, void *arg)
+{
+    if (!keyspaces || !keyspaces->n)
+        each_snapshot(data_dirs, NULL, fn, arg);
+    for (size_t i = 0; keyspaces && i < keyspaces->n; i++)
+        each_snapshot(data_dirs, keyspaces->items[i], fn, arg);
+}
+
 typedef struct tags_arg {
     const char *prefix;
     cs_strlist *tags;
@@ -195,8 +204,14 @@ static int cmp_text(const void *x, const void *y)
 void cs_snapshot_find_old(const cs_strlist *data_dirs, const char *prefix, double before, cs_strlist *old,
                           cs_strlist *young)
 {
+    cs_snapshot_find_old_in(data_dirs, NULL, prefix, before, old, young);
+}
+
+void cs_snapshot_find_old_in(const cs_strlist *data_dirs, const cs_strlist *keyspaces, const char *prefix,
+                             double before, cs_strlist *old, cs_strlist *young)
+{
     age_arg a = { prefix ? prefix : "", { NULL, 0 }, NULL, NULL };
-    each_snapshot(data_dirs, NULL, add_age, &a);
+    each_snapshot_in(data_dirs, keyspaces, add_age, &a);
     for (size_t i = 0; i < a.tags.n; i++)
         if (!a.ephemeral[i])
             cs_strlist_add(a.newest[i] < before ? old : young, a.tags.items[i]);
@@ -235,15 +250,32 @@ static bool snapshots_untracked(const char *release)
 int cs_snapshot_clear(cs_nodetool *nt, const char *release, const cs_strlist *data_dirs, const char *tag,
                       bool *cleared, cs_err *e)
 {
+    return cs_snapshot_clear_in(nt, release, data_dirs, NULL, tag, cleared, e);
+}
+
+/* Is snapshot tag under data_dirs in one of keyspaces (NULL or empty: any)? */
+static bool tag_left(const cs_strlist *data_dirs, const cs_strlist *keyspaces, const char *tag)
+{
+    if (!keyspaces || !keyspaces->n)
+        return cs_snapshot_on_disk(data_dirs, tag);
+    for (size_t i = 0; i < keyspaces->n; i++)
+        if (cs_snapshot_in_keyspace(data_dirs, keyspaces->items[i], tag))
+            return true;
+    return false;
+}
+
+int cs_snapshot_clear_in(cs_nodetool *nt, const char *release, const cs_strlist *data_dirs,
+                         const cs_strlist *keyspaces, const char *tag, bool *cleared, cs_err *e)
+{
     cs_strlist dirs = { NULL, 0 };
     dirs_arg a = { tag, &dirs };
-    each_snapshot(data_dirs, NULL, add_dir, &a);
+    each_snapshot_in(data_dirs, keyspaces, add_dir, &a);
     *cleared = dirs.n > 0;
     int rc = 0;
     if (!nt || snapshots_untracked(release)) {
         for (size_t i = 0; rc == 0 && i < dirs.n; i++)
             rc = cs_remove_tree(dirs.items[i], e);
-        if (rc == 0 && !cs_snapshot_on_disk(data_dirs, tag)) {
+        if (rc == 0 && !tag_left(data_dirs, keyspaces, tag)) {
             cs_strlist_free(&dirs);
             return 0;
         }
@@ -255,7 +287,7 @@ int cs_snapshot_clear(cs_nodetool *nt, const char *release, const cs_strlist *da
         cs_err_clear(e);
     }
     cs_strlist_free(&dirs);
-    return cs_nodetool_clearsnapshot(nt, tag, e);
+    return cs_nodetool_clearsnapshot(nt, tag, keyspaces, e);
 }
 
 /* ---- the ops ---- */
@@ -315,8 +347,15 @@ static int clear_old(cs_job *job, cs_nodetool *nt, const cs_node_info *info, con
                      cs_snapshot_result *res, cs_err *e)
 {
     cs_job_phase(job, "find", 0, 0);
-    cs_snapshot_find_old(&info->data_dirs, req->prefix, cs_now() - req->older_than, &res->cleared_tags,
-                         &res->kept_tags);
+    /* Without older_than (keyspaces given): every one of them, whatever its age. */
+    cs_snapshot_find_old_in(&info->data_dirs, &req->keyspaces, req->prefix,
+                            req->older_than > 0 ? cs_now() - req->older_than : INFINITY, &res->cleared_tags,
+                            &res->kept_tags);
+    if (!(req->older_than > 0)) { /* a time find_old cannot tell is young to it: asked for all the same */
+        for (size_t i = 0; i < res->kept_tags.n; i++)
+            cs_strlist_add(&res->cleared_tags, res->kept_tags.items[i]);
+        cs_strlist_free(&res->kept_tags);
+    }
     cs_job_phase(job, "clear", res->cleared_tags.n, 0);
     int rc = 0;
     size_t done = 0;
@@ -324,7 +363,7 @@ static int clear_old(cs_job *job, cs_nodetool *nt, const cs_node_info *info, con
         const char *tag = res->cleared_tags.items[i];
         bool there = false;
         cs_job_item(job, tag);
-        rc = cs_snapshot_clear(nt, info->release_version, &info->data_dirs, tag, &there, e);
+        rc = cs_snapshot_clear_in(nt, info->release_version, &info->data_dirs, &req->keyspaces, tag, &there, e);
         if (rc)
             cs_err_prefix(e, "snapshot %s", tag);
         else
@@ -358,7 +397,8 @@ int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req
         rc = clear_old(job, nt, &info, req, res, e);
     } else if (!rc) {
         cs_job_phase(job, "clear", 0, 0);
-        rc = cs_snapshot_clear(nt, info.release_version, &info.data_dirs, req->tag, &res->cleared, e);
+        rc = cs_snapshot_clear_in(nt, info.release_version, &info.data_dirs, &req->keyspaces, req->tag, &res->cleared,
+                                  e);
     }
     if (rc && req->tag)
         cs_err_prefix(e, "snapshot clear %s", req->tag);

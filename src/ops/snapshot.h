@@ -28,6 +28,9 @@ void cs_snapshot_find_tags(const cs_strlist *data_dirs, const char *prefix, cs_s
  * for repairs; it clears them) are left out. */
 void cs_snapshot_find_old(const cs_strlist *data_dirs, const char *prefix, double before, cs_strlist *old,
                           cs_strlist *young);
+/* The same among the snapshots of keyspaces only (NULL or empty: all). */
+void cs_snapshot_find_old_in(const cs_strlist *data_dirs, const cs_strlist *keyspaces, const char *prefix,
+                             double before, cs_strlist *old, cs_strlist *young);
 
 /* When the snapshot in directory dir (one table's) was taken, epoch
  * seconds; 0 when unknown. (Exposed for the unit tests.) */
@@ -44,5 +47,9 @@ bool cs_snapshot_in_keyspace(const cs_strlist *data_dirs, const char *keyspace, 
  * (a tag that is not there is no error). */
 int cs_snapshot_clear(cs_nodetool *nt, const char *release, const cs_strlist *data_dirs, const char *tag,
                       bool *cleared, cs_err *e);
+/* The same in keyspaces only (NULL or empty: all): snapshot tag of any
+ * other keyspace stays. */
+int cs_snapshot_clear_in(cs_nodetool *nt, const char *release, const cs_strlist *data_dirs,
+                         const cs_strlist *keyspaces, const char *tag, bool *cleared, cs_err *e);
 
 #endif

@@ -88,8 +88,8 @@ static void test_routes(void **state)
     expect(a, "POST", "/v1/ops/restore", "{\"repo\":\"/r\"}", 400, "backup", "backup");
     expect(a, "POST", "/v1/ops/snapshot", "{}", 400, "tag", "tag");
     expect(a, "POST", "/v1/ops/snapshot", "{\"tag\":\"../x\"}", 400, "invalid snapshot tag", "tag");
-    expect(a, "POST", "/v1/ops/snapshot clear", "{\"tag\":\"t\",\"keyspaces\":[]}", 400, "unknown field",
-           "keyspaces");
+    expect(a, "POST", "/v1/ops/snapshot clear", "{\"tag\":\"t\",\"tables\":[]}", 400, "unknown field",
+           "tables");
     expect(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"snapshot\":\"a/b\"}", 400, "invalid snapshot tag",
            "snapshot");
     cs_http_answer ans = call(a, "POST", "/v1/ops/backup", "{\"repo\":\"/r\",\"keyspaces\":[\"ks\"]}");

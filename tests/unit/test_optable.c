@@ -126,7 +126,8 @@ static void test_bad_requests(void **state)
         { "migrate", "{\"dir\": \"/m\", \"keyspaces\": [\"a\", \"b\"]}", "keyspaces",
           "migrate needs one keyspaces (where the tracking table lives)", CS_E_USAGE },
         { "snapshot clear", "{}", "tag",
-          "snapshot clear needs tag (one snapshot) or older_than (every snapshot of prefix older than that)",
+          "snapshot clear needs tag (one snapshot), older_than (every snapshot of prefix older than that) or "
+          "keyspaces (every snapshot of prefix there)",
           CS_E_USAGE },
         { "snapshot clear", "{\"tag\": \"t1\", \"older_than\": \"1d\"}", "older_than",
           "tag and older_than exclude each other: clear one snapshot, or every old one", CS_E_USAGE },

@@ -165,6 +165,41 @@ static void test_clear_stopped(void **state)
     assert_false(cleared); /* not there: no error */
 }
 
+/* In some keyspaces only: a tag of the same name elsewhere stays (a
+ * drill's dropped scratch keyspaces leave "dropped-..." tags that any
+ * table dropped at that moment could share). */
+static void test_clear_in_keyspaces(void **state)
+{
+    fixture *f = *state;
+    add_snapshot(f->data_dirs.items[0], "scratch_a", "t1", "dropped-1-t1");
+    add_snapshot(f->data_dirs.items[1], "scratch_b", "t1", "dropped-1-t1");
+    add_snapshot(f->data_dirs.items[1], "live", "t1", "dropped-1-t1");
+    add_snapshot(f->data_dirs.items[0], "scratch_a", "t2", "dropped-2-t2");
+    add_snapshot(f->data_dirs.items[0], "scratch_a", "t2", "cassette-x");
+    cs_strlist ks = { NULL, 0 }, old = { NULL, 0 }, young = { NULL, 0 };
+    cs_strlist_add(&ks, "scratch_a");
+    cs_strlist_add(&ks, "scratch_b");
+    cs_snapshot_find_old_in(&f->data_dirs, &ks, "dropped-", cs_now() + 3600, &old, &young);
+    assert_int_equal(old.n, 2);
+    assert_string_equal(old.items[0], "dropped-1-t1");
+    assert_string_equal(old.items[1], "dropped-2-t2");
+    assert_int_equal(young.n, 0);
+    bool cleared = false;
+    cs_err e;
+    cs_err_clear(&e);
+    for (size_t i = 0; i < old.n; i++)
+        assert_int_equal(cs_snapshot_clear_in(NULL, NULL, &f->data_dirs, &ks, old.items[i], &cleared, &e), 0);
+    assert_true(cleared);
+    assert_false(cs_snapshot_in_keyspace(&f->data_dirs, "scratch_a", "dropped-1-t1"));
+    assert_false(cs_snapshot_in_keyspace(&f->data_dirs, "scratch_b", "dropped-1-t1"));
+    assert_false(cs_snapshot_in_keyspace(&f->data_dirs, "scratch_a", "dropped-2-t2"));
+    assert_true(cs_snapshot_in_keyspace(&f->data_dirs, "live", "dropped-1-t1")); /* another keyspace's */
+    assert_true(cs_snapshot_in_keyspace(&f->data_dirs, "scratch_a", "cassette-x")); /* another prefix */
+    cs_strlist_free(&ks);
+    cs_strlist_free(&old);
+    cs_strlist_free(&young);
+}
+
 static void test_node_cache(void **state)
 {
     fixture *f = *state;
@@ -205,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_in_keyspaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
