@@ -385,10 +385,19 @@ static int open_templated(cs_coord *c, const char *tmpl, cs_cluster_node *nodes 
     return rc;
 }
 
+/* The job's parts: one per node, named as messages name it. */
+static void name_parts(cs_coord *c)
+{
+    const char **names = cs_calloc(c->n ? c->n : 1, sizeof *names);
+    for (size_t i = 0; i < c->n; i++)
+        names[i] = cs_cluster_node_name(&c->nodes[i]);
+    cs_job_set_parts(c->job, names, c->n);
+    free(names);
+}
+
 int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_target *t, cs_err *e)
 {
     memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
     c->host = host;
     c->job = job;
     int rc = cs_coord_agents_new(host, &c->agents, e);
@@ -439,10 +448,8 @@ int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_
             n->reason = cs_sprintf("Cassandra is not running on %s (its agent answers)", cs_cluster_node_name(n));
         }
     }
-    c->files_done = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
-    c->files_total = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
-    c->bytes_done = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
-    c->bytes_total = cs_calloc(c->n ? c->n : 1, sizeof(uint64_t));
+    if (!rc)
+        name_parts(c);
     return rc;
 }
 
@@ -455,11 +462,6 @@ void cs_coord_close(cs_coord *c)
     free(c->partitioner);
     json_decref(c->schema);
     cs_agentc_free(c->agents);
-    free(c->files_done);
-    free(c->files_total);
-    free(c->bytes_done);
-    free(c->bytes_total);
-    pthread_mutex_destroy(&c->mu);
     memset(c, 0, sizeof *c);
 }
 
@@ -467,12 +469,6 @@ void cs_coord_close(cs_coord *c)
 
 void cs_coord_phase(cs_coord *c, const char *phase)
 {
-    pthread_mutex_lock(&c->mu);
-    memset(c->files_done, 0, c->n * sizeof(uint64_t));
-    memset(c->files_total, 0, c->n * sizeof(uint64_t));
-    memset(c->bytes_done, 0, c->n * sizeof(uint64_t));
-    memset(c->bytes_total, 0, c->n * sizeof(uint64_t));
-    pthread_mutex_unlock(&c->mu);
     cs_job_phase(c->job, phase, 0, 0);
 }
 
@@ -482,38 +478,52 @@ static uint64_t counter(const json_t *p, const char *key)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-static uint64_t raise_to(uint64_t *slot, uint64_t v)
+/* Node i's part as its agent's job reports it: the agent's phase, and the
+ * counters of the last of its phases that counted them (its manifest and
+ * cleanup count nothing: the node's line keeps the bytes it uploaded, an
+ * import's tables do not hide the bytes it downloaded). */
+void cs_coord_part_from(cs_progress_part *part, const json_t *progress)
 {
-    uint64_t d = v > *slot ? v - *slot : 0;
-    if (v > *slot)
-        *slot = v;
-    return d;
+    const char *phase = json_text(progress, "phase");
+    if (phase && *phase)
+        snprintf(part->phase, sizeof part->phase, "%s", phase);
+    uint64_t fd = counter(progress, "files_done"), ft = counter(progress, "files_total");
+    uint64_t bd = counter(progress, "bytes_done"), bt = counter(progress, "bytes_total");
+    if (fd || ft) {
+        part->files_done = fd;
+        part->files_total = ft;
+    }
+    if (bd || bt) {
+        part->bytes_done = bd;
+        part->bytes_total = bt;
+    }
 }
 
-/* Add what node i did since its last report to the job's one record. */
+/* What node i's agent says of its job, into its part of the job. */
 static void report(cs_coord *c, size_t i, const json_t *job)
 {
     const json_t *p = json_object_get(job, "progress");
     if (!p)
         return;
-    pthread_mutex_lock(&c->mu);
-    uint64_t ft = raise_to(&c->files_total[i], counter(p, "files_total"));
-    uint64_t bt = raise_to(&c->bytes_total[i], counter(p, "bytes_total"));
-    uint64_t fd = raise_to(&c->files_done[i], counter(p, "files_done"));
-    uint64_t bd = raise_to(&c->bytes_done[i], counter(p, "bytes_done"));
-    pthread_mutex_unlock(&c->mu);
-    if (ft || bt)
-        cs_job_add_total(c->job, ft, bt);
-    if (bd)
-        cs_job_add_bytes(c->job, bd);
-    if (fd)
-        cs_job_add_files(c->job, fd);
-    const char *phase = json_text(p, "phase");
-    if (phase && *phase) {
+    cs_progress_part part;
+    cs_job_part(c->job, i, &part); /* only this thread writes part i */
+    cs_coord_part_from(&part, p);
+    cs_job_part_set(c->job, i, &part);
+    if (part.phase[0]) {
         char item[256];
-        snprintf(item, sizeof item, "%s: %s", cs_cluster_node_name(&c->nodes[i]), phase);
+        snprintf(item, sizeof item, "%s: %s", cs_cluster_node_name(&c->nodes[i]), part.phase);
         cs_job_item(c->job, item);
     }
+}
+
+/* Node i's part is running, done or failed. */
+static void part_state(cs_coord *c, size_t i, cs_part_state state)
+{
+    cs_progress_part part;
+    if (!cs_job_part(c->job, i, &part))
+        return;
+    part.state = state;
+    cs_job_part_set(c->job, i, &part);
 }
 
 static bool job_running(const json_t *job)
@@ -527,10 +537,13 @@ int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t 
     *result = NULL;
     cs_cluster_node *n = &c->nodes[i];
     uint64_t id = 0;
+    part_state(c, i, CS_PART_RUNNING);
     int rc = cs_agentc_start(c->agents, n->agent, op, request, &id, e);
     json_decref(request);
-    if (rc)
+    if (rc) {
+        part_state(c, i, CS_PART_FAILED);
         return rc;
+    }
     json_t *job = NULL;
     double wait = 0.05;
     for (;;) {
@@ -558,5 +571,6 @@ int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t 
     json_decref(job);
     if (!rc && !*result)
         rc = cs_err_set(e, CS_E_PROTO, "the agent's %s job ended without a result", op);
+    part_state(c, i, rc ? CS_PART_FAILED : CS_PART_DONE);
     return rc;
 }

@@ -4,14 +4,15 @@
  * the agent client, the nodes found (from the ring over CQL, from listed
  * agents, or from a backup set's record when the cluster is down), which
  * agent serves which node (by host id), running a node operation on an
- * agent to its end while the operation's progress adds up the nodes'
- * (one progress record: the job's), and the node records' JSON.
+ * agent to its end while the job's progress shows each node as one of its
+ * parts (named by the node; its phase, state and counters as its agent
+ * reports them: the job's counters are their sum), and the node records'
+ * JSON.
  * Must not: print, or decide what an operation does with a failed node. */
 #ifndef CS_CLUSTER_COORD_H
 #define CS_CLUSTER_COORD_H
 
 #include <jansson.h>
-#include <pthread.h>
 
 #include "cluster/agentc.h"
 #include "cluster/cluster.h"
@@ -25,10 +26,7 @@ typedef struct cs_coord {
     char *partitioner;
     json_t *schema;         /* DESCRIBE SCHEMA from the contact point, or NULL */
     cs_cluster_node *nodes;
-    size_t n;
-    /* progress: the last counters each node's job reported */
-    pthread_mutex_t mu;
-    uint64_t *files_done, *files_total, *bytes_done, *bytes_total;
+    size_t n;               /* nodes[i] is part i of the job's progress */
 } cs_coord;
 
 /* How to find the agents (the request's target fields). */
@@ -59,9 +57,14 @@ int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t 
  * CQL at contact, else the host's cql_host), up to a minute. */
 int cs_coord_schema_agreement(cs_coord *c, const char *contact, cs_err *e);
 
-/* Progress: a new phase of the whole operation (every node's counters
- * start again). */
+/* Progress: a new phase of the whole operation (every node's part is
+ * waiting again, with nothing counted). */
 void cs_coord_phase(cs_coord *c, const char *phase);
+/* A node's part updated from its agent's job "progress" object: the
+ * agent's phase, and the files and bytes of the last of its phases that
+ * counted any (a phase that counts nothing leaves them as they were).
+ * Pure: for tests. */
+void cs_coord_part_from(cs_progress_part *part, const json_t *progress);
 
 /* Node records. */
 void cs_cluster_node_free(cs_cluster_node *n);

@@ -22,6 +22,8 @@ struct cs_job {
     double t0;                      /* monotonic start */
     double last_report;             /* monotonic time of the last on_progress */
     bool ended;                     /* cs_job_end was called: nothing more is reported */
+    cs_progress_part *parts;        /* under mu: the named parts (cs_job_set_parts) */
+    size_t n_parts;
 };
 
 static _Thread_local cs_job *current_job;
@@ -63,6 +65,7 @@ void cs_job_free(cs_job *job)
     if (current_job == job)
         current_job = NULL;
     pthread_mutex_destroy(&job->mu);
+    free(job->parts);
     free(job);
 }
 
@@ -117,15 +120,31 @@ bool cs_job_canceled(const cs_job *job)
     return (job && job->canceled) || cs_cancel_process_requested();
 }
 
-/* Copy the record with the counters as they are now; mu held. */
+/* Copy the record with the counters as they are now: the job's own and
+ * its parts'; mu held. */
 static void snapshot_locked(const cs_job *job, cs_progress *out)
 {
     *out = job->p;
     out->files_done = atomic_load(&job->files_done);
     out->bytes_done = atomic_load(&job->bytes_done);
+    for (size_t i = 0; i < job->n_parts; i++) {
+        out->files_done += job->parts[i].files_done;
+        out->files_total += job->parts[i].files_total;
+        out->bytes_done += job->parts[i].bytes_done;
+        out->bytes_total += job->parts[i].bytes_total;
+    }
+    out->n_parts = job->n_parts;
     out->elapsed = mono_now() - job->t0;
     out->canceled = cs_job_canceled(job);
     out->ended = job->ended;
+}
+
+/* A part as a new phase finds it: waiting, nothing counted. */
+static void reset_part(cs_progress_part *p)
+{
+    p->phase[0] = '\0';
+    p->state = CS_PART_WAITING;
+    p->files_done = p->files_total = p->bytes_done = p->bytes_total = 0;
 }
 
 /* Tell the observer, on a phase change always, otherwise at most every
@@ -177,8 +196,66 @@ void cs_job_phase(cs_job *job, const char *phase, uint64_t files_total, uint64_t
     job->p.phase_started = wall_now();
     atomic_store(&job->files_done, 0);
     atomic_store(&job->bytes_done, 0);
+    for (size_t i = 0; i < job->n_parts; i++)
+        reset_part(&job->parts[i]);
     pthread_mutex_unlock(&job->mu);
     report(job, true);
+}
+
+const char *cs_part_state_name(cs_part_state s)
+{
+    static const char *const names[] = { "waiting", "running", "done", "failed" };
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+void cs_job_set_parts(cs_job *job, const char *const *names, size_t n)
+{
+    if (!job)
+        return;
+    cs_progress_part *parts = n ? calloc(n, sizeof *parts) : NULL;
+    if (n && !parts)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        snprintf(parts[i].name, sizeof parts[i].name, "%s", names[i] ? names[i] : "");
+    pthread_mutex_lock(&job->mu);
+    free(job->parts);
+    job->parts = parts;
+    job->n_parts = n;
+    pthread_mutex_unlock(&job->mu);
+}
+
+void cs_job_part_set(cs_job *job, size_t i, const cs_progress_part *p)
+{
+    if (!job)
+        return;
+    pthread_mutex_lock(&job->mu);
+    bool in = i < job->n_parts;
+    if (in) {
+        cs_progress_part *to = &job->parts[i];
+        snprintf(to->phase, sizeof to->phase, "%s", p->phase);
+        to->state = p->state;
+        to->files_done = p->files_done;
+        to->files_total = p->files_total;
+        to->bytes_done = p->bytes_done;
+        to->bytes_total = p->bytes_total;
+    }
+    pthread_mutex_unlock(&job->mu);
+    if (in)
+        report(job, false);
+}
+
+bool cs_job_part(const cs_job *job, size_t i, cs_progress_part *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!job)
+        return false;
+    cs_job *j = (cs_job *)job; /* the mutex is not part of the value */
+    pthread_mutex_lock(&j->mu);
+    bool in = i < j->n_parts;
+    if (in)
+        *out = j->parts[i];
+    pthread_mutex_unlock(&j->mu);
+    return in;
 }
 
 void cs_job_add_total(cs_job *job, uint64_t files, uint64_t bytes)
@@ -241,6 +318,21 @@ void cs_job_progress(const cs_job *job, cs_progress *out)
     pthread_mutex_lock(&j->mu);
     snapshot_locked(j, out);
     pthread_mutex_unlock(&j->mu);
+}
+
+size_t cs_job_progress_parts(const cs_job *job, cs_progress *out, cs_progress_part *parts, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    if (!job)
+        return 0;
+    cs_job *j = (cs_job *)job;
+    pthread_mutex_lock(&j->mu);
+    snapshot_locked(j, out);
+    size_t n = j->n_parts < cap ? j->n_parts : cap;
+    if (n)
+        memcpy(parts, j->parts, n * sizeof *parts);
+    pthread_mutex_unlock(&j->mu);
+    return n;
 }
 
 bool cs_job_log(int level, const char *line)

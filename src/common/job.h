@@ -11,6 +11,10 @@
  *     consumer (the terminal line, --progress=json, an API, /metrics) reads
  *     it from here, through the observer's callback or cs_job_progress();
  *     there is never a second counter of the same thing;
+ *   - its named parts (a cluster operation: one per node), each with its
+ *     own phase, state and counters; the job's counters are then computed
+ *     from them (the sum of its parts' plus what is added to the job
+ *     itself), never kept beside them;
  *   - the log sink: cs_log() lines of a thread attached to a job go to the
  *     job's observer (so concurrent jobs keep their lines apart) instead of
  *     stderr.
@@ -44,7 +48,23 @@ typedef struct cs_progress {
     bool canceled;        /* a stop was asked for */
     bool final;           /* the phase is over: its counters as it left them */
     bool ended;           /* the operation has returned (cs_job_end): the last report */
+    size_t n_parts;       /* the job's parts (cs_job_progress_parts copies them) */
 } cs_progress;
+
+/* A part of a job: one node of a cluster operation. Its counters are those
+ * its worker reports (its own phase's); the job's counters include them. */
+typedef enum cs_part_state { CS_PART_WAITING, CS_PART_RUNNING, CS_PART_DONE, CS_PART_FAILED } cs_part_state;
+
+typedef struct cs_progress_part {
+    char name[64];        /* the node's address or host id */
+    char phase[32];       /* the part's own phase ("" before its first) */
+    cs_part_state state;
+    uint64_t files_done, files_total;
+    uint64_t bytes_done, bytes_total;
+} cs_progress_part;
+
+/* "waiting", "running", "done", "failed". */
+const char *cs_part_state_name(cs_part_state s);
 
 /* What a consumer of a job wants to hear. Every callback may be NULL; they
  * run on the job's threads (several at once: serialise yourself), so they
@@ -97,6 +117,17 @@ void cs_job_add_files(cs_job *job, uint64_t files);
 /* The item being worked on (copied; NULL clears it). */
 void cs_job_item(cs_job *job, const char *item);
 
+/* Parts. The job gets n parts named names[i] (replacing those it had),
+ * each waiting, with no phase and no counters. A new phase of the job
+ * (cs_job_phase) puts every part back so. */
+void cs_job_set_parts(cs_job *job, const char *const *names, size_t n);
+/* Part i now: its phase, state and counters (absolute; p->name is not
+ * read). Out of range: nothing. The job's counters follow by
+ * construction (they are computed from the parts when read). */
+void cs_job_part_set(cs_job *job, size_t i, const cs_progress_part *p);
+/* Part i's record (zeroed when out of range); false when out of range. */
+bool cs_job_part(const cs_job *job, size_t i, cs_progress_part *out);
+
 /* The operation has returned (its runner says so, before it prints the
  * result): observers hear one last on_progress with p->ended and p->final
  * set (the last phase's counters; a terminal line is cleared then), and
@@ -105,6 +136,10 @@ void cs_job_end(cs_job *job);
 
 /* A copy of the job's progress now (for pollers: an API, /metrics). */
 void cs_job_progress(const cs_job *job, cs_progress *out);
+/* The same, with its parts taken at the same moment (so that out's
+ * counters are the sum of theirs): up to cap into parts; returns how many
+ * were copied (out->n_parts says how many there are). */
+size_t cs_job_progress_parts(const cs_job *job, cs_progress *out, cs_progress_part *parts, size_t cap);
 
 /* The fencing token a job's agent commands carry (the server's lease
  * epoch; cluster/coord.c sends it to every agent as X-Cassette-Epoch).

@@ -1,6 +1,7 @@
 /* test_cluster.c - cluster/agentc.h's address template and the agent
  * client's reading of a job's end; common/err.h's code of an error name
- * (what an agent's job document carries back). */
+ * (what an agent's job document carries back); cluster/coord.h's part of
+ * a node from its agent's progress. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cluster/agentc.h"
+#include "cluster/coord.h"
 #include "cluster/cover.h"
 #include "common/err.h"
 
@@ -129,6 +131,47 @@ static void test_cover(void **state)
     assert_covers(1, 1, 1);
 }
 
+static void from(cs_progress_part *part, const char *json)
+{
+    json_error_t je;
+    json_t *p = json_loads(json, 0, &je);
+    assert_non_null(p);
+    cs_coord_part_from(part, p);
+    json_decref(p);
+}
+
+static void test_part_from_agent(void **state)
+{
+    (void)state;
+    cs_progress_part part;
+    memset(&part, 0, sizeof part);
+    from(&part, "{\"phase\":\"scan\",\"files_done\":7,\"files_total\":0,\"bytes_done\":0,\"bytes_total\":0}");
+    assert_string_equal(part.phase, "scan");
+    assert_int_equal(part.files_done, 7);
+    from(&part, "{\"phase\":\"upload\",\"files_done\":1,\"files_total\":9,\"bytes_done\":50,\"bytes_total\":900}");
+    assert_int_equal(part.files_done, 1);
+    assert_int_equal(part.files_total, 9);
+    assert_int_equal(part.bytes_done, 50);
+    assert_int_equal(part.bytes_total, 900);
+    /* manifest and cleanup count nothing: the upload's numbers stay. */
+    from(&part, "{\"phase\":\"manifest\",\"files_done\":0,\"files_total\":0,\"bytes_done\":0,\"bytes_total\":0}");
+    assert_string_equal(part.phase, "manifest");
+    assert_int_equal(part.bytes_done, 50);
+    assert_int_equal(part.files_total, 9);
+    /* A restore's import counts tables, not bytes: the download's bytes stay. */
+    from(&part, "{\"phase\":\"download\",\"files_done\":3,\"files_total\":3,\"bytes_done\":900,\"bytes_total\":900}");
+    from(&part, "{\"phase\":\"import\",\"files_done\":0,\"files_total\":2,\"bytes_done\":0,\"bytes_total\":0}");
+    assert_string_equal(part.phase, "import");
+    assert_int_equal(part.files_done, 0);
+    assert_int_equal(part.files_total, 2);
+    assert_int_equal(part.bytes_done, 900);
+    assert_int_equal(part.bytes_total, 900);
+    /* No phase, odd values: the phase stays, negatives count as 0. */
+    from(&part, "{\"bytes_done\":-5,\"bytes_total\":\"x\"}");
+    assert_string_equal(part.phase, "import");
+    assert_int_equal(part.bytes_done, 900);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_code_of),
         cmocka_unit_test(test_replication_factor),
         cmocka_unit_test(test_cover),
+        cmocka_unit_test(test_part_from_agent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

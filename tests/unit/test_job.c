@@ -240,6 +240,123 @@ static void test_parallel_for_is_the_jobs(void **state)
     pthread_mutex_destroy(&s.mu);
 }
 
+static void set_part(cs_job *job, size_t i, const char *phase, cs_part_state st, uint64_t fd, uint64_t ft,
+                     uint64_t bd, uint64_t bt)
+{
+    cs_progress_part p = { .state = st, .files_done = fd, .files_total = ft, .bytes_done = bd, .bytes_total = bt };
+    snprintf(p.phase, sizeof p.phase, "%s", phase);
+    cs_job_part_set(job, i, &p);
+}
+
+/* The job's counters are its own plus the sum of its parts', at one moment. */
+static void test_parts_sum(void **state)
+{
+    (void)state;
+    cs_job *job = cs_job_new("cluster backup", NULL);
+    const char *names[] = { "127.0.0.21", "127.0.0.22", "127.0.0.23" };
+    cs_job_set_parts(job, names, 3);
+    cs_job_phase(job, "upload", 0, 0);
+    set_part(job, 0, "upload", CS_PART_RUNNING, 1, 4, 100, 400);
+    set_part(job, 1, "upload", CS_PART_RUNNING, 2, 2, 300, 300);
+    set_part(job, 2, "scan", CS_PART_RUNNING, 5, 0, 0, 0);
+    set_part(job, 7, "upload", CS_PART_RUNNING, 9, 9, 9, 9); /* no such part: nothing */
+    cs_progress p;
+    cs_progress_part parts[4];
+    size_t n = cs_job_progress_parts(job, &p, parts, 4);
+    assert_int_equal(n, 3);
+    assert_int_equal(p.n_parts, 3);
+    assert_int_equal(p.files_done, 8);
+    assert_int_equal(p.files_total, 6);
+    assert_int_equal(p.bytes_done, 400);
+    assert_int_equal(p.bytes_total, 700);
+    assert_string_equal(parts[0].name, "127.0.0.21");
+    assert_string_equal(parts[2].phase, "scan");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += parts[i].bytes_done;
+    assert_int_equal(sum, p.bytes_done);
+    /* A part set again replaces its numbers (never adds them twice). */
+    set_part(job, 0, "upload", CS_PART_DONE, 4, 4, 400, 400);
+    cs_job_progress(job, &p);
+    assert_int_equal(p.bytes_done, 700);
+    assert_int_equal(p.files_done, 11);
+    /* What is added to the job itself counts too. */
+    cs_job_add_bytes(job, 5);
+    cs_job_add_total(job, 0, 5);
+    cs_job_progress(job, &p);
+    assert_int_equal(p.bytes_done, 705);
+    assert_int_equal(p.bytes_total, 705);
+    /* Only 2 asked: 2 copied, the record still says 3. */
+    assert_int_equal(cs_job_progress_parts(job, &p, parts, 2), 2);
+    assert_int_equal(p.n_parts, 3);
+    /* A new phase: every part waiting, nothing counted, names kept. */
+    cs_job_phase(job, "manifest", 0, 0);
+    n = cs_job_progress_parts(job, &p, parts, 4);
+    assert_int_equal(p.bytes_done, 0);
+    assert_int_equal(p.files_total, 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(parts[i].state, CS_PART_WAITING);
+        assert_string_equal(parts[i].phase, "");
+        assert_string_equal(parts[i].name, names[i]);
+    }
+    cs_progress_part one;
+    assert_true(cs_job_part(job, 1, &one));
+    assert_string_equal(one.name, "127.0.0.22");
+    assert_false(cs_job_part(job, 3, &one));
+    assert_string_equal(cs_part_state_name(CS_PART_FAILED), "failed");
+    /* No parts: as before. */
+    cs_job_set_parts(job, NULL, 0);
+    cs_job_progress(job, &p);
+    assert_int_equal(p.n_parts, 0);
+    cs_job_free(job);
+}
+
+/* Parts written from many threads at once: the sum is always whole. */
+typedef struct writer {
+    cs_job *job;
+    size_t i;
+} writer;
+
+static void *write_part(void *arg)
+{
+    writer *w = arg;
+    for (uint64_t k = 1; k <= 2000; k++)
+        set_part(w->job, w->i, "upload", CS_PART_RUNNING, 0, 0, k, 2000);
+    return NULL;
+}
+
+static void test_parts_concurrent(void **state)
+{
+    (void)state;
+    cs_job *job = cs_job_new("cluster backup", NULL);
+    const char *names[] = { "a", "b", "c", "d" };
+    cs_job_set_parts(job, names, 4);
+    pthread_t t[4];
+    writer w[4];
+    for (size_t i = 0; i < 4; i++) {
+        w[i] = (writer){ job, i };
+        assert_int_equal(pthread_create(&t[i], NULL, write_part, &w[i]), 0);
+    }
+    for (int round = 0; round < 200; round++) {
+        cs_progress p;
+        cs_progress_part parts[4];
+        size_t n = cs_job_progress_parts(job, &p, parts, 4);
+        uint64_t done = 0, total = 0;
+        for (size_t i = 0; i < n; i++) {
+            done += parts[i].bytes_done;
+            total += parts[i].bytes_total;
+        }
+        assert_int_equal(done, p.bytes_done);
+        assert_int_equal(total, p.bytes_total);
+    }
+    for (size_t i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    cs_progress p;
+    cs_job_progress(job, &p);
+    assert_int_equal(p.bytes_done, 8000);
+    cs_job_free(job);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +366,8 @@ int main(void)
         cmocka_unit_test(test_end_is_the_last_report),
         cmocka_unit_test(test_parallel_for_is_the_jobs),
         cmocka_unit_test(test_log_goes_to_the_threads_job),
+        cmocka_unit_test(test_parts_sum),
+        cmocka_unit_test(test_parts_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
