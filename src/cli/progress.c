@@ -38,8 +38,13 @@ struct cs_cli_progress {
     bool stop;
     bool phase_seen;      /* the operation reported a phase: there is something to show */
     bool ended;           /* cs_job_end: nothing more is drawn */
-    bool shown;           /* tty: a line is on the screen */
+    size_t shown;         /* tty: lines on the screen (0: none; 1: the one line) */
     cs_rate bytes, files;
+    /* the job's parts as last read, each with its rate */
+    cs_progress_part *parts;
+    cs_rate *part_samples;
+    double *part_rates;
+    size_t n_parts, parts_cap;
     double last_emit;     /* monotonic time of the last plain line or progress event */
     uint64_t emitted_files, emitted_bytes; /* json: what the last event said */
     char emitted_item[256];
@@ -187,13 +192,20 @@ void cs_progress_line(char *buf, size_t cap, const cs_progress *p, double byte_r
     cut(buf, width);
 }
 
-char *cs_progress_event(const char *kind, const cs_progress *p, double byte_rate, double file_rate)
+char *cs_progress_event_parts(const char *kind, const cs_progress *p, double byte_rate, double file_rate,
+                              const cs_progress_part *parts, const double *part_rates, size_t n)
 {
     json_t *ev = json_object();
     json_object_set_new(ev, "event", json_string(kind));
     json_t *record = cs_progress_json(p, byte_rate, file_rate);
     json_object_update(ev, record);
     json_decref(record);
+    if (n) {
+        json_t *nodes = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(nodes, cs_progress_part_json(&parts[i], part_rates ? part_rates[i] : 0, 0));
+        json_object_set_new(ev, "nodes", nodes);
+    }
     char *text = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(ev);
     if (!text)
@@ -201,36 +213,336 @@ char *cs_progress_event(const char *kind, const cs_progress *p, double byte_rate
     return text;
 }
 
+char *cs_progress_event(const char *kind, const cs_progress *p, double byte_rate, double file_rate)
+{
+    return cs_progress_event_parts(kind, p, byte_rate, file_rate, NULL, NULL, 0);
+}
+
+/* ---- the block of a job with parts ---- */
+
+enum { C_NAME, C_PHASE, C_AMOUNT, C_PERCENT, C_RATE, C_ETA, C_STATE, N_COLS };
+
+typedef struct row {
+    char cell[N_COLS][72];
+} row;
+
+static void __attribute__((format(printf, 3, 4))) cell(row *r, int c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->cell[c], sizeof r->cell[c], fmt, ap);
+    va_end(ap);
+}
+
+/* Done of total: bytes when any are counted, else files (in the phase's noun). */
+static void amount_cells(row *r, const char *phase, uint64_t fd, uint64_t ft, uint64_t bd, uint64_t bt)
+{
+    char done[32], total[32];
+    cs_human_size(bd, done, sizeof done);
+    cs_human_size(bt, total, sizeof total);
+    if (bt) {
+        cell(r, C_AMOUNT, "%s/%s", done, total);
+        cell(r, C_PERCENT, "%u%%", percent(bd, bt));
+    } else if (bd) {
+        cell(r, C_AMOUNT, "%s", done);
+    } else if (ft) {
+        cell(r, C_AMOUNT, "%llu/%llu %s", (unsigned long long)fd, (unsigned long long)ft, cs_progress_noun(phase));
+        cell(r, C_PERCENT, "%u%%", percent(fd, ft));
+    } else if (fd) {
+        cell(r, C_AMOUNT, "%llu %s", (unsigned long long)fd, cs_progress_noun(phase));
+    } else {
+        cell(r, C_AMOUNT, "-");
+    }
+}
+
+static void rate_cells(row *r, double rate, double eta)
+{
+    char text[32];
+    cs_human_size((uint64_t)(rate > 0 ? rate : 0), text, sizeof text);
+    cell(r, C_RATE, rate > 0 ? "%s/s" : "-", text);
+    cs_human_duration(eta, text, sizeof text);
+    cell(r, C_ETA, eta >= 0 ? "ETA %s" : "-", text);
+}
+
+static void part_row(row *r, const cs_progress_part *part, double rate)
+{
+    memset(r, 0, sizeof *r);
+    cell(r, C_NAME, "%s", part->name);
+    cell(r, C_PHASE, "%s", part->phase[0] ? part->phase : "-");
+    amount_cells(r, part->phase, part->files_done, part->files_total, part->bytes_done, part->bytes_total);
+    bool running = part->state == CS_PART_RUNNING;
+    rate_cells(r, running ? rate : 0, running ? cs_progress_part_eta(part, rate, 0) : -1);
+    cell(r, C_STATE, "%s", cs_part_state_name(part->state));
+}
+
+static void overall_row(row *r, const cs_progress *p, double byte_rate, double file_rate,
+                        const cs_progress_part *parts, size_t n)
+{
+    memset(r, 0, sizeof *r);
+    size_t done = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        done += parts[i].state == CS_PART_DONE;
+        failed += parts[i].state == CS_PART_FAILED;
+    }
+    cell(r, C_NAME, "overall");
+    cell(r, C_PHASE, "%s", p->phase[0] ? p->phase : "starting");
+    amount_cells(r, p->phase, p->files_done, p->files_total, p->bytes_done, p->bytes_total);
+    double eta = cs_progress_eta_of(p, byte_rate, file_rate);
+    rate_cells(r, p->bytes_done || p->bytes_total ? byte_rate : 0, p->ended ? -1 : eta);
+    if (failed)
+        cell(r, C_STATE, "%zu/%zu done, %zu failed", done, n, failed);
+    else
+        cell(r, C_STATE, "%zu/%zu done", done, n);
+    if (p->canceled)
+        cell(r, C_STATE, "stopping");
+}
+
+/* How much a part wants a line: running first, then failed, waiting, done. */
+static int part_class(const cs_progress_part *part)
+{
+    static const int rank[] = { [CS_PART_RUNNING] = 0, [CS_PART_FAILED] = 1, [CS_PART_WAITING] = 2,
+                                [CS_PART_DONE] = 3 };
+    return (unsigned)part->state < sizeof rank / sizeof rank[0] ? rank[part->state] : 4;
+}
+
+/* Mark the k busiest of n parts in chosen. */
+static void choose_busiest(const cs_progress_part *parts, const double *rates, size_t n, size_t k, bool *chosen)
+{
+    for (size_t round = 0; round < k && round < n; round++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++) {
+            if (chosen[i])
+                continue;
+            double ri = rates ? rates[i] : 0, rb = best < n && rates ? rates[best] : 0;
+            if (best == n || part_class(&parts[i]) < part_class(&parts[best]) ||
+                (part_class(&parts[i]) == part_class(&parts[best]) && ri > rb))
+                best = i;
+        }
+        chosen[best] = true;
+    }
+}
+
+/* "... 5 more (3 running, 2 done)" for the parts not chosen. */
+static void more_line(char *buf, size_t cap, const cs_progress_part *parts, size_t n, const bool *chosen)
+{
+    size_t by_state[4] = { 0 }, more = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!chosen[i] && (unsigned)parts[i].state < 4) {
+            by_state[parts[i].state]++;
+            more++;
+        }
+    size_t len = 0;
+    const char *sep = "";
+    part(buf, cap, &len, &sep, "... %zu more (", more);
+    sep = "";
+    static const cs_part_state order[] = { CS_PART_RUNNING, CS_PART_FAILED, CS_PART_WAITING, CS_PART_DONE };
+    for (size_t k = 0; k < 4; k++)
+        if (by_state[order[k]])
+            part(buf, cap, &len, &sep, "%zu %s", by_state[order[k]], cs_part_state_name(order[k]));
+    sep = "";
+    part(buf, cap, &len, &sep, ")");
+}
+
+/* One row as a line, its cells padded to widths (the percent to the right). */
+static size_t row_line(char *buf, size_t cap, const row *r, const size_t *widths)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < N_COLS && len + 1 < cap; c++) {
+        int w = (int)widths[c];
+        int k = snprintf(buf + len, cap - len, c == C_PERCENT ? "%s%*s" : "%s%-*s", c ? "  " : "", w, r->cell[c]);
+        len += k > 0 ? (size_t)k : 0;
+        if (len >= cap)
+            len = cap - 1;
+    }
+    while (len && buf[len - 1] == ' ')
+        buf[--len] = '\0';
+    sanitize(buf);
+    return len;
+}
+
+size_t cs_progress_block(char *buf, size_t cap, const cs_progress *p, double byte_rate, double file_rate,
+                         const cs_progress_part *parts, const double *part_rates, size_t n, size_t max_parts,
+                         size_t width)
+{
+    if (!cap)
+        return 0;
+    buf[0] = '\0';
+    if (!n)
+        return 0;
+    if (max_parts < 2)
+        max_parts = 2;
+    bool *chosen = cs_calloc(n, sizeof *chosen);
+    bool too_many = n > max_parts;
+    if (too_many)
+        choose_busiest(parts, part_rates, n, max_parts - 1, chosen);
+    else
+        memset(chosen, 1, n * sizeof *chosen);
+    size_t shown = too_many ? max_parts - 1 : n;
+    row *rows = cs_calloc(shown + 1, sizeof *rows);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (chosen[i])
+            part_row(&rows[k++], &parts[i], part_rates ? part_rates[i] : 0);
+    overall_row(&rows[k++], p, byte_rate, file_rate, parts, n);
+    size_t widths[N_COLS] = { 0 };
+    for (size_t i = 0; i < k; i++)
+        for (int c = 0; c < N_COLS; c++)
+            if (strlen(rows[i].cell[c]) > widths[c])
+                widths[c] = strlen(rows[i].cell[c]);
+    size_t len = 0, lines = 0;
+    bool fits = true;
+    char line[N_COLS * 80];
+    for (size_t i = 0; i < k && fits; i++) {
+        if (i == k - 1 && too_many) {
+            more_line(line, sizeof line, parts, n, chosen);
+            fits = !width || strlen(line) <= width;
+            len += (size_t)snprintf(buf + len, cap - len, "%s\n", line);
+            lines++;
+            if (len >= cap)
+                break;
+        }
+        fits = fits && (row_line(line, sizeof line, &rows[i], widths) <= width || !width);
+        if (fits && len < cap) {
+            len += (size_t)snprintf(buf + len, cap - len, i + 1 < k ? "%s\n" : "%s", line);
+            lines++;
+        }
+    }
+    free(rows);
+    free(chosen);
+    if (!fits || len >= cap) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return lines;
+}
+
 /* ---- drawing (mu held) ---- */
 
-static size_t terminal_width(void)
+static void terminal_size(size_t *cols, size_t *rows)
 {
     struct winsize ws;
-    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    return DEFAULT_WIDTH;
+    *cols = DEFAULT_WIDTH;
+    *rows = 0;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0) {
+        if (ws.ws_col > 0)
+            *cols = ws.ws_col;
+        *rows = ws.ws_row;
+    }
+}
+
+/* Back to the first line of a block on the screen, at its start. */
+static void block_home(const cs_cli_progress *p)
+{
+    if (p->shown > 1)
+        fprintf(stderr, "\r\033[%zuA", p->shown - 1);
 }
 
 static void clear_line(cs_cli_progress *p)
 {
     if (!p->shown)
         return;
-    fputs("\r\033[K", stderr);
+    if (p->shown > 1) {
+        block_home(p);
+        fputs("\r\033[J", stderr);
+    } else {
+        fputs("\r\033[K", stderr);
+    }
     fflush(stderr);
-    p->shown = false;
+    p->shown = 0;
+}
+
+/* The job's record and its parts now, their rates sampled. */
+static void sample(cs_cli_progress *p, const cs_progress *pr);
+
+static void fetch(cs_cli_progress *p, cs_progress *pr)
+{
+    size_t n = cs_job_progress_parts(p->job, pr, p->parts, p->parts_cap);
+    while (pr->n_parts > p->parts_cap) { /* parts came: room for them, and read again */
+        p->parts_cap = pr->n_parts;
+        p->parts = cs_realloc(p->parts, p->parts_cap * sizeof *p->parts);
+        n = cs_job_progress_parts(p->job, pr, p->parts, p->parts_cap);
+    }
+    if (n != p->n_parts) { /* other parts: their rates start again */
+        p->part_samples = cs_realloc(p->part_samples, (n ? n : 1) * sizeof *p->part_samples);
+        p->part_rates = cs_realloc(p->part_rates, (n ? n : 1) * sizeof *p->part_rates);
+        for (size_t i = 0; i < n; i++) {
+            memset(&p->part_samples[i], 0, sizeof p->part_samples[i]);
+            p->part_rates[i] = 0;
+        }
+        p->n_parts = n;
+    }
+    sample(p, pr);
+}
+
+/* What a callback was handed, with the parts as they are now when the job
+ * is still in that phase (else none: they belong to another). */
+static void fetch_for(cs_cli_progress *p, const cs_progress *given, cs_progress *out)
+{
+    fetch(p, out);
+    if (strcmp(out->phase, given->phase)) {
+        *out = *given;
+        p->n_parts = 0; /* read again (and their rates reset) at the next tick */
+        return;
+    }
+    out->final = given->final;
+    out->ended = given->ended;
+}
+
+/* Are parts at work (a block to show)? */
+static bool parts_at_work(const cs_cli_progress *p)
+{
+    for (size_t i = 0; i < p->n_parts; i++)
+        if (p->parts[i].state != CS_PART_WAITING)
+            return true;
+    return false;
+}
+
+static bool draw_block(cs_cli_progress *p, const cs_progress *pr, size_t width, size_t rows)
+{
+    if (!parts_at_work(p) || (rows && rows < 4))
+        return false;
+    size_t max_parts = rows && rows - 2 < CS_PROGRESS_MAX_PARTS ? rows - 2 : CS_PROGRESS_MAX_PARTS;
+    size_t cap = (max_parts + 2) * 600;
+    char *text = cs_malloc(cap);
+    size_t lines = cs_progress_block(text, cap, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files),
+                                     p->parts, p->part_rates, p->n_parts, max_parts, width > 1 ? width - 1 : width);
+    if (lines) {
+        cs_buf out = CS_BUF_INIT;
+        if (p->shown > 1)
+            cs_buf_printf(&out, "\r\033[%zuA", p->shown - 1);
+        cs_buf_addstr(&out, "\r");
+        for (char *line = text, *nl; line; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl++ = '\0';
+            cs_buf_printf(&out, nl ? "%s\033[K\n" : "%s\033[K\033[J", line);
+        }
+        fwrite(out.data, 1, out.len, stderr);
+        fflush(stderr);
+        cs_buf_free(&out);
+        p->shown = lines;
+    }
+    free(text);
+    return lines > 0;
 }
 
 static void draw(cs_cli_progress *p, const cs_progress *pr)
 {
+    size_t width, rows;
+    terminal_size(&width, &rows);
+    if (draw_block(p, pr, width, rows))
+        return;
+    if (p->shown > 1)
+        clear_line(p); /* a block was there: the one line takes its place */
     char line[512], out[600];
-    size_t width = terminal_width();
     /* One column short of the width: a full line would wrap on some terminals. */
     cs_progress_line(line, sizeof line, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files),
                      width > 1 ? width - 1 : width);
     int n = snprintf(out, sizeof out, "\r%s\033[K", line);
     fwrite(out, 1, n > 0 ? (size_t)n : 0, stderr);
     fflush(stderr);
-    p->shown = true;
+    p->shown = 1;
 }
 
 static void plain_line(cs_cli_progress *p, const cs_progress *pr)
@@ -238,12 +550,28 @@ static void plain_line(cs_cli_progress *p, const cs_progress *pr)
     char line[1024];
     cs_progress_line(line, sizeof line, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files), 0);
     fprintf(stderr, "cassette: %s\n", line);
+    if (parts_at_work(p)) {
+        size_t cap = (p->n_parts + 2) * 600;
+        char *text = cs_malloc(cap);
+        if (cs_progress_block(text, cap, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files), p->parts,
+                              p->part_rates, p->n_parts, p->n_parts + 1, 0)) {
+            *strrchr(text, '\n') = '\0'; /* the overall line: said above */
+            for (char *l = text, *nl; l; l = nl) {
+                nl = strchr(l, '\n');
+                if (nl)
+                    *nl++ = '\0';
+                fprintf(stderr, "cassette:   %s\n", l);
+            }
+        }
+        free(text);
+    }
     p->last_emit = mono_now();
 }
 
 static void emit(cs_cli_progress *p, const char *kind, const cs_progress *pr)
 {
-    char *text = cs_progress_event(kind, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files));
+    char *text = cs_progress_event_parts(kind, pr, cs_rate_per_second(&p->bytes), cs_rate_per_second(&p->files),
+                                         p->parts, p->part_rates, p->n_parts);
     fprintf(p->events, "%s\n", text);
     fflush(p->events);
     free(text);
@@ -258,6 +586,10 @@ static void sample(cs_cli_progress *p, const cs_progress *pr)
     double now = mono_now();
     cs_rate_add(&p->bytes, now, pr->bytes_done);
     cs_rate_add(&p->files, now, pr->files_done);
+    for (size_t i = 0; i < p->n_parts; i++) {
+        cs_rate_add(&p->part_samples[i], now, p->parts[i].bytes_done);
+        p->part_rates[i] = cs_rate_per_second(&p->part_samples[i]);
+    }
 }
 
 /* ---- the job's callbacks (on the job's threads) ---- */
@@ -266,7 +598,6 @@ static void sample(cs_cli_progress *p, const cs_progress *pr)
  * the live line goes on to the next phase). */
 static void phase_over(cs_cli_progress *p, const cs_progress *pr)
 {
-    sample(p, pr);
     if (p->mode == CS_PROGRESS_PLAIN)
         plain_line(p, pr);
     else if (p->mode == CS_PROGRESS_JSON)
@@ -278,6 +609,8 @@ static void phase_begins(cs_cli_progress *p, const cs_progress *pr)
     p->phase_seen = true;
     cs_rate_reset(&p->bytes);
     cs_rate_reset(&p->files);
+    for (size_t i = 0; i < p->n_parts; i++)
+        cs_rate_reset(&p->part_samples[i]);
     sample(p, pr);
     p->last_emit = mono_now(); /* plain: the next line 10 s into the phase */
     if (p->mode == CS_PROGRESS_TTY)
@@ -286,19 +619,21 @@ static void phase_begins(cs_cli_progress *p, const cs_progress *pr)
         emit(p, "phase", pr);
 }
 
-static void on_progress(void *arg, const cs_progress *pr, bool phase_changed)
+static void on_progress(void *arg, const cs_progress *given, bool phase_changed)
 {
     cs_cli_progress *p = arg;
-    if (!phase_changed && !pr->final)
+    if (!phase_changed && !given->final)
         return; /* the redraw thread shows the counters at its own pace */
     pthread_mutex_lock(&p->mu);
-    if (!p->ended && pr->final)
-        phase_over(p, pr);
-    if (pr->ended) {
+    cs_progress pr;
+    fetch_for(p, given, &pr);
+    if (!p->ended && pr.final)
+        phase_over(p, &pr);
+    if (pr.ended) {
         p->ended = true;
         clear_line(p); /* before the result is printed */
     } else if (!p->ended && phase_changed) {
-        phase_begins(p, pr);
+        phase_begins(p, &pr);
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -337,8 +672,7 @@ static void wait_for(cs_cli_progress *p, double seconds)
 static void tick(cs_cli_progress *p)
 {
     cs_progress pr;
-    cs_job_progress(p->job, &pr);
-    sample(p, &pr);
+    fetch(p, &pr);
     double since = mono_now() - p->last_emit;
     if (p->mode == CS_PROGRESS_TTY)
         draw(p, &pr);
@@ -503,5 +837,8 @@ void cs_cli_progress_finish(cs_cli_progress *p, const cs_err *failure)
         cs_cancel_uninstall();
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    free(p->parts);
+    free(p->part_samples);
+    free(p->part_rates);
     free(p);
 }

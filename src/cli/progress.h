@@ -8,11 +8,19 @@
  *          it is not; none with -q or otherwise
  *   tty    one live line on stderr (phase, files and bytes done of total,
  *          rate, ETA, current item), redrawn in place at most 5 times a
- *          second; cleared before any log line and before the result
+ *          second; cleared before any log line and before the result.
+ *          A job with parts at work (a cluster command: one per node)
+ *          shows a block instead: a line per node (phase, bytes done of
+ *          total, %, rate, ETA, state) and an overall line (their sum),
+ *          redrawn and cleared alike; the one line again when the
+ *          terminal is too narrow, the busiest CS_PROGRESS_MAX_PARTS - 1
+ *          nodes and "... N more" when there are too many
  *   plain  a line on stderr as each phase ends and every 10 s, without
- *          any control character (logs, CI)
+ *          any control character (logs, CI); with parts, their lines
+ *          under it
  *   json   one JSON object per line on stdout: {"event":"phase"|"progress"
- *          |"log"|"error", ...}; the last line is the result document that
+ *          |"log"|"error", ...} (with parts, "phase" and "progress"
+ *          events carry them as "nodes"); the last line is the result document that
  *          --json prints (compact), or an "error" event
  *   none   nothing (log lines still go to stderr)
  * and, around those commands, the SIGINT/SIGTERM handlers that stop the
@@ -72,5 +80,25 @@ void cs_progress_line(char *buf, size_t cap, const cs_progress *p, double byte_r
 /* A JSON event line (no newline) of kind "phase" or "progress"; the caller
  * frees it. */
 char *cs_progress_event(const char *kind, const cs_progress *p, double byte_rate, double file_rate);
+/* The same with the job's parts as "nodes" (part_rates[i]: part i's bytes
+ * per second; n 0: as cs_progress_event). */
+char *cs_progress_event_parts(const char *kind, const cs_progress *p, double byte_rate, double file_rate,
+                              const cs_progress_part *parts, const double *part_rates, size_t n);
+
+/* Part lines of a block at most (the "... N more" line included). */
+#define CS_PROGRESS_MAX_PARTS 16
+
+/* The block a job with parts shows: a line per part (name, phase, bytes
+ * done/total, %, rate, ETA, state: aligned columns) and the overall line
+ * (the job's phase and counters, its rate and ETA, how many parts are
+ * done), '\n' between lines, none after the last, into buf. More parts
+ * than max_parts: the max_parts - 1 busiest (running, fastest first; then
+ * failed, waiting, done), in their order, and "... N more (...)". Returns
+ * the number of lines; 0 when a line would be wider than width (0: no
+ * limit) or there are no parts: the caller shows the one line. Never a
+ * control character. */
+size_t cs_progress_block(char *buf, size_t cap, const cs_progress *p, double byte_rate, double file_rate,
+                         const cs_progress_part *parts, const double *part_rates, size_t n, size_t max_parts,
+                         size_t width);
 
 #endif

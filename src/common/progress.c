@@ -99,3 +99,28 @@ json_t *cs_progress_json(const cs_progress *p, double byte_rate, double file_rat
     json_object_set_new(ev, "canceled", json_boolean(p->canceled));
     return ev;
 }
+
+double cs_progress_part_eta(const cs_progress_part *part, double byte_rate, double file_rate)
+{
+    if (part->bytes_total)
+        return cs_progress_eta(part->bytes_done, part->bytes_total, byte_rate);
+    return cs_progress_eta(part->files_done, part->files_total, file_rate);
+}
+
+json_t *cs_progress_part_json(const cs_progress_part *part, double byte_rate, double file_rate)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(part->name));
+    json_object_set_new(o, "phase", json_string(part->phase));
+    json_object_set_new(o, "state", json_string(cs_part_state_name(part->state)));
+    json_object_set_new(o, "files_done", json_integer((json_int_t)part->files_done));
+    json_object_set_new(o, "files_total", json_integer((json_int_t)part->files_total));
+    json_object_set_new(o, "bytes_done", json_integer((json_int_t)part->bytes_done));
+    json_object_set_new(o, "bytes_total", json_integer((json_int_t)part->bytes_total));
+    if (byte_rate >= 0) {
+        double eta = cs_progress_part_eta(part, byte_rate, file_rate);
+        json_object_set_new(o, "bytes_per_second", json_integer((json_int_t)byte_rate));
+        json_object_set_new(o, "eta", eta >= 0 ? seconds_json(eta) : json_null());
+    }
+    return o;
+}

@@ -3,7 +3,8 @@
  * Owns: the recent rate of a counter (cs_rate), the ETA, and the record as
  * a JSON object (phase, files and bytes done of total, item, elapsed,
  * rate, ETA): the fields of the CLI's --progress=json events and of an
- * agent's job record, made once so that they cannot differ.
+ * agent's job record, made once so that they cannot differ; likewise a
+ * part's (a node's) object, for the events' and the server's "nodes".
  * Must not: read the job itself (callers hand it a cs_progress copy) or
  * format text for a terminal (cli/progress.h does). */
 #ifndef CS_COMMON_PROGRESS_H
@@ -43,5 +44,15 @@ double cs_progress_phase_elapsed(const cs_progress *p);
  * files_total, bytes_done, bytes_total, item, elapsed, phase_elapsed,
  * bytes_per_second, eta (null: unknown), final, canceled. */
 json_t *cs_progress_json(const cs_progress *p, double byte_rate, double file_rate);
+
+/* The ETA of a part: by bytes when their total is known, else by files
+ * (at rate, in the unit it goes by); -1 unknown. */
+double cs_progress_part_eta(const cs_progress_part *part, double byte_rate, double file_rate);
+
+/* A part as a JSON object (new reference): name, phase, state, files_done,
+ * files_total, bytes_done, bytes_total, and with rates (byte_rate < 0: no
+ * rate known to the caller: both left out) bytes_per_second and eta (null:
+ * unknown). */
+json_t *cs_progress_part_json(const cs_progress_part *part, double byte_rate, double file_rate);
 
 #endif

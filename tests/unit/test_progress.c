@@ -1,5 +1,6 @@
 /* test_progress.c - cli/progress: the live line's text, rate, ETA, sizes,
- * the JSON events and the choice of consumer. */
+ * the block of a job with parts (a cluster command's nodes), the JSON
+ * events and the choice of consumer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -248,6 +249,131 @@ static void test_event(void **state)
     free(text);
 }
 
+static cs_progress_part node(const char *name, const char *phase, cs_part_state st, uint64_t bd, uint64_t bt)
+{
+    cs_progress_part part;
+    memset(&part, 0, sizeof part);
+    snprintf(part.name, sizeof part.name, "%s", name);
+    snprintf(part.phase, sizeof part.phase, "%s", phase);
+    part.state = st;
+    part.bytes_done = bd;
+    part.bytes_total = bt;
+    return part;
+}
+
+/* Three nodes and their sum, as cluster/coord.c's job record gives them. */
+static cs_progress cluster_upload(cs_progress_part *parts)
+{
+    parts[0] = node("127.0.0.21", "upload", CS_PART_RUNNING, GIB, 4 * GIB);
+    parts[1] = node("127.0.0.22", "manifest", CS_PART_DONE, 2 * GIB, 2 * GIB);
+    parts[2] = node("127.0.0.23", "", CS_PART_WAITING, 0, 0);
+    cs_progress p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.op, sizeof p.op, "cluster backup");
+    snprintf(p.phase, sizeof p.phase, "upload");
+    p.bytes_done = 3 * GIB;
+    p.bytes_total = 6 * GIB;
+    p.n_parts = 3;
+    return p;
+}
+
+static void test_block(void **state)
+{
+    (void)state;
+    cs_progress_part parts[3];
+    cs_progress p = cluster_upload(parts);
+    double rates[3] = { 100 * MIB, 0, 0 };
+    char buf[2048];
+    size_t n = cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, CS_PROGRESS_MAX_PARTS, 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(buf,
+        "127.0.0.21  upload    1.0 GiB/4.0 GiB   25%  100.0 MiB/s  ETA 30s  running\n"
+        "127.0.0.22  manifest  2.0 GiB/2.0 GiB  100%  -            -        done\n"
+        "127.0.0.23  -         -                      -            -        waiting\n"
+        "overall     upload    3.0 GiB/6.0 GiB   50%  100.0 MiB/s  ETA 30s  1/3 done");
+    assert_false(has_control(strchr(buf, '\0') - 1));
+    /* Narrower than a line: none (the caller draws the one line). */
+    assert_int_equal(cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 60), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 80), 4);
+    /* No parts: none. */
+    assert_int_equal(cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 0, 16, 0), 0);
+    /* A failure and files only. */
+    parts[2] = node("127.0.0.23", "snapshot", CS_PART_FAILED, 0, 0);
+    parts[2].files_done = 2;
+    parts[2].files_total = 5;
+    n = cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0);
+    assert_non_null(strstr(buf, "127.0.0.23  snapshot  2/5 files         40%"));
+    assert_non_null(strstr(buf, "1/3 done, 1 failed"));
+    /* A name with a control character is shown without it. */
+    snprintf(parts[0].name, sizeof parts[0].name, "bad\033[2Jname");
+    cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0);
+    for (const char *c = buf; *c; c++)
+        assert_true(*c == '\n' || (unsigned char)*c >= 0x20);
+}
+
+static void test_block_many(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    cs_progress_part parts[N];
+    double rates[N];
+    cs_progress p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.op, sizeof p.op, "cluster restore");
+    snprintf(p.phase, sizeof p.phase, "restore");
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "10.0.0.%d", i);
+        /* 0..9 done, 10..29 running (the faster the higher), 30..39 waiting */
+        cs_part_state st = i < 10 ? CS_PART_DONE : i < 30 ? CS_PART_RUNNING : CS_PART_WAITING;
+        parts[i] = node(name, st == CS_PART_WAITING ? "" : "download", st, (uint64_t)i * 1000, 100000);
+        rates[i] = st == CS_PART_RUNNING ? (double)i * 1000 : 0;
+        p.bytes_done += parts[i].bytes_done;
+        p.bytes_total += parts[i].bytes_total;
+    }
+    char buf[8192];
+    size_t n = cs_progress_block(buf, sizeof buf, &p, 5000, 0, parts, rates, N, CS_PROGRESS_MAX_PARTS, 0);
+    /* 15 busiest, "... 25 more", overall. */
+    assert_int_equal(n, CS_PROGRESS_MAX_PARTS + 1);
+    assert_null(strstr(buf, "10.0.0.14 ")); /* the slowest running ones are left out */
+    assert_non_null(strstr(buf, "10.0.0.15 "));
+    assert_non_null(strstr(buf, "10.0.0.29 "));
+    assert_null(strstr(buf, "10.0.0.9 "));
+    assert_non_null(strstr(buf, "\n... 25 more (5 running, 10 waiting, 10 done)\noverall "));
+    assert_non_null(strstr(buf, "10/40 done"));
+}
+
+static void test_event_nodes(void **state)
+{
+    (void)state;
+    cs_progress_part parts[3];
+    cs_progress p = cluster_upload(parts);
+    double rates[3] = { 100 * MIB, 0, 0 };
+    char *text = cs_progress_event_parts("progress", &p, 100 * MIB, 0, parts, rates, 3);
+    json_error_t je;
+    json_t *ev = json_loads(text, 0, &je);
+    assert_non_null(ev);
+    json_t *nodes = json_object_get(ev, "nodes");
+    assert_int_equal(json_array_size(nodes), 3);
+    json_t *a = json_array_get(nodes, 0);
+    assert_string_equal(json_string_value(json_object_get(a, "name")), "127.0.0.21");
+    assert_string_equal(json_string_value(json_object_get(a, "state")), "running");
+    assert_int_equal(json_integer_value(json_object_get(a, "bytes_done")), GIB);
+    assert_int_equal(json_integer_value(json_object_get(a, "bytes_per_second")), 100 * 1048576);
+    assert_true(json_real_value(json_object_get(a, "eta")) == 30.72);
+    assert_true(json_is_null(json_object_get(json_array_get(nodes, 2), "eta")));
+    assert_int_equal(json_integer_value(json_object_get(ev, "bytes_done")), 3 * GIB);
+    json_decref(ev);
+    free(text);
+    /* Without parts: no "nodes". */
+    text = cs_progress_event("progress", &p, 0, 0);
+    ev = json_loads(text, 0, &je);
+    assert_null(json_object_get(ev, "nodes"));
+    json_decref(ev);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,7 +382,8 @@ int main(void)
         cmocka_unit_test(test_line_canceled),    cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_eta),              cmocka_unit_test(test_rate),
         cmocka_unit_test(test_nouns),            cmocka_unit_test(test_mode),
-        cmocka_unit_test(test_event),
+        cmocka_unit_test(test_event),            cmocka_unit_test(test_block),
+        cmocka_unit_test(test_block_many),       cmocka_unit_test(test_event_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
