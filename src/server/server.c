@@ -457,8 +457,13 @@ static void renew(server *s)
         s->epoch = epoch;
     pthread_mutex_unlock(&s->mu);
     if (changed) {
-        if (held)
+        if (held) {
             cs_info("server: %s leads (epoch %llu)", s->owner, (unsigned long long)epoch);
+            /* A standby saw none of the runs the old leader ended: without this its
+             * last-success gauges would be as old as its own start, and the alerts
+             * (which follow the leader) would fire on a healthy cluster. */
+            seed_stats(s);
+        }
         cs_runner_lead(s->runner, held, epoch);
     }
 }

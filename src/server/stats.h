@@ -12,7 +12,8 @@
  * shows), counted once: the runner calls cs_stats_run_ended once per run
  * it ends. Counters start at 0 with the process; the last-success and
  * last-failure gauges (and the newest backup's, verify's and drill's) are
- * seeded from the run history at start (cs_stats_seed_run: gauges only).
+ * seeded from the run history at start and when the server takes the lease
+ * (cs_stats_seed_run: gauges only).
  * All functions may be called from several threads at once.
  * Must not: read the state store or a repository (callers pass what they
  * read: a scrape never waits for object storage), or put a secret in a
