@@ -31,6 +31,7 @@ export CASSETTE_TEST_DIR="${CASSETTE_TEST_DIR:-/tmp/cassette-test}"
 SECURE_DIR="$CASSETTE_TEST_DIR-secured"
 SECURE_OPTS="--auth --tls-required --tls-client-auth --jmx-auth"
 SECURE_PASS_PID=""
+SINGLE_PASS_PID=""
 
 finish() {
     local rc=$?
@@ -41,6 +42,7 @@ finish() {
         "$CASSANDRA_SH" --base "$SECURE_DIR" stop 8 >/dev/null 2>&1 || echo "run.sh: could not stop Cassandra node 8" >&2
     fi
     [ -z "$SECURE_PASS_PID" ] || kill "$SECURE_PASS_PID" 2>/dev/null
+    [ -z "$SINGLE_PASS_PID" ] || kill "$SINGLE_PASS_PID" 2>/dev/null
     stop_clusters
     echo "$PASSED passed, $FAILED failed"
     if [ "$FAILED" -gt 0 ]; then exit 1; fi
@@ -48,13 +50,16 @@ finish() {
 }
 # Stops the clusters (agents first) that the cluster pass found stopped: whatever it left
 # running, even when pytest was interrupted.
-stop_clusters() {
-    local r n
+stop_clusters() {   # CLUSTERS_TO_STOP: FIRST-LAST, or FIRST-LAST@BASE for another base directory
+    local r n base
     for r in "${CLUSTERS_TO_STOP[@]+"${CLUSTERS_TO_STOP[@]}"}"; do
+        base="$CASSETTE_TEST_DIR"
+        if [[ "$r" == *@* ]]; then base="${r#*@}"; r="${r%@*}"; fi
         for ((n = ${r%-*}; n <= ${r#*-}; n++)); do
-            "$ROOT/tests/env/agent.sh" stop "$n" >/dev/null 2>&1 || echo "run.sh: could not stop the agent of node $n" >&2
+            "$ROOT/tests/env/agent.sh" --base "$base" stop "$n" >/dev/null 2>&1 \
+                || echo "run.sh: could not stop the agent of node $n" >&2
         done
-        "$CASSANDRA_SH" --cluster "$r" stop-cluster >/dev/null 2>&1 \
+        "$CASSANDRA_SH" --base "$base" --cluster "$r" stop-cluster >/dev/null 2>&1 \
             || echo "run.sh: could not stop Cassandra nodes $r" >&2
     done
     CLUSTERS_TO_STOP=()
@@ -137,10 +142,10 @@ fi
 
 # Runs pytest over tests/integration with extra arguments; adds its counts from the JUnit
 # report (a skipped test counts as failed; so does a run that reports nothing).
-run_pytest() {   # run_pytest NAME ARGS...: its report in $RESULTS/NAME.xml, its exit status in NAME.rc
+run_pytest() {   # run_pytest NAME ARGS... (paths too): its report in $RESULTS/NAME.xml, its exit status in NAME.rc
     local name="$1"; shift
     rm -f "$RESULTS/$name.xml" "$RESULTS/$name.rc"
-    "$CASSETTE_VENV/bin/python" -m pytest tests/integration -rA -p no:cacheprovider \
+    "$CASSETTE_VENV/bin/python" -m pytest -rA -p no:cacheprovider \
         --junitxml="$RESULTS/$name.xml" --durations=15 "$@"
     echo $? >"$RESULTS/$name.rc"
 }
@@ -187,7 +192,7 @@ secure_pass() {   # runs in the background; its output goes to $RESULTS/integrat
         CASSETTE_TEST_NODE=8 CASSETTE_TEST_NODE_OPTIONS="$SECURE_OPTS" \
         CASSETTE_TEST_BIG_SCALE=0.25 CASSETTE_TEST_KILL_ITERATIONS=8 \
         run_pytest integration-secure-junit --basetemp="$SECURE_DIR/pytest" \
-        -m "(cassandra or secure_node) and not cluster" "${ignore[@]}"
+        -m "(cassandra or secure_node) and not cluster" "${ignore[@]}" tests/integration
 }
 
 t_secure=$(date +%s)
@@ -243,7 +248,7 @@ fi
 section "integration tests on node 1 (plain), beside the secured pass"
 t_pass=$(date +%s)
 CASSETTE_TEST_NODE=1 CASSETTE_TEST_NODE_OPTIONS=--plain \
-    run_pytest integration-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m "not secure_node and not cluster"
+    run_pytest integration-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m "not secure_node and not cluster" tests/integration
 echo "plain pass took $(( $(date +%s) - t_pass )) s"
 wait "$SECURE_PASS_PID"
 SECURE_PASS_PID=""
@@ -261,7 +266,15 @@ if [ "$STARTED_SECURE" = 1 ]; then
     STARTED_SECURE=0
 fi
 
-section "cluster tests (nodes 11-13 with an agent each; 14-18 as restore targets)"
+section "cluster tests (nodes 11-13 with an agent each; 14-18 as restore targets; 19 and, beside them, 20 as one-node clusters)"
+# The tests that need only serverenv's one-node cluster run beside the others, on node 20 with
+# their own base directory and ports (as the secured pass does).
+SINGLE_DIR="$CASSETTE_TEST_DIR-single"
+SINGLE_FILES=(test_server_client test_server_metrics test_status_page)
+single_args=() ; other_args=()
+for f in "${SINGLE_FILES[@]}"; do
+    single_args+=("tests/integration/$f.py"); other_args+=("--ignore=tests/integration/$f.py")
+done
 for r in "${CLUSTER_RANGES[@]}"; do
     running=0
     for ((n = ${r%-*}; n <= ${r#*-}; n++)); do
@@ -269,9 +282,21 @@ for r in "${CLUSTER_RANGES[@]}"; do
     done
     [ "$running" = 1 ] || CLUSTERS_TO_STOP+=("$r")
 done
+mkdir -p "$SINGLE_DIR"
+"$CASSANDRA_SH" --base "$SINGLE_DIR" status 20 >/dev/null 2>&1 || CLUSTERS_TO_STOP+=("20-20@$SINGLE_DIR")
 t_cluster=$(date +%s)
-run_pytest integration-cluster-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m cluster
+CASSETTE_TEST_DIR="$SINGLE_DIR" CASSETTE_S3_PORT=7270 CASSETTE_AZURITE_PORT=10200 CASSETTE_TEST_SINGLE_NODE=20 \
+    run_pytest integration-cluster-single-junit --basetemp="$SINGLE_DIR/pytest" -m cluster "${single_args[@]}" \
+    >"$RESULTS/integration-cluster-single.log" 2>&1 &
+SINGLE_PASS_PID=$!
+run_pytest integration-cluster-junit --basetemp="$CASSETTE_TEST_DIR/pytest" -m cluster "${other_args[@]}" tests/integration
+echo "cluster pass (3-node clusters) took $(( $(date +%s) - t_cluster )) s"
+wait "$SINGLE_PASS_PID"
+SINGLE_PASS_PID=""
+section "the one-node cluster pass's output (node 20)"
+cat "$RESULTS/integration-cluster-single.log"
 count_junit integration-cluster-junit
+count_junit integration-cluster-single-junit
 stop_clusters
 echo "cluster pass took $(( $(date +%s) - t_cluster )) s"
 echo "total time $(( $(date +%s) - t_start )) s"
