@@ -47,10 +47,10 @@ typedef struct opt_def {
 #define REQ(f) offsetof(cs_config, f), #f, SCOPE_REQUEST
 #define HOST(f) offsetof(cs_config, f), #f, SCOPE_HOST
 #define CLI(f) offsetof(cs_config, f), #f, SCOPE_CLI
-#define NODE "backup restore migrate schema snapshot"
-#define REPO "init backup list restore verify purge status catalog delete cluster load"
+#define NODE "backup restore migrate schema snapshot drill"
+#define REPO "init backup list restore verify purge status catalog delete cluster load drill"
 #define CQL NODE " cluster load" /* the cluster commands read the ring from a contact point */
-#define LOCKED "backup restore verify purge delete cluster load"
+#define LOCKED "backup restore verify purge delete cluster load drill"
 #define NODE_DIRS NODE " status cleanup" /* status lists what restores moved aside there */
 #define KEEP(flag, field, key, what)                                                                           \
     { flag, 0, OPT_INT, REQ(field), "retention", key, NULL, NULL, "purge", what }
@@ -83,10 +83,10 @@ static const opt_def options[] = {
       "limit on connecting to the node and on each CQL request (schema changes included)" },
     { "cql-consistency", 0, OPT_STR, REQ(cql_consistency), "cassandra", "consistency", "CASSETTE_CQL_CONSISTENCY",
       NULL, "migrate", "consistency level of migration statements and the tracking table" },
-    { "jmx-user", 0, OPT_STR, HOST(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore snapshot",
+    { "jmx-user", 0, OPT_STR, HOST(jmx_user), "cassandra", "jmx_user", "CASSETTE_JMX_USER", NULL, "backup restore snapshot drill",
       "JMX user for nodetool (its password goes to nodetool through a file, never the command line)" },
     { "jmx-password", 0, OPT_STR, HOST(jmx_password), "cassandra", "jmx_password", "CASSETTE_JMX_PASSWORD", NULL,
-      "backup restore snapshot", "JMX password (prefer the environment or the config file)" },
+      "backup restore snapshot drill", "JMX password (prefer the environment or the config file)" },
     { "nodetool", 0, OPT_STR, HOST(nodetool), "cassandra", "nodetool", "CASSETTE_NODETOOL", "nodetool", NODE,
       "nodetool command, e.g. \"docker exec cassandra nodetool\"" },
     { "sstableloader", 0, OPT_STR, HOST(sstableloader), "cassandra", "sstableloader", "CASSETTE_SSTABLELOADER",
@@ -102,14 +102,14 @@ static const opt_def options[] = {
     { "saved-caches-dir", 0, OPT_STR, HOST(saved_caches_dir), "cassandra", "saved_caches_dir",
       "CASSETTE_SAVED_CACHES_DIR", NULL, NODE_DIRS, "saved caches directory (replace mode)" },
     { "staging-dir", 0, OPT_STR, HOST(staging_dir), "cassette", "staging_dir", "CASSETTE_STAGING_DIR", NULL,
-      "restore load",
+      "restore load drill",
       "where import restores and loads download to; default: inside the first data directory (same file system)" },
     { "cassandra-yaml", 0, OPT_STR, HOST(cassandra_yaml), "cassandra", "cassandra_yaml", NULL, NULL,
-      "restore status cleanup load",
+      "restore status cleanup load drill",
       "the node's cassandra.yaml: where its data, commitlog, hints and saved caches directories are (--data-dir "
       "and friends take precedence)" },
     { "state-dir", 0, OPT_STR, HOST(state_dir), "cassette", "state_dir", "CASSETTE_STATE_DIR", NULL,
-      "backup restore snapshot",
+      "backup restore snapshot drill",
       "local cache of what was already stored (an import restore adds what it placed) and of the node's facts; "
       "default "
       "~/.cache/cassette/state" },
@@ -161,7 +161,7 @@ static const opt_def options[] = {
     { "rate-limit", 0, OPT_STORAGE, HOST(storage_opts), "cassette", "storage.rate_limit", "CASSETTE_RATE_LIMIT", "0",
       REPO, "bytes per second to and from S3 or Azure for the whole process (e.g. 50M); 0: no limit" },
     { "identity", 'i', OPT_STR, HOST(identity), "repository", "identity", "CASSETTE_IDENTITY", NULL,
-      "backup restore verify purge catalog delete cluster load", "age identity file that can read an encrypted repository" },
+      "backup restore verify purge catalog delete cluster load drill", "age identity file that can read an encrypted repository" },
     { "recipient", 'r', OPT_LIST, REQ(recipients), "repository", "recipients", "CASSETTE_RECIPIENTS", NULL,
       "init backup", "age public key (age1...) a new repository encrypts to (repeat for more)" },
     { "no-encryption", 0, OPT_FLAG, REQ(no_encryption), NULL, NULL, NULL, NULL, "init backup",
@@ -173,7 +173,7 @@ static const opt_def options[] = {
     { "output", 'o', OPT_STR, REQ(output), NULL, NULL, NULL, NULL, "key", "write the new identity to this file (mode 0600)" },
     { "zstd-level", 0, OPT_INT, REQ(zstd_level), "cassette", "zstd_level", "CASSETTE_ZSTD_LEVEL", NULL, "backup cluster",
       "zstd compression level (1-19)" },
-    { "jobs", 'j', OPT_INT, REQ(jobs), "cassette", "jobs", "CASSETTE_JOBS", NULL, "backup restore verify cluster load",
+    { "jobs", 'j', OPT_INT, REQ(jobs), "cassette", "jobs", "CASSETTE_JOBS", NULL, "backup restore verify cluster load drill",
       "files stored, restored or verified at once (1-64)" },
     { "lock-wait", 0, OPT_DURATION, REQ(lock_wait), "cassette", "lock_wait", "CASSETTE_LOCK_WAIT", NULL, LOCKED " migrate",
       "how long to wait for a conflicting repository lock (purge holds one alone), e.g. 30s, 10m; 0: fail at once" },
@@ -211,19 +211,19 @@ static const opt_def options[] = {
       "2d (instead of --tag)" },
     { "prefix", 0, OPT_STR, REQ(prefix), NULL, NULL, NULL, NULL, "snapshot cluster",
       "with --older-than: only snapshots whose tag starts so (cassette's own by default; \"\" for every one)" },
-    { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster load",
+    { "backup", 0, OPT_STR, REQ(backup), NULL, NULL, NULL, NULL, "restore verify delete cluster load drill",
       "name of the backup to restore, verify or delete" },
     { "set", 0, OPT_STR, REQ(set), NULL, NULL, NULL, NULL, "backup",
       "join cluster backup set ID (cluster backup passes it)" },
     { "source-host", 0, OPT_STR, REQ(source_host), NULL, NULL, NULL, NULL, "restore load",
       "restore this host's backup (a host id; default: the backup's only host, else this node's own)" },
-    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema snapshot cluster load",
+    { "keyspace", 0, OPT_LIST, REQ(keyspaces), NULL, NULL, NULL, NULL, "backup restore migrate schema snapshot cluster load drill",
       "only this keyspace (repeat for more); migrate: the keyspace of the statements and of the tracking table" },
     { "dir", 0, OPT_STR, REQ(dir), NULL, NULL, NULL, NULL, "migrate",
       "directory of <timestamp>_<name>.cql migration files" },
     { "force-checksum", 0, OPT_FLAG, REQ(force_checksum), NULL, NULL, NULL, NULL, "migrate",
       "go on although an applied migration file has changed since (records its new checksum)" },
-    { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore cluster load",
+    { "table", 0, OPT_LIST, REQ(tables), NULL, NULL, NULL, NULL, "restore cluster load drill",
       "only this table, as KEYSPACE.TABLE (repeat for more)" },
     { "mode", 0, OPT_STR, REQ(mode), NULL, NULL, NULL, NULL, "restore cluster",
       "import (node running, nodetool import) or replace (node stopped); cluster restore: also load (another "
@@ -234,6 +234,12 @@ static const opt_def options[] = {
     { "keyspace-map", 0, OPT_LIST, REQ(keyspace_map), NULL, NULL, NULL, NULL, "restore",
       "SOURCE=TARGET: restore the tables of keyspace SOURCE into the new keyspace TARGET (made from the backup's "
       "schema, without its indexes and views) beside the live ones; import mode only (repeat for more)" },
+    { "sample-tables", 0, OPT_INT, REQ(sample_tables), NULL, NULL, NULL, NULL, "drill",
+      "drill this many of the selected tables, picked at random (0: every one)" },
+    { "sample-rows", 0, OPT_INT, REQ(sample_rows), NULL, NULL, NULL, NULL, "drill",
+      "rows per table compared by content with the live table (row counts are compared whole)" },
+    { "keep", 0, OPT_FLAG, REQ(keep), NULL, NULL, NULL, NULL, "drill",
+      "leave the scratch keyspaces for a look (the next drill drops them)" },
     { "aside", 0, OPT_FLAG, REQ(aside), NULL, NULL, NULL, NULL, "cleanup",
       "remove what replace restores moved aside (and copies left by interrupted restores); status lists them" },
     { "listen", 0, OPT_STR, CLI(listen), "agent", "listen", "CASSETTE_AGENT_LISTEN", NULL, "agent server",
@@ -323,14 +329,14 @@ static const opt_def options[] = {
       NULL, "cluster backup list restore",
       "with --server: CA certificates (PEM) that sign the server's certificate (default: the system's)" },
     { "progress", 0, OPT_STR, CLI(progress), "cassette", "progress", "CASSETTE_PROGRESS", "auto",
-      "backup restore verify purge cluster load",
+      "backup restore verify purge cluster load drill",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
     { "metrics-file", 0, OPT_STR, CLI(metrics_file), NULL, NULL, NULL, NULL, "backup restore verify purge",
       "after the run, succeeded or failed, write its Prometheus metrics (docs/metrics.md) atomically to this file "
       "for node_exporter's textfile collector (one file per command and repository)" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,
-      "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster load",
+      "backup list restore verify purge status catalog migrate delete cleanup snapshot cluster load drill",
       "machine-readable output" },
     { "verbose", 'v', OPT_COUNT, CLI(verbose), NULL, NULL, NULL, NULL, "*",
       "log progress on stderr (-vv: debug detail too)" },

@@ -76,6 +76,9 @@ typedef struct cs_config {
     char *mode;             /* restore --mode import|replace */
     bool fail_fast;         /* restore: stop at the first damaged table */
     cs_strlist keyspace_map; /* restore --keyspace-map SRC=DST */
+    long sample_tables;     /* drill: tables picked at random (0: all) */
+    long sample_rows;       /* drill: rows compared by content per table */
+    bool keep;              /* drill: leave the scratch keyspaces */
     bool aside;             /* cleanup --aside */
     long zstd_level;
     long jobs;              /* files handled at once by backup, restore, verify */

@@ -451,6 +451,12 @@ static void fmt_restore(const fmt_ctx *c)
     human_size(d, "bytes", size, sizeof size);
     fprintf(out, "restored %s (%s): %zu tables, %llu files, %s; %.1f s\n", js0(d, "backup"), js0(d, "mode"),
             jz(d, "tables"), ju(d, "files"), size, jd(d, "seconds"));
+    size_t k;
+    const json_t *into;
+    json_array_foreach(json_object_get(d, "restored_into"), k, into)
+        fprintf(out, "  %s into %s\n", js0(into, "table"), js0(into, "into"));
+    json_array_foreach(json_object_get(d, "not_created"), k, into)
+        fprintf(out, "  %s not made in the target keyspace\n", json_string_value(into));
     if (json_array_size(dirs) && json_array_size(theirs) && !same_strings(dirs, theirs))
         fprintf(out, "into the node's own data directory %s%s (the backed-up node kept its data in %s%s: "
                      "information only)\n",
@@ -490,6 +496,36 @@ static void fmt_load(const fmt_ctx *c)
 /* One line after the damage: which backups are damaged, and, when objects
  * are lost (missing or cut short), that the next backup stores those files
  * again (a backup reuses only objects it has seen in the repository). */
+/* A short table per table, then the RTO. */
+static void fmt_drill(const fmt_ctx *c)
+{
+    FILE *out = c->out;
+    const json_t *d = c->doc;
+    fprintf(out, "drill %s of backup %s: restored in %.1f s (RTO), %.1f s in all\n", js0(d, "drill_id"),
+            js0(d, "backup"), jd(d, "rto_seconds"), jd(d, "seconds"));
+    fprintf(out, "%-40s %10s %10s %8s %8s %8s %6s %10s\n", "TABLE", "BACKUP", "LIVE", "SAMPLED", "MATCHED", "CHANGED",
+            "LOST", "DIFFERENT");
+    size_t i;
+    const json_t *t;
+    json_array_foreach(json_object_get(d, "tables"), i, t) {
+        if (!jb(t, "restored")) {
+            fprintf(out, "%-40s not restored: %s\n", js0(t, "table"), js0(t, "reason"));
+            continue;
+        }
+        fprintf(out, "%-40s %10llu %10llu %8llu %8llu %8llu %6llu %10llu\n", js0(t, "table"), ju(t, "rows_backup"),
+                ju(t, "rows_live"), ju(t, "sampled"), ju(t, "matched"), ju(t, "changed_since") + ju(t, "gone_since"),
+                ju(t, "lost"), ju(t, "mismatched"));
+        size_t k;
+        const json_t *p;
+        json_array_foreach(json_object_get(t, "problems"), k, p)
+            fprintf(out, "  %s\n", json_string_value(p));
+    }
+    const json_t *ks = json_object_get(d, "scratch_keyspaces");
+    if (jb(d, "kept") && json_array_size(ks))
+        fprintf(out, "kept scratch keyspace %s%s (the next drill drops it)\n", json_string_value(json_array_get(ks, 0)),
+                json_array_size(ks) > 1 ? " and more" : "");
+}
+
 static void print_verify_hint(FILE *err, const json_t *problems)
 {
     cs_buf names = CS_BUF_INIT;
@@ -762,6 +798,7 @@ static const struct {
     { "snapshot", fmt_snapshot, false },
     { "snapshot clear", fmt_snapshot_clear, false },
     { "load", fmt_load, false },
+    { "drill", fmt_drill, false },
 };
 #define N_FORMATTERS (sizeof formatters / sizeof formatters[0])
 

@@ -87,7 +87,8 @@ const char *cs_progress_noun(const char *phase)
     static const struct {
         const char *phase, *noun;
     } nouns[] = { { "import", "tables" }, { "check objects", "objects" }, { "list", "objects" },
-                  { "list objects", "objects" }, { "read", "objects" }, { "sweep", "objects" } };
+                  { "list objects", "objects" }, { "read", "objects" }, { "sweep", "objects" },
+                  { "check", "tables" }, { "clean up", "keyspaces" } };
     for (size_t i = 0; phase && i < sizeof nouns / sizeof nouns[0]; i++)
         if (!strcmp(phase, nouns[i].phase))
             return nouns[i].noun;

@@ -38,14 +38,25 @@ void cs_drill_new_id(char out[9]);
 int cs_drill_scratch_name(const char *drill_id, const char *ks, char *out, size_t cap, cs_err *e);
 
 /* Compare scratch_ks.table (restored) with ks.table (live) over conn;
- * *report = a new JSON object for the table: "table" ("ks.table"),
- * "scratch" ("scratch_ks.table"), "rows_backup" and "rows_live" (counts),
- * "ranges", "sampled", "matched", "changed_since", "gone_since", "lost",
- * "mismatched", "writetimes" (false: a table without regular columns, only
- * counted), "problems" (a few one-line sentences naming key and column).
+ * *report = a new JSON object for the table:
+ *   "table" ("ks.table"), "scratch" ("scratch_ks.table"), "restored": true;
+ *   row counts over the token ring: "rows_backup", "rows_live", "ranges";
+ *   keys compared range by range (every range of at most 2000 rows a side,
+ *   and bigger ones whose counts differ, halved until they are small):
+ *   "new_since" (live rows written after the backup started), "deleted_since"
+ *   (restored rows no longer live), "lost" (live rows written before the
+ *   backup that the restored table lacks: damage), "unknown_since" (missing
+ *   rows without a writetime to tell);
+ *   the sample ("sampled" rows of the restored table by random token, each
+ *   looked up live by its primary key): "matched", "changed_since" (a cell
+ *   written after the backup started, or deleted since), "gone_since" (no
+ *   longer live), "mismatched" (a column differs: damage);
+ *   "writetimes" (false: no regular column shows one, counted only) and
+ *   "problems" (at most 5 one-line sentences naming table, key and column).
  * An error return is a failure to check (CQL down, a table missing), not a
  * difference: differences are in the report. Reports progress through job
- * (may be NULL): phase "check", one item per range and per sampled row. */
+ * (may be NULL): one item per range and per sampled row, one file done per
+ * table (the caller sets the phase, e.g. "check" with its tables). */
 int cs_drill_check_table(cql_conn *conn, const char *ks, const char *table, const char *scratch_ks,
                          const cs_drill_opts *o, cs_job *job, json_t **report, cs_err *e);
 

@@ -171,6 +171,19 @@ static const cs_field restore_fields[] = {
     FIELD(cs_restore_req, keyspace_map, CS_F_STRLIST, NULL, 0, 0, 0, NULL, NULL, NULL, check_keyspace_map),
 };
 
+static const cs_field drill_fields[] = {
+    REPO(cs_drill_req),
+    STR(cs_drill_req, backup),
+    KEYSPACES(cs_drill_req),
+    LIST(cs_drill_req, tables),
+    FIELD(cs_drill_req, sample_tables, CS_F_INT, "0", 0, 0, 100000, NULL, NULL, NULL, NULL),
+    FIELD(cs_drill_req, sample_rows, CS_F_INT, "100", 0, 0, 1000000, NULL, NULL, NULL, NULL),
+    BOOL(cs_drill_req, keep),
+    JOBS(cs_drill_req),
+    LOCK_WAIT(cs_drill_req),
+    LOCK_STALE(cs_drill_req),
+};
+
 static const cs_field load_fields[] = {
     REPO(cs_load_req),
     FIELD(cs_load_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL, " NAME (see cassette list)", NULL),
@@ -427,6 +440,7 @@ RUN(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_req, cs_cluster_snapsh
 RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
 RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
 RUN(load, cs_load_req, cs_load_result)
+RUN(drill, cs_drill_req, cs_drill_result)
 
 DOC(init, cs_init_result_json, cs_init_req, cs_init_result)
 DOC(backup, cs_backup_result_json, cs_backup_req, cs_backup_result)
@@ -450,6 +464,7 @@ DOC(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_result_json, cs_cluste
 DOC(snapshot, cs_snapshot_result_json, cs_snapshot_req, cs_snapshot_result)
 DOC(snapshot_clear, cs_snapshot_clear_result_json, cs_snapshot_req, cs_snapshot_result)
 DOC(load, cs_load_result_json, cs_load_req, cs_load_result)
+DOC(drill, cs_drill_result_json, cs_drill_req, cs_drill_result)
 
 FREE(init_result, cs_init_result)
 FREE(backup_result, cs_backup_result)
@@ -471,10 +486,12 @@ FREE(cluster_tokens_result, cs_cluster_tokens_result)
 FREE(cluster_snapshot_cleanup_result, cs_cluster_snapshot_cleanup_result)
 FREE(snapshot_result, cs_snapshot_result)
 FREE(load_result, cs_load_result)
+FREE(drill_result, cs_drill_result)
 
 VERDICT(status, cs_status_req, cs_status_result)
 VERDICT(restore, cs_restore_req, cs_restore_result)
 VERDICT(load, cs_load_req, cs_load_result)
+VERDICT(drill, cs_drill_req, cs_drill_result)
 VERDICT(verify, cs_verify_req, cs_verify_result)
 VERDICT(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 VERDICT(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
@@ -544,6 +561,10 @@ static const cs_op_def ops[] = {
        doc_snapshot_clear, NULL, free_snapshot_result),
     OP("load", "load", NULL, NULL, "stream a node's backed-up tables into a cluster with Cassandra's bulk loader",
        load_fields, cs_load_req, cs_load_result, NULL, run_load, doc_load, verdict_load, free_load_result),
+    OP("drill", "drill", NULL, NULL,
+       "restore a backup's tables into scratch keyspaces beside the live ones, check them against the live "
+       "tables, drop them",
+       drill_fields, cs_drill_req, cs_drill_result, NULL, run_drill, doc_drill, verdict_drill, free_drill_result),
 };
 
 /* The commands as --help shows them, in its order. */
@@ -577,6 +598,10 @@ static const cs_command_def commands[] = {
     { "load", "--repo PATH --backup NAME [--source-host HOSTID] [--target ADDR]... [--keyspace KS]... [--table KS.T]...",
       "stream one node's backed-up tables into a cluster of any topology with sstableloader (the schema must be "
       "there)" },
+    { "drill", "--repo PATH [--backup NAME] [--keyspace KS]... [--table KS.T]... [--sample-tables N] [--sample-rows N] "
+      "[--keep]",
+      "restore drill: restore tables of this node's newest backup into scratch keyspaces, compare them with the "
+      "live tables (row counts, a sample of rows), report the RTO achieved, clean up" },
     { "agent",
       "[--listen HOST:PORT] --token-file FILE [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] "
       "[--allow-repo LOC]...",

@@ -276,6 +276,16 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
     return j;
 }
 
+json_t *cs_drill_result_json(const cs_drill_req *req, const cs_drill_result *res)
+{
+    (void)req;
+    json_t *tables = res->tables ? json_incref(res->tables) : json_array();
+    return json_pack("{s:o, s:s, s:o, s:f, s:f, s:o, s:b}", "backup", opt_string(res->backup), "drill_id",
+                     res->drill_id, "tables", tables, "rto_seconds",
+                     res->rto_seconds, "seconds", res->seconds, "scratch_keyspaces",
+                     strlist_json(&res->scratch_keyspaces), "kept", res->kept);
+}
+
 /* Per table the loader's outcome: loaded, or the reason it was not. */
 json_t *cs_load_result_json(const cs_load_req *req, const cs_load_result *res)
 {

@@ -25,6 +25,7 @@ json_t *cs_backup_result_json(const cs_backup_req *req, const cs_backup_result *
 json_t *cs_list_result_json(const cs_list_req *req, const cs_list_result *res);
 json_t *cs_status_result_json(const cs_status_req *req, const cs_status_result *res);
 json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_result *res);
+json_t *cs_drill_result_json(const cs_drill_req *req, const cs_drill_result *res);
 json_t *cs_load_result_json(const cs_load_req *req, const cs_load_result *res);
 json_t *cs_verify_result_json(const cs_verify_req *req, const cs_verify_result *res);
 json_t *cs_purge_result_json(const cs_purge_req *req, const cs_purge_result *res);
