@@ -74,6 +74,7 @@ typedef struct column {
     int kind;         /* 0 partition key, 1 clustering, 2 regular, 3 static */
     long position;
     bool writetime;   /* a regular cell writetime() reads: not a collection, not a counter */
+    bool multicell;   /* a regular non-frozen collection or UDT: maxwritetime() (Cassandra 5.0) */
 } column;
 
 typedef struct table_cols {
@@ -158,6 +159,7 @@ static int read_cols(cql_conn *conn, const char *ks, const char *table, uint16_t
         c->position = pos ? strtol(pos, NULL, 10) : 0;
         t->counter |= !strcmp(type, "counter");
         c->writetime = c->kind == 2 && (is_native(type) || !strncmp(type, "frozen<", 7));
+        c->multicell = c->kind == 2 && !c->writetime && strcmp(type, "counter");
     }
     cql_result_free(r);
     if (rc) {
@@ -169,7 +171,7 @@ static int read_cols(cql_conn *conn, const char *ks, const char *table, uint16_t
         t->n_pk += t->c[i].kind == 0;
         t->n_ck += t->c[i].kind == 1;
         if (t->counter)
-            t->c[i].writetime = false; /* writetime() of a counter table: refused */
+            t->c[i].writetime = t->c[i].multicell = false; /* writetime() of a counter table: refused */
         t->n_wt += t->c[i].writetime;
     }
     return 0;
@@ -246,6 +248,8 @@ typedef struct check {
     char *keys;            /* "a", "b", "c": the primary key columns */
     char *wt;              /* , writetime("x"), ...: of the live table's writetime columns (or "") */
     bool murmur3;
+    bool has_wt;           /* some column of the live table shows when it was written */
+    bool maxwritetime;     /* the node has maxwritetime() (Cassandra 5.0): collections show when they changed */
     int64_t rows_backup, rows_live;
     int64_t ranges, new_since, deleted_since, lost, unknown_since;
     int64_t sampled, matched, changed_since, gone_since, mismatched;
@@ -362,7 +366,7 @@ static void free_keyed(keyed *a, size_t n)
 /* A live row the restored table lacks: written since the backup, or lost. */
 static void missing_row(check *k, const keyed *row)
 {
-    if (!k->live.n_wt || row->wt < 0) {
+    if (!k->has_wt || row->wt < 0) {
         k->unknown_since++;
         return;
     }
@@ -413,7 +417,7 @@ static int compare_range(check *k, int64_t lo, int64_t hi, bool first, int depth
         k->rows_live += nb;
     }
     bool small = na <= LIST_MAX && nb <= LIST_MAX;
-    if (!rc && small && (na != nb || k->live.n_wt)) {
+    if (!rc && small && (na != nb || k->has_wt)) {
         rc = compare_keys(k, where, e);
     } else if (!rc && na != nb && k->murmur3 && depth < SPLIT_DEPTH && hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -462,23 +466,23 @@ static char *shared_columns(const check *k, size_t *n)
     return out;
 }
 
-/* WHERE a = 1 AND b = 'x' for the key of row 0 of r; NULL when a key type cannot be written. */
-static char *key_where(const check *k, const cql_result *r)
+/* WHERE a = 1 AND b = 'x' for the key of row `row` of r; NULL when a key type cannot be written. */
+static char *key_where(const check *k, const cql_result *r, size_t row)
 {
     cs_buf b = CS_BUF_INIT;
     bool ok = true;
     for (size_t c = 0; ok && c < k->live.n_pk + k->live.n_ck; c++) {
         cs_buf_printf(&b, "%s%s = ", c ? " AND " : " WHERE ", k->live.c[c].quoted);
-        ok = literal(&b, &k->live.c[c], cql_result_value(r, 0, c));
+        ok = literal(&b, &k->live.c[c], cql_result_value(r, row, c));
     }
     char *out = ok ? cs_strdup(cs_buf_str(&b)) : NULL;
     cs_buf_free(&b);
     return out;
 }
 
-/* Compare the restored row (row 0 of a) with the live one (row 0 of b, with
- * the writetimes after the n shared columns). */
-static void compare_row(check *k, const cql_result *a, const cql_result *b, size_t n)
+/* Compare the restored row (row ai of a) with the live one (row 0 of b,
+ * with the writetimes after the n shared columns). */
+static void compare_row(check *k, const cql_result *a, size_t ai, const cql_result *b, size_t n)
 {
     if (!cql_result_rows(b)) {
         k->gone_since++;
@@ -488,14 +492,16 @@ static void compare_row(check *k, const cql_result *a, const cql_result *b, size
         k->changed_since++;
         return;
     }
-    char *key = key_text(k, a, 0);
+    char *key = key_text(k, a, ai);
     bool bad = false, deleted = false;
     for (size_t c = 0; c < n && !bad; c++) {
-        const cql_value *x = cql_result_value(a, 0, c), *y = cql_result_value(b, 0, c);
+        const cql_value *x = cql_result_value(a, ai, c), *y = cql_result_value(b, 0, c);
         if (same_value(x, y))
             continue;
-        if (y->kind == CQL_NULL) { /* a cell deleted or expired since: its tombstone has no writetime() */
-            deleted = true;
+        const column *col = find_col(&k->live, cql_result_colname(a, c));
+        if (y->kind == CQL_NULL || (col && col->multicell && !k->maxwritetime)) {
+            deleted = true; /* a cell deleted or expired since (a tombstone has no writetime), or a collection
+                               changed where Cassandra cannot say when */
             continue;
         }
         cs_buf bx = CS_BUF_INIT, by = CS_BUF_INIT;
@@ -516,6 +522,25 @@ static void compare_row(check *k, const cql_result *a, const cql_result *b, size
         k->matched++;
 }
 
+/* Read the live row of restored row ai of a by its primary key and compare. */
+static int look_up(check *k, const char *cols, size_t n, const char *wt, const cql_result *a, size_t ai, cs_err *e)
+{
+    char *where = key_where(k, a, ai);
+    if (!where)
+        return 0;
+    char *q = cs_sprintf("SELECT %s%s FROM \"%s\".\"%s\"%s", cols, wt, k->ks, k->table, where);
+    cql_result *b = NULL;
+    int rc = query(k, q, &b, e);
+    if (!rc) {
+        k->sampled++;
+        compare_row(k, a, ai, b, n);
+    }
+    cql_result_free(b);
+    free(q);
+    free(where);
+    return rc;
+}
+
 static int sample_one(check *k, const char *cols, size_t n, const char *wt, cs_strlist *seen, bool *empty,
                       cs_err *e)
 {
@@ -525,7 +550,7 @@ static int sample_one(check *k, const char *cols, size_t n, const char *wt, cs_s
         x = -(x + 1);
     char *q = cs_sprintf("SELECT %s FROM \"%s\".\"%s\" WHERE %s >= %lld LIMIT 1", cols, k->scratch, k->table,
                          k->token, (long long)x);
-    cql_result *a = NULL, *b = NULL;
+    cql_result *a = NULL;
     int rc = query(k, q, &a, e);
     free(q);
     if (!rc && !cql_result_rows(a)) { /* past the last token: wrap around */
@@ -537,31 +562,48 @@ static int sample_one(check *k, const char *cols, size_t n, const char *wt, cs_s
         *empty = !rc && !cql_result_rows(a);
     }
     char *key = !rc && !*empty ? key_text(k, a, 0) : NULL;
-    char *where = key && !cs_strlist_has(seen, key) ? key_where(k, a) : NULL;
-    if (key && where) {
+    if (key && !cs_strlist_has(seen, key)) {
         cs_strlist_add(seen, key);
-        q = cs_sprintf("SELECT %s%s FROM \"%s\".\"%s\"%s", cols, wt, k->ks, k->table, where);
-        rc = query(k, q, &b, e);
-        free(q);
-        if (!rc) {
-            k->sampled++;
-            compare_row(k, a, b, n);
-        }
+        rc = look_up(k, cols, n, wt, a, 0, e);
     }
     free(key);
-    free(where);
     cql_result_free(a);
-    cql_result_free(b);
     return rc;
 }
 
-/* , writetime("x") for each shared writetime column. */
+/* A table with at most sample_rows rows: every one, in one read. */
+static int sample_all(check *k, const char *cols, size_t n, const char *wt, cs_err *e)
+{
+    char *q = cs_sprintf("SELECT %s FROM \"%s\".\"%s\"", cols, k->scratch, k->table);
+    cql_result *a = NULL;
+    int rc = query(k, q, &a, e);
+    free(q);
+    for (size_t i = 0; !rc && i < cql_result_rows(a); i++) {
+        if (i % 64 == 0) {
+            char item[96];
+            snprintf(item, sizeof item, "%s.%s row %zu/%zu", k->ks, k->table, i + 1, cql_result_rows(a));
+            cs_job_item(k->job, item);
+        }
+        rc = look_up(k, cols, n, wt, a, i, e);
+    }
+    cql_result_free(a);
+    return rc;
+}
+
+/* , writetime("x") for each shared writetime column, maxwritetime("y") for
+ * each collection where Cassandra has it (5.0). */
 static char *shared_writetimes(const check *k)
 {
     cs_buf b = CS_BUF_INIT;
-    for (size_t i = 0; i < k->live.n; i++)
-        if (k->live.c[i].writetime && find_col(&k->restored, k->live.c[i].name))
-            cs_buf_printf(&b, ", writetime(%s)", k->live.c[i].quoted);
+    for (size_t i = 0; i < k->live.n; i++) {
+        const column *c = &k->live.c[i];
+        if (!find_col(&k->restored, c->name))
+            continue;
+        if (c->writetime)
+            cs_buf_printf(&b, ", writetime(%s)", c->quoted);
+        else if (c->multicell && k->maxwritetime)
+            cs_buf_printf(&b, ", maxwritetime(%s)", c->quoted);
+    }
     char *out = cs_strdup(cs_buf_str(&b));
     cs_buf_free(&b);
     return out;
@@ -579,10 +621,10 @@ static bool keys_writable(const check *k)
 
 static int sample(check *k, cs_err *e)
 {
-    if (!k->o->sample_rows || !k->live.n_wt || !keys_writable(k)) {
+    if (!k->o->sample_rows || !k->has_wt || !keys_writable(k)) {
         if (k->o->sample_rows)
             problem(k, "%s.%s: rows not compared by content (%s): counted only", k->ks, k->table,
-                    !k->live.n_wt ? "no regular column shows a writetime" : "a key of a type the check cannot look up");
+                    !k->has_wt ? "no regular column shows a writetime" : "a key of a type the check cannot look up");
         return 0;
     }
     size_t n = 0;
@@ -591,10 +633,12 @@ static int sample(check *k, cs_err *e)
     cs_strlist seen = { NULL, 0 };
     bool empty = false;
     int rc = 0;
-    /* Each row once: a small table is sampled whole, with a few tries to spare. */
-    for (size_t i = 0; !rc && !empty && i < k->o->sample_rows * 2 && (size_t)k->sampled < k->o->sample_rows &&
-                       (int64_t)k->sampled < k->rows_backup;
-         i++) {
+    if (k->rows_backup <= (int64_t)k->o->sample_rows) { /* small: every row */
+        rc = sample_all(k, cols, n, wt, e);
+        empty = true;
+    }
+    /* Random tokens, each row once, with tries to spare. */
+    for (size_t i = 0; !rc && !empty && i < k->o->sample_rows * 2 && (size_t)k->sampled < k->o->sample_rows; i++) {
         char item[96];
         snprintf(item, sizeof item, "%s.%s row %zu/%zu", k->ks, k->table, (size_t)k->sampled + 1, k->o->sample_rows);
         cs_job_item(k->job, item);
@@ -624,18 +668,19 @@ static void build_exprs(check *k)
     cs_buf_free(&keys);
 }
 
-static bool is_murmur3(check *k)
+/* The partitioner (token ranges only for Murmur3) and the version. */
+static void node_facts(check *k)
 {
     cql_result *r = NULL;
     cs_err err;
     cs_err_clear(&err);
-    bool yes = true;
-    if (!cql_query(k->conn, "SELECT partitioner FROM system.local", &r, &err)) {
-        const char *p = cql_result_text(r, 0, "partitioner");
-        yes = !p || strstr(p, "Murmur3Partitioner") != NULL;
+    k->murmur3 = true;
+    if (!cql_query(k->conn, "SELECT partitioner, release_version FROM system.local", &r, &err)) {
+        const char *p = cql_result_text(r, 0, "partitioner"), *v = cql_result_text(r, 0, "release_version");
+        k->murmur3 = !p || strstr(p, "Murmur3Partitioner") != NULL;
+        k->maxwritetime = v && atoi(v) >= 5;
     }
     cql_result_free(r);
-    return yes;
 }
 
 static json_t *report_of(const check *k)
@@ -656,7 +701,7 @@ static json_t *report_of(const check *k)
     json_object_set_new(j, "changed_since", json_integer(k->changed_since));
     json_object_set_new(j, "gone_since", json_integer(k->gone_since));
     json_object_set_new(j, "mismatched", json_integer(k->mismatched));
-    json_object_set_new(j, "writetimes", json_boolean(k->live.n_wt > 0));
+    json_object_set_new(j, "writetimes", json_boolean(k->has_wt > 0));
     json_object_set_new(j, "problems", json_incref(k->problems));
     return j;
 }
@@ -678,9 +723,10 @@ int cs_drill_check_table(cql_conn *conn, const char *ks, const char *table, cons
     if (!rc)
         rc = read_cols(conn, scratch_ks, table, o->consistency, &k.restored, e);
     if (!rc) {
-        k.murmur3 = is_murmur3(&k);
+        node_facts(&k);
         build_exprs(&k);
-        if (!k.live.n_wt)
+        k.has_wt = k.wt[0] != '\0';
+        if (!k.has_wt)
             problem(&k, "%s.%s has no regular column that shows a writetime: rows are counted, not told apart",
                     ks, table);
         rc = count_all(&k, e);

@@ -177,7 +177,7 @@ static const cs_field drill_fields[] = {
     KEYSPACES(cs_drill_req),
     LIST(cs_drill_req, tables),
     FIELD(cs_drill_req, sample_tables, CS_F_INT, "0", 0, 0, 100000, NULL, NULL, NULL, NULL),
-    FIELD(cs_drill_req, sample_rows, CS_F_INT, "100", 0, 0, 1000000, NULL, NULL, NULL, NULL),
+    FIELD(cs_drill_req, sample_rows, CS_F_INT, "100", 0, 0, 10000, NULL, NULL, NULL, NULL),
     BOOL(cs_drill_req, keep),
     JOBS(cs_drill_req),
     LOCK_WAIT(cs_drill_req),
