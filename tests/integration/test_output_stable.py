@@ -182,7 +182,7 @@ def test_made_repo_outputs(cassette, golden_ks, node, tmp_path):
 
 
 COMMANDS = ["init", "backup", "list", "restore", "verify", "purge", "status", "delete", "catalog",
-            "migrate", "schema", "key", "cleanup", "snapshot", "load", "agent", "server", "cluster"]
+            "migrate", "schema", "key", "cleanup", "snapshot", "load", "agent", "server", "cluster", "drill"]
 
 
 def test_help_outputs(cassette, tmp_path):
