@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/job.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "ops/optable.h"
 #include "server/model.h"
 #include "server/schedule.h"
@@ -290,20 +291,36 @@ static void *op_thread(void *arg)
     return NULL;
 }
 
-static json_t *progress_json(const cs_progress *p)
+/* The run's progress document: the job's record and, for a cluster
+ * operation, its nodes (the job's parts, read at the same moment). */
+static json_t *progress_json(const cs_job *job, cs_progress *p)
 {
-    return json_pack("{s:s, s:I, s:I, s:I, s:I}", "phase", p->phase, "files_done", (json_int_t)p->files_done,
-                     "files_total", (json_int_t)p->files_total, "bytes_done", (json_int_t)p->bytes_done,
-                     "bytes_total", (json_int_t)p->bytes_total);
+    cs_progress_part *parts = NULL;
+    size_t n = cs_job_progress_parts(job, p, NULL, 0);
+    while (n < p->n_parts) { /* room for them, and read again (until none came meanwhile) */
+        parts = cs_realloc(parts, p->n_parts * sizeof *parts);
+        n = cs_job_progress_parts(job, p, parts, p->n_parts);
+    }
+    json_t *doc = json_pack("{s:s, s:I, s:I, s:I, s:I}", "phase", p->phase, "files_done", (json_int_t)p->files_done,
+                            "files_total", (json_int_t)p->files_total, "bytes_done", (json_int_t)p->bytes_done,
+                            "bytes_total", (json_int_t)p->bytes_total);
+    if (n) {
+        json_t *nodes = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(nodes, cs_progress_part_json(&parts[i], -1, 0));
+        json_object_set_new(doc, "nodes", nodes);
+    }
+    free(parts);
+    return doc;
 }
 
 static void write_progress(cs_runner *r, json_t *run, op_run *o)
 {
     cs_progress p;
-    cs_job_progress(o->job, &p);
+    json_t *progress = progress_json(o->job, &p);
     uint64_t files, bytes;
     counts(o, &p, &files, &bytes);
-    json_object_set_new(run, "progress", progress_json(&p));
+    json_object_set_new(run, "progress", progress);
     json_object_set_new(run, "files", json_integer((json_int_t)files));
     json_object_set_new(run, "bytes", json_integer((json_int_t)bytes));
     cs_err e;
@@ -396,7 +413,7 @@ static void finish(cs_runner *r, json_t *run, op_run *o, enum stop_why why, cons
 {
     double now = cs_now();
     cs_progress p;
-    cs_job_progress(o->job, &p);
+    json_t *progress = progress_json(o->job, &p);
     const char *state = "done";
     if (o->rc)
         state = why == WHY_CANCEL ? "cancelled" : why == WHY_NONE ? "failed" : "interrupted";
@@ -404,7 +421,7 @@ static void finish(cs_runner *r, json_t *run, op_run *o, enum stop_why why, cons
     json_object_set_new(run, "ended", json_real(now));
     uint64_t files, bytes;
     counts(o, &p, &files, &bytes);
-    json_object_set_new(run, "progress", progress_json(&p));
+    json_object_set_new(run, "progress", progress);
     json_object_set_new(run, "files", json_integer((json_int_t)files));
     json_object_set_new(run, "bytes", json_integer((json_int_t)bytes));
     if (o->res) {

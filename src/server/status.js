@@ -212,7 +212,22 @@
     fl.appendChild(h('span', 'muted', (p.files_done || 0) + ' of ' + (p.files_total > 0 ? p.files_total : '?')));
     box.appendChild(fl);
     box.appendChild(bar('files', p.files_done, p.files_total));
+    (Array.isArray(p.nodes) ? p.nodes : []).forEach(n => box.append(...nodeRows(n)));
     return box;
+  }
+
+  /* A cluster operation's node: its phase, state, bytes and a bar. */
+  function nodeRows(n) {
+    const l = h('div', 'label node');
+    l.dataset.node = n.name;
+    l.appendChild(h('span', null, n.name + ' - ' + (n.phase || '-') + ' - ' + n.state));
+    l.appendChild(h('span', 'muted', n.bytes_total > 0 || n.bytes_done > 0
+      ? bytes(n.bytes_done || 0) + ' of ' + (n.bytes_total > 0 ? bytes(n.bytes_total) : '?')
+      : (n.files_done || 0) + ' of ' + (n.files_total > 0 ? n.files_total : '?')));
+    const b = n.bytes_total > 0 || n.bytes_done > 0 ? bar('node', n.bytes_done, n.bytes_total)
+                                                    : bar('node', n.files_done, n.files_total);
+    b.dataset.node = n.name;
+    return [l, b];
   }
 
   function showRunning(runs) {

@@ -65,6 +65,7 @@ RUNNING = """(() => {
   return {
     clusters: [...document.querySelectorAll('#clusters .cluster-id')].map(e => e.textContent),
     value: bar.value, max: bar.max, files: box.querySelectorAll('progress.files').length,
+    nodes: [...box.querySelectorAll('progress.node')].map(e => [e.dataset.node, e.value, e.max]),
     text: box.innerText,
     tasks: [...document.querySelectorAll('#tasks tr')].map(r => [...r.cells].map(c => c.textContent)),
     drill: document.getElementById('drill').textContent,
@@ -117,6 +118,8 @@ def test_status_page_during_a_backup(cassette_bin, single_cluster, page_data, sl
             assert shown["clusters"] == ["single"], shown
             assert 0 < shown["value"] <= shown["max"], shown
             assert shown["files"] == 1, shown
+            # The cluster's one node, its own bar (the run's progress "nodes").
+            assert [n[0] for n in shown["nodes"]] == single_cluster.addresses, shown
             nightly = [row for row in shown["tasks"] if row[0] == "nightly"]
             assert nightly and nightly[0][1] == "single" and nightly[0][3] == "0 3 * * *", shown["tasks"]
             assert "UTC" in nightly[0][5], nightly  # the next run, from the task's "next"
