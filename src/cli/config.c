@@ -332,7 +332,7 @@ static const opt_def options[] = {
       "backup restore verify purge cluster load drill",
       "auto (a live line on a terminal; with -v, plain lines otherwise), tty, plain (a line as each phase ends and "
       "every 10 s), json (one event per line on stdout, the --json result last) or none" },
-    { "metrics-file", 0, OPT_STR, CLI(metrics_file), NULL, NULL, NULL, NULL, "backup restore verify purge",
+    { "metrics-file", 0, OPT_STR, CLI(metrics_file), NULL, NULL, NULL, NULL, "backup restore verify purge drill",
       "after the run, succeeded or failed, write its Prometheus metrics (docs/metrics.md) atomically to this file "
       "for node_exporter's textfile collector (one file per command and repository)" },
     { "json", 0, OPT_FLAG, CLI(json), NULL, NULL, NULL, NULL,

@@ -24,6 +24,7 @@ static const struct {
     { "backup", "cassette_last_bytes_stored", "bytes_stored", "bytes stored (backup)" },
     { "backup", "cassette_last_files_new", "files_new", "files stored (backup)" },
     { "backup", "cassette_last_files_unchanged", "files_unchanged", "files found stored already (backup)" },
+    { "drill", "cassette_last_rto_seconds", "rto_seconds", "drill: seconds its restore took (the RTO achieved)" },
 };
 
 char *cs_textfile_repo_label(const char *location)

@@ -2,7 +2,7 @@
  * node_exporter's textfile collector.
  *
  * Owns: the textfile rows of docs/metrics.md for one run of backup,
- * restore, verify or purge: read from the operation's result document
+ * restore, verify, purge or drill: read from the operation's result document
  * (cs_op_result_json) and its error, written atomically after the run
  * whether it succeeded or failed; the repo label (the location without any
  * userinfo); and what a run carries over from the file of the run before
@@ -20,7 +20,7 @@
 
 /* One run, as the textfile tells it. */
 typedef struct cs_textfile_run {
-    const char *op;       /* "backup", "restore", "verify", "purge" */
+    const char *op;       /* "backup", "restore", "verify", "purge", "drill" */
     const char *repo;     /* the repository location as given (userinfo is left out here) */
     const json_t *result; /* the result document, NULL when the operation returned none */
     const cs_err *err;    /* NULL or CS_OK: it succeeded */

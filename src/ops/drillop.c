@@ -4,8 +4,8 @@
  * named), restores them with the restore op into scratch keyspaces
  * (keyspace_map: cassette_drill_<id>_<ks>, new tables beside the live
  * ones), checks each against its live table (ops/drill.h), then drops the
- * scratch keyspaces and the snapshots Cassandra takes of dropped tables
- * (the keyspace's directories go whole: nothing else lives there). Scratch
+ * scratch keyspaces, clears the snapshots Cassandra takes of dropped tables
+ * (in those keyspaces only) and removes the keyspaces' directories. Scratch
  * keyspaces an earlier drill left are dropped first. The restore's time is
  * the RTO achieved. */
 #include <dirent.h>
@@ -22,6 +22,7 @@
 #include "ops/nodeopts.h"
 #include "ops/ops.h"
 #include "ops/optable.h"
+#include "ops/snapshot.h"
 
 typedef struct drill_ctx {
     cs_job *job;
@@ -31,6 +32,7 @@ typedef struct drill_ctx {
     cs_node_info node;
     cs_node_dirs dirs;
     cql_conn *conn;
+    cs_nodetool *nt;
     cs_manifest m;
     cs_strlist tables;     /* "ks.table" to restore and check */
     cs_strlist map;        /* "ks=scratch" */
@@ -38,9 +40,28 @@ typedef struct drill_ctx {
 
 /* ---- scratch keyspaces ---- */
 
-/* Drop keyspace ks (IF EXISTS), then remove its directories: the snapshots
- * of its dropped tables (auto_snapshot's "dropped-..." tags) are all that
- * is left there. */
+/* The snapshots Cassandra took of the dropped tables of keyspace ks
+ * (auto_snapshot: "dropped-<ms>-<table>"), cleared in ks only. */
+static int clear_dropped_snapshots(drill_ctx *c, const char *ks, cs_err *e)
+{
+    char *name = (char *)ks;
+    cs_strlist one = { &name, 1 }, old = { NULL, 0 }, young = { NULL, 0 };
+    cs_snapshot_find_old_in(&c->dirs.data_dirs, &one, "dropped-", cs_now() + 86400.0, &old, &young);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < old.n; i++) {
+        bool cleared = false;
+        rc = cs_snapshot_clear_in(c->nt, c->node.release_version, &c->dirs.data_dirs, &one, old.items[i], &cleared,
+                                  e);
+        if (!rc && cleared)
+            cs_info("cleared snapshot %s of dropped scratch keyspace %s", old.items[i], ks);
+    }
+    cs_strlist_free(&old);
+    cs_strlist_free(&young);
+    return rc;
+}
+
+/* Drop keyspace ks (IF EXISTS), clear the snapshots of its dropped tables,
+ * then remove its directories (nothing else lives there). */
 static int drop_scratch(drill_ctx *c, const char *ks, cs_err *e)
 {
     if (strncmp(ks, CS_DRILL_PREFIX, strlen(CS_DRILL_PREFIX)) || !cs_node_is_valid_name(ks))
@@ -50,12 +71,12 @@ static int drop_scratch(drill_ctx *c, const char *ks, cs_err *e)
     int rc = cql_query(c->conn, q, &r, e);
     cql_result_free(r);
     free(q);
+    if (!rc)
+        rc = clear_dropped_snapshots(c, ks, e);
     for (size_t i = 0; !rc && i < c->dirs.data_dirs.n; i++) {
         char *dir = cs_path_join(c->dirs.data_dirs.items[i], ks);
-        if (cs_is_dir(dir)) {
-            cs_info("removing %s: the snapshots of the dropped scratch tables", dir);
+        if (cs_is_dir(dir))
             rc = cs_remove_tree(dir, e);
-        }
         free(dir);
     }
     if (rc)
@@ -298,6 +319,10 @@ static int connect_node(drill_ctx *c, cs_err *e)
         rc = cs_err_set(e, CS_E_PROTO, "the node did not say its host id");
     if (!rc)
         rc = cs_ops_node_dirs(c->host, &c->node, &c->dirs, e);
+    cs_nodetool_opts nodetool_opts;
+    cs_ops_nodetool_opts(c->host, &nodetool_opts);
+    if (!rc)
+        rc = cs_nodetool_new(&nodetool_opts, &c->nt, e);
     return rc;
 }
 
@@ -349,6 +374,7 @@ int cs_op_drill(cs_job *job, const cs_host *host, const cs_drill_req *req, cs_dr
         cs_err_prefix(e, "drill %s", res->drill_id);
     res->seconds = cs_now() - t0;
     cql_close(c.conn);
+    cs_nodetool_free(c.nt);
     cs_node_info_free(&c.node);
     cs_node_dirs_free(&c.dirs);
     cs_manifest_free(&c.m);

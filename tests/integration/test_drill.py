@@ -10,7 +10,7 @@ changed (rows updated, deleted and inserted after the backup). Then:
   snapshot Cassandra takes of a dropped table are gone afterwards (the driver's schema,
   nodetool listsnapshots, the data directory); the live tables are untouched, row by row;
 - `drill --keep` leaves the scratch keyspace, whose rows are the backup's, row by row; the next
-  drill drops it;
+  drill drops it, and its `--metrics-file` holds the RTO;
 - a drill against a copy of the repository whose one object (a Data.db of one table) has bytes
   flipped fails (exit 3), its one line naming the file, and leaves no scratch keyspace;
 - `restore --keyspace-map` of one table beside the live one: its rows are the backup's, the
@@ -21,6 +21,7 @@ changed (rows updated, deleted and inserted after the backup). Then:
 
 import copy
 import json
+import re
 import shutil
 
 import pytest
@@ -71,6 +72,8 @@ def drilled(node, cluster_session, cassette_bin, tmp_path_factory):
     for ks in _scratch_keyspaces(session):
         session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
     session.execute(f"DROP KEYSPACE IF EXISTS {ds.main}_copy", timeout=120)
+    # The snapshots Cassandra took of the dropped tables, in these keyspaces only.
+    node.nodetool("clearsnapshot", "--all", "--", ds.main, ds.side, f"{ds.main}_copy", check=False)
 
 
 def _scratch_keyspaces(session):
@@ -134,7 +137,7 @@ def test_drill_after_changes(cassette, drilled, session, node):
     assert "RTO" in text.out and f"{ds.main}.wide" in text.out, text.describe()
 
 
-def test_drill_keep(cassette, drilled, session, node):
+def test_drill_keep(cassette, drilled, session, node, tmp_path):
     ds = drilled["ds"]
     doc = cassette("drill", "--repo", drilled["repo"], "--keyspace", ds.main, "--sample-tables", "1", "--keep",
                    "--json").ok().json()
@@ -144,9 +147,15 @@ def test_drill_keep(cassette, drilled, session, node):
     assert _scratch_keyspaces(session) == [scratch]
     assert _rows_of(session, ds, table, scratch) == drilled["backup"][table]
     # The next drill drops it (and says so with -v).
-    res = cassette("drill", "-v", "--repo", drilled["repo"], "--table", f"{ds.side}.events", "--sample-rows", "3")
+    metrics = tmp_path / "drill.prom"
+    res = cassette("drill", "-v", "--repo", drilled["repo"], "--table", f"{ds.side}.events", "--sample-rows", "3",
+                   "--metrics-file", metrics)
     res.ok()
     assert f"dropping scratch keyspace {scratch}, left by an earlier drill" in res.err, res.describe()
+    prom = metrics.read_text()
+    rto = re.search(r'^cassette_last_rto_seconds\{op="drill",repo="[^"]+"\} ([0-9.e+-]+)$', prom, re.M)
+    assert rto and float(rto.group(1)) > 0, prom
+    assert re.search(r'^cassette_last_success_timestamp_seconds\{op="drill",', prom, re.M), prom
     assert _scratch_keyspaces(session) == [] and _scratch_dirs(node) == [] and _scratch_snapshots(node) == []
 
 
