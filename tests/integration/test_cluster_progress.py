@@ -6,8 +6,10 @@ limited to 1 MB/s so that each lasts some seconds. The screen must show, redrawn
 line per node (phase, bytes done/total, %, rate, ETA, state) and an overall line; in every
 redraw the overall is the sum of the nodes' figures (to the precision shown), a node's bytes
 never go down within its phase nor exceed its total, the block is cleared before the result,
-and the restored rows are read back with the driver, row by row."""
+and the restored rows are read back with the driver, row by row. With --progress=json the
+events carry the nodes, whose counters add up to the event's exactly."""
 
+import json
 import random
 import re
 
@@ -170,3 +172,17 @@ def test_cluster_backup_and_restore_on_a_terminal(slow_cluster, tmp_path):
     assert len(got) == ROWS, len(got)
     bad = [i for i in want if got.get(i) != want[i]]
     assert not bad, f"{len(bad)} rows differ, e.g. {bad[:5]}"
+
+    # --progress=json: the events carry the nodes, and their counters add up to the event's exactly
+    # (a second backup: nothing new to upload, the nodes count the files they scan and check).
+    r = c.run("cluster", "backup", "--contact", nodes[0], "--repo", repo, "--name", "json", "--keyspace", KS,
+              "--progress=json", "--agent-ca-file", c.ca, "--agent-token-file", c.token_file,
+              "--agent-cert", c.client_cert, "--agent-key", c.client_key)
+    assert r.rc == 0, (r.out[-2000:], r.err[-2000:])
+    events = [json.loads(line) for line in r.out.splitlines()]
+    with_nodes = [e for e in events if e.get("event") in ("phase", "progress") and e.get("nodes")]
+    assert with_nodes and {n["name"] for e in with_nodes for n in e["nodes"]} == set(nodes), events[:5]
+    for e in with_nodes:
+        for key in ("files_done", "files_total", "bytes_done", "bytes_total"):
+            assert e[key] == sum(n[key] for n in e["nodes"]), (key, e)
+    assert events[-1]["complete"] is True, events[-1]
