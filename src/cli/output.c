@@ -497,19 +497,18 @@ static void fmt_load(const fmt_ctx *c)
  * are lost (missing or cut short), that the next backup stores those files
  * again (a backup reuses only objects it has seen in the repository). */
 /* A short table per table, then the RTO. */
-static void fmt_drill(const fmt_ctx *c)
+/* A drill's tables (node or cluster): a short row per table, its problems
+ * below it; then the scratch keyspaces it kept. */
+static void print_drill_tables(FILE *out, const json_t *d)
 {
-    FILE *out = c->out;
-    const json_t *d = c->doc;
-    fprintf(out, "drill %s of backup %s: restored in %.1f s (RTO), %.1f s in all\n", js0(d, "drill_id"),
-            js0(d, "backup"), jd(d, "rto_seconds"), jd(d, "seconds"));
     fprintf(out, "%-40s %10s %10s %8s %8s %8s %6s %10s\n", "TABLE", "BACKUP", "LIVE", "SAMPLED", "MATCHED", "CHANGED",
             "LOST", "DIFFERENT");
     size_t i;
     const json_t *t;
     json_array_foreach(json_object_get(d, "tables"), i, t) {
-        if (!jb(t, "restored")) {
-            fprintf(out, "%-40s not restored: %s\n", js0(t, "table"), js0(t, "reason"));
+        if (!jb(t, "restored") || json_is_false(json_object_get(t, "checked"))) {
+            fprintf(out, "%-40s not %s: %s\n", js0(t, "table"), jb(t, "restored") ? "checked" : "restored",
+                    js0(t, "reason"));
             continue;
         }
         fprintf(out, "%-40s %10llu %10llu %8llu %8llu %8llu %6llu %10llu\n", js0(t, "table"), ju(t, "rows_backup"),
@@ -524,6 +523,14 @@ static void fmt_drill(const fmt_ctx *c)
     if (jb(d, "kept") && json_array_size(ks))
         fprintf(out, "kept scratch keyspace %s%s (the next drill drops it)\n", json_string_value(json_array_get(ks, 0)),
                 json_array_size(ks) > 1 ? " and more" : "");
+}
+
+static void fmt_drill(const fmt_ctx *c)
+{
+    const json_t *d = c->doc;
+    fprintf(c->out, "drill %s of backup %s: restored in %.1f s (RTO), %.1f s in all\n", js0(d, "drill_id"),
+            js0(d, "backup"), jd(d, "rto_seconds"), jd(d, "seconds"));
+    print_drill_tables(c->out, d);
 }
 
 static void print_verify_hint(FILE *err, const json_t *problems)
@@ -768,6 +775,28 @@ static void fmt_cluster_snapshot_cleanup(const fmt_ctx *c)
             jd(d, "seconds"));
 }
 
+static void fmt_cluster_drill(const fmt_ctx *c)
+{
+    const json_t *d = c->doc, *m;
+    size_t i;
+    fprintf(c->out, "drill %s of cluster backup %s (%s): restored on %zu of %zu nodes in %.1f s (RTO), %.1f s in all\n",
+            js0(d, "drill_id"), js0(d, "backup"), js0(d, "cluster"), jz(d, "nodes_restored"),
+            json_array_size(json_object_get(d, "nodes")), jd(d, "rto_seconds"), jd(d, "seconds"));
+    json_array_foreach(json_object_get(d, "nodes"), i, m) {
+        const json_t *dst = json_object_get(m, "target"), *r = json_object_get(dst, "restore");
+        char size[32];
+        human_size(r, "bytes", size, sizeof size);
+        fprintf(c->out, "  %s (%.8s): %zu tables, %llu files, %s%s%s\n", js0(dst, "address"), js0(dst, "host_id"),
+                jz(r, "tables"), ju(r, "files"), size, jb(dst, "ok") ? "" : "  FAILED: ",
+                jb(dst, "ok") ? "" : js0(dst, "reason"));
+    }
+    print_drill_tables(c->out, d);
+    if (!jb(d, "kept") && json_array_size(json_object_get(d, "scratch_keyspaces")))
+        fprintf(c->out, "scratch keyspaces dropped, %zu of their snapshots cleared\n", jz(d, "snapshots_cleared"));
+    json_array_foreach(json_object_get(d, "cleanup_problems"), i, m)
+        fprintf(c->out, "clean up: %s\n", json_string_value(m));
+}
+
 /* ---- by operation ---- */
 
 static const struct {
@@ -795,6 +824,7 @@ static const struct {
     { "cluster status", fmt_cluster_status, false },
     { "cluster tokens", fmt_cluster_tokens, false },
     { "cluster snapshot-cleanup", fmt_cluster_snapshot_cleanup, false },
+    { "cluster drill", fmt_cluster_drill, false },
     { "snapshot", fmt_snapshot, false },
     { "snapshot clear", fmt_snapshot_clear, false },
     { "load", fmt_load, false },

@@ -14,7 +14,13 @@
  *   cluster tokens   the initial_token line of each node of a backup set;
  *   cluster snapshot-cleanup  every node's snapshots of a prefix that are
  *                    older than a duration cleared by its agent (`snapshot
- *                    clear` with older_than), what each cleared.
+ *                    clear` with older_than), what each cleared;
+ *   cluster drill    a restore drill: the tables of a complete backup set
+ *                    restored by every node's agent into scratch keyspaces
+ *                    of the same nodes (the cluster restore with a keyspace
+ *                    map), timed (the RTO achieved), compared with the live
+ *                    tables over CQL (ops/drill.h), then dropped, with the
+ *                    snapshots Cassandra takes of what is dropped.
  * The coordinator only coordinates: every byte of a node is read, stored,
  * fetched and written by that node's agent, with the code of the node
  * operations (backup, restore). Nodes are named by host id everywhere, with
@@ -189,5 +195,48 @@ int cs_op_cluster_snapshot_cleanup_verdict(const cs_cluster_snapshot_cleanup_req
 json_t *cs_cluster_snapshot_cleanup_result_json(const cs_cluster_snapshot_cleanup_req *req,
                                                 const cs_cluster_snapshot_cleanup_result *res);
 void cs_cluster_snapshot_cleanup_result_free(cs_cluster_snapshot_cleanup_result *res);
+
+typedef struct cs_cluster_drill_req {
+    char *repo;
+    char *backup;           /* a cluster backup set; NULL: the cluster's newest complete one */
+    CS_CLUSTER_TARGET_FIELDS;
+    cs_strlist keyspaces;   /* empty: all (never system keyspaces) */
+    cs_strlist tables;      /* "ks.table" */
+    long sample_tables;     /* 0: every selected table; else that many, picked at random */
+    long sample_rows;       /* rows compared by content per table */
+    bool keep;              /* leave the scratch keyspaces */
+    long parallel_nodes;
+    long jobs;
+    double lock_wait, lock_stale;
+} cs_cluster_drill_req;
+
+typedef struct cs_cluster_drill_result {
+    char *backup, *cluster;
+    char drill_id[9];
+    double backup_started;       /* the set's start: rows written before it are in the backup */
+    cs_strlist tables;           /* "ks.table" drilled */
+    cs_strlist scratch_keyspaces;
+    cs_strlist leftovers;        /* scratch keyspaces of earlier drills, dropped first */
+    cs_cluster_restore_result restore; /* per node: its restore into the scratch keyspaces */
+    bool restore_ran;
+    json_t *reports;             /* per table: ops/drill.h's report, or {"table", "restored": false, "reason"} */
+    double rto_seconds;          /* the restore's start to the last node's import */
+    double seconds;
+    bool kept;
+    cs_cluster_node *cleaned;    /* per node: the snapshot clear of the dropped scratch keyspaces */
+    size_t n_cleaned, snapshots_cleared;
+    cs_strlist cleanup_problems; /* what the clean up could not do (warnings, not the verdict) */
+    char *failure;               /* the first table not restored or not checked: "node X: ks.t: why" */
+    int failure_code;
+} cs_cluster_drill_result;
+
+int cs_op_cluster_drill(cs_job *job, const cs_host *host, const cs_cluster_drill_req *req,
+                        cs_cluster_drill_result *res, cs_err *e);
+/* A table not restored on a node (the node's reason names the file), a
+ * table that could not be checked, or lost or mismatched rows: the first,
+ * as the error. */
+int cs_op_cluster_drill_verdict(const cs_cluster_drill_req *req, const cs_cluster_drill_result *res, cs_err *e);
+json_t *cs_cluster_drill_result_json(const cs_cluster_drill_req *req, const cs_cluster_drill_result *res);
+void cs_cluster_drill_result_free(cs_cluster_drill_result *res);
 
 #endif

@@ -534,7 +534,15 @@ static bool job_running(const json_t *job)
 
 int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e)
 {
+    return cs_coord_run_kept(c, i, op, request, result, NULL, e);
+}
+
+int cs_coord_run_kept(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, json_t **failed,
+                      cs_err *e)
+{
     *result = NULL;
+    if (failed)
+        *failed = NULL;
     cs_cluster_node *n = &c->nodes[i];
     uint64_t id = 0;
     part_state(c, i, CS_PART_RUNNING);
@@ -564,8 +572,11 @@ int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t 
         }
         wait = wait < 0.5 ? wait * 2 : 0.5;
     }
-    if (!rc)
+    if (!rc) {
         rc = cs_agentc_job_error(job, e);
+        if (rc && failed)
+            *failed = json_incref(json_object_get(job, "result")); /* NULL when there is none */
+    }
     if (!rc)
         *result = json_incref(json_object_get(job, "result"));
     json_decref(job);

@@ -52,6 +52,11 @@ void cs_coord_close(cs_coord *c);
  * *result is its result document (new reference) when it succeeded. A stop
  * request cancels the agent's job. */
 int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e);
+/* The same; and when the job failed with a result document (an op's
+ * verdict: the node restore's tables not restored), *failed is that
+ * document (new reference), else NULL. */
+int cs_coord_run_kept(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, json_t **failed,
+                      cs_err *e);
 
 /* Wait until every node of the cluster agrees on the schema (asked over
  * CQL at contact, else the host's cql_host), up to a minute. */

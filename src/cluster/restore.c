@@ -494,14 +494,17 @@ static int restore_one(void *arg, size_t i, cs_err *e)
     (void)e;
     crestore *r = arg;
     cs_cluster_move *mv = &r->res->moves[i];
-    json_t *doc = NULL;
+    json_t *doc = NULL, *failed = NULL;
     cs_err err;
     cs_err_clear(&err);
     mv->target.attempts = 1;
-    int rc = is_load(r) ? cs_coord_run(&r->coord, r->target_of[i], "load", load_request(r, mv), &doc, &err)
-                        : cs_coord_run(&r->coord, r->target_of[i], "restore", restore_request(r, mv), &doc, &err);
+    int rc = is_load(r) ? cs_coord_run_kept(&r->coord, r->target_of[i], "load", load_request(r, mv), &doc, &failed,
+                                            &err)
+                        : cs_coord_run_kept(&r->coord, r->target_of[i], "restore", restore_request(r, mv), &doc,
+                                            &failed, &err);
     if (rc) {
         cs_cluster_node_fail(&mv->target, &err);
+        mv->target.result = failed; /* what it did restore, and which tables not and why */
         json_decref(doc);
         return rc == CS_E_CANCELED ? rc : 0;
     }

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cassandra/node.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/strlist.h"
+#include "ops/ops.h"
 
 #define RANGES 64          /* token ranges counted on each side */
 #define LIST_MAX 2000      /* a range of at most this many rows on each side is compared key by key */
@@ -43,6 +43,55 @@ int cs_drill_scratch_name(const char *drill_id, const char *ks, char *out, size_
         return cs_err_set(e, CS_E_INVAL, "no room for a scratch keyspace name (a bug)");
     snprintf(out, CS_DRILL_KS_MAX + 1, "%s%s_%s", CS_DRILL_PREFIX, drill_id, ks);
     return 0;
+}
+
+void cs_drill_pick_tables(cs_strlist *all, size_t want, cs_strlist *out)
+{
+    if (!want || want > all->n)
+        want = all->n;
+    for (size_t i = 0; i < want; i++) {
+        size_t j = i + randombytes_uniform((uint32_t)(all->n - i));
+        char *tmp = all->items[i];
+        all->items[i] = all->items[j];
+        all->items[j] = tmp;
+        cs_strlist_add(out, all->items[i]);
+    }
+}
+
+int cs_drill_scratch_map(const char *drill_id, const cs_strlist *tables, cs_strlist *map, cs_strlist *scratch,
+                         cs_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < tables->n; i++) {
+        char *ks = cs_strndup(tables->items[i], strcspn(tables->items[i], "."));
+        char name[CS_DRILL_KS_MAX + 1];
+        rc = cs_drill_scratch_name(drill_id, ks, name, sizeof name, e);
+        if (!rc && !cs_strlist_has(scratch, name)) {
+            char *entry = cs_sprintf("%s=%s", ks, name);
+            if (cs_restore_map_lookup(map, ks) == NULL)
+                cs_strlist_add(map, entry);
+            cs_strlist_add(scratch, name);
+            free(entry);
+        } else if (!rc && !cs_restore_map_lookup(map, ks)) {
+            rc = cs_err_set(e, CS_E_INVAL, "keyspace %s has the scratch name %s of another keyspace (48 characters "
+                                           "at most): drill it on its own ({keyspaces})", ks, name);
+        }
+        free(ks);
+    }
+    return rc;
+}
+
+int cs_drill_find_scratch(cql_conn *conn, cs_strlist *out, cs_err *e)
+{
+    cql_result *r = NULL;
+    int rc = cql_query(conn, "SELECT keyspace_name FROM system_schema.keyspaces", &r, e);
+    for (size_t i = 0; !rc && i < cql_result_rows(r); i++) {
+        const char *ks = cql_result_text(r, i, "keyspace_name");
+        if (ks && !strncmp(ks, CS_DRILL_PREFIX, strlen(CS_DRILL_PREFIX)) && !cs_strlist_has(out, ks))
+            cs_strlist_add(out, ks);
+    }
+    cql_result_free(r);
+    return rc;
 }
 
 static json_int_t report_int(const json_t *r, const char *key)
@@ -85,6 +134,18 @@ typedef struct table_cols {
     size_t n_wt;         /* columns with writetime */
     bool counter;
 } table_cols;
+
+static char *quote_name(const char *name)
+{
+    cs_buf b = CS_BUF_INIT;
+    cs_buf_printf(&b, "\"");
+    for (const char *p = name; *p; p++)
+        cs_buf_printf(&b, *p == '"' ? "\"\"" : "%c", *p);
+    cs_buf_printf(&b, "\"");
+    char *out = cs_strdup(cs_buf_str(&b));
+    cs_buf_free(&b);
+    return out;
+}
 
 static int kind_of(const char *kind)
 {
@@ -142,7 +203,7 @@ static int read_cols(cql_conn *conn, const char *ks, const char *table, uint16_t
             continue;
         column *c = &t->c[t->n++];
         c->name = cs_strdup(name);
-        c->quoted = cs_node_quote_name(name);
+        c->quoted = quote_name(name);
         c->type = cs_strdup(type);
         c->kind = kind_of(kind);
         c->position = pos ? strtol(pos, NULL, 10) : 0;

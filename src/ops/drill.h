@@ -20,6 +20,7 @@
 #include "cassandra/cql.h"
 #include "common/err.h"
 #include "common/job.h"
+#include "common/strlist.h"
 
 #define CS_DRILL_PREFIX "cassette_drill_"
 #define CS_DRILL_KS_MAX 48 /* Cassandra's limit on a keyspace name */
@@ -36,6 +37,22 @@ void cs_drill_new_id(char out[9]);
 /* "cassette_drill_<id>_<ks>", cut to 48 characters; id is 8 lowercase hex
  * characters. CS_E_USAGE for a bad id, CS_E_INVAL when out is too small. */
 int cs_drill_scratch_name(const char *drill_id, const char *ks, char *out, size_t cap, cs_err *e);
+
+/* want of the tables in all ("ks.table"), picked at random, added to out
+ * (0, or as many as there are or more: every one, in a random order); all's
+ * order changes. Used by the node and the cluster drill. */
+void cs_drill_pick_tables(cs_strlist *all, size_t want, cs_strlist *out);
+
+/* For the tables ("ks.table") of drill drill_id: each keyspace's scratch
+ * keyspace added to scratch once, and the restore's keyspace_map entry
+ * "ks=scratch" to map. CS_E_INVAL when two keyspaces get the same scratch
+ * name (48 characters at most). */
+int cs_drill_scratch_map(const char *drill_id, const cs_strlist *tables, cs_strlist *map, cs_strlist *scratch,
+                         cs_err *e);
+
+/* The scratch keyspaces (CS_DRILL_PREFIX) in the schema over conn, added
+ * to out: what earlier drills left (killed, or kept). */
+int cs_drill_find_scratch(cql_conn *conn, cs_strlist *out, cs_err *e);
 
 /* Compare scratch_ks.table (restored) with ks.table (live) over conn;
  * *report = a new JSON object for the table:

@@ -89,14 +89,7 @@ static int drop_scratch(drill_ctx *c, const char *ks, cs_err *e)
 static int drop_leftovers(drill_ctx *c, cs_err *e)
 {
     cs_strlist old = { NULL, 0 };
-    cql_result *r = NULL;
-    int rc = cql_query(c->conn, "SELECT keyspace_name FROM system_schema.keyspaces", &r, e);
-    for (size_t i = 0; !rc && i < cql_result_rows(r); i++) {
-        const char *ks = cql_result_text(r, i, "keyspace_name");
-        if (ks && !strncmp(ks, CS_DRILL_PREFIX, strlen(CS_DRILL_PREFIX)))
-            cs_strlist_add(&old, ks);
-    }
-    cql_result_free(r);
+    int rc = cs_drill_find_scratch(c->conn, &old, e);
     for (size_t d = 0; !rc && d < c->dirs.data_dirs.n; d++) {
         DIR *dir = opendir(c->dirs.data_dirs.items[d]);
         struct dirent *de;
@@ -184,41 +177,6 @@ static int candidate_tables(drill_ctx *c, cs_strlist *out, cs_err *e)
     }
     if (!rc && !out->n)
         rc = cs_err_set(e, CS_E_NOTFOUND, "backup %s holds no live table of the node to drill with", c->m.backup);
-    return rc;
-}
-
-/* sample_tables of them, picked at random (0: all). */
-static void pick_tables(drill_ctx *c, cs_strlist *all)
-{
-    size_t want = c->req->sample_tables > 0 ? (size_t)c->req->sample_tables : all->n;
-    for (size_t i = 0; i < all->n && c->tables.n < want; i++) {
-        size_t j = i + randombytes_uniform((uint32_t)(all->n - i));
-        char *tmp = all->items[i];
-        all->items[i] = all->items[j];
-        all->items[j] = tmp;
-        cs_strlist_add(&c->tables, all->items[i]);
-    }
-}
-
-static int scratch_names(drill_ctx *c, cs_err *e)
-{
-    int rc = 0;
-    for (size_t i = 0; !rc && i < c->tables.n; i++) {
-        char *ks = cs_strndup(c->tables.items[i], strcspn(c->tables.items[i], "."));
-        char scratch[CS_DRILL_KS_MAX + 1];
-        rc = cs_drill_scratch_name(c->res->drill_id, ks, scratch, sizeof scratch, e);
-        if (!rc && !cs_strlist_has(&c->res->scratch_keyspaces, scratch)) {
-            char *entry = cs_sprintf("%s=%s", ks, scratch);
-            if (cs_restore_map_lookup(&c->map, ks) == NULL)
-                cs_strlist_add(&c->map, entry);
-            cs_strlist_add(&c->res->scratch_keyspaces, scratch);
-            free(entry);
-        } else if (!rc && !cs_restore_map_lookup(&c->map, ks)) {
-            rc = cs_err_set(e, CS_E_INVAL, "keyspace %s has the scratch name %s of another keyspace (48 characters "
-                                           "at most): drill it on its own ({keyspaces})", ks, scratch);
-        }
-        free(ks);
-    }
     return rc;
 }
 
@@ -336,8 +294,8 @@ static int run_drill(drill_ctx *c, cs_err *e)
     if (!rc)
         rc = candidate_tables(c, &all, e);
     if (!rc) {
-        pick_tables(c, &all);
-        rc = scratch_names(c, e);
+        cs_drill_pick_tables(&all, c->req->sample_tables > 0 ? (size_t)c->req->sample_tables : 0, &c->tables);
+        rc = cs_drill_scratch_map(c->res->drill_id, &c->tables, &c->map, &c->res->scratch_keyspaces, e);
     }
     if (!rc)
         rc = drop_leftovers(c, e);

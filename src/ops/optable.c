@@ -311,6 +311,21 @@ static const cs_field cluster_snapshot_cleanup_fields[] = {
     PREFIX(cs_cluster_snapshot_cleanup_req),
 };
 
+static const cs_field cluster_drill_fields[] = {
+    REPO(cs_cluster_drill_req),
+    FIELD(cs_cluster_drill_req, backup, CS_F_STRING, NULL, 0, 0, 0, NULL, NULL, NULL, check_backup_name),
+    TARGET(cs_cluster_drill_req),
+    KEYSPACES(cs_cluster_drill_req),
+    LIST(cs_cluster_drill_req, tables),
+    FIELD(cs_cluster_drill_req, sample_tables, CS_F_INT, "0", 0, 0, 100000, NULL, NULL, NULL, NULL),
+    FIELD(cs_cluster_drill_req, sample_rows, CS_F_INT, "100", 0, 0, 10000, NULL, NULL, NULL, NULL),
+    BOOL(cs_cluster_drill_req, keep),
+    PARALLEL_NODES(cs_cluster_drill_req),
+    JOBS(cs_cluster_drill_req),
+    LOCK_WAIT(cs_cluster_drill_req),
+    LOCK_STALE(cs_cluster_drill_req),
+};
+
 static const cs_field cluster_tokens_fields[] = {
     REPO(cs_cluster_tokens_req),
     FIELD(cs_cluster_tokens_req, backup, CS_F_STRING, NULL, CS_F_REQUIRED, 0, 0, NULL, NULL,
@@ -437,6 +452,7 @@ RUN(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
 RUN(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
 RUN(cluster_tokens, cs_cluster_tokens_req, cs_cluster_tokens_result)
 RUN(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result)
+RUN(cluster_drill, cs_cluster_drill_req, cs_cluster_drill_result)
 RUN(snapshot, cs_snapshot_req, cs_snapshot_result)
 RUN(snapshot_clear, cs_snapshot_req, cs_snapshot_result)
 RUN(load, cs_load_req, cs_load_result)
@@ -458,6 +474,7 @@ DOC(cleanup, cs_cleanup_result_json, cs_cleanup_req, cs_cleanup_result)
 DOC(cluster_backup, cs_cluster_backup_result_json, cs_cluster_backup_req, cs_cluster_backup_result)
 DOC(cluster_restore, cs_cluster_restore_result_json, cs_cluster_restore_req, cs_cluster_restore_result)
 DOC(cluster_status, cs_cluster_status_result_json, cs_cluster_status_req, cs_cluster_status_result)
+DOC(cluster_drill, cs_cluster_drill_result_json, cs_cluster_drill_req, cs_cluster_drill_result)
 DOC(cluster_tokens, cs_cluster_tokens_result_json, cs_cluster_tokens_req, cs_cluster_tokens_result)
 DOC(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_result_json, cs_cluster_snapshot_cleanup_req,
     cs_cluster_snapshot_cleanup_result)
@@ -483,6 +500,7 @@ FREE(cluster_backup_result, cs_cluster_backup_result)
 FREE(cluster_restore_result, cs_cluster_restore_result)
 FREE(cluster_status_result, cs_cluster_status_result)
 FREE(cluster_tokens_result, cs_cluster_tokens_result)
+FREE(cluster_drill_result, cs_cluster_drill_result)
 FREE(cluster_snapshot_cleanup_result, cs_cluster_snapshot_cleanup_result)
 FREE(snapshot_result, cs_snapshot_result)
 FREE(load_result, cs_load_result)
@@ -496,6 +514,7 @@ VERDICT(verify, cs_verify_req, cs_verify_result)
 VERDICT(cluster_backup, cs_cluster_backup_req, cs_cluster_backup_result)
 VERDICT(cluster_restore, cs_cluster_restore_req, cs_cluster_restore_result)
 VERDICT(cluster_status, cs_cluster_status_req, cs_cluster_status_result)
+VERDICT(cluster_drill, cs_cluster_drill_req, cs_cluster_drill_result)
 VERDICT(cluster_snapshot_cleanup, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result)
 
 #define OP(name, command, sub, positional, summary, fields, Req, Res, check, run, doc, verdict, free)  \
@@ -552,6 +571,10 @@ static const cs_op_def ops[] = {
        cluster_snapshot_cleanup_fields, cs_cluster_snapshot_cleanup_req, cs_cluster_snapshot_cleanup_result,
        check_cluster_snapshot_cleanup, run_cluster_snapshot_cleanup, doc_cluster_snapshot_cleanup,
        verdict_cluster_snapshot_cleanup, free_cluster_snapshot_cleanup_result),
+    OP("cluster drill", "cluster", "drill", NULL,
+       "restore a cluster backup into scratch keyspaces of the same nodes, compare with the live tables, drop them",
+       cluster_drill_fields, cs_cluster_drill_req, cs_cluster_drill_result, NULL, run_cluster_drill,
+       doc_cluster_drill, verdict_cluster_drill, free_cluster_drill_result),
     OP("snapshot", "snapshot", NULL, NULL, "take a snapshot of the node (nodetool snapshot, which flushes first)",
        snapshot_fields, cs_snapshot_req, cs_snapshot_result, NULL, run_snapshot, doc_snapshot, NULL,
        free_snapshot_result),
@@ -612,9 +635,10 @@ static const cs_command_def commands[] = {
     { "cluster",
       "backup --repo PATH [--name NAME] [--agents URL,...] [--parallel-nodes N] [--allow-partial] | "
       "restore --repo PATH --backup NAME (--plan | --yes) [--mode import|replace] | status [--repo PATH] | "
-      "tokens --repo PATH --backup NAME | snapshot-cleanup --older-than D [--prefix P]",
+      "tokens --repo PATH --backup NAME | snapshot-cleanup --older-than D [--prefix P] | "
+      "drill --repo PATH [--backup NAME] [--table KS.T]... [--sample-tables N] [--keep]",
       "back up or restore every node of a cluster through the agents; their state; a backup's tokens; old "
-      "snapshots cleared" },
+      "snapshots cleared; a restore drill into scratch keyspaces" },
 };
 
 const cs_op_def *cs_ops_all(size_t *n)

@@ -248,6 +248,8 @@ static const char *kind_op(const char *kind)
         return "verify";
     if (!strcmp(kind, "snapshot_cleanup"))
         return "cluster snapshot-cleanup";
+    if (!strcmp(kind, "drill"))
+        return "cluster drill";
     return NULL;
 }
 
@@ -255,7 +257,7 @@ static int find_op(const char *kind, const cs_op_def **op, cs_err *e)
 {
     const char *name = kind_op(kind);
     if (!name)
-        return bad(e, "kind", "{%s} must be one of %s", "kind", "backup, purge, verify, restore, snapshot_cleanup");
+        return bad(e, "kind", "{%s} must be one of %s", "kind", "backup, purge, verify, restore, snapshot_cleanup, drill");
     *op = cs_op_find(name);
     if (!*op) {
         cs_err_set(e, CS_E_INVAL, "%s is not available yet", kind);

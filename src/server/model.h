@@ -14,7 +14,7 @@
  *   ["..."], "version", "agent", "ok"}], "datacenters": ["dc1"],
  *   "discovered" (time); "created", "updated" (times)}.
  * Task: {"id", "cluster", "kind": "backup" | "purge" | "verify" | "restore" |
- *   "snapshot_cleanup", "schedule": cron or "@every 20s" (absent: runs only
+ *   "snapshot_cleanup" | "drill", "schedule": cron or "@every 20s" (absent: runs only
  *   when asked), "timezone" (IANA, default "UTC"), "window": ["span", ...]
  *   (server/schedule.h), "enabled" (default true), "retries" (0..10,
  *   default 1), "retry_backoff" (seconds, default 60; doubles each attempt),
@@ -71,7 +71,8 @@ double cs_model_task_next(const json_t *task, double now);
  * restore -> "cluster restore" (params "backup" required; "nodes" limits
  * it to listed nodes), purge -> "purge", verify -> "verify" (params
  * "deep", "sample"), snapshot_cleanup -> the cluster snapshot cleanup
- * operation. The cluster gives repo and the target (contact, agents,
+ * operation, drill -> "cluster drill" (params "backup", "keyspaces",
+ * "tables", "sample_tables", "sample_rows", "keep", ...). The cluster gives repo and the target (contact, agents,
  * agent_template); params give the rest and may not set those. *req is
  * allocated (free with cs_op_request_free(*op, *req)). */
 int cs_model_request(const json_t *cluster, const char *kind, const json_t *params, const cs_op_def **op,

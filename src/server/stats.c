@@ -189,15 +189,13 @@ static uint64_t damaged_of(const json_t *result)
     return n;
 }
 
-/* The seconds a drill took to restore: its result's "rto_seconds", else
- * its "restore_seconds", else the run's own duration. */
+/* The seconds a drill took to restore: its result's "rto_seconds" (the
+ * cluster drill's and the node drill's), else the run's own duration. */
 static double drill_rto(const json_t *run)
 {
     const json_t *result = json_object_get(run, "result");
     if (json_is_number(json_object_get(result, "rto_seconds")))
         return number(result, "rto_seconds");
-    if (json_is_number(json_object_get(result, "restore_seconds")))
-        return number(result, "restore_seconds");
     return number(run, "ended") - number(run, "started");
 }
 

@@ -254,7 +254,7 @@
       return;
     }
     const res = last.result || {};
-    const rto = typeof res.rto_s === 'number' ? res.rto_s :
+    const rto = typeof res.rto_seconds === 'number' ? res.rto_seconds :
       (last.started && last.ended ? last.ended - last.started : NaN);
     const p = h('p', last.state === 'done' ? 'ok' : last.state === 'failed' ? 'bad' : '');
     p.textContent = 'drill of ' + last.cluster + ': ' + last.state + (last.ended ? ', ended ' + when(last.ended) : '') +

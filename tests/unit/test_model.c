@@ -248,7 +248,22 @@ static void test_request(void **state)
         assert_string_equal(e.field, "kind");
         assert_non_null(strstr(e.msg, "not available yet"));
     }
+    /* drill: the cluster drill, the cluster's repo and target, the params' own fields */
+    p = json_pack("{s:i, s:b, s:[s]}", "sample_rows", 20, "keep", 1, "tables", "ks.t");
+    assert_int_equal(cs_model_request(c, "drill", p, &op, &req, &e), 0);
+    assert_string_equal(op->name, "cluster drill");
+    j = cs_op_request_to_json(op, req);
+    assert_string_equal(json_string_value(json_object_get(j, "repo")), "s3://b/c1");
+    assert_int_equal(json_integer_value(json_object_get(j, "sample_rows")), 20);
+    assert_true(json_is_true(json_object_get(j, "keep")));
+    json_decref(j);
+    cs_op_request_free(op, req);
+    json_decref(p);
+    p = json_pack("{s:s}", "repo", "/elsewhere");
+    assert_int_equal(cs_model_request(c, "drill", p, &op, &req, &e), CS_E_INVAL);
+    json_decref(p);
     assert_int_equal(cs_model_request(c, "fsck", NULL, &op, &req, &e), CS_E_INVAL);
+    assert_non_null(strstr(e.msg, "snapshot_cleanup, drill"));
     assert_null(req);
     json_t *arr = json_array();
     assert_int_equal(cs_model_request(c, "backup", arr, &op, &req, &e), CS_E_INVAL);
