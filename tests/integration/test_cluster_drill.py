@@ -241,5 +241,7 @@ def test_drill_task_metrics_and_a_damaged_object(cassette_bin, cluster, drilled,
         have = set().union(*(promnames.exposition_names(t) for t in texts))
         assert used and not promnames.missing_names(used, have), promnames.missing_names(used, have)
         srv.stop()
+        log = srv.log()  # leak reports at its exit included
+        assert not any(w in log for w in ("runtime error", "AddressSanitizer", "LeakSanitizer")), log[-3000:]
     finally:
         srv.stop()

@@ -221,7 +221,7 @@ def test_server_metrics_during_and_after_runs(cassette_bin, single_cluster, metr
         assert s.value("cassette_verify_damaged_objects", cluster=CID) == 0  # a failed verify found nothing
         assert s.value("cassette_tasks_running", cluster=CID) == 0
         assert s.value("cassette_queue_length", cluster=CID) == 0
-        # every Server row is in a real scrape (drills: no drill kind yet)
+        # every Server row is in a real scrape (the drill rows: test_cluster_drill.py's scrapes)
         missing = {n for n in server_rows() if not n.startswith("cassette_drill_")} - s.names()
         assert not missing, missing
 
