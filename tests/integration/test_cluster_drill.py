@@ -11,8 +11,8 @@ and added after it.
   keyspace is left, no snapshot of one on any node (`nodetool listsnapshots` and the data
   directories), and the live tables are unchanged, row by row (the Python driver, at ALL).
 - The server's drill task (kind "drill"): the run is done with the op's document as its result
-  (rto_seconds), and GET /metrics (parsed with prometheus_client) shows the drill's last success
-  and RTO for the cluster. Then one stored object of the backup is damaged on purpose: the next
+  (rto_seconds), GET /metrics (parsed with prometheus_client) shows the drill's last success
+  and RTO for the cluster, and the status page (headless Chromium) shows that RTO. Then one stored object of the backup is damaged on purpose: the next
   drill run fails, its error names the node, the table and the file, and /metrics shows the
   last failure; every cassette_drill_* name the shipped alert rules and dashboard use is in
   those scrapes.
@@ -30,6 +30,7 @@ from cassandra.query import SimpleStatement
 from prometheus_client.parser import text_string_to_metric_families
 
 import promnames
+from browser import Browser
 from serverenv import ServerProc
 
 pytestmark = pytest.mark.cluster
@@ -218,6 +219,15 @@ def test_drill_task_metrics_and_a_damaged_object(cassette_bin, cluster, drilled,
         assert _value(s, "cassette_drill_rto_seconds", cluster=CID) == pytest.approx(res["rto_seconds"], abs=1e-3)
         assert _value(s, "cassette_drill_last_failure_timestamp_seconds", cluster=CID) is None
         assert _scratch_keyspaces(cluster) == []
+        # The status page shows the drill and the RTO its result gives (not the run's duration).
+        with Browser(tmp_path / "chromium") as b:
+            page = b.new_page(1280, 900)
+            page.goto(srv.url + "/")
+            shown = page.wait_for("document.body.dataset.ready === '1' && "
+                                  "document.getElementById('drill').textContent.includes('RTO') && "
+                                  "document.getElementById('drill').textContent", timeout=60)
+            assert f"drill of {CID}: done" in shown and f"RTO {int(res['rto_seconds'] + 0.5)} s" in shown, shown
+            assert page.errors == [], page.errors
 
         # One object of the backup damaged on purpose: the drill fails and names the file.
         obj, name = _data_object(drilled.repo, "cdr1", "events")
