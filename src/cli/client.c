@@ -643,6 +643,16 @@ static void run_text(FILE *out, const json_t *r)
         fprintf(out, "  %s: %lld/%lld files, %s/%s\n", s0(p, "phase"),
                 (long long)json_integer_value(json_object_get(p, "files_done")),
                 (long long)json_integer_value(json_object_get(p, "files_total")), done, total);
+        size_t i;
+        const json_t *n;
+        json_array_foreach(json_object_get(p, "nodes"), i, n) {
+            cs_human_size((uint64_t)json_integer_value(json_object_get(n, "bytes_done")), done, sizeof done);
+            cs_human_size((uint64_t)json_integer_value(json_object_get(n, "bytes_total")), total, sizeof total);
+            fprintf(out, "    %s: %s, %s, %lld/%lld files, %s/%s\n", s0(n, "name"), s0(n, "state"),
+                    *s0(n, "phase") ? s0(n, "phase") : "-",
+                    (long long)json_integer_value(json_object_get(n, "files_done")),
+                    (long long)json_integer_value(json_object_get(n, "files_total")), done, total);
+        }
     }
     if (json_is_string(json_object_get(r, "error")))
         fprintf(out, "  error: %s\n", s0(r, "error"));
