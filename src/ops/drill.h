@@ -57,9 +57,13 @@ int cs_drill_find_scratch(cql_conn *conn, cs_strlist *out, cs_err *e);
 /* Compare scratch_ks.table (restored) with ks.table (live) over conn;
  * *report = a new JSON object for the table:
  *   "table" ("ks.table"), "scratch" ("scratch_ks.table"), "restored": true;
- *   row counts over the token ring: "rows_backup", "rows_live", "ranges";
- *   keys compared range by range (every range of at most 2000 rows a side,
- *   and bigger ones whose counts differ, halved until they are small):
+ *   row counts over the token ring: "rows_backup", "rows_live", "ranges" (64,
+ *   or more for a big table: about 50000 partitions each by the node's
+ *   size estimates);
+ *   keys compared range by range, "keys_compared" rows in all (every range
+ *   whose counts differ, halved until it holds at most 2000 rows a side;
+ *   ranges whose counts agree too, while fewer than a million rows have
+ *   been compared so, since a lost row may hide behind a new one):
  *   "new_since" (live rows written after the backup started), "deleted_since"
  *   (restored rows no longer live), "lost" (live rows written before the
  *   backup that the restored table lacks: damage), "unknown_since" (missing
