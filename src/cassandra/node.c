@@ -483,3 +483,15 @@ int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e)
             return e->code;
     }
 }
+
+char *cs_node_quote_name(const char *name)
+{
+    cs_buf b = CS_BUF_INIT;
+    cs_buf_printf(&b, "\"");
+    for (const char *p = name; *p; p++)
+        cs_buf_printf(&b, *p == '"' ? "\"\"" : "%c", *p);
+    cs_buf_printf(&b, "\"");
+    char *out = cs_strdup(cs_buf_str(&b));
+    cs_buf_free(&b);
+    return out;
+}

@@ -124,4 +124,8 @@ bool cs_node_is_system_keyspace(const char *ks);
  * on disk ([A-Za-z0-9_]{1,222})? */
 bool cs_node_is_valid_name(const char *name);
 
+/* name as a quoted CQL identifier ("a""b" for a"b): exactly that name,
+ * whatever its case or words. New string. */
+char *cs_node_quote_name(const char *name);
+
 #endif

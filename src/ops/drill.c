@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cassandra/node.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/strlist.h"
@@ -138,18 +139,6 @@ typedef struct table_cols {
     bool counter;
 } table_cols;
 
-static char *quote_name(const char *name)
-{
-    cs_buf b = CS_BUF_INIT;
-    cs_buf_printf(&b, "\"");
-    for (const char *p = name; *p; p++)
-        cs_buf_printf(&b, *p == '"' ? "\"\"" : "%c", *p);
-    cs_buf_printf(&b, "\"");
-    char *out = cs_strdup(cs_buf_str(&b));
-    cs_buf_free(&b);
-    return out;
-}
-
 static int kind_of(const char *kind)
 {
     return !strcmp(kind, "partition_key") ? 0 : !strcmp(kind, "clustering") ? 1 : !strcmp(kind, "regular") ? 2 : 3;
@@ -206,7 +195,7 @@ static int read_cols(cql_conn *conn, const char *ks, const char *table, uint16_t
             continue;
         column *c = &t->c[t->n++];
         c->name = cs_strdup(name);
-        c->quoted = quote_name(name);
+        c->quoted = cs_node_quote_name(name);
         c->type = cs_strdup(type);
         c->kind = kind_of(kind);
         c->position = pos ? strtol(pos, NULL, 10) : 0;

@@ -124,20 +124,6 @@ int cs_restore_check_map(const cs_strlist *map, cs_err *e)
     return rc;
 }
 
-/* A keyspace name as CQL text: always quoted, so that it is exactly the
- * name given. */
-static char *quote_ident(const char *name)
-{
-    cs_buf b = CS_BUF_INIT;
-    cs_buf_printf(&b, "\"");
-    for (const char *p = name; *p; p++)
-        cs_buf_printf(&b, *p == '"' ? "\"\"" : "%c", *p);
-    cs_buf_printf(&b, "\"");
-    char *out = cs_strdup(cs_buf_str(&b));
-    cs_buf_free(&b);
-    return out;
-}
-
 static const char *read_ident(const char *p, char *out, size_t cap);
 
 char *cs_restore_rename_keyspace(const char *cql, const char *type, const char *dst)
@@ -156,7 +142,7 @@ char *cs_restore_rename_keyspace(const char *cql, const char *type, const char *
     bool keyspace = !strcmp(type, "keyspace");
     if (!rest || (keyspace ? !(*rest == ' ' || *rest == '\0' || *rest == ';') : *rest != '.'))
         return NULL;
-    char *q = quote_ident(dst);
+    char *q = cs_node_quote_name(dst); /* always quoted: exactly the name given */
     char *out = cs_sprintf("%.*s%s%s", (int)(p - cql), cql, q, rest);
     free(q);
     return out;

@@ -13,6 +13,8 @@ changed (rows updated, deleted and inserted after the backup). Then:
   drill drops it, and its `--metrics-file` holds the RTO;
 - a drill against a copy of the repository whose one object (a Data.db of one table) has bytes
   flipped fails (exit 3), its one line naming the file, and leaves no scratch keyspace;
+- rows written after the backup with timestamps from before its start (as if the backup had
+  missed them) are found: one lost, one different; exit 3, the line names table and key;
 - `restore --keyspace-map` of one table beside the live one: its rows are the backup's, the
   live table is untouched, the result names the target;
 - bad input (--keyspace-map without "=", into a system keyspace, with --mode replace): one
@@ -217,3 +219,34 @@ def test_keyspace_map_bad_input(cassette, tmp_path, args, says):
     assert res.rc == 2, res.describe()
     assert_one_error_line(res)
     assert says in res.err, res.describe()
+
+
+def test_drill_finds_lost_and_different_rows(cassette, session, node, tmp_path):
+    """Rows the backup should hold but does not: written after it, with timestamps from before its
+    start (as if the backup had missed them), one new (lost) and one changed (different)."""
+    ks = "drl_probe"
+    session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
+    session.execute(f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', "
+                    "'replication_factor': 1}", timeout=60)
+    session.execute(f"CREATE TABLE {ks}.t (id int PRIMARY KEY, v text)", timeout=60)
+    for i in range(20):
+        session.execute(f"INSERT INTO {ks}.t (id, v) VALUES ({i}, 'row {i}')")
+    t0 = session.execute(f"SELECT writetime(v) FROM {ks}.t WHERE id = 1").one()[0]
+    repo = tmp_path / "repo"
+    try:
+        cassette("backup", "--repo", repo, "--init", "--no-encryption", "--keyspace", ks).ok()
+        session.execute(f"INSERT INTO {ks}.t (id, v) VALUES (100, 'ghost') USING TIMESTAMP {t0}")
+        session.execute(f"UPDATE {ks}.t USING TIMESTAMP {t0 + 1} SET v = 'tampered' WHERE id = 1")
+        res = cassette("drill", "--repo", repo)
+        assert res.rc == 3, res.describe()
+        assert_one_error_line(res)
+        assert f"{ks}.t" in res.err and "(id=" in res.err, res.describe()
+        doc = cassette("drill", "--repo", repo, "--json").json()
+        (report,) = doc["tables"]
+        assert (report["lost"], report["mismatched"], report["matched"]) == (1, 1, 19), report
+        assert any("(id=100)" in p for p in report["problems"]), report
+        assert any("(id=1)" in p and "column v" in p and "tampered" in p for p in report["problems"]), report
+        assert _scratch_keyspaces(session) == []
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
+        node.nodetool("clearsnapshot", "--all", "--", ks, check=False)
