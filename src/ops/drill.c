@@ -476,6 +476,12 @@ static int compare_range(check *k, int64_t lo, int64_t hi, bool first, int depth
     return rc;
 }
 
+/* A cancel (SIGINT in the CLI, a server's cancel) stops the check between reads. */
+static int stopped(const check *k, cs_err *e)
+{
+    return k->job && cs_job_canceled(k->job) ? cs_err_set(e, CS_E_CANCELED, "interrupted") : 0;
+}
+
 /* Ranges enough for about RANGE_ROWS partitions each, by the node's
  * estimate of the live table (none: RANGES). A power of two. */
 static int ranges_of(check *k)
@@ -510,7 +516,9 @@ static int count_all(check *k, cs_err *e)
         char item[96];
         snprintf(item, sizeof item, "%s.%s range %d/%d", k->ks, k->table, i + 1, n);
         cs_job_item(k->job, item);
-        rc = compare_range(k, lo, hi, i == 0, 0, e);
+        rc = stopped(k, e);
+        if (!rc)
+            rc = compare_range(k, lo, hi, i == 0, 0, e);
         k->ranges++;
     }
     return rc;
@@ -651,7 +659,9 @@ static int sample_all(check *k, const char *cols, size_t n, const char *wt, cs_e
             snprintf(item, sizeof item, "%s.%s row %zu/%zu", k->ks, k->table, i + 1, cql_result_rows(a));
             cs_job_item(k->job, item);
         }
-        rc = look_up(k, cols, n, wt, a, i, e);
+        rc = stopped(k, e);
+        if (!rc)
+            rc = look_up(k, cols, n, wt, a, i, e);
     }
     cql_result_free(a);
     return rc;
@@ -709,7 +719,9 @@ static int sample(check *k, cs_err *e)
         char item[96];
         snprintf(item, sizeof item, "%s.%s row %zu/%zu", k->ks, k->table, (size_t)k->sampled + 1, k->o->sample_rows);
         cs_job_item(k->job, item);
-        rc = sample_one(k, cols, n, wt, &seen, &empty, e);
+        rc = stopped(k, e);
+        if (!rc)
+            rc = sample_one(k, cols, n, wt, &seen, &empty, e);
     }
     cs_strlist_free(&seen);
     free(cols);
