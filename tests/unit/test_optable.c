@@ -140,6 +140,12 @@ static void test_bad_requests(void **state)
           CS_E_USAGE },
         { "cluster snapshot-cleanup", "{\"older_than\": 60, \"tag\": \"t\"}", "tag",
           "unknown field \"tag\" in a cluster snapshot-cleanup request", CS_E_USAGE },
+        { "cluster drill", "{\"repo\": \"/r\", \"sample_rows\": 20000}", "sample_rows",
+          "sample_rows must be between 0 and 10000", CS_E_USAGE },
+        { "cluster drill", "{\"repo\": \"/r\", \"backup\": \"../b\"}", "backup",
+          "invalid backup name \"../b\" (letters, digits, '.', '_' and '-')", CS_E_USAGE },
+        { "cluster drill", "{\"repo\": \"/r\", \"keyspace_map\": []}", "keyspace_map",
+          "unknown field \"keyspace_map\" in a cluster drill request", CS_E_USAGE },
         { "delete", "{\"repo\": \"/r\", \"backup\": \"../b1\"}", "backup",
           "invalid backup name \"../b1\" (letters, digits, '.', '_' and '-')", CS_E_USAGE },
     };
