@@ -376,6 +376,69 @@ static int clear_old(cs_job *job, cs_nodetool *nt, const cs_node_info *info, con
     return rc;
 }
 
+/* Does the tree at path hold anything but directories? */
+static bool holds_files(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return cs_exists(path);
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char *child = cs_path_join(path, de->d_name);
+        struct stat st;
+        found = lstat(child, &st) != 0 || !S_ISDIR(st.st_mode) || holds_files(child);
+        free(child);
+    }
+    closedir(d);
+    return found;
+}
+
+static bool schema_has(const json_t *schema, const char *ks)
+{
+    size_t i;
+    const json_t *row;
+    json_array_foreach(schema, i, row) {
+        const char *name = json_string_value(json_object_get(row, "keyspace"));
+        if (name && !strcmp(name, ks))
+            return true;
+    }
+    return false;
+}
+
+/* After a clear in keyspaces: the directories of those that the node's
+ * schema has no more (dropped) and that hold no file, only the empty table
+ * directories Cassandra leaves of a dropped keyspace, go whole. A keyspace
+ * of the schema keeps its directories, even empty ones. */
+static void remove_dropped_dirs(const cs_host *host, const cs_node_info *info, const cs_strlist *keyspaces)
+{
+    cs_node_info now;
+    json_t *schema = NULL;
+    cs_err err;
+    cs_err_clear(&err);
+    if (cs_ops_read_node(host, "snapshot clear", &now, &schema, &err)) {
+        cs_debug("snapshot clear: no schema to tell dropped keyspaces by (%s): their directories stay", err.msg);
+        return;
+    }
+    for (size_t k = 0; k < keyspaces->n; k++) {
+        if (schema_has(schema, keyspaces->items[k]))
+            continue;
+        for (size_t d = 0; d < info->data_dirs.n; d++) {
+            char *dir = cs_path_join(info->data_dirs.items[d], keyspaces->items[k]);
+            if (cs_is_dir(dir) && !holds_files(dir)) {
+                cs_info("removing %s: the empty directories of dropped keyspace %s", dir, keyspaces->items[k]);
+                if (cs_remove_tree(dir, &err))
+                    cs_warn("%s", err.msg);
+            }
+            free(dir);
+        }
+    }
+    json_decref(schema);
+    cs_node_info_free(&now);
+}
+
 int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req *req, cs_snapshot_result *res,
                          cs_err *e)
 {
@@ -400,6 +463,8 @@ int cs_op_snapshot_clear(cs_job *job, const cs_host *host, const cs_snapshot_req
         rc = cs_snapshot_clear_in(nt, info.release_version, &info.data_dirs, &req->keyspaces, req->tag, &res->cleared,
                                   e);
     }
+    if (!rc && live && req->keyspaces.n)
+        remove_dropped_dirs(host, &info, &req->keyspaces);
     if (rc && req->tag)
         cs_err_prefix(e, "snapshot clear %s", req->tag);
     else if (rc)

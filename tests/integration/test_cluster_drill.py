@@ -9,7 +9,8 @@ and added after it.
   scratch keyspace of the same node and checked over CQL against the live table: nothing lost or
   different (what changed after the backup is told apart), an RTO above 0; afterwards no scratch
   keyspace is left, no snapshot of one on any node (`nodetool listsnapshots` and the data
-  directories), and the live tables are unchanged, row by row (the Python driver, at ALL).
+  directories), not even their empty directories, and the live tables are unchanged, row by row
+  (the Python driver, at ALL).
 - The server's drill task (kind "drill"): the run is done with the op's document as its result
   (rto_seconds), GET /metrics (parsed with prometheus_client) shows the drill's last success
   and RTO for the cluster, and the status page (headless Chromium) shows that RTO. Then one stored object of the backup is damaged on purpose: the next
@@ -149,6 +150,8 @@ def test_cluster_drill(cluster, drilled):
     # Nothing of the drill is left, and the live tables are as they were.
     assert _scratch_keyspaces(cluster) == []
     assert _scratch_snapshots(cluster) == []
+    left = [p for n in cluster.nodes for d in n.data_dirs for p in d.glob(f"{SCRATCH}{doc['drill_id']}_*")]
+    assert left == [], left  # not even the empty directories of the dropped keyspaces
     assert _live(cluster) == before
     # The text output says the same in a few lines.
     text = cluster.run("cluster", "drill", "--contact", cluster.addresses[0], "--repo", drilled.repo,
