@@ -467,9 +467,22 @@ void cs_coord_close(cs_coord *c)
 
 /* ---- running node operations ---- */
 
+/* Node i's part is running, done or failed. */
+static void part_state(cs_coord *c, size_t i, cs_part_state state)
+{
+    cs_progress_part part;
+    if (!cs_job_part(c->job, i, &part))
+        return;
+    part.state = state;
+    cs_job_part_set(c->job, i, &part);
+}
+
 void cs_coord_phase(cs_coord *c, const char *phase)
 {
     cs_job_phase(c->job, phase, 0, 0);
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->nodes[i].ok) /* left out (its agent, an earlier phase): not waiting for anything */
+            part_state(c, i, CS_PART_FAILED);
 }
 
 static uint64_t counter(const json_t *p, const char *key)
@@ -514,16 +527,6 @@ static void report(cs_coord *c, size_t i, const json_t *job)
         snprintf(item, sizeof item, "%s: %s", cs_cluster_node_name(&c->nodes[i]), part.phase);
         cs_job_item(c->job, item);
     }
-}
-
-/* Node i's part is running, done or failed. */
-static void part_state(cs_coord *c, size_t i, cs_part_state state)
-{
-    cs_progress_part part;
-    if (!cs_job_part(c->job, i, &part))
-        return;
-    part.state = state;
-    cs_job_part_set(c->job, i, &part);
 }
 
 static bool job_running(const json_t *job)

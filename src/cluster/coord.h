@@ -63,7 +63,7 @@ int cs_coord_run_kept(cs_coord *c, size_t i, const char *op, json_t *request, js
 int cs_coord_schema_agreement(cs_coord *c, const char *contact, cs_err *e);
 
 /* Progress: a new phase of the whole operation (every node's part is
- * waiting again, with nothing counted). */
+ * waiting again, with nothing counted; a node left out, not ok, failed). */
 void cs_coord_phase(cs_coord *c, const char *phase);
 /* A node's part updated from its agent's job "progress" object: the
  * agent's phase, and the files and bytes of the last of its phases that
