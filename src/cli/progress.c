@@ -362,15 +362,11 @@ static size_t row_line(char *buf, size_t cap, const row *r, const size_t *widths
     return len;
 }
 
-size_t cs_progress_block(char *buf, size_t cap, const cs_progress *p, double byte_rate, double file_rate,
-                         const cs_progress_part *parts, const double *part_rates, size_t n, size_t max_parts,
-                         size_t width)
+/* The block of parts that are all shown (none skipped). */
+static size_t block_of(char *buf, size_t cap, const cs_progress *p, double byte_rate, double file_rate,
+                       const cs_progress_part *parts, const double *part_rates, size_t n, size_t max_parts,
+                       size_t width)
 {
-    if (!cap)
-        return 0;
-    buf[0] = '\0';
-    if (!n)
-        return 0;
     if (max_parts < 2)
         max_parts = 2;
     bool *chosen = cs_calloc(n, sizeof *chosen);
@@ -415,6 +411,28 @@ size_t cs_progress_block(char *buf, size_t cap, const cs_progress *p, double byt
         buf[0] = '\0';
         return 0;
     }
+    return lines;
+}
+
+size_t cs_progress_block(char *buf, size_t cap, const cs_progress *p, double byte_rate, double file_rate,
+                         const cs_progress_part *parts, const double *part_rates, size_t n, size_t max_parts,
+                         size_t width)
+{
+    if (!cap)
+        return 0;
+    buf[0] = '\0';
+    /* The parts a phase leaves out are not shown, nor counted in "k/n done". */
+    cs_progress_part *shown = cs_calloc(n ? n : 1, sizeof *shown);
+    double *rates = cs_calloc(n ? n : 1, sizeof *rates);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].state != CS_PART_SKIPPED) {
+            rates[k] = part_rates ? part_rates[i] : 0;
+            shown[k++] = parts[i];
+        }
+    size_t lines = k ? block_of(buf, cap, p, byte_rate, file_rate, shown, rates, k, max_parts, width) : 0;
+    free(shown);
+    free(rates);
     return lines;
 }
 
@@ -494,7 +512,7 @@ static void fetch_for(cs_cli_progress *p, const cs_progress *given, cs_progress 
 static bool parts_at_work(const cs_cli_progress *p)
 {
     for (size_t i = 0; i < p->n_parts; i++)
-        if (p->parts[i].state != CS_PART_WAITING)
+        if (p->parts[i].state != CS_PART_WAITING && p->parts[i].state != CS_PART_SKIPPED)
             return true;
     return false;
 }

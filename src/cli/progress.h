@@ -91,7 +91,8 @@ char *cs_progress_event_parts(const char *kind, const cs_progress *p, double byt
 /* The block a job with parts shows: a line per part (name, phase, bytes
  * done/total, %, rate, ETA, state: aligned columns) and the overall line
  * (the job's phase and counters, its rate and ETA, how many parts are
- * done), '\n' between lines, none after the last, into buf. More parts
+ * done), '\n' between lines, none after the last, into buf; skipped parts
+ * are left out (of the lines and of the count). More parts
  * than max_parts: the max_parts - 1 busiest (running, fastest first; then
  * failed, waiting, done), in their order, and "... N more (...)". Returns
  * the number of lines; 0 when a line would be wider than width (0: no

@@ -485,6 +485,11 @@ void cs_coord_phase(cs_coord *c, const char *phase)
             part_state(c, i, CS_PART_FAILED);
 }
 
+void cs_coord_skip(cs_coord *c, size_t i)
+{
+    part_state(c, i, CS_PART_SKIPPED);
+}
+
 static uint64_t counter(const json_t *p, const char *key)
 {
     json_int_t v = json_integer_value(json_object_get(p, key));

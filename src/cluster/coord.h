@@ -65,6 +65,8 @@ int cs_coord_schema_agreement(cs_coord *c, const char *contact, cs_err *e);
 /* Progress: a new phase of the whole operation (every node's part is
  * waiting again, with nothing counted; a node left out, not ok, failed). */
 void cs_coord_phase(cs_coord *c, const char *phase);
+/* Node i takes no part in this phase (its part: skipped, not shown). */
+void cs_coord_skip(cs_coord *c, size_t i);
 /* A node's part updated from its agent's job "progress" object: the
  * agent's phase, and the files and bytes of the last of its phases that
  * counted any (a phase that counts nothing leaves them as they were).

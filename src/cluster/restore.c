@@ -527,6 +527,13 @@ static int restore_rest(void *arg, size_t i, cs_err *e)
 static int run_moves(crestore *r, cs_err *e)
 {
     cs_coord_phase(&r->coord, "restore");
+    for (size_t i = 0; i < r->coord.n; i++) { /* nodes no move restores into: not shown */
+        bool target = false;
+        for (size_t m = 0; m < r->res->n_moves && !target; m++)
+            target = r->target_of[m] == i;
+        if (!target)
+            cs_coord_skip(&r->coord, i);
+    }
     cs_cluster_restore_result *res = r->res;
     unsigned k = (unsigned)(r->req->parallel_nodes > 0 ? r->req->parallel_nodes : 1);
     size_t first = 0;

@@ -204,7 +204,7 @@ void cs_job_phase(cs_job *job, const char *phase, uint64_t files_total, uint64_t
 
 const char *cs_part_state_name(cs_part_state s)
 {
-    static const char *const names[] = { "waiting", "running", "done", "failed" };
+    static const char *const names[] = { "waiting", "running", "done", "failed", "skipped" };
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 

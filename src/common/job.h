@@ -53,7 +53,13 @@ typedef struct cs_progress {
 
 /* A part of a job: one node of a cluster operation. Its counters are those
  * its worker reports (its own phase's); the job's counters include them. */
-typedef enum cs_part_state { CS_PART_WAITING, CS_PART_RUNNING, CS_PART_DONE, CS_PART_FAILED } cs_part_state;
+typedef enum cs_part_state {
+    CS_PART_WAITING,
+    CS_PART_RUNNING,
+    CS_PART_DONE,
+    CS_PART_FAILED,
+    CS_PART_SKIPPED /* takes no part in this phase (a node a restore leaves alone): not shown */
+} cs_part_state;
 
 typedef struct cs_progress_part {
     char name[64];        /* the node's address or host id */
@@ -63,7 +69,7 @@ typedef struct cs_progress_part {
     uint64_t bytes_done, bytes_total;
 } cs_progress_part;
 
-/* "waiting", "running", "done", "failed". */
+/* "waiting", "running", "done", "failed", "skipped". */
 const char *cs_part_state_name(cs_part_state s);
 
 /* What a consumer of a job wants to hear. Every callback may be NULL; they

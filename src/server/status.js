@@ -212,7 +212,7 @@
     fl.appendChild(h('span', 'muted', (p.files_done || 0) + ' of ' + (p.files_total > 0 ? p.files_total : '?')));
     box.appendChild(fl);
     box.appendChild(bar('files', p.files_done, p.files_total));
-    (Array.isArray(p.nodes) ? p.nodes : []).forEach(n => box.append(...nodeRows(n)));
+    (Array.isArray(p.nodes) ? p.nodes : []).filter(n => n.state !== 'skipped').forEach(n => box.append(...nodeRows(n)));
     return box;
   }
 

@@ -7,7 +7,8 @@ line per node (phase, bytes done/total, %, rate, ETA, state) and an overall line
 redraw the overall is the sum of the nodes' figures (to the precision shown), a node's bytes
 never go down within its phase nor exceed its total, the block is cleared before the result,
 and the restored rows are read back with the driver, row by row. With --progress=json the
-events carry the nodes, whose counters add up to the event's exactly."""
+events carry the nodes, whose counters add up to the event's exactly; a restore of one node
+shows the others as skipped."""
 
 import json
 import random
@@ -186,3 +187,18 @@ def test_cluster_backup_and_restore_on_a_terminal(slow_cluster, tmp_path):
         for key in ("files_done", "files_total", "bytes_done", "bytes_total"):
             assert e[key] == sum(n[key] for n in e["nodes"]), (key, e)
     assert events[-1]["complete"] is True, events[-1]
+
+    # A restore of one node only: the others are "skipped" in its restore phase (not shown).
+    r = c.run("cluster", "restore", "--contact", nodes[0], "--repo", repo, "--backup", "tty", "--table",
+              f"{KS}.{TABLE}", "--nodes", nodes[1], "--yes", "--progress=json", "--agent-ca-file", c.ca,
+              "--agent-token-file", c.token_file, "--agent-cert", c.client_cert, "--agent-key", c.client_key)
+    assert r.rc == 0, (r.out[-2000:], r.err[-2000:])
+    events = [json.loads(line) for line in r.out.splitlines()]
+    # (the "phase" event is sent as the phase begins: before the restore says which nodes it leaves alone)
+    restoring = [e for e in events if e.get("event") == "progress" and e.get("phase") == "restore"]
+    assert restoring, events[:5]
+    for e in restoring:
+        states = {n["name"]: n["state"] for n in e["nodes"]}
+        assert all(states[n] == "skipped" for n in nodes if n != nodes[1]), states
+    assert {n["name"]: n["state"] for n in restoring[-1]["nodes"]}[nodes[1]] == "done", restoring[-1]
+    assert restoring[-1]["bytes_done"] == sum(n["bytes_done"] for n in restoring[-1]["nodes"]) > 0, restoring[-1]

@@ -305,6 +305,16 @@ static void test_block(void **state)
     n = cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0);
     assert_non_null(strstr(buf, "127.0.0.23  snapshot  2/5 files         40%"));
     assert_non_null(strstr(buf, "1/3 done, 1 failed"));
+    /* A part the phase leaves out: neither shown nor counted. */
+    parts[2] = node("127.0.0.23", "", CS_PART_SKIPPED, 0, 0);
+    n = cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0);
+    assert_int_equal(n, 3);
+    assert_null(strstr(buf, "127.0.0.23"));
+    assert_non_null(strstr(buf, "  1/2 done"));
+    parts[0].state = parts[1].state = CS_PART_SKIPPED;
+    assert_int_equal(cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0), 0);
+    parts[0].state = CS_PART_RUNNING;
+    parts[1].state = CS_PART_DONE;
     /* A name with a control character is shown without it. */
     snprintf(parts[0].name, sizeof parts[0].name, "bad\033[2Jname");
     cs_progress_block(buf, sizeof buf, &p, 100 * MIB, 0, parts, rates, 3, 16, 0);
