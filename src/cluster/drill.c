@@ -164,7 +164,7 @@ static int drop_keyspaces(cdrill *d, const cs_strlist *names, cs_err *e)
         cql_result_free(r);
         free(q);
     }
-    if (!rc && names->n)
+    if (!rc && names->n && !cs_cancel_requested()) /* interrupted: drop, no more */
         rc = cs_node_wait_schema_agreement(d->conn, 60, e);
     return rc;
 }
@@ -379,8 +379,16 @@ static void clean_up(cdrill *d)
         for (size_t i = 0; i < res->scratch_keyspaces.n; i++)
             cs_strlist_add(&dropped, res->scratch_keyspaces.items[i]);
     }
-    if (dropped.n)
+    if (dropped.n && cs_cancel_requested()) {
+        cs_buf names = CS_BUF_INIT;
+        for (size_t i = 0; i < dropped.n; i++)
+            cs_buf_printf(&names, "%s%s", i ? " " : "", dropped.items[i]);
+        problem(res, cs_sprintf("interrupted: the snapshots of the dropped scratch keyspaces stay on the nodes "
+                                "(nodetool clearsnapshot --all -- %s)", cs_buf_str(&names)));
+        cs_buf_free(&names);
+    } else if (dropped.n) {
         clear_dropped(d, &dropped);
+    }
     cs_strlist_free(&dropped);
 }
 
