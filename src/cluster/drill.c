@@ -382,9 +382,10 @@ static void clean_up(cdrill *d)
     if (dropped.n && cs_cancel_requested()) {
         cs_buf names = CS_BUF_INIT;
         for (size_t i = 0; i < dropped.n; i++)
-            cs_buf_printf(&names, "%s%s", i ? " " : "", dropped.items[i]);
+            cs_buf_printf(&names, "%s%s", i ? "," : "", dropped.items[i]);
         problem(res, cs_sprintf("interrupted: the snapshots of the dropped scratch keyspaces stay on the nodes "
-                                "(nodetool clearsnapshot --all -- %s)", cs_buf_str(&names)));
+                                "(cassette snapshot clear --prefix dropped- --keyspace %s, on each node)",
+                                cs_buf_str(&names)));
         cs_buf_free(&names);
     } else if (dropped.n) {
         clear_dropped(d, &dropped);
@@ -424,7 +425,7 @@ int cs_op_cluster_drill(cs_job *job, const cs_host *host, const cs_cluster_drill
     cs_strlist_free(&d.keyspace_map);
     res->seconds = cs_now() - t0;
     if (rc && cs_cancel_requested())
-        rc = cs_err_set(e, CS_E_CANCELED, "interrupted (the next drill drops what this one left)");
+        rc = cs_err_set(e, CS_E_CANCELED, "interrupted (its scratch keyspaces are dropped)");
     if (rc)
         cs_err_prefix(e, "cluster drill%s%s", res->backup ? " " : "", res->backup ? res->backup : "");
     return rc;

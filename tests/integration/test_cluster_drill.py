@@ -11,6 +11,8 @@ and added after it.
   keyspace is left, no snapshot of one on any node (`nodetool listsnapshots` and the data
   directories), not even their empty directories, and the live tables are unchanged, row by row
   (the Python driver, at ALL).
+- Interrupted (SIGINT) once the scratch keyspaces exist: exit 130, the scratch keyspaces dropped,
+  and the warning's command clears the snapshots Cassandra took of them.
 - The server's drill task (kind "drill"): the run is done with the op's document as its result
   (rto_seconds), GET /metrics (parsed with prometheus_client) shows the drill's last success
   and RTO for the cluster, and the status page (headless Chromium) shows that RTO. Then one stored object of the backup is damaged on purpose: the next
@@ -21,6 +23,9 @@ and added after it.
 
 import json
 import pathlib
+import re
+import signal
+import subprocess
 import time
 import urllib.request
 from types import SimpleNamespace
@@ -32,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import promnames
 from browser import Browser
+from conftest import _base_env
 from serverenv import ServerProc
 
 pytestmark = pytest.mark.cluster
@@ -76,17 +82,17 @@ def _scratch_keyspaces(c):
     return sorted(r.keyspace_name for r in rows if r.keyspace_name.startswith(SCRATCH))
 
 
-def _scratch_snapshots(c):
-    """[(node, what)] of every snapshot of a scratch keyspace: as nodetool listsnapshots lists
-    them, and as the data directories hold them."""
-    left = []
+def _scratch_snapshots(c, drill_id):
+    """[(node, what)] of every snapshot of a scratch keyspace of that drill: as nodetool
+    listsnapshots lists them, and as the data directories hold them."""
+    left, prefix = [], f"{SCRATCH}{drill_id}_"
     for node in c.nodes:
         for line in node.nodetool("listsnapshots").stdout.splitlines():
             words = line.split()
-            if len(words) >= 3 and words[1].startswith(SCRATCH):
+            if len(words) >= 3 and words[1].startswith(prefix):
                 left.append((node.n, line.strip()))
         for d in node.data_dirs:
-            left += [(node.n, str(p)) for p in d.glob(f"{SCRATCH}*/*/snapshots/*")]
+            left += [(node.n, str(p)) for p in d.glob(f"{prefix}*/*/snapshots/*")]
     return left
 
 
@@ -149,7 +155,7 @@ def test_cluster_drill(cluster, drilled):
     assert doc["snapshots_cleared"] > 0, doc
     # Nothing of the drill is left, and the live tables are as they were.
     assert _scratch_keyspaces(cluster) == []
-    assert _scratch_snapshots(cluster) == []
+    assert _scratch_snapshots(cluster, doc["drill_id"]) == []
     left = [p for n in cluster.nodes for d in n.data_dirs for p in d.glob(f"{SCRATCH}{doc['drill_id']}_*")]
     assert left == [], left  # not even the empty directories of the dropped keyspaces
     assert _live(cluster) == before
@@ -158,6 +164,39 @@ def test_cluster_drill(cluster, drilled):
                        "--table", "cdr1.events", *_agent_opts(cluster)).ok().out
     assert "cdr1.events" in text and "RTO" in text and "cdr3.users" not in text, text
     print(f"\n[drill] cluster drill {took:.1f} s, RTO {doc['rto_seconds']:.1f} s\n{text}")
+
+
+def test_cluster_drill_interrupted(cluster, drilled, tmp_path):
+    """SIGINT once the scratch keyspaces exist: exit 130, and they are dropped on the way out."""
+    env = _base_env(tmp_path / "state")
+    env.update(cluster.s3_env())
+    cmd = [str(cluster.cassette_bin), "cluster", "drill", "--contact", cluster.addresses[0], "--repo", drilled.repo,
+           *map(str, _agent_opts(cluster))]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _scratch_keyspaces(cluster):
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no scratch keyspace after 120 s"
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, (p.returncode, out, err)
+    assert "interrupted" in err and len(err.strip().splitlines()) <= 2, err
+    assert _scratch_keyspaces(cluster) == []
+    # The warning says how to clear the snapshots Cassandra took of them: that works, node by node.
+    m = re.search(r"--prefix dropped- --keyspace (\S+), on each node", err)
+    if m:
+        drill_id = m.group(1).split(",")[0][len(SCRATCH):].split("_")[0]
+        for node in cluster.nodes:
+            cluster.run("snapshot", "clear", "--prefix", "dropped-", "--keyspace", m.group(1), config=node.ini).ok()
+        assert _scratch_snapshots(cluster, drill_id) == []
+    print(f"\n[drill] interrupted: {err.strip()}")
 
 
 # ---- the server's drill task ---------------------------------------------------------------
