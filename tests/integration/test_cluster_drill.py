@@ -166,6 +166,16 @@ def test_cluster_drill(cluster, drilled):
     print(f"\n[drill] cluster drill {took:.1f} s, RTO {doc['rto_seconds']:.1f} s\n{text}")
 
 
+def _dropped_everywhere(c, drill_id, timeout=60):
+    """Waits until no node's own schema has a scratch keyspace of that drill any more."""
+    deadline = time.monotonic() + timeout
+    for h in c.driver.metadata.all_hosts():
+        while any(r.keyspace_name.startswith(f"{SCRATCH}{drill_id}_") for r in
+                  c.session.execute("SELECT keyspace_name FROM system_schema.keyspaces", host=h, timeout=30)):
+            assert time.monotonic() < deadline, f"{h} still has the scratch keyspaces of drill {drill_id}"
+            time.sleep(0.1)
+
+
 def test_cluster_drill_interrupted(cluster, drilled, tmp_path):
     """SIGINT once the scratch keyspaces exist: exit 130, and they are dropped on the way out."""
     env = _base_env(tmp_path / "state")
@@ -193,6 +203,7 @@ def test_cluster_drill_interrupted(cluster, drilled, tmp_path):
     m = re.search(r"--prefix dropped- --keyspace (\S+), on each node", err)
     if m:
         drill_id = m.group(1).split(",")[0][len(SCRATCH):].split("_")[0]
+        _dropped_everywhere(cluster, drill_id)  # each node took its snapshot as it dropped them
         for node in cluster.nodes:
             cluster.run("snapshot", "clear", "--prefix", "dropped-", "--keyspace", m.group(1), config=node.ini).ok()
         assert _scratch_snapshots(cluster, drill_id) == []
