@@ -122,6 +122,10 @@ static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
         const char *name = json_string_value(json_object_get(row, "name"));
         if (type && !strcmp(type, "table") && ks && name && cs_node_is_valid_name(ks) &&
             cs_node_is_valid_name(name) && table_wanted(d->req, ks, name)) {
+            if (!cs_drill_table_is_live(d->conn, ks, name)) {
+                cs_info("%s.%s is not live any more: nothing to compare it with, left out", ks, name);
+                continue;
+            }
             char *full = cs_sprintf("%s.%s", ks, name);
             if (!cs_strlist_has(&all, full))
                 cs_strlist_add(&all, full);
@@ -132,7 +136,7 @@ static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
     cs_drill_pick_tables(&all, d->req->sample_tables > 0 ? (size_t)d->req->sample_tables : 0, &res->tables);
     cs_strlist_free(&all);
     if (!res->tables.n)
-        return cs_err_set(e, CS_E_USAGE, "backup %s holds no table to drill (only system keyspaces, or none of "
+        return cs_err_set(e, CS_E_USAGE, "backup %s holds no live table to drill (only system keyspaces, or none of "
                           "{keyspaces} and {tables})", res->backup);
     return 0;
 }

@@ -85,6 +85,19 @@ int cs_drill_scratch_map(const char *drill_id, const cs_strlist *tables, cs_strl
     return rc;
 }
 
+bool cs_drill_table_is_live(cql_conn *conn, const char *ks, const char *table)
+{
+    char *q = cs_sprintf("SELECT id FROM system_schema.tables WHERE keyspace_name = '%s' AND table_name = '%s'", ks,
+                         table);
+    cql_result *r = NULL;
+    cs_err err;
+    cs_err_clear(&err);
+    bool yes = !cql_query(conn, q, &r, &err) && cql_result_rows(r) > 0;
+    cql_result_free(r);
+    free(q);
+    return yes;
+}
+
 int cs_drill_find_scratch(cql_conn *conn, cs_strlist *out, cs_err *e)
 {
     cql_result *r = NULL;

@@ -50,6 +50,9 @@ void cs_drill_pick_tables(cs_strlist *all, size_t want, cs_strlist *out);
 int cs_drill_scratch_map(const char *drill_id, const cs_strlist *tables, cs_strlist *map, cs_strlist *scratch,
                          cs_err *e);
 
+/* Is ks.table in the schema over conn (a drill compares only live tables)? */
+bool cs_drill_table_is_live(cql_conn *conn, const char *ks, const char *table);
+
 /* The scratch keyspaces (CS_DRILL_PREFIX) in the schema over conn, added
  * to out: what earlier drills left (killed, or kept). */
 int cs_drill_find_scratch(cql_conn *conn, cs_strlist *out, cs_err *e);

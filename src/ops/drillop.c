@@ -144,19 +144,6 @@ static int read_backup(drill_ctx *c, cs_err *e)
     return rc;
 }
 
-static bool live_table_exists(drill_ctx *c, const cs_mtable *t)
-{
-    char *q = cs_sprintf("SELECT id FROM system_schema.tables WHERE keyspace_name = '%s' AND table_name = '%s'",
-                         t->keyspace, t->table);
-    cql_result *r = NULL;
-    cs_err err;
-    cs_err_clear(&err);
-    bool yes = !cql_query(c->conn, q, &r, &err) && cql_result_rows(r) > 0;
-    cql_result_free(r);
-    free(q);
-    return yes;
-}
-
 /* Tables of the backup that the drill may take: not Cassandra's, not an
  * earlier drill's, wanted by keyspaces and tables, still live. */
 static int candidate_tables(drill_ctx *c, cs_strlist *out, cs_err *e)
@@ -167,7 +154,7 @@ static int candidate_tables(drill_ctx *c, cs_strlist *out, cs_err *e)
         if (cs_node_is_system_keyspace(t->keyspace) || !strncmp(t->keyspace, CS_DRILL_PREFIX, strlen(CS_DRILL_PREFIX)) ||
             !cs_restore_table_wanted(&c->req->keyspaces, &c->req->tables, t))
             continue;
-        if (!live_table_exists(c, t)) {
+        if (!cs_drill_table_is_live(c->conn, t->keyspace, t->table)) {
             cs_info("%s.%s is not live any more: nothing to compare it with, left out", t->keyspace, t->table);
             continue;
         }
