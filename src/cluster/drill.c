@@ -28,6 +28,8 @@
 #include "ops/drill.h"
 #include "ops/nodeopts.h"
 #include "ops/ops.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
 #include "repo/set.h"
 
 #define DROPPED_PREFIX "dropped-" /* Cassandra's auto_snapshot of what is dropped */
@@ -105,7 +107,35 @@ static bool table_wanted(const cs_cluster_drill_req *req, const char *ks, const 
     return yes;
 }
 
-/* The tables of the set's schema (the cluster manifest's) to drill. */
+/* "ks.table" of every table some node's backup of the set holds: the
+ * cluster manifest's schema is the whole cluster's, also of keyspaces a
+ * backup with --keyspace left out. */
+static int backed_up_tables(cs_repo *repo, const char *backup, const json_t *m, cs_strlist *out, cs_err *e)
+{
+    size_t i;
+    json_t *node;
+    json_array_foreach(json_object_get(m, "nodes"), i, node) {
+        const char *host_id = json_string_value(json_object_get(node, "host_id"));
+        if (!json_is_true(json_object_get(node, "ok")) || !host_id)
+            continue;
+        cs_manifest nm;
+        memset(&nm, 0, sizeof nm);
+        int rc = cs_repo_read_manifest(repo, backup, host_id, &nm, e);
+        for (size_t t = 0; !rc && t < nm.n_tables; t++) {
+            char *full = cs_sprintf("%s.%s", nm.tables[t].keyspace, nm.tables[t].table);
+            if (!cs_strlist_has(out, full))
+                cs_strlist_add(out, full);
+            free(full);
+        }
+        cs_manifest_free(&nm);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The tables of the set's schema (the cluster manifest's) that its nodes
+ * backed up, to drill. */
 static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
 {
     cs_cluster_drill_result *res = d->res;
@@ -113,6 +143,13 @@ static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
     int rc = cs_cluster_read_manifest(repo, res->backup, &m, e);
     if (rc)
         return rc;
+    cs_strlist held = { NULL, 0 };
+    rc = backed_up_tables(repo, res->backup, m, &held, e);
+    if (rc) {
+        json_decref(m);
+        cs_strlist_free(&held);
+        return rc;
+    }
     cs_strlist all = { NULL, 0 };
     size_t i;
     json_t *row;
@@ -122,6 +159,11 @@ static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
         const char *name = json_string_value(json_object_get(row, "name"));
         if (type && !strcmp(type, "table") && ks && name && cs_node_is_valid_name(ks) &&
             cs_node_is_valid_name(name) && table_wanted(d->req, ks, name)) {
+            char *full_ = cs_sprintf("%s.%s", ks, name);
+            bool in_backup = cs_strlist_has(&held, full_);
+            free(full_);
+            if (!in_backup)
+                continue;
             if (!cs_drill_table_is_live(d->conn, ks, name)) {
                 cs_info("%s.%s is not live any more: nothing to compare it with, left out", ks, name);
                 continue;
@@ -133,6 +175,7 @@ static int choose_tables(cdrill *d, cs_repo *repo, cs_err *e)
         }
     }
     json_decref(m);
+    cs_strlist_free(&held);
     cs_drill_pick_tables(&all, d->req->sample_tables > 0 ? (size_t)d->req->sample_tables : 0, &res->tables);
     cs_strlist_free(&all);
     if (!res->tables.n)
