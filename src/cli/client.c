@@ -260,13 +260,6 @@ static char *query_path(const char *base, const given *g, const char *flags)
     return cs_buf_detach(&b);
 }
 
-static json_t *str_array(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 /* --param name=value: the value as JSON when it is some (7, true,
  * ["a"], "10"), else as text. */
@@ -309,7 +302,7 @@ static int body_of(const ccmd *c, const given *g, json_t **out, cs_err *e)
             json_t *a = json_object_get(body, o->key); /* --agent and --agents, --node and --nodes */
             if (!a)
                 json_object_set_new(body, o->key, a = json_array());
-            json_t *more = str_array(&g->list[i]);
+            json_t *more = cs_strlist_json(&g->list[i]);
             json_array_extend(a, more);
             json_decref(more);
         } else {

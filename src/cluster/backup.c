@@ -70,13 +70,6 @@ static int run_hook(const char *what, const char *cmd, cs_err *e)
 
 /* ---- snapshots ---- */
 
-static json_t *keyspaces_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 static int snapshot_one(void *arg, size_t i, cs_err *e)
 {
@@ -85,7 +78,7 @@ static int snapshot_one(void *arg, size_t i, cs_err *e)
     cs_cluster_node *n = &b->coord.nodes[i];
     if (!n->ok)
         return 0;
-    json_t *req = json_pack("{s:s, s:o}", "tag", b->tag, "keyspaces", keyspaces_json(&b->req->keyspaces));
+    json_t *req = json_pack("{s:s, s:o}", "tag", b->tag, "keyspaces", cs_strlist_json(&b->req->keyspaces));
     json_t *doc = NULL;
     cs_err err;
     cs_err_clear(&err);
@@ -169,7 +162,7 @@ static json_t *backup_request(const cbackup *b)
     json_object_set_new(r, "name", json_string(b->res->name));
     json_object_set_new(r, "set", json_string(b->set_id));
     json_object_set_new(r, "snapshot", json_string(b->tag));
-    json_object_set_new(r, "keyspaces", keyspaces_json(&req->keyspaces));
+    json_object_set_new(r, "keyspaces", cs_strlist_json(&req->keyspaces));
     json_object_set_new(r, "jobs", json_integer(req->jobs));
     json_object_set_new(r, "zstd_level", json_integer(req->zstd_level));
     json_object_set_new(r, "lock_wait", json_real(req->lock_wait));

@@ -491,13 +491,6 @@ int cs_op_cluster_drill_verdict(const cs_cluster_drill_req *req, const cs_cluste
     return rc;
 }
 
-static json_t *strlist_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 json_t *cs_cluster_drill_result_json(const cs_cluster_drill_req *req, const cs_cluster_drill_result *res)
 {
@@ -510,9 +503,9 @@ json_t *cs_cluster_drill_result_json(const cs_cluster_drill_req *req, const cs_c
     json_object_set_new(d, "tables", res->reports ? json_incref(res->reports) : json_array());
     json_object_set_new(d, "rto_seconds", json_real(res->rto_seconds));
     json_object_set_new(d, "seconds", json_real(res->seconds));
-    json_object_set_new(d, "scratch_keyspaces", strlist_json(&res->scratch_keyspaces));
+    json_object_set_new(d, "scratch_keyspaces", cs_strlist_json(&res->scratch_keyspaces));
     json_object_set_new(d, "kept", json_boolean(res->kept));
-    json_object_set_new(d, "leftovers_dropped", strlist_json(&res->leftovers));
+    json_object_set_new(d, "leftovers_dropped", cs_strlist_json(&res->leftovers));
     /* per node: the cluster restore's record of its restore */
     json_t *restore = cs_cluster_restore_result_json(NULL, &res->restore);
     json_object_set_new(d, "nodes_restored", json_incref(json_object_get(restore, "nodes_restored")));
@@ -529,7 +522,7 @@ json_t *cs_cluster_drill_result_json(const cs_cluster_drill_req *req, const cs_c
     }
     json_object_set_new(d, "snapshots_cleared", json_integer((json_int_t)res->snapshots_cleared));
     json_object_set_new(d, "cleanup", cleaned);
-    json_object_set_new(d, "cleanup_problems", strlist_json(&res->cleanup_problems));
+    json_object_set_new(d, "cleanup_problems", cs_strlist_json(&res->cleanup_problems));
     return d;
 }
 

@@ -52,3 +52,11 @@ void cs_strlist_add_csv(cs_strlist *l, const char *text)
         p = comma + 1;
     }
 }
+
+json_t *cs_strlist_json(const cs_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_string(l->items[i]));
+    return a;
+}

@@ -4,6 +4,7 @@
 #ifndef CS_STRLIST_H
 #define CS_STRLIST_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,5 +19,7 @@ void cs_strlist_add(cs_strlist *l, const char *s);
 void cs_strlist_add_csv(cs_strlist *l, const char *text);
 void cs_strlist_free(cs_strlist *l);
 bool cs_strlist_has(const cs_strlist *l, const char *s);
+/* The list as a JSON array of strings (new reference; [] when empty). */
+json_t *cs_strlist_json(const cs_strlist *l);
 
 #endif

@@ -143,13 +143,6 @@ static const struct {
 #define FACT(info, i) ((char **)(void *)((char *)(info) + fact_strings[i].offset))
 #define CFACT(info, i) (*(char *const *)(const void *)((const char *)(info) + fact_strings[i].offset))
 
-static json_t *strlist_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 static void strlist_from_json(const json_t *a, cs_strlist *out)
 {
@@ -176,8 +169,8 @@ static int write_node_cache(const cs_host *host, const cs_node_info *info, cs_er
         const char *v = CFACT(info, i);
         json_object_set_new(doc, fact_strings[i].name, v ? json_string(v) : json_null());
     }
-    json_object_set_new(doc, "tokens", strlist_json(&info->tokens));
-    json_object_set_new(doc, "data_dirs", strlist_json(&info->data_dirs));
+    json_object_set_new(doc, "tokens", cs_strlist_json(&info->tokens));
+    json_object_set_new(doc, "data_dirs", cs_strlist_json(&info->data_dirs));
     char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
     json_decref(doc);
     char *path = node_cache_path(host);

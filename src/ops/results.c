@@ -22,13 +22,6 @@ static json_t *opt_string(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static json_t *strlist_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 /* ---- backups ---- */
 
@@ -257,9 +250,9 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
                               json_pack("{s:s, s:s}", "table", res->failed[i].table, "reason", res->failed[i].reason));
     json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:o}", "backup", req->backup, "mode", res->mode, "tables",
                           (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes", (json_int_t)res->bytes,
-                          "seconds", res->seconds, "moved_aside", strlist_json(&res->moved_aside));
-    json_object_set_new(j, "data_dirs", strlist_json(&res->data_dirs));
-    json_object_set_new(j, "backup_data_dirs", strlist_json(&res->backup_data_dirs));
+                          "seconds", res->seconds, "moved_aside", cs_strlist_json(&res->moved_aside));
+    json_object_set_new(j, "data_dirs", cs_strlist_json(&res->data_dirs));
+    json_object_set_new(j, "backup_data_dirs", cs_strlist_json(&res->backup_data_dirs));
     json_object_set_new(j, "not_restored", failed);
     json_object_set_new(j, "complete", json_boolean(res->n_failed == 0));
     if (req->keyspace_map.n) { /* where each table went, and what was not made there */
@@ -269,9 +262,9 @@ json_t *cs_restore_result_json(const cs_restore_req *req, const cs_restore_resul
             json_array_append_new(into, json_pack("{s:s, s:s%, s:s}", "table", res->restored.items[i], "keyspace",
                                                   dst, strcspn(dst, "."), "into", dst));
         }
-        json_object_set_new(j, "keyspace_map", strlist_json(&req->keyspace_map));
+        json_object_set_new(j, "keyspace_map", cs_strlist_json(&req->keyspace_map));
         json_object_set_new(j, "restored_into", into);
-        json_object_set_new(j, "not_created", strlist_json(&res->not_created));
+        json_object_set_new(j, "not_created", cs_strlist_json(&res->not_created));
     }
     return j;
 }
@@ -283,7 +276,7 @@ json_t *cs_drill_result_json(const cs_drill_req *req, const cs_drill_result *res
     return json_pack("{s:o, s:s, s:o, s:f, s:f, s:o, s:b}", "backup", opt_string(res->backup), "drill_id",
                      res->drill_id, "tables", tables, "rto_seconds",
                      res->rto_seconds, "seconds", res->seconds, "scratch_keyspaces",
-                     strlist_json(&res->scratch_keyspaces), "kept", res->kept);
+                     cs_strlist_json(&res->scratch_keyspaces), "kept", res->kept);
 }
 
 /* Per table the loader's outcome: loaded, or the reason it was not. */
@@ -298,7 +291,7 @@ json_t *cs_load_result_json(const cs_load_req *req, const cs_load_result *res)
                                                 opt_string(t->reason)));
     }
     return json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:f, s:o, s:b}", "backup", req->backup, "source_host",
-                     opt_string(res->source_host), "targets", strlist_json(&res->targets), "tables",
+                     opt_string(res->source_host), "targets", cs_strlist_json(&res->targets), "tables",
                      (json_int_t)res->tables, "files", (json_int_t)res->files, "bytes", (json_int_t)res->bytes,
                      "seconds", res->seconds, "per_table", tables, "complete", res->tables == res->n_tables);
 }
@@ -367,7 +360,7 @@ json_t *cs_key_result_json(const cs_key_generate_req *req, const cs_key_result *
 json_t *cs_key_public_result_json(const cs_key_public_req *req, const cs_key_public_result *res)
 {
     (void)req;
-    return json_pack("{s:o}", "public_keys", strlist_json(&res->keys));
+    return json_pack("{s:o}", "public_keys", cs_strlist_json(&res->keys));
 }
 
 /* ---- snapshots ---- */
@@ -387,8 +380,8 @@ json_t *cs_snapshot_clear_result_json(const cs_snapshot_req *req, const cs_snaps
     if (!req->tag)
         return json_pack("{s:o, s:o, s:f, s:s, s:o, s:o}", "host_id", opt_string(res->host_id), "address",
                          opt_string(res->address), "older_than", req->older_than, "prefix",
-                         req->prefix ? req->prefix : "", "cleared_tags", strlist_json(&res->cleared_tags),
-                         "kept_tags", strlist_json(&res->kept_tags));
+                         req->prefix ? req->prefix : "", "cleared_tags", cs_strlist_json(&res->cleared_tags),
+                         "kept_tags", cs_strlist_json(&res->kept_tags));
     return json_pack("{s:o, s:o, s:b}", "tag", opt_string(res->tag), "host_id", opt_string(res->host_id), "cleared",
                      res->cleared);
 }

@@ -144,13 +144,6 @@ void cs_scope_free(cs_scope *s)
 
 /* ---- to JSON ---- */
 
-static json_t *strlist_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 static json_t *opt_string(const char *s)
 {
@@ -230,7 +223,7 @@ static json_t *scope_json(const cs_scope *s)
 {
     if (s->all)
         return json_pack("{s:b}", "all", 1);
-    return json_pack("{s:o, s:o, s:s}", "keyspaces", strlist_json(&s->keyspaces), "tables", strlist_json(&s->tables),
+    return json_pack("{s:o, s:o, s:s}", "keyspaces", cs_strlist_json(&s->keyspaces), "tables", cs_strlist_json(&s->tables),
                      "id", s->id);
 }
 
@@ -253,8 +246,8 @@ int cs_manifest_to_json(const cs_manifest *m, char **out, cs_err *e)
     json_object_set_new(root, "rack", opt_string(m->rack));
     json_object_set_new(root, "release_version", opt_string(m->release_version));
     json_object_set_new(root, "partitioner", opt_string(m->partitioner));
-    json_object_set_new(root, "tokens", strlist_json(&m->tokens));
-    json_object_set_new(root, "data_dirs", strlist_json(&m->data_dirs));
+    json_object_set_new(root, "tokens", cs_strlist_json(&m->tokens));
+    json_object_set_new(root, "data_dirs", cs_strlist_json(&m->data_dirs));
     json_object_set_new(root, "commitlog_dir", opt_string(m->commitlog_dir));
     json_object_set_new(root, "hints_dir", opt_string(m->hints_dir));
     json_object_set_new(root, "saved_caches_dir", opt_string(m->saved_caches_dir));

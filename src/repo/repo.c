@@ -402,13 +402,6 @@ char *cs_repo_backup_key(const char *name, const char *host_id, const char *suff
     return cs_sprintf("backups/%s/%s.%s", name, host_id, suffix);
 }
 
-static json_t *strlist_json(const cs_strlist *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_string(l->items[i]));
-    return a;
-}
 
 /* Start marks and summaries: plaintext, so no keyspace or table name
  * when the repository is encrypted ("partial" and the opaque id then). */
@@ -428,8 +421,8 @@ static json_t *summary_json(const cs_repo *r, const cs_manifest *m, bool complet
         if (!s->all)
             json_object_set_new(j, "scope_id", json_string(s->id));
         if (!s->all && !cs_repo_is_encrypted(r)) {
-            json_object_set_new(j, "scope_keyspaces", strlist_json(&s->keyspaces));
-            json_object_set_new(j, "scope_tables", strlist_json(&s->tables));
+            json_object_set_new(j, "scope_keyspaces", cs_strlist_json(&s->keyspaces));
+            json_object_set_new(j, "scope_tables", cs_strlist_json(&s->tables));
         }
     }
     if (complete)
