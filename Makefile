@@ -4,12 +4,12 @@
 # its bash completion (both made by the binary from its option table).
 
 CC      ?= gcc
-PKGS    := libzstd libsodium jansson sqlite3 openssl expat libmicrohttpd gnutls
+PKGS    := libzstd libxxhash libsodium jansson sqlite3 openssl expat libmicrohttpd gnutls
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
            -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Werror
 INC     := -Isrc
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lsodium -ljansson -lsqlite3 -lexpat -lmicrohttpd -lgnutls) -lcurl -lpthread
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzstd -lxxhash -lsodium -ljansson -lsqlite3 -lexpat -lmicrohttpd -lgnutls) -lcurl -lpthread
 
 # Two variants: release-ish (O2, the shipped binary, valgrind runs) and asan
 # (AddressSanitizer + UBSan, what the unit and integration tests run).

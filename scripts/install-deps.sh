@@ -24,12 +24,12 @@ fail() { echo "install-deps: $*" >&2; tail -n 60 "$LOG" >&2 || true; exit 1; }
 say() { echo "install-deps: $*"; }
 
 # --- Debian packages -------------------------------------------------------
-PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcmocka-dev
+PKGS=(build-essential pkg-config libzstd-dev libxxhash-dev libsodium-dev libjansson-dev libcmocka-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev age zstd valgrind maven
       openjdk-17-jdk-headless python3-venv clang libclang-rt-14-dev awscli man-db systemd tzdata
       prometheus)
 if [ "$DEMO" = 1 ]; then   # build the binary, run a node (Java, jars by maven), check rows (Python)
-    PKGS=(build-essential pkg-config libzstd-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
+    PKGS=(build-essential pkg-config libzstd-dev libxxhash-dev libsodium-dev libjansson-dev libcurl4-openssl-dev
           libssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libexpat1-dev maven openjdk-17-jdk-headless python3-venv)
 fi
 # The status page's browser test (tests/integration/test_status_page.py) drives Debian's

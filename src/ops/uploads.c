@@ -26,6 +26,7 @@ typedef struct entry {
     uint64_t size;
     int64_t mtime_ns;
     int level;
+    bool part_hash;      /* its parts' hashes are CS_PUT_HASH_NAME (false: an older kind, never compared) */
     char recipients[CS_HASH_HEX];
     char object[CS_OBJECT_ID_HEX];
     char *token;
@@ -159,6 +160,8 @@ static void add_begin_line(cs_buf *out, const entry *en)
         json_object_set_new(b, "header", json_string(b64));
         free(b64);
     }
+    if (b && en->part_hash)
+        json_object_set_new(b, "part_hash", json_string(CS_PUT_HASH_NAME));
     char *text = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
     if (!text)
@@ -239,6 +242,10 @@ static bool parse_begin(const json_t *b, const unsigned char *fk, entry *en)
     en->size = size;
     en->mtime_ns = (int64_t)json_integer_value(mtime);
     en->level = (int)json_integer_value(level);
+    /* Written before the part hash was named (BLAKE2b-256), or by another
+     * kind: kept as it is, and never resumed (cannot_resume). */
+    const char *ph = str_of(b, "part_hash");
+    en->part_hash = ph && !strcmp(ph, CS_PUT_HASH_NAME);
     memcpy(en->recipients, rcpt, CS_HASH_HEX);
     memcpy(en->object, obj, CS_OBJECT_ID_HEX);
     return true;
@@ -518,6 +525,8 @@ static void take_entry(cs_uploads *u, const cs_upload_file *f, entry *out, bool 
 /* Why the journal's upload of f cannot be resumed (NULL: it can). */
 static const char *cannot_resume(const cs_uploads *u, const entry *en, const cs_upload_file *f)
 {
+    if (!en->part_hash)
+        return "its parts were recorded with an older kind of hash";
     if (en->size != f->size || en->mtime_ns != f->mtime_ns)
         return "the file changed";
     if (en->level != f->zstd_level)
@@ -537,6 +546,7 @@ static void fill_new(cs_upload *up, const cs_upload_file *f)
     en->size = f->size;
     en->mtime_ns = f->mtime_ns;
     en->level = f->zstd_level;
+    en->part_hash = true;
     memcpy(en->recipients, up->u->recipients, CS_HASH_HEX);
     cs_repo_new_object_id(en->object);
 }

@@ -16,7 +16,6 @@
 #include "storage/storage.h"
 
 #include <pthread.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,7 +181,7 @@ static int store_part(mem_writer *w, cs_err *e)
         return cs_cancel_error(e);
     mem_store *s = w->store;
     cs_put_part done = { w->parts + 1, w->buf.len, { 0 } };
-    crypto_generichash(done.hash, sizeof done.hash, (const uint8_t *)w->buf.data, w->buf.len, NULL, 0);
+    cs_put_hash(w->buf.data, w->buf.len, done.hash);
     bool began = false;
     pthread_mutex_lock(&s->lock);
     mem_upload *u = w->token ? find_upload(s, w->key, w->token) : NULL;

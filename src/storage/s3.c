@@ -11,7 +11,7 @@
  * PUT; larger ones as a multipart upload with several parts in flight,
  * aborted if anything fails (a resumable writer's is kept instead, for a
  * later process to finish: it reports the upload id and each part's size
- * and BLAKE2b as they are stored, and a later writer lists the parts with
+ * and hash (storage.h) as they are stored, and a later writer lists the parts with
  * ListParts; its part uploads stop at once on a cancel request). Part
  * buffers come from the storage handle's http client: at most
  * `concurrency` of them (never fewer than 2), filled or in flight, however
@@ -405,7 +405,7 @@ static void *upload_part(void *arg)
     cs_put_part done = { p->number, p->len, { 0 } };
     if (w->res) {
         r.http.cancellable = true;
-        crypto_generichash(done.hash, sizeof done.hash, p->data, p->len, NULL, 0);
+        cs_put_hash(p->data, p->len, done.hash);
     }
     cs_err_clear(&p->err);
     p->rc = s3_request(w->s, &r, &p->err);

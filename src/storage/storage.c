@@ -4,11 +4,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <xxhash.h>
 
 #include "common/fs.h"
 #include "common/units.h"
@@ -309,6 +309,18 @@ int cs_storage_del_many(cs_storage *st, const char *const *keys, size_t n, cs_er
 
 /* ---- resumable writers: the check of the kept bytes ---------------------- */
 
+static void put_hash_out(XXH128_hash_t h, unsigned char out[CS_PUT_HASH_BYTES])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(out, c.digest, CS_PUT_HASH_BYTES);
+}
+
+void cs_put_hash(const void *p, size_t n, unsigned char out[CS_PUT_HASH_BYTES])
+{
+    put_hash_out(XXH3_128bits(n ? p : "", n), out);
+}
+
 /* In front of a driver's resumable writer: the first r->resumed bytes are
  * hashed part by part and compared with the kept parts' hashes instead of
  * being passed on; the rest goes through. */
@@ -319,7 +331,7 @@ typedef struct kept_check {
     size_t part;       /* the kept part being checked */
     uint64_t in_part;  /* its bytes seen so far */
     uint64_t seen;     /* bytes of all kept parts seen so far */
-    crypto_generichash_state h;
+    XXH3_state_t *h;
 } kept_check;
 
 static int kept_diverged(kept_check *k, cs_err *e)
@@ -333,12 +345,12 @@ static int kept_diverged(kept_check *k, cs_err *e)
 static int kept_part_done(kept_check *k, cs_err *e)
 {
     unsigned char got[CS_PUT_HASH_BYTES];
-    crypto_generichash_final(&k->h, got, sizeof got);
-    if (sodium_memcmp(got, k->r->parts[k->part].hash, sizeof got) != 0)
+    put_hash_out(XXH3_128bits_digest(k->h), got);
+    if (memcmp(got, k->r->parts[k->part].hash, sizeof got) != 0)
         return kept_diverged(k, e);
     k->part++;
     k->in_part = 0;
-    crypto_generichash_init(&k->h, NULL, 0, CS_PUT_HASH_BYTES);
+    XXH3_128bits_reset(k->h);
     return 0;
 }
 
@@ -348,7 +360,7 @@ static int kept_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     while (n > 0 && k->seen < k->r->resumed) {
         uint64_t room = k->r->parts[k->part].size - k->in_part;
         size_t take = n < room ? n : (size_t)room;
-        crypto_generichash_update(&k->h, p, take);
+        XXH3_128bits_update(k->h, p, take);
         k->in_part += take;
         k->seen += take;
         p += take;
@@ -377,6 +389,7 @@ static void kept_free(cs_sink *s)
 {
     kept_check *k = (kept_check *)(void *)s;
     cs_sink_free(k->next);
+    XXH3_freeState(k->h);
     free(k);
 }
 
@@ -395,11 +408,18 @@ int cs_storage_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, 
         rc = st->ops->put_resumable(st, key, r, out, e);
     if (rc || r->kept == 0)
         return rc;
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) {
+        cs_sink_free(*out);
+        *out = NULL;
+        return cs_err_set(e, CS_E_NOMEM, "out of memory");
+    }
+    XXH3_128bits_reset(h);
     kept_check *k = cs_calloc(1, sizeof *k);
     k->base.ops = &kept_ops;
     k->next = *out;
     k->r = r;
-    crypto_generichash_init(&k->h, NULL, 0, CS_PUT_HASH_BYTES);
+    k->h = h;
     *out = &k->base;
     return 0;
 }

@@ -14,7 +14,7 @@
  * Build and run (clang with libFuzzer), or `make fuzz`:
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -o build/fuzz_index tests/fuzz/fuzz_index.c \
- *     $(find src -name '*.c' ! -path src/cli/main.c) -lzstd -lsodium -ljansson -lsqlite3 -lcurl -lpthread
+ *     $(find src -name '*.c' ! -path src/cli/main.c) -lzstd -lxxhash -lsodium -ljansson -lsqlite3 -lcurl -lpthread
  *   mkdir -p build/fuzz-corpus-index && build/fuzz_index build/fuzz-corpus-index \
  *     tests/fuzz/corpus/index -max_total_time=60
  */

@@ -13,7 +13,7 @@
  * Build and run (clang with libFuzzer), or `make fuzz`:
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -o build/fuzz_manifest tests/fuzz/fuzz_manifest.c \
- *     $(find src -name '*.c' ! -path src/cli/main.c) -lzstd -lsodium -ljansson -lpthread
+ *     $(find src -name '*.c' ! -path src/cli/main.c) -lzstd -lxxhash -lsodium -ljansson -lpthread
  *   mkdir -p build/fuzz-corpus-manifest && build/fuzz_manifest build/fuzz-corpus-manifest \
  *     tests/fuzz/corpus/manifest -max_total_time=60
  */

@@ -97,7 +97,7 @@ static int send_part(fake_writer *w, const uint8_t *p, size_t n, cs_err *e)
     cs_buf_add(b, p, n);
     w->up->has[w->parts] = true;
     cs_put_part done = { w->parts + 1, n, { 0 } };
-    crypto_generichash(done.hash, sizeof done.hash, p, n, NULL, 0);
+    cs_put_hash(p, n, done.hash);
     w->parts++;
     w->sent_now++;
     srv.sent += n;
@@ -637,6 +637,66 @@ static void test_journal_unwritable(void **state)
     assert_true(cs_is_dir(f->journal));
 }
 
+/* A journal written by a version whose part hashes were BLAKE2b-256 (its
+ * begin lines do not name the kind, its part lines hold 64 hex digits):
+ * such an upload is never resumed (no old hash is compared with a new
+ * one), but aborted and the file stored from its start as a new object;
+ * compacting the journal does not relabel it. */
+static void test_old_part_hash(void **state)
+{
+    fixture *f = *state;
+    cs_upload_file uf = file_of(f, 3);
+    cs_uploads *u = cs_uploads_load(f->journal, f->repo);
+    outcome a = store(f, u, &uf, f->data, DATA_LEN, 4);
+    assert_int_equal(a.rc, CS_E_CANCELED);
+    cs_uploads_free(u);
+
+    /* Rewrite the journal as the older version wrote it. */
+    char *text = journal_text(f);
+    assert_non_null(text);
+    char *marker = strstr(text, ",\"part_hash\":\"xxh3-128\"");
+    assert_non_null(marker);
+    memmove(marker, marker + strlen(",\"part_hash\":\"xxh3-128\""),
+            strlen(marker + strlen(",\"part_hash\":\"xxh3-128\"")) + 1);
+    char *nl = strchr(text, '\n');
+    assert_non_null(nl);
+    cs_buf old = CS_BUF_INIT;
+    cs_buf_add(&old, text, (size_t)(nl - text) + 1); /* the begin line */
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned char h[32];
+        char hex[65];
+        crypto_generichash(h, sizeof h, (const unsigned char *)srv.up[0].parts[i].data, srv.up[0].parts[i].len,
+                           NULL, 0);
+        cs_hex(h, sizeof h, hex);
+        cs_buf_printf(&old, "{\"part\":{\"object\":\"%s\",\"n\":%u,\"size\":%zu,\"hash\":\"%s\"}}\n", a.object,
+                      i + 1, srv.up[0].parts[i].len, hex);
+    }
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_write_file_atomic(f->journal, old.data, old.len, 0600, &e), 0);
+    free(text);
+    cs_buf_free(&old);
+
+    srv.sent = 0;
+    u = cs_uploads_load(f->journal, f->repo);
+    text = journal_text(f); /* compacted: still the old kind */
+    assert_non_null(text);
+    assert_non_null(strstr(text, a.object));
+    assert_null(strstr(text, "part_hash"));
+    free(text);
+    outcome b = store(f, u, &uf, f->data, DATA_LEN, 0);
+    if (b.rc)
+        fail_msg("store: %s", b.e.msg);
+    assert_int_equal(b.resumed, 0);
+    assert_false(b.diverged);
+    assert_int_equal(srv.aborts, 1);
+    assert_string_not_equal(b.object, a.object);
+    assert_int_equal(open_uploads(), 0);
+    assert_object_holds(f, b.object, f->data, DATA_LEN);
+    cs_uploads_free(u);
+    assert_false(cs_exists(f->journal));
+}
+
 /* ---- the age seal: the same seal, the same bytes ----------------------- */
 
 static void seal_encrypt(age_recipient *r, age_seal *seal, const uint8_t *p, size_t n, cs_buf *out, int *rc,
@@ -721,6 +781,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_gone, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_small_object, setup_encrypted, teardown),
         cmocka_unit_test_setup_teardown(test_journal_unwritable, setup_encrypted, teardown),
+        cmocka_unit_test_setup_teardown(test_old_part_hash, setup_encrypted, teardown),
         cmocka_unit_test_setup_teardown(test_seal, setup_plain, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
