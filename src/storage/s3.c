@@ -284,9 +284,9 @@ static int delete_batch(s3_storage *s, const char *const *keys, size_t n, cs_err
     if (rc)
         goto out;
     /* S3 wants a checksum of this body; SHA-256 also covers it in the signature. */
-    uint8_t digest[crypto_hash_sha256_BYTES];
-    char b64[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-    crypto_hash_sha256(digest, (const uint8_t *)body.data, body.len);
+    uint8_t digest[CS_SIGV4_SHA256_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(CS_SIGV4_SHA256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    cs_sigv4_sha256_raw(body.data, body.len, digest);
     sodium_bin2base64(b64, sizeof b64, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
     r.headers[0] = (cs_sigv4_pair){ "x-amz-checksum-sha256", b64 };
     r.headers[1] = (cs_sigv4_pair){ "x-amz-sdk-checksum-algorithm", "SHA256" };

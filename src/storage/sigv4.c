@@ -1,7 +1,10 @@
 /* sigv4.c - AWS Signature Version 4 (see sigv4.h for what it owns). */
 #include "storage/sigv4.h"
 
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,38 +33,57 @@ void cs_sigv4_uri_encode(const char *s, size_t n, bool keep_slash, cs_buf *out)
     }
 }
 
+/* OpenSSL fails a digest only when out of memory (or its library is
+ * broken): like cs_malloc, that ends the process. */
+static void digest_failed(void)
+{
+    fputs("cassette: SHA-256 failed (out of memory?)\n", stderr);
+    abort();
+}
+
+void cs_sigv4_sha256_raw(const void *p, size_t n, uint8_t out[CS_SIGV4_SHA256_BYTES])
+{
+    if (EVP_Digest(n ? p : "", n, out, NULL, EVP_sha256(), NULL) != 1)
+        digest_failed();
+}
+
 void cs_sigv4_sha256_hex(const void *p, size_t n, char out[CS_SIGV4_HEX])
 {
-    uint8_t d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(d, p, (unsigned long long)n);
+    uint8_t d[CS_SIGV4_SHA256_BYTES];
+    cs_sigv4_sha256_raw(p, n, d);
     cs_hex(d, sizeof d, out);
 }
 
 void cs_sigv4_sha256_init(cs_sigv4_sha256 *h)
 {
-    crypto_hash_sha256_init(&h->st);
+    h->ctx = EVP_MD_CTX_new();
+    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+        digest_failed();
 }
 
 void cs_sigv4_sha256_update(cs_sigv4_sha256 *h, const void *p, size_t n)
 {
-    crypto_hash_sha256_update(&h->st, p, (unsigned long long)n);
+    if (n && EVP_DigestUpdate(h->ctx, p, n) != 1)
+        digest_failed();
 }
 
 void cs_sigv4_sha256_final_hex(cs_sigv4_sha256 *h, char out[CS_SIGV4_HEX])
 {
-    uint8_t d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&h->st, d);
+    uint8_t d[CS_SIGV4_SHA256_BYTES];
+    if (EVP_DigestFinal_ex(h->ctx, d, NULL) != 1)
+        digest_failed();
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
     cs_hex(d, sizeof d, out);
 }
 
+/* HMAC-SHA256 (OpenSSL wipes its own state). */
 static void hmac(const uint8_t *key, size_t klen, const void *msg, size_t mlen,
-                 uint8_t out[crypto_auth_hmacsha256_BYTES])
+                 uint8_t out[CS_SIGV4_SHA256_BYTES])
 {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, klen);
-    crypto_auth_hmacsha256_update(&st, msg, (unsigned long long)mlen);
-    crypto_auth_hmacsha256_final(&st, out);
-    sodium_memzero(&st, sizeof st);
+    unsigned len = 0;
+    if (!HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len) || len != CS_SIGV4_SHA256_BYTES)
+        digest_failed();
 }
 
 int cs_sigv4_format_time(time_t t, char amz_date[CS_SIGV4_AMZ_DATE], char date[9], cs_err *e)
@@ -384,8 +406,8 @@ static void compute_signature(const cs_sigv4_creds *c, const char *date, const c
 {
     size_t slen = strlen(c->secret_access_key);
     uint8_t *k0 = cs_malloc(slen + 4);
-    uint8_t k[crypto_auth_hmacsha256_BYTES];
-    uint8_t sig[crypto_auth_hmacsha256_BYTES];
+    uint8_t k[CS_SIGV4_SHA256_BYTES];
+    uint8_t sig[CS_SIGV4_SHA256_BYTES];
     memcpy(k0, "AWS4", 4);
     memcpy(k0 + 4, c->secret_access_key, slen);
     hmac(k0, slen + 4, date, strlen(date), k);
@@ -394,9 +416,9 @@ static void compute_signature(const cs_sigv4_creds *c, const char *date, const c
     hmac(k, sizeof k, "aws4_request", strlen("aws4_request"), k);
     hmac(k, sizeof k, sts->data, sts->len, sig);
     cs_hex(sig, sizeof sig, out);
-    sodium_memzero(k0, slen + 4);
-    sodium_memzero(k, sizeof k);
-    sodium_memzero(sig, sizeof sig);
+    OPENSSL_cleanse(k0, slen + 4);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(sig, sizeof sig);
     free(k0);
 }
 

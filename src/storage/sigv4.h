@@ -5,8 +5,11 @@
  * URI-encoded once (no double encoding, no "." / ".." normalisation), query
  * parameters encoded and sorted, header names lowercased and values trimmed
  * with inner runs of spaces collapsed; plus the SHA-256 helpers the driver
- * uses for payload hashes. Built on libsodium (crypto_hash_sha256,
- * crypto_auth_hmacsha256).
+ * uses for payload hashes. Built on OpenSSL's SHA-256 (EVP, HMAC): over
+ * http every uploaded byte is hashed for the payload signature, and
+ * OpenSSL's SHA-256 uses the CPU's SHA extensions where libsodium's does
+ * not (1.39 against 0.4 GB/s on the bench machine); one SHA-256 for the
+ * HMACs too.
  * Must not: do I/O, read the clock (the caller passes the time), log, or
  * put the secret key, the derived keys or any signature input into an error
  * message. The derived signing key is wiped before returning.
@@ -25,9 +28,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
-#include <sodium.h>
+#include <openssl/evp.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -128,16 +132,21 @@ void cs_sigv4_query_string(const cs_sigv4_pair *q, size_t n, cs_buf *out);
  * CS_E_INVAL when t is outside years 1970..9999. */
 int cs_sigv4_format_time(time_t t, char amz_date[CS_SIGV4_AMZ_DATE], char date[9], cs_err *e);
 
-/* SHA-256 as lowercase hex, in one call or incrementally (payloads). */
+#define CS_SIGV4_SHA256_BYTES 32
+
+/* SHA-256 of n bytes at p, raw or as lowercase hex; or incrementally
+ * (payloads). */
+void cs_sigv4_sha256_raw(const void *p, size_t n, uint8_t out[CS_SIGV4_SHA256_BYTES]);
 void cs_sigv4_sha256_hex(const void *p, size_t n, char out[CS_SIGV4_HEX]);
 
 typedef struct cs_sigv4_sha256 {
-    crypto_hash_sha256_state st;
+    EVP_MD_CTX *ctx;
 } cs_sigv4_sha256;
 
 void cs_sigv4_sha256_init(cs_sigv4_sha256 *h);
 void cs_sigv4_sha256_update(cs_sigv4_sha256 *h, const void *p, size_t n);
-/* Write the hex digest; h must be initialised again before reuse. */
+/* Write the hex digest and release h (every init needs its final); h must
+ * be initialised again before reuse. */
 void cs_sigv4_sha256_final_hex(cs_sigv4_sha256 *h, char out[CS_SIGV4_HEX]);
 
 #endif
