@@ -286,6 +286,8 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
     z = cs_calloc(1, sizeof *z);
     z->base.ops = &zc_ops;
     z->next = next;
+    if (level < ZSTD_minCLevel())
+        level = ZSTD_minCLevel(); /* CS_ZSTD_LEVEL_STORE with an older libzstd */
     z->zc = ZSTD_createCStream();
     if (!z->zc) {
         cs_err_set(e, CS_E_NOMEM, "cannot create a zstd compressor");

@@ -201,6 +201,7 @@ static void test_roundtrip_sizes(void **state)
     roundtrip(f->dir, 3 * 1024 * 1024 + 123, 3);
     roundtrip(f->dir, 200000, 1);
     roundtrip(f->dir, 200000, 19);
+    roundtrip(f->dir, 3 * 1024 * 1024 + 123, CS_ZSTD_LEVEL_STORE);
 }
 
 static void test_truncated_zstd(void **state)
