@@ -147,3 +147,13 @@ void cs_hex(const uint8_t *p, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
+
+bool cs_is_lower_hex(const char *s, size_t n)
+{
+    if (!s)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false; /* also at a NUL before n */
+    return s[n] == '\0';
+}

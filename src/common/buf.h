@@ -9,6 +9,7 @@
 #define CS_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +44,8 @@ char *cs_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void cs_hex(const uint8_t *p, size_t n, char *out);
+
+/* Whether s (may be NULL) is exactly n lowercase hex digits. */
+bool cs_is_lower_hex(const char *s, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <zstd.h>
 
@@ -27,14 +28,72 @@ static void sodium_ready(void)
 
 /* ---- hash --------------------------------------------------------------- */
 
+bool cs_content_hash_parse(const char *s, cs_hash_alg *alg)
+{
+    if (!s)
+        return false;
+    cs_hash_alg a = CS_HASH_BLAKE2B;
+    size_t tag = strlen(CS_CONTENT_HASH_TAG);
+    if (!strncmp(s, CS_CONTENT_HASH_TAG, tag)) {
+        a = CS_HASH_SHA256;
+        s += tag;
+    }
+    if (!cs_is_lower_hex(s, CS_HASH_HEX - 1))
+        return false;
+    if (alg)
+        *alg = a;
+    return true;
+}
+
+/* The recorded form of a digest of alg (see CS_CONTENT_HASH_TAG). */
+static void content_id(cs_hash_alg alg, const char *hex, char id[CS_CONTENT_HASH_LEN])
+{
+    snprintf(id, CS_CONTENT_HASH_LEN, "%s%s", alg == CS_HASH_SHA256 ? CS_CONTENT_HASH_TAG : "", hex);
+}
+
+static EVP_MD_CTX *sha256_new(void)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        fputs("cassette: cannot start an OpenSSL SHA-256\n", stderr);
+        abort();
+    }
+    return md;
+}
+
+static void sha256_update(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    /* It only fails on a context that was never started (sha256_new). */
+    if (EVP_DigestUpdate(md, p, n) != 1) {
+        fputs("cassette: OpenSSL SHA-256 update failed\n", stderr);
+        abort();
+    }
+}
+
+/* Finish a copy of md (the original can be finished again). */
+static void sha256_digest(const EVP_MD_CTX *md, uint8_t digest[CS_HASH_BYTES])
+{
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    unsigned len = 0;
+    if (!copy || EVP_MD_CTX_copy_ex(copy, md) != 1 || EVP_DigestFinal_ex(copy, digest, &len) != 1 ||
+        len != CS_HASH_BYTES) {
+        fputs("cassette: cannot finish an OpenSSL SHA-256\n", stderr);
+        abort();
+    }
+    EVP_MD_CTX_free(copy);
+}
+
 typedef struct hash_filter {
-    crypto_generichash_state st; /* needs 64-byte alignment: keep it first */
+    crypto_generichash_state st; /* BLAKE2b; needs 64-byte alignment: keep it first */
+    EVP_MD_CTX *md;              /* SHA-256 */
+    cs_hash_alg alg;
     cs_sink base;
     cs_sink *next;
     cs_hash_result *out;
     uint64_t bytes;
     bool check;                     /* compare against the expectation below */
-    char expect_hex[CS_HASH_HEX];
+    bool expect_known;              /* the expectation is of a known form */
+    char expect_id[CS_CONTENT_HASH_LEN];
     uint64_t expect_size;
 } hash_filter;
 
@@ -51,7 +110,10 @@ static int hash_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     if (h->check && n > h->expect_size - h->bytes)
         return cs_err_set(e, CS_E_CORRUPT, "content is more than the %llu bytes expected",
                           (unsigned long long)h->expect_size);
-    crypto_generichash_update(&h->st, p, n);
+    if (h->alg == CS_HASH_SHA256)
+        sha256_update(h->md, p, n);
+    else
+        crypto_generichash_update(&h->st, p, n);
     h->bytes += n;
     return h->next ? cs_sink_write(h->next, p, n, e) : 0;
 }
@@ -62,16 +124,23 @@ static int hash_close(cs_sink *s, cs_err *e)
     uint8_t digest[CS_HASH_BYTES];
     /* Finalising twice is not allowed: work on a copy so a failed close of
      * next can be retried without corrupting the state. */
-    crypto_generichash_state copy = h->st;
-    crypto_generichash_final(&copy, digest, sizeof digest);
+    if (h->alg == CS_HASH_SHA256) {
+        sha256_digest(h->md, digest);
+    } else {
+        crypto_generichash_state copy = h->st;
+        crypto_generichash_final(&copy, digest, sizeof digest);
+    }
+    char hex[CS_HASH_HEX], id[CS_CONTENT_HASH_LEN];
+    cs_hex(digest, sizeof digest, hex);
+    content_id(h->alg, hex, id);
     if (h->check) {
-        char hex[CS_HASH_HEX];
-        cs_hex(digest, sizeof digest, hex);
         /* Fail before next is closed: nothing unchecked is committed. */
+        if (!h->expect_known)
+            return cs_err_set(e, CS_E_CORRUPT, "the expected content hash is of no known form");
         if (h->bytes != h->expect_size)
             return cs_err_set(e, CS_E_CORRUPT, "content is %llu bytes, expected %llu",
                               (unsigned long long)h->bytes, (unsigned long long)h->expect_size);
-        if (strcmp(hex, h->expect_hex))
+        if (strcmp(id, h->expect_id))
             return cs_err_set(e, CS_E_CORRUPT, "content hash mismatch");
     }
     if (h->next) {
@@ -81,7 +150,8 @@ static int hash_close(cs_sink *s, cs_err *e)
     }
     if (h->out) {
         memcpy(h->out->digest, digest, sizeof digest);
-        cs_hex(digest, sizeof digest, h->out->hex);
+        memcpy(h->out->hex, hex, sizeof hex);
+        memcpy(h->out->id, id, sizeof id);
         h->out->bytes = h->bytes;
     }
     return 0;
@@ -91,13 +161,14 @@ static void hash_free(cs_sink *s)
 {
     hash_filter *h = hash_of(s);
     cs_sink_free(h->next);
+    EVP_MD_CTX_free(h->md);
     sodium_memzero(&h->st, sizeof h->st);
     free(h);
 }
 
 static const cs_sink_ops hash_ops = { hash_write, hash_close, hash_free };
 
-cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out)
+static cs_sink *hash_new(cs_sink *next, cs_hash_alg alg, cs_hash_result *out)
 {
     sodium_ready();
     size_t align = _Alignof(hash_filter);
@@ -110,19 +181,32 @@ cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out)
         abort();
     }
     memset(h, 0, sizeof *h);
-    crypto_generichash_init(&h->st, NULL, 0, CS_HASH_BYTES);
+    h->alg = alg;
+    if (alg == CS_HASH_SHA256)
+        h->md = sha256_new();
+    else
+        crypto_generichash_init(&h->st, NULL, 0, CS_HASH_BYTES);
     h->base.ops = &hash_ops;
     h->next = next;
     h->out = out;
     return &h->base;
 }
 
-cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_hex, uint64_t expected_size)
+cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out)
 {
-    cs_sink *s = cs_hash_filter_new(next, NULL);
+    return hash_new(next, CS_HASH_SHA256, out);
+}
+
+cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_id, uint64_t expected_size)
+{
+    cs_hash_alg alg = CS_HASH_SHA256;
+    bool known = cs_content_hash_parse(expected_id, &alg);
+    cs_sink *s = hash_new(next, alg, NULL);
     hash_filter *h = hash_of(s);
     h->check = true;
-    snprintf(h->expect_hex, sizeof h->expect_hex, "%s", expected_hex);
+    h->expect_known = known;
+    if (known)
+        snprintf(h->expect_id, sizeof h->expect_id, "%s", expected_id);
     h->expect_size = expected_size;
     return s;
 }
@@ -132,6 +216,18 @@ void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out)
     sodium_ready();
     crypto_generichash(out->digest, CS_HASH_BYTES, p, n, NULL, 0);
     cs_hex(out->digest, CS_HASH_BYTES, out->hex);
+    content_id(CS_HASH_BLAKE2B, out->hex, out->id);
+    out->bytes = n;
+}
+
+void cs_content_hash_bytes(const void *p, size_t n, cs_hash_result *out)
+{
+    EVP_MD_CTX *md = sha256_new();
+    sha256_update(md, p, n);
+    sha256_digest(md, out->digest);
+    EVP_MD_CTX_free(md);
+    cs_hex(out->digest, CS_HASH_BYTES, out->hex);
+    content_id(CS_HASH_SHA256, out->hex, out->id);
     out->bytes = n;
 }
 

@@ -1,13 +1,16 @@
 /* filters.h - the pipeline's transforming sinks.
  *
- * Owns: hash (BLAKE2b-256 through libsodium's crypto_generichash), byte
- * count, progress (a job's bytes done), and zstd compression/decompression (libzstd streaming API). Each
+ * Owns: the content hash of files (SHA-256 through OpenSSL's EVP API for
+ * what is hashed now; BLAKE2b-256 through libsodium's crypto_generichash to
+ * check the files of older backups) and the form a manifest records it in,
+ * the small-things hash (BLAKE2b-256: index, fingerprints), byte count, progress (a job's bytes done), and zstd compression/decompression (libzstd streaming API). Each
  * filter takes ownership of `next` (also on failure: it frees next) and
  * pushes its output there; close finishes its own work and then closes next.
  * Results land in caller-owned structs when close succeeds. */
 #ifndef CS_IO_FILTERS_H
 #define CS_IO_FILTERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/job.h"
@@ -16,20 +19,39 @@
 #define CS_HASH_BYTES 32
 #define CS_HASH_HEX (CS_HASH_BYTES * 2 + 1)
 
+/* A file's content hash as a manifest, the state and the catalog record it
+ * (a string; the algorithm is part of it):
+ *   "sha256:" + 64 lowercase hex   SHA-256, every file hashed since manifest format 2;
+ *   64 lowercase hex (no tag)      BLAKE2b-256, files hashed by older versions
+ *                                  (still valid: a reused file is never re-read).
+ * Hashes of different algorithms never compare equal as strings. */
+#define CS_CONTENT_HASH_TAG "sha256:"
+#define CS_CONTENT_HASH_LEN (sizeof CS_CONTENT_HASH_TAG - 1 + CS_HASH_HEX) /* longest form + NUL */
+
+typedef enum cs_hash_alg { CS_HASH_BLAKE2B, CS_HASH_SHA256 } cs_hash_alg;
+
 typedef struct cs_hash_result {
     uint8_t digest[CS_HASH_BYTES];
-    char hex[CS_HASH_HEX]; /* lowercase hex of digest */
-    uint64_t bytes;        /* bytes that passed through */
+    char hex[CS_HASH_HEX];         /* lowercase hex of digest */
+    char id[CS_CONTENT_HASH_LEN];  /* the content hash's recorded form (above) */
+    uint64_t bytes;                /* bytes that passed through */
 } cs_hash_result;
 
-/* Hash what passes through; out is filled when close succeeds. next may be
- * NULL: then the filter is a terminal sink that only hashes. */
+/* Whether s is a content hash of a known form (above); if so *alg (may be
+ * NULL) is its algorithm. Anything else (wrong length, upper case, unknown
+ * tag) is not. */
+bool cs_content_hash_parse(const char *s, cs_hash_alg *alg);
+
+/* Hash what passes through with the content hash of new files (SHA-256);
+ * out is filled when close succeeds. next may be NULL: then the filter is
+ * a terminal sink that only hashes. */
 cs_sink *cs_hash_filter_new(cs_sink *next, cs_hash_result *out);
 
-/* Like the hash filter, but close fails with CS_E_CORRUPT (before closing
+/* Like the hash filter, with the algorithm expected_id names (a content
+ * hash of either form), but close fails with CS_E_CORRUPT (before closing
  * next, so nothing is committed) unless exactly expected_size bytes with
- * the expected hash passed through. */
-cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_hex, uint64_t expected_size);
+ * that hash passed through; also when expected_id is of no known form. */
+cs_sink *cs_hash_verify_new(cs_sink *next, const char *expected_id, uint64_t expected_size);
 
 /* Count what passes through into *count (updated as bytes pass). */
 cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count);
@@ -57,7 +79,12 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e);
  * middle of a frame (a truncated object is an error, never a short file). */
 cs_sink *cs_zstd_decompress_new(cs_sink *next, cs_err *e);
 
-/* One-shot hash of a memory block, for small things (tests, manifests). */
+/* One-shot BLAKE2b-256 of a memory block, for small things (the index's
+ * manifest hashes and checksums, fingerprints): not the content hash. */
 void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out);
+
+/* One-shot content hash (SHA-256) of a memory block: what the hash filter
+ * gives for the same bytes. */
+void cs_content_hash_bytes(const void *p, size_t n, cs_hash_result *out);
 
 #endif

@@ -34,7 +34,7 @@ typedef struct store_job {
     uint64_t size;
     uint64_t bytes_read; /* set by the worker that stored it */
     uint64_t hash_read;  /* read to hash it first (its size is a known content) */
-    char hash[CS_HASH_HEX]; /* that hash, when hashed */
+    char hash[CS_CONTENT_HASH_LEN]; /* that hash, when hashed */
     bool hashed;
     bool reused;         /* its content is stored already: nothing to store */
     uint64_t resumed;    /* stored bytes kept from an interrupted backup */
@@ -133,7 +133,7 @@ static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path,
         changed = true;
         goto out;
     }
-    memcpy(f->hash, hash.hex, CS_HASH_HEX);
+    memcpy(f->hash, hash.id, sizeof f->hash);
     f->is_new = true;
     *bytes_read = n;
     *resumed = cs_upload_resumed(up);
@@ -188,7 +188,7 @@ static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char 
     if (known) {
         /* SSTable components are immutable: same name, size and mtime means
          * the stored object is still this file. Never read it again. */
-        memcpy(f->hash, known->hash, CS_HASH_HEX);
+        memcpy(f->hash, known->hash, sizeof f->hash); /* BLAKE2b stays BLAKE2b: not re-read */
         memcpy(f->object, known->object, CS_OBJECT_ID_HEX);
         f->stored = known->stored;
         return 0;
@@ -264,7 +264,7 @@ static int store_new_files(backup_ctx *c, cs_err *e)
 
 /* ---- reusing only what the repository holds ---- */
 
-static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_HASH_HEX], uint64_t *bytes_read,
+static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_CONTENT_HASH_LEN], uint64_t *bytes_read,
                      cs_err *e)
 {
     cs_hash_result res;
@@ -281,8 +281,23 @@ static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_
     if (!rc && res.bytes != size)
         rc = cs_err_set(e, CS_E_IO, "%s changed size while it was read", path);
     if (!rc)
-        memcpy(hash, res.hex, CS_HASH_HEX);
+        memcpy(hash, res.id, CS_CONTENT_HASH_LEN);
     return rc;
+}
+
+/* Whether the state knows a content of that size that a file's hash can
+ * match. Dedup by content hashes with the content hash of now (SHA-256,
+ * io/filters.h) and compares strings: a known content hashed with BLAKE2b
+ * (a file stored before manifest format 2) is never matched, so a file of
+ * only such sizes is not read twice for nothing; it is just stored. */
+static bool size_is_known_content(const cs_state *s, uint64_t size)
+{
+    size_t n = 0;
+    const cs_state_entry *const *hits = cs_state_contents(s, size, NULL, &n);
+    for (size_t h = 0; h < n; h++)
+        if (!strncmp(hits[h]->hash, CS_CONTENT_HASH_TAG, strlen(CS_CONTENT_HASH_TAG)))
+            return true;
+    return false;
 }
 
 /* Runs on a worker thread: a file not known by name whose size is a known
@@ -292,8 +307,7 @@ static int hash_job_run(void *arg, size_t i, cs_err *e)
 {
     backup_ctx *c = arg;
     store_job *j = &c->jobs[i];
-    size_t n = 0;
-    if (!cs_state_contents(c->state, j->size, NULL, &n))
+    if (!size_is_known_content(c->state, j->size))
         return 0;
     int rc = hash_file(c->job, j->path, j->size, j->hash, &j->hash_read, e);
     j->hashed = rc == 0;
@@ -362,7 +376,7 @@ static size_t reuse_by_content(backup_ctx *c)
                 continue;
             const cs_mtable *t = &c->m->tables[j->table];
             cs_mfile *f = &t->files[j->file];
-            memcpy(f->hash, j->hash, CS_HASH_HEX);
+            memcpy(f->hash, j->hash, sizeof f->hash);
             memcpy(f->object, hits[h]->object, CS_OBJECT_ID_HEX);
             f->stored = hits[h]->stored;
             j->reused = true;
@@ -381,8 +395,7 @@ static void report_hash_phase(backup_ctx *c)
 {
     uint64_t files = 0, bytes = 0;
     for (size_t i = 0; i < c->n_jobs; i++) {
-        size_t n = 0;
-        if (cs_state_contents(c->state, c->jobs[i].size, NULL, &n)) {
+        if (size_is_known_content(c->state, c->jobs[i].size)) {
             files++;
             bytes += c->jobs[i].size;
         }

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,7 @@ static void add_entry(entry_set *s, char *key, uint64_t size, int64_t mtime, con
     en->key = key;
     en->size = size;
     en->mtime_ns = mtime;
-    memcpy(en->hash, hash, CS_HASH_HEX);
+    snprintf(en->hash, sizeof en->hash, "%s", hash);
     memcpy(en->object, object, CS_OBJECT_ID_HEX);
     en->stored = stored;
     en->unreferenced = unreferenced;
@@ -204,9 +205,11 @@ static bool is_count(const json_t *v)
     return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
+/* A content hash of either form (io/filters.h): a state written before
+ * SHA-256 holds BLAKE2b hashes, kept as they are. */
 static bool is_hash(const char *hash)
 {
-    return hash && strlen(hash) == CS_HASH_HEX - 1 && strspn(hash, "0123456789abcdef") == CS_HASH_HEX - 1;
+    return cs_content_hash_parse(hash, NULL);
 }
 
 /* One entry: [key, size, mtime_ns, hash, object, stored, unreferenced]
@@ -481,7 +484,7 @@ static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
     for (size_t i = 0; i < known.n; i++) {
         const cs_state_entry *en = &known.v[i];
         cs_mfile probe = { .size = en->size };
-        memcpy(probe.hash, en->hash, CS_HASH_HEX);
+        memcpy(probe.hash, en->hash, sizeof probe.hash);
         const cs_mfile *key = &probe;
         if ((i && !strcmp(known.v[i - 1].object, en->object)) ||
             (n_used && bsearch(&key, used, n_used, sizeof *used, compare_mfile_content)))

@@ -37,7 +37,7 @@ typedef struct cs_state_entry {
     char *key;       /* "<data dir>\t<table id>\t<file name>" */
     uint64_t size;
     int64_t mtime_ns;
-    char hash[CS_HASH_HEX];
+    char hash[CS_CONTENT_HASH_LEN];
     char object[CS_OBJECT_ID_HEX];
     uint64_t stored;
     bool unreferenced; /* not a file of the anchor backup: checked before use */

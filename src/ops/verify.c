@@ -127,7 +127,7 @@ static int read_object(void *arg, size_t i, cs_err *e)
     memset(&f, 0, sizeof f);
     f.size = o->size;
     f.stored = o->stored;
-    memcpy(f.hash, o->hash, CS_HASH_HEX);
+    memcpy(f.hash, o->hash, sizeof f.hash);
     memcpy(f.object, o->id, CS_OBJECT_ID_HEX);
     cs_err_clear(&c->chunk_err[i]);
     c->chunk_rc[i] = cs_ops_fetch_object(c->repo, &f, cs_null_sink_new(), &c->chunk_err[i]);

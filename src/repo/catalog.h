@@ -82,7 +82,7 @@ typedef struct cs_catalog_object {
     char id[CS_OBJECT_ID_HEX];
     uint64_t size;                  /* plaintext */
     uint64_t stored;                /* bytes the repository writer was given */
-    char hash[CS_HASH_HEX];
+    char hash[CS_CONTENT_HASH_LEN];
     bool conflict;                  /* two manifests disagree about its content */
 } cs_catalog_object;
 

@@ -1,6 +1,7 @@
 #include "repo/manifest.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,24 +9,18 @@
 #include "common/buf.h"
 #include "common/fs.h"
 
-static bool is_lower_hex(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 bool cs_is_hex32(const char *s)
 {
-    return is_lower_hex(s, 32);
+    return cs_is_lower_hex(s, 32);
 }
 
-static bool is_hex64(const char *s)
+/* A file's content hash as a manifest of that format may record it
+ * (io/filters.h): format 1 knew BLAKE2b-256 only (64 hex); format 2 adds
+ * "sha256:" + 64 hex. Anything else is a corrupt manifest. */
+static bool is_file_hash(const char *s, json_int_t format)
 {
-    return is_lower_hex(s, 64);
+    cs_hash_alg alg;
+    return cs_content_hash_parse(s, &alg) && (format >= 2 || alg == CS_HASH_BLAKE2B);
 }
 
 cs_mtable *cs_manifest_add_table(cs_manifest *m, const char *ks, const char *table, const char *id)
@@ -311,7 +306,7 @@ static int get_strlist(json_t *obj, const char *key, cs_strlist *out, cs_err *e)
     return 0;
 }
 
-static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, cs_err *e)
+static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, json_int_t format, cs_err *e)
 {
     json_t *name = json_object_get(jf, "name");
     if (!json_is_string(name) || !cs_path_is_safe_relative(json_string_value(name)))
@@ -328,19 +323,19 @@ static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, cs_err *e)
                     : cs_err_set(e, CS_E_CORRUPT, "\"data_dir\" is out of range (no data directories)");
     if (!rc)
         rc = get_uint(jf, "stored", UINT64_MAX >> 1, &f->stored, e);
-    if (!rc && (!is_hex64(hash) || !cs_is_hex32(object)))
+    if (!rc && (!is_file_hash(hash, format) || !cs_is_hex32(object)))
         rc = cs_err_set(e, CS_E_CORRUPT, "bad hash or object id");
     if (rc)
         return cs_err_prefix(e, "table %s.%s file %s", t->keyspace, t->table, f->name);
     f->mtime_ns = (int64_t)mtime;
     f->data_dir = (unsigned)dir;
-    memcpy(f->hash, hash, CS_HASH_HEX);
+    snprintf(f->hash, sizeof f->hash, "%s", hash);
     memcpy(f->object, object, CS_OBJECT_ID_HEX);
     f->is_new = json_is_true(json_object_get(jf, "new"));
     return 0;
 }
 
-static int parse_table(json_t *jt, cs_manifest *m, cs_err *e)
+static int parse_table(json_t *jt, cs_manifest *m, json_int_t format, cs_err *e)
 {
     const char *ks = json_string_value(json_object_get(jt, "keyspace"));
     const char *name = json_string_value(json_object_get(jt, "table"));
@@ -363,7 +358,7 @@ static int parse_table(json_t *jt, cs_manifest *m, cs_err *e)
     json_array_foreach(files, i, jf) {
         if (!json_is_object(jf))
             return cs_err_set(e, CS_E_CORRUPT, "table %s.%s: a file entry is not an object", ks, name);
-        int rc = parse_file(jf, t, m->data_dirs.n, e);
+        int rc = parse_file(jf, t, m->data_dirs.n, format, e);
         if (rc)
             return rc;
     }
@@ -441,7 +436,8 @@ static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
     if (!json_is_object(root))
         return cs_err_set(e, CS_E_CORRUPT, "not a JSON object");
     json_t *format = json_object_get(root, "format");
-    if (!json_is_integer(format) || json_integer_value(format) != CS_MANIFEST_FORMAT)
+    if (!json_is_integer(format) || json_integer_value(format) < CS_MANIFEST_FORMAT_MIN ||
+        json_integer_value(format) > CS_MANIFEST_FORMAT)
         return cs_err_set(e, CS_E_CORRUPT, "unsupported manifest format");
     int rc = get_str(root, "backup", true, &m->backup, e);
     if (!rc) rc = get_str(root, "host_id", true, &m->host_id, e);
@@ -466,7 +462,7 @@ static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
     json_array_foreach(tables, i, jt) {
         if (!json_is_object(jt))
             return cs_err_set(e, CS_E_CORRUPT, "a table entry is not an object");
-        rc = parse_table(jt, m, e);
+        rc = parse_table(jt, m, json_integer_value(format), e);
         if (rc)
             return rc;
     }

@@ -20,7 +20,8 @@
 #include "common/err.h"
 #include "io/filters.h"
 
-#define CS_MANIFEST_FORMAT 1
+#define CS_MANIFEST_FORMAT 2 /* written now; 1 (BLAKE2b hashes only) is read too */
+#define CS_MANIFEST_FORMAT_MIN 1
 #define CS_OBJECT_ID_HEX 33 /* 32 hex digits + NUL */
 
 typedef struct cs_mfile {
@@ -28,7 +29,7 @@ typedef struct cs_mfile {
     uint64_t size;         /* plaintext bytes */
     int64_t mtime_ns;      /* modification time on the node, ns since the epoch */
     unsigned data_dir;     /* index into the manifest's data_dirs */
-    char hash[CS_HASH_HEX];      /* BLAKE2b-256 of the plaintext, hex */
+    char hash[CS_CONTENT_HASH_LEN]; /* content hash of the plaintext (io/filters.h: "sha256:<hex>", or bare hex = BLAKE2b-256 before format 2) */
     char object[CS_OBJECT_ID_HEX]; /* object id in the repository */
     uint64_t stored;       /* bytes of the stored object */
     bool is_new;           /* stored by this backup (not reused); kept in JSON */
@@ -71,7 +72,7 @@ typedef struct cs_manifest {
     json_t *schema;        /* DESCRIBE SCHEMA rows (see cassandra/node.h), owned */
     cs_mtable *tables;
     size_t n_tables;
-    cs_scope scope;        /* optional in JSON: manifests before format 2 lack it */
+    cs_scope scope;        /* optional in JSON: manifests made before scopes lack it */
 } cs_manifest;
 
 /* Totals over every file. */

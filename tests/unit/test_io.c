@@ -18,8 +18,13 @@
 #include "io/filters.h"
 #include "io/sink.h"
 
+/* BLAKE2b-256 (cs_hash_bytes; the content hash before manifest format 2). */
 static const char EMPTY_HASH[] = "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8";
 static const char ABC_HASH[] = "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319";
+/* SHA-256 (FIPS 180-2 test vectors): the content hash now. */
+static const char EMPTY_SHA256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+static const char ABC_SHA256[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+static const char ABC_SHA256_ID[] = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 typedef struct fixture {
     char dir[64];
@@ -112,9 +117,17 @@ static void test_hash_vectors(void **state)
     assert_int_equal(r.bytes, 0);
     cs_hash_bytes("abc", 3, &r);
     assert_string_equal(r.hex, ABC_HASH);
+    assert_string_equal(r.id, ABC_HASH); /* BLAKE2b's recorded form is untagged */
     assert_int_equal(r.bytes, 3);
 
-    /* The filter as a terminal sink, fed byte by byte. */
+    cs_content_hash_bytes("", 0, &r);
+    assert_string_equal(r.hex, EMPTY_SHA256);
+    cs_content_hash_bytes("abc", 3, &r);
+    assert_string_equal(r.hex, ABC_SHA256);
+    assert_string_equal(r.id, ABC_SHA256_ID);
+    assert_int_equal(r.bytes, 3);
+
+    /* The filter (SHA-256) as a terminal sink, fed byte by byte. */
     cs_err e;
     cs_err_clear(&e);
     cs_hash_result fr;
@@ -125,7 +138,8 @@ static void test_hash_vectors(void **state)
     assert_int_equal(cs_sink_write(h, "", 0, &e), 0);
     assert_int_equal(cs_sink_write(h, "c", 1, &e), 0);
     assert_int_equal(cs_sink_close(h, &e), 0);
-    assert_string_equal(fr.hex, ABC_HASH);
+    assert_string_equal(fr.hex, ABC_SHA256);
+    assert_string_equal(fr.id, ABC_SHA256_ID);
     assert_memory_equal(fr.digest, r.digest, CS_HASH_BYTES);
     assert_int_equal(fr.bytes, 3);
     cs_sink_free(h);
@@ -133,8 +147,79 @@ static void test_hash_vectors(void **state)
     /* Empty stream through the filter. */
     h = cs_hash_filter_new(cs_null_sink_new(), &fr);
     assert_int_equal(cs_sink_close(h, &e), 0);
-    assert_string_equal(fr.hex, EMPTY_HASH);
+    assert_string_equal(fr.hex, EMPTY_SHA256);
     cs_sink_free(h);
+}
+
+static void test_content_hash_forms(void **state)
+{
+    (void)state;
+    cs_hash_alg alg = CS_HASH_SHA256;
+    assert_true(cs_content_hash_parse(ABC_HASH, &alg));
+    assert_int_equal(alg, CS_HASH_BLAKE2B);
+    assert_true(cs_content_hash_parse(ABC_SHA256_ID, &alg));
+    assert_int_equal(alg, CS_HASH_SHA256);
+    assert_true(cs_content_hash_parse(ABC_SHA256_ID, NULL));
+    const char *bad[] = {
+        "", "sha256:", "abc", ABC_SHA256 + 1, /* 63 hex */
+        "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d523190", /* 65 hex */
+        "BDDD813C634239723171EF3FEE98579B94964E3BB1CB3E427262C8C068D52319", /* upper case */
+        "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d5231g", /* not hex */
+        "sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", /* unknown tag */
+        "SHA256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "blake2b:bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319",
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a", /* 63 hex */
+        "sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a",
+        "sha256:sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(cs_content_hash_parse(bad[i], &alg));
+    assert_false(cs_content_hash_parse(NULL, &alg));
+}
+
+/* Feed "abc" through a verify filter expecting (expected, size); the close's result. */
+static int verify_abc(const char *expected, uint64_t size, cs_err *e)
+{
+    cs_buf out = CS_BUF_INIT;
+    cs_sink *s = cs_hash_verify_new(cs_buf_sink_new(&out, SIZE_MAX), expected, size);
+    int rc = cs_sink_write(s, "abc", 3, e);
+    if (!rc)
+        rc = cs_sink_close(s, e);
+    cs_sink_free(s);
+    cs_buf_free(&out);
+    return rc;
+}
+
+static void test_hash_verify_kinds(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    /* Each kind picked from the expected string. */
+    assert_int_equal(verify_abc(ABC_HASH, 3, &e), 0);
+    assert_int_equal(verify_abc(ABC_SHA256_ID, 3, &e), 0);
+    /* Wrong hash, each kind. */
+    assert_int_equal(verify_abc(EMPTY_HASH, 3, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "hash mismatch"));
+    assert_int_equal(verify_abc("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 3, &e),
+                     CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "hash mismatch"));
+    /* The right digest under the other algorithm's form is no match. */
+    assert_int_equal(verify_abc(ABC_SHA256, 3, &e), CS_E_CORRUPT);
+    assert_int_equal(verify_abc("sha256:bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319", 3, &e),
+                     CS_E_CORRUPT);
+    /* Wrong size, each kind: fewer bytes than expected. */
+    assert_int_equal(verify_abc(ABC_HASH, 4, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "3 bytes, expected 4"));
+    assert_int_equal(verify_abc(ABC_SHA256_ID, 4, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "3 bytes, expected 4"));
+    assert_int_equal(verify_abc(ABC_SHA256_ID, 2, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "more than the 2 bytes"));
+    /* An expectation of no known form never passes. */
+    assert_int_equal(verify_abc("sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 3, &e),
+                     CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "no known form"));
+    assert_int_equal(verify_abc("", 3, &e), CS_E_CORRUPT);
 }
 
 static void roundtrip(const char *dir, size_t n, int level)
@@ -163,8 +248,8 @@ static void roundtrip(const char *dir, size_t n, int level)
     assert_true(compressed > 0);
 
     cs_hash_result one;
-    cs_hash_bytes(data, n, &one);
-    assert_string_equal(wh.hex, one.hex);
+    cs_content_hash_bytes(data, n, &one);
+    assert_string_equal(wh.id, one.id);
 
     /* Back: file -> zstd -d -> hash -> buffer. */
     cs_buf back = CS_BUF_INIT;
@@ -460,6 +545,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_vectors),
+        cmocka_unit_test(test_content_hash_forms),
+        cmocka_unit_test(test_hash_verify_kinds),
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
         cmocka_unit_test(test_truncated_zstd),
         cmocka_unit_test(test_corrupt_zstd),

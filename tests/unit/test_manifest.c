@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "repo/manifest.h"
 
 /* cs_manifest_to_json, which must succeed for these manifests. */
@@ -30,6 +31,8 @@ static char *manifest_json(const cs_manifest *m)
 #define TABLE_ID2 "fedcba9876543210fedcba9876543210"
 #define HASH1 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define HASH2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+/* A SHA-256 content hash (format 2) beside the BLAKE2b ones (untagged). */
+#define HASH3 "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define OBJ1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"
 #define OBJ2 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2"
 #define OBJ3 "ccccccccccccccccccccccccccccccc3"
@@ -43,7 +46,7 @@ static cs_mfile *add_file(cs_mtable *t, const char *name, uint64_t size, int64_t
     f->size = size;
     f->mtime_ns = mtime;
     f->data_dir = dir;
-    memcpy(f->hash, hash, CS_HASH_HEX);
+    snprintf(f->hash, sizeof f->hash, "%s", hash);
     memcpy(f->object, object, CS_OBJECT_ID_HEX);
     f->stored = stored;
     f->is_new = is_new;
@@ -78,7 +81,7 @@ static void build(cs_manifest *m)
     t->schema_cql = cs_strdup("CREATE TABLE ks.users (id uuid PRIMARY KEY, \"näme\" text);\n");
     add_file(t, "nb-1-big-Data.db", 1000, 1700000000123456789LL, 0, HASH1, OBJ1, 400, true);
     add_file(t, ".users_name_idx/nb-1-big-Index.db", 50, 1, 1, HASH2, OBJ2, 30, false);
-    add_file(t, "nb-2-big-Data.db", 0, 0, 1, HASH1, OBJ3, 0, true);
+    add_file(t, "nb-2-big-Data.db", 0, 0, 1, HASH3, OBJ3, 0, true);
     cs_manifest_add_table(m, "system_schema", "tables", TABLE_ID2);
 }
 
@@ -452,6 +455,77 @@ static void test_reject_object_and_hash(void **state)
     expect_reject(root, "bad hash or object id");
     /* The message says which file. */
     reject_file_field("hash", json_string(h63), "table ks.users file nb-1-big-Data.db");
+
+    /* The tagged form: only "sha256:" and exactly 64 lowercase hex. */
+    const char *bad_tagged[] = {
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",   /* 63 */
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", /* 65 */
+        "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+        "sha512:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "blake2b:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:", ":0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    };
+    for (size_t i = 0; i < sizeof bad_tagged / sizeof bad_tagged[0]; i++)
+        reject_file_field("hash", json_string(bad_tagged[i]), "bad hash or object id");
+}
+
+/* The fuzzer's seeds of hash forms and formats: valid ones parse, bad ones do not. */
+static void test_corpus_hash_seeds(void **state)
+{
+    (void)state;
+    static const struct { const char *name; bool ok; } seeds[] = {
+        { "valid_full", true }, { "valid_format2_mixed_hashes", true }, { "bad_format1_sha256_hash", false },
+        { "bad_hash_unknown_tag", false }, { "bad_hash_len", false }, { "bad_format_3", false },
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char *path = cs_sprintf("tests/fuzz/corpus/manifest/%s", seeds[i].name);
+        char *text = NULL;
+        size_t len = 0;
+        cs_err e;
+        cs_err_clear(&e);
+        if (cs_read_file(path, 1 << 20, &text, &len, &e))
+            fail_msg("%s", e.msg);
+        cs_manifest m;
+        int rc = cs_manifest_from_json(text, len, &m, &e);
+        if ((rc == 0) != seeds[i].ok)
+            fail_msg("%s: rc %d (%s)", seeds[i].name, rc, e.msg);
+        if (!rc)
+            cs_manifest_free(&m);
+        free(text);
+        free(path);
+    }
+}
+
+static void test_hash_forms_by_format(void **state)
+{
+    (void)state;
+    /* Format 2 holds both kinds (base_json has both); format 1 only BLAKE2b. */
+    json_t *root = base_json();
+    assert_int_equal(json_integer_value(json_object_get(root, "format")), 2);
+    expect_accept(root);
+    root = base_json();
+    json_object_set_new(root, "format", json_integer(1));
+    expect_reject(root, "bad hash or object id"); /* its third file is tagged */
+    root = base_json();
+    json_object_set_new(root, "format", json_integer(1));
+    json_t *files = json_object_get(table0(root), "files");
+    json_object_set_new(json_array_get(files, 2), "hash", json_string(HASH1));
+    expect_accept(root); /* what an older cassette wrote */
+
+    /* Each hash reads back as written, whatever its kind. */
+    cs_manifest m, back;
+    build(&m);
+    char *text = manifest_json(&m);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_manifest_from_json(text, strlen(text), &back, &e), 0);
+    assert_string_equal(back.tables[0].files[0].hash, HASH1);
+    assert_string_equal(back.tables[0].files[2].hash, HASH3);
+    free(text);
+    cs_manifest_free(&back);
+    cs_manifest_free(&m);
 }
 
 static void test_reject_numbers(void **state)
@@ -530,7 +604,7 @@ static void test_reject_duplicate_table(void **state)
 static void test_reject_format_and_root(void **state)
 {
     (void)state;
-    reject_root_field("format", json_integer(2), "unsupported manifest format");
+    reject_root_field("format", json_integer(3), "unsupported manifest format");
     reject_root_field("format", json_integer(0), "unsupported manifest format");
     reject_root_field("format", json_string("1"), "unsupported manifest format");
     reject_root_field("format", json_real(1.0), "unsupported manifest format");
@@ -663,6 +737,8 @@ int main(void)
         cmocka_unit_test(test_reject_names),
         cmocka_unit_test(test_reject_table_id),
         cmocka_unit_test(test_reject_object_and_hash),
+        cmocka_unit_test(test_hash_forms_by_format),
+        cmocka_unit_test(test_corpus_hash_seeds),
         cmocka_unit_test(test_reject_numbers),
         cmocka_unit_test(test_reject_duplicate_table),
         cmocka_unit_test(test_reject_format_and_root),

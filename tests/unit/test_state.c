@@ -983,7 +983,7 @@ static void test_stale_cache_without_identity(void **state)
     make_manifest(&b2, "b2", HOST_A, 200, 4, "b");
     for (size_t i = 0; i < 3; i++) { /* b2 reused b1's nb-1..3 */
         memcpy(b2.tables[0].files[i].object, b1.tables[0].files[i].object, CS_OBJECT_ID_HEX);
-        memcpy(b2.tables[0].files[i].hash, b1.tables[0].files[i].hash, CS_HASH_HEX);
+        memcpy(b2.tables[0].files[i].hash, b1.tables[0].files[i].hash, sizeof b2.tables[0].files[i].hash);
         b2.tables[0].files[i].is_new = false;
     }
     cs_state *s = load(f, HOST_A);
@@ -1124,7 +1124,7 @@ static void test_content_pruned_by_save(void **state)
      * the restored objects); the third and ks.u's stay learned. */
     make_manifest(&b1, "b1", HOST_A, 200, 2, "b");
     for (size_t i = 0; i < 2; i++) {
-        memcpy(b1.tables[0].files[i].hash, restored.tables[0].files[i].hash, CS_HASH_HEX);
+        memcpy(b1.tables[0].files[i].hash, restored.tables[0].files[i].hash, sizeof b1.tables[0].files[i].hash);
         memcpy(b1.tables[0].files[i].object, restored.tables[0].files[i].object, CS_OBJECT_ID_HEX);
     }
     b1.tables[1].files[0].size = 8; /* ks.u's file: another content */
