@@ -133,6 +133,7 @@ class Bench:
         self.gw_pid = None
         self.started_nodes = []
         self.started_s3 = False
+        self.profiles = {}
 
     # -- S3 server --
     def s3(self, *a, **kw):
@@ -317,10 +318,10 @@ class Bench:
                     "AWS_REGION": "us-east-1", "CASSETTE_S3_ADDRESSING": "path"})
         return env
 
-    def cassette(self, label, cmd, *a, node=None, bucket="bench-cassette"):
+    def cassette(self, label, cmd, *a, node=None, bucket="bench-cassette", prefix=()):
         node = node or self.node
         ini = self.cassandra("ini", str(node), capture_output=True).stdout.strip()
-        argv = [CASSETTE, cmd, "--config", ini, "--s3-endpoint", self.endpoint, *self.ca_args("--s3-ca-file"), *a]
+        argv = [*prefix, CASSETTE, cmd, "--config", ini, "--s3-endpoint", self.endpoint, *self.ca_args("--s3-ca-file"), *a]
         if cmd in ("backup", "restore", "verify"):
             argv.append("--json")
         return self.measure(label, argv, env=self.cassette_env(), bucket=bucket)
@@ -358,6 +359,8 @@ class Bench:
         return new_bytes
 
     def cassette_dir(self, key_pub):
+        """cassette into a repository on the data's own filesystem: a full backup (cold
+        cache) and one with nothing changed. The repository stays for the local restore."""
         repo = self.work / "cassette-dir-repo"
         shutil.rmtree(repo, ignore_errors=True)
         ks = self.ks_args() if self.args.smoke else []
@@ -367,30 +370,108 @@ class Bench:
                           *ks, bucket=None)
         m.stored = tree_bytes(repo)
         m.read = json.loads(m.stdout)["bytes_read"]
-        shutil.rmtree(repo, ignore_errors=True)
+        n = self.cassette("cassette no change, local directory", "backup", "--repo", str(repo), "--name", "d2",
+                          *ks, bucket=None)
+        n.stored = tree_bytes(repo) - m.stored
+        return repo
 
-    def restore_cassette(self, repo, key_file):
-        if self.args.smoke:
-            # Into the same node under other keyspace names is not possible: restore imports
-            # into the test node's own tables again (a no-op for the rows, a real restore run).
-            target = 1
-        else:
-            target = 4
-            # An empty node: restore creates the schema (another cluster, as after a loss).
-            self.cassandra("stop", "4", check=False, capture_output=True)
-            shutil.rmtree(self.base / "node4", ignore_errors=True)
-            self.cassandra("start", "4", capture_output=True)
+    def local_peers(self, key_pub, key_file):
+        """The same bytes copied by `cp` and by `tar | zstd -1 | age`, and back, each from a
+        cold page cache and made durable (sync) as cassette's objects are (it fsyncs each);
+        the local limit: a cold read of the files written once into one file, synced."""
+        files = sorted(self.live_files())
+        listing = self.work / "local-files.txt"
+        listing.write_text("".join(f.lstrip("/") + "\n" for f in files))
+        out = self.work / "local-peer"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        sh = lambda script, *a: ["bash", "-c", "set -euo pipefail; " + script, "_", *map(str, a)]
+        self.evict()
+        self.measure("local limit: cold read + write", sh('cd / && xargs -d "\\n" cat < "$1" > "$2/all" && sync -f "$2/all"',
+                                                          listing, out))
+        (out / "all").unlink()
+        self.evict()
+        self.measure("local cp, backup",
+                     sh('mkdir -p "$2/cp" && cd / && xargs -d "\\n" cp --parents -t "$2/cp" < "$1" && sync -f "$2/cp"',
+                        listing, out))
+        self.evict()
+        self.measure("local cp, restore", sh('cp -r "$1/cp" "$1/cp-back" && sync -f "$1/cp-back"', out))
+        shutil.rmtree(out / "cp", ignore_errors=True)
+        shutil.rmtree(out / "cp-back", ignore_errors=True)
+        self.evict()
+        procs = out / "procs.txt"
+        pipe = ('p() { local n=$1; shift; /usr/bin/time -a -o "$PROCS" -f "$n %M" "$@"; }; '
+                'p tar tar -C / -cf - -T "$1" | p zstd zstd -1 -q -c | p age age -r "$2" -o "$3/b.tar.zst.age" '
+                '&& sync -f "$3/b.tar.zst.age"')
+        t = self.measure("local tar | zstd -1 | age, backup", sh(pipe, listing, key_pub, out),
+                         env=dict(os.environ, PROCS=str(procs)))
+        t.rss_kib = max(int(line.split()[1]) for line in procs.read_text().splitlines())
+        t.stored = os.lstat(out / "b.tar.zst.age").st_size
+        self.evict()
+        (out / "x").mkdir()
+        self.measure("local tar | zstd -1 | age, restore",
+                     sh('age -d -i "$2" "$1/b.tar.zst.age" | zstd -d -q -c | tar -C "$1/x" -xf - && sync -f "$1/x"',
+                        out, key_file))
+        shutil.rmtree(out, ignore_errors=True)
+
+    def fresh_node4(self):
+        """An empty node 4: restore creates the schema (another cluster, as after a loss)."""
+        self.cassandra("stop", "4", check=False, capture_output=True)
+        shutil.rmtree(self.base / "node4", ignore_errors=True)
+        self.cassandra("start", "4", capture_output=True)
+        if 4 not in self.started_nodes:
             self.started_nodes.append(4)
-        self.cassette("cassette restore (import)", "restore", "--repo", repo, "--backup", "b3",
-                      "--identity", key_file, *self.ks_args(), node=target)
-        self.cassette("cassette verify (deep)", "verify", "--deep", "--repo", repo, "--identity", key_file)
-        if not self.args.smoke:
-            self.check_rows(f"127.0.0.{target}", "cassette restore")
-            self.cassandra("stop", "4", capture_output=True)
-            self.started_nodes.remove(4)
 
-    def check_rows(self, host, what):
-        r = run([ROOT / "bench" / "dataset", "verify", "--host", host, "--size", self.args.size, "--rounds", "1",
+    def stop_node4(self):
+        self.cassandra("stop", "4", capture_output=True)
+        self.started_nodes.remove(4)
+
+    def restore_cassette(self, repo, key_file, label="cassette restore (import)", backup="b3", rounds=1,
+                         deep_verify=True):
+        # In the smoke run, into the same node under other keyspace names is not possible:
+        # restore imports into the test node's own tables again (a no-op for the rows, a real
+        # restore run).
+        target = 1 if self.args.smoke else 4
+        if not self.args.smoke:
+            self.fresh_node4()
+        self.cassette(label, "restore", "--repo", repo, "--backup", backup, "--identity", key_file,
+                      *self.ks_args(), node=target, bucket=None)
+        if deep_verify:
+            self.cassette("cassette verify (deep)", "verify", "--deep", "--repo", repo, "--identity", key_file)
+        if not self.args.smoke:
+            self.check_rows(f"127.0.0.{target}", label, rounds)
+            self.stop_node4()
+
+    def profile(self, key_pub, key_file):
+        """One more full backup of cassette (a new repository in its bucket, cold cache) and a
+        restore of it into an empty node 4, each under `perf record`: where the CPU goes.
+        Timed apart from the tables above (perf costs a little)."""
+        if not shutil.which("perf"):
+            self.notes.append("no perf on this machine: no CPU profile")
+            return
+        repo = "s3://bench-cassette/profile"
+        run([CASSETTE, "init", "--repo", repo, "--recipient", key_pub, "--s3-endpoint", self.endpoint,
+             *self.ca_args("--s3-ca-file")], env=self.cassette_env(), capture_output=True)
+        ks = self.ks_args() if self.args.smoke else []
+        data = self.work / "perf-backup.data"
+        self.evict()
+        self.cassette("cassette full (perf)", "backup", "--repo", repo, "--name", "p1", *ks,
+                      prefix=("perf", "record", "-q", "-F", "999", "-o", data, "--"))
+        self.profiles["full backup"] = perf_summary(data)
+        data = self.work / "perf-restore.data"
+        target = 1 if self.args.smoke else 4
+        if not self.args.smoke:
+            self.fresh_node4()
+        self.cassette("cassette restore (perf)", "restore", "--repo", repo, "--backup", "p1", "--identity", key_file,
+                      *self.ks_args(), node=target, bucket=None,
+                      prefix=("perf", "record", "-q", "-F", "999", "-o", data, "--"))
+        self.profiles["restore (import)"] = perf_summary(data)
+        if not self.args.smoke:
+            self.check_rows(f"127.0.0.{target}", "cassette restore (perf)", rounds=0)
+            self.stop_node4()
+
+    def check_rows(self, host, what, rounds=1):
+        r = run([ROOT / "bench" / "dataset", "verify", "--host", host, "--size", self.args.size, "--rounds", str(rounds),
                  "--sample", str(self.args.verify_sample)], check=False, capture_output=True)
         if r.returncode != 0:
             raise BenchError(f"{what}: the restored rows differ: {r.stdout.strip()} {r.stderr.strip()[-500:]}")
@@ -553,6 +634,81 @@ class Bench:
         return total, nobj * 8 * MIB
 
 
+def perf_summary(data):
+    """The shares of a perf.data: by process and library, and the top symbols."""
+    def rows(sort, n):
+        out = run(["perf", "report", "-i", data, "--no-children", "--stdio", "-q", "--sort", sort,
+                   "--percent-limit", "0.5"], capture_output=True).stdout
+        got = []
+        for line in out.splitlines():
+            parts = line.split()
+            if not parts or not parts[0].endswith("%"):
+                continue
+            got.append((float(parts[0][:-1]), parts[1:]))
+        return got[:n]
+    return {"by_dso": rows("comm,dso", 12), "by_sym": rows("dso,sym", 15)}
+
+
+def profile_report(b):
+    lines = []
+    for what, prof in b.profiles.items():
+        lines.append(f"#### where the CPU goes: cassette {what} (perf record -F 999 of cassette and the nodetool "
+                     "JVMs it starts; S3 server not included)")
+        lines.append("")
+        lines.append("| share % | process | library |")
+        lines.append("|---:|---|---|")
+        for pct, f in prof["by_dso"]:
+            lines.append(f"| {pct:.1f} | {f[0]} | {' '.join(f[1:])} |")
+        lines.append("")
+        lines.append("| share % | library | symbol |")
+        lines.append("|---:|---|---|")
+        for pct, f in prof["by_sym"]:
+            sym = " ".join(f[1:]).replace("[.] ", "").replace("[k] ", "").replace("|", "\\|")
+            lines.append(f"| {pct:.1f} | {f[0]} | {sym} |")
+        lines.append("")
+    return lines
+
+
+def local_report(b, data_bytes):
+    R = b.results
+    gib = data_bytes / (1 << 30)
+    full, nochg = R.get("cassette full, local directory"), R.get("cassette no change, local directory")
+    rest = R.get("cassette restore (import), local directory")
+    cp_b, cp_r = R.get("local cp, backup"), R.get("local cp, restore")
+    tz_b, tz_r = R.get("local tar | zstd -1 | age, backup"), R.get("local tar | zstd -1 | age, restore")
+    lim = R.get("local limit: cold read + write")
+    if not (full and lim):
+        return []
+    lines = [f"### a local-directory repository: the same {data_bytes / MIB:.1f} MiB, cold page cache, "
+             "written durably (cassette fsyncs each object; the others end with sync)", "",
+             "| | cassette | cp | tar \\| zstd -1 \\| age | local limit (cold read + write) |",
+             "|---|---:|---:|---:|---:|"]
+    cols = [full, cp_b, tz_b, lim]
+    rcols = [rest, cp_r, tz_r, lim]
+    def row(name, ms, fn):
+        lines.append(f"| {name} | " + " | ".join(fn(m) if m else "" for m in ms) + " |")
+    row("backup, wall s", cols, lambda m: fmt(m.wall))
+    row("backup, MiB/s", cols, lambda m: fmt(m.mibs(data_bytes), 1))
+    row("backup, CPU s per GiB", cols, lambda m: fmt(m.cpu / gib))
+    row("backup, peak RSS MiB", cols, lambda m: str(m.rss_kib // 1024))
+    row("backup, MiB written", cols[:3], lambda m: "" if m.stored is None else fmt(m.stored / MIB, 1))
+    if nochg:
+        lines.append(f"| no-change backup, wall s (% of full) | {nochg.wall:.2f} ({100 * nochg.wall / full.wall:.1f}) "
+                     "| | | |")
+    row("restore, wall s", rcols, lambda m: fmt(m.wall))
+    row("restore, MiB/s", rcols, lambda m: fmt(m.mibs(data_bytes), 1))
+    row("restore, CPU s per GiB", rcols, lambda m: fmt(m.cpu / gib))
+    row("restore, peak RSS MiB", rcols, lambda m: str(m.rss_kib // 1024))
+    lines.append("")
+    lines.append(f"cassette's local backup at {full.mibs(data_bytes) / lim.mibs(data_bytes):.2f} of the local limit"
+                 + (f", restore at {rest.mibs(data_bytes) / lim.mibs(data_bytes):.2f}" if rest else "")
+                 + (f"; {tz_b.wall / full.wall:.2f}x the speed of tar | zstd -1 | age" if tz_b else "")
+                 + ". cassette's restore includes creating the schema on an empty node and the import;"
+                 " the peers only write files.")
+    lines.append("")
+    return lines
+
+
 def machine_line():
     cpu = "?"
     try:
@@ -579,7 +735,8 @@ def report(b, data_bytes, new_bytes, put_bytes):
     title = "smoke run (not a measurement)" if b.args.smoke else f"dataset {b.args.size}"
     add(f"### side by side: {title}, {data_bytes / MIB:.1f} MiB of live SSTables")
     add("")
-    cols = ["cassette"] + (["Medusa tuned", "Medusa default"] if medusa else []) + ["Fluxer pipeline", "machine limit"]
+    fluxer = ["Fluxer pipeline"] if "Fluxer full" in b.results else []
+    cols = ["cassette"] + (["Medusa tuned", "Medusa default"] if medusa else []) + fluxer + ["machine limit"]
     add("| | " + " | ".join(cols) + " |")
     add("|---|" + "---:|" * len(cols))
 
@@ -650,11 +807,9 @@ def report(b, data_bytes, new_bytes, put_bytes):
         v = get("cassette verify (deep)")
         add(f"cassette verify (every object downloaded, decrypted, decompressed, hashed): {v.wall:.2f} s, "
             f"{v.mibs(data_bytes):.0f} MiB/s, CPU {v.cpu:.2f} s, peak RSS {v.rss_kib // 1024} MiB.")
-    if get("cassette full, local directory"):
-        d = get("cassette full, local directory")
-        add(f"cassette full backup to a local directory: {d.wall:.2f} s, {d.mibs(data_bytes):.0f} MiB/s, "
-            f"CPU {d.cpu:.2f} s, peak RSS {d.rss_kib // 1024} MiB.")
     add("")
+    lines.extend(local_report(b, data_bytes))
+    lines.extend(profile_report(b))
     add("Every run (CPU includes the nodetool JVMs each tool starts; server = versitygw's CPU):")
     add("")
     add("| run | wall s | CPU s | server CPU s | peak RSS MiB | stored MiB | requests |")
@@ -681,6 +836,12 @@ def main():
     ap.add_argument("--size", default=os.environ.get("BENCH_SIZE", "2G"))
     ap.add_argument("--smoke", action="store_true", help="tiny data on the running test node; no Medusa")
     ap.add_argument("--skip-medusa", action="store_true")
+    ap.add_argument("--skip-fluxer", action="store_true",
+                    help="leave out Fluxer's shell pipeline (a 10G run: it stages three copies of the data)")
+    ap.add_argument("--skip-local", action="store_true",
+                    help="leave out the local-directory repository and its peers (cp, tar | zstd -1 | age)")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more full backup and restore of cassette under perf record: where the CPU goes")
     ap.add_argument("--keep", action="store_true", help="leave the node, the server and the work files")
     ap.add_argument("--no-append", action="store_true", help="print the tables, do not append them to RESULTS.md")
     ap.add_argument("--base", default=os.environ.get("CASSETTE_BENCH_DIR", "/tmp/cassette-bench"))
@@ -712,11 +873,15 @@ def main():
         if b.with_medusa():
             peer, setups = b.medusa_setups()
         repo = b.run_cassette(key_pub, key_file)
-        if not args.smoke:
-            b.cassette_dir(key_pub)
-        fx1 = b.fluxer_backup("Fluxer full", key_pub)
-        if not args.smoke:  # the same steps again: the smoke run has proved them once
-            b.fluxer_backup("Fluxer no change", key_pub)
+        dir_repo = None
+        if not args.smoke and not args.skip_local:
+            dir_repo = b.cassette_dir(key_pub)
+            b.local_peers(key_pub, key_file)
+        fx1 = None
+        if not args.skip_fluxer:
+            fx1 = b.fluxer_backup("Fluxer full", key_pub)
+            if not args.smoke:  # the same steps again: the smoke run has proved them once
+                b.fluxer_backup("Fluxer no change", key_pub)
         # Medusa: differential mode throughout (its command line's default, and the only mode in
         # which backups share files); the first differential backup uploads everything.
         if peer:
@@ -733,14 +898,22 @@ def main():
         if abs(new_bytes - grown) > 0.05 * grown:
             b.notes.append(f"the 5% grow flushed {grown / MIB:.1f} MiB of new SSTables; by the third backup "
                            f"{new_bytes / MIB:.1f} MiB of live SSTables were new (compaction in between)")
-        fx3 = fx1 if args.smoke else b.fluxer_backup("Fluxer after 5%", key_pub)
+        fx3 = fx1 if args.smoke or args.skip_fluxer else b.fluxer_backup("Fluxer after 5%", key_pub)
         if peer:
             for prof in ("tuned", "default"):
                 b.medusa(peer, setups[prof], f"Medusa {prof} after 5%", peer.backup_args("m3", "differential"),
                          bucket=f"bench-medusa-{prof}")
         _, put_bytes = b.limits(key_pub)
         b.restore_cassette(repo, key_file)
-        b.fluxer_restore(fx3, key_file)
+        if dir_repo:
+            # The local directory's full backup was taken before the 5% grow: round 0 only.
+            b.restore_cassette(dir_repo, key_file, "cassette restore (import), local directory", "d1", rounds=0,
+                               deep_verify=False)
+            shutil.rmtree(dir_repo, ignore_errors=True)
+        if args.profile:
+            b.profile(key_pub, key_file)
+        if fx3:
+            b.fluxer_restore(fx3, key_file)
         if peer:
             for prof in ("tuned", "default"):
                 b.medusa(peer, setups[prof], f"Medusa {prof} restore", peer.restore_args(setups[prof], "m3"))
