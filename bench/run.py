@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 ENV = ROOT / "tests" / "env"
 CACHE = Path(os.environ.get("CASSETTE_CACHE", Path.home() / ".cache" / "cassette"))
 VENV = Path(os.environ.get("CASSETTE_VENV", CACHE / "venv"))
-CASSETTE = ROOT / "build" / "cassette"
+# BENCH_CASSETTE: another build (an older tree's, say) measured by this same harness.
+CASSETTE = Path(os.environ.get("BENCH_CASSETTE", ROOT / "build" / "cassette"))
 GNU_TIME = "/usr/bin/time"
 S3_KEY = "cassette-test"
 S3_SECRET = "cassette-test-secret-key-0123456789abcdef"
@@ -940,7 +941,8 @@ def main():
     elapsed = time.monotonic() - t_start
     print(text)
     if not args.smoke and not args.no_append:
-        rev = run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True).stdout.strip()
+        rev = run(["git", "-C", CASSETTE.parent.parent, "describe", "--always", "--dirty"],
+                  capture_output=True).stdout.strip()
         stamp = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
             f.write(f"\n## {stamp} — bench/run, cassette {rev}\n\n- machine: {machine_line()}\n"
