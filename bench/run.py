@@ -444,7 +444,7 @@ class Bench:
             self.stop_node4()
 
     def profile(self, key_pub, key_file):
-        """One more full backup of cassette (a new repository in its bucket, cold cache) and a
+        """One more full backup of cassette after the 5% grow (a new repository in its bucket, cold cache) and a
         restore of it into an empty node 4, each under `perf record`: where the CPU goes.
         Timed apart from the tables above (perf costs a little)."""
         if not shutil.which("perf"):
@@ -468,7 +468,7 @@ class Bench:
                       prefix=("perf", "record", "-q", "-F", "999", "-o", data, "--"))
         self.profiles["restore (import)"] = perf_summary(data)
         if not self.args.smoke:
-            self.check_rows(f"127.0.0.{target}", "cassette restore (perf)", rounds=0)
+            self.check_rows(f"127.0.0.{target}", "cassette restore (perf)", rounds=1)
             self.stop_node4()
 
     def check_rows(self, host, what, rounds=1):
@@ -636,18 +636,23 @@ class Bench:
 
 
 def perf_summary(data):
-    """The shares of a perf.data: by process and library, and the top symbols."""
-    def rows(sort, n):
+    """The shares of a perf.data: by library (cassette's own threads; every thread of the
+    nodetool JVMs counted as one), and the top symbols."""
+    def rows(sort):
         out = run(["perf", "report", "-i", data, "--no-children", "--stdio", "-q", "--sort", sort,
-                   "--percent-limit", "0.5"], capture_output=True).stdout
-        got = []
+                   "--field-separator", "\t"], capture_output=True).stdout
         for line in out.splitlines():
-            parts = line.split()
-            if not parts or not parts[0].endswith("%"):
-                continue
-            got.append((float(parts[0][:-1]), parts[1:]))
-        return got[:n]
-    return {"by_dso": rows("comm,dso", 12), "by_sym": rows("dso,sym", 15)}
+            parts = [x.strip() for x in line.split("\t")]
+            if len(parts) >= 2 and parts[0].endswith("%"):
+                yield float(parts[0][:-1]), parts[1:]
+    by_dso = {}
+    for pct, (comm, dso, *_) in rows("comm,dso"):
+        key = ("cassette", dso) if comm == "cassette" else ("nodetool JVM", "(all)")
+        by_dso[key] = by_dso.get(key, 0.0) + pct
+    top = sorted(((pct, k) for k, pct in by_dso.items()), reverse=True)
+    syms = [(pct, f) for pct, f in rows("comm,dso,sym") if f[0] == "cassette"]
+    return {"by_dso": [(pct, list(k)) for pct, k in top if pct >= 0.5][:12],
+            "by_sym": [(pct, f[1:]) for pct, f in syms][:15]}
 
 
 def profile_report(b):
@@ -661,7 +666,7 @@ def profile_report(b):
         for pct, f in prof["by_dso"]:
             lines.append(f"| {pct:.1f} | {f[0]} | {' '.join(f[1:])} |")
         lines.append("")
-        lines.append("| share % | library | symbol |")
+        lines.append("| share % (cassette's top symbols) | library | symbol |")
         lines.append("|---:|---|---|")
         for pct, f in prof["by_sym"]:
             sym = " ".join(f[1:]).replace("[.] ", "").replace("[k] ", "").replace("|", "\\|")
@@ -818,7 +823,7 @@ def report(b, data_bytes, new_bytes, put_bytes):
     for label, m in R.items():
         if label.startswith("limit: read, warm cache #"):
             continue
-        add(f"| {label} | {m.wall:.2f} | {m.cpu:.2f} | {m.server_cpu:.2f} | {m.rss_kib // 1024} | "
+        add(f"| {label.replace('|', chr(92) + '|')} | {m.wall:.2f} | {m.cpu:.2f} | {m.server_cpu:.2f} | {m.rss_kib // 1024} | "
             f"{'' if m.stored is None else f'{m.stored / MIB:.1f}'} | {'' if m.requests is None else m.requests} |")
     for n in b.notes:
         add(f"- {n}")
