@@ -180,7 +180,7 @@ PY
 # same backup and restore calls; they run against the plain node only.
 SECURE_SKIP=(test_repo_trust test_restore_trust test_backup_trust test_s3 test_azure test_resume
              test_progress test_sets test_interrupt test_verify test_dedup test_encryption
-             test_cli_conventions test_output_stable test_exit_codes)
+             test_cli_conventions test_output_stable test_exit_codes test_old_repo)
 secure_pass() {   # runs in the background; its output goes to $RESULTS/integration-secure.log
     local ignore=() f
     for f in "${SECURE_SKIP[@]}"; do ignore+=("--ignore=tests/integration/$f.py"); done

@@ -1,0 +1,191 @@
+"""A repository written by the cassette before issue 22 (manifest format 1: every file's content
+hash is BLAKE2b-256, bare hex) stays readable by this one, which writes manifest format 2
+(content hashes "sha256:<hex>"): tests/data/repo-format1 (made by
+tests/data/make-repo-format1.py with the cassette of f8e4bf3 against a Cassandra 5.0 node,
+encrypted to the checked-in test key tests/data/repo-format1.test-key).
+
+On a copy of it, with the cassette under test: list shows the backup, verify (fast and deep)
+passes, restore after dropping the keyspace brings back exactly the rows (read back row by row
+and compared with the values below, which the fixture was made from); a new backup into the
+same repository writes a format 2 manifest beside the old one and a deep verify of both
+passes; one byte changed in an old object makes the deep verify fail naming that object.
+
+The rows are defined here (FMT1_TABLES, fmt1_rows) and imported by the script that made the
+fixture: never change them without remaking it.
+"""
+
+import datetime
+import decimal
+import json
+import shutil
+import subprocess
+import uuid
+
+from conftest import ROOT, wait_cql
+
+FMT1_REPO = ROOT / "tests" / "data" / "repo-format1"
+FMT1_KEY = ROOT / "tests" / "data" / "repo-format1.test-key"
+FMT1_KS = "cassette_fmt1"
+FMT1_BACKUP = "format1"
+
+# Compaction off: the backup's SSTables stay as they were written.
+_NO_COMPACTION = " WITH compaction = {'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}"
+FMT1_TABLES = {
+    "scalars": "CREATE TABLE {ks}.scalars (id int PRIMARY KEY, name text, amount bigint,"
+               " ratio double, flag boolean, born date, seen timestamp, uid uuid, raw blob,"
+               " price decimal, big varint, small smallint, ip inet)" + _NO_COMPACTION,
+    "collections": "CREATE TABLE {ks}.collections (id int, seq int, tags set<text>,"
+                   " scores list<int>, attrs map<text, int>, PRIMARY KEY (id, seq))"
+                   + _NO_COMPACTION + " AND CLUSTERING ORDER BY (seq DESC)",
+    "readings": "CREATE TABLE {ks}.readings (sensor text, at timestamp, reading float,"
+                " site text static, pos frozen<tuple<int, int>>, PRIMARY KEY (sensor, at))"
+                + _NO_COMPACTION,
+}
+_COLUMNS = {
+    "scalars": ("id", "name", "amount", "ratio", "flag", "born", "seen", "uid", "raw", "price",
+                "big", "small", "ip"),
+    "collections": ("id", "seq", "tags", "scores", "attrs"),
+    "readings": ("sensor", "at", "reading", "site", "pos"),
+}
+_EPOCH = datetime.datetime(2026, 1, 1)
+
+
+def fmt1_rows():
+    """{table: {primary key: row tuple in _COLUMNS order}}, as inserted and as read back."""
+    scalars = {}
+    for i in range(30):
+        scalars[(i,)] = (
+            i, None if i % 10 == 9 else f"name {i:02d}", i * 1000003 - 7, i / 8, i % 2 == 0,
+            datetime.date(2000, 1, 1) + datetime.timedelta(days=37 * i),
+            _EPOCH + datetime.timedelta(minutes=61 * i),
+            uuid.uuid5(uuid.NAMESPACE_URL, f"cassette-fmt1-{i}"), bytes([i, i * 7 % 256, 255 - i]),
+            decimal.Decimal(f"{i}.{i:02d}"), 10 ** 20 + i, i * 100 - 1000, f"10.0.{i}.{i + 1}")
+    collections = {}
+    for i in range(8):
+        for s in range(4):
+            collections[(i, s)] = (i, s, {f"t{(i + s) % 3}", f"u{s}"}, [i, s, i * s],
+                                   {"a": i, f"k{s}": s * 10})
+    readings = {}
+    for n in range(3):
+        for k in range(10):
+            at = _EPOCH + datetime.timedelta(seconds=3600 * k + n)
+            readings[(f"sensor-{n}", at)] = (f"sensor-{n}", at, n + k * 0.25, f"site {n}",
+                                             (n, k))
+    return {"scalars": scalars, "collections": collections, "readings": readings}
+
+
+def fmt1_insert(session, ks=FMT1_KS):
+    """Create the keyspace, its tables and every row (what the fixture was made from)."""
+    session.execute(f"CREATE KEYSPACE {ks} WITH replication ="
+                    " {'class': 'SimpleStrategy', 'replication_factor': 1}", timeout=60)
+    for table, cql in FMT1_TABLES.items():
+        session.execute(cql.replace("{ks}", ks), timeout=60)
+    for table, rows in fmt1_rows().items():
+        cols = _COLUMNS[table]
+        ins = session.prepare(f"INSERT INTO {ks}.{table} ({', '.join(cols)})"
+                              f" VALUES ({', '.join('?' * len(cols))})")
+        for row in rows.values():
+            session.execute(ins, row, timeout=60)
+
+
+def _plain(v):
+    """A value as the driver returns it, in the types fmt1_rows uses."""
+    if v is None or isinstance(v, (int, float, str, bytes, decimal.Decimal, uuid.UUID,
+                                   datetime.datetime)):
+        return v
+    if hasattr(v, "date") and type(v).__name__ == "Date":  # cassandra.util.Date
+        return v.date()
+    if isinstance(v, (set, frozenset)) or type(v).__name__ == "SortedSet":
+        return set(v)
+    if isinstance(v, tuple):
+        return tuple(v)
+    if isinstance(v, list):
+        return list(v)
+    if hasattr(v, "items"):  # OrderedMapSerializedKey
+        return dict(v.items())
+    return v
+
+
+def read_rows(session, ks=FMT1_KS):
+    """Every row of every table, read back one by one, in fmt1_rows' form."""
+    out = {}
+    for table, cols in _COLUMNS.items():
+        key_len = 2 if table != "scalars" else 1
+        rows = {}
+        for r in session.execute(f"SELECT {', '.join(cols)} FROM {ks}.{table}", timeout=120):
+            row = tuple(_plain(v) for v in r)
+            rows[row[:key_len]] = row
+        out[table] = rows
+    return out
+
+
+def assert_rows_equal(got, want):
+    for table in want:
+        assert set(got[table]) == set(want[table]), (table, set(want[table]) ^ set(got[table]))
+        for k, row in want[table].items():
+            assert got[table][k] == row, (table, k, got[table][k], row)
+
+
+def _manifests(repo, name):
+    """The decrypted manifests (JSON) of backup `name`: age -d then zstd -d of each object the
+    backup's directory holds (NAME/<id>.manifest)."""
+    out = []
+    for f in sorted((repo / "backups" / name).glob("*.manifest")):
+        plain = subprocess.run(["age", "-d", "-i", str(FMT1_KEY), str(f)], check=True,
+                               capture_output=True, timeout=60).stdout
+        if plain[:4] == b"\x28\xb5\x2f\xfd":  # a zstd frame
+            plain = subprocess.run(["zstd", "-dc"], input=plain, check=True,
+                                   capture_output=True, timeout=60).stdout
+        out.append(json.loads(plain))
+    return out
+
+
+def _file_hashes(manifest):
+    return [f["hash"] for t in manifest["tables"] for f in t["files"]]
+
+
+def test_format1_repository_stays_readable(cassette, tmp_path, node, session):
+    repo = tmp_path / "repo-format1"
+    shutil.copytree(FMT1_REPO, repo)
+    key = ["--identity", FMT1_KEY]
+    old = _manifests(repo, FMT1_BACKUP)
+    assert old and all(m["format"] == 1 for m in old), old
+    assert all(len(h) == 64 for m in old for h in _file_hashes(m))
+
+    entries = {e["name"]: e for e in cassette("list", "--repo", repo, "--json").ok().json()}
+    assert set(entries) == {FMT1_BACKUP} and entries[FMT1_BACKUP]["complete"], entries
+    cassette("verify", "--repo", repo, *key).ok()
+    cassette("verify", "--repo", repo, "--deep", *key).ok()
+    old_objects = {p.name for p in (repo / "objects").rglob("*") if p.is_file()}
+
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {FMT1_KS}", timeout=120)
+        cassette("restore", "--repo", repo, "--backup", FMT1_BACKUP, *key).ok()
+        assert_rows_equal(read_rows(session), fmt1_rows())
+
+        # A new backup of the restored keyspace beside the old one: format 2, SHA-256 hashes.
+        cassette("backup", "--repo", repo, "--name", "format2", "--keyspace", FMT1_KS).ok()
+        new = _manifests(repo, "format2")
+        assert new and all(m["format"] == 2 for m in new), new
+        hashes = [h for m in new for h in _file_hashes(m)]
+        assert hashes and all(h.startswith("sha256:") and len(h) == 71 for h in hashes), hashes
+        names = {e["name"] for e in cassette("list", "--repo", repo, "--json").ok().json()}
+        assert names == {FMT1_BACKUP, "format2"}, names
+        cassette("verify", "--repo", repo, *key).ok()
+        cassette("verify", "--repo", repo, "--deep", *key).ok()
+        cassette("verify", "--repo", repo, "--deep", "--backup", FMT1_BACKUP, *key).ok()
+
+        # One byte changed in an old object (the largest: an SSTable's): the deep verify
+        # fails and names it.
+        victim = max((p for p in (repo / "objects").rglob("*")
+                      if p.is_file() and p.name in old_objects), key=lambda p: p.stat().st_size)
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        victim.write_bytes(bytes(data))
+        res = cassette("verify", "--repo", repo, "--deep", *key)
+        assert res.rc != 0, res.describe()
+        assert victim.name in res.out + res.err, res.describe()
+    finally:
+        wait_cql(session, 60)
+        node.nodetool("clearsnapshot", "--all", "--", FMT1_KS, check=False)
+        session.execute(f"DROP KEYSPACE IF EXISTS {FMT1_KS}", timeout=120)
