@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <sodium.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "common/cancel.h"
@@ -367,6 +368,134 @@ static void zc_free(cs_sink *s)
 
 static const cs_sink_ops zc_ops = { zc_write, zc_close, zc_free };
 
+/* ---- zstd "store": a frame of raw blocks ----------------------------------
+ * CS_ZSTD_LEVEL_STORE: for bytes compressed already, where even zstd's
+ * fastest level only finds that each block is worth nothing and stores it
+ * raw, after copying it twice. This writes that frame itself (RFC 8878):
+ * the frame header (no content size, a 128 KiB window, a content
+ * checksum), blocks of type Raw of at most 128 KiB, an empty last block,
+ * and the low 32 bits of XXH64 of the content: an ordinary zstd frame that
+ * every decoder reads, with one copy of the bytes and no search. */
+
+#define RAW_BLOCK ((size_t)128 << 10)
+#define RAW_BLOCKS 8                   /* blocks gathered per write to next */
+#define RAW_HDR 3                      /* a block header */
+#define RAW_CAP (RAW_BLOCKS * (RAW_HDR + RAW_BLOCK) + 16)
+
+typedef struct zraw_filter {
+    cs_sink base;
+    cs_sink *next;
+    XXH64_state_t *xxh;
+    uint8_t *buf;     /* whole blocks, then the current one (its header last) */
+    size_t len;       /* bytes of buf in use */
+    size_t block;     /* offset of the current block's header; its bytes follow */
+    bool open;        /* a block is begun at buf + block */
+} zraw_filter;
+
+static void raw_put_header(uint8_t *h, size_t size, bool last)
+{
+    uint32_t v = (uint32_t)size << 3 | (last ? 1u : 0u); /* Block_Type 0: Raw */
+    h[0] = (uint8_t)v;
+    h[1] = (uint8_t)(v >> 8);
+    h[2] = (uint8_t)(v >> 16);
+}
+
+/* Close the current block (if any) with its header. */
+static void raw_end_block(zraw_filter *z, bool last)
+{
+    if (!z->open) {
+        raw_put_header(z->buf + z->len, 0, last); /* an empty block */
+        z->len += RAW_HDR;
+        return;
+    }
+    raw_put_header(z->buf + z->block, z->len - z->block - RAW_HDR, last);
+    z->open = false;
+}
+
+static int raw_flush(zraw_filter *z, cs_err *e)
+{
+    int rc = z->len ? cs_sink_write(z->next, z->buf, z->len, e) : 0;
+    z->len = 0;
+    return rc;
+}
+
+static int zraw_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    zraw_filter *z = (zraw_filter *)s;
+    if (n && XXH64_update(z->xxh, p, n) != XXH_OK)
+        return cs_err_set(e, CS_E_IO, "zstd store: checksum failed");
+    while (n > 0) {
+        if (!z->open) {
+            if (z->len + RAW_HDR + RAW_BLOCK > RAW_CAP) {
+                int rc = raw_flush(z, e);
+                if (rc)
+                    return rc;
+            }
+            z->block = z->len;
+            z->len += RAW_HDR;
+            z->open = true;
+        }
+        size_t room = RAW_BLOCK - (z->len - z->block - RAW_HDR);
+        size_t k = n < room ? n : room;
+        memcpy(z->buf + z->len, p, k);
+        z->len += k;
+        p += k;
+        n -= k;
+        if (k == room)
+            raw_end_block(z, false);
+    }
+    return 0;
+}
+
+static int zraw_close(cs_sink *s, cs_err *e)
+{
+    zraw_filter *z = (zraw_filter *)s;
+    if (z->len + RAW_HDR + 4 > RAW_CAP) {
+        int rc = raw_flush(z, e);
+        if (rc)
+            return rc;
+    }
+    raw_end_block(z, true);
+    uint32_t sum = (uint32_t)XXH64_digest(z->xxh);
+    for (int i = 0; i < 4; i++)
+        z->buf[z->len++] = (uint8_t)(sum >> (8 * i));
+    int rc = raw_flush(z, e);
+    return rc ? rc : cs_sink_close(z->next, e);
+}
+
+static void zraw_free(cs_sink *s)
+{
+    zraw_filter *z = (zraw_filter *)s;
+    cs_sink_free(z->next);
+    XXH64_freeState(z->xxh);
+    free(z->buf);
+    free(z);
+}
+
+static const cs_sink_ops zraw_ops = { zraw_write, zraw_close, zraw_free };
+
+static cs_sink *zstd_store_new(cs_sink *next, cs_err *e)
+{
+    static const uint8_t frame_header[] = {
+        0x28, 0xb5, 0x2f, 0xfd, /* magic number */
+        0x04,                   /* descriptor: content checksum; no size, no dictionary, not single segment */
+        (17 - 10) << 3,         /* window descriptor: 2^17 bytes, one block */
+    };
+    zraw_filter *z = cs_calloc(1, sizeof *z);
+    z->base.ops = &zraw_ops;
+    z->next = next;
+    z->xxh = XXH64_createState();
+    if (!z->xxh || XXH64_reset(z->xxh, 0) != XXH_OK) {
+        zraw_free(&z->base);
+        cs_err_set(e, CS_E_NOMEM, "cannot create a zstd compressor");
+        return NULL;
+    }
+    z->buf = cs_malloc(RAW_CAP);
+    memcpy(z->buf, frame_header, sizeof frame_header);
+    z->len = sizeof frame_header;
+    return &z->base;
+}
+
 cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
 {
     zc_filter *z = NULL;
@@ -379,11 +508,13 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
                    ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX);
         goto fail;
     }
+    if (level == CS_ZSTD_LEVEL_STORE)
+        return zstd_store_new(next, e);
     z = cs_calloc(1, sizeof *z);
     z->base.ops = &zc_ops;
     z->next = next;
     if (level < ZSTD_minCLevel())
-        level = ZSTD_minCLevel(); /* CS_ZSTD_LEVEL_STORE with an older libzstd */
+        level = ZSTD_minCLevel(); /* an older libzstd's minimum is higher */
     z->zc = ZSTD_createCStream();
     if (!z->zc) {
         cs_err_set(e, CS_E_NOMEM, "cannot create a zstd compressor");
@@ -426,9 +557,11 @@ static int zd_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
         return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
     ZSTD_inBuffer in = { p, n, 0 };
     ZSTD_outBuffer ob = { z->out, z->out_cap, 0 };
-    /* Go on while input remains or the output filled up (the decoder may
-     * hold more to flush); concatenated frames simply follow each other. */
-    while (in.pos < in.size || ob.pos == ob.size) {
+    /* Go on while input remains or the output filled up inside a frame
+     * (the decoder may hold more to flush; at a frame's end it holds
+     * nothing, and another call would begin the next frame: that stream
+     * would look truncated); concatenated frames simply follow each other. */
+    while (in.pos < in.size || (ob.pos == ob.size && z->last != 0)) {
         ob.pos = 0;
         size_t r = ZSTD_decompressStream(z->zd, &ob, &in);
         if (ZSTD_isError(r)) {

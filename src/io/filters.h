@@ -63,13 +63,14 @@ cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count);
  * the process's cancel still counts). */
 cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job);
 
-/* zstd's fastest level, its minimum (ZSTD_minCLevel(), -131072 since zstd
- * 1.4; the CLI's --fast=131072): for data that is compressed already, where
- * level 1 saves nothing and costs ~7x the CPU. On the bench's LZ4-compressed
- * Data.db: 0.37 CPU-s per GiB against 0.60 at --fast=7 (which cassette used
- * before), both ratio 1.000. Still an ordinary zstd stream that any zstd
- * decoder reads. With an older libzstd whose minimum is higher, its minimum
- * is used. */
+/* "Store": for data that is compressed already, where level 1 saves
+ * nothing and costs ~7x the CPU, and where even zstd's fastest level
+ * (its minimum, -131072) only stores every block raw after searching it.
+ * This level writes that zstd frame itself: raw blocks and the content
+ * checksum (filters.c), an ordinary zstd stream that any zstd decoder and
+ * older cassette versions read. On the bench's LZ4-compressed Data.db:
+ * see the commit that made it for the figures. Levels between it and -1
+ * are zstd's own (an older libzstd's minimum is used below it). */
 #define CS_ZSTD_LEVEL_STORE (-131072)
 
 /* zstd compress at level (CS_ZSTD_LEVEL_STORE..-1 or 1..19). */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -259,10 +260,12 @@ static void roundtrip(const char *dir, size_t n, int level)
     cs_sink *rchain = cs_zstd_decompress_new(cs_hash_filter_new(cs_buf_sink_new(&back, n), &rh), &e);
     assert_non_null(rchain);
     uint64_t nread = 0;
-    assert_int_equal(cs_pump_fd(fd, rchain, &nread, &e), 0);
+    if (cs_pump_fd(fd, rchain, &nread, &e))
+        fail_msg("decompress %zu at level %d: %s", n, level, e.msg);
     close(fd);
     assert_int_equal(nread, compressed);
-    assert_int_equal(cs_sink_close(rchain, &e), 0);
+    if (cs_sink_close(rchain, &e))
+        fail_msg("decompress %zu at level %d: %s", n, level, e.msg);
     cs_sink_free(rchain);
     assert_int_equal(back.len, n);
     if (n)
@@ -287,6 +290,48 @@ static void test_roundtrip_sizes(void **state)
     roundtrip(f->dir, 200000, 1);
     roundtrip(f->dir, 200000, 19);
     roundtrip(f->dir, 3 * 1024 * 1024 + 123, CS_ZSTD_LEVEL_STORE);
+    roundtrip(f->dir, 128 * 1024, 3); /* the last output fills the decoder's buffer exactly */
+    roundtrip(f->dir, 0, CS_ZSTD_LEVEL_STORE);
+    roundtrip(f->dir, 128 * 1024, CS_ZSTD_LEVEL_STORE);
+    roundtrip(f->dir, 128 * 1024, 3); /* the last output fills the decoder's buffer exactly */
+    roundtrip(f->dir, 8 * (128 * 1024) + 1, CS_ZSTD_LEVEL_STORE);
+}
+
+/* The "store" level writes its zstd frame itself: one frame that libzstd's
+ * one-shot decoder reads whole (checksum checked), raw blocks only, the
+ * size of the input plus its headers; a flipped byte fails the checksum. */
+static void test_zstd_store_frame(void **state)
+{
+    (void)state;
+    size_t sizes[] = { 0, 5, 128 * 1024, 128 * 1024 + 1, 8 * 128 * 1024, 8 * 128 * 1024 + 7, 2500000 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *data = make_data(n, (uint32_t)i + 3);
+        cs_buf z = CS_BUF_INIT;
+        cs_err e;
+        cs_err_clear(&e);
+        cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, &e);
+        assert_non_null(s);
+        assert_int_equal(write_chunked(s, data, n, &e), 0);
+        assert_int_equal(cs_sink_close(s, &e), 0);
+        cs_sink_free(s);
+        size_t blocks = n / (128 * 1024) + 1; /* full ones, then a partial or empty last one */
+        assert_int_equal(z.len, 6 + n + 3 * blocks + 4 - (n % (128 * 1024) ? 0 : 0));
+        assert_int_equal(ZSTD_findFrameCompressedSize(z.data, z.len), z.len);
+        uint8_t *back = malloc(n + 1);
+        size_t r = ZSTD_decompress(back, n + 1, z.data, z.len);
+        assert_false(ZSTD_isError(r));
+        assert_int_equal(r, n);
+        if (n)
+            assert_memory_equal(back, data, n);
+        if (n) {
+            z.data[6 + 3 + n / 2 % 1000] ^= 1; /* a content byte */
+            assert_true(ZSTD_isError(ZSTD_decompress(back, n + 1, z.data, z.len)));
+        }
+        free(back);
+        cs_buf_free(&z);
+        free(data);
+    }
 }
 
 static void test_truncated_zstd(void **state)
@@ -545,6 +590,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_vectors),
+        cmocka_unit_test(test_zstd_store_frame),
         cmocka_unit_test(test_content_hash_forms),
         cmocka_unit_test(test_hash_verify_kinds),
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
