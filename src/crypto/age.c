@@ -32,14 +32,14 @@
 
 #include <sodium.h>
 
+#include "crypto/aead.h"
 #include "crypto/age_parallel.h"
 #include "crypto/bech32.h"
 #include "crypto/hkdf.h"
 
 #define FILE_KEY_LEN 16
 #define NONCE_LEN 16
-#define TAG_LEN crypto_aead_chacha20poly1305_ietf_ABYTES
-#define AEAD_NONCE_LEN crypto_aead_chacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN AEAD_TAG_LEN
 #define ENC_CHUNK (AGE_CHUNK_SIZE + TAG_LEN)
 #define KEY_LEN 32
 #define X25519_LEN 32
@@ -504,9 +504,7 @@ static void add_body(cs_buf *h, const uint8_t *body, size_t n)
 static void wrap_key(uint8_t body[WRAPPED_LEN], const uint8_t fk[FILE_KEY_LEN],
                      const uint8_t key[KEY_LEN])
 {
-    unsigned long long clen = 0;
-    crypto_aead_chacha20poly1305_ietf_encrypt(body, &clen, fk, FILE_KEY_LEN, NULL, 0, NULL,
-                                              ZERO_NONCE, key);
+    aead_seal_once(key, body, fk, FILE_KEY_LEN, ZERO_NONCE);
 }
 
 static int x25519_wrap_key(uint8_t key[KEY_LEN], const uint8_t shared[X25519_LEN],
@@ -619,12 +617,17 @@ typedef struct par_state {
     int threads;    /* age_pool_threads() when the sink was made; 1: serial */
     age_pool *pool; /* made on the first batch */
     uint8_t *buf;   /* PAR_BATCH output chunks (the decryptor's: plaintext) */
+    /* One keyed cipher context per pool slot: [0] is the caller's, made
+     * with the sink and used by the serial path too; the workers' ones are
+     * made with the pool. */
+    aead *ctx[AGE_POOL_MAX_THREADS];
 } par_state;
 
 /* Can a batch of k chunks starting at chunk counter run now? Makes the pool
  * and the batch buffer (size bytes) on first use; a pool that cannot start
  * leaves the sink serial for good. */
-static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size)
+static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size,
+                     const uint8_t key[KEY_LEN])
 {
     if (ps->threads < 2 || k < PAR_MIN || counter >= UINT64_MAX - PAR_BATCH)
         return 0;
@@ -634,6 +637,8 @@ static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size)
             ps->threads = 1;
             return 0;
         }
+        for (int i = 1; i < ps->threads; i++)
+            ps->ctx[i] = aead_new(key);
     }
     if (!ps->buf)
         ps->buf = cs_malloc(size);
@@ -644,6 +649,10 @@ static void par_free(par_state *ps, size_t size, int secret)
 {
     age_pool_free(ps->pool);
     ps->pool = NULL;
+    for (int i = 0; i < AGE_POOL_MAX_THREADS; i++) {
+        aead_free(ps->ctx[i]);
+        ps->ctx[i] = NULL;
+    }
     if (ps->buf) {
         if (secret)
             sodium_memzero(ps->buf, size);
@@ -656,33 +665,28 @@ static void par_free(par_state *ps, size_t size, int secret)
  * open) and goes to out + i * ENC_CHUNK (sealed) or out + i * AGE_CHUNK_SIZE
  * (opened). */
 typedef struct batch {
-    const uint8_t *key;
+    aead *const *ctx; /* par_state.ctx: one per pool slot */
     uint64_t counter; /* chunk 0's index in the stream */
     const uint8_t *in[PAR_BATCH];
     uint8_t *out;
     uint8_t ok[PAR_BATCH]; /* opening: chunk i authenticated */
 } batch;
 
-static void seal_one(void *arg, size_t i)
+static void seal_one(void *arg, size_t i, int slot)
 {
     batch *b = arg;
     uint8_t nonce[AEAD_NONCE_LEN];
-    unsigned long long clen = 0;
     chunk_nonce(nonce, b->counter + i, 0);
-    crypto_aead_chacha20poly1305_ietf_encrypt(b->out + i * ENC_CHUNK, &clen, b->in[i],
-                                              AGE_CHUNK_SIZE, NULL, 0, NULL, nonce, b->key);
+    aead_seal(b->ctx[slot], b->out + i * ENC_CHUNK, b->in[i], AGE_CHUNK_SIZE, nonce);
 }
 
-static void open_one(void *arg, size_t i)
+static void open_one(void *arg, size_t i, int slot)
 {
     batch *b = arg;
     uint8_t nonce[AEAD_NONCE_LEN];
-    unsigned long long m = 0;
     chunk_nonce(nonce, b->counter + i, 0);
-    b->ok[i] = crypto_aead_chacha20poly1305_ietf_decrypt(b->out + i * AGE_CHUNK_SIZE, &m, NULL,
-                                                         b->in[i], ENC_CHUNK, NULL, 0, nonce,
-                                                         b->key) == 0 &&
-               m == AGE_CHUNK_SIZE;
+    b->ok[i] = aead_open(b->ctx[slot], b->out + i * AGE_CHUNK_SIZE, b->in[i], ENC_CHUNK, nonce) ==
+               0;
 }
 
 /* ---- encrypting filter -------------------------------------------------- */
@@ -702,13 +706,12 @@ typedef struct enc_filter {
 static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err *e)
 {
     uint8_t nonce[AEAD_NONCE_LEN];
-    unsigned long long clen = 0;
     if (f->counter == UINT64_MAX)
         return cs_err_set(e, CS_E_INVAL, "age: too many chunks");
     chunk_nonce(nonce, f->counter, last);
-    crypto_aead_chacha20poly1305_ietf_encrypt(f->out, &clen, p, n, NULL, 0, NULL, nonce, f->key);
+    aead_seal(f->par.ctx[0], f->out, p, n, nonce);
     f->counter++;
-    return cs_sink_write(f->next, f->out, (size_t)clen, e);
+    return cs_sink_write(f->next, f->out, n + TAG_LEN, e);
 }
 
 /* Seal k whole chunks at once: the held chunk first when held, then whole
@@ -716,7 +719,7 @@ static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err 
 static int enc_batch(enc_filter *f, int held, const uint8_t *p, size_t k, cs_err *e)
 {
     batch b;
-    b.key = f->key;
+    b.ctx = f->par.ctx;
     b.counter = f->counter;
     b.out = f->par.buf;
     for (size_t i = 0; i < k; i++)
@@ -739,7 +742,7 @@ static int enc_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
             size_t k = (size_t)held + (n - 1) / AGE_CHUNK_SIZE;
             if (k > PAR_BATCH)
                 k = PAR_BATCH;
-            if (par_ready(&f->par, k, f->counter, (size_t)PAR_BATCH * ENC_CHUNK)) {
+            if (par_ready(&f->par, k, f->counter, (size_t)PAR_BATCH * ENC_CHUNK, f->key)) {
                 size_t used = (k - (size_t)held) * AGE_CHUNK_SIZE;
                 rc = enc_batch(f, held, p, k, e);
                 if (rc)
@@ -897,6 +900,7 @@ cs_sink *age_encrypt_new_seal(cs_sink *next, age_recipient *const *rcpts, size_t
     f->next = next;
     next = NULL;
     payload_key(f->key, fk, (const uint8_t *)h.data + h.len - NONCE_LEN);
+    f->par.ctx[0] = aead_new(f->key);
     f->buf = cs_malloc(AGE_CHUNK_SIZE);
     f->out = cs_malloc(ENC_CHUNK);
     f->par.threads = age_pool_threads();
@@ -1201,10 +1205,7 @@ static int unwrap(const header *hd, age_identity *const *ids, size_t nids,
             } else {
                 continue;
             }
-            unsigned long long got = 0;
-            if (crypto_aead_chacha20poly1305_ietf_decrypt(fk, &got, NULL, st->body, WRAPPED_LEN,
-                                                          NULL, 0, ZERO_NONCE, key) == 0 &&
-                got == FILE_KEY_LEN)
+            if (aead_open_once(key, fk, st->body, WRAPPED_LEN, ZERO_NONCE) == 0)
                 rc = 1;
         }
     }
@@ -1291,32 +1292,28 @@ static int dec_push_then_fail(dec_filter *d, size_t m, const char *what, cs_err 
 static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err *e)
 {
     uint8_t nonce[AEAD_NONCE_LEN];
-    unsigned long long m = 0;
+    aead *ctx = d->par.ctx[0];
     if (n < TAG_LEN)
         return pay_err(e, "truncated chunk");
     if (d->counter == UINT64_MAX)
         return pay_err(e, "too many chunks");
+    size_t m = n - TAG_LEN;
     if (more) {
         chunk_nonce(nonce, d->counter, 0);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0, nonce,
-                                                      d->key) != 0) {
+        if (aead_open(ctx, d->pbuf, c, n, nonce) != 0) {
             chunk_nonce(nonce, d->counter, 1);
-            if (crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0,
-                                                          nonce, d->key) == 0)
-                return dec_push_then_fail(d, (size_t)m, "data after the final chunk", e);
+            if (aead_open(ctx, d->pbuf, c, n, nonce) == 0)
+                return dec_push_then_fail(d, m, "data after the final chunk", e);
             return cs_err_set(e, CS_E_CORRUPT, "age payload: chunk %llu failed authentication",
                               (unsigned long long)d->counter);
         }
     } else {
         chunk_nonce(nonce, d->counter, 1);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0, nonce,
-                                                      d->key) != 0) {
+        if (aead_open(ctx, d->pbuf, c, n, nonce) != 0) {
             chunk_nonce(nonce, d->counter, 0);
-            if (n == ENC_CHUNK &&
-                crypto_aead_chacha20poly1305_ietf_decrypt(d->pbuf, &m, NULL, c, n, NULL, 0,
-                                                          nonce, d->key) == 0)
-                return dec_push_then_fail(d, (size_t)m,
-                                          "truncated (the file ends without a final chunk)", e);
+            if (n == ENC_CHUNK && aead_open(ctx, d->pbuf, c, n, nonce) == 0)
+                return dec_push_then_fail(d, m, "truncated (the file ends without a final chunk)",
+                                          e);
             return cs_err_set(e, CS_E_CORRUPT,
                               "age payload: final chunk %llu failed authentication",
                               (unsigned long long)d->counter);
@@ -1325,7 +1322,7 @@ static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err
             return pay_err(e, "the final chunk is empty");
     }
     d->counter++;
-    return cs_sink_write(d->next, d->pbuf, (size_t)m, e);
+    return cs_sink_write(d->next, d->pbuf, m, e);
 }
 
 /* Open k whole chunks at once: the held chunk first when held, then whole
@@ -1338,7 +1335,7 @@ static int dec_batch(dec_filter *d, int held, const uint8_t *p, size_t k, cs_err
 {
     batch b;
     int rc = 0;
-    b.key = d->key;
+    b.ctx = d->par.ctx;
     b.counter = d->counter;
     b.out = d->par.buf;
     for (size_t i = 0; i < k; i++)
@@ -1396,6 +1393,7 @@ static int dec_binary(dec_filter *d, const uint8_t *p, size_t n, cs_err *e)
             n -= take;
             if (d->nonce_len == NONCE_LEN) {
                 payload_key(d->key, d->fk, d->nonce);
+                d->par.ctx[0] = aead_new(d->key);
                 sodium_memzero(d->fk, sizeof d->fk);
                 d->cbuf = cs_malloc(ENC_CHUNK);
                 d->pbuf = cs_malloc(AGE_CHUNK_SIZE);
@@ -1410,7 +1408,7 @@ static int dec_binary(dec_filter *d, const uint8_t *p, size_t n, cs_err *e)
                 size_t k = (size_t)held + (n - 1) / ENC_CHUNK;
                 if (k > PAR_BATCH)
                     k = PAR_BATCH;
-                if (par_ready(&d->par, k, d->counter, (size_t)PAR_BATCH * AGE_CHUNK_SIZE)) {
+                if (par_ready(&d->par, k, d->counter, (size_t)PAR_BATCH * AGE_CHUNK_SIZE, d->key)) {
                     size_t used = (k - (size_t)held) * ENC_CHUNK;
                     rc = dec_batch(d, held, p, k, e);
                     if (rc)

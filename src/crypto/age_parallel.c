@@ -52,6 +52,10 @@ struct age_pool {
     size_t completed;    /* items whose fn returned */
     int nworkers;
     pthread_t tid[AGE_POOL_MAX_THREADS - 1];
+    struct age_worker {
+        struct age_pool *pool;
+        int slot; /* 1.. */
+    } w[AGE_POOL_MAX_THREADS - 1];
 };
 
 int age_pool_threads(void)
@@ -72,14 +76,14 @@ int age_pool_threads(void)
 }
 
 /* Take and run items of the current batch; called and returns with mu held. */
-static void drain(age_pool *p)
+static void drain(age_pool *p, int slot)
 {
     while (p->next < p->n) {
         size_t i = p->next++;
         age_pool_fn fn = p->fn;
         void *arg = p->arg;
         pthread_mutex_unlock(&p->mu);
-        fn(arg, i);
+        fn(arg, i, slot);
         pthread_mutex_lock(&p->mu);
         if (++p->completed == p->n)
             pthread_cond_signal(&p->done);
@@ -119,7 +123,8 @@ static void spin_for_batch(age_pool *p, unsigned long seen)
 
 static void *worker(void *v)
 {
-    age_pool *p = v;
+    const struct age_worker *me = v;
+    age_pool *p = me->pool;
     unsigned long seen = 0;
     int spin = 0; /* the last batch came within SPIN_NS */
     pthread_mutex_lock(&p->mu);
@@ -138,7 +143,7 @@ static void *worker(void *v)
         if (p->stop)
             break;
         seen = p->gen;
-        drain(p);
+        drain(p, me->slot);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -176,7 +181,9 @@ age_pool *age_pool_new(int threads)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 0; i < threads - 1; i++) {
-        if (pthread_create(&p->tid[p->nworkers], NULL, worker, p) != 0)
+        p->w[p->nworkers].pool = p;
+        p->w[p->nworkers].slot = p->nworkers + 1;
+        if (pthread_create(&p->tid[p->nworkers], NULL, worker, &p->w[p->nworkers]) != 0)
             break;
         p->nworkers++;
     }
@@ -199,7 +206,7 @@ void age_pool_run(age_pool *p, age_pool_fn fn, void *arg, size_t n)
     p->gen++;
     atomic_store_explicit(&p->posted, p->gen, memory_order_release);
     pthread_cond_broadcast(&p->work);
-    drain(p);
+    drain(p, 0);
     while (p->completed < p->n)
         pthread_cond_wait(&p->done, &p->mu);
     p->fn = NULL;
