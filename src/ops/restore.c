@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,25 @@ typedef struct placement {
     const cs_mfile *f;
     char *dir;
     bool done;
+    uint64_t table_bytes; /* all of its table's planned files (download order) */
     int code;      /* why it failed, when it did and the table is given up alone */
     char *why;
 } placement;
+
+/* Tables whose files have all been downloaded (or failed), handed from the
+ * download workers to the thread that makes them live while the others
+ * download (import without --fail-fast). */
+typedef struct table_feed {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t *left;     /* per manifest table: its planned files not finished yet */
+    size_t *ready;    /* tables all of whose files finished, in that order */
+    size_t n_ready, taken;
+    bool done;        /* every download has returned */
+    bool stop;        /* the tables' side failed: take no new file */
+    int rc;           /* the downloads' failure, in err */
+    cs_err err;
+} table_feed;
 
 typedef struct restore_ctx {
     cs_job *job;           /* progress: download (files, bytes), then placing or importing */
@@ -58,6 +75,7 @@ typedef struct restore_ctx {
     cs_restore_result *res;
     placement *plan;
     size_t n_plan;
+    table_feed *feed;      /* set while tables are made live as their downloads finish */
     cs_node_dirs dirs;     /* the node's own directories */
     char unique[CS_UNIQUE_MAX];
 } restore_ctx;
@@ -327,7 +345,27 @@ static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err
 static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
 {
     c->plan = cs_realloc(c->plan, (c->n_plan + 1) * sizeof *c->plan);
-    c->plan[c->n_plan++] = (placement){ table, f, dir, false, 0, NULL };
+    c->plan[c->n_plan++] = (placement){ table, f, dir, false, 0, 0, NULL };
+}
+
+/* Runs on a worker thread: file i of its table has finished (placed, or
+ * failed alone); the last one hands the table over. */
+static void feed_file_done(table_feed *f, size_t table)
+{
+    pthread_mutex_lock(&f->lock);
+    if (--f->left[table] == 0) {
+        f->ready[f->n_ready++] = table;
+        pthread_cond_signal(&f->cond);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+static bool feed_stopped(table_feed *f)
+{
+    pthread_mutex_lock(&f->lock);
+    bool stop = f->stop;
+    pthread_mutex_unlock(&f->lock);
+    return stop;
 }
 
 /* A damaged object fails its table only (the others go on) unless
@@ -337,6 +375,8 @@ static int place_run(void *arg, size_t i, cs_err *e)
     restore_ctx *c = arg;
     placement *p = &c->plan[i];
     const cs_mtable *t = &c->m.tables[p->table];
+    if (c->feed && feed_stopped(c->feed))
+        return cs_err_set(e, CS_E_CANCELED, "stopped: making a table live failed");
     char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, p->f->name);
     cs_job_item(c->job, item);
     free(item);
@@ -347,11 +387,13 @@ static int place_run(void *arg, size_t i, cs_err *e)
     if (rc && !c->req->fail_fast && is_table_damage(rc)) {
         p->code = rc;
         p->why = cs_strdup(e->msg);
-        return 0;
+        rc = 0;
     }
     if (rc)
-        cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
-    return rc;
+        return cs_err_prefix(e, "%s.%s", t->keyspace, t->table);
+    if (c->feed)
+        feed_file_done(c->feed, p->table);
+    return 0;
 }
 
 static int by_size_desc(const void *a, const void *b)
@@ -371,17 +413,49 @@ static void free_plan(restore_ctx *c)
     c->n_plan = 0;
 }
 
-/* Download every planned file, the largest first, --jobs at a time; a
- * table with a file that failed is taken out (in manifest order). */
-static int place_planned(restore_ctx *c, cs_err *e)
+/* Pipelined: the smallest tables first, each table's files the largest
+ * first, so that the first tables are ready at once and the node's schema
+ * changes (serial, about half a second each) run while the big tables
+ * download. */
+static int by_table_size(const void *a, const void *b)
 {
+    const placement *x = a, *y = b;
+    if (x->table_bytes != y->table_bytes)
+        return x->table_bytes < y->table_bytes ? -1 : 1;
+    if (x->table != y->table)
+        return x->table < y->table ? -1 : 1;
+    return by_size_desc(a, b);
+}
+
+static void start_downloads(restore_ctx *c)
+{
+    if (c->feed) {
+        uint64_t *sum = cs_calloc(c->m.n_tables + 1, sizeof *sum);
+        for (size_t i = 0; i < c->n_plan; i++)
+            sum[c->plan[i].table] += c->plan[i].f->size;
+        for (size_t i = 0; i < c->n_plan; i++)
+            c->plan[i].table_bytes = sum[c->plan[i].table];
+        free(sum);
+    }
     if (c->n_plan > 1)
-        qsort(c->plan, c->n_plan, sizeof *c->plan, by_size_desc);
+        qsort(c->plan, c->n_plan, sizeof *c->plan, c->feed ? by_table_size : by_size_desc);
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->n_plan; i++)
         bytes += c->plan[i].f->size;
     cs_job_phase(c->job, "download", c->n_plan, bytes); /* bytes: cs_ops_fetch_object's, as they stream */
-    int rc = cs_parallel_for(c->n_plan, (unsigned)c->req->jobs, place_run, c, e);
+}
+
+static int download_planned(restore_ctx *c, cs_err *e)
+{
+    return cs_parallel_for(c->n_plan, (unsigned)c->req->jobs, place_run, c, e);
+}
+
+/* Download every planned file, the largest first, --jobs at a time; a
+ * table with a file that failed is taken out (in manifest order). */
+static int place_planned(restore_ctx *c, cs_err *e)
+{
+    start_downloads(c);
+    int rc = download_planned(c, e);
     const placement **first = cs_calloc(c->m.n_tables + 1, sizeof *first);
     for (size_t i = 0; i < c->n_plan; i++) {
         const placement *p = &c->plan[i];
@@ -632,23 +706,38 @@ static bool statement_matches_row(const schema_row *r)
     return p && (*p == ' ' || *p == '(');
 }
 
-static bool schema_row_needed(restore_ctx *c, const schema_row *r)
+#define ALL_TABLES SIZE_MAX
+
+/* Does selected table i need row r (`on`: the table of an index row)? */
+static bool row_needed_by(const restore_ctx *c, const schema_row *r, const char *on, size_t i)
+{
+    const cs_mtable *t = &c->m.tables[i];
+    if (!c->selected[i] || strcmp(t->keyspace, r->ks))
+        return false;
+    if (!strcmp(r->type, "keyspace") || !strcmp(r->type, "type"))
+        return true;
+    if (!strcmp(r->type, "table") && !strcmp(r->name, t->table))
+        return true;
+    return !strcmp(r->type, "index") && !strcmp(on, t->table);
+}
+
+/* Is row r needed by table `only`, or (ALL_TABLES) by any selected one? */
+static bool schema_row_needed_by(const restore_ctx *c, const schema_row *r, size_t only)
 {
     char on[256] = "";
     if (!strcmp(r->type, "index") && !index_table(r, on, sizeof on))
         return false;
-    for (size_t i = 0; i < c->m.n_tables; i++) {
-        const cs_mtable *t = &c->m.tables[i];
-        if (!c->selected[i] || strcmp(t->keyspace, r->ks))
-            continue;
-        if (!strcmp(r->type, "keyspace") || !strcmp(r->type, "type"))
+    if (only != ALL_TABLES)
+        return row_needed_by(c, r, on, only);
+    for (size_t i = 0; i < c->m.n_tables; i++)
+        if (row_needed_by(c, r, on, i))
             return true;
-        if (!strcmp(r->type, "table") && !strcmp(r->name, t->table))
-            return true;
-        if (!strcmp(r->type, "index") && !strcmp(on, t->table))
-            return true;
-    }
     return false;
+}
+
+static bool schema_row_needed(const restore_ctx *c, const schema_row *r)
+{
+    return schema_row_needed_by(c, r, ALL_TABLES);
 }
 
 static bool is_one_of(const char *word, const char *const *words)
@@ -698,9 +787,9 @@ static void note_not_created(restore_ctx *c, const schema_row *s)
     free(what);
 }
 
-/* Create what the selected tables need of the schema rows whose type is
- * one of types (NULL-terminated), IF NOT EXISTS. */
-static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *types, cs_err *e)
+/* Create what the selected tables (or table `only`) need of the schema rows
+ * whose type is one of types (NULL-terminated), IF NOT EXISTS. */
+static int ensure_schema_of(restore_ctx *c, cql_conn *conn, const char *const *types, size_t only, cs_err *e)
 {
     size_t i;
     json_t *row;
@@ -710,7 +799,7 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
             continue;
         if (is_one_of("index", types))
             note_not_created(c, &s);
-        if (!is_one_of(s.type, types) || !schema_row_needed(c, &s))
+        if (!is_one_of(s.type, types) || !schema_row_needed_by(c, &s, only))
             continue;
         char *stmt = schema_statement(c, &s);
         if (!stmt)
@@ -729,6 +818,11 @@ static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *type
             return cs_err_prefix(e, "creating %s %s.%s", s.type, s.ks, s.name);
     }
     return 0;
+}
+
+static int ensure_schema(restore_ctx *c, cql_conn *conn, const char *const *types, cs_err *e)
+{
+    return ensure_schema_of(c, conn, types, ALL_TABLES, e);
 }
 
 /* Check every schema row the restore would run before running any. */
@@ -1096,9 +1190,119 @@ static int check_map_targets(restore_ctx *c, cql_conn *conn, cs_err *e)
     return rc;
 }
 
-/* Import: every file is downloaded and checked first; only then does the
- * node see anything (schema, then SSTables), and only of the tables whose
- * files are all good. */
+/* ---- making tables live while the others download ---- */
+
+/* The next table whose downloads have all finished; false once every
+ * download has returned and every such table was taken. */
+static bool feed_next(table_feed *f, size_t *table)
+{
+    pthread_mutex_lock(&f->lock);
+    while (f->taken == f->n_ready && !f->done)
+        pthread_cond_wait(&f->cond, &f->lock);
+    bool got = f->taken < f->n_ready;
+    if (got)
+        *table = f->ready[f->taken++];
+    pthread_mutex_unlock(&f->lock);
+    return got;
+}
+
+static void feed_stop(table_feed *f)
+{
+    pthread_mutex_lock(&f->lock);
+    f->stop = true;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void *download_thread(void *arg)
+{
+    restore_ctx *c = arg;
+    table_feed *f = c->feed;
+    cs_err err;
+    cs_err_clear(&err);
+    int rc = download_planned(c, &err);
+    pthread_mutex_lock(&f->lock);
+    f->rc = rc;
+    f->err = err;
+    f->done = true;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+/* The first failed download of table t (all of its files have finished:
+ * their entries are read only after that), or NULL. */
+static const placement *download_failure(const restore_ctx *c, size_t t)
+{
+    for (size_t i = 0; i < c->n_plan; i++)
+        if (c->plan[i].table == t && c->plan[i].why)
+            return &c->plan[i];
+    return NULL;
+}
+
+/* Table i's files are all checked in the stage: its keyspace and types
+ * (IF NOT EXISTS), then, when the node lacks it, the table with its files. */
+static int make_table_live(restore_ctx *c, cql_conn *conn, size_t i, const char *stage, bool *adopted, cs_err *e)
+{
+    int rc = ensure_schema_of(c, conn, (const char *const[]){ "keyspace", "type", NULL }, i, e);
+    if (rc)
+        return rc;
+    rc = adopt_table(c, conn, &c->m.tables[i], c->dirs.data_dirs.items[0], stage, adopted, e);
+    return table_step_failed(c, i, rc, e);
+}
+
+/* Download every planned file on other threads and make each table live
+ * (schema, adopt) here as soon as its last file is checked: the CREATE
+ * statements overlap the downloads instead of following them. A table
+ * with a damaged file is taken out alone; any other failure stops both. */
+static int place_and_make_live(restore_ctx *c, cql_conn *conn, const char *stage, const bool *staged, bool *adopted,
+                               cs_err *e)
+{
+    table_feed f;
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.cond, NULL);
+    f.left = cs_calloc(c->m.n_tables + 1, sizeof *f.left);
+    f.ready = cs_calloc(c->m.n_tables + 1, sizeof *f.ready);
+    for (size_t i = 0; i < c->n_plan; i++)
+        f.left[c->plan[i].table]++;
+    for (size_t t = 0; t < c->m.n_tables; t++)
+        if (staged[t] && !f.left[t])
+            f.ready[f.n_ready++] = t; /* nothing to download */
+    c->feed = &f;
+    start_downloads(c);
+    pthread_t thread;
+    bool threaded = cs_job_thread_create(&thread, download_thread, c) == 0;
+    if (!threaded)
+        download_thread(c);
+    int rc = 0;
+    size_t t;
+    while (feed_next(&f, &t)) {
+        const placement *bad = rc ? NULL : download_failure(c, t);
+        if (bad)
+            table_failed(c, t, bad->code, bad->why);
+        else if (!rc && (rc = make_table_live(c, conn, t, stage, &adopted[t], e)) != 0)
+            feed_stop(&f);
+    }
+    if (threaded)
+        pthread_join(thread, NULL);
+    c->feed = NULL;
+    if (!rc && f.rc) {
+        rc = f.rc;
+        *e = f.err;
+    }
+    free_plan(c);
+    free(f.left);
+    free(f.ready);
+    pthread_cond_destroy(&f.cond);
+    pthread_mutex_destroy(&f.lock);
+    return rc;
+}
+
+/* Import without --fail-fast: tables are made live as their files arrive
+ * (above); nodetool imports the ones the node had already at the end.
+ * With --fail-fast, every file is downloaded and checked first; only then
+ * does the node see anything (schema, then SSTables). Either way only
+ * the tables whose files are all good are placed. */
 static int restore_import(restore_ctx *c, cs_err *e)
 {
     cql_conn *conn = NULL;
@@ -1121,19 +1325,20 @@ static int restore_import(restore_ctx *c, cs_err *e)
             staged[i] = !rc;
         }
     cs_strlist one = { &stage, 1 };
+    bool pipelined = !c->req->fail_fast;
     if (!rc)
         rc = check_space(c, &one, e);
     if (!rc)
-        rc = place_planned(c, e);
+        rc = pipelined ? place_and_make_live(c, conn, stage, staged, adopted, e) : place_planned(c, e);
     unstage_failed(c, stage, staged);
     if (!rc)
         rc = something_left(c, e);
     if (!rc)
         cs_job_phase(c->job, "schema", 0, 0); /* keyspaces, types, tables the node lacks */
-    if (!rc)
+    if (!rc && !pipelined)
         rc = ensure_schema(c, conn, (const char *const[]){ "keyspace", "type", NULL }, e);
     const char *data_dir = c->dirs.data_dirs.items[0];
-    for (size_t i = 0; !rc && i < c->m.n_tables; i++)
+    for (size_t i = 0; !rc && !pipelined && i < c->m.n_tables; i++)
         if (c->selected[i])
             rc = table_step_failed(c, i, adopt_table(c, conn, &c->m.tables[i], data_dir, stage, &adopted[i], e), e);
     if (!rc)
