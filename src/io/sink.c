@@ -76,6 +76,7 @@ typedef struct file_sink {
     char *path;
     char *partial;
     int committed; /* the partial file has been renamed over path */
+    int flags;     /* CS_FILE_* */
 } file_sink;
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -127,6 +128,8 @@ static int file_close(cs_sink *s, cs_err *e)
         goto out;
     }
     f->committed = 1;
+    if (f->flags & CS_FILE_NO_DIR_SYNC)
+        goto out;
     dir = cs_dirname(f->path);
     rc = cs_fsync_dir(dir, e);
 out:
@@ -150,6 +153,11 @@ static const cs_sink_ops file_ops = { file_write, file_close, file_free };
 
 cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e)
 {
+    return cs_file_sink_open(path, mode, 0, e);
+}
+
+cs_sink *cs_file_sink_open(const char *path, mode_t mode, int flags, cs_err *e)
+{
     char *partial = cs_sprintf("%s.partial", path);
     int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode); /* never through a link */
     if (fd < 0) {
@@ -162,6 +170,7 @@ cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e)
     f->fd = fd;
     f->path = cs_strdup(path);
     f->partial = partial;
+    f->flags = flags;
     return &f->base;
 }
 

@@ -48,6 +48,11 @@ int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e);
  * renames it over path (and fsyncs the directory); free without close
  * unlinks the partial file. Fails if path's directory does not exist. */
 cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e);
+/* cs_file_sink_open's flags. */
+#define CS_FILE_NO_DIR_SYNC 1 /* close fsyncs the file only: the caller syncs the directory, once for
+                                 many files, before it relies on their names */
+/* cs_file_sink_new with flags. */
+cs_sink *cs_file_sink_open(const char *path, mode_t mode, int flags, cs_err *e);
 
 /* Append into a caller-owned cs_buf; fails with CS_E_INVAL past max bytes. */
 cs_sink *cs_buf_sink_new(cs_buf *dst, size_t max);

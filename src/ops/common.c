@@ -90,12 +90,17 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
 
 int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err *e)
 {
+    return cs_ops_fetch_file_flags(repo, f, dir, 0, e);
+}
+
+int cs_ops_fetch_file_flags(cs_repo *repo, const cs_mfile *f, const char *dir, int flags, cs_err *e)
+{
     char *path = cs_path_join(dir, f->name);
     char *parent = cs_dirname(path);
     cs_sink *out = NULL;
     int rc = cs_mkdirs(parent, 0755, e);
     if (!rc) {
-        out = cs_file_sink_new(path, 0644, e);
+        out = cs_file_sink_open(path, 0644, flags, e);
         rc = out ? 0 : e->code;
     }
     if (!rc)

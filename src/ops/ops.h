@@ -573,6 +573,9 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
  * made; the file exists only once every byte is checked). What restore and
  * load download with. */
 int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err *e);
+/* cs_ops_fetch_file with cs_file_sink_open's flags (CS_FILE_NO_DIR_SYNC:
+ * the caller syncs the directory once for all its files). */
+int cs_ops_fetch_file_flags(cs_repo *repo, const cs_mfile *f, const char *dir, int flags, cs_err *e);
 
 /* ---- the local node ---- */
 

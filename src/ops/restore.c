@@ -37,6 +37,8 @@
 #include "ops/ops.h"
 #include "ops/state.h"
 
+#define ALL_TABLES SIZE_MAX /* not one table: every one */
+
 /* A file to download into dir, planned first and then placed --jobs at a
  * time. */
 typedef struct placement {
@@ -339,7 +341,31 @@ static int something_left(restore_ctx *c, cs_err *e)
 /* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
 {
-    return cs_ops_fetch_file(c->repo, f, dir, e);
+    return cs_ops_fetch_file_flags(c->repo, f, dir, CS_FILE_NO_DIR_SYNC, e); /* sync_planned_dirs */
+}
+
+/* Each file is synced as it is closed; the names of the placed files of
+ * table t (ALL_TABLES: of every table) are made durable here, one fsync per
+ * directory instead of one per file. */
+static int sync_planned_dirs(const restore_ctx *c, size_t t, cs_err *e)
+{
+    cs_strlist synced = { NULL, 0 };
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->n_plan; i++) {
+        const placement *p = &c->plan[i];
+        if ((t != ALL_TABLES && p->table != t) || !p->done)
+            continue;
+        char *path = cs_path_join(p->dir, p->f->name);
+        char *dir = cs_dirname(path);
+        if (!cs_strlist_has(&synced, dir)) {
+            rc = cs_fsync_dir(dir, e);
+            cs_strlist_add(&synced, dir);
+        }
+        free(dir);
+        free(path);
+    }
+    cs_strlist_free(&synced);
+    return rc;
 }
 
 static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
@@ -456,6 +482,8 @@ static int place_planned(restore_ctx *c, cs_err *e)
 {
     start_downloads(c);
     int rc = download_planned(c, e);
+    if (!rc)
+        rc = sync_planned_dirs(c, ALL_TABLES, e);
     const placement **first = cs_calloc(c->m.n_tables + 1, sizeof *first);
     for (size_t i = 0; i < c->n_plan; i++) {
         const placement *p = &c->plan[i];
@@ -705,8 +733,6 @@ static bool statement_matches_row(const schema_row *r)
     p = p && *p == '.' ? expect_ident(p + 1, r->name) : NULL;
     return p && (*p == ' ' || *p == '(');
 }
-
-#define ALL_TABLES SIZE_MAX
 
 /* Does selected table i need row r (`on`: the table of an index row)? */
 static bool row_needed_by(const restore_ctx *c, const schema_row *r, const char *on, size_t i)
@@ -969,6 +995,8 @@ static int adopt_table(restore_ctx *c, cql_conn *conn, const cs_mtable *t, const
     rc = cs_mkdirs(dir, 0755, e);
     if (!rc)
         rc = move_files(from, dir, e);
+    if (!rc)
+        rc = cs_fsync_dir(dir, e); /* the names durable before the table is */
     cql_result *r = NULL;
     if (!rc)
         rc = cql_query(conn, create, &r, e);
@@ -1280,7 +1308,9 @@ static int place_and_make_live(restore_ctx *c, cql_conn *conn, const char *stage
         const placement *bad = rc ? NULL : download_failure(c, t);
         if (bad)
             table_failed(c, t, bad->code, bad->why);
-        else if (!rc && (rc = make_table_live(c, conn, t, stage, &adopted[t], e)) != 0)
+        else if (!rc && (rc = sync_planned_dirs(c, t, e)) == 0)
+            rc = make_table_live(c, conn, t, stage, &adopted[t], e);
+        if (rc)
             feed_stop(&f);
     }
     if (threaded)
