@@ -2,8 +2,8 @@
 
 - replace restore into a node whose data, commitlog, hints and saved caches directories are
   mount points (tmpfs mounts made here): staged and moved aside inside each mount, never the
-  mount itself; restores within one second get distinct aside names; a failure half way puts
-  everything back; what was moved aside is listed by status and removed by cleanup --aside;
+  mount itself; restores back to back get distinct aside names (within one second too: the
+  unit test of cs_restore_unique); a failure half way puts everything back; what was moved aside is listed by status and removed by cleanup --aside;
 - a multi-keyspace restore with one corrupt object restores every healthy table, names the
   damaged one and exits non-zero; --fail-fast restores nothing;
 - a manifest whose directories point elsewhere does not choose where restore writes;
@@ -121,8 +121,8 @@ def _object_of_table(objects, key, node, keyspace, table):
 def test_replace_on_mount_points(cassette, repo, node, session, make_small_data, tmp_path):
     """The node's four directories are tmpfs mount points. A whole-node replace stages and
     moves aside inside each mount; one that fails half way (a mount inside the hints
-    directory cannot be moved) puts everything back; replace restores run back to back
-    until two fall within one second, and each gets its own aside directory; the node
+    directory cannot be moved) puts everything back; three replace restores back to back
+    each get their own aside directory; the node
     starts on the restored data with every row; status lists what was moved aside with
     size and age, cleanup --aside --dry-run removes nothing, cleanup --aside removes it."""
     ds = make_small_data("mp", scale=0.01)
@@ -159,23 +159,18 @@ def test_replace_on_mount_points(cassette, repo, node, session, make_small_data,
             assert_tree_unchanged(before[d], tree_state(d), f"{d} after a failed replace")
         assert _left_by_restores(dirs) == []
 
-        # Back to back, until two restores fall within one second (each takes a fraction).
+        # Back to back: each gets its own aside directory. (Names made within one second
+        # differ too: the unit test of cs_restore_unique makes 64 in a row; here a replace
+        # takes ~0.3-1.3 s, so whether two fall in one second depends on the machine's load.)
         asides = []
-        same_second = None
-        for _ in range(8):
+        for _ in range(3):
             res = replace()
             assert res.rc == 0, res.describe()
             moved = res.json()["moved_aside"]
             assert len(moved) == 1 and moved[0].startswith(str(data) + "/"), res.describe()
             asides.append(pathlib.Path(moved[0]))
-            names = [ASIDE_NAME.match(p.name) for p in asides]
-            assert all(names), asides
-            if len(asides) >= 2 and names[-1].group(1) == names[-2].group(1):
-                same_second = asides[-2:]
-                break
-        assert same_second, f"no two restores within one second: {asides}"
+            assert ASIDE_NAME.match(asides[-1].name), asides
         assert len(set(asides)) == len(asides)
-        print(f"\nwithin one second: {[p.name for p in same_second]}")
         for p in asides:
             assert p.is_dir() and any(p.iterdir()), f"{p} is empty"
         assert set(_left_by_restores(dirs)) == set(asides), "a staging directory was left behind"

@@ -1,7 +1,8 @@
 /* test_snapshot.c - ops/snapshot.h: snapshots found by tag and keyspace
  * under data directories, their ages (old ones found by prefix), cleared on a stopped node (directories
  * only); and the node facts cache (ops.h) read back from
- * <state_dir>/node.json: missing, not one, good. */
+ * <state_dir>/node.json: missing, not one, good; and ops/aside.h's unique names:
+ * many made within one second all differ and carry the time and the pid. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +16,13 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "ops/aside.h"
 #include "ops/ops.h"
 #include "ops/snapshot.h"
+
+#include <regex.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct fixture {
     char dir[64];
@@ -234,6 +240,32 @@ static void test_node_cache(void **state)
     free(host.state_dir);
 }
 
+/* Restores within one second (a replace can take a fraction of one) get
+ * distinct aside names: the name has the microsecond, the pid and 16 random
+ * bits. 64 made back to back, most of them in the same second. */
+static void test_unique_names(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    char names[N][CS_UNIQUE_MAX];
+    regex_t re;
+    assert_int_equal(regcomp(&re, "^[0-9]{8}-[0-9]{6}\\.[0-9]{6}-[0-9]+-[0-9a-f]{4}$", REG_EXTENDED | REG_NOSUB), 0);
+    char pid[32];
+    snprintf(pid, sizeof pid, "-%ld-", (long)getpid());
+    for (int i = 0; i < N; i++) {
+        cs_restore_unique(names[i]);
+        assert_int_equal(regexec(&re, names[i], 0, NULL, 0), 0);
+        assert_non_null(strstr(names[i], pid));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(names[i], names[j]);
+    }
+    int same_second = 0;
+    for (int i = 1; i < N; i++)
+        same_second += !strncmp(names[i], names[i - 1], 15);
+    assert_true(same_second > 0);
+    regfree(&re);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +274,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clear_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_in_keyspaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_cache, setup, teardown),
+        cmocka_unit_test(test_unique_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
