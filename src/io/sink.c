@@ -2,6 +2,7 @@
 #include "io/sink.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +40,31 @@ void cs_sink_free(cs_sink *s)
         s->ops->free(s);
 }
 
+int cs_open_stream(const char *path, cs_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0 && errno == EINVAL) /* a file system without direct I/O (tmpfs) */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path);
+    return fd;
+}
+
+/* A read the file system refuses with direct I/O (an offset or size it
+ * cannot align) is read through the page cache from then on. */
+static bool drop_direct(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0;
+}
+
 int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
 {
-    uint8_t *chunk = cs_malloc(PUMP_CHUNK);
+    void *mem = NULL;
+    /* Aligned for direct I/O (cs_open_stream): the block size divides 4096. */
+    if (posix_memalign(&mem, 4096, PUMP_CHUNK) != 0)
+        return cs_err_set(e, CS_E_NOMEM, "out of memory");
+    uint8_t *chunk = mem;
     int rc = 0;
     for (;;) {
         if (cs_cancel_requested()) { /* a safe point: between two writes */
@@ -50,7 +73,7 @@ int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
         }
         ssize_t r = read(fd, chunk, PUMP_CHUNK);
         if (r < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (errno == EINVAL && drop_direct(fd)))
                 continue;
             rc = cs_err_sys(e, CS_E_IO, errno, "read failed");
             goto out;

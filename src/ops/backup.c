@@ -106,8 +106,8 @@ static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path,
     cs_hash_result hash;
     bool changed = false;
     f->stored = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = fd < 0 ? cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path) : 0;
+    int fd = cs_open_stream(path, e);
+    int rc = fd < 0 ? e->code : 0;
     /* Object ids are 128 random bits: no need to ask whether one exists. */
     if (!rc)
         rc = cs_upload_open(c->uploads, &uf, &up, &writer, e);
@@ -268,9 +268,9 @@ static int hash_file(cs_job *job, const char *path, uint64_t size, char hash[CS_
                      cs_err *e)
 {
     cs_hash_result res;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = cs_open_stream(path, e);
     if (fd < 0)
-        return cs_err_sys(e, CS_E_IO, errno, "cannot open %s", path);
+        return e->code;
     cs_sink *sink = cs_hash_filter_new(NULL, &res);
     sink = cs_progress_filter_new(sink, job);
     int rc = cs_pump_fd(fd, sink, bytes_read, e);
