@@ -66,7 +66,12 @@ static void check(const cs_manifest *m)
             const cs_mfile *f = &t->files[j];
             if (!cs_path_is_safe_relative(f->name) || f->data_dir >= m->data_dirs.n)
                 abort();
-            if (!is_hex(f->hash, CS_HASH_HEX - 1) || !cs_is_hex32(f->object) || f->mtime_ns < 0)
+            cs_hash_alg alg;
+            if (!cs_content_hash_parse(f->hash, &alg) || !cs_is_hex32(f->object) || f->mtime_ns < 0)
+                abort();
+            /* The hash itself, whatever its form: 64 lowercase hex at the end. */
+            size_t n = strlen(f->hash);
+            if (n < CS_HASH_HEX - 1 || !is_hex(f->hash + n - (CS_HASH_HEX - 1), CS_HASH_HEX - 1))
                 abort();
         }
     }
