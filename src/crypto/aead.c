@@ -14,6 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/buf.h"
+
 struct aead {
     EVP_CIPHER_CTX *ctx;
 };
@@ -26,9 +28,7 @@ static void ossl_fail(const char *what)
 
 aead *aead_new(const uint8_t key[AEAD_KEY_LEN])
 {
-    aead *a = calloc(1, sizeof *a);
-    if (!a)
-        ossl_fail("allocation");
+    aead *a = cs_calloc(1, sizeof *a);
     a->ctx = EVP_CIPHER_CTX_new();
     if (!a->ctx || EVP_CipherInit_ex(a->ctx, EVP_chacha20_poly1305(), NULL, key, NULL, 1) != 1)
         ossl_fail("key setup");
