@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <xxhash.h>
 #include <zstd.h>
 
 #include "common/cancel.h"
+#include "crypto/sha256.h"
 
 #define ZSTD_LEVEL_MIN CS_ZSTD_LEVEL_STORE
 #define ZSTD_LEVEL_MAX 19
@@ -52,41 +52,11 @@ static void content_id(cs_hash_alg alg, const char *hex, char id[CS_CONTENT_HASH
     snprintf(id, CS_CONTENT_HASH_LEN, "%s%s", alg == CS_HASH_SHA256 ? CS_CONTENT_HASH_TAG : "", hex);
 }
 
-static EVP_MD_CTX *sha256_new(void)
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        fputs("cassette: cannot start an OpenSSL SHA-256\n", stderr);
-        abort();
-    }
-    return md;
-}
-
-static void sha256_update(EVP_MD_CTX *md, const void *p, size_t n)
-{
-    /* It only fails on a context that was never started (sha256_new). */
-    if (EVP_DigestUpdate(md, p, n) != 1) {
-        fputs("cassette: OpenSSL SHA-256 update failed\n", stderr);
-        abort();
-    }
-}
-
-/* Finish a copy of md (the original can be finished again). */
-static void sha256_digest(const EVP_MD_CTX *md, uint8_t digest[CS_HASH_BYTES])
-{
-    EVP_MD_CTX *copy = EVP_MD_CTX_new();
-    unsigned len = 0;
-    if (!copy || EVP_MD_CTX_copy_ex(copy, md) != 1 || EVP_DigestFinal_ex(copy, digest, &len) != 1 ||
-        len != CS_HASH_BYTES) {
-        fputs("cassette: cannot finish an OpenSSL SHA-256\n", stderr);
-        abort();
-    }
-    EVP_MD_CTX_free(copy);
-}
+_Static_assert(CS_HASH_BYTES == CS_SHA256_BYTES, "the content hash is a SHA-256");
 
 typedef struct hash_filter {
     crypto_generichash_state st; /* BLAKE2b; needs 64-byte alignment: keep it first */
-    EVP_MD_CTX *md;              /* SHA-256 */
+    cs_sha256_ctx sha;           /* SHA-256 */
     cs_hash_alg alg;
     cs_sink base;
     cs_sink *next;
@@ -112,7 +82,7 @@ static int hash_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
         return cs_err_set(e, CS_E_CORRUPT, "content is more than the %llu bytes expected",
                           (unsigned long long)h->expect_size);
     if (h->alg == CS_HASH_SHA256)
-        sha256_update(h->md, p, n);
+        cs_sha256_update(&h->sha, p, n);
     else
         crypto_generichash_update(&h->st, p, n);
     h->bytes += n;
@@ -126,7 +96,7 @@ static int hash_close(cs_sink *s, cs_err *e)
     /* Finalising twice is not allowed: work on a copy so a failed close of
      * next can be retried without corrupting the state. */
     if (h->alg == CS_HASH_SHA256) {
-        sha256_digest(h->md, digest);
+        cs_sha256_digest(&h->sha, digest);
     } else {
         crypto_generichash_state copy = h->st;
         crypto_generichash_final(&copy, digest, sizeof digest);
@@ -162,7 +132,7 @@ static void hash_free(cs_sink *s)
 {
     hash_filter *h = hash_of(s);
     cs_sink_free(h->next);
-    EVP_MD_CTX_free(h->md);
+    cs_sha256_free(&h->sha);
     sodium_memzero(&h->st, sizeof h->st);
     free(h);
 }
@@ -184,7 +154,7 @@ static cs_sink *hash_new(cs_sink *next, cs_hash_alg alg, cs_hash_result *out)
     memset(h, 0, sizeof *h);
     h->alg = alg;
     if (alg == CS_HASH_SHA256)
-        h->md = sha256_new();
+        cs_sha256_init(&h->sha);
     else
         crypto_generichash_init(&h->st, NULL, 0, CS_HASH_BYTES);
     h->base.ops = &hash_ops;
@@ -223,10 +193,7 @@ void cs_hash_bytes(const void *p, size_t n, cs_hash_result *out)
 
 void cs_content_hash_bytes(const void *p, size_t n, cs_hash_result *out)
 {
-    EVP_MD_CTX *md = sha256_new();
-    sha256_update(md, p, n);
-    sha256_digest(md, out->digest);
-    EVP_MD_CTX_free(md);
+    cs_sha256(p, n, out->digest);
     cs_hex(out->digest, CS_HASH_BYTES, out->hex);
     content_id(CS_HASH_SHA256, out->hex, out->id);
     out->bytes = n;

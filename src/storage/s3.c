@@ -31,6 +31,7 @@
 #include "common/job.h"
 #include "common/log.h"
 #include "common/fs.h"
+#include "crypto/sha256.h"
 #include "storage/http.h"
 #include "storage/s3xml.h"
 #include "storage/sigv4.h"
@@ -217,7 +218,7 @@ static int s3_request(s3_storage *s, s3_req *r, cs_err *e)
 {
     cs_http_req *hr = &r->http;
     if (hr->body && s->sign_payload)
-        cs_sigv4_sha256_hex(hr->body, hr->body_len, r->payload_hash);
+        cs_sha256_hex(hr->body, hr->body_len, r->payload_hash);
     else if (hr->body)
         memcpy(r->payload_hash, CS_SIGV4_UNSIGNED_PAYLOAD, sizeof CS_SIGV4_UNSIGNED_PAYLOAD);
     else
@@ -284,9 +285,9 @@ static int delete_batch(s3_storage *s, const char *const *keys, size_t n, cs_err
     if (rc)
         goto out;
     /* S3 wants a checksum of this body; SHA-256 also covers it in the signature. */
-    uint8_t digest[CS_SIGV4_SHA256_BYTES];
-    char b64[sodium_base64_ENCODED_LEN(CS_SIGV4_SHA256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
-    cs_sigv4_sha256_raw(body.data, body.len, digest);
+    uint8_t digest[CS_SHA256_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(CS_SHA256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    cs_sha256(body.data, body.len, digest);
     sodium_bin2base64(b64, sizeof b64, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
     r.headers[0] = (cs_sigv4_pair){ "x-amz-checksum-sha256", b64 };
     r.headers[1] = (cs_sigv4_pair){ "x-amz-sdk-checksum-algorithm", "SHA256" };

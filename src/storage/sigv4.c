@@ -2,6 +2,7 @@
 #include "storage/sigv4.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,56 +34,20 @@ void cs_sigv4_uri_encode(const char *s, size_t n, bool keep_slash, cs_buf *out)
     }
 }
 
-/* OpenSSL fails a digest only when out of memory (or its library is
+/* OpenSSL fails an HMAC only when out of memory (or its library is
  * broken): like cs_malloc, that ends the process. */
 static void digest_failed(void)
 {
-    fputs("cassette: SHA-256 failed (out of memory?)\n", stderr);
+    fputs("cassette: HMAC-SHA256 failed (out of memory?)\n", stderr);
     abort();
-}
-
-void cs_sigv4_sha256_raw(const void *p, size_t n, uint8_t out[CS_SIGV4_SHA256_BYTES])
-{
-    if (EVP_Digest(n ? p : "", n, out, NULL, EVP_sha256(), NULL) != 1)
-        digest_failed();
-}
-
-void cs_sigv4_sha256_hex(const void *p, size_t n, char out[CS_SIGV4_HEX])
-{
-    uint8_t d[CS_SIGV4_SHA256_BYTES];
-    cs_sigv4_sha256_raw(p, n, d);
-    cs_hex(d, sizeof d, out);
-}
-
-void cs_sigv4_sha256_init(cs_sigv4_sha256 *h)
-{
-    h->ctx = EVP_MD_CTX_new();
-    if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
-        digest_failed();
-}
-
-void cs_sigv4_sha256_update(cs_sigv4_sha256 *h, const void *p, size_t n)
-{
-    if (n && EVP_DigestUpdate(h->ctx, p, n) != 1)
-        digest_failed();
-}
-
-void cs_sigv4_sha256_final_hex(cs_sigv4_sha256 *h, char out[CS_SIGV4_HEX])
-{
-    uint8_t d[CS_SIGV4_SHA256_BYTES];
-    if (EVP_DigestFinal_ex(h->ctx, d, NULL) != 1)
-        digest_failed();
-    EVP_MD_CTX_free(h->ctx);
-    h->ctx = NULL;
-    cs_hex(d, sizeof d, out);
 }
 
 /* HMAC-SHA256 (OpenSSL wipes its own state). */
 static void hmac(const uint8_t *key, size_t klen, const void *msg, size_t mlen,
-                 uint8_t out[CS_SIGV4_SHA256_BYTES])
+                 uint8_t out[CS_SHA256_BYTES])
 {
     unsigned len = 0;
-    if (!HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len) || len != CS_SIGV4_SHA256_BYTES)
+    if (!HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len) || len != CS_SHA256_BYTES)
         digest_failed();
 }
 
@@ -406,8 +371,8 @@ static void compute_signature(const cs_sigv4_creds *c, const char *date, const c
 {
     size_t slen = strlen(c->secret_access_key);
     uint8_t *k0 = cs_malloc(slen + 4);
-    uint8_t k[CS_SIGV4_SHA256_BYTES];
-    uint8_t sig[CS_SIGV4_SHA256_BYTES];
+    uint8_t k[CS_SHA256_BYTES];
+    uint8_t sig[CS_SHA256_BYTES];
     memcpy(k0, "AWS4", 4);
     memcpy(k0 + 4, c->secret_access_key, slen);
     hmac(k0, slen + 4, date, strlen(date), k);
@@ -463,7 +428,7 @@ int cs_sigv4_sign(const cs_sigv4_creds *c, const cs_sigv4_request *r, cs_sigv4_r
         goto out;
 
     build_canonical_request(r, v, n, out);
-    cs_sigv4_sha256_hex(out->canonical_request.data, out->canonical_request.len, crhash);
+    cs_sha256_hex(out->canonical_request.data, out->canonical_request.len, crhash);
     cs_buf_printf(&out->string_to_sign, ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date,
                   date, c->region, c->service, crhash);
     compute_signature(c, date, &out->string_to_sign, out->signature);

@@ -4,12 +4,11 @@
  * AWS SigV4 (AWS4-HMAC-SHA256), as S3 wants them: every path segment
  * URI-encoded once (no double encoding, no "." / ".." normalisation), query
  * parameters encoded and sorted, header names lowercased and values trimmed
- * with inner runs of spaces collapsed; plus the SHA-256 helpers the driver
- * uses for payload hashes. Built on OpenSSL's SHA-256 (EVP, HMAC): over
- * http every uploaded byte is hashed for the payload signature, and
- * OpenSSL's SHA-256 uses the CPU's SHA extensions where libsodium's does
- * not (1.39 against 0.4 GB/s on the bench machine); one SHA-256 for the
- * HMACs too.
+ * with inner runs of spaces collapsed. Built on OpenSSL's SHA-256: the
+ * hashes (payloads, the canonical request) are crypto/sha256's, the HMACs
+ * OpenSSL's HMAC-SHA256. Over http every uploaded byte is hashed for the
+ * payload signature, and OpenSSL's SHA-256 uses the CPU's SHA extensions
+ * where libsodium's does not (1.39 against 0.4 GB/s on the bench machine).
  * Must not: do I/O, read the clock (the caller passes the time), log, or
  * put the secret key, the derived keys or any signature input into an error
  * message. The derived signing key is wiped before returning.
@@ -31,17 +30,16 @@
 #include <stdint.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "common/buf.h"
 #include "common/err.h"
+#include "crypto/sha256.h"
 
 /* SHA-256 of nothing, the payload hash of every request without a body. */
 #define CS_SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 /* The payload hash that tells S3 the body is not covered by the signature. */
 #define CS_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 
-#define CS_SIGV4_HEX 65      /* 64 lowercase hex digits and a NUL */
+#define CS_SIGV4_HEX CS_SHA256_HEX /* 64 lowercase hex digits and a NUL */
 #define CS_SIGV4_AMZ_DATE 17 /* "YYYYMMDDTHHMMSSZ" and a NUL */
 
 /* Who signs, and for what. All strings are borrowed and must outlive the
@@ -131,22 +129,5 @@ void cs_sigv4_query_string(const cs_sigv4_pair *q, size_t n, cs_buf *out);
 /* The two date forms of t (UTC): "20130524T000000Z" and "20130524".
  * CS_E_INVAL when t is outside years 1970..9999. */
 int cs_sigv4_format_time(time_t t, char amz_date[CS_SIGV4_AMZ_DATE], char date[9], cs_err *e);
-
-#define CS_SIGV4_SHA256_BYTES 32
-
-/* SHA-256 of n bytes at p, raw or as lowercase hex; or incrementally
- * (payloads). */
-void cs_sigv4_sha256_raw(const void *p, size_t n, uint8_t out[CS_SIGV4_SHA256_BYTES]);
-void cs_sigv4_sha256_hex(const void *p, size_t n, char out[CS_SIGV4_HEX]);
-
-typedef struct cs_sigv4_sha256 {
-    EVP_MD_CTX *ctx;
-} cs_sigv4_sha256;
-
-void cs_sigv4_sha256_init(cs_sigv4_sha256 *h);
-void cs_sigv4_sha256_update(cs_sigv4_sha256 *h, const void *p, size_t n);
-/* Write the hex digest and release h (every init needs its final); h must
- * be initialised again before reuse. */
-void cs_sigv4_sha256_final_hex(cs_sigv4_sha256 *h, char out[CS_SIGV4_HEX]);
 
 #endif
