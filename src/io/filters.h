@@ -1,6 +1,6 @@
 /* filters.h - the pipeline's transforming sinks.
  *
- * Owns: the content hash of files (SHA-256 through OpenSSL's EVP API for
+ * Owns: the content hash of files (SHA-256, crypto/sha256, for
  * what is hashed now; BLAKE2b-256 through libsodium's crypto_generichash to
  * check the files of older backups) and the form a manifest records it in,
  * the small-things hash (BLAKE2b-256: index, fingerprints), byte count, progress (a job's bytes done), and zstd compression/decompression (libzstd streaming API). Each
