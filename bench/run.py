@@ -8,6 +8,8 @@ every tool backs up the same node into its own bucket of the same server, three 
   CPU       user+sys of the command and every process under it (nodetool JVMs included:
             every tool runs nodetool), from getrusage(RUSAGE_CHILDREN) before and after
   server    CPU seconds versitygw spent meanwhile (/proc/PID/stat)
+  node      CPU seconds the Cassandra nodes spent meanwhile (/proc/PID/stat; a node restarted
+            during the run counts from its new start: its CPU before it stopped is lost)
   RSS       the peak resident set (VmHWM) of the tool's own main process, sampled every
             20 ms (nodetool JVMs not counted); for the shell pipeline, the largest of its
             processes (GNU time's %M of each)
@@ -111,7 +113,7 @@ def tree_bytes(path):
 class Measured:
     def __init__(self, label):
         self.label = label
-        self.wall = self.cpu = self.server_cpu = 0.0
+        self.wall = self.cpu = self.server_cpu = self.node_cpu = 0.0
         self.rss_kib = 0
         self.stored = None
         self.requests = None
@@ -150,9 +152,22 @@ class Bench:
     def bucket_bytes(self, bucket):
         return tree_bytes(self.s3_dir / "root" / bucket)
 
+    def node_cpus(self):
+        """{pid: CPU seconds} of the Cassandra nodes running now (the bench's and the smoke
+        run's node, node 4 when started)."""
+        out = {}
+        for n in {self.node, *self.started_nodes}:
+            try:
+                pid = int((self.node_base / f"node{n}" / "cassandra.pid").read_text().strip())
+            except (OSError, ValueError):
+                continue
+            out[pid] = proc_cpu(pid)
+        return out
+
     def measure(self, label, argv, env=None, cwd=None, bucket=None, stdin=None):
         """Run argv to completion and record what it cost."""
         m = Measured(label)
+        before_nodes = self.node_cpus()
         before_req = self.requests_so_far()
         before_bytes = self.bucket_bytes(bucket) if bucket else 0
         before_gw = proc_cpu(self.gw_pid) if self.gw_pid else 0.0
@@ -177,6 +192,7 @@ class Bench:
         sampler.join()
         m.cpu = children_cpu() - before_cpu
         m.server_cpu = (proc_cpu(self.gw_pid) - before_gw) if self.gw_pid else 0.0
+        m.node_cpu = sum(cpu - before_nodes.get(pid, 0.0) for pid, cpu in self.node_cpus().items())
         m.rss_kib = peak[0]
         m.requests = self.requests_so_far() - before_req if self.gw_pid else None
         if bucket:
@@ -529,6 +545,7 @@ class Bench:
             total.wall += s.wall
             total.cpu += s.cpu
             total.server_cpu += s.server_cpu
+            total.node_cpu += s.node_cpu
             total.rss_kib = max(total.rss_kib, s.rss_kib if "nodetool" not in s.label else 0)
             total.requests = (total.requests or 0) + (s.requests or 0)
         total.stored = up.stored
@@ -559,6 +576,7 @@ class Bench:
             total.wall += s.wall
             total.cpu += s.cpu
             total.server_cpu += s.server_cpu
+            total.node_cpu += s.node_cpu
             total.rss_kib = max(total.rss_kib, s.rss_kib)
             total.requests = (total.requests or 0) + (s.requests or 0)
         total.steps = [a, b]
@@ -803,6 +821,8 @@ def report(b, data_bytes, new_bytes, put_bytes):
                               f"GET {lim_get.mibs(put_bytes):.0f} cold (x{lim_get.par})"
                               + (f" / {lim_get_warm.mibs(put_bytes):.0f} warm" if lim_get_warm else "")))
     row("restore, peak RSS MiB", per(rest, lambda m: str(m.rss_kib // 1024)))
+    row("restore, CPU s (tool / S3 server / Cassandra node)",
+        per(rest, lambda m: f"{m.cpu:.1f} / {m.server_cpu:.1f} / {m.node_cpu:.1f}"))
     stored3 = {c: sum(x[c].stored for x in (full, nochg, grow) if x.get(c)) for c in cols if full.get(c)}
     row("storage after the 3 backups, MiB", [fmt(stored3[c] / MIB, 1) if c in stored3 else "" for c in cols[:-1]] + [""])
     peak = {c: max(x[c].rss_kib for x in (full, nochg, grow, rest) if x.get(c)) for c in cols if full.get(c)}
@@ -835,14 +855,15 @@ def report(b, data_bytes, new_bytes, put_bytes):
     add("")
     lines.extend(local_report(b, data_bytes))
     lines.extend(profile_report(b))
-    add("Every run (CPU includes the nodetool JVMs each tool starts; server = versitygw's CPU):")
+    add("Every run (CPU includes the nodetool JVMs each tool starts; server = versitygw's CPU; node = the "
+        "Cassandra nodes' CPU meanwhile, a restarted node's from its new start):")
     add("")
-    add("| run | wall s | CPU s | server CPU s | peak RSS MiB | stored MiB | requests |")
-    add("|---|---:|---:|---:|---:|---:|---:|")
+    add("| run | wall s | CPU s | server CPU s | node CPU s | peak RSS MiB | stored MiB | requests |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, m in R.items():
         if label.startswith("limit: read, warm cache #"):
             continue
-        add(f"| {label.replace('|', chr(92) + '|')} | {m.wall:.2f} | {m.cpu:.2f} | {m.server_cpu:.2f} | {m.rss_kib // 1024} | "
+        add(f"| {label.replace('|', chr(92) + '|')} | {m.wall:.2f} | {m.cpu:.2f} | {m.server_cpu:.2f} | {m.node_cpu:.2f} | {m.rss_kib // 1024} | "
             f"{'' if m.stored is None else f'{m.stored / MIB:.1f}'} | {'' if m.requests is None else m.requests} |")
     for n in b.notes:
         add(f"- {n}")
