@@ -66,18 +66,28 @@ cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job);
 /* "Store": for data that is compressed already, where level 1 saves
  * nothing and costs ~7x the CPU, and where even zstd's fastest level
  * (its minimum, -131072) only stores every block raw after searching it.
- * This level writes that zstd frame itself: raw blocks and the content
- * checksum (filters.c), an ordinary zstd stream that any zstd decoder and
- * older cassette versions read. On the bench's LZ4-compressed Data.db:
+ * This level writes that zstd frame itself: raw blocks (filters.c), an
+ * ordinary zstd stream that any zstd decoder and older cassette versions
+ * read. On the bench's LZ4-compressed Data.db:
  * see the commit that made it for the figures. Levels between it and -1
  * are zstd's own (an older libzstd's minimum is used below it). */
 #define CS_ZSTD_LEVEL_STORE (-131072)
 
-/* zstd compress at level (CS_ZSTD_LEVEL_STORE..-1 or 1..19). */
+/* zstd compress at level (CS_ZSTD_LEVEL_STORE..-1 or 1..19), frames
+ * without zstd's own content checksum (XXH64): the plaintext of every
+ * object is checked against its content hash anyway (cs_hash_verify_new,
+ * in cs_ops_fetch_object), so that checksum was a second hash of every
+ * byte, backup and restore each (about 0.1 CPU-s per GiB each way).
+ * Objects written before carry it; both kinds are ordinary zstd frames. */
 cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e);
 
 /* zstd decompress; close fails with CS_E_CORRUPT when the input ends in the
- * middle of a frame (a truncated object is an error, never a short file). */
+ * middle of a frame (a truncated object is an error, never a short file).
+ * A frame's content checksum (older objects have one) is not verified: a
+ * damaged frame is an error only where libzstd's block decoding notices,
+ * so whoever uses this must check what comes out against its content hash
+ * (cs_hash_verify_new after it, which fails before its next is closed), as
+ * cs_ops_fetch_object, the one reader of objects, does. */
 cs_sink *cs_zstd_decompress_new(cs_sink *next, cs_err *e);
 
 /* One-shot BLAKE2b-256 of a memory block, for small things (the index's

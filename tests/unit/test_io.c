@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "common/buf.h"
@@ -298,8 +299,9 @@ static void test_roundtrip_sizes(void **state)
 }
 
 /* The "store" level writes its zstd frame itself: one frame that libzstd's
- * one-shot decoder reads whole (checksum checked), raw blocks only, the
- * size of the input plus its headers; a flipped byte fails the checksum. */
+ * one-shot decoder reads whole, raw blocks only, no content checksum, the
+ * size of the input plus its headers; a flipped content byte is for the
+ * content hash to catch (test_frame_checksums). */
 static void test_zstd_store_frame(void **state)
 {
     (void)state;
@@ -316,7 +318,8 @@ static void test_zstd_store_frame(void **state)
         assert_int_equal(cs_sink_close(s, &e), 0);
         cs_sink_free(s);
         size_t blocks = n / (128 * 1024) + 1; /* full ones, then a partial or empty last one */
-        assert_int_equal(z.len, 6 + n + 3 * blocks + 4 - (n % (128 * 1024) ? 0 : 0));
+        assert_int_equal(z.len, 6 + n + 3 * blocks);
+        assert_int_equal(z.data[4] & 0x04, 0); /* Content_Checksum_flag */
         assert_int_equal(ZSTD_findFrameCompressedSize(z.data, z.len), z.len);
         uint8_t *back = malloc(n + 1);
         size_t r = ZSTD_decompress(back, n + 1, z.data, z.len);
@@ -324,10 +327,6 @@ static void test_zstd_store_frame(void **state)
         assert_int_equal(r, n);
         if (n)
             assert_memory_equal(back, data, n);
-        if (n) {
-            z.data[6 + 3 + n / 2 % 1000] ^= 1; /* a content byte */
-            assert_true(ZSTD_isError(ZSTD_decompress(back, n + 1, z.data, z.len)));
-        }
         free(back);
         cs_buf_free(&z);
         free(data);
@@ -386,15 +385,17 @@ static void test_corrupt_zstd(void **state)
     assert_int_equal(cs_sink_close(d, &e), CS_E_CORRUPT);
     cs_sink_free(d);
 
-    /* A flipped byte inside the payload: the frame checksum or the block
-     * decoder notices, at write or at close. */
+    /* A flipped byte inside the payload: the block decoder or the content
+     * hash after it notices, at write or at close. */
     size_t n = 100000;
     uint8_t *data = make_data(n, 9);
     cs_buf z = CS_BUF_INIT;
     compress_to_buf(data, n, &z);
     z.data[z.len / 2] ^= 0x5a;
     cs_err_clear(&e);
-    d = cs_zstd_decompress_new(cs_null_sink_new(), &e);
+    cs_hash_result want;
+    cs_content_hash_bytes(data, n, &want);
+    d = cs_zstd_decompress_new(cs_hash_verify_new(cs_null_sink_new(), want.id, n), &e);
     int rc = cs_sink_write(d, z.data, z.len, &e);
     if (rc == 0)
         rc = cs_sink_close(d, &e);
@@ -402,6 +403,134 @@ static void test_corrupt_zstd(void **state)
     cs_sink_free(d);
     cs_buf_free(&z);
     free(data);
+}
+
+/* ---- frames with and without zstd's content checksum ---- */
+
+/* A frame of data as a cassette before issue 22 wrote it: with the XXH64
+ * content checksum (libzstd's frames: ZSTD_c_checksumFlag 1; "store"
+ * frames: descriptor bit 2 and the low 32 bits of XXH64 after the last
+ * block). */
+static void old_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
+{
+    if (level != CS_ZSTD_LEVEL_STORE) {
+        ZSTD_CCtx *c = ZSTD_createCCtx();
+        assert_non_null(c);
+        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)));
+        assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)));
+        size_t cap = ZSTD_compressBound(n);
+        cs_buf_reserve(out, cap);
+        size_t r = ZSTD_compress2(c, out->data, cap, data, n);
+        assert_false(ZSTD_isError(r));
+        out->len = r;
+        ZSTD_freeCCtx(c);
+        return;
+    }
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
+    assert_int_equal(write_chunked(s, data, n, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+    out->data[4] |= 0x04;
+    uint32_t sum = (uint32_t)XXH64(data, n, 0);
+    for (int i = 0; i < 4; i++)
+        cs_buf_addch(out, (char)(uint8_t)(sum >> (8 * i)));
+}
+
+static void new_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
+    assert_non_null(s);
+    assert_int_equal(write_chunked(s, data, n, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+}
+
+/* What restore and verify --deep do with an object's bytes (ops/common.c,
+ * cs_ops_fetch_object): zstd -d, then the plaintext checked against its
+ * content hash and size. */
+static int fetch_checked(const cs_buf *z, const cs_hash_result *want, cs_buf *back, cs_err *e)
+{
+    cs_err_clear(e);
+    cs_sink *s = cs_zstd_decompress_new(cs_hash_verify_new(cs_buf_sink_new(back, SIZE_MAX), want->id, want->bytes), e);
+    assert_non_null(s);
+    int rc = write_chunked(s, (const uint8_t *)z->data, z->len, e);
+    if (!rc)
+        rc = cs_sink_close(s, e);
+    cs_sink_free(s);
+    return rc;
+}
+
+/* New frames have no checksum, old ones have one; the zstd CLI's decoder
+ * (libzstd's one-shot, checksum checked) reads both, and so does the
+ * object reader, which checks the content hash. A flipped content byte
+ * in an old frame is caught by the content hash (the frame's checksum is
+ * not what catches it any more: in a raw block nothing else would); a
+ * flipped checksum byte alone damages nothing the manifest vouches for. */
+static void test_frame_checksums(void **state)
+{
+    (void)state;
+    const int levels[] = { CS_ZSTD_LEVEL_STORE, 1, 3 };
+    const size_t sizes[] = { 0, 1, 128 * 1024, 300000 };
+    for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            size_t n = sizes[si];
+            int level = levels[li];
+            uint8_t *data = make_data(n, (uint32_t)(li * 10 + si));
+            cs_hash_result want;
+            cs_content_hash_bytes(data, n, &want);
+            for (int old = 0; old < 2; old++) {
+                cs_buf z = CS_BUF_INIT, back = CS_BUF_INIT;
+                cs_err e;
+                if (old)
+                    old_frame(data, n, level, &z);
+                else
+                    new_frame(data, n, level, &z);
+                assert_int_equal(z.data[4] & 0x04, old ? 0x04 : 0);
+                assert_int_equal(ZSTD_findFrameCompressedSize(z.data, z.len), z.len);
+                uint8_t *one = malloc(n + 1);
+                size_t r = ZSTD_decompress(one, n + 1, z.data, z.len);
+                assert_false(ZSTD_isError(r));
+                assert_int_equal(r, n);
+                if (n)
+                    assert_memory_equal(one, data, n);
+                free(one);
+                if (fetch_checked(&z, &want, &back, &e))
+                    fail_msg("level %d, %zu bytes, old %d: %s", level, n, old, e.msg);
+                assert_int_equal(back.len, n);
+                if (n)
+                    assert_memory_equal(back.data, data, n);
+
+                if (old) { /* the checksum's own bytes: not checked */
+                    z.data[z.len - 2] ^= 0x10;
+                    back.len = 0;
+                    assert_int_equal(fetch_checked(&z, &want, &back, &e), 0);
+                    z.data[z.len - 2] ^= 0x10;
+                }
+                if (n && level == CS_ZSTD_LEVEL_STORE) {
+                    z.data[6 + 3 + n / 2] ^= 1; /* a content byte of the first raw block */
+                    back.len = 0;
+                    assert_int_equal(fetch_checked(&z, &want, &back, &e), CS_E_CORRUPT);
+                    assert_non_null(strstr(e.msg, "content hash mismatch"));
+                    if (old) { /* the frame's checksum does say so, to a decoder that checks it */
+                        uint8_t *again = malloc(n);
+                        assert_true(ZSTD_isError(ZSTD_decompress(again, n, z.data, z.len)));
+                        free(again);
+                    }
+                } else if (n > 1000) {
+                    z.data[z.len / 2] ^= 0x5a; /* somewhere in a compressed block */
+                    back.len = 0;
+                    assert_int_equal(fetch_checked(&z, &want, &back, &e), CS_E_CORRUPT);
+                }
+                cs_buf_free(&back);
+                cs_buf_free(&z);
+            }
+            free(data);
+        }
+    }
 }
 
 static void test_concatenated_frames(void **state)
@@ -597,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_truncated_zstd),
         cmocka_unit_test(test_corrupt_zstd),
         cmocka_unit_test(test_concatenated_frames),
+        cmocka_unit_test(test_frame_checksums),
         cmocka_unit_test_setup_teardown(test_file_sink_abort, setup, teardown),
         cmocka_unit_test(test_buf_null_count),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
