@@ -13,7 +13,11 @@
 #include "common/cancel.h"
 #include "common/fs.h"
 
-#define PUMP_CHUNK ((size_t)1 << 20)
+/* The pump's and CS_FILE_DIRECT's buffer: aligned for direct I/O (the
+ * logical block size divides IO_ALIGN), and so is the size of every direct
+ * read and write but a file's last. */
+#define IO_ALIGN ((size_t)4096)
+#define IO_CHUNK ((size_t)1 << 20)
 
 int cs_sink_write(cs_sink *s, const void *p, size_t n, cs_err *e)
 {
@@ -58,20 +62,25 @@ static bool drop_direct(int fd)
     return flags >= 0 && (flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0;
 }
 
-int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
+/* An IO_CHUNK buffer, or NULL. */
+static uint8_t *io_chunk_new(void)
 {
     void *mem = NULL;
-    /* Aligned for direct I/O (cs_open_stream): the block size divides 4096. */
-    if (posix_memalign(&mem, 4096, PUMP_CHUNK) != 0)
+    return posix_memalign(&mem, IO_ALIGN, IO_CHUNK) == 0 ? mem : NULL;
+}
+
+int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
+{
+    uint8_t *chunk = io_chunk_new(); /* direct I/O (cs_open_stream) reads into it */
+    if (!chunk)
         return cs_err_set(e, CS_E_NOMEM, "out of memory");
-    uint8_t *chunk = mem;
     int rc = 0;
     for (;;) {
         if (cs_cancel_requested()) { /* a safe point: between two writes */
             rc = cs_cancel_error(e);
             goto out;
         }
-        ssize_t r = read(fd, chunk, PUMP_CHUNK);
+        ssize_t r = read(fd, chunk, IO_CHUNK);
         if (r < 0) {
             if (errno == EINTR || (errno == EINVAL && drop_direct(fd)))
                 continue;
@@ -100,14 +109,19 @@ typedef struct file_sink {
     char *partial;
     int committed; /* the partial file has been renamed over path */
     int flags;     /* CS_FILE_* */
+    uint8_t *buf;  /* CS_FILE_DIRECT (the file opened with O_DIRECT): an IO_CHUNK, made at the first write */
+    size_t fill;   /* bytes in buf */
 } file_sink;
 
+/* Write all of p; a write the file system refuses with direct I/O (EINVAL:
+ * an alignment it cannot take) is written through the page cache, and so is
+ * the rest of the file. */
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (errno == EINVAL && drop_direct(fd)))
                 continue;
             return -1;
         }
@@ -117,12 +131,49 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Copy into the aligned buffer; each full one goes out as one direct write. */
+static int direct_write(file_sink *f, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        size_t c = IO_CHUNK - f->fill < n ? IO_CHUNK - f->fill : n;
+        memcpy(f->buf + f->fill, p, c);
+        f->fill += c;
+        p += c;
+        n -= c;
+        if (f->fill == IO_CHUNK) {
+            if (write_all(f->fd, f->buf, IO_CHUNK) != 0)
+                return -1;
+            f->fill = 0;
+        }
+    }
+    return 0;
+}
+
+/* What is left in the buffer: its whole blocks directly, the tail (not a
+ * block) through the page cache, O_DIRECT cleared for it. */
+static int direct_flush(file_sink *f)
+{
+    size_t whole = f->fill & ~(IO_ALIGN - 1);
+    if (whole && write_all(f->fd, f->buf, whole) != 0)
+        return -1;
+    if (f->fill > whole) {
+        drop_direct(f->fd); /* not done: the write refused (EINVAL) drops it again or fails */
+        if (write_all(f->fd, f->buf + whole, f->fill - whole) != 0)
+            return -1;
+    }
+    f->fill = 0;
+    return 0;
+}
+
 static int file_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
     file_sink *f = (file_sink *)s;
     if (f->fd < 0)
         return cs_err_set(e, CS_E_IO, "cannot write %s: file already closed", f->path);
-    if (write_all(f->fd, p, n) != 0)
+    if ((f->flags & CS_FILE_DIRECT) && !f->buf && !(f->buf = io_chunk_new()))
+        return cs_err_set(e, CS_E_NOMEM, "out of memory");
+    int rc = f->flags & CS_FILE_DIRECT ? direct_write(f, p, n) : write_all(f->fd, p, n);
+    if (rc != 0)
         return cs_err_sys(e, CS_E_IO, errno, "cannot write %s", f->partial);
     return 0;
 }
@@ -134,6 +185,12 @@ static int file_close(cs_sink *s, cs_err *e)
     char *dir = NULL;
     if (f->fd < 0) {
         rc = cs_err_set(e, CS_E_IO, "cannot close %s: file already closed", f->path);
+        goto out;
+    }
+    if (f->fill && direct_flush(f) != 0) { /* for good: a second close must not commit a short file */
+        rc = cs_err_sys(e, CS_E_IO, errno, "cannot write %s", f->partial);
+        close(f->fd);
+        f->fd = -1;
         goto out;
     }
     if (fsync(f->fd) != 0) {
@@ -167,6 +224,7 @@ static void file_free(cs_sink *s)
         close(f->fd);
     if (!f->committed)
         unlink(f->partial);
+    free(f->buf);
     free(f->path);
     free(f->partial);
     free(f);
@@ -182,7 +240,12 @@ cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e)
 cs_sink *cs_file_sink_open(const char *path, mode_t mode, int flags, cs_err *e)
 {
     char *partial = cs_sprintf("%s.partial", path);
-    int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode); /* never through a link */
+    int oflags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW; /* never through a link */
+    int fd = open(partial, oflags | (flags & CS_FILE_DIRECT ? O_DIRECT : 0), mode);
+    if (fd < 0 && errno == EINVAL && (flags & CS_FILE_DIRECT)) { /* a file system without direct I/O */
+        flags &= ~CS_FILE_DIRECT;
+        fd = open(partial, oflags, mode);
+    }
     if (fd < 0) {
         cs_err_sys(e, CS_E_IO, errno, "cannot create %s", partial);
         free(partial);

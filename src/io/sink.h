@@ -61,6 +61,13 @@ cs_sink *cs_file_sink_new(const char *path, mode_t mode, cs_err *e);
 /* cs_file_sink_open's flags. */
 #define CS_FILE_NO_DIR_SYNC 1 /* close fsyncs the file only: the caller syncs the directory, once for
                                  many files, before it relies on their names */
+#define CS_FILE_DIRECT 2 /* direct I/O where the file system has it: the bytes go from a 1 MiB aligned
+                            buffer to the disk, not through the page cache (the file's last bytes that
+                            are not a whole 4096-byte block do); the page cache otherwise, or from the
+                            first write it refuses. For files written once and not read back soon (a
+                            restore's SSTables): a fresh page-cache page is costly on the bench machine,
+                            and the dirty pages' writeback slowed the node's own fsyncs. Same
+                            atomicity and syncs as without. */
 /* cs_file_sink_new with flags. */
 cs_sink *cs_file_sink_open(const char *path, mode_t mode, int flags, cs_err *e);
 

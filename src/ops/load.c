@@ -131,6 +131,8 @@ static int check_target_schema(load_ctx *c, cs_err *e)
 static int fetch_one(void *arg, size_t i, cs_err *e)
 {
     load_ctx *c = arg;
+    /* Through the page cache (no CS_FILE_DIRECT): sstableloader reads the
+     * staged file right after, from there. */
     int rc = cs_ops_fetch_file(c->repo, c->files[i], c->dir, e);
     if (!rc)
         cs_job_add_files(c->job, 1);

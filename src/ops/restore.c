@@ -341,7 +341,8 @@ static int something_left(restore_ctx *c, cs_err *e)
 /* Runs on a worker thread: touches only its own file. */
 static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
 {
-    return cs_ops_fetch_file_flags(c->repo, f, dir, CS_FILE_NO_DIR_SYNC, e); /* sync_planned_dirs */
+    /* Each file is written once and read by the node later, if at all: no page cache (CS_FILE_DIRECT). */
+    return cs_ops_fetch_file_flags(c->repo, f, dir, CS_FILE_NO_DIR_SYNC | CS_FILE_DIRECT, e); /* sync_planned_dirs */
 }
 
 /* Each file is synced as it is closed; the names of the placed files of

@@ -7,9 +7,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
@@ -715,6 +719,94 @@ static void test_pump_errors(void **state)
     free(path);
 }
 
+/* Pages of path from byte 256 KiB on in the page cache (mincore), without
+ * reading them. Not the first ones: valgrind reads a mapped file's start. */
+#define RESIDENT_FROM ((size_t)256 << 10)
+static size_t resident_pages(const char *path, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0 && n > RESIDENT_FROM);
+    size_t len = n - RESIDENT_FROM, page = (size_t)sysconf(_SC_PAGESIZE), resident = 0;
+    size_t pages = (len + page - 1) / page;
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)RESIDENT_FROM);
+    assert_true(map != MAP_FAILED);
+    unsigned char *vec = malloc(pages);
+    assert_int_equal(mincore(map, len, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        resident += vec[i] & 1;
+    free(vec);
+    munmap(map, len);
+    close(fd);
+    return resident;
+}
+
+/* CS_FILE_DIRECT writes exactly the bytes given, whatever their sizes: in
+ * uneven pieces or in one write, a file of no, less than one, exactly one
+ * and more than one block, and several buffers and an odd tail. */
+static void direct_sizes(const char *dir, bool direct_io)
+{
+    static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, (1u << 20), (3u << 20) + 12345, (2u << 20) + 4096 };
+    char *path = cs_path_join(dir, "direct");
+    char *partial = cs_sprintf("%s.partial", path);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int whole = 0; whole < 2; whole++) {
+            cs_err e;
+            cs_err_clear(&e);
+            size_t n = sizes[i];
+            uint8_t *data = make_data(n, (uint32_t)(n + 5));
+            cs_sink *s = cs_file_sink_open(path, 0600, CS_FILE_DIRECT | CS_FILE_NO_DIR_SYNC, &e);
+            assert_non_null(s);
+            assert_int_equal(whole ? cs_sink_write(s, data, n, &e) : write_chunked(s, data, n, &e), 0);
+            assert_false(cs_exists(path));
+            assert_int_equal(cs_sink_close(s, &e), 0);
+            cs_sink_free(s);
+            assert_false(cs_exists(partial));
+            /* The whole blocks went around the page cache (where the file
+             * system does direct I/O): at most the tail's page is there. */
+            if (direct_io && n > RESIDENT_FROM)
+                assert_true(resident_pages(path, n) <= 1);
+            char *back = NULL;
+            size_t len = 0;
+            assert_int_equal(cs_read_file(path, n + 1, &back, &len, &e), 0);
+            assert_int_equal(len, n);
+            if (n)
+                assert_memory_equal(back, data, n);
+            free(back);
+            free(data);
+            assert_int_equal(unlink(path), 0);
+        }
+    /* Aborted: the partial file goes, as without the flag. */
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_file_sink_open(path, 0600, CS_FILE_DIRECT, &e);
+    uint8_t *data = make_data(5000000, 9);
+    assert_int_equal(cs_sink_write(s, data, 5000000, &e), 0);
+    assert_true(cs_exists(partial));
+    cs_sink_free(s);
+    assert_false(cs_exists(partial));
+    assert_false(cs_exists(path));
+    free(data);
+    free(partial);
+    free(path);
+}
+
+static void test_file_sink_direct(void **state)
+{
+    fixture *f = *state;
+    struct statfs fs;
+    assert_int_equal(statfs(f->dir, &fs), 0);
+    /* ext4 and XFS write O_DIRECT around the page cache (/tmp on the test
+     * machines); elsewhere only the bytes are checked. */
+    direct_sizes(f->dir, fs.f_type == EXT4_SUPER_MAGIC || fs.f_type == XFS_SUPER_MAGIC);
+    /* tmpfs: no direct I/O (older kernels refuse O_DIRECT), the page cache. */
+    char shm[] = "/dev/shm/cassette-test-io-XXXXXX";
+    assert_non_null(mkdtemp(shm));
+    direct_sizes(shm, false);
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_remove_tree(shm, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_concatenated_frames),
         cmocka_unit_test(test_frame_checksums),
         cmocka_unit_test_setup_teardown(test_file_sink_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_sink_direct, setup, teardown),
         cmocka_unit_test(test_buf_null_count),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
         cmocka_unit_test(test_hash_verify_stops_at_excess),
