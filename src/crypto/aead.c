@@ -53,13 +53,27 @@ static void start(aead *a, const uint8_t nonce[AEAD_NONCE_LEN], int enc)
 void aead_seal(aead *a, uint8_t *out, const uint8_t *in, size_t n,
                const uint8_t nonce[AEAD_NONCE_LEN])
 {
-    int len = 0;
-    if (n > AEAD_MAX_MSG)
-        ossl_fail("a message too long");
+    aead_seal_gather(a, out, &in, &n, 1, nonce);
+}
+
+/* The stream cipher's update gives back as many bytes as it takes, so each
+ * piece's ciphertext lands right after the previous one's. */
+void aead_seal_gather(aead *a, uint8_t *out, const uint8_t *const *in, const size_t *len, size_t k,
+                      const uint8_t nonce[AEAD_NONCE_LEN])
+{
+    size_t n = 0;
+    int got = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (len[i] > AEAD_MAX_MSG - n)
+            ossl_fail("a message too long");
+        n += len[i];
+    }
     start(a, nonce, 1);
-    if (n > 0 && (EVP_CipherUpdate(a->ctx, out, &len, in, (int)n) != 1 || (size_t)len != n))
-        ossl_fail("encryption");
-    if (EVP_CipherFinal_ex(a->ctx, out + n, &len) != 1 || len != 0 ||
+    for (size_t i = 0, at = 0; i < k; at += len[i], i++)
+        if (len[i] > 0 && (EVP_CipherUpdate(a->ctx, out + at, &got, in[i], (int)len[i]) != 1 ||
+                           (size_t)got != len[i]))
+            ossl_fail("encryption");
+    if (EVP_CipherFinal_ex(a->ctx, out + n, &got) != 1 || got != 0 ||
         EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN, out + n) != 1)
         ossl_fail("the tag");
 }

@@ -37,6 +37,12 @@ void aead_free(aead *a);
 void aead_seal(aead *a, uint8_t *out, const uint8_t *in, size_t n,
                const uint8_t nonce[AEAD_NONCE_LEN]);
 
+/* aead_seal of the k pieces in[i] (len[i] bytes each) taken as one message
+ * of their total length (<= AEAD_MAX_MSG): the same bytes as sealing them
+ * gathered into one buffer. out must not overlap them. */
+void aead_seal_gather(aead *a, uint8_t *out, const uint8_t *const *in, const size_t *len, size_t k,
+                      const uint8_t nonce[AEAD_NONCE_LEN]);
+
 /* Open n bytes of in (ciphertext then tag; AEAD_TAG_LEN <= n <= AEAD_MAX_MSG +
  * AEAD_TAG_LEN) into out (n - AEAD_TAG_LEN bytes). 0 when the tag matches;
  * -1 otherwise, and then out holds zeros, never unauthenticated plaintext. */

@@ -604,9 +604,11 @@ static void chunk_nonce(uint8_t n[AEAD_NONCE_LEN], uint64_t counter, int last)
  * the last flag clear, exactly what the serial loop would give it. The
  * workers read the payload key and their chunks' input, and each writes only
  * its own slots of the batch (output chunk, ok flag); nothing else is shared.
- * The batch buffer (PAR_BATCH chunks, 2 MiB) and the pool are made on the
- * sink's first batch and kept until it is freed, so memory stays bounded and
- * small files never start a thread. A chunk that may be the last one (the
+ * The pool is made on the sink's first batch, the batch buffer (PAR_BATCH
+ * chunks, 2 MiB) on the first batch that needs it (the encryptor seals into
+ * the room its next sink lends, when it lends some: io/sink.h), and both are
+ * kept until the sink is freed, so memory stays bounded and small files
+ * never start a thread. A chunk that may be the last one (the
  * held-back chunk of the encryptor until close, the last full chunk of the
  * decryptor's input so far) is never part of a batch. */
 
@@ -616,7 +618,7 @@ static void chunk_nonce(uint8_t n[AEAD_NONCE_LEN], uint64_t counter, int last)
 typedef struct par_state {
     int threads;    /* age_pool_threads() when the sink was made; 1: serial */
     age_pool *pool; /* made on the first batch */
-    uint8_t *buf;   /* PAR_BATCH output chunks (the decryptor's: plaintext) */
+    uint8_t *buf;   /* PAR_BATCH output chunks (the decryptor's: plaintext), or NULL */
     /* One keyed cipher context per pool slot: [0] is the caller's, made
      * with the sink and used by the serial path too; the workers' ones are
      * made with the pool. */
@@ -624,10 +626,8 @@ typedef struct par_state {
 } par_state;
 
 /* Can a batch of k chunks starting at chunk counter run now? Makes the pool
- * and the batch buffer (size bytes) on first use; a pool that cannot start
- * leaves the sink serial for good. */
-static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size,
-                     const uint8_t key[KEY_LEN])
+ * on first use; a pool that cannot start leaves the sink serial for good. */
+static int par_ready(par_state *ps, size_t k, uint64_t counter, const uint8_t key[KEY_LEN])
 {
     if (ps->threads < 2 || k < PAR_MIN || counter >= UINT64_MAX - PAR_BATCH)
         return 0;
@@ -640,9 +640,15 @@ static int par_ready(par_state *ps, size_t k, uint64_t counter, size_t size,
         for (int i = 1; i < ps->threads; i++)
             ps->ctx[i] = aead_new(key);
     }
+    return 1;
+}
+
+/* The batch buffer (size bytes), made on first use. */
+static uint8_t *par_buf(par_state *ps, size_t size)
+{
     if (!ps->buf)
         ps->buf = cs_malloc(size);
-    return 1;
+    return ps->buf;
 }
 
 static void par_free(par_state *ps, size_t size, int secret)
@@ -661,13 +667,25 @@ static void par_free(par_state *ps, size_t size, int secret)
     }
 }
 
-/* One batch: chunk i is in[i] (AGE_CHUNK_SIZE bytes to seal, ENC_CHUNK to
- * open) and goes to out + i * ENC_CHUNK (sealed) or out + i * AGE_CHUNK_SIZE
- * (opened). */
+/* The plaintext of a chunk to seal: up to SEG_MAX pieces, AGE_CHUNK_SIZE
+ * bytes in all (the encryptor takes its input as it comes, without
+ * gathering it into one buffer). */
+#define SEG_MAX 8
+
+typedef struct chunk_in {
+    const uint8_t *p[SEG_MAX];
+    size_t n[SEG_MAX];
+    size_t k;
+} chunk_in;
+
+/* One batch: chunk i is in[i] (ENC_CHUNK bytes to open) or enc[i] (to
+ * seal) and goes to out + i * ENC_CHUNK (sealed) or out + i *
+ * AGE_CHUNK_SIZE (opened). */
 typedef struct batch {
     aead *const *ctx; /* par_state.ctx: one per pool slot */
     uint64_t counter; /* chunk 0's index in the stream */
-    const uint8_t *in[PAR_BATCH];
+    const uint8_t *const *in;
+    const chunk_in *enc;
     uint8_t *out;
     uint8_t ok[PAR_BATCH]; /* opening: chunk i authenticated */
 } batch;
@@ -677,7 +695,7 @@ static void seal_one(void *arg, size_t i, int slot)
     batch *b = arg;
     uint8_t nonce[AEAD_NONCE_LEN];
     chunk_nonce(nonce, b->counter + i, 0);
-    aead_seal(b->ctx[slot], b->out + i * ENC_CHUNK, b->in[i], AGE_CHUNK_SIZE, nonce);
+    aead_seal_gather(b->ctx[slot], b->out + i * ENC_CHUNK, b->enc[i].p, b->enc[i].n, b->enc[i].k, nonce);
 }
 
 static void open_one(void *arg, size_t i, int slot)
@@ -703,7 +721,8 @@ typedef struct enc_filter {
     par_state par;
 } enc_filter;
 
-static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err *e)
+/* Seal one chunk (n bytes of p) into f->out and write it to next. */
+static int enc_seal_copy(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err *e)
 {
     uint8_t nonce[AEAD_NONCE_LEN];
     if (f->counter == UINT64_MAX)
@@ -714,71 +733,199 @@ static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err 
     return cs_sink_write(f->next, f->out, n + TAG_LEN, e);
 }
 
-/* Seal k whole chunks at once: the held chunk first when held, then whole
- * chunks of p; every one of them has more data after it. */
-static int enc_batch(enc_filter *f, int held, const uint8_t *p, size_t k, cs_err *e)
+/* Seal one chunk into the room next lends when the sealed chunk fits in it
+ * (no copy), else through f->out. */
+static int enc_seal(enc_filter *f, const uint8_t *p, size_t n, int last, cs_err *e)
+{
+    uint8_t nonce[AEAD_NONCE_LEN];
+    uint8_t *room;
+    size_t got;
+    if (f->counter == UINT64_MAX)
+        return cs_err_set(e, CS_E_INVAL, "age: too many chunks");
+    int rc = cs_sink_reserve(f->next, n + TAG_LEN, &room, &got, e);
+    if (rc)
+        return rc;
+    if (got < n + TAG_LEN) {
+        rc = room ? cs_sink_commit(f->next, 0, e) : 0;
+        return rc ? rc : enc_seal_copy(f, p, n, last, e);
+    }
+    chunk_nonce(nonce, f->counter, last);
+    aead_seal(f->par.ctx[0], room, p, n, nonce);
+    f->counter++;
+    return cs_sink_commit(f->next, got, e);
+}
+
+/* A gathered write's pieces, as they are consumed. */
+typedef struct cursor {
+    const cs_iov *v;
+    size_t nv;
+    size_t i;    /* the current piece */
+    size_t off;  /* its bytes consumed */
+    size_t left; /* bytes of all pieces not consumed */
+} cursor;
+
+static void cur_init(cursor *c, const cs_iov *v, size_t nv)
+{
+    *c = (cursor){ v, nv, 0, 0, 0 };
+    for (size_t i = 0; i < nv; i++)
+        c->left += v[i].n;
+}
+
+/* The next piece of at most len bytes (len <= c->left), consumed. */
+static const uint8_t *cur_next(cursor *c, size_t len, size_t *n)
+{
+    while (c->off == c->v[c->i].n) {
+        c->i++;
+        c->off = 0;
+    }
+    const uint8_t *p = c->v[c->i].p + c->off;
+    *n = c->v[c->i].n - c->off < len ? c->v[c->i].n - c->off : len;
+    c->off += *n;
+    c->left -= *n;
+    return p;
+}
+
+/* Append the next len bytes as pieces of in; 0 (nothing consumed) when
+ * that takes more than in has room for. */
+static int cur_take(cursor *c, size_t len, chunk_in *in)
+{
+    cursor t = *c;
+    size_t k = in->k;
+    for (size_t n = 0; len > 0; len -= n) {
+        if (k == SEG_MAX)
+            return 0;
+        in->p[k] = cur_next(&t, len, &n);
+        in->n[k++] = n;
+    }
+    *c = t;
+    in->k = k;
+    return 1;
+}
+
+/* Copy the next len bytes to dst. */
+static void cur_copy(cursor *c, uint8_t *dst, size_t len)
+{
+    while (len > 0) {
+        size_t n;
+        const uint8_t *p = cur_next(c, len, &n);
+        memcpy(dst, p, n);
+        dst += n;
+        len -= n;
+    }
+}
+
+/* Up to k whole chunks: f->buf's bytes and then c's. A chunk in too many
+ * pieces is gathered into f->buf when it is the first, else ends the
+ * batch. Returns how many (>= 1); f->buf is empty after (its bytes stay
+ * there until sealed). */
+static size_t enc_gather(enc_filter *f, cursor *c, chunk_in *in, size_t k)
+{
+    size_t m = 0;
+    for (; m < k; m++) {
+        in[m].k = 0;
+        if (m == 0 && f->len > 0) {
+            in[0].p[0] = f->buf;
+            in[0].n[0] = f->len;
+            in[0].k = 1;
+        }
+        size_t need = AGE_CHUNK_SIZE - (m == 0 ? f->len : 0);
+        if (cur_take(c, need, &in[m]))
+            continue;
+        if (m > 0)
+            break;
+        cur_copy(c, f->buf + f->len, need);
+        in[0].p[0] = f->buf;
+        in[0].n[0] = AGE_CHUNK_SIZE;
+        in[0].k = 1;
+    }
+    f->len = 0;
+    return m;
+}
+
+/* Seal m (>= 1) whole non-final chunks in[0..m) into out, on the pool when
+ * there are several. */
+static void enc_seal_run(enc_filter *f, const chunk_in *in, size_t m, uint8_t *out)
 {
     batch b;
     b.ctx = f->par.ctx;
     b.counter = f->counter;
-    b.out = f->par.buf;
-    for (size_t i = 0; i < k; i++)
-        b.in[i] = held && i == 0 ? f->buf : p + (i - (held ? 1 : 0)) * AGE_CHUNK_SIZE;
-    age_pool_run(f->par.pool, seal_one, &b, k);
-    f->counter += k;
-    return cs_sink_write(f->next, b.out, k * ENC_CHUNK, e);
+    b.in = NULL;
+    b.enc = in;
+    b.out = out;
+    if (m > 1 && f->par.pool)
+        age_pool_run(f->par.pool, seal_one, &b, m);
+    else
+        for (size_t i = 0; i < m; i++)
+            seal_one(&b, i, 0);
+    f->counter += m;
+}
+
+/* Seal the m whole chunks in[0..m), every one with more data after it.
+ * They go into the room next lends, as many as fit at a time; the one that
+ * straddles the end of its room (a part's end) through f->out; all of them
+ * through the batch buffer when next lends none. */
+static int enc_chunks(enc_filter *f, const chunk_in *in, size_t m, cs_err *e)
+{
+    if (f->counter >= UINT64_MAX - m)
+        return cs_err_set(e, CS_E_INVAL, "age: too many chunks");
+    for (size_t done = 0, step = 0; done < m; done += step) {
+        uint8_t *room, *out;
+        size_t got;
+        int rc = cs_sink_reserve(f->next, (m - done) * ENC_CHUNK, &room, &got, e);
+        if (rc)
+            return rc;
+        step = got / ENC_CHUNK;
+        if (step > 0) {
+            enc_seal_run(f, in + done, step, room);
+            rc = cs_sink_commit(f->next, step * ENC_CHUNK, e);
+        } else {
+            rc = room ? cs_sink_commit(f->next, 0, e) : 0;
+            step = room ? 1 : m - done;
+            out = step == 1 ? f->out : par_buf(&f->par, (size_t)PAR_BATCH * ENC_CHUNK);
+            if (!rc)
+                enc_seal_run(f, in + done, step, out);
+            if (!rc)
+                rc = cs_sink_write(f->next, out, step * ENC_CHUNK, e);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A full chunk is sealed only when more data follows it (the last chunk,
+ * full or not, carries the final flag): what is left, a chunk or less,
+ * waits in f->buf. Several whole chunks are sealed as a batch. */
+static int enc_writev(cs_sink *s, const cs_iov *v, size_t nv, cs_err *e)
+{
+    enc_filter *f = (enc_filter *)s;
+    chunk_in in[PAR_BATCH];
+    cursor c;
+    int rc = 0;
+    if (f->failed)
+        return cs_err_set(e, f->failed, "age: encryption already failed");
+    cur_init(&c, v, nv);
+    while (rc == 0 && f->len + c.left > AGE_CHUNK_SIZE) {
+        size_t k = (f->len + c.left - 1) / AGE_CHUNK_SIZE;
+        k = k > PAR_BATCH ? PAR_BATCH : k;
+        if (!par_ready(&f->par, k, f->counter, f->key))
+            k = 1;
+        rc = enc_chunks(f, in, enc_gather(f, &c, in, k), e);
+    }
+    if (rc) {
+        f->failed = rc;
+        return rc;
+    }
+    size_t rest = c.left;
+    cur_copy(&c, f->buf + f->len, rest);
+    f->len += rest;
+    return 0;
 }
 
 static int enc_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
-    enc_filter *f = (enc_filter *)s;
-    int rc = 0;
-    if (f->failed)
-        return cs_err_set(e, f->failed, "age: encryption already failed");
-    while (n > 0) {
-        /* Many whole chunks with data after each: a batch. */
-        if (f->len == AGE_CHUNK_SIZE || f->len == 0) {
-            int held = f->len == AGE_CHUNK_SIZE;
-            size_t k = (size_t)held + (n - 1) / AGE_CHUNK_SIZE;
-            if (k > PAR_BATCH)
-                k = PAR_BATCH;
-            if (par_ready(&f->par, k, f->counter, (size_t)PAR_BATCH * ENC_CHUNK, f->key)) {
-                size_t used = (k - (size_t)held) * AGE_CHUNK_SIZE;
-                rc = enc_batch(f, held, p, k, e);
-                if (rc)
-                    goto out;
-                f->len = 0;
-                p += used;
-                n -= used;
-                continue;
-            }
-        }
-        /* A full chunk is sealed only when more data follows: the last
-         * chunk, full or not, carries the final flag. */
-        if (f->len == AGE_CHUNK_SIZE) {
-            rc = enc_seal(f, f->buf, f->len, 0, e);
-            if (rc)
-                goto out;
-            f->len = 0;
-        }
-        if (f->len == 0 && n > AGE_CHUNK_SIZE) {
-            rc = enc_seal(f, p, AGE_CHUNK_SIZE, 0, e);
-            if (rc)
-                goto out;
-            p += AGE_CHUNK_SIZE;
-            n -= AGE_CHUNK_SIZE;
-            continue;
-        }
-        size_t take = AGE_CHUNK_SIZE - f->len < n ? AGE_CHUNK_SIZE - f->len : n;
-        memcpy(f->buf + f->len, p, take);
-        f->len += take;
-        p += take;
-        n -= take;
-    }
-out:
-    if (rc)
-        f->failed = rc;
-    return rc;
+    cs_iov v = { p, n };
+    return enc_writev(s, &v, 1, e);
 }
 
 static int enc_close(cs_sink *s, cs_err *e)
@@ -819,6 +966,7 @@ static void enc_free(cs_sink *s)
 }
 
 static const cs_sink_ops enc_ops = { enc_write, enc_close, enc_free };
+static const cs_sink_opt_ops enc_opt = { .writev = enc_writev };
 
 /* A fresh file key fk and the header for the n recipients into h. */
 static int make_header(age_recipient *const *rcpts, size_t n, uint8_t fk[FILE_KEY_LEN], cs_buf *h,
@@ -897,6 +1045,7 @@ cs_sink *age_encrypt_new_seal(cs_sink *next, age_recipient *const *rcpts, size_t
         goto out;
     f = cs_calloc(1, sizeof *f);
     f->base.ops = &enc_ops;
+    f->base.opt = &enc_opt;
     f->next = next;
     next = NULL;
     payload_key(f->key, fk, (const uint8_t *)h.data + h.len - NONCE_LEN);
@@ -1333,13 +1482,16 @@ static int dec_chunk(dec_filter *d, const uint8_t *c, size_t n, int more, cs_err
  * released, then the stream fails). Nothing after it is released. */
 static int dec_batch(dec_filter *d, int held, const uint8_t *p, size_t k, cs_err *e)
 {
+    const uint8_t *in[PAR_BATCH];
     batch b;
     int rc = 0;
     b.ctx = d->par.ctx;
     b.counter = d->counter;
-    b.out = d->par.buf;
+    b.in = in;
+    b.enc = NULL;
+    b.out = par_buf(&d->par, (size_t)PAR_BATCH * AGE_CHUNK_SIZE);
     for (size_t i = 0; i < k; i++)
-        b.in[i] = held && i == 0 ? d->cbuf : p + (i - (held ? 1 : 0)) * ENC_CHUNK;
+        in[i] = held && i == 0 ? d->cbuf : p + (i - (held ? 1 : 0)) * ENC_CHUNK;
     age_pool_run(d->par.pool, open_one, &b, k);
     size_t good = 0;
     while (good < k && b.ok[good])
@@ -1348,7 +1500,7 @@ static int dec_batch(dec_filter *d, int held, const uint8_t *p, size_t k, cs_err
     if (good > 0)
         rc = cs_sink_write(d->next, b.out, good * AGE_CHUNK_SIZE, e);
     for (size_t i = good; i < k && rc == 0; i++)
-        rc = dec_chunk(d, b.in[i], ENC_CHUNK, 1, e);
+        rc = dec_chunk(d, in[i], ENC_CHUNK, 1, e);
     return rc;
 }
 
@@ -1408,7 +1560,7 @@ static int dec_binary(dec_filter *d, const uint8_t *p, size_t n, cs_err *e)
                 size_t k = (size_t)held + (n - 1) / ENC_CHUNK;
                 if (k > PAR_BATCH)
                     k = PAR_BATCH;
-                if (par_ready(&d->par, k, d->counter, (size_t)PAR_BATCH * AGE_CHUNK_SIZE, d->key)) {
+                if (par_ready(&d->par, k, d->counter, d->key)) {
                     size_t used = (k - (size_t)held) * ENC_CHUNK;
                     rc = dec_batch(d, held, p, k, e);
                     if (rc)

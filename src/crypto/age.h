@@ -20,8 +20,16 @@
  * overrides the count, 1 is serial): the output is the same, byte for byte
  * and in the same order, and the decryptor still releases only authenticated
  * chunks, in order, nothing after a chunk that fails. Such a sink then also
- * holds a 2 MiB batch buffer and its worker threads until it is freed;
- * smaller writes never start a thread.
+ * holds its worker threads, and a 2 MiB batch buffer (the encryptor's only
+ * when its next sink lends no room, see below), until it is freed; smaller
+ * writes never start a thread.
+ *
+ * The encryptor copies little (io/sink.h's optional operations): it seals
+ * each chunk straight into the room its next sink lends (reserve/commit:
+ * the S3 part, the Azure block), and takes gathered writes, sealing a
+ * chunk from the pieces that hold it (up to 8; more are gathered first).
+ * Only what waits for more input (less than a chunk, or the last chunk
+ * until close) is copied into its chunk buffer.
  *
  * Errors (for callers that must tell them apart):
  *   CS_E_CORRUPT "age header: ..."  the header is malformed or its MAC is wrong

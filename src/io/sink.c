@@ -28,6 +28,20 @@ int cs_sink_write(cs_sink *s, const void *p, size_t n, cs_err *e)
     return s->ops->write(s, p, n, e);
 }
 
+int cs_sink_writev(cs_sink *s, const cs_iov *v, size_t n, cs_err *e)
+{
+    if (s->closed)
+        return cs_err_set(e, CS_E_INVAL, "write to a closed stream");
+    if (s->opt && s->opt->writev)
+        return s->opt->writev(s, v, n, e);
+    for (size_t i = 0; i < n; i++) {
+        int rc = cs_sink_write(s, v[i].p, v[i].n, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int cs_sink_close(cs_sink *s, cs_err *e)
 {
     if (s->closed)
@@ -36,6 +50,24 @@ int cs_sink_close(cs_sink *s, cs_err *e)
     if (rc == 0)
         s->closed = 1;
     return rc;
+}
+
+int cs_sink_reserve(cs_sink *s, size_t want, uint8_t **p, size_t *got, cs_err *e)
+{
+    *p = NULL;
+    *got = 0;
+    if (s->closed)
+        return cs_err_set(e, CS_E_INVAL, "write to a closed stream");
+    if (!s->opt || !s->opt->reserve || want == 0)
+        return 0;
+    return s->opt->reserve(s, want, p, got, e);
+}
+
+int cs_sink_commit(cs_sink *s, size_t n, cs_err *e)
+{
+    if (s->closed || !s->opt || !s->opt->commit)
+        return cs_err_set(e, CS_E_INVAL, "commit without a reservation");
+    return s->opt->commit(s, n, e);
 }
 
 void cs_sink_free(cs_sink *s)

@@ -11,7 +11,19 @@
  * Life cycle: write* then close (flushes, checks, commits, and closes the
  * rest of the chain), then free. Free without a successful close aborts:
  * a file sink removes its partial file, a storage writer discards the
- * upload. Must not: know about repositories, Cassandra or storage drivers. */
+ * upload. Must not: know about repositories, Cassandra or storage drivers.
+ *
+ * Optional operations (cs_sink_opt_ops), each the same as plain writes
+ * for the stream's bytes and for what the sink does with them (parts,
+ * their boundaries, errors, cancel), so that bytes are copied less:
+ * - reserve/commit: a sink that gathers bytes into a buffer of its own
+ *   anyway (the S3 part, the Azure block) lends the caller room in it, so
+ *   that a stage producing bytes (the age encryptor) writes them there
+ *   itself instead of into its own buffer and then a copy;
+ * - a gathered write: pieces given at once (the zstd store frame's block
+ *   headers between the blocks of the read buffer), which a stage that
+ *   works on whole units (age's 64 KiB chunks) takes without gathering
+ *   them into one buffer first. */
 #ifndef CS_IO_SINK_H
 #define CS_IO_SINK_H
 
@@ -30,14 +42,53 @@ typedef struct cs_sink_ops {
     void (*free)(cs_sink *s); /* frees s itself and the sink it owns */
 } cs_sink_ops;
 
+/* A piece of a gathered write. */
+typedef struct cs_iov {
+    const uint8_t *p;
+    size_t n;
+} cs_iov;
+
+/* A table of its own, not fields of cs_sink_ops, so that the sinks without
+ * them need no change; give it with designated initializers: a NULL entry
+ * is not supported (the wrappers below fall back to plain writes). */
+typedef struct cs_sink_opt_ops {
+    /* 1 <= want; sets *p and 1 <= *got <= want. */
+    int (*reserve)(cs_sink *s, size_t want, uint8_t **p, size_t *got, cs_err *e);
+    int (*commit)(cs_sink *s, size_t n, cs_err *e); /* n <= the reservation's got */
+    int (*writev)(cs_sink *s, const cs_iov *v, size_t n, cs_err *e);
+} cs_sink_opt_ops;
+
 struct cs_sink {
     const cs_sink_ops *ops;
+    const cs_sink_opt_ops *opt; /* NULL (a zeroed sink): none */
     int closed; /* set by cs_sink_close on success */
 };
 
 int cs_sink_write(cs_sink *s, const void *p, size_t n, cs_err *e);
+/* The n pieces of v in order, as one cs_sink_write each would (empty
+ * pieces are fine). */
+int cs_sink_writev(cs_sink *s, const cs_iov *v, size_t n, cs_err *e);
 int cs_sink_close(cs_sink *s, cs_err *e);
 void cs_sink_free(cs_sink *s); /* NULL is fine */
+
+/* Room for the next bytes of the stream in s's own buffer: *p and *got with
+ * 1 <= *got <= want (want >= 1), valid until the commit. Returns 0 with
+ * *p = NULL and *got = 0 when s lends no buffer (the caller writes
+ * instead). The room may be less than want (the end of a part): the caller
+ * commits what fits and reserves again, or writes. A reservation announces
+ * more bytes: like a write that brings them, it may first pass on what the
+ * sink holds (a full part goes up), and so may wait for a part buffer, fail
+ * like a write (also with CS_E_CANCELED) or a later write or close may
+ * report its failure. Memory stays the sink's own, bounded as its writes'.
+ * Errors: those of a write; a closed sink is CS_E_INVAL. */
+int cs_sink_reserve(cs_sink *s, size_t want, uint8_t **p, size_t *got, cs_err *e);
+
+/* The first n (<= *got) bytes of the last reservation are the stream's next
+ * bytes, as if written; the rest of the room is not part of the stream
+ * (n = 0 commits nothing). Exactly one commit follows each successful
+ * reservation that lent room, with no other call on s between the two;
+ * free without commit drops the reservation with everything else. */
+int cs_sink_commit(cs_sink *s, size_t n, cs_err *e);
 
 /* Open path for one sequential read by cs_pump_fd, with direct I/O where the
  * file system has it: the bytes go from the disk into the pump's buffer,

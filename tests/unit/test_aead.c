@@ -75,6 +75,24 @@ static void test_messages(void **state)
         memset(got, 0, n + AEAD_TAG_LEN);
         aead_seal_once(key, got, p, n, nonce);
         assert_memory_equal(got, want, n + AEAD_TAG_LEN);
+        /* Gathered from pieces: cut at 1, 3 (a zstd block header), 64 (a ChaCha20
+         * block) and 16 (a Poly1305 block) bytes, anywhere in the message. */
+        static const size_t cuts[] = { 1, 3, 16, 63, 64, 65, 1000 };
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            const uint8_t *in[8];
+            size_t len[8], k = 0, at = 0;
+            while (at < n && k < 7) {
+                len[k] = cuts[(c + k) % (sizeof cuts / sizeof cuts[0])];
+                len[k] = len[k] < n - at ? len[k] : n - at;
+                in[k] = p + at;
+                at += len[k++];
+            }
+            in[k] = p + at;
+            len[k++] = n - at;
+            memset(got, 0, n + AEAD_TAG_LEN);
+            aead_seal_gather(a, got, in, len, k, nonce);
+            assert_memory_equal(got, want, n + AEAD_TAG_LEN);
+        }
         memcpy(got, p, n); /* in place */
         aead_seal(a, got, got, n, nonce);
         assert_memory_equal(got, want, n + AEAD_TAG_LEN);

@@ -1064,6 +1064,310 @@ static void test_parallel(void **state)
     age_identity_free(id);
 }
 
+/* ---- reserve/commit: sealing into the next sink's buffer ------------------ */
+
+/* A sink that lends room in "parts" like the S3 writer (io/sink.h): a part
+ * of part bytes is passed on (appended to out) when it is full and more
+ * bytes come, by a write or a reservation; a reservation lends at most the
+ * part's room and at most lend bytes. It checks the protocol: one commit
+ * of at most the lent room after each reservation, nothing in between. */
+typedef struct lend_sink {
+    cs_sink base;
+    cs_buf *out;
+    size_t part, lend;
+    uint8_t *buf;
+    size_t len;
+    size_t lent;        /* the open reservation's room; 0: none */
+    int open;           /* a reservation is open */
+    size_t committed;   /* bytes that came by commit */
+    size_t written;     /* bytes that came by write */
+} lend_sink;
+
+static void lend_pass_full(lend_sink *l)
+{
+    if (l->len == l->part) {
+        cs_buf_add(l->out, l->buf, l->len);
+        l->len = 0;
+    }
+}
+
+static int lend_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    (void)e;
+    lend_sink *l = (lend_sink *)s;
+    assert_false(l->open);
+    l->written += n;
+    while (n > 0) {
+        lend_pass_full(l);
+        size_t k = l->part - l->len < n ? l->part - l->len : n;
+        memcpy(l->buf + l->len, p, k);
+        l->len += k;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int lend_reserve(cs_sink *s, size_t want, uint8_t **p, size_t *got, cs_err *e)
+{
+    (void)e;
+    lend_sink *l = (lend_sink *)s;
+    assert_false(l->open);
+    assert_true(want > 0);
+    lend_pass_full(l);
+    size_t room = l->part - l->len;
+    room = room < l->lend ? room : l->lend;
+    *got = want < room ? want : room;
+    *p = l->buf + l->len;
+    memset(*p, 0xa5, *got); /* what is not sealed there shows */
+    l->lent = *got;
+    l->open = 1;
+    return 0;
+}
+
+static int lend_commit(cs_sink *s, size_t n, cs_err *e)
+{
+    (void)e;
+    lend_sink *l = (lend_sink *)s;
+    assert_true(l->open);
+    assert_true(n <= l->lent);
+    l->len += n;
+    l->committed += n;
+    l->open = 0;
+    l->lent = 0;
+    return 0;
+}
+
+static int lend_close(cs_sink *s, cs_err *e)
+{
+    (void)e;
+    lend_sink *l = (lend_sink *)s;
+    assert_false(l->open);
+    cs_buf_add(l->out, l->buf, l->len);
+    l->len = 0;
+    return 0;
+}
+
+static void lend_free(cs_sink *s)
+{
+    free(((lend_sink *)s)->buf);
+    free(s);
+}
+
+static const cs_sink_ops lend_ops = { lend_write, lend_close, lend_free };
+static const cs_sink_opt_ops lend_opt = { .reserve = lend_reserve, .commit = lend_commit };
+
+static lend_sink *lend_new(cs_buf *out, size_t part, size_t lend)
+{
+    lend_sink *l = calloc(1, sizeof *l);
+    l->base.ops = &lend_ops;
+    l->base.opt = &lend_opt;
+    l->out = out;
+    l->part = part;
+    l->lend = lend;
+    l->buf = malloc(part);
+    return l;
+}
+
+/* Encrypt data[0..n) with seal into next in writes of the given kind
+ * (0: one write, 1: cycling sizes, 2: 1 MiB writes) on pool threads. */
+static void encrypt_sealed(cs_sink *next, age_recipient *r, age_seal *seal, const char *threads,
+                           const uint8_t *data, size_t n, int how)
+{
+    static const size_t sizes[] = { 1, CHUNK - 1, CHUNK, CHUNK + 1, 3u << 20, 77777 };
+    static const size_t mib[] = { 1u << 20 };
+    cs_err e;
+    cs_err_clear(&e);
+    setenv("CASSETTE_AGE_THREADS", threads, 1);
+    cs_sink *s = age_encrypt_new_seal(next, &r, 1, seal, &e);
+    unsetenv("CASSETTE_AGE_THREADS");
+    assert_non_null(s);
+    int rc = how == 0   ? cs_sink_write(s, data, n, &e)
+             : how == 1 ? write_cycle(s, data, n, sizes, 6, &e)
+                        : write_cycle(s, data, n, mib, 1, &e);
+    if (rc || cs_sink_close(s, &e))
+        fail_msg("encrypting %zu bytes: %s", n, e.msg);
+    cs_sink_free(s);
+}
+
+/* The encryptor seals into the room its next sink lends (reserve/commit)
+ * and writes otherwise: the file is the same bytes either way, for lengths
+ * around chunk and batch boundaries, parts whose ends fall anywhere in a
+ * chunk (also parts smaller than a sealed chunk), lent room smaller than a
+ * part, serial and parallel, whatever the writes. */
+static void test_reserve_commit(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    static const size_t lens[] = {
+        0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 4 * CHUNK - 1, 4 * CHUNK, 4 * CHUNK + 1,
+        32 * CHUNK - 1, 32 * CHUNK, 32 * CHUNK + 1, 33 * CHUNK + 1, 70 * CHUNK + 12345,
+    };
+    struct { size_t part, lend; } shapes[] = {
+        { 3 * ENC, SIZE_MAX },             /* parts of whole sealed chunks (after the header) */
+        { (1u << 20) + 7, SIZE_MAX },      /* part ends anywhere */
+        { 5u << 20, SIZE_MAX },            /* S3's smallest part */
+        { ENC - 1, SIZE_MAX },             /* no sealed chunk ever fits a part */
+        { 2u << 20, 3 * ENC - 5 },         /* room lent short of a part */
+        { 2u << 20, ENC },
+    };
+    static const char *pools[] = { "1", "2" };
+    age_identity *id = age_keygen();
+    age_recipient *r = NULL;
+    assert_int_equal(age_identity_recipient(id, &r, &e), 0);
+    age_seal seal = { { 0 }, CS_BUF_INIT };
+    size_t maxn = 6u << 20;
+    uint8_t *data = make_data(maxn, 777);
+
+    /* The reference: the write path, serial; it also fills the seal. */
+    cs_buf ref[sizeof lens / sizeof lens[0]];
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        ref[i] = (cs_buf)CS_BUF_INIT;
+        encrypt_sealed(cs_buf_sink_new(&ref[i], SIZE_MAX), r, &seal, "1", data, lens[i], 0);
+    }
+    size_t hdr = seal.header.len; /* with the payload nonce */
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            for (size_t k = 0; k < 2; k++) {
+                for (int how = 0; how < 3; how++) {
+                    cs_buf out = CS_BUF_INIT;
+                    lend_sink *l = lend_new(&out, shapes[sh].part, shapes[sh].lend);
+                    encrypt_sealed(&l->base, r, &seal, pools[k], data, lens[i], how);
+                    if (out.len != ref[i].len || memcmp(out.data, ref[i].data, out.len))
+                        fail_msg("reserve/commit differs: %zu bytes, part %zu, lend %zu, pool %s, writes %d",
+                                 lens[i], shapes[sh].part, shapes[sh].lend, pools[k], how);
+                    cs_buf_free(&out);
+                }
+            }
+        }
+        /* Around the first part's end: the file ends 1 byte short of it, on it, 1 byte past it. */
+        size_t part = shapes[sh].part;
+        for (long d = -1; d <= 1 && part > hdr + 32 + 1; d++) {
+            size_t body = part - hdr + (size_t)d; /* the sealed chunks */
+            size_t chunks = (body + ENC - 1) / ENC;
+            size_t n = body - 16 * chunks;
+            if (n > maxn || (n + CHUNK - 1) / CHUNK != chunks)
+                continue; /* no file has that length */
+            cs_buf want = CS_BUF_INIT, out = CS_BUF_INIT;
+            encrypt_sealed(cs_buf_sink_new(&want, SIZE_MAX), r, &seal, "1", data, n, 0);
+            assert_int_equal(want.len, part + (size_t)d);
+            for (size_t k = 0; k < 2; k++) {
+                cs_buf_reset(&out);
+                lend_sink *l = lend_new(&out, part, shapes[sh].lend);
+                encrypt_sealed(&l->base, r, &seal, pools[k], data, n, 2);
+                assert_int_equal(out.len, want.len);
+                assert_memory_equal(out.data, want.data, want.len);
+            }
+            cs_buf_free(&want);
+            cs_buf_free(&out);
+        }
+    }
+    /* Most bytes come by commit when there is room; by write when a sealed chunk never fits. */
+    for (int sh = 0; sh < 2; sh++) {
+        cs_buf out = CS_BUF_INIT;
+        lend_sink *l = lend_new(&out, sh ? ENC - 1 : (1u << 20) + 7, SIZE_MAX);
+        size_t n = 70 * CHUNK + 12345;
+        /* The counts are read before the sink is freed with the chain. */
+        setenv("CASSETTE_AGE_THREADS", "2", 1);
+        cs_sink *s = age_encrypt_new_seal(&l->base, &r, 1, &seal, &e);
+        unsetenv("CASSETTE_AGE_THREADS");
+        assert_non_null(s);
+        assert_int_equal(write_cycle(s, data, n, (const size_t[]){ 1u << 20 }, 1, &e), 0);
+        assert_int_equal(cs_sink_close(s, &e), 0);
+        if (sh == 0)
+            assert_true(l->committed > out.len * 9 / 10);
+        else /* only the short final chunk fits */
+            assert_int_equal(l->committed, 12345 + 16);
+        assert_int_equal(l->committed + l->written, out.len);
+        cs_sink_free(s);
+        cs_buf_free(&out);
+    }
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        cs_buf_free(&ref[i]);
+    age_seal_wipe(&seal);
+    free(data);
+    age_recipient_free(r);
+    age_identity_free(id);
+}
+
+/* Write data[0..n) to s as gathered writes of g pieces each, the pieces'
+ * sizes cycling through sizes[] (0 included). */
+static int writev_cycle(cs_sink *s, const uint8_t *data, size_t n, const size_t *sizes, size_t ns,
+                        size_t g, cs_err *e)
+{
+    cs_iov v[64];
+    size_t off = 0, i = 0;
+    while (off < n) {
+        size_t k = 0;
+        for (; k < g && off < n; k++) {
+            size_t c = sizes[i++ % ns];
+            c = c < n - off ? c : n - off;
+            v[k] = (cs_iov){ data + off, c };
+            off += c;
+        }
+        int rc = cs_sink_writev(s, v, k, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Gathered writes (cs_sink_writev) give the file that one buffer gives:
+ * pieces as the zstd store frame gives them (a 3-byte block header, a
+ * 128 KiB block), pieces so small that a chunk spans more than the
+ * encryptor takes at once, empty ones; into a plain sink and one that
+ * lends room; serial and parallel. */
+static void test_gathered_writes(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    static const size_t lens[] = { 0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 4 * CHUNK + 3, 33 * CHUNK + 1,
+                                   (3u << 20) + 77 };
+    static const size_t zraw[] = { 3, 131072 }, tiny[] = { 1, 2, 3, 0, 5, 4000 },
+                        mixed[] = { 65533, 5, 7, 65536, 0, 1, 200000, 3 };
+    static const struct { const size_t *sizes; size_t ns, g; } ways[] = {
+        { zraw, 2, 16 }, { zraw, 2, 1 }, { tiny, 6, 60 }, { mixed, 8, 8 }, { mixed, 8, 3 },
+    };
+    static const char *pools[] = { "1", "2" };
+    age_identity *id = age_keygen();
+    age_recipient *r = NULL;
+    assert_int_equal(age_identity_recipient(id, &r, &e), 0);
+    age_seal seal = { { 0 }, CS_BUF_INIT };
+    uint8_t *data = make_data((3u << 20) + 77, 99);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        cs_buf want = CS_BUF_INIT;
+        encrypt_sealed(cs_buf_sink_new(&want, SIZE_MAX), r, &seal, "1", data, lens[i], 0);
+        for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+            for (size_t k = 0; k < 2; k++) {
+                for (int lend = 0; lend < 2; lend++) {
+                    cs_buf out = CS_BUF_INIT;
+                    cs_sink *next = lend ? &lend_new(&out, (1u << 20) + 7, SIZE_MAX)->base
+                                         : cs_buf_sink_new(&out, SIZE_MAX);
+                    setenv("CASSETTE_AGE_THREADS", pools[k], 1);
+                    cs_sink *s = age_encrypt_new_seal(next, &r, 1, &seal, &e);
+                    unsetenv("CASSETTE_AGE_THREADS");
+                    assert_non_null(s);
+                    int rc = writev_cycle(s, data, lens[i], ways[w].sizes, ways[w].ns, ways[w].g, &e);
+                    if (rc || cs_sink_close(s, &e))
+                        fail_msg("gathered writes: %s", e.msg);
+                    cs_sink_free(s);
+                    if (out.len != want.len || memcmp(out.data, want.data, out.len))
+                        fail_msg("gathered writes differ: %zu bytes, way %zu, pool %s, lend %d", lens[i], w,
+                                 pools[k], lend);
+                    cs_buf_free(&out);
+                }
+            }
+        }
+        cs_buf_free(&want);
+    }
+    age_seal_wipe(&seal);
+    free(data);
+    age_recipient_free(r);
+    age_identity_free(id);
+}
+
 /* ---- interop with the age CLI ---------------------------------------------- */
 
 /* Run argv with stdout into out_path (NULL: /dev/null); the exit code. */
@@ -1275,6 +1579,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_armor, setup, teardown),
         cmocka_unit_test(test_identity_file),
         cmocka_unit_test(test_parallel),
+        cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_gathered_writes),
         cmocka_unit_test(test_interop_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
