@@ -218,6 +218,15 @@ static int count_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     return c->next ? cs_sink_write(c->next, p, n, e) : 0;
 }
 
+/* Gathered writes pass through as they are (zstd store -> count -> age). */
+static int count_writev(cs_sink *s, const cs_iov *v, size_t n, cs_err *e)
+{
+    count_filter *c = (count_filter *)s;
+    for (size_t i = 0; i < n; i++)
+        *c->count += v[i].n;
+    return c->next ? cs_sink_writev(c->next, v, n, e) : 0;
+}
+
 static int count_close(cs_sink *s, cs_err *e)
 {
     count_filter *c = (count_filter *)s;
@@ -232,11 +241,13 @@ static void count_free(cs_sink *s)
 }
 
 static const cs_sink_ops count_ops = { count_write, count_close, count_free };
+static const cs_sink_opt_ops count_opt = { .writev = count_writev };
 
 cs_sink *cs_count_filter_new(cs_sink *next, uint64_t *count)
 {
     count_filter *c = cs_calloc(1, sizeof *c);
     c->base.ops = &count_ops;
+    c->base.opt = &count_opt;
     c->next = next;
     c->count = count;
     *count = 0;
@@ -346,20 +357,32 @@ static const cs_sink_ops zc_ops = { zc_write, zc_close, zc_free };
  * the frame header (no content size, a 128 KiB window, no content
  * checksum: see cs_zstd_compress_new), blocks of type Raw of at most
  * 128 KiB and an empty last block: an ordinary zstd frame that every
- * decoder reads, with one copy of the bytes and no search. */
+ * decoder reads, with no search. The blocks are not copied: each write
+ * goes on as one gathered write (io/sink.h) of the whole blocks it brings,
+ * each after its header, read where the writer has them (the pump's
+ * buffer); only a block that a write leaves unfinished (a file's end) is
+ * gathered into buf. The frame's bytes do not depend on how the writes cut
+ * the content. */
 
 #define RAW_BLOCK ((size_t)128 << 10)
-#define RAW_BLOCKS 8                   /* blocks gathered per write to next */
+#define RAW_BLOCKS 8                   /* blocks per gathered write to next */
 #define RAW_HDR 3                      /* a block header */
-#define RAW_CAP (RAW_BLOCKS * (RAW_HDR + RAW_BLOCK) + 16)
+
+static const uint8_t raw_frame_header[] = {
+    0x28, 0xb5, 0x2f, 0xfd, /* magic number */
+    0x00,                   /* descriptor: no checksum, no size, no dictionary, not single segment */
+    (17 - 10) << 3,         /* window descriptor: 2^17 bytes, one block */
+};
 
 typedef struct zraw_filter {
     cs_sink base;
     cs_sink *next;
-    uint8_t *buf;     /* whole blocks, then the current one (its header last) */
-    size_t len;       /* bytes of buf in use */
-    size_t block;     /* offset of the current block's header; its bytes follow */
-    bool open;        /* a block is begun at buf + block */
+    bool started;     /* the frame header went to next */
+    uint8_t *buf;     /* a block a write left unfinished: its header, then its bytes */
+    size_t len;       /* bytes of buf in use; 0: none */
+    uint8_t hdr[RAW_BLOCKS][RAW_HDR]; /* the headers of a gathered write's whole blocks */
+    cs_iov v[2 * RAW_BLOCKS + 3];     /* that write: frame header, buf, then header, block, ... */
+    size_t nv;
 } zraw_filter;
 
 static void raw_put_header(uint8_t *h, size_t size, bool last)
@@ -370,61 +393,73 @@ static void raw_put_header(uint8_t *h, size_t size, bool last)
     h[2] = (uint8_t)(v >> 16);
 }
 
-/* Close the current block (if any) with its header. */
-static void raw_end_block(zraw_filter *z, bool last)
+static void raw_add(zraw_filter *z, const uint8_t *p, size_t n)
 {
-    if (!z->open) {
-        raw_put_header(z->buf + z->len, 0, last); /* an empty block */
-        z->len += RAW_HDR;
-        return;
+    if (!z->started) {
+        z->v[z->nv++] = (cs_iov){ raw_frame_header, sizeof raw_frame_header };
+        z->started = true;
     }
-    raw_put_header(z->buf + z->block, z->len - z->block - RAW_HDR, last);
-    z->open = false;
+    z->v[z->nv++] = (cs_iov){ p, n };
 }
 
+/* The gathered pieces go to next; buf is free after. */
 static int raw_flush(zraw_filter *z, cs_err *e)
 {
-    int rc = z->len ? cs_sink_write(z->next, z->buf, z->len, e) : 0;
-    z->len = 0;
+    int rc = z->nv ? cs_sink_writev(z->next, z->v, z->nv, e) : 0;
+    z->nv = 0;
+    if (z->len == RAW_HDR + RAW_BLOCK)
+        z->len = 0; /* it went as a whole block */
     return rc;
 }
 
 static int zraw_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
     zraw_filter *z = (zraw_filter *)s;
-    while (n > 0) {
-        if (!z->open) {
-            if (z->len + RAW_HDR + RAW_BLOCK > RAW_CAP) {
-                int rc = raw_flush(z, e);
-                if (rc)
-                    return rc;
-            }
-            z->block = z->len;
-            z->len += RAW_HDR;
-            z->open = true;
-        }
-        size_t room = RAW_BLOCK - (z->len - z->block - RAW_HDR);
-        size_t k = n < room ? n : room;
+    size_t nh = 0;
+    if (z->len) { /* finish the block begun before */
+        size_t k = RAW_HDR + RAW_BLOCK - z->len < n ? RAW_HDR + RAW_BLOCK - z->len : n;
         memcpy(z->buf + z->len, p, k);
         z->len += k;
         p += k;
         n -= k;
-        if (k == room)
-            raw_end_block(z, false);
+        if (z->len < RAW_HDR + RAW_BLOCK)
+            return 0;
+        raw_put_header(z->buf, RAW_BLOCK, false);
+        raw_add(z, z->buf, z->len);
     }
+    for (; n >= RAW_BLOCK; p += RAW_BLOCK, n -= RAW_BLOCK) {
+        if (nh == RAW_BLOCKS) {
+            int rc = raw_flush(z, e);
+            if (rc)
+                return rc;
+            nh = 0;
+        }
+        raw_put_header(z->hdr[nh], RAW_BLOCK, false);
+        raw_add(z, z->hdr[nh++], RAW_HDR);
+        raw_add(z, p, RAW_BLOCK);
+    }
+    int rc = raw_flush(z, e);
+    if (rc || n == 0)
+        return rc;
+    memcpy(z->buf + RAW_HDR, p, n); /* a block begun: its size comes later */
+    z->len = RAW_HDR + n;
     return 0;
 }
 
+/* The last block: the unfinished one, or an empty one. */
 static int zraw_close(cs_sink *s, cs_err *e)
 {
     zraw_filter *z = (zraw_filter *)s;
-    if (z->len + RAW_HDR > RAW_CAP) {
-        int rc = raw_flush(z, e);
-        if (rc)
-            return rc;
+    uint8_t empty[RAW_HDR];
+    if (z->len) {
+        raw_put_header(z->buf, z->len - RAW_HDR, true);
+        raw_add(z, z->buf, z->len);
+    } else {
+        raw_put_header(empty, 0, true);
+        raw_add(z, empty, RAW_HDR);
     }
-    raw_end_block(z, true);
     int rc = raw_flush(z, e);
+    z->len = 0;
     return rc ? rc : cs_sink_close(z->next, e);
 }
 
@@ -440,17 +475,10 @@ static const cs_sink_ops zraw_ops = { zraw_write, zraw_close, zraw_free };
 
 static cs_sink *zstd_store_new(cs_sink *next)
 {
-    static const uint8_t frame_header[] = {
-        0x28, 0xb5, 0x2f, 0xfd, /* magic number */
-        0x00,                   /* descriptor: no checksum, no size, no dictionary, not single segment */
-        (17 - 10) << 3,         /* window descriptor: 2^17 bytes, one block */
-    };
     zraw_filter *z = cs_calloc(1, sizeof *z);
     z->base.ops = &zraw_ops;
     z->next = next;
-    z->buf = cs_malloc(RAW_CAP);
-    memcpy(z->buf, frame_header, sizeof frame_header);
-    z->len = sizeof frame_header;
+    z->buf = cs_malloc(RAW_HDR + RAW_BLOCK);
     return &z->base;
 }
 

@@ -337,6 +337,82 @@ static void test_zstd_store_frame(void **state)
     }
 }
 
+/* The store frame as RFC 8878 lays it out, built here byte by byte: the
+ * frame header as the filter wrote it (out's first 6 bytes), blocks of
+ * 128 KiB, the last one partial or empty with the last flag, then the low
+ * 32 bits of XXH64 when the header says there is a checksum. */
+static void store_reference(const uint8_t *hdr6, const uint8_t *p, size_t n, cs_buf *ref)
+{
+    const size_t block = 128 * 1024;
+    cs_buf_add(ref, hdr6, 6);
+    for (size_t at = 0;; at += block) {
+        size_t k = n - at < block ? n - at : block;
+        int last = n - at < block;
+        uint32_t v = (uint32_t)k << 3 | (uint32_t)last;
+        uint8_t h[3] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16) };
+        cs_buf_add(ref, h, 3);
+        cs_buf_add(ref, p + at, k);
+        if (last)
+            break;
+    }
+    if (hdr6[4] & 0x04) {
+        uint32_t sum = (uint32_t)XXH64(p, n, 0);
+        uint8_t t[4] = { (uint8_t)sum, (uint8_t)(sum >> 8), (uint8_t)(sum >> 16), (uint8_t)(sum >> 24) };
+        cs_buf_add(ref, t, 4);
+    }
+}
+
+/* The store frame's bytes do not depend on how the writes cut the content
+ * (its blocks go on as gathered writes, the one a write leaves unfinished
+ * is gathered in the filter): the same frame, byte for byte, as the
+ * reference layout, for one write, the pump's 1 MiB writes, cuts next to
+ * block boundaries, byte by byte; into a sink that takes gathered writes
+ * (count) and one that does not. */
+static void test_zstd_store_cuts(void **state)
+{
+    (void)state;
+    const size_t B = 128 * 1024;
+    size_t sizes[] = { 0, 1, B - 1, B, B + 1, 8 * B, 8 * B + 1, 9 * B - 1, 20 * B + 12345 };
+    size_t one[] = { SIZE_MAX }, mib[] = { 1 << 20 }, near[] = { B - 1, 2, B + 1, 3, 5 * B }, bytes[] = { 1 };
+    struct { const size_t *c; size_t n; } cuts[] = { { one, 1 }, { mib, 1 }, { near, 5 }, { bytes, 1 } };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *data = make_data(n, (uint32_t)i + 11);
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            if (cuts[c].c == bytes && n > 2 * B + 1)
+                continue;
+            for (int counted = 0; counted < 2; counted++) {
+                cs_buf z = CS_BUF_INIT, ref = CS_BUF_INIT;
+                cs_err e;
+                cs_err_clear(&e);
+                uint64_t count = 0;
+                cs_sink *next = cs_buf_sink_new(&z, SIZE_MAX);
+                if (counted)
+                    next = cs_count_filter_new(next, &count);
+                cs_sink *s = cs_zstd_compress_new(next, CS_ZSTD_LEVEL_STORE, &e);
+                assert_non_null(s);
+                for (size_t off = 0, k = 0; off < n; k++) {
+                    size_t w = cuts[c].c[k % cuts[c].n] < n - off ? cuts[c].c[k % cuts[c].n] : n - off;
+                    assert_int_equal(cs_sink_write(s, data + off, w, &e), 0);
+                    off += w;
+                }
+                assert_int_equal(cs_sink_close(s, &e), 0);
+                cs_sink_free(s);
+                assert_true(z.len >= 6);
+                store_reference((const uint8_t *)z.data, data, n, &ref);
+                if (z.len != ref.len || memcmp(z.data, ref.data, z.len))
+                    fail_msg("store frame of %zu bytes, cut %zu, counted %d: not the reference layout", n, c,
+                             counted);
+                if (counted)
+                    assert_int_equal(count, z.len);
+                cs_buf_free(&z);
+                cs_buf_free(&ref);
+            }
+        }
+        free(data);
+    }
+}
+
 static void test_truncated_zstd(void **state)
 {
     (void)state;
@@ -812,6 +888,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_vectors),
         cmocka_unit_test(test_zstd_store_frame),
+        cmocka_unit_test(test_zstd_store_cuts),
         cmocka_unit_test(test_content_hash_forms),
         cmocka_unit_test(test_hash_verify_kinds),
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
