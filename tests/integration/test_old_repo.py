@@ -8,7 +8,9 @@ On a copy of it, with the cassette under test: list shows the backup, verify (fa
 passes, restore after dropping the keyspace brings back exactly the rows (read back row by row
 and compared with the values below, which the fixture was made from); a new backup into the
 same repository writes a format 2 manifest beside the old one and a deep verify of both
-passes; one byte changed in an old object makes the deep verify fail naming that object.
+passes; one byte changed in an old object makes the deep verify fail naming that object: in its
+ciphertext (age's tag) and in its zstd frame, whose XXH64 checksum cassette no longer computes
+(the content hash catches it).
 
 The rows are defined here (FMT1_TABLES, fmt1_rows) and imported by the script that made the
 fixture: never change them without remaking it.
@@ -144,6 +146,32 @@ def _file_hashes(manifest):
     return [f["hash"] for t in manifest["tables"] for f in t["files"]]
 
 
+def _plaintext_flip_is_caught(cassette, repo, victim, key):
+    """One byte changed inside the zstd frame of an old object (re-encrypted by hand with the age
+    CLI, so age's tag holds): its frame carries zstd's XXH64 content checksum, which cassette no
+    longer computes; the content hash catches the change, and `zstd -d` still sees the checksum."""
+    original = victim.read_bytes()
+    plain = bytearray(subprocess.run(["age", "-d", "-i", str(FMT1_KEY), str(victim)], check=True,
+                                     capture_output=True, timeout=60).stdout)
+    assert plain[:4] == b"\x28\xb5\x2f\xfd" and plain[4] == 0x04, plain[:6].hex()  # checksum, window
+    block = int.from_bytes(plain[6:9], "little")
+    assert (block >> 1) & 3 == 0 and block >> 3 > 100, hex(block)  # a raw block: nothing to decode
+    plain[9 + (block >> 3) // 2] ^= 0x01
+    recipient = subprocess.run(["age-keygen", "-y", str(FMT1_KEY)], check=True, capture_output=True,
+                               text=True, timeout=60).stdout.strip()
+    damaged = subprocess.run(["age", "-e", "-r", recipient], input=bytes(plain), check=True,
+                             capture_output=True, timeout=60).stdout
+    assert len(damaged) == len(original)
+    victim.write_bytes(damaged)
+    res = cassette("verify", "--repo", repo, "--deep", *key)
+    assert res.rc == 3, res.describe()  # README: exit 3, damage found
+    assert victim.name in res.out + res.err and "content hash mismatch" in res.out + res.err, res.describe()
+    zstd = subprocess.run(["zstd", "-d", "-c", "-q"], input=bytes(plain), capture_output=True, timeout=60)
+    assert zstd.returncode != 0 and b"checksum" in zstd.stderr.lower(), zstd.stderr
+    victim.write_bytes(original)
+    cassette("verify", "--repo", repo, "--deep", *key).ok()
+
+
 def test_format1_repository_stays_readable(cassette, tmp_path, node, session):
     repo = tmp_path / "repo-format1"
     shutil.copytree(FMT1_REPO, repo)
@@ -179,6 +207,7 @@ def test_format1_repository_stays_readable(cassette, tmp_path, node, session):
         # fails and names it.
         victim = max((p for p in (repo / "objects").rglob("*")
                       if p.is_file() and p.name in old_objects), key=lambda p: p.stat().st_size)
+        _plaintext_flip_is_caught(cassette, repo, victim, key)
         data = bytearray(victim.read_bytes())
         data[len(data) // 2] ^= 0x01
         victim.write_bytes(bytes(data))
