@@ -302,6 +302,20 @@ static void test_roundtrip_sizes(void **state)
     roundtrip(f->dir, 8 * (128 * 1024) + 1, CS_ZSTD_LEVEL_STORE);
 }
 
+/* libzstd's one-shot decoder (what the zstd CLI uses: a frame's checksum,
+ * if any, checked) reads the frame z whole, as the n bytes of data. */
+static void assert_one_shot(const cs_buf *z, const uint8_t *data, size_t n)
+{
+    assert_int_equal(ZSTD_findFrameCompressedSize(z->data, z->len), z->len);
+    uint8_t *back = malloc(n + 1);
+    size_t r = ZSTD_decompress(back, n + 1, z->data, z->len);
+    assert_false(ZSTD_isError(r));
+    assert_int_equal(r, n);
+    if (n)
+        assert_memory_equal(back, data, n);
+    free(back);
+}
+
 /* The "store" level writes its zstd frame itself: one frame that libzstd's
  * one-shot decoder reads whole, raw blocks only, no content checksum, the
  * size of the input plus its headers; a flipped content byte is for the
@@ -324,14 +338,7 @@ static void test_zstd_store_frame(void **state)
         size_t blocks = n / (128 * 1024) + 1; /* full ones, then a partial or empty last one */
         assert_int_equal(z.len, 6 + n + 3 * blocks);
         assert_int_equal(z.data[4] & 0x04, 0); /* Content_Checksum_flag */
-        assert_int_equal(ZSTD_findFrameCompressedSize(z.data, z.len), z.len);
-        uint8_t *back = malloc(n + 1);
-        size_t r = ZSTD_decompress(back, n + 1, z.data, z.len);
-        assert_false(ZSTD_isError(r));
-        assert_int_equal(r, n);
-        if (n)
-            assert_memory_equal(back, data, n);
-        free(back);
+        assert_one_shot(&z, data, n);
         cs_buf_free(&z);
         free(data);
     }
@@ -487,6 +494,17 @@ static void test_corrupt_zstd(void **state)
 
 /* ---- frames with and without zstd's content checksum ---- */
 
+static void new_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
+{
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
+    assert_non_null(s);
+    assert_int_equal(write_chunked(s, data, n, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+}
+
 /* A frame of data as a cassette before issue 22 wrote it: with the XXH64
  * content checksum (libzstd's frames: ZSTD_c_checksumFlag 1; "store"
  * frames: descriptor bit 2 and the low 32 bits of XXH64 after the last
@@ -506,27 +524,11 @@ static void old_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
         ZSTD_freeCCtx(c);
         return;
     }
-    cs_err e;
-    cs_err_clear(&e);
-    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
-    assert_int_equal(write_chunked(s, data, n, &e), 0);
-    assert_int_equal(cs_sink_close(s, &e), 0);
-    cs_sink_free(s);
+    new_frame(data, n, level, out);
     out->data[4] |= 0x04;
     uint32_t sum = (uint32_t)XXH64(data, n, 0);
     for (int i = 0; i < 4; i++)
         cs_buf_addch(out, (char)(uint8_t)(sum >> (8 * i)));
-}
-
-static void new_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
-{
-    cs_err e;
-    cs_err_clear(&e);
-    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
-    assert_non_null(s);
-    assert_int_equal(write_chunked(s, data, n, &e), 0);
-    assert_int_equal(cs_sink_close(s, &e), 0);
-    cs_sink_free(s);
 }
 
 /* What restore and verify --deep do with an object's bytes (ops/common.c,
@@ -570,14 +572,7 @@ static void test_frame_checksums(void **state)
                 else
                     new_frame(data, n, level, &z);
                 assert_int_equal(z.data[4] & 0x04, old ? 0x04 : 0);
-                assert_int_equal(ZSTD_findFrameCompressedSize(z.data, z.len), z.len);
-                uint8_t *one = malloc(n + 1);
-                size_t r = ZSTD_decompress(one, n + 1, z.data, z.len);
-                assert_false(ZSTD_isError(r));
-                assert_int_equal(r, n);
-                if (n)
-                    assert_memory_equal(one, data, n);
-                free(one);
+                assert_one_shot(&z, data, n);
                 if (fetch_checked(&z, &want, &back, &e))
                     fail_msg("level %d, %zu bytes, old %d: %s", level, n, old, e.msg);
                 assert_int_equal(back.len, n);
