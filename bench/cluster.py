@@ -255,11 +255,16 @@ def counts(session, attempts=5):
     """Rows of each table at CONSISTENCY ALL. A replica that answers a page too late (the
     server's range read timeout, on a busy machine) is asked again."""
     from cassandra import OperationTimedOut, ReadTimeout
+    from cassandra.query import SimpleStatement
     out = {}
     for t in ("wide", "events"):
+        # Small pages: the node pages an aggregate by the client's page size, and at ALL every
+        # replica sends its rows; 5000 wide rows a page from three replicas filled a test node's
+        # 512 MiB heap (OutOfMemoryError on node 21 under load, 2026-12-07).
+        count = SimpleStatement(f"SELECT count(*) FROM {KEYSPACE}.{t}", fetch_size=200)
         for attempt in range(attempts):
             try:
-                out[t] = session.execute(f"SELECT count(*) FROM {KEYSPACE}.{t}", timeout=300).one()[0]
+                out[t] = session.execute(count, timeout=300).one()[0]
                 break
             except (ReadTimeout, OperationTimedOut) as e:
                 if attempt == attempts - 1:
