@@ -45,7 +45,7 @@ CACHE = Path(os.environ.get("CASSETTE_CACHE", Path.home() / ".cache" / "cassette
 BENCH_CACHE = CACHE / "bench"
 CASSETTE = ROOT / "build" / "cassette"
 SYNTH = ROOT / "build" / "tools" / "synth_repo"
-SYNTH_VERSION = 1            # bump when synth_repo writes something different
+SYNTH_VERSION = 2            # bump when synth_repo writes something different (2: "sha256:" content hashes)
 MIB = 1 << 20
 
 LIST_WARM_LIMIT_S = 1.0      # target (a)

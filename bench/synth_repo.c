@@ -73,7 +73,7 @@ typedef struct sfile {
     uint64_t content; /* which plaintext: derived from (seed, host, content) */
     uint64_t stored;
     int64_t mtime_ns;
-    char hash[CS_HASH_HEX];
+    char hash[CS_CONTENT_HASH_LEN]; /* the content hash's recorded form (io/filters.h) */
     char object[CS_OBJECT_ID_HEX];
     bool is_new;
 } sfile;
@@ -424,7 +424,7 @@ static int store_one(void *arg, size_t i, cs_err *e)
     if (!rc)
         rc = cs_sink_close(head, e);
     if (!rc)
-        memcpy(f->hash, hash.hex, CS_HASH_HEX);
+        memcpy(f->hash, hash.id, sizeof f->hash);
 out:
     cs_sink_free(head);
     if (rc)
@@ -510,7 +510,7 @@ static void manifest_files(cs_manifest *m, const host *hs, const table_info *tab
                 f->size = object_size;
                 f->mtime_ns = sf->mtime_ns;
                 f->data_dir = 0;
-                memcpy(f->hash, sf->hash, CS_HASH_HEX);
+                memcpy(f->hash, sf->hash, sizeof f->hash);
                 memcpy(f->object, sf->object, CS_OBJECT_ID_HEX);
                 f->stored = sf->stored;
                 f->is_new = sf->is_new;
