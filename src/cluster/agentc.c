@@ -1,12 +1,16 @@
 /* agentc.c - the coordinator's client of `cassette agent` (see the header). */
 #include "cluster/agentc.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
+#include "common/fs.h"
 #include "storage/http.h"
 
 
@@ -107,8 +111,10 @@ static int request_error(const cs_http_req *r, cs_err *e)
     return rc;
 }
 
-int cs_agentc_call(cs_agentc *c, const char *base, const char *method, const char *path, json_t *body,
-                   json_t **out, cs_err *e)
+/* One request; a cancellable one stops at once when a cancel is requested
+ * (the calls that ask a job to stop, after that request, must not). */
+static int agent_call(cs_agentc *c, const char *base, const char *method, const char *path, json_t *body,
+                      bool cancellable, json_t **out, cs_err *e)
 {
     *out = NULL;
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -117,7 +123,7 @@ int cs_agentc_call(cs_agentc *c, const char *base, const char *method, const cha
     k.http.method = method;
     k.http.body = (const uint8_t *)text;
     k.http.body_len = text ? strlen(text) : 0;
-    k.http.cancellable = true;
+    k.http.cancellable = cancellable;
     k.http.service = "agent";
     k.http.target = path;
     k.http.prepare = prepare;
@@ -135,6 +141,12 @@ int cs_agentc_call(cs_agentc *c, const char *base, const char *method, const cha
     free(url);
     free(text);
     return rc;
+}
+
+int cs_agentc_call(cs_agentc *c, const char *base, const char *method, const char *path, json_t *body,
+                   json_t **out, cs_err *e)
+{
+    return agent_call(c, base, method, path, body, true, out, e);
 }
 
 int cs_agentc_node(cs_agentc *c, const char *base, json_t **out, cs_err *e)
@@ -177,8 +189,38 @@ int cs_agentc_cancel(cs_agentc *c, const char *base, uint64_t job, cs_err *e)
     char path[64];
     snprintf(path, sizeof path, "/v1/jobs/%" PRIu64 "/cancel", job);
     json_t *doc = NULL;
-    int rc = cs_agentc_call(c, base, "POST", path, NULL, &doc, e);
+    int rc = agent_call(c, base, "POST", path, NULL, false, &doc, e);
     json_decref(doc);
+    return rc;
+}
+
+static void pause_s(double seconds)
+{
+    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int cs_agentc_stop_job(cs_agentc *c, const char *base, uint64_t job, double timeout_s, cs_err *e)
+{
+    int rc = cs_agentc_cancel(c, base, job, e);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRIu64, job);
+    double deadline = cs_now() + timeout_s, wait = 0.05;
+    while (!rc) {
+        json_t *doc = NULL;
+        rc = agent_call(c, base, "GET", path, NULL, false, &doc, e);
+        const char *state = json_string_value(json_object_get(doc, "state"));
+        bool running = !rc && state && !strcmp(state, "running");
+        json_decref(doc);
+        if (rc || !running)
+            break;
+        if (cs_now() >= deadline)
+            return cs_err_set(e, CS_E_UNAVAIL, "agent %s: job %" PRIu64 " still runs %.0f s after it was canceled "
+                              "(it stops at its next safe point)", base, job, timeout_s);
+        pause_s(wait);
+        wait = wait < 0.5 ? wait * 2 : 0.5;
+    }
     return rc;
 }
 

@@ -48,8 +48,16 @@ int cs_agentc_node(cs_agentc *c, const char *base, json_t **out, cs_err *e);
 int cs_agentc_start(cs_agentc *c, const char *base, const char *op, json_t *request, uint64_t *job, cs_err *e);
 /* GET /v1/jobs/<job>: the job's document (state, progress, result, error). */
 int cs_agentc_job(cs_agentc *c, const char *base, uint64_t job, json_t **out, cs_err *e);
-/* POST /v1/jobs/<job>/cancel. */
+/* POST /v1/jobs/<job>/cancel (sent even when this process is asked to
+ * stop: that is when it is needed). */
 int cs_agentc_cancel(cs_agentc *c, const char *base, uint64_t job, cs_err *e);
+/* Cancel the job and wait until it no longer runs (it stops at its next
+ * safe point): 0 then, an error if it still runs after timeout_s or the
+ * agent does not answer. Not cut short by this process's own stop request:
+ * whoever was interrupted waits here, so that what it does next (a drill
+ * drops its scratch keyspaces) does not race a job still at work on the
+ * node. (A second SIGINT still exits at once: common/cancel.h.) */
+int cs_agentc_stop_job(cs_agentc *c, const char *base, uint64_t job, double timeout_s, cs_err *e);
 
 /* The error a finished job's document carries ("failed"/"canceled"), as
  * an error with its code; 0 when the job succeeded. */

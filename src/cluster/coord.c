@@ -540,6 +540,16 @@ static bool job_running(const json_t *job)
     return state && !strcmp(state, "running");
 }
 
+/* Interrupted: the agent's job is canceled and waited for (cluster/agentc.h),
+ * so that the job does not outlive the command that started it unnoticed. */
+static void stop_job(cs_coord *c, const cs_cluster_node *n, uint64_t id)
+{
+    cs_err err;
+    cs_err_clear(&err);
+    if (cs_agentc_stop_job(c->agents, n->agent, id, CS_COORD_STOP_WAIT_S, &err))
+        cs_warn("node %s: %s", cs_cluster_node_name(n), err.msg);
+}
+
 int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e)
 {
     return cs_coord_run_kept(c, i, op, request, result, NULL, e);
@@ -572,9 +582,7 @@ int cs_coord_run_kept(cs_coord *c, size_t i, const char *op, json_t *request, js
         if (!job_running(job))
             break;
         if (cs_cancel_sleep(wait, e)) {
-            cs_err ignored;
-            cs_err_clear(&ignored);
-            cs_agentc_cancel(c->agents, n->agent, id, &ignored); /* it stops at its next safe point */
+            stop_job(c, n, id);
             rc = CS_E_CANCELED;
             break;
         }

@@ -48,9 +48,13 @@ typedef struct cs_coord_target {
 int cs_coord_open(cs_coord *c, cs_job *job, const cs_host *host, const cs_coord_target *t, cs_err *e);
 void cs_coord_close(cs_coord *c);
 
+/* How long an interrupted command waits for an agent's job to stop. */
+#define CS_COORD_STOP_WAIT_S 60.0
+
 /* Run op with request (taken) on node i's agent and wait for its end:
  * *result is its result document (new reference) when it succeeded. A stop
- * request cancels the agent's job. */
+ * request cancels the agent's job and waits until it has stopped (up to
+ * CS_COORD_STOP_WAIT_S; a warning if not), then CS_E_CANCELED. */
 int cs_coord_run(cs_coord *c, size_t i, const char *op, json_t *request, json_t **result, cs_err *e);
 /* The same; and when the job failed with a result document (an op's
  * verdict: the node restore's tables not restored), *failed is that
