@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/cancel.h"
@@ -459,7 +460,7 @@ bool cs_node_is_listening(const char *host, int port)
     return cs_net_is_listening(host, port, 3000);
 }
 
-int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e)
+static int wait_schema_agreement(cql_conn *c, int seconds, bool cancellable, cs_err *e)
 {
     double deadline = cs_now() + seconds;
     for (;;) {
@@ -479,9 +480,23 @@ int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e)
             return rc;
         if (cs_now() > deadline)
             return cs_err_set(e, CS_E_EXTERNAL, "the nodes do not agree on the schema after %d s", seconds);
-        if (cs_cancel_sleep(0.2, e))
+        if (cancellable && cs_cancel_sleep(0.2, e))
             return e->code;
+        if (!cancellable) {
+            struct timespec ts = { 0, 200 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
     }
+}
+
+int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e)
+{
+    return wait_schema_agreement(c, seconds, true, e);
+}
+
+int cs_node_settle_schema(cql_conn *c, int seconds, cs_err *e)
+{
+    return wait_schema_agreement(c, seconds, false, e);
 }
 
 char *cs_node_quote_name(const char *name)

@@ -103,6 +103,8 @@ int cs_node_read_schema(cql_conn *c, json_t **out, cs_err *e);
  * same schema version (after a CREATE or DROP, before another node relies
  * on it); CS_E_EXTERNAL after seconds, the caller's cancel stops it. */
 int cs_node_wait_schema_agreement(cql_conn *c, int seconds, cs_err *e);
+/* The same, not stopped by a cancel request: for the clean-up after one. */
+int cs_node_settle_schema(cql_conn *c, int seconds, cs_err *e);
 
 /* Does the node have every keyspace of names? schema is what
  * cs_node_read_schema gave (Cassandra's own keyspaces always exist).
