@@ -160,14 +160,16 @@ except Exception as e:
 PY
 }
 
-# Waits until node N's agent answers GET /v1/node (200 or 503). Fails if it exits, answers
-# 401, or the deadline passes.
+# Waits until node N's agent, process PID, answers GET /v1/node (200 or 503). Fails if PID
+# exits, the agent answers 401, or the deadline passes. PID is watched, not running_pid: just
+# after the fork its command line is still this script's until the exec (a busy machine showed
+# that moment, and a starting agent was taken for one that had exited).
 wait_ready() {
-    local n="$1" deadline pid answer log
+    local n="$1" pid="$2" deadline answer log
     log="$(agent_dir "$n")/stderr.log"
     deadline=$(( $(date +%s) + START_TIMEOUT ))
     while :; do
-        if ! pid="$(running_pid "$n")"; then
+        if ! alive "$pid"; then
             echo "agent.sh: node $n's agent exited; last lines of $log:" >&2
             tail -n 20 "$log" >&2 2>/dev/null || true
             return 1
@@ -203,7 +205,7 @@ cmd_start() {
         if [ $# -gt 0 ] && [ "$*" != "$(cat "$d/args" 2>/dev/null)" ]; then
             die "agent $n runs with other arguments ($(cat "$d/args" 2>/dev/null)); stop it first"
         fi
-        wait_ready "$n" || exit 1
+        wait_ready "$n" "$pid" || exit 1
         echo "agent $n already running (pid $pid; $(describe_answer "$READY_ANSWER"))"
         return 0
     fi
@@ -223,7 +225,7 @@ cmd_start() {
         </dev/null >>"$d/stdout.log" 2>>"$d/stderr.log" &
     pid=$!
     echo "$pid" >"$d/agent.pid"
-    if ! wait_ready "$n"; then
+    if ! wait_ready "$n" "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         exit 1
     fi
@@ -261,8 +263,8 @@ case "$CMD" in
     status)   [ $# -eq 1 ] || usage; check_node "$1"
               if pid="$(running_pid "$1")"; then echo "agent $1 running (pid $pid)"
               else echo "agent $1 stopped"; exit 3; fi ;;
-    wait)     [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" >/dev/null || die "agent $1 not running"
-              wait_ready "$1" ;;
+    wait)     [ $# -eq 1 ] || usage; check_node "$1"; pid="$(running_pid "$1")" || die "agent $1 not running"
+              wait_ready "$1" "$pid" ;;
     url)      [ $# -eq 1 ] || usage; check_node "$1"; agent_url "$1" ;;
     pid)      [ $# -eq 1 ] || usage; check_node "$1"; running_pid "$1" || exit 3 ;;
     log)      [ $# -eq 1 ] || usage; check_node "$1"; echo "$(agent_dir "$1")/stderr.log" ;;
