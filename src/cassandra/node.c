@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/buf.h"
 #include "common/cancel.h"
@@ -480,12 +479,10 @@ static int wait_schema_agreement(cql_conn *c, int seconds, bool cancellable, cs_
             return rc;
         if (cs_now() > deadline)
             return cs_err_set(e, CS_E_EXTERNAL, "the nodes do not agree on the schema after %d s", seconds);
-        if (cancellable && cs_cancel_sleep(0.2, e))
+        if (!cancellable)
+            cs_sleep(0.2);
+        else if (cs_cancel_sleep(0.2, e))
             return e->code;
-        if (!cancellable) {
-            struct timespec ts = { 0, 200 * 1000 * 1000 };
-            nanosleep(&ts, NULL);
-        }
     }
 }
 

@@ -1,13 +1,11 @@
 /* agentc.c - the coordinator's client of `cassette agent` (see the header). */
 #include "cluster/agentc.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/buf.h"
 #include "common/fs.h"
@@ -194,13 +192,6 @@ int cs_agentc_cancel(cs_agentc *c, const char *base, uint64_t job, cs_err *e)
     return rc;
 }
 
-static void pause_s(double seconds)
-{
-    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 int cs_agentc_stop_job(cs_agentc *c, const char *base, uint64_t job, double timeout_s, cs_err *e)
 {
     int rc = cs_agentc_cancel(c, base, job, e);
@@ -210,18 +201,23 @@ int cs_agentc_stop_job(cs_agentc *c, const char *base, uint64_t job, double time
     while (!rc) {
         json_t *doc = NULL;
         rc = agent_call(c, base, "GET", path, NULL, false, &doc, e);
-        const char *state = json_string_value(json_object_get(doc, "state"));
-        bool running = !rc && state && !strcmp(state, "running");
+        bool running = !rc && cs_agentc_job_running(doc);
         json_decref(doc);
         if (rc || !running)
             break;
         if (cs_now() >= deadline)
             return cs_err_set(e, CS_E_UNAVAIL, "agent %s: job %" PRIu64 " still runs %.0f s after it was canceled "
                               "(it stops at its next safe point)", base, job, timeout_s);
-        pause_s(wait);
+        cs_sleep(wait);
         wait = wait < 0.5 ? wait * 2 : 0.5;
     }
     return rc;
+}
+
+bool cs_agentc_job_running(const json_t *job)
+{
+    const char *state = json_string_value(json_object_get(job, "state"));
+    return state && !strcmp(state, "running");
 }
 
 int cs_agentc_job_error(const json_t *job, cs_err *e)

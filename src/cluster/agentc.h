@@ -12,6 +12,7 @@
 #define CS_CLUSTER_AGENTC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -58,6 +59,9 @@ int cs_agentc_cancel(cs_agentc *c, const char *base, uint64_t job, cs_err *e);
  * drops its scratch keyspaces) does not race a job still at work on the
  * node. (A second SIGINT still exits at once: common/cancel.h.) */
 int cs_agentc_stop_job(cs_agentc *c, const char *base, uint64_t job, double timeout_s, cs_err *e);
+
+/* Is the job of this document (GET /v1/jobs/<job>) still running? */
+bool cs_agentc_job_running(const json_t *job);
 
 /* The error a finished job's document carries ("failed"/"canceled"), as
  * an error with its code; 0 when the job succeeded. */

@@ -534,12 +534,6 @@ static void report(cs_coord *c, size_t i, const json_t *job)
     }
 }
 
-static bool job_running(const json_t *job)
-{
-    const char *state = json_text(job, "state");
-    return state && !strcmp(state, "running");
-}
-
 /* Interrupted: the agent's job is canceled and waited for (cluster/agentc.h),
  * so that the job does not outlive the command that started it unnoticed. */
 static void stop_job(cs_coord *c, const cs_cluster_node *n, uint64_t id)
@@ -579,7 +573,7 @@ int cs_coord_run_kept(cs_coord *c, size_t i, const char *op, json_t *request, js
         if (rc)
             break; /* the agent stopped answering (after the transport's retries) */
         report(c, i, job);
-        if (!job_running(job))
+        if (!cs_agentc_job_running(job))
             break;
         if (cs_cancel_sleep(wait, e)) {
             stop_job(c, n, id);

@@ -229,6 +229,15 @@ double cs_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void cs_sleep(double seconds)
+{
+    if (seconds <= 0)
+        return;
+    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 void cs_utc_stamp(int64_t t, char out[16])
 {
     time_t tt = (time_t)t;

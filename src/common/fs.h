@@ -47,6 +47,9 @@ int cs_remove_tree(const char *path, cs_err *e);
 /* Current time: seconds since the epoch with fractions, and an ISO-8601 UTC
  * string "2026-11-22T01:02:03Z" for t (out must hold 21 bytes). */
 double cs_now(void);
+/* Sleep for seconds (nothing for 0 or less), resumed across signals: not
+ * woken by a stop request (common/cancel.h's cs_cancel_sleep is). */
+void cs_sleep(double seconds);
 void cs_iso8601(int64_t t, char out[21]);
 /* The UTC time t as a name part, "20261122-010203" (backup names, exports). */
 void cs_utc_stamp(int64_t t, char out[16]);

@@ -96,15 +96,6 @@ static struct timespec to_timespec(double t)
     return ts;
 }
 
-static void sleep_seconds(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec ts = to_timespec(s), rem;
-    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-        ts = rem;
-}
-
 /* "2026-11-22 07:30:00" in UTC. */
 static void fmt_utc(double t, char out[32])
 {
@@ -613,7 +604,7 @@ int cs_lock_acquire(cs_storage *st, cs_lock_kind kind, const cs_lock_opts *o, cs
         free(holder);
         holder = NULL;
         double pause = backoff(attempt);
-        sleep_seconds(pause < left ? pause : left);
+        cs_sleep(pause < left ? pause : left);
     }
     if (!rc)
         rc = start_refresh(l, e);

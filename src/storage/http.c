@@ -9,7 +9,6 @@
 #include "storage/http.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -66,15 +65,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_s(double seconds)
-{
-    if (seconds <= 0)
-        return;
-    struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 double cs_http_bucket_take(cs_http_bucket *b, size_t n, double now)
 {
     if (b->rate <= 0 || n == 0)
@@ -95,7 +85,7 @@ static void throttle(cs_http *h, size_t n)
     pthread_mutex_lock(&h->bucket_lock);
     double wait = cs_http_bucket_take(&h->bucket, n, now_s());
     pthread_mutex_unlock(&h->bucket_lock);
-    sleep_s(wait);
+    cs_sleep(wait);
 }
 
 /* ---- the client ----------------------------------------------------------------------- */
@@ -455,7 +445,7 @@ int cs_http_request(cs_http *h, cs_http_req *r, cs_err *e)
         }
         cs_debug("%s %s %s: %s, retrying", r->service ? r->service : "HTTP", r->method, r->target ? r->target : "",
                  answered ? "server busy" : r->transport_error);
-        sleep_s(cs_http_backoff(n, (double)randombytes_uniform(1000001) / 1e6));
+        cs_sleep(cs_http_backoff(n, (double)randombytes_uniform(1000001) / 1e6));
     }
     handle_put(h, x.curl);
     return rc;
