@@ -26,6 +26,18 @@ void *cs_calloc(size_t n, size_t size)
     return p;
 }
 
+void *cs_aligned_zalloc(size_t align, size_t size)
+{
+    if (align < sizeof(void *))
+        align = sizeof(void *);
+    size = (size + align - 1) / align * align; /* aligned_alloc wants a multiple */
+    void *p = aligned_alloc(align, size ? size : align);
+    if (!p)
+        out_of_memory();
+    memset(p, 0, size);
+    return p;
+}
+
 void *cs_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);

@@ -38,6 +38,9 @@ char *cs_buf_detach(cs_buf *b);
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t n, size_t size);
 void *cs_realloc(void *p, size_t n);
+/* Zeroed, aligned to align (a power of two; at least that of a pointer is
+ * used), for types that ask for more than malloc gives; free() it. */
+void *cs_aligned_zalloc(size_t align, size_t size);
 char *cs_strdup(const char *s);
 char *cs_strndup(const char *s, size_t n);
 char *cs_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -146,16 +146,7 @@ static const cs_sink_ops hash_ops = { hash_write, hash_close, hash_free };
 static cs_sink *hash_new(cs_sink *next, cs_hash_alg alg, cs_hash_result *out)
 {
     sodium_ready();
-    size_t align = _Alignof(hash_filter);
-    if (align < sizeof(void *))
-        align = sizeof(void *);
-    size_t size = (sizeof(hash_filter) + align - 1) / align * align;
-    hash_filter *h = aligned_alloc(align, size);
-    if (!h) {
-        fputs("cassette: out of memory\n", stderr);
-        abort();
-    }
-    memset(h, 0, sizeof *h);
+    hash_filter *h = cs_aligned_zalloc(_Alignof(hash_filter), sizeof(hash_filter));
     h->alg = alg;
     if (alg == CS_HASH_SHA256)
         cs_sha256_init(&h->sha);

@@ -12,7 +12,7 @@
  *        encrypted, the object's age file key ("k", first on the line) and
  *        header, and the kind of its part hashes ("part_hash":"xxh3-128")
  *   {"part":{...}}   a part of it is stored: object, number, size, and the
- *        hash of the part's bytes, computed while sending them (storage.h:
+ *        hash of the part's bytes, computed as the part fills (storage.h:
  *        XXH3-128, a fast non-cryptographic hash: it only has to catch an
  *        accidental difference between bytes we regenerate, in a local
  *        file only we write; BLAKE2b here cost a second full hash pass,

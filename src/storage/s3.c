@@ -371,6 +371,7 @@ typedef struct s3_part {
     unsigned number;
     uint8_t *data;          /* a pool buffer, given back when the upload ends */
     size_t len;
+    unsigned char hash[CS_PUT_HASH_BYTES]; /* resumable: the part hash, taken as it filled */
     bool running;
     pthread_t thread;
     int rc;
@@ -392,6 +393,7 @@ typedef struct s3_writer {
     int failed;             /* first error of a part, kept in fail_err */
     cs_err fail_err;
     cs_put_resume *res;     /* resumable: report the upload, keep it when freed */
+    cs_put_hasher *hasher;  /* resumable: hashes the part being filled as its bytes land */
 } s3_writer;
 
 static void *upload_part(void *arg)
@@ -406,7 +408,7 @@ static void *upload_part(void *arg)
     cs_put_part done = { p->number, p->len, { 0 } };
     if (w->res) {
         r.http.cancellable = true;
-        cs_put_hash(p->data, p->len, done.hash);
+        memcpy(done.hash, p->hash, sizeof done.hash);
     }
     cs_err_clear(&p->err);
     p->rc = s3_request(w->s, &r, &p->err);
@@ -484,6 +486,8 @@ static int dispatch(s3_writer *w, cs_err *e)
     p->data = w->buf;
     p->len = w->len;
     p->number = ++w->parts;
+    if (w->hasher)
+        cs_put_hasher_end(w->hasher, p->hash);
     w->buf = NULL; /* the next write takes another from the pool */
     w->len = 0;
     p->running = cs_job_thread_create(&p->thread, upload_part, p) == 0;
@@ -503,6 +507,8 @@ static int w_write(cs_sink *sink, const uint8_t *p, size_t n, cs_err *e)
         size_t room = w->s->part_size - w->len;
         size_t k = n < room ? n : room;
         memcpy(w->buf + w->len, p, k);
+        if (w->hasher)
+            cs_put_hasher_add(w->hasher, w->buf + w->len, k);
         w->len += k;
         p += k;
         n -= k;
@@ -543,6 +549,8 @@ static int w_commit(cs_sink *sink, size_t n, cs_err *e)
 {
     (void)e;
     s3_writer *w = (s3_writer *)(void *)sink;
+    if (w->hasher)
+        cs_put_hasher_add(w->hasher, w->buf + w->len, n); /* just sealed there: still in the cache */
     w->len += n;
     return 0;
 }
@@ -647,6 +655,7 @@ static void w_free(cs_sink *sink)
     free(w->etags);
     free(w->slots);
     free(w->key);
+    cs_put_hasher_free(w->hasher);
     free(w);
 }
 
@@ -782,6 +791,7 @@ static int s3_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, c
 {
     s3_writer *w = writer_new(s3_of(st), key, 0);
     w->res = r;
+    w->hasher = cs_put_hasher_new();
     int rc = 0;
     if (r->token) {
         uint64_t *sizes = cs_calloc(S3_MAX_PARTS, sizeof *sizes);

