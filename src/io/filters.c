@@ -515,7 +515,24 @@ fail:
     return NULL;
 }
 
-/* ---- zstd decompress ---------------------------------------------------- */
+/* ---- zstd decompress ----------------------------------------------------
+ * libzstd decodes every frame, except the "store" frames written above: a
+ * frame whose header is raw_frame_header is read here, and the bytes of its
+ * raw blocks go on to next where they lie, in the writer's buffer. libzstd
+ * would copy each block into its output buffer first: ~0.27 CPU-s per GiB of
+ * a restore or a deep verify, most of what a restore costs us past the
+ * cipher and the hash. No libzstd frame carries that header (without a
+ * content size its window is at least 2^19 bytes, see cs_zstd_compress_new,
+ * and every frame of another kind is passed to libzstd), so a store frame
+ * holds raw blocks only: any other block in one is refused as corrupt
+ * (filters.h). */
+
+enum zd_mode {
+    ZD_FRAME, /* between frames: the first bytes of the next one go to head */
+    ZD_LIB,   /* libzstd has the current frame */
+    ZD_BLOCK, /* a store frame: a block header goes to blk */
+    ZD_RAW    /* a store frame: raw_left bytes of a raw block pass through */
+};
 
 typedef struct zd_filter {
     cs_sink base;
@@ -525,33 +542,173 @@ typedef struct zd_filter {
     size_t out_cap;
     size_t last;  /* last ZSTD_decompressStream result: 0 at a frame's end */
     int failed;   /* the input was found corrupt; nothing more is accepted */
+    enum zd_mode mode;
+    bool any;     /* a whole frame was read (no input at all is not a zstd stream) */
+    uint8_t head[sizeof raw_frame_header];
+    size_t head_len;
+    uint8_t blk[RAW_HDR];
+    size_t blk_len;
+    size_t raw_left;
+    bool raw_last; /* the raw block passing through is the frame's last */
 } zd_filter;
 
-static int zd_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+static int zd_corrupt(zd_filter *z, const char *why, cs_err *e)
 {
-    zd_filter *z = (zd_filter *)s;
-    if (z->failed)
-        return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
+    z->failed = 1;
+    return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream: %s", why);
+}
+
+/* Feed libzstd n bytes of the frame it has. Go on while input remains or
+ * the output filled up inside a frame (the decoder may hold more to flush;
+ * at a frame's end it holds nothing). At a frame's end, the next frame is
+ * looked at again: *used says how many bytes were taken. */
+static int zd_lib(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err *e)
+{
     ZSTD_inBuffer in = { p, n, 0 };
     ZSTD_outBuffer ob = { z->out, z->out_cap, 0 };
-    /* Go on while input remains or the output filled up inside a frame
-     * (the decoder may hold more to flush; at a frame's end it holds
-     * nothing, and another call would begin the next frame: that stream
-     * would look truncated); concatenated frames simply follow each other. */
     while (in.pos < in.size || (ob.pos == ob.size && z->last != 0)) {
         ob.pos = 0;
         size_t r = ZSTD_decompressStream(z->zd, &ob, &in);
-        if (ZSTD_isError(r)) {
-            z->failed = 1;
-            return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream: %s", ZSTD_getErrorName(r));
-        }
+        if (ZSTD_isError(r))
+            return zd_corrupt(z, ZSTD_getErrorName(r), e);
         z->last = r;
         if (ob.pos > 0) {
             int rc = cs_sink_write(z->next, z->out, ob.pos, e);
             if (rc)
                 return rc;
         }
+        if (r == 0) { /* the frame is whole and flushed */
+            z->mode = ZD_FRAME;
+            z->any = true;
+            break;
+        }
     }
+    *used = in.pos;
+    return 0;
+}
+
+/* A frame begins: collect its first bytes; a store frame stays here, any
+ * other goes to libzstd. libzstd is given the frame as the writes brought
+ * it (its streaming decoder checks a frame's content size only when it has
+ * the whole frame in one input, so a write is never cut in two for it): the
+ * bytes of the frame that came with earlier writes, from head, then this
+ * write whole. */
+static int zd_frame(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err *e)
+{
+    size_t had = z->head_len, k = 0;
+    while (k < n && z->head_len < sizeof z->head && p[k] == raw_frame_header[z->head_len])
+        z->head[z->head_len++] = p[k++];
+    *used = k;
+    if (z->head_len == sizeof z->head) {
+        z->head_len = 0;
+        z->mode = ZD_BLOCK;
+        return 0;
+    }
+    if (k == n)
+        return 0; /* still a store frame's header, as far as it goes */
+    z->mode = ZD_LIB;
+    z->last = 1;
+    z->head_len = 0;
+    *used = 0; /* this write goes to libzstd whole, from its first byte */
+    size_t took = 0;
+    int rc = had ? zd_lib(z, z->head, had, &took, e) : 0;
+    if (!rc && took < had)
+        rc = zd_corrupt(z, "a frame ends inside another's header", e); /* cannot happen: no frame is that short */
+    return rc;
+}
+
+/* RLE: one byte, repeated. */
+static int zd_rle(zd_filter *z, uint8_t byte, size_t size, cs_err *e)
+{
+    memset(z->out, byte, size < z->out_cap ? size : z->out_cap);
+    for (size_t k; size > 0; size -= k) {
+        k = size < z->out_cap ? size : z->out_cap;
+        int rc = cs_sink_write(z->next, z->out, k, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void zd_block_done(zd_filter *z, bool last)
+{
+    z->mode = last ? ZD_FRAME : ZD_BLOCK;
+    if (last)
+        z->any = true;
+}
+
+/* A store frame's block header, then its RLE byte when it has one. */
+static int zd_block(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err *e)
+{
+    size_t k = 0;
+    while (k < n && z->blk_len < RAW_HDR)
+        z->blk[z->blk_len++] = p[k++];
+    *used = k;
+    if (z->blk_len < RAW_HDR)
+        return 0;
+    uint32_t v = (uint32_t)z->blk[0] | (uint32_t)z->blk[1] << 8 | (uint32_t)z->blk[2] << 16;
+    bool last = v & 1;
+    unsigned type = (v >> 1) & 3;
+    size_t size = v >> 3;
+    if (size > RAW_BLOCK) /* the frame's window, 2^17 bytes, bounds a block */
+        return zd_corrupt(z, "a block larger than its frame's window", e);
+    if (type == 0) {
+        z->blk_len = 0;
+        z->raw_left = size;
+        z->raw_last = last;
+        if (size == 0)
+            zd_block_done(z, last);
+        else
+            z->mode = ZD_RAW;
+        return 0;
+    }
+    if (type != 1)
+        return zd_corrupt(z, "a compressed block in a frame of stored blocks", e);
+    if (k == n)
+        return 0; /* the RLE byte comes with the next write */
+    z->blk_len = 0;
+    *used = k + 1;
+    int rc = zd_rle(z, p[k], size, e);
+    if (!rc)
+        zd_block_done(z, last);
+    return rc;
+}
+
+static int zd_raw(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err *e)
+{
+    size_t k = n < z->raw_left ? n : z->raw_left;
+    int rc = cs_sink_write(z->next, p, k, e);
+    if (rc)
+        return rc;
+    *used = k;
+    z->raw_left -= k;
+    if (z->raw_left == 0)
+        zd_block_done(z, z->raw_last);
+    return 0;
+}
+
+static int zd_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    zd_filter *z = (zd_filter *)s;
+    if (z->failed)
+        return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
+    do {
+        size_t used = 0;
+        enum zd_mode was = z->mode;
+        int rc;
+        switch (z->mode) {
+        case ZD_FRAME: rc = zd_frame(z, p, n, &used, e); break;
+        case ZD_LIB: rc = zd_lib(z, p, n, &used, e); break;
+        case ZD_BLOCK: rc = zd_block(z, p, n, &used, e); break;
+        default: rc = zd_raw(z, p, n, &used, e); break;
+        }
+        if (rc)
+            return rc;
+        if (used == 0 && z->mode == was && n > 0)
+            return zd_corrupt(z, "the decoder made no progress", e); /* a bug, not a loop */
+        p += used;
+        n -= used;
+    } while (n > 0);
     return 0;
 }
 
@@ -560,7 +717,7 @@ static int zd_close(cs_sink *s, cs_err *e)
     zd_filter *z = (zd_filter *)s;
     if (z->failed)
         return cs_err_set(e, CS_E_CORRUPT, "corrupt zstd stream");
-    if (z->last != 0)
+    if (z->mode != ZD_FRAME || z->head_len > 0 || !z->any)
         return cs_err_set(e, CS_E_CORRUPT, "truncated zstd stream");
     return cs_sink_close(z->next, e);
 }
@@ -586,7 +743,7 @@ cs_sink *cs_zstd_decompress_new(cs_sink *next, cs_err *e)
     z = cs_calloc(1, sizeof *z);
     z->base.ops = &zd_ops;
     z->next = next;
-    z->last = 1; /* no input at all is not a zstd stream either */
+    z->mode = ZD_FRAME;
     z->zd = ZSTD_createDStream();
     if (!z->zd) {
         cs_err_set(e, CS_E_NOMEM, "cannot create a zstd decompressor");

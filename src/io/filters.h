@@ -83,6 +83,10 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e);
 
 /* zstd decompress; close fails with CS_E_CORRUPT when the input ends in the
  * middle of a frame (a truncated object is an error, never a short file).
+ * The "store" frames (CS_ZSTD_LEVEL_STORE) are read here, their raw blocks
+ * passed on without a copy; a frame with their header and a compressed
+ * block is refused as corrupt (no writer of ours, nor libzstd, makes one:
+ * filters.c). Every other frame is libzstd's.
  * A frame's content checksum (older objects have one) is not verified: a
  * damaged frame is an error only where libzstd's block decoding notices,
  * so whoever uses this must check what comes out against its content hash

@@ -420,6 +420,150 @@ static void test_zstd_store_cuts(void **state)
     }
 }
 
+/* A sink that keeps what it is given and notes whether every piece lay
+ * inside [lo, hi): the store frames' raw blocks are passed on where they
+ * lie, never copied. */
+typedef struct where_sink {
+    cs_sink base;
+    cs_buf *out;
+    const uint8_t *lo, *hi;
+    size_t outside; /* bytes given from elsewhere */
+} where_sink;
+
+static int where_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    (void)e;
+    where_sink *w = (where_sink *)s;
+    if (n && !(p >= w->lo && p + n <= w->hi))
+        w->outside += n;
+    cs_buf_add(w->out, p, n);
+    return 0;
+}
+static int where_close(cs_sink *s, cs_err *e)
+{
+    (void)s;
+    (void)e;
+    return 0;
+}
+static void where_free(cs_sink *s)
+{
+    free(s);
+}
+static const cs_sink_ops where_ops = { where_write, where_close, where_free };
+
+static void store_block(cs_buf *b, size_t size, unsigned type, int last)
+{
+    uint32_t v = (uint32_t)size << 3 | type << 1 | (uint32_t)last;
+    uint8_t h[3] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16) };
+    cs_buf_add(b, h, 3);
+}
+
+static const uint8_t store_header[6] = { 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38 };
+
+/* Decode z in writes of cut bytes (SIZE_MAX: one write); the result code. */
+static int decode_cut(const cs_buf *z, size_t cut, cs_buf *out, size_t *outside, cs_err *e)
+{
+    where_sink *w = cs_calloc(1, sizeof *w);
+    w->base.ops = &where_ops;
+    w->out = out;
+    w->lo = (const uint8_t *)z->data;
+    w->hi = (const uint8_t *)z->data + z->len;
+    cs_sink *d = cs_zstd_decompress_new(&w->base, e);
+    assert_non_null(d);
+    int rc = 0;
+    for (size_t off = 0; !rc && off < z->len; off += cut < z->len - off ? cut : z->len - off)
+        rc = cs_sink_write(d, z->data + off, cut < z->len - off ? cut : z->len - off, e);
+    if (!rc)
+        rc = cs_sink_close(d, e);
+    *outside = w->outside;
+    cs_sink_free(d);
+    return rc;
+}
+
+/* The decoder reads the store frames itself: their raw blocks go on where
+ * they lie in the input (nothing copied), RLE blocks are spelled out, and
+ * libzstd's frames before and after them are libzstd's; however the writes
+ * cut the input, the same bytes come out. A store frame cut short anywhere
+ * is truncated; a store header before a compressed or reserved block, or a
+ * block larger than its window, is corrupt. */
+static void test_zstd_store_decode(void **state)
+{
+    (void)state;
+    const size_t B = 128 * 1024;
+    size_t n = 8 * B + 1;
+    uint8_t *data = make_data(n, 41);
+    cs_buf z = CS_BUF_INIT, want = CS_BUF_INIT, lib = CS_BUF_INIT;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, &e);
+    assert_int_equal(write_chunked(s, data, n, &e), 0);
+    assert_int_equal(cs_sink_close(s, &e), 0);
+    cs_sink_free(s);
+    size_t store_len = z.len;
+    cs_buf_add(&want, data, n);
+    compress_to_buf(data, 5000, &lib); /* a libzstd frame, then a store frame with an RLE block */
+    cs_buf_add(&z, lib.data, lib.len);
+    cs_buf_add(&want, data, 5000);
+    cs_buf_add(&z, store_header, 6);
+    store_block(&z, 3, 0, 0);
+    cs_buf_add(&z, "abc", 3);
+    cs_buf_add(&want, "abc", 3);
+    store_block(&z, 200000 % B, 1, 0);
+    cs_buf_add(&z, "r", 1);
+    for (size_t i = 0; i < 200000 % B; i++)
+        cs_buf_add(&want, "r", 1);
+    store_block(&z, 0, 0, 1);
+
+    size_t cuts[] = { SIZE_MAX, 1, 2, 5, 6, 7, B - 1, B + 3, 65536 + 16 };
+    for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+        cs_buf out = CS_BUF_INIT;
+        size_t outside = 0;
+        cs_err_clear(&e);
+        if (decode_cut(&z, cuts[c], &out, &outside, &e))
+            fail_msg("cut %zu: %s", cuts[c], e.msg);
+        assert_int_equal(out.len, want.len);
+        assert_memory_equal(out.data, want.data, want.len);
+        /* Only libzstd's frame and the RLE run were written from elsewhere. */
+        assert_int_equal(outside, 5000 + 200000 % B);
+        cs_buf_free(&out);
+    }
+    /* Cut short anywhere inside the store frame: truncated, never a short success. */
+    for (size_t cut = 1; cut < store_len; cut += cut < 16 ? 1 : 65521) {
+        cs_buf part = CS_BUF_INIT, out = CS_BUF_INIT;
+        cs_buf_add(&part, z.data, cut);
+        size_t outside = 0;
+        cs_err_clear(&e);
+        assert_int_equal(decode_cut(&part, 4096, &out, &outside, &e), CS_E_CORRUPT);
+        assert_non_null(strstr(e.msg, "truncated"));
+        cs_buf_free(&part);
+        cs_buf_free(&out);
+    }
+    /* What a store frame may not hold. */
+    struct { size_t size; unsigned type; const char *msg; } bad[] = {
+        { 10, 2, "a compressed block in a frame of stored blocks" },
+        { 10, 3, "a compressed block in a frame of stored blocks" },
+        { B + 1, 0, "larger than its frame's window" },
+        { B + 1, 1, "larger than its frame's window" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cs_buf b = CS_BUF_INIT, out = CS_BUF_INIT;
+        cs_buf_add(&b, store_header, 6);
+        store_block(&b, bad[i].size, bad[i].type, 1);
+        for (size_t k = 0; k < 16; k++)
+            cs_buf_add(&b, "x", 1);
+        size_t outside = 0;
+        cs_err_clear(&e);
+        assert_int_equal(decode_cut(&b, SIZE_MAX, &out, &outside, &e), CS_E_CORRUPT);
+        assert_non_null(strstr(e.msg, bad[i].msg));
+        cs_buf_free(&b);
+        cs_buf_free(&out);
+    }
+    cs_buf_free(&z);
+    cs_buf_free(&want);
+    cs_buf_free(&lib);
+    free(data);
+}
+
 static void test_truncated_zstd(void **state)
 {
     (void)state;
@@ -884,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_hash_vectors),
         cmocka_unit_test(test_zstd_store_frame),
         cmocka_unit_test(test_zstd_store_cuts),
+        cmocka_unit_test(test_zstd_store_decode),
         cmocka_unit_test(test_content_hash_forms),
         cmocka_unit_test(test_hash_verify_kinds),
         cmocka_unit_test_setup_teardown(test_roundtrip_sizes, setup, teardown),
