@@ -519,13 +519,12 @@ fail:
  * libzstd decodes every frame, except the "store" frames written above: a
  * frame whose header is raw_frame_header is read here, and the bytes of its
  * raw blocks go on to next where they lie, in the writer's buffer. libzstd
- * would copy each block into its output buffer first: ~0.27 CPU-s per GiB of
- * a restore or a deep verify, most of what a restore costs us past the
- * cipher and the hash. No libzstd frame carries that header (without a
- * content size its window is at least 2^19 bytes, see cs_zstd_compress_new,
- * and every frame of another kind is passed to libzstd), so a store frame
- * holds raw blocks only: any other block in one is refused as corrupt
- * (filters.h). */
+ * would copy each block into its output buffer first: ~0.2 CPU-s per GiB of
+ * a restore or a deep verify (bench/README.md). No libzstd frame carries
+ * that header (without a content size its window is at least 2^19 bytes,
+ * see cs_zstd_compress_new, and every frame of another kind is passed to
+ * libzstd), so a store frame holds raw blocks only: any other block in one
+ * is refused as corrupt (filters.h). */
 
 enum zd_mode {
     ZD_FRAME, /* between frames: the first bytes of the next one go to head */
