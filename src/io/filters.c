@@ -527,7 +527,7 @@ fail:
  * is refused as corrupt (filters.h). */
 
 enum zd_mode {
-    ZD_FRAME, /* between frames: the first bytes of the next one go to head */
+    ZD_FRAME, /* between frames: head_len bytes of the next one matched a store frame's header */
     ZD_LIB,   /* libzstd has the current frame */
     ZD_BLOCK, /* a store frame: a block header goes to blk */
     ZD_RAW    /* a store frame: raw_left bytes of a raw block pass through */
@@ -543,8 +543,7 @@ typedef struct zd_filter {
     int failed;   /* the input was found corrupt; nothing more is accepted */
     enum zd_mode mode;
     bool any;     /* a whole frame was read (no input at all is not a zstd stream) */
-    uint8_t head[sizeof raw_frame_header];
-    size_t head_len;
+    size_t head_len; /* those bytes are raw_frame_header's first: nothing to keep */
     uint8_t blk[RAW_HDR];
     size_t blk_len;
     size_t raw_left;
@@ -590,15 +589,16 @@ static int zd_lib(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err
  * other goes to libzstd. libzstd is given the frame as the writes brought
  * it (its streaming decoder checks a frame's content size only when it has
  * the whole frame in one input, so a write is never cut in two for it): the
- * bytes of the frame that came with earlier writes, from head, then this
+ * bytes of the frame that came with earlier writes (a prefix of
+ * raw_frame_header, as they matched it), then this
  * write whole. */
 static int zd_frame(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_err *e)
 {
     size_t had = z->head_len, k = 0;
-    while (k < n && z->head_len < sizeof z->head && p[k] == raw_frame_header[z->head_len])
-        z->head[z->head_len++] = p[k++];
+    while (k < n && z->head_len < sizeof raw_frame_header && p[k] == raw_frame_header[z->head_len])
+        z->head_len++, k++;
     *used = k;
-    if (z->head_len == sizeof z->head) {
+    if (z->head_len == sizeof raw_frame_header) {
         z->head_len = 0;
         z->mode = ZD_BLOCK;
         return 0;
@@ -610,7 +610,7 @@ static int zd_frame(zd_filter *z, const uint8_t *p, size_t n, size_t *used, cs_e
     z->head_len = 0;
     *used = 0; /* this write goes to libzstd whole, from its first byte */
     size_t took = 0;
-    int rc = had ? zd_lib(z, z->head, had, &took, e) : 0;
+    int rc = had ? zd_lib(z, raw_frame_header, had, &took, e) : 0;
     if (!rc && took < had)
         rc = zd_corrupt(z, "a frame ends inside another's header", e); /* cannot happen: no frame is that short */
     return rc;
