@@ -1,4 +1,4 @@
-/* sink.c - sink dispatch, the fd pump, and the file, buffer and null sinks. */
+/* sink.c - sink dispatch, the fd pump, and the file, buffer, null, tee and split sinks. */
 #include "io/sink.h"
 
 #include <errno.h>
@@ -352,4 +352,123 @@ cs_sink *cs_null_sink_new(void)
     cs_sink *s = cs_calloc(1, sizeof *s);
     s->ops = &null_ops;
     return s;
+}
+
+/* ---- tee ---------------------------------------------------------------- */
+
+typedef struct tee_sink {
+    cs_sink base;
+    cs_sink *side; /* borrowed */
+    cs_sink *next; /* owned, may be NULL */
+} tee_sink;
+
+static int tee_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    tee_sink *t = (tee_sink *)s;
+    int rc = cs_sink_write(t->side, p, n, e);
+    return rc || !t->next ? rc : cs_sink_write(t->next, p, n, e);
+}
+
+static int tee_close(cs_sink *s, cs_err *e)
+{
+    tee_sink *t = (tee_sink *)s;
+    return t->next ? cs_sink_close(t->next, e) : 0;
+}
+
+static void tee_free(cs_sink *s)
+{
+    tee_sink *t = (tee_sink *)s;
+    cs_sink_free(t->next);
+    free(t);
+}
+
+static const cs_sink_ops tee_ops = { tee_write, tee_close, tee_free };
+
+cs_sink *cs_tee_new(cs_sink *side, cs_sink *next)
+{
+    tee_sink *t = cs_calloc(1, sizeof *t);
+    t->base.ops = &tee_ops;
+    t->side = side;
+    t->next = next;
+    return &t->base;
+}
+
+/* ---- split -------------------------------------------------------------- */
+
+typedef struct split_sink {
+    cs_sink base;
+    cs_split_range *r; /* a copy; outs owned */
+    size_t n;
+    size_t cur;        /* the first range not closed yet */
+    uint64_t pos;      /* bytes of the stream seen */
+} split_sink;
+
+static void free_ranges(cs_split_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cs_sink_free(r[i].out);
+}
+
+static int split_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    split_sink *sp = (split_sink *)s;
+    uint64_t end = sp->pos + n;
+    while (sp->cur < sp->n) {
+        cs_split_range *r = &sp->r[sp->cur];
+        if (r->at >= end)
+            break;
+        uint64_t from = r->at > sp->pos ? r->at : sp->pos;
+        uint64_t to = r->at + r->len < end ? r->at + r->len : end;
+        int rc = cs_sink_write(r->out, p + (from - sp->pos), (size_t)(to - from), e);
+        if (!rc && to == r->at + r->len)
+            rc = cs_sink_close(r->out, e);
+        if (rc)
+            return cs_err_prefix(e, "%s", r->name);
+        if (to < r->at + r->len)
+            break;
+        sp->cur++;
+    }
+    sp->pos = end;
+    return 0;
+}
+
+static int split_close(cs_sink *s, cs_err *e)
+{
+    split_sink *sp = (split_sink *)s;
+    if (sp->cur < sp->n)
+        return cs_err_set(e, CS_E_CORRUPT, "%s: the object ends %llu bytes into it (it starts at byte %llu)",
+                          sp->r[sp->cur].name,
+                          (unsigned long long)(sp->pos > sp->r[sp->cur].at ? sp->pos - sp->r[sp->cur].at : 0),
+                          (unsigned long long)sp->r[sp->cur].at);
+    return 0;
+}
+
+static void split_free(cs_sink *s)
+{
+    split_sink *sp = (split_sink *)s;
+    free_ranges(sp->r, sp->n);
+    free(sp->r);
+    free(sp);
+}
+
+static const cs_sink_ops split_ops = { split_write, split_close, split_free };
+
+cs_sink *cs_split_new(cs_split_range *ranges, size_t n, cs_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool bad = ranges[i].len == 0 || ranges[i].at > UINT64_MAX - ranges[i].len ||
+                   (i + 1 < n && ranges[i].at + ranges[i].len > ranges[i + 1].at);
+        if (bad) {
+            cs_err_set(e, CS_E_CORRUPT, "%s: its range overlaps another or is empty", ranges[i].name);
+            free_ranges(ranges, n);
+            return NULL;
+        }
+    }
+    split_sink *sp = cs_calloc(1, sizeof *sp);
+    sp->base.ops = &split_ops;
+    sp->r = cs_calloc(n ? n : 1, sizeof *sp->r);
+    if (n)
+        memcpy(sp->r, ranges, n * sizeof *ranges);
+    sp->n = n;
+    return &sp->base;
 }

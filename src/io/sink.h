@@ -128,4 +128,25 @@ cs_sink *cs_buf_sink_new(cs_buf *dst, size_t max);
 /* Discard everything (verify reads through a chain into it). */
 cs_sink *cs_null_sink_new(void);
 
+/* Writes go to side and then to next. side is borrowed: it is written to,
+ * never closed or freed here (a pack's writer sees several members' chains
+ * in turn); next is owned, and may be NULL (then the tee only lends side).
+ * Close closes next. */
+cs_sink *cs_tee_new(cs_sink *side, cs_sink *next);
+
+/* One piece of a stream: its bytes [at, at + len) go to out. */
+typedef struct cs_split_range {
+    uint64_t at, len;
+    cs_sink *out;       /* owned by the split sink */
+    const char *name;   /* for its errors (borrowed) */
+} cs_split_range;
+
+/* Split a stream into pieces (the files of a pack): bytes outside every
+ * range are dropped; each out is closed as soon as its range has passed
+ * (its errors prefixed with its name), and close fails with CS_E_CORRUPT
+ * when the stream ended before a range did. Ranges must be sorted by at,
+ * each non-empty and disjoint from the next: otherwise NULL with
+ * CS_E_CORRUPT (every out freed). Takes the outs (also on failure). */
+cs_sink *cs_split_new(cs_split_range *ranges, size_t n, cs_err *e);
+
 #endif

@@ -191,6 +191,7 @@ static int add_file(backup_ctx *c, cs_mtable *t, unsigned dir_index, const char 
         memcpy(f->hash, known->hash, sizeof f->hash); /* BLAKE2b stays BLAKE2b: not re-read */
         memcpy(f->object, known->object, CS_OBJECT_ID_HEX);
         f->stored = known->stored;
+        f->pack = known->pack;
         return 0;
     }
     add_job(c, (size_t)(t - c->m->tables), t->n_files - 1, cs_strdup(path));
@@ -208,14 +209,8 @@ static void report_item(const backup_ctx *c, const cs_mtable *t, const cs_mfile 
     free(item);
 }
 
-static int store_job_run(void *arg, size_t i, cs_err *e)
+static int store_one(backup_ctx *c, store_job *j, cs_err *e)
 {
-    backup_ctx *c = arg;
-    store_job *j = &c->jobs[i];
-    if (j->reused)
-        return 0;
-    if (cs_cancel_requested())
-        return cs_cancel_error(e);
     cs_debug("storing %s", j->path);
     const cs_mtable *table = &c->m->tables[j->table];
     cs_mfile *f = &table->files[j->file];
@@ -229,10 +224,220 @@ static int store_job_run(void *arg, size_t i, cs_err *e)
     return rc;
 }
 
-static int by_size_desc(const void *a, const void *b)
+/* ---- packs: the small files of one SSTable in one object ---- */
+
+/* One file of a pack: its own zstd frame appended to down (the object's
+ * stored stream, *stored bytes so far), its plaintext also into whole (the
+ * pack's content hash). */
+static int store_member(const backup_ctx *c, store_job *j, cs_mfile *f, cs_sink *down, cs_sink *whole,
+                        const uint64_t *stored, cs_err *e)
 {
-    const store_job *x = a, *y = b;
-    return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+    int level = is_compressed_data(j->path) ? CS_ZSTD_LEVEL_STORE : (int)c->req->zstd_level;
+    int fd = cs_open_stream(j->path, e);
+    if (fd < 0)
+        return cs_err_prefix(e, "storing %s", j->path);
+    uint64_t at = *stored, n = 0;
+    cs_hash_result hash;
+    /* The frame ends when this chain closes; down and whole go on. */
+    cs_sink *head = cs_zstd_compress_new(cs_tee_new(down, NULL), level, e);
+    int rc = head ? 0 : e->code;
+    if (!rc) {
+        head = cs_tee_new(whole, head);
+        head = cs_hash_filter_new(head, &hash);
+        head = cs_progress_filter_new(head, c->job);
+        rc = cs_pump_fd(fd, head, &n, e);
+    }
+    if (!rc)
+        rc = cs_sink_close(head, e);
+    cs_sink_free(head);
+    close(fd);
+    if (!rc && hash.bytes != f->size)
+        rc = cs_err_set(e, CS_E_IO, "%s changed size while it was read", j->path);
+    if (rc)
+        return cs_err_prefix(e, "storing %s", j->path);
+    memcpy(f->hash, hash.id, sizeof f->hash);
+    f->pack.at = at;
+    f->pack.len = *stored - at;
+    j->bytes_read = n;
+    return 0;
+}
+
+/* Store the n files of one SSTable (jobs idx[0..n)) as one object, a pack
+ * (repo/manifest.h): one request instead of one per file. Small packs are
+ * one PUT; a pack is never resumed (it is rewritten whole, as small files
+ * are). */
+static int store_pack(backup_ctx *c, const size_t *idx, size_t n, cs_err *e)
+{
+    const cs_mtable *t = &c->m->tables[c->jobs[idx[0]].table];
+    char object[CS_OBJECT_ID_HEX];
+    cs_repo_new_object_id(object);
+    char *key = cs_repo_object_key(object);
+    uint64_t stored = 0;
+    cs_hash_result whole_hash;
+    cs_sink *writer = NULL, *down = NULL, *whole = NULL;
+    int rc = cs_repo_writer(c->repo, key, 0, &writer, e);
+    if (!rc) {
+        down = cs_count_filter_new(writer, &stored);
+        whole = cs_hash_filter_new(NULL, &whole_hash);
+    }
+    for (size_t k = 0; !rc && k < n; k++) {
+        store_job *j = &c->jobs[idx[k]];
+        cs_mfile *f = &t->files[j->file];
+        cs_debug("storing %s in pack %s", j->path, object);
+        report_item(c, t, f);
+        rc = store_member(c, j, f, down, whole, &stored, e);
+    }
+    if (!rc)
+        rc = cs_sink_close(whole, e);
+    if (!rc)
+        rc = cs_sink_close(down, e); /* the object is stored */
+    cs_sink_free(whole);
+    cs_sink_free(down);
+    free(key);
+    for (size_t k = 0; !rc && k < n; k++) {
+        cs_mfile *f = &t->files[c->jobs[idx[k]].file];
+        memcpy(f->object, object, CS_OBJECT_ID_HEX);
+        f->stored = stored;
+        f->pack.size = whole_hash.bytes;
+        memcpy(f->pack.hash, whole_hash.id, sizeof f->pack.hash);
+        f->is_new = true;
+        cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], t->id, f);
+        cs_job_add_files(c->job, 1);
+    }
+    return rc;
+}
+
+/* Files up to this size are stored with the other small files of their
+ * SSTable: an SSTable is 8 files or so (Data.db, Index.db, Filter.db,
+ * Statistics.db, ...), most of them a few KiB, and each object is a
+ * request to the storage, which on the bench cost the S3 server more CPU
+ * per request (~0.9 ms) than per MiB (~3.6 ms per MiB). Larger files (a
+ * big table's Data.db) stay objects of their own, resumable. */
+#define PACK_MEMBER_MAX ((uint64_t)1 << 20)
+
+/* The SSTable a file belongs to: the length of its name up to and with the
+ * last '-' of its base name ("nb-14-big-" of ".../nb-14-big-Data.db");
+ * 0 when there is none (then it is stored alone). */
+static size_t sstable_prefix(const char *name)
+{
+    const char *dash = strrchr(name, '-');
+    const char *slash = strrchr(name, '/');
+    return !dash || (slash && dash < slash) ? 0 : (size_t)(dash - name) + 1;
+}
+
+static const cs_mfile *job_file(const backup_ctx *c, size_t i)
+{
+    return &c->m->tables[c->jobs[i].table].files[c->jobs[i].file];
+}
+
+static const char *job_name(const backup_ctx *c, size_t i)
+{
+    return job_file(c, i)->name;
+}
+
+static bool packable(const backup_ctx *c, size_t i)
+{
+    const store_job *j = &c->jobs[i];
+    return !j->reused && j->size <= PACK_MEMBER_MAX && sstable_prefix(job_name(c, i)) > 0;
+}
+
+/* Table, data directory, then name: the files of one SSTable side by side. */
+static int by_sstable(const void *a, const void *b, void *arg)
+{
+    const backup_ctx *c = arg;
+    size_t i = *(const size_t *)a, k = *(const size_t *)b;
+    if (c->jobs[i].table != c->jobs[k].table)
+        return c->jobs[i].table < c->jobs[k].table ? -1 : 1;
+    if (job_file(c, i)->data_dir != job_file(c, k)->data_dir)
+        return job_file(c, i)->data_dir < job_file(c, k)->data_dir ? -1 : 1;
+    return strcmp(job_name(c, i), job_name(c, k));
+}
+
+static bool same_sstable(const backup_ctx *c, size_t i, size_t k)
+{
+    size_t n = sstable_prefix(job_name(c, i));
+    return c->jobs[i].table == c->jobs[k].table && job_file(c, i)->data_dir == job_file(c, k)->data_dir &&
+           n == sstable_prefix(job_name(c, k)) && !strncmp(job_name(c, i), job_name(c, k), n);
+}
+
+/* Sort the job indexes v[0..n) by SSTable; then sstable_end(c, v, i, n)
+ * is where the run of v[i]'s SSTable ends. */
+static void sort_by_sstable(backup_ctx *c, size_t *v, size_t n)
+{
+    qsort_r(v, n, sizeof *v, by_sstable, c);
+}
+
+static size_t sstable_end(const backup_ctx *c, const size_t *v, size_t i, size_t n)
+{
+    size_t k = i + 1;
+    while (k < n && same_sstable(c, v[i], v[k]))
+        k++;
+    return k;
+}
+
+/* What one worker stores at once: a file alone, or the files of a pack. */
+typedef struct store_unit {
+    size_t *jobs; /* indexes into backup_ctx.jobs (borrowed from one array) */
+    size_t n;
+    uint64_t bytes;
+} store_unit;
+
+typedef struct store_plan {
+    backup_ctx *c;
+    size_t *order;    /* job indexes, each unit's side by side */
+    store_unit *units;
+    size_t n_units;
+} store_plan;
+
+static void add_unit(store_plan *p, size_t first, size_t n)
+{
+    store_unit *u = &p->units[p->n_units++];
+    u->jobs = &p->order[first];
+    u->n = n;
+    u->bytes = 0;
+    for (size_t k = 0; k < n; k++)
+        u->bytes += p->c->jobs[p->order[first + k]].size;
+}
+
+/* The units of the jobs to store: the packable files of one SSTable
+ * together when there are two or more, every other file alone. */
+static void plan_units(store_plan *p)
+{
+    backup_ctx *c = p->c;
+    p->order = cs_calloc(c->n_jobs ? c->n_jobs : 1, sizeof *p->order);
+    p->units = cs_calloc(c->n_jobs ? c->n_jobs : 1, sizeof *p->units);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_jobs; i++)
+        if (packable(c, i))
+            p->order[n++] = i;
+    size_t n_packable = n;
+    sort_by_sstable(c, p->order, n_packable);
+    for (size_t i = 0; i < c->n_jobs; i++)
+        if (!c->jobs[i].reused && !packable(c, i))
+            p->order[n++] = i;
+    for (size_t i = 0, k; i < n_packable; i = k) {
+        k = sstable_end(c, p->order, i, n_packable);
+        add_unit(p, i, k - i); /* a file alone, or a pack */
+    }
+    for (size_t i = n_packable; i < n; i++)
+        add_unit(p, i, 1);
+}
+
+static int store_unit_run(void *arg, size_t i, cs_err *e)
+{
+    store_plan *p = arg;
+    const store_unit *u = &p->units[i];
+    if (cs_cancel_requested())
+        return cs_cancel_error(e);
+    if (u->n == 1)
+        return store_one(p->c, &p->c->jobs[u->jobs[0]], e);
+    return store_pack(p->c, u->jobs, u->n, e);
+}
+
+static int by_bytes_desc(const void *a, const void *b)
+{
+    const store_unit *x = a, *y = b;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
 /* The files and bytes the upload phase will read: every new file not
@@ -248,17 +453,21 @@ static void report_upload_phase(backup_ctx *c)
     cs_job_phase(c->job, "upload", files, bytes);
 }
 
-/* Largest files first, so that the last one to finish is a small one. */
+/* Largest units first, so that the last one to finish is a small one. */
 static int store_new_files(backup_ctx *c, cs_err *e)
 {
-    if (c->n_jobs > 1)
-        qsort(c->jobs, c->n_jobs, sizeof *c->jobs, by_size_desc);
+    store_plan p = { c, NULL, NULL, 0 };
+    plan_units(&p);
+    if (p.n_units > 1)
+        qsort(p.units, p.n_units, sizeof *p.units, by_bytes_desc);
     report_upload_phase(c);
-    int rc = cs_parallel_for(c->n_jobs, (unsigned)c->req->jobs, store_job_run, c, e);
+    int rc = cs_parallel_for(p.n_units, (unsigned)c->req->jobs, store_unit_run, &p, e);
     for (size_t i = 0; i < c->n_jobs; i++) {
         c->bytes_read += c->jobs[i].bytes_read + c->jobs[i].hash_read;
         c->bytes_resumed += c->jobs[i].resumed;
     }
+    free(p.units);
+    free(p.order);
     return rc;
 }
 
@@ -356,6 +565,7 @@ static size_t store_missing_again(backup_ctx *c)
             memset(f->hash, 0, sizeof f->hash);
             memset(f->object, 0, sizeof f->object);
             f->stored = 0;
+            memset(&f->pack, 0, sizeof f->pack);
             add_job(c, i, k, snapshot_path(c, t, f));
             again++;
         }
@@ -363,27 +573,94 @@ static size_t store_missing_again(backup_ctx *c)
     return again;
 }
 
+/* A stored object that holds job j's content, present in the repository:
+ * in `object` when given, else any that holds it alone (not a pack). */
+static const cs_state_entry *stored_content(const backup_ctx *c, const store_job *j, const char *object)
+{
+    size_t n = 0;
+    const cs_state_entry *const *hits = j->hashed ? cs_state_contents(c->state, j->size, j->hash, &n) : NULL;
+    for (size_t h = 0; h < n; h++) {
+        const cs_state_entry *hit = hits[h];
+        bool wanted = object ? !strcmp(hit->object, object) : hit->pack.len == 0;
+        if (wanted && cs_present_has(c->present, hit->object, hit->stored))
+            return hit;
+    }
+    return NULL;
+}
+
+static void reuse_content(backup_ctx *c, store_job *j, const cs_state_entry *hit)
+{
+    const cs_mtable *t = &c->m->tables[j->table];
+    cs_mfile *f = &t->files[j->file];
+    memcpy(f->hash, j->hash, sizeof f->hash);
+    memcpy(f->object, hit->object, CS_OBJECT_ID_HEX);
+    f->stored = hit->stored;
+    f->pack = hit->pack;
+    j->reused = true;
+    cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], t->id, f);
+}
+
+/* The n small files of one SSTable (jobs idx[0..n)) are reused together
+ * from one pack that holds every one of them (an SSTable a restore placed
+ * under new names), or each from an object that holds it alone; never one
+ * of them from another SSTable's pack: a TOC.txt is the same in every
+ * SSTable of a table, and reusing it would keep that pack alive, and cost
+ * a restore its download, for one small file. */
+static size_t reuse_sstable(backup_ctx *c, const size_t *idx, size_t n)
+{
+    size_t lead_n = 0;
+    const store_job *lead = &c->jobs[idx[0]];
+    const cs_state_entry *const *lead_hits =
+        lead->hashed ? cs_state_contents(c->state, lead->size, lead->hash, &lead_n) : NULL;
+    for (size_t h = 0; h < lead_n; h++) {
+        const char *object = lead_hits[h]->object;
+        if (!lead_hits[h]->pack.len || !cs_present_has(c->present, object, lead_hits[h]->stored))
+            continue;
+        size_t k = 0;
+        while (k < n && stored_content(c, &c->jobs[idx[k]], object))
+            k++;
+        if (k < n)
+            continue;
+        for (k = 0; k < n; k++)
+            reuse_content(c, &c->jobs[idx[k]], stored_content(c, &c->jobs[idx[k]], object));
+        return n;
+    }
+    size_t reused = 0;
+    for (size_t k = 0; k < n; k++) {
+        const cs_state_entry *alone = stored_content(c, &c->jobs[idx[k]], NULL);
+        if (alone) {
+            reuse_content(c, &c->jobs[idx[k]], alone);
+            reused++;
+        }
+    }
+    return reused;
+}
+
 /* Files whose content the repository holds under another name: reused. */
 static size_t reuse_by_content(backup_ctx *c)
 {
-    size_t reused = 0;
+    size_t reused = 0, n_small = 0;
+    size_t *small = cs_calloc(c->n_jobs ? c->n_jobs : 1, sizeof *small);
     for (size_t i = 0; i < c->n_jobs; i++) {
         store_job *j = &c->jobs[i];
-        size_t n = 0;
-        const cs_state_entry *const *hits = j->hashed ? cs_state_contents(c->state, j->size, j->hash, &n) : NULL;
-        for (size_t h = 0; h < n && !j->reused; h++) {
-            if (!cs_present_has(c->present, hits[h]->object, hits[h]->stored))
-                continue;
-            const cs_mtable *t = &c->m->tables[j->table];
-            cs_mfile *f = &t->files[j->file];
-            memcpy(f->hash, j->hash, sizeof f->hash);
-            memcpy(f->object, hits[h]->object, CS_OBJECT_ID_HEX);
-            f->stored = hits[h]->stored;
-            j->reused = true;
+        if (packable(c, i)) { /* hashed or not: the SSTable's others count too */
+            small[n_small++] = i;
+            continue;
+        }
+        if (!j->hashed)
+            continue;
+        const cs_state_entry *alone = stored_content(c, j, NULL);
+        if (alone) {
+            reuse_content(c, j, alone);
             reused++;
-            cs_state_record(c->state, c->m->data_dirs.items[f->data_dir], t->id, f);
         }
     }
+    sort_by_sstable(c, small, n_small);
+    for (size_t i = 0, k; i < n_small; i = k) {
+        k = sstable_end(c, small, i, n_small);
+        reused += reuse_sstable(c, &small[i], k - i);
+    }
+    free(small);
     return reused;
 }
 

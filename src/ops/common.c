@@ -68,14 +68,22 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
     return 0;
 }
 
-int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e)
+/* What checks one file's plaintext on its way to dst (owned): its zstd
+ * frames decoded, counted for the job, hashed against the manifest. */
+static cs_sink *file_chain(const cs_mfile *f, cs_sink *dst, cs_err *e)
 {
-    char *key = cs_repo_object_key(f->object);
     /* The check runs before dst is closed, so a file sink never commits
      * bytes that do not match the manifest. */
     cs_sink *head = cs_hash_verify_new(dst, f->hash, f->size);
     head = cs_progress_filter_new(head, cs_job_current()); /* plaintext bytes, for the caller's job */
-    head = cs_zstd_decompress_new(head, e);
+    return cs_zstd_decompress_new(head, e);
+}
+
+/* Download object into head (the stored stream's sink; owned, NULL: the
+ * error is in e already). */
+static int fetch_into(cs_repo *repo, const char *object, cs_sink *head, cs_err *e)
+{
+    char *key = cs_repo_object_key(object);
     int rc = head ? cs_repo_reader(repo, head, &head, e) : e->code;
     if (!rc)
         rc = cs_storage_get(repo->st, key, head, e);
@@ -83,8 +91,64 @@ int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *
         rc = cs_sink_close(head, e);
     cs_sink_free(head);
     if (rc)
-        cs_err_prefix(e, "object %s", f->object);
+        cs_err_prefix(e, "object %s", object);
     free(key);
+    return rc;
+}
+
+int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e)
+{
+    if (cs_mfile_packed(f))
+        return cs_ops_fetch_members(repo, &f, &dst, 1, e);
+    return fetch_into(repo, f->object, file_chain(f, dst, e), e);
+}
+
+typedef struct member {
+    const cs_mfile *f;
+    cs_sink *dst;
+} member;
+
+static int by_pack_offset(const void *a, const void *b)
+{
+    const member *x = a, *y = b;
+    return x->f->pack.at < y->f->pack.at ? -1 : x->f->pack.at > y->f->pack.at ? 1 : 0;
+}
+
+int cs_ops_fetch_members(cs_repo *repo, const cs_mfile *const *fs, cs_sink **dsts, size_t n, cs_err *e)
+{
+    member *mv = cs_calloc(n ? n : 1, sizeof *mv);
+    for (size_t i = 0; i < n; i++)
+        mv[i] = (member){ fs[i], dsts[i] };
+    qsort(mv, n, sizeof *mv, by_pack_offset);
+    cs_split_range *r = cs_calloc(n ? n : 1, sizeof *r);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cs_mfile *f = mv[i].f;
+        r[i] = (cs_split_range){ f->pack.at, f->pack.len, NULL, f->name };
+        if (!rc && (!cs_mfile_packed(f) || strcmp(f->object, fs[0]->object) || f->stored != fs[0]->stored))
+            rc = cs_err_set(e, CS_E_INVAL, "%s is not a file of the pack %s", f->name, fs[0]->object);
+        if (rc) {
+            cs_sink_free(mv[i].dst);
+            continue;
+        }
+        r[i].out = file_chain(f, mv[i].dst, e); /* takes dst, also on failure */
+        if (!r[i].out)
+            rc = e->code;
+    }
+    cs_sink *split = NULL;
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            cs_sink_free(r[i].out);
+    } else {
+        split = cs_split_new(r, n, e);
+        rc = split ? 0 : e->code;
+    }
+    if (!rc)
+        rc = fetch_into(repo, fs[0]->object, split, e);
+    else if (n)
+        cs_err_prefix(e, "object %s", fs[0]->object);
+    free(r);
+    free(mv);
     return rc;
 }
 
@@ -95,20 +159,41 @@ int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err 
 
 int cs_ops_fetch_file_flags(cs_repo *repo, const cs_mfile *f, const char *dir, int flags, cs_err *e)
 {
+    return cs_ops_fetch_files(repo, &f, 1, dir, flags, e);
+}
+
+/* The file sink for dir/<f->name>, its parent directories made. */
+static cs_sink *open_placed(const cs_mfile *f, const char *dir, int flags, cs_err *e)
+{
     char *path = cs_path_join(dir, f->name);
     char *parent = cs_dirname(path);
     cs_sink *out = NULL;
-    int rc = cs_mkdirs(parent, 0755, e);
-    if (!rc) {
+    if (!cs_mkdirs(parent, 0755, e))
         out = cs_file_sink_open(path, 0644, flags, e);
-        rc = out ? 0 : e->code;
-    }
-    if (!rc)
-        rc = cs_ops_fetch_object(repo, f, out, e); /* takes out */
-    if (rc)
-        cs_err_prefix(e, "%s", f->name);
     free(parent);
     free(path);
+    return out;
+}
+
+int cs_ops_fetch_files(cs_repo *repo, const cs_mfile *const *fs, size_t n, const char *dir, int flags, cs_err *e)
+{
+    cs_sink **out = cs_calloc(n ? n : 1, sizeof *out);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        out[i] = open_placed(fs[i], dir, flags, e);
+        rc = out[i] ? 0 : e->code;
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            cs_sink_free(out[i]);
+    } else if (n == 1 && !cs_mfile_packed(fs[0])) {
+        rc = cs_ops_fetch_object(repo, fs[0], out[0], e); /* takes out[0] */
+    } else {
+        rc = cs_ops_fetch_members(repo, fs, out, n, e); /* takes out */
+    }
+    if (rc && n == 1)
+        cs_err_prefix(e, "%s", fs[0]->name);
+    free(out);
     return rc;
 }
 

@@ -36,6 +36,8 @@ typedef struct load_ctx {
     /* the table being downloaded */
     const cs_mfile **files;
     size_t n_files;
+    size_t *groups;  /* downloads: [start, end) of files, a file alone or the files of one pack */
+    size_t n_groups;
     const char *dir;
 } load_ctx;
 
@@ -127,16 +129,44 @@ static int check_target_schema(load_ctx *c, cs_err *e)
 
 /* ---- one table ---- */
 
-/* Runs on a worker thread: touches only its own file. */
+/* Runs on a worker thread: touches only its own files. */
 static int fetch_one(void *arg, size_t i, cs_err *e)
 {
     load_ctx *c = arg;
+    size_t from = c->groups[2 * i], n = c->groups[2 * i + 1] - from;
     /* Through the page cache (no CS_FILE_DIRECT): sstableloader reads the
      * staged file right after, from there. */
-    int rc = cs_ops_fetch_file(c->repo, c->files[i], c->dir, e);
+    int rc = cs_ops_fetch_files(c->repo, &c->files[from], n, c->dir, 0, e);
     if (!rc)
-        cs_job_add_files(c->job, 1);
+        cs_job_add_files(c->job, n);
     return rc;
+}
+
+/* Packed files first, by object: a pack's files side by side. */
+static int by_object(const void *a, const void *b)
+{
+    const cs_mfile *x = *(const cs_mfile *const *)a, *y = *(const cs_mfile *const *)b;
+    if (cs_mfile_packed(x) != cs_mfile_packed(y))
+        return cs_mfile_packed(x) ? -1 : 1;
+    return cs_mfile_packed(x) ? strcmp(x->object, y->object) : 0;
+}
+
+/* One download per pack (its files in one request), one per other file. */
+static void group_files(load_ctx *c)
+{
+    qsort(c->files, c->n_files, sizeof *c->files, by_object);
+    c->groups = cs_calloc(2 * c->n_files + 2, sizeof *c->groups);
+    c->n_groups = 0;
+    for (size_t i = 0; i < c->n_files;) {
+        size_t k = i + 1;
+        while (k < c->n_files && cs_mfile_packed(c->files[i]) && cs_mfile_packed(c->files[k]) &&
+               !strcmp(c->files[i]->object, c->files[k]->object))
+            k++;
+        c->groups[2 * c->n_groups] = i;
+        c->groups[2 * c->n_groups + 1] = k;
+        c->n_groups++;
+        i = k;
+    }
 }
 
 /* Every file of table t into dir, --jobs at a time. Secondary index files
@@ -155,7 +185,10 @@ static int download_table(load_ctx *c, const cs_mtable *t, const char *dir, cs_l
             out->bytes += t->files[j].size;
         }
     cs_job_phase(c->job, "download", out->files, out->bytes); /* bytes: cs_ops_fetch_object's, as they stream */
-    int rc = cs_parallel_for(c->n_files, (unsigned)c->req->jobs, fetch_one, c, e);
+    group_files(c);
+    int rc = cs_parallel_for(c->n_groups, (unsigned)c->req->jobs, fetch_one, c, e);
+    free(c->groups);
+    c->groups = NULL;
     free(c->files);
     c->files = NULL;
     return rc;

@@ -567,8 +567,14 @@ int cs_ops_check_new_repo(const cs_strlist *recipients, bool no_encryption, cs_e
  * dst (owned, closed on success) and check the plaintext against f.
  * CS_E_CORRUPT names the object on any mismatch. The plaintext bytes count
  * as bytes done of the calling thread's job, and its cancel stops the
- * stream (CS_E_CANCELED). */
+ * stream (CS_E_CANCELED). A file of a pack is read from its frame (the
+ * whole object is downloaded: use cs_ops_fetch_members for several). */
 int cs_ops_fetch_object(cs_repo *repo, const cs_mfile *f, cs_sink *dst, cs_err *e);
+/* The n files of one pack, in one download of their object: each file's
+ * frame into its dst (owned, each closed once its bytes are checked),
+ * checked as cs_ops_fetch_object checks one. fs must all be packed in the
+ * same object; any order. */
+int cs_ops_fetch_members(cs_repo *repo, const cs_mfile *const *fs, cs_sink **dsts, size_t n, cs_err *e);
 /* cs_ops_fetch_object into the file dir/<f->name> (its parent directories
  * made; the file exists only once every byte is checked). What restore and
  * load download with. */
@@ -576,6 +582,9 @@ int cs_ops_fetch_file(cs_repo *repo, const cs_mfile *f, const char *dir, cs_err 
 /* cs_ops_fetch_file with cs_file_sink_open's flags (CS_FILE_NO_DIR_SYNC:
  * the caller syncs the directory once for all its files). */
 int cs_ops_fetch_file_flags(cs_repo *repo, const cs_mfile *f, const char *dir, int flags, cs_err *e);
+/* The n files of one object (one file alone, or files of one pack) into
+ * dir, in one download, as cs_ops_fetch_file_flags places one. */
+int cs_ops_fetch_files(cs_repo *repo, const cs_mfile *const *fs, size_t n, const char *dir, int flags, cs_err *e);
 
 /* ---- the local node ---- */
 

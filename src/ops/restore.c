@@ -39,11 +39,15 @@
 
 #define ALL_TABLES SIZE_MAX /* not one table: every one */
 
-/* A file to download into dir, planned first and then placed --jobs at a
- * time. */
+/* A download into dir: a file, or the files of one pack that go to the
+ * same directory (one request for them all), planned first and then placed
+ * --jobs at a time. */
 typedef struct placement {
     size_t table;  /* index into the manifest's tables */
-    const cs_mfile *f;
+    const cs_mfile *f;    /* the first file */
+    const cs_mfile **fs;  /* every file: f, then the rest of its pack */
+    size_t n;
+    uint64_t bytes;       /* their plaintext */
     char *dir;
     bool done;
     uint64_t table_bytes; /* all of its table's planned files (download order) */
@@ -338,11 +342,12 @@ static int something_left(restore_ctx *c, cs_err *e)
 
 /* ---- placing files ---- */
 
-/* Runs on a worker thread: touches only its own file. */
-static int place_file(restore_ctx *c, const cs_mfile *f, const char *dir, cs_err *e)
+/* Runs on a worker thread: touches only its own files. */
+static int place_files(restore_ctx *c, const placement *p, cs_err *e)
 {
     /* Each file is written once and read by the node later, if at all: no page cache (CS_FILE_DIRECT). */
-    return cs_ops_fetch_file_flags(c->repo, f, dir, CS_FILE_NO_DIR_SYNC | CS_FILE_DIRECT, e); /* sync_planned_dirs */
+    return cs_ops_fetch_files(c->repo, p->fs, p->n, p->dir, CS_FILE_NO_DIR_SYNC | CS_FILE_DIRECT,
+                              e); /* sync_planned_dirs */
 }
 
 /* Each file is synced as it is closed; the names of the placed files of
@@ -356,14 +361,16 @@ static int sync_planned_dirs(const restore_ctx *c, size_t t, cs_err *e)
         const placement *p = &c->plan[i];
         if ((t != ALL_TABLES && p->table != t) || !p->done)
             continue;
-        char *path = cs_path_join(p->dir, p->f->name);
-        char *dir = cs_dirname(path);
-        if (!cs_strlist_has(&synced, dir)) {
-            rc = cs_fsync_dir(dir, e);
-            cs_strlist_add(&synced, dir);
+        for (size_t k = 0; !rc && k < p->n; k++) {
+            char *path = cs_path_join(p->dir, p->fs[k]->name);
+            char *dir = cs_dirname(path);
+            if (!cs_strlist_has(&synced, dir)) {
+                rc = cs_fsync_dir(dir, e);
+                cs_strlist_add(&synced, dir);
+            }
+            free(dir);
+            free(path);
         }
-        free(dir);
-        free(path);
     }
     cs_strlist_free(&synced);
     return rc;
@@ -372,7 +379,59 @@ static int sync_planned_dirs(const restore_ctx *c, size_t t, cs_err *e)
 static void plan_file(restore_ctx *c, size_t table, const cs_mfile *f, char *dir /* taken */)
 {
     c->plan = cs_realloc(c->plan, (c->n_plan + 1) * sizeof *c->plan);
-    c->plan[c->n_plan++] = (placement){ table, f, dir, false, 0, 0, NULL };
+    const cs_mfile **fs = cs_calloc(1, sizeof *fs);
+    fs[0] = f;
+    c->plan[c->n_plan++] = (placement){ table, f, fs, 1, f->size, dir, false, 0, 0, NULL };
+}
+
+/* Packed files first, by table, directory, object and offset: the files
+ * of one pack for one directory side by side. */
+static int by_pack(const void *a, const void *b)
+{
+    const placement *x = a, *y = b;
+    bool px = cs_mfile_packed(x->f), py = cs_mfile_packed(y->f);
+    if (px != py)
+        return px ? -1 : 1;
+    if (!px)
+        return 0;
+    if (x->table != y->table)
+        return x->table < y->table ? -1 : 1;
+    int c = strcmp(x->dir, y->dir);
+    if (!c)
+        c = strcmp(x->f->object, y->f->object);
+    if (!c)
+        c = x->f->pack.at < y->f->pack.at ? -1 : x->f->pack.at > y->f->pack.at ? 1 : 0;
+    return c;
+}
+
+static bool same_download(const placement *x, const placement *y)
+{
+    return cs_mfile_packed(x->f) && cs_mfile_packed(y->f) && x->table == y->table && !strcmp(x->dir, y->dir) &&
+           !strcmp(x->f->object, y->f->object);
+}
+
+/* One placement per pack and directory: its files in one download. */
+static void group_packs(restore_ctx *c)
+{
+    if (c->n_plan < 2)
+        return;
+    qsort(c->plan, c->n_plan, sizeof *c->plan, by_pack);
+    size_t kept = 0;
+    for (size_t i = 0; i < c->n_plan; i++) {
+        placement *p = &c->plan[i];
+        placement *last = kept ? &c->plan[kept - 1] : NULL;
+        if (last && same_download(last, p)) {
+            last->fs = cs_realloc(last->fs, (last->n + 1) * sizeof *last->fs);
+            last->fs[last->n++] = p->f;
+            last->bytes += p->f->size;
+            free(p->fs);
+            free(p->dir);
+            free(p->why);
+            continue;
+        }
+        c->plan[kept++] = *p;
+    }
+    c->n_plan = kept;
 }
 
 /* Runs on a worker thread: file i of its table has finished (placed, or
@@ -407,10 +466,10 @@ static int place_run(void *arg, size_t i, cs_err *e)
     char *item = cs_sprintf("%s.%s/%s", t->keyspace, t->table, p->f->name);
     cs_job_item(c->job, item);
     free(item);
-    int rc = place_file(c, p->f, p->dir, e);
+    int rc = place_files(c, p, e);
     p->done = rc == 0;
     if (!rc)
-        cs_job_add_files(c->job, 1);
+        cs_job_add_files(c->job, p->n);
     if (rc && !c->req->fail_fast && is_table_damage(rc)) {
         p->code = rc;
         p->why = cs_strdup(e->msg);
@@ -426,12 +485,13 @@ static int place_run(void *arg, size_t i, cs_err *e)
 static int by_size_desc(const void *a, const void *b)
 {
     const placement *x = a, *y = b;
-    return x->f->size < y->f->size ? 1 : x->f->size > y->f->size ? -1 : 0;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
 static void free_plan(restore_ctx *c)
 {
     for (size_t i = 0; i < c->n_plan; i++) {
+        free(c->plan[i].fs);
         free(c->plan[i].dir);
         free(c->plan[i].why);
     }
@@ -456,20 +516,23 @@ static int by_table_size(const void *a, const void *b)
 
 static void start_downloads(restore_ctx *c)
 {
+    group_packs(c);
     if (c->feed) {
         uint64_t *sum = cs_calloc(c->m.n_tables + 1, sizeof *sum);
         for (size_t i = 0; i < c->n_plan; i++)
-            sum[c->plan[i].table] += c->plan[i].f->size;
+            sum[c->plan[i].table] += c->plan[i].bytes;
         for (size_t i = 0; i < c->n_plan; i++)
             c->plan[i].table_bytes = sum[c->plan[i].table];
         free(sum);
     }
     if (c->n_plan > 1)
         qsort(c->plan, c->n_plan, sizeof *c->plan, c->feed ? by_table_size : by_size_desc);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < c->n_plan; i++)
-        bytes += c->plan[i].f->size;
-    cs_job_phase(c->job, "download", c->n_plan, bytes); /* bytes: cs_ops_fetch_object's, as they stream */
+    uint64_t bytes = 0, files = 0;
+    for (size_t i = 0; i < c->n_plan; i++) {
+        bytes += c->plan[i].bytes;
+        files += c->plan[i].n;
+    }
+    cs_job_phase(c->job, "download", files, bytes); /* bytes: cs_ops_fetch_object's, as they stream */
 }
 
 static int download_planned(restore_ctx *c, cs_err *e)
@@ -574,7 +637,7 @@ static void planned_bytes(const restore_ctx *c, const cs_strlist *stages, uint64
         for (size_t d = 0; d < stages->n; d++) {
             size_t n = strlen(stages->items[d]);
             if (!strncmp(c->plan[i].dir, stages->items[d], n) && c->plan[i].dir[n] == '/') {
-                need[d] += c->plan[i].f->size;
+                need[d] += c->plan[i].bytes;
                 break;
             }
         }
@@ -1292,6 +1355,7 @@ static int place_and_make_live(restore_ctx *c, cql_conn *conn, const char *stage
     pthread_cond_init(&f.cond, NULL);
     f.left = cs_calloc(c->m.n_tables + 1, sizeof *f.left);
     f.ready = cs_calloc(c->m.n_tables + 1, sizeof *f.ready);
+    group_packs(c); /* before counting: a table's downloads, not its files */
     for (size_t i = 0; i < c->n_plan; i++)
         f.left[c->plan[i].table]++;
     for (size_t t = 0; t < c->m.n_tables; t++)

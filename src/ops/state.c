@@ -44,7 +44,7 @@ static int compare_keys(const void *a, const void *b)
 }
 
 static void add_entry(entry_set *s, char *key, uint64_t size, int64_t mtime, const char *hash, const char *object,
-                      uint64_t stored, bool unreferenced)
+                      uint64_t stored, const cs_pack_ref *pack, bool unreferenced)
 {
     s->v = cs_realloc(s->v, (s->n + 1) * sizeof *s->v);
     cs_state_entry *en = &s->v[s->n++];
@@ -54,6 +54,10 @@ static void add_entry(entry_set *s, char *key, uint64_t size, int64_t mtime, con
     snprintf(en->hash, sizeof en->hash, "%s", hash);
     memcpy(en->object, object, CS_OBJECT_ID_HEX);
     en->stored = stored;
+    if (pack)
+        en->pack = *pack;
+    else
+        memset(&en->pack, 0, sizeof en->pack);
     en->unreferenced = unreferenced;
 }
 
@@ -122,7 +126,7 @@ static void fill_from_manifest(entry_set *s, const cs_manifest *m, bool only_new
             if (only_new && !f->is_new)
                 continue;
             add_entry(s, entry_key(m->data_dirs.items[f->data_dir], m->tables[i].id, f->name), f->size,
-                      f->mtime_ns, f->hash, f->object, f->stored, unreferenced);
+                      f->mtime_ns, f->hash, f->object, f->stored, &f->pack, unreferenced);
         }
 }
 
@@ -213,7 +217,8 @@ static bool is_hash(const char *hash)
 }
 
 /* One entry: [key, size, mtime_ns, hash, object, stored, unreferenced]
- * (files written before the flag existed have six elements: referenced).
+ * and, for a file of a pack, its pack reference (manifest.h) last (files
+ * written before the flag existed have six elements: referenced).
  * Added to s if valid (unreferenced whatever it says if force_unref). */
 static bool parse_entry(entry_set *s, const json_t *f, bool force_unref)
 {
@@ -222,13 +227,20 @@ static bool parse_entry(entry_set *s, const json_t *f, bool force_unref)
     const char *hash = json_string_value(json_array_get(f, 3));
     const char *object = json_string_value(json_array_get(f, 4));
     const json_t *flag = json_array_get(f, 6);
-    if ((n != 6 && n != 7) || !key || !is_count(json_array_get(f, 1)) || !json_is_integer(json_array_get(f, 2)) ||
-        !is_hash(hash) ||
-        !cs_is_hex32(object) || !is_count(json_array_get(f, 5)) || (n == 7 && !json_is_boolean(flag)))
+    if ((n != 6 && n != 7 && n != 8) || !key || !is_count(json_array_get(f, 1)) ||
+        !json_is_integer(json_array_get(f, 2)) || !is_hash(hash) || !cs_is_hex32(object) ||
+        !is_count(json_array_get(f, 5)) || (n >= 7 && !json_is_boolean(flag)))
+        return false;
+    cs_pack_ref pack;
+    cs_err e;
+    cs_err_clear(&e);
+    if (n == 8 && cs_pack_ref_parse(json_array_get(f, 7), (uint64_t)json_integer_value(json_array_get(f, 5)),
+                                    (uint64_t)json_integer_value(json_array_get(f, 1)), &pack, &e))
         return false;
     add_entry(s, cs_strdup(key), (uint64_t)json_integer_value(json_array_get(f, 1)),
               (int64_t)json_integer_value(json_array_get(f, 2)), hash, object,
-              (uint64_t)json_integer_value(json_array_get(f, 5)), force_unref || json_is_true(flag));
+              (uint64_t)json_integer_value(json_array_get(f, 5)), n == 8 ? &pack : NULL,
+              force_unref || json_is_true(flag));
     return true;
 }
 
@@ -319,18 +331,26 @@ static void mark_referenced(entry_set *t, const entry_set *anchor)
 #define CONTENT_TTL (30 * 86400)
 
 /* One line of <host id>.content: [size, hash, object, stored, learned]
- * (learned: seconds since the epoch). Added to s if valid and learned at
+ * and a pack reference last for a file of a pack (learned: seconds since
+ * the epoch). Added to s if valid and learned at
  * or after `oldest`. */
 static void parse_content(entry_set *s, const json_t *f, int64_t oldest)
 {
     const char *hash = json_string_value(json_array_get(f, 1));
     const char *object = json_string_value(json_array_get(f, 2));
     const json_t *learned = json_array_get(f, 4);
-    if (json_array_size(f) != 5 || !is_count(json_array_get(f, 0)) || !is_hash(hash) || !cs_is_hex32(object) ||
+    size_t n = json_array_size(f);
+    if ((n != 5 && n != 6) || !is_count(json_array_get(f, 0)) || !is_hash(hash) || !cs_is_hex32(object) ||
         !is_count(json_array_get(f, 3)) || !json_is_integer(learned) || json_integer_value(learned) < oldest)
         return;
+    cs_pack_ref pack;
+    cs_err e;
+    cs_err_clear(&e);
+    if (n == 6 && cs_pack_ref_parse(json_array_get(f, 5), (uint64_t)json_integer_value(json_array_get(f, 3)),
+                                    (uint64_t)json_integer_value(json_array_get(f, 0)), &pack, &e))
+        return;
     add_entry(s, NULL, (uint64_t)json_integer_value(json_array_get(f, 0)), (int64_t)json_integer_value(learned),
-              hash, object, (uint64_t)json_integer_value(json_array_get(f, 3)), true);
+              hash, object, (uint64_t)json_integer_value(json_array_get(f, 3)), n == 6 ? &pack : NULL, true);
 }
 
 /* The valid, unexpired lines of the content file at path (none if it is
@@ -355,9 +375,11 @@ static void load_content(entry_set *s, const char *path)
 }
 
 static void add_content_line(cs_buf *b, uint64_t size, const char *hash, const char *object, uint64_t stored,
-                             int64_t learned)
+                             const cs_pack_ref *pack, int64_t learned)
 {
     json_t *a = json_pack("[I, s, s, I, I]", (json_int_t)size, hash, object, (json_int_t)stored, (json_int_t)learned);
+    if (a && pack->len)
+        json_array_append_new(a, cs_pack_ref_json(pack));
     char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
     if (text)
         cs_buf_printf(b, "%s\n", text);
@@ -421,7 +443,7 @@ int cs_state_learn(const cs_host *host, const cs_repo *repo, const char *host_id
     for (size_t i = 0; i < m->n_tables; i++)
         for (size_t j = 0; (!tables || tables[i]) && j < m->tables[i].n_files; j++) {
             const cs_mfile *f = &m->tables[i].files[j];
-            add_content_line(&lines, f->size, f->hash, f->object, f->stored, now);
+            add_content_line(&lines, f->size, f->hash, f->object, f->stored, &f->pack, now);
         }
     char *path = state_path(host, repo, host_id, "content");
     int lock = lines.len ? lock_content(path) : -1;
@@ -457,18 +479,7 @@ static int compare_mfile_content(const void *a, const void *b)
  * array). */
 static const cs_mfile **files_by_content(const cs_manifest *m, size_t *n)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < m->n_tables; i++)
-        count += m->tables[i].n_files;
-    const cs_mfile **v = cs_calloc(count ? count : 1, sizeof *v);
-    count = 0;
-    for (size_t i = 0; i < m->n_tables; i++)
-        for (size_t j = 0; j < m->tables[i].n_files; j++)
-            v[count++] = &m->tables[i].files[j];
-    if (count > 1)
-        qsort(v, count, sizeof *v, compare_mfile_content);
-    *n = count;
-    return v;
+    return cs_manifest_files(m, compare_mfile_content, n);
 }
 
 /* Rewrite the content file with only what is worth keeping. */
@@ -489,7 +500,7 @@ static int rewrite_content(const char *path, const cs_manifest *m, cs_err *e)
         if ((i && !strcmp(known.v[i - 1].object, en->object)) ||
             (n_used && bsearch(&key, used, n_used, sizeof *used, compare_mfile_content)))
             continue;
-        add_content_line(&kept, en->size, en->hash, en->object, en->stored, en->mtime_ns);
+        add_content_line(&kept, en->size, en->hash, en->object, en->stored, &en->pack, en->mtime_ns);
     }
     int rc = 0;
     if (kept.len)
@@ -662,6 +673,8 @@ void cs_state_record(cs_state *s, const char *data_dir, const char *table_id, co
     char *key = entry_key(data_dir, table_id, f->name);
     json_t *a = json_pack("[s, I, I, s, s, I, b]", key, (json_int_t)f->size, (json_int_t)f->mtime_ns, f->hash,
                           f->object, (json_int_t)f->stored, 1);
+    if (a && cs_mfile_packed(f))
+        json_array_append_new(a, cs_pack_ref_json(&f->pack));
     char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
     char *line = text ? cs_sprintf("%s\n", text) : NULL;
     json_decref(a);
@@ -712,9 +725,11 @@ static int write_state(const cs_host *host, cs_repo *repo, const char *host_id, 
     json_t *files = json_array();
     for (size_t i = 0; i < s->n; i++) {
         const cs_state_entry *en = &s->v[i];
-        json_array_append_new(files, json_pack("[s, I, I, s, s, I, b]", en->key, (json_int_t)en->size,
-                                               (json_int_t)en->mtime_ns, en->hash, en->object,
-                                               (json_int_t)en->stored, (int)en->unreferenced));
+        json_t *a = json_pack("[s, I, I, s, s, I, b]", en->key, (json_int_t)en->size, (json_int_t)en->mtime_ns,
+                              en->hash, en->object, (json_int_t)en->stored, (int)en->unreferenced);
+        if (a && en->pack.len)
+            json_array_append_new(a, cs_pack_ref_json(&en->pack));
+        json_array_append_new(files, a);
     }
     json_t *root = json_pack("{s:o, s:o}", "backup", anchor ? json_string(anchor) : json_null(), "files", files);
     char *text = json_dumps(root, JSON_COMPACT);
@@ -761,7 +776,7 @@ int cs_state_save_partial(const cs_host *host, cs_repo *repo, const cs_state *ol
     entry_set s = { NULL, 0 };
     for (size_t i = 0; old && i < old->set.n; i++) {
         const cs_state_entry *en = &old->set.v[i];
-        add_entry(&s, cs_strdup(en->key), en->size, en->mtime_ns, en->hash, en->object, en->stored,
+        add_entry(&s, cs_strdup(en->key), en->size, en->mtime_ns, en->hash, en->object, en->stored, &en->pack,
                   en->unreferenced);
     }
     fill_from_manifest(&s, m, true, true);

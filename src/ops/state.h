@@ -40,6 +40,7 @@ typedef struct cs_state_entry {
     char hash[CS_CONTENT_HASH_LEN];
     char object[CS_OBJECT_ID_HEX];
     uint64_t stored;
+    cs_pack_ref pack;  /* the file's place in a pack (len 0: its object holds it alone) */
     bool unreferenced; /* not a file of the anchor backup: checked before use */
 } cs_state_entry;
 

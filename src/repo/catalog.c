@@ -369,7 +369,9 @@ static ref_item *refs_of(const cs_backup_info *info, size_t *n)
         for (size_t t = 0; t < m->n_tables; t++)
             for (size_t f = 0; f < m->tables[t].n_files; f++) {
                 const cs_mfile *mf = &m->tables[t].files[f];
-                items[(*n)++] = (ref_item){ mf->object, mf->stored, &mf->size, mf->hash };
+                /* A pack's members all name the pack's size and hash: what its object holds. */
+                const uint64_t *size = cs_mfile_packed(mf) ? &mf->pack.size : &mf->size;
+                items[(*n)++] = (ref_item){ mf->object, mf->stored, size, cs_mfile_object_hash(mf) };
             }
     } else if (info->refs == 1) {
         const cs_index *ix = &info->index;

@@ -44,6 +44,22 @@ cs_mfile *cs_mtable_add_file(cs_mtable *t, const char *name)
     return f;
 }
 
+const cs_mfile **cs_manifest_files(const cs_manifest *m, int (*cmp)(const void *, const void *), size_t *n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < m->n_tables; i++)
+        count += m->tables[i].n_files;
+    const cs_mfile **v = cs_calloc(count ? count : 1, sizeof *v);
+    count = 0;
+    for (size_t i = 0; i < m->n_tables; i++)
+        for (size_t j = 0; j < m->tables[i].n_files; j++)
+            v[count++] = &m->tables[i].files[j];
+    if (cmp && count > 1)
+        qsort(v, count, sizeof *v, cmp);
+    *n = count;
+    return v;
+}
+
 cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const char *table)
 {
     for (size_t i = 0; i < m->n_tables; i++)
@@ -60,11 +76,11 @@ void cs_manifest_totals_of(const cs_manifest *m, cs_manifest_totals *t)
             const cs_mfile *f = &m->tables[i].files[j];
             t->files++;
             t->size += f->size;
-            t->stored += f->stored;
+            t->stored += cs_mfile_own_stored(f);
             if (f->is_new) {
                 t->files_new++;
                 t->size_new += f->size;
-                t->stored_new += f->stored;
+                t->stored_new += cs_mfile_own_stored(f);
             }
         }
 }
@@ -145,16 +161,47 @@ static json_t *opt_string(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+json_t *cs_pack_ref_json(const cs_pack_ref *p)
+{
+    return json_pack("[I, I, I, s]", (json_int_t)p->at, (json_int_t)p->len, (json_int_t)p->size, p->hash);
+}
+
+int cs_pack_ref_parse(const json_t *j, uint64_t stored, uint64_t file_size, cs_pack_ref *out, cs_err *e)
+{
+    memset(out, 0, sizeof *out);
+    json_int_t v[3];
+    const char *hash = json_string_value(json_array_get(j, 3));
+    cs_hash_alg alg;
+    bool ok = json_is_array(j) && json_array_size(j) == 4 && hash && cs_content_hash_parse(hash, &alg);
+    for (size_t i = 0; ok && i < 3; i++) {
+        const json_t *x = json_array_get(j, i);
+        v[i] = json_is_integer(x) ? json_integer_value(x) : -1;
+        ok = v[i] >= 0;
+    }
+    /* A frame holds at least its header; the pack holds the file. */
+    ok = ok && v[1] > 0 && (uint64_t)v[0] <= stored && (uint64_t)v[1] <= stored - (uint64_t)v[0] &&
+         file_size <= (uint64_t)v[2];
+    if (!ok)
+        return cs_err_set(e, CS_E_CORRUPT, "bad pack reference");
+    out->at = (uint64_t)v[0];
+    out->len = (uint64_t)v[1];
+    out->size = (uint64_t)v[2];
+    snprintf(out->hash, sizeof out->hash, "%s", hash);
+    return 0;
+}
+
 static json_t *table_json(const cs_mtable *t)
 {
     json_t *files = json_array();
     for (size_t j = 0; j < t->n_files; j++) {
         const cs_mfile *f = &t->files[j];
-        json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:b}", "name", f->name,
-                                               "size", (json_int_t)f->size, "mtime_ns", (json_int_t)f->mtime_ns,
-                                               "data_dir", (json_int_t)f->data_dir, "hash", f->hash,
-                                               "object", f->object, "stored", (json_int_t)f->stored,
-                                               "new", f->is_new));
+        json_t *jf = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:b}", "name", f->name, "size",
+                               (json_int_t)f->size, "mtime_ns", (json_int_t)f->mtime_ns, "data_dir",
+                               (json_int_t)f->data_dir, "hash", f->hash, "object", f->object, "stored",
+                               (json_int_t)f->stored, "new", f->is_new);
+        if (cs_mfile_packed(f))
+            json_object_set_new(jf, "pack", cs_pack_ref_json(&f->pack));
+        json_array_append_new(files, jf);
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:o}", "keyspace", t->keyspace, "table", t->table, "id", t->id,
                      "schema_cql", t->schema_cql ? t->schema_cql : "", "files", files);
@@ -325,6 +372,11 @@ static int parse_file(json_t *jf, cs_mtable *t, size_t n_dirs, json_int_t format
         rc = get_uint(jf, "stored", UINT64_MAX >> 1, &f->stored, e);
     if (!rc && (!is_file_hash(hash, format) || !cs_is_hex32(object)))
         rc = cs_err_set(e, CS_E_CORRUPT, "bad hash or object id");
+    json_t *pack = json_object_get(jf, "pack");
+    if (!rc && pack && format < 3)
+        rc = cs_err_set(e, CS_E_CORRUPT, "a pack reference in a manifest of format %d", (int)format);
+    if (!rc && pack)
+        rc = cs_pack_ref_parse(pack, f->stored, f->size, &f->pack, e);
     if (rc)
         return cs_err_prefix(e, "table %s.%s file %s", t->keyspace, t->table, f->name);
     f->mtime_ns = (int64_t)mtime;
@@ -431,6 +483,39 @@ static int parse_scope(json_t *root, cs_scope *s, cs_err *e)
     return 0;
 }
 
+static int by_object_then_offset(const void *a, const void *b)
+{
+    const cs_mfile *x = *(const cs_mfile *const *)a, *y = *(const cs_mfile *const *)b;
+    int c = strcmp(x->object, y->object);
+    if (c)
+        return c;
+    return x->pack.at < y->pack.at ? -1 : x->pack.at > y->pack.at ? 1 : 0;
+}
+
+/* The files of one pack agree about it (stored size, plaintext size and
+ * hash) and their frames do not overlap (one frame may serve two files of
+ * the same content); an object is a pack for all of its files or none. */
+static int check_packs(const cs_manifest *m, cs_err *e)
+{
+    size_t n = 0;
+    const cs_mfile **v = cs_manifest_files(m, by_object_then_offset, &n);
+    int rc = 0;
+    for (size_t i = 1; !rc && i < n; i++) {
+        const cs_mfile *a = v[i - 1], *b = v[i];
+        if (strcmp(a->object, b->object))
+            continue;
+        bool same_frame = a->pack.at == b->pack.at && a->pack.len == b->pack.len;
+        bool agree = cs_mfile_packed(a) == cs_mfile_packed(b) && a->stored == b->stored &&
+                     (!cs_mfile_packed(a) || (a->pack.size == b->pack.size && !strcmp(a->pack.hash, b->pack.hash) &&
+                                              (same_frame || a->pack.at + a->pack.len <= b->pack.at)));
+        if (!agree)
+            rc = cs_err_set(e, CS_E_CORRUPT, "files %s and %s disagree about their object %s", a->name, b->name,
+                            a->object);
+    }
+    free(v);
+    return rc;
+}
+
 static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
 {
     if (!json_is_object(root))
@@ -466,7 +551,7 @@ static int parse_root(json_t *root, cs_manifest *m, cs_err *e)
         if (rc)
             return rc;
     }
-    return 0;
+    return check_packs(m, e);
 }
 
 int cs_manifest_from_json(const char *text, size_t len, cs_manifest *m, cs_err *e)

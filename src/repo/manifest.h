@@ -20,9 +20,21 @@
 #include "common/err.h"
 #include "io/filters.h"
 
-#define CS_MANIFEST_FORMAT 2 /* written now; 1 (BLAKE2b hashes only) is read too */
+#define CS_MANIFEST_FORMAT 3 /* written now (packs); 2 and 1 (BLAKE2b hashes only) are read too */
 #define CS_MANIFEST_FORMAT_MIN 1
 #define CS_OBJECT_ID_HEX 33 /* 32 hex digits + NUL */
+
+/* Where a file lies in an object that holds several files of one SSTable
+ * (a pack, manifest format 3; docs/repository-format.md): the file is one
+ * zstd frame, `len` bytes at byte `at` of the object's stored stream (what
+ * age encrypts), and the object's plaintext (its members' bytes, in order)
+ * has `size` bytes of content hash `hash`, which is what verify --deep
+ * checks. len == 0: the object holds this file alone. */
+typedef struct cs_pack_ref {
+    uint64_t at, len;
+    uint64_t size;
+    char hash[CS_CONTENT_HASH_LEN];
+} cs_pack_ref;
 
 typedef struct cs_mfile {
     char *name;            /* relative to the table directory, e.g. "nb-1-big-Data.db" or ".idx/..." */
@@ -31,7 +43,8 @@ typedef struct cs_mfile {
     unsigned data_dir;     /* index into the manifest's data_dirs */
     char hash[CS_CONTENT_HASH_LEN]; /* content hash of the plaintext (io/filters.h: "sha256:<hex>", or bare hex = BLAKE2b-256 before format 2) */
     char object[CS_OBJECT_ID_HEX]; /* object id in the repository */
-    uint64_t stored;       /* bytes of the stored object */
+    uint64_t stored;       /* bytes of the stored object (a pack's: all of its members') */
+    cs_pack_ref pack;      /* len 0: the object holds this file alone */
     bool is_new;           /* stored by this backup (not reused); kept in JSON */
 } cs_mfile;
 
@@ -75,7 +88,33 @@ typedef struct cs_manifest {
     cs_scope scope;        /* optional in JSON: manifests made before scopes lack it */
 } cs_manifest;
 
-/* Totals over every file. */
+/* Is f one file of a pack? */
+static inline bool cs_mfile_packed(const cs_mfile *f)
+{
+    return f->pack.len != 0;
+}
+/* The stored bytes that are f's own: its frame in a pack, else its object. */
+static inline uint64_t cs_mfile_own_stored(const cs_mfile *f)
+{
+    return f->pack.len ? f->pack.len : f->stored;
+}
+/* The size and content hash of what f's object holds: the pack's, or f's. */
+static inline uint64_t cs_mfile_object_size(const cs_mfile *f)
+{
+    return f->pack.len ? f->pack.size : f->size;
+}
+static inline const char *cs_mfile_object_hash(const cs_mfile *f)
+{
+    return f->pack.len ? f->pack.hash : f->hash;
+}
+
+/* A pack reference as JSON, [at, len, size, "hash"] (new reference), and
+ * back, validated against the object's stored size and the file's size
+ * (what a manifest, the dedup cache and its journal record). */
+json_t *cs_pack_ref_json(const cs_pack_ref *p);
+int cs_pack_ref_parse(const json_t *j, uint64_t stored, uint64_t file_size, cs_pack_ref *out, cs_err *e);
+
+/* Totals over every file (stored: each file's own bytes, see cs_mfile_own_stored). */
 typedef struct cs_manifest_totals {
     uint64_t files, size, stored, files_new, size_new, stored_new;
 } cs_manifest_totals;
@@ -86,6 +125,9 @@ void cs_manifest_totals_of(const cs_manifest *m, cs_manifest_totals *t);
 cs_mtable *cs_manifest_add_table(cs_manifest *m, const char *ks, const char *table, const char *id);
 /* Add a file to a table and return it (name copied); fill the rest. */
 cs_mfile *cs_mtable_add_file(cs_mtable *t, const char *name);
+/* Every file of m (pointers into m; caller frees the array), sorted by cmp
+ * (qsort's, on const cs_mfile *const *) or in manifest order (NULL). */
+const cs_mfile **cs_manifest_files(const cs_manifest *m, int (*cmp)(const void *, const void *), size_t *n);
 /* Find a table by keyspace and name, or NULL. */
 cs_mtable *cs_manifest_find_table(const cs_manifest *m, const char *ks, const char *table);
 

@@ -5,7 +5,8 @@
  * crashing or leaking. Every input is parsed; an accepted manifest is
  * checked against the promises of manifest.h (names are identifiers, file
  * names are safe relative paths, ids are hex, data directory indexes are in
- * range, data directories are absolute) and must survive a round trip
+ * range, data directories are absolute, a file of a pack lies inside its
+ * object) and must survive a round trip
  * through cs_manifest_to_json unchanged. Any broken promise aborts.
  * The seed corpus in tests/fuzz/corpus/manifest/ holds small valid and
  * slightly broken manifests.
@@ -72,6 +73,10 @@ static void check(const cs_manifest *m)
             /* The hash itself, whatever its form: 64 lowercase hex at the end. */
             size_t n = strlen(f->hash);
             if (n < CS_HASH_HEX - 1 || !is_hex(f->hash + n - (CS_HASH_HEX - 1), CS_HASH_HEX - 1))
+                abort();
+            /* A file of a pack: its frame inside the object, the pack's hash of a known form. */
+            if (cs_mfile_packed(f) && (f->pack.at > f->stored || f->pack.len > f->stored - f->pack.at ||
+                                       f->size > f->pack.size || !cs_content_hash_parse(f->pack.hash, &alg)))
                 abort();
         }
     }

@@ -178,6 +178,22 @@ class Node:
         return out
 
 
+def object_files(plain, files):
+    """The files whose contents, one after the other, are plain: an object's plaintext (age -d |
+    zstd -d) is one file, or the small files of one SSTable in name order (a pack, manifest
+    format 3). files: {path: bytes} of the candidates (e.g. node.table_file_paths' files).
+    Returns their paths in order, [] when plain is no such sequence."""
+    by_len = sorted(((p, b) for p, b in files.items() if b), key=lambda pb: -len(pb[1]))
+    out, pos = [], 0
+    while pos < len(plain):
+        hit = next((p for p, b in by_len if plain.startswith(b, pos)), None)
+        if hit is None:
+            return []
+        out.append(hit)
+        pos += len(files[hit])
+    return out
+
+
 def connect(node, deadline_s=120):
     """A driver Cluster and Session on the node, retried until the deadline."""
     deadline = time.monotonic() + deadline_s

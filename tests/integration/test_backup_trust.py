@@ -52,9 +52,17 @@ def _backup(cassette, repo, name, *args):
     return out, res
 
 
+def _files_of(path, backup, object_id):
+    """The files ("ks/table/name") that backup's manifest (an unencrypted repository's: plain
+    JSON) stores in object_id: one, or the files of an SSTable packed together."""
+    manifest = json.loads(next((pathlib.Path(path) / "backups" / backup).glob("*.manifest")).read_text())
+    return sorted(f"{t['keyspace']}/{t['table']}/{f['name']}" for t in manifest["tables"]
+                  for f in t["files"] if f["object"] == object_id)
+
+
 def _lose(path):
-    """Delete one stored object (the largest: a Data.db) as an operator or a bucket's
-    lifecycle rule might; returns its id."""
+    """Delete one stored object (the largest: a Data.db, or a small table's SSTable packed
+    whole) as an operator or a bucket's lifecycle rule might; returns its id."""
     victim = max(_objects(path), key=lambda p: p.stat().st_size)
     victim.unlink()
     try:  # versitygw would list an empty objects/ab/ as a key of its own
@@ -177,10 +185,11 @@ def test_lost_object_is_stored_again(cassette, repo, node, session, make_small_d
     assert "the next backup" in hint[0] and "stores the lost files again" in hint[0], res.describe()
 
     n_objects = len(_objects(repo.path))
-    out, res = _backup(cassette, repo, "lo-3", "--keyspace", ks, "--verbose")
-    assert out["files_new"] == 1 and len(out["new_files"]) == 1, res.describe()
-    assert out["new_files"][0].endswith("-Data.db"), out["new_files"]
-    assert "one listing of objects/" in res.err, res.describe()  # 4 jobs: listing is cheaper
+    held = _files_of(repo.path, "lo-2", lost)
+    assert held, lost
+    out, res = _backup(cassette, repo, "lo-3", "--keyspace", ks, "--verbose", "--jobs", "1")
+    assert out["files_new"] == len(held) and sorted(out["new_files"]) == held, res.describe()
+    assert "one listing of objects/" in res.err, res.describe()  # 1 job: listing is cheaper
     assert "stored again" in res.err, res.describe()
     assert len(_objects(repo.path)) == n_objects + 1
     assert lost not in {p.name for p in _objects(repo.path)}  # a new object, not the old id
@@ -190,11 +199,12 @@ def test_lost_object_is_stored_again(cassette, repo, node, session, make_small_d
     # Lose another one and the local state too: rebuilt from lo-3's manifest, checked all
     # the same (64 jobs: a stat per object is cheaper than a listing here).
     lost = _lose(repo.path)
+    held = _files_of(repo.path, "lo-3", lost)
     shutil.rmtree(state_dir)
     out, res = _backup(cassette, repo, "lo-4", "--keyspace", ks, "--verbose", "--jobs", "64")
     assert "rebuilding the dedup cache from backup lo-3" in res.err, res.describe()
     assert "a stat each" in res.err, res.describe()
-    assert out["files_new"] == 1, res.describe()
+    assert out["files_new"] == len(held) and sorted(out["new_files"]) == held, res.describe()
     assert out["files"] == first["files"]
     res = cassette("verify", "--deep", "--repo", repo, "--backup", "lo-4")
     assert res.rc == 0, res.describe()

@@ -1,34 +1,64 @@
-"""A repository written by the cassette before issue 22 (manifest format 1: every file's content
-hash is BLAKE2b-256, bare hex) stays readable by this one, which writes manifest format 2
-(content hashes "sha256:<hex>"): tests/data/repo-format1 (made by
-tests/data/make-repo-format1.py with the cassette of f8e4bf3 against a Cassandra 5.0 node,
-encrypted to the checked-in test key tests/data/repo-format1.test-key).
+"""Repositories written by older cassettes stay readable by this one:
 
-On a copy of it, with the cassette under test: list shows the backup, verify (fast and deep)
+- tests/data/repo-format1: manifest format 1 (every file's content hash BLAKE2b-256, bare hex),
+  written by the cassette of f8e4bf3 (before issue 22);
+- tests/data/repo-format2: manifest format 2 (content hashes "sha256:<hex>", one object per
+  file), written by the cassette of 9a65129 (before packs, manifest format 3, where one object
+  may hold several small files of one SSTable).
+
+Both were made by tests/data/make-old-repo.py against a Cassandra 5.0 node, each encrypted to
+its checked-in test key (tests/data/repo-formatN.test-key); see tests/data/README.md.
+
+On a copy of each, with the cassette under test: list shows the backup, verify (fast and deep)
 passes, restore after dropping the keyspace brings back exactly the rows (read back row by row
-and compared with the values below, which the fixture was made from); a new backup into the
-same repository writes a format 2 manifest beside the old one and a deep verify of both
-passes; one byte changed in an old object makes the deep verify fail naming that object: in its
-ciphertext (age's tag) and in its zstd frame, whose XXH64 checksum cassette no longer computes
-(the content hash catches it).
+and compared with the values below, which the fixtures were made from); a new backup into the
+same repository writes a manifest of the format this cassette writes (CS_MANIFEST_FORMAT of
+src/repo/manifest.h, SHA-256 hashes) beside the old one, a deep verify of both backups (together
+and each alone) passes, and restoring either of them brings back every row; one byte changed in
+an old object makes the deep verify fail naming that object: in its ciphertext (age's tag) and
+in its zstd frame, whose XXH64 checksum cassette no longer computes (format 1) or never wrote
+(format 2): the content hash catches it.
 
-The rows are defined here (FMT1_TABLES, fmt1_rows) and imported by the script that made the
-fixture: never change them without remaking it.
+The rows are defined here (FMT1_TABLES, fmt1_rows; the same for both fixtures, in keyspaces
+cassette_fmt1 and cassette_fmt2) and imported by the script that made the fixtures: never
+change them without remaking both.
 """
 
+import dataclasses
 import datetime
 import decimal
 import json
+import pathlib
+import re
 import shutil
 import subprocess
 import uuid
 
+import pytest
 from conftest import ROOT, wait_cql
 
-FMT1_REPO = ROOT / "tests" / "data" / "repo-format1"
-FMT1_KEY = ROOT / "tests" / "data" / "repo-format1.test-key"
-FMT1_KS = "cassette_fmt1"
-FMT1_BACKUP = "format1"
+_DATA = ROOT / "tests" / "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class OldRepo:
+    """A repository of tests/data written by an old cassette: one backup of one keyspace
+    holding the tables and rows below."""
+    manifest_format: int  # what the old cassette wrote
+    commit: str           # the old cassette's
+    repo: pathlib.Path
+    key: pathlib.Path     # the age identity it is encrypted to
+    keyspace: str
+    backup: str
+
+
+OLD_REPOS = {
+    1: OldRepo(1, "f8e4bf3", _DATA / "repo-format1", _DATA / "repo-format1.test-key",
+               "cassette_fmt1", "format1"),
+    2: OldRepo(2, "9a65129", _DATA / "repo-format2", _DATA / "repo-format2.test-key",
+               "cassette_fmt2", "format2"),
+}
+FMT1_KS = OLD_REPOS[1].keyspace
 
 # Compaction off: the backup's SSTables stay as they were written.
 _NO_COMPACTION = " WITH compaction = {'class': 'SizeTieredCompactionStrategy', 'enabled': 'false'}"
@@ -128,12 +158,12 @@ def assert_rows_equal(got, want):
             assert got[table][k] == row, (table, k, got[table][k], row)
 
 
-def _manifests(repo, name):
+def _manifests(repo, name, key):
     """The decrypted manifests (JSON) of backup `name`: age -d then zstd -d of each object the
     backup's directory holds (NAME/<id>.manifest)."""
     out = []
     for f in sorted((repo / "backups" / name).glob("*.manifest")):
-        plain = subprocess.run(["age", "-d", "-i", str(FMT1_KEY), str(f)], check=True,
+        plain = subprocess.run(["age", "-d", "-i", str(key), str(f)], check=True,
                                capture_output=True, timeout=60).stdout
         if plain[:4] == b"\x28\xb5\x2f\xfd":  # a zstd frame
             plain = subprocess.run(["zstd", "-dc"], input=plain, check=True,
@@ -146,18 +176,31 @@ def _file_hashes(manifest):
     return [f["hash"] for t in manifest["tables"] for f in t["files"]]
 
 
-def _plaintext_flip_is_caught(cassette, repo, victim, key):
+def _written_manifest_format():
+    """The manifest format this cassette writes: CS_MANIFEST_FORMAT of src/repo/manifest.h."""
+    text = (ROOT / "src" / "repo" / "manifest.h").read_text()
+    m = re.search(r"^#define CS_MANIFEST_FORMAT (\d+)\b", text, re.M)
+    assert m, "no #define CS_MANIFEST_FORMAT in src/repo/manifest.h"
+    return int(m.group(1))
+
+
+def _plaintext_flip_is_caught(cassette, repo, victim, old):
     """One byte changed inside the zstd frame of an old object (re-encrypted by hand with the age
-    CLI, so age's tag holds): its frame carries zstd's XXH64 content checksum, which cassette no
-    longer computes; the content hash catches the change, and `zstd -d` still sees the checksum."""
+    CLI, so age's tag holds). Format 1's frames carry zstd's XXH64 content checksum, which
+    cassette no longer computes; format 2's carry none (`zstd -d` takes the changed frame).
+    Either way the content hash catches the change."""
+    key = ["--identity", old.key]
     original = victim.read_bytes()
-    plain = bytearray(subprocess.run(["age", "-d", "-i", str(FMT1_KEY), str(victim)], check=True,
+    plain = bytearray(subprocess.run(["age", "-d", "-i", str(old.key), str(victim)], check=True,
                                      capture_output=True, timeout=60).stdout)
-    assert plain[:4] == b"\x28\xb5\x2f\xfd" and plain[4] == 0x04, plain[:6].hex()  # checksum, window
+    checksum = old.manifest_format == 1
+    # Frame header descriptor: the checksum flag (format 1) or nothing; then a window descriptor.
+    assert plain[:4] == b"\x28\xb5\x2f\xfd" and plain[4] == (0x04 if checksum else 0x00), \
+        plain[:6].hex()
     block = int.from_bytes(plain[6:9], "little")
     assert (block >> 1) & 3 == 0 and block >> 3 > 100, hex(block)  # a raw block: nothing to decode
     plain[9 + (block >> 3) // 2] ^= 0x01
-    recipient = subprocess.run(["age-keygen", "-y", str(FMT1_KEY)], check=True, capture_output=True,
+    recipient = subprocess.run(["age-keygen", "-y", str(old.key)], check=True, capture_output=True,
                                text=True, timeout=60).stdout.strip()
     damaged = subprocess.run(["age", "-e", "-r", recipient], input=bytes(plain), check=True,
                              capture_output=True, timeout=60).stdout
@@ -167,47 +210,80 @@ def _plaintext_flip_is_caught(cassette, repo, victim, key):
     assert res.rc == 3, res.describe()  # README: exit 3, damage found
     assert victim.name in res.out + res.err and "content hash mismatch" in res.out + res.err, res.describe()
     zstd = subprocess.run(["zstd", "-d", "-c", "-q"], input=bytes(plain), capture_output=True, timeout=60)
-    assert zstd.returncode != 0 and b"checksum" in zstd.stderr.lower(), zstd.stderr
+    if checksum:
+        assert zstd.returncode != 0 and b"checksum" in zstd.stderr.lower(), zstd.stderr
+    else:
+        assert zstd.returncode == 0, zstd.stderr
     victim.write_bytes(original)
     cassette("verify", "--repo", repo, "--deep", *key).ok()
 
 
-def test_format1_repository_stays_readable(cassette, tmp_path, node, session):
-    repo = tmp_path / "repo-format1"
-    shutil.copytree(FMT1_REPO, repo)
-    key = ["--identity", FMT1_KEY]
-    old = _manifests(repo, FMT1_BACKUP)
-    assert old and all(m["format"] == 1 for m in old), old
-    assert all(len(h) == 64 for m in old for h in _file_hashes(m))
+def _restore_and_check(cassette, session, repo, backup, old):
+    """Drop the keyspace, restore `backup` and read every row back."""
+    session.execute(f"DROP KEYSPACE IF EXISTS {old.keyspace}", timeout=120)
+    cassette("restore", "--repo", repo, "--backup", backup, "--identity", old.key).ok()
+    assert_rows_equal(read_rows(session, old.keyspace), fmt1_rows())
+
+
+NEW_BACKUP = "new"
+
+
+@pytest.mark.parametrize("old", OLD_REPOS.values(), ids=lambda o: f"format{o.manifest_format}")
+def test_old_repository_stays_readable(cassette, tmp_path, node, session, old):
+    repo = tmp_path / old.repo.name
+    shutil.copytree(old.repo, repo)
+    key = ["--identity", old.key]
+    manifests = _manifests(repo, old.backup, old.key)
+    assert manifests and all(m["format"] == old.manifest_format for m in manifests), manifests
+    hashes = [h for m in manifests for h in _file_hashes(m)]
+    if old.manifest_format == 1:
+        assert all(len(h) == 64 for h in hashes), hashes
+    else:
+        assert hashes and all(h.startswith("sha256:") and len(h) == 71 for h in hashes), hashes
+    # One object per file, and SSTables of several (small) files: what a cassette that packs
+    # small files must still read.
+    files = [f for m in manifests for t in m["tables"] for f in t["files"]]
+    assert len({f["object"] for f in files}) == len(files), files
+    sstables = {}
+    for m in manifests:
+        for t in m["tables"]:
+            for f in t["files"]:
+                sstables.setdefault((t["keyspace"], t["table"], f["name"].rsplit("-", 1)[0]),
+                                    []).append(f)
+    assert max(len(fs) for fs in sstables.values()) >= 4, sstables
 
     entries = {e["name"]: e for e in cassette("list", "--repo", repo, "--json").ok().json()}
-    assert set(entries) == {FMT1_BACKUP} and entries[FMT1_BACKUP]["complete"], entries
+    assert set(entries) == {old.backup} and entries[old.backup]["complete"], entries
     cassette("verify", "--repo", repo, *key).ok()
     cassette("verify", "--repo", repo, "--deep", *key).ok()
     old_objects = {p.name for p in (repo / "objects").rglob("*") if p.is_file()}
 
     try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {FMT1_KS}", timeout=120)
-        cassette("restore", "--repo", repo, "--backup", FMT1_BACKUP, *key).ok()
-        assert_rows_equal(read_rows(session), fmt1_rows())
+        _restore_and_check(cassette, session, repo, old.backup, old)
 
-        # A new backup of the restored keyspace beside the old one: format 2, SHA-256 hashes.
-        cassette("backup", "--repo", repo, "--name", "format2", "--keyspace", FMT1_KS).ok()
-        new = _manifests(repo, "format2")
-        assert new and all(m["format"] == 2 for m in new), new
+        # A new backup of the restored keyspace beside the old one: this cassette's manifest
+        # format, SHA-256 hashes.
+        cassette("backup", "--repo", repo, "--name", NEW_BACKUP, "--keyspace", old.keyspace).ok()
+        new = _manifests(repo, NEW_BACKUP, old.key)
+        assert new and all(m["format"] == _written_manifest_format() for m in new), new
         hashes = [h for m in new for h in _file_hashes(m)]
         assert hashes and all(h.startswith("sha256:") and len(h) == 71 for h in hashes), hashes
         names = {e["name"] for e in cassette("list", "--repo", repo, "--json").ok().json()}
-        assert names == {FMT1_BACKUP, "format2"}, names
+        assert names == {old.backup, NEW_BACKUP}, names
         cassette("verify", "--repo", repo, *key).ok()
         cassette("verify", "--repo", repo, "--deep", *key).ok()
-        cassette("verify", "--repo", repo, "--deep", "--backup", FMT1_BACKUP, *key).ok()
+        cassette("verify", "--repo", repo, "--deep", "--backup", old.backup, *key).ok()
+        cassette("verify", "--repo", repo, "--deep", "--backup", NEW_BACKUP, *key).ok()
+
+        # Either backup, restored from the repository that now holds both, brings back every row.
+        _restore_and_check(cassette, session, repo, old.backup, old)
+        _restore_and_check(cassette, session, repo, NEW_BACKUP, old)
 
         # One byte changed in an old object (the largest: an SSTable's): the deep verify
         # fails and names it.
         victim = max((p for p in (repo / "objects").rglob("*")
                       if p.is_file() and p.name in old_objects), key=lambda p: p.stat().st_size)
-        _plaintext_flip_is_caught(cassette, repo, victim, key)
+        _plaintext_flip_is_caught(cassette, repo, victim, old)
         data = bytearray(victim.read_bytes())
         data[len(data) // 2] ^= 0x01
         victim.write_bytes(bytes(data))
@@ -216,5 +292,5 @@ def test_format1_repository_stays_readable(cassette, tmp_path, node, session):
         assert victim.name in res.out + res.err, res.describe()
     finally:
         wait_cql(session, 60)
-        node.nodetool("clearsnapshot", "--all", "--", FMT1_KS, check=False)
-        session.execute(f"DROP KEYSPACE IF EXISTS {FMT1_KS}", timeout=120)
+        node.nodetool("clearsnapshot", "--all", "--", old.keyspace, check=False)
+        session.execute(f"DROP KEYSPACE IF EXISTS {old.keyspace}", timeout=120)

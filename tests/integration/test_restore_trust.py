@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import assert_one_error_line, assert_tree_unchanged, tree_state, wait_cql
+from conftest import assert_one_error_line, assert_tree_unchanged, object_files, tree_state, wait_cql
 
 ASIDE = ".cassette-aside-"
 STAGING = ".cassette-staging-"
@@ -100,17 +100,16 @@ def _objects(repo):
 
 
 def _object_of_table(objects, key, node, keyspace, table):
-    """The largest of objects whose content (age -d | zstd -d) is a live file of the table."""
-    live = {}
-    for path, (_ks, t) in node.table_file_paths(keyspace).items():
-        if t == table:
-            live[hashlib.sha256(path.read_bytes()).hexdigest()] = path.name
+    """The largest of objects whose content (age -d | zstd -d) is a live file of the table, or
+    live files of it one after the other (a pack)."""
+    live = {path: path.read_bytes() for path, (_ks, t) in node.table_file_paths(keyspace).items()
+            if t == table}
     for obj in sorted(objects, key=os.path.getsize, reverse=True):
         age = subprocess.run(["age", "-d", "-i", str(key), obj], capture_output=True, check=True,
                              timeout=120)
         plain = subprocess.run(["zstd", "-d", "-c", "-q"], input=age.stdout, capture_output=True,
                                check=True, timeout=120).stdout
-        if hashlib.sha256(plain).hexdigest() in live:
+        if object_files(plain, live):
             return obj
     raise AssertionError(f"no object of {keyspace}.{table} among {sorted(objects)}")
 

@@ -807,6 +807,120 @@ static void test_file_sink_abort(void **state)
     free(path);
 }
 
+/* The tee writes to its side (borrowed: never closed or freed) and to next. */
+static void test_tee(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    cs_buf side_buf = CS_BUF_INIT, next_buf = CS_BUF_INIT;
+    cs_sink *side = cs_buf_sink_new(&side_buf, 100);
+    for (int round = 0; round < 2; round++) { /* one side, two tees in turn (a pack's members) */
+        cs_sink *t = cs_tee_new(side, cs_buf_sink_new(&next_buf, 100));
+        assert_int_equal(cs_sink_write(t, "ab", 2, &e), 0);
+        assert_int_equal(cs_sink_write(t, "c", 1, &e), 0);
+        assert_int_equal(cs_sink_close(t, &e), 0);
+        cs_sink_free(t);
+        assert_int_equal(side->closed, 0);
+    }
+    assert_string_equal(cs_buf_str(&side_buf), "abcabc");
+    assert_string_equal(cs_buf_str(&next_buf), "abcabc");
+    cs_sink *lend = cs_tee_new(side, NULL); /* only lends side */
+    assert_int_equal(cs_sink_write(lend, "d", 1, &e), 0);
+    assert_int_equal(cs_sink_close(lend, &e), 0);
+    cs_sink_free(lend);
+    assert_string_equal(cs_buf_str(&side_buf), "abcabcd");
+    /* A failure of the side stops the write. */
+    cs_sink *small = cs_buf_sink_new(&side_buf, 2);
+    cs_sink *t = cs_tee_new(small, cs_buf_sink_new(&next_buf, 100));
+    assert_int_equal(cs_sink_write(t, "xyz", 3, &e), CS_E_INVAL);
+    assert_string_equal(cs_buf_str(&next_buf), "abcabc");
+    cs_sink_free(t);
+    cs_sink_free(small);
+    cs_sink_free(side);
+    cs_buf_free(&side_buf);
+    cs_buf_free(&next_buf);
+}
+
+/* The split sink gives each range its bytes whatever the writes' sizes,
+ * closes each out as its range ends, and fails when the stream ends early. */
+static void test_split(void **state)
+{
+    (void)state;
+    static const char stream[] = "0123456789abcdefghij";
+    const size_t len = sizeof stream - 1;
+    for (size_t cut = 1; cut <= len; cut++) {
+        cs_err e;
+        cs_err_clear(&e);
+        cs_buf b[3] = { CS_BUF_INIT, CS_BUF_INIT, CS_BUF_INIT };
+        cs_split_range r[3] = {
+            { 2, 3, cs_buf_sink_new(&b[0], 100), "first" },
+            { 5, 4, cs_buf_sink_new(&b[1], 100), "second" },
+            { 12, 8, cs_buf_sink_new(&b[2], 100), "third" },
+        };
+        cs_sink *outs[3] = { r[0].out, r[1].out, r[2].out };
+        cs_sink *sp = cs_split_new(r, 3, &e);
+        assert_non_null(sp);
+        for (size_t at = 0; at < len; at += cut) {
+            size_t n = len - at < cut ? len - at : cut;
+            assert_int_equal(cs_sink_write(sp, stream + at, n, &e), 0);
+            /* Each out is closed once the stream has passed its end. */
+            assert_int_equal(outs[0]->closed, at + n >= 5);
+            assert_int_equal(outs[1]->closed, at + n >= 9);
+            assert_int_equal(outs[2]->closed, at + n >= 20);
+        }
+        assert_int_equal(cs_sink_close(sp, &e), 0);
+        assert_string_equal(cs_buf_str(&b[0]), "234");
+        assert_string_equal(cs_buf_str(&b[1]), "5678");
+        assert_string_equal(cs_buf_str(&b[2]), "cdefghij");
+        cs_sink_free(sp);
+        for (size_t i = 0; i < 3; i++)
+            cs_buf_free(&b[i]);
+    }
+
+    /* The stream ends inside a range: close names it. */
+    cs_err e;
+    cs_err_clear(&e);
+    cs_buf b = CS_BUF_INIT;
+    cs_split_range one = { 4, 10, cs_buf_sink_new(&b, 100), "nb-1-big-Index.db" };
+    cs_sink *sp = cs_split_new(&one, 1, &e);
+    assert_int_equal(cs_sink_write(sp, stream, 8, &e), 0);
+    assert_int_equal(cs_sink_close(sp, &e), CS_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "nb-1-big-Index.db"));
+    assert_string_equal(cs_buf_str(&b), "4567");
+    cs_sink_free(sp);
+    cs_buf_free(&b);
+
+    /* An out's failure is the write's, with its name. */
+    cs_err_clear(&e);
+    cs_split_range tiny = { 0, 10, cs_buf_sink_new(&b, 3), "nb-1-big-TOC.txt" };
+    sp = cs_split_new(&tiny, 1, &e);
+    assert_int_equal(cs_sink_write(sp, stream, 10, &e), CS_E_INVAL);
+    assert_non_null(strstr(e.msg, "nb-1-big-TOC.txt"));
+    cs_sink_free(sp);
+    cs_buf_free(&b);
+
+    /* Overlapping, unsorted or empty ranges are refused (the outs freed). */
+    static const uint64_t bad[][4] = { { 0, 5, 4, 2 }, { 6, 2, 0, 2 }, { 0, 0, 4, 2 }, { UINT64_MAX, 2, 0, 0 } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cs_err_clear(&e);
+        cs_split_range two[2] = { { bad[i][0], bad[i][1], cs_null_sink_new(), "a" },
+                                  { bad[i][2], bad[i][3], cs_null_sink_new(), "b" } };
+        assert_null(cs_split_new(two, bad[i][3] ? 2 : 1, &e));
+        if (!bad[i][3])
+            cs_sink_free(two[1].out);
+        assert_int_equal(e.code, CS_E_CORRUPT);
+    }
+
+    /* No range: everything is dropped. */
+    cs_err_clear(&e);
+    sp = cs_split_new(NULL, 0, &e);
+    assert_non_null(sp);
+    assert_int_equal(cs_sink_write(sp, stream, len, &e), 0);
+    assert_int_equal(cs_sink_close(sp, &e), 0);
+    cs_sink_free(sp);
+}
+
 static void test_buf_null_count(void **state)
 {
     (void)state;
@@ -1039,6 +1153,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_sink_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_sink_direct, setup, teardown),
         cmocka_unit_test(test_buf_null_count),
+        cmocka_unit_test(test_tee),
+        cmocka_unit_test(test_split),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
         cmocka_unit_test(test_hash_verify_stops_at_excess),
         cmocka_unit_test(test_progress_filter),

@@ -36,6 +36,7 @@ static char *manifest_json(const cs_manifest *m)
 #define OBJ1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"
 #define OBJ2 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2"
 #define OBJ3 "ccccccccccccccccccccccccccccccc3"
+#define OBJ4 "ddddddddddddddddddddddddddddddd4"
 
 /* ---- building ----------------------------------------------------------- */
 
@@ -139,6 +140,10 @@ static void assert_manifest_equal(const cs_manifest *a, const cs_manifest *b)
             assert_string_equal(f->hash, g->hash);
             assert_string_equal(f->object, g->object);
             assert_int_equal(f->stored, g->stored);
+            assert_int_equal(f->pack.at, g->pack.at);
+            assert_int_equal(f->pack.len, g->pack.len);
+            assert_int_equal(f->pack.size, g->pack.size);
+            assert_string_equal(f->pack.hash, g->pack.hash);
             assert_int_equal(f->is_new, g->is_new);
         }
     }
@@ -477,7 +482,8 @@ static void test_corpus_hash_seeds(void **state)
     (void)state;
     static const struct { const char *name; bool ok; } seeds[] = {
         { "valid_full", true }, { "valid_format2_mixed_hashes", true }, { "bad_format1_sha256_hash", false },
-        { "bad_hash_unknown_tag", false }, { "bad_hash_len", false }, { "bad_format_3", false },
+        { "bad_hash_unknown_tag", false }, { "bad_hash_len", false }, { "bad_format_4", false }, { "valid_format3_pack", true },
+        { "bad_pack_overlap", false },
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char *path = cs_sprintf("tests/fuzz/corpus/manifest/%s", seeds[i].name);
@@ -501,9 +507,12 @@ static void test_corpus_hash_seeds(void **state)
 static void test_hash_forms_by_format(void **state)
 {
     (void)state;
-    /* Format 2 holds both kinds (base_json has both); format 1 only BLAKE2b. */
+    /* Formats 3 and 2 hold both kinds (base_json has both); format 1 only BLAKE2b. */
     json_t *root = base_json();
-    assert_int_equal(json_integer_value(json_object_get(root, "format")), 2);
+    assert_int_equal(json_integer_value(json_object_get(root, "format")), 3);
+    expect_accept(root);
+    root = base_json();
+    json_object_set_new(root, "format", json_integer(2));
     expect_accept(root);
     root = base_json();
     json_object_set_new(root, "format", json_integer(1));
@@ -604,7 +613,7 @@ static void test_reject_duplicate_table(void **state)
 static void test_reject_format_and_root(void **state)
 {
     (void)state;
-    reject_root_field("format", json_integer(3), "unsupported manifest format");
+    reject_root_field("format", json_integer(4), "unsupported manifest format");
     reject_root_field("format", json_integer(0), "unsupported manifest format");
     reject_root_field("format", json_string("1"), "unsupported manifest format");
     reject_root_field("format", json_real(1.0), "unsupported manifest format");
@@ -639,6 +648,97 @@ static void test_reject_format_and_root(void **state)
     expect_reject(root, "a table entry is not an object");
     reject_table_field("files", json_null(), "has no file list");
     reject_table_field("files", json_pack("[i]", 1), "a file entry is not an object");
+}
+
+/* Two files of one pack in the second table: nb-3's Index.db and
+ * Statistics.db, frames [0, 40) and [40, 100) of a 100-byte stream. */
+static void add_pack(cs_manifest *m)
+{
+    cs_mtable *t = &m->tables[1];
+    add_file(t, "nb-3-big-Index.db", 70, 3, 0, HASH1, OBJ4, 100, true)->pack = (cs_pack_ref){ 0, 40, 160, HASH2 };
+    add_file(t, "nb-3-big-Statistics.db", 90, 3, 0, HASH3, OBJ4, 100, true)->pack = (cs_pack_ref){ 40, 60, 160, HASH2 };
+}
+
+static json_t *packed_json(void)
+{
+    cs_manifest m;
+    build(&m);
+    add_pack(&m);
+    char *text = manifest_json(&m);
+    cs_manifest_free(&m);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(root);
+    return root;
+}
+
+static json_t *pack_of(json_t *root, size_t file)
+{
+    return json_object_get(json_array_get(json_object_get(json_array_get(json_object_get(root, "tables"), 1), "files"),
+                                          file),
+                           "pack");
+}
+
+static void test_packs(void **state)
+{
+    (void)state;
+    cs_manifest m, back;
+    build(&m);
+    add_pack(&m);
+    char *text = manifest_json(&m);
+    cs_err e;
+    cs_err_clear(&e);
+    if (cs_manifest_from_json(text, strlen(text), &back, &e))
+        fail_msg("%s", e.msg);
+    assert_manifest_equal(&m, &back);
+    assert_true(cs_mfile_packed(&back.tables[1].files[1]));
+    assert_false(cs_mfile_packed(&back.tables[0].files[0]));
+    /* Totals count each member's own frame, not the pack once per member. */
+    cs_manifest_totals t;
+    cs_manifest_totals_of(&back, &t);
+    assert_int_equal(t.files, 5);
+    assert_int_equal(t.stored, 430 + 100);
+    assert_int_equal(t.stored_new, 400 + 100);
+    cs_manifest_free(&back);
+    cs_manifest_free(&m);
+    free(text);
+
+    /* A pack reference in an older format, or malformed, or out of its object. */
+    json_t *root = packed_json();
+    json_object_set_new(root, "format", json_integer(2));
+    expect_reject(root, "a pack reference in a manifest of format 2");
+    const char *bad[] = {
+        "[0, 40, 160]", "[0, 0, 160, \"" HASH2 "\"]", "[-1, 40, 160, \"" HASH2 "\"]",
+        "[0, 101, 160, \"" HASH2 "\"]", "[90, 20, 160, \"" HASH2 "\"]", "[0, 40, 60, \"" HASH2 "\"]",
+        "[0, 40, 160, \"sha256:00\"]", "[0, 40, 160, 7]", "{\"at\": 0}", "[0, 40, 160.5, \"" HASH2 "\"]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        root = packed_json();
+        json_t *v = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        json_object_set_new(json_array_get(json_object_get(json_array_get(json_object_get(root, "tables"), 1), "files"), 0),
+                            "pack", v);
+        expect_reject(root, "bad pack reference");
+    }
+    /* The members of one pack must agree, and not overlap. */
+    root = packed_json();
+    json_array_set_new(pack_of(root, 1), 0, json_integer(30));
+    expect_reject(root, "disagree about their object");
+    root = packed_json();
+    json_array_set_new(pack_of(root, 1), 2, json_integer(161));
+    expect_reject(root, "disagree about their object");
+    root = packed_json();
+    json_array_set_new(pack_of(root, 1), 3, json_string(HASH3));
+    expect_reject(root, "disagree about their object");
+    root = packed_json();
+    json_object_del(json_array_get(json_object_get(json_array_get(json_object_get(root, "tables"), 1), "files"), 1),
+                    "pack");
+    expect_reject(root, "disagree about their object");
+    /* One frame may serve two files of the same content. */
+    root = packed_json();
+    json_array_set_new(pack_of(root, 1), 0, json_integer(0));
+    json_array_set_new(pack_of(root, 1), 1, json_integer(40));
+    expect_accept(root);
 }
 
 static void test_reject_relative_data_dir(void **state)
@@ -743,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_reject_duplicate_table),
         cmocka_unit_test(test_reject_format_and_root),
         cmocka_unit_test(test_reject_relative_data_dir),
+        cmocka_unit_test(test_packs),
         cmocka_unit_test(test_reject_bad_json),
         cmocka_unit_test(test_hex32),
         cmocka_unit_test(test_invalid_utf8_is_an_error),

@@ -187,6 +187,10 @@ static size_t assert_holds(const cs_state *s, const cs_manifest *m)
             assert_int_equal(en->size, file->size);
             assert_int_equal(en->mtime_ns, file->mtime_ns);
             assert_int_equal(en->stored, file->stored);
+            assert_int_equal(en->pack.at, file->pack.at);
+            assert_int_equal(en->pack.len, file->pack.len);
+            assert_int_equal(en->pack.size, file->pack.size);
+            assert_string_equal(en->pack.hash, file->pack.hash);
             n++;
         }
     return n;
@@ -1098,6 +1102,63 @@ static void test_learn_and_find_contents(void **state)
     cs_manifest_free(&own);
 }
 
+/* Files 1 and 2 of m's ks.t in one pack (file 1's object, stored 500). */
+static void pack_two(cs_manifest *m)
+{
+    cs_mfile *a = &m->tables[0].files[1], *b = &m->tables[0].files[2];
+    memcpy(b->object, a->object, CS_OBJECT_ID_HEX);
+    a->stored = b->stored = 500;
+    a->pack = (cs_pack_ref){ 0, 200, 3000, "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" };
+    b->pack = a->pack;
+    b->pack.at = 200;
+    b->pack.len = 300;
+}
+
+/* The cache, its journal and the learned contents keep where a file lies
+ * in its pack. */
+static void test_packed_entries(void **state)
+{
+    fixture *f = *state;
+    cs_manifest m;
+    make_manifest(&m, "p1", HOST_A, 100, 3, "a");
+    pack_two(&m);
+    store(f, &m, true);
+    save(f, &m);
+    cs_state *s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &m), 4);
+    assert_int_equal(cs_state_find(s, DIR0, TABLE_ID, "nb-3-big-Data.db", 1002, 5002)->pack.at, 200);
+    cs_state_free(s);
+
+    /* Killed after recording: the journal's lines keep it too. */
+    cs_manifest k;
+    make_manifest(&k, "k1", HOST_A, 200, 3, "b");
+    pack_two(&k);
+    put_objects(f, &k);
+    s = load(f, HOST_A);
+    record_all(s, &k);
+    cs_state_free(s);
+    s = load(f, HOST_A);
+    assert_int_equal(assert_holds(s, &k), 4);
+    cs_state_free(s);
+
+    /* Learned contents (what a restore placed). */
+    learn(f, HOST_B, &m, NULL);
+    s = load(f, HOST_B);
+    size_t n = 0;
+    const cs_state_entry *const *hit = cs_state_contents(s, 1002, m.tables[0].files[2].hash, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(hit[0]->pack.at, 200);
+    assert_int_equal(hit[0]->pack.len, 300);
+    assert_int_equal(hit[0]->pack.size, 3000);
+    assert_string_equal(hit[0]->pack.hash, m.tables[0].files[2].pack.hash);
+    hit = cs_state_contents(s, 1000, m.tables[0].files[0].hash, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(hit[0]->pack.len, 0); /* alone */
+    cs_state_free(s);
+    cs_manifest_free(&m);
+    cs_manifest_free(&k);
+}
+
 /* A complete backup that holds a learned content forgets it (the cache
  * knows it by name now); duplicates, expired and bad lines go too. */
 static void test_content_pruned_by_save(void **state)
@@ -1195,6 +1256,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_learn_and_find_contents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_pruned_by_save, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repo_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_entries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
