@@ -299,14 +299,16 @@ def test_backup_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp
     # T: one whole backup run under the conditions of the killed ones (same amount of new
     # data, same rate limit), from the start of the process to its end.
     change(1)
+    objects_before = count_objects(repo)
     t0 = time.monotonic()
     res = cassette("backup", "--repo", repo, "--name", "measure", "--keyspace", ks, "--json",
                    env={"CASSETTE_RATE_LIMIT": KILL_RATE}).ok()
     T = time.monotonic() - t0
     measured = res.json()
-    files_new = measured["files_new"]
-    print(f"a backup of one change takes {T:.2f}s ({files_new} files,"
-          f" {measured['bytes_stored']} bytes stored)")
+    # Objects, not files: an SSTable's small files are one object (a pack).
+    objects_new = count_objects(repo) - objects_before
+    print(f"a backup of one change takes {T:.2f}s ({measured['files_new']} files in {objects_new}"
+          f" objects, {measured['bytes_stored']} bytes stored)")
 
     orphans_before = purge_json(cassette, repo, "--dry-run", "--grace", "0",
                                 "--keep-last", "100000")[0]["objects_deleted"]
@@ -318,7 +320,7 @@ def test_backup_sigkill_points(cassette, repo, node, session, keyspace, rng, tmp
         before = count_objects(repo)
         # Even iterations: a random time from the start (flush, snapshot, schema, uploads);
         # odd ones: once a random number of its objects are in place (mid-upload).
-        after_objects = rng.randint(1, max(1, files_new - 2)) if i % 2 else 0
+        after_objects = rng.randint(1, max(1, objects_new - 2)) if i % 2 else 0
         delay = 0.0 if after_objects else rng.uniform(0, T)
         run = Run(cassette, node, ["backup", "--repo", repo, "--name", f"k{i}", "--keyspace", ks],
                   tmp_path, f"k{i}", env={"CASSETTE_RATE_LIMIT": KILL_RATE})
