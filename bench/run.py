@@ -395,11 +395,32 @@ class Bench:
         self.evict()
         c1 = self.cassette("cassette full", "backup", "--repo", repo, "--name", "b1", *ks)
         c1.read = json.loads(c1.stdout)["bytes_read"]
+        if not self.args.smoke:
+            self.full_again(key_pub, ks, c1)
         self.files_at_b2 = self.live_files()
         c2 = self.cassette("cassette no change", "backup", "--repo", repo, "--name", "b2", *ks)
         c2.read = json.loads(c2.stdout)["bytes_read"]
         c2.data_stored = json.loads(c2.stdout)["bytes_stored"]
         return repo
+
+    def full_again(self, key_pub, ks, first):
+        """Two more full backups, each into a repository of its own from a cold page cache: one
+        run moved by +-10% between runs on the bench VM (the S3 server's CPU for the same bytes
+        most of all), so "cassette full" is the median of three (rows #1-#3 are each run). The
+        repository of the first goes on (no change, 5%, restore)."""
+        runs = [first]
+        for k in (2, 3):
+            repo = f"s3://bench-cassette/again-{k}"
+            run([CASSETTE, "init", "--repo", repo, "--recipient", key_pub, "--s3-endpoint", self.endpoint,
+                 *self.ca_args("--s3-ca-file")], env=self.cassette_env(), capture_output=True)
+            self.evict()
+            m = self.cassette(f"cassette full #{k}", "backup", "--repo", repo, "--name", "b1", *ks)
+            m.read = json.loads(m.stdout)["bytes_read"]
+            runs.append(m)
+            run([ENV / "s3.sh", "--dir", self.s3_dir, "aws", "s3", "rm", "--recursive", "--only-show-errors",
+                 f"{repo}/"], capture_output=True)
+        self.results["cassette full #1"] = first
+        self.results["cassette full"] = sorted(runs, key=lambda m: m.wall)[1]
 
     def cassette_after_grow(self, repo):
         """The third backup; returns the bytes of the live SSTable files that were not
@@ -860,6 +881,9 @@ def report(b, data_bytes, new_bytes, put_bytes):
     stored3 = {c: sum(x[c].stored for x in (full, nochg, grow) if x.get(c)) for c in cols if full.get(c)}
     row("storage after the 3 backups, MiB", [fmt(stored3[c] / MIB, 1) if c in stored3 else "" for c in cols[:-1]] + [""])
     peak = {c: max(x[c].rss_kib for x in (full, nochg, grow, rest) if x.get(c)) for c in cols if full.get(c)}
+    if "cassette" in peak:  # the median full backup's two other runs count too
+        peak["cassette"] = max([peak["cassette"]] + [R[f"cassette full #{k}"].rss_kib for k in (1, 2, 3)
+                                                     if f"cassette full #{k}" in R])
     row("peak RSS of all its runs, MiB", [str(peak[c] // 1024) if c in peak else "" for c in cols[:-1]] + [""])
     add("")
     # ratios
