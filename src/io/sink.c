@@ -398,8 +398,9 @@ cs_sink *cs_tee_new(cs_sink *side, cs_sink *next)
 typedef struct split_sink {
     cs_sink base;
     cs_split_range *r; /* a copy; outs owned */
+    bool *done;        /* r[i].out closed */
     size_t n;
-    size_t cur;        /* the first range not closed yet */
+    size_t cur;        /* ranges before it are done */
     uint64_t pos;      /* bytes of the stream seen */
 } split_sink;
 
@@ -409,25 +410,29 @@ static void free_ranges(cs_split_range *r, size_t n)
         cs_sink_free(r[i].out);
 }
 
+/* Every range the write reaches gets its part of it (ranges may overlap:
+ * two files of one content share a frame). */
 static int split_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
 {
     split_sink *sp = (split_sink *)s;
     uint64_t end = sp->pos + n;
-    while (sp->cur < sp->n) {
-        cs_split_range *r = &sp->r[sp->cur];
-        if (r->at >= end)
-            break;
+    for (size_t i = sp->cur; i < sp->n && sp->r[i].at < end; i++) {
+        cs_split_range *r = &sp->r[i];
+        uint64_t stop = r->at + r->len;
+        if (sp->done[i] || stop <= sp->pos)
+            continue;
         uint64_t from = r->at > sp->pos ? r->at : sp->pos;
-        uint64_t to = r->at + r->len < end ? r->at + r->len : end;
+        uint64_t to = stop < end ? stop : end;
         int rc = cs_sink_write(r->out, p + (from - sp->pos), (size_t)(to - from), e);
-        if (!rc && to == r->at + r->len)
+        if (!rc && to == stop) {
             rc = cs_sink_close(r->out, e);
+            sp->done[i] = true;
+        }
         if (rc)
             return cs_err_prefix(e, "%s", r->name);
-        if (to < r->at + r->len)
-            break;
-        sp->cur++;
     }
+    while (sp->cur < sp->n && sp->done[sp->cur])
+        sp->cur++;
     sp->pos = end;
     return 0;
 }
@@ -448,6 +453,7 @@ static void split_free(cs_sink *s)
     split_sink *sp = (split_sink *)s;
     free_ranges(sp->r, sp->n);
     free(sp->r);
+    free(sp->done);
     free(sp);
 }
 
@@ -457,9 +463,9 @@ cs_sink *cs_split_new(cs_split_range *ranges, size_t n, cs_err *e)
 {
     for (size_t i = 0; i < n; i++) {
         bool bad = ranges[i].len == 0 || ranges[i].at > UINT64_MAX - ranges[i].len ||
-                   (i + 1 < n && ranges[i].at + ranges[i].len > ranges[i + 1].at);
+                   (i + 1 < n && ranges[i].at > ranges[i + 1].at);
         if (bad) {
-            cs_err_set(e, CS_E_CORRUPT, "%s: its range overlaps another or is empty", ranges[i].name);
+            cs_err_set(e, CS_E_CORRUPT, "%s: its range is empty or out of order", ranges[i].name);
             free_ranges(ranges, n);
             return NULL;
         }
@@ -467,6 +473,7 @@ cs_sink *cs_split_new(cs_split_range *ranges, size_t n, cs_err *e)
     split_sink *sp = cs_calloc(1, sizeof *sp);
     sp->base.ops = &split_ops;
     sp->r = cs_calloc(n ? n : 1, sizeof *sp->r);
+    sp->done = cs_calloc(n ? n : 1, sizeof *sp->done);
     if (n)
         memcpy(sp->r, ranges, n * sizeof *ranges);
     sp->n = n;

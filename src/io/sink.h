@@ -142,11 +142,12 @@ typedef struct cs_split_range {
 } cs_split_range;
 
 /* Split a stream into pieces (the files of a pack): bytes outside every
- * range are dropped; each out is closed as soon as its range has passed
+ * range are dropped, bytes in several go to each (two files of one content
+ * may share a frame); each out is closed as soon as its range has passed
  * (its errors prefixed with its name), and close fails with CS_E_CORRUPT
  * when the stream ended before a range did. Ranges must be sorted by at,
- * each non-empty and disjoint from the next: otherwise NULL with
- * CS_E_CORRUPT (every out freed). Takes the outs (also on failure). */
+ * each non-empty: otherwise NULL with CS_E_CORRUPT (every out freed).
+ * Takes the outs (also on failure). */
 cs_sink *cs_split_new(cs_split_range *ranges, size_t n, cs_err *e);
 
 #endif

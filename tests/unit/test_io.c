@@ -900,8 +900,28 @@ static void test_split(void **state)
     cs_sink_free(sp);
     cs_buf_free(&b);
 
-    /* Overlapping, unsorted or empty ranges are refused (the outs freed). */
-    static const uint64_t bad[][4] = { { 0, 5, 4, 2 }, { 6, 2, 0, 2 }, { 0, 0, 4, 2 }, { UINT64_MAX, 2, 0, 0 } };
+    /* Ranges that overlap: each gets its bytes (a frame two files of one content share). */
+    for (size_t cut = 1; cut <= len; cut++) {
+        cs_err_clear(&e);
+        cs_buf o[3] = { CS_BUF_INIT, CS_BUF_INIT, CS_BUF_INIT };
+        cs_split_range same[3] = { { 3, 4, cs_buf_sink_new(&o[0], 100), "a" },
+                                   { 3, 4, cs_buf_sink_new(&o[1], 100), "b" },
+                                   { 5, 6, cs_buf_sink_new(&o[2], 100), "c" } };
+        sp = cs_split_new(same, 3, &e);
+        assert_non_null(sp);
+        for (size_t at = 0; at < len; at += cut)
+            assert_int_equal(cs_sink_write(sp, stream + at, len - at < cut ? len - at : cut, &e), 0);
+        assert_int_equal(cs_sink_close(sp, &e), 0);
+        assert_string_equal(cs_buf_str(&o[0]), "3456");
+        assert_string_equal(cs_buf_str(&o[1]), "3456");
+        assert_string_equal(cs_buf_str(&o[2]), "56789a");
+        cs_sink_free(sp);
+        for (size_t i = 0; i < 3; i++)
+            cs_buf_free(&o[i]);
+    }
+
+    /* Unsorted or empty ranges are refused (the outs freed). */
+    static const uint64_t bad[][4] = { { 6, 2, 0, 2 }, { 0, 0, 4, 2 }, { UINT64_MAX, 2, 0, 0 } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cs_err_clear(&e);
         cs_split_range two[2] = { { bad[i][0], bad[i][1], cs_null_sink_new(), "a" },
