@@ -612,19 +612,22 @@ static size_t reuse_sstable(backup_ctx *c, const size_t *idx, size_t n)
     const store_job *lead = &c->jobs[idx[0]];
     const cs_state_entry *const *lead_hits =
         lead->hashed ? cs_state_contents(c->state, lead->size, lead->hash, &lead_n) : NULL;
+    const cs_state_entry **in_pack = cs_calloc(n, sizeof *in_pack);
     for (size_t h = 0; h < lead_n; h++) {
         const char *object = lead_hits[h]->object;
         if (!lead_hits[h]->pack.len || !cs_present_has(c->present, object, lead_hits[h]->stored))
             continue;
         size_t k = 0;
-        while (k < n && stored_content(c, &c->jobs[idx[k]], object))
+        while (k < n && (in_pack[k] = stored_content(c, &c->jobs[idx[k]], object)) != NULL)
             k++;
         if (k < n)
             continue;
         for (k = 0; k < n; k++)
-            reuse_content(c, &c->jobs[idx[k]], stored_content(c, &c->jobs[idx[k]], object));
+            reuse_content(c, &c->jobs[idx[k]], in_pack[k]);
+        free(in_pack);
         return n;
     }
+    free(in_pack);
     size_t reused = 0;
     for (size_t k = 0; k < n; k++) {
         const cs_state_entry *alone = stored_content(c, &c->jobs[idx[k]], NULL);

@@ -1355,14 +1355,13 @@ static int place_and_make_live(restore_ctx *c, cql_conn *conn, const char *stage
     pthread_cond_init(&f.cond, NULL);
     f.left = cs_calloc(c->m.n_tables + 1, sizeof *f.left);
     f.ready = cs_calloc(c->m.n_tables + 1, sizeof *f.ready);
-    group_packs(c); /* before counting: a table's downloads, not its files */
+    c->feed = &f;
+    start_downloads(c); /* groups the files of a pack first: a table's downloads are counted */
     for (size_t i = 0; i < c->n_plan; i++)
         f.left[c->plan[i].table]++;
     for (size_t t = 0; t < c->m.n_tables; t++)
         if (staged[t] && !f.left[t])
             f.ready[f.n_ready++] = t; /* nothing to download */
-    c->feed = &f;
-    start_downloads(c);
     pthread_t thread;
     bool threaded = cs_job_thread_create(&thread, download_thread, c) == 0;
     if (!threaded)

@@ -842,6 +842,19 @@ static void test_tee(void **state)
     cs_buf_free(&next_buf);
 }
 
+/* Close the split sink, compare its three outs' buffers with want, free all. */
+static void close_split(cs_sink *sp, cs_buf b[3], const char *const want[3])
+{
+    cs_err e;
+    cs_err_clear(&e);
+    assert_int_equal(cs_sink_close(sp, &e), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(cs_buf_str(&b[i]), want[i]);
+        cs_buf_free(&b[i]);
+    }
+    cs_sink_free(sp);
+}
+
 /* The split sink gives each range its bytes whatever the writes' sizes,
  * closes each out as its range ends, and fails when the stream ends early. */
 static void test_split(void **state)
@@ -869,13 +882,7 @@ static void test_split(void **state)
             assert_int_equal(outs[1]->closed, at + n >= 9);
             assert_int_equal(outs[2]->closed, at + n >= 20);
         }
-        assert_int_equal(cs_sink_close(sp, &e), 0);
-        assert_string_equal(cs_buf_str(&b[0]), "234");
-        assert_string_equal(cs_buf_str(&b[1]), "5678");
-        assert_string_equal(cs_buf_str(&b[2]), "cdefghij");
-        cs_sink_free(sp);
-        for (size_t i = 0; i < 3; i++)
-            cs_buf_free(&b[i]);
+        close_split(sp, b, (const char *const[]){ "234", "5678", "cdefghij" });
     }
 
     /* The stream ends inside a range: close names it. */
@@ -911,13 +918,7 @@ static void test_split(void **state)
         assert_non_null(sp);
         for (size_t at = 0; at < len; at += cut)
             assert_int_equal(cs_sink_write(sp, stream + at, len - at < cut ? len - at : cut, &e), 0);
-        assert_int_equal(cs_sink_close(sp, &e), 0);
-        assert_string_equal(cs_buf_str(&o[0]), "3456");
-        assert_string_equal(cs_buf_str(&o[1]), "3456");
-        assert_string_equal(cs_buf_str(&o[2]), "56789a");
-        cs_sink_free(sp);
-        for (size_t i = 0; i < 3; i++)
-            cs_buf_free(&o[i]);
+        close_split(sp, o, (const char *const[]){ "3456", "3456", "56789a" });
     }
 
     /* Unsorted or empty ranges are refused (the outs freed). */
