@@ -404,7 +404,7 @@ static int store_one(void *arg, size_t i, cs_err *e)
     if (rc)
         goto out;
     head = cs_count_filter_new(head, &f->stored);
-    head = cs_zstd_compress_new(head, c->is_data[i] ? CS_ZSTD_LEVEL_STORE : 1, e);
+    head = cs_zstd_compress_new(head, c->is_data[i] ? CS_ZSTD_LEVEL_STORE : 1, 0, e);
     if (!head) {
         rc = e->code;
         goto out;

@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include <sodium.h>
-/* ZSTD_d_forceIgnoreChecksum is an "experimental" parameter of libzstd
- * (>= 1.4.7; Debian 12 has 1.5.4): a value of the stable
- * ZSTD_DCtx_setParameter, which a libzstd without it refuses (see
- * cs_zstd_decompress_new). */
+/* ZSTD_d_forceIgnoreChecksum and ZSTD_c_srcSizeHint are "experimental"
+ * parameters of libzstd (>= 1.4.7; Debian 12 has 1.5.4): values of the
+ * stable ZSTD_[CD]Ctx_setParameter, which a libzstd without them refuses
+ * (see cs_zstd_decompress_new and cs_zstd_compress_new). */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
@@ -473,7 +473,7 @@ static cs_sink *zstd_store_new(cs_sink *next)
     return &z->base;
 }
 
-cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
+cs_sink *cs_zstd_compress_new(cs_sink *next, int level, uint64_t size_hint, cs_err *e)
 {
     zc_filter *z = NULL;
     if (!next) {
@@ -504,6 +504,9 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e)
         cs_err_set(e, CS_E_INVAL, "cannot set up zstd compression: %s", ZSTD_getErrorName(r));
         goto fail;
     }
+    if (size_hint > 0) /* a hint only: a libzstd without it compresses as before */
+        (void)ZSTD_CCtx_setParameter(z->zc, ZSTD_c_srcSizeHint,
+                                     size_hint < (uint64_t)ZSTD_SRCSIZEHINT_MAX ? (int)size_hint : ZSTD_SRCSIZEHINT_MAX);
     z->out_cap = ZSTD_CStreamOutSize();
     z->out = cs_malloc(z->out_cap);
     return &z->base;

@@ -78,8 +78,14 @@ cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job);
  * object is checked against its content hash anyway (cs_hash_verify_new,
  * in cs_ops_fetch_object), so that checksum was a second hash of every
  * byte, backup and restore each (about 0.1 CPU-s per GiB each way).
- * Objects written before carry it; both kinds are ordinary zstd frames. */
-cs_sink *cs_zstd_compress_new(cs_sink *next, int level, cs_err *e);
+ * Objects written before carry it; both kinds are ordinary zstd frames.
+ * size_hint: the size the input is expected to have, 0 if unknown. zstd
+ * sizes its window and tables to it (a 4 KiB file: an 86 KB context, not
+ * the 1.4 MB of level 1's default), which keeps a backup's ~1000 small
+ * files from churning the allocator (bench/README.md, "Memory"). Only a
+ * hint: any size of input is compressed whole, and the frames are
+ * ordinary, with a window no larger than the input needs. */
+cs_sink *cs_zstd_compress_new(cs_sink *next, int level, uint64_t size_hint, cs_err *e);
 
 /* zstd decompress; close fails with CS_E_CORRUPT when the input ends in the
  * middle of a frame (a truncated object is an error, never a short file).

@@ -115,7 +115,7 @@ static int store_once(const backup_ctx *c, const cs_mtable *t, const char *path,
         goto out;
     memcpy(f->object, cs_upload_object(up), CS_OBJECT_ID_HEX);
     head = cs_count_filter_new(writer, &f->stored);
-    head = cs_zstd_compress_new(head, level, e);
+    head = cs_zstd_compress_new(head, level, f->size, e);
     if (!head) {
         rc = e->code;
         goto out;
@@ -239,7 +239,7 @@ static int store_member(const backup_ctx *c, store_job *j, cs_mfile *f, cs_sink 
     uint64_t at = *stored, n = 0;
     cs_hash_result hash;
     /* The frame ends when this chain closes; down and whole go on. */
-    cs_sink *head = cs_zstd_compress_new(cs_tee_new(down, NULL), level, e);
+    cs_sink *head = cs_zstd_compress_new(cs_tee_new(down, NULL), level, f->size, e);
     int rc = head ? 0 : e->code;
     if (!rc) {
         head = cs_tee_new(whole, head);

@@ -16,6 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader */
 #include <zstd.h>
 
 #include "common/buf.h"
@@ -107,7 +108,7 @@ static void compress_to_buf(const void *p, size_t n, cs_buf *out)
 {
     cs_err e;
     cs_err_clear(&e);
-    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), 3, &e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), 3, 0, &e);
     assert_non_null(s);
     assert_int_equal(cs_sink_write(s, p, n, &e), 0);
     assert_int_equal(cs_sink_close(s, &e), 0);
@@ -241,7 +242,7 @@ static void roundtrip(const char *dir, size_t n, int level)
     cs_sink *file = cs_file_sink_new(path, 0600, &e);
     assert_non_null(file);
     cs_sink *chain = cs_hash_filter_new(
-        cs_zstd_compress_new(cs_count_filter_new(file, &compressed), level, &e), &wh);
+        cs_zstd_compress_new(cs_count_filter_new(file, &compressed), level, 0, &e), &wh);
     assert_int_equal(write_chunked(chain, data, n, &e), 0);
     assert_true(cs_exists(partial));
     assert_false(cs_exists(path));
@@ -330,7 +331,7 @@ static void test_zstd_store_frame(void **state)
         cs_buf z = CS_BUF_INIT;
         cs_err e;
         cs_err_clear(&e);
-        cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, &e);
+        cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, 0, &e);
         assert_non_null(s);
         assert_int_equal(write_chunked(s, data, n, &e), 0);
         assert_int_equal(cs_sink_close(s, &e), 0);
@@ -396,7 +397,7 @@ static void test_zstd_store_cuts(void **state)
                 cs_sink *next = cs_buf_sink_new(&z, SIZE_MAX);
                 if (counted)
                     next = cs_count_filter_new(next, &count);
-                cs_sink *s = cs_zstd_compress_new(next, CS_ZSTD_LEVEL_STORE, &e);
+                cs_sink *s = cs_zstd_compress_new(next, CS_ZSTD_LEVEL_STORE, 0, &e);
                 assert_non_null(s);
                 for (size_t off = 0, k = 0; off < n; k++) {
                     size_t w = cuts[c].c[k % cuts[c].n] < n - off ? cuts[c].c[k % cuts[c].n] : n - off;
@@ -495,7 +496,7 @@ static void test_zstd_store_decode(void **state)
     cs_buf z = CS_BUF_INIT, want = CS_BUF_INIT, lib = CS_BUF_INIT;
     cs_err e;
     cs_err_clear(&e);
-    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, &e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), CS_ZSTD_LEVEL_STORE, 0, &e);
     assert_int_equal(write_chunked(s, data, n, &e), 0);
     assert_int_equal(cs_sink_close(s, &e), 0);
     cs_sink_free(s);
@@ -642,7 +643,7 @@ static void new_frame(const uint8_t *data, size_t n, int level, cs_buf *out)
 {
     cs_err e;
     cs_err_clear(&e);
-    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, &e);
+    cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(out, SIZE_MAX), level, 0, &e);
     assert_non_null(s);
     assert_int_equal(write_chunked(s, data, n, &e), 0);
     assert_int_equal(cs_sink_close(s, &e), 0);
@@ -776,7 +777,7 @@ static void test_file_sink_abort(void **state)
     cs_err e;
     cs_err_clear(&e);
     char *path = cs_path_join(f->dir, "aborted");
-    cs_sink *s = cs_zstd_compress_new(cs_file_sink_new(path, 0600, &e), 3, &e);
+    cs_sink *s = cs_zstd_compress_new(cs_file_sink_new(path, 0600, &e), 3, 0, &e);
     assert_non_null(s);
     assert_int_equal(cs_sink_write(s, "some bytes", 10, &e), 0);
     assert_int_equal(count_entries(f->dir), 1);
@@ -973,11 +974,11 @@ static void test_buf_null_count(void **state)
 
     /* A bad level fails and frees next (the leak checkers would see it). */
     cs_err_clear(&e);
-    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 0, &e));
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 0, 0, &e));
     assert_int_equal(e.code, CS_E_INVAL);
-    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 20, &e));
-    assert_null(cs_zstd_compress_new(cs_null_sink_new(), CS_ZSTD_LEVEL_STORE - 1, &e));
-    assert_null(cs_zstd_compress_new(NULL, 3, &e));
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), 20, 0, &e));
+    assert_null(cs_zstd_compress_new(cs_null_sink_new(), CS_ZSTD_LEVEL_STORE - 1, 0, &e));
+    assert_null(cs_zstd_compress_new(NULL, 3, 0, &e));
     assert_null(cs_zstd_decompress_new(NULL, &e));
 }
 
@@ -1067,6 +1068,128 @@ static void test_pump_errors(void **state)
     cs_sink_free(s);
     free(data);
     free(path);
+}
+
+/* The pump reads a small file with a buffer sized to it (io_chunk_size):
+ * every size around the aligned block edges and IO_CHUNK comes through
+ * whole, read with direct I/O (cs_open_stream) where the file system has it. */
+static void test_pump_sizes(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 8191, 65536, (1u << 20) - 1, 1u << 20,
+                                    (1u << 20) + 1, (3u << 20) + 5 };
+    char *path = cs_path_join(f->dir, "in");
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *data = make_data(n, (uint32_t)n);
+        assert_int_equal(cs_write_file_atomic(path, data, n, 0600, &e), 0);
+        int fd = cs_open_stream(path, &e);
+        assert_true(fd >= 0);
+        cs_buf b = CS_BUF_INIT;
+        cs_sink *s = cs_buf_sink_new(&b, SIZE_MAX);
+        uint64_t nread = 0;
+        if (cs_pump_fd(fd, s, &nread, &e))
+            fail_msg("pump of %zu bytes: %s", n, e.msg);
+        close(fd);
+        assert_int_equal(nread, n);
+        assert_int_equal(b.len, n);
+        if (n)
+            assert_memory_equal(b.data, data, n);
+        cs_sink_free(s);
+        cs_buf_free(&b);
+        free(data);
+    }
+    free(path);
+}
+
+/* A sink that appends to a file the first time it is written to: the file
+ * grows while the pump reads it. */
+typedef struct grow_sink {
+    cs_sink base;
+    cs_buf *out;
+    const char *path;
+    const uint8_t *more;
+    size_t more_n;
+} grow_sink;
+
+static int grow_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
+{
+    (void)e;
+    grow_sink *g = (grow_sink *)s;
+    cs_buf_add(g->out, p, n);
+    if (g->more) {
+        FILE *fp = fopen(g->path, "ab");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(g->more, 1, g->more_n, fp), g->more_n);
+        fclose(fp);
+        g->more = NULL;
+    }
+    return 0;
+}
+static const cs_sink_ops grow_ops = { grow_write, where_close, where_free };
+
+/* A file that grows after the pump sized its buffer is still read whole. */
+static void test_pump_growing_file(void **state)
+{
+    fixture *f = *state;
+    cs_err e;
+    cs_err_clear(&e);
+    uint8_t *data = make_data(300000, 11);
+    char *path = cs_path_join(f->dir, "grows");
+    assert_int_equal(cs_write_file_atomic(path, data, 5000, 0600, &e), 0);
+    int fd = open(path, O_RDONLY); /* through the page cache: the appends show at once */
+    assert_true(fd >= 0);
+    cs_buf b = CS_BUF_INIT;
+    grow_sink *g = calloc(1, sizeof *g);
+    *g = (grow_sink){ .base.ops = &grow_ops, .out = &b, .path = path, .more = data + 5000, .more_n = 300000 - 5000 };
+    uint64_t nread = 0;
+    assert_int_equal(cs_pump_fd(fd, &g->base, &nread, &e), 0);
+    close(fd);
+    assert_int_equal(nread, 300000);
+    assert_int_equal(b.len, 300000);
+    assert_memory_equal(b.data, data, 300000);
+    cs_sink_free(&g->base);
+    cs_buf_free(&b);
+    free(path);
+    free(data);
+}
+
+/* zstd's size hint: frames of small input get a window no larger than it
+ * needs; input larger or smaller than the hint is compressed whole. */
+static void test_zstd_size_hint(void **state)
+{
+    (void)state;
+    cs_err e;
+    cs_err_clear(&e);
+    static const struct { size_t n; uint64_t hint; } cases[] = {
+        { 4000, 4000 }, { 4000, 0 }, { 300000, 4000 }, { 4000, 1u << 20 }, { 0, 4000 }, { 2000000, 2000000 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = cases[i].n;
+        uint8_t *data = make_data(n, (uint32_t)i + 5);
+        cs_buf z = CS_BUF_INIT, back = CS_BUF_INIT;
+        cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), 1, cases[i].hint, &e);
+        assert_non_null(s);
+        assert_int_equal(write_chunked(s, data, n, &e), 0);
+        assert_int_equal(cs_sink_close(s, &e), 0);
+        cs_sink_free(s);
+        ZSTD_frameHeader h;
+        assert_int_equal(ZSTD_getFrameHeader(&h, z.data, z.len), 0);
+        if (cases[i].hint == 4000 && n <= 4000)
+            assert_true(h.windowSize <= 4096); /* level 1's default: 512 KiB */
+        cs_sink *d = cs_zstd_decompress_new(cs_buf_sink_new(&back, SIZE_MAX), &e);
+        assert_int_equal(cs_sink_write(d, z.data, z.len, &e), 0);
+        assert_int_equal(cs_sink_close(d, &e), 0);
+        cs_sink_free(d);
+        assert_int_equal(back.len, n);
+        if (n)
+            assert_memory_equal(back.data, data, n);
+        cs_buf_free(&z);
+        cs_buf_free(&back);
+        free(data);
+    }
 }
 
 /* Pages of path from byte 256 KiB on in the page cache (mincore), without
@@ -1177,6 +1300,9 @@ int main(void)
         cmocka_unit_test(test_tee),
         cmocka_unit_test(test_split),
         cmocka_unit_test_setup_teardown(test_pump_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pump_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pump_growing_file, setup, teardown),
+        cmocka_unit_test(test_zstd_size_hint),
         cmocka_unit_test(test_hash_verify_stops_at_excess),
         cmocka_unit_test(test_progress_filter),
     };

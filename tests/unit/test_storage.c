@@ -332,7 +332,7 @@ static void test_stream_large(void **state)
     cs_sink *w = NULL;
     cs_hash_result wh, rh;
     assert_int_equal(cs_storage_put(st, "objects/12/large", 0, &w, &e), 0);
-    cs_sink *chain = cs_hash_filter_new(cs_zstd_compress_new(w, 3, &e), &wh);
+    cs_sink *chain = cs_hash_filter_new(cs_zstd_compress_new(w, 3, 0, &e), &wh);
     for (size_t off = 0; off < n; off += 100000)
         assert_int_equal(cs_sink_write(chain, data + off, n - off < 100000 ? n - off : 100000, &e), 0);
     assert_list(st, "objects/", ""); /* invisible until closed */
@@ -564,7 +564,7 @@ static void test_writer_abort(void **state)
     cs_err_clear(&e);
     cs_sink *w = NULL;
     assert_int_equal(cs_storage_put(st, "a/b/c", 0, &w, &e), 0);
-    cs_sink *chain = cs_zstd_compress_new(w, 3, &e);
+    cs_sink *chain = cs_zstd_compress_new(w, 3, 0, &e);
     assert_int_equal(cs_sink_write(chain, "data", 4, &e), 0);
     assert_int_equal(count_tree(f->root), 1);
     cs_sink_free(chain);

@@ -323,7 +323,7 @@ static outcome store(fixture *f, cs_uploads *u, const cs_upload_file *uf, const 
     cs_sink *w = NULL, *head = NULL;
     o.rc = cs_upload_open(u, uf, &up, &w, &o.e);
     if (!o.rc) {
-        head = cs_zstd_compress_new(w, uf->zstd_level, &o.e);
+        head = cs_zstd_compress_new(w, uf->zstd_level, 0, &o.e);
         o.rc = head ? 0 : o.e.code;
     }
     for (size_t off = 0; !o.rc && off < len; off += 100000)
