@@ -290,12 +290,21 @@ cs_sink *cs_progress_filter_new(cs_sink *next, cs_job *job)
 
 /* ---- zstd compress ------------------------------------------------------ */
 
+/* The header of the "store" frames (below): libzstd's frames must never
+ * begin with it (window_safe_hint). */
+static const uint8_t raw_frame_header[] = {
+    0x28, 0xb5, 0x2f, 0xfd, /* magic number */
+    0x00,                   /* descriptor: no checksum, no size, no dictionary, not single segment */
+    (17 - 10) << 3,         /* window descriptor: 2^17 bytes, one block */
+};
+
 typedef struct zc_filter {
     cs_sink base;
     cs_sink *next;
     ZSTD_CStream *zc;
     uint8_t *out;
     size_t out_cap;
+    bool started; /* the frame's header went to next */
 } zc_filter;
 
 static int zc_run(zc_filter *z, const uint8_t *p, size_t n, ZSTD_EndDirective mode, cs_err *e)
@@ -306,6 +315,14 @@ static int zc_run(zc_filter *z, const uint8_t *p, size_t n, ZSTD_EndDirective mo
         size_t r = ZSTD_compressStream2(z->zc, &ob, &in, mode);
         if (ZSTD_isError(r))
             return cs_err_set(e, CS_E_IO, "zstd compression failed: %s", ZSTD_getErrorName(r));
+        if (ob.pos > 0 && !z->started) {
+            /* The header comes whole in the first output (out_cap is
+             * libzstd's recommended size). Read back as a store frame, this
+             * frame would be refused: stop instead of storing it. */
+            if (ob.pos >= sizeof raw_frame_header && !memcmp(z->out, raw_frame_header, sizeof raw_frame_header))
+                return cs_err_set(e, CS_E_IO, "zstd wrote a frame header that reads as a stored frame");
+            z->started = true;
+        }
         if (ob.pos > 0) {
             int rc = cs_sink_write(z->next, z->out, ob.pos, e);
             if (rc)
@@ -359,11 +376,6 @@ static const cs_sink_ops zc_ops = { zc_write, zc_close, zc_free };
 #define RAW_BLOCKS 8                   /* blocks per gathered write to next */
 #define RAW_HDR 3                      /* a block header */
 
-static const uint8_t raw_frame_header[] = {
-    0x28, 0xb5, 0x2f, 0xfd, /* magic number */
-    0x00,                   /* descriptor: no checksum, no size, no dictionary, not single segment */
-    (17 - 10) << 3,         /* window descriptor: 2^17 bytes, one block */
-};
 
 typedef struct zraw_filter {
     cs_sink base;
@@ -473,6 +485,24 @@ static cs_sink *zstd_store_new(cs_sink *next)
     return &z->base;
 }
 
+/* The size hint given to libzstd for an input of about size bytes. libzstd
+ * sizes its window to the hint: 2^10 up to the input's size rounded up to a
+ * power of two. A frame with a 2^17 window, no checksum and no content size
+ * has raw_frame_header's exact bytes, and every decoder of ours (older
+ * cassette versions too) reads such a frame as a "store" frame and refuses
+ * its compressed blocks. So an input of 64 KiB to 128 KiB is hinted as
+ * just over 128 KiB (a 2^18 window); below, the window is 2^16 at most;
+ * above, 2^18 at least (every level's parameters for inputs up to 256 KiB
+ * have windowLog 18, and libzstd only shrinks it to the input). zc_run
+ * checks each frame's header all the same. */
+static int window_safe_hint(uint64_t size)
+{
+    const uint64_t store_window = (uint64_t)1 << 17;
+    if (size > store_window / 2 && size <= store_window)
+        size = store_window + 1;
+    return size < (uint64_t)ZSTD_SRCSIZEHINT_MAX ? (int)size : ZSTD_SRCSIZEHINT_MAX;
+}
+
 cs_sink *cs_zstd_compress_new(cs_sink *next, int level, uint64_t size_hint, cs_err *e)
 {
     zc_filter *z = NULL;
@@ -505,8 +535,7 @@ cs_sink *cs_zstd_compress_new(cs_sink *next, int level, uint64_t size_hint, cs_e
         goto fail;
     }
     if (size_hint > 0) /* a hint only: a libzstd without it compresses as before */
-        (void)ZSTD_CCtx_setParameter(z->zc, ZSTD_c_srcSizeHint,
-                                     size_hint < (uint64_t)ZSTD_SRCSIZEHINT_MAX ? (int)size_hint : ZSTD_SRCSIZEHINT_MAX);
+        (void)ZSTD_CCtx_setParameter(z->zc, ZSTD_c_srcSizeHint, window_safe_hint(size_hint));
     z->out_cap = ZSTD_CStreamOutSize();
     z->out = cs_malloc(z->out_cap);
     return &z->base;

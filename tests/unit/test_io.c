@@ -1192,6 +1192,52 @@ static void test_zstd_size_hint(void **state)
     }
 }
 
+/* No size hint makes libzstd write the header of a "store" frame (a 2^17
+ * window, no checksum, no content size), which every decoder of ours reads
+ * as stored blocks and then refuses: sizes at every power-of-two edge, at
+ * the levels a backup may use; each frame reads back whole, through our
+ * decoder and through libzstd's. */
+static void test_zstd_hint_never_store_header(void **state)
+{
+    (void)state;
+    static const int levels[] = { -5, -1, 1, 2, 3, 6, 9, 19 };
+    uint8_t *data = make_data(300000, 9);
+    for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+        for (unsigned k = 0; k <= 21; k++) {
+            for (int d = -1; d <= 1; d++) {
+                uint64_t hint = ((uint64_t)1 << k) + (uint64_t)(int64_t)d;
+                if (hint == 0)
+                    continue;
+                size_t n = hint < 300000 ? (size_t)hint : 300000;
+                cs_err e;
+                cs_err_clear(&e);
+                cs_buf z = CS_BUF_INIT, back = CS_BUF_INIT;
+                cs_sink *s = cs_zstd_compress_new(cs_buf_sink_new(&z, SIZE_MAX), levels[l], hint, &e);
+                assert_non_null(s);
+                if (cs_sink_write(s, data, n, &e) || cs_sink_close(s, &e))
+                    fail_msg("level %d, hint %llu: %s", levels[l], (unsigned long long)hint, e.msg);
+                cs_sink_free(s);
+                assert_true(z.len >= sizeof store_header);
+                if (!memcmp(z.data, store_header, sizeof store_header))
+                    fail_msg("level %d, hint %llu: a store frame's header", levels[l], (unsigned long long)hint);
+                cs_sink *dz = cs_zstd_decompress_new(cs_buf_sink_new(&back, SIZE_MAX), &e);
+                if (cs_sink_write(dz, z.data, z.len, &e) || cs_sink_close(dz, &e))
+                    fail_msg("level %d, hint %llu: read back: %s", levels[l], (unsigned long long)hint, e.msg);
+                cs_sink_free(dz);
+                assert_int_equal(back.len, n);
+                assert_memory_equal(back.data, data, n);
+                uint8_t *lib = malloc(n + 1);
+                assert_int_equal(ZSTD_decompress(lib, n + 1, z.data, z.len), n);
+                assert_memory_equal(lib, data, n);
+                free(lib);
+                cs_buf_free(&z);
+                cs_buf_free(&back);
+            }
+        }
+    }
+    free(data);
+}
+
 /* Pages of path from byte 256 KiB on in the page cache (mincore), without
  * reading them. Not the first ones: valgrind reads a mapped file's start. */
 #define RESIDENT_FROM ((size_t)256 << 10)
@@ -1303,6 +1349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pump_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pump_growing_file, setup, teardown),
         cmocka_unit_test(test_zstd_size_hint),
+        cmocka_unit_test(test_zstd_hint_never_store_header),
         cmocka_unit_test(test_hash_verify_stops_at_excess),
         cmocka_unit_test(test_progress_filter),
     };
