@@ -376,7 +376,6 @@ static const cs_sink_ops zc_ops = { zc_write, zc_close, zc_free };
 #define RAW_BLOCKS 8                   /* blocks per gathered write to next */
 #define RAW_HDR 3                      /* a block header */
 
-
 typedef struct zraw_filter {
     cs_sink base;
     cs_sink *next;
