@@ -203,9 +203,10 @@ int cs_nodetool_clearsnapshot(cs_nodetool *nt, const char *tag, const cs_strlist
 
 int cs_nodetool_import(cs_nodetool *nt, const char *ks, const char *table, const char *dir, cs_err *e)
 {
-    /* --no-verify: restore has checked every file's BLAKE2b against the hash
-     * taken when the node's own file was backed up, which is stronger than
-     * Cassandra re-reading its checksums (and costs the node no I/O). */
+    /* --no-verify: restore has checked every file's content hash (SHA-256;
+     * BLAKE2b in old manifests) against the one taken when the node's own
+     * file was backed up, which is stronger than Cassandra re-reading its
+     * checksums (and costs the node no I/O). */
     const char *args[] = { "import", "--no-verify", ks, table, dir, NULL };
     cs_proc_result res;
     int rc = cs_nodetool_run(nt, args, &res, e);
