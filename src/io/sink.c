@@ -94,11 +94,12 @@ static bool drop_direct(int fd)
     return flags >= 0 && (flags & O_DIRECT) && fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0;
 }
 
-/* An IO_CHUNK buffer, or NULL. */
-static uint8_t *io_chunk_new(void)
+/* A buffer of size bytes (a multiple of IO_ALIGN) aligned for direct I/O,
+ * or NULL. */
+static uint8_t *io_chunk_new(size_t size)
 {
     void *mem = NULL;
-    return posix_memalign(&mem, IO_ALIGN, IO_CHUNK) == 0 ? mem : NULL;
+    return posix_memalign(&mem, IO_ALIGN, size) == 0 ? mem : NULL;
 }
 
 /* The pump's read size for fd: IO_CHUNK, or less for a smaller regular
@@ -118,10 +119,9 @@ static size_t io_chunk_size(int fd)
 int cs_pump_fd(int fd, cs_sink *s, uint64_t *nread, cs_err *e)
 {
     size_t size = io_chunk_size(fd);
-    void *mem = NULL; /* direct I/O (cs_open_stream) reads into it */
-    if (posix_memalign(&mem, IO_ALIGN, size) != 0)
+    uint8_t *chunk = io_chunk_new(size); /* direct I/O (cs_open_stream) reads into it */
+    if (!chunk)
         return cs_err_set(e, CS_E_NOMEM, "out of memory");
-    uint8_t *chunk = mem;
     int rc = 0;
     for (;;) {
         if (cs_cancel_requested()) { /* a safe point: between two writes */
@@ -218,7 +218,7 @@ static int file_write(cs_sink *s, const uint8_t *p, size_t n, cs_err *e)
     file_sink *f = (file_sink *)s;
     if (f->fd < 0)
         return cs_err_set(e, CS_E_IO, "cannot write %s: file already closed", f->path);
-    if ((f->flags & CS_FILE_DIRECT) && !f->buf && !(f->buf = io_chunk_new()))
+    if ((f->flags & CS_FILE_DIRECT) && !f->buf && !(f->buf = io_chunk_new(IO_CHUNK)))
         return cs_err_set(e, CS_E_NOMEM, "out of memory");
     int rc = f->flags & CS_FILE_DIRECT ? direct_write(f, p, n) : write_all(f->fd, p, n);
     if (rc != 0)
