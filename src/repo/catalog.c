@@ -222,7 +222,6 @@ static char *signature(const cs_backup_files *f)
 
 /* A catalog row as far as sync cares. */
 typedef struct cat_row {
-    int64_t id;
     char *name, *host, *sig;
     int level;
     int refs;          /* where its references came from (0 none, 1 index, 2 manifest) */
@@ -232,7 +231,7 @@ typedef struct cat_row {
 static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
 {
     sqlite3_stmt *st = prepare(c,
-                               "SELECT id, name, host_id, sig, level, refs, committed FROM backups"
+                               "SELECT name, host_id, sig, level, refs, committed FROM backups"
                                " ORDER BY name, host_id",
                                e);
     if (!st)
@@ -243,13 +242,12 @@ static int load_rows(cs_catalog *c, cat_row **out, size_t *n, cs_err *e)
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         rows = cs_realloc(rows, (count + 1) * sizeof *rows);
         cat_row *r = &rows[count++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->name = cs_strdup(cs_sqlite_col_text(st, 1));
-        r->host = cs_strdup(cs_sqlite_col_text(st, 2));
-        r->sig = cs_strdup(cs_sqlite_col_text(st, 3));
-        r->level = sqlite3_column_int(st, 4);
-        r->refs = sqlite3_column_int(st, 5);
-        r->committed = sqlite3_column_int(st, 6) != 0;
+        r->name = cs_strdup(cs_sqlite_col_text(st, 0));
+        r->host = cs_strdup(cs_sqlite_col_text(st, 1));
+        r->sig = cs_strdup(cs_sqlite_col_text(st, 2));
+        r->level = sqlite3_column_int(st, 3);
+        r->refs = sqlite3_column_int(st, 4);
+        r->committed = sqlite3_column_int(st, 5) != 0;
     }
     int rc = step == SQLITE_DONE ? 0 : db_err(c, e, "read");
     sqlite3_finalize(st);
@@ -268,14 +266,20 @@ static void free_rows(cat_row *rows, size_t n)
     free(rows);
 }
 
-static int forget_row(cs_catalog *c, int64_t id, cs_err *e)
+/* Drop backup (name, host) and its references, if the catalog has it. By
+ * name, not by a row id read earlier: another process syncing the same
+ * catalog (the server's housekeeping beside a task) may have replaced the
+ * row since, under a new id. */
+static int forget_row(cs_catalog *c, const char *name, const char *host, cs_err *e)
 {
+#define THE_ROW "(SELECT id FROM backups WHERE name = ?1 AND host_id = ?2)"
     static const char *const sql[] = {
-        "DELETE FROM objects WHERE nrefs <= 1 AND id IN (SELECT object FROM refs WHERE backup = ?1)",
-        "UPDATE objects SET nrefs = nrefs - 1 WHERE id IN (SELECT object FROM refs WHERE backup = ?1)",
-        "DELETE FROM refs WHERE backup = ?1",
-        "DELETE FROM backups WHERE id = ?1",
+        "DELETE FROM objects WHERE nrefs <= 1 AND id IN (SELECT object FROM refs WHERE backup = " THE_ROW ")",
+        "UPDATE objects SET nrefs = nrefs - 1 WHERE id IN (SELECT object FROM refs WHERE backup = " THE_ROW ")",
+        "DELETE FROM refs WHERE backup = " THE_ROW,
+        "DELETE FROM backups WHERE name = ?1 AND host_id = ?2",
     };
+#undef THE_ROW
     int rc = cs_catalog_begin(c, e);
     for (size_t i = 0; !rc && i < sizeof sql / sizeof sql[0]; i++) {
         sqlite3_stmt *st = prepare(c, sql[i], e);
@@ -283,7 +287,8 @@ static int forget_row(cs_catalog *c, int64_t id, cs_err *e)
             rc = e->code;
             break;
         }
-        sqlite3_bind_int64(st, 1, id);
+        cs_sqlite_bind_text(st, 1, name);
+        cs_sqlite_bind_text(st, 2, host);
         rc = step_done(c, st, e);
         sqlite3_finalize(st);
     }
@@ -431,15 +436,14 @@ static int insert_refs(cs_catalog *c, const cs_backup_info *info, int64_t id, cs
 }
 
 /* (Re)read one backup of the repository into the catalog. */
-static int load_backup(cs_catalog *c, cs_repo *repo, const cs_backup_files *f, const cat_row *old,
-                       cs_load_level level, cs_err *e)
+static int load_backup(cs_catalog *c, cs_repo *repo, const cs_backup_files *f, cs_load_level level, cs_err *e)
 {
     cs_backup_info info;
     int rc = cs_repo_load_backup(repo, f, level, &info, e);
     if (rc == CS_E_NOTFOUND) {
         /* Deleted since the listing (a purge, or the backup finished). */
         cs_err_clear(e);
-        return old ? forget_row(c, old->id, e) : 0;
+        return forget_row(c, f->name, f->host, e);
     }
     if (rc)
         return rc;
@@ -447,8 +451,8 @@ static int load_backup(cs_catalog *c, cs_repo *repo, const cs_backup_files *f, c
         cs_debug("backup %s of %s is damaged: %s", f->name, f->host, info.entry.damage);
     int64_t id = 0;
     rc = cs_catalog_begin(c, e);
-    if (!rc && old)
-        rc = forget_row(c, old->id, e);
+    if (!rc) /* whatever row it has now: another sync may have added one since the listing */
+        rc = forget_row(c, f->name, f->host, e);
     if (!rc)
         rc = insert_row(c, &info, f, level, &id, e);
     if (!rc)
@@ -497,17 +501,20 @@ int cs_catalog_sync(cs_catalog *c, cs_repo *repo, cs_load_level level, cs_err *e
         cs_backup_files *b = i < n_files ? &files[i] : NULL;
         if (b && cmp <= 0 && cs_backup_files_is_leftover(b)) {
             /* A summary or index alone: the rest was deleted (a purge under way). */
-            if (cmp == 0)
-                rc = forget_row(c, rows[j++].id, e);
+            if (cmp == 0) {
+                rc = forget_row(c, rows[j].name, rows[j].host, e);
+                j++;
+            }
             i++;
         } else if (cmp < 0) {
-            rc = load_backup(c, repo, b, NULL, level, e);
+            rc = load_backup(c, repo, b, level, e);
             i++;
         } else if (cmp > 0) {
-            rc = forget_row(c, rows[j++].id, e);
+            rc = forget_row(c, rows[j].name, rows[j].host, e);
+            j++;
         } else {
             if (!row_is_current(&rows[j], b, level, readable))
-                rc = load_backup(c, repo, b, &rows[j], level, e);
+                rc = load_backup(c, repo, b, level, e);
             i++;
             j++;
         }
@@ -568,19 +575,7 @@ int cs_catalog_backups(cs_catalog *c, cs_backup_entry **out, size_t *n, cs_err *
 
 int cs_catalog_forget(cs_catalog *c, const char *name, const char *host_id, cs_err *e)
 {
-    sqlite3_stmt *st = prepare(c, "SELECT id FROM backups WHERE name = ?1 AND host_id = ?2", e);
-    if (!st)
-        return e->code;
-    cs_sqlite_bind_text(st, 1, name);
-    cs_sqlite_bind_text(st, 2, host_id);
-    int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        rc = forget_row(c, id, e);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return forget_row(c, name, host_id, e);
 }
 
 int cs_catalog_put_sets(cs_catalog *c, const cs_backup_entry *entries, size_t n, cs_err *e)

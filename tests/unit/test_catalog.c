@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -305,6 +306,71 @@ static void test_sample_rotates(void **state)
     assert_int_equal(count, 0);
 }
 
+/* One sync of the catalog at f->db through a handle of its own, in a child
+ * process: 0 when it succeeded. */
+static pid_t sync_in_child(fixture *f)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    cs_catalog *c = NULL;
+    cs_err e;
+    int rc = cs_catalog_open(f->db, f->repo, &c, &e) || cs_catalog_sync(c, f->repo, CS_LOAD_REFS, &e);
+    if (rc)
+        fprintf(stderr, "child sync: %s\n", e.msg);
+    cs_catalog_close(c);
+    _exit(rc ? 1 : 0);
+}
+
+/* Two processes sync one catalog at once (the server's housekeeping beside a
+ * task): both see new backups missing and add them; neither fails (it did:
+ * "UNIQUE constraint failed: backups.name, backups.host_id") and the catalog
+ * holds each backup once, with its references counted once. */
+static void test_concurrent_syncs(void **state)
+{
+    fixture *f = *state;
+    char ids[4][CS_OBJECT_ID_HEX];
+    new_ids(ids, 4);
+    size_t stored = 0;
+    cs_catalog_close(f->cat); /* the children sync through handles of their own */
+    f->cat = NULL;
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < 6; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "b%02d-%d", round, k);
+            store(f, name, k % 2 ? HOST_A : HOST_B, 1000 + round * 10 + k, ids, 4, true);
+            stored++;
+        }
+        pid_t a = sync_in_child(f), b = sync_in_child(f);
+        int sa = -1, sb = -1;
+        assert_int_equal(waitpid(a, &sa, 0), a);
+        assert_int_equal(waitpid(b, &sb, 0), b);
+        assert_true(WIFEXITED(sa) && WEXITSTATUS(sa) == 0);
+        assert_true(WIFEXITED(sb) && WEXITSTATUS(sb) == 0);
+    }
+    cs_err e;
+    assert_int_equal(cs_catalog_open(f->db, f->repo, &f->cat, &e), 0);
+    sync_ok(f, true);
+    cs_backup_entry *b = NULL;
+    size_t n = 0;
+    assert_int_equal(cs_catalog_backups(f->cat, &b, &n, &e), 0);
+    assert_int_equal(n, stored);
+    cs_backup_entries_free(b, n);
+    /* the references were counted once per backup: the objects stay
+     * referenced until the last backup is forgotten, and not after */
+    for (size_t i = 0; i < stored; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "b%02zu-%zu", i / 6, i % 6);
+        assert_int_equal(cs_catalog_forget(f->cat, name, i % 2 ? HOST_A : HOST_B, &e), 0);
+        assert_int_equal(cs_catalog_listing_begin(f->cat, &e), 0);
+        for (size_t k = 0; k < 4; k++)
+            assert_int_equal(cs_catalog_listing_add(f->cat, ids[k], 10, 100, &e), 0);
+        assert_int_equal(cs_catalog_listing_end(f->cat, &e), 0);
+        char out[8][CS_OBJECT_ID_HEX];
+        assert_int_equal(unreferenced(f, 1000, out, 8), i + 1 == stored ? 4 : 0);
+    }
+}
+
 /* A catalog of another repository starts over. */
 static void test_other_repository(void **state)
 {
@@ -341,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreferenced_needs_refs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_rotates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_repository, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_syncs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
